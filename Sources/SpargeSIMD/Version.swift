@@ -1,0 +1,1 @@
+public enum SpargeSIMDVersion { public static let value = "0.1" }

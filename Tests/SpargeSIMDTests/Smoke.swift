@@ -1,0 +1,2 @@
+import Testing
+@Test func smokeSIMD() { #expect(1 == 1) }
