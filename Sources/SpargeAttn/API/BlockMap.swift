@@ -1,0 +1,87 @@
+/// A block map `M[b][h][i][j]`: whether query block `i` of head `h` attends to key block `j`.
+///
+/// Stored as bytes (0 or 1) in `B,H,nq,nk` order, the layout of the GPU code's `mask`
+/// tensors, so a map read from a file can be used as is.
+public struct BlockMap: Sendable, Hashable {
+    public let batch: Int
+    public let heads: Int
+    public let queryBlocks: Int
+    public let keyBlocks: Int
+    /// `batch * heads * queryBlocks * keyBlocks` bytes, 0 or 1.
+    public var bits: [UInt8]
+
+    /// An all-zero map.
+    public init(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int) {
+        self.batch = batch
+        self.heads = heads
+        self.queryBlocks = queryBlocks
+        self.keyBlocks = keyBlocks
+        bits = [UInt8](repeating: 0, count: batch * heads * queryBlocks * keyBlocks)
+    }
+
+    /// Wraps existing bytes (any non-zero byte counts as 1).
+    public init(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int, bits: [UInt8]) throws {
+        guard batch > 0, heads > 0, queryBlocks > 0, keyBlocks > 0 else {
+            throw SpargeError.invalidBlockMap("dimensions \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks) must all be positive")
+        }
+        guard bits.count == batch * heads * queryBlocks * keyBlocks else {
+            throw SpargeError.invalidBlockMap("\(bits.count) entries for \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks); give B*H*nq*nk bytes")
+        }
+        self.batch = batch
+        self.heads = heads
+        self.queryBlocks = queryBlocks
+        self.keyBlocks = keyBlocks
+        self.bits = bits.map { $0 != 0 ? 1 : 0 }
+    }
+
+    /// A map with every block marked.
+    public static func full(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int) -> BlockMap {
+        var m = BlockMap(batch: batch, heads: heads, queryBlocks: queryBlocks, keyBlocks: keyBlocks)
+        for i in m.bits.indices { m.bits[i] = 1 }
+        return m
+    }
+
+    @inline(__always)
+    func offset(_ b: Int, _ h: Int, _ i: Int) -> Int { ((b * heads + h) * queryBlocks + i) * keyBlocks }
+
+    /// Whether block (i, j) of head h in batch b is marked.
+    public subscript(b: Int, h: Int, i: Int, j: Int) -> Bool {
+        get { bits[offset(b, h, i) + j] != 0 }
+        set { bits[offset(b, h, i) + j] = newValue ? 1 : 0 }
+    }
+
+    /// Fraction of marked blocks over all blocks (the GPU code's density for non-causal maps).
+    public var density: Double {
+        Double(bits.reduce(0) { $0 + Int($1) }) / Double(bits.count)
+    }
+
+    /// Fraction of marked blocks of head `h` (over the batch).
+    public func density(head h: Int) -> Double {
+        var marked = 0
+        for b in 0..<batch {
+            let o = offset(b, h, 0)
+            for t in 0..<(queryBlocks * keyBlocks) { marked += Int(bits[o + t]) }
+        }
+        return Double(marked) / Double(batch * queryBlocks * keyBlocks)
+    }
+
+    /// Text picture of one head's map: `#` marked, `.` skipped; one line per query block.
+    public func render(batch b: Int = 0, head h: Int) -> String {
+        var s = ""
+        for i in 0..<queryBlocks {
+            for j in 0..<keyBlocks { s.append(self[b, h, i, j] ? "#" : ".") }
+            s.append("\n")
+        }
+        return s
+    }
+
+    /// Throws unless this map fits `shape` with the given block sizes.
+    public func validate(for shape: AttentionShape, blockQ: Int, blockK: Int) throws {
+        let nq = (shape.queryLength + blockQ - 1) / blockQ
+        let nk = (shape.keyLength + blockK - 1) / blockK
+        if batch != shape.batch || heads != shape.heads || queryBlocks != nq || keyBlocks != nk {
+            throw SpargeError.invalidBlockMap(
+                "map is \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks) but \(shape) with blocks \(blockQ)x\(blockK) needs \(shape.batch)x\(shape.heads)x\(nq)x\(nk); use the same block sizes the map was made with")
+        }
+    }
+}

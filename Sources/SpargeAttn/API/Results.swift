@@ -1,0 +1,40 @@
+/// Statistics of one sparse attention call.
+public struct SparseStatistics: Sendable, Hashable {
+    /// Marked blocks over all blocks of the map (1 - sparsity).
+    public var density: Double
+    /// Marked blocks over the blocks a causal mask allows (equals `density` when not causal):
+    /// the GPU code's definition for causal attention.
+    public var allowedDensity: Double
+    /// `density` per query head (over the batch).
+    public var densityPerHead: [Double]
+    /// Marked key blocks that stage 2 visited (blocks entirely in a causal future are not).
+    public var visitedTiles: Int
+    /// Visited tiles that the stage-2 filter skipped.
+    public var skippedTiles: Int
+    /// `skippedTiles / visitedTiles` (0 when nothing was visited).
+    public var stage2SkippedFraction: Double {
+        visitedTiles == 0 ? 0 : Double(skippedTiles) / Double(visitedTiles)
+    }
+    /// Fraction of all blocks whose P.V product was computed.
+    public var computedFraction: Double
+}
+
+/// The INT8 tensors of section 3, in the GPU code's layout: `qInt8` is `B,H,Nq,D`,
+/// `qScale` is `B,H,nq`; `kInt8` is `B,Hkv,Nk,D`, `kScale` is `B,Hkv,nk`; `kMean` is
+/// `B,Hkv,D` (zero without K smoothing).
+public struct QuantizedTensors: Sendable, Hashable {
+    public var qInt8: [Int8]
+    public var qScale: [Float]
+    public var kInt8: [Int8]
+    public var kScale: [Float]
+    public var kMean: [Float]
+}
+
+/// Everything a sparse attention call produces besides the output.
+public struct SparseAttentionResult: Sendable, Hashable {
+    /// The block map used (predicted, or the caller's).
+    public var blockMap: BlockMap
+    public var statistics: SparseStatistics
+    /// The INT8 tensors, when the call asked for them.
+    public var quantized: QuantizedTensors?
+}

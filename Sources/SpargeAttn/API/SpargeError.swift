@@ -1,0 +1,28 @@
+/// Errors thrown for bad input. Each message says what is wrong and how to fix it.
+public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A size of ``AttentionShape`` is unusable.
+    case invalidShape(String)
+    /// A buffer is shorter than the shape requires.
+    case bufferTooSmall(name: String, expected: Int, actual: Int)
+    /// A hyper-parameter is out of range.
+    case invalidParameter(String)
+    /// A caller-supplied block map does not fit the shape and block sizes.
+    case invalidBlockMap(String)
+    /// An input holds NaN or infinity and the policy is to reject it.
+    case nonFiniteInput(name: String, index: Int, value: Float)
+    /// The combination of options is not supported.
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .invalidShape(let s): return "invalid shape: \(s)"
+        case .bufferTooSmall(let name, let expected, let actual):
+            return "buffer '\(name)' holds \(actual) elements but the shape needs \(expected); pass a buffer of the shape's size"
+        case .invalidParameter(let s): return "invalid parameter: \(s)"
+        case .invalidBlockMap(let s): return "invalid block map: \(s)"
+        case .nonFiniteInput(let name, let index, let value):
+            return "input '\(name)' has the non-finite value \(value) at element \(index); clean the input or set nonFinitePolicy to .propagate"
+        case .unsupported(let s): return "unsupported: \(s)"
+        }
+    }
+}

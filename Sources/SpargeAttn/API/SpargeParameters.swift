@@ -1,0 +1,126 @@
+/// How stage 1 chooses the key blocks of each query block (ALGORITHM.md section 2, step 5).
+public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
+    /// CDF mode: keep the most probable blocks whose cumulative probability stays at or below
+    /// `tau` (`cdfthreshd`), at least one.
+    case cdf(PerHead)
+    /// Top-k mode: keep `floor(topk * keyBlocks)` blocks (at least one), `topk` in (0, 1].
+    case topK(PerHead)
+
+    public var description: String {
+        switch self {
+        case .cdf(let t): return "cdf \(t)"
+        case .topK(let k): return "topk \(k)"
+        }
+    }
+}
+
+/// Which of the authors' two INT8 quantizations of Q to reproduce (ALGORITHM.md section 3).
+public enum QuantizationVariant: String, Sendable, Hashable, CaseIterable {
+    /// CUDA entry points: raw Q is quantized; scores are scaled by `s * log2(e)` afterwards.
+    case cuda
+    /// Triton example (`per_block_int8`): Q is multiplied by `s * log2(e)` before quantizing.
+    case triton
+}
+
+/// What to do with NaN or infinite inputs.
+public enum NonFinitePolicy: String, Sendable, Hashable {
+    /// Scan the inputs and throw ``SpargeError/nonFiniteInput(name:index:value:)`` (default).
+    case reject
+    /// Skip the scan; non-finite inputs give non-finite outputs.
+    case propagate
+}
+
+/// What stage 1 does with a partial last block (fewer than `blockQ`/`blockK` rows).
+public enum PartialBlockRule: String, Sendable, Hashable {
+    /// As the GPU code: a partial block is never self-similar (its zero padding normalises to
+    /// NaN and `NaN > theta` is false), so it is always computed. Default.
+    case neverSelfSimilar
+    /// Measure the partial block's self-similarity over its real rows.
+    case measure
+}
+
+/// The hyper-parameters and options of sparse attention. Defaults are those of the authors'
+/// recommended entry point `spas_sage2_attn_meansim_topk_cuda` (top-k 0.5, theta -0.1,
+/// lambda 50, blocks 128 x 64), see ``recommended``.
+public struct SpargeParameters: Sendable, Hashable {
+    /// Query block size `bq` of the block map (and of Q's quantization blocks).
+    public var blockQ: Int = 128
+    /// Key block size `bk` of the block map (and of K's quantization blocks).
+    public var blockK: Int = 64
+    /// CDF or top-k selection.
+    public var selection: BlockSelection = .topK(0.5)
+    /// `theta` (`simthreshd1`): a block is self-similar when its mean cosine similarity exceeds it.
+    public var simThreshold: PerHead = -0.1
+    /// `lambda` (`pvthreshd`): stage 2 skips a tile whose probabilities are all below
+    /// `2^-lambda` of the running row max. `.infinity` turns stage 2 off.
+    public var pvThreshold: PerHead = 50
+    /// Causal attention (requires `queryLength == keyLength` for now).
+    public var causal: Bool = false
+    /// Always keep key block 0 (the attention sink).
+    public var attentionSink: Bool = false
+    /// Subtract the mean of K over tokens before prediction and quantization.
+    public var smoothK: Bool = true
+    /// Round to fp16 where the GPU code does (inputs, K mean, smoothed K, pooled means,
+    /// normalised rows, scores, probabilities, cumulative sums): reproduces the GPU masks and
+    /// INT8 tensors bit for bit up to ties.
+    public var gpuRounding: Bool = false
+    /// CUDA-path or Triton-path INT8 quantization of Q.
+    public var quantization: QuantizationVariant = .cuda
+    /// Softmax scale; `nil` means `1 / sqrt(headDim)`.
+    public var softmaxScale: Float? = nil
+    /// Partial-block rule of stage 1.
+    public var partialBlocks: PartialBlockRule = .neverSelfSimilar
+    /// The CUDA kernels always compute the last `stage2ExemptTailBlocks` selected key blocks of
+    /// each query block whatever lambda says (their loop tail); 2 reproduces them.
+    public var stage2ExemptTailBlocks: Int = 2
+    /// NaN / infinity handling of the inputs.
+    public var nonFinitePolicy: NonFinitePolicy = .reject
+
+    public init() {}
+
+    /// `spas_sage2_attn_meansim_topk_cuda`: top-k 0.5, theta -0.1, lambda 50.
+    public static var recommended: SpargeParameters { SpargeParameters() }
+
+    /// `spas_sage2_attn_meansim_cuda`: CDF 0.98, theta 0.6, lambda 50.
+    public static var sage2CDF: SpargeParameters {
+        var p = SpargeParameters()
+        p.selection = .cdf(0.98)
+        p.simThreshold = 0.6
+        return p
+    }
+
+    /// The Triton example `spas_sage_attn_meansim`: CDF 0.96, theta 0.3, Triton quantization,
+    /// stage 2 not applied.
+    public static var triton: SpargeParameters {
+        var p = SpargeParameters()
+        p.selection = .cdf(0.96)
+        p.simThreshold = 0.3
+        p.pvThreshold = PerHead(Float.infinity)
+        p.quantization = .triton
+        return p
+    }
+
+    /// The softmax scale for a head dimension.
+    public func scale(headDim: Int) -> Float { softmaxScale ?? 1 / Float(headDim).squareRoot() }
+
+    /// Throws ``SpargeError/invalidParameter(_:)`` for out-of-range values.
+    public func validate(for shape: AttentionShape) throws {
+        if blockQ < 1 || blockQ > 1024 { throw SpargeError.invalidParameter("blockQ is \(blockQ); use 1...1024 (the GPU code uses 128 or 64)") }
+        if blockK < 1 || blockK > 1024 { throw SpargeError.invalidParameter("blockK is \(blockK); use 1...1024 (the GPU code uses 64 or 128)") }
+        try simThreshold.validate(name: "simThreshold (theta)", heads: shape.heads, { !$0.isNaN }, range: "a number (cosine similarities lie in [-1, 1])")
+        try pvThreshold.validate(name: "pvThreshold (lambda)", heads: shape.heads, { !$0.isNaN && $0 >= 0 }, range: "at least 0, or infinity to turn stage 2 off")
+        switch selection {
+        case .cdf(let t):
+            try t.validate(name: "cdf threshold (tau)", heads: shape.heads, { $0 >= 0 && $0 <= 1 }, range: "in [0, 1]")
+        case .topK(let k):
+            try k.validate(name: "topk", heads: shape.heads, { $0 > 0 && $0 <= 1 }, range: "in (0, 1]")
+        }
+        if let s = softmaxScale, !(s.isFinite && s > 0) {
+            throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
+        }
+        if stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(stage2ExemptTailBlocks); it must be at least 0") }
+        if causal && shape.queryLength != shape.keyLength {
+            throw SpargeError.unsupported("causal attention with queryLength (\(shape.queryLength)) != keyLength (\(shape.keyLength)) is not defined yet; use equal lengths")
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import SpargeSIMD
+
+// Exact attention: the same tiled online softmax as stage 2, with fp32 Q.K^T, every key
+// tile visited (up to the diagonal when causal), no N x N buffer.
+
+/// Tile sizes of the dense path (query rows x keys per tile).
+struct DenseTiling {
+    static let queryRows = 64
+    static let keyColumns = 64
+}
+
+/// K transposed per tile (`kT[d][c]`) and V padded when needed, for every (batch, kv head).
+final class DenseOperands: @unchecked Sendable {
+    let shape: AttentionShape
+    let keyTiles: Int
+    let width: Int
+    let kTransposed: RawBuffer<Float>     // [B*Hkv][keyTiles][D][keyColumns]
+    let vPadded: RawBuffer<Float>?
+    let values: TensorView
+
+    init(shape s: AttentionShape, v: TensorView) {
+        shape = s
+        keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
+        width = roundUp(s.headDim, 8)
+        kTransposed = RawBuffer(count: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns, zero: 0)
+        if s.headDim % 8 == 0 {
+            vPadded = nil
+            values = v
+        } else {
+            let w = width
+            let buf = RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * w, zero: 0)
+            for b in 0..<s.batch {
+                for h in 0..<s.kvHeads {
+                    for n in 0..<s.keyLength {
+                        (buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w).update(from: v.row(b, h, n), count: s.headDim)
+                    }
+                }
+            }
+            vPadded = buf
+            values = TensorView(base: UnsafePointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * w,
+                                headStride: s.keyLength * w, rowStride: w)
+        }
+    }
+
+    var tileSize: Int { shape.headDim * DenseTiling.keyColumns }
+
+    /// Transposes the key tiles of (batch b, kv head h).
+    func prepareKeys(b: Int, h: Int, k: TensorView) {
+        let s = shape, tc = DenseTiling.keyColumns
+        for j in 0..<keyTiles {
+            let start = j * tc
+            let rows = Swift.min(tc, s.keyLength - start)
+            let dst = kTransposed.pointer + ((b * s.kvHeads + h) * keyTiles + j) * tileSize
+            dst.update(repeating: 0, count: tileSize)
+            for c in 0..<rows {
+                let src = k.row(b, h, start + c)
+                for x in 0..<s.headDim { dst[x * tc + c] = src[x] }
+            }
+        }
+    }
+}
+
+/// Computes exact attention for query tile `i` of (batch b, head h).
+func denseQueryTile(
+    b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
+    causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch
+) {
+    let s = ops.shape, d = s.headDim
+    let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
+    let kvh = h / s.groupSize
+    let qStart = i * tr
+    let rows = Swift.min(tr, s.queryLength - qStart)
+    let rowsPad = roundUp(rows, 4)
+    // Q rows times s * log2(e), so scores come out in base-2 units; padding rows are zero.
+    let qTile = w.block.pointer
+    let factor = scale * log2e
+    for r in 0..<rowsPad {
+        let dst = qTile + r * d
+        if r < rows {
+            let src = q.row(b, h, qStart + r)
+            for c in 0..<d { dst[c] = src[c] * factor }
+        } else {
+            dst.update(repeating: 0, count: d)
+        }
+    }
+    let scores = w.scores.pointer
+    let softmax = w.softmax
+    softmax.reset(rows: rowsPad)
+    for j in 0..<ops.keyTiles {
+        let kStart = j * tc
+        if causal && kStart > qStart + rows - 1 + causalOffset { break }
+        let cols = Swift.min(tc, s.keyLength - kStart)
+        floatScoreTile(
+            q: qTile, qStride: d, rows: rowsPad,
+            kT: ops.kTransposed.pointer + ((b * s.kvHeads + kvh) * ops.keyTiles + j) * ops.tileSize,
+            columns: tc, depth: d, out: scores, outStride: tc)
+        maskTile(scores: scores, stride: tc, rows: rowsPad, validColumns: cols,
+                 causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset)
+        softmax.measure(scores: scores, stride: tc, rows: rowsPad)
+        softmax.absorb(scores: scores, stride: tc, rows: rowsPad, keys: cols,
+                       values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)
+    }
+    softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+}

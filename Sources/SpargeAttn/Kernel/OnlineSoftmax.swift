@@ -1,0 +1,85 @@
+import SpargeSIMD
+
+// The online-softmax accumulator shared by the dense and the sparse kernels (ALGORITHM.md
+// section 4, steps 2, 4, 5): per row a running max `m` (base-2 units), a denominator `l` and
+// an fp32 accumulator row `O`. Scores arrive as a tile in base-2 units (already multiplied
+// by `s * log2(e)`), masked entries as -inf.
+
+/// Pointers into a worker's workspace for one query tile.
+struct OnlineSoftmax {
+    var rowMax: UnsafeMutablePointer<Float>      // m, rowsPad
+    var rowSum: UnsafeMutablePointer<Float>      // l, rowsPad
+    var tileMax: UnsafeMutablePointer<Float>     // m_loc of the current tile, rowsPad
+    var acc: UnsafeMutablePointer<Float>         // O, rowsPad x width
+    var width: Int                               // padded head dim (multiple of 8)
+
+    /// Starts a query tile of `rows` rows (padded to a multiple of 4).
+    func reset(rows: Int) {
+        rowMax.update(repeating: -.infinity, count: rows)
+        rowSum.update(repeating: 0, count: rows)
+        acc.update(repeating: 0, count: rows * width)
+    }
+
+    /// Computes the tile's row maxima `m_loc` into `tileMax`.
+    func measure(scores: UnsafePointer<Float>, stride: Int, rows: Int) {
+        for r in 0..<rows { tileMax[r] = SpargeSIMD.rowMax(scores + r * stride, count: stride) }
+    }
+
+    /// The stage-2 filter quantity: max over the first `rows` rows of `m_loc - m`
+    /// (-inf for a row with nothing unmasked in this tile, +inf for a row seeing its first key).
+    func largestIncrease(rows: Int) -> Float {
+        var best = -Float.infinity
+        for r in 0..<rows {
+            let local = tileMax[r]
+            if local == -.infinity { continue }
+            let running = rowMax[r]
+            if running == -.infinity { return .infinity }
+            best = Swift.max(best, local - running)
+        }
+        return best
+    }
+
+    /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
+    /// into `P = 2^(S - m_new)` in place, adds their row sums to `l`, and `O += P V`.
+    func absorb(
+        scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
+        values: UnsafePointer<Float>, valueStride: Int
+    ) {
+        for r in 0..<rows {
+            let local = tileMax[r]
+            let running = rowMax[r]
+            let row = scores + r * stride
+            if local == -.infinity {
+                // Nothing visible in this tile for this row: P = 0.
+                row.update(repeating: 0, count: stride)
+                continue
+            }
+            let updated = Swift.max(running, local)
+            if updated > running && running != -.infinity {
+                let alpha = exp2Scalar(running - updated)
+                rowSum[r] *= alpha
+                scaleInPlace(acc + r * width, count: width, by: alpha)
+            }
+            rowMax[r] = updated
+            rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
+        }
+        accumulateProbabilityValue(
+            p: scores, pStride: stride, rows: rows, count: keys,
+            v: values, vStride: valueStride, width: width, o: acc, oStride: width)
+    }
+
+    /// Writes `O / l` for `rows` rows of `d` channels; a row that saw no key gets zeros.
+    func finish(rows: Int, d: Int, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+        for r in 0..<rows {
+            let dst = out + r * outStride
+            let l = rowSum[r]
+            if l == 0 {
+                dst.update(repeating: 0, count: d)
+                continue
+            }
+            let inv = 1 / l
+            let src = acc + r * width
+            for c in 0..<d { dst[c] = src[c] * inv }
+        }
+    }
+}

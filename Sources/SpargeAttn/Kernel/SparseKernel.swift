@@ -1,0 +1,95 @@
+import SpargeSIMD
+
+// Stage 2 (ALGORITHM.md section 4): the block-sparse online softmax over INT8 Q.K^T with
+// the softmax-aware filter decided once per query block, fp32 P.V, token-level causal mask.
+
+/// Counters of one query block: marked key blocks visited, and how many stage 2 skipped.
+struct TileCounts {
+    var visited: Int32 = 0
+    var skipped: Int32 = 0
+}
+
+/// Options of the stage-2 kernel that do not change per tile.
+struct SparseKernelOptions {
+    var causal: Bool
+    /// Nk - Nq: query i sees keys up to i + offset under the causal mask.
+    var causalOffset: Int
+    var exemptTailBlocks: Int
+    /// Multiplies the dequantized INT8 dot products into base-2 score units
+    /// (`s * log2(e)` on the CUDA path; 1 on the Triton path, whose Q already carries it).
+    var scoreFactor: Float
+}
+
+/// Computes the output rows of query block `i` of (batch b, head h) from the marked key
+/// blocks of `mapRow` (`nk` bytes) and returns the tile counters.
+func sparseQueryBlock(
+    b: Int, h: Int, i: Int, ops: SparseOperands, mapRow: UnsafePointer<UInt8>, lambda: Float,
+    options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch
+) -> TileCounts {
+    let g = ops.g, s = g.shape, d = s.headDim
+    let kvh = h / s.groupSize
+    let qHead = b * s.heads + h, kHead = b * s.kvHeads + kvh
+    let qStart = i * g.blockQ
+    let rows = Swift.min(g.blockQ, s.queryLength - qStart)
+    let rowsPad = roundUp(rows, 4)
+    let stride = g.columnsPad
+    let scores = w.scores.pointer
+    let softmax = w.softmax
+    softmax.reset(rows: rowsPad)
+
+    let qPacked = UnsafePointer(ops.qPacked.pointer + qHead * g.packedQueryHead + i * g.rowsPad * g.pairs)
+    let qScale = ops.qScale.pointer[qHead * g.queryBlocks + i]
+    var selected = 0
+    for j in 0..<g.keyBlocks where mapRow[j] != 0 { selected += 1 }
+
+    var counts = TileCounts()
+    var ordinal = 0
+    for j in 0..<g.keyBlocks where mapRow[j] != 0 {
+        defer { ordinal += 1 }
+        let kStart = j * g.blockK
+        let cols = Swift.min(g.blockK, s.keyLength - kStart)
+        // Under the causal mask a block entirely in the future of every row has nothing to add.
+        if o.causal && kStart > qStart + rows - 1 + o.causalOffset { continue }
+        counts.visited += 1
+        let t = kHead * g.keyBlocks + j
+        // Step 1: S = dequant(Q_i K_j^T) in base-2 units, then masks.
+        int8ScoreTile(
+            q: qPacked, qStride: g.pairs, rows: rowsPad,
+            k: ops.kPacked.pointer + t * g.packedKeyBlock, columns: stride, pairs: g.pairs,
+            scale: qScale * ops.kScale.pointer[t] * o.scoreFactor,
+            out: scores, outStride: stride)
+        maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
+                 causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset)
+        // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).
+        softmax.measure(scores: scores, stride: stride, rows: rowsPad)
+        let exempt = ordinal >= selected - o.exemptTailBlocks
+        if !exempt && lambda.isFinite && softmax.largestIncrease(rows: rows) + lambda <= 0 {
+            counts.skipped += 1
+            continue
+        }
+        // Steps 4-5.
+        let vRows = ops.values.row(b, kvh, kStart)
+        softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
+                       values: vRows, valueStride: ops.values.rowStride)
+    }
+    softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+    return counts
+}
+
+/// Sets to -inf the padding columns (`>= validColumns`) and, with `causal`, the scores of keys
+/// after `query + offset`.
+@inline(__always)
+func maskTile(
+    scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
+    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int
+) {
+    for r in 0..<rows {
+        let row = scores + r * stride
+        var limit = validColumns
+        if causal {
+            // Keys firstKey + c with c <= firstQuery + r + offset - firstKey are visible.
+            limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))
+        }
+        if limit < stride { (row + limit).update(repeating: -.infinity, count: stride - limit) }
+    }
+}

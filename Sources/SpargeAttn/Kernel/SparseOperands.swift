@@ -1,0 +1,161 @@
+import SpargeSIMD
+
+// Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
+// K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
+// blocks and their scales (section 3) in the packed layouts of the score micro-kernel, and V
+// padded to a multiple of 8 channels when its own rows are not.
+
+/// Geometry shared by the preparation and the kernel.
+struct SparseGeometry: Sendable {
+    let shape: AttentionShape
+    let blockQ: Int, blockK: Int
+    let queryBlocks: Int, keyBlocks: Int
+    let pairs: Int              // int16 pairs per row
+    let rowsPad: Int            // blockQ rounded up to 4 (kernel row tile)
+    let columnsPad: Int         // blockK rounded up to 16 (kernel column tile)
+    let width: Int              // head dim rounded up to 8
+
+    init(shape: AttentionShape, blockQ: Int, blockK: Int) {
+        self.shape = shape
+        self.blockQ = blockQ
+        self.blockK = blockK
+        queryBlocks = blockCount(shape.queryLength, blockQ)
+        keyBlocks = blockCount(shape.keyLength, blockK)
+        pairs = pairCount(shape.headDim)
+        rowsPad = roundUp(blockQ, 4)
+        columnsPad = roundUp(blockK, 16)
+        width = roundUp(shape.headDim, 8)
+    }
+
+    var packedKeyBlock: Int { pairs * columnsPad * 2 }          // Int16 per packed key block
+    var packedQueryHead: Int { queryBlocks * rowsPad * pairs }   // Int32 per query head
+}
+
+/// Prepared operands of one call. Buffers are indexed by (batch, head) or (batch, kv head).
+final class SparseOperands: @unchecked Sendable {
+    let g: SparseGeometry
+    let kPacked: RawBuffer<Int16>     // [B*Hkv][nk][packedKeyBlock]
+    let kScale: RawBuffer<Float>      // [B*Hkv][nk]
+    let kPooled: RawBuffer<Float>     // [B*Hkv][nk][D]
+    let kSim: RawBuffer<Float>        // [B*Hkv][nk]
+    let kMean: RawBuffer<Float>       // [B*Hkv][D]
+    let qPacked: RawBuffer<Int32>     // [B*H][packedQueryHead]
+    let qScale: RawBuffer<Float>      // [B*H][nq]
+    let qPooled: RawBuffer<Float>     // [B*H][nq][D]
+    let qSim: RawBuffer<Float>        // [B*H][nq]
+    let qInt8: RawBuffer<Int8>?       // [B*H][Nq][D] when captured
+    let kInt8: RawBuffer<Int8>?       // [B*Hkv][Nk][D] when captured
+    let vPadded: RawBuffer<Float>?    // [B*Hkv][Nk][width] when D is not a multiple of 8
+    let values: TensorView            // what the kernel reads for V
+
+    init(geometry g: SparseGeometry, v: TensorView, captureInt8: Bool) {
+        self.g = g
+        let s = g.shape, d = s.headDim
+        let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
+        kPacked = RawBuffer(count: kvHeads * g.keyBlocks * g.packedKeyBlock, zero: 0)
+        kScale = RawBuffer(count: kvHeads * g.keyBlocks, zero: 0)
+        kPooled = RawBuffer(count: kvHeads * g.keyBlocks * d, zero: 0)
+        kSim = RawBuffer(count: kvHeads * g.keyBlocks, zero: 0)
+        kMean = RawBuffer(count: kvHeads * d, zero: 0)
+        qPacked = RawBuffer(count: qHeads * g.packedQueryHead, zero: 0)
+        qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
+        qPooled = RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0)
+        qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
+        qInt8 = captureInt8 ? RawBuffer(count: qHeads * s.queryLength * d, zero: 0) : nil
+        kInt8 = captureInt8 ? RawBuffer(count: kvHeads * s.keyLength * d, zero: 0) : nil
+        if d % 8 == 0 {
+            vPadded = nil
+            values = v
+        } else {
+            let buf = RawBuffer<Float>(count: kvHeads * s.keyLength * g.width, zero: 0)
+            for b in 0..<s.batch {
+                for h in 0..<s.kvHeads {
+                    for n in 0..<s.keyLength {
+                        let dst = buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * g.width
+                        dst.update(from: v.row(b, h, n), count: d)
+                    }
+                }
+            }
+            vPadded = buf
+            values = TensorView(base: UnsafePointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * g.width,
+                                headStride: s.keyLength * g.width, rowStride: g.width)
+        }
+    }
+
+    /// Section 1 + 2 + 3 on the key side of (batch b, kv head h): K mean, K' blocks, their
+    /// summaries, INT8 blocks and packing.
+    func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
+                     partialBlocks: PartialBlockRule, scratch w: WorkerScratch) {
+        let s = g.shape, d = s.headDim, n = s.keyLength
+        let head = b * s.kvHeads + h
+        let mean = kMean.pointer + head * d
+        if smoothK {
+            // Mean over tokens, accumulated in double (the GPU rounds the fp32 mean of fp16
+            // values to fp16; accumulation order then does not matter).
+            let sums = w.sums.pointer
+            sums.update(repeating: 0, count: d)
+            for t in 0..<n {
+                let row = k.row(b, h, t)
+                for c in 0..<d { sums[c] += Double(gpuRounding ? roundToHalf(row[c]) : row[c]) }
+            }
+            for c in 0..<d {
+                let m = Float(sums[c] / Double(n))
+                mean[c] = gpuRounding ? roundToHalf(m) : m
+            }
+        } else {
+            mean.update(repeating: 0, count: d)
+        }
+        let block = w.block.pointer
+        for j in 0..<g.keyBlocks {
+            let start = j * g.blockK
+            let rows = Swift.min(g.blockK, n - start)
+            for r in 0..<rows {
+                let src = k.row(b, h, start + r)
+                let dst = block + r * d
+                for c in 0..<d {
+                    let x = gpuRounding ? roundToHalf(src[c]) : src[c]
+                    let y = x - mean[c]
+                    dst[c] = gpuRounding ? roundToHalf(y) : y
+                }
+            }
+            let t = head * g.keyBlocks + j
+            kSim.pointer[t] = summarizeBlock(
+                block, rows: rows, blockSize: g.blockK, d: d, gpuRounding: gpuRounding,
+                partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, scratch: w.vector.pointer)
+            let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
+            kScale.pointer[t] = quantizeBlock(block, rows: rows, d: d, premultiplier: 1, into: q8)
+            packColumnPairs(q8, rows: rows, d: d, stride: d, columns: g.columnsPad,
+                            into: kPacked.pointer + t * g.packedKeyBlock)
+        }
+    }
+
+    /// Section 2 + 3 on the query side of (batch b, head h).
+    func prepareQueries(b: Int, h: Int, q: TensorView, premultiplier: Float, gpuRounding: Bool,
+                        partialBlocks: PartialBlockRule, scratch w: WorkerScratch) {
+        let s = g.shape, d = s.headDim, n = s.queryLength
+        let head = b * s.heads + h
+        let block = w.block.pointer
+        for i in 0..<g.queryBlocks {
+            let start = i * g.blockQ
+            let rows = Swift.min(g.blockQ, n - start)
+            for r in 0..<rows {
+                let src = q.row(b, h, start + r)
+                let dst = block + r * d
+                if gpuRounding {
+                    for c in 0..<d { dst[c] = roundToHalf(src[c]) }
+                } else {
+                    dst.update(from: src, count: d)
+                }
+            }
+            let t = head * g.queryBlocks + i
+            qSim.pointer[t] = summarizeBlock(
+                block, rows: rows, blockSize: g.blockQ, d: d, gpuRounding: gpuRounding,
+                partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, scratch: w.vector.pointer)
+            let q8 = qInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
+            qScale.pointer[t] = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: q8)
+            let packed = qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs
+            packed.update(repeating: 0, count: g.rowsPad * g.pairs)
+            for r in 0..<rows { packRowPairs(q8 + r * d, d: d, into: packed + r * g.pairs) }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+// The order of the whole algorithm, one phase per parallel loop:
+//   1. keys    (batch x kv head):   K mean, K' blocks, summaries, INT8 + packing;
+//   2. queries (batch x head):      Q blocks, summaries, INT8 + packing, stage-1 selection;
+//   3. kernel  (batch x head x query block): stage 2.
+// Each work item writes only its own region, so the result is the same for any thread count.
+
+struct SparsePipeline {
+    let shape: AttentionShape
+    let parameters: SpargeParameters
+    let threads: Int
+
+    func run(
+        q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView?,
+        blockMap given: BlockMap?, captureQuantized: Bool, computeOutput: Bool
+    ) -> SparseAttentionResult {
+        let p = parameters, s = shape, d = s.headDim
+        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK)
+        let ops = SparseOperands(geometry: g, v: v, captureInt8: captureQuantized)
+        let workers = Swift.max(1, threads)
+        let scratch = (0..<workers).map { _ in
+            WorkerScratch(tileRows: g.rowsPad, tileColumns: g.columnsPad, width: g.width,
+                          blockRows: Swift.max(g.blockQ, g.blockK), d: d, keyBlocks: g.keyBlocks)
+        }
+        let scale = p.scale(headDim: d)
+        let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
+
+        // Phase 1: keys.
+        parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
+            ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
+                            gpuRounding: p.gpuRounding, partialBlocks: p.partialBlocks, scratch: scratch[worker])
+        }
+        // Phase 2: queries and stage-1 selection.
+        var map = given ?? BlockMap(batch: s.batch, heads: s.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks)
+        let predict = given == nil
+        map.bits.withUnsafeMutableBufferPointer { bits in
+            let mapBase = UnsafeSendable(bits.baseAddress!)
+            parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
+                let b = item / s.heads, h = item % s.heads
+                let w = scratch[worker]
+                ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
+                                   partialBlocks: p.partialBlocks, scratch: w)
+                guard predict else { return }
+                let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
+                let (selection, isTopK): (Float, Bool) = {
+                    switch p.selection {
+                    case .cdf(let t): return (t[h], false)
+                    case .topK(let t): return (t[h], true)
+                    }
+                }()
+                let inputs = SelectionInputs(
+                    pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
+                    simQ: ops.qSim.pointer + qHead * g.queryBlocks,
+                    pooledK: ops.kPooled.pointer + kHead * g.keyBlocks * d,
+                    simK: ops.kSim.pointer + kHead * g.keyBlocks,
+                    queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
+                    blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
+                    selection: selection, isTopK: isTopK, causal: p.causal,
+                    attentionSink: p.attentionSink, gpuRounding: p.gpuRounding)
+                selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
+                             probabilities: w.probabilities.pointer, keys: w.keys.pointer)
+            }
+        }
+        // Phase 3: stage 2.
+        var counts = [TileCounts](repeating: TileCounts(), count: s.batch * s.heads * g.queryBlocks)
+        if computeOutput, let output {
+            let options = SparseKernelOptions(
+                causal: p.causal, causalOffset: s.keyLength - s.queryLength,
+                exemptTailBlocks: p.stage2ExemptTailBlocks,
+                scoreFactor: p.quantization == .triton ? 1 : scale * log2e)
+            map.bits.withUnsafeBufferPointer { bits in
+                counts.withUnsafeMutableBufferPointer { countBuffer in
+                    let mapBase = UnsafeSendable(bits.baseAddress!)
+                    let countBase = UnsafeSendable(countBuffer.baseAddress!)
+                    parallelFor(items: s.batch * s.heads * g.queryBlocks, threads: workers) { worker, item in
+                        let i = item % g.queryBlocks, bh = item / g.queryBlocks
+                        let b = bh / s.heads, h = bh % s.heads
+                        countBase.value[item] = sparseQueryBlock(
+                            b: b, h: h, i: i, ops: ops, mapRow: mapBase.value + item * g.keyBlocks,
+                            lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker])
+                    }
+                }
+            }
+        }
+        return SparseAttentionResult(
+            blockMap: map,
+            statistics: statistics(map: map, counts: counts, g: g),
+            quantized: captureQuantized ? quantizedTensors(ops) : nil)
+    }
+
+    func statistics(map: BlockMap, counts: [TileCounts], g: SparseGeometry) -> SparseStatistics {
+        var allowed = 0, markedAllowed = 0, computed = 0
+        for i in 0..<g.queryBlocks {
+            for j in 0..<g.keyBlocks where !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK) {
+                allowed += 1
+            }
+        }
+        for b in 0..<shape.batch {
+            for h in 0..<shape.heads {
+                for i in 0..<g.queryBlocks {
+                    for j in 0..<g.keyBlocks where map[b, h, i, j] {
+                        if !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK) { markedAllowed += 1 }
+                    }
+                }
+            }
+        }
+        let visited = counts.reduce(0) { $0 + Int($1.visited) }
+        let skipped = counts.reduce(0) { $0 + Int($1.skipped) }
+        computed = visited - skipped
+        return SparseStatistics(
+            density: map.density,
+            allowedDensity: Double(markedAllowed) / Double(allowed * shape.batch * shape.heads),
+            densityPerHead: (0..<shape.heads).map { map.density(head: $0) },
+            visitedTiles: visited, skippedTiles: skipped,
+            computedFraction: Double(computed) / Double(map.bits.count))
+    }
+
+    func quantizedTensors(_ ops: SparseOperands) -> QuantizedTensors {
+        let s = shape, g = ops.g
+        func array<T>(_ b: RawBuffer<T>?, _ n: Int) -> [T] { b.map { Array(UnsafeBufferPointer(start: $0.pointer, count: n)) } ?? [] }
+        return QuantizedTensors(
+            qInt8: array(ops.qInt8, s.batch * s.heads * s.queryLength * s.headDim),
+            qScale: array(ops.qScale, s.batch * s.heads * g.queryBlocks),
+            kInt8: array(ops.kInt8, s.batch * s.kvHeads * s.keyLength * s.headDim),
+            kScale: array(ops.kScale, s.batch * s.kvHeads * g.keyBlocks),
+            kMean: array(ops.kMean, s.batch * s.kvHeads * s.headDim))
+    }
+}
+
+/// Exact attention over views (the body of ``SpargeAttention/dense``).
+func denseAttention(
+    q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
+    shape s: AttentionShape, causal: Bool, scale: Float, threads: Int
+) {
+    let ops = DenseOperands(shape: s, v: v)
+    let workers = Swift.max(1, threads)
+    let width = roundUp(s.headDim, 8)
+    let scratch = (0..<workers).map { _ in
+        WorkerScratch(tileRows: DenseTiling.queryRows, tileColumns: DenseTiling.keyColumns, width: width,
+                      blockRows: DenseTiling.queryRows, d: s.headDim, keyBlocks: 1)
+    }
+    parallelFor(items: s.batch * s.kvHeads, threads: workers) { _, item in
+        ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k)
+    }
+    let tiles = blockCount(s.queryLength, DenseTiling.queryRows)
+    parallelFor(items: s.batch * s.heads * tiles, threads: workers) { worker, item in
+        let i = item % tiles, bh = item / tiles
+        denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
+                       causalOffset: s.keyLength - s.queryLength, output: output, scratch: scratch[worker])
+    }
+}

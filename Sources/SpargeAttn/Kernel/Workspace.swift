@@ -1,0 +1,40 @@
+/// Per-worker scratch memory of the kernels: allocated once per call (or once per plan) and
+/// reused for every tile the worker runs, so the hot loops never allocate.
+final class WorkerScratch: @unchecked Sendable {
+    let scores: RawBuffer<Float>       // tile rows x tile columns
+    let rowMax: RawBuffer<Float>
+    let rowSum: RawBuffer<Float>
+    let tileMax: RawBuffer<Float>
+    let acc: RawBuffer<Float>          // tile rows x padded head dim
+    let block: RawBuffer<Float>        // one block of rows (stage 1 and quantization)
+    let vector: RawBuffer<Float>       // one row (stage 1 sums)
+    let sums: RawBuffer<Double>        // one row (K mean)
+    let int8Block: RawBuffer<Int8>     // one quantized block
+    let probabilities: RawBuffer<Float>
+    let keys: RawBuffer<UInt64>
+    let tileRows: Int
+    let tileColumns: Int
+    let width: Int
+
+    init(tileRows: Int, tileColumns: Int, width: Int, blockRows: Int, d: Int, keyBlocks: Int) {
+        self.tileRows = tileRows
+        self.tileColumns = tileColumns
+        self.width = width
+        scores = RawBuffer(count: tileRows * tileColumns, zero: 0)
+        rowMax = RawBuffer(count: tileRows, zero: 0)
+        rowSum = RawBuffer(count: tileRows, zero: 0)
+        tileMax = RawBuffer(count: tileRows, zero: 0)
+        acc = RawBuffer(count: tileRows * width, zero: 0)
+        block = RawBuffer(count: blockRows * d, zero: 0)
+        vector = RawBuffer(count: d, zero: 0)
+        sums = RawBuffer(count: d, zero: 0)
+        int8Block = RawBuffer(count: blockRows * d, zero: 0)
+        probabilities = RawBuffer(count: keyBlocks, zero: 0)
+        keys = RawBuffer(count: keyBlocks, zero: 0)
+    }
+
+    var softmax: OnlineSoftmax {
+        OnlineSoftmax(rowMax: rowMax.pointer, rowSum: rowSum.pointer, tileMax: tileMax.pointer,
+                      acc: acc.pointer, width: width)
+    }
+}

@@ -1,0 +1,36 @@
+// Row-wise reductions and transforms used by the online softmax.
+
+/// Maximum of `count` floats (`-inf` for an empty row). NaN entries are ignored.
+@inline(__always)
+public func rowMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    var i = 0
+    var m = Float8(repeating: -.infinity)
+    while i + 8 <= count { m = maximum(m, load8(x + i)); i += 8 }
+    var r = horizontalMax(m)
+    while i < count { if x[i] > r { r = x[i] }; i += 1 }
+    return r
+}
+
+/// Replaces `x[i]` by `2^(x[i] - shift)` for `count` entries (a multiple of 8) and returns their
+/// sum over the first `valid` entries.
+@inline(__always)
+public func exp2InPlace(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> Float {
+    let s = Float8(repeating: shift)
+    var acc = Float8()
+    var i = 0
+    while i < count {
+        let e = exp2(load8(x + i) - s)
+        store8(e, x + i)
+        acc += e
+        i += 8
+    }
+    return horizontalSum(acc)
+}
+
+/// `x[i] *= factor` for `count` entries (a multiple of 8).
+@inline(__always)
+public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+    let f = Float8(repeating: factor)
+    var i = 0
+    while i < count { store8(load8(x + i) * f, x + i); i += 8 }
+}

@@ -1,1 +1,0 @@
-public enum SpargeSIMDVersion { public static let value = "0.1" }

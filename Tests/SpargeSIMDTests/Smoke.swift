@@ -1,2 +1,0 @@
-import Testing
-@Test func smokeSIMD() { #expect(1 == 1) }
