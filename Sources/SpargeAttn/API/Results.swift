@@ -37,4 +37,7 @@ public struct SparseAttentionResult: Sendable, Hashable {
     public var statistics: SparseStatistics
     /// The INT8 tensors, when the call asked for them.
     public var quantized: QuantizedTensors?
+    /// Stage 1's block probabilities `P_hat` (`B,H,nq,nk`), when the call asked for them
+    /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:)``).
+    public var blockProbabilities: [Float]? = nil
 }

@@ -58,10 +58,11 @@ public enum SpargeAttention {
         return (out, result)
     }
 
-    /// Stage 1 alone: the predicted block map (and, optionally, the INT8 tensors).
+    /// Stage 1 alone: the predicted block map (and, optionally, the INT8 tensors and the block
+    /// probabilities `P_hat` each row's selection was made from).
     public static func predictBlockMap(
         q: [Float], k: [Float], shape: AttentionShape, parameters: SpargeParameters = .recommended,
-        threads: Int? = nil, captureQuantized: Bool = false
+        threads: Int? = nil, captureQuantized: Bool = false, captureProbabilities: Bool = false
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
@@ -71,7 +72,8 @@ public enum SpargeAttention {
                     .run(q: view(q, shape.heads, shape.queryLength, shape.headDim),
                          k: view(k, shape.kvHeads, shape.keyLength, shape.headDim),
                          v: view(k, shape.kvHeads, shape.keyLength, shape.headDim),
-                         output: nil, blockMap: nil, captureQuantized: captureQuantized, computeOutput: false)
+                         output: nil, blockMap: nil, captureQuantized: captureQuantized, computeOutput: false,
+                         captureProbabilities: captureProbabilities)
             }
         }
     }

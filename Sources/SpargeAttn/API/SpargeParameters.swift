@@ -73,6 +73,11 @@ public struct SpargeParameters: Sendable, Hashable {
     /// The CUDA kernels always compute the last `stage2ExemptTailBlocks` selected key blocks of
     /// each query block whatever lambda says (their loop tail); 2 reproduces them.
     public var stage2ExemptTailBlocks: Int = 2
+    /// Reproduce a quirk of the authors' Triton kernel: the zero padding rows of a partial last
+    /// key block are not masked, so each scores exactly 0 and adds `2^(0 - m)` to the softmax
+    /// denominator (with V = 0). Needed to match its outputs on ragged lengths; off by default
+    /// because it biases the result (by about 1.5% on a 1000-token Gaussian input).
+    public var tritonKeyPadding: Bool = false
     /// NaN / infinity handling of the inputs.
     public var nonFinitePolicy: NonFinitePolicy = .reject
 

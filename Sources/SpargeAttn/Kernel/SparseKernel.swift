@@ -18,6 +18,8 @@ struct SparseKernelOptions {
     /// Multiplies the dequantized INT8 dot products into base-2 score units
     /// (`s * log2(e)` on the CUDA path; 1 on the Triton path, whose Q already carries it).
     var scoreFactor: Float
+    /// See ``SpargeParameters/tritonKeyPadding``.
+    var tritonKeyPadding: Bool
 }
 
 /// Computes the output rows of query block `i` of (batch b, head h) from the marked key
@@ -59,7 +61,8 @@ func sparseQueryBlock(
             scale: qScale * ops.kScale.pointer[t] * o.scoreFactor,
             out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
-                 causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset)
+                 causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
+                 zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0)
         // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)
         let exempt = ordinal >= selected - o.exemptTailBlocks
@@ -77,15 +80,20 @@ func sparseQueryBlock(
 }
 
 /// Sets to -inf the padding columns (`>= validColumns`) and, with `causal`, the scores of keys
-/// after `query + offset`.
+/// after `query + offset`. With `zeroPaddingUpTo > validColumns` the padding columns below it
+/// score 0 instead (the Triton kernel's unmasked key padding).
 @inline(__always)
 func maskTile(
     scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
-    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int
+    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0
 ) {
+    let visibleColumns = Swift.max(validColumns, Swift.min(zeroPaddingUpTo, stride))
     for r in 0..<rows {
         let row = scores + r * stride
-        var limit = validColumns
+        if visibleColumns > validColumns {
+            (row + validColumns).update(repeating: 0, count: visibleColumns - validColumns)
+        }
+        var limit = visibleColumns
         if causal {
             // Keys firstKey + c with c <= firstQuery + r + offset - firstKey are visible.
             limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))

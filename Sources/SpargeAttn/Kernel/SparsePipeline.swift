@@ -11,7 +11,8 @@ struct SparsePipeline {
 
     func run(
         q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView?,
-        blockMap given: BlockMap?, captureQuantized: Bool, computeOutput: Bool
+        blockMap given: BlockMap?, captureQuantized: Bool, computeOutput: Bool,
+        captureProbabilities: Bool = false
     ) -> SparseAttentionResult {
         let p = parameters, s = shape, d = s.headDim
         let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK)
@@ -32,6 +33,7 @@ struct SparsePipeline {
         // Phase 2: queries and stage-1 selection.
         var map = given ?? BlockMap(batch: s.batch, heads: s.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks)
         let predict = given == nil
+        let probabilities = captureProbabilities ? RawBuffer<Float>(count: map.bits.count, zero: 0) : nil
         map.bits.withUnsafeMutableBufferPointer { bits in
             let mapBase = UnsafeSendable(bits.baseAddress!)
             parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
@@ -55,7 +57,8 @@ struct SparsePipeline {
                     queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
                     blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
                     selection: selection, isTopK: isTopK, causal: p.causal,
-                    attentionSink: p.attentionSink, gpuRounding: p.gpuRounding)
+                    attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
+                    probabilitiesOut: probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
                 selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
                              probabilities: w.probabilities.pointer, keys: w.keys.pointer)
             }
@@ -66,7 +69,8 @@ struct SparsePipeline {
             let options = SparseKernelOptions(
                 causal: p.causal, causalOffset: s.keyLength - s.queryLength,
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
-                scoreFactor: p.quantization == .triton ? 1 : scale * log2e)
+                scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
+                tritonKeyPadding: p.tritonKeyPadding)
             map.bits.withUnsafeBufferPointer { bits in
                 counts.withUnsafeMutableBufferPointer { countBuffer in
                     let mapBase = UnsafeSendable(bits.baseAddress!)
@@ -84,7 +88,8 @@ struct SparsePipeline {
         return SparseAttentionResult(
             blockMap: map,
             statistics: statistics(map: map, counts: counts, g: g),
-            quantized: captureQuantized ? quantizedTensors(ops) : nil)
+            quantized: captureQuantized ? quantizedTensors(ops) : nil,
+            blockProbabilities: probabilities.map { Array(UnsafeBufferPointer(start: $0.pointer, count: map.bits.count)) })
     }
 
     func statistics(map: BlockMap, counts: [TileCounts], g: SparseGeometry) -> SparseStatistics {

@@ -22,6 +22,8 @@ struct SelectionInputs {
     var causal: Bool
     var attentionSink: Bool
     var gpuRounding: Bool
+    /// When set, receives `P_hat` (nq x nk) for inspection.
+    var probabilitiesOut: UnsafeMutablePointer<Float>? = nil
 }
 
 /// Key block `j` is allowed for query block `i` under the block-causal rule of the GPU code
@@ -78,6 +80,7 @@ func selectBlocks(
                 probabilities[j] = s.gpuRounding ? roundToHalf(p) : p
             }
         }
+        if let out = s.probabilitiesOut { (out + i * nk).update(from: probabilities, count: nk) }
         // Step 5: sort descending (ties: lower block index first), cumulative sum, count.
         for j in 0..<nk {
             keys[j] = (UInt64(UInt32.max - probabilities[j].bitPattern) << 32) | UInt64(j)

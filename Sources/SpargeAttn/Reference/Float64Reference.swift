@@ -1,0 +1,47 @@
+import Foundation
+
+/// Plain float64 attention, written for clarity, not speed: the yardstick of the tests and the
+/// reading companion of the fast kernels (ALGORITHM.md section 4 without quantization or the
+/// stage-2 filter). O(Nq * Nk * D) time, O(Nk) memory per row.
+public enum Float64Reference {
+    /// Exact attention in float64 of `B,H,Nq,D` / `B,Hkv,Nk,D` inputs, optionally restricted to
+    /// the marked blocks of `blockMap` (blocks `blockQ x blockK`). With `causal`, query `i`
+    /// sees keys `j <= i + (Nk - Nq)`. A row that sees no key is 0.
+    public static func attention(
+        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causal: Bool = false,
+        softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
+    ) -> [Double] {
+        let d = s.headDim
+        let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
+        var out = [Double](repeating: 0, count: s.queryElements)
+        var scores = [Double](repeating: 0, count: s.keyLength)
+        for b in 0..<s.batch {
+            for h in 0..<s.heads {
+                let kvh = h / s.groupSize
+                let qBase = (b * s.heads + h) * s.queryLength * d
+                let kBase = (b * s.kvHeads + kvh) * s.keyLength * d
+                for i in 0..<s.queryLength {
+                    var best = -Double.infinity
+                    for j in 0..<s.keyLength {
+                        var visible = !causal || j <= i + (s.keyLength - s.queryLength)
+                        if let m = blockMap, !m[b, h, i / blockQ, j / blockK] { visible = false }
+                        if !visible { scores[j] = -.infinity; continue }
+                        var dot = 0.0
+                        for c in 0..<d { dot += Double(q[qBase + i * d + c]) * Double(k[kBase + j * d + c]) }
+                        scores[j] = dot * scale
+                        best = max(best, scores[j])
+                    }
+                    if best == -.infinity { continue }
+                    var sum = 0.0
+                    for j in 0..<s.keyLength where scores[j] != -.infinity {
+                        let e = Foundation.exp(scores[j] - best)
+                        sum += e
+                        for c in 0..<d { out[qBase + i * d + c] += e * Double(v[kBase + j * d + c]) }
+                    }
+                    for c in 0..<d { out[qBase + i * d + c] /= sum }
+                }
+            }
+        }
+        return out
+    }
+}
