@@ -27,6 +27,8 @@ public func quantizeRow(
     for i in 0..<count {
         let y = (x[i] * premultiplier) / scale
         let r = y >= 0 ? y + 0.5 : y - 0.5
-        out[i] = Int8(truncatingIfNeeded: Int32(r))
+        // |y| <= 127 for finite input; the guard keeps NaN / inf (allowed by the caller's
+        // non-finite policy) from trapping in the conversion.
+        out[i] = r > -128 && r < 128 ? Int8(truncatingIfNeeded: Int32(r)) : (r >= 128 ? 127 : (r <= -128 ? -127 : 0))
     }
 }

@@ -1,0 +1,69 @@
+import Testing
+@testable import SpargeAttn
+
+/// Bad input throws a typed error; nothing traps.
+struct InputValidationTests {
+    let shape = AttentionShape(batch: 1, heads: 2, queryLength: 10, headDim: 4)
+    var zeros: [Float] { [Float](repeating: 0.1, count: 80) }
+
+    @Test func shortBufferThrows() {
+        #expect(throws: SpargeError.bufferTooSmall(name: "k", expected: 80, actual: 79)) {
+            _ = try SpargeAttention.sparse(q: zeros, k: Array(zeros.dropLast()), v: zeros, shape: shape)
+        }
+    }
+
+    @Test func badShapesThrow() {
+        for s in [AttentionShape(heads: 3, kvHeads: 2, queryLength: 4, headDim: 4),
+                  AttentionShape(heads: 1, queryLength: 0, headDim: 4),
+                  AttentionShape(heads: 1, queryLength: 4, headDim: 257),
+                  AttentionShape(batch: 0, heads: 1, queryLength: 4, headDim: 4)] {
+            #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: [], k: [], v: [], shape: s) }
+        }
+    }
+
+    @Test func outOfRangeParametersThrow() {
+        var bad: [SpargeParameters] = []
+        var p = SpargeParameters(); p.selection = .topK(1.5); bad.append(p)
+        p = SpargeParameters(); p.selection = .cdf(-0.1); bad.append(p)
+        p = SpargeParameters(); p.simThreshold = [0.1, 0.2, 0.3]; bad.append(p)
+        p = SpargeParameters(); p.pvThreshold = -1; bad.append(p)
+        p = SpargeParameters(); p.blockQ = 0; bad.append(p)
+        p = SpargeParameters(); p.softmaxScale = .nan; bad.append(p)
+        p = SpargeParameters(); p.simThreshold = PerHead(Float.nan); bad.append(p)
+        for p in bad {
+            #expect(throws: SpargeError.self, "\(p)") { _ = try SpargeAttention.sparse(q: zeros, k: zeros, v: zeros, shape: shape, parameters: p) }
+        }
+    }
+
+    @Test func causalWithDifferentLengthsIsAClearError() {
+        var p = SpargeParameters(); p.causal = true
+        let s = AttentionShape(heads: 1, queryLength: 4, keyLength: 8, headDim: 2)
+        #expect(throws: SpargeError.self) {
+            _ = try SpargeAttention.sparse(q: [Float](repeating: 0, count: 8), k: [Float](repeating: 0, count: 16),
+                                           v: [Float](repeating: 0, count: 16), shape: s, parameters: p)
+        }
+    }
+
+    @Test func nonFiniteInputsAreRejectedByDefault() throws {
+        var q = zeros
+        q[13] = .nan
+        let error = #expect(throws: SpargeError.self) {
+            _ = try SpargeAttention.sparse(q: q, k: zeros, v: zeros, shape: shape)
+        }
+        guard case .nonFiniteInput(let name, let index, let value)? = error else {
+            Issue.record("expected nonFiniteInput, got \(String(describing: error))")
+            return
+        }
+        #expect(name == "q" && index == 13 && value.isNaN)
+        var p = SpargeParameters(); p.nonFinitePolicy = .propagate
+        _ = try SpargeAttention.sparse(q: q, k: zeros, v: zeros, shape: shape, parameters: p)
+    }
+
+    @Test func mismatchedBlockMapThrows() throws {
+        let map = BlockMap.full(batch: 1, heads: 2, queryBlocks: 2, keyBlocks: 1)
+        #expect(throws: SpargeError.self) {
+            _ = try SpargeAttention.sparse(q: zeros, k: zeros, v: zeros, shape: shape, blockMap: map)
+        }
+        #expect(throws: SpargeError.self) { _ = try BlockMap(batch: 1, heads: 1, queryBlocks: 2, keyBlocks: 2, bits: [1, 0, 1]) }
+    }
+}
