@@ -30,14 +30,46 @@ public struct QuantizedTensors: Sendable, Hashable {
     public var kMean: [Float]
 }
 
+/// Where the time of a sparse call went.
+public struct SparseTimings: Sendable, Hashable {
+    /// Wall time of stage 1 and quantization together (phases run before the kernel).
+    public var preparationSeconds: Double
+    /// Wall time of stage 2 (the block-sparse kernel).
+    public var kernelSeconds: Double
+    /// CPU time (summed over threads) of stage 1: K smoothing, pooling, self-similarity, selection.
+    public var stage1CPUSeconds: Double
+    /// CPU time (summed over threads) of the INT8 quantization and packing of Q and K.
+    public var quantizationCPUSeconds: Double
+
+    /// Wall time of stage 1 alone, apportioned from the preparation by CPU share.
+    public var stage1Seconds: Double {
+        let cpu = stage1CPUSeconds + quantizationCPUSeconds
+        return cpu == 0 ? 0 : preparationSeconds * stage1CPUSeconds / cpu
+    }
+    /// Wall time of quantization alone, apportioned likewise.
+    public var quantizationSeconds: Double { preparationSeconds - stage1Seconds }
+}
+
 /// Everything a sparse attention call produces besides the output.
 public struct SparseAttentionResult: Sendable, Hashable {
     /// The block map used (predicted, or the caller's).
     public var blockMap: BlockMap
+    /// Phase timings of the call (not part of equality: they differ between runs).
+    public var timings: SparseTimings
     public var statistics: SparseStatistics
     /// The INT8 tensors, when the call asked for them.
     public var quantized: QuantizedTensors?
     /// Stage 1's block probabilities `P_hat` (`B,H,nq,nk`), when the call asked for them
     /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:)``).
     public var blockProbabilities: [Float]? = nil
+
+    public static func == (a: SparseAttentionResult, b: SparseAttentionResult) -> Bool {
+        a.blockMap == b.blockMap && a.statistics == b.statistics && a.quantized == b.quantized
+            && a.blockProbabilities == b.blockProbabilities
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(blockMap)
+        h.combine(statistics)
+    }
 }

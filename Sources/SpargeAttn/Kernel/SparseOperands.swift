@@ -107,6 +107,7 @@ final class SparseOperands: @unchecked Sendable {
         }
         let block = w.block.pointer
         for j in 0..<g.keyBlocks {
+            let t0 = monotonicNanos()
             let start = j * g.blockK
             let rows = Swift.min(g.blockK, n - start)
             for r in 0..<rows {
@@ -122,10 +123,14 @@ final class SparseOperands: @unchecked Sendable {
             kSim.pointer[t] = summarizeBlock(
                 block, rows: rows, blockSize: g.blockK, d: d, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, scratch: w.vector.pointer)
+            let t1 = monotonicNanos()
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             kScale.pointer[t] = quantizeBlock(block, rows: rows, d: d, premultiplier: 1, into: q8)
             packColumnPairs(q8, rows: rows, d: d, stride: d, columns: g.columnsPad,
                             into: kPacked.pointer + t * g.packedKeyBlock)
+            let t2 = monotonicNanos()
+            w.stage1Nanos &+= t1 &- t0
+            w.quantizationNanos &+= t2 &- t1
         }
     }
 
@@ -136,6 +141,7 @@ final class SparseOperands: @unchecked Sendable {
         let head = b * s.heads + h
         let block = w.block.pointer
         for i in 0..<g.queryBlocks {
+            let t0 = monotonicNanos()
             let start = i * g.blockQ
             let rows = Swift.min(g.blockQ, n - start)
             for r in 0..<rows {
@@ -151,11 +157,15 @@ final class SparseOperands: @unchecked Sendable {
             qSim.pointer[t] = summarizeBlock(
                 block, rows: rows, blockSize: g.blockQ, d: d, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, scratch: w.vector.pointer)
+            let t1 = monotonicNanos()
             let q8 = qInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             qScale.pointer[t] = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: q8)
             let packed = qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs
             packed.update(repeating: 0, count: g.rowsPad * g.pairs)
             for r in 0..<rows { packRowPairs(q8 + r * d, d: d, into: packed + r * g.pairs) }
+            let t2 = monotonicNanos()
+            w.stage1Nanos &+= t1 &- t0
+            w.quantizationNanos &+= t2 &- t1
         }
     }
 }

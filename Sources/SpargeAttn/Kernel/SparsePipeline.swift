@@ -25,6 +25,7 @@ struct SparsePipeline {
         let scale = p.scale(headDim: d)
         let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
 
+        let start = monotonicNanos()
         // Phase 1: keys.
         parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
             ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
@@ -59,10 +60,13 @@ struct SparsePipeline {
                     selection: selection, isTopK: isTopK, causal: p.causal,
                     attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
                     probabilitiesOut: probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
+                let t0 = monotonicNanos()
                 selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
                              probabilities: w.probabilities.pointer, keys: w.keys.pointer)
+                w.stage1Nanos &+= monotonicNanos() &- t0
             }
         }
+        let prepared = monotonicNanos()
         // Phase 3: stage 2.
         var counts = [TileCounts](repeating: TileCounts(), count: s.batch * s.heads * g.queryBlocks)
         if computeOutput, let output {
@@ -85,8 +89,15 @@ struct SparsePipeline {
                 }
             }
         }
+        let finished = monotonicNanos()
+        let timings = SparseTimings(
+            preparationSeconds: Double(prepared - start) / 1e9,
+            kernelSeconds: Double(finished - prepared) / 1e9,
+            stage1CPUSeconds: Double(scratch.reduce(0) { $0 + $1.stage1Nanos }) / 1e9,
+            quantizationCPUSeconds: Double(scratch.reduce(0) { $0 + $1.quantizationNanos }) / 1e9)
         return SparseAttentionResult(
             blockMap: map,
+            timings: timings,
             statistics: statistics(map: map, counts: counts, g: g),
             quantized: captureQuantized ? quantizedTensors(ops) : nil,
             blockProbabilities: probabilities.map { Array(UnsafeBufferPointer(start: $0.pointer, count: map.bits.count)) })

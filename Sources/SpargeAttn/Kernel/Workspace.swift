@@ -12,6 +12,9 @@ final class WorkerScratch: @unchecked Sendable {
     let int8Block: RawBuffer<Int8>     // one quantized block
     let probabilities: RawBuffer<Float>
     let keys: RawBuffer<UInt64>
+    /// CPU time this worker spent in stage 1 and in quantization (nanoseconds).
+    var stage1Nanos: UInt64 = 0
+    var quantizationNanos: UInt64 = 0
     let tileRows: Int
     let tileColumns: Int
     let width: Int
