@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Inspects the object code of the PORTABLE release build (baseline x86-64, no -march flags)
+# and fails if a hot-loop object calls a per-lane libm routine (fmaf, expf, rintf, ...) or an
+# unspecialised standard-library SIMD generic. Run by .ci/run; works on x86-64 Linux.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scratch=.build-portable-check
+swift build -c release --scratch-path "$scratch" --product sparge >/dev/null
+objects=("$scratch"/release/SpargeSIMD.build/*.o)
+for f in SparseKernel DenseKernel OnlineSoftmax SparseOperands BlockSummary BlockQuantizer; do
+    objects+=("$scratch/release/SpargeAttn.build/$f.swift.o")
+done
+banned='[[:space:]](fmaf|expf|exp2f|rintf|roundf|floorf|truncf|ceilf|fmaxf|fminf)([@-]|$)|\$ss(5SIMD8|6SIMD16|5SIMD4)V'
+status=0
+for o in "${objects[@]}"; do
+    hits=$(objdump -dr --no-show-raw-insn "$o" | grep -E 'R_X86_64_(PLT32|GOTPCREL)' | grep -E "$banned" || true)
+    if [ -n "$hits" ]; then
+        echo "FAIL $(basename "$o") calls per-lane or generic routines:"
+        echo "$hits" | sed 's/^/    /' | head -20
+        status=1
+    else
+        echo "ok   $(basename "$o")"
+    fi
+done
+if [ $status -ne 0 ]; then
+    echo "object-code check failed: the portable build has per-lane libm / generic SIMD calls in hot code" >&2
+else
+    echo "object-code check passed: ${#objects[@]} objects free of per-lane libm and generic SIMD calls"
+fi
+exit $status
