@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+import SpargeSIMD
+
+/// Each SIMD kernel against a plain scalar loop.
+struct KernelTests {
+    struct RNG {
+        var s: UInt64
+        mutating func next() -> Float {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: s) >> 11) / Float(1 << 52)
+        }
+        mutating func int8() -> Int8 { Int8(truncatingIfNeeded: Int(next() * 254)) }
+    }
+
+    @Test func exp2MatchesFoundation() {
+        var worst: Double = 0
+        var x: Float = -126
+        while x <= 0 {
+            let v = exp2(Float8(repeating: x))
+            let ref = Foundation.exp2(Double(x))
+            worst = max(worst, abs(Double(v[0]) - ref) / ref)
+            x += 0.0137
+        }
+        #expect(worst < 1e-6, "worst relative error \(worst)")
+        #expect(exp2(Float8(repeating: -.infinity))[3] == 0)
+        #expect(exp2(Float8(repeating: -200))[0] == 0)
+        #expect(exp2(Float8(repeating: 0))[5] == 1)
+    }
+
+    @Test(arguments: [1, 2, 3, 17, 64, 80, 256])
+    func int8ScoreTileMatchesScalar(d: Int) {
+        var rng = RNG(s: UInt64(d))
+        let rows = 8, cols = 32, pairs = pairCount(d)
+        let q = (0..<(rows * d)).map { _ in rng.int8() }, k = (0..<(cols * d)).map { _ in rng.int8() }
+        var qp = [Int32](repeating: 0, count: rows * pairs)
+        var kp = [Int16](repeating: 0, count: pairs * cols * 2)
+        var out = [Float](repeating: 0, count: rows * cols)
+        q.withUnsafeBufferPointer { qb in
+            qp.withUnsafeMutableBufferPointer { qpb in
+                for r in 0..<rows { packRowPairs(qb.baseAddress! + r * d, d: d, into: qpb.baseAddress! + r * pairs) }
+            }
+        }
+        k.withUnsafeBufferPointer { kb in
+            kp.withUnsafeMutableBufferPointer { packColumnPairs(kb.baseAddress!, rows: cols, d: d, stride: d, columns: cols, into: $0.baseAddress!) }
+        }
+        int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.5, out: &out, outStride: cols)
+        for r in 0..<rows {
+            for c in 0..<cols {
+                var dot = 0
+                for x in 0..<d { dot += Int(q[r * d + x]) * Int(k[c * d + x]) }
+                #expect(out[r * cols + c] == Float(dot) * 0.5)
+            }
+        }
+    }
+
+    @Test(arguments: [1, 3, 64, 129])
+    func floatTilesMatchScalar(d: Int) {
+        var rng = RNG(s: 42)
+        let rows = 8, cols = 16
+        let q = (0..<(rows * d)).map { _ in rng.next() }, k = (0..<(cols * d)).map { _ in rng.next() }
+        var kT = [Float](repeating: 0, count: d * cols)
+        k.withUnsafeBufferPointer { transposeBlock($0.baseAddress!, rows: cols, depth: d, stride: d, columns: cols, into: &kT) }
+        var s = [Float](repeating: 0, count: rows * cols)
+        floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols)
+        for r in 0..<rows {
+            for c in 0..<cols {
+                var dot = 0.0
+                for x in 0..<d { dot += Double(q[r * d + x]) * Double(k[c * d + x]) }
+                #expect(abs(Double(s[r * cols + c]) - dot) <= 1e-5 * Double(d))
+            }
+        }
+        // P.V with a width that is 8 mod 16 exercises the tail group.
+        let width = 24
+        let v = (0..<(cols * width)).map { _ in rng.next() }
+        var o = [Float](repeating: 1, count: rows * width)
+        accumulateProbabilityValue(p: s, pStride: cols, rows: rows, count: cols, v: v, vStride: width, width: width, o: &o, oStride: width)
+        for r in 0..<rows {
+            for x in 0..<width {
+                var ref = 1.0
+                for c in 0..<cols { ref += Double(s[r * cols + c]) * Double(v[c * width + x]) }
+                #expect(abs(Double(o[r * width + x]) - ref) <= 1e-4 * max(1, abs(ref)))
+            }
+        }
+    }
+
+    @Test func quantizationRoundsHalfAwayFromZero() {
+        let x: [Float] = [0.5, -0.5, 1.5, -1.5, 2.49, -2.51, 127, -127, 0, 63.5]
+        var out = [Int8](repeating: 0, count: x.count)
+        quantizeRow(x, count: x.count, premultiplier: 1, scale: 1, into: &out)
+        #expect(out == [1, -1, 2, -2, 2, -3, 127, -127, 0, 64])
+        #expect(absoluteMax(x, count: x.count) == 127)
+        let nan: [Float] = [.nan, .infinity, -.infinity]
+        var o3 = [Int8](repeating: 5, count: 3)
+        quantizeRow(nan, count: 3, premultiplier: 1, scale: 1, into: &o3)
+        #expect(o3 == [0, 127, -127])
+    }
+
+    @Test func reductionsIgnoreOrderOfEqualLanes() {
+        let x: [Float] = (0..<37).map { Float($0 % 11) - 5 }
+        #expect(rowMax(x, count: x.count) == 5)
+        #expect(horizontalSum(Float8(1, 2, 3, 4, 5, 6, 7, 8)) == 36)
+        #expect(horizontalMax(Float8(1, 9, 3, 4, 5, 6, 7, 8)) == 9)
+    }
+}
