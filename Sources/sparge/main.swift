@@ -1,1 +1,71 @@
-print("sparge")
+import Foundation
+import SpargeAttn
+
+// `sparge`: command-line front end of the SpargeAttn library.
+// Exit status: 0 success, 2 bad arguments, bad files or any library error (one line on
+// stderr). Errors are values all the way up, so bad input never crashes the tool.
+
+let usage = """
+    sparge: SpargeAttn (sparse + INT8 attention) on the CPU
+
+    Usage:
+      sparge demo [options]     sparse vs exact attention on a built-in video-like workload
+      sparge run --input IN.safetensors [options]
+                                 sparse (or dense) attention of q, k, v stored in a file
+      sparge generate --output OUT.safetensors [options]
+                                 write the built-in workload's q, k, v to a file
+      sparge help [COMMAND]     this text, or a command's options
+
+    Run 'sparge COMMAND --help' for the options of a command.
+    Build: \(BuildInfo.detail), \(BuildInfo.configuration).
+    """
+
+/// Prints one line on stderr and exits with status 2.
+func fail(_ message: String) -> Never {
+    let line = message.split(whereSeparator: \.isNewline).joined(separator: " ")
+    FileHandle.standardError.write(Data("sparge: error: \(line)\n".utf8))
+    exit(2)
+}
+
+func printHelp(_ command: String?) {
+    switch command {
+    case "demo": print(DemoCommand.usage)
+    case "run": print(RunCommand.usage)
+    case "generate": print(GenerateCommand.usage)
+    case nil: print(usage)
+    case let other?: fail("unknown command '\(other)'; the commands are demo, run, generate and help")
+    }
+}
+
+let argv = Array(CommandLine.arguments.dropFirst())
+guard let command = argv.first else {
+    fail("no command given; the commands are demo, run, generate and help (see sparge --help)")
+}
+let rest = Array(argv.dropFirst())
+
+do {
+    switch command {
+    case "--help", "-h":
+        printHelp(nil)
+    case "help":
+        printHelp(rest.first)
+    case "--version":
+        print("sparge (SpargeAttn), \(BuildInfo.detail)")
+    case "demo":
+        try DemoCommand(arguments: rest)?.execute()
+    case "run":
+        try RunCommand(arguments: rest)?.execute()
+    case "generate":
+        try GenerateCommand(arguments: rest)?.execute()
+    default:
+        fail("unknown command '\(command)'; the commands are demo, run, generate and help (see sparge --help)")
+    }
+} catch let error as UsageError {
+    fail(error.message)
+} catch let error as SpargeError {
+    fail(error.description)
+} catch let error as TensorFileError {
+    fail(error.description)
+} catch {
+    fail(String(describing: error))
+}

@@ -1,0 +1,94 @@
+import Foundation
+import SpargeAttn
+
+/// A usage error: the tool prints the message on one line and exits with status 2.
+struct UsageError: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// A small hand-written parser for `--flag`, `--option value` and `--option=value`.
+///
+/// Each command declares its boolean flags and valued options up front, so an unknown or
+/// misspelled argument is an error instead of being silently ignored.
+struct Arguments {
+    private var flags: Set<String> = []
+    private var values: [String: String] = [:]
+    /// Whether `--help` or `-h` was given (checked before anything else is validated).
+    private(set) var helpRequested = false
+
+    /// Parses `arguments` (without the command name).
+    /// - Parameters:
+    ///   - flags: option names without value, e.g. `["causal"]` for `--causal`;
+    ///   - options: option names that take a value.
+    init(_ arguments: [String], flags known: Set<String>, options: Set<String>) throws {
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            i += 1
+            if arg == "--help" || arg == "-h" { helpRequested = true; continue }
+            guard arg.hasPrefix("--"), arg.count > 2 else {
+                throw UsageError("unexpected argument '\(arg)'; options start with -- (see --help)")
+            }
+            var name = String(arg.dropFirst(2))
+            var inline: String? = nil
+            if let eq = name.firstIndex(of: "=") {
+                inline = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            if known.contains(name) {
+                if inline != nil { throw UsageError("--\(name) takes no value") }
+                flags.insert(name)
+            } else if options.contains(name) {
+                let value: String
+                if let inline {
+                    value = inline
+                } else {
+                    guard i < arguments.count else { throw UsageError("--\(name) needs a value") }
+                    value = arguments[i]
+                    i += 1
+                }
+                if values[name] != nil { throw UsageError("--\(name) is given twice") }
+                values[name] = value
+            } else {
+                throw UsageError("unknown option '--\(name)' (see --help)")
+            }
+        }
+    }
+
+    func flag(_ name: String) -> Bool { flags.contains(name) }
+
+    func has(_ name: String) -> Bool { values[name] != nil }
+
+    func string(_ name: String) -> String? { values[name] }
+
+    /// An integer option within `range`.
+    func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let s = values[name] else { return nil }
+        guard let x = Int(s) else { throw UsageError("--\(name) '\(s)' is not an integer") }
+        guard range.contains(x) else {
+            throw UsageError("--\(name) is \(x); it must be in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return x
+    }
+
+    /// A number, or a comma-separated list of numbers (one per head). `inf` is accepted when
+    /// `allowInfinity`; the library validates the ranges.
+    func perHead(_ name: String, allowInfinity: Bool = false) throws -> PerHead? {
+        guard let s = values[name] else { return nil }
+        let parts = s.split(separator: ",", omittingEmptySubsequences: false)
+        var out: [Float] = []
+        for p in parts {
+            let t = String(p).trimmingCharacters(in: .whitespaces).lowercased()
+            if allowInfinity, t == "inf" || t == "infinity" || t == "+inf" {
+                out.append(.infinity)
+            } else if let x = Float(t), x.isFinite {
+                out.append(x)
+            } else {
+                throw UsageError("--\(name) '\(s)' is not a number\(parts.count > 1 ? " list" : "")\(allowInfinity ? " (or inf)" : "")")
+            }
+        }
+        return PerHead(out)
+    }
+}

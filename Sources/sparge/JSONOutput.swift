@@ -1,0 +1,67 @@
+/// A minimal JSON value with ordered object keys, so the `run` command's output is stable and
+/// needs no Foundation encoder (whose key order and number formatting vary).
+indirect enum JSON {
+    case int(Int)
+    case number(Double)
+    case string(String)
+    case bool(Bool)
+    case null
+    case array([JSON])
+    case object([(String, JSON)])
+
+    /// A number, or `null` when it is not finite (JSON has no infinity or NaN).
+    static func finite(_ x: Double) -> JSON { x.isFinite ? .number(x) : .null }
+
+    /// Compact single-line text.
+    var text: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout String) {
+        switch self {
+        case .int(let i): out += String(i)
+        case .number(let x):
+            if !x.isFinite { out += "null" }
+            else if x == x.rounded(), abs(x) < 1e15 { out += String(Int64(x)) }
+            else { out += "\(x)" }   // Swift's shortest round-trip form is valid JSON
+        case .string(let s): out += Self.quoted(s)
+        case .bool(let b): out += b ? "true" : "false"
+        case .null: out += "null"
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(to: &out)
+            }
+            out += "]"
+        case .object(let pairs):
+            out += "{"
+            for (i, (key, value)) in pairs.enumerated() {
+                if i > 0 { out += "," }
+                out += Self.quoted(key) + ":"
+                value.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

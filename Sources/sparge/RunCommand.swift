@@ -1,0 +1,283 @@
+import Foundation
+import SpargeAttn
+
+/// `sparge run`: attention of the `q`, `k`, `v` tensors of a safetensors file, with the
+/// results written to another file and one JSON object on stdout. A stable interface for
+/// scripts; its defaults are those of the recommended GPU entry point.
+struct RunCommand {
+    static let usage = """
+        Usage: sparge run --input IN.safetensors [--output OUT.safetensors]
+          [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --topk X] [--pvthreshd X|inf]
+          [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
+          [--dense] [--mask NAME] [--threads N] [--repeat N]
+
+        Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
+        runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
+
+          --input PATH        safetensors file holding q, k, v (required)
+          --output PATH       write o (f32 B,H,Nq,D), mask (u8 B,H,nq,nk), q_int8, q_scale,
+                              k_int8, k_scale, k_mean; with --dense only o
+          --bq N, --bk N      query / key block size (default 128, 64)
+          --simthreshd1 X     theta, block self-similarity threshold (default -0.1)
+          --topk X            keep floor(X * nk) key blocks per query block, X in (0,1] (default 0.5)
+          --cdfthreshd X      CDF mode instead: keep blocks up to cumulative probability X in [0,1]
+          --pvthreshd X|inf   lambda of the stage-2 filter (default 50); inf turns stage 2 off
+          --causal            causal attention (Nq must equal Nk)
+          --attention-sink    always keep key block 0
+          --no-smooth-k       do not subtract the mean of K
+          --gpu-rounding      round to fp16 where the GPU code does (reproduces GPU masks)
+          --quant cuda|triton INT8 quantization of Q of the CUDA (default) or Triton path
+          --dense             exact dense attention instead (writes o only)
+          --mask NAME         use the block map stored under NAME in IN (u8 or bool, B,H,nq,nk)
+          --threads N         worker threads (default: all CPUs)
+          --repeat N          run the attention N times and report the median time (default 1)
+
+        theta, topk, cdfthreshd and pvthreshd take one value or one per head: --simthreshd1 0.3,0.6
+        Stdout: one JSON object: mode, shape, threads, seconds (attention only, median),
+        gflops_dense_equivalent, density, stage2_skipped_fraction and more.
+        Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
+        """
+
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense"]
+    static let options: Set<String> = [
+        "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "pvthreshd", "quant",
+        "mask", "threads", "repeat",
+    ]
+
+    var input: String
+    var output: String?
+    var parameters = SpargeParameters.recommended
+    var dense: Bool
+    var maskName: String?
+    var threads: Int?
+    var repeats: Int
+
+    /// Parses the arguments; `nil` when `--help` was printed.
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
+        if a.helpRequested {
+            print(Self.usage)
+            return nil
+        }
+        guard let input = a.string("input") else { throw UsageError("run needs --input IN.safetensors (see sparge run --help)") }
+        self.input = input
+        output = a.string("output")
+        dense = a.flag("dense")
+        maskName = a.string("mask")
+        threads = try a.int("threads", in: 1...4096)
+        repeats = try a.int("repeat", in: 1...1_000_000) ?? 1
+
+        if let bq = try a.int("bq", in: 1...1024) { parameters.blockQ = bq }
+        if let bk = try a.int("bk", in: 1...1024) { parameters.blockK = bk }
+        if let theta = try a.perHead("simthreshd1") { parameters.simThreshold = theta }
+        if a.has("cdfthreshd") && a.has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
+        if let tau = try a.perHead("cdfthreshd") { parameters.selection = .cdf(tau) }
+        if let k = try a.perHead("topk") { parameters.selection = .topK(k) }
+        if let lambda = try a.perHead("pvthreshd", allowInfinity: true) { parameters.pvThreshold = lambda }
+        if let quant = a.string("quant") {
+            guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {
+                throw UsageError("--quant '\(quant)' is not cuda or triton")
+            }
+            parameters.quantization = variant
+        }
+        parameters.causal = a.flag("causal")
+        parameters.attentionSink = a.flag("attention-sink")
+        parameters.smoothK = !a.flag("no-smooth-k")
+        parameters.gpuRounding = a.flag("gpu-rounding")
+        if dense && maskName != nil { throw UsageError("--dense and --mask exclude each other") }
+        // Ranges that the shape does not affect are checked now, before reading a large file.
+        try Self.checkRanges(parameters)
+    }
+
+    /// Early range checks with the library's own messages (a one-head shape: per-head list
+    /// lengths are checked against the real shape later).
+    private static func checkRanges(_ p: SpargeParameters) throws {
+        var probe = p
+        probe.causal = false
+        let longest = [p.simThreshold, p.pvThreshold, {
+            switch p.selection { case .cdf(let t), .topK(let t): return t }
+        }()].map(\.values.count).max() ?? 1
+        try probe.validate(for: AttentionShape(heads: longest, queryLength: 1, headDim: 1))
+    }
+
+    func execute() throws {
+        if let output {
+            // Fail before the (possibly long) computation when the result cannot be written.
+            let dir = URL(fileURLWithPath: output).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw UsageError("cannot write --output '\(output)': the directory '\(dir)' does not exist")
+            }
+        }
+        let file = try SafeTensorsFile.read(path: input)
+        let qt = try file.tensor("q"), kt = try file.tensor("k"), vt = try file.tensor("v")
+        let shape = try Self.shape(q: qt, k: kt, v: vt)
+        try parameters.validate(for: shape)
+        let q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
+        let nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
+        let nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
+        let givenMap = try maskName.map { try Self.blockMap(file, name: $0, shape: shape, nq: nq, nk: nk) }
+        let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+
+        // The output buffer is allocated once, outside the timed region: `seconds` is the
+        // attention call alone.
+        var o = [Float](repeating: 0, count: shape.queryElements)
+        var result: SparseAttentionResult? = nil
+        var samples: [Double] = []
+        try q.withUnsafeBufferPointer { q in
+            try k.withUnsafeBufferPointer { k in
+                try v.withUnsafeBufferPointer { v in
+                    try o.withUnsafeMutableBufferPointer { o in
+                        for _ in 0..<repeats {
+                            samples.append(try Timing.seconds {
+                                if dense {
+                                    try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: shape,
+                                                              causal: parameters.causal, threads: threadCount)
+                                } else {
+                                    result = try SpargeAttention.sparse(
+                                        q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
+                                        blockMap: givenMap, threads: threadCount, captureQuantized: output != nil)
+                                }
+                            })
+                        }
+                    }
+                }
+            }
+        }
+        let seconds = Timing.median(samples)
+
+        if let output {
+            var out = try SafeTensorsFile()
+            try out.insert(Tensor(floats: o, shape: [shape.batch, shape.heads, shape.queryLength, shape.headDim]), named: "o")
+            if let result {
+                let m = result.blockMap
+                try out.insert(Tensor(uint8s: m.bits, shape: [m.batch, m.heads, m.queryBlocks, m.keyBlocks]), named: "mask")
+                if let qz = result.quantized {
+                    try out.insert(Tensor(int8s: qz.qInt8, shape: [shape.batch, shape.heads, shape.queryLength, shape.headDim]), named: "q_int8")
+                    try out.insert(Tensor(floats: qz.qScale, shape: [shape.batch, shape.heads, nq]), named: "q_scale")
+                    try out.insert(Tensor(int8s: qz.kInt8, shape: [shape.batch, shape.kvHeads, shape.keyLength, shape.headDim]), named: "k_int8")
+                    try out.insert(Tensor(floats: qz.kScale, shape: [shape.batch, shape.kvHeads, nk]), named: "k_scale")
+                    try out.insert(Tensor(floats: qz.kMean, shape: [shape.batch, shape.kvHeads, shape.headDim]), named: "k_mean")
+                }
+            }
+            out.metadata["producer"] = "sparge run"
+            out.metadata["parameters"] = parametersJSON(shape: shape).text
+            try out.write(path: output)
+        }
+        print(report(shape: shape, threads: threadCount, seconds: seconds, samples: samples, result: result).text)
+    }
+
+    // MARK: Input checks
+
+    /// The attention shape of q, k, v, with a clear error for any inconsistency.
+    static func shape(q: Tensor, k: Tensor, v: Tensor) throws -> AttentionShape {
+        for (name, t) in [("q", q), ("k", k), ("v", v)] {
+            guard t.shape.count == 4 else {
+                throw UsageError("tensor '\(name)' has shape \(t.shape); it must have 4 dimensions B,H,N,D")
+            }
+            guard t.dtype.isFloatingPoint else {
+                throw UsageError("tensor '\(name)' is \(t.dtype); q, k, v must be F16, BF16 or F32")
+            }
+            guard t.shape.allSatisfy({ $0 > 0 }) else {
+                throw UsageError("tensor '\(name)' has shape \(t.shape); every dimension must be at least 1")
+            }
+        }
+        guard k.shape == v.shape else { throw UsageError("k has shape \(k.shape) but v has \(v.shape); they must be equal (B,Hkv,Nk,D)") }
+        guard q.shape[0] == k.shape[0] else { throw UsageError("q has batch \(q.shape[0]) but k has \(k.shape[0]); they must be equal") }
+        guard q.shape[3] == k.shape[3] else { throw UsageError("q has head dim \(q.shape[3]) but k has \(k.shape[3]); they must be equal") }
+        guard q.shape[1] % k.shape[1] == 0 else {
+            throw UsageError("q has \(q.shape[1]) heads, k and v \(k.shape[1]); the K/V heads must divide the query heads")
+        }
+        let shape = AttentionShape(batch: q.shape[0], heads: q.shape[1], kvHeads: k.shape[1],
+                                   queryLength: q.shape[2], keyLength: k.shape[2], headDim: q.shape[3])
+        try shape.validate()
+        return shape
+    }
+
+    static func floats(_ t: Tensor, _ name: String) throws -> [Float] {
+        let x = try t.floats()
+        // A clearer message than the library's (which reports a flat index).
+        if let i = x.firstIndex(where: { !$0.isFinite }) {
+            throw UsageError("tensor '\(name)' holds \(x[i]) at flat index \(i); inputs must be finite")
+        }
+        return x
+    }
+
+    /// The block map stored under `name` (u8 or bool, B,H,nq,nk).
+    static func blockMap(_ file: SafeTensorsFile, name: String, shape: AttentionShape, nq: Int, nk: Int) throws -> BlockMap {
+        let t = try file.tensor(name)
+        guard t.dtype == .uint8 || t.dtype == .bool else {
+            throw UsageError("mask '\(name)' is \(t.dtype); it must be U8 or BOOL")
+        }
+        let expected = [shape.batch, shape.heads, nq, nk]
+        guard t.shape == expected else {
+            throw UsageError("mask '\(name)' has shape \(t.shape) but B,H,nq,nk for these blocks is \(expected); pass the --bq/--bk it was made with")
+        }
+        return try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk, bits: t.uint8s())
+    }
+
+    // MARK: Output
+
+    var mode: String { dense ? "dense" : maskName != nil ? "mask" : "sparse" }
+
+    func parametersJSON(shape: AttentionShape) -> JSON {
+        // Through the Float's shortest text, so 0.1 prints as 0.1, not 0.10000000149011612.
+        func number(_ x: Float) -> JSON { x.isFinite ? .number(Double("\(x)") ?? Double(x)) : .null }
+        func values(_ p: PerHead) -> JSON {
+            p.values.count == 1 ? number(p.values[0]) : .array(p.values.map(number))
+        }
+        let p = parameters
+        var pairs: [(String, JSON)] = [("bq", .int(p.blockQ)), ("bk", .int(p.blockK))]
+        switch p.selection {
+        case .topK(let k): pairs += [("selection", .string("topk")), ("topk", values(k))]
+        case .cdf(let t): pairs += [("selection", .string("cdf")), ("cdfthreshd", values(t))]
+        }
+        pairs += [
+            ("simthreshd1", values(p.simThreshold)),
+            ("pvthreshd", values(p.pvThreshold)),   // null = inf (stage 2 off)
+            ("causal", .bool(p.causal)), ("attention_sink", .bool(p.attentionSink)),
+            ("smooth_k", .bool(p.smoothK)), ("gpu_rounding", .bool(p.gpuRounding)),
+            ("quant", .string(p.quantization.rawValue)),
+        ]
+        return .object(pairs)
+    }
+
+    func report(shape s: AttentionShape, threads: Int, seconds: Double, samples: [Double],
+                result: SparseAttentionResult?) -> JSON {
+        let flops = s.denseFlops(causal: parameters.causal)
+        var pairs: [(String, JSON)] = [
+            ("mode", .string(mode)),
+            ("shape", .object([
+                ("batch", .int(s.batch)), ("heads", .int(s.heads)), ("kv_heads", .int(s.kvHeads)),
+                ("query_length", .int(s.queryLength)), ("key_length", .int(s.keyLength)),
+                ("head_dim", .int(s.headDim)),
+            ])),
+            ("threads", .int(threads)),
+            ("build", .string(BuildInfo.name)),
+            ("repeat", .int(repeats)),
+            ("seconds", .finite(seconds)),
+            ("seconds_all", .array(samples.map { .finite($0) })),
+            ("gflops_dense_equivalent", seconds > 0 ? .finite(flops / seconds / 1e9) : .null),
+        ]
+        if let r = result {
+            let st = r.statistics
+            pairs += [
+                ("density", .finite(st.density)),
+                ("sparsity", .finite(1 - st.density)),
+                ("allowed_density", .finite(st.allowedDensity)),
+                ("density_per_head", .array(st.densityPerHead.map { .finite($0) })),
+                ("stage2_skipped_fraction", .finite(st.stage2SkippedFraction)),
+                ("visited_tiles", .int(st.visitedTiles)),
+                ("skipped_tiles", .int(st.skippedTiles)),
+                ("computed_fraction", .finite(st.computedFraction)),
+                ("block_map_shape", .array([r.blockMap.batch, r.blockMap.heads, r.blockMap.queryBlocks, r.blockMap.keyBlocks].map { .int($0) })),
+            ]
+        } else {
+            // Dense attention computes every block and skips nothing.
+            pairs += [("density", .number(1)), ("sparsity", .number(0)), ("stage2_skipped_fraction", .number(0))]
+        }
+        pairs += [("parameters", parametersJSON(shape: s)), ("input", .string(input))]
+        if let output { pairs.append(("output", .string(output))) }
+        return .object(pairs)
+    }
+}
