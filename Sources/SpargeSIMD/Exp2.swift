@@ -8,7 +8,7 @@
 
 /// 2^x on eight lanes, relative error about 2e-7 for x in [-126, 127]; exactly 0 for x < -126
 /// (and for -inf); NaN lanes give an unspecified finite value.
-@inline(__always)
+@inlinable @inline(__always)
 public func exp2(_ x: Float8) -> Float8 {
     let lo = Float8(repeating: -126.5)
     let hi = Float8(repeating: 127.0)
@@ -36,7 +36,7 @@ public func exp2(_ x: Float8) -> Float8 {
 }
 
 /// Scalar 2^x with the same polynomial (used for per-row rescale factors).
-@inline(__always)
+@inlinable @inline(__always)
 public func exp2Scalar(_ x: Float) -> Float {
     exp2(Float8(repeating: x))[0]
 }

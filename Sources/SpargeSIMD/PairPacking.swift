@@ -8,11 +8,11 @@
 // Odd D is padded with a zero element; missing rows/columns are zero.
 
 /// Number of int16 pairs needed for a reduction length `d`.
-@inline(__always)
+@inlinable @inline(__always)
 public func pairCount(_ d: Int) -> Int { (d + 1) / 2 }
 
 /// Widens `d` int8 values into `pairCount(d)` packed pairs (a query-side row).
-@inline(__always)
+@inlinable @inline(__always)
 public func packRowPairs(_ src: UnsafePointer<Int8>, d: Int, into dst: UnsafeMutablePointer<Int32>) {
     let pairs = pairCount(d)
     for p in 0..<pairs {

@@ -1,7 +1,7 @@
 // Symmetric INT8 quantization with the GPU code's rounding.
 
 /// Largest |x| over `count` floats.
-@inline(__always)
+@inlinable @inline(__always)
 public func absoluteMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
     var m = Float8()
     var i = 0
@@ -19,7 +19,7 @@ public func absoluteMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
 /// `x / scale` computed with an fp32 division, exactly as the authors' Triton kernels do
 /// (a multiplication by 1/scale would round differently on some elements).
 /// The premultiplier (1 for plain quantization) is applied in fp32 before the division.
-@inline(__always)
+@inlinable @inline(__always)
 public func quantizeRow(
     _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, scale: Float,
     into out: UnsafeMutablePointer<Int8>

@@ -1,7 +1,7 @@
 // Row-wise reductions and transforms used by the online softmax.
 
 /// Maximum of `count` floats (`-inf` for an empty row). NaN entries are ignored.
-@inline(__always)
+@inlinable @inline(__always)
 public func rowMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
     var i = 0
     var m = Float8(repeating: -.infinity)
@@ -13,7 +13,7 @@ public func rowMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
 
 /// Replaces `x[i]` by `2^(x[i] - shift)` for `count` entries (a multiple of 8) and returns their
 /// sum over the first `valid` entries.
-@inline(__always)
+@inlinable @inline(__always)
 public func exp2InPlace(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> Float {
     let s = Float8(repeating: shift)
     var acc = Float8()
@@ -28,7 +28,7 @@ public func exp2InPlace(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Flo
 }
 
 /// `x[i] *= factor` for `count` entries (a multiple of 8).
-@inline(__always)
+@inlinable @inline(__always)
 public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
     let f = Float8(repeating: factor)
     var i = 0

@@ -10,7 +10,7 @@ public typealias Float8 = SIMD8<Float>
 
 /// `a * b + c`: a fused multiply-add in the tuned build, a separate multiply and add in the
 /// portable build (where a fused form would be a libm call per lane).
-@inline(__always)
+@inlinable @inline(__always)
 public func multiplyAdd(_ a: Float8, _ b: Float8, _ c: Float8) -> Float8 {
     #if Tuned
     return c.addingProduct(a, b)
@@ -20,19 +20,19 @@ public func multiplyAdd(_ a: Float8, _ b: Float8, _ c: Float8) -> Float8 {
 }
 
 /// Lane-wise maximum (`maxps`); if `b` is NaN the lane keeps `a`.
-@inline(__always)
+@inlinable @inline(__always)
 public func maximum(_ a: Float8, _ b: Float8) -> Float8 {
     a.replacing(with: b, where: b .> a)
 }
 
 /// Lane-wise minimum (`minps`); if `b` is NaN the lane keeps `a`.
-@inline(__always)
+@inlinable @inline(__always)
 public func minimum(_ a: Float8, _ b: Float8) -> Float8 {
     a.replacing(with: b, where: b .< a)
 }
 
 /// Largest lane, by a shuffle tree (3 steps, no branches).
-@inline(__always)
+@inlinable @inline(__always)
 public func horizontalMax(_ v: Float8) -> Float {
     let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
     let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
@@ -40,7 +40,7 @@ public func horizontalMax(_ v: Float8) -> Float {
 }
 
 /// Sum of the lanes, by a shuffle tree (the order is fixed, so results are reproducible).
-@inline(__always)
+@inlinable @inline(__always)
 public func horizontalSum(_ v: Float8) -> Float {
     let a = v.lowHalf + v.highHalf
     let b = a.lowHalf + a.highHalf
@@ -48,13 +48,13 @@ public func horizontalSum(_ v: Float8) -> Float {
 }
 
 /// Loads eight floats from any address.
-@inline(__always)
+@inlinable @inline(__always)
 public func load8(_ p: UnsafePointer<Float>) -> Float8 {
     UnsafeRawPointer(p).loadUnaligned(as: Float8.self)
 }
 
 /// Stores eight floats to any address.
-@inline(__always)
+@inlinable @inline(__always)
 public func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self)
 }

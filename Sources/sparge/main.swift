@@ -12,6 +12,7 @@ let usage = """
       sparge demo [options]     sparse vs exact attention on a built-in video-like workload
       sparge run --input IN.safetensors [options]
                                  sparse (or dense) attention of q, k, v stored in a file
+      sparge bench [options]    speed of the dense and sparse paths per shape and input (table)
       sparge generate --output OUT.safetensors [options]
                                  write the built-in workload's q, k, v to a file
       sparge help [COMMAND]     this text, or a command's options
@@ -31,15 +32,16 @@ func printHelp(_ command: String?) {
     switch command {
     case "demo": print(DemoCommand.usage)
     case "run": print(RunCommand.usage)
+    case "bench": print(BenchCommand.usage)
     case "generate": print(GenerateCommand.usage)
     case nil: print(usage)
-    case let other?: fail("unknown command '\(other)'; the commands are demo, run, generate and help")
+    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate and help")
     }
 }
 
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let command = argv.first else {
-    fail("no command given; the commands are demo, run, generate and help (see sparge --help)")
+    fail("no command given; the commands are demo, run, bench, generate and help (see sparge --help)")
 }
 let rest = Array(argv.dropFirst())
 
@@ -57,8 +59,10 @@ do {
         try RunCommand(arguments: rest)?.execute()
     case "generate":
         try GenerateCommand(arguments: rest)?.execute()
+    case "bench":
+        try BenchCommand(arguments: rest)?.execute()
     default:
-        fail("unknown command '\(command)'; the commands are demo, run, generate and help (see sparge --help)")
+        fail("unknown command '\(command)'; the commands are demo, run, bench, generate and help (see sparge --help)")
     }
 } catch let error as UsageError {
     fail(error.message)

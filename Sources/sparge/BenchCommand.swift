@@ -1,0 +1,201 @@
+import Foundation
+import SpargeAttn
+import SpargeSIMD
+
+/// `sparge bench`: the speed of the dense and sparse paths per shape and input kind, with the
+/// sparse time split into stage 1, quantization and kernel, the accuracy against dense, and
+/// the share of the machine's measured peak. Medians of several calls after a warm-up.
+struct BenchCommand {
+    static let usage = """
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--memory]
+
+        Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
+        and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
+        B=1 H=2 N=16384 D=64 and a causal B=1 H=8 N=4096 D=64, for the video-like workload
+        at three sparsity levels and Gaussian noise (nothing to skip). Then the INT8 vs fp32
+        score micro-kernel, and the sparse path on one thread vs all threads.
+
+          --quick           one shape (B=1 H=8 N=4096 D=64), medium and gaussian inputs
+          --repeat N        timed calls per measurement after one warm-up (default 5)
+          --threads N       worker threads (default: all CPUs)
+          --workloads LIST  comma-separated subset of mild,medium,sharp,gaussian
+          --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
+                            peak resident memory against the size of Q, K, V and O
+        """
+
+    struct Shape { var heads: Int; var n: Int; var d: Int; var causal: Bool }
+
+    var quick = false
+    var repeats = 5
+    var threads: Int?
+    var workloads = ["mild", "medium", "sharp", "gaussian"]
+    var memoryOnly = false
+
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: ["quick", "memory"], options: ["repeat", "threads", "workloads"])
+        if a.helpRequested { print(Self.usage); return nil }
+        quick = a.flag("quick")
+        memoryOnly = a.flag("memory")
+        repeats = try a.int("repeat", in: 1...1000) ?? repeats
+        threads = try a.int("threads", in: 1...4096)
+        if let w = a.string("workloads") {
+            let names = w.split(separator: ",").map(String.init)
+            for n in names where DemoCommand.workload(named: n) == nil {
+                throw UsageError("--workloads: '\(n)' is not one of mild, medium, sharp, gaussian")
+            }
+            workloads = names
+        } else if quick {
+            workloads = ["medium", "gaussian"]
+        }
+    }
+
+    func execute() throws {
+        let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        if memoryOnly { try memoryCheck(threads: threadCount); return }
+        let peak1 = MachinePeak.measure(threads: 1)
+        let peakAll = threadCount == 1 ? peak1 : MachinePeak.measure(threads: threadCount)
+        print("sparge bench: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
+        print("machine: \(ResidentMemory.cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+        print(String(format: "measured fp32 multiply-add peak (this build): %.1f GFLOP/s on 1 thread, %.1f on %d", peak1, peakAll, threadCount))
+        print("timing: median of \(repeats) calls after one warm-up; sparse = stage 1 + quantization + kernel, wall clock\n")
+
+        var shapes = [Shape(heads: 8, n: 4096, d: 64, causal: false)]
+        if !quick {
+            shapes += [Shape(heads: 4, n: 4096, d: 128, causal: false), Shape(heads: 2, n: 16384, d: 64, causal: false),
+                       Shape(heads: 8, n: 4096, d: 64, causal: true)]
+        }
+        let header: [(String, Int)] = [
+            ("shape", -24), ("input", -8), ("dense GF/s", 10), ("config", -8), ("sparse ms", 9), ("stage1", 7),
+            ("quant", 7), ("kernel", 7), ("density", 7), ("s2 skip", 7), ("cosine", 7), ("rel L1", 7),
+            ("speedup", 7), ("eff GF/s", 8), ("% peak", 6),
+        ]
+        print(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+        print(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
+        var scalingInput: (VideoLikeWorkload.Tensors, SpargeParameters)? = nil
+        for s in shapes {
+            for name in workloads {
+                var w = DemoCommand.workload(named: name)!
+                w.heads = s.heads
+                w.tokens = s.n
+                w.headDim = s.d
+                let t = try w.generate(threads: threadCount)
+                let shape = t.shape
+                var reference = [Float]()
+                let dense = try median {
+                    reference = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: shape, causal: s.causal, threads: threadCount)
+                }
+                let flops = shape.denseFlops(causal: s.causal)
+                for (label, topk) in [("topk0.5", Float(0.5)), ("topk0.25", 0.25)] {
+                    var p = SpargeParameters.recommended
+                    p.selection = .topK(PerHead(topk))
+                    p.causal = s.causal
+                    if scalingInput == nil { scalingInput = (t, p) }
+                    var out = [Float](), res: SparseAttentionResult! = nil
+                    var timings: [SparseTimings] = []
+                    let sparse = try median {
+                        let r = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: shape, parameters: p, threads: threadCount)
+                        out = r.output
+                        res = r.result
+                        timings.append(r.result.timings)
+                    }
+                    let tm = Self.medianTimings(timings)
+                    let acc = Accuracy(out, reference: reference)
+                    let effective = flops / sparse / 1e9
+                    let row: [(String, Int)] = [
+                        ("B=1 H=\(s.heads) N=\(s.n) D=\(s.d)\(s.causal ? " c" : "")", -24), (name, -8),
+                        (String(format: "%.1f", flops / dense / 1e9), 10), (label, -8),
+                        (String(format: "%.1f", sparse * 1e3), 9),
+                        (String(format: "%.1f", tm.stage1Seconds * 1e3), 7),
+                        (String(format: "%.1f", tm.quantizationSeconds * 1e3), 7),
+                        (String(format: "%.1f", tm.kernelSeconds * 1e3), 7),
+                        (String(format: "%.3f", res.statistics.allowedDensity), 7),
+                        (String(format: "%.3f", res.statistics.stage2SkippedFraction), 7),
+                        (String(format: "%.4f", acc.cosine), 7),
+                        (String(format: "%.4f", acc.relativeL1), 7),
+                        (String(format: "%.2fx", dense / sparse), 7),
+                        (String(format: "%.1f", effective), 8),
+                        (String(format: "%.0f%%", 100 * effective / peakAll), 6),
+                    ]
+                    print(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+                }
+            }
+        }
+        print("""
+
+            dense GF/s: exact fp32 attention (4*N^2*D*H flops, halved when causal 'c'); sparse ms: the whole
+            sparse call; stage1/quant/kernel: its phases (ms, wall); density: marked / allowed blocks;
+            s2 skip: visited tiles skipped by stage 2 (lambda 50); cosine, rel L1 against dense;
+            eff GF/s: dense-equivalent flops / sparse time; % peak: eff GF/s / measured peak of all threads.
+            """)
+        kernelComparison()
+        if let (t, p) = scalingInput, threadCount > 1 {
+            let one = try median { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: 1) }
+            let all = try median { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount) }
+            let d1 = try median { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: 1) }
+            let dAll = try median { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: threadCount) }
+            // The host's own scaling right now: on a shared machine the CPUs are not always all ours.
+            let hostScaling = MachinePeak.measure(threads: threadCount, steps: 5_000_000) / MachinePeak.measure(threads: 1, steps: 5_000_000)
+            print(String(format: "\nthread scaling (%@, topk 0.5): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; dense %.2fx; "
+                         + "the host's FMA loop scaled %.2fx at the same time",
+                         t.shape.description, one * 1e3, all * 1e3, threadCount, one / all, d1 / dAll, hostScaling))
+        }
+    }
+
+    /// INT8 vs fp32 score tile on the same 128 x 64 x D=64 tile, one thread.
+    func kernelComparison() {
+        let rows = 128, cols = 64, d = 64, pairs = pairCount(d), iterations = 20_000
+        let q = [Float](repeating: 0.01, count: rows * d), kT = [Float](repeating: 0.02, count: d * cols)
+        var s = [Float](repeating: 0, count: rows * cols)
+        let qp = [Int32](repeating: 0x0003_0002, count: rows * pairs), kp = [Int16](repeating: 3, count: pairs * cols * 2)
+        func time(_ body: () -> Void) -> Double {
+            body()
+            var samples: [Double] = []
+            for _ in 0..<repeats { samples.append(Timing.seconds { for _ in 0..<iterations { body() } }) }
+            return Timing.median(samples)
+        }
+        let fp = time { floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols) }
+        let i8 = time { int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, out: &s, outStride: cols) }
+        let ops = Double(2 * rows * cols * d * iterations)
+        print(String(format: "\nscore micro-kernel, 128x64 tile, D=64, 1 thread: fp32 %.1f GFLOP/s, INT8 %.1f GOP/s: INT8 %.2fx faster",
+                     ops / fp / 1e9, ops / i8 / 1e9, fp / i8))
+    }
+
+    /// Sparse attention at H=16, N=32768, D=64 and the process's peak resident memory.
+    func memoryCheck(threads: Int) throws {
+        var w = VideoLikeWorkload.medium
+        w.heads = 16
+        w.tokens = 32768
+        w.headDim = 64
+        let t = try w.generate(threads: threads)
+        var out = [Float](repeating: 0, count: t.shape.queryElements)
+        let ioBytes = 4 * (t.q.count + t.k.count + t.v.count + out.count)
+        let before = ResidentMemory.peakBytes() ?? 0
+        let seconds = try Timing.seconds {
+            try t.q.withUnsafeBufferPointer { q in
+                try t.k.withUnsafeBufferPointer { k in
+                    try t.v.withUnsafeBufferPointer { v in
+                        try out.withUnsafeMutableBufferPointer { o in
+                            _ = try SpargeAttention.sparse(q: q, k: k, v: v, output: o, shape: t.shape, parameters: .recommended, threads: threads)
+                        }
+                    }
+                }
+            }
+        }
+        let after = ResidentMemory.peakBytes() ?? 0
+        print(String(format: "memory: %@, sparse topk 0.5 in %.2f s; Q+K+V+O = %.0f MiB; peak resident %.0f MiB (%.2fx) (before the call: %.0f MiB)",
+                     t.shape.description, seconds, Double(ioBytes) / 1048576, Double(after) / 1048576,
+                     Double(after) / Double(ioBytes), Double(before) / 1048576))
+    }
+
+    private func median(_ body: () throws -> Void) throws -> Double {
+        try body()
+        var samples: [Double] = []
+        for _ in 0..<repeats { samples.append(try Timing.seconds(body)) }
+        return Timing.median(samples)
+    }
+
+    static func medianTimings(_ t: [SparseTimings]) -> SparseTimings {
+        let sorted = t.dropFirst().sorted { $0.preparationSeconds + $0.kernelSeconds < $1.preparationSeconds + $1.kernelSeconds }
+        return sorted.isEmpty ? t[0] : sorted[sorted.count / 2]
+    }
+}
