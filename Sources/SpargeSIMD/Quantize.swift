@@ -24,11 +24,29 @@ public func quantizeRow(
     _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, scale: Float,
     into out: UnsafeMutablePointer<Int8>
 ) {
-    for i in 0..<count {
+    let pm = Float8(repeating: premultiplier), sc = Float8(repeating: scale)
+    let half = Float8(repeating: 0.5), limit = Float8(repeating: 127.5)
+    let magic = Float8(repeating: 8388608.0)  // 2^23: adding it rounds to an integer
+    var i = 0
+    while i + 8 <= count {
+        let y = (load8(x + i) * pm) / sc
+        let negative = y .< 0
+        let a = y.replacing(with: -y, where: negative) + half   // |y| + 0.5, rounded as y +- 0.5
+        if any(.!(a .< limit)) { break }                       // NaN, inf or out of range: scalar path
+        // floor(a) for 0 <= a < 2^23: round to nearest, then step down where that went up.
+        var t = (a + magic) - magic
+        t = t.replacing(with: t - 1, where: t .> a)
+        var n = unsafeBitCast(t + magic, to: SIMD8<Int32>.self) &- 0x4B00_0000
+        n.replace(with: 0 &- n, where: negative)
+        for l in 0..<8 { out[i + l] = Int8(truncatingIfNeeded: n[l]) }
+        i += 8
+    }
+    while i < count {
         let y = (x[i] * premultiplier) / scale
         let r = y >= 0 ? y + 0.5 : y - 0.5
         // |y| <= 127 for finite input; the guard keeps NaN / inf (allowed by the caller's
         // non-finite policy) from trapping in the conversion.
         out[i] = r > -128 && r < 128 ? Int8(truncatingIfNeeded: Int32(r)) : (r >= 128 ? 127 : (r <= -128 ? -127 : 0))
+        i += 1
     }
 }

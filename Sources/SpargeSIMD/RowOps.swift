@@ -34,3 +34,19 @@ public func scaleInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor
     var i = 0
     while i < count { store8(load8(x + i) * f, x + i); i += 8 }
 }
+
+/// `sum[i] += x[i]` for `count` entries.
+@inlinable @inline(__always)
+public func addRow(_ x: UnsafePointer<Float>, into sum: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count { store8(load8(sum + i) + load8(x + i), sum + i); i += 8 }
+    while i < count { sum[i] += x[i]; i += 1 }
+}
+
+/// `out[i] = x[i] - y[i]` for `count` entries.
+@inlinable @inline(__always)
+public func subtractRow(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count { store8(load8(x + i) - load8(y + i), out + i); i += 8 }
+    while i < count { out[i] = x[i] - y[i]; i += 1 }
+}

@@ -129,15 +129,25 @@ struct BenchCommand {
             """)
         kernelComparison()
         if let (t, p) = scalingInput, threadCount > 1 {
-            let one = try median { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: 1) }
-            let all = try median { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount) }
-            let d1 = try median { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: 1) }
-            let dAll = try median { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: threadCount) }
-            // The host's own scaling right now: on a shared machine the CPUs are not always all ours.
-            let hostScaling = MachinePeak.measure(threads: threadCount, steps: 5_000_000) / MachinePeak.measure(threads: 1, steps: 5_000_000)
-            print(String(format: "\nthread scaling (%@, topk 0.5): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; dense %.2fx; "
-                         + "the host's FMA loop scaled %.2fx at the same time",
-                         t.shape.description, one * 1e3, all * 1e3, threadCount, one / all, d1 / dAll, hostScaling))
+            // Interleaved (1 thread, all threads) pairs, so that a change in the host's load
+            // hits both sides alike; on a shared machine the CPUs are not always all ours, so
+            // the FMA loop's own scaling is measured in the same pairs.
+            var sparse1: [Double] = [], sparseN: [Double] = [], dense1: [Double] = [], denseN: [Double] = []
+            var host1: [Double] = [], hostN: [Double] = []
+            _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount)
+            for _ in 0..<repeats {
+                sparse1.append(try Timing.seconds { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: 1) })
+                sparseN.append(try Timing.seconds { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount) })
+                dense1.append(try Timing.seconds { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: 1) })
+                denseN.append(try Timing.seconds { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: threadCount) })
+                host1.append(MachinePeak.measure(threads: 1, steps: 3_000_000))
+                hostN.append(MachinePeak.measure(threads: threadCount, steps: 3_000_000))
+            }
+            let ratio = { (a: [Double], b: [Double]) in Timing.median(zip(a, b).map { $0 / $1 }) }
+            print(String(format: "\nthread scaling (%@, topk 0.5, median of %d interleaved pairs): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; "
+                         + "dense %.2fx; the host's FMA loop %.2fx at the same time",
+                         t.shape.description, repeats, Timing.median(sparse1) * 1e3, Timing.median(sparseN) * 1e3, threadCount,
+                         ratio(sparse1, sparseN), ratio(dense1, denseN), ratio(hostN, host1)))
         }
     }
 

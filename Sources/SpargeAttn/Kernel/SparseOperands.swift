@@ -94,9 +94,22 @@ final class SparseOperands: @unchecked Sendable {
             // values to fp16; accumulation order then does not matter).
             let sums = w.sums.pointer
             sums.update(repeating: 0, count: d)
-            for t in 0..<n {
-                let row = k.row(b, h, t)
-                for c in 0..<d { sums[c] += Double(gpuRounding ? roundToHalf(row[c]) : row[c]) }
+            if gpuRounding {
+                for t in 0..<n {
+                    let row = k.row(b, h, t)
+                    for c in 0..<d { sums[c] += Double(roundToHalf(row[c])) }
+                }
+            } else {
+                // fp32 partial sums of 64 rows (vectorised), flushed into the double sums.
+                let partial = w.vector.pointer
+                var t = 0
+                while t < n {
+                    let end = Swift.min(n, t + 64)
+                    partial.update(repeating: 0, count: d)
+                    for u in t..<end { addRow(k.row(b, h, u), into: partial, count: d) }
+                    for c in 0..<d { sums[c] += Double(partial[c]) }
+                    t = end
+                }
             }
             for c in 0..<d {
                 let m = Float(sums[c] / Double(n))
@@ -113,10 +126,10 @@ final class SparseOperands: @unchecked Sendable {
             for r in 0..<rows {
                 let src = k.row(b, h, start + r)
                 let dst = block + r * d
-                for c in 0..<d {
-                    let x = gpuRounding ? roundToHalf(src[c]) : src[c]
-                    let y = x - mean[c]
-                    dst[c] = gpuRounding ? roundToHalf(y) : y
+                if gpuRounding {
+                    for c in 0..<d { dst[c] = roundToHalf(roundToHalf(src[c]) - mean[c]) }
+                } else {
+                    subtractRow(src, mean, into: dst, count: d)
                 }
             }
             let t = head * g.keyBlocks + j

@@ -20,17 +20,36 @@ func summarizeBlock(
 ) -> Float {
     pooled.update(repeating: 0, count: d)
     scratch.update(repeating: 0, count: d)
+    let vectorEnd = d & ~7
     for r in 0..<rows {
         let row = x + r * d
-        var norm2: Float = 0
-        for c in 0..<d {
+        // Column sums and the squared norm, eight channels at a time.
+        var squares = Float8()
+        var c = 0
+        while c < vectorEnd {
+            let v = load8(row + c)
+            store8(load8(pooled + c) + v, pooled + c)
+            squares = multiplyAdd(v, v, squares)
+            c += 8
+        }
+        var norm2 = horizontalSum(squares)
+        while c < d {
             pooled[c] += row[c]
             norm2 += row[c] * row[c]
+            c += 1
         }
         let norm = norm2.squareRoot()
-        for c in 0..<d {
-            let unit = row[c] / norm
-            scratch[c] += gpuRounding ? roundToHalf(unit) : unit
+        // Sum of the unit rows (divided, not multiplied by 1/norm, as the GPU code does).
+        c = 0
+        if gpuRounding {
+            while c < d { scratch[c] += roundToHalf(row[c] / norm); c += 1 }
+        } else {
+            let nv = Float8(repeating: norm)
+            while c < vectorEnd {
+                store8(load8(scratch + c) + load8(row + c) / nv, scratch + c)
+                c += 8
+            }
+            while c < d { scratch[c] += row[c] / norm; c += 1 }
         }
     }
     let n = Float(rows)
