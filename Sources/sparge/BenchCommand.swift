@@ -80,25 +80,43 @@ struct BenchCommand {
                 w.headDim = s.d
                 let t = try w.generate(threads: threadCount)
                 let shape = t.shape
-                var reference = [Float]()
-                let dense = try median {
-                    reference = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: shape, causal: s.causal, threads: threadCount)
-                }
                 let flops = shape.denseFlops(causal: s.causal)
-                for (label, topk) in [("topk0.5", Float(0.5)), ("topk0.25", 0.25)] {
+                let configs: [(String, SpargeParameters)] = [("topk0.5", 0.5), ("topk0.25", 0.25)].map { label, topk in
                     var p = SpargeParameters.recommended
-                    p.selection = .topK(PerHead(topk))
+                    p.selection = .topK(PerHead(Float(topk)))
                     p.causal = s.causal
-                    if scalingInput == nil { scalingInput = (t, p) }
-                    var out = [Float](), res: SparseAttentionResult! = nil
-                    var timings: [SparseTimings] = []
-                    let sparse = try median {
-                        let r = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: shape, parameters: p, threads: threadCount)
-                        out = r.output
-                        res = r.result
-                        timings.append(r.result.timings)
+                    return (label, p)
+                }
+                if scalingInput == nil { scalingInput = (t, configs[0].1) }
+                // Warm-up, outputs and statistics.
+                let reference = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: shape, causal: s.causal, threads: threadCount)
+                var outputs: [([Float], SparseAttentionResult)] = []
+                for (_, p) in configs {
+                    outputs.append(try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: shape, parameters: p, threads: threadCount))
+                }
+                // Timed rounds: dense then every configuration, so each speedup is a median of
+                // ratios measured moments apart (the host's load drifts on a shared machine).
+                var denseTimes: [Double] = []
+                var sparseTimes = [[Double]](repeating: [], count: configs.count)
+                var phaseTimes = [[SparseTimings]](repeating: [], count: configs.count)
+                for _ in 0..<repeats {
+                    denseTimes.append(try Timing.seconds {
+                        _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: shape, causal: s.causal, threads: threadCount)
+                    })
+                    for (c, (_, p)) in configs.enumerated() {
+                        var timings: SparseTimings? = nil
+                        sparseTimes[c].append(try Timing.seconds {
+                            timings = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: shape, parameters: p, threads: threadCount).result.timings
+                        })
+                        phaseTimes[c].append(timings!)
                     }
-                    let tm = Self.medianTimings(timings)
+                }
+                let dense = Timing.median(denseTimes)
+                for (c, (label, _)) in configs.enumerated() {
+                    let sparse = Timing.median(sparseTimes[c])
+                    let speedup = Timing.median(zip(denseTimes, sparseTimes[c]).map { $0 / $1 })
+                    let tm = Self.medianTimings(phaseTimes[c])
+                    let (out, res) = outputs[c]
                     let acc = Accuracy(out, reference: reference)
                     let effective = flops / sparse / 1e9
                     let row: [(String, Int)] = [
@@ -112,7 +130,7 @@ struct BenchCommand {
                         (String(format: "%.3f", res.statistics.stage2SkippedFraction), 7),
                         (String(format: "%.4f", acc.cosine), 7),
                         (String(format: "%.4f", acc.relativeL1), 7),
-                        (String(format: "%.2fx", dense / sparse), 7),
+                        (String(format: "%.2fx", speedup), 7),
                         (String(format: "%.1f", effective), 8),
                         (String(format: "%.0f%%", 100 * effective / peakAll), 6),
                     ]
@@ -205,7 +223,7 @@ struct BenchCommand {
     }
 
     static func medianTimings(_ t: [SparseTimings]) -> SparseTimings {
-        let sorted = t.dropFirst().sorted { $0.preparationSeconds + $0.kernelSeconds < $1.preparationSeconds + $1.kernelSeconds }
+        let sorted = t.sorted { $0.preparationSeconds + $0.kernelSeconds < $1.preparationSeconds + $1.kernelSeconds }
         return sorted.isEmpty ? t[0] : sorted[sorted.count / 2]
     }
 }
