@@ -78,6 +78,28 @@ struct SparseVsReferenceTests {
         #expect(r2.statistics.skippedTiles == 0)
     }
 
+    /// Few query blocks: the key range is split across work items (split-K) and merged.
+    @Test func splitKeyRangesMatchFloat64() throws {
+        var rng = TestRNG(seed: 13)
+        for causal in [false, true] {
+            let shape = AttentionShape(batch: 1, heads: 1, queryLength: 700, headDim: 64)
+            #expect(splitFactor(items: 6, keyBlocks: 11) > 1)
+            let q = rng.gaussians(shape.queryElements, scale: 2), k = rng.gaussians(shape.keyElements, scale: 2)
+            let v = rng.gaussians(shape.keyElements)
+            var p = SpargeParameters()
+            p.causal = causal
+            p.pvThreshold = PerHead(Float.infinity)
+            let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
+            #expect(Accuracy(out, ref).cosine >= 0.9995)
+            let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: causal)
+            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
+            #expect(Accuracy(dense, exact).relativeL2 <= 1e-5)
+            let (one, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1)
+            #expect(one.map(\.bitPattern) == out.map(\.bitPattern), "split-K output depends on the thread count")
+        }
+    }
+
     /// Same output bits for one thread and for all threads.
     @Test func outputIsBitwiseIdenticalAcrossThreadCounts() throws {
         var rng = TestRNG(seed: 9)

@@ -60,10 +60,12 @@ final class DenseOperands: @unchecked Sendable {
     }
 }
 
-/// Computes exact attention for query tile `i` of (batch b, head h).
+/// Computes exact attention for query tile `i` of (batch b, head h); with `chunks > 1`
+/// only the `chunk`-th share of the key tiles, exported unnormalised to `partial` (split-K).
 func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
-    causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch
+    causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch,
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -86,7 +88,7 @@ func denseQueryTile(
     let scores = w.scores.pointer
     let softmax = w.softmax
     softmax.reset(rows: rowsPad)
-    for j in 0..<ops.keyTiles {
+    for j in (chunk * ops.keyTiles / chunks)..<((chunk + 1) * ops.keyTiles / chunks) {
         let kStart = j * tc
         if causal && kStart > qStart + rows - 1 + causalOffset { break }
         let cols = Swift.min(tc, s.keyLength - kStart)
@@ -100,5 +102,9 @@ func denseQueryTile(
         softmax.absorb(scores: scores, stride: tc, rows: rowsPad, keys: cols,
                        values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)
     }
-    softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+    if let partial {
+        softmax.export(rows: DenseTiling.queryRows, into: partial)
+    } else {
+        softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+    }
 }

@@ -82,4 +82,43 @@ struct OnlineSoftmax {
             for c in 0..<d { dst[c] = src[c] * inv }
         }
     }
+
+    /// Floats of one exported state of `rows` rows: `m`, `l`, then `O`.
+    static func exportSize(rows: Int, width: Int) -> Int { rows * (2 + width) }
+
+    /// Copies the unnormalised state (`m`, `l`, `O`) of `rows` rows to `dst` (split-K).
+    func export(rows: Int, into dst: UnsafeMutablePointer<Float>) {
+        dst.update(from: rowMax, count: rows)
+        (dst + rows).update(from: rowSum, count: rows)
+        (dst + 2 * rows).update(from: acc, count: rows * width)
+    }
+
+    /// Merges `count` exported states of `rows` rows (in order, so the result does not depend
+    /// on which thread produced which) and writes `O / l` for `validRows` rows of `d` channels:
+    /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`.
+    static func merge(
+        _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
+        into out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        let size = exportSize(rows: rows, width: width)
+        for r in 0..<validRows {
+            var m = -Float.infinity
+            for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
+            let dst = out + r * outStride
+            dst.update(repeating: 0, count: d)
+            if m == -.infinity { continue }
+            var l: Float = 0
+            for s in 0..<count {
+                let part = parts + s * size
+                let ms = part[r]
+                if ms == -.infinity { continue }
+                let f = exp2Scalar(ms - m)
+                l += part[rows + r] * f
+                let o = part + 2 * rows + r * width
+                for c in 0..<d { dst[c] += o[c] * f }
+            }
+            let inv = 1 / l
+            for c in 0..<d { dst[c] *= inv }
+        }
+    }
 }

@@ -24,9 +24,14 @@ struct SparseKernelOptions {
 
 /// Computes the output rows of query block `i` of (batch b, head h) from the marked key
 /// blocks of `mapRow` (`nk` bytes) and returns the tile counters.
+///
+/// With `chunks > 1` (split-K) only the `chunk`-th share of the marked blocks is visited and
+/// the unnormalised state goes to `partial` (see ``OnlineSoftmax/export(rows:into:)``); each
+/// share starts its own running max, so the stage-2 filter sees only that share's history.
 func sparseQueryBlock(
     b: Int, h: Int, i: Int, ops: SparseOperands, mapRow: UnsafePointer<UInt8>, lambda: Float,
-    options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch
+    options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch,
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
 ) -> TileCounts {
     let g = ops.g, s = g.shape, d = s.headDim
     let kvh = h / s.groupSize
@@ -44,10 +49,12 @@ func sparseQueryBlock(
     var selected = 0
     for j in 0..<g.keyBlocks where mapRow[j] != 0 { selected += 1 }
 
+    let first = chunk * selected / chunks, last = (chunk + 1) * selected / chunks
     var counts = TileCounts()
     var ordinal = 0
     for j in 0..<g.keyBlocks where mapRow[j] != 0 {
         defer { ordinal += 1 }
+        if ordinal < first || ordinal >= last { continue }
         let kStart = j * g.blockK
         let cols = Swift.min(g.blockK, s.keyLength - kStart)
         // Under the causal mask a block entirely in the future of every row has nothing to add.
@@ -75,7 +82,11 @@ func sparseQueryBlock(
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
                        values: vRows, valueStride: ops.values.rowStride)
     }
-    softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+    if let partial {
+        softmax.export(rows: g.rowsPad, into: partial)
+    } else {
+        softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+    }
     return counts
 }
 

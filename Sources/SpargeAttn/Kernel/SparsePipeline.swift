@@ -75,18 +75,40 @@ struct SparsePipeline {
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
                 scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.tritonKeyPadding)
+            let items = s.batch * s.heads * g.queryBlocks
+            let chunks = splitFactor(items: items, keyBlocks: g.keyBlocks)
+            let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
+            let partials = chunks > 1 ? RawBuffer<Float>(count: items * chunks * partSize, zero: 0) : nil
+            var chunkCounts = [TileCounts](repeating: TileCounts(), count: items * chunks)
             map.bits.withUnsafeBufferPointer { bits in
-                counts.withUnsafeMutableBufferPointer { countBuffer in
+                chunkCounts.withUnsafeMutableBufferPointer { countBuffer in
                     let mapBase = UnsafeSendable(bits.baseAddress!)
                     let countBase = UnsafeSendable(countBuffer.baseAddress!)
-                    parallelFor(items: s.batch * s.heads * g.queryBlocks, threads: workers) { worker, item in
+                    parallelFor(items: items * chunks, threads: workers) { worker, work in
+                        let item = work / chunks, chunk = work % chunks
                         let i = item % g.queryBlocks, bh = item / g.queryBlocks
                         let b = bh / s.heads, h = bh % s.heads
-                        countBase.value[item] = sparseQueryBlock(
+                        countBase.value[work] = sparseQueryBlock(
                             b: b, h: h, i: i, ops: ops, mapRow: mapBase.value + item * g.keyBlocks,
-                            lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker])
+                            lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
+                            chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize })
                     }
                 }
+            }
+            if let partials {
+                parallelFor(items: items, threads: workers) { _, item in
+                    let i = item % g.queryBlocks, bh = item / g.queryBlocks
+                    let b = bh / s.heads, h = bh % s.heads
+                    let qStart = i * g.blockQ
+                    OnlineSoftmax.merge(
+                        partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
+                        validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
+                        into: output.row(b, h, qStart), outStride: output.rowStride)
+                }
+            }
+            for (n, c) in chunkCounts.enumerated() {
+                counts[n / chunks].visited += c.visited
+                counts[n / chunks].skipped += c.skipped
             }
         }
         let finished = monotonicNanos()
@@ -142,6 +164,15 @@ struct SparsePipeline {
     }
 }
 
+/// How many key ranges each query block is split into (split-K). A function of the shape
+/// alone, never of the thread count, so outputs stay identical for any number of threads:
+/// with fewer than `minimumItems` query blocks in the whole call, each one's keys are split
+/// so that there are at least that many work items for the cores.
+func splitFactor(items: Int, keyBlocks: Int, minimumItems: Int = 16) -> Int {
+    if items >= minimumItems { return 1 }
+    return Swift.max(1, Swift.min(keyBlocks, (minimumItems + items - 1) / items))
+}
+
 /// Exact attention over views (the body of ``SpargeAttention/dense``).
 func denseAttention(
     q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
@@ -158,9 +189,25 @@ func denseAttention(
         ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k)
     }
     let tiles = blockCount(s.queryLength, DenseTiling.queryRows)
-    parallelFor(items: s.batch * s.heads * tiles, threads: workers) { worker, item in
+    let items = s.batch * s.heads * tiles
+    let chunks = splitFactor(items: items, keyBlocks: ops.keyTiles)
+    let partSize = OnlineSoftmax.exportSize(rows: DenseTiling.queryRows, width: width)
+    let partials = chunks > 1 ? RawBuffer<Float>(count: items * chunks * partSize, zero: 0) : nil
+    parallelFor(items: items * chunks, threads: workers) { worker, work in
+        let item = work / chunks, chunk = work % chunks
         let i = item % tiles, bh = item / tiles
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
-                       causalOffset: s.keyLength - s.queryLength, output: output, scratch: scratch[worker])
+                       causalOffset: s.keyLength - s.queryLength, output: output, scratch: scratch[worker],
+                       chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize })
+    }
+    if let partials {
+        parallelFor(items: items, threads: workers) { _, item in
+            let i = item % tiles, bh = item / tiles
+            let qStart = i * DenseTiling.queryRows
+            OnlineSoftmax.merge(
+                partials.pointer + item * chunks * partSize, count: chunks, rows: DenseTiling.queryRows, width: width,
+                validRows: Swift.min(DenseTiling.queryRows, s.queryLength - qStart), d: s.headDim,
+                into: output.row(bh / s.heads, bh % s.heads, qStart), outStride: output.rowStride)
+        }
     }
 }
