@@ -133,17 +133,13 @@ final class SparseOperands: @unchecked Sendable {
                 }
             }
             let t = head * g.keyBlocks + j
-            kSim.pointer[t] = summarizeBlock(
-                block, rows: rows, blockSize: g.blockK, d: d, gpuRounding: gpuRounding,
-                partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, scratch: w.vector.pointer)
-            let t1 = monotonicNanos()
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
-            kScale.pointer[t] = quantizeBlock(block, rows: rows, d: d, premultiplier: 1, into: q8)
+            (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
+                block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
+                partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
             packColumnPairs(q8, rows: rows, d: d, stride: d, columns: g.columnsPad,
                             into: kPacked.pointer + t * g.packedKeyBlock)
-            let t2 = monotonicNanos()
-            w.stage1Nanos &+= t1 &- t0
-            w.quantizationNanos &+= t2 &- t1
+            w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
     }
 
@@ -167,18 +163,31 @@ final class SparseOperands: @unchecked Sendable {
                 }
             }
             let t = head * g.queryBlocks + i
-            qSim.pointer[t] = summarizeBlock(
-                block, rows: rows, blockSize: g.blockQ, d: d, gpuRounding: gpuRounding,
-                partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, scratch: w.vector.pointer)
-            let t1 = monotonicNanos()
             let q8 = qInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
-            qScale.pointer[t] = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: q8)
+            (qSim.pointer[t], qScale.pointer[t]) = summarizeAndQuantize(
+                block, rows: rows, blockSize: g.blockQ, premultiplier: premultiplier, gpuRounding: gpuRounding,
+                partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
             let packed = qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs
             packed.update(repeating: 0, count: g.rowsPad * g.pairs)
             for r in 0..<rows { packRowPairs(q8 + r * d, d: d, into: packed + r * g.pairs) }
-            let t2 = monotonicNanos()
-            w.stage1Nanos &+= t1 &- t0
-            w.quantizationNanos &+= t2 &- t1
+            w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
+    }
+
+    /// Stage-1 summary (section 2, steps 1-2) then INT8 quantization (section 3) of one block
+    /// held in `block`; accounts the first to stage 1 and leaves `scratch.lastMark` at the
+    /// start of quantization. Returns (self-similarity, scale).
+    private func summarizeAndQuantize(
+        _ block: UnsafePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
+        partialBlocks: PartialBlockRule, pooled: UnsafeMutablePointer<Float>, int8: UnsafeMutablePointer<Int8>,
+        since start: UInt64, scratch w: WorkerScratch
+    ) -> (Float, Float) {
+        let d = g.shape.headDim
+        let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
+                                 partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer)
+        w.lastMark = monotonicNanos()
+        w.stage1Nanos &+= w.lastMark &- start
+        let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8)
+        return (sim, scale)
     }
 }

@@ -15,6 +15,8 @@ final class WorkerScratch: @unchecked Sendable {
     /// CPU time this worker spent in stage 1 and in quantization (nanoseconds).
     var stage1Nanos: UInt64 = 0
     var quantizationNanos: UInt64 = 0
+    /// When the current block's quantization started (see `summarizeAndQuantize`).
+    var lastMark: UInt64 = 0
     let tileRows: Int
     let tileColumns: Int
     let width: Int
