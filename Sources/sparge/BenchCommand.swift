@@ -19,6 +19,7 @@ struct BenchCommand {
           --repeat N        timed calls per measurement after one warm-up (default 5)
           --threads N       worker threads (default: all CPUs)
           --workloads LIST  comma-separated subset of mild,medium,sharp,gaussian
+          --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
         """
@@ -30,12 +31,14 @@ struct BenchCommand {
     var threads: Int?
     var workloads = ["mild", "medium", "sharp", "gaussian"]
     var memoryOnly = false
+    var scalingOnly = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["quick", "memory"], options: ["repeat", "threads", "workloads"])
+        let a = try Arguments(arguments, flags: ["quick", "memory", "scaling"], options: ["repeat", "threads", "workloads"])
         if a.helpRequested { print(Self.usage); return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
+        scalingOnly = a.flag("scaling")
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
         if let w = a.string("workloads") {
@@ -59,8 +62,8 @@ struct BenchCommand {
         print(String(format: "measured fp32 multiply-add peak (this build): %.1f GFLOP/s on 1 thread, %.1f on %d", peak1, peakAll, threadCount))
         print("timing: median of \(repeats) calls after one warm-up; sparse = stage 1 + quantization + kernel, wall clock\n")
 
-        var shapes = [Shape(heads: 8, n: 4096, d: 64, causal: false)]
-        if !quick {
+        var shapes = scalingOnly ? [] : [Shape(heads: 8, n: 4096, d: 64, causal: false)]
+        if !quick && !scalingOnly {
             shapes += [Shape(heads: 4, n: 4096, d: 128, causal: false), Shape(heads: 2, n: 16384, d: 64, causal: false),
                        Shape(heads: 8, n: 4096, d: 64, causal: true)]
         }
@@ -145,7 +148,13 @@ struct BenchCommand {
             s2 skip: visited tiles skipped by stage 2 (lambda 50); cosine, rel L1 against dense;
             eff GF/s: dense-equivalent flops / sparse time; % peak: eff GF/s / measured peak of all threads.
             """)
-        kernelComparison()
+        if !scalingOnly { kernelComparison() }
+        if scalingOnly {
+            var w = VideoLikeWorkload.medium
+            w.heads = 8
+            w.tokens = 4096
+            scalingInput = (try w.generate(threads: threadCount), .recommended)
+        }
         if let (t, p) = scalingInput, threadCount > 1 {
             // Interleaved (1 thread, all threads) pairs, so that a change in the host's load
             // hits both sides alike; on a shared machine the CPUs are not always all ours, so

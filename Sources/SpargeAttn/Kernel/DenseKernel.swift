@@ -22,7 +22,7 @@ final class DenseOperands: @unchecked Sendable {
         shape = s
         keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
         width = roundUp(s.headDim, 8)
-        kTransposed = RawBuffer(count: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns, zero: 0)
+        kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
         if s.headDim % 8 == 0 {
             vPadded = nil
             values = v

@@ -52,17 +52,17 @@ final class SparseOperands: @unchecked Sendable {
         self.g = g
         let s = g.shape, d = s.headDim
         let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
-        kPacked = RawBuffer(count: kvHeads * g.keyBlocks * g.packedKeyBlock, zero: 0)
+        kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlocks * g.packedKeyBlock)  // packColumnPairs zero-fills
         kScale = RawBuffer(count: kvHeads * g.keyBlocks, zero: 0)
         kPooled = RawBuffer(count: kvHeads * g.keyBlocks * d, zero: 0)
         kSim = RawBuffer(count: kvHeads * g.keyBlocks, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
-        qPacked = RawBuffer(count: qHeads * g.packedQueryHead, zero: 0)
+        qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
         qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qPooled = RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0)
         qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
-        qInt8 = captureInt8 ? RawBuffer(count: qHeads * s.queryLength * d, zero: 0) : nil
-        kInt8 = captureInt8 ? RawBuffer(count: kvHeads * s.keyLength * d, zero: 0) : nil
+        qInt8 = captureInt8 ? RawBuffer(uninitializedCount: qHeads * s.queryLength * d) : nil
+        kInt8 = captureInt8 ? RawBuffer(uninitializedCount: kvHeads * s.keyLength * d) : nil
         if d % 8 == 0 {
             vPadded = nil
             values = v

@@ -18,5 +18,12 @@ final class RawBuffer<T>: @unchecked Sendable {
         pointer.initialize(repeating: zero, count: self.count)
     }
 
+    /// Leaves the memory uninitialised, for buffers that are written in full in parallel
+    /// before being read (zeroing them here would be a serial pass over memory).
+    init(uninitializedCount count: Int) where T: BitwiseCopyable {
+        self.count = Swift.max(count, 1)
+        pointer = UnsafeMutablePointer<T>.allocate(capacity: self.count)
+    }
+
     deinit { pointer.deallocate() }
 }
