@@ -50,3 +50,21 @@ public func subtractRow(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, in
     while i + 8 <= count { store8(load8(x + i) - load8(y + i), out + i); i += 8 }
     while i < count { out[i] = x[i] - y[i]; i += 1 }
 }
+
+/// Index of the first NaN or infinite value among `count` floats, or nil. Vectorised:
+/// `x - x` is 0 for finite lanes and NaN otherwise.
+@inlinable
+public func firstNonFinite(_ x: UnsafePointer<Float>, count: Int) -> Int? {
+    var i = 0
+    while i + 32 <= count {
+        let a = load8(x + i), b = load8(x + i + 8), c = load8(x + i + 16), d = load8(x + i + 24)
+        let z = (a - a) + (b - b) + (c - c) + (d - d)
+        if any(.!(z .== 0)) { break }
+        i += 32
+    }
+    while i < count {
+        if !x[i].isFinite { return i }
+        i += 1
+    }
+    return nil
+}

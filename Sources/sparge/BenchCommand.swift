@@ -161,10 +161,11 @@ struct BenchCommand {
             // the FMA loop's own scaling is measured in the same pairs.
             var sparse1: [Double] = [], sparseN: [Double] = [], dense1: [Double] = [], denseN: [Double] = []
             var host1: [Double] = [], hostN: [Double] = []
+            var kernel1: [SparseTimings] = [], kernelN: [SparseTimings] = []
             _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount)
             for _ in 0..<repeats {
-                sparse1.append(try Timing.seconds { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: 1) })
-                sparseN.append(try Timing.seconds { _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount) })
+                sparse1.append(try Timing.seconds { kernel1.append(try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: 1).result.timings) })
+                sparseN.append(try Timing.seconds { kernelN.append(try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount).result.timings) })
                 dense1.append(try Timing.seconds { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: 1) })
                 denseN.append(try Timing.seconds { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: threadCount) })
                 host1.append(MachinePeak.measure(threads: 1, steps: 3_000_000))
@@ -175,6 +176,13 @@ struct BenchCommand {
                          + "dense %.2fx; the host's FMA loop %.2fx at the same time",
                          t.shape.description, repeats, Timing.median(sparse1) * 1e3, Timing.median(sparseN) * 1e3, threadCount,
                          ratio(sparse1, sparseN), ratio(dense1, denseN), ratio(hostN, host1)))
+            print(String(format: "  sparse phases, 1 thread / %d: stage 1 + quantization %.1f / %.1f ms, kernel %.1f / %.1f ms (%.2fx), other %.1f / %.1f ms",
+                         threadCount,
+                         Timing.median(kernel1.map(\.preparationSeconds)) * 1e3, Timing.median(kernelN.map(\.preparationSeconds)) * 1e3,
+                         Timing.median(kernel1.map(\.kernelSeconds)) * 1e3, Timing.median(kernelN.map(\.kernelSeconds)) * 1e3,
+                         ratio(kernel1.map(\.kernelSeconds), kernelN.map(\.kernelSeconds)),
+                         Timing.median(zip(sparse1, kernel1).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3,
+                         Timing.median(zip(sparseN, kernelN).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3))
         }
     }
 

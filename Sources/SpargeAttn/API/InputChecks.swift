@@ -1,3 +1,5 @@
+import SpargeSIMD
+
 /// Size and value checks shared by the entry points.
 enum InputChecks {
     static func size(_ name: String, _ count: Int, _ expected: Int) throws {
@@ -6,7 +8,7 @@ enum InputChecks {
 
     static func finite(_ name: String, _ x: UnsafeBufferPointer<Float>, count: Int, policy: NonFinitePolicy) throws {
         guard policy == .reject, let base = x.baseAddress else { return }
-        for i in 0..<count where !base[i].isFinite {
+        if let i = firstNonFinite(base, count: count) {
             throw SpargeError.nonFiniteInput(name: name, index: i, value: base[i])
         }
     }

@@ -44,7 +44,8 @@ public enum SpargeAttention {
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
         threads: Int? = nil, captureQuantized: Bool = false
     ) throws -> (output: [Float], result: SparseAttentionResult) {
-        var out = [Float](repeating: 0, count: shape.queryElements)
+        // Every output element is written by the kernel, so the array is not zero-filled first.
+        var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         let result = try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
                 try v.withUnsafeBufferPointer { v in
@@ -102,7 +103,7 @@ public enum SpargeAttention {
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, causal: Bool = false,
         softmaxScale: Float? = nil, threads: Int? = nil
     ) throws -> [Float] {
-        var out = [Float](repeating: 0, count: shape.queryElements)
+        var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
                 try v.withUnsafeBufferPointer { v in
