@@ -60,7 +60,7 @@ struct BenchCommand {
         print("sparge bench: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
         print("machine: \(ResidentMemory.cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
         print(String(format: "measured fp32 multiply-add peak (this build): %.1f GFLOP/s on 1 thread, %.1f on %d", peak1, peakAll, threadCount))
-        print("timing: median of \(repeats) calls after one warm-up; sparse = stage 1 + quantization + kernel, wall clock\n")
+        print("timing: median of \(repeats) calls after one warm-up, into a reused output buffer; sparse = stage 1 + quantization + kernel, wall clock\n")
 
         var shapes = scalingOnly ? [] : [Shape(heads: 8, n: 4096, d: 64, causal: false)]
         if !quick && !scalingOnly {
@@ -99,17 +99,18 @@ struct BenchCommand {
                 }
                 // Timed rounds: dense then every configuration, so each speedup is a median of
                 // ratios measured moments apart (the host's load drifts on a shared machine).
+                var scratchOut = [Float](repeating: 0, count: shape.queryElements)
                 var denseTimes: [Double] = []
                 var sparseTimes = [[Double]](repeating: [], count: configs.count)
                 var phaseTimes = [[SparseTimings]](repeating: [], count: configs.count)
                 for _ in 0..<repeats {
                     denseTimes.append(try Timing.seconds {
-                        _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: shape, causal: s.causal, threads: threadCount)
+                        try Self.dense(t, causal: s.causal, threads: threadCount, into: &scratchOut)
                     })
                     for (c, (_, p)) in configs.enumerated() {
                         var timings: SparseTimings? = nil
                         sparseTimes[c].append(try Timing.seconds {
-                            timings = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: shape, parameters: p, threads: threadCount).result.timings
+                            timings = try Self.sparse(t, p, threads: threadCount, into: &scratchOut).timings
                         })
                         phaseTimes[c].append(timings!)
                     }
@@ -162,12 +163,13 @@ struct BenchCommand {
             var sparse1: [Double] = [], sparseN: [Double] = [], dense1: [Double] = [], denseN: [Double] = []
             var host1: [Double] = [], hostN: [Double] = []
             var kernel1: [SparseTimings] = [], kernelN: [SparseTimings] = []
-            _ = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount)
+            var scratchOut = [Float](repeating: 0, count: t.shape.queryElements)
+            _ = try Self.sparse(t, p, threads: threadCount, into: &scratchOut)
             for _ in 0..<repeats {
-                sparse1.append(try Timing.seconds { kernel1.append(try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: 1).result.timings) })
-                sparseN.append(try Timing.seconds { kernelN.append(try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p, threads: threadCount).result.timings) })
-                dense1.append(try Timing.seconds { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: 1) })
-                denseN.append(try Timing.seconds { _ = try SpargeAttention.dense(q: t.q, k: t.k, v: t.v, shape: t.shape, threads: threadCount) })
+                sparse1.append(try Timing.seconds { kernel1.append(try Self.sparse(t, p, threads: 1, into: &scratchOut).timings) })
+                sparseN.append(try Timing.seconds { kernelN.append(try Self.sparse(t, p, threads: threadCount, into: &scratchOut).timings) })
+                dense1.append(try Timing.seconds { try Self.dense(t, causal: false, threads: 1, into: &scratchOut) })
+                denseN.append(try Timing.seconds { try Self.dense(t, causal: false, threads: threadCount, into: &scratchOut) })
                 host1.append(MachinePeak.measure(threads: 1, steps: 3_000_000))
                 hostN.append(MachinePeak.measure(threads: threadCount, steps: 3_000_000))
             }
@@ -230,6 +232,33 @@ struct BenchCommand {
         print(String(format: "memory: %@, sparse topk 0.5 in %.2f s; Q+K+V+O = %.0f MiB; peak resident %.0f MiB (%.2fx) (before the call: %.0f MiB)",
                      t.shape.description, seconds, Double(ioBytes) / 1048576, Double(after) / 1048576,
                      Double(after) / Double(ioBytes), Double(before) / 1048576))
+    }
+
+    /// Sparse attention into a caller-owned output that is reused across calls, as an
+    /// inference engine does (a fresh array per call would add first-touch page faults).
+    static func sparse(_ t: VideoLikeWorkload.Tensors, _ p: SpargeParameters, threads: Int, into out: inout [Float]) throws -> SparseAttentionResult {
+        try t.q.withUnsafeBufferPointer { q in
+            try t.k.withUnsafeBufferPointer { k in
+                try t.v.withUnsafeBufferPointer { v in
+                    try out.withUnsafeMutableBufferPointer { o in
+                        try SpargeAttention.sparse(q: q, k: k, v: v, output: o, shape: t.shape, parameters: p, threads: threads)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Exact attention into a reused caller-owned output.
+    static func dense(_ t: VideoLikeWorkload.Tensors, causal: Bool, threads: Int, into out: inout [Float]) throws {
+        try t.q.withUnsafeBufferPointer { q in
+            try t.k.withUnsafeBufferPointer { k in
+                try t.v.withUnsafeBufferPointer { v in
+                    try out.withUnsafeMutableBufferPointer { o in
+                        try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: t.shape, causal: causal, threads: threads)
+                    }
+                }
+            }
+        }
     }
 
     private func median(_ body: () throws -> Void) throws -> Double {
