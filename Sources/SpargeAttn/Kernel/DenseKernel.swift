@@ -23,7 +23,7 @@ final class DenseOperands: @unchecked Sendable {
         keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
         width = roundUp(s.headDim, 8)
         kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
-        if s.headDim % 8 == 0 {
+        if v.isFloat32 && s.headDim % 8 == 0 {
             vPadded = nil
             values = v
         } else {
@@ -32,12 +32,12 @@ final class DenseOperands: @unchecked Sendable {
             for b in 0..<s.batch {
                 for h in 0..<s.kvHeads {
                     for n in 0..<s.keyLength {
-                        (buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w).update(from: v.row(b, h, n), count: s.headDim)
+                        v.load(b, h, n, into: buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w, count: s.headDim)
                     }
                 }
             }
             vPadded = buf
-            values = TensorView(base: UnsafePointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * w,
+            values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * w,
                                 headStride: s.keyLength * w, rowStride: w)
         }
     }
@@ -45,7 +45,7 @@ final class DenseOperands: @unchecked Sendable {
     var tileSize: Int { shape.headDim * DenseTiling.keyColumns }
 
     /// Transposes the key tiles of (batch b, kv head h).
-    func prepareKeys(b: Int, h: Int, k: TensorView) {
+    func prepareKeys(b: Int, h: Int, k: TensorView, scratch w: WorkerScratch) {
         let s = shape, tc = DenseTiling.keyColumns
         for j in 0..<keyTiles {
             let start = j * tc
@@ -53,7 +53,7 @@ final class DenseOperands: @unchecked Sendable {
             let dst = kTransposed.pointer + ((b * s.kvHeads + h) * keyTiles + j) * tileSize
             dst.update(repeating: 0, count: tileSize)
             for c in 0..<rows {
-                let src = k.row(b, h, start + c)
+                let src = k.floats(b, h, start + c, count: s.headDim, temp: w.row.pointer)
                 for x in 0..<s.headDim { dst[x * tc + c] = src[x] }
             }
         }
@@ -79,7 +79,7 @@ func denseQueryTile(
     for r in 0..<rowsPad {
         let dst = qTile + r * d
         if r < rows {
-            let src = q.row(b, h, qStart + r)
+            let src = q.floats(b, h, qStart + r, count: d, temp: w.row.pointer)
             for c in 0..<d { dst[c] = src[c] * factor }
         } else {
             dst.update(repeating: 0, count: d)
@@ -105,6 +105,6 @@ func denseQueryTile(
     if let partial {
         softmax.export(rows: DenseTiling.queryRows, into: partial)
     } else {
-        softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+        softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }
 }

@@ -68,18 +68,20 @@ struct OnlineSoftmax {
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
     }
 
-    /// Writes `O / l` for `rows` rows of `d` channels; a row that saw no key gets zeros.
-    func finish(rows: Int, d: Int, into out: UnsafeMutablePointer<Float>, outStride: Int) {
+    /// Writes `O / l` for `rows` rows of `d` channels as rows `first...` of (b, h) of `output`;
+    /// a row that saw no key gets zeros. `temp` holds one row.
+    func finish(rows: Int, d: Int, into output: MutableTensorView, b: Int, h: Int, first: Int,
+                temp: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
-            let dst = out + r * outStride
             let l = rowSum[r]
             if l == 0 {
-                dst.update(repeating: 0, count: d)
-                continue
+                temp.update(repeating: 0, count: d)
+            } else {
+                let inv = 1 / l
+                let src = acc + r * width
+                for c in 0..<d { temp[c] = src[c] * inv }
             }
-            let inv = 1 / l
-            let src = acc + r * width
-            for c in 0..<d { dst[c] = src[c] * inv }
+            output.store(b, h, first + r, from: temp, count: d)
         }
     }
 
@@ -98,13 +100,13 @@ struct OnlineSoftmax {
     /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`.
     static func merge(
         _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
-        into out: UnsafeMutablePointer<Float>, outStride: Int
+        into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
     ) {
         let size = exportSize(rows: rows, width: width)
         for r in 0..<validRows {
+            defer { output.store(b, h, first + r, from: dst, count: d) }
             var m = -Float.infinity
             for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
-            let dst = out + r * outStride
             dst.update(repeating: 0, count: d)
             if m == -.infinity { continue }
             var l: Float = 0

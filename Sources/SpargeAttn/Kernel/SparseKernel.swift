@@ -85,7 +85,7 @@ func sparseQueryBlock(
     if let partial {
         softmax.export(rows: g.rowsPad, into: partial)
     } else {
-        softmax.finish(rows: rows, d: d, into: output.row(b, h, qStart), outStride: output.rowStride)
+        softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }
     return counts
 }

@@ -63,7 +63,7 @@ final class SparseOperands: @unchecked Sendable {
         qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qInt8 = captureInt8 ? RawBuffer(uninitializedCount: qHeads * s.queryLength * d) : nil
         kInt8 = captureInt8 ? RawBuffer(uninitializedCount: kvHeads * s.keyLength * d) : nil
-        if d % 8 == 0 {
+        if v.isFloat32 && d % 8 == 0 {
             vPadded = nil
             values = v
         } else {
@@ -72,12 +72,12 @@ final class SparseOperands: @unchecked Sendable {
                 for h in 0..<s.kvHeads {
                     for n in 0..<s.keyLength {
                         let dst = buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * g.width
-                        dst.update(from: v.row(b, h, n), count: d)
+                        v.load(b, h, n, into: dst, count: d)
                     }
                 }
             }
             vPadded = buf
-            values = TensorView(base: UnsafePointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * g.width,
+            values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * g.width,
                                 headStride: s.keyLength * g.width, rowStride: g.width)
         }
     }
@@ -96,7 +96,7 @@ final class SparseOperands: @unchecked Sendable {
             sums.update(repeating: 0, count: d)
             if gpuRounding {
                 for t in 0..<n {
-                    let row = k.row(b, h, t)
+                    let row = k.floats(b, h, t, count: d, temp: w.row.pointer)
                     for c in 0..<d { sums[c] += Double(roundToHalf(row[c])) }
                 }
             } else {
@@ -106,7 +106,7 @@ final class SparseOperands: @unchecked Sendable {
                 while t < n {
                     let end = Swift.min(n, t + 64)
                     partial.update(repeating: 0, count: d)
-                    for u in t..<end { addRow(k.row(b, h, u), into: partial, count: d) }
+                    for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: w.row.pointer), into: partial, count: d) }
                     for c in 0..<d { sums[c] += Double(partial[c]) }
                     t = end
                 }
@@ -124,7 +124,7 @@ final class SparseOperands: @unchecked Sendable {
             let start = j * g.blockK
             let rows = Swift.min(g.blockK, n - start)
             for r in 0..<rows {
-                let src = k.row(b, h, start + r)
+                let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
                 let dst = block + r * d
                 if gpuRounding {
                     for c in 0..<d { dst[c] = roundToHalf(roundToHalf(src[c]) - mean[c]) }
@@ -154,12 +154,10 @@ final class SparseOperands: @unchecked Sendable {
             let start = i * g.blockQ
             let rows = Swift.min(g.blockQ, n - start)
             for r in 0..<rows {
-                let src = q.row(b, h, start + r)
                 let dst = block + r * d
+                q.load(b, h, start + r, into: dst, count: d)
                 if gpuRounding {
-                    for c in 0..<d { dst[c] = roundToHalf(src[c]) }
-                } else {
-                    dst.update(from: src, count: d)
+                    for c in 0..<d { dst[c] = roundToHalf(dst[c]) }
                 }
             }
             let t = head * g.queryBlocks + i

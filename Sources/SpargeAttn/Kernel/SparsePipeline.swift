@@ -96,14 +96,14 @@ struct SparsePipeline {
                 }
             }
             if let partials {
-                parallelFor(items: items, threads: workers) { _, item in
+                parallelFor(items: items, threads: workers) { worker, item in
                     let i = item % g.queryBlocks, bh = item / g.queryBlocks
                     let b = bh / s.heads, h = bh % s.heads
                     let qStart = i * g.blockQ
                     OnlineSoftmax.merge(
                         partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
                         validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
-                        into: output.row(b, h, qStart), outStride: output.rowStride)
+                        into: output, b: b, h: h, first: qStart, temp: scratch[worker].row.pointer)
                 }
             }
             for (n, c) in chunkCounts.enumerated() {
@@ -185,8 +185,8 @@ func denseAttention(
         WorkerScratch(tileRows: DenseTiling.queryRows, tileColumns: DenseTiling.keyColumns, width: width,
                       blockRows: DenseTiling.queryRows, d: s.headDim, keyBlocks: 1)
     }
-    parallelFor(items: s.batch * s.kvHeads, threads: workers) { _, item in
-        ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k)
+    parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
+        ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, scratch: scratch[worker])
     }
     let tiles = blockCount(s.queryLength, DenseTiling.queryRows)
     let items = s.batch * s.heads * tiles
@@ -201,13 +201,13 @@ func denseAttention(
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize })
     }
     if let partials {
-        parallelFor(items: items, threads: workers) { _, item in
+        parallelFor(items: items, threads: workers) { worker, item in
             let i = item % tiles, bh = item / tiles
             let qStart = i * DenseTiling.queryRows
             OnlineSoftmax.merge(
                 partials.pointer + item * chunks * partSize, count: chunks, rows: DenseTiling.queryRows, width: width,
                 validRows: Swift.min(DenseTiling.queryRows, s.queryLength - qStart), d: s.headDim,
-                into: output.row(bh / s.heads, bh % s.heads, qStart), outStride: output.rowStride)
+                into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
         }
     }
 }

@@ -9,6 +9,7 @@ final class WorkerScratch: @unchecked Sendable {
     let block: RawBuffer<Float>        // one block of rows (stage 1 and quantization)
     let vector: RawBuffer<Float>       // one row (stage 1 sums)
     let sums: RawBuffer<Double>        // one row (K mean)
+    let row: RawBuffer<Float>          // one input row widened to fp32, or one output row
     let int8Block: RawBuffer<Int8>     // one quantized block
     let probabilities: RawBuffer<Float>
     let keys: RawBuffer<UInt64>
@@ -33,6 +34,7 @@ final class WorkerScratch: @unchecked Sendable {
         block = RawBuffer(count: blockRows * d, zero: 0)
         vector = RawBuffer(count: d, zero: 0)
         sums = RawBuffer(count: d, zero: 0)
+        row = RawBuffer(count: width, zero: 0)
         int8Block = RawBuffer(count: blockRows * d, zero: 0)
         probabilities = RawBuffer(count: keyBlocks, zero: 0)
         keys = RawBuffer(count: keyBlocks, zero: 0)

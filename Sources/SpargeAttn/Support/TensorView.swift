@@ -1,48 +1,103 @@
-/// A read-only view of a 4-D `B,H,N,D` tensor through strides (in elements). The kernels read
-/// inputs only through views, so any layout that has unit stride along D can be used in place.
+/// Storage type of a tensor's elements. Compute is always fp32.
+public enum ElementType: String, Sendable, Hashable, CaseIterable {
+    case float32, float16, bfloat16
+
+    /// Bytes per element.
+    public var size: Int { self == .float32 ? 4 : 2 }
+}
+
+/// A read-only view of a 4-D `B,H,N,D` tensor through strides (in elements, channel stride 1)
+/// of any ``ElementType``. The kernels read inputs only through views, so any layout with
+/// unit stride along D (HND, NHD, a fused QKV buffer) is used in place.
 struct TensorView: @unchecked Sendable {
-    var base: UnsafePointer<Float>
+    var base: UnsafeRawPointer
+    var type: ElementType
     var batchStride: Int
     var headStride: Int
     var rowStride: Int
 
-    init(base: UnsafePointer<Float>, batchStride: Int, headStride: Int, rowStride: Int) {
+    init(base: UnsafeRawPointer, type: ElementType = .float32, batchStride: Int, headStride: Int, rowStride: Int) {
         self.base = base
+        self.type = type
         self.batchStride = batchStride
         self.headStride = headStride
         self.rowStride = rowStride
     }
 
-    /// A dense `B,H,N,D` tensor.
+    /// A dense `B,H,N,D` fp32 tensor.
     init(contiguous base: UnsafePointer<Float>, heads: Int, rows: Int, d: Int) {
-        self.base = base
-        rowStride = d
-        headStride = rows * d
-        batchStride = heads * rows * d
+        self.init(base: UnsafeRawPointer(base), batchStride: heads * rows * d, headStride: rows * d, rowStride: d)
     }
 
+    var isFloat32: Bool { type == .float32 }
+
+    @inline(__always)
+    func offset(_ b: Int, _ h: Int, _ n: Int) -> Int { b * batchStride + h * headStride + n * rowStride }
+
+    /// The row itself; only for fp32 views.
     @inline(__always)
     func row(_ b: Int, _ h: Int, _ n: Int) -> UnsafePointer<Float> {
-        base + b * batchStride + h * headStride + n * rowStride
+        base.assumingMemoryBound(to: Float.self) + offset(b, h, n)
+    }
+
+    /// Copies (and widens) `count` channels of a row into `dst`.
+    @inline(__always)
+    func load(_ b: Int, _ h: Int, _ n: Int, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        let o = offset(b, h, n)
+        switch type {
+        case .float32:
+            dst.update(from: base.assumingMemoryBound(to: Float.self) + o, count: count)
+        case .float16:
+            let src = base.assumingMemoryBound(to: Float16.self) + o
+            for c in 0..<count { dst[c] = Float(src[c]) }
+        case .bfloat16:
+            let src = base.assumingMemoryBound(to: UInt16.self) + o
+            for c in 0..<count { dst[c] = Float(bitPattern: UInt32(src[c]) << 16) }
+        }
+    }
+
+    /// The row as fp32: in place for fp32 views, else widened into `temp`.
+    @inline(__always)
+    func floats(_ b: Int, _ h: Int, _ n: Int, count: Int, temp: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if type == .float32 { return row(b, h, n) }
+        load(b, h, n, into: temp, count: count)
+        return UnsafePointer(temp)
     }
 }
 
 /// The writable counterpart of ``TensorView``.
 struct MutableTensorView: @unchecked Sendable {
-    var base: UnsafeMutablePointer<Float>
+    var base: UnsafeMutableRawPointer
+    var type: ElementType
     var batchStride: Int
     var headStride: Int
     var rowStride: Int
 
-    init(contiguous base: UnsafeMutablePointer<Float>, heads: Int, rows: Int, d: Int) {
+    init(base: UnsafeMutableRawPointer, type: ElementType = .float32, batchStride: Int, headStride: Int, rowStride: Int) {
         self.base = base
-        rowStride = d
-        headStride = rows * d
-        batchStride = heads * rows * d
+        self.type = type
+        self.batchStride = batchStride
+        self.headStride = headStride
+        self.rowStride = rowStride
     }
 
+    init(contiguous base: UnsafeMutablePointer<Float>, heads: Int, rows: Int, d: Int) {
+        self.init(base: UnsafeMutableRawPointer(base), batchStride: heads * rows * d, headStride: rows * d, rowStride: d)
+    }
+
+    /// Stores (and narrows, rounding to nearest even) `count` fp32 values as row (b, h, n).
     @inline(__always)
-    func row(_ b: Int, _ h: Int, _ n: Int) -> UnsafeMutablePointer<Float> {
-        base + b * batchStride + h * headStride + n * rowStride
+    func store(_ b: Int, _ h: Int, _ n: Int, from src: UnsafePointer<Float>, count: Int) {
+        let o = b * batchStride + h * headStride + n * rowStride
+        switch type {
+        case .float32:
+            (base.assumingMemoryBound(to: Float.self) + o).update(from: src, count: count)
+        case .float16:
+            let dst = base.assumingMemoryBound(to: Float16.self) + o
+            for c in 0..<count { dst[c] = Float16(src[c]) }
+        case .bfloat16:
+            let dst = base.assumingMemoryBound(to: UInt16.self) + o
+            for c in 0..<count { dst[c] = BFloat16(src[c]).bitPattern }
+        }
     }
 }
