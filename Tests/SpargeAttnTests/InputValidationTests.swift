@@ -35,12 +35,21 @@ struct InputValidationTests {
         }
     }
 
-    @Test func causalWithDifferentLengthsIsAClearError() {
-        var p = SpargeParameters(); p.causal = true
-        let s = AttentionShape(heads: 1, queryLength: 4, keyLength: 8, headDim: 2)
-        #expect(throws: SpargeError.self) {
-            _ = try SpargeAttention.sparse(q: [Float](repeating: 0, count: 8), k: [Float](repeating: 0, count: 16),
-                                           v: [Float](repeating: 0, count: 16), shape: s, parameters: p)
+    @Test func badStridesThrow() {
+        let buf = [Float](repeating: 0, count: 80)
+        buf.withUnsafeBufferPointer { p in
+            var out = [Float](repeating: 0, count: 80)
+            out.withUnsafeMutableBufferPointer { o in
+                // NHD strides over a buffer one row too short.
+                let short = AttentionInput(UnsafeBufferPointer(rebasing: p[0..<79]), layout: .nhd(heads: 2, tokens: 10, headDim: 4))
+                #expect(throws: SpargeError.self) {
+                    try SpargeAttention.dense(q: short, k: AttentionInput(p), v: AttentionInput(p), output: AttentionOutput(o), shape: shape)
+                }
+                let overlapping = AttentionInput(p, layout: TensorLayout(batchStride: 0, headStride: 40, tokenStride: 2))
+                #expect(throws: SpargeError.self) {
+                    try SpargeAttention.dense(q: overlapping, k: AttentionInput(p), v: AttentionInput(p), output: AttentionOutput(o), shape: shape)
+                }
+            }
         }
     }
 

@@ -12,30 +12,40 @@
 /// print(result.statistics.density)
 /// ```
 public enum SpargeAttention {
-    /// Sparse attention (ALGORITHM.md sections 1-4) into `output`.
+    /// Sparse attention (ALGORITHM.md sections 1-4) over caller-owned tensors of any layout
+    /// (``TensorLayout``: HND, NHD, strided rows of a fused QKV buffer) and element type
+    /// (fp32, fp16, bf16; compute is fp32). Inputs are read in place.
     ///
     /// - Parameters:
-    ///   - q, k, v: `B,H,Nq,D`, `B,Hkv,Nk,D`, `B,Hkv,Nk,D` fp32.
-    ///   - output: `B,H,Nq,D`.
+    ///   - q: `B,H,Nq,D`; k, v: `B,Hkv,Nk,D`; output: `B,H,Nq,D`.
     ///   - blockMap: a caller-supplied map (`B,H,nq,nk` for the parameters' block sizes) used
     ///     instead of stage 1's prediction.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors.
+    public static func sparse(
+        q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
+        shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
+        threads: Int? = nil, captureQuantized: Bool = false
+    ) throws -> SparseAttentionResult {
+        let (qv, kv, vv) = try views(q: q, k: k, v: v, shape: shape, policy: parameters.nonFinitePolicy)
+        let out = try output.view(shape: shape)
+        try parameters.validate(for: shape)
+        if let m = blockMap { try m.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK) }
+        return SparsePipeline(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount())
+            .run(q: qv, k: kv, v: vv, output: out, blockMap: blockMap, captureQuantized: captureQuantized, computeOutput: true)
+    }
+
+    /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
+    /// for other layouts and element types).
     public static func sparse(
         q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
         threads: Int? = nil, captureQuantized: Bool = false
     ) throws -> SparseAttentionResult {
-        try validate(q: q, k: k, v: v, output: output.count, shape: shape, policy: parameters.nonFinitePolicy)
-        try parameters.validate(for: shape)
-        if let m = blockMap { try m.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK) }
-        return SparsePipeline(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount())
-            .run(q: view(q, shape.heads, shape.queryLength, shape.headDim),
-                 k: view(k, shape.kvHeads, shape.keyLength, shape.headDim),
-                 v: view(v, shape.kvHeads, shape.keyLength, shape.headDim),
-                 output: MutableTensorView(contiguous: output.baseAddress!, heads: shape.heads, rows: shape.queryLength, d: shape.headDim),
-                 blockMap: blockMap, captureQuantized: captureQuantized, computeOutput: true)
+        try sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
+                   shape: shape, parameters: parameters, blockMap: blockMap, threads: threads,
+                   captureQuantized: captureQuantized)
     }
 
     /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:)``.
@@ -67,35 +77,41 @@ public enum SpargeAttention {
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
-                try validate(q: q, k: k, v: k, output: shape.queryElements, shape: shape, policy: parameters.nonFinitePolicy)
+                let (qv, kv, _) = try views(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(k),
+                                            shape: shape, policy: parameters.nonFinitePolicy)
                 try parameters.validate(for: shape)
                 return SparsePipeline(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount())
-                    .run(q: view(q, shape.heads, shape.queryLength, shape.headDim),
-                         k: view(k, shape.kvHeads, shape.keyLength, shape.headDim),
-                         v: view(k, shape.kvHeads, shape.keyLength, shape.headDim),
-                         output: nil, blockMap: nil, captureQuantized: captureQuantized, computeOutput: false,
-                         captureProbabilities: captureProbabilities)
+                    .run(q: qv, k: kv, v: kv, output: nil, blockMap: nil, captureQuantized: captureQuantized,
+                         computeOutput: false, captureProbabilities: captureProbabilities)
             }
         }
     }
 
-    /// Exact attention (fp32, tiled online softmax, no N x N buffer) into `output`.
+    /// Exact attention (fp32 compute, tiled online softmax, no N x N buffer) over tensors of any
+    /// layout and element type.
+    public static func dense(
+        q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
+        shape: AttentionShape, causal: Bool = false, softmaxScale: Float? = nil,
+        nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil
+    ) throws {
+        let (qv, kv, vv) = try views(q: q, k: k, v: v, shape: shape, policy: nonFinitePolicy)
+        let out = try output.view(shape: shape)
+        var p = SpargeParameters()
+        p.causal = causal
+        p.softmaxScale = softmaxScale
+        try p.validate(for: shape)
+        denseAttention(q: qv, k: kv, v: vv, output: out, shape: shape, causal: causal,
+                       scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount())
+    }
+
+    /// Exact attention over dense `B,H,N,D` fp32 buffers.
     public static func dense(
         q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape, causal: Bool = false,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil
     ) throws {
-        try validate(q: q, k: k, v: v, output: output.count, shape: shape, policy: nonFinitePolicy)
-        var p = SpargeParameters()
-        p.causal = causal
-        p.softmaxScale = softmaxScale
-        try p.validate(for: shape)
-        denseAttention(
-            q: view(q, shape.heads, shape.queryLength, shape.headDim),
-            k: view(k, shape.kvHeads, shape.keyLength, shape.headDim),
-            v: view(v, shape.kvHeads, shape.keyLength, shape.headDim),
-            output: MutableTensorView(contiguous: output.baseAddress!, heads: shape.heads, rows: shape.queryLength, d: shape.headDim),
-            shape: shape, causal: causal, scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount())
+        try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
+                  shape: shape, causal: causal, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads)
     }
 
     /// Array convenience for ``dense(q:k:v:output:shape:causal:softmaxScale:nonFinitePolicy:threads:)``.
@@ -117,21 +133,23 @@ public enum SpargeAttention {
         return out
     }
 
-    static func view(_ x: UnsafeBufferPointer<Float>, _ heads: Int, _ rows: Int, _ d: Int) -> TensorView {
-        TensorView(contiguous: x.baseAddress!, heads: heads, rows: rows, d: d)
-    }
-
-    static func validate(
-        q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
-        output: Int, shape: AttentionShape, policy: NonFinitePolicy
-    ) throws {
+    /// Validates the shape, the buffers against their layouts and (by policy) the values.
+    static func views(q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
+                      policy: NonFinitePolicy) throws -> (TensorView, TensorView, TensorView) {
         try shape.validate()
-        try InputChecks.size("q", q.count, shape.queryElements)
-        try InputChecks.size("k", k.count, shape.keyElements)
-        try InputChecks.size("v", v.count, shape.keyElements)
-        try InputChecks.size("output", output, shape.queryElements)
-        try InputChecks.finite("q", q, count: shape.queryElements, policy: policy)
-        try InputChecks.finite("k", k, count: shape.keyElements, policy: policy)
-        try InputChecks.finite("v", v, count: shape.keyElements, policy: policy)
+        let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
+        let kv = try k.view(name: "k", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
+        let vv = try v.view(name: "v", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
+        if policy == .reject {
+            let temp = UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
+            defer { temp.deallocate() }
+            for (name, view, heads, tokens) in [("q", qv, shape.heads, shape.queryLength), ("k", kv, shape.kvHeads, shape.keyLength),
+                                                ("v", vv, shape.kvHeads, shape.keyLength)] {
+                if let (i, x) = firstNonFiniteElement(view, batch: shape.batch, heads: heads, tokens: tokens, d: shape.headDim, temp: temp) {
+                    throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
+                }
+            }
+        }
+        return (qv, kv, vv)
     }
 }

@@ -54,7 +54,9 @@ public struct SpargeParameters: Sendable, Hashable {
     /// `lambda` (`pvthreshd`): stage 2 skips a tile whose probabilities are all below
     /// `2^-lambda` of the running row max. `.infinity` turns stage 2 off.
     public var pvThreshold: PerHead = 50
-    /// Causal attention (requires `queryLength == keyLength` for now).
+    /// Causal attention. With `queryLength != keyLength`, query `t` sees keys up to
+    /// `t + (keyLength - queryLength)` (the FlashAttention / KV-cache convention: the queries
+    /// are the last `queryLength` tokens of the sequence); a query that sees no key outputs 0.
     public var causal: Bool = false
     /// Always keep key block 0 (the attention sink).
     public var attentionSink: Bool = false
@@ -124,8 +126,5 @@ public struct SpargeParameters: Sendable, Hashable {
             throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
         }
         if stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(stage2ExemptTailBlocks); it must be at least 0") }
-        if causal && shape.queryLength != shape.keyLength {
-            throw SpargeError.unsupported("causal attention with queryLength (\(shape.queryLength)) != keyLength (\(shape.keyLength)) is not defined yet; use equal lengths")
-        }
     }
 }

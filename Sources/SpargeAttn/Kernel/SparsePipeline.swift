@@ -58,6 +58,7 @@ struct SparsePipeline {
                     queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
                     blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
                     selection: selection, isTopK: isTopK, causal: p.causal,
+                    causalOffset: s.keyLength - s.queryLength,
                     attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
                     probabilitiesOut: probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
                 let t0 = monotonicNanos()
@@ -128,7 +129,7 @@ struct SparsePipeline {
     func statistics(map: BlockMap, counts: [TileCounts], g: SparseGeometry) -> SparseStatistics {
         var allowed = 0, markedAllowed = 0, computed = 0
         for i in 0..<g.queryBlocks {
-            for j in 0..<g.keyBlocks where !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK) {
+            for j in 0..<g.keyBlocks where !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: shape.keyLength - shape.queryLength) {
                 allowed += 1
             }
         }
@@ -136,7 +137,7 @@ struct SparsePipeline {
             for h in 0..<shape.heads {
                 for i in 0..<g.queryBlocks {
                     for j in 0..<g.keyBlocks where map[b, h, i, j] {
-                        if !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK) { markedAllowed += 1 }
+                        if !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: shape.keyLength - shape.queryLength) { markedAllowed += 1 }
                     }
                 }
             }
@@ -146,7 +147,7 @@ struct SparsePipeline {
         computed = visited - skipped
         return SparseStatistics(
             density: map.density,
-            allowedDensity: Double(markedAllowed) / Double(allowed * shape.batch * shape.heads),
+            allowedDensity: allowed == 0 ? 0 : Double(markedAllowed) / Double(allowed * shape.batch * shape.heads),
             densityPerHead: (0..<shape.heads).map { map.density(head: $0) },
             visitedTiles: visited, skippedTiles: skipped,
             computedFraction: Double(computed) / Double(map.bits.count))

@@ -20,6 +20,8 @@ struct SelectionInputs {
     var selection: Float                // tau or topk
     var isTopK: Bool
     var causal: Bool
+    /// Nk - Nq (see ``blockCausallyAllowed(i:j:blockQ:blockK:offset:)``).
+    var causalOffset: Int = 0
     var attentionSink: Bool
     var gpuRounding: Bool
     /// When set, receives `P_hat` (nq x nk) for inspection.
@@ -27,10 +29,12 @@ struct SelectionInputs {
 }
 
 /// Key block `j` is allowed for query block `i` under the block-causal rule of the GPU code
-/// (`j < (i + 1) * bq / bk`, evaluated exactly).
+/// (`j < (i + 1) * bq / bk`, evaluated exactly), generalised to `Nq != Nk` with the
+/// FlashAttention / KV-cache convention that query `t` sees keys up to `t + offset`,
+/// `offset = Nk - Nq`: the block's last query sees keys below `(i + 1) * bq + offset`.
 @inline(__always)
-func blockCausallyAllowed(i: Int, j: Int, blockQ: Int, blockK: Int) -> Bool {
-    j * blockK < (i + 1) * blockQ
+func blockCausallyAllowed(i: Int, j: Int, blockQ: Int, blockK: Int, offset: Int = 0) -> Bool {
+    j * blockK < (i + 1) * blockQ + offset
 }
 
 /// Writes the block-map rows of one head into `map` (`nq * nk` bytes).
@@ -49,7 +53,7 @@ func selectBlocks(
         for j in 0..<nk {
             var score: Float
             let selfSimilarK = s.simK[j] > s.theta
-            if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK)) {
+            if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)) {
                 score = -.infinity
             } else {
                 let pk = s.pooledK + j * d
@@ -106,7 +110,7 @@ func selectBlocks(
         for j in 0..<nk where !selfSimilarQ || !(s.simK[j] > s.theta) { row[j] = 1 }
         // Step 7: causal clearing, then the attention sink.
         if s.causal {
-            for j in 0..<nk where !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK) { row[j] = 0 }
+            for j in 0..<nk where !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset) { row[j] = 0 }
         }
         if s.attentionSink { row[0] = 1 }
     }

@@ -1,0 +1,142 @@
+import SpargeSIMD
+
+/// Where the rows of a `B,H,N,D` tensor live: strides in elements for batch, head and token;
+/// channels are contiguous (stride 1).
+public struct TensorLayout: Sendable, Hashable {
+    public var batchStride: Int
+    public var headStride: Int
+    public var tokenStride: Int
+
+    public init(batchStride: Int, headStride: Int, tokenStride: Int) {
+        self.batchStride = batchStride
+        self.headStride = headStride
+        self.tokenStride = tokenStride
+    }
+
+    /// Dense `B,H,N,D` ("HND", the GPU code's default).
+    public static func hnd(heads: Int, tokens: Int, headDim: Int) -> TensorLayout {
+        TensorLayout(batchStride: heads * tokens * headDim, headStride: tokens * headDim, tokenStride: headDim)
+    }
+
+    /// Dense `B,N,H,D` ("NHD", what most model code produces before transposing).
+    public static func nhd(heads: Int, tokens: Int, headDim: Int) -> TensorLayout {
+        TensorLayout(batchStride: tokens * heads * headDim, headStride: headDim, tokenStride: heads * headDim)
+    }
+
+    /// Largest element offset touched by `batch x heads x tokens x headDim`, or nil if a
+    /// stride is negative or the offset overflows.
+    func lastOffset(batch: Int, heads: Int, tokens: Int, headDim: Int) -> Int? {
+        guard batchStride >= 0, headStride >= 0, tokenStride >= 0 else { return nil }
+        var total = headDim - 1
+        for (n, s) in [(batch, batchStride), (heads, headStride), (tokens, tokenStride)] {
+            let (p, o1) = (n - 1).multipliedReportingOverflow(by: s)
+            let (t, o2) = total.addingReportingOverflow(p)
+            if o1 || o2 { return nil }
+            total = t
+        }
+        return total
+    }
+}
+
+/// A caller-owned input tensor: a buffer of `Float`, `Float16` or ``BFloat16`` and its layout.
+/// Read in place, never copied (fp16/bf16 V is widened once per call into the workspace).
+public struct AttentionInput: @unchecked Sendable {
+    let base: UnsafeRawPointer
+    let count: Int
+    let type: ElementType
+    let layout: TensorLayout?
+
+    /// fp32 elements; `layout` nil means dense HND for the call's shape.
+    public init(_ buffer: UnsafeBufferPointer<Float>, layout: TensorLayout? = nil) {
+        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+        count = buffer.count
+        type = .float32
+        self.layout = layout
+    }
+
+    /// fp16 elements.
+    public init(_ buffer: UnsafeBufferPointer<Float16>, layout: TensorLayout? = nil) {
+        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+        count = buffer.count
+        type = .float16
+        self.layout = layout
+    }
+
+    /// bf16 elements.
+    public init(_ buffer: UnsafeBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
+        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
+        count = buffer.count
+        type = .bfloat16
+        self.layout = layout
+    }
+
+    func view(name: String, heads: Int, tokens: Int, shape: AttentionShape) throws -> TensorView {
+        let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
+        try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
+        return TensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
+    }
+}
+
+/// A caller-owned output tensor (`B,H,Nq,D` of `Float`, `Float16` or ``BFloat16``).
+public struct AttentionOutput: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let count: Int
+    let type: ElementType
+    let layout: TensorLayout?
+
+    public init(_ buffer: UnsafeMutableBufferPointer<Float>, layout: TensorLayout? = nil) {
+        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
+        count = buffer.count
+        type = .float32
+        self.layout = layout
+    }
+
+    public init(_ buffer: UnsafeMutableBufferPointer<Float16>, layout: TensorLayout? = nil) {
+        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
+        count = buffer.count
+        type = .float16
+        self.layout = layout
+    }
+
+    public init(_ buffer: UnsafeMutableBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
+        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
+        count = buffer.count
+        type = .bfloat16
+        self.layout = layout
+    }
+
+    func view(shape: AttentionShape) throws -> MutableTensorView {
+        let l = layout ?? .hnd(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
+        try checkLayout(l, name: "output", count: count, batch: shape.batch, heads: shape.heads,
+                        tokens: shape.queryLength, headDim: shape.headDim)
+        return MutableTensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
+    }
+}
+
+func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+    guard let last = l.lastOffset(batch: batch, heads: heads, tokens: tokens, headDim: headDim) else {
+        throw SpargeError.invalidShape("'\(name)' has negative or overflowing strides \(l); strides are in elements and must be >= 0")
+    }
+    if last >= count {
+        throw SpargeError.bufferTooSmall(name: name, expected: last + 1, actual: count)
+    }
+    if l.tokenStride < headDim && tokens > 1 {
+        throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
+    }
+}
+
+/// Scans a view for NaN or infinity (rows widened to fp32 into `temp`).
+func firstNonFiniteElement(_ v: TensorView, batch: Int, heads: Int, tokens: Int, d: Int,
+                           temp: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
+    for b in 0..<batch {
+        for h in 0..<heads {
+            for n in 0..<tokens {
+                let row = v.floats(b, h, n, count: d, temp: temp)
+                if let c = firstNonFinite(row, count: d) {
+                    return (((b * heads + h) * tokens + n) * d + c, row[c])
+                }
+            }
+        }
+    }
+    return nil
+}
