@@ -31,8 +31,13 @@ public enum SpargeAttention {
         let out = try output.view(shape: shape)
         try parameters.validate(for: shape)
         if let m = blockMap { try m.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK) }
-        return SparsePipeline(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount())
-            .run(q: qv, k: kv, v: vv, output: out, blockMap: blockMap, captureQuantized: captureQuantized, computeOutput: true)
+        let storage = SparseStorage(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount(),
+                                    captureInt8: captureQuantized)
+        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
+        let outcome = blockMap.map { m in
+            m.bits.withUnsafeBufferPointer { pipeline.run(q: qv, k: kv, v: vv, output: out, given: $0.baseAddress, storage: storage) }
+        } ?? pipeline.run(q: qv, k: kv, v: vv, output: out, given: nil, storage: storage)
+        return pipeline.result(outcome, storage: storage, captureQuantized: captureQuantized)
     }
 
     /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
@@ -80,9 +85,11 @@ public enum SpargeAttention {
                 let (qv, kv, _) = try views(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(k),
                                             shape: shape, policy: parameters.nonFinitePolicy)
                 try parameters.validate(for: shape)
-                return SparsePipeline(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount())
-                    .run(q: qv, k: kv, v: kv, output: nil, blockMap: nil, captureQuantized: captureQuantized,
-                         computeOutput: false, captureProbabilities: captureProbabilities)
+                let storage = SparseStorage(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount(),
+                                            captureInt8: captureQuantized, captureProbabilities: captureProbabilities)
+                let pipeline = SparsePipeline(shape: shape, parameters: parameters)
+                let outcome = pipeline.run(q: qv, k: kv, v: kv, output: nil, given: nil, storage: storage)
+                return pipeline.result(outcome, storage: storage, captureQuantized: captureQuantized)
             }
         }
     }

@@ -45,10 +45,14 @@ final class SparseOperands: @unchecked Sendable {
     let qSim: RawBuffer<Float>        // [B*H][nq]
     let qInt8: RawBuffer<Int8>?       // [B*H][Nq][D] when captured
     let kInt8: RawBuffer<Int8>?       // [B*Hkv][Nk][D] when captured
-    let vPadded: RawBuffer<Float>?    // [B*Hkv][Nk][width] when D is not a multiple of 8
-    let values: TensorView            // what the kernel reads for V
+    /// V widened to fp32 with rows padded to `width` floats, when V cannot be read in place
+    /// (fp16/bf16 elements, or D not a multiple of 8); allocated on first need, then reused.
+    private(set) var vPadded: RawBuffer<Float>?
+    /// What the kernel reads for V (set by ``bindValues(_:)``).
+    private(set) var values: TensorView
 
-    init(geometry g: SparseGeometry, v: TensorView, captureInt8: Bool) {
+
+    init(geometry g: SparseGeometry, captureInt8: Bool) {
         self.g = g
         let s = g.shape, d = s.headDim
         let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
@@ -63,23 +67,28 @@ final class SparseOperands: @unchecked Sendable {
         qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qInt8 = captureInt8 ? RawBuffer(uninitializedCount: qHeads * s.queryLength * d) : nil
         kInt8 = captureInt8 ? RawBuffer(uninitializedCount: kvHeads * s.keyLength * d) : nil
+        values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
+    }
+
+    /// Points the kernel at V: in place when it is fp32 with D a multiple of 8, else widened and
+    /// padded into `vPadded` (serially: O(N*D), small next to the attention).
+    func bindValues(_ v: TensorView) {
+        let s = g.shape, d = s.headDim
         if v.isFloat32 && d % 8 == 0 {
-            vPadded = nil
             values = v
-        } else {
-            let buf = RawBuffer<Float>(count: kvHeads * s.keyLength * g.width, zero: 0)
-            for b in 0..<s.batch {
-                for h in 0..<s.kvHeads {
-                    for n in 0..<s.keyLength {
-                        let dst = buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * g.width
-                        v.load(b, h, n, into: dst, count: d)
-                    }
+            return
+        }
+        let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
+        vPadded = buf
+        for b in 0..<s.batch {
+            for h in 0..<s.kvHeads {
+                for n in 0..<s.keyLength {
+                    v.load(b, h, n, into: buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * g.width, count: d)
                 }
             }
-            vPadded = buf
-            values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * g.width,
-                                headStride: s.keyLength * g.width, rowStride: g.width)
         }
+        values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * g.width,
+                            headStride: s.keyLength * g.width, rowStride: g.width)
     }
 
     /// Section 1 + 2 + 3 on the key side of (batch b, kv head h): K mean, K' blocks, their

@@ -4,153 +4,193 @@
 //   3. kernel  (batch x head x query block): stage 2.
 // Each work item writes only its own region, so the result is the same for any thread count.
 
+/// All memory a sparse call needs besides the caller's tensors, allocated once (per call for
+/// the one-shot API, once per workspace for ``SpargePlan``) and reused: the hot path never
+/// allocates.
+final class SparseStorage: @unchecked Sendable {
+    let g: SparseGeometry
+    let ops: SparseOperands
+    let scratch: [WorkerScratch]
+    let map: RawBuffer<UInt8>               // B,H,nq,nk
+    let chunks: Int                         // split-K factor (a function of the shape)
+    let counts: RawBuffer<TileCounts>       // per (query block, chunk)
+    let partials: RawBuffer<Float>?         // split-K states
+    let probabilities: RawBuffer<Float>?    // stage-1 P_hat, when captured
+    let temp: RawBuffer<Float>              // one row, for input scans
+
+    init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
+         captureInt8: Bool = false, captureProbabilities: Bool = false) {
+        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK)
+        self.g = g
+        ops = SparseOperands(geometry: g, captureInt8: captureInt8)
+        scratch = (0..<Swift.max(1, threads)).map { _ in
+            WorkerScratch(tileRows: g.rowsPad, tileColumns: g.columnsPad, width: g.width,
+                          blockRows: Swift.max(g.blockQ, g.blockK), d: s.headDim, keyBlocks: g.keyBlocks)
+        }
+        let blocks = s.batch * s.heads * g.queryBlocks
+        map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
+        chunks = splitFactor(items: blocks, keyBlocks: g.keyBlocks)
+        counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
+        partials = chunks > 1
+            ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
+        probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
+        temp = RawBuffer(count: s.headDim, zero: 0)
+    }
+
+    var workers: Int { scratch.count }
+}
+
+/// Phase timings and tile counts of one call (no arrays: building it does not allocate).
+struct SparseRunOutcome {
+    var timings: SparseTimings
+    var visited: Int
+    var skipped: Int
+}
+
 struct SparsePipeline {
     let shape: AttentionShape
     let parameters: SpargeParameters
-    let threads: Int
 
-    func run(
-        q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView?,
-        blockMap given: BlockMap?, captureQuantized: Bool, computeOutput: Bool,
-        captureProbabilities: Bool = false
-    ) -> SparseAttentionResult {
-        let p = parameters, s = shape, d = s.headDim
-        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK)
-        let ops = SparseOperands(geometry: g, v: v, captureInt8: captureQuantized)
-        let workers = Swift.max(1, threads)
-        let scratch = (0..<workers).map { _ in
-            WorkerScratch(tileRows: g.rowsPad, tileColumns: g.columnsPad, width: g.width,
-                          blockRows: Swift.max(g.blockQ, g.blockK), d: d, keyBlocks: g.keyBlocks)
-        }
+    /// Runs stage 1 (unless `given` holds a block map), quantization and, with an output,
+    /// stage 2, using only `st`'s memory.
+    func run(q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView?,
+             given: UnsafePointer<UInt8>?, storage st: SparseStorage) -> SparseRunOutcome {
+        let p = parameters, s = shape, d = s.headDim, g = st.g
+        let ops = st.ops, scratch = st.scratch, workers = st.workers
         let scale = p.scale(headDim: d)
         let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
+        for w in scratch { w.stage1Nanos = 0; w.quantizationNanos = 0 }
+        let mapBase = UnsafeSendable(st.map.pointer)
+        let mapCount = s.batch * s.heads * g.queryBlocks * g.keyBlocks
+        if let given { st.map.pointer.update(from: given, count: mapCount) }
 
         let start = monotonicNanos()
+        if output != nil { ops.bindValues(v) }
         // Phase 1: keys.
         parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
             ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
                             gpuRounding: p.gpuRounding, partialBlocks: p.partialBlocks, scratch: scratch[worker])
         }
         // Phase 2: queries and stage-1 selection.
-        var map = given ?? BlockMap(batch: s.batch, heads: s.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks)
         let predict = given == nil
-        let probabilities = captureProbabilities ? RawBuffer<Float>(count: map.bits.count, zero: 0) : nil
-        map.bits.withUnsafeMutableBufferPointer { bits in
-            let mapBase = UnsafeSendable(bits.baseAddress!)
-            parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
-                let b = item / s.heads, h = item % s.heads
-                let w = scratch[worker]
-                ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
-                                   partialBlocks: p.partialBlocks, scratch: w)
-                guard predict else { return }
-                let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
-                let (selection, isTopK): (Float, Bool) = {
-                    switch p.selection {
-                    case .cdf(let t): return (t[h], false)
-                    case .topK(let t): return (t[h], true)
-                    }
-                }()
-                let inputs = SelectionInputs(
-                    pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
-                    simQ: ops.qSim.pointer + qHead * g.queryBlocks,
-                    pooledK: ops.kPooled.pointer + kHead * g.keyBlocks * d,
-                    simK: ops.kSim.pointer + kHead * g.keyBlocks,
-                    queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
-                    blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
-                    selection: selection, isTopK: isTopK, causal: p.causal,
-                    causalOffset: s.keyLength - s.queryLength,
-                    attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
-                    probabilitiesOut: probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
-                let t0 = monotonicNanos()
-                selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
-                             probabilities: w.probabilities.pointer, keys: w.keys.pointer)
-                w.stage1Nanos &+= monotonicNanos() &- t0
-            }
+        parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
+            let b = item / s.heads, h = item % s.heads
+            let w = scratch[worker]
+            ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
+                               partialBlocks: p.partialBlocks, scratch: w)
+            guard predict else { return }
+            let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
+            let (selection, isTopK): (Float, Bool) = {
+                switch p.selection {
+                case .cdf(let t): return (t[h], false)
+                case .topK(let t): return (t[h], true)
+                }
+            }()
+            let inputs = SelectionInputs(
+                pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
+                simQ: ops.qSim.pointer + qHead * g.queryBlocks,
+                pooledK: ops.kPooled.pointer + kHead * g.keyBlocks * d,
+                simK: ops.kSim.pointer + kHead * g.keyBlocks,
+                queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
+                blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
+                selection: selection, isTopK: isTopK, causal: p.causal,
+                causalOffset: s.keyLength - s.queryLength,
+                attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
+                probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
+            let t0 = monotonicNanos()
+            selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
+                         probabilities: w.probabilities.pointer, keys: w.keys.pointer)
+            w.stage1Nanos &+= monotonicNanos() &- t0
         }
         let prepared = monotonicNanos()
-        // Phase 3: stage 2.
-        var counts = [TileCounts](repeating: TileCounts(), count: s.batch * s.heads * g.queryBlocks)
-        if computeOutput, let output {
+        // Phase 3: stage 2 (split-K when there are few query blocks), then the merge.
+        var visited = 0, skipped = 0
+        if let output {
             let options = SparseKernelOptions(
                 causal: p.causal, causalOffset: s.keyLength - s.queryLength,
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
                 scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.tritonKeyPadding)
-            let items = s.batch * s.heads * g.queryBlocks
-            let chunks = splitFactor(items: items, keyBlocks: g.keyBlocks)
+            let items = s.batch * s.heads * g.queryBlocks, chunks = st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
-            let partials = chunks > 1 ? RawBuffer<Float>(count: items * chunks * partSize, zero: 0) : nil
-            var chunkCounts = [TileCounts](repeating: TileCounts(), count: items * chunks)
-            map.bits.withUnsafeBufferPointer { bits in
-                chunkCounts.withUnsafeMutableBufferPointer { countBuffer in
-                    let mapBase = UnsafeSendable(bits.baseAddress!)
-                    let countBase = UnsafeSendable(countBuffer.baseAddress!)
-                    parallelFor(items: items * chunks, threads: workers) { worker, work in
-                        let item = work / chunks, chunk = work % chunks
-                        let i = item % g.queryBlocks, bh = item / g.queryBlocks
-                        let b = bh / s.heads, h = bh % s.heads
-                        countBase.value[work] = sparseQueryBlock(
-                            b: b, h: h, i: i, ops: ops, mapRow: mapBase.value + item * g.keyBlocks,
-                            lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
-                            chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize })
-                    }
-                }
+            let countBase = UnsafeSendable(st.counts.pointer)
+            let partials = st.partials
+            parallelFor(items: items * chunks, threads: workers) { worker, work in
+                let item = work / chunks, chunk = work % chunks
+                let i = item % g.queryBlocks, bh = item / g.queryBlocks
+                let b = bh / s.heads, h = bh % s.heads
+                countBase.value[work] = sparseQueryBlock(
+                    b: b, h: h, i: i, ops: ops, mapRow: mapBase.value + item * g.keyBlocks,
+                    lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
+                    chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
             }
-            if let partials {
+            if chunks > 1, let partials {
                 parallelFor(items: items, threads: workers) { worker, item in
                     let i = item % g.queryBlocks, bh = item / g.queryBlocks
-                    let b = bh / s.heads, h = bh % s.heads
                     let qStart = i * g.blockQ
                     OnlineSoftmax.merge(
                         partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
                         validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
-                        into: output, b: b, h: h, first: qStart, temp: scratch[worker].row.pointer)
+                        into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
                 }
             }
-            for (n, c) in chunkCounts.enumerated() {
-                counts[n / chunks].visited += c.visited
-                counts[n / chunks].skipped += c.skipped
+            for n in 0..<(items * chunks) {
+                visited += Int(st.counts.pointer[n].visited)
+                skipped += Int(st.counts.pointer[n].skipped)
             }
         }
         let finished = monotonicNanos()
-        let timings = SparseTimings(
-            preparationSeconds: Double(prepared - start) / 1e9,
-            kernelSeconds: Double(finished - prepared) / 1e9,
-            stage1CPUSeconds: Double(scratch.reduce(0) { $0 + $1.stage1Nanos }) / 1e9,
-            quantizationCPUSeconds: Double(scratch.reduce(0) { $0 + $1.quantizationNanos }) / 1e9)
-        return SparseAttentionResult(
-            blockMap: map,
-            timings: timings,
-            statistics: statistics(map: map, counts: counts, g: g),
-            quantized: captureQuantized ? quantizedTensors(ops) : nil,
-            blockProbabilities: probabilities.map { Array(UnsafeBufferPointer(start: $0.pointer, count: map.bits.count)) })
+        var stage1: UInt64 = 0, quantization: UInt64 = 0
+        for w in scratch { stage1 &+= w.stage1Nanos; quantization &+= w.quantizationNanos }
+        return SparseRunOutcome(
+            timings: SparseTimings(
+                preparationSeconds: Double(prepared - start) / 1e9, kernelSeconds: Double(finished - prepared) / 1e9,
+                stage1CPUSeconds: Double(stage1) / 1e9, quantizationCPUSeconds: Double(quantization) / 1e9),
+            visited: visited, skipped: skipped)
     }
 
-    func statistics(map: BlockMap, counts: [TileCounts], g: SparseGeometry) -> SparseStatistics {
-        var allowed = 0, markedAllowed = 0, computed = 0
+    /// Marked blocks, and marked blocks among those the causal rule allows, and the allowed
+    /// count (all three without allocating).
+    func densities(map: UnsafePointer<UInt8>, g: SparseGeometry) -> (density: Double, allowedDensity: Double) {
+        let offset = shape.keyLength - shape.queryLength
+        var allowed = 0, marked = 0, markedAllowed = 0
         for i in 0..<g.queryBlocks {
-            for j in 0..<g.keyBlocks where !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: shape.keyLength - shape.queryLength) {
+            for j in 0..<g.keyBlocks where !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: offset) {
                 allowed += 1
             }
         }
-        for b in 0..<shape.batch {
-            for h in 0..<shape.heads {
-                for i in 0..<g.queryBlocks {
-                    for j in 0..<g.keyBlocks where map[b, h, i, j] {
-                        if !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: shape.keyLength - shape.queryLength) { markedAllowed += 1 }
+        for bh in 0..<(shape.batch * shape.heads) {
+            for i in 0..<g.queryBlocks {
+                let row = map + (bh * g.queryBlocks + i) * g.keyBlocks
+                for j in 0..<g.keyBlocks where row[j] != 0 {
+                    marked += 1
+                    if !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: offset) {
+                        markedAllowed += 1
                     }
                 }
             }
         }
-        let visited = counts.reduce(0) { $0 + Int($1.visited) }
-        let skipped = counts.reduce(0) { $0 + Int($1.skipped) }
-        computed = visited - skipped
-        return SparseStatistics(
-            density: map.density,
-            allowedDensity: allowed == 0 ? 0 : Double(markedAllowed) / Double(allowed * shape.batch * shape.heads),
+        let total = shape.batch * shape.heads * g.queryBlocks * g.keyBlocks
+        return (Double(marked) / Double(total),
+                allowed == 0 ? 0 : Double(markedAllowed) / Double(allowed * shape.batch * shape.heads))
+    }
+
+    /// The one-shot API's result: the map, statistics and the captured tensors as arrays.
+    func result(_ outcome: SparseRunOutcome, storage st: SparseStorage, captureQuantized: Bool) -> SparseAttentionResult {
+        let g = st.g
+        let count = shape.batch * shape.heads * g.queryBlocks * g.keyBlocks
+        let map = try! BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
+                                bits: Array(UnsafeBufferPointer(start: st.map.pointer, count: count)))
+        let (density, allowedDensity) = densities(map: st.map.pointer, g: g)
+        let statistics = SparseStatistics(
+            density: density, allowedDensity: allowedDensity,
             densityPerHead: (0..<shape.heads).map { map.density(head: $0) },
-            visitedTiles: visited, skippedTiles: skipped,
-            computedFraction: Double(computed) / Double(map.bits.count))
+            visitedTiles: outcome.visited, skippedTiles: outcome.skipped,
+            computedFraction: Double(outcome.visited - outcome.skipped) / Double(count))
+        return SparseAttentionResult(
+            blockMap: map, timings: outcome.timings, statistics: statistics,
+            quantized: captureQuantized ? quantizedTensors(st.ops) : nil,
+            blockProbabilities: st.probabilities.map { Array(UnsafeBufferPointer(start: $0.pointer, count: count)) })
     }
 
     func quantizedTensors(_ ops: SparseOperands) -> QuantizedTensors {
