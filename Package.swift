@@ -23,6 +23,11 @@ let package = Package(
         .target(name: "SpargeSIMD", swiftSettings: tunedFlags),
         .target(name: "SpargeAttn", dependencies: ["SpargeSIMD"], swiftSettings: tunedFlags),
         .executableTarget(name: "sparge", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
+        // Counts heap allocations of plan calls in a separate process (it replaces malloc),
+        // run by the tests; not a product.
+        .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
+        .executableTarget(name: "sparge-allocation-check", dependencies: ["SpargeAttn", "MallocCounter"],
+                          path: "Tests/Support/AllocationCheck"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
         .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn"]),
     ],

@@ -17,7 +17,7 @@ struct CLITests {
 
     /// The built `sparge` next to this test binary (`.build/<triple>/<config>/`), else in the
     /// package's `.build/<config>/`.
-    static func executable() throws -> URL {
+    static func executable(named name: String = "sparge") throws -> URL {
         var dirs: [URL] = []
         if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             dirs.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
@@ -32,10 +32,10 @@ struct CLITests {
         #endif
         for c in configs { dirs.append(root.appendingPathComponent(".build").appendingPathComponent(c)) }
         for dir in dirs {
-            let url = dir.appendingPathComponent("sparge")
+            let url = dir.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        throw CLIError("sparge executable not found in \(dirs.map(\.path)); build the package first (swift build)")
+        throw CLIError("\(name) executable not found in \(dirs.map(\.path)); build the package first (swift build)")
     }
 
     struct CLIError: Error, CustomStringConvertible {

@@ -27,14 +27,14 @@ public struct TensorLayout: Sendable, Hashable {
     /// stride is negative or the offset overflows.
     func lastOffset(batch: Int, heads: Int, tokens: Int, headDim: Int) -> Int? {
         guard batchStride >= 0, headStride >= 0, tokenStride >= 0 else { return nil }
-        var total = headDim - 1
-        for (n, s) in [(batch, batchStride), (heads, headStride), (tokens, tokenStride)] {
+        // Unrolled: an array of (count, stride) pairs would allocate on every call.
+        func add(_ total: Int?, _ n: Int, _ s: Int) -> Int? {
+            guard let total else { return nil }
             let (p, o1) = (n - 1).multipliedReportingOverflow(by: s)
             let (t, o2) = total.addingReportingOverflow(p)
-            if o1 || o2 { return nil }
-            total = t
+            return o1 || o2 ? nil : t
         }
-        return total
+        return add(add(add(headDim - 1, batch, batchStride), heads, headStride), tokens, tokenStride)
     }
 }
 

@@ -142,20 +142,23 @@ public enum SpargeAttention {
 
     /// Validates the shape, the buffers against their layouts and (by policy) the values.
     static func views(q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
-                      policy: NonFinitePolicy) throws -> (TensorView, TensorView, TensorView) {
+                      policy: NonFinitePolicy, temp given: UnsafeMutablePointer<Float>? = nil) throws -> (TensorView, TensorView, TensorView) {
         try shape.validate()
         let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
         let kv = try k.view(name: "k", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
         let vv = try v.view(name: "v", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
         if policy == .reject {
-            let temp = UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
-            defer { temp.deallocate() }
-            for (name, view, heads, tokens) in [("q", qv, shape.heads, shape.queryLength), ("k", kv, shape.kvHeads, shape.keyLength),
-                                                ("v", vv, shape.kvHeads, shape.keyLength)] {
+            let temp = given ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
+            defer { if given == nil { temp.deallocate() } }
+            // Three explicit scans (an array of the views would allocate on every call).
+            func scan(_ name: String, _ view: TensorView, _ heads: Int, _ tokens: Int) throws {
                 if let (i, x) = firstNonFiniteElement(view, batch: shape.batch, heads: heads, tokens: tokens, d: shape.headDim, temp: temp) {
                     throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
                 }
             }
+            try scan("q", qv, shape.heads, shape.queryLength)
+            try scan("k", kv, shape.kvHeads, shape.keyLength)
+            try scan("v", vv, shape.kvHeads, shape.keyLength)
         }
         return (qv, kv, vv)
     }

@@ -1,11 +1,27 @@
 import Dispatch
 import Synchronization
 
-/// Runs `items` independent work items on `threads` workers with
-/// `DispatchQueue.concurrentPerform`. Each worker claims items from a shared counter, so the
-/// schedule adapts to uneven items; results never depend on which worker ran an item (every
-/// item writes its own output region), which keeps outputs bitwise identical for any thread
-/// count. `body(worker, item)`: `worker` in `0..<threads` indexes per-worker workspaces.
+/// The C entry point behind `DispatchQueue.concurrentPerform`. The Swift wrapper converts its
+/// closure into a heap-allocated block on every call; calling the function-pointer variant
+/// directly keeps plan calls free of heap allocation (measured by sparge-allocation-check).
+@_silgen_name("dispatch_apply_f")
+private func dispatchApply(
+    _ iterations: Int, _ queue: OpaquePointer?, _ context: UnsafeMutableRawPointer?,
+    _ work: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void)
+
+/// What the workers of one `parallelFor` share: the body and the next unclaimed item.
+private struct ApplyContext {
+    let body: (Int, Int) -> Void
+    let items: Int
+    let next: UnsafeMutablePointer<Int>
+}
+
+/// Runs `items` independent work items on `threads` workers with the same machinery as
+/// `DispatchQueue.concurrentPerform` (`dispatch_apply` on the global queue). Each worker
+/// claims items from a shared counter, so the schedule adapts to uneven items; results never
+/// depend on which worker ran an item (every item writes its own output region), which keeps
+/// outputs bitwise identical for any thread count. `body(worker, item)`: `worker` in
+/// `0..<threads` indexes per-worker workspaces.
 func parallelFor(items: Int, threads: Int, _ body: (_ worker: Int, _ item: Int) -> Void) {
     if items <= 0 { return }
     let workers = Swift.max(1, Swift.min(threads, items))
@@ -13,16 +29,35 @@ func parallelFor(items: Int, threads: Int, _ body: (_ worker: Int, _ item: Int) 
         for i in 0..<items { body(0, i) }
         return
     }
-    let next = Atomic<Int>(0)
     withoutActuallyEscaping(body) { body in
-        let box = UnsafeSendable(body)
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            while true {
-                let item = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                if item >= items { break }
-                box.value(worker, item)
+        var next = 0
+        withUnsafeMutablePointer(to: &next) { counter in
+            var context = ApplyContext(body: body, items: items, next: counter)
+            withUnsafeMutablePointer(to: &context) { ctx in
+                dispatchApply(workers, nil, UnsafeMutableRawPointer(ctx)) { raw, worker in
+                    let c = raw!.assumingMemoryBound(to: ApplyContext.self)
+                    let counter = UnsafeAtomicCounter(c.pointee.next)
+                    while true {
+                        let item = counter.increment()
+                        if item >= c.pointee.items { break }
+                        c.pointee.body(worker, item)
+                    }
+                }
             }
         }
+    }
+}
+
+/// A relaxed fetch-and-add on a plain `Int` shared by the workers of one `parallelFor`.
+private struct UnsafeAtomicCounter {
+    let pointer: UnsafeMutablePointer<Int>
+    init(_ pointer: UnsafeMutablePointer<Int>) { self.pointer = pointer }
+
+    /// Returns the previous value and adds one.
+    @inline(__always)
+    func increment() -> Int {
+        // `Atomic` must live at a fixed address it owns; reinterpret the shared word instead.
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Atomic<Int>.self).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 }
 

@@ -1,0 +1,85 @@
+import MallocCounter
+import SpargeAttn
+
+// Counts the heap allocations of SpargePlan.run calls after a warm-up call, for fp32 and
+// fp16 inputs, a plain and a split-K shape, and a caller-supplied map, and compares them with
+// what libdispatch itself allocates for the same number of dispatch_apply calls (its per-call
+// bookkeeping, measured here on an empty body). With one thread nothing is dispatched, so
+// every allocation would be the library's own: the tests require "allocations with 1 thread: 0".
+
+@_silgen_name("dispatch_apply_f")
+func dispatchApply(_ iterations: Int, _ queue: OpaquePointer?, _ context: UnsafeMutableRawPointer?,
+                   _ work: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void)
+
+/// Allocations of one dispatch_apply of 2 iterations with an empty body (after a warm-up).
+func dispatchBaseline() -> Int {
+    dispatchApply(2, nil, nil) { _, _ in }
+    malloc_counter_start()
+    for _ in 0..<20 { dispatchApply(2, nil, nil) { _, _ in } }
+    let n = malloc_counter_stop()
+    return n / 20  // rounded down: an occasional thread-pool allocation is not per call
+}
+
+/// Parallel phases of one call: keys and queries (when they have more than one item), the
+/// kernel, and the split-K merge (fewer than 16 query blocks).
+func parallelPhases(_ s: AttentionShape, blockQ: Int) -> Int {
+    let queryBlocks = s.batch * s.heads * ((s.queryLength + blockQ - 1) / blockQ)
+    return (s.batch * s.kvHeads > 1 ? 1 : 0) + (s.batch * s.heads > 1 ? 1 : 0) + 1 + (queryBlocks < 16 ? 1 : 0)
+}
+
+func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, half: Bool, useMap: Bool, threads: Int) throws -> Int {
+    var q = [Float](repeating: 0, count: shape.queryElements), k = [Float](repeating: 0, count: shape.keyElements)
+    var state: UInt64 = 1
+    for i in q.indices { state = state &* 6364136223846793005 &+ 1; q[i] = Float(Int64(bitPattern: state) >> 40) / 1e6 }
+    for i in k.indices { state = state &* 6364136223846793005 &+ 1; k[i] = Float(Int64(bitPattern: state) >> 40) / 1e6 }
+    let v = k
+    let plan = try SpargePlan(shape: shape, parameters: parameters, threads: threads)
+    let workspace = plan.makeWorkspace()
+    var out = [Float](repeating: 0, count: shape.queryElements)
+    let q16 = q.map { Float16($0) }, k16 = k.map { Float16($0) }, v16 = v.map { Float16($0) }
+    var map = [UInt8](repeating: 1, count: 0)
+    var counted = 0
+    try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+    try q16.withUnsafeBufferPointer { q16p in try k16.withUnsafeBufferPointer { k16p in try v16.withUnsafeBufferPointer { v16p in
+    try out.withUnsafeMutableBufferPointer { op in
+        let inputs = half
+            ? (AttentionInput(q16p), AttentionInput(k16p), AttentionInput(v16p))
+            : (AttentionInput(qp), AttentionInput(kp), AttentionInput(vp))
+        let output = AttentionOutput(op)
+        try plan.run(q: inputs.0, k: inputs.1, v: inputs.2, output: output, workspace: workspace)  // warm-up
+        if useMap { map = workspace.blockMap.bits }
+        // The least of 3 trials: libdispatch occasionally allocates when its thread pool grows.
+        counted = Int.max
+        try map.withUnsafeBufferPointer { mp in
+            for _ in 0..<3 {
+                malloc_counter_start()
+                for _ in 0..<5 {
+                    try plan.run(q: inputs.0, k: inputs.1, v: inputs.2, output: output, workspace: workspace,
+                                 blockMap: useMap ? mp : nil)
+                }
+                counted = min(counted, malloc_counter_stop())
+            }
+        }
+    } } } } } } }
+    // With one thread nothing is dispatched: every allocation would be this library's.
+    let expected = threads == 1 ? 0 : 5 * parallelPhases(shape, blockQ: parameters.blockQ) * baseline
+    print("\(name), \(threads) thread(s): \(counted) allocations in 5 calls"
+          + (threads == 1 ? "" : "; libdispatch's own for its \(parallelPhases(shape, blockQ: parameters.blockQ)) dispatch_apply per call: \(expected)"))
+    return counted - expected
+}
+
+let baseline = dispatchBaseline()
+print("libdispatch: \(baseline) allocations per dispatch_apply")
+var own = 0, dispatched = 0
+for threads in [1, 2] {
+    var p = SpargeParameters.recommended
+    var n = 0
+    n += try check("fp32 B=1 H=4 N=1024 D=64", shape: AttentionShape(heads: 4, queryLength: 1024, headDim: 64), parameters: p, half: false, useMap: false, threads: threads)
+    n += try check("fp16 GQA H=4 Hkv=2 N=700 D=40", shape: AttentionShape(heads: 4, kvHeads: 2, queryLength: 700, headDim: 40), parameters: p, half: true, useMap: false, threads: threads)
+    p.causal = true
+    n += try check("fp32 causal split-K H=1 N=300 D=64", shape: AttentionShape(heads: 1, queryLength: 300, headDim: 64), parameters: p, half: false, useMap: false, threads: threads)
+    n += try check("fp32 caller map H=2 N=512 D=64", shape: AttentionShape(heads: 2, queryLength: 512, headDim: 64), parameters: p, half: false, useMap: true, threads: threads)
+    if threads == 1 { own = n } else { dispatched = n }
+}
+print("allocations beyond libdispatch with 2 threads: \(dispatched) (libdispatch's count varies with the host's load)")
+print("allocations with 1 thread: \(own)")
