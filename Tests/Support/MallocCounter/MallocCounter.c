@@ -4,6 +4,8 @@
 #include <stdatomic.h>
 #include "MallocCounter.h"
 
+#if defined(__GLIBC__) || (defined(__linux__) && !defined(__APPLE__))
+
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
@@ -42,3 +44,9 @@ long malloc_counter_stop(void) {
     atomic_store(&counting, 0);
     return atomic_load(&allocations);
 }
+
+#else
+// Elsewhere there is no glibc entry point to forward to: counting is unavailable (-1).
+void malloc_counter_start(void) {}
+long malloc_counter_stop(void) { return -1; }
+#endif
