@@ -29,11 +29,11 @@ struct SparseKernelOptions {
 /// the unnormalised state goes to `partial` (see ``OnlineSoftmax/export(rows:into:)``); each
 /// share starts its own running max, so the stage-2 filter sees only that share's history.
 func sparseQueryBlock(
-    b: Int, h: Int, i: Int, ops: SparseOperands, mapRow: UnsafePointer<UInt8>, lambda: Float,
+    b: Int, h: Int, i: Int, ops: SparseOperands, geometry g: SparseGeometry, mapRow: UnsafePointer<UInt8>, lambda: Float,
     options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch,
     chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
 ) -> TileCounts {
-    let g = ops.g, s = g.shape, d = s.headDim
+    let s = g.shape, d = s.headDim
     let kvh = h / s.groupSize
     let qHead = b * s.heads + h, kHead = b * s.kvHeads + kvh
     let qStart = i * g.blockQ
@@ -60,7 +60,7 @@ func sparseQueryBlock(
         // Under the causal mask a block entirely in the future of every row has nothing to add.
         if o.causal && kStart > qStart + rows - 1 + o.causalOffset { continue }
         counts.visited += 1
-        let t = kHead * g.keyBlocks + j
+        let t = kHead * g.keyBlockStride + j
         // Step 1: S = dequant(Q_i K_j^T) in base-2 units, then masks.
         int8ScoreTile(
             q: qPacked, qStride: g.pairs, rows: rowsPad,

@@ -14,8 +14,11 @@ struct SparseGeometry: Sendable {
     let rowsPad: Int            // blockQ rounded up to 4 (kernel row tile)
     let columnsPad: Int         // blockK rounded up to 16 (kernel column tile)
     let width: Int              // head dim rounded up to 8
+    /// Key blocks between consecutive kv heads in the key-side buffers: `keyBlocks`, or a KV
+    /// cache's capacity (its buffers keep their layout while it grows).
+    let keyBlockStride: Int
 
-    init(shape: AttentionShape, blockQ: Int, blockK: Int) {
+    init(shape: AttentionShape, blockQ: Int, blockK: Int, keyBlockStride: Int? = nil) {
         self.shape = shape
         self.blockQ = blockQ
         self.blockK = blockK
@@ -25,6 +28,7 @@ struct SparseGeometry: Sendable {
         rowsPad = roundUp(blockQ, 4)
         columnsPad = roundUp(blockK, 16)
         width = roundUp(shape.headDim, 8)
+        self.keyBlockStride = keyBlockStride ?? keyBlocks
     }
 
     var packedKeyBlock: Int { pairs * columnsPad * 2 }          // Int16 per packed key block
@@ -56,10 +60,10 @@ final class SparseOperands: @unchecked Sendable {
         self.g = g
         let s = g.shape, d = s.headDim
         let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
-        kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlocks * g.packedKeyBlock)  // packColumnPairs zero-fills
-        kScale = RawBuffer(count: kvHeads * g.keyBlocks, zero: 0)
-        kPooled = RawBuffer(count: kvHeads * g.keyBlocks * d, zero: 0)
-        kSim = RawBuffer(count: kvHeads * g.keyBlocks, zero: 0)
+        kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlockStride * g.packedKeyBlock)  // packColumnPairs zero-fills
+        kScale = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
+        kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
+        kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
         qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
         qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
@@ -69,6 +73,9 @@ final class SparseOperands: @unchecked Sendable {
         kInt8 = captureInt8 ? RawBuffer(uninitializedCount: kvHeads * s.keyLength * d) : nil
         values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
     }
+
+    /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
+    func bindPaddedValues(_ v: TensorView) { values = v }
 
     /// Points the kernel at V: in place when it is fp32 with D a multiple of 8, else widened and
     /// padded into `vPadded` (serially: O(N*D), small next to the attention).
@@ -94,41 +101,59 @@ final class SparseOperands: @unchecked Sendable {
     /// Section 1 + 2 + 3 on the key side of (batch b, kv head h): K mean, K' blocks, their
     /// summaries, INT8 blocks and packing.
     func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
-                     partialBlocks: PartialBlockRule, scratch w: WorkerScratch) {
+                     partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
+        computeKeyMean(b: b, h: h, k: k, tokens: g.shape.keyLength, smoothK: smoothK, gpuRounding: gpuRounding,
+                       geometry: g, scratch: w)
+        prepareKeyBlocks(b: b, h: h, k: k, blocks: 0..<g.keyBlocks, gpuRounding: gpuRounding,
+                         partialBlocks: partialBlocks, geometry: g, scratch: w)
+    }
+
+    /// Section 1: the mean over the first `tokens` keys of (b, kv head h) into `kMean`
+    /// (zero without smoothing).
+    func computeKeyMean(b: Int, h: Int, k: TensorView, tokens n: Int, smoothK: Bool, gpuRounding: Bool,
+                        geometry g: SparseGeometry, scratch w: WorkerScratch) {
+        let d = g.shape.headDim
+        let mean = kMean.pointer + (b * g.shape.kvHeads + h) * d
+        guard smoothK else {
+            mean.update(repeating: 0, count: d)
+            return
+        }
+        // Mean over tokens, accumulated in double (the GPU rounds the fp32 mean of fp16
+        // values to fp16; accumulation order then does not matter).
+        let sums = w.sums.pointer
+        sums.update(repeating: 0, count: d)
+        if gpuRounding {
+            for t in 0..<n {
+                let row = k.floats(b, h, t, count: d, temp: w.row.pointer)
+                for c in 0..<d { sums[c] += Double(roundToHalf(row[c])) }
+            }
+        } else {
+            // fp32 partial sums of 64 rows (vectorised), flushed into the double sums.
+            let partial = w.vector.pointer
+            var t = 0
+            while t < n {
+                let end = Swift.min(n, t + 64)
+                partial.update(repeating: 0, count: d)
+                for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: w.row.pointer), into: partial, count: d) }
+                for c in 0..<d { sums[c] += Double(partial[c]) }
+                t = end
+            }
+        }
+        for c in 0..<d {
+            let m = Float(sums[c] / Double(n))
+            mean[c] = gpuRounding ? roundToHalf(m) : m
+        }
+    }
+
+    /// Sections 1-3 for key blocks `blocks` of (b, kv head h): K' = K - kMean, summaries,
+    /// INT8 and packing (a block past the end of the keys is partial).
+    func prepareKeyBlocks(b: Int, h: Int, k: TensorView, blocks: Range<Int>, gpuRounding: Bool,
+                          partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
         let s = g.shape, d = s.headDim, n = s.keyLength
         let head = b * s.kvHeads + h
         let mean = kMean.pointer + head * d
-        if smoothK {
-            // Mean over tokens, accumulated in double (the GPU rounds the fp32 mean of fp16
-            // values to fp16; accumulation order then does not matter).
-            let sums = w.sums.pointer
-            sums.update(repeating: 0, count: d)
-            if gpuRounding {
-                for t in 0..<n {
-                    let row = k.floats(b, h, t, count: d, temp: w.row.pointer)
-                    for c in 0..<d { sums[c] += Double(roundToHalf(row[c])) }
-                }
-            } else {
-                // fp32 partial sums of 64 rows (vectorised), flushed into the double sums.
-                let partial = w.vector.pointer
-                var t = 0
-                while t < n {
-                    let end = Swift.min(n, t + 64)
-                    partial.update(repeating: 0, count: d)
-                    for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: w.row.pointer), into: partial, count: d) }
-                    for c in 0..<d { sums[c] += Double(partial[c]) }
-                    t = end
-                }
-            }
-            for c in 0..<d {
-                let m = Float(sums[c] / Double(n))
-                mean[c] = gpuRounding ? roundToHalf(m) : m
-            }
-        } else {
-            mean.update(repeating: 0, count: d)
-        }
         let block = w.block.pointer
-        for j in 0..<g.keyBlocks {
+        for j in blocks {
             let t0 = monotonicNanos()
             let start = j * g.blockK
             let rows = Swift.min(g.blockK, n - start)
@@ -141,7 +166,7 @@ final class SparseOperands: @unchecked Sendable {
                     subtractRow(src, mean, into: dst, count: d)
                 }
             }
-            let t = head * g.keyBlocks + j
+            let t = head * g.keyBlockStride + j
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
@@ -154,7 +179,7 @@ final class SparseOperands: @unchecked Sendable {
 
     /// Section 2 + 3 on the query side of (batch b, head h).
     func prepareQueries(b: Int, h: Int, q: TensorView, premultiplier: Float, gpuRounding: Bool,
-                        partialBlocks: PartialBlockRule, scratch w: WorkerScratch) {
+                        partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
         let s = g.shape, d = s.headDim, n = s.queryLength
         let head = b * s.heads + h
         let block = w.block.pointer
@@ -189,7 +214,7 @@ final class SparseOperands: @unchecked Sendable {
         partialBlocks: PartialBlockRule, pooled: UnsafeMutablePointer<Float>, int8: UnsafeMutablePointer<Int8>,
         since start: UInt64, scratch w: WorkerScratch
     ) -> (Float, Float) {
-        let d = g.shape.headDim
+        let d = w.headDim
         let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
                                  partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer)
         w.lastMark = monotonicNanos()

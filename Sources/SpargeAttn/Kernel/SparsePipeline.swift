@@ -19,8 +19,8 @@ final class SparseStorage: @unchecked Sendable {
     let temp: RawBuffer<Float>              // one row, for input scans
 
     init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
-         captureInt8: Bool = false, captureProbabilities: Bool = false) {
-        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK)
+         captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
+        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride)
         self.g = g
         ops = SparseOperands(geometry: g, captureInt8: captureInt8)
         scratch = (0..<Swift.max(1, threads)).map { _ in
@@ -29,7 +29,7 @@ final class SparseStorage: @unchecked Sendable {
         }
         let blocks = s.batch * s.heads * g.queryBlocks
         map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
-        chunks = splitFactor(items: blocks, keyBlocks: g.keyBlocks)
+        chunks = chunkCapacity ?? splitFactor(items: blocks, keyBlocks: g.keyBlocks)
         counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
         partials = chunks > 1
             ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
@@ -53,9 +53,14 @@ struct SparsePipeline {
 
     /// Runs stage 1 (unless `given` holds a block map), quantization and, with an output,
     /// stage 2, using only `st`'s memory.
+    ///
+    /// With `keysPrepared` (a KV cache), phase 1 is skipped: the storage already holds the key
+    /// side, laid out with `geometry.keyBlockStride`; `geometry` is then the call's (its Nq and
+    /// Nk), while the storage's buffers were sized for the largest call.
     func run(q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView?,
-             given: UnsafePointer<UInt8>?, storage st: SparseStorage) -> SparseRunOutcome {
-        let p = parameters, s = shape, d = s.headDim, g = st.g
+             given: UnsafePointer<UInt8>?, storage st: SparseStorage,
+             geometry: SparseGeometry? = nil, keysPrepared: Bool = false) -> SparseRunOutcome {
+        let p = parameters, s = shape, d = s.headDim, g = geometry ?? st.g
         let ops = st.ops, scratch = st.scratch, workers = st.workers
         let scale = p.scale(headDim: d)
         let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
@@ -65,11 +70,13 @@ struct SparsePipeline {
         if let given { st.map.pointer.update(from: given, count: mapCount) }
 
         let start = monotonicNanos()
-        if output != nil { ops.bindValues(v) }
+        if output != nil && !keysPrepared { ops.bindValues(v) }
         // Phase 1: keys.
-        parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
-            ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
-                            gpuRounding: p.gpuRounding, partialBlocks: p.partialBlocks, scratch: scratch[worker])
+        if !keysPrepared {
+            parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
+                ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
+                                gpuRounding: p.gpuRounding, partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
+            }
         }
         // Phase 2: queries and stage-1 selection.
         let predict = given == nil
@@ -77,7 +84,7 @@ struct SparsePipeline {
             let b = item / s.heads, h = item % s.heads
             let w = scratch[worker]
             ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
-                               partialBlocks: p.partialBlocks, scratch: w)
+                               partialBlocks: queryPartialBlocks(g), geometry: g, scratch: w)
             guard predict else { return }
             let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
             let (selection, isTopK): (Float, Bool) = {
@@ -89,8 +96,8 @@ struct SparsePipeline {
             let inputs = SelectionInputs(
                 pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
                 simQ: ops.qSim.pointer + qHead * g.queryBlocks,
-                pooledK: ops.kPooled.pointer + kHead * g.keyBlocks * d,
-                simK: ops.kSim.pointer + kHead * g.keyBlocks,
+                pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
+                simK: ops.kSim.pointer + kHead * g.keyBlockStride,
                 queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
                 blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
                 selection: selection, isTopK: isTopK, causal: p.causal,
@@ -111,7 +118,8 @@ struct SparsePipeline {
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
                 scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.tritonKeyPadding)
-            let items = s.batch * s.heads * g.queryBlocks, chunks = st.chunks
+            let items = s.batch * s.heads * g.queryBlocks
+            let chunks = keysPrepared ? splitFactor(items: items, keyBlocks: g.keyBlocks) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
@@ -120,7 +128,7 @@ struct SparsePipeline {
                 let i = item % g.queryBlocks, bh = item / g.queryBlocks
                 let b = bh / s.heads, h = bh % s.heads
                 countBase.value[work] = sparseQueryBlock(
-                    b: b, h: h, i: i, ops: ops, mapRow: mapBase.value + item * g.keyBlocks,
+                    b: b, h: h, i: i, ops: ops, geometry: g, mapRow: mapBase.value + item * g.keyBlocks,
                     lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
                     chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
             }
@@ -147,6 +155,13 @@ struct SparsePipeline {
                 preparationSeconds: Double(prepared - start) / 1e9, kernelSeconds: Double(finished - prepared) / 1e9,
                 stage1CPUSeconds: Double(stage1) / 1e9, quantizationCPUSeconds: Double(quantization) / 1e9),
             visited: visited, skipped: skipped)
+    }
+
+    /// The partial-block rule of the query side: the parameters' rule, except that a query
+    /// shorter than one block (decoding) is measured: the GPU code never runs such shapes
+    /// (it needs N >= 128), and a single token is its own, perfectly self-similar, block.
+    func queryPartialBlocks(_ g: SparseGeometry) -> PartialBlockRule {
+        shape.queryLength < g.blockQ ? .measure : parameters.partialBlocks
     }
 
     /// Marked blocks, and marked blocks among those the causal rule allows, and the allowed

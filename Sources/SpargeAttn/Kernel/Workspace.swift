@@ -18,12 +18,14 @@ final class WorkerScratch: @unchecked Sendable {
     var quantizationNanos: UInt64 = 0
     /// When the current block's quantization started (see `summarizeAndQuantize`).
     var lastMark: UInt64 = 0
+    let headDim: Int
     let tileRows: Int
     let tileColumns: Int
     let width: Int
 
     init(tileRows: Int, tileColumns: Int, width: Int, blockRows: Int, d: Int, keyBlocks: Int) {
         self.tileRows = tileRows
+        headDim = d
         self.tileColumns = tileColumns
         self.width = width
         scores = RawBuffer(count: tileRows * tileColumns, zero: 0)

@@ -1,0 +1,159 @@
+import SpargeSIMD
+
+/// A growing key/value cache for decoding, with the key side of SpargeAttn kept up to date
+/// block by block: INT8 blocks and scales, pooled means and self-similarities are computed once
+/// per block of `blockK` keys when the block completes (the trailing partial block is redone
+/// on each append, at most `blockK` rows), so a decoding step costs O(new keys) plus the sparse
+/// attention itself, not O(all keys).
+///
+/// K smoothing subtracts a mean of K. A cache cannot re-quantize every block whenever the mean
+/// moves, so it fixes the mean once: the mean of the keys of its first ``append(k:v:tokens:)``
+/// (the prefill), or the mean given to ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:threads:)``.
+/// Softmax is invariant to the subtracted vector, so any fixed mean is exact attention in real
+/// arithmetic; only the INT8 rounding of K depends on it. A recomputation from scratch with the
+/// same mean (a new cache given ``keyMean``, filled in one append) gives bit-identical outputs.
+///
+/// Queries attend causally by default as the last tokens of the sequence (query `t` of `Nq`
+/// sees keys up to `t + length - Nq`); with `parameters.causal == false` every query sees
+/// every key. A query shorter than one block is its own, measured, stage-1 block.
+/// Not for concurrent use.
+public final class SpargeKVCache: @unchecked Sendable {
+    public let batch: Int
+    public let heads: Int
+    public let kvHeads: Int
+    public let headDim: Int
+    /// Keys the cache can hold.
+    public let capacity: Int
+    /// Most query tokens of one ``attend(q:output:queries:)`` call.
+    public let maxQueryLength: Int
+    public let parameters: SpargeParameters
+    /// Keys held.
+    public private(set) var length = 0
+
+    let storage: SparseStorage
+    let keys: RawBuffer<Float>          // [B*Hkv][capacity][D]
+    let values: RawBuffer<Float>        // [B*Hkv][capacity][width]
+    let capacityBlocks: Int
+    let width: Int
+    private var meanIsSet: Bool
+
+    /// Creates an empty cache.
+    /// - Parameter keyMean: a fixed K mean (`batch * kvHeads * headDim` values) instead of the
+    ///   mean of the first append; ignored without `parameters.smoothK`.
+    public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
+                parameters: SpargeParameters = .recommended, keyMean: [Float]? = nil, threads: Int? = nil) throws {
+        let kvh = kvHeads ?? heads
+        let maxShape = AttentionShape(batch: batch, heads: heads, kvHeads: kvh, queryLength: Swift.max(1, maxQueryLength),
+                                      keyLength: Swift.max(1, capacity), headDim: headDim)
+        try maxShape.validate()
+        try parameters.validate(for: maxShape)
+        if let m = keyMean, m.count != batch * kvh * headDim {
+            throw SpargeError.invalidParameter("keyMean has \(m.count) values; give batch * kvHeads * headDim = \(batch * kvh * headDim)")
+        }
+        self.batch = batch
+        self.heads = heads
+        self.kvHeads = kvh
+        self.headDim = headDim
+        self.capacity = capacity
+        self.maxQueryLength = maxQueryLength
+        self.parameters = parameters
+        let g = SparseGeometry(shape: maxShape, blockQ: parameters.blockQ, blockK: parameters.blockK)
+        capacityBlocks = g.keyBlocks
+        width = g.width
+        // Split-K can need the most chunks when a call has a single query block.
+        let chunkCapacity = splitFactor(items: batch * heads, keyBlocks: capacityBlocks)
+        storage = SparseStorage(shape: maxShape, parameters: parameters, threads: threads ?? defaultThreadCount(),
+                                chunkCapacity: chunkCapacity)
+        keys = RawBuffer(count: batch * kvh * capacity * headDim, zero: 0)
+        values = RawBuffer(count: batch * kvh * capacity * g.width, zero: 0)
+        meanIsSet = false
+        if let m = keyMean, parameters.smoothK {
+            storage.ops.kMean.pointer.update(from: m, count: m.count)
+            meanIsSet = true
+        }
+        if !parameters.smoothK {
+            storage.ops.kMean.pointer.update(repeating: 0, count: batch * kvh * headDim)
+            meanIsSet = true
+        }
+    }
+
+    /// The K mean used for smoothing (`batch * kvHeads * headDim`), once fixed.
+    public var keyMean: [Float] {
+        Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
+    }
+
+    private var keyView: TensorView {
+        TensorView(base: UnsafeRawPointer(keys.pointer), batchStride: kvHeads * capacity * headDim,
+                   headStride: capacity * headDim, rowStride: headDim)
+    }
+
+    /// Appends `tokens` keys and values (`B,Hkv,tokens,D` tensors, any layout and element type)
+    /// and updates the key side of the blocks they touch.
+    public func append(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
+        if tokens < 1 { throw SpargeError.invalidShape("append needs at least one token, got \(tokens)") }
+        if length + tokens > capacity {
+            throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
+        }
+        let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
+        let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
+        let vv = try v.view(name: "v", heads: kvHeads, tokens: tokens, shape: part)
+        if parameters.nonFinitePolicy == .reject {
+            for (name, view) in [("k", kv), ("v", vv)] {
+                if let (i, x) = firstNonFiniteElement(view, batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: storage.temp.pointer) {
+                    throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
+                }
+            }
+        }
+        for b in 0..<batch {
+            for h in 0..<kvHeads {
+                let head = b * kvHeads + h
+                for t in 0..<tokens {
+                    kv.load(b, h, t, into: keys.pointer + (head * capacity + length + t) * headDim, count: headDim)
+                    vv.load(b, h, t, into: values.pointer + (head * capacity + length + t) * width, count: headDim)
+                }
+            }
+        }
+        let firstDirty = length / parameters.blockK
+        length += tokens
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length, headDim: headDim)
+        let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: capacityBlocks)
+        let ops = storage.ops, scratch = storage.scratch, p = parameters, view = keyView
+        let setMean = !meanIsSet
+        parallelFor(items: batch * kvHeads, threads: storage.workers) { worker, item in
+            let b = item / self.kvHeads, h = item % self.kvHeads
+            if setMean {
+                ops.computeKeyMean(b: b, h: h, k: view, tokens: shape.keyLength, smoothK: true, gpuRounding: p.gpuRounding,
+                                   geometry: g, scratch: scratch[worker])
+            }
+            ops.prepareKeyBlocks(b: b, h: h, k: view, blocks: firstDirty..<g.keyBlocks, gpuRounding: p.gpuRounding,
+                                 partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
+        }
+        meanIsSet = true
+    }
+
+    /// Attention of `queries` new tokens (`q` is `B,H,queries,D`) to the cached keys and values,
+    /// into `output` (`B,H,queries,D`).
+    @discardableResult
+    public func attend(q: AttentionInput, output: AttentionOutput, queries: Int) throws -> SparseCallSummary {
+        if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
+        if queries < 1 || queries > maxQueryLength {
+            throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
+        }
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
+        let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
+        let out = try output.view(shape: shape)
+        if parameters.nonFinitePolicy == .reject,
+           let (i, x) = firstNonFiniteElement(qv, batch: batch, heads: heads, tokens: queries, d: headDim, temp: storage.temp.pointer) {
+            throw SpargeError.nonFiniteInput(name: "q", index: i, value: x)
+        }
+        let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: capacityBlocks)
+        storage.ops.bindPaddedValues(TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
+                                                headStride: capacity * width, rowStride: width))
+        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
+        let outcome = pipeline.run(q: qv, k: keyView, v: keyView, output: out, given: nil, storage: storage,
+                                   geometry: g, keysPrepared: true)
+        let (density, allowed) = pipeline.densities(map: storage.map.pointer, g: g)
+        return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
+                                 skippedTiles: outcome.skipped, timings: outcome.timings)
+    }
+}

@@ -1,0 +1,97 @@
+import Testing
+@testable import SpargeAttn
+
+/// Decoding through SpargeKVCache: incremental key-side state against recomputation.
+struct KVCacheTests {
+    static func attend(_ cache: SpargeKVCache, _ q: [Float], queries: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: cache.batch * cache.heads * queries * cache.headDim)
+        try q.withUnsafeBufferPointer { qp in
+            try out.withUnsafeMutableBufferPointer { op in
+                _ = try cache.attend(q: AttentionInput(qp), output: AttentionOutput(op), queries: queries)
+            }
+        }
+        return out
+    }
+
+    static func append(_ cache: SpargeKVCache, _ k: [Float], _ v: [Float], tokens: Int) throws {
+        try k.withUnsafeBufferPointer { kp in
+            try v.withUnsafeBufferPointer { vp in try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: tokens) }
+        }
+    }
+
+    /// Rows [from, to) of every (batch, kv head) of a `B*Hkv x N x D` array.
+    static func rows(_ x: [Float], heads: Int, n: Int, d: Int, _ r: Range<Int>) -> [Float] {
+        var out: [Float] = []
+        for h in 0..<heads { out += x[(h * n + r.lowerBound) * d..<(h * n + r.upperBound) * d] }
+        return out
+    }
+
+    /// 1,000 single-token steps after a 200-token prefill: every step's output equals a
+    /// from-scratch cache (same fixed K mean, all keys appended at once) to 1e-6 relative.
+    @Test func incrementalDecodingMatchesRecomputation() throws {
+        var rng = TestRNG(seed: 31)
+        let heads = 4, kvHeads = 2, d = 32, prefill = 200, steps = 1000, total = prefill + steps
+        var p = SpargeParameters.recommended
+        p.causal = true
+        p.pvThreshold = 6
+        let k = rng.gaussians(kvHeads * total * d, scale: 1.5), v = rng.gaussians(kvHeads * total * d)
+        let qs = rng.gaussians(steps * heads * d, scale: 1.5)
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: total, maxQueryLength: 4, parameters: p)
+        try Self.append(cache, Self.rows(k, heads: kvHeads, n: total, d: d, 0..<prefill),
+                        Self.rows(v, heads: kvHeads, n: total, d: d, 0..<prefill), tokens: prefill)
+        var worst = 0.0
+        for step in 0..<steps {
+            let n = prefill + step
+            try Self.append(cache, Self.rows(k, heads: kvHeads, n: total, d: d, n..<n + 1),
+                            Self.rows(v, heads: kvHeads, n: total, d: d, n..<n + 1), tokens: 1)
+            let q = Array(qs[step * heads * d..<(step + 1) * heads * d])
+            let incremental = try Self.attend(cache, q, queries: 1)
+            // Recompute every 37th step (and the last) from scratch: a new cache, one append.
+            guard step % 37 == 0 || step == steps - 1 else { continue }
+            let fresh = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: total, maxQueryLength: 4,
+                                          parameters: p, keyMean: cache.keyMean)
+            try Self.append(fresh, Self.rows(k, heads: kvHeads, n: total, d: d, 0..<n + 1),
+                            Self.rows(v, heads: kvHeads, n: total, d: d, 0..<n + 1), tokens: n + 1)
+            let scratch = try Self.attend(fresh, q, queries: 1)
+            let acc = Accuracy(incremental, scratch.map(Double.init))
+            worst = max(worst, acc.relativeL2)
+        }
+        #expect(worst <= 1e-6, "worst relative L2 difference \(worst)")
+    }
+
+    /// Without K smoothing there is no mean to fix: the cache equals the one-shot API, bit for
+    /// bit, for 1 and 3 queries, causal and not, with GQA.
+    @Test func cacheEqualsOneShotWithoutSmoothing() throws {
+        var rng = TestRNG(seed: 41)
+        let heads = 4, kvHeads = 2, d = 40, n = 333
+        for causal in [true, false] {
+            for queries in [1, 3] {
+                var p = SpargeParameters.recommended
+                p.smoothK = false
+                p.causal = causal
+                p.selection = .topK(0.3)
+                let k = rng.gaussians(kvHeads * n * d, scale: 1.5), v = rng.gaussians(kvHeads * n * d)
+                let q = rng.gaussians(heads * queries * d, scale: 1.5)
+                let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: 400, parameters: p)
+                try Self.append(cache, Self.rows(k, heads: kvHeads, n: n, d: d, 0..<100), Self.rows(v, heads: kvHeads, n: n, d: d, 0..<100), tokens: 100)
+                try Self.append(cache, Self.rows(k, heads: kvHeads, n: n, d: d, 100..<n), Self.rows(v, heads: kvHeads, n: n, d: d, 100..<n), tokens: n - 100)
+                let out = try Self.attend(cache, q, queries: queries)
+                let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: n, headDim: d)
+                let (expected, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+                #expect(out.map(\.bitPattern) == expected.map(\.bitPattern), "causal \(causal), \(queries) queries")
+                // And it is exact attention restricted to the predicted blocks, up to INT8 rounding.
+                let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
+                #expect(Accuracy(out, masked).cosine > 0.999)
+            }
+        }
+    }
+
+    @Test func misuseThrows() throws {
+        let cache = try SpargeKVCache(heads: 1, headDim: 8, capacity: 10)
+        let x = [Float](repeating: 0.1, count: 88)
+        #expect(throws: SpargeError.self) { _ = try Self.attend(cache, Array(x[0..<8]), queries: 1) }   // empty
+        #expect(throws: SpargeError.self) { try Self.append(cache, x, x, tokens: 11) }                // over capacity
+        try Self.append(cache, Array(x[0..<16]), Array(x[0..<16]), tokens: 2)
+        #expect(throws: SpargeError.self) { _ = try Self.attend(cache, x, queries: 17) }              // too many queries
+    }
+}
