@@ -7,7 +7,7 @@ import SpargeSIMD
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--memory]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--memory] [--scaling]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -19,6 +19,7 @@ struct BenchCommand {
           --repeat N        timed calls per measurement after one warm-up (default 5)
           --threads N       worker threads (default: all CPUs)
           --workloads LIST  comma-separated subset of mild,medium,sharp,gaussian
+          --hilbert         tokens in Hilbert-curve order (non-causal shapes; the grid is frames x 16 x 32)
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
@@ -32,13 +33,15 @@ struct BenchCommand {
     var workloads = ["mild", "medium", "sharp", "gaussian"]
     var memoryOnly = false
     var scalingOnly = false
+    var hilbert = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["quick", "memory", "scaling"], options: ["repeat", "threads", "workloads"])
+        let a = try Arguments(arguments, flags: ["quick", "memory", "scaling", "hilbert"], options: ["repeat", "threads", "workloads"])
         if a.helpRequested { print(Self.usage); return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
         scalingOnly = a.flag("scaling")
+        hilbert = a.flag("hilbert")
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
         if let w = a.string("workloads") {
@@ -81,7 +84,9 @@ struct BenchCommand {
                 w.heads = s.heads
                 w.tokens = s.n
                 w.headDim = s.d
-                let t = try w.generate(threads: threadCount)
+                var t = try w.generate(threads: threadCount)
+                // Equivariance: dense and sparse both run on the permuted tokens.
+                if hilbert && !s.causal { t = try DemoCommand.hilbertOrdered(t, workload: w) }
                 let shape = t.shape
                 let flops = shape.denseFlops(causal: s.causal)
                 let configs: [(String, SpargeParameters)] = [("topk0.5", 0.5), ("topk0.25", 0.25)].map { label, topk in

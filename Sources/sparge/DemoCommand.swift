@@ -6,7 +6,7 @@ import SpargeAttn
 struct DemoCommand {
     static let usage = """
         Usage: sparge demo [--threads N] [--n N] [--d D] [--heads H] [--workload NAME]
-                           [--seed S] [--repeat N]
+                           [--seed S] [--repeat N] [--hilbert]
 
         Generates Q, K, V of a video-like token grid (frames of 16 x 32 tokens in raster order,
         attention local in space and time), runs exact dense attention and sparse attention
@@ -20,6 +20,7 @@ struct DemoCommand {
           --seed S         seed of the generator (default 24301)
           --threads N      worker threads (default: all CPUs)
           --repeat N       timed calls per configuration after one warm-up (default 3)
+          --hilbert        visit the tokens in Hilbert-curve order of the frames x 16 x 32 grid
         """
 
     var tokens = 4096
@@ -29,13 +30,15 @@ struct DemoCommand {
     var seed: UInt64 = 0x5EED
     var threads: Int?
     var repeats = 3
+    var hilbert = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"])
+        let a = try Arguments(arguments, flags: ["hilbert"], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"])
         if a.helpRequested {
             print(Self.usage)
             return nil
         }
+        hilbert = a.flag("hilbert")
         tokens = try a.int("n", in: 1...1_048_576) ?? tokens
         headDim = try a.int("d", in: 1...256) ?? headDim
         heads = try a.int("heads", in: 1...1024) ?? heads
@@ -51,6 +54,17 @@ struct DemoCommand {
             }
             workloadName = w
         }
+    }
+
+    /// Q, K and V of `t` permuted into the Hilbert order of the workload's grid.
+    static func hilbertOrdered(_ t: VideoLikeWorkload.Tensors, workload: VideoLikeWorkload) throws -> VideoLikeWorkload.Tensors {
+        let order = try HilbertOrder(workload)
+        let s = t.shape
+        var r = t
+        r.q = order.permuted(t.q, batchHeads: s.batch * s.heads, d: s.headDim)
+        r.k = order.permuted(t.k, batchHeads: s.batch * s.kvHeads, d: s.headDim)
+        r.v = order.permuted(t.v, batchHeads: s.batch * s.kvHeads, d: s.headDim)
+        return r
     }
 
     static func workload(named name: String) -> VideoLikeWorkload? {
@@ -100,6 +114,12 @@ struct DemoCommand {
         print("sparge demo: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
         var inputs: VideoLikeWorkload.Tensors!
         let genSeconds = try Timing.seconds { inputs = try workload.generate(threads: threadCount) }
+        if hilbert {
+            // Attention is equivariant under a common permutation of Q, K and V, so the whole
+            // table can run on permuted tokens (dense included) without unpermuting outputs.
+            inputs = try Self.hilbertOrdered(inputs, workload: workload)
+            print("tokens in Hilbert-curve order (\(workload.frames)x\(workload.height)x\(workload.width) grid)")
+        }
         let shape = inputs.shape
         print("workload: \(workload) [\(workloadName)], generated in \(Self.ms(genSeconds)) ms")
         print("timing: median of \(repeats) calls after one warm-up, wall clock\n")
