@@ -86,6 +86,27 @@ struct KVCacheTests {
         }
     }
 
+    /// The exact decode path against float64, causal and not, with split key ranges.
+    @Test func exactDecodeMatchesFloat64() throws {
+        var rng = TestRNG(seed: 61)
+        let heads = 4, kvHeads = 2, d = 20, n = 5000
+        let k = rng.gaussians(kvHeads * n * d), v = rng.gaussians(kvHeads * n * d)
+        for causal in [true, false] {
+            var p = SpargeParameters.recommended
+            p.causal = causal
+            let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, parameters: p)
+            try Self.append(cache, k, v, tokens: n)
+            let q = rng.gaussians(heads * 3 * d)
+            var out = [Float](repeating: 0, count: q.count)
+            try q.withUnsafeBufferPointer { qp in try out.withUnsafeMutableBufferPointer { op in
+                try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: 3)
+            } }
+            let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: 3, keyLength: n, headDim: d)
+            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
+            #expect(Accuracy(out, ref).relativeL2 <= 1e-5, "causal \(causal)")
+        }
+    }
+
     @Test func misuseThrows() throws {
         let cache = try SpargeKVCache(heads: 1, headDim: 8, capacity: 10)
         let x = [Float](repeating: 0.1, count: 88)

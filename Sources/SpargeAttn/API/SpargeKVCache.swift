@@ -156,4 +156,53 @@ public final class SpargeKVCache: @unchecked Sendable {
         return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
                                  skippedTiles: outcome.skipped, timings: outcome.timings)
     }
+
+    /// Exact fp32 attention of `queries` tokens to every visible cached key (the dense decode
+    /// path, same causal convention): reads the cached fp32 keys row by row, splits the key
+    /// range across the cores and merges by log-sum-exp. For comparison and fallback.
+    public func attendExact(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float? = nil) throws {
+        if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
+        if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
+        let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
+        let out = try output.view(shape: shape)
+        let chunks = (length + decodeChunkKeys - 1) / decodeChunkKeys
+        let rows = batch * heads * queries
+        let partSize = 2 + width
+        let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
+        let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
+        let kView = keyView
+        let vView = TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
+                               headStride: capacity * width, rowStride: width)
+        let scratch = storage.scratch, d = headDim, w = width, n = length, causal = parameters.causal
+        let group = heads / kvHeads
+        parallelFor(items: rows * chunks, threads: storage.workers) { worker, item in
+            let row = item / chunks, chunk = item % chunks
+            let t = row % queries, bh = row / queries, b = bh / self.heads, h = bh % self.heads
+            let qRow = qv.floats(b, h, t, count: d, temp: scratch[worker].row.pointer)
+            let visible = causal ? t + n - queries : n - 1
+            decodeChunk(q: qRow, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
+                        visibleUpTo: visible, k: kView, v: vView, b: b, kvh: h / group, factor: factor,
+                        scores: scratch[worker].scores.pointer, part: parts.pointer + item * partSize)
+        }
+        parallelFor(items: rows, threads: storage.workers) { worker, row in
+            let t = row % queries, bh = row / queries
+            let temp = scratch[worker].row.pointer
+            temp.update(repeating: 0, count: d)
+            var m = -Float.infinity
+            for c in 0..<chunks { m = Swift.max(m, parts.pointer[(row * chunks + c) * partSize]) }
+            if m != -.infinity {
+                var l: Float = 0
+                for c in 0..<chunks {
+                    let part = parts.pointer + (row * chunks + c) * partSize
+                    if part[0] == -.infinity { continue }
+                    let f = exp2Scalar(part[0] - m)
+                    l += part[1] * f
+                    for x in 0..<d { temp[x] += part[2 + x] * f }
+                }
+                for x in 0..<d { temp[x] /= l }
+            }
+            out.store(bh / self.heads, bh % self.heads, t, from: temp, count: d)
+        }
+    }
 }
