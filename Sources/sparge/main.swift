@@ -15,6 +15,8 @@ let usage = """
       sparge bench [options]    speed of the dense and sparse paths per shape and input (table)
       sparge generate --output OUT.safetensors [options]
                                  write the built-in workload's q, k, v to a file
+      sparge mask --input IN.safetensors [--name NAME | --predict] [--png OUT.png] [--text]
+                                 picture (PNG) or text of a stored or predicted block map
       sparge help [COMMAND]     this text, or a command's options
 
     Run 'sparge COMMAND --help' for the options of a command.
@@ -34,6 +36,7 @@ func printHelp(_ command: String?) {
     case "run": print(RunCommand.usage)
     case "bench": print(BenchCommand.usage)
     case "generate": print(GenerateCommand.usage)
+    case "mask": print(MaskCommand.usage)
     case nil: print(usage)
     case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate and help")
     }
@@ -61,6 +64,8 @@ do {
         try GenerateCommand(arguments: rest)?.execute()
     case "bench":
         try BenchCommand(arguments: rest)?.execute()
+    case "mask":
+        try MaskCommand(arguments: rest)?.execute()
     default:
         fail("unknown command '\(command)'; the commands are demo, run, bench, generate and help (see sparge --help)")
     }

@@ -45,6 +45,7 @@ public enum NumpyFileError: Error, CustomStringConvertible, Sendable, Equatable 
     /// The header is too long for the requested format version (v1 stores its length in 16 bits).
     case headerTooLongForVersion(length: Int, version: String)
 
+    /// What is wrong and how to fix it, in one line.
     public var description: String {
         switch self {
         case let .fileNotFound(path):

@@ -27,7 +27,16 @@ public enum PNGEncoder {
 
     /// The filter applied to each row before compression (PNG filter method 0).
     public enum RowFilter: Sendable, Hashable, CaseIterable {
-        case none, sub, up, average, paeth
+        /// Type 0: bytes as they are.
+        case none
+        /// Type 1: difference to the byte one pixel to the left.
+        case sub
+        /// Type 2: difference to the byte above.
+        case up
+        /// Type 3: difference to the mean of left and above.
+        case average
+        /// Type 4: difference to the Paeth predictor of left, above and upper-left.
+        case paeth
         /// Per row, the filter with the smallest sum of absolute (signed) bytes: the
         /// heuristic the PNG specification recommends.
         case adaptive
@@ -35,11 +44,14 @@ public enum PNGEncoder {
 
     /// Encoder settings.
     public struct Options: Sendable, Hashable {
+        /// Deflate block type (default fixed Huffman).
         public var compression: Compression
+        /// Row filter (default adaptive).
         public var filter: RowFilter
         /// Largest IDAT chunk payload; the zlib stream is split over as many chunks as needed.
         public var idatChunkSize: Int
 
+        /// Settings; the defaults give small files for block-map pictures.
         public init(compression: Compression = .fixedHuffman, filter: RowFilter = .adaptive, idatChunkSize: Int = 1 << 16) {
             self.compression = compression
             self.filter = filter
@@ -122,7 +134,6 @@ public enum PNGEncoder {
                     case .paeth: types = [4]
                     case .adaptive: types = [0, 1, 2, 3, 4]
                     }
-                    var bestType: UInt8 = 0
                     var bestCost = Int.max
                     let base = y * (rowBytes + 1)
                     for t in types {
@@ -131,12 +142,10 @@ public enum PNGEncoder {
                         let cost = types.count == 1 ? 0 : candidate.reduce(0) { $0 + abs(Int(Int8(bitPattern: $1))) }
                         if cost < bestCost {
                             bestCost = cost
-                            bestType = t
                             out[base] = t
                             for i in 0..<rowBytes { out[base + 1 + i] = candidate[i] }
                         }
                     }
-                    _ = bestType
                 }
             }
         }
@@ -227,6 +236,7 @@ public enum PNGEncoderError: Error, CustomStringConvertible, Sendable, Equatable
     /// An encoder option is out of range.
     case invalidOption(String)
 
+    /// A one-sentence explanation, fit for a command-line message.
     public var description: String {
         switch self {
         case let .invalidDimensions(w, h):

@@ -1,0 +1,195 @@
+import Foundation
+import SpargeAttn
+
+/// `sparge mask`: shows a block map, either one stored in a safetensors file (the GPU code's
+/// `mask` tensors, or what `sparge run --output` writes) or one predicted from the file's q
+/// and k, as a PNG picture (one panel per head) and/or as text.
+struct MaskCommand {
+    static let usage = """
+        Usage: sparge mask --input IN.safetensors [--name NAME | --predict [options]]
+          [--png OUT.png] [--text] [--batch B] [--cell N] [--columns N]
+
+        Shows which key blocks each query block computes, one panel per head.
+
+          --input PATH        safetensors file (required)
+          --name NAME         the stored block map NAME (u8 or bool, B,H,nq,nk), for example
+                              mask.b128x64_cdf; default 'mask' (what sparge run --output writes)
+          --predict           predict the map from q and k in IN (stage 1) instead, with:
+            --bq N, --bk N      query / key block size (default 128, 64)
+            --simthreshd1 X     theta, block self-similarity threshold (default -0.1)
+            --topk X            keep floor(X * nk) key blocks per query block (default 0.5)
+            --cdfthreshd X      CDF mode instead, cumulative probability X in [0,1]
+            --causal            causal attention
+            --attention-sink    always keep key block 0
+            --gpu-rounding      round to fp16 where the GPU code does
+            --threads N         worker threads (default: all CPUs)
+          --png PATH          write a PNG: blue blocks are computed, grey ones skipped; under each
+                              panel its head and density
+          --text              print each head's map as text (# computed, . skipped); maps of at
+                              most 128 key blocks
+          --batch B           batch entry to show (default 0)
+          --cell N            pixels per block in the PNG (default: panels of about 256 pixels)
+          --columns N         panels per row in the PNG (default: about a square grid)
+
+        theta, topk and cdfthreshd take one value or one per head.
+        Stdout: with --text the maps, otherwise one JSON object: source, shape, batch, density,
+        density_per_head and the PNG's path and size.
+        Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
+        """
+
+    static let flags: Set<String> = ["predict", "text", "causal", "attention-sink", "gpu-rounding"]
+    static let options: Set<String> = [
+        "input", "name", "png", "batch", "cell", "columns", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads",
+    ]
+    /// The widest map `--text` prints: one character per key block.
+    static let maxTextColumns = 128
+
+    var input: String
+    var name: String?
+    var predict: Bool
+    var parameters = SpargeParameters.recommended
+    var threads: Int?
+    var png: String?
+    var text: Bool
+    var batch: Int
+    var style = BlockMapImage.Style()
+
+    /// Parses the arguments; `nil` when `--help` was printed.
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
+        if a.helpRequested {
+            print(Self.usage)
+            return nil
+        }
+        guard let input = a.string("input") else { throw UsageError("mask needs --input IN.safetensors (see sparge mask --help)") }
+        self.input = input
+        name = a.string("name")
+        predict = a.flag("predict")
+        png = a.string("png")
+        text = a.flag("text")
+        batch = try a.int("batch", in: 0...1_000_000) ?? 0
+        style.cellSize = try a.int("cell", in: 1...256)
+        style.columns = try a.int("columns", in: 1...4096)
+        guard png != nil || text else { throw UsageError("mask has nothing to do: give --png OUT.png and/or --text") }
+        if predict && name != nil { throw UsageError("--name and --predict exclude each other: show a stored map or predict one") }
+
+        let predictionOptions = ["bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads"].filter(a.has)
+            + ["causal", "attention-sink", "gpu-rounding"].filter(a.flag)
+        if !predict, let first = predictionOptions.first {
+            throw UsageError("--\(first) only applies with --predict")
+        }
+        if let bq = try a.int("bq", in: 1...1024) { parameters.blockQ = bq }
+        if let bk = try a.int("bk", in: 1...1024) { parameters.blockK = bk }
+        if let theta = try a.perHead("simthreshd1") { parameters.simThreshold = theta }
+        if a.has("cdfthreshd") && a.has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
+        if let tau = try a.perHead("cdfthreshd") { parameters.selection = .cdf(tau) }
+        if let k = try a.perHead("topk") { parameters.selection = .topK(k) }
+        parameters.causal = a.flag("causal")
+        parameters.attentionSink = a.flag("attention-sink")
+        parameters.gpuRounding = a.flag("gpu-rounding")
+        threads = try a.int("threads", in: 1...4096)
+    }
+
+    func execute() throws {
+        if let png {
+            // Fail before reading a large file or predicting when the picture cannot be written.
+            let dir = URL(fileURLWithPath: png).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw UsageError("cannot write --png '\(png)': the directory '\(dir)' does not exist")
+            }
+        }
+        let file = try SafeTensorsFile.read(path: input)
+        let (map, source) = predict ? try predicted(file) : try stored(file)
+        guard batch < map.batch else {
+            throw UsageError("--batch \(batch) is out of range: the map has batch size \(map.batch)")
+        }
+        if text && map.keyBlocks > Self.maxTextColumns {
+            throw UsageError("the map has \(map.keyBlocks) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png instead")
+        }
+
+        var pngSize: (Int, Int)? = nil
+        if let png {
+            let image = try BlockMapImage.render(map, batch: batch, style: style)
+            let bytes = try image.pngData()
+            do {
+                try Data(bytes).write(to: URL(fileURLWithPath: png), options: .atomic)
+            } catch {
+                throw UsageError("cannot write --png '\(png)': \(error.localizedDescription)")
+            }
+            pngSize = (image.width, image.height)
+        }
+
+        let perHead = (0..<map.heads).map { Self.density(map, batch: batch, head: $0) }
+        let density = perHead.reduce(0, +) / Double(map.heads)
+        if text {
+            print("\(source): batch \(batch) of \(map.batch), \(map.heads) heads, \(map.queryBlocks) query x \(map.keyBlocks) key blocks, density \(Self.fixed(density))")
+            for h in 0..<map.heads {
+                print("head \(h) (density \(Self.fixed(perHead[h]))):")
+                print(map.render(batch: batch, head: h), terminator: "")
+            }
+        } else {
+            var pairs: [(String, JSON)] = [
+                ("source", .string(source)), ("input", .string(input)),
+                ("shape", .array([map.batch, map.heads, map.queryBlocks, map.keyBlocks].map { .int($0) })),
+                ("batch", .int(batch)), ("density", .finite(density)),
+                ("density_per_head", .array(perHead.map { .finite($0) })),
+            ]
+            if let png, let size = pngSize {
+                pairs += [("png", .string(png)), ("width", .int(size.0)), ("height", .int(size.1))]
+            }
+            print(JSON.object(pairs).text)
+        }
+    }
+
+    // MARK: Maps
+
+    /// The stored map `--name` (default `mask`), u8 or bool with 4 dimensions.
+    func stored(_ file: SafeTensorsFile) throws -> (BlockMap, String) {
+        let key = name ?? "mask"
+        guard let t = file[key] else {
+            let candidates = file.names.filter { file[$0].map { ($0.dtype == .uint8 || $0.dtype == .bool) && $0.shape.count == 4 } ?? false }
+            let hint = candidates.isEmpty ? "the file holds no u8/bool 4-d tensors; use --predict to predict a map from q and k"
+                : "maps in the file: \(candidates.prefix(12).joined(separator: ", "))"
+            throw UsageError("no tensor '\(key)' in \(input) (\(hint))")
+        }
+        guard t.dtype == .uint8 || t.dtype == .bool else {
+            throw UsageError("'\(key)' is \(t.dtype); a block map must be U8 or BOOL")
+        }
+        guard t.shape.count == 4, t.shape.allSatisfy({ $0 > 0 }) else {
+            throw UsageError("'\(key)' has shape \(t.shape); a block map has 4 positive dimensions B,H,nq,nk")
+        }
+        let map = try BlockMap(batch: t.shape[0], heads: t.shape[1], queryBlocks: t.shape[2], keyBlocks: t.shape[3], bits: t.uint8s())
+        return (map, key)
+    }
+
+    /// Stage 1's map for the file's q and k.
+    func predicted(_ file: SafeTensorsFile) throws -> (BlockMap, String) {
+        let qt = try file.tensor("q"), kt = try file.tensor("k")
+        // v is not needed: k stands in for it in the shape checks.
+        let shape = try RunCommand.shape(q: qt, k: kt, v: kt)
+        try parameters.validate(for: shape)
+        let nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
+        if text && nk > Self.maxTextColumns {
+            throw UsageError("the map would have \(nk) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png or a larger --bk")
+        }
+        let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k")
+        let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, threads: threads)
+        let selection: String
+        switch parameters.selection {
+        case .topK(let x): selection = "topk \(x)"
+        case .cdf(let x): selection = "cdf \(x)"
+        }
+        return (result.blockMap, "predicted (bq \(parameters.blockQ), bk \(parameters.blockK), simthreshd1 \(parameters.simThreshold), \(selection)\(parameters.causal ? ", causal" : "")\(parameters.attentionSink ? ", sink" : ""))")
+    }
+
+    static func density(_ map: BlockMap, batch b: Int, head h: Int) -> Double {
+        var marked = 0
+        for i in 0..<map.queryBlocks {
+            for j in 0..<map.keyBlocks where map[b, h, i, j] { marked += 1 }
+        }
+        return Double(marked) / Double(map.queryBlocks * map.keyBlocks)
+    }
+
+    static func fixed(_ x: Double) -> String { String(format: "%.3f", x) }
+}
