@@ -7,7 +7,7 @@ import SpargeSIMD
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--memory] [--scaling]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -20,6 +20,8 @@ struct BenchCommand {
           --threads N       worker threads (default: all CPUs)
           --workloads LIST  comma-separated subset of mild,medium,sharp,gaussian
           --hilbert         tokens in Hilbert-curve order (non-causal shapes; the grid is frames x 16 x 32)
+          --decode          only the decode rows: 1 query against 32k and 128k cached keys
+                            (H=32, Hkv=8, D=128), sparse (top-k 0.5) vs exact, per token
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
@@ -34,14 +36,16 @@ struct BenchCommand {
     var memoryOnly = false
     var scalingOnly = false
     var hilbert = false
+    var decodeOnly = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["quick", "memory", "scaling", "hilbert"], options: ["repeat", "threads", "workloads"])
+        let a = try Arguments(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode"], options: ["repeat", "threads", "workloads"])
         if a.helpRequested { print(Self.usage); return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
         scalingOnly = a.flag("scaling")
         hilbert = a.flag("hilbert")
+        decodeOnly = a.flag("decode")
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
         if let w = a.string("workloads") {
@@ -58,6 +62,7 @@ struct BenchCommand {
     func execute() throws {
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
         if memoryOnly { try memoryCheck(threads: threadCount); return }
+        if decodeOnly { try decodeRows(threads: threadCount); return }
         let peak1 = MachinePeak.measure(threads: 1)
         let peakAll = threadCount == 1 ? peak1 : MachinePeak.measure(threads: threadCount)
         print("sparge bench: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
@@ -191,6 +196,71 @@ struct BenchCommand {
                          Timing.median(zip(sparse1, kernel1).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3,
                          Timing.median(zip(sparseN, kernelN).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3))
         }
+    }
+
+    /// Decoding one token against a long cache: the cache's sparse attend (plus the append of
+    /// the token's key and value) against its exact decode path.
+    func decodeRows(threads: Int) throws {
+        print("decode: B=1 H=32 Hkv=8 D=128, one query per step, top-k 0.5, causal; build \(BuildInfo.detail); \(threads) threads")
+        print("median of \(repeats) steps after a warm-up; keys and values uniform in [-1, 1]\n")
+        let header: [(String, Int)] = [("keys", 7), ("prefill s", 9), ("append ms", 9), ("sparse ms", 9), ("exact ms", 8),
+                                       ("speedup", 7), ("density", 7), ("cosine", 7)]
+        print(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+        print(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
+        for n in [32768, 131072] {
+            let heads = 32, kvHeads = 8, d = 128
+            var state: UInt64 = 0x9E37_79B9
+            func uniforms(_ count: Int) -> [Float] {
+                (0..<count).map { _ in state = state &* 6364136223846793005 &+ 1442695040888963407
+                    return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23) }
+            }
+            var p = SpargeParameters.recommended
+            p.causal = true
+            let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n + repeats + 2, maxQueryLength: 1,
+                                          parameters: p, threads: threads)
+            let k = uniforms(kvHeads * n * d), v = uniforms(kvHeads * n * d)
+            let prefill = try Timing.seconds {
+                try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+                    try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: n) } }
+            }
+            var appendTimes: [Double] = [], sparseTimes: [Double] = [], exactTimes: [Double] = [], ratios: [Double] = []
+            var sparseOut = [Float](repeating: 0, count: heads * d), exactOut = sparseOut
+            var summary: SparseCallSummary? = nil
+            for step in 0...repeats {
+                let q = uniforms(heads * d), kt = uniforms(kvHeads * d), vt = uniforms(kvHeads * d)
+                let a = try Timing.seconds {
+                    try kt.withUnsafeBufferPointer { kp in try vt.withUnsafeBufferPointer { vp in
+                        try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: 1) } }
+                }
+                let sp = try Timing.seconds {
+                    try q.withUnsafeBufferPointer { qp in try sparseOut.withUnsafeMutableBufferPointer { op in
+                        summary = try cache.attend(q: AttentionInput(qp), output: AttentionOutput(op), queries: 1) } }
+                }
+                let ex = try Timing.seconds {
+                    try q.withUnsafeBufferPointer { qp in try exactOut.withUnsafeMutableBufferPointer { op in
+                        try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: 1) } }
+                }
+                if step == 0 { continue }  // warm-up
+                appendTimes.append(a); sparseTimes.append(sp); exactTimes.append(ex); ratios.append(ex / (sp + a))
+            }
+            let acc = Accuracy(sparseOut, reference: exactOut)
+            let row: [(String, Int)] = [
+                ("\(n / 1024)k", 7), (String(format: "%.2f", prefill), 9),
+                (String(format: "%.3f", Timing.median(appendTimes) * 1e3), 9),
+                (String(format: "%.2f", Timing.median(sparseTimes) * 1e3), 9),
+                (String(format: "%.2f", Timing.median(exactTimes) * 1e3), 8),
+                (String(format: "%.2fx", Timing.median(ratios)), 7),
+                (String(format: "%.3f", summary?.allowedDensity ?? 0), 7),
+                (String(format: "%.4f", acc.cosine), 7),
+            ]
+            print(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+        }
+        print("""
+
+            prefill s: appending the whole cache once (key side for every block); append ms: one token's
+            key and value; sparse ms: stage 1 + INT8 kernel for one query; exact ms: the exact fp32 decode;
+            speedup: exact / (append + sparse); cosine: sparse against exact output of the last step.
+            """)
     }
 
     /// INT8 vs fp32 score tile on the same 128 x 64 x D=64 tile, one thread.

@@ -167,24 +167,44 @@ public final class SpargeKVCache: @unchecked Sendable {
         let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
         let out = try output.view(shape: shape)
         let chunks = (length + decodeChunkKeys - 1) / decodeChunkKeys
+        let group = heads / kvHeads, groupRows = group * queries
         let rows = batch * heads * queries
         let partSize = 2 + width
+        // Per row: fp32 query, visible key count, and one state per chunk. Row order within a
+        // kv group is (head in group, query), so a group's rows are consecutive.
+        let qRows = RawBuffer<Float>(uninitializedCount: rows * headDim)
+        let visible = RawBuffer<Int>(uninitializedCount: rows)
         let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
         let kView = keyView
         let vView = TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
                                headStride: capacity * width, rowStride: width)
-        let scratch = storage.scratch, d = headDim, w = width, n = length, causal = parameters.causal
-        let group = heads / kvHeads
-        parallelFor(items: rows * chunks, threads: storage.workers) { worker, item in
-            let row = item / chunks, chunk = item % chunks
-            let t = row % queries, bh = row / queries, b = bh / self.heads, h = bh % self.heads
-            let qRow = qv.floats(b, h, t, count: d, temp: scratch[worker].row.pointer)
-            let visible = causal ? t + n - queries : n - 1
-            decodeChunk(q: qRow, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
-                        visibleUpTo: visible, k: kView, v: vView, b: b, kvh: h / group, factor: factor,
-                        scores: scratch[worker].scores.pointer, part: parts.pointer + item * partSize)
+        let d = headDim, w = width, n = length, causal = parameters.causal
+        for b in 0..<batch {
+            for h in 0..<heads {
+                for t in 0..<queries {
+                    let row = ((b * heads + h) * queries + t)
+                    qv.load(b, h, t, into: qRows.pointer + row * d, count: d)
+                    visible.pointer[row] = causal ? Swift.min(n, t + n - queries + 1) : n
+                }
+            }
         }
+        let groupScores = RawBuffer<Float>(uninitializedCount: storage.workers * groupRows * decodeTileKeys)
+        let groupParts = RawBuffer<Float>(uninitializedCount: storage.workers * groupRows * partSize)
+        parallelFor(items: batch * kvHeads * chunks, threads: storage.workers) { worker, item in
+            let bk = item / chunks, chunk = item % chunks
+            let b = bk / self.kvHeads, kvh = bk % self.kvHeads
+            let first = (b * self.heads + kvh * group) * queries   // the group's first row
+            let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows)
+            let local = groupParts.pointer + worker * groupRows * partSize
+            decodeChunk(rowsOfGroup, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
+                        k: kView, v: vView, b: b, kvh: kvh, factor: factor,
+                        scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
+            for r in 0..<groupRows {
+                (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
+            }
+        }
+        let scratch = storage.scratch
         parallelFor(items: rows, threads: storage.workers) { worker, row in
             let t = row % queries, bh = row / queries
             let temp = scratch[worker].row.pointer

@@ -1,54 +1,83 @@
 import SpargeSIMD
 
 // Exact fp32 attention of a few query rows against a long key range, read row by row (no
-// transposed copy of K): the dense decode path of SpargeKVCache. Key ranges are split across
-// work items and merged like split-K, so one query row still uses every core.
+// transposed copy of K): the exact decode path of SpargeKVCache. Decoding is memory-bound,
+// so every query row of a kv head's group (its query heads x query tokens) is processed
+// against each key row while that row is in cache: K and V are read once per group, not once
+// per query head. Key ranges are split across work items and merged by log-sum-exp.
 
 /// Keys per decode work item (a chunk is one split-K share).
 let decodeChunkKeys = 2048
 
-/// Computes the unnormalised state of query row `n` of (b, h) over keys `keys` into `part`
-/// (`m`, `l`, then `width` accumulators); `scores` holds 64 floats.
+/// Keys per inner tile of the decode kernel.
+let decodeTileKeys = 64
+
+/// The query rows of one kv group for `decodeChunk`: row r's fp32 query, how many keys it
+/// sees (`visible[r]`: keys `0..<visible[r]`), and where its state goes.
+struct DecodeRows {
+    var queries: UnsafePointer<Float>      // rows x d, contiguous
+    var visible: UnsafePointer<Int>        // rows
+    var rows: Int
+}
+
+/// Computes the unnormalised states (`m`, `l`, then `width` accumulators per row, rows
+/// consecutive in `parts` with stride `2 + width`) of `group` rows over keys `keys`.
+/// `scores` holds `rows * decodeTileKeys` floats.
 func decodeChunk(
-    q: UnsafePointer<Float>, d: Int, width: Int, keys: Range<Int>, visibleUpTo: Int,
-    k: TensorView, v: TensorView, b: Int, kvh: Int, factor: Float,
-    scores: UnsafeMutablePointer<Float>, part: UnsafeMutablePointer<Float>
+    _ group: DecodeRows, d: Int, width: Int, keys: Range<Int>, k: TensorView, v: TensorView,
+    b: Int, kvh: Int, factor: Float, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>
 ) {
-    var m = -Float.infinity, l: Float = 0
-    let acc = part + 2
-    acc.update(repeating: 0, count: width)
+    let stride = 2 + width
+    for r in 0..<group.rows {
+        parts[r * stride] = -.infinity
+        parts[r * stride + 1] = 0
+        (parts + r * stride + 2).update(repeating: 0, count: width)
+    }
     var start = keys.lowerBound
-    let end = Swift.min(keys.upperBound, visibleUpTo + 1)
-    while start < end {
-        let count = Swift.min(64, end - start)
+    while start < keys.upperBound {
+        let count = Swift.min(decodeTileKeys, keys.upperBound - start)
+        // Scores of every row against this tile's keys (each key row loaded once).
         for j in 0..<count {
             let row = k.row(b, kvh, start + j)
-            var s = Float8()
-            var c = 0
-            while c + 8 <= d { s = multiplyAdd(load8(q + c), load8(row + c), s); c += 8 }
-            var dot = horizontalSum(s)
-            while c < d { dot += q[c] * row[c]; c += 1 }
-            scores[j] = dot * factor
+            for r in 0..<group.rows {
+                let q = group.queries + r * d
+                var s = Float8()
+                var c = 0
+                while c + 8 <= d { s = multiplyAdd(load8(q + c), load8(row + c), s); c += 8 }
+                var dot = horizontalSum(s)
+                while c < d { dot += q[c] * row[c]; c += 1 }
+                scores[r * decodeTileKeys + j] = start + j < group.visible[r] ? dot * factor : -.infinity
+            }
         }
-        let padded = roundUp(count, 8)
-        for j in count..<padded { scores[j] = -.infinity }
-        let tileMax = rowMax(scores, count: count)
-        let updated = Swift.max(m, tileMax)
-        if m != -.infinity && updated > m {
-            let alpha = exp2Scalar(m - updated)
-            l *= alpha
-            scaleInPlace(acc, count: width, by: alpha)
+        // Online-softmax update per row.
+        for r in 0..<group.rows {
+            let sr = scores + r * decodeTileKeys
+            for j in count..<decodeTileKeys { sr[j] = -.infinity }
+            let part = parts + r * stride
+            let tileMax = rowMax(sr, count: count)
+            if tileMax == -.infinity {
+                sr.update(repeating: 0, count: decodeTileKeys)
+                continue
+            }
+            let m = part[0], updated = Swift.max(m, tileMax)
+            if m != -.infinity && updated > m {
+                let alpha = exp2Scalar(m - updated)
+                part[1] *= alpha
+                scaleInPlace(part + 2, count: width, by: alpha)
+            }
+            part[0] = updated
+            part[1] += exp2InPlace(sr, count: decodeTileKeys, shift: updated)
         }
-        m = updated
-        l += exp2InPlace(scores, count: padded, shift: updated)
+        // P.V with each value row loaded once for all rows.
         for j in 0..<count {
-            let p = Float8(repeating: scores[j])
-            let row = v.row(b, kvh, start + j)
-            var c = 0
-            while c < width { store8(multiplyAdd(p, load8(row + c), load8(acc + c)), acc + c); c += 8 }
+            let vRow = v.row(b, kvh, start + j)
+            for r in 0..<group.rows {
+                let p = Float8(repeating: scores[r * decodeTileKeys + j])
+                let acc = parts + r * stride + 2
+                var c = 0
+                while c < width { store8(multiplyAdd(p, load8(vRow + c), load8(acc + c)), acc + c); c += 8 }
+            }
         }
         start += count
     }
-    part[0] = m
-    part[1] = l
 }
