@@ -138,3 +138,39 @@ struct HilbertAttentionTests {
         }
     }
 }
+
+/// The grouped decode kernel (GQA, one query block) against the per-head kernel: bit-identical.
+struct GroupedDecodeTests {
+    static func perHead(_ q: [Float], _ k: [Float], _ v: [Float], _ shape: AttentionShape, _ p: SpargeParameters) throws -> ([Float], SparseRunOutcome) {
+        let storage = SparseStorage(shape: shape, parameters: p, threads: 2)
+        var pipeline = SparsePipeline(shape: shape, parameters: p)
+        pipeline.perHeadKernel = true
+        var out = [Float](repeating: 0, count: shape.queryElements)
+        let outcome = try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+            try out.withUnsafeMutableBufferPointer { op in
+                let (qv, kv, vv) = try SpargeAttention.views(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp),
+                                                             shape: shape, policy: .reject)
+                return pipeline.run(q: qv, k: kv, v: vv, output: try AttentionOutput(op).view(shape: shape), given: nil, storage: storage)
+            } } } }
+        return (out, outcome)
+    }
+
+    @Test func groupedDecodeEqualsPerHeadKernel() throws {
+        var rng = TestRNG(seed: 71)
+        for (heads, kvHeads, nq, nk, causal) in [(4, 2, 1, 700, true), (8, 2, 3, 1300, false), (6, 3, 2, 64, true), (32, 8, 1, 4100, true)] {
+            let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: nq, keyLength: nk, headDim: 48)
+            #expect(usesGroupedDecode(SparseGeometry(shape: shape, blockQ: 128, blockK: 64)))
+            let q = rng.gaussians(shape.queryElements, scale: 2), k = rng.gaussians(shape.keyElements, scale: 2)
+            let v = rng.gaussians(shape.keyElements)
+            var p = SpargeParameters.recommended
+            p.causal = causal
+            p.pvThreshold = 3
+            p.selection = .topK(0.4)
+            let (grouped, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            let (reference, outcome) = try Self.perHead(q, k, v, shape, p)
+            let label = "H=\(heads) Hkv=\(kvHeads) Nq=\(nq) Nk=\(nk) causal=\(causal)"
+            #expect(grouped.map(\.bitPattern) == reference.map(\.bitPattern), "\(label)")
+            #expect(r.statistics.visitedTiles == outcome.visited && r.statistics.skippedTiles == outcome.skipped, "\(label)")
+        }
+    }
+}

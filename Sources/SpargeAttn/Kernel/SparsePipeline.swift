@@ -50,6 +50,8 @@ struct SparseRunOutcome {
 struct SparsePipeline {
     let shape: AttentionShape
     let parameters: SpargeParameters
+    /// Forces the per-head stage-2 kernel where the grouped decode kernel would apply (tests).
+    var perHeadKernel = false
 
     /// Runs stage 1 (unless `given` holds a block map), quantization and, with an output,
     /// stage 2, using only `st`'s memory.
@@ -123,14 +125,25 @@ struct SparsePipeline {
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
-            parallelFor(items: items * chunks, threads: workers) { worker, work in
-                let item = work / chunks, chunk = work % chunks
-                let i = item % g.queryBlocks, bh = item / g.queryBlocks
-                let b = bh / s.heads, h = bh % s.heads
-                countBase.value[work] = sparseQueryBlock(
-                    b: b, h: h, i: i, ops: ops, geometry: g, mapRow: mapBase.value + item * g.keyBlocks,
-                    lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
-                    chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
+            if usesGroupedDecode(g) && !perHeadKernel {
+                // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.
+                parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, work in
+                    let bk = work / chunks, chunk = work % chunks
+                    groupedDecodeBlock(
+                        b: bk / s.kvHeads, kvh: bk % s.kvHeads, ops: ops, geometry: g, map: mapBase.value,
+                        lambda: { p.pvThreshold[$0] }, options: options, output: output, scratch: scratch[worker],
+                        chunk: chunk, chunks: chunks, partials: chunks > 1 ? partials!.pointer : nil, counts: countBase.value)
+                }
+            } else {
+                parallelFor(items: items * chunks, threads: workers) { worker, work in
+                    let item = work / chunks, chunk = work % chunks
+                    let i = item % g.queryBlocks, bh = item / g.queryBlocks
+                    let b = bh / s.heads, h = bh % s.heads
+                    countBase.value[work] = sparseQueryBlock(
+                        b: b, h: h, i: i, ops: ops, geometry: g, mapRow: mapBase.value + item * g.keyBlocks,
+                        lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
+                        chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
+                }
             }
             if chunks > 1, let partials {
                 parallelFor(items: items, threads: workers) { worker, item in

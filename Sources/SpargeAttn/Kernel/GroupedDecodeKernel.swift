@@ -1,0 +1,118 @@
+import SpargeSIMD
+
+// Stage 2 for decoding with grouped-query attention: the query rows of all query heads that
+// share a kv head (G heads x Nq tokens, Nq <= one query block) form one tile, so each marked
+// K/V block is read once per group instead of once per head, and a single query row no longer
+// fills a 4-row tile alone. Each head keeps its own block map, ordinals, stage-2 filter and
+// online-softmax rows; a head that did not select a block sees it as fully masked (P = 0,
+// state unchanged), so the result is bit-identical to `sparseQueryBlock` per head.
+
+/// Whether the grouped decode kernel applies: one query block and the group's rows fit a tile.
+func usesGroupedDecode(_ g: SparseGeometry) -> Bool {
+    let s = g.shape
+    return s.groupSize > 1 && s.queryLength <= g.blockQ && s.groupSize * s.queryLength <= g.rowsPad
+}
+
+/// Stage 2 of the group of kv head `kvh` in batch `b` for chunk `chunk` of each head's marked
+/// blocks; writes the heads' outputs (or split-K partials) and their tile counters.
+func groupedDecodeBlock(
+    b: Int, kvh: Int, ops: SparseOperands, geometry g: SparseGeometry, map: UnsafePointer<UInt8>,
+    lambda: (Int) -> Float, options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch,
+    chunk: Int, chunks: Int, partials: UnsafeMutablePointer<Float>?, counts: UnsafeMutablePointer<TileCounts>
+) {
+    let s = g.shape, d = s.headDim, group = s.groupSize, nq = s.queryLength
+    let rows = group * nq, rowsPad = roundUp(rows, 4), stride = g.columnsPad
+    let kHead = b * s.kvHeads + kvh
+    let firstHead = kvh * group
+    // The group's packed query rows, one head after another.
+    let qTile = w.groupQuery.pointer
+    qTile.update(repeating: 0, count: rowsPad * g.pairs)
+    for gh in 0..<group {
+        let qHead = b * s.heads + firstHead + gh
+        (qTile + gh * nq * g.pairs).update(from: ops.qPacked.pointer + qHead * g.packedQueryHead, count: nq * g.pairs)
+    }
+    // Per head: selected count, ordinal, share of this chunk, counters.
+    let selected = w.groupInts.pointer, ordinal = selected + group, first = ordinal + group, last = first + group
+    for gh in 0..<group {
+        let row = map + (b * s.heads + firstHead + gh) * g.keyBlocks
+        var n = 0
+        for j in 0..<g.keyBlocks where row[j] != 0 { n += 1 }
+        selected[gh] = n
+        ordinal[gh] = 0
+        first[gh] = chunk * n / chunks
+        last[gh] = (chunk + 1) * n / chunks
+        let item = (b * s.heads + firstHead + gh) * g.queryBlocks
+        counts[item * chunks + chunk] = TileCounts()
+    }
+    let scores = w.scores.pointer
+    let softmax = w.softmax
+    softmax.reset(rows: rowsPad)
+    func headSoftmax(_ gh: Int) -> OnlineSoftmax {
+        OnlineSoftmax(rowMax: softmax.rowMax + gh * nq, rowSum: softmax.rowSum + gh * nq, tileMax: softmax.tileMax + gh * nq,
+                      acc: softmax.acc + gh * nq * softmax.width, width: softmax.width)
+    }
+    let active = w.groupFlags.pointer
+    for j in 0..<g.keyBlocks {
+        let kStart = j * g.blockK
+        let cols = Swift.min(g.blockK, s.keyLength - kStart)
+        var any = false
+        for gh in 0..<group {
+            active[gh] = 0
+            let row = map + (b * s.heads + firstHead + gh) * g.keyBlocks
+            guard row[j] != 0 else { continue }
+            defer { ordinal[gh] += 1 }
+            if ordinal[gh] < first[gh] || ordinal[gh] >= last[gh] { continue }
+            if o.causal && kStart > nq - 1 + o.causalOffset { continue }
+            let item = (b * s.heads + firstHead + gh) * g.queryBlocks
+            counts[item * chunks + chunk].visited += 1
+            active[gh] = 1
+            any = true
+        }
+        if !any { continue }
+        let t = kHead * g.keyBlockStride + j
+        int8ScoreTile(q: qTile, qStride: g.pairs, rows: rowsPad, k: ops.kPacked.pointer + t * g.packedKeyBlock,
+                      columns: stride, pairs: g.pairs, scale: 1, out: scores, outStride: stride)
+        for gh in 0..<group {
+            let headRows = scores + gh * nq * stride
+            if active[gh] == 0 {
+                headRows.update(repeating: -.infinity, count: nq * stride)
+                continue
+            }
+            // The same product as the per-head kernel: int32 sum (exact in fp32) times one scale.
+            let qScale = ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]
+            let scale = qScale * ops.kScale.pointer[t] * o.scoreFactor
+            for r in 0..<nq { scaleInPlace(headRows + r * stride, count: stride, by: scale) }
+            maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
+                     firstQuery: 0, firstKey: kStart, offset: o.causalOffset,
+                     zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0)
+        }
+        if rowsPad > rows { (scores + rows * stride).update(repeating: -.infinity, count: (rowsPad - rows) * stride) }
+        softmax.measure(scores: scores, stride: stride, rows: rowsPad)
+        for gh in 0..<group where active[gh] != 0 {
+            let exempt = ordinal[gh] - 1 >= selected[gh] - o.exemptTailBlocks
+            let lam = lambda(firstHead + gh)
+            let hs = headSoftmax(gh)
+            if !exempt && lam.isFinite && hs.largestIncrease(rows: nq) + lam <= 0 {
+                let item = (b * s.heads + firstHead + gh) * g.queryBlocks
+                counts[item * chunks + chunk].skipped += 1
+                (scores + gh * nq * stride).update(repeating: -.infinity, count: nq * stride)
+                hs.tileMax.update(repeating: -.infinity, count: nq)
+            }
+        }
+        softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
+                       values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)
+    }
+    for gh in 0..<group {
+        let h = firstHead + gh
+        let hs = headSoftmax(gh)
+        if let partials {
+            let item = (b * s.heads + h) * g.queryBlocks
+            let part = partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
+            (part).update(from: hs.rowMax, count: nq)
+            (part + g.rowsPad).update(from: hs.rowSum, count: nq)
+            (part + 2 * g.rowsPad).update(from: hs.acc, count: nq * g.width)
+        } else {
+            hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, temp: w.row.pointer)
+        }
+    }
+}
