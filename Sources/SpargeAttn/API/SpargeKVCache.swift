@@ -47,6 +47,9 @@ public final class SpargeKVCache: @unchecked Sendable {
                                       keyLength: Swift.max(1, capacity), headDim: headDim)
         try maxShape.validate()
         try parameters.validate(for: maxShape)
+        if parameters.pvNumerics != .fp32 {
+            throw SpargeError.unsupported("pvNumerics \(parameters.pvNumerics) emulates a one-shot GPU call (its FP8 V scale spans all keys); the KV cache computes P.V in fp32")
+        }
         if let m = keyMean, m.count != batch * kvh * headDim {
             throw SpargeError.invalidParameter("keyMean has \(m.count) values; give batch * kvHeads * headDim = \(batch * kvh * headDim)")
         }

@@ -22,6 +22,29 @@ public enum QuantizationVariant: String, Sendable, Hashable, CaseIterable {
     case triton
 }
 
+/// How the P.V product is computed (ALGORITHM.md section 4a): exact fp32, or emulating a GPU
+/// kernel's numerics to cross-check its outputs.
+public enum PVNumerics: String, Sendable, Hashable, CaseIterable {
+    /// P and V in fp32 (default).
+    case fp32
+    /// Ampere (`sm80`) kernels and the Triton example: P and V rounded to fp16, fp32 accumulation.
+    case fp16
+    /// Ada / Hopper (`sm89`, `sm90`) kernels: V in FP8 e4m3 per channel
+    /// (`v_scale = max|V[:, c]| / 2.25`), `P = 2^(S - m + 8.807)` rounded to e4m3, `l` summed
+    /// from the unrounded P, fp32 accumulation.
+    case fp8
+}
+
+/// How causal attention is masked inside the blocks that stage 1 keeps.
+public enum CausalMasking: String, Sendable, Hashable {
+    /// Token by token (keys after the query get -inf): the Triton path and exact attention.
+    case token
+    /// Block only: the SageAttention2-based CUDA entry points pass `is_causal=False` to the
+    /// kernel, so keys after the query inside a kept diagonal block are attended (a quirk
+    /// reproduced for cross-checking).
+    case blockOnly
+}
+
 /// What to do with NaN or infinite inputs.
 public enum NonFinitePolicy: String, Sendable, Hashable {
     /// Scan the inputs and throw ``SpargeError/nonFiniteInput(name:index:value:)`` (default).
@@ -80,6 +103,10 @@ public struct SpargeParameters: Sendable, Hashable {
     /// denominator (with V = 0). Needed to match its outputs on ragged lengths; off by default
     /// because it biases the result (by about 1.5% on a 1000-token Gaussian input).
     public var tritonKeyPadding: Bool = false
+    /// P.V numerics: fp32, or a GPU kernel's fp16 / fp8 emulation.
+    public var pvNumerics: PVNumerics = .fp32
+    /// Token-level (default) or the SageAttention2 entry points' block-only causal masking.
+    public var causalMasking: CausalMasking = .token
     /// NaN / infinity handling of the inputs.
     public var nonFinitePolicy: NonFinitePolicy = .reject
 

@@ -6,6 +6,9 @@ import SpargeSIMD
 // by `s * log2(e)`), masked entries as -inf.
 
 /// Pointers into a worker's workspace for one query tile.
+/// The SageAttention2 kernels' offset of the FP8 probabilities (base-2 units).
+let fp8ProbabilityOffset: Float = 8.807
+
 struct OnlineSoftmax {
     var rowMax: UnsafeMutablePointer<Float>      // m, rowsPad
     var rowSum: UnsafeMutablePointer<Float>      // l, rowsPad
@@ -43,7 +46,7 @@ struct OnlineSoftmax {
     /// into `P = 2^(S - m_new)` in place, adds their row sums to `l`, and `O += P V`.
     func absorb(
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
-        values: UnsafePointer<Float>, valueStride: Int
+        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32
     ) {
         for r in 0..<rows {
             let local = tileMax[r]
@@ -61,7 +64,19 @@ struct OnlineSoftmax {
                 scaleInPlace(acc + r * width, count: width, by: alpha)
             }
             rowMax[r] = updated
-            rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
+            switch numerics {
+            case .fp32:
+                rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
+            case .fp16:
+                // l from the unrounded P; P.V with P rounded to fp16 (V is rounded when bound).
+                rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
+                for c in 0..<keys { row[c] = roundToHalf(row[c]) }
+            case .fp8:
+                // P carries 2^8.807 (about 448) so it uses the e4m3 range; l sums the unrounded
+                // P, so the factor cancels in O / l.
+                rowSum[r] += exp2InPlace(row, count: stride, shift: updated - fp8ProbabilityOffset)
+                for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
+            }
         }
         accumulateProbabilityValue(
             p: scores, pStride: stride, rows: rows, count: keys,

@@ -20,6 +20,8 @@ struct SparseKernelOptions {
     var scoreFactor: Float
     /// See ``SpargeParameters/tritonKeyPadding``.
     var tritonKeyPadding: Bool
+    /// See ``SpargeParameters/pvNumerics``.
+    var numerics: PVNumerics = .fp32
 }
 
 /// Computes the output rows of query block `i` of (batch b, head h) from the marked key
@@ -80,7 +82,7 @@ func sparseQueryBlock(
         // Steps 4-5.
         let vRows = ops.values.row(b, kvh, kStart)
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
-                       values: vRows, valueStride: ops.values.rowStride)
+                       values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics)
     }
     if let partial {
         softmax.export(rows: g.rowsPad, into: partial)

@@ -77,11 +77,14 @@ final class SparseOperands: @unchecked Sendable {
     /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
     func bindPaddedValues(_ v: TensorView) { values = v }
 
-    /// Points the kernel at V: in place when it is fp32 with D a multiple of 8, else widened and
-    /// padded into `vPadded` (serially: O(N*D), small next to the attention).
-    func bindValues(_ v: TensorView) {
+    /// Points the kernel at V: in place when it is fp32 with D a multiple of 8 and the P.V
+    /// numerics are fp32, else converted into `vPadded` (serially: O(N*D), small next to the
+    /// attention): widened and padded, rounded to fp16 for ``PVNumerics/fp16``, or quantized to
+    /// FP8 e4m3 per (batch, kv head, channel) and stored dequantized (`V8 * v_scale`) for
+    /// ``PVNumerics/fp8``.
+    func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32) {
         let s = g.shape, d = s.headDim
-        if v.isFloat32 && d % 8 == 0 {
+        if v.isFloat32 && d % 8 == 0 && numerics == .fp32 {
             values = v
             return
         }
@@ -89,8 +92,21 @@ final class SparseOperands: @unchecked Sendable {
         vPadded = buf
         for b in 0..<s.batch {
             for h in 0..<s.kvHeads {
-                for n in 0..<s.keyLength {
-                    v.load(b, h, n, into: buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * g.width, count: d)
+                let head = buf.pointer + (b * s.kvHeads + h) * s.keyLength * g.width
+                for n in 0..<s.keyLength { v.load(b, h, n, into: head + n * g.width, count: d) }
+                switch numerics {
+                case .fp32:
+                    break
+                case .fp16:
+                    for n in 0..<s.keyLength { for c in 0..<d { head[n * g.width + c] = roundToHalf(head[n * g.width + c]) } }
+                case .fp8:
+                    for c in 0..<d {
+                        var amax: Float = 0
+                        for n in 0..<s.keyLength { amax = Swift.max(amax, Swift.abs(head[n * g.width + c])) }
+                        let scale = amax / 2.25
+                        guard scale > 0 else { continue }
+                        for n in 0..<s.keyLength { head[n * g.width + c] = roundToE4M3(head[n * g.width + c] / scale) * scale }
+                    }
                 }
             }
         }
@@ -98,8 +114,6 @@ final class SparseOperands: @unchecked Sendable {
                             headStride: s.keyLength * g.width, rowStride: g.width)
     }
 
-    /// Section 1 + 2 + 3 on the key side of (batch b, kv head h): K mean, K' blocks, their
-    /// summaries, INT8 blocks and packing.
     func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
                      partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
         computeKeyMean(b: b, h: h, k: k, tokens: g.shape.keyLength, smoothK: smoothK, gpuRounding: gpuRounding,

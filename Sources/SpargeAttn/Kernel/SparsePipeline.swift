@@ -72,7 +72,7 @@ struct SparsePipeline {
         if let given { st.map.pointer.update(from: given, count: mapCount) }
 
         let start = monotonicNanos()
-        if output != nil && !keysPrepared { ops.bindValues(v) }
+        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics) }
         // Phase 1: keys.
         if !keysPrepared {
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
@@ -115,11 +115,12 @@ struct SparsePipeline {
         // Phase 3: stage 2 (split-K when there are few query blocks), then the merge.
         var visited = 0, skipped = 0
         if let output {
+            // Block-only causal masking: stage 1 clears the future blocks, the kernel masks nothing.
             let options = SparseKernelOptions(
-                causal: p.causal, causalOffset: s.keyLength - s.queryLength,
+                causal: p.causal && p.causalMasking == .token, causalOffset: s.keyLength - s.queryLength,
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
                 scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
-                tritonKeyPadding: p.tritonKeyPadding)
+                tritonKeyPadding: p.tritonKeyPadding, numerics: p.pvNumerics)
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? splitFactor(items: items, keyBlocks: g.keyBlocks) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
