@@ -17,6 +17,8 @@ let usage = """
                                  write the built-in workload's q, k, v to a file
       sparge mask --input IN.safetensors [--name NAME | --predict] [--png OUT.png] [--text]
                                  picture (PNG) or text of a stored or predicted block map
+      sparge check --q Q --k K --v V --gpu-output O [--preset P] [options]
+                                 verify a GPU attention output against the CPU (exit 0 pass, 1 fail)
       sparge help [COMMAND]     this text, or a command's options
 
     Run 'sparge COMMAND --help' for the options of a command.
@@ -37,6 +39,7 @@ func printHelp(_ command: String?) {
     case "bench": print(BenchCommand.usage)
     case "generate": print(GenerateCommand.usage)
     case "mask": print(MaskCommand.usage)
+    case "check": print(CheckCommand.usage)
     case nil: print(usage)
     case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate and help")
     }
@@ -66,6 +69,8 @@ do {
         try BenchCommand(arguments: rest)?.execute()
     case "mask":
         try MaskCommand(arguments: rest)?.execute()
+    case "check":
+        if try CheckCommand(arguments: rest)?.execute() == false { exit(1) }
     default:
         fail("unknown command '\(command)'; the commands are demo, run, bench, generate and help (see sparge --help)")
     }

@@ -1,0 +1,430 @@
+import Foundation
+import SpargeAttn
+
+/// `sparge check`: verifies a GPU attention output against this library, for CI.
+///
+/// Recomputes the GPU entry point's result on the CPU (the preset's parameters, block sizes
+/// and numerics: the "faithful" result) and exact dense attention, compares the GPU output
+/// with both per head, compares the GPU's block map with the CPU's when one is given, and
+/// decides PASS / FAIL from the per-head accuracy against the faithful result.
+/// Exit status 0 pass, 1 fail, 2 bad input.
+struct CheckCommand {
+    static let usage = """
+        Usage: sparge check --q Q --k K --v V --gpu-output O [--gpu-mask M]
+          [--preset sage2-topk|sage2-cdf|triton|block-sparse] [--arch sm80|sm89|sm90]
+          [--layout HND|NHD] [--bq N] [--bk N] [--simthreshd1 X] [--cdfthreshd X | --topk X]
+          [--pvthreshd X|inf] [--causal] [--attention-sink] [--no-smooth-k] [--quant cuda|triton]
+          [--tolerance COS,L1] [--json] [--threads N]
+
+        Checks the output O of a GPU SpargeAttn call on the inputs Q, K, V against the CPU.
+        Each tensor is FILE.npy, FILE.safetensors:NAME, or a safetensors file with one tensor.
+
+          --q, --k, --v       q (B,H,Nq,D), k and v (B,Hkv,Nk,D), f16, bf16 or f32 (required)
+          --gpu-output O      the GPU's output (B,H,Nq,D), f16, bf16 or f32 (required)
+          --gpu-mask M        the GPU's block map (u8 or bool, B,H,nq,nk): required by
+                              block-sparse (it is then the map used); otherwise compared with
+                              the CPU's predicted map (agreement and densities)
+          --preset P          the GPU entry point (default sage2-topk):
+                                sage2-topk   spas_sage2_attn_meansim_topk_cuda (top-k 0.5, theta -0.1, lambda 50)
+                                sage2-cdf    spas_sage2_attn_meansim_cuda (CDF 0.98, theta 0.6, lambda 50)
+                                triton       spas_sage_attn_meansim, Triton (CDF 0.96, theta 0.3, no stage 2)
+                                block-sparse block_sparse_sage2_attn_cuda (the caller's map, lambda 50)
+          --arch A            GPU generation of the CUDA presets (default sm90): sm80 blocks
+                              128x64 and fp16 P.V; sm89 128x64 and FP8 V; sm90 64x128 and FP8 V
+          --layout HND|NHD    layout of q, k, v and O (default HND = B,H,N,D; NHD = B,N,H,D)
+          --bq ... --quant    override the preset's values (as in sparge run); theta, topk,
+                              cdfthreshd and pvthreshd take one value or one per head
+          --causal            causal attention (the GPU call's is_causal)
+          --tolerance COS,L1  pass when every head's cosine >= COS and relative L1 <= L1
+                              against the faithful CPU result (default 0.9995,0.005)
+          --json              one JSON object on stdout instead of the text report
+          --threads N         worker threads (default: all CPUs)
+
+        Rows that see no key (causal, every kept block in their future) are left out: the
+        kernels return different values there by design (ALGORITHM.md section 4).
+        Exit status: 0 PASS, 1 FAIL, 2 bad arguments or files (one line on stderr).
+        """
+
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "json"]
+    static let options: Set<String> = [
+        "q", "k", "v", "gpu-output", "gpu-mask", "preset", "arch", "layout", "bq", "bk", "simthreshd1",
+        "cdfthreshd", "topk", "pvthreshd", "quant", "tolerance", "threads",
+    ]
+
+    /// Defaults of `--tolerance`: the golden Triton outputs are within cosine 0.999999 and
+    /// relative L1 0.0004 of the faithful result per head (the fp32-P.V emulation: 0.002);
+    /// a head scaled by 1.01 has relative L1 0.01 and must fail.
+    static let defaultCosine = 0.9995
+    static let defaultL1 = 0.005
+
+    var qSpec: String, kSpec: String, vSpec: String, outputSpec: String
+    var maskSpec: String?
+    var preset: GPUPreset
+    var arch: GPUArch
+    var nhd: Bool
+    var parameters: SpargeParameters
+    var minCosine = defaultCosine
+    var maxL1 = defaultL1
+    var json: Bool
+    var threads: Int?
+
+    /// Parses the arguments; `nil` when `--help` was printed.
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
+        if a.helpRequested {
+            print(Self.usage)
+            return nil
+        }
+        func required(_ name: String) throws -> String {
+            guard let s = a.string(name) else { throw UsageError("check needs --\(name) (see sparge check --help)") }
+            return s
+        }
+        qSpec = try required("q"); kSpec = try required("k"); vSpec = try required("v")
+        outputSpec = try required("gpu-output")
+        maskSpec = a.string("gpu-mask")
+        let presetName = a.string("preset") ?? GPUPreset.sage2TopK.rawValue
+        guard let preset = GPUPreset(rawValue: presetName.lowercased()) else {
+            throw UsageError("--preset '\(presetName)' is not one of \(GPUPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.preset = preset
+        let archName = a.string("arch") ?? GPUArch.sm90.rawValue
+        guard let arch = GPUArch(rawValue: archName.lowercased()) else {
+            throw UsageError("--arch '\(archName)' is not one of \(GPUArch.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.arch = arch
+        switch (a.string("layout") ?? "HND").uppercased() {
+        case "HND": nhd = false
+        case "NHD": nhd = true
+        case let other: throw UsageError("--layout '\(other)' is not HND or NHD")
+        }
+        if preset == .blockSparse && maskSpec == nil {
+            throw UsageError("--preset block-sparse needs --gpu-mask (the block map the GPU call was given)")
+        }
+        json = a.flag("json")
+        threads = try a.int("threads", in: 1...4096)
+        if let t = a.string("tolerance") {
+            let parts = t.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 2, let c = parts[0], let l = parts[1], c.isFinite, l.isFinite, c <= 1, l >= 0 else {
+                throw UsageError("--tolerance '\(t)' is not COS,L1 (e.g. 0.9995,0.005; COS <= 1, L1 >= 0)")
+            }
+            (minCosine, maxL1) = (c, l)
+        }
+
+        // The preset first, then the explicit options.
+        var p = SpargeParameters.preset(preset, arch: arch)
+        if let bq = try a.int("bq", in: 1...1024) { p.blockQ = bq }
+        if let bk = try a.int("bk", in: 1...1024) { p.blockK = bk }
+        if let theta = try a.perHead("simthreshd1") { p.simThreshold = theta }
+        if a.has("cdfthreshd") && a.has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
+        if let tau = try a.perHead("cdfthreshd") { p.selection = .cdf(tau) }
+        if let k = try a.perHead("topk") { p.selection = .topK(k) }
+        if let lambda = try a.perHead("pvthreshd", allowInfinity: true) { p.pvThreshold = lambda }
+        if let quant = a.string("quant") {
+            guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {
+                throw UsageError("--quant '\(quant)' is not cuda or triton")
+            }
+            p.quantization = variant
+        }
+        if a.flag("causal") { p.causal = true }
+        if a.flag("attention-sink") { p.attentionSink = true }
+        if a.flag("no-smooth-k") { p.smoothK = false }
+        parameters = p
+    }
+
+    // MARK: Reading
+
+    /// A float tensor in HND order (transposed from NHD when `--layout NHD`), with its shape.
+    private func floatTensor(_ source: inout TensorSource, _ spec: String, _ what: String) throws -> Tensor {
+        let t = try source.read(spec, for: what)
+        guard t.dtype.isFloatingPoint else {
+            throw UsageError("\(what) '\(spec)' is \(t.dtype); it must be F16, BF16 or F32")
+        }
+        guard t.shape.count == 4 else {
+            throw UsageError("\(what) '\(spec)' has shape \(t.shape); it must have 4 dimensions \(nhd ? "B,N,H,D" : "B,H,N,D")")
+        }
+        guard nhd else { return t }
+        let s = t.shape
+        return try Tensor(floats: TensorSource.nhdToHND(try t.floats(), shape: s), shape: [s[0], s[2], s[1], s[3]])
+    }
+
+    // MARK: Running
+
+    /// Runs the check and prints the report; returns whether it passed.
+    func execute() throws -> Bool {
+        var source = TensorSource()
+        let qt = try floatTensor(&source, qSpec, "--q"), kt = try floatTensor(&source, kSpec, "--k")
+        let vt = try floatTensor(&source, vSpec, "--v"), ot = try floatTensor(&source, outputSpec, "--gpu-output")
+        let shape = try RunCommand.shape(q: qt, k: kt, v: vt)
+        let expected = [shape.batch, shape.heads, shape.queryLength, shape.headDim]
+        guard ot.shape == expected else {
+            throw UsageError("--gpu-output has shape \(nhd ? [ot.shape[0], ot.shape[2], ot.shape[1], ot.shape[3]] : ot.shape) but q is \(nhd ? [qt.shape[0], qt.shape[2], qt.shape[1], qt.shape[3]] : qt.shape); they must be equal")
+        }
+        try parameters.validate(for: shape)
+        let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k"), v = try RunCommand.floats(vt, "v")
+        let gpu = try ot.floats()   // non-finite GPU values are a failure, not bad input
+        let (bq, bk) = (parameters.blockQ, parameters.blockK)
+        let nq = (shape.queryLength + bq - 1) / bq, nk = (shape.keyLength + bk - 1) / bk
+        var gpuMap: BlockMap? = nil
+        if let maskSpec {
+            let t = try source.read(maskSpec, for: "--gpu-mask")
+            guard t.dtype == .uint8 || t.dtype == .bool else {
+                throw UsageError("--gpu-mask '\(maskSpec)' is \(t.dtype); it must be U8 or BOOL")
+            }
+            let want = [shape.batch, shape.heads, nq, nk]
+            guard t.shape == want else {
+                throw UsageError("--gpu-mask has shape \(t.shape) but B,H,nq,nk for blocks \(bq)x\(bk) is \(want); pass the --arch or --bq/--bk of the GPU call")
+            }
+            gpuMap = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk, bits: t.uint8s())
+        }
+        let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let given = preset == .blockSparse ? gpuMap : nil
+        let (faithful, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: parameters,
+                                                            blockMap: given, threads: threadCount)
+        let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: parameters.causal,
+                                              softmaxScale: parameters.softmaxScale, threads: threadCount)
+        let cpuMap = result.blockMap
+
+        // Rows that see no key under the CPU's map (or the GPU's) are left out.
+        func seesKey(_ map: BlockMap, _ b: Int, _ h: Int, _ n: Int) -> Bool {
+            let i = n / bq
+            for j in 0..<nk where map[b, h, i, j] {
+                if parameters.causalMasking == .blockOnly || j * bk <= n { return true }
+            }
+            return false
+        }
+        let s = shape, d = s.headDim
+        var perHead = [(faithful: ErrorStats, dense: ErrorStats)](repeating: (ErrorStats(), ErrorStats()), count: s.heads)
+        var all = (faithful: ErrorStats(), dense: ErrorStats())
+        var leftOut = 0
+        for b in 0..<s.batch {
+            for h in 0..<s.heads {
+                for n in 0..<s.queryLength {
+                    if parameters.causal {
+                        let cpuSees = seesKey(cpuMap, b, h, n)
+                        let gpuSees = gpuMap.map { seesKey($0, b, h, n) } ?? true
+                        if !(cpuSees && gpuSees) { leftOut += 1; continue }
+                    }
+                    let base = ((b * s.heads + h) * s.queryLength + n) * d
+                    for c in base..<(base + d) {
+                        perHead[h].faithful.add(gpu[c], faithful[c])
+                        perHead[h].dense.add(gpu[c], dense[c])
+                    }
+                }
+            }
+        }
+        for h in 0..<s.heads {
+            all.faithful.merge(perHead[h].faithful)
+            all.dense.merge(perHead[h].dense)
+        }
+
+        // Mask agreement.
+        var maskStats: [MaskStats] = []
+        if let g = gpuMap {
+            maskStats = (0..<s.heads).map { h in
+                var m = MaskStats()
+                for b in 0..<s.batch { for i in 0..<nq { for j in 0..<nk { m.add(g[b, h, i, j], cpuMap[b, h, i, j]) } } }
+                return m
+            }
+        }
+        let overallMask = maskStats.reduce(into: MaskStats()) { $0.merge($1) }
+
+        // Verdict.
+        func passes(_ e: ErrorStats) -> Bool { e.cosine >= minCosine && e.relativeL1 <= maxL1 }
+        let failing = (0..<s.heads).filter { !passes(perHead[$0].faithful) }
+        let verdict: String
+        if failing.isEmpty {
+            verdict = "PASS"
+        } else {
+            let detail = failing.prefix(8).map { h -> String in
+                let e = perHead[h].faithful
+                return "head \(h) (cosine \(Self.fmt(e.cosine, 6)), rel L1 \(Self.fmt(e.relativeL1, 5)))"
+            }.joined(separator: ", ")
+            verdict = "FAIL: \(failing.count) of \(s.heads) heads outside cosine >= \(minCosine), rel L1 <= \(maxL1): "
+                + detail + (failing.count > 8 ? ", ..." : "")
+        }
+
+        let compared = s.batch * s.heads * s.queryLength - leftOut
+        if json {
+            print(report(shape: s, perHead: perHead, all: all, maskStats: maskStats, overallMask: overallMask,
+                         gpuMap: gpuMap, cpuMap: cpuMap, compared: compared, leftOut: leftOut,
+                         failing: failing, verdict: verdict, passes: passes).text)
+        } else {
+            var lines: [String] = []
+            lines.append("sparge check: preset \(preset.rawValue)\(preset == .triton ? "" : " (\(arch.rawValue))"), "
+                + "B=\(s.batch) H=\(s.heads) Hkv=\(s.kvHeads) Nq=\(s.queryLength) Nk=\(s.keyLength) D=\(d), "
+                + "\(parameters.causal ? "causal" : "non-causal"), blocks \(bq)x\(bk), \(selectionText), "
+                + "P.V \(parameters.pvNumerics.rawValue)")
+            lines.append("rows compared: \(compared) of \(s.batch * s.heads * s.queryLength)"
+                + (leftOut > 0 ? " (\(leftOut) rows that see no key left out)" : ""))
+            lines.append("")
+            func pad(_ t: String, _ n: Int) -> String { t.padding(toLength: n, withPad: " ", startingAt: 0) }
+            let group = pad("cosine", 8) + "  " + pad("rel L1", 7) + "  " + pad("RMSE", 9) + "  " + pad("max abs", 9)
+            lines.append(pad("", 7) + pad("GPU vs faithful CPU (\(preset.rawValue))", 40) + "   GPU vs exact dense")
+            lines.append(pad("head", 5) + "  " + group + "   " + group)
+            func row(_ label: String, _ f: ErrorStats, _ e: ErrorStats, _ mark: String) -> String {
+                let l = label.padding(toLength: 5, withPad: " ", startingAt: 0)
+                return "\(l)  \(Self.fmt(f.cosine, 6))  \(Self.fmt(f.relativeL1, 5))  \(Self.sci(f.rmse))  \(Self.sci(f.maxAbs))   "
+                    + "\(Self.fmt(e.cosine, 6))  \(Self.fmt(e.relativeL1, 5))  \(Self.sci(e.rmse))  \(Self.sci(e.maxAbs))\(mark)"
+            }
+            for h in 0..<s.heads {
+                lines.append(row(String(h), perHead[h].faithful, perHead[h].dense, failing.contains(h) ? "  <- FAIL" : ""))
+            }
+            lines.append(row("all", all.faithful, all.dense, ""))
+            if !maskStats.isEmpty {
+                lines.append("")
+                lines.append("block map (GPU vs CPU prediction\(preset == .blockSparse ? "; block-sparse: the GPU map is used" : "")):")
+                lines.append("head   agreement  GPU density  CPU density  only GPU  only CPU")
+                for (h, m) in maskStats.enumerated() { lines.append(m.line(String(h))) }
+                lines.append(overallMask.line("all"))
+            }
+            lines.append("")
+            lines.append("tolerance: every head cosine >= \(minCosine) and rel L1 <= \(maxL1) against the faithful CPU result")
+            lines.append(verdict)
+            print(lines.map { String($0.reversed().drop(while: { $0 == " " }).reversed()) }.joined(separator: "\n"))
+        }
+        return failing.isEmpty
+    }
+
+    private var selectionText: String {
+        let sel: String
+        switch parameters.selection {
+        case .topK(let k): sel = "topk \(Self.perHeadText(k))"
+        case .cdf(let t): sel = "cdf \(Self.perHeadText(t))"
+        }
+        if preset == .blockSparse { return "given map, pvthreshd \(Self.perHeadText(parameters.pvThreshold))" }
+        return "\(sel), simthreshd1 \(Self.perHeadText(parameters.simThreshold)), pvthreshd \(Self.perHeadText(parameters.pvThreshold))"
+    }
+
+    private static func perHeadText(_ p: PerHead) -> String {
+        p.values.map { $0.isFinite ? "\($0)" : "inf" }.joined(separator: ",")
+    }
+
+    static func fmt(_ x: Double, _ digits: Int) -> String {
+        x.isFinite ? String(format: "%.\(digits)f", x) : "nan"
+    }
+
+    static func sci(_ x: Double) -> String {
+        x.isFinite ? String(format: "%.3e", x) : "nan      "
+    }
+
+    // MARK: JSON
+
+    private func report(shape s: AttentionShape, perHead: [(faithful: ErrorStats, dense: ErrorStats)],
+                        all: (faithful: ErrorStats, dense: ErrorStats), maskStats: [MaskStats], overallMask: MaskStats,
+                        gpuMap: BlockMap?, cpuMap: BlockMap, compared: Int, leftOut: Int, failing: [Int],
+                        verdict: String, passes: (ErrorStats) -> Bool) -> JSON {
+        func number(_ x: Float) -> JSON { x.isFinite ? .number(Double("\(x)") ?? Double(x)) : .null }
+        func values(_ p: PerHead) -> JSON { p.values.count == 1 ? number(p.values[0]) : .array(p.values.map(number)) }
+        let p = parameters
+        var params: [(String, JSON)] = [("bq", .int(p.blockQ)), ("bk", .int(p.blockK))]
+        switch p.selection {
+        case .topK(let k): params += [("selection", .string("topk")), ("topk", values(k))]
+        case .cdf(let t): params += [("selection", .string("cdf")), ("cdfthreshd", values(t))]
+        }
+        params += [
+            ("simthreshd1", values(p.simThreshold)), ("pvthreshd", values(p.pvThreshold)),
+            ("causal", .bool(p.causal)), ("causal_masking", .string(p.causalMasking.rawValue)),
+            ("attention_sink", .bool(p.attentionSink)), ("smooth_k", .bool(p.smoothK)),
+            ("gpu_rounding", .bool(p.gpuRounding)), ("quant", .string(p.quantization.rawValue)),
+            ("pv_numerics", .string(p.pvNumerics.rawValue)), ("triton_key_padding", .bool(p.tritonKeyPadding)),
+        ]
+        var heads: [JSON] = []
+        for h in 0..<s.heads {
+            var pairs: [(String, JSON)] = [
+                ("head", .int(h)), ("pass", .bool(passes(perHead[h].faithful))),
+                ("vs_faithful", perHead[h].faithful.json), ("vs_dense", perHead[h].dense.json),
+            ]
+            if !maskStats.isEmpty { pairs.append(("mask", maskStats[h].json)) }
+            heads.append(.object(pairs))
+        }
+        var pairs: [(String, JSON)] = [
+            ("command", .string("check")),
+            ("verdict", .string(failing.isEmpty ? "PASS" : "FAIL")),
+            ("message", .string(verdict)),
+            ("failing_heads", .array(failing.map { .int($0) })),
+            ("preset", .string(preset.rawValue)), ("arch", .string(arch.rawValue)),
+            ("layout", .string(nhd ? "NHD" : "HND")),
+            ("shape", .object([
+                ("batch", .int(s.batch)), ("heads", .int(s.heads)), ("kv_heads", .int(s.kvHeads)),
+                ("query_length", .int(s.queryLength)), ("key_length", .int(s.keyLength)), ("head_dim", .int(s.headDim)),
+            ])),
+            ("parameters", .object(params)),
+            ("tolerance", .object([("cosine", .number(minCosine)), ("relative_l1", .number(maxL1))])),
+            ("rows_compared", .int(compared)), ("rows_left_out", .int(leftOut)),
+            ("cpu_density", .finite(cpuMap.density)),
+            ("overall", .object([("vs_faithful", all.faithful.json), ("vs_dense", all.dense.json)])),
+        ]
+        if gpuMap != nil { pairs.append(("mask", overallMask.json)) }
+        pairs.append(("heads", .array(heads)))
+        pairs += [("q", .string(qSpec)), ("k", .string(kSpec)), ("v", .string(vSpec)), ("gpu_output", .string(outputSpec))]
+        if let maskSpec { pairs.append(("gpu_mask", .string(maskSpec))) }
+        return .object(pairs)
+    }
+}
+
+/// Cosine, relative L1 (`sum|x - y| / sum|y|`), RMSE and max abs error of x against y, as in
+/// ``Accuracy``, accumulated in Double one element at a time.
+struct ErrorStats {
+    var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0, count = 0
+    var maxAbs = 0.0
+
+    mutating func add(_ x: Float, _ y: Float) {
+        let a = Double(x), b = Double(y), e = a - b
+        dot += a * b; xx += a * a; yy += b * b
+        l1 += abs(e); y1 += abs(b); sq += e * e; count += 1
+        // NaN in the GPU output propagates into every metric (and so fails).
+        if !(abs(e) <= maxAbs) { maxAbs = abs(e) }
+    }
+
+    mutating func merge(_ o: ErrorStats) {
+        dot += o.dot; xx += o.xx; yy += o.yy; l1 += o.l1; y1 += o.y1; sq += o.sq; count += o.count
+        if !(o.maxAbs <= maxAbs) { maxAbs = o.maxAbs }
+    }
+
+    var cosine: Double { (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300) }
+    var relativeL1: Double { y1 == 0 ? l1 : l1 / y1 }
+    var rmse: Double { count == 0 ? 0 : (sq / Double(count)).squareRoot() }
+
+    var json: JSON {
+        .object([("cosine", .finite(cosine)), ("relative_l1", .finite(relativeL1)), ("rmse", .finite(rmse)),
+                 ("max_abs", .finite(maxAbs)), ("elements", .int(count))])
+    }
+}
+
+/// Agreement of two block maps: counts of blocks kept by both, by one only, by neither.
+struct MaskStats {
+    var both = 0, onlyGPU = 0, onlyCPU = 0, neither = 0
+
+    mutating func add(_ gpu: Bool, _ cpu: Bool) {
+        switch (gpu, cpu) {
+        case (true, true): both += 1
+        case (true, false): onlyGPU += 1
+        case (false, true): onlyCPU += 1
+        case (false, false): neither += 1
+        }
+    }
+
+    mutating func merge(_ o: MaskStats) {
+        both += o.both; onlyGPU += o.onlyGPU; onlyCPU += o.onlyCPU; neither += o.neither
+    }
+
+    var total: Int { both + onlyGPU + onlyCPU + neither }
+    var agreement: Double { total == 0 ? 1 : Double(both + neither) / Double(total) }
+    var gpuDensity: Double { total == 0 ? 0 : Double(both + onlyGPU) / Double(total) }
+    var cpuDensity: Double { total == 0 ? 0 : Double(both + onlyCPU) / Double(total) }
+
+    func line(_ label: String) -> String {
+        label.padding(toLength: 5, withPad: " ", startingAt: 0)
+            + "  \(CheckCommand.fmt(agreement, 6))   \(CheckCommand.fmt(gpuDensity, 6))     \(CheckCommand.fmt(cpuDensity, 6))"
+            + "     \(String(onlyGPU).leftPad(8))  \(String(onlyCPU).leftPad(8))"
+    }
+
+    var json: JSON {
+        .object([("agreement", .finite(agreement)), ("gpu_density", .finite(gpuDensity)), ("cpu_density", .finite(cpuDensity)),
+                 ("only_gpu", .int(onlyGPU)), ("only_cpu", .int(onlyCPU)), ("blocks", .int(total))])
+    }
+}
+
+private extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
