@@ -41,6 +41,8 @@ struct GPUNumericsTests {
         #expect(hopper.blockQ == 64 && hopper.blockK == 128 && hopper.pvNumerics == .fp8 && hopper.causalMasking == .blockOnly)
         let ampere = SpargeParameters.preset(.sage2CDF, arch: .sm80)
         #expect(ampere.blockQ == 128 && ampere.blockK == 64 && ampere.pvNumerics == .fp16 && ampere.selection == .cdf(0.98))
+        #expect(SpargeParameters.preset(.blockSparse, arch: .sm89).fp8ValueRange == 448)
+        #expect(SpargeParameters.preset(.sage2TopK, arch: .sm89).fp8ValueRange == 2.25)
         let triton = SpargeParameters.preset(.triton)
         #expect(triton.quantization == .triton && triton.tritonKeyPadding && triton.causalMasking == .token && !triton.pvThreshold[0].isFinite)
     }

@@ -24,9 +24,8 @@ extension SpargeParameters {
     /// The defaults, block sizes and numerics of a GPU entry point on a GPU generation,
     /// including its quirks: fp16 rounding in stage 1, block-only causal masking for the
     /// SageAttention2 entry points, the Triton kernel's unmasked key padding.
-    ///
-    /// Not emulated: `block_sparse_sage2_attn_cuda` scales V by `max|V| / 448` instead of
-    /// `/ 2.25` (here both FP8 presets use 2.25).
+    /// `block_sparse_sage2_attn_cuda` scales V by `max|V| / 448`, the other CUDA entry points by
+    /// `max|V| / 2.25` (``SpargeParameters/fp8ValueRange``).
     public static func preset(_ preset: GPUPreset, arch: GPUArch = .sm90) -> SpargeParameters {
         var p = SpargeParameters()
         p.gpuRounding = true
@@ -44,7 +43,7 @@ extension SpargeParameters {
             p.selection = .cdf(0.98)
             p.simThreshold = 0.6
         case .blockSparse:
-            break
+            p.fp8ValueRange = 448
         }
         p.pvThreshold = 50
         p.quantization = .cuda

@@ -105,6 +105,9 @@ public struct SpargeParameters: Sendable, Hashable {
     public var tritonKeyPadding: Bool = false
     /// P.V numerics: fp32, or a GPU kernel's fp16 / fp8 emulation.
     public var pvNumerics: PVNumerics = .fp32
+    /// With ``PVNumerics/fp8``: V is scaled per channel to `max|V| / fp8ValueRange` before the
+    /// e4m3 rounding (2.25 in the `spas_sage2_*` entry points, 448 in `block_sparse_sage2_attn_cuda`).
+    public var fp8ValueRange: Float = 2.25
     /// Token-level (default) or the SageAttention2 entry points' block-only causal masking.
     public var causalMasking: CausalMasking = .token
     /// NaN / infinity handling of the inputs.
@@ -151,6 +154,9 @@ public struct SpargeParameters: Sendable, Hashable {
         }
         if let s = softmaxScale, !(s.isFinite && s > 0) {
             throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
+        }
+        if !(fp8ValueRange > 0 && fp8ValueRange <= 448) {
+            throw SpargeError.invalidParameter("fp8ValueRange is \(fp8ValueRange); it must be in (0, 448] (e4m3's largest value is 448)")
         }
         if stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(stage2ExemptTailBlocks); it must be at least 0") }
     }

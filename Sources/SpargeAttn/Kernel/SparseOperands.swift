@@ -80,9 +80,10 @@ final class SparseOperands: @unchecked Sendable {
     /// Points the kernel at V: in place when it is fp32 with D a multiple of 8 and the P.V
     /// numerics are fp32, else converted into `vPadded` (serially: O(N*D), small next to the
     /// attention): widened and padded, rounded to fp16 for ``PVNumerics/fp16``, or quantized to
-    /// FP8 e4m3 per (batch, kv head, channel) and stored dequantized (`V8 * v_scale`) for
+    /// FP8 e4m3 per (batch, kv head, channel) (`v_scale = max|V| / fp8ValueRange`) and stored
+    /// dequantized (`V8 * v_scale`) for
     /// ``PVNumerics/fp8``.
-    func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32) {
+    func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25) {
         let s = g.shape, d = s.headDim
         if v.isFloat32 && d % 8 == 0 && numerics == .fp32 {
             values = v
@@ -103,7 +104,7 @@ final class SparseOperands: @unchecked Sendable {
                     for c in 0..<d {
                         var amax: Float = 0
                         for n in 0..<s.keyLength { amax = Swift.max(amax, Swift.abs(head[n * g.width + c])) }
-                        let scale = amax / 2.25
+                        let scale = amax / fp8ValueRange
                         guard scale > 0 else { continue }
                         for n in 0..<s.keyLength { head[n * g.width + c] = roundToE4M3(head[n * g.width + c] / scale) * scale }
                     }

@@ -72,7 +72,7 @@ struct SparsePipeline {
         if let given { st.map.pointer.update(from: given, count: mapCount) }
 
         let start = monotonicNanos()
-        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics) }
+        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics, fp8ValueRange: p.fp8ValueRange) }
         // Phase 1: keys.
         if !keysPrepared {
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
