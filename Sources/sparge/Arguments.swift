@@ -92,3 +92,29 @@ struct Arguments {
         return PerHead(out)
     }
 }
+
+extension Arguments {
+    /// Applies the attention options shared by `run`, `check` and `mask` (`--bq --bk
+    /// --simthreshd1 --cdfthreshd|--topk --pvthreshd --quant --causal --attention-sink
+    /// --no-smooth-k --gpu-rounding`) on top of `p`; options a command does not declare are
+    /// never present, and flags only switch their setting on (a preset's stays otherwise).
+    func applyAttentionOptions(to p: inout SpargeParameters) throws {
+        if let bq = try int("bq", in: 1...1024) { p.blockQ = bq }
+        if let bk = try int("bk", in: 1...1024) { p.blockK = bk }
+        if let theta = try perHead("simthreshd1") { p.simThreshold = theta }
+        if has("cdfthreshd") && has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
+        if let tau = try perHead("cdfthreshd") { p.selection = .cdf(tau) }
+        if let k = try perHead("topk") { p.selection = .topK(k) }
+        if let lambda = try perHead("pvthreshd", allowInfinity: true) { p.pvThreshold = lambda }
+        if let quant = string("quant") {
+            guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {
+                throw UsageError("--quant '\(quant)' is not cuda or triton")
+            }
+            p.quantization = variant
+        }
+        if flag("causal") { p.causal = true }
+        if flag("attention-sink") { p.attentionSink = true }
+        if flag("no-smooth-k") { p.smoothK = false }
+        if flag("gpu-rounding") { p.gpuRounding = true }
+    }
+}

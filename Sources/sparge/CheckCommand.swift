@@ -112,22 +112,7 @@ struct CheckCommand {
 
         // The preset first, then the explicit options.
         var p = SpargeParameters.preset(preset, arch: arch)
-        if let bq = try a.int("bq", in: 1...1024) { p.blockQ = bq }
-        if let bk = try a.int("bk", in: 1...1024) { p.blockK = bk }
-        if let theta = try a.perHead("simthreshd1") { p.simThreshold = theta }
-        if a.has("cdfthreshd") && a.has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
-        if let tau = try a.perHead("cdfthreshd") { p.selection = .cdf(tau) }
-        if let k = try a.perHead("topk") { p.selection = .topK(k) }
-        if let lambda = try a.perHead("pvthreshd", allowInfinity: true) { p.pvThreshold = lambda }
-        if let quant = a.string("quant") {
-            guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {
-                throw UsageError("--quant '\(quant)' is not cuda or triton")
-            }
-            p.quantization = variant
-        }
-        if a.flag("causal") { p.causal = true }
-        if a.flag("attention-sink") { p.attentionSink = true }
-        if a.flag("no-smooth-k") { p.smoothK = false }
+        try a.applyAttentionOptions(to: &p)
         parameters = p
     }
 

@@ -78,15 +78,7 @@ struct MaskCommand {
         if !predict, let first = predictionOptions.first {
             throw UsageError("--\(first) only applies with --predict")
         }
-        if let bq = try a.int("bq", in: 1...1024) { parameters.blockQ = bq }
-        if let bk = try a.int("bk", in: 1...1024) { parameters.blockK = bk }
-        if let theta = try a.perHead("simthreshd1") { parameters.simThreshold = theta }
-        if a.has("cdfthreshd") && a.has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
-        if let tau = try a.perHead("cdfthreshd") { parameters.selection = .cdf(tau) }
-        if let k = try a.perHead("topk") { parameters.selection = .topK(k) }
-        parameters.causal = a.flag("causal")
-        parameters.attentionSink = a.flag("attention-sink")
-        parameters.gpuRounding = a.flag("gpu-rounding")
+        try a.applyAttentionOptions(to: &parameters)
         threads = try a.int("threads", in: 1...4096)
     }
 

@@ -67,23 +67,7 @@ struct RunCommand {
         threads = try a.int("threads", in: 1...4096)
         repeats = try a.int("repeat", in: 1...1_000_000) ?? 1
 
-        if let bq = try a.int("bq", in: 1...1024) { parameters.blockQ = bq }
-        if let bk = try a.int("bk", in: 1...1024) { parameters.blockK = bk }
-        if let theta = try a.perHead("simthreshd1") { parameters.simThreshold = theta }
-        if a.has("cdfthreshd") && a.has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
-        if let tau = try a.perHead("cdfthreshd") { parameters.selection = .cdf(tau) }
-        if let k = try a.perHead("topk") { parameters.selection = .topK(k) }
-        if let lambda = try a.perHead("pvthreshd", allowInfinity: true) { parameters.pvThreshold = lambda }
-        if let quant = a.string("quant") {
-            guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {
-                throw UsageError("--quant '\(quant)' is not cuda or triton")
-            }
-            parameters.quantization = variant
-        }
-        parameters.causal = a.flag("causal")
-        parameters.attentionSink = a.flag("attention-sink")
-        parameters.smoothK = !a.flag("no-smooth-k")
-        parameters.gpuRounding = a.flag("gpu-rounding")
+        try a.applyAttentionOptions(to: &parameters)
         if dense && maskName != nil { throw UsageError("--dense and --mask exclude each other") }
         // Ranges that the shape does not affect are checked now, before reading a large file.
         try Self.checkRanges(parameters)
