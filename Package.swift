@@ -14,15 +14,20 @@ let package = Package(
     products: [
         .library(name: "SpargeAttn", targets: ["SpargeAttn"]),
         .library(name: "SpargeSIMD", targets: ["SpargeSIMD"]),
+        .library(name: "SpargeCUDA", targets: ["SpargeCUDA"]),
         .executable(name: "sparge", targets: ["sparge"]),
     ],
     traits: [
         .trait(name: "Tuned", description: "Compile the kernels for x86-64-v3 (AVX2 + FMA): much faster, needs a Haswell/Zen or newer CPU."),
+        .trait(name: "CUDA", description: "The NVIDIA GPU backend (SpargeCUDA): loads libcuda and NVRTC with dlopen at run time; no CUDA headers or libraries at build time."),
     ],
     targets: [
         .target(name: "SpargeSIMD", swiftSettings: tunedFlags),
         .target(name: "SpargeAttn", dependencies: ["SpargeSIMD"], swiftSettings: tunedFlags),
-        .executableTarget(name: "sparge", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
+        // Every source of SpargeCUDA is wrapped in `#if CUDA`: without the trait the module is empty.
+        .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
+        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
+                          swiftSettings: tunedFlags),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
         // run by the tests; not a product.
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
@@ -30,6 +35,7 @@ let package = Package(
                           path: "Tests/Support/AllocationCheck"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
         .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn"]),
+        .testTarget(name: "SpargeCUDATests", dependencies: ["SpargeAttn", "SpargeCUDA"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -9,7 +9,7 @@ struct RunCommand {
         Usage: sparge run --input IN.safetensors [--output OUT.safetensors]
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --topk X] [--pvthreshd X|inf]
           [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
-          [--dense] [--mask NAME] [--threads N] [--repeat N]
+          [--dense] [--mask NAME] [--threads N] [--repeat N] [--backend cpu|cuda]
 
         Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
         runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
@@ -31,6 +31,9 @@ struct RunCommand {
           --mask NAME         use the block map stored under NAME in IN (u8 or bool, B,H,nq,nk)
           --threads N         worker threads (default: all CPUs)
           --repeat N          run the attention N times and report the median time (default 1)
+          --backend cpu|cuda  where to run (default cpu); cuda needs a build with --traits CUDA,
+                              an NVIDIA GPU (compute capability 8.0+), its driver and NVRTC,
+                              and computes P.V in fp16 (the CPU reference of it: pvNumerics fp16)
 
         theta, topk, cdfthreshd and pvthreshd take one value or one per head: --simthreshd1 0.3,0.6
         Stdout: one JSON object: mode, shape, threads, seconds (attention only, median),
@@ -41,7 +44,7 @@ struct RunCommand {
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense"]
     static let options: Set<String> = [
         "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "pvthreshd", "quant",
-        "mask", "threads", "repeat",
+        "mask", "threads", "repeat", "backend",
     ]
 
     var input: String
@@ -51,6 +54,7 @@ struct RunCommand {
     var maskName: String?
     var threads: Int?
     var repeats: Int
+    var backend: Backend
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
@@ -67,7 +71,11 @@ struct RunCommand {
         threads = try a.int("threads", in: 1...4096)
         repeats = try a.int("repeat", in: 1...1_000_000) ?? 1
 
+        backend = try Backend(a.string("backend"))
         try a.applyAttentionOptions(to: &parameters)
+        // The GPU kernel's P.V is fp16; its CPU reference is the same numerics.
+        if backend == .cuda { parameters.pvNumerics = .fp16 }
+        if backend == .cuda && dense { throw UsageError("--dense runs on the CPU only; drop --backend cuda (PyTorch's SDPA is the GPU's dense reference)") }
         if dense && maskName != nil { throw UsageError("--dense and --mask exclude each other") }
         // Ranges that the shape does not affect are checked now, before reading a large file.
         try Self.checkRanges(parameters)
@@ -117,6 +125,10 @@ struct RunCommand {
                                 if dense {
                                     try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: shape,
                                                               causal: parameters.causal, threads: threadCount)
+                                } else if backend == .cuda {
+                                    result = try CUDABackend.sparse(
+                                        q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
+                                        shape: shape, parameters: parameters, blockMap: givenMap, captureQuantized: output != nil)
                                 } else {
                                     result = try SpargeAttention.sparse(
                                         q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,

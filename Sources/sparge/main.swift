@@ -19,6 +19,9 @@ let usage = """
                                  picture (PNG) or text of a stored or predicted block map
       sparge check --q Q --k K --v V --gpu-output O [--preset P] [options]
                                  verify a GPU attention output against the CPU (exit 0 pass, 1 fail)
+      sparge cuda-check [--golden DIR]
+                                 GPU backend vs CPU path: identical masks and INT8, close outputs
+                                 (builds with --traits CUDA)
       sparge help [COMMAND]     this text, or a command's options
 
     Run 'sparge COMMAND --help' for the options of a command.
@@ -40,6 +43,7 @@ func printHelp(_ command: String?) {
     case "generate": print(GenerateCommand.usage)
     case "mask": print(MaskCommand.usage)
     case "check": print(CheckCommand.usage)
+    case "cuda-check": print(CUDACheckCommand.usage)
     case nil: print(usage)
     case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate and help")
     }
@@ -66,7 +70,14 @@ do {
     case "generate":
         try GenerateCommand(arguments: rest)?.execute()
     case "bench":
-        try BenchCommand(arguments: rest)?.execute()
+        let backend = rest.firstIndex(of: "--backend").flatMap { $0 + 1 < rest.count ? rest[$0 + 1] : nil }
+        if try Backend(backend) == .cuda {
+            try CUDABenchCommand(arguments: rest)?.execute()
+        } else {
+            try BenchCommand(arguments: rest.filter { $0 != "--backend" && $0 != "cpu" })?.execute()
+        }
+    case "cuda-check":
+        if try CUDACheckCommand(arguments: rest)?.execute() == false { exit(1) }
     case "mask":
         try MaskCommand(arguments: rest)?.execute()
     case "check":

@@ -28,6 +28,10 @@ public struct QuantizedTensors: Sendable, Hashable {
     public var kInt8: [Int8]
     public var kScale: [Float]
     public var kMean: [Float]
+
+    package init(qInt8: [Int8], qScale: [Float], kInt8: [Int8], kScale: [Float], kMean: [Float]) {
+        self.qInt8 = qInt8; self.qScale = qScale; self.kInt8 = kInt8; self.kScale = kScale; self.kMean = kMean
+    }
 }
 
 /// Where the time of a sparse call went.
@@ -48,6 +52,11 @@ public struct SparseTimings: Sendable, Hashable {
     }
     /// Wall time of quantization alone, apportioned likewise.
     public var quantizationSeconds: Double { preparationSeconds - stage1Seconds }
+
+    package init(preparationSeconds: Double, kernelSeconds: Double, stage1CPUSeconds: Double, quantizationCPUSeconds: Double) {
+        self.preparationSeconds = preparationSeconds; self.kernelSeconds = kernelSeconds
+        self.stage1CPUSeconds = stage1CPUSeconds; self.quantizationCPUSeconds = quantizationCPUSeconds
+    }
 }
 
 /// Everything a sparse attention call produces besides the output.

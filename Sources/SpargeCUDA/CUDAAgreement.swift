@@ -1,0 +1,70 @@
+#if CUDA
+import SpargeAttn
+
+/// How the GPU backend's result on one input compares with the CPU path's with the same
+/// parameters: block maps and INT8 tensors must be identical, outputs close.
+public struct CUDAAgreement: Sendable {
+    public var label: String
+    /// Block-map entries that differ, of all entries.
+    public var mapMismatches: Int
+    public var mapEntries: Int
+    /// INT8 elements of Q and K that differ, of all.
+    public var int8Mismatches: Int
+    public var int8Elements: Int
+    /// Scales of Q and K and the K mean are bitwise equal.
+    public var scalesIdentical: Bool
+    /// Output of the GPU against the CPU's (fp32 outputs).
+    public var cosine: Double
+    public var relativeL1: Double
+    public var maxAbsoluteError: Double
+    public var density: Double
+    public var stage2SkippedFraction: Double
+
+    /// The acceptance rule: identical maps and INT8 tensors, output cosine >= `minimumCosine`.
+    public func passed(minimumCosine: Double = 0.9999) -> Bool {
+        mapMismatches == 0 && int8Mismatches == 0 && scalesIdentical && cosine >= minimumCosine
+    }
+}
+
+public enum CUDAAgreementCheck {
+    /// Runs the CPU path and the GPU backend on the same input and parameters
+    /// (`parameters.pvNumerics` must be `.fp16`, the GPU kernel's numerics) and compares them.
+    public static func compare(
+        label: String, q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
+        parameters: SpargeParameters, blockMap: BlockMap? = nil, device: CUDADevice
+    ) throws -> CUDAAgreement {
+        var cpuOut = [Float](repeating: 0, count: shape.queryElements)
+        var gpuOut = [Float](repeating: .nan, count: shape.queryElements)
+        let cpu = try cpuOut.withUnsafeMutableBufferPointer {
+            try SpargeAttention.sparse(q: q, k: k, v: v, output: AttentionOutput($0), shape: shape, parameters: parameters,
+                                       blockMap: blockMap, captureQuantized: true)
+        }
+        let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters, device: device)
+        let gpu = try gpuOut.withUnsafeMutableBufferPointer {
+            try plan.run(q: q, k: k, v: v, output: AttentionOutput($0), blockMap: blockMap, captureQuantized: true)
+        }
+        let mapMismatches = zip(cpu.blockMap.bits, gpu.blockMap.bits).filter { $0 != $1 }.count
+        var int8Mismatches = 0, int8Elements = 0, scalesIdentical = false
+        if let a = cpu.quantized, let b = gpu.quantized {
+            int8Mismatches = zip(a.qInt8, b.qInt8).filter { $0 != $1 }.count + zip(a.kInt8, b.kInt8).filter { $0 != $1 }.count
+            int8Elements = a.qInt8.count + a.kInt8.count
+            func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
+            scalesIdentical = bits(a.qScale) == bits(b.qScale) && bits(a.kScale) == bits(b.kScale) && bits(a.kMean) == bits(b.kMean)
+        }
+        var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, ref = 0.0, maxAbs = 0.0
+        for (x, y) in zip(gpuOut, cpuOut) {
+            let a = Double(x), b = Double(y)
+            dot += a * b; xx += a * a; yy += b * b
+            l1 += abs(a - b); ref += abs(b)
+            maxAbs = Swift.max(maxAbs, abs(a - b))
+            if a.isNaN { maxAbs = .nan }
+        }
+        let cosine = (xx == 0 && yy == 0) ? 1 : dot / (xx.squareRoot() * yy.squareRoot())
+        return CUDAAgreement(
+            label: label, mapMismatches: mapMismatches, mapEntries: cpu.blockMap.bits.count,
+            int8Mismatches: int8Mismatches, int8Elements: int8Elements, scalesIdentical: scalesIdentical,
+            cosine: cosine.isNaN ? 0 : cosine, relativeL1: ref == 0 ? l1 : l1 / ref, maxAbsoluteError: maxAbs,
+            density: gpu.statistics.density, stage2SkippedFraction: gpu.statistics.stage2SkippedFraction)
+    }
+}
+#endif

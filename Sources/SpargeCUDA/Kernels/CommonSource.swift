@@ -1,0 +1,49 @@
+#if CUDA
+/// CUDA C shared by the kernel programs: fp16 conversions through PTX (no CUDA headers are
+/// needed, so NVRTC compiles it anywhere), element loads of the three input types, the CPU
+/// build's multiply-add, and the tensor-core and async-copy instructions.
+enum CommonSource {
+    static let text = #"""
+typedef unsigned short u16;
+typedef unsigned long long u64;
+typedef long long i64;
+#define DEV static __device__ __forceinline__
+#define SP_INF __int_as_float(0x7f800000)
+
+DEV float h2f(u16 h) { float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+DEV u16 f2h(float f) { u16 h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h; }
+DEV float roundh(float f) { return h2f(f2h(f)); }
+DEV u16 f2bf(float f) {
+    unsigned u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u16)((u >> 16) | 0x40);  // NaN stays NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (u16)(u >> 16);
+}
+// Element types: 0 fp32, 1 fp16, 2 bf16.
+DEV float ldx(const void* p, i64 i, int type) {
+    if (type == 0) return ((const float*)p)[i];
+    u16 b = ((const u16*)p)[i];
+    return type == 1 ? h2f(b) : __uint_as_float(((unsigned)b) << 16);
+}
+DEV void stx(void* p, i64 i, int type, float v) {
+    if (type == 0) ((float*)p)[i] = v;
+    else if (type == 1) ((u16*)p)[i] = f2h(v);
+    else ((u16*)p)[i] = f2bf(v);
+}
+// The CPU build's SIMD multiply-add: fused in the tuned build (FMA), separate otherwise.
+DEV float madd(float a, float b, float c) {
+#if SPARGE_FMA
+    return __fmaf_rn(a, b, c);
+#else
+    return __fadd_rn(__fmul_rn(a, b), c);
+#endif
+}
+DEV unsigned smem_addr(const void* p) {
+    unsigned r;
+    asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(r) : "l"(p));
+    return r;
+}
+DEV float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+"""#
+}
+#endif

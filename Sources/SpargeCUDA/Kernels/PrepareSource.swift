@@ -1,0 +1,242 @@
+#if CUDA
+/// CUDA C of the preparation kernels (ALGORITHM.md sections 1-3): K mean, K smoothing, block
+/// summaries, INT8 quantization, stage-1 selection, V in fp16. Each kernel repeats the CPU
+/// path's arithmetic in the same order (compiled with `--fmad=false`; fused only where the
+/// CPU build fuses), so masks and INT8 tensors come out identical.
+enum PrepareSource {
+    static let text = CommonSource.text + #"""
+
+// Section 1, part 1: fp32 partial sums of 64 keys (the CPU's flush granularity), widened to
+// double; with GPU rounding, double sums of fp16 values (exact, so order-free).
+extern "C" __global__ void k_mean_partial(const void* k, int type, i64 bs, i64 hs, i64 ts,
+        int Hkv, int N, int D, int gpuRound, double* partial) {
+    int chunk = blockIdx.x, bh = blockIdx.y, chunks = gridDim.x;
+    int b = bh / Hkv, h = bh % Hkv;
+    int t0 = chunk * 64, t1 = min(N, t0 + 64);
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        i64 base = b * bs + h * hs + c;
+        double r;
+        if (gpuRound) {
+            double s = 0;
+            for (int t = t0; t < t1; t++) s += (double)roundh(ldx(k, base + t * ts, type));
+            r = s;
+        } else {
+            float s = 0;
+            for (int t = t0; t < t1; t++) s = __fadd_rn(s, ldx(k, base + t * ts, type));
+            r = (double)s;
+        }
+        partial[((i64)bh * chunks + chunk) * D + c] = r;
+    }
+}
+
+// Section 1, part 2: the mean (fp16-rounded with GPU rounding).
+extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int N, int D, int gpuRound, float* mean) {
+    int bh = blockIdx.x;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        double s = 0;
+        for (int ch = 0; ch < chunks; ch++) s += partial[((i64)bh * chunks + ch) * D + c];
+        float m = (float)(s / (double)N);
+        mean[(i64)bh * D + c] = gpuRound ? roundh(m) : m;
+    }
+}
+
+// Sections 1-3 for one block of Q or K: (K' = K - mean), pooled mean, self-similarity,
+// scale and INT8 values. grid (blocks, B*H), dynamic shared memory:
+// (blockSize * D + blockSize + D + 32) floats.
+extern "C" __global__ void prep_blocks(const void* x, int type, i64 bs, i64 hs, i64 ts,
+        int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever,
+        signed char* q8, float* scaleOut, float* pooledOut, float* simOut) {
+    extern __shared__ float sm[];
+    int j = blockIdx.x, bh = blockIdx.y, nb = gridDim.x;
+    int b = bh / H, h = bh % H;
+    int start = j * blockSize, rows = min(blockSize, N - start);
+    float* xs = sm;
+    float* norms = xs + blockSize * D;
+    float* usum = norms + blockSize;
+    float* red = usum + D;
+    const float* mu = mean ? mean + (i64)bh * D : 0;
+    int tid = threadIdx.x, nt = blockDim.x;
+    for (int e = tid; e < rows * D; e += nt) {
+        int r = e / D, c = e - r * D;
+        float v = ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c, type);
+        if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), mu[c])) : __fsub_rn(v, mu[c]);
+        else if (gpuRound) v = roundh(v);
+        xs[e] = v;
+    }
+    __syncthreads();
+    // Row norms, eight lanes as the CPU's SIMD8 loop, then its horizontal sum and the tail.
+    int vend = D & ~7;
+    for (int r = tid; r < rows; r += nt) {
+        const float* row = xs + r * D;
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+        for (int c = 0; c < vend; c += 8) {
+            s0 = madd(row[c], row[c], s0); s1 = madd(row[c + 1], row[c + 1], s1);
+            s2 = madd(row[c + 2], row[c + 2], s2); s3 = madd(row[c + 3], row[c + 3], s3);
+            s4 = madd(row[c + 4], row[c + 4], s4); s5 = madd(row[c + 5], row[c + 5], s5);
+            s6 = madd(row[c + 6], row[c + 6], s6); s7 = madd(row[c + 7], row[c + 7], s7);
+        }
+        float a0 = __fadd_rn(s0, s4), a1 = __fadd_rn(s1, s5), a2 = __fadd_rn(s2, s6), a3 = __fadd_rn(s3, s7);
+        float n2 = __fadd_rn(__fadd_rn(a0, a2), __fadd_rn(a1, a3));
+        for (int c = vend; c < D; c++) n2 = __fadd_rn(n2, __fmul_rn(row[c], row[c]));
+        norms[r] = __fsqrt_rn(n2);
+    }
+    __syncthreads();
+    float n = (float)rows;
+    for (int c = tid; c < D; c += nt) {
+        float p = 0, u = 0;
+        for (int r = 0; r < rows; r++) {
+            float v = xs[r * D + c];
+            p = __fadd_rn(p, v);
+            float w = __fdiv_rn(v, norms[r]);
+            u = __fadd_rn(u, gpuRound ? roundh(w) : w);
+        }
+        float m = __fdiv_rn(p, n);
+        pooledOut[((i64)bh * nb + j) * D + c] = gpuRound ? roundh(m) : m;
+        usum[c] = u;
+    }
+    float amax = 0;
+    for (int e = tid; e < rows * D; e += nt) amax = fmaxf(amax, fabsf(xs[e]));
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if ((tid & 31) == 0) red[tid >> 5] = amax;
+    __syncthreads();
+    if (tid == 0) {
+        float m = 0;
+        for (int w = 0; w < (nt + 31) / 32; w++) m = fmaxf(m, red[w]);
+        float sim;
+        if (rows < blockSize && partialNever) sim = __int_as_float(0x7fc00000);
+        else {
+            float total = 0;
+            for (int c = 0; c < D; c++) total = __fadd_rn(total, __fmul_rn(usum[c], usum[c]));
+            sim = __fdiv_rn(total, __fmul_rn(n, n));
+        }
+        simOut[(i64)bh * nb + j] = sim;
+        float sc = __fadd_rn(__fdiv_rn(__fmul_rn(m, premul), 127.0f), 1e-7f);
+        scaleOut[(i64)bh * nb + j] = sc;
+        red[0] = sc;
+    }
+    __syncthreads();
+    float sc = red[0];
+    signed char* dst = q8 + ((i64)bh * N + start) * D;
+    for (int e = tid; e < rows * D; e += nt) {
+        float y = __fdiv_rn(__fmul_rn(xs[e], premul), sc);
+        float t = floorf(__fadd_rn(fabsf(y), 0.5f));
+        t = fminf(t, 127.0f);
+        dst[e] = (signed char)(int)(y < 0 ? -t : t);
+    }
+}
+
+// Section 2, steps 3-7, for query block blockIdx.x of head blockIdx.y. Dynamic shared
+// memory: P2 * 8 (sort keys) + (nk + D + 64) * 4 + nk bytes, P2 = next power of two >= nk.
+extern "C" __global__ void select_blocks(const float* pooledQ, const float* simQ, const float* pooledK, const float* simK,
+        int H, int groupSize, int nq, int nk, int P2, int D, int bq, int bk, float scale,
+        const float* theta, const float* sel, int isTopK, int causal, int offset, int sink, int gpuRound,
+        unsigned char* map, float* probsOut) {
+    extern __shared__ u64 keys[];
+    float* probs = (float*)(keys + P2);
+    float* pq = probs + nk;
+    float* red = pq + D;
+    unsigned char* rowm = (unsigned char*)(red + 64);
+    int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
+    int kh = b * (H / groupSize) + h / groupSize;
+    int tid = threadIdx.x, nt = blockDim.x;
+    for (int c = tid; c < D; c += nt) pq[c] = pooledQ[((i64)bh * nq + i) * D + c];
+    __syncthreads();
+    float th = theta[h];
+    const float* sk = simK + (i64)kh * nk;
+    float lmax = -SP_INF;
+    for (int j = tid; j < nk; j += nt) {
+        float s;
+        if (!(sk[j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))) s = -SP_INF;
+        else {
+            const float* pk = pooledK + ((i64)kh * nk + j) * D;
+            float dot = 0;
+            for (int c = 0; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(pq[c], pk[c]));
+            s = gpuRound ? roundh(__fmul_rn(roundh(dot), scale)) : __fmul_rn(dot, scale);
+        }
+        probs[j] = s;
+        lmax = fmaxf(lmax, s);
+    }
+    for (int o = 16; o > 0; o >>= 1) lmax = fmaxf(lmax, __shfl_xor_sync(0xffffffffu, lmax, o));
+    if ((tid & 31) == 0) red[tid >> 5] = lmax;
+    __syncthreads();
+    float rowMax = -SP_INF;
+    for (int w = 0; w < (nt + 31) / 32; w++) rowMax = fmaxf(rowMax, red[w]);
+    // Softmax; exp in double then rounded, which is what glibc's expf returns.
+    for (int j = tid; j < nk; j += nt)
+        probs[j] = rowMax == -SP_INF ? 0.0f : (float)exp((double)__fsub_rn(probs[j], rowMax));
+    __syncthreads();
+    if (tid == 0) {
+        float sum = 0;
+        for (int j = 0; j < nk; j++) sum = __fadd_rn(sum, probs[j]);
+        red[32] = sum;
+    }
+    __syncthreads();
+    float sum = red[32];
+    for (int j = tid; j < P2; j += nt) {
+        if (j < nk) {
+            float p = probs[j];
+            if (rowMax != -SP_INF) { p = __fdiv_rn(p, sum); if (gpuRound) p = roundh(p); }
+            probs[j] = p;
+            if (probsOut) probsOut[((i64)bh * nq + i) * nk + j] = p;
+            keys[j] = ((u64)(0xffffffffu - __float_as_uint(p)) << 32) | (u64)j;
+            rowm[j] = 0;
+        } else keys[j] = ~0ull;
+    }
+    __syncthreads();
+    // Bitonic sort, ascending keys = descending probability, lower index first on ties.
+    for (int k = 2; k <= P2; k <<= 1) {
+        for (int s = k >> 1; s > 0; s >>= 1) {
+            for (int t = tid; t < P2; t += nt) {
+                int p = t ^ s;
+                if (p > t) {
+                    u64 a = keys[t], c = keys[p];
+                    bool up = (t & k) == 0;
+                    if ((a > c) == up) { keys[t] = c; keys[p] = a; }
+                }
+            }
+            __syncthreads();
+        }
+    }
+    if (tid == 0) {
+        int count;
+        if (isTopK) count = max(1, (int)__fmul_rn(sel[h], (float)nk));
+        else {
+            count = 0;
+            float cum = 0;
+            for (int t = 0; t < nk; t++) {
+                float p = probs[(int)(keys[t] & 0xffffffffu)];
+                cum = gpuRound ? roundh(__fadd_rn(cum, p)) : __fadd_rn(cum, p);
+                if (cum <= sel[h]) count = t + 1; else break;
+            }
+            count = max(count, 1);
+        }
+        red[33] = __int_as_float(min(count, nk));
+    }
+    __syncthreads();
+    int count = __float_as_int(red[33]);
+    for (int t = tid; t < count; t += nt) rowm[(int)(keys[t] & 0xffffffffu)] = 1;
+    __syncthreads();
+    bool selfSimilarQ = simQ[(i64)bh * nq + i] > th;
+    unsigned char* out = map + ((i64)bh * nq + i) * nk;
+    for (int j = tid; j < nk; j += nt) {
+        unsigned char m = rowm[j];
+        if (!selfSimilarQ || !(sk[j] > th)) m = 1;
+        if (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset)) m = 0;
+        if (sink && j == 0) m = 1;
+        out[j] = m;
+    }
+}
+
+// V for the P.V tensor-core product: fp16, rows padded with zeros to Npad.
+extern "C" __global__ void prep_values(const void* v, int type, i64 bs, i64 hs, i64 ts,
+        int Hkv, int N, int Npad, int D, u16* out) {
+    int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv;
+    i64 e = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= (i64)Npad * D) return;
+    int n = (int)(e / D), c = (int)(e - (i64)n * D);
+    float x = n < N ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
+    out[(i64)bh * Npad * D + e] = f2h(x);
+}
+"""#
+}
+#endif

@@ -1,0 +1,313 @@
+#if CUDA
+import Foundation
+import SpargeAttn
+
+/// SpargeAttn on an NVIDIA GPU for one problem shape and parameter set: the same algorithm,
+/// inputs, outputs and results as the CPU path (``SpargeAttn/SpargeAttention``), computed by
+/// CUDA kernels that NVRTC compiles for the device on first use.
+///
+/// Stage 1 and the INT8 quantization repeat the CPU's arithmetic, so the block maps and INT8
+/// tensors are identical to the CPU path's with the same parameters; stage 2 runs on tensor
+/// cores (INT8 Q.K^T, fp16 P.V), so ``SpargeAttn/SpargeParameters/pvNumerics`` must be
+/// `.fp16` (the CPU path's emulation of the same numerics).
+///
+/// Device buffers are allocated on the first call and reused by later ones; a plan is
+/// thread-safe (calls are serialised by a lock).
+public final class SpargeCUDAPlan: @unchecked Sendable {
+    public let shape: AttentionShape
+    public let parameters: SpargeParameters
+    public let device: CUDADevice
+
+    let nq: Int, nk: Int, keyRowsPadded: Int
+    private let lock = NSLock()
+    private let buffers: Buffers
+    var mapBuffer: DeviceBuffer { buffers.map }
+    private var lambdas: [Float], thetas: [Float], selections: [Float]
+
+    /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
+    /// (device 0 by default). Throws ``SpargeAttn/SpargeError`` for invalid input and
+    /// ``CUDAError`` for what the GPU backend cannot do or a missing driver.
+    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, device: CUDADevice? = nil) throws {
+        try shape.validate()
+        try parameters.validate(for: shape)
+        try Self.checkSupported(shape: shape, parameters: parameters)
+        self.shape = shape
+        self.parameters = parameters
+        self.device = try device ?? CUDADevice.open()
+        nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
+        nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
+        keyRowsPadded = nk * parameters.blockK
+        buffers = Buffers(device: self.device)
+        lambdas = (0..<shape.heads).map { parameters.pvThreshold[$0] }
+        thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
+        selections = (0..<shape.heads).map { h in
+            switch parameters.selection {
+            case .cdf(let t): return t[h]
+            case .topK(let t): return t[h]
+            }
+        }
+    }
+
+    /// What the kernels handle; anything else is a clear error, never a wrong result.
+    static func checkSupported(shape: AttentionShape, parameters p: SpargeParameters) throws {
+        let d = shape.headDim
+        guard d % 32 == 0, d <= 128 else {
+            throw CUDAError.unsupported("head dim \(d): the GPU kernels take 32, 64, 96 or 128 (use the CPU path for other head dims)")
+        }
+        guard p.blockQ % 16 == 0, (16...128).contains(p.blockQ) else {
+            throw CUDAError.unsupported("blockQ \(p.blockQ): the GPU kernel takes a multiple of 16 up to 128 (16 query rows per warp)")
+        }
+        guard p.blockK % 16 == 0, (16...128).contains(p.blockK) else {
+            throw CUDAError.unsupported("blockK \(p.blockK): the GPU kernel takes a multiple of 16 up to 128")
+        }
+        guard p.pvNumerics == .fp16 else {
+            throw CUDAError.unsupported("pvNumerics \(p.pvNumerics): the GPU kernel computes P.V on fp16 tensor cores; set pvNumerics = .fp16 (the CPU path's emulation of it is the reference)")
+        }
+    }
+
+    /// Sparse attention of host tensors (any layout and element type the CPU path takes):
+    /// copies them to the device, runs stage 1, quantization and stage 2 there, copies the
+    /// output back and returns the block map and statistics (and, if asked, the INT8 tensors).
+    public func run(
+        q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
+        blockMap: BlockMap? = nil, captureQuantized: Bool = false
+    ) throws -> SparseAttentionResult {
+        let t = try SpargeAttention.resolveSparseCall(q: q, k: k, v: v, output: output, shape: shape,
+                                                      parameters: parameters, blockMap: blockMap)
+        lock.lock(); defer { lock.unlock() }
+        try device.makeCurrent()
+        let b = buffers
+        try b.q.upload(t.q.base, bytes: t.q.span * t.q.type.size)
+        try b.k.upload(t.k.base, bytes: t.k.span * t.k.type.size)
+        try b.v.upload(t.v.base, bytes: t.v.span * t.v.type.size)
+        try b.out.reserve(t.output.span * t.output.type.size)
+        if let m = blockMap { try m.bits.withUnsafeBytes { try b.map.upload($0.baseAddress!, bytes: $0.count) } }
+        let events = try EventPair(device: device)
+        try launchAll(q: .init(b.q.pointer, t.q), k: .init(b.k.pointer, t.k), v: .init(b.v.pointer, t.v),
+                      output: .init(b.out.pointer, t.output), predict: blockMap == nil, events: events)
+        try device.synchronize()
+        try b.out.download(into: UnsafeMutableRawPointer(mutating: t.output.base), bytes: t.output.span * t.output.type.size)
+        let (prep, kernel) = try events.elapsed()
+        let map = try b.map.array(UInt8.self, count: shape.batch * shape.heads * nq * nk)
+        let counts = try b.counts.array(Int32.self, count: shape.batch * shape.heads * nq * 2)
+        var visited = 0, skipped = 0
+        for n in stride(from: 0, to: counts.count, by: 2) { visited += Int(counts[n]); skipped += Int(counts[n + 1]) }
+        let quantized = captureQuantized ? try quantizedTensors() : nil
+        return try SpargeAttention.sparseResult(
+            shape: shape, parameters: parameters, map: map, visited: visited, skipped: skipped,
+            timings: SparseTimings(preparationSeconds: prep, kernelSeconds: kernel, stage1CPUSeconds: 0, quantizationCPUSeconds: 0),
+            quantized: quantized)
+    }
+
+    private func quantizedTensors() throws -> QuantizedTensors {
+        let s = shape, d = s.headDim, b = buffers
+        return QuantizedTensors(
+            qInt8: try b.q8.array(Int8.self, count: s.batch * s.heads * s.queryLength * d),
+            qScale: try b.qScale.array(Float.self, count: s.batch * s.heads * nq),
+            kInt8: try b.k8.array(Int8.self, count: s.batch * s.kvHeads * s.keyLength * d),
+            kScale: try b.kScale.array(Float.self, count: s.batch * s.kvHeads * nk),
+            kMean: try b.kMean.array(Float.self, count: s.batch * s.kvHeads * d))
+    }
+
+    // MARK: - Device-resident calls (benchmarks, callers with device buffers)
+
+    /// A tensor already on the device: its address, element type and strides.
+    public struct DeviceTensor: Sendable {
+        public var address: UInt64
+        public var type: ElementType
+        public var layout: TensorLayout
+        public init(address: UInt64, type: ElementType, layout: TensorLayout) {
+            self.address = address; self.type = type; self.layout = layout
+        }
+        init(_ address: CUdeviceptr, _ r: ResolvedTensor) { self.init(address: address, type: r.type, layout: r.layout) }
+    }
+
+    /// Times the whole pipeline on tensors already on the device with device events:
+    /// `(stage 1 + quantization, stage 2)` in seconds for each of `repeats` runs after
+    /// `warmup` runs. The output tensor is overwritten.
+    public func timeResident(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                             warmup: Int = 3, repeats: Int = 20) throws -> [(preparation: Double, kernel: Double)] {
+        lock.lock(); defer { lock.unlock() }
+        try device.makeCurrent()
+        let events = try EventPair(device: device)
+        for _ in 0..<warmup { try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events) }
+        try device.synchronize()
+        var times: [(Double, Double)] = []
+        for _ in 0..<repeats {
+            try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events)
+            times.append(try events.elapsed())
+        }
+        return times
+    }
+
+    /// Device memory for a tensor of `bytes` bytes filled from `host` (freed with the plan's
+    /// other buffers when `handle` is released). For benchmarks and tests.
+    public func upload(_ host: UnsafeRawBufferPointer) throws -> DeviceAllocation {
+        try device.makeCurrent()
+        let buf = DeviceBuffer(device: device)
+        try buf.upload(host.baseAddress!, bytes: host.count)
+        return DeviceAllocation(buffer: buf)
+    }
+
+    /// Copies `count` elements of `type` from a device tensor into a new allocation.
+    public func allocate(bytes: Int) throws -> DeviceAllocation {
+        try device.makeCurrent()
+        let buf = DeviceBuffer(device: device)
+        try buf.reserve(bytes)
+        return DeviceAllocation(buffer: buf)
+    }
+
+    // MARK: - The pipeline
+
+    /// Launches every kernel of one call on the default stream, recording `events` around
+    /// the preparation (stage 1 + quantization) and stage 2.
+    private func launchAll(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                           predict: Bool, events: EventPair) throws {
+        let s = shape, p = parameters, d = s.headDim, dev = device, b = buffers
+        let B = s.batch, H = s.heads, Hkv = s.kvHeads
+        let scale = p.softmaxScale ?? (1 / Float(d).squareRoot())
+        let log2e: Float = 1.44269504
+        let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
+        let chunks = (s.keyLength + 63) / 64
+        try b.kMean.reserve(B * Hkv * d * 4)
+        try b.kPartial.reserve(B * Hkv * chunks * d * 8)
+        try b.k8.reserve(B * Hkv * s.keyLength * d)
+        try b.kScale.reserve(B * Hkv * nk * 4)
+        try b.kPooled.reserve(B * Hkv * nk * d * 4)
+        try b.kSim.reserve(B * Hkv * nk * 4)
+        try b.q8.reserve(B * H * s.queryLength * d)
+        try b.qScale.reserve(B * H * nq * 4)
+        try b.qPooled.reserve(B * H * nq * d * 4)
+        try b.qSim.reserve(B * H * nq * 4)
+        try b.map.reserve(B * H * nq * nk)
+        try b.v16.reserve(B * Hkv * keyRowsPadded * d * 2)
+        try b.counts.reserve(B * H * nq * 2 * 4)
+        try lambdas.withUnsafeBytes { try b.lambda.upload($0.baseAddress!, bytes: $0.count) }
+        try thetas.withUnsafeBytes { try b.theta.upload($0.baseAddress!, bytes: $0.count) }
+        try selections.withUnsafeBytes { try b.selection.upload($0.baseAddress!, bytes: $0.count) }
+
+        try events.recordStart()
+        // Section 1: K mean (zero without smoothing).
+        if p.smoothK {
+            let f1 = try Kernels.prepare(dev, "k_mean_partial")
+            var a = KernelArguments()
+            a.add(k.address); a.add(int: k.type.code); a.add(long: k.layout.batchStride); a.add(long: k.layout.headStride)
+            a.add(long: k.layout.tokenStride); a.add(int: Hkv); a.add(int: s.keyLength); a.add(int: d)
+            a.add(int: p.gpuRounding ? 1 : 0); a.add(b.kPartial.pointer)
+            try dev.launch(f1, grid: (chunks, B * Hkv), block: 64, a, name: "k_mean_partial")
+            let f2 = try Kernels.prepare(dev, "k_mean_finish")
+            var a2 = KernelArguments()
+            a2.add(b.kPartial.pointer); a2.add(int: chunks); a2.add(int: s.keyLength); a2.add(int: d)
+            a2.add(int: p.gpuRounding ? 1 : 0); a2.add(b.kMean.pointer)
+            try dev.launch(f2, grid: (B * Hkv, 1), block: 64, a2, name: "k_mean_finish")
+        } else {
+            try dev.api.check(dev.api.cuMemsetD8(b.kMean.pointer, 0, B * Hkv * d * 4), "cuMemsetD8")
+        }
+        // Sections 1-3: K' and Q blocks: summaries, scales, INT8.
+        try prepareBlocks(x: k, heads: Hkv, tokens: s.keyLength, blockSize: p.blockK, blocks: nk,
+                          mean: b.kMean.pointer, premultiplier: 1, partialNever: p.partialBlocks == .neverSelfSimilar,
+                          int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
+        let queryRule = SpargeAttention.queryPartialBlockRule(shape: s, parameters: p)
+        try prepareBlocks(x: q, heads: H, tokens: s.queryLength, blockSize: p.blockQ, blocks: nq,
+                          mean: 0, premultiplier: premultiplier, partialNever: queryRule == .neverSelfSimilar,
+                          int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer, sim: b.qSim.pointer)
+        // Section 2, steps 3-7.
+        if predict {
+            var p2 = 1
+            while p2 < nk { p2 <<= 1 }
+            let shared = p2 * 8 + (nk + d + 64) * 4 + nk
+            let f = try Kernels.prepare(dev, "select_blocks")
+            var a = KernelArguments()
+            a.add(b.qPooled.pointer); a.add(b.qSim.pointer); a.add(b.kPooled.pointer); a.add(b.kSim.pointer)
+            a.add(int: H); a.add(int: s.groupSize); a.add(int: nq); a.add(int: nk); a.add(int: p2); a.add(int: d)
+            a.add(int: p.blockQ); a.add(int: p.blockK); a.add(scale)
+            a.add(b.theta.pointer); a.add(b.selection.pointer)
+            a.add(int: { if case .topK = p.selection { return 1 } else { return 0 } }())
+            a.add(int: p.causal ? 1 : 0); a.add(int: s.keyLength - s.queryLength); a.add(int: p.attentionSink ? 1 : 0)
+            a.add(int: p.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
+            try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
+        }
+        // V in fp16, padded to whole key blocks.
+        let fv = try Kernels.prepare(dev, "prep_values")
+        var av = KernelArguments()
+        av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
+        av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: keyRowsPadded); av.add(int: d)
+        av.add(b.v16.pointer)
+        try dev.launch(fv, grid: ((keyRowsPadded * d + 255) / 256, B * Hkv), block: 256, av, name: "prep_values")
+        try events.recordMiddle()
+        // Section 4: stage 2.
+        let (fa, shared) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk)
+        var a = KernelArguments()
+        a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
+        a.add(b.map.pointer); a.add(int: H); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
+        a.add(int: keyRowsPadded); a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
+        a.add(p.quantization == .triton ? Float(1) : scale * log2e)
+        a.add(int: p.causal && p.causalMasking == .token ? 1 : 0); a.add(int: s.keyLength - s.queryLength)
+        a.add(int: p.stage2ExemptTailBlocks); a.add(int: p.tritonKeyPadding ? 1 : 0)
+        a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
+        a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
+        try dev.launch(fa, grid: (nq, B * H), block: p.blockQ / 16 * 32, sharedBytes: shared, a, name: "sparse_attention")
+        try events.recordEnd()
+    }
+
+    private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
+                               premultiplier: Float, partialNever: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
+                               pooled: CUdeviceptr, sim: CUdeviceptr) throws {
+        let d = shape.headDim
+        let shared = (blockSize * d + blockSize + d + 32) * 4
+        let f = try Kernels.prepare(device, "prep_blocks")
+        var a = KernelArguments()
+        a.add(x.address); a.add(int: x.type.code); a.add(long: x.layout.batchStride); a.add(long: x.layout.headStride)
+        a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
+        a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
+        a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
+        try device.launch(f, grid: (blocks, shape.batch * heads), block: 128, sharedBytes: shared, a, name: "prep_blocks")
+    }
+
+    /// The plan's device memory, grown on demand and kept between calls.
+    final class Buffers: @unchecked Sendable {
+        let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
+            lambda, theta, selection: DeviceBuffer
+        init(device: CUDADevice) {
+            func make() -> DeviceBuffer { DeviceBuffer(device: device) }
+            (q, k, v, out, kMean, kPartial, k8) = (make(), make(), make(), make(), make(), make(), make())
+            (kScale, kPooled, kSim, q8, qScale, qPooled, qSim) = (make(), make(), make(), make(), make(), make(), make())
+            (map, v16, counts, lambda, theta, selection) = (make(), make(), make(), make(), make(), make())
+        }
+    }
+}
+
+/// Device memory owned by the caller of ``SpargeCUDAPlan/upload(_:)`` (freed on release).
+public final class DeviceAllocation: @unchecked Sendable {
+    let buffer: DeviceBuffer
+    init(buffer: DeviceBuffer) { self.buffer = buffer }
+    public var address: UInt64 { buffer.pointer }
+    /// Copies the first `bytes` bytes back to `host`.
+    public func download(into host: UnsafeMutableRawBufferPointer) throws {
+        try buffer.device.makeCurrent()
+        try buffer.download(into: host.baseAddress!, bytes: host.count)
+    }
+}
+
+extension ElementType {
+    /// The kernels' element code.
+    var code: Int {
+        switch self {
+        case .float32: return 0
+        case .float16: return 1
+        case .bfloat16: return 2
+        }
+    }
+}
+#endif
+
+#if CUDA
+extension SpargeCUDAPlan {
+    /// Density of the block map of the last call (downloaded from the device).
+    public func lastDensity() throws -> Double {
+        try device.makeCurrent()
+        let map = try mapBuffer.array(UInt8.self, count: shape.batch * shape.heads * nq * nk)
+        return Double(map.reduce(0) { $0 + Int($1) }) / Double(map.count)
+    }
+}
+#endif

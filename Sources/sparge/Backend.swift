@@ -1,0 +1,47 @@
+import SpargeAttn
+#if CUDA
+import SpargeCUDA
+#endif
+
+/// `--backend cpu|cuda`.
+enum Backend: String {
+    case cpu, cuda
+
+    init(_ name: String?) throws {
+        guard let name else { self = .cpu; return }
+        guard let b = Backend(rawValue: name) else { throw UsageError("--backend '\(name)' is not cpu or cuda") }
+        #if !CUDA
+        if b == .cuda {
+            throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        }
+        #endif
+        self = b
+    }
+}
+
+/// The GPU backend as the CLI calls it (a plan per call: the CLI runs one shape).
+enum CUDABackend {
+    static func sparse(q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput, shape: AttentionShape,
+                       parameters: SpargeParameters, blockMap: BlockMap?, captureQuantized: Bool) throws -> SparseAttentionResult {
+        #if CUDA
+        let plan = try planCache.plan(shape: shape, parameters: parameters)
+        return try plan.run(q: q, k: k, v: v, output: output, blockMap: blockMap, captureQuantized: captureQuantized)
+        #else
+        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        #endif
+    }
+
+    #if CUDA
+    /// One plan for repeated calls of the same shape (`--repeat`), so device buffers are reused.
+    final class PlanCache: @unchecked Sendable {
+        var last: (AttentionShape, SpargeParameters, SpargeCUDAPlan)?
+        func plan(shape: AttentionShape, parameters: SpargeParameters) throws -> SpargeCUDAPlan {
+            if let (s, p, plan) = last, s == shape, p == parameters { return plan }
+            let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters)
+            last = (shape, parameters, plan)
+            return plan
+        }
+    }
+    nonisolated(unsafe) static let planCache = PlanCache()
+    #endif
+}

@@ -1,0 +1,106 @@
+import Foundation
+import SpargeAttn
+#if CUDA
+import SpargeCUDA
+#endif
+
+/// `sparge bench --backend cuda`: the GPU pipeline's time (stage 1 + quantization, kernel)
+/// with device events, per shape and density, on fp16 Gaussian inputs; optionally writes the
+/// inputs as .npy so that PyTorch's SDPA can be timed on the same data
+/// (Scripts/bench_sdpa.py).
+struct CUDABenchCommand {
+    static let usage = """
+        Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
+          [--topk 1,0.5,0.25] [--bq 128] [--bk 64] [--repeat 30] [--dump DIR]
+
+        Times sparse attention on the GPU (device events, median of --repeat runs after 5
+        warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
+        block-sparse kernel, per top-k density. TOPS counts the dense-equivalent 4*N^2*D*H
+        operations over the end-to-end time (what SDPA's TOPS counts).
+
+          --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
+        """
+
+    var heads = 16
+    var lengths = [16384, 32768]
+    var dims = [64, 128]
+    var topks: [Float] = [1, 0.5, 0.25]
+    var blockQ = 128, blockK = 64
+    var repeats = 30
+    var dump: String?
+
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: [], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "repeat", "dump"])
+        if a.helpRequested { print(Self.usage); return nil }
+        heads = try a.int("heads", in: 1...1024) ?? heads
+        func ints(_ name: String) throws -> [Int]? {
+            try a.string(name).map { s in try s.split(separator: ",").map {
+                guard let v = Int($0), v > 0 else { throw UsageError("--\(name) '\(s)' must be positive integers separated by commas") }
+                return v
+            } }
+        }
+        lengths = try ints("lengths") ?? lengths
+        dims = try ints("dims") ?? dims
+        if let s = a.string("topk") {
+            topks = try s.split(separator: ",").map {
+                guard let v = Float($0), v > 0, v <= 1 else { throw UsageError("--topk '\(s)' must be values in (0, 1] separated by commas") }
+                return v
+            }
+        }
+        blockQ = try a.int("bq", in: 16...128) ?? blockQ
+        blockK = try a.int("bk", in: 16...128) ?? blockK
+        repeats = try a.int("repeat", in: 1...10_000) ?? repeats
+        dump = a.string("dump")
+    }
+
+    func execute() throws {
+        #if CUDA
+        let device = try CUDADevice.open()
+        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), median of \(repeats)")
+        print("    N    D   topk  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
+        for d in dims {
+            for n in lengths {
+                let shape = AttentionShape(batch: 1, heads: heads, queryLength: n, headDim: d)
+                let count = shape.queryElements
+                var rng = CheckRandom(seed: UInt64(n * 1000 + d))
+                func tensor() -> [Float16] {
+                    (0..<count).map { _ in
+                        // Irwin-Hall: the sum of four uniforms, scaled to unit variance.
+                        let u = Double(rng.next() & 0xFFFF) + Double((rng.next() >> 16) & 0xFFFF) + Double((rng.next() >> 32) & 0xFFFF) + Double(rng.next() >> 48)
+                        return Float16((u / 65536 - 2) * 1.7320508)
+                    }
+                }
+                let q = tensor(), k = tensor(), v = tensor()
+                if let dump {
+                    for (name, x) in [("q", q), ("k", k), ("v", v)] {
+                        let t = try Tensor(float16: x.map { Float($0) }, shape: [1, heads, n, d])
+                        try NumpyFile.write(t, path: "\(dump)/\(name)_\(n)_\(d).npy")
+                    }
+                }
+                for topk in topks {
+                    var p = SpargeParameters.recommended
+                    p.selection = .topK(PerHead(topk))
+                    p.pvNumerics = .fp16
+                    (p.blockQ, p.blockK) = (blockQ, blockK)
+                    let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device)
+                    let layout = TensorLayout.hnd(heads: heads, tokens: n, headDim: d)
+                    let dq = try q.withUnsafeBytes { try plan.upload($0) }
+                    let dk = try k.withUnsafeBytes { try plan.upload($0) }
+                    let dv = try v.withUnsafeBytes { try plan.upload($0) }
+                    let out = try plan.allocate(bytes: count * 2)
+                    func t(_ a: DeviceAllocation) -> SpargeCUDAPlan.DeviceTensor { .init(address: a.address, type: .float16, layout: layout) }
+                    let times = try plan.timeResident(q: t(dq), k: t(dk), v: t(dv), output: t(out), warmup: 5, repeats: repeats)
+                    let prep = Timing.median(times.map(\.preparation)), kernel = Timing.median(times.map(\.kernel))
+                    let total = Timing.median(times.map { $0.preparation + $0.kernel })
+                    let density = try plan.lastDensity()
+                    let ops = 4 * Double(n) * Double(n) * Double(d) * Double(heads)
+                    print(String(format: "%6d %4d %6.2f %8.3f %16.3f %10.3f %9.3f %12.1f %24.1f", n, d, topk, density, prep * 1e3, kernel * 1e3,
+                                 total * 1e3, ops / total / 1e12, ops * density / kernel / 1e12))
+                }
+            }
+        }
+        #else
+        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        #endif
+    }
+}

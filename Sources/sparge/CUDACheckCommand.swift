@@ -1,0 +1,191 @@
+import Foundation
+import SpargeAttn
+#if CUDA
+import SpargeCUDA
+#endif
+
+/// `sparge cuda-check`: the GPU backend against the CPU path on the golden cases and on
+/// random shapes: block maps and INT8 tensors must be identical, outputs within cosine 0.9999.
+struct CUDACheckCommand {
+    static let usage = """
+        Usage: sparge cuda-check [--golden DIR] [--random N] [--seed S]
+
+        Runs every input through the CPU path and the GPU backend (fp16 P.V numerics on both)
+        and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
+        output cosine >= 0.9999. Prints one row per case; exit status 1 if any case fails.
+
+          --golden DIR   folder of golden .safetensors cases (q, k, v; metadata 'case' with the
+                         causal flag); each runs with several parameter sets (default ../shared/golden)
+          --random N     random shapes: ragged lengths, GQA, Nq != Nk, causal, head dims 32-128,
+                         HND/NHD, fp32/fp16/bf16 inputs (default 24)
+          --seed S       seed of the random shapes (default 1)
+        """
+
+    var golden: String
+    var random: Int
+    var seed: UInt64
+
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: [], options: ["golden", "random", "seed"])
+        if a.helpRequested { print(Self.usage); return nil }
+        golden = a.string("golden") ?? "../shared/golden"
+        random = try a.int("random", in: 0...100_000) ?? 24
+        seed = UInt64(try a.int("seed", in: 0...Int.max) ?? 1)
+    }
+
+    /// Returns whether every case passed.
+    func execute() throws -> Bool {
+        #if CUDA
+        let device = try CUDADevice.open()
+        print("device: \(device.name), compute capability \(device.computeCapability.major).\(device.computeCapability.minor), driver \(device.driverVersion), NVRTC \(try device.compilerVersion())")
+        var rows: [CUDAAgreement] = []
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: golden)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+        if names.isEmpty { print("no golden cases in \(golden)") }
+        for name in names {
+            rows += try goldenCase(path: golden + "/" + name, device: device)
+        }
+        var rng = CheckRandom(seed: seed)
+        for n in 0..<random { rows.append(try randomCase(index: n, rng: &rng, device: device)) }
+        print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %7@ %7@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
+                     "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "density" as NSString, "skip" as NSString))
+        var failures = 0
+        for r in rows {
+            let ok = r.passed()
+            if !ok { failures += 1 }
+            print(String(format: "%-44@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %7.3f %7.3f %@", r.label as NSString, r.mapMismatches, r.mapEntries,
+                         r.int8Mismatches, r.int8Elements, (r.scalesIdentical ? "equal" : "DIFFER") as NSString, r.cosine, r.relativeL1,
+                         r.maxAbsoluteError, r.density, r.stage2SkippedFraction, (ok ? "PASS" : "FAIL") as NSString))
+        }
+        print("\(rows.count - failures) of \(rows.count) cases pass" + (failures == 0 ? "" : " (\(failures) FAIL)"))
+        return failures == 0
+        #else
+        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        #endif
+    }
+
+    #if CUDA
+    /// One golden file under several parameter sets, fp16 inputs as stored.
+    private func goldenCase(path: String, device: CUDADevice) throws -> [CUDAAgreement] {
+        let file = try SafeTensorsFile.read(path: path)
+        let qt = try file.tensor("q"), kt = try file.tensor("k"), vt = try file.tensor("v")
+        let shape = try RunCommand.shape(q: qt, k: kt, v: vt)
+        let causal = (file.metadata["case"] ?? "").contains("\"causal\": true") || (file.metadata["case"] ?? "").contains("\"causal\":true")
+        let q = try qt.floats().map { Float16($0) }, k = try kt.floats().map { Float16($0) }, v = try vt.floats().map { Float16($0) }
+        let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        var sets: [(String, SpargeParameters, BlockMap?)] = []
+        var p = SpargeParameters.recommended
+        p.pvNumerics = .fp16
+        p.causal = causal
+        sets.append(("topk0.5 b128x64", p, nil))
+        var cdf = SpargeParameters.preset(.sage2CDF, arch: .sm90)
+        cdf.pvNumerics = .fp16
+        cdf.causal = causal
+        sets.append(("sage2-cdf sm90 gpu-rounding", cdf, nil))
+        var tri = SpargeParameters.preset(.triton)
+        tri.causal = causal
+        sets.append(("triton preset", tri, nil))
+        var sink = p
+        sink.selection = .cdf(0.9)
+        sink.simThreshold = 0.3
+        sink.attentionSink = true
+        sink.pvThreshold = 4
+        sets.append(("cdf0.9 sink lambda4", sink, nil))
+        if let m = try? file.tensor("mask.b128x64_cdf"), m.shape.count == 4 {
+            let map = try BlockMap(batch: m.shape[0], heads: m.shape[1], queryBlocks: m.shape[2], keyBlocks: m.shape[3], bits: try m.uint8s())
+            sets.append(("given mask.b128x64_cdf", p, map))
+        }
+        return try sets.map { (label, params, map) in
+            try q.withUnsafeBufferPointer { q in
+                try k.withUnsafeBufferPointer { k in
+                    try v.withUnsafeBufferPointer { v in
+                        try CUDAAgreementCheck.compare(label: "\(base) \(label)", q: AttentionInput(q), k: AttentionInput(k),
+                                                       v: AttentionInput(v), shape: shape, parameters: params, blockMap: map, device: device)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A random shape, layout, element type and parameter set.
+    private func randomCase(index: Int, rng: inout CheckRandom, device: CUDADevice) throws -> CUDAAgreement {
+        let d = [32, 64, 96, 128][rng.int(0...3)]
+        let group = [1, 2, 3][rng.int(0...2)]
+        let kvHeads = rng.int(1...3), batch = rng.int(1...2)
+        let nq = rng.int(1...700), nk = rng.uniform() < 0.5 ? nq : rng.int(1...700)
+        let shape = AttentionShape(batch: batch, heads: kvHeads * group, kvHeads: kvHeads, queryLength: nq, keyLength: nk, headDim: d)
+        var p = SpargeParameters.recommended
+        p.pvNumerics = .fp16
+        p.causal = rng.uniform() < 0.4
+        p.blockQ = [64, 128][rng.int(0...1)]
+        p.blockK = [32, 64, 128][rng.int(0...2)]
+        if rng.uniform() < 0.5 { p.selection = .cdf(PerHead(Float(0.5 + 0.45 * rng.uniform()))); p.simThreshold = PerHead(Float(rng.uniform() * 0.8)) }
+        else { p.selection = .topK(PerHead(Float(0.2 + 0.6 * rng.uniform()))) }
+        p.pvThreshold = rng.uniform() < 0.5 ? PerHead(Float(1 + 10 * rng.uniform())) : 50
+        p.smoothK = rng.uniform() < 0.8
+        p.gpuRounding = rng.uniform() < 0.3
+        p.attentionSink = rng.uniform() < 0.2
+        let nhd = rng.uniform() < 0.4
+        let type = [ElementType.float32, .float16, .bfloat16][rng.int(0...2)]
+        // Structured data (a few directions shared by neighbouring tokens) so selection matters.
+        func tensor(heads: Int, tokens: Int, shift: Float) -> [Float] {
+            var x = [Float](repeating: 0, count: batch * heads * tokens * d)
+            for i in 0..<x.count { x[i] = rng.gaussian() * 0.5 + shift * sin(Float(i / d / 16) + Float(i % d)) }
+            return x
+        }
+        let q = tensor(heads: shape.heads, tokens: nq, shift: 1), k = tensor(heads: kvHeads, tokens: nk, shift: 1.5)
+        let v = tensor(heads: kvHeads, tokens: nk, shift: 0)
+        func layout(_ heads: Int, _ tokens: Int) -> TensorLayout? { nhd ? .nhd(heads: heads, tokens: tokens, headDim: d) : nil }
+        // Reorder HND data into NHD buffers when asked (the same tensor in the other layout).
+        func arranged(_ x: [Float], heads: Int, tokens: Int) -> [Float] {
+            guard nhd else { return x }
+            var y = x
+            for b in 0..<batch { for h in 0..<heads { for t in 0..<tokens { for c in 0..<d {
+                y[((b * tokens + t) * heads + h) * d + c] = x[((b * heads + h) * tokens + t) * d + c]
+            } } } }
+            return y
+        }
+        let qa = arranged(q, heads: shape.heads, tokens: nq), ka = arranged(k, heads: kvHeads, tokens: nk), va = arranged(v, heads: kvHeads, tokens: nk)
+        let label = "random \(index): B\(batch) H\(shape.heads)/\(kvHeads) \(nq)x\(nk) D\(d) \(p.blockQ)x\(p.blockK)\(p.causal ? " causal" : "")\(nhd ? " nhd" : "") \(type.rawValue)"
+        func run(_ body: (AttentionInput, AttentionInput, AttentionInput) throws -> CUDAAgreement) throws -> CUDAAgreement {
+            switch type {
+            case .float32:
+                return try qa.withUnsafeBufferPointer { q in try ka.withUnsafeBufferPointer { k in try va.withUnsafeBufferPointer { v in
+                    try body(AttentionInput(q, layout: layout(shape.heads, nq)), AttentionInput(k, layout: layout(kvHeads, nk)), AttentionInput(v, layout: layout(kvHeads, nk)))
+                } } }
+            case .float16:
+                let (q16, k16, v16) = (qa.map { Float16($0) }, ka.map { Float16($0) }, va.map { Float16($0) })
+                return try q16.withUnsafeBufferPointer { q in try k16.withUnsafeBufferPointer { k in try v16.withUnsafeBufferPointer { v in
+                    try body(AttentionInput(q, layout: layout(shape.heads, nq)), AttentionInput(k, layout: layout(kvHeads, nk)), AttentionInput(v, layout: layout(kvHeads, nk)))
+                } } }
+            case .bfloat16:
+                let (qb, kb, vb) = (qa.map { BFloat16($0) }, ka.map { BFloat16($0) }, va.map { BFloat16($0) })
+                return try qb.withUnsafeBufferPointer { q in try kb.withUnsafeBufferPointer { k in try vb.withUnsafeBufferPointer { v in
+                    try body(AttentionInput(q, layout: layout(shape.heads, nq)), AttentionInput(k, layout: layout(kvHeads, nk)), AttentionInput(v, layout: layout(kvHeads, nk)))
+                } } }
+            }
+        }
+        return try run { q, k, v in
+            try CUDAAgreementCheck.compare(label: label, q: q, k: k, v: v, shape: shape, parameters: p, device: device)
+        }
+    }
+    #endif
+}
+
+/// A small deterministic generator (splitmix64) for the check's random cases.
+struct CheckRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1 }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+    mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
+    mutating func gaussian() -> Float {
+        let u = Swift.max(uniform(), 1e-300), w = uniform()
+        return Float((-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Double.pi * w))
+    }
+}
