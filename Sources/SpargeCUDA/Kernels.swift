@@ -21,15 +21,32 @@ enum Kernels {
     /// The stage-2 kernel for a configuration and the dynamic shared memory it needs for `keyBlocks`.
     static func attention(_ device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int, keyBlocks: Int) throws -> (CUhandle, Int) {
         let kTile = blockK * (d + 16), vTile = blockK * (d + 8) * 2
-        let shared = 2 * (kTile + vTile) + keyBlocks * 8 + (blockQ / 16) * 4 + 8
+        let shared = stages * (kTile + vTile) + keyBlocks * 12 + 2 * (blockQ / 16) * 4 + 8
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let f = try device.function("sparse_attention", program: "sparge_attention_d\(d)_q\(blockQ)_k\(blockK)",
+        let f = try device.function("sparse_attention", program: "sparge_attention_d\(d)_q\(blockQ)_k\(blockK)_s\(stages)_m\(minBlocks(headDim: d, blockQ: blockQ))_e\(halfExp ? 1 : 0)",
                                     source: AttentionSource.text,
-                                    options: ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "--std=c++17"],
+                                    options: ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DSTAGES=\(stages)",
+                                              "-DMIN_BLOCKS=\(minBlocks(headDim: d, blockQ: blockQ))", "-DEXP_F16=\(halfExp ? 1 : 0)", "--std=c++17"],
                                     sharedBytes: device.maxSharedBytes)
         return (f, shared)
+    }
+
+    /// cp.async pipeline depth and the blocks per SM the register budget must allow, chosen by
+    /// measurement on an H100; `SPARGE_CUDA_STAGES` / `SPARGE_CUDA_MIN_BLOCKS` override them
+    /// (for tuning on other GPUs).
+    static var stages: Int { environmentInt("SPARGE_CUDA_STAGES", in: 2...4) ?? 2 }
+    /// P = 2^x in fp16 pairs (default; `SPARGE_CUDA_EXP_F16=0`: fp32 exp2, then rounding).
+    static var halfExp: Bool { environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) != 0 }
+
+    static func minBlocks(headDim d: Int, blockQ: Int) -> Int {
+        environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...4) ?? (d > 64 ? (blockQ <= 64 ? 2 : 1) : (blockQ <= 64 ? 3 : 2))
+    }
+
+    static func environmentInt(_ name: String, in range: ClosedRange<Int>) -> Int? {
+        guard let s = environmentPaths(name).first, let v = Int(s), range.contains(v) else { return nil }
+        return v
     }
 }
 
@@ -95,5 +112,36 @@ public enum SpargeCUDAKernels {
 
     /// The version of the NVRTC that ``compileAll(architecture:)`` loads.
     public static func compilerVersion() throws -> (major: Int, minor: Int) { try NVRTC().version }
+}
+#endif
+
+#if CUDA
+/// Device events after each kernel of one call, for the per-kernel times of the preparation.
+final class KernelProfiler {
+    let device: CUDADevice
+    private var marks: [(String, CUhandle)] = []
+    init(device: CUDADevice) { self.device = device }
+
+    func start() throws { try mark("start") }
+
+    func mark(_ label: String) throws {
+        var e: CUhandle? = nil
+        try device.api.check(device.api.cuEventCreate(&e, 0), "cuEventCreate")
+        try device.api.check(device.api.cuEventRecord(e!, nil), "cuEventRecord")
+        marks.append((label, e!))
+    }
+
+    func times() throws -> [(String, Double)] {
+        var out: [(String, Double)] = []
+        for n in 1..<marks.count {
+            try device.api.check(device.api.cuEventSynchronize(marks[n].1), "cuEventSynchronize")
+            var ms: Float = 0
+            try device.api.check(device.api.cuEventElapsedTime(&ms, marks[n - 1].1, marks[n].1), "cuEventElapsedTime")
+            out.append((marks[n].0, Double(ms)))
+        }
+        return out
+    }
+
+    deinit { for (_, e) in marks { _ = device.api.cuEventDestroy(e) } }
 }
 #endif

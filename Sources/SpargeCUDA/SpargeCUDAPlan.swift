@@ -125,6 +125,18 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// Times the whole pipeline on tensors already on the device with device events:
     /// `(stage 1 + quantization, stage 2)` in seconds for each of `repeats` runs after
     /// `warmup` runs. The output tensor is overwritten.
+    /// The device time of each preparation kernel of one call (milliseconds, in launch order),
+    /// on tensors already on the device.
+    public func profilePreparation(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws -> [(String, Double)] {
+        lock.lock(); defer { lock.unlock() }
+        try device.makeCurrent()
+        let events = try EventPair(device: device)
+        let profiler = KernelProfiler(device: device)
+        try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events, profiler: profiler)
+        _ = try events.elapsed()
+        return try profiler.times()
+    }
+
     public func timeResident(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                              warmup: Int = 3, repeats: Int = 20) throws -> [(preparation: Double, kernel: Double)] {
         lock.lock(); defer { lock.unlock() }
@@ -162,7 +174,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// Launches every kernel of one call on the default stream, recording `events` around
     /// the preparation (stage 1 + quantization) and stage 2.
     private func launchAll(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                           predict: Bool, events: EventPair) throws {
+                           predict: Bool, events: EventPair, profiler: KernelProfiler? = nil) throws {
         let s = shape, p = parameters, d = s.headDim, dev = device, b = buffers
         let B = s.batch, H = s.heads, Hkv = s.kvHeads
         let scale = p.softmaxScale ?? (1 / Float(d).squareRoot())
@@ -180,13 +192,13 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try b.qPooled.reserve(B * H * nq * d * 4)
         try b.qSim.reserve(B * H * nq * 4)
         try b.map.reserve(B * H * nq * nk)
-        try b.v16.reserve(B * Hkv * keyRowsPadded * d * 2)
         try b.counts.reserve(B * H * nq * 2 * 4)
         try lambdas.withUnsafeBytes { try b.lambda.upload($0.baseAddress!, bytes: $0.count) }
         try thetas.withUnsafeBytes { try b.theta.upload($0.baseAddress!, bytes: $0.count) }
         try selections.withUnsafeBytes { try b.selection.upload($0.baseAddress!, bytes: $0.count) }
 
         try events.recordStart()
+        try profiler?.start()
         // Section 1: K mean (zero without smoothing).
         if p.smoothK {
             let f1 = try Kernels.prepare(dev, "k_mean_partial")
@@ -200,6 +212,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a2.add(b.kPartial.pointer); a2.add(int: chunks); a2.add(int: s.keyLength); a2.add(int: d)
             a2.add(int: p.gpuRounding ? 1 : 0); a2.add(b.kMean.pointer)
             try dev.launch(f2, grid: (B * Hkv, 1), block: 64, a2, name: "k_mean_finish")
+            try profiler?.mark("K mean")
         } else {
             try dev.api.check(dev.api.cuMemsetD8(b.kMean.pointer, 0, B * Hkv * d * 4), "cuMemsetD8")
         }
@@ -207,40 +220,64 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try prepareBlocks(x: k, heads: Hkv, tokens: s.keyLength, blockSize: p.blockK, blocks: nk,
                           mean: b.kMean.pointer, premultiplier: 1, partialNever: p.partialBlocks == .neverSelfSimilar,
                           int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
+        try profiler?.mark("K blocks")
         let queryRule = SpargeAttention.queryPartialBlockRule(shape: s, parameters: p)
         try prepareBlocks(x: q, heads: H, tokens: s.queryLength, blockSize: p.blockQ, blocks: nq,
                           mean: 0, premultiplier: premultiplier, partialNever: queryRule == .neverSelfSimilar,
                           int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer, sim: b.qSim.pointer)
+        try profiler?.mark("Q blocks")
         // Section 2, steps 3-7.
         if predict {
+            try b.scores.reserve(B * H * nq * nk * 4)
+            let fs = try Kernels.prepare(dev, "block_scores")
+            var a0 = KernelArguments()
+            a0.add(b.qPooled.pointer); a0.add(b.kPooled.pointer); a0.add(b.kSim.pointer)
+            a0.add(int: H); a0.add(int: s.groupSize); a0.add(int: nq); a0.add(int: nk); a0.add(int: d)
+            a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
+            a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuRounding ? 1 : 0)
+            a0.add(b.scores.pointer)
+            try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * d + 32 * (d + 1)) * 4,
+                           a0, name: "block_scores")
+            try profiler?.mark("scores")
             var p2 = 1
             while p2 < nk { p2 <<= 1 }
-            let shared = p2 * 8 + (nk + d + 64) * 4 + nk
+            let shared = p2 * 8 + (nk + 64) * 4 + nk
             let f = try Kernels.prepare(dev, "select_blocks")
             var a = KernelArguments()
-            a.add(b.qPooled.pointer); a.add(b.qSim.pointer); a.add(b.kPooled.pointer); a.add(b.kSim.pointer)
-            a.add(int: H); a.add(int: s.groupSize); a.add(int: nq); a.add(int: nk); a.add(int: p2); a.add(int: d)
-            a.add(int: p.blockQ); a.add(int: p.blockK); a.add(scale)
+            a.add(b.scores.pointer); a.add(b.qSim.pointer); a.add(b.kSim.pointer)
+            a.add(int: H); a.add(int: s.groupSize); a.add(int: nq); a.add(int: nk); a.add(int: p2)
+            a.add(int: p.blockQ); a.add(int: p.blockK)
             a.add(b.theta.pointer); a.add(b.selection.pointer)
             a.add(int: { if case .topK = p.selection { return 1 } else { return 0 } }())
             a.add(int: p.causal ? 1 : 0); a.add(int: s.keyLength - s.queryLength); a.add(int: p.attentionSink ? 1 : 0)
             a.add(int: p.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
             try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
+            try profiler?.mark("selection")
         }
-        // V in fp16, padded to whole key blocks.
-        let fv = try Kernels.prepare(dev, "prep_values")
-        var av = KernelArguments()
-        av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
-        av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: keyRowsPadded); av.add(int: d)
-        av.add(b.v16.pointer)
-        try dev.launch(fv, grid: ((keyRowsPadded * d + 255) / 256, B * Hkv), block: 256, av, name: "prep_values")
+        // V for the fp16 tensor cores: read in place when it is fp16 with 16-byte aligned rows,
+        // else converted once into a contiguous fp16 copy.
+        var vTensor = (address: v.address, layout: v.layout)
+        let inPlace = v.type == .float16 && v.address % 16 == 0 && v.layout.tokenStride % 8 == 0
+            && v.layout.headStride % 8 == 0 && v.layout.batchStride % 8 == 0
+        if !inPlace {
+            try b.v16.reserve(B * Hkv * s.keyLength * d * 2)
+            let fv = try Kernels.prepare(dev, "prep_values")
+            var av = KernelArguments()
+            av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
+            av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: s.keyLength); av.add(int: d)
+            av.add(b.v16.pointer)
+            try dev.launch(fv, grid: ((s.keyLength * d + 255) / 256, B * Hkv), block: 256, av, name: "prep_values")
+            try profiler?.mark("V fp16")
+            vTensor = (b.v16.pointer, .hnd(heads: Hkv, tokens: s.keyLength, headDim: d))
+        }
         try events.recordMiddle()
         // Section 4: stage 2.
         let (fa, shared) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk)
         var a = KernelArguments()
-        a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
+        a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(vTensor.address)
+        a.add(long: vTensor.layout.batchStride); a.add(long: vTensor.layout.headStride); a.add(long: vTensor.layout.tokenStride)
         a.add(b.map.pointer); a.add(int: H); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
-        a.add(int: keyRowsPadded); a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
+        a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
         a.add(p.quantization == .triton ? Float(1) : scale * log2e)
         a.add(int: p.causal && p.causalMasking == .token ? 1 : 0); a.add(int: s.keyLength - s.queryLength)
         a.add(int: p.stage2ExemptTailBlocks); a.add(int: p.tritonKeyPadding ? 1 : 0)
@@ -254,25 +291,26 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                                premultiplier: Float, partialNever: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
                                pooled: CUdeviceptr, sim: CUdeviceptr) throws {
         let d = shape.headDim
-        let shared = (blockSize * d + blockSize + d + 32) * 4
-        let f = try Kernels.prepare(device, "prep_blocks")
+        let shared = (blockSize * (d + 1) + blockSize + d + 64) * 4
+        let name = ["prep_blocks_f32", "prep_blocks_f16", "prep_blocks_bf16"][x.type.code]
+        let f = try Kernels.prepare(device, name)
         var a = KernelArguments()
-        a.add(x.address); a.add(int: x.type.code); a.add(long: x.layout.batchStride); a.add(long: x.layout.headStride)
+        a.add(x.address); a.add(long: x.layout.batchStride); a.add(long: x.layout.headStride)
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
         a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
-        try device.launch(f, grid: (blocks, shape.batch * heads), block: 128, sharedBytes: shared, a, name: "prep_blocks")
+        try device.launch(f, grid: (blocks, shape.batch * heads), block: 128, sharedBytes: shared, a, name: name)
     }
 
     /// The plan's device memory, grown on demand and kept between calls.
     final class Buffers: @unchecked Sendable {
         let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
-            lambda, theta, selection: DeviceBuffer
+            lambda, theta, selection, scores: DeviceBuffer
         init(device: CUDADevice) {
             func make() -> DeviceBuffer { DeviceBuffer(device: device) }
             (q, k, v, out, kMean, kPartial, k8) = (make(), make(), make(), make(), make(), make(), make())
             (kScale, kPooled, kSim, q8, qScale, qPooled, qSim) = (make(), make(), make(), make(), make(), make(), make())
-            (map, v16, counts, lambda, theta, selection) = (make(), make(), make(), make(), make(), make())
+            (map, v16, counts, lambda, theta, selection, scores) = (make(), make(), make(), make(), make(), make(), make())
         }
     }
 }

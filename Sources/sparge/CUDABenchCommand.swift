@@ -18,6 +18,7 @@ struct CUDABenchCommand {
         block-sparse kernel, per top-k density. TOPS counts the dense-equivalent 4*N^2*D*H
         operations over the end-to-end time (what SDPA's TOPS counts).
 
+          --profile    also print the device time of each preparation kernel
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """
 
@@ -28,9 +29,10 @@ struct CUDABenchCommand {
     var blockQ = 128, blockK = 64
     var repeats = 30
     var dump: String?
+    var profile = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "repeat", "dump"])
+        let a = try Arguments(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "repeat", "dump"])
         if a.helpRequested { print(Self.usage); return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
@@ -51,6 +53,7 @@ struct CUDABenchCommand {
         blockK = try a.int("bk", in: 16...128) ?? blockK
         repeats = try a.int("repeat", in: 1...10_000) ?? repeats
         dump = a.string("dump")
+        profile = a.flag("profile")
     }
 
     func execute() throws {
@@ -93,6 +96,10 @@ struct CUDABenchCommand {
                     let prep = Timing.median(times.map(\.preparation)), kernel = Timing.median(times.map(\.kernel))
                     let total = Timing.median(times.map { $0.preparation + $0.kernel })
                     let density = try plan.lastDensity()
+                    if profile {
+                        let parts = try plan.profilePreparation(q: t(dq), k: t(dk), v: t(dv), output: t(out))
+                        print("        preparation: " + parts.map { String(format: "%@ %.3f ms", $0.0 as NSString, $0.1) }.joined(separator: ", "))
+                    }
                     let ops = 4 * Double(n) * Double(n) * Double(d) * Double(heads)
                     print(String(format: "%6d %4d %6.2f %8.3f %16.3f %10.3f %9.3f %12.1f %24.1f", n, d, topk, density, prep * 1e3, kernel * 1e3,
                                  total * 1e3, ops / total / 1e12, ops * density / kernel / 1e12))

@@ -22,6 +22,7 @@ extern "C" __global__ void k_mean_partial(const void* k, int type, i64 bs, i64 h
             r = s;
         } else {
             float s = 0;
+            #pragma unroll 8
             for (int t = t0; t < t1; t++) s = __fadd_rn(s, ldx(k, base + t * ts, type));
             r = (double)s;
         }
@@ -34,6 +35,7 @@ extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int 
     int bh = blockIdx.x;
     for (int c = threadIdx.x; c < D; c += blockDim.x) {
         double s = 0;
+        #pragma unroll 16
         for (int ch = 0; ch < chunks; ch++) s += partial[((i64)bh * chunks + ch) * D + c];
         float m = (float)(s / (double)N);
         mean[(i64)bh * D + c] = gpuRound ? roundh(m) : m;
@@ -41,9 +43,11 @@ extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int 
 }
 
 // Sections 1-3 for one block of Q or K: (K' = K - mean), pooled mean, self-similarity,
-// scale and INT8 values. grid (blocks, B*H), dynamic shared memory:
-// (blockSize * D + blockSize + D + 32) floats.
-extern "C" __global__ void prep_blocks(const void* x, int type, i64 bs, i64 hs, i64 ts,
+// scale and INT8 values. grid (blocks, B*H), dynamic shared memory
+// (blockSize * (D + 1) + blockSize + D + 64) floats. Instantiated per input element type so the
+// loads are plain and batched.
+template <int TYPE>
+DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever,
         signed char* q8, float* scaleOut, float* pooledOut, float* simOut) {
     extern __shared__ float sm[];
@@ -51,23 +55,33 @@ extern "C" __global__ void prep_blocks(const void* x, int type, i64 bs, i64 hs, 
     int b = bh / H, h = bh % H;
     int start = j * blockSize, rows = min(blockSize, N - start);
     float* xs = sm;
-    float* norms = xs + blockSize * D;
+    const int DP = D + 1;                // padded rows: row-wise and column-wise reads are conflict-free
+    float* norms = xs + blockSize * DP;
     float* usum = norms + blockSize;
     float* red = usum + D;
     const float* mu = mean ? mean + (i64)bh * D : 0;
     int tid = threadIdx.x, nt = blockDim.x;
-    for (int e = tid; e < rows * D; e += nt) {
-        int r = e / D, c = e - r * D;
-        float v = ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c, type);
-        if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), mu[c])) : __fsub_rn(v, mu[c]);
-        else if (gpuRound) v = roundh(v);
-        xs[e] = v;
+    float amax = 0;
+    // Each pass of the threads covers nt / D whole rows.
+    const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
+    if (r0 < rowsPerPass) {
+        const float m = mu ? mu[c0] : 0.0f;
+        #pragma unroll 8
+        for (int r = r0; r < rows; r += rowsPerPass) {
+            float v = ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c0, TYPE);
+            if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), m)) : __fsub_rn(v, m);
+            else if (gpuRound) v = roundh(v);
+            xs[r * DP + c0] = v;
+            amax = fmaxf(amax, fabsf(v));
+        }
     }
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if ((tid & 31) == 0) red[tid >> 5] = amax;
     __syncthreads();
     // Row norms, eight lanes as the CPU's SIMD8 loop, then its horizontal sum and the tail.
     int vend = D & ~7;
     for (int r = tid; r < rows; r += nt) {
-        const float* row = xs + r * D;
+        const float* row = xs + r * DP;
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         for (int c = 0; c < vend; c += 8) {
             s0 = madd(row[c], row[c], s0); s1 = madd(row[c + 1], row[c + 1], s1);
@@ -80,28 +94,49 @@ extern "C" __global__ void prep_blocks(const void* x, int type, i64 bs, i64 hs, 
         for (int c = vend; c < D; c++) n2 = __fadd_rn(n2, __fmul_rn(row[c], row[c]));
         norms[r] = __fsqrt_rn(n2);
     }
-    __syncthreads();
-    float n = (float)rows;
-    for (int c = tid; c < D; c += nt) {
-        float p = 0, u = 0;
-        for (int r = 0; r < rows; r++) {
-            float v = xs[r * D + c];
-            p = __fadd_rn(p, v);
-            float w = __fdiv_rn(v, norms[r]);
-            u = __fadd_rn(u, gpuRound ? roundh(w) : w);
-        }
-        float m = __fdiv_rn(p, n);
-        pooledOut[((i64)bh * nb + j) * D + c] = gpuRound ? roundh(m) : m;
-        usum[c] = u;
-    }
-    float amax = 0;
-    for (int e = tid; e < rows * D; e += nt) amax = fmaxf(amax, fabsf(xs[e]));
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    if ((tid & 31) == 0) red[tid >> 5] = amax;
-    __syncthreads();
     if (tid == 0) {
         float m = 0;
         for (int w = 0; w < (nt + 31) / 32; w++) m = fmaxf(m, red[w]);
+        red[32] = __fadd_rn(__fdiv_rn(__fmul_rn(m, premul), 127.0f), 1e-7f);
+    }
+    __syncthreads();
+    const float sc = red[32];
+    signed char* dst = q8 + ((i64)bh * N + start) * D;
+    if (r0 < rowsPerPass) {
+        #pragma unroll 4
+        for (int r = r0; r < rows; r += rowsPerPass) {
+            float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
+            float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
+            dst[r * D + c0] = (signed char)(int)(y < 0 ? -t : t);
+        }
+    }
+    // Column sums in the CPU's row order: first the pooled mean, then (after the divisions,
+    // done in parallel in place) the sum of unit rows.
+    float n = (float)rows;
+    for (int c = tid; c < D; c += nt) {
+        float p = 0;
+        #pragma unroll 8
+        for (int r = 0; r < rows; r++) p = __fadd_rn(p, xs[r * DP + c]);
+        float m = __fdiv_rn(p, n);
+        pooledOut[((i64)bh * nb + j) * D + c] = gpuRound ? roundh(m) : m;
+    }
+    __syncthreads();
+    if (r0 < rowsPerPass) {
+        #pragma unroll 4
+        for (int r = r0; r < rows; r += rowsPerPass) {
+            float w = __fdiv_rn(xs[r * DP + c0], norms[r]);
+            xs[r * DP + c0] = gpuRound ? roundh(w) : w;
+        }
+    }
+    __syncthreads();
+    for (int c = tid; c < D; c += nt) {
+        float u = 0;
+        #pragma unroll 8
+        for (int r = 0; r < rows; r++) u = __fadd_rn(u, xs[r * DP + c]);
+        usum[c] = u;
+    }
+    __syncthreads();
+    if (tid == 0) {
         float sim;
         if (rows < blockSize && partialNever) sim = __int_as_float(0x7fc00000);
         else {
@@ -110,49 +145,74 @@ extern "C" __global__ void prep_blocks(const void* x, int type, i64 bs, i64 hs, 
             sim = __fdiv_rn(total, __fmul_rn(n, n));
         }
         simOut[(i64)bh * nb + j] = sim;
-        float sc = __fadd_rn(__fdiv_rn(__fmul_rn(m, premul), 127.0f), 1e-7f);
         scaleOut[(i64)bh * nb + j] = sc;
-        red[0] = sc;
-    }
-    __syncthreads();
-    float sc = red[0];
-    signed char* dst = q8 + ((i64)bh * N + start) * D;
-    for (int e = tid; e < rows * D; e += nt) {
-        float y = __fdiv_rn(__fmul_rn(xs[e], premul), sc);
-        float t = floorf(__fadd_rn(fabsf(y), 0.5f));
-        t = fminf(t, 127.0f);
-        dst[e] = (signed char)(int)(y < 0 ? -t : t);
     }
 }
+#define PREP_BLOCKS(NAME, TYPE) \
+extern "C" __global__ void NAME(const void* x, i64 bs, i64 hs, i64 ts, int H, int N, int D, int blockSize, \
+        const float* mean, float premul, int gpuRound, int partialNever, signed char* q8, float* scaleOut, \
+        float* pooledOut, float* simOut) { \
+    prep_blocks_body<TYPE>(x, bs, hs, ts, H, N, D, blockSize, mean, premul, gpuRound, partialNever, q8, scaleOut, pooledOut, simOut); \
+}
+PREP_BLOCKS(prep_blocks_f32, 0)
+PREP_BLOCKS(prep_blocks_f16, 1)
+PREP_BLOCKS(prep_blocks_bf16, 2)
 
-// Section 2, steps 3-7, for query block blockIdx.x of head blockIdx.y. Dynamic shared
-// memory: P2 * 8 (sort keys) + (nk + D + 64) * 4 + nk bytes, P2 = next power of two >= nk.
-extern "C" __global__ void select_blocks(const float* pooledQ, const float* simQ, const float* pooledK, const float* simK,
-        int H, int groupSize, int nq, int nk, int P2, int D, int bq, int bk, float scale,
+// Section 2, step 3: compressed scores of 8 query blocks x 32 key blocks per thread block,
+// each a sequential dot product in the CPU's order, with the -inf of key blocks that are not
+// self-similar and of the causal future. grid (ceil(nq/8), ceil(nk/32), B*H), 256 threads,
+// dynamic shared memory (8 * D + 32 * (D + 1)) floats.
+extern "C" __global__ void block_scores(const float* pooledQ, const float* pooledK, const float* simK,
+        int H, int groupSize, int nq, int nk, int D, int bq, int bk, float scale, const float* theta,
+        int causal, int offset, int gpuRound, float* scores) {
+    extern __shared__ float sm[];
+    float* pq = sm;
+    float* pk = sm + 8 * D;
+    int bh = blockIdx.z, b = bh / H, h = bh % H, kh = b * (H / groupSize) + h / groupSize;
+    int i0 = blockIdx.x * 8, j0 = blockIdx.y * 32, tid = threadIdx.x;
+    for (int e = tid; e < 8 * D; e += 256) {
+        int r = e / D;
+        pq[e] = i0 + r < nq ? pooledQ[((i64)bh * nq + i0) * D + e] : 0.0f;
+    }
+    for (int e = tid; e < 32 * D; e += 256) {
+        int r = e / D, c = e - r * D;
+        pk[r * (D + 1) + c] = j0 + r < nk ? pooledK[((i64)kh * nk + j0) * D + e] : 0.0f;
+    }
+    __syncthreads();
+    int i = i0 + (tid >> 5), j = j0 + (tid & 31);
+    if (i >= nq || j >= nk) return;
+    float th = theta[h];
+    float s;
+    if (!(simK[(i64)kh * nk + j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))) s = -SP_INF;
+    else {
+        const float* a = pq + (tid >> 5) * D;
+        const float* k = pk + (tid & 31) * (D + 1);
+        float dot = 0;
+        for (int c = 0; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(a[c], k[c]));
+        s = gpuRound ? roundh(__fmul_rn(roundh(dot), scale)) : __fmul_rn(dot, scale);
+    }
+    scores[((i64)bh * nq + i) * nk + j] = s;
+}
+
+// Section 2, steps 4-7, for query block blockIdx.x of head blockIdx.y, from the compressed
+// scores. Dynamic shared memory: P2 * 8 (sort keys) + (nk + 64) * 4 + nk bytes,
+// P2 = next power of two >= nk.
+extern "C" __global__ void select_blocks(const float* scores, const float* simQ, const float* simK,
+        int H, int groupSize, int nq, int nk, int P2, int bq, int bk,
         const float* theta, const float* sel, int isTopK, int causal, int offset, int sink, int gpuRound,
         unsigned char* map, float* probsOut) {
     extern __shared__ u64 keys[];
     float* probs = (float*)(keys + P2);
-    float* pq = probs + nk;
-    float* red = pq + D;
+    float* red = probs + nk;
     unsigned char* rowm = (unsigned char*)(red + 64);
     int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     int kh = b * (H / groupSize) + h / groupSize;
     int tid = threadIdx.x, nt = blockDim.x;
-    for (int c = tid; c < D; c += nt) pq[c] = pooledQ[((i64)bh * nq + i) * D + c];
-    __syncthreads();
     float th = theta[h];
     const float* sk = simK + (i64)kh * nk;
     float lmax = -SP_INF;
     for (int j = tid; j < nk; j += nt) {
-        float s;
-        if (!(sk[j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))) s = -SP_INF;
-        else {
-            const float* pk = pooledK + ((i64)kh * nk + j) * D;
-            float dot = 0;
-            for (int c = 0; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(pq[c], pk[c]));
-            s = gpuRound ? roundh(__fmul_rn(roundh(dot), scale)) : __fmul_rn(dot, scale);
-        }
+        float s = scores[((i64)bh * nq + i) * nk + j];
         probs[j] = s;
         lmax = fmaxf(lmax, s);
     }
