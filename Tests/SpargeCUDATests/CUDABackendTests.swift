@@ -1,0 +1,86 @@
+#if CUDA
+import Foundation
+import Testing
+import SpargeAttn
+import SpargeCUDA
+
+/// The GPU backend's contract that holds on any machine: configurations it cannot run are
+/// refused with ``CUDAError/unsupported(_:)`` before any driver is touched, and a machine
+/// without the NVIDIA driver gets ``CUDAError/libraryNotFound(library:tried:hint:)``.
+@Suite struct CUDABackendTests {
+    static let shape = AttentionShape(batch: 1, heads: 2, queryLength: 300, headDim: 64)
+
+    static func fp16() -> SpargeParameters {
+        var p = SpargeParameters.recommended
+        p.pvNumerics = .fp16
+        return p
+    }
+
+    @Test func unsupportedConfigurationsAreRefusedWithAReason() throws {
+        func expectUnsupported(_ shape: AttentionShape, _ p: SpargeParameters, mentions word: String) {
+            do {
+                _ = try SpargeCUDAPlan(shape: shape, parameters: p)
+                Issue.record("expected an unsupported-configuration error mentioning \(word)")
+            } catch CUDAError.unsupported(let message) {
+                #expect(message.contains(word), "\(message)")
+            } catch {
+                Issue.record("expected CUDAError.unsupported, got \(error)")
+            }
+        }
+        expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 80), Self.fp16(), mentions: "head dim 80")
+        expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 256), Self.fp16(), mentions: "head dim 256")
+        var fp32 = Self.fp16()
+        fp32.pvNumerics = .fp32
+        expectUnsupported(Self.shape, fp32, mentions: "pvNumerics = .fp16")
+        var blocks = Self.fp16()
+        blocks.blockQ = 256
+        expectUnsupported(Self.shape, blocks, mentions: "blockQ 256")
+    }
+
+    @Test func invalidParametersGetTheLibrarysOwnError() {
+        var p = Self.fp16()
+        p.selection = .topK(1.5)
+        #expect(throws: SpargeError.self) { _ = try SpargeCUDAPlan(shape: Self.shape, parameters: p) }
+    }
+
+    /// Without a driver the error names the library, what was tried and how to fix it; with
+    /// one, the device reports a compute capability of 8.0 or more.
+    @Test func deviceOpensOrExplainsWhyNot() throws {
+        do {
+            let d = try CUDADevice.open()
+            #expect(d.computeCapability.major >= 8)
+        } catch CUDAError.libraryNotFound(let lib, let tried, let hint) {
+            #expect(lib.contains("libcuda"))
+            #expect(tried.contains("libcuda.so.1"))
+            #expect(hint.contains("SPARGE_CUDA_DRIVER"))
+            let text = String(describing: CUDAError.libraryNotFound(library: lib, tried: tried, hint: hint))
+            #expect(text.contains("cannot load"))
+        }
+    }
+
+    /// On a machine with a GPU: identical masks and INT8 tensors, output cosine >= 0.9999
+    /// against the CPU path (the same check `sparge cuda-check` runs on the goldens and
+    /// random shapes). Skipped, with the reason printed, where no driver can be loaded.
+    @Test func agreesWithTheCPUPathOnAGPU() throws {
+        let device: CUDADevice
+        do { device = try CUDADevice.open() } catch CUDAError.libraryNotFound(let lib, _, _) {
+            print("SKIP GPU agreement test: \(lib) cannot be loaded on this machine (no NVIDIA driver)")
+            return
+        }
+        var rng = SystemRandomNumberGenerator()
+        let shape = AttentionShape(batch: 1, heads: 4, kvHeads: 2, queryLength: 777, keyLength: 901, headDim: 64)
+        let q = (0..<shape.queryElements).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
+        let k = (0..<shape.keyElements).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
+        let v = (0..<shape.keyElements).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
+        for causal in [false, true] {
+            var p = Self.fp16()
+            p.causal = causal
+            let r = try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+                try CUDAAgreementCheck.compare(label: "random", q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
+                                               shape: shape, parameters: p, device: device)
+            } } }
+            #expect(r.passed(), "\(r)")
+        }
+    }
+}
+#endif
