@@ -254,6 +254,11 @@ struct CLITests {
             ("unknown command", ["frobnicate"]),
             ("unknown flag", ["run", "--input", input.path, "--frobnicate"]),
             ("missing --input", ["run"]),
+            // The default build has no GPU code: the message says how to get it.
+            ("--backend cuda in a build without the trait", ["run", "--input", input.path, "--backend", "cuda"]),
+            ("--backend metal", ["run", "--input", input.path, "--backend", "metal"]),
+            ("bench --backend cuda in a build without the trait", ["bench", "--backend", "cuda"]),
+            ("cuda-check in a build without the trait", ["cuda-check", "--random", "0"]),
             ("missing value", ["run", "--input"]),
             ("--topk 2", ["run", "--input", input.path, "--topk", "2"]),
             ("--topk not a number", ["run", "--input", input.path, "--topk", "half"]),
