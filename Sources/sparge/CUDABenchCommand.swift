@@ -69,7 +69,8 @@ struct CUDABenchCommand {
                 func tensor() -> [Float16] {
                     (0..<count).map { _ in
                         // Irwin-Hall: the sum of four uniforms, scaled to unit variance.
-                        let u = Double(rng.next() & 0xFFFF) + Double((rng.next() >> 16) & 0xFFFF) + Double((rng.next() >> 32) & 0xFFFF) + Double(rng.next() >> 48)
+                        let r = rng.next()
+                        let u = Double(r & 0xFFFF) + Double((r >> 16) & 0xFFFF) + Double((r >> 32) & 0xFFFF) + Double(r >> 48)
                         return Float16((u / 65536 - 2) * 1.7320508)
                     }
                 }

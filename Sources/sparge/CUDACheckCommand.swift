@@ -171,21 +171,9 @@ struct CUDACheckCommand {
     #endif
 }
 
-/// A small deterministic generator (splitmix64) for the check's random cases.
-struct CheckRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
+/// The check's random cases: the library's SplitMix64 plus a bounded integer.
+typealias CheckRandom = VideoLikeWorkload.SplitMix64
+
+extension VideoLikeWorkload.SplitMix64 {
     mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
-    mutating func gaussian() -> Float {
-        let u = Swift.max(uniform(), 1e-300), w = uniform()
-        return Float((-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Double.pi * w))
-    }
 }
