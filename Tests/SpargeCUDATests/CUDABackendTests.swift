@@ -37,6 +37,24 @@ import SpargeCUDA
         expectUnsupported(Self.shape, blocks, mentions: "blockQ 256")
     }
 
+    /// The backend choice: `.cpu` is the CPU entry point itself (same bits).
+    @Test func cpuBackendIsTheCPUPath() throws {
+        let shape = AttentionShape(batch: 1, heads: 2, queryLength: 200, headDim: 32)
+        var rng = SystemRandomNumberGenerator()
+        let q = (0..<shape.queryElements).map { _ in Float.random(in: -1...1, using: &rng) }
+        var a = [Float](repeating: 0, count: shape.queryElements), b = a
+        let ra = try q.withUnsafeBufferPointer { x in try a.withUnsafeMutableBufferPointer { o in
+            try SpargeAttention.sparse(q: AttentionInput(x), k: AttentionInput(x), v: AttentionInput(x), output: AttentionOutput(o),
+                                       shape: shape, backend: .cpu(threads: 2))
+        } }
+        let rb = try q.withUnsafeBufferPointer { x in try b.withUnsafeMutableBufferPointer { o in
+            try SpargeAttention.sparse(q: AttentionInput(x), k: AttentionInput(x), v: AttentionInput(x), output: AttentionOutput(o),
+                                       shape: shape, threads: 1)
+        } }
+        #expect(a == b)
+        #expect(ra == rb)
+    }
+
     @Test func invalidParametersGetTheLibrarysOwnError() {
         var p = Self.fp16()
         p.selection = .topK(1.5)
