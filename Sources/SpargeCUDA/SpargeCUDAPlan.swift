@@ -18,11 +18,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     public let parameters: SpargeParameters
     public let device: CUDADevice
 
-    let nq: Int, nk: Int, keyRowsPadded: Int
+    let nq: Int, nk: Int
     private let lock = NSLock()
     private let buffers: Buffers
     var mapBuffer: DeviceBuffer { buffers.map }
-    private var lambdas: [Float], thetas: [Float], selections: [Float]
 
     /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
     /// (device 0 by default). Throws ``SpargeAttn/SpargeError`` for invalid input and
@@ -36,16 +35,20 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         self.device = try device ?? CUDADevice.open()
         nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
         nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
-        keyRowsPadded = nk * parameters.blockK
         buffers = Buffers(device: self.device)
-        lambdas = (0..<shape.heads).map { parameters.pvThreshold[$0] }
-        thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
-        selections = (0..<shape.heads).map { h in
+        // The per-head hyper-parameters go to the device once.
+        let lambdas = (0..<shape.heads).map { parameters.pvThreshold[$0] }
+        let thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
+        let selections = (0..<shape.heads).map { h -> Float in
             switch parameters.selection {
             case .cdf(let t): return t[h]
             case .topK(let t): return t[h]
             }
         }
+        try self.device.makeCurrent()
+        try lambdas.withUnsafeBytes { try buffers.lambda.upload($0.baseAddress!, bytes: $0.count) }
+        try thetas.withUnsafeBytes { try buffers.theta.upload($0.baseAddress!, bytes: $0.count) }
+        try selections.withUnsafeBytes { try buffers.selection.upload($0.baseAddress!, bytes: $0.count) }
     }
 
     /// What the kernels handle; anything else is a clear error, never a wrong result.
@@ -152,8 +155,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         return times
     }
 
-    /// Device memory for a tensor of `bytes` bytes filled from `host` (freed with the plan's
-    /// other buffers when `handle` is released). For benchmarks and tests.
+    /// Device memory holding a copy of `host` (freed when the allocation is released), for
+    /// ``timeResident(q:k:v:output:warmup:repeats:)``.
     public func upload(_ host: UnsafeRawBufferPointer) throws -> DeviceAllocation {
         try device.makeCurrent()
         let buf = DeviceBuffer(device: device)
@@ -161,7 +164,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         return DeviceAllocation(buffer: buf)
     }
 
-    /// Copies `count` elements of `type` from a device tensor into a new allocation.
+    /// `bytes` bytes of uninitialised device memory (freed when the allocation is released).
     public func allocate(bytes: Int) throws -> DeviceAllocation {
         try device.makeCurrent()
         let buf = DeviceBuffer(device: device)
@@ -193,9 +196,6 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try b.qSim.reserve(B * H * nq * 4)
         try b.map.reserve(B * H * nq * nk)
         try b.counts.reserve(B * H * nq * 2 * 4)
-        try lambdas.withUnsafeBytes { try b.lambda.upload($0.baseAddress!, bytes: $0.count) }
-        try thetas.withUnsafeBytes { try b.theta.upload($0.baseAddress!, bytes: $0.count) }
-        try selections.withUnsafeBytes { try b.selection.upload($0.baseAddress!, bytes: $0.count) }
 
         try events.recordStart()
         try profiler?.start()

@@ -173,9 +173,26 @@ struct BenchCommand {
             var sparse1: [Double] = [], sparseN: [Double] = [], dense1: [Double] = [], denseN: [Double] = []
             var host1: [Double] = [], hostN: [Double] = []
             var kernel1: [SparseTimings] = [], kernelN: [SparseTimings] = []
+            var plan1: [Double] = [], planN: [Double] = [], planKernel1: [Double] = [], planKernelN: [Double] = []
             var scratchOut = [Float](repeating: 0, count: t.shape.queryElements)
             _ = try Self.sparse(t, p, threads: threadCount, into: &scratchOut)
+            // The allocation-free form an inference engine uses: a plan and its workspace per
+            // thread count, made once (the one-shot API allocates and first-touches its buffers
+            // in every call).
+            let plans = try [1, threadCount].map { try SpargePlan(shape: t.shape, parameters: p, threads: $0) }
+            let workspaces = plans.map { $0.makeWorkspace() }
+            func planCall(_ n: Int) throws -> SparseCallSummary {
+                try t.q.withUnsafeBufferPointer { q in try t.k.withUnsafeBufferPointer { k in try t.v.withUnsafeBufferPointer { v in
+                    try scratchOut.withUnsafeMutableBufferPointer { o in
+                        try plans[n].run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
+                                         workspace: workspaces[n])
+                    } } } }
+            }
+            _ = try planCall(0)
+            _ = try planCall(1)
             for _ in 0..<repeats {
+                plan1.append(try Timing.seconds { planKernel1.append(try planCall(0).timings.kernelSeconds) })
+                planN.append(try Timing.seconds { planKernelN.append(try planCall(1).timings.kernelSeconds) })
                 sparse1.append(try Timing.seconds { kernel1.append(try Self.sparse(t, p, threads: 1, into: &scratchOut).timings) })
                 sparseN.append(try Timing.seconds { kernelN.append(try Self.sparse(t, p, threads: threadCount, into: &scratchOut).timings) })
                 dense1.append(try Timing.seconds { try Self.dense(t, causal: false, threads: 1, into: &scratchOut) })
@@ -195,6 +212,9 @@ struct BenchCommand {
                          ratio(kernel1.map(\.kernelSeconds), kernelN.map(\.kernelSeconds)),
                          Timing.median(zip(sparse1, kernel1).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3,
                          Timing.median(zip(sparseN, kernelN).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3))
+            print(String(format: "  sparse through a plan and workspace (no allocation per call): %.1f ms on 1 thread, %.1f ms on %d: %.2fx (kernel phase %.2fx)",
+                         Timing.median(plan1) * 1e3, Timing.median(planN) * 1e3, threadCount, ratio(plan1, planN),
+                         ratio(planKernel1, planKernelN)))
         }
     }
 
