@@ -1,155 +1,154 @@
 import Foundation
 
-/// Per-head hyper-parameter tuning of SpargeAttn, following the paper: for each theta of a
-/// grid, bisect tau (or top-k) to the sparsest value whose error against exact attention stays
-/// within a bound, then bisect lambda to the most skipping within a second, looser bound; keep
-/// per head the theta with the lowest density, preferring thetas whose grid neighbours also
-/// meet the bound. All heads are tuned together: each step is one library call per
-/// calibration sample with one value per head. Deterministic.
+/// Per-head calibration of theta, tau (or top-k) and lambda under an error bound, following
+/// the paper (section 4.5) and the authors' tuner (`spas_sage_attn/autotune.py`):
+///
+/// 1. For each theta of ``TuningOptions/thetaGrid``: bisect tau (or top-k) over [0, 1] with
+///    stage 2 off to the sparsest value whose error against exact attention stays within
+///    `safetyMargin * bound` on *every* calibration sample; then, at that tau, bisect lambda
+///    over [0, ``TuningOptions/maxLambda``] to the smallest value (the most skipping) within
+///    `safetyMargin * pvBound`. A head whose sparsity falls below
+///    ``TuningOptions/minimumSparsity`` stops there: higher theta only computes more blocks.
+/// 2. Smoothing: a head's candidates are windows of ``TuningOptions/smoothingWidth``
+///    neighbouring thetas that all met the bounds on all samples; the window with the lowest
+///    mean density wins and the head gets the window's most conservative values (largest
+///    theta, tau and lambda: each computes more). The authors pool fixed pairs of thetas the
+///    same way; a setting that only passes at an isolated theta is fragile, so it is used
+///    only when no window passes.
+/// 3. The chosen values are measured once more on all samples; a head whose sparsity is below
+///    ``TuningOptions/minimumSparsity``, or that met the bounds at no theta, runs dense.
+///
+/// All heads are tuned together: each step is one multi-threaded library call per sample with
+/// one value per head (heads are independent, so each head's error depends only on its own
+/// values); heads already done get the cheapest values. The exact outputs are computed once
+/// per sample. Deterministic: the same samples and options give the same settings, whatever
+/// the thread count.
 public enum SpargeTuner {
-    /// theta above any cosine similarity: no block is self-similar, every block is computed.
+    /// theta above any self-similarity (which lies in [0, 1]): every block is computed.
     public static let denseTheta: Float = 2
 
-    struct Evaluation {
-        var error: [Double]     // per head, worst over samples
-        var density: [Double]   // per head, mean over samples
-    }
-
-    /// Tunes the heads of one layer on calibration samples (`B,H,N,D` fp32 each, of `shape`).
+    /// Tunes the heads of one layer on calibration samples (all with the same number of query
+    /// heads). `base` fixes the problem being tuned: causal, attention sink, block sizes, K
+    /// smoothing, quantization; its theta, selection and lambda are replaced.
+    ///
+    /// - Returns: settings holding one layer named `layer`.
     public static func tune(
-        samples: [(q: [Float], k: [Float], v: [Float])], shape: AttentionShape,
-        base: SpargeParameters = .recommended, options: TuningOptions = TuningOptions(),
-        layer: String = "layer", progress: ((String) -> Void)? = nil
+        samples: [CalibrationSample], base: SpargeParameters = .recommended,
+        options: TuningOptions = TuningOptions(), layer: String = "layer",
+        progress: ((TuningProgress) -> Void)? = nil
     ) throws -> TunedSettings {
         try options.validate()
-        try shape.validate()
-        guard !samples.isEmpty else { throw TuningError.invalidSamples("no calibration sample") }
-        for (i, s) in samples.enumerated() where s.q.count != shape.queryElements || s.k.count != shape.keyElements || s.v.count != shape.keyElements {
-            throw TuningError.invalidSamples("sample \(i) has \(s.q.count)/\(s.k.count)/\(s.v.count) q/k/v elements; the shape needs \(shape.queryElements)/\(shape.keyElements)/\(shape.keyElements)")
+        guard let first = samples.first else { throw TuningError.invalidSamples("no calibration sample; give at least one") }
+        for (i, s) in samples.enumerated() {
+            try s.validate(index: i)
+            if s.shape.heads != first.shape.heads {
+                throw TuningError.invalidSamples("sample \(i) has \(s.shape.heads) heads but sample 0 has \(first.shape.heads); tune each layer on samples of that layer")
+            }
+            try base.validate(for: s.shape)
         }
-        try base.validate(for: shape)
-        let H = shape.heads
         let start = Date()
-        let references = try samples.map {
-            try SpargeAttention.dense(q: $0.q, k: $0.k, v: $0.v, shape: shape, causal: base.causal,
-                                      softmaxScale: base.softmaxScale,
-                                      threads: options.threads)
-        }
+        let heads = first.shape.heads, grid = options.thetaGrid
+        let evaluator = try CalibrationEvaluator(samples: samples, base: base, options: options)
+        let bound = options.bound * options.safetyMargin, pvBound = options.pvBound * options.safetyMargin
+        // Done heads get values that compute almost nothing (one block per row, stage 2 on).
+        let cheapTheta: Float = -1, cheapSelection: Float = options.mode == .cdf ? 0 : 1e-6
 
-        func evaluate(theta: [Float], selection: [Float], lambda: [Float]) throws -> Evaluation {
-            var p = base
-            p.simThreshold = PerHead(theta)
-            p.selection = options.mode == .cdf ? .cdf(PerHead(selection)) : .topK(PerHead(selection))
-            p.pvThreshold = PerHead(lambda)
-            var e = Evaluation(error: [Double](repeating: 0, count: H), density: [Double](repeating: 0, count: H))
-            for (s, ref) in zip(samples, references) {
-                let (out, result) = try SpargeAttention.sparse(q: s.q, k: s.k, v: s.v, shape: shape, parameters: p,
-                                                               threads: options.threads)
-                let err = headErrors(out, ref, shape: shape, metric: options.metric)
-                for h in 0..<H {
-                    e.error[h] = max(e.error[h], err[h])
-                    e.density[h] += result.statistics.densityPerHead[h] / Double(samples.count)
+        var table = [[TuningCandidate?]](repeating: [TuningCandidate?](repeating: nil, count: heads), count: grid.count)
+        var active = [Bool](repeating: true, count: heads)
+        for (ti, theta) in grid.enumerated() where active.contains(true) {
+            // Stage 1: bisect tau / top-k with stage 2 off; `high` is the sparsest passing value.
+            var low = [Float](repeating: 0, count: heads), high = [Float](repeating: 1, count: heads)
+            var passed = [Measurement?](repeating: nil, count: heads)
+            for _ in 0..<options.selectionIterations {
+                let mid = (0..<heads).map { (low[$0] + high[$0]) / 2 }
+                let m = try evaluator.evaluate(theta: (0..<heads).map { active[$0] ? theta : cheapTheta },
+                                               selection: (0..<heads).map { active[$0] ? mid[$0] : cheapSelection },
+                                               lambda: [Float](repeating: .infinity, count: heads))
+                for h in 0..<heads where active[h] {
+                    if m.error[h] <= bound { high[h] = mid[h]; passed[h] = m.head(h) } else { low[h] = mid[h] }
                 }
             }
-            return e
-        }
-
-        struct Candidate { var theta: Float; var selection: Float; var lambda: Float; var error: Double; var density: Double; var valid: Bool }
-        var table: [[Candidate]] = []  // [theta][head]
-        let grid = options.thetaGrid
-        for (ti, theta) in grid.enumerated() {
-            let thetas = [Float](repeating: theta, count: H)
-            // Stage 1: bisect tau / top-k with stage 2 off. lo fails (or is untested), hi is kept.
-            var lo = [Float](repeating: 0, count: H), hi = [Float](repeating: 1, count: H)
-            let off = [Float](repeating: .infinity, count: H)
-            for _ in 0..<options.selectionIterations {
-                let mid = (0..<H).map { (lo[$0] + hi[$0]) / 2 }
-                let e = try evaluate(theta: thetas, selection: mid, lambda: off)
-                for h in 0..<H { if e.error[h] <= options.bound { hi[h] = mid[h] } else { lo[h] = mid[h] } }
-            }
-            let atHi = try evaluate(theta: thetas, selection: hi, lambda: off)
-            let meets = (0..<H).map { atHi.error[$0] <= options.bound }
-            // Stage 2: bisect lambda (smaller skips more) within the looser bound.
-            var lamLo = [Float](repeating: 0, count: H), lamHi = [Float](repeating: options.maxLambda, count: H)
-            for _ in 0..<options.lambdaIterations {
-                let mid = (0..<H).map { (lamLo[$0] + lamHi[$0]) / 2 }
-                let e = try evaluate(theta: thetas, selection: hi, lambda: mid)
-                for h in 0..<H { if e.error[h] <= options.pvBound { lamHi[h] = mid[h] } else { lamLo[h] = mid[h] } }
-            }
-            var lambda = options.lambdaIterations == 0 ? off : lamHi
-            var final = try evaluate(theta: thetas, selection: hi, lambda: lambda)
-            let failing = (0..<H).filter { final.error[$0] > options.pvBound }
-            if !failing.isEmpty {
-                for h in failing { lambda[h] = .infinity }
-                final = try evaluate(theta: thetas, selection: hi, lambda: lambda)
-            }
-            table.append((0..<H).map { h in
-                Candidate(theta: theta, selection: hi[h], lambda: lambda[h], error: final.error[h],
-                          density: final.density[h], valid: meets[h] && final.error[h] <= options.pvBound)
-            })
-            if let progress {
-                let elapsed = Date().timeIntervalSince(start)
-                let eta = elapsed / Double(ti + 1) * Double(grid.count - ti - 1)
-                progress(String(format: "theta %d/%d (%@) done for all %d heads, elapsed %.1fs, ETA %.1fs",
-                                ti + 1, grid.count, "\(theta)", H, elapsed, eta))
-            }
-        }
-
-        // Choose per head: valid thetas whose grid neighbours are valid too when there are any.
-        var heads: [TunedHead] = []
-        var fallbacks: [Int] = []
-        for h in 0..<H {
-            let valid = table.indices.filter { table[$0][h].valid }
-            let robust = valid.filter { i in (i == 0 || table[i - 1][h].valid) && (i == table.count - 1 || table[i + 1][h].valid) }
-            let pool = robust.isEmpty ? valid : robust
-            if let best = pool.min(by: { a, b in
-                let x = table[a][h], y = table[b][h]
-                return x.density != y.density ? x.density < y.density : (x.error != y.error ? x.error < y.error : a < b)
-            }) {
-                let c = table[best][h]
-                heads.append(TunedHead(theta: c.theta, tau: options.mode == .cdf ? c.selection : nil,
-                                       topk: options.mode == .topK ? c.selection : nil, lambda: c.lambda,
-                                       blockQ: base.blockQ, blockK: base.blockK, error: c.error, density: c.density))
-            } else {
-                fallbacks.append(h)
-                heads.append(TunedHead(theta: denseTheta, tau: options.mode == .cdf ? 1 : nil,
-                                       topk: options.mode == .topK ? 1 : nil, lambda: .infinity,
-                                       blockQ: base.blockQ, blockK: base.blockK, error: 0, density: 1))
-            }
-        }
-        if !fallbacks.isEmpty {
-            // Measure the dense fallback's real error and density.
-            let e = try evaluate(theta: heads.map(\.theta), selection: heads.map { $0.tau ?? $0.topk ?? 1 }, lambda: heads.map(\.lambda))
-            for h in fallbacks { heads[h].error = e.error[h]; heads[h].density = e.density[h] }
-        }
-        progress?(String(format: "tuned %d heads in %.1fs (%d fell back to dense)", H, Date().timeIntervalSince(start), fallbacks.count))
-        return TunedSettings(layers: [TunedLayer(name: layer, heads: heads)], metric: options.metric.rawValue,
-                             bound: options.bound, pvBound: options.pvBound)
-    }
-
-    /// Per-head error of `out` against `ref` (both `B,H,N,D`).
-    public static func headErrors(_ out: [Float], _ ref: [Float], shape: AttentionShape, metric: TuningMetric) -> [Double] {
-        let H = shape.heads, row = shape.queryLength * shape.headDim
-        return (0..<H).map { h in
-            var a = 0.0, b = 0.0, c = 0.0
-            for bi in 0..<shape.batch {
-                let base = (bi * H + h) * row
-                for i in base..<(base + row) {
-                    let o = Double(out[i]), r = Double(ref[i])
-                    switch metric {
-                    case .l1: a += abs(o - r); b += abs(r)
-                    case .rmse: a += (o - r) * (o - r); b += r * r
-                    case .cosine: a += o * r; b += o * o; c += r * r
+            let valid = (0..<heads).map { active[$0] && passed[$0] != nil }
+            // Stage 2: bisect lambda at that tau (smaller lambda skips more) under the looser bound.
+            var lambdaLow = [Float](repeating: 0, count: heads), lambdaHigh = [Float](repeating: options.maxLambda, count: heads)
+            var passedPV = [Measurement?](repeating: nil, count: heads)
+            if valid.contains(true) {
+                for _ in 0..<options.lambdaIterations {
+                    let mid = (0..<heads).map { (lambdaLow[$0] + lambdaHigh[$0]) / 2 }
+                    let m = try evaluator.evaluate(theta: (0..<heads).map { valid[$0] ? theta : cheapTheta },
+                                                   selection: (0..<heads).map { valid[$0] ? high[$0] : cheapSelection },
+                                                   lambda: (0..<heads).map { valid[$0] ? mid[$0] : 0 })
+                    for h in 0..<heads where valid[h] {
+                        if m.error[h] <= pvBound { lambdaHigh[h] = mid[h]; passedPV[h] = m.head(h) } else { lambdaLow[h] = mid[h] }
                     }
                 }
             }
-            switch metric {
-            case .l1: return b > 0 ? a / b : (a > 0 ? .infinity : 0)
-            case .rmse: return b > 0 ? (a / b).squareRoot() : (a > 0 ? .infinity : 0)
-            case .cosine:
-                let d = (b * c).squareRoot()
-                return d > 0 ? max(0, 1 - a / d) : (b == c ? 0 : 1)
+            for h in 0..<heads where valid[h] {
+                let m = passedPV[h] ?? passed[h]!
+                table[ti][h] = TuningCandidate(theta: theta, selection: high[h],
+                                               lambda: passedPV[h] != nil ? lambdaHigh[h] : .infinity, measured: m)
+                if 1 - m.allowedDensity < options.minimumSparsity { active[h] = false }
+            }
+            if let progress {
+                let elapsed = Date().timeIntervalSince(start)
+                progress(TuningProgress(thetasDone: ti + 1, thetaCount: grid.count, theta: theta,
+                                        headsDone: active.filter { !$0 }.count, heads: heads, elapsedSeconds: elapsed,
+                                        etaSeconds: active.contains(true) ? elapsed / Double(ti + 1) * Double(grid.count - ti - 1) : 0))
             }
         }
+
+        // Smoothing and the final measurement.
+        var choice = (0..<heads).map { h in choose(column: table.map { $0[h] }, width: options.smoothingWidth) }
+        var final = try evaluator.evaluate(choice)
+        var changed = false
+        for h in 0..<heads {
+            guard case .window(_, let members) = choice[h] else { continue }
+            if final.error[h] > pvBound {
+                // The pooled values failed (rare: each computes more than a passing member).
+                let best = members.min { $0.measured.density < $1.measured.density }!
+                choice[h] = .single(best)
+                final.set(h, best.measured)
+            }
+        }
+        for h in 0..<heads where choice[h] != .dense && 1 - final.allowedDensity[h] < options.minimumSparsity {
+            choice[h] = .dense
+            changed = true
+        }
+        if changed { final = try evaluator.evaluate(choice) }
+
+        let tunedHeads = (0..<heads).map { h -> TunedHead in
+            let v = choice[h].values(mode: options.mode)
+            return TunedHead(theta: v.theta, tau: options.mode == .cdf ? v.selection : nil,
+                             topk: options.mode == .topk ? v.selection : nil, lambda: v.lambda,
+                             blockQ: base.blockQ, blockK: base.blockK, error: final.error[h],
+                             density: final.density[h], sparsity: 1 - final.allowedDensity[h],
+                             dense: choice[h] == .dense)
+        }
+        let tuned = TunedLayer(name: layer, heads: tunedHeads, causal: base.causal, attentionSink: base.attentionSink)
+        return TunedSettings(layers: [tuned], metric: options.metric, bound: options.bound, pvBound: options.pvBound,
+                             safetyMargin: options.safetyMargin)
+    }
+
+    /// The smoothed choice of one head from its candidates per theta (nil: failed there).
+    static func choose(column: [TuningCandidate?], width: Int) -> TuningChoice {
+        let w = Swift.min(width, column.count)
+        var best: (score: Double, start: Int)? = nil
+        for s in 0...(column.count - w) {
+            let members = column[s..<(s + w)]
+            guard members.allSatisfy({ $0 != nil }) else { continue }
+            let score = members.reduce(0) { $0 + $1!.measured.density } / Double(w)
+            if best == nil || score < best!.score { best = (score, s) }
+        }
+        if let best {
+            let members = column[best.start..<(best.start + w)].map { $0! }
+            let combined = TuningCandidate(theta: members.map(\.theta).max()!, selection: members.map(\.selection).max()!,
+                                           lambda: members.map(\.lambda).max()!, measured: members[0].measured)
+            return .window(combined, members: members)
+        }
+        // No window passes everywhere: the best isolated theta, else dense.
+        if let single = column.compactMap({ $0 }).min(by: { $0.measured.density < $1.measured.density }) {
+            return .single(single)
+        }
+        return .dense
     }
 }

@@ -1,85 +1,73 @@
-/// The error measure the tuner bounds, per head, against exact dense attention.
-public enum TuningMetric: String, Sendable, Hashable, CaseIterable {
-    /// Relative L1: `sum|o - o_ref| / sum|o_ref|` (the paper's measure).
-    case l1
-    /// `1 - cosine similarity` of the flattened head outputs.
-    case cosine
-    /// Relative RMSE: `sqrt(sum (o - o_ref)^2) / sqrt(sum o_ref^2)`.
-    case rmse
-
-    /// Default bounds `(stage 1, stage 1 + stage 2)` of the metric.
-    public var defaultBounds: (Double, Double) {
-        switch self {
-        case .l1: return (0.07, 0.08)
-        case .cosine: return (0.002, 0.003)
-        case .rmse: return (0.07, 0.08)
-        }
-    }
-}
-
-/// Errors of the tuner and of tuned-settings files.
-public enum TuningError: Error, Sendable, Hashable, CustomStringConvertible {
-    case invalidOptions(String)
-    case invalidSamples(String)
-    case unreadable(path: String, reason: String)
-    case wrongFormat(String)
-    case unsupportedVersion(Int)
-    case missingField(String)
-    case headCountMismatch(layer: String, tuned: Int, heads: Int)
-    case unknownLayer(String, available: [String])
-
-    public var description: String {
-        switch self {
-        case .invalidOptions(let m): return "invalid tuning options: \(m)"
-        case .invalidSamples(let m): return "invalid calibration samples: \(m)"
-        case .unreadable(let p, let r): return "cannot read tuned settings '\(p)': \(r)"
-        case .wrongFormat(let m): return "not a sparge-tuned file: \(m)"
-        case .unsupportedVersion(let v): return "tuned settings version \(v) is not supported (this build reads version \(TunedSettings.currentVersion))"
-        case .missingField(let f): return "tuned settings: missing or invalid field '\(f)'"
-        case .headCountMismatch(let l, let t, let h): return "layer '\(l)' was tuned for \(t) heads but the input has \(h) heads"
-        case .unknownLayer(let n, let a): return "no layer '\(n)' in the tuned settings (layers: \(a.joined(separator: ", ")))"
-        }
-    }
-}
-
-/// Options of ``SpargeTuner/tune(samples:shape:base:options:progress:)``.
+/// Options of ``SpargeTuner/tune(samples:base:options:layer:progress:)``.
 public struct TuningOptions: Sendable, Hashable {
-    public enum Mode: String, Sendable, Hashable { case cdf, topK }
+    /// What is tuned besides theta and lambda.
+    public enum Mode: String, Sendable, Hashable, CaseIterable {
+        /// CDF mode: tau (`cdfthreshd`), the paper's and the authors' tuner's choice.
+        case cdf
+        /// Top-k mode: the largest sparsity (smallest `topk`) within the bound.
+        case topk
+    }
 
     /// The error measure.
     public var metric: TuningMetric
-    /// Bound on the error of stage 1 alone (tau / top-k search, stage 2 off).
+    /// Bound on the error of stage 1 alone (the tau / top-k search, stage 2 off): `l1`.
     public var bound: Double
-    /// Bound on the error with stage 2 (lambda search); must exceed ``bound``.
+    /// Bound on the error with stage 2 (the lambda search): `pv_l1`; must exceed ``bound``.
     public var pvBound: Double
-    /// theta values tried (the paper's grid by default: -0.1, 0, 0.1, ..., 0.9).
-    public var thetaGrid: [Float] = [-0.1, 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    /// Bisection steps of tau (or top-k).
-    public var selectionIterations: Int = 8
-    /// Bisection steps of lambda (over [0, ``maxLambda``]); 0 leaves stage 2 off.
-    public var lambdaIterations: Int = 6
-    /// Upper end of the lambda search; a head that fails even there gets lambda = infinity.
-    public var maxLambda: Float = 50
     /// CDF (tau) or top-k selection.
-    public var mode: Mode = .cdf
-    /// Worker threads of each attention call (`nil`: all CPUs).
+    public var mode: Mode
+    /// theta values tried, ascending. Default: 0, 1/16, ..., 15/16, the authors' grid (they
+    /// also try negative values, but a block's self-similarity is never negative, so every
+    /// theta below 0 acts as 0).
+    public var thetaGrid: [Float] = (0..<16).map { Float($0) / 16 }
+    /// Consecutive theta values whose results are pooled to choose a head's setting (the
+    /// authors' smoothing pools pairs): the window must meet the bounds at every one of its
+    /// thetas on every sample, and the head gets the most conservative values of the window.
+    public var smoothingWidth: Int = 2
+    /// Bisection steps of tau (or top-k) over [0, 1]: 8 resolve 1/256.
+    public var selectionIterations: Int = 8
+    /// Bisection steps of lambda over [0, ``maxLambda``]; 0 leaves stage 2 off.
+    public var lambdaIterations: Int = 6
+    /// Upper end of the lambda search; a head whose stage 2 fails even near it gets lambda =
+    /// infinity (stage 2 off).
+    public var maxLambda: Float = 50
+    /// The searches bound the error by `safetyMargin * bound` (and `* pvBound`), so that
+    /// settings tuned on a few inputs keep the stated bound on others. 1 tunes to the bounds
+    /// themselves.
+    public var safetyMargin: Double = 0.8
+    /// A head whose tuned sparsity (over the blocks a causal mask allows) is below this falls
+    /// back to dense, as in the authors' tuner (0.1): sparse attention would not pay there.
+    public var minimumSparsity: Double = 0.1
+    /// Worker threads of each attention call (`nil`: all CPUs). Results do not depend on it.
     public var threads: Int? = nil
 
+    /// Options with the metric's default bounds unless given.
     public init(metric: TuningMetric = .l1, bound: Double? = nil, pvBound: Double? = nil, mode: Mode = .cdf) {
         self.metric = metric
-        self.bound = bound ?? metric.defaultBounds.0
-        self.pvBound = pvBound ?? metric.defaultBounds.1
+        self.bound = bound ?? metric.defaultBounds.bound
+        self.pvBound = pvBound ?? metric.defaultBounds.pvBound
         self.mode = mode
     }
 
+    /// Throws ``TuningError/invalidOptions(_:)`` for out-of-range values.
     public func validate() throws {
-        guard bound.isFinite, bound > 0 else { throw TuningError.invalidOptions("bound is \(bound); it must be positive") }
+        func fail(_ m: String) -> TuningError { .invalidOptions(m) }
+        guard bound.isFinite, bound > 0 else { throw fail("the bound (l1) is \(bound); it must be a positive number") }
         guard pvBound.isFinite, pvBound > bound else {
-            throw TuningError.invalidOptions("pv bound is \(pvBound); it must exceed the stage-1 bound \(bound)")
+            throw fail("the stage-2 bound (pv_l1) is \(pvBound); it must exceed the stage-1 bound \(bound)")
         }
-        guard !thetaGrid.isEmpty, thetaGrid.allSatisfy({ $0.isFinite }) else { throw TuningError.invalidOptions("theta grid must be non-empty and finite") }
-        guard (1...30).contains(selectionIterations) else { throw TuningError.invalidOptions("selection iterations must be in 1...30") }
-        guard (0...30).contains(lambdaIterations) else { throw TuningError.invalidOptions("lambda iterations must be in 0...30") }
-        guard maxLambda.isFinite, maxLambda > 0 else { throw TuningError.invalidOptions("maxLambda must be positive and finite") }
+        guard !thetaGrid.isEmpty, thetaGrid.allSatisfy({ $0.isFinite }) else {
+            throw fail("the theta grid is \(thetaGrid); give at least one finite value")
+        }
+        guard zip(thetaGrid, thetaGrid.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw fail("the theta grid \(thetaGrid) must be strictly ascending")
+        }
+        guard smoothingWidth >= 1 else { throw fail("smoothingWidth is \(smoothingWidth); it must be at least 1") }
+        guard (1...30).contains(selectionIterations) else { throw fail("selectionIterations is \(selectionIterations); use 1...30") }
+        guard (0...30).contains(lambdaIterations) else { throw fail("lambdaIterations is \(lambdaIterations); use 0...30") }
+        guard maxLambda.isFinite, maxLambda > 0 else { throw fail("maxLambda is \(maxLambda); it must be positive and finite") }
+        guard safetyMargin > 0, safetyMargin <= 1 else { throw fail("safetyMargin is \(safetyMargin); it must be in (0, 1]") }
+        guard minimumSparsity >= 0, minimumSparsity < 1 else { throw fail("minimumSparsity is \(minimumSparsity); it must be in [0, 1)") }
+        if let t = threads, t < 1 { throw fail("threads is \(t); it must be at least 1") }
     }
 }

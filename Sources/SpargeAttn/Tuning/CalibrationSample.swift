@@ -1,0 +1,35 @@
+/// One calibration input of a layer: its Q, K, V (`B,H,Nq,D` and `B,Hkv,Nk,D` fp32), for
+/// example one prompt, one denoising step or one passage.
+public struct CalibrationSample: Sendable {
+    public var q: [Float]
+    public var k: [Float]
+    public var v: [Float]
+    public var shape: AttentionShape
+
+    public init(q: [Float], k: [Float], v: [Float], shape: AttentionShape) {
+        self.q = q; self.k = k; self.v = v; self.shape = shape
+    }
+
+    /// Throws ``TuningError/invalidSamples(_:)`` when the buffers do not fit the shape.
+    func validate(index i: Int) throws {
+        do { try shape.validate() } catch { throw TuningError.invalidSamples("sample \(i): \(error)") }
+        if q.count != shape.queryElements || k.count != shape.keyElements || v.count != shape.keyElements {
+            throw TuningError.invalidSamples("sample \(i) has \(q.count)/\(k.count)/\(v.count) q/k/v elements but its shape \(shape) needs \(shape.queryElements)/\(shape.keyElements)/\(shape.keyElements)")
+        }
+    }
+}
+
+/// Progress of a tuning run, reported after each theta of the grid.
+public struct TuningProgress: Sendable, Hashable {
+    /// Grid values done, of `thetaCount`.
+    public var thetasDone: Int
+    public var thetaCount: Int
+    /// The theta just finished.
+    public var theta: Float
+    /// Heads whose search is over (a higher theta cannot make them sparser), of `heads`.
+    public var headsDone: Int
+    public var heads: Int
+    public var elapsedSeconds: Double
+    /// Estimated seconds left (at most the remaining grid at the pace so far).
+    public var etaSeconds: Double
+}
