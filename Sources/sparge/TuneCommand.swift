@@ -6,8 +6,8 @@ import SpargeAttn
 struct TuneCommand {
     static let usage = """
         Usage: sparge tune --input IN.safetensors [--input IN2.safetensors ...] [--layer NAME]
-          [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|topk]
-          [--margin 0.8] [--output tuned.json] [--update] [--threads N]
+          [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|topk|auto]
+          [--margin 0.7] [--output tuned.json] [--update] [--threads N]
           [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding]
           [--quant cuda|triton] [--theta-grid 0,0.0625,...] [--smoothing 2]
           [--tau-iterations 8] [--lambda-iterations 6] [--min-sparsity 0.1]
@@ -24,8 +24,9 @@ struct TuneCommand {
           --l1 X, --pv-l1 X   error bounds without / with stage 2 (defaults 0.07 / 0.08 for l1
                               and rmse, 0.002 / 0.003 for cosine, i.e. 1 - cosine)
           --metric M          l1 (relative L1, default), cosine (1 - cosine) or rmse (relative)
-          --mode cdf|topk     tune tau (default) or top-k
-          --margin X          tune to X times the bounds, for headroom on unseen inputs (0.8)
+          --mode M            cdf: tune tau (the paper's), topk, or auto: both,
+                              keeping the sparser (default; twice the time)
+          --margin X          tune to X times the bounds, for headroom on unseen inputs (0.7)
           --output PATH       settings file to write (default tuned.json)
           --update            add the layer to an existing --output file (replacing its namesake)
           --bq, --bk, --causal, --attention-sink, --no-smooth-k, --gpu-rounding, --quant
@@ -68,9 +69,9 @@ struct TuneCommand {
         guard let metric = TuningMetric(rawValue: metricName.lowercased()) else {
             throw UsageError("--metric '\(metricName)' is not l1, cosine or rmse")
         }
-        let modeName = a.string("mode") ?? "cdf"
+        let modeName = a.string("mode") ?? "auto"
         guard let mode = TuningOptions.Mode(rawValue: modeName.lowercased()) else {
-            throw UsageError("--mode '\(modeName)' is not cdf or topk")
+            throw UsageError("--mode '\(modeName)' is not cdf, topk or auto")
         }
         options = TuningOptions(metric: metric, bound: try a.double("l1", in: 0...1e9),
                                 pvBound: try a.double("pv-l1", in: 0...1e9), mode: mode)
@@ -97,8 +98,12 @@ struct TuneCommand {
         let err = FileHandle.standardError
         err.write(Data("tune: layer '\(layer)', \(samples.count) sample(s) of \(samples[0].shape), \(options.metric.rawValue) <= \(options.bound) (\(options.pvBound) with stage 2), margin \(options.safetyMargin), \(options.thetaGrid.count) thetas\n".utf8))
         let tuned = try SpargeTuner.tune(samples: samples, base: base, options: options, layer: layer) { p in
-            let line = "tune: theta \(p.theta) (\(p.thetasDone)/\(p.thetaCount)): \(p.headsDone)/\(p.heads) heads done, elapsed \(TuningInputs.duration(p.elapsedSeconds)), ETA \(TuningInputs.duration(p.etaSeconds))\n"
+            let pass = p.passes > 1 ? "pass \(p.pass)/\(p.passes) (\(p.mode.rawValue)), " : ""
+            let line = "tune: \(pass)theta \(p.theta) (\(p.thetasDone)/\(p.thetaCount)): \(p.headsDone)/\(p.heads) heads done, elapsed \(TuningInputs.duration(p.elapsedSeconds)), ETA \(TuningInputs.duration(p.etaSeconds))\n"
             err.write(Data(line.utf8))
+        }
+        if base.causal && !base.attentionSink && tuned.layers[0].heads.filter(\.dense).count * 2 > tuned.layers[0].heads.count {
+            err.write(Data("tune: note: most heads run dense; causal language models keep much of their attention on the first tokens, try --attention-sink (as the authors' tuned models run)\n".utf8))
         }
         let settings = existing.map { $0.merging(tuned.layers[0]) } ?? tuned
         try settings.write(path: output)

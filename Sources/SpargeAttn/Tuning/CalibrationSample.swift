@@ -26,10 +26,16 @@ public struct TuningProgress: Sendable, Hashable {
     public var thetaCount: Int
     /// The theta just finished.
     public var theta: Float
+    /// The mode being tuned, and which pass this is (``TuningOptions/Mode/auto`` tunes CDF,
+    /// then top-k).
+    public var mode: TuningOptions.Mode
+    public var pass: Int
+    public var passes: Int
     /// Heads whose search is over (a higher theta cannot make them sparser), of `heads`.
     public var headsDone: Int
     public var heads: Int
+    /// Seconds since this pass started.
     public var elapsedSeconds: Double
-    /// Estimated seconds left (at most the remaining grid at the pace so far).
+    /// Estimated seconds left, later passes included (the remaining grid at the pace so far).
     public var etaSeconds: Double
 }

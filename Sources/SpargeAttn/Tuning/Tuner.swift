@@ -38,6 +38,22 @@ public enum SpargeTuner {
         progress: ((TuningProgress) -> Void)? = nil
     ) throws -> TunedSettings {
         try options.validate()
+        guard options.mode == .auto else { return try tune(samples, base, options, layer, pass: (1, 1), progress) }
+        // Both modes; the sparser wins (CDF, the paper's, on a tie).
+        var o = options
+        o.mode = .cdf
+        let cdf = try tune(samples, base, o, layer, pass: (1, 2), progress)
+        o.mode = .topk
+        let topk = try tune(samples, base, o, layer, pass: (2, 2), progress)
+        func sparsity(_ s: TunedSettings) -> Double { s.layers[0].heads.reduce(0) { $0 + $1.sparsity } }
+        return sparsity(topk) > sparsity(cdf) ? topk : cdf
+    }
+
+    /// One mode's tuning; `pass` (index, count) scales the progress estimate.
+    private static func tune(
+        _ samples: [CalibrationSample], _ base: SpargeParameters, _ options: TuningOptions, _ layer: String,
+        pass: (Int, Int), _ progress: ((TuningProgress) -> Void)?
+    ) throws -> TunedSettings {
         guard let first = samples.first else { throw TuningError.invalidSamples("no calibration sample; give at least one") }
         for (i, s) in samples.enumerated() {
             try s.validate(index: i)
@@ -50,6 +66,7 @@ public enum SpargeTuner {
         let heads = first.shape.heads, grid = options.thetaGrid
         let evaluator = try CalibrationEvaluator(samples: samples, base: base, options: options)
         let bound = options.bound * options.safetyMargin, pvBound = options.pvBound * options.safetyMargin
+        let stage2Allowance = options.stage2Budget * (options.pvBound - options.bound) * options.safetyMargin
         // Done heads get values that compute almost nothing (one block per row, stage 2 on).
         let cheapTheta: Float = -1, cheapSelection: Float = options.mode == .cdf ? 0 : 1e-6
 
@@ -79,7 +96,7 @@ public enum SpargeTuner {
                                                    selection: (0..<heads).map { valid[$0] ? high[$0] : cheapSelection },
                                                    lambda: (0..<heads).map { valid[$0] ? mid[$0] : 0 })
                     for h in 0..<heads where valid[h] {
-                        if m.error[h] <= pvBound { lambdaHigh[h] = mid[h]; passedPV[h] = m.head(h) } else { lambdaLow[h] = mid[h] }
+                        if m.error[h] <= Swift.min(pvBound, passed[h]!.error + stage2Allowance) { lambdaHigh[h] = mid[h]; passedPV[h] = m.head(h) } else { lambdaLow[h] = mid[h] }
                     }
                 }
             }
@@ -91,9 +108,13 @@ public enum SpargeTuner {
             }
             if let progress {
                 let elapsed = Date().timeIntervalSince(start)
-                progress(TuningProgress(thetasDone: ti + 1, thetaCount: grid.count, theta: theta,
+                let left = active.contains(true) ? elapsed / Double(ti + 1) * Double(grid.count - ti - 1) : 0
+                // A later pass (auto mode) is assumed to take as long as this one.
+                let later = Double(pass.1 - pass.0) * (elapsed + left)
+                progress(TuningProgress(thetasDone: ti + 1, thetaCount: grid.count, theta: theta, mode: options.mode,
+                                        pass: pass.0, passes: pass.1,
                                         headsDone: active.filter { !$0 }.count, heads: heads, elapsedSeconds: elapsed,
-                                        etaSeconds: active.contains(true) ? elapsed / Double(ti + 1) * Double(grid.count - ti - 1) : 0))
+                                        etaSeconds: left + later))
             }
         }
 
@@ -119,7 +140,7 @@ public enum SpargeTuner {
         let tunedHeads = (0..<heads).map { h -> TunedHead in
             let v = choice[h].values(mode: options.mode)
             return TunedHead(theta: v.theta, tau: options.mode == .cdf ? v.selection : nil,
-                             topk: options.mode == .topk ? v.selection : nil, lambda: v.lambda,
+                             topk: options.mode == .cdf ? nil : v.selection, lambda: v.lambda,
                              blockQ: base.blockQ, blockK: base.blockK, error: final.error[h],
                              density: final.density[h], sparsity: 1 - final.allowedDensity[h],
                              dense: choice[h] == .dense)

@@ -44,17 +44,24 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
     public var ropeBase: Float = 10000
     /// Scales every contrast: larger is sharper and sparser.
     public var sharpness: Float = 1
+    /// Seed of the text (topics, heavy hitters) and of the noise: another seed is another
+    /// input of the same layer.
     public var seed: UInt64 = 0x1A2B
+    /// Seed of the heads' projections (their kinds' contrasts, mixing maps, sink and offset
+    /// directions): another model seed is another layer.
+    public var modelSeed: UInt64 = 0x30D31
 
     public init(batch: Int = 1, heads: Int = 8, tokens: Int = 2048, headDim: Int = 64, sharpness: Float = 1,
-                seed: UInt64 = 0x1A2B) {
+                seed: UInt64 = 0x1A2B, modelSeed: UInt64 = 0x30D31) {
         self.batch = batch; self.heads = heads; self.tokens = tokens; self.headDim = headDim
-        self.sharpness = sharpness; self.seed = seed
+        self.sharpness = sharpness; self.seed = seed; self.modelSeed = modelSeed
     }
 
     public var shape: AttentionShape { AttentionShape(batch: batch, heads: heads, queryLength: tokens, headDim: headDim) }
 
-    public var description: String { "RoPE language-model-like (causal), sharpness \(sharpness), seed \(seed), \(shape)" }
+    public var description: String {
+        "RoPE language-model-like (causal), sharpness \(sharpness), seed \(seed), model seed \(modelSeed), \(shape)"
+    }
 
     /// Throws ``SpargeError/invalidShape(_:)`` or ``SpargeError/invalidParameter(_:)`` for
     /// unusable settings.
@@ -125,7 +132,9 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
 
     private func fillHead(head h: Int, text: Text, item: Int, q: UnsafeMutablePointer<Float>,
                           k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>) {
-        var rng = VideoLikeWorkload.SplitMix64(seed: seed, stream: UInt64(item) &+ 0x9000)
+        // The head's projections depend on the model seed only; the noise on the input's seed.
+        var rng = VideoLikeWorkload.SplitMix64(seed: modelSeed, stream: UInt64(h))
+        var noise = VideoLikeWorkload.SplitMix64(seed: seed, stream: UInt64(item) &+ 0x9000)
         let d = headDim, pairs = d / 2, positional = pairs / 2, n = tokens
         let s = 1 / Float(d).squareRoot()
         let kind = HeadKind(rawValue: h % 4)!
@@ -176,8 +185,8 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
                 kr[2 * positional + c] = contentAmplitude * x + heavyWeight * sinkAmplitude * sink[c]
             }
             for c in 0..<d {
-                qr[c] += sigma * rng.gaussian()
-                kr[c] += sigma * rng.gaussian() + 2 * sinkAmplitude * offset[c] / Float(d).squareRoot()
+                qr[c] += sigma * noise.gaussian()
+                kr[c] += sigma * noise.gaussian() + 2 * sinkAmplitude * offset[c] / Float(d).squareRoot()
             }
             // RoPE: rotate pair i by t * theta_i.
             for i in 0..<pairs {
@@ -191,7 +200,7 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
             for c in 0..<d {
                 var x: Float = 0
                 for j in 0..<text.dims { x += valueMix[c * text.dims + j] * text.content[u + j] }
-                v[t * d + c] = valueScale * (1.5 * x + rng.gaussian())
+                v[t * d + c] = valueScale * (1.5 * x + noise.gaussian())
             }
         }
     }
