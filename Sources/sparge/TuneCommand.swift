@@ -24,8 +24,9 @@ struct TuneCommand {
           --l1 X, --pv-l1 X   error bounds without / with stage 2 (defaults 0.07 / 0.08 for l1
                               and rmse, 0.002 / 0.003 for cosine, i.e. 1 - cosine)
           --metric M          l1 (relative L1, default), cosine (1 - cosine) or rmse (relative)
-          --mode M            cdf: tune tau (the paper's), topk, or auto: both,
-                              keeping the sparser (default; twice the time)
+          --mode M            cdf: tune tau (the paper's), topk, or auto (default): both,
+                              keeping top-k only if its mean sparsity is higher by over 0.1
+                              (a top-k fraction transfers poorly to other lengths); twice the time
           --margin X          tune to X times the bounds, for headroom on unseen inputs (0.7)
           --output PATH       settings file to write (default tuned.json)
           --update            add the layer to an existing --output file (replacing its namesake)

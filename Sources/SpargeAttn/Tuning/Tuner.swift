@@ -5,18 +5,21 @@ import Foundation
 ///
 /// 1. For each theta of ``TuningOptions/thetaGrid``: bisect tau (or top-k) over [0, 1] with
 ///    stage 2 off to the sparsest value whose error against exact attention stays within
-///    `safetyMargin * bound` on *every* calibration sample; then, at that tau, bisect lambda
-///    over [0, ``TuningOptions/maxLambda``] to the smallest value (the most skipping) within
-///    `safetyMargin * pvBound`. A head whose sparsity falls below
-///    ``TuningOptions/minimumSparsity`` stops there: higher theta only computes more blocks.
+///    `safetyMargin * bound` on *every* calibration sample (the worst sample, not the mean).
+///    A head whose sparsity falls below ``TuningOptions/minimumSparsity`` stops there: higher
+///    theta only computes more blocks.
 /// 2. Smoothing: a head's candidates are windows of ``TuningOptions/smoothingWidth``
-///    neighbouring thetas that all met the bounds on all samples; the window with the lowest
+///    neighbouring thetas that all met the bound on all samples; the window with the lowest
 ///    mean density wins and the head gets the window's most conservative values (largest
-///    theta, tau and lambda: each computes more). The authors pool fixed pairs of thetas the
-///    same way; a setting that only passes at an isolated theta is fragile, so it is used
-///    only when no window passes.
-/// 3. The chosen values are measured once more on all samples; a head whose sparsity is below
-///    ``TuningOptions/minimumSparsity``, or that met the bounds at no theta, runs dense.
+///    theta and tau: each computes more), checked once more. The authors pool fixed pairs of
+///    thetas the same way; a setting that only passes at an isolated theta is fragile, so it
+///    is used only when no window passes. A head whose sparsity is below
+///    ``TuningOptions/minimumSparsity``, or that met the bound at no theta, runs dense.
+/// 3. At each head's final values, bisect lambda over [0, ``TuningOptions/maxLambda``] to the
+///    smallest value (the most skipping) whose error stays within `safetyMargin * pvBound`
+///    and within ``TuningOptions/stage2Budget`` of the gap above the head's stage-1 error.
+///    The authors search lambda at every theta; lambda does not change the block map, so it
+///    cannot change the choice, and searching it once saves almost half the time.
 ///
 /// All heads are tuned together: each step is one multi-threaded library call per sample with
 /// one value per head (heads are independent, so each head's error depends only on its own
@@ -39,14 +42,16 @@ public enum SpargeTuner {
     ) throws -> TunedSettings {
         try options.validate()
         guard options.mode == .auto else { return try tune(samples, base, options, layer, pass: (1, 1), progress) }
-        // Both modes; the sparser wins (CDF, the paper's, on a tie).
+        // Both modes; top-k only when clearly sparser (CDF adapts to the sequence length).
         var o = options
         o.mode = .cdf
         let cdf = try tune(samples, base, o, layer, pass: (1, 2), progress)
         o.mode = .topk
         let topk = try tune(samples, base, o, layer, pass: (2, 2), progress)
-        func sparsity(_ s: TunedSettings) -> Double { s.layers[0].heads.reduce(0) { $0 + $1.sparsity } }
-        return sparsity(topk) > sparsity(cdf) ? topk : cdf
+        func sparsity(_ s: TunedSettings) -> Double {
+            s.layers[0].heads.reduce(0) { $0 + $1.sparsity } / Double(s.layers[0].heads.count)
+        }
+        return sparsity(topk) > sparsity(cdf) + options.autoTopKAdvantage ? topk : cdf
     }
 
     /// One mode's tuning; `pass` (index, count) scales the progress estimate.
@@ -85,25 +90,9 @@ public enum SpargeTuner {
                     if m.error[h] <= bound { high[h] = mid[h]; passed[h] = m.head(h) } else { low[h] = mid[h] }
                 }
             }
-            let valid = (0..<heads).map { active[$0] && passed[$0] != nil }
-            // Stage 2: bisect lambda at that tau (smaller lambda skips more) under the looser bound.
-            var lambdaLow = [Float](repeating: 0, count: heads), lambdaHigh = [Float](repeating: options.maxLambda, count: heads)
-            var passedPV = [Measurement?](repeating: nil, count: heads)
-            if valid.contains(true) {
-                for _ in 0..<options.lambdaIterations {
-                    let mid = (0..<heads).map { (lambdaLow[$0] + lambdaHigh[$0]) / 2 }
-                    let m = try evaluator.evaluate(theta: (0..<heads).map { valid[$0] ? theta : cheapTheta },
-                                                   selection: (0..<heads).map { valid[$0] ? high[$0] : cheapSelection },
-                                                   lambda: (0..<heads).map { valid[$0] ? mid[$0] : 0 })
-                    for h in 0..<heads where valid[h] {
-                        if m.error[h] <= Swift.min(pvBound, passed[h]!.error + stage2Allowance) { lambdaHigh[h] = mid[h]; passedPV[h] = m.head(h) } else { lambdaLow[h] = mid[h] }
-                    }
-                }
-            }
-            for h in 0..<heads where valid[h] {
-                let m = passedPV[h] ?? passed[h]!
-                table[ti][h] = TuningCandidate(theta: theta, selection: high[h],
-                                               lambda: passedPV[h] != nil ? lambdaHigh[h] : .infinity, measured: m)
+            for h in 0..<heads where active[h] {
+                guard let m = passed[h] else { continue }
+                table[ti][h] = TuningCandidate(theta: theta, selection: high[h], measured: m)
                 if 1 - m.allowedDensity < options.minimumSparsity { active[h] = false }
             }
             if let progress {
@@ -118,29 +107,49 @@ public enum SpargeTuner {
             }
         }
 
-        // Smoothing and the final measurement.
+        // Smoothing, then a check of the pooled values with stage 2 off.
         var choice = (0..<heads).map { h in choose(column: table.map { $0[h] }, width: options.smoothingWidth) }
-        var final = try evaluator.evaluate(choice)
+        let off = [Float](repeating: .infinity, count: heads)
+        var stage1 = try evaluator.evaluate(choice, lambda: off)
         var changed = false
         for h in 0..<heads {
-            guard case .window(_, let members) = choice[h] else { continue }
-            if final.error[h] > pvBound {
-                // The pooled values failed (rare: each computes more than a passing member).
-                let best = members.min { $0.measured.density < $1.measured.density }!
-                choice[h] = .single(best)
-                final.set(h, best.measured)
-            }
+            guard case .window(_, let members) = choice[h], stage1.error[h] > bound else { continue }
+            // The pooled values failed (rare: they compute more than each passing member).
+            let best = members.min { $0.measured.density < $1.measured.density }!
+            choice[h] = .single(best)
+            stage1.set(h, best.measured)
         }
-        for h in 0..<heads where choice[h] != .dense && 1 - final.allowedDensity[h] < options.minimumSparsity {
+        for h in 0..<heads where choice[h] != .dense && 1 - stage1.allowedDensity[h] < options.minimumSparsity {
             choice[h] = .dense
             changed = true
         }
-        if changed { final = try evaluator.evaluate(choice) }
+        if changed { stage1 = try evaluator.evaluate(choice, lambda: off) }
+
+        // Stage 2: bisect lambda at each head's final values (smaller lambda skips more). Done
+        // once, after the choice: lambda does not change the block map, so it cannot change
+        // which theta wins, and tuning it at the final values is exact rather than pooled.
+        var lambda = off, final = stage1
+        let tunable = choice.map { $0 != .dense }
+        if tunable.contains(true) {
+            let values = choice.map { $0.values }
+            var low = [Float](repeating: 0, count: heads), high = [Float](repeating: options.maxLambda, count: heads)
+            for _ in 0..<options.lambdaIterations {
+                let mid = (0..<heads).map { tunable[$0] ? (low[$0] + high[$0]) / 2 : Float.infinity }
+                let m = try evaluator.evaluate(theta: values.map(\.theta), selection: values.map(\.selection), lambda: mid)
+                for h in 0..<heads where tunable[h] {
+                    if m.error[h] <= Swift.min(pvBound, stage1.error[h] + stage2Allowance) {
+                        high[h] = mid[h]; lambda[h] = mid[h]; final.set(h, m.head(h))
+                    } else {
+                        low[h] = mid[h]
+                    }
+                }
+            }
+        }
 
         let tunedHeads = (0..<heads).map { h -> TunedHead in
-            let v = choice[h].values(mode: options.mode)
+            let v = choice[h].values
             return TunedHead(theta: v.theta, tau: options.mode == .cdf ? v.selection : nil,
-                             topk: options.mode == .cdf ? nil : v.selection, lambda: v.lambda,
+                             topk: options.mode == .cdf ? nil : v.selection, lambda: lambda[h],
                              blockQ: base.blockQ, blockK: base.blockK, error: final.error[h],
                              density: final.density[h], sparsity: 1 - final.allowedDensity[h],
                              dense: choice[h] == .dense)
@@ -163,7 +172,7 @@ public enum SpargeTuner {
         if let best {
             let members = column[best.start..<(best.start + w)].map { $0! }
             let combined = TuningCandidate(theta: members.map(\.theta).max()!, selection: members.map(\.selection).max()!,
-                                           lambda: members.map(\.lambda).max()!, measured: members[0].measured)
+                                           measured: members[0].measured)
             return .window(combined, members: members)
         }
         // No window passes everywhere: the best isolated theta, else dense.

@@ -13,7 +13,7 @@ struct TuningCandidate: Sendable, Hashable {
     var theta: Float
     /// tau or top-k.
     var selection: Float
-    var lambda: Float
+    /// Measured with stage 2 off.
     var measured: Measurement
 }
 
@@ -23,10 +23,11 @@ enum TuningChoice: Sendable, Hashable {
     case single(TuningCandidate)
     case dense
 
-    func values(mode: TuningOptions.Mode) -> (theta: Float, selection: Float, lambda: Float) {
+    /// theta and tau / top-k (dense: no block self-similar, every block kept).
+    var values: (theta: Float, selection: Float) {
         switch self {
-        case .window(let c, _), .single(let c): return (c.theta, c.selection, c.lambda)
-        case .dense: return (SpargeTuner.denseTheta, 1, .infinity)
+        case .window(let c, _), .single(let c): return (c.theta, c.selection)
+        case .dense: return (SpargeTuner.denseTheta, 1)
         }
     }
 }
@@ -87,9 +88,9 @@ struct CalibrationEvaluator {
         return m
     }
 
-    /// Measures the chosen values of every head.
-    func evaluate(_ choice: [TuningChoice]) throws -> HeadMeasurements {
-        let v = choice.map { $0.values(mode: options.mode) }
-        return try evaluate(theta: v.map(\.theta), selection: v.map(\.selection), lambda: v.map(\.lambda))
+    /// Measures the chosen values of every head with these lambdas.
+    func evaluate(_ choice: [TuningChoice], lambda: [Float]) throws -> HeadMeasurements {
+        let v = choice.map(\.values)
+        return try evaluate(theta: v.map(\.theta), selection: v.map(\.selection), lambda: lambda)
     }
 }

@@ -6,14 +6,20 @@ public struct TuningOptions: Sendable, Hashable {
         case cdf
         /// Top-k mode: the largest sparsity (smallest `topk`) within the bound.
         case topk
-        /// Both, keeping the mode whose tuned heads are sparser on average (twice the time).
-        /// Where stage 1's block probabilities are poor predictors (heavy positional locality
-        /// inside blocks) a fixed share per row (top-k) holds up better than a CDF threshold.
+        /// Both (twice the time), keeping top-k only when its heads are sparser on average by
+        /// more than ``TuningOptions/autoTopKAdvantage``, else CDF. Where stage 1's block
+        /// probabilities are poor predictors (sharp positional locality inside blocks) a fixed
+        /// share per row holds up better than a CDF threshold; but a top-k fraction counts
+        /// key blocks, so it transfers poorly to other sequence lengths (tuned on a 2048-token
+        /// passage, it lost the bound on that passage's first 1024 tokens where CDF kept it).
         case auto
     }
 
     /// The error measure.
     public var metric: TuningMetric
+    /// In ``Mode/auto``: how much higher (absolute) top-k's mean sparsity must be for it to be
+    /// kept instead of CDF, which adapts to the sequence length.
+    public var autoTopKAdvantage: Double = 0.1
     /// Bound on the error of stage 1 alone (the tau / top-k search, stage 2 off): `l1`.
     public var bound: Double
     /// Bound on the error with stage 2 (the lambda search): `pv_l1`; must exceed ``bound``.
@@ -76,6 +82,9 @@ public struct TuningOptions: Sendable, Hashable {
         guard (1...30).contains(selectionIterations) else { throw fail("selectionIterations is \(selectionIterations); use 1...30") }
         guard (0...30).contains(lambdaIterations) else { throw fail("lambdaIterations is \(lambdaIterations); use 0...30") }
         guard maxLambda.isFinite, maxLambda > 0 else { throw fail("maxLambda is \(maxLambda); it must be positive and finite") }
+        guard autoTopKAdvantage.isFinite, autoTopKAdvantage >= 0 else {
+            throw fail("autoTopKAdvantage is \(autoTopKAdvantage); it must be a finite number >= 0")
+        }
         guard stage2Budget > 0, stage2Budget <= 1 else { throw fail("stage2Budget is \(stage2Budget); it must be in (0, 1]") }
         guard safetyMargin > 0, safetyMargin <= 1 else { throw fail("safetyMargin is \(safetyMargin); it must be in (0, 1]") }
         guard minimumSparsity >= 0, minimumSparsity < 1 else { throw fail("minimumSparsity is \(minimumSparsity); it must be in [0, 1)") }
