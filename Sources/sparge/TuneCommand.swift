@@ -7,7 +7,7 @@ struct TuneCommand {
     static let usage = """
         Usage: sparge tune --input IN.safetensors [--input IN2.safetensors ...] [--layer NAME]
           [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|topk|auto]
-          [--margin 0.7] [--output tuned.json] [--update] [--threads N]
+          [--margin 0.6] [--output tuned.json] [--update] [--threads N]
           [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding]
           [--quant cuda|triton] [--theta-grid 0,0.0625,...] [--smoothing 2]
           [--tau-iterations 8] [--lambda-iterations 6] [--min-sparsity 0.1]
@@ -25,9 +25,10 @@ struct TuneCommand {
                               and rmse, 0.002 / 0.003 for cosine, i.e. 1 - cosine)
           --metric M          l1 (relative L1, default), cosine (1 - cosine) or rmse (relative)
           --mode M            cdf: tune tau (the paper's), topk, or auto (default): both,
-                              keeping top-k only if its mean sparsity is higher by over 0.1
-                              (a top-k fraction transfers poorly to other lengths); twice the time
-          --margin X          tune to X times the bounds, for headroom on unseen inputs (0.7)
+                              keeping the sparser; with --causal top-k must be sparser by
+                              over 0.1 (its fraction transfers poorly to other lengths);
+                              twice the time
+          --margin X          tune to X times the bounds, for headroom on unseen inputs (0.6)
           --output PATH       settings file to write (default tuned.json)
           --update            add the layer to an existing --output file (replacing its namesake)
           --bq, --bk, --causal, --attention-sink, --no-smooth-k, --gpu-rounding, --quant

@@ -42,7 +42,8 @@ public enum SpargeTuner {
     ) throws -> TunedSettings {
         try options.validate()
         guard options.mode == .auto else { return try tune(samples, base, options, layer, pass: (1, 1), progress) }
-        // Both modes; top-k only when clearly sparser (CDF adapts to the sequence length).
+        // Both modes; on causal attention top-k only when clearly sparser (CDF adapts to the
+        // sequence length).
         var o = options
         o.mode = .cdf
         let cdf = try tune(samples, base, o, layer, pass: (1, 2), progress)
@@ -51,7 +52,7 @@ public enum SpargeTuner {
         func sparsity(_ s: TunedSettings) -> Double {
             s.layers[0].heads.reduce(0) { $0 + $1.sparsity } / Double(s.layers[0].heads.count)
         }
-        return sparsity(topk) > sparsity(cdf) + options.autoTopKAdvantage ? topk : cdf
+        return sparsity(topk) > sparsity(cdf) + (base.causal ? options.autoTopKAdvantage : 0) ? topk : cdf
     }
 
     /// One mode's tuning; `pass` (index, count) scales the progress estimate.
