@@ -73,7 +73,7 @@ public enum SpargeTuner {
         let evaluator = try CalibrationEvaluator(samples: samples, base: base, options: options)
         let bound = options.bound * options.safetyMargin, pvBound = options.pvBound * options.safetyMargin
         let stage2Allowance = options.stage2Budget * (options.pvBound - options.bound) * options.safetyMargin
-        // Done heads get values that compute almost nothing (one block per row, stage 2 on).
+        // Done heads get values that compute almost nothing (one block per row).
         let cheapTheta: Float = -1, cheapSelection: Float = options.mode == .cdf ? 0 : 1e-6
 
         var table = [[TuningCandidate?]](repeating: [TuningCandidate?](repeating: nil, count: heads), count: grid.count)
