@@ -1,9 +1,13 @@
 /// One calibration input of a layer: its Q, K, V (`B,H,Nq,D` and `B,Hkv,Nk,D` fp32), for
 /// example one prompt, one denoising step or one passage.
 public struct CalibrationSample: Sendable {
+    /// Queries, `B,H,Nq,D`.
     public var q: [Float]
+    /// Keys, `B,Hkv,Nk,D`.
     public var k: [Float]
+    /// Values, `B,Hkv,Nk,D`.
     public var v: [Float]
+    /// The shape of the call.
     public var shape: AttentionShape
 
     public init(q: [Float], k: [Float], v: [Float], shape: AttentionShape) {
@@ -23,16 +27,19 @@ public struct CalibrationSample: Sendable {
 public struct TuningProgress: Sendable, Hashable {
     /// Grid values done, of `thetaCount`.
     public var thetasDone: Int
+    /// Grid values in all.
     public var thetaCount: Int
     /// The theta just finished.
     public var theta: Float
-    /// The mode being tuned, and which pass this is (``TuningOptions/Mode/auto`` tunes CDF,
-    /// then top-k).
+    /// The mode being tuned.
     public var mode: TuningOptions.Mode
+    /// Which pass this is, of `passes` (``TuningOptions/Mode/auto`` tunes CDF, then top-k).
     public var pass: Int
+    /// Passes in all.
     public var passes: Int
     /// Heads whose search is over (a higher theta cannot make them sparser), of `heads`.
     public var headsDone: Int
+    /// Query heads in all.
     public var heads: Int
     /// Seconds since this pass started.
     public var elapsedSeconds: Double

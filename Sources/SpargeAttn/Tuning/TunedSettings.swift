@@ -8,8 +8,9 @@ public struct TunedHead: Sendable, Hashable {
     public var topk: Float?
     /// lambda (`pvthreshd`); infinity (JSON `null`) turns stage 2 off for the head.
     public var lambda: Float
-    /// Block sizes the values were tuned with.
+    /// Query block size the values were tuned with.
     public var blockQ: Int
+    /// Key block size the values were tuned with.
     public var blockK: Int
     /// Worst error over the calibration samples at tuning time (the file's metric).
     public var error: Double
@@ -38,8 +39,9 @@ public struct TunedLayer: Sendable, Hashable {
     public var name: String
     /// One entry per query head.
     public var heads: [TunedHead]
-    /// Causal attention and attention sink while tuning (informative: the values fit them).
+    /// Causal attention while tuning (informative: the values fit it).
     public var causal: Bool
+    /// Attention sink while tuning (informative: the values fit it).
     public var attentionSink: Bool
 
     public init(name: String, heads: [TunedHead], causal: Bool = false, attentionSink: Bool = false) {
@@ -91,11 +93,15 @@ public struct TunedSettings: Sendable, Hashable {
     /// The `version` this build writes and reads.
     public static let currentVersion = 1
 
+    /// The tuned layers, names unique.
     public var layers: [TunedLayer]
-    /// The metric, bounds and safety margin the values were tuned for (informative).
+    /// The metric the values were tuned for (informative, as the three below).
     public var metric: TuningMetric
+    /// The stage-1 bound (`l1`).
     public var bound: Double
+    /// The bound with stage 2 (`pv_l1`).
     public var pvBound: Double
+    /// The fraction of the bounds the searches aimed at.
     public var safetyMargin: Double
 
     public init(layers: [TunedLayer], metric: TuningMetric = .l1, bound: Double = 0.07, pvBound: Double = 0.08,

@@ -34,7 +34,9 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
         case local, retrieval, sinkDominated, mixed
     }
 
+    /// Batch size `B`; each entry is a different text.
     public var batch: Int = 1
+    /// Heads `H` (K/V have as many).
     public var heads: Int = 8
     /// Tokens `N` (queries and keys).
     public var tokens: Int = 2048
@@ -57,6 +59,7 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
         self.sharpness = sharpness; self.seed = seed; self.modelSeed = modelSeed
     }
 
+    /// The shape of the generated tensors.
     public var shape: AttentionShape { AttentionShape(batch: batch, heads: heads, queryLength: tokens, headDim: headDim) }
 
     public var description: String {
