@@ -15,14 +15,16 @@ struct UsageError: Error, CustomStringConvertible {
 struct Arguments {
     private var flags: Set<String> = []
     private var values: [String: String] = [:]
+    private var lists: [String: [String]] = [:]
     /// Whether `--help` or `-h` was given (checked before anything else is validated).
     private(set) var helpRequested = false
 
     /// Parses `arguments` (without the command name).
     /// - Parameters:
     ///   - flags: option names without value, e.g. `["causal"]` for `--causal`;
-    ///   - options: option names that take a value.
-    init(_ arguments: [String], flags known: Set<String>, options: Set<String>) throws {
+    ///   - options: option names that take a value;
+    ///   - repeatable: those of `options` that may be given several times (see ``strings(_:)``).
+    init(_ arguments: [String], flags known: Set<String>, options: Set<String>, repeatable: Set<String> = []) throws {
         var i = 0
         while i < arguments.count {
             let arg = arguments[i]
@@ -49,8 +51,9 @@ struct Arguments {
                     value = arguments[i]
                     i += 1
                 }
-                if values[name] != nil { throw UsageError("--\(name) is given twice") }
-                values[name] = value
+                lists[name, default: []].append(value)
+                if values[name] != nil && !repeatable.contains(name) { throw UsageError("--\(name) is given twice") }
+                values[name] = values[name] ?? value
             } else {
                 throw UsageError("unknown option '--\(name)' (see --help)")
             }
@@ -62,6 +65,19 @@ struct Arguments {
     func has(_ name: String) -> Bool { values[name] != nil }
 
     func string(_ name: String) -> String? { values[name] }
+
+    /// Every value of a repeatable option, in order; comma-separated values are split.
+    func strings(_ name: String) -> [String] {
+        (lists[name] ?? []).flatMap { $0.split(separator: ",").map(String.init) }
+    }
+
+    /// A number option within `range` (inclusive).
+    func double(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard let s = values[name] else { return nil }
+        guard let x = Double(s), x.isFinite else { throw UsageError("--\(name) '\(s)' is not a number") }
+        guard range.contains(x) else { throw UsageError("--\(name) is \(x); it must be in \(range.lowerBound)...\(range.upperBound)") }
+        return x
+    }
 
     /// An integer option within `range`.
     func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {

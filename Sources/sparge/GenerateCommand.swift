@@ -12,7 +12,8 @@ struct GenerateCommand {
         workload's description in the metadata.
 
           --output PATH    file to write (required)
-          --workload NAME  mild, medium (default), sharp or gaussian
+          --workload NAME  mild, medium (default), sharp, gaussian, or lm (RoPE language-model-
+                           like: use it with --causal; heads cycle local, retrieval, sink, mixed)
           --n N, --d D, --heads H, --batch B
                            tokens (default 4096), head dim (64), heads (4), batch (1)
           --seed S         seed of the generator (default 24301)
@@ -20,6 +21,7 @@ struct GenerateCommand {
         """
 
     var workload: VideoLikeWorkload
+    var languageModel: LanguageModelLikeWorkload?
     var workloadName: String
     var output: String
     var dtype: TensorDType
@@ -33,8 +35,9 @@ struct GenerateCommand {
         guard let output = a.string("output") else { throw UsageError("generate needs --output OUT.safetensors (see sparge generate --help)") }
         self.output = output
         workloadName = a.string("workload") ?? "medium"
-        guard var w = DemoCommand.workload(named: workloadName) else {
-            throw UsageError("--workload '\(workloadName)' is not one of mild, medium, sharp, gaussian")
+        let isLM = workloadName == "lm"
+        guard var w = isLM ? VideoLikeWorkload.medium : DemoCommand.workload(named: workloadName) else {
+            throw UsageError("--workload '\(workloadName)' is not one of mild, medium, sharp, gaussian, lm")
         }
         w.tokens = try a.int("n", in: 1...1_048_576) ?? w.tokens
         w.headDim = try a.int("d", in: 1...256) ?? w.headDim
@@ -45,6 +48,10 @@ struct GenerateCommand {
             w.seed = x
         }
         workload = w
+        if isLM {
+            languageModel = LanguageModelLikeWorkload(batch: w.batch, heads: w.heads, tokens: w.tokens, headDim: w.headDim,
+                                                      seed: w.seed)
+        }
         switch (a.string("dtype") ?? "f32").lowercased() {
         case "f32", "float32": dtype = .float32
         case "f16", "float16": dtype = .float16
@@ -54,7 +61,7 @@ struct GenerateCommand {
     }
 
     func execute() throws {
-        let t = try workload.generate()
+        let t = try languageModel?.generate() ?? workload.generate()
         let s = t.shape
         let dims = [s.batch, s.heads, s.queryLength, s.headDim]
         func tensor(_ x: [Float]) throws -> Tensor {
@@ -66,7 +73,7 @@ struct GenerateCommand {
         }
         let file = try SafeTensorsFile(
             tensors: ["q": try tensor(t.q), "k": try tensor(t.k), "v": try tensor(t.v)],
-            metadata: ["workload": "\(workloadName): \(workload)", "seed": "\(workload.seed)"])
+            metadata: ["workload": "\(workloadName): \(languageModel.map { "\($0)" } ?? "\(workload)")", "seed": "\(workload.seed)"])
         try file.write(path: output)
         print(JSON.object([
             ("output", .string(output)), ("workload", .string(workloadName)),

@@ -9,7 +9,8 @@ struct RunCommand {
         Usage: sparge run --input IN.safetensors [--output OUT.safetensors]
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --topk X] [--pvthreshd X|inf]
           [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
-          [--dense] [--mask NAME] [--threads N] [--repeat N] [--backend cpu|cuda]
+          [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
+          [--backend cpu|cuda]
 
         Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
         runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
@@ -29,6 +30,9 @@ struct RunCommand {
           --quant cuda|triton INT8 quantization of Q of the CUDA (default) or Triton path
           --dense             exact dense attention instead (writes o only)
           --mask NAME         use the block map stored under NAME in IN (u8 or bool, B,H,nq,nk)
+          --config PATH       apply per-head theta, tau or topk, and lambda tuned by sparge tune
+                              (and its block sizes unless --bq/--bk are given)
+          --layer NAME        the layer of --config to use (needed when it holds several)
           --threads N         worker threads (default: all CPUs)
           --repeat N          run the attention N times and report the median time (default 1)
           --backend cpu|cuda  where to run (default cpu); cuda needs a build with --traits CUDA,
@@ -44,7 +48,7 @@ struct RunCommand {
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense"]
     static let options: Set<String> = [
         "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "pvthreshd", "quant",
-        "mask", "threads", "repeat", "backend",
+        "mask", "threads", "repeat", "config", "layer", "backend",
     ]
 
     var input: String
@@ -52,6 +56,7 @@ struct RunCommand {
     var parameters = SpargeParameters.recommended
     var dense: Bool
     var maskName: String?
+    var config: ConfigOption?
     var threads: Int?
     var repeats: Int
     var backend: Backend
@@ -73,6 +78,8 @@ struct RunCommand {
 
         backend = try Backend(a.string("backend"))
         try a.applyAttentionOptions(to: &parameters)
+        config = try ConfigOption(a)
+        config?.adjustBlocks(&parameters)
         // The GPU kernel's P.V is fp16; its CPU reference is the same numerics.
         if backend == .cuda { parameters.pvNumerics = .fp16 }
         if backend == .cuda && dense { throw UsageError("--dense runs on the CPU only; drop --backend cuda (PyTorch's SDPA is the GPU's dense reference)") }
@@ -104,6 +111,8 @@ struct RunCommand {
         let file = try SafeTensorsFile.read(path: input)
         let qt = try file.tensor("q"), kt = try file.tensor("k"), vt = try file.tensor("v")
         let shape = try Self.shape(q: qt, k: kt, v: vt)
+        var parameters = self.parameters
+        if let config { parameters = try config.apply(to: parameters, heads: shape.heads) }
         try parameters.validate(for: shape)
         let q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
         let nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
@@ -157,10 +166,10 @@ struct RunCommand {
                 }
             }
             out.metadata["producer"] = "sparge run"
-            out.metadata["parameters"] = parametersJSON(shape: shape).text
+            out.metadata["parameters"] = Self.parametersJSON(parameters).text
             try out.write(path: output)
         }
-        print(report(shape: shape, threads: threadCount, seconds: seconds, samples: samples, result: result).text)
+        print(report(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, samples: samples, result: result).text)
     }
 
     // MARK: Input checks
@@ -216,13 +225,12 @@ struct RunCommand {
 
     var mode: String { dense ? "dense" : maskName != nil ? "mask" : "sparse" }
 
-    func parametersJSON(shape: AttentionShape) -> JSON {
+    static func parametersJSON(_ p: SpargeParameters) -> JSON {
         // Through the Float's shortest text, so 0.1 prints as 0.1, not 0.10000000149011612.
         func number(_ x: Float) -> JSON { x.isFinite ? .number(Double("\(x)") ?? Double(x)) : .null }
         func values(_ p: PerHead) -> JSON {
             p.values.count == 1 ? number(p.values[0]) : .array(p.values.map(number))
         }
-        let p = parameters
         var pairs: [(String, JSON)] = [("bq", .int(p.blockQ)), ("bk", .int(p.blockK))]
         switch p.selection {
         case .topK(let k): pairs += [("selection", .string("topk")), ("topk", values(k))]
@@ -238,7 +246,7 @@ struct RunCommand {
         return .object(pairs)
     }
 
-    func report(shape s: AttentionShape, threads: Int, seconds: Double, samples: [Double],
+    func report(shape s: AttentionShape, parameters: SpargeParameters, threads: Int, seconds: Double, samples: [Double],
                 result: SparseAttentionResult?) -> JSON {
         let flops = s.denseFlops(causal: parameters.causal)
         var pairs: [(String, JSON)] = [
@@ -272,7 +280,8 @@ struct RunCommand {
             // Dense attention computes every block and skips nothing.
             pairs += [("density", .number(1)), ("sparsity", .number(0)), ("stage2_skipped_fraction", .number(0))]
         }
-        pairs += [("parameters", parametersJSON(shape: s)), ("input", .string(input))]
+        pairs += [("parameters", Self.parametersJSON(parameters)), ("input", .string(input))]
+        if let config { pairs.append(("config_layer", .string(config.layer.name))) }
         if let output { pairs.append(("output", .string(output))) }
         return .object(pairs)
     }

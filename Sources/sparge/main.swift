@@ -22,6 +22,10 @@ let usage = """
       sparge cuda-check [--golden DIR]
                                  GPU backend vs CPU path: identical masks and INT8, close outputs
                                  (builds with --traits CUDA)
+      sparge tune --input IN.safetensors [--input ...] [--l1 0.07 --pv-l1 0.08] [--output tuned.json]
+                                 tune theta, tau and lambda per head under an error bound
+      sparge evaluate --input IN.safetensors [--config tuned.json] [options]
+                                 per-head error and density of sparse attention against exact
       sparge help [COMMAND]     this text, or a command's options
 
     Run 'sparge COMMAND --help' for the options of a command.
@@ -44,14 +48,16 @@ func printHelp(_ command: String?) {
     case "mask": print(MaskCommand.usage)
     case "check": print(CheckCommand.usage)
     case "cuda-check": print(CUDACheckCommand.usage)
+    case "tune": print(TuneCommand.usage)
+    case "evaluate": print(EvaluateCommand.usage)
     case nil: print(usage)
-    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate and help")
+    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate and help")
     }
 }
 
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let command = argv.first else {
-    fail("no command given; the commands are demo, run, bench, generate and help (see sparge --help)")
+    fail("no command given; the commands are demo, run, bench, generate, mask, check, tune, evaluate and help (see sparge --help)")
 }
 let rest = Array(argv.dropFirst())
 
@@ -82,14 +88,20 @@ do {
         try MaskCommand(arguments: rest)?.execute()
     case "check":
         if try CheckCommand(arguments: rest)?.execute() == false { exit(1) }
+    case "tune":
+        try TuneCommand(arguments: rest)?.execute()
+    case "evaluate":
+        try EvaluateCommand(arguments: rest)?.execute()
     default:
-        fail("unknown command '\(command)'; the commands are demo, run, bench, generate and help (see sparge --help)")
+        fail("unknown command '\(command)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate and help (see sparge --help)")
     }
 } catch let error as UsageError {
     fail(error.message)
 } catch let error as SpargeError {
     fail(error.description)
 } catch let error as TensorFileError {
+    fail(error.description)
+} catch let error as TuningError {
     fail(error.description)
 } catch {
     fail(String(describing: error))
