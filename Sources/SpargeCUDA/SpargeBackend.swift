@@ -12,7 +12,7 @@ public enum SpargeBackend: Sendable {
 
 extension SpargeAttention {
     /// Sparse attention on the chosen backend, with the same inputs, outputs and result as
-    /// the CPU entry point. The GPU form builds a ``SpargeCUDAPlan`` for the call; keep a plan
+    /// the CPU entry point. The GPU form builds a `SpargeCUDAPlan` for the call; keep a plan
     /// to reuse its device buffers across calls.
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,

@@ -53,7 +53,7 @@ public enum SpargeAttention {
                    captureQuantized: captureQuantized)
     }
 
-    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:)``.
+    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_)``.
     public static func sparse(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
@@ -121,7 +121,7 @@ public enum SpargeAttention {
                   shape: shape, causal: causal, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads)
     }
 
-    /// Array convenience for ``dense(q:k:v:output:shape:causal:softmaxScale:nonFinitePolicy:threads:)``.
+    /// Array convenience for ``dense(q:k:v:output:shape:causal:softmaxScale:nonFinitePolicy:threads:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_)``.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, causal: Bool = false,
         softmaxScale: Float? = nil, threads: Int? = nil
