@@ -14,7 +14,7 @@ final class RawBuffer<T>: @unchecked Sendable {
 
     init(count: Int, zero: T) {
         self.count = Swift.max(count, 1)
-        pointer = UnsafeMutablePointer<T>.allocate(capacity: self.count)
+        pointer = Self.allocateLines(self.count)
         pointer.initialize(repeating: zero, count: self.count)
     }
 
@@ -22,8 +22,17 @@ final class RawBuffer<T>: @unchecked Sendable {
     /// before being read (zeroing them here would be a serial pass over memory).
     init(uninitializedCount count: Int) where T: BitwiseCopyable {
         self.count = Swift.max(count, 1)
-        pointer = UnsafeMutablePointer<T>.allocate(capacity: self.count)
+        pointer = Self.allocateLines(self.count)
     }
 
-    deinit { pointer.deallocate() }
+    /// Whole, aligned cache lines: buffers of different worker threads (each worker's per-row
+    /// softmax state is a few hundred bytes, updated every tile) never share a line, whatever
+    /// order malloc hands out its chunks in.
+    private static func allocateLines(_ count: Int) -> UnsafeMutablePointer<T> {
+        let bytes = (count * MemoryLayout<T>.stride + 63) & ~63
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Swift.max(64, MemoryLayout<T>.alignment))
+            .bindMemory(to: T.self, capacity: count)
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
