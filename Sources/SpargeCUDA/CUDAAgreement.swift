@@ -51,19 +51,12 @@ public enum CUDAAgreementCheck {
             func bits(_ x: [Float]) -> [UInt32] { x.map(\.bitPattern) }
             scalesIdentical = bits(a.qScale) == bits(b.qScale) && bits(a.kScale) == bits(b.kScale) && bits(a.kMean) == bits(b.kMean)
         }
-        var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, ref = 0.0, maxAbs = 0.0
-        for (x, y) in zip(gpuOut, cpuOut) {
-            let a = Double(x), b = Double(y)
-            dot += a * b; xx += a * a; yy += b * b
-            l1 += abs(a - b); ref += abs(b)
-            maxAbs = Swift.max(maxAbs, abs(a - b))
-            if a.isNaN { maxAbs = .nan }
-        }
-        let cosine = (xx == 0 && yy == 0) ? 1 : dot / (xx.squareRoot() * yy.squareRoot())
+        let accuracy = try Accuracy(gpuOut, reference: cpuOut)
         return CUDAAgreement(
             label: label, mapMismatches: mapMismatches, mapEntries: cpu.blockMap.bits.count,
             int8Mismatches: int8Mismatches, int8Elements: int8Elements, scalesIdentical: scalesIdentical,
-            cosine: cosine.isNaN ? 0 : cosine, relativeL1: ref == 0 ? l1 : l1 / ref, maxAbsoluteError: maxAbs,
+            cosine: accuracy.cosine.isNaN ? 0 : accuracy.cosine, relativeL1: accuracy.relativeL1,
+            maxAbsoluteError: accuracy.maxAbsoluteError,
             density: gpu.statistics.density, stage2SkippedFraction: gpu.statistics.stage2SkippedFraction)
     }
 }

@@ -131,7 +131,7 @@ struct BenchCommand {
                     let speedup = Timing.median(zip(denseTimes, sparseTimes[c]).map { $0 / $1 })
                     let tm = Self.medianTimings(phaseTimes[c])
                     let (out, res) = outputs[c]
-                    let acc = Accuracy(out, reference: reference)
+                    let acc = try Accuracy(out, reference: reference)
                     let effective = flops / sparse / 1e9
                     let row: [(String, Int)] = [
                         ("B=1 H=\(s.heads) N=\(s.n) D=\(s.d)\(s.causal ? " c" : "")", -24), (name, -8),
@@ -264,7 +264,7 @@ struct BenchCommand {
                 if step == 0 { continue }  // warm-up
                 appendTimes.append(a); sparseTimes.append(sp); exactTimes.append(ex); ratios.append(ex / (sp + a))
             }
-            let acc = Accuracy(sparseOut, reference: exactOut)
+            let acc = try Accuracy(sparseOut, reference: exactOut)
             let row: [(String, Int)] = [
                 ("\(n / 1024)k", 7), (String(format: "%.2f", topk), 5), (String(format: "%.2f", prefill), 9),
                 (String(format: "%.3f", Timing.median(appendTimes) * 1e3), 9),

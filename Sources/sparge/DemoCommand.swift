@@ -152,7 +152,7 @@ struct DemoCommand {
                 result = r.result
             }
             if recommendedMap == nil { recommendedMap = result.blockMap }
-            let acc = Accuracy(output, reference: reference)
+            let acc = try Accuracy(output, reference: reference)
             let st = result.statistics
             let row: [(String, Int)] = [
                 (c.name, -22),

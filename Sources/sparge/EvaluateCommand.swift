@@ -66,7 +66,7 @@ struct EvaluateCommand {
                 HeadResult(l1: l1[$0], cosine: 1 - cos[$0], density: st.densityPerHead[$0], sparsity: 1 - st.densityPerHead[$0] * scale)
             }
             all += heads
-            let whole = Accuracy(out, reference: reference)
+            let whole = try Accuracy(out, reference: reference)
             if json {
                 reports.append(.object([
                     ("input", .string(path)), ("density", .finite(st.density)), ("sparsity", .finite(1 - st.allowedDensity)),

@@ -1,25 +1,3 @@
-/// Accuracy of an output against a reference, as in the authors' `precision_metric`:
-/// cosine similarity of the flattened tensors, relative L1 `sum|x - y| / sum|y|` and
-/// `RMSE = sqrt(mean (x - y)^2)`. Accumulated in Double so long tensors lose nothing.
-struct Accuracy {
-    var cosine: Double
-    var relativeL1: Double
-    var rmse: Double
-
-    init(_ x: [Float], reference y: [Float]) {
-        precondition(x.count == y.count, "accuracy of tensors of different sizes")
-        var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0
-        for i in 0..<x.count {
-            let a = Double(x[i]), b = Double(y[i])
-            dot += a * b; xx += a * a; yy += b * b
-            l1 += abs(a - b); y1 += abs(b); sq += (a - b) * (a - b)
-        }
-        cosine = (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300)
-        relativeL1 = y1 == 0 ? l1 : l1 / y1
-        rmse = x.isEmpty ? 0 : (sq / Double(x.count)).squareRoot()
-    }
-}
-
 /// Wall-clock timing of a closure.
 enum Timing {
     /// Seconds of one call of `body`.
