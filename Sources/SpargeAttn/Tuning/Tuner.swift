@@ -41,14 +41,19 @@ public enum SpargeTuner {
         progress: ((TuningProgress) -> Void)? = nil
     ) throws -> TunedSettings {
         try options.validate()
-        guard options.mode == .auto else { return try tune(samples, base, options, layer, pass: (1, 1), progress) }
+        try validate(samples, base)
+        // The exact outputs, once for every pass.
+        let references = try CalibrationEvaluator.references(samples: samples, base: base, threads: options.threads)
+        guard options.mode == .auto else {
+            return try tune(samples, references, base, options, layer, pass: (1, 1), progress)
+        }
         // Both modes; on causal attention top-k only when clearly sparser (CDF adapts to the
         // sequence length).
         var o = options
         o.mode = .cdf
-        let cdf = try tune(samples, base, o, layer, pass: (1, 2), progress)
+        let cdf = try tune(samples, references, base, o, layer, pass: (1, 2), progress)
         o.mode = .topk
-        let topk = try tune(samples, base, o, layer, pass: (2, 2), progress)
+        let topk = try tune(samples, references, base, o, layer, pass: (2, 2), progress)
         func sparsity(_ s: TunedSettings) -> Double {
             s.layers[0].heads.reduce(0) { $0 + $1.sparsity } / Double(s.layers[0].heads.count)
         }
@@ -56,10 +61,8 @@ public enum SpargeTuner {
     }
 
     /// One mode's tuning; `pass` (index, count) scales the progress estimate.
-    private static func tune(
-        _ samples: [CalibrationSample], _ base: SpargeParameters, _ options: TuningOptions, _ layer: String,
-        pass: (Int, Int), _ progress: ((TuningProgress) -> Void)?
-    ) throws -> TunedSettings {
+    /// The samples are non-empty, valid, of one head count, and fit `base`.
+    private static func validate(_ samples: [CalibrationSample], _ base: SpargeParameters) throws {
         guard let first = samples.first else { throw TuningError.invalidSamples("no calibration sample; give at least one") }
         for (i, s) in samples.enumerated() {
             try s.validate(index: i)
@@ -68,9 +71,15 @@ public enum SpargeTuner {
             }
             try base.validate(for: s.shape)
         }
+    }
+
+    private static func tune(
+        _ samples: [CalibrationSample], _ references: [[Float]], _ base: SpargeParameters, _ options: TuningOptions,
+        _ layer: String, pass: (Int, Int), _ progress: ((TuningProgress) -> Void)?
+    ) throws -> TunedSettings {
         let start = Date()
-        let heads = first.shape.heads, grid = options.thetaGrid
-        let evaluator = try CalibrationEvaluator(samples: samples, base: base, options: options)
+        let heads = samples[0].shape.heads, grid = options.thetaGrid
+        let evaluator = CalibrationEvaluator(samples: samples, references: references, base: base, options: options)
         let bound = options.bound * options.safetyMargin, pvBound = options.pvBound * options.safetyMargin
         let stage2Allowance = options.stage2Budget * (options.pvBound - options.bound) * options.safetyMargin
         // Done heads get values that compute almost nothing (one block per row).

@@ -53,13 +53,18 @@ struct CalibrationEvaluator {
     let base: SpargeParameters
     let options: TuningOptions
 
-    init(samples: [CalibrationSample], base: SpargeParameters, options: TuningOptions) throws {
+    init(samples: [CalibrationSample], references: [[Float]], base: SpargeParameters, options: TuningOptions) {
         self.samples = samples
+        self.references = references
         self.base = base
         self.options = options
-        references = try samples.map {
+    }
+
+    /// Exact attention of every sample (the problem `base` fixes: causal, softmax scale).
+    static func references(samples: [CalibrationSample], base: SpargeParameters, threads: Int?) throws -> [[Float]] {
+        try samples.map {
             try SpargeAttention.dense(q: $0.q, k: $0.k, v: $0.v, shape: $0.shape, causal: base.causal,
-                                      softmaxScale: base.softmaxScale, threads: options.threads)
+                                      softmaxScale: base.softmaxScale, threads: threads)
         }
     }
 
