@@ -69,7 +69,9 @@ struct CUDACheckCommand {
         let file = try SafeTensorsFile.read(path: path)
         let qt = try file.tensor("q"), kt = try file.tensor("k"), vt = try file.tensor("v")
         let shape = try RunCommand.shape(q: qt, k: kt, v: vt)
-        let causal = (file.metadata["case"] ?? "").contains("\"causal\": true") || (file.metadata["case"] ?? "").contains("\"causal\":true")
+        // The golden files' metadata 'case' is JSON with the causal flag (ALGORITHM.md section 6).
+        let meta = file.metadata["case"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let causal = meta?["causal"] as? Bool ?? false
         let q = try qt.floats().map { Float16($0) }, k = try kt.floats().map { Float16($0) }, v = try vt.floats().map { Float16($0) }
         let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         var sets: [(String, SpargeParameters, BlockMap?)] = []
