@@ -18,30 +18,49 @@ enum Kernels {
                             sharedBytes: device.maxSharedBytes)
     }
 
-    /// The stage-2 kernel for a configuration and the dynamic shared memory it needs for `keyBlocks`.
-    static func attention(_ device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int, keyBlocks: Int) throws -> (CUhandle, Int) {
-        let kTile = blockK * (d + 16), vTile = blockK * (d + 8) * 2
-        let shared = stages * (kTile + vTile) + keyBlocks * 12 + 2 * (blockQ / 16) * 4 + 8
+    /// A stage-2 kernel configuration: the program's name and NVRTC options, and its block size.
+    struct AttentionConfiguration {
+        let program: String
+        let options: [String]
+        let threads: Int
+
+        /// Defaults measured on an H100; `SPARGE_CUDA_*` variables override them (for tuning
+        /// on other GPUs): STAGES (cp.async depth), MT (16-row tiles per warp), MIN_BLOCKS
+        /// (thread blocks per SM the register budget must allow), K_LDSM, EXP_F16.
+        init(headDim d: Int, blockQ: Int, blockK: Int) {
+            let stages = Kernels.environmentInt("SPARGE_CUDA_STAGES", in: 2...4) ?? 2
+            // Two row tiles per warp halve the shared-memory traffic per mma; their registers
+            // fit only with small tiles.
+            let mtDefault = blockQ % 32 == 0 && d <= 64 && blockK <= 64 ? 2 : 1
+            var mt = Kernels.environmentInt("SPARGE_CUDA_MT", in: 1...2) ?? mtDefault
+            if blockQ % (16 * mt) != 0 { mt = 1 }
+            let threads = blockQ / (16 * mt) * 32
+            let minDefault = mt == 2 ? max(1, 256 / threads) : (d > 64 ? (blockQ <= 64 ? 2 : 1) : (blockQ <= 64 ? 3 : 2))
+            let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
+            let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 1
+            let kLdsm = Kernels.environmentInt("SPARGE_CUDA_K_LDSM", in: 0...1) ?? (mt > 1 ? 1 : 0)
+            program = "sparge_attention_d\(d)_q\(blockQ)_k\(blockK)_s\(stages)_t\(mt)_m\(minBlocks)_e\(halfExp)_l\(kLdsm)"
+            options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DSTAGES=\(stages)", "-DMT=\(mt)",
+                       "-DMIN_BLOCKS=\(minBlocks)", "-DEXP_F16=\(halfExp)", "-DK_LDSM=\(kLdsm)", "--std=c++17"]
+            self.threads = threads
+            sharedBytes = stages * (blockK * (d + 16) + blockK * (d + 8) * 2)
+        }
+
+        /// Shared memory for the K/V pipeline; the kernel adds per-key-block and per-warp state.
+        private let sharedBytes: Int
+        func sharedBytes(keyBlocks: Int) -> Int { sharedBytes + keyBlocks * 12 + 2 * (threads / 32) * 4 + 8 }
+    }
+
+    /// The stage-2 kernel for a configuration, its dynamic shared memory for `keyBlocks` and its threads per block.
+    static func attention(_ device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int, keyBlocks: Int) throws -> (CUhandle, shared: Int, threads: Int) {
+        let c = AttentionConfiguration(headDim: d, blockQ: blockQ, blockK: blockK)
+        let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let f = try device.function("sparse_attention", program: "sparge_attention_d\(d)_q\(blockQ)_k\(blockK)_s\(stages)_m\(minBlocks(headDim: d, blockQ: blockQ))_e\(halfExp ? 1 : 0)",
-                                    source: AttentionSource.text,
-                                    options: ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DSTAGES=\(stages)",
-                                              "-DMIN_BLOCKS=\(minBlocks(headDim: d, blockQ: blockQ))", "-DEXP_F16=\(halfExp ? 1 : 0)", "--std=c++17"],
-                                    sharedBytes: device.maxSharedBytes)
-        return (f, shared)
-    }
-
-    /// cp.async pipeline depth and the blocks per SM the register budget must allow, chosen by
-    /// measurement on an H100; `SPARGE_CUDA_STAGES` / `SPARGE_CUDA_MIN_BLOCKS` override them
-    /// (for tuning on other GPUs).
-    static var stages: Int { environmentInt("SPARGE_CUDA_STAGES", in: 2...4) ?? 2 }
-    /// P = 2^x in fp16 pairs (default; `SPARGE_CUDA_EXP_F16=0`: fp32 exp2, then rounding).
-    static var halfExp: Bool { environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) != 0 }
-
-    static func minBlocks(headDim d: Int, blockQ: Int) -> Int {
-        environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...4) ?? (d > 64 ? (blockQ <= 64 ? 2 : 1) : (blockQ <= 64 ? 3 : 2))
+        let f = try device.function("sparse_attention", program: c.program, source: AttentionSource.text,
+                                    options: c.options, sharedBytes: device.maxSharedBytes)
+        return (f, shared, c.threads)
     }
 
     static func environmentInt(_ name: String, in range: ClosedRange<Int>) -> Int? {
@@ -102,10 +121,9 @@ public enum SpargeCUDAKernels {
                                      options: ["--fmad=false", "-DSPARGE_FMA=\(Kernels.cpuFusesMultiplyAdd ? 1 : 0)", "--std=c++17"])
         sizes.append(("sparge_prepare", prep.count))
         for c in configurations {
-            let name = "sparge_attention_d\(c.headDim)_q\(c.blockQ)_k\(c.blockK)"
-            let cubin = try nvrtc.compile(source: AttentionSource.text, name: name + ".cu", arch: architecture,
-                                          options: ["-DHEAD_DIM=\(c.headDim)", "-DBLOCK_Q=\(c.blockQ)", "-DBLOCK_K=\(c.blockK)", "--std=c++17"])
-            sizes.append((name, cubin.count))
+            let config = Kernels.AttentionConfiguration(headDim: c.headDim, blockQ: c.blockQ, blockK: c.blockK)
+            let cubin = try nvrtc.compile(source: AttentionSource.text, name: config.program + ".cu", arch: architecture, options: config.options)
+            sizes.append((config.program, cubin.count))
         }
         return sizes
     }

@@ -272,7 +272,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         try events.recordMiddle()
         // Section 4: stage 2.
-        let (fa, shared) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk)
+        let (fa, shared, threads) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(vTensor.address)
         a.add(long: vTensor.layout.batchStride); a.add(long: vTensor.layout.headStride); a.add(long: vTensor.layout.tokenStride)
@@ -283,7 +283,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(int: p.stage2ExemptTailBlocks); a.add(int: p.tritonKeyPadding ? 1 : 0)
         a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
-        try dev.launch(fa, grid: (nq, B * H), block: p.blockQ / 16 * 32, sharedBytes: shared, a, name: "sparse_attention")
+        try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention")
         try events.recordEnd()
     }
 

@@ -1,6 +1,7 @@
 #if CUDA
 /// CUDA C of stage 2 (ALGORITHM.md section 4): the block-sparse online softmax, one thread
-/// block per (query block, head), 16 query rows per warp. Q.K^T on INT8 tensor cores
+/// block per (query block, head), 16 or 32 query rows per warp (MT row tiles of 16: with two,
+/// every K and V fragment read from shared memory feeds two mma). Q.K^T on INT8 tensor cores
 /// (`mma.sync` m16n8k32 s8, int32 accumulation), the per-query-block lambda filter, P.V on
 /// fp16 tensor cores (m16n8k16, fp32 accumulation) with P and V in fp16 as the Ampere
 /// kernels do: P = 2^x is evaluated two at a time in fp16 (`ex2.approx.f16x2`; the special
@@ -13,7 +14,16 @@ enum AttentionSource {
 #define D HEAD_DIM
 #define BQ BLOCK_Q
 #define BK BLOCK_K
-#define WARPS (BQ / 16)
+#ifndef MT
+#define MT 1                    // m16 row tiles per warp: 2 shares every K/V fragment between two tiles
+#endif
+#define ROWS (16 * MT)          // query rows per warp
+#define WARPS (BQ / ROWS)
+#ifndef K_LDSM
+#define K_LDSM (MT > 1)         // K fragments by ldmatrix (else two 32-bit shared loads per mma: fewer registers)
+#endif
+#define MAGIC_I 0x4B400000      // bit pattern of 1.5 * 2^23 (int -> float without a conversion)
+#define MAGIC_F 12582912.0f
 #define NT (WARPS * 32)
 #define KS (D + 16)             // bytes per K row in shared memory (padding: no bank conflicts)
 #define VS (D + 8)              // halves per V row in shared memory
@@ -44,6 +54,10 @@ DEV void mma_f16(float* c, const unsigned* a, unsigned b0, unsigned b1) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+DEV void ldsm_x4(unsigned* r, const void* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(smem_addr(p)));
 }
 DEV void ldsm_x4_trans(unsigned* r, const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -101,26 +115,39 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
     }
 
-    // Q fragments of this warp's 16 rows (A operand of m16n8k32), kept for the whole loop.
-    const int r0 = qStart + warp * 16 + g, r1 = r0 + 8;
-    const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
-    unsigned qa[D / 32][4];
+    // This warp's rows: MT tiles of 16, rows g and g + 8 of each (the mma fragment layout).
+    // Q fragments (A operand of m16n8k32) stay in registers for the whole loop.
+    int row[MT][2];
+    bool valid[MT][2];
+    unsigned qa[MT][D / 32][4];
     const signed char* qb = q8 + (i64)bh * Nq * D;
     #pragma unroll
-    for (int kk = 0; kk < D / 32; kk++) {
-        qa[kk][0] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + t4 * 4) : 0u;
-        qa[kk][1] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + t4 * 4) : 0u;
-        qa[kk][2] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + 16 + t4 * 4) : 0u;
-        qa[kk][3] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + 16 + t4 * 4) : 0u;
+    for (int mt = 0; mt < MT; mt++) {
+        #pragma unroll
+        for (int hf = 0; hf < 2; hf++) { row[mt][hf] = qStart + warp * ROWS + mt * 16 + g + hf * 8; valid[mt][hf] = row[mt][hf] < Nq; }
+        #pragma unroll
+        for (int kk = 0; kk < D / 32; kk++) {
+            #pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int hf = e & 1;
+                qa[mt][kk][e] = valid[mt][hf] ? *(const unsigned*)(qb + (i64)row[mt][hf] * D + kk * 32 + (e >> 1) * 16 + t4 * 4) : 0u;
+            }
+        }
     }
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
-    float m0 = -SP_INF, m1 = -SP_INF;
-    float lsum[4] = {0.0f, 0.0f, 0.0f, 0.0f};   // row sums of P from the tensor cores (P times a ones column)
-    float o[D / 8][4];
+    float m[MT][2];
+    float lsum[MT][4];   // row sums of P from the tensor cores (P times a ones column)
+    float o[MT][D / 8][4];
     #pragma unroll
-    for (int n = 0; n < D / 8; n++) { o[n][0] = 0.0f; o[n][1] = 0.0f; o[n][2] = 0.0f; o[n][3] = 0.0f; }
+    for (int mt = 0; mt < MT; mt++) {
+        m[mt][0] = -SP_INF; m[mt][1] = -SP_INF;
+        #pragma unroll
+        for (int e = 0; e < 4; e++) lsum[mt][e] = 0.0f;
+        #pragma unroll
+        for (int n = 0; n < D / 8; n++) { o[mt][n][0] = 0.0f; o[mt][n][1] = 0.0f; o[mt][n][2] = 0.0f; o[mt][n][3] = 0.0f; }
+    }
 
     __syncthreads();
     const int cnt = sh[0], selected = sh[1];
@@ -130,12 +157,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
     auto load = [&](int idx, int buf) {
         const int kStart = list[idx] * BK;
         unsigned char* kd = kbuf + buf * KTILE;
+        #pragma unroll
         for (int e = tid; e < BK * D / 16; e += NT) {
             int r = e / (D / 16), c = e - r * (D / 16);
             bool ok = kStart + r < Nk;
             cp16(kd + r * KS + c * 16, ok ? (const void*)(kbase + (i64)(kStart + r) * D + c * 16) : (const void*)kbase, ok ? 16 : 0);
         }
         unsigned char* vd = vbuf + buf * VTILE;
+        #pragma unroll
         for (int e = tid; e < BK * D / 8; e += NT) {
             int r = e / (D / 8), c = e - r * (D / 8);
             bool ok = kStart + r < Nk;
@@ -153,124 +182,182 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         if (idx + STAGES - 1 < cnt) load(idx + STAGES - 1, (idx + STAGES - 1) % STAGES);
         cp_commit();
         const int j = list[idx], kStart = j * BK, cols = min(BK, Nk - kStart);
-        // Step 1: S = dequant(Q K^T) in base-2 units.
+        // Step 1: S = dequant(Q K^T) in base-2 units. The int32 accumulators start at the bit
+        // pattern of 1.5 * 2^23, so that (|Q.K| < 2^22 for D <= 256) each ends as the bit
+        // pattern of the float 1.5 * 2^23 + Q.K: one exact subtraction instead of a
+        // conversion instruction (a quarter-rate pipe) per score.
         const unsigned char* ks = kbuf + buf * KTILE;
-        int acc[BK / 8][4];
+        int acc[MT][BK / 8][4];
         #pragma unroll
-        for (int n = 0; n < BK / 8; n++) { acc[n][0] = 0; acc[n][1] = 0; acc[n][2] = 0; acc[n][3] = 0; }
-        #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) {
+        for (int mt = 0; mt < MT; mt++) {
             #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                const unsigned char* kr = ks + (n * 8 + g) * KS + kk * 32 + t4 * 4;
-                mma_s8(acc[n], qa[kk], *(const unsigned*)kr, *(const unsigned*)(kr + 16));
+            for (int n = 0; n < BK / 8; n++) { acc[mt][n][0] = MAGIC_I; acc[mt][n][1] = MAGIC_I; acc[mt][n][2] = MAGIC_I; acc[mt][n][3] = MAGIC_I; }
+        }
+        #pragma unroll
+        for (int n = 0; n < BK / 8; n++) {
+#if K_LDSM && D % 64 == 0
+            // ldmatrix: one instruction brings the B fragments of two k32 steps (8 keys x 64 bytes).
+            #pragma unroll
+            for (int kp = 0; kp < D / 64; kp++) {
+                unsigned kf[4];
+                ldsm_x4(kf, ks + (n * 8 + (lane & 7)) * KS + kp * 64 + (lane >> 3) * 16);
+                #pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_s8(acc[mt][n], qa[mt][2 * kp], kf[0], kf[1]);
+                    mma_s8(acc[mt][n], qa[mt][2 * kp + 1], kf[2], kf[3]);
+                }
             }
+#else
+            #pragma unroll
+            for (int kk = 0; kk < D / 32; kk++) {
+                const unsigned char* kr = ks + (n * 8 + g) * KS + kk * 32 + t4 * 4;
+                const unsigned b0 = *(const unsigned*)kr, b1 = *(const unsigned*)(kr + 16);
+                #pragma unroll
+                for (int mt = 0; mt < MT; mt++) mma_s8(acc[mt][n], qa[mt][kk], b0, b1);
+            }
+#endif
         }
         const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
         // Only the tiles at the end of the keys or on the causal diagonal need masks; the
-        // others keep the raw int32 sums (exact in fp32) and fold the scale into the exp:
+        // others keep the raw sums (exact in fp32) and fold the scale into the exp:
         // max(acc * sc) = max(acc) * sc since rounding is monotone.
         const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset);
-        float s[BK / 8][4];
-        float ml0 = -SP_INF, ml1 = -SP_INF;
-        if (masked) {
+        float s[MT][BK / 8][4];
+        float ml[MT][2];
+        #pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            ml[mt][0] = -SP_INF; ml[mt][1] = -SP_INF;
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
                 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int col = n * 8 + 2 * t4 + (e & 1);
-                    int row = e < 2 ? r0 : r1;
-                    float v = __fmul_rn((float)acc[n][e], sc);
-                    if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
-                    if (causal && kStart + col > row + offset) v = -SP_INF;
-                    s[n][e] = v;
-                    if (e < 2) ml0 = fmaxf(ml0, v); else ml1 = fmaxf(ml1, v);
+                for (int e = 0; e < 4; e++) s[mt][n][e] = __fsub_rn(__int_as_float(acc[mt][n][e]), MAGIC_F);
+            }
+            if (masked) {
+                #pragma unroll
+                for (int n = 0; n < BK / 8; n++) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int col = n * 8 + 2 * t4 + (e & 1);
+                        float v = __fmul_rn(s[mt][n][e], sc);
+                        if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
+                        if (causal && kStart + col > row[mt][e >> 1] + offset) v = -SP_INF;
+                        s[mt][n][e] = v;
+                        ml[mt][e >> 1] = fmaxf(ml[mt][e >> 1], v);
+                    }
+                }
+            } else {
+                #pragma unroll
+                for (int n = 0; n < BK / 8; n++) {
+                    ml[mt][0] = fmaxf(ml[mt][0], fmaxf(s[mt][n][0], s[mt][n][1]));
+                    ml[mt][1] = fmaxf(ml[mt][1], fmaxf(s[mt][n][2], s[mt][n][3]));
                 }
             }
-        } else {
             #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                s[n][0] = (float)acc[n][0]; s[n][1] = (float)acc[n][1]; s[n][2] = (float)acc[n][2]; s[n][3] = (float)acc[n][3];
-                ml0 = fmaxf(ml0, fmaxf(s[n][0], s[n][1])); ml1 = fmaxf(ml1, fmaxf(s[n][2], s[n][3]));
+            for (int hf = 0; hf < 2; hf++) {
+                ml[mt][hf] = fmaxf(ml[mt][hf], __shfl_xor_sync(0xffffffffu, ml[mt][hf], 1));
+                ml[mt][hf] = fmaxf(ml[mt][hf], __shfl_xor_sync(0xffffffffu, ml[mt][hf], 2));
+                if (!masked) ml[mt][hf] = __fmul_rn(ml[mt][hf], sc);
             }
         }
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
-        if (!masked) { ml0 = __fmul_rn(ml0, sc); ml1 = __fmul_rn(ml1, sc); }
         const float mul = masked ? 1.0f : sc;
-        // Steps 2-3: the filter, decided once for the whole query block (a barrier only when
-        // this tile can be skipped at all).
+        // Steps 2-3: the filter, decided once for the whole query block. A warp whose own rows
+        // keep the tile knows the answer and only announces its vote (bar.arrive); only warps
+        // that would skip wait for the others (bar.sync on the same named barrier).
         const bool exempt = ords[idx] >= selected - exemptTail;
         bool skip = false;
         if (!exempt && lamFinite) {
             float inc = -SP_INF;
-            if (valid0 && ml0 != -SP_INF) inc = m0 == -SP_INF ? SP_INF : __fsub_rn(ml0, m0);
-            if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, m1 == -SP_INF ? SP_INF : __fsub_rn(ml1, m1));
+            #pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                #pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    if (valid[mt][hf] && ml[mt][hf] != -SP_INF) inc = fmaxf(inc, m[mt][hf] == -SP_INF ? SP_INF : __fsub_rn(ml[mt][hf], m[mt][hf]));
+                }
+            }
             inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 4));
             inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 8));
             inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 16));
             if (lane == 0) wred[(idx & 1) * WARPS + warp] = inc;
-            __syncthreads();
-            float best = -SP_INF;
-            #pragma unroll
-            for (int w = 0; w < WARPS; w++) best = fmaxf(best, wred[(idx & 1) * WARPS + w]);
-            skip = __fadd_rn(best, lam) <= 0.0f;
+            __syncwarp();
+            if (__fadd_rn(inc, lam) > 0.0f) {
+                asm volatile("bar.arrive 1, %0;" :: "n"(NT) : "memory");
+            } else {
+                asm volatile("bar.sync 1, %0;" :: "n"(NT) : "memory");
+                float best = -SP_INF;
+                #pragma unroll
+                for (int w = 0; w < WARPS; w++) best = fmaxf(best, wred[(idx & 1) * WARPS + w]);
+                skip = __fadd_rn(best, lam) <= 0.0f;
+            }
         }
         if (skip) {
             skipped++;
         } else {
-            // Steps 4-5: rescale, P = 2^(S - m), l from the fp32 P, O += fp16(P) fp16(V).
-            const float mn0 = fmaxf(m0, ml0), mn1 = fmaxf(m1, ml1);
-            const float a0 = m0 == -SP_INF ? 1.0f : ex2(m0 - mn0);
-            const float a1 = m1 == -SP_INF ? 1.0f : ex2(m1 - mn1);
-            m0 = mn0; m1 = mn1;
-            lsum[0] *= a0; lsum[1] *= a0; lsum[2] *= a1; lsum[3] *= a1;
+            // Steps 4-5: rescale, P = 2^(S - m), l from the fp16 P, O += fp16(P) fp16(V).
+            unsigned pa[MT][BK / 16][4];
             #pragma unroll
-            for (int n = 0; n < D / 8; n++) { o[n][0] *= a0; o[n][1] *= a0; o[n][2] *= a1; o[n][3] *= a1; }
-            const float sh0 = mn0 == -SP_INF ? 0.0f : -mn0, sh1 = mn1 == -SP_INF ? 0.0f : -mn1;
-            const unsigned keep0 = mn0 == -SP_INF ? 0u : 0xffffffffu, keep1 = mn1 == -SP_INF ? 0u : 0xffffffffu;
-            unsigned pa[BK / 16][4];
-            #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
+            for (int mt = 0; mt < MT; mt++) {
+                float shf[2];
+                unsigned keep[2];
+                #pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const float mn = fmaxf(m[mt][hf], ml[mt][hf]);
+                    const float a = m[mt][hf] == -SP_INF ? 1.0f : ex2(m[mt][hf] - mn);
+                    m[mt][hf] = mn;
+                    lsum[mt][2 * hf] *= a; lsum[mt][2 * hf + 1] *= a;
+                    #pragma unroll
+                    for (int n = 0; n < D / 8; n++) { o[mt][n][2 * hf] *= a; o[mt][n][2 * hf + 1] *= a; }
+                    shf[hf] = mn == -SP_INF ? 0.0f : -mn;
+                    keep[hf] = mn == -SP_INF ? 0u : 0xffffffffu;
+                }
+                #pragma unroll
+                for (int n = 0; n < BK / 8; n++) {
 #if EXP_F16
-                // Two exponentials per MUFU instruction: fp32 arguments, fp16 results (what the
-                // tensor cores take); l comes from the same fp16 P through the ones column.
-                pa[n >> 1][(n & 1) * 2 + 0] = ex2h2(fmaf(s[n][0], mul, sh0), fmaf(s[n][1], mul, sh0)) & keep0;
-                pa[n >> 1][(n & 1) * 2 + 1] = ex2h2(fmaf(s[n][2], mul, sh1), fmaf(s[n][3], mul, sh1)) & keep1;
+                    // Two exponentials per MUFU instruction: fp32 arguments, fp16 results (what the
+                    // tensor cores take); l comes from the same fp16 P through the ones column.
+                    pa[mt][n >> 1][(n & 1) * 2 + 0] = ex2h2(fmaf(s[mt][n][0], mul, shf[0]), fmaf(s[mt][n][1], mul, shf[0])) & keep[0];
+                    pa[mt][n >> 1][(n & 1) * 2 + 1] = ex2h2(fmaf(s[mt][n][2], mul, shf[1]), fmaf(s[mt][n][3], mul, shf[1])) & keep[1];
 #else
-                float p0 = ex2(fmaf(s[n][0], mul, sh0)), p1 = ex2(fmaf(s[n][1], mul, sh0));
-                float p2 = ex2(fmaf(s[n][2], mul, sh1)), p3 = ex2(fmaf(s[n][3], mul, sh1));
-                pa[n >> 1][(n & 1) * 2 + 0] = pack2(p0, p1) & keep0;
-                pa[n >> 1][(n & 1) * 2 + 1] = pack2(p2, p3) & keep1;
+                    pa[mt][n >> 1][(n & 1) * 2 + 0] = pack2(ex2(fmaf(s[mt][n][0], mul, shf[0])), ex2(fmaf(s[mt][n][1], mul, shf[0]))) & keep[0];
+                    pa[mt][n >> 1][(n & 1) * 2 + 1] = pack2(ex2(fmaf(s[mt][n][2], mul, shf[1])), ex2(fmaf(s[mt][n][3], mul, shf[1]))) & keep[1];
 #endif
+                }
+                #pragma unroll
+                for (int kk = 0; kk < BK / 16; kk++) mma_f16(lsum[mt], pa[mt][kk], 0x3c003c00u, 0x3c003c00u);
             }
-            #pragma unroll
-            for (int kk = 0; kk < BK / 16; kk++) mma_f16(lsum, pa[kk], 0x3c003c00u, 0x3c003c00u);
             const unsigned char* vs = vbuf + buf * VTILE;
             #pragma unroll
             for (int kk = 0; kk < BK / 16; kk++) {
                 #pragma unroll
                 for (int n16 = 0; n16 < D / 16; n16++) {
                     unsigned bfr[4];
-                    int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                    int ch = n16 * 16 + (lane >> 4) * 8;
+                    const int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                    const int ch = n16 * 16 + (lane >> 4) * 8;
                     ldsm_x4_trans(bfr, vs + (key * VS + ch) * 2);
-                    mma_f16(o[2 * n16], pa[kk], bfr[0], bfr[1]);
-                    mma_f16(o[2 * n16 + 1], pa[kk], bfr[2], bfr[3]);
+                    #pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        mma_f16(o[mt][2 * n16], pa[mt][kk], bfr[0], bfr[1]);
+                        mma_f16(o[mt][2 * n16 + 1], pa[mt][kk], bfr[2], bfr[3]);
+                    }
                 }
             }
         }
     }
-    const float l0 = lsum[0], l1 = lsum[2];
-    const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
     const i64 ob = (i64)b * obs + (i64)h * ohs;
     #pragma unroll
-    for (int n = 0; n < D / 8; n++) {
-        int c = n * 8 + 2 * t4;
-        if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[n][0] * inv0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[n][1] * inv0); }
-        if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[n][2] * inv1); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[n][3] * inv1); }
+    for (int mt = 0; mt < MT; mt++) {
+        #pragma unroll
+        for (int hf = 0; hf < 2; hf++) {
+            const float l = lsum[mt][2 * hf];
+            const float inv = l == 0.0f ? 0.0f : 1.0f / l;
+            if (!valid[mt][hf]) continue;
+            const i64 base = ob + (i64)row[mt][hf] * ots;
+            #pragma unroll
+            for (int n = 0; n < D / 8; n++) {
+                const int c = n * 8 + 2 * t4;
+                stx(out, base + c, outType, o[mt][n][2 * hf] * inv);
+                stx(out, base + c + 1, outType, o[mt][n][2 * hf + 1] * inv);
+            }
+        }
     }
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 }
