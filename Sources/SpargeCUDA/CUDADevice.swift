@@ -94,13 +94,13 @@ public final class CUDADevice: @unchecked Sendable {
     /// The kernel `function` of the program `source` compiled with `options` (cached per
     /// process by program key). `sharedBytes` raises the kernel's dynamic shared-memory limit.
     func function(_ function: String, program: String, source: @autoclosure () -> String, options: [String],
-                  sharedBytes: Int = 0) throws -> CUhandle {
+                  architectureSuffix: String = "", sharedBytes: Int = 0) throws -> CUhandle {
         lock.lock(); defer { lock.unlock() }
         let key = program + "|" + options.joined(separator: " ") + "|" + function
         if let f = functions[key] { return f }
         try makeCurrent()
         let compiler = try loadCompiler()
-        let cubin = try compiler.compile(source: source(), name: program + ".cu", arch: architecture, options: options)
+        let cubin = try compiler.compile(source: source(), name: program + ".cu", arch: architecture, suffix: architectureSuffix, options: options)
         var module: CUhandle? = nil
         try cubin.withUnsafeBytes { try api.check(api.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(program))") }
         guard let module else { throw CUDAError.noDevice("cuModuleLoadData returned no module") }

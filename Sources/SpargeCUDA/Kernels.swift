@@ -63,6 +63,42 @@ enum Kernels {
         return (f, shared, c.threads)
     }
 
+    /// The Hopper (sm_90a, `wgmma`) stage-2 kernel, where it applies: compute capability 9.0,
+    /// head dim 64 or 128, query blocks of 64 or 128 rows (a warpgroup per 64), key blocks of 64
+    /// or 128; `SPARGE_CUDA_WGMMA=0` turns it off (the `mma.sync` kernel then runs).
+    struct HopperConfiguration {
+        let program: String
+        let options: [String]
+        let threads: Int
+        private let tiles: Int
+
+        init?(device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int) {
+            guard device.architecture == 90, Kernels.environmentInt("SPARGE_CUDA_WGMMA", in: 0...1) != 0,
+                  d == 64 || d == 128, blockQ == 64 || blockQ == 128, blockK == 64 || blockK == 128 else { return nil }
+            threads = blockQ * 2
+            let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? 1
+            let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
+            let minDefault = threads == 128 || d == 64 ? 2 : 1   // no register spills (ptxas, NVRTC 12.9)
+            let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)"
+            options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
+                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "--std=c++17"]
+            tiles = (lookahead + 1 + pipeline) * (blockK * d + (d + 8) * blockK * 2)
+        }
+
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + 2 * (threads / 32) * 4 + 8 }
+    }
+
+    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {
+        let shared = c.sharedBytes(keyBlocks: keyBlocks)
+        guard shared <= device.maxSharedBytes else {
+            throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
+        }
+        let f = try device.function("sparse_attention_wg", program: c.program, source: HopperAttentionSource.text,
+                                    options: c.options, architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
+        return (f, shared)
+    }
+
     static func environmentInt(_ name: String, in range: ClosedRange<Int>) -> Int? {
         guard let s = environmentPaths(name).first, let v = Int(s), range.contains(v) else { return nil }
         return v
@@ -124,6 +160,14 @@ public enum SpargeCUDAKernels {
             let config = Kernels.AttentionConfiguration(headDim: c.headDim, blockQ: c.blockQ, blockK: c.blockK)
             let cubin = try nvrtc.compile(source: AttentionSource.text, name: config.program + ".cu", arch: architecture, options: config.options)
             sizes.append((config.program, cubin.count))
+        }
+        if architecture == 90 {
+            for (d, bq, bk) in [(64, 64, 128), (64, 128, 64), (128, 64, 128), (128, 128, 64)] {
+                let name = "sparge_attention_wg_d\(d)_q\(bq)_k\(bk)"
+                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: name + ".cu", arch: 90, suffix: "a",
+                                              options: ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(bq)", "-DBLOCK_K=\(bk)", "--std=c++17"])
+                sizes.append((name, cubin.count))
+            }
         }
         return sizes
     }

@@ -54,13 +54,14 @@ struct NVRTC: @unchecked Sendable {
         throw CUDAError.nvrtc(call: call, code: status, message: message, log: log)
     }
 
-    /// Compiles `source` for `sm_<arch>` with `options` (besides the architecture) to a CUBIN.
-    func compile(source: String, name: String, arch: Int, options: [String]) throws -> [UInt8] {
+    /// Compiles `source` for `sm_<arch><suffix>` with `options` (besides the architecture) to a
+    /// CUBIN; the suffix "a" selects the architecture-specific features (Hopper's `wgmma`).
+    func compile(source: String, name: String, arch: Int, suffix: String = "", options: [String]) throws -> [UInt8] {
         var program: Program? = nil
         try check(nvrtcCreateProgram(&program, source, name, 0, nil, nil), "nvrtcCreateProgram")
         guard let prog = program else { throw CUDAError.nvrtc(call: "nvrtcCreateProgram", code: -1, message: "no program", log: "") }
         defer { _ = nvrtcDestroyProgram(&program) }
-        let all = ["--gpu-architecture=sm_\(arch)"] + options
+        let all = ["--gpu-architecture=sm_\(arch)\(suffix)"] + options
         let cStrings = all.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         let pointers = cStrings.map { UnsafePointer<CChar>($0) }
@@ -70,7 +71,7 @@ struct NVRTC: @unchecked Sendable {
         var logBytes = [CChar](repeating: 0, count: Swift.max(1, logSize))
         if logSize > 1 { _ = nvrtcGetProgramLog(prog, &logBytes) }
         let log = String(cString: logBytes)
-        try check(status, "nvrtcCompileProgram(\(name), sm_\(arch))", log: log)
+        try check(status, "nvrtcCompileProgram(\(name), sm_\(arch)\(suffix))", log: log)
         var size = 0
         try check(nvrtcGetCUBINSize(prog, &size), "nvrtcGetCUBINSize")
         var cubin = [UInt8](repeating: 0, count: size)

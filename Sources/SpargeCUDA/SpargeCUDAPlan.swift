@@ -254,6 +254,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
             try profiler?.mark("selection")
         }
+        if let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK) {
+            try launchHopper(hopper, v: v, output: output, events: events, profiler: profiler)
+            return
+        }
         // V for the fp16 tensor cores: read in place when it is fp16 with 16-byte aligned rows,
         // else converted once into a contiguous fp16 copy.
         var vTensor = (address: v.address, layout: v.layout)
@@ -276,15 +280,46 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(vTensor.address)
         a.add(long: vTensor.layout.batchStride); a.add(long: vTensor.layout.headStride); a.add(long: vTensor.layout.tokenStride)
-        a.add(b.map.pointer); a.add(int: H); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
+        addStage2Arguments(&a, output: output)
+        try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention")
+        try events.recordEnd()
+    }
+
+    /// Stage 2 on Hopper: V transposed to fp16 (channel-major, keys padded to whole blocks),
+    /// then the `wgmma` kernel.
+    private func launchHopper(_ c: Kernels.HopperConfiguration, v: DeviceTensor, output: DeviceTensor,
+                              events: EventPair, profiler: KernelProfiler?) throws {
+        let s = shape, d = s.headDim, dev = device, b = buffers, B = s.batch, H = s.heads, Hkv = s.kvHeads
+        let keysPadded = nk * parameters.blockK
+        try b.v16.reserve(B * Hkv * d * keysPadded * 2)
+        let fv = try Kernels.prepare(dev, "prep_values_t")
+        var av = KernelArguments()
+        av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
+        av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: keysPadded); av.add(int: d)
+        av.add(b.v16.pointer)
+        try dev.launch(fv, grid: (keysPadded / 32, (d + 31) / 32, B * Hkv), block: 256, sharedBytes: 32 * 33 * 4, av, name: "prep_values_t")
+        try profiler?.mark("V^T fp16")
+        try events.recordMiddle()
+        let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
+        var a = KernelArguments()
+        a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
+        a.add(int: keysPadded)
+        addStage2Arguments(&a, output: output)
+        try dev.launch(fa, grid: (nq, B * H), block: c.threads, sharedBytes: shared, a, name: "sparse_attention_wg")
+        try events.recordEnd()
+    }
+
+    /// The stage-2 arguments after V, common to both kernels.
+    private func addStage2Arguments(_ a: inout KernelArguments, output: DeviceTensor) {
+        let s = shape, p = parameters, b = buffers
+        let scale = p.softmaxScale ?? (1 / Float(s.headDim).squareRoot())
+        a.add(b.map.pointer); a.add(int: s.heads); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
         a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
-        a.add(p.quantization == .triton ? Float(1) : scale * log2e)
+        a.add(p.quantization == .triton ? Float(1) : scale * 1.44269504)
         a.add(int: p.causal && p.causalMasking == .token ? 1 : 0); a.add(int: s.keyLength - s.queryLength)
         a.add(int: p.stage2ExemptTailBlocks); a.add(int: p.tritonKeyPadding ? 1 : 0)
         a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
-        try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention")
-        try events.recordEnd()
     }
 
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,

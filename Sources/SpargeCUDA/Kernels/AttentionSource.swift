@@ -9,36 +9,9 @@
 /// product of P with a column of ones (fp32 sums of the same fp16 P). K and V tiles of the next selected block are copied with `cp.async`
 /// while the current one is computed. Compiled once per (HEAD_DIM, BLOCK_Q, BLOCK_K).
 enum AttentionSource {
-    static let text = CommonSource.text + #"""
-
-#define D HEAD_DIM
-#define BQ BLOCK_Q
-#define BK BLOCK_K
-#ifndef MT
-#define MT 1                    // m16 row tiles per warp: 2 shares every K/V fragment between two tiles
-#endif
-#define ROWS (16 * MT)          // query rows per warp
-#define WARPS (BQ / ROWS)
-#ifndef K_LDSM
-#define K_LDSM (MT > 1)         // K fragments by ldmatrix (else two 32-bit shared loads per mma: fewer registers)
-#endif
-#define MAGIC_I 0x4B400000      // bit pattern of 1.5 * 2^23 (int -> float without a conversion)
-#define MAGIC_F 12582912.0f
-#define NT (WARPS * 32)
-#define KS (D + 16)             // bytes per K row in shared memory (padding: no bank conflicts)
-#define VS (D + 8)              // halves per V row in shared memory
-#define KTILE (BK * KS)
-#define VTILE (BK * VS * 2)
-#ifndef STAGES
-#define STAGES 2                // K/V tiles in flight (cp.async pipeline depth)
-#endif
-#ifndef EXP_F16
-#define EXP_F16 1               // P = 2^x in fp16 pairs (ex2.approx.f16x2); 0: fp32 exp2 then rounding
-#endif
-#ifndef MIN_BLOCKS
-#define MIN_BLOCKS 1            // thread blocks per SM the register budget must allow
-#endif
-
+    /// Asynchronous copies, warp-level mma, ldmatrix and the fp16 exponential, shared with
+    /// the Hopper kernel.
+    static let helpers = #"""
 DEV void cp16(void* dst, const void* src, int bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes));
 }
@@ -70,6 +43,38 @@ DEV unsigned ex2h2(float lo, float hi) {
     return y;
 }
 DEV unsigned pack2(float lo, float hi) { return (unsigned)f2h(lo) | ((unsigned)f2h(hi) << 16); }
+"""#
+
+
+    static let text = CommonSource.text + helpers + #"""
+
+#define D HEAD_DIM
+#define BQ BLOCK_Q
+#define BK BLOCK_K
+#ifndef MT
+#define MT 1                    // m16 row tiles per warp: 2 shares every K/V fragment between two tiles
+#endif
+#define ROWS (16 * MT)          // query rows per warp
+#define WARPS (BQ / ROWS)
+#ifndef K_LDSM
+#define K_LDSM (MT > 1)         // K fragments by ldmatrix (else two 32-bit shared loads per mma: fewer registers)
+#endif
+#define MAGIC_I 0x4B400000      // bit pattern of 1.5 * 2^23 (int -> float without a conversion)
+#define MAGIC_F 12582912.0f
+#define NT (WARPS * 32)
+#define KS (D + 16)             // bytes per K row in shared memory (padding: no bank conflicts)
+#define VS (D + 8)              // halves per V row in shared memory
+#define KTILE (BK * KS)
+#define VTILE (BK * VS * 2)
+#ifndef STAGES
+#define STAGES 2                // K/V tiles in flight (cp.async pipeline depth)
+#endif
+#ifndef EXP_F16
+#define EXP_F16 1               // P = 2^x in fp16 pairs (ex2.approx.f16x2); 0: fp32 exp2 then rounding
+#endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1            // thread blocks per SM the register budget must allow
+#endif
 
 // Dynamic shared memory: STAGES * (KTILE + VTILE) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(

@@ -297,6 +297,27 @@ extern "C" __global__ void prep_values(const void* v, int type, i64 bs, i64 hs, 
     float x = n < N ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
     out[(i64)bh * Npad * D + e] = f2h(x);
 }
+// V transposed to fp16 [head][channel][key] (keys padded to Npad with zeros) for the Hopper
+// kernel, whose shared-memory operands must be K-major: 32 x 32 tiles through shared memory
+// so that both the reads and the writes are coalesced. Block 256 threads, grid (Npad / 32, D / 32, heads),
+// 32 * 33 * 4 bytes of dynamic shared memory (dynamic: the program's functions all get the
+// device's whole dynamic limit, which leaves no room for static arrays).
+extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs, i64 ts,
+        int Hkv, int N, int Npad, int D, u16* out) {
+    extern __shared__ float tileData[];
+    float (*tile)[33] = (float (*)[33])tileData;
+    const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
+    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    for (int r = ty; r < 32; r += 8) {
+        const int n = n0 + r, c = c0 + tx;
+        tile[r][tx] = n < N && c < D ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
+    }
+    __syncthreads();
+    for (int r = ty; r < 32; r += 8) {
+        const int c = c0 + r, n = n0 + tx;
+        if (c < D && n < Npad) out[((i64)bh * D + c) * Npad + n] = f2h(tile[tx][r]);
+    }
+}
 """#
 }
 #endif

@@ -1,0 +1,362 @@
+#if CUDA
+/// CUDA C of stage 2 for Hopper (sm_90a): the same algorithm and numerics as
+/// ``AttentionSource``, with the products on warpgroup tensor-core instructions (`wgmma`):
+/// each warpgroup (4 warps) owns 64 query rows; Q.K^T is `wgmma` s8 (Q from registers, the K
+/// tile from shared memory), P.V is `wgmma` f16 (P from registers, V^T from shared memory).
+/// V arrives transposed (channel-major, `prep_values_t`), so both shared-memory operands use
+/// the plain K-major layout of 8 x 16-byte core matrices; eight extra rows of ones below V^T
+/// make the same instruction produce the row sums `l` of the fp16 P.
+enum HopperAttentionSource {
+    static let text = CommonSource.text + AttentionSource.helpers + wrappers + kernel
+
+    /// `wgmma` wrappers for the shapes the kernel uses (accumulators as operand lists).
+    static var wrappers: String {
+        func s8(_ n: Int) -> String {
+            let acc = n / 2
+            let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
+            let outs = (0..<acc).map { "\"+r\"(d[\($0)])" }.joined(separator: ", ")
+            return """
+            DEV void wgmma_s8_n\(n)(int* d, const unsigned* a, u64 desc) {
+                asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
+                    "wgmma.mma_async.sync.aligned.m64n\(n)k32.s32.s8.s8 {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p;\\n}\\n"
+                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+            }
+
+            """
+        }
+        func f16(_ n: Int) -> String {
+            let acc = n / 2
+            let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
+            let outs = (0..<acc).map { "\"+f\"(d[\($0)])" }.joined(separator: ", ")
+            return """
+            DEV void wgmma_f16_n\(n)(float* d, const unsigned* a, u64 desc) {
+                asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
+                    "wgmma.mma_async.sync.aligned.m64n\(n)k16.f32.f16.f16 {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p, 1, 1, 0;\\n}\\n"
+                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+            }
+
+            """
+        }
+        return "\n#define __WG_WRAPPERS__\n" + s8(64) + s8(128) + f16(72) + f16(136)
+    }
+
+    static let kernel = #"""
+
+#define D HEAD_DIM
+#define BQ BLOCK_Q
+#define BK BLOCK_K
+#define NT (BQ * 2)                 // one warpgroup (128 threads) per 64 query rows
+#define WARPS (NT / 32)
+#define DV (D + 8)                  // V^T rows in shared memory: D channels, then 8 rows of ones
+#define KTILE (BK * D)              // bytes
+#define VTILE (DV * BK * 2)
+#ifndef PIPELINE
+#define PIPELINE 1                  // P.V of tile idx - 1 runs during the softmax of tile idx
+#endif
+#ifndef LOOKAHEAD
+#define LOOKAHEAD 1                 // K/V tiles copied ahead of the one computed
+#endif
+#define STAGES (LOOKAHEAD + 1 + PIPELINE)
+#define MAGIC_I 0x4B400000          // bit pattern of 1.5 * 2^23 (int -> float without a conversion)
+#define MAGIC_F 12582912.0f
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1
+#endif
+#define CAT3(a, b, c) a##b##c
+#define WG_S8(n) CAT3(wgmma_s8_n, n, )
+#if D == 64
+#define WG_PV wgmma_f16_n72
+#else
+#define WG_PV wgmma_f16_n136
+#endif
+
+// Shared-memory matrix descriptor, no swizzle: 8-row x 16-byte core matrices, `lbo` bytes to the
+// next core matrix along the reduction dimension, `sbo` to the next 8 rows.
+DEV u64 sdesc(const void* p, unsigned lbo, unsigned sbo) {
+    return (u64)((smem_addr(p) & 0x3FFFFu) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32);
+}
+DEV void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+DEV void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N> DEV void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
+DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Pins a register between the asynchronous instructions (no read or write moves across).
+DEV void pin(int& x) { asm volatile("" : "+r"(x) :: "memory"); }
+DEV void pin(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
+DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
+
+// K tile: key r, 16-byte chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
+// V^T tile: channel r, chunk c (8 keys) at (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
+// Dynamic shared memory: STAGES * (KTILE + VTILE) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
+extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
+        const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const u16* vt, int NkPad,
+        const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
+        const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
+        void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts) {
+    extern __shared__ __align__(128) unsigned char smem[];
+    unsigned char* kbuf = smem;
+    unsigned char* vbuf = smem + STAGES * KTILE;
+    int* list = (int*)(vbuf + STAGES * VTILE);
+    int* ords = list + nk;
+    float* ksc = (float*)(ords + nk);
+    float* wred = ksc + nk;
+    int* sh = (int*)(wred + 2 * WARPS);
+
+    const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
+    const int kvh = b * (H / groupSize) + h / groupSize;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+    const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
+    const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
+
+    if (warp == 0) {
+        int selected = 0, cnt = 0;
+        for (int base = 0; base < nk; base += 32) {
+            int j = base + lane;
+            bool marked = j < nk && mrow[j] != 0;
+            bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
+            unsigned mm = __ballot_sync(0xffffffffu, marked);
+            unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
+            unsigned below = (1u << lane) - 1u;
+            if (marked && !future) {
+                int pos = cnt + __popc(mv & below);
+                list[pos] = j;
+                ords[pos] = selected + __popc(mm & below);
+                ksc[pos] = kScale[(i64)kvh * nk + j];
+            }
+            selected += __popc(mm);
+            cnt += __popc(mv);
+        }
+        if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
+    }
+    // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
+    // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
+    for (int e = tid; e < STAGES * BK * 8 / 2; e += NT) {
+        const int st = e / (BK * 4), w = e - st * (BK * 4);
+        ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
+    }
+    for (int e = tid; e < D * BK / 2; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
+    proxy_fence();
+
+    // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
+    const int r0 = qStart + warp * 16 + g, r1 = r0 + 8;
+    const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
+    unsigned qa[D / 32][4];
+    const signed char* qb = q8 + (i64)bh * Nq * D;
+    #pragma unroll
+    for (int kk = 0; kk < D / 32; kk++) {
+        qa[kk][0] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + t4 * 4) : 0u;
+        qa[kk][1] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + t4 * 4) : 0u;
+        qa[kk][2] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + 16 + t4 * 4) : 0u;
+        qa[kk][3] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + 16 + t4 * 4) : 0u;
+    }
+    const float qs = qScale[(i64)bh * nq + i];
+    const float lam = lambdas[h];
+    const bool lamFinite = fabsf(lam) < SP_INF;
+    float m0 = -SP_INF, m1 = -SP_INF;
+    float o[(D / 8 + 1) * 4];       // chunk D/8: the row sums (P times the ones rows)
+    #pragma unroll
+    for (int e = 0; e < (D / 8 + 1) * 4; e++) o[e] = 0.0f;
+
+    __syncthreads();
+    const int cnt = sh[0], selected = sh[1];
+    const signed char* kbase = k8 + (i64)kvh * Nk * D;
+    const u16* vtbase = vt + (i64)kvh * D * NkPad;
+
+    auto load = [&](int idx, int buf) {
+        const int kStart = list[idx] * BK;
+        unsigned char* kd = kbuf + buf * KTILE;
+        #pragma unroll
+        for (int e = tid; e < BK * D / 16; e += NT) {
+            const int r = e / (D / 16), c = e - r * (D / 16);
+            const bool ok = kStart + r < Nk;
+            cp16(kd + (r >> 3) * (D * 8) + c * 128 + (r & 7) * 16,
+                 ok ? (const void*)(kbase + (i64)(kStart + r) * D + c * 16) : (const void*)kbase, ok ? 16 : 0);
+        }
+        unsigned char* vd = vbuf + buf * VTILE;
+        #pragma unroll
+        for (int e = tid; e < D * BK / 8; e += NT) {
+            // 8 channels fastest: a warp fills 512 contiguous bytes (no bank conflicts).
+            const int rl = e & 7, c = (e >> 3) % (BK / 8), rh = (e >> 3) / (BK / 8), r = rh * 8 + rl;
+            cp16(vd + rh * (BK * 16) + c * 128 + rl * 16, vtbase + (i64)r * NkPad + kStart + c * 8, 16);
+        }
+    };
+
+    // With PIPELINE the loop is software-pipelined across tiles (FlashAttention-3's
+    // intra-warpgroup overlap): iteration idx issues S(idx) = Q K(idx)^T and O += P(idx - 1)
+    // V(idx - 1) together, waits only for S, computes the softmax of tile idx while the tensor
+    // cores do P.V, then waits for O and rescales it. Tile t lives in buffer t % STAGES. Every
+    // wgmma is issued unconditionally (a skipped tile, and the tile before the first, have P = 0
+    // against zeros) so that the compiler never serializes them.
+    int skipped = 0;
+    unsigned pa[BK / 16][4];        // P of the previous tile, the A operand of its pending P.V
+    #pragma unroll
+    for (int kk = 0; kk < BK / 16; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
+    #pragma unroll
+    for (int st = 0; st < LOOKAHEAD; st++) { if (st < cnt) load(st, st); cp_commit(); }
+    for (int idx = 0; idx < cnt; idx++) {
+        const int buf = idx % STAGES;
+        cp_wait<LOOKAHEAD - 1>();
+        proxy_fence();     // the copies (generic proxy) become visible to wgmma (async proxy)
+        __syncthreads();   // tile idx visible to all; every warp is done with the buffer refilled next
+        if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
+        cp_commit();
+        int acc[BK / 2];
+        #pragma unroll
+        for (int e = 0; e < BK / 2; e++) { acc[e] = MAGIC_I; pin(acc[e]); }
+        wg_fence();
+        // Step 1: S = Q K^T; the accumulators start at the bit pattern of 1.5 * 2^23.
+        const unsigned char* ks = kbuf + buf * KTILE;
+        #pragma unroll
+        for (int kk = 0; kk < D / 32; kk++) WG_S8(BK)(acc, qa[kk], sdesc(ks + kk * 256, 128, D * 8));
+        wg_commit();
+#if PIPELINE
+        const unsigned char* vs = vbuf + ((idx + STAGES - 1) % STAGES) * VTILE;
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vs + kk * 256, 128, BK * 16));
+        wg_commit();
+        wg_wait<1>();      // S is ready; P.V may still run
+#else
+        wg_wait<0>();
+#endif
+        #pragma unroll
+        for (int e = 0; e < BK / 2; e++) pin(acc[e]);
+
+        const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
+        const int j = list[idx], kStart = j * BK, cols = min(BK, Nk - kStart);
+        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset);
+        float s[BK / 2];
+        float ml0 = -SP_INF, ml1 = -SP_INF;
+        #pragma unroll
+        for (int e = 0; e < BK / 2; e++) s[e] = __int_as_float(acc[e]);   // 1.5 * 2^23 + Q.K, exact
+        if (masked) {
+            #pragma unroll
+            for (int e = 0; e < BK / 2; e++) {
+                const int col = (e >> 2) * 8 + 2 * t4 + (e & 1);
+                const int row = (e & 2) ? r1 : r0;
+                float v = __fmul_rn(__fsub_rn(s[e], MAGIC_F), sc);
+                if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
+                if (causal && kStart + col > row + offset) v = -SP_INF;
+                s[e] = v;
+                if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
+            }
+        } else {
+            #pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
+                ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
+            }
+        }
+        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
+        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
+        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
+        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
+        // Unmasked tiles keep the biased sums: the row maxima come out exactly as in the CPU
+        // path (the bias subtracts exactly), and the bias folds into the exponent's constant
+        // (-m - 1.5 * 2^23 * sc, rounded once: 2^-13 of a unit of the exponent at worst, ten
+        // times below the fp16 rounding of P).
+        if (!masked) { ml0 = __fmul_rn(__fsub_rn(ml0, MAGIC_F), sc); ml1 = __fmul_rn(__fsub_rn(ml1, MAGIC_F), sc); }
+        const float mul = masked ? 1.0f : sc;
+        const float bias = masked ? 0.0f : __fmul_rn(MAGIC_F, sc);
+        // Steps 2-3: the filter for the whole query block (see AttentionSource).
+        const bool exempt = ords[idx] >= selected - exemptTail;
+        bool skip = false;
+        if (!exempt && lamFinite) {
+            float inc = -SP_INF;
+            if (valid0 && ml0 != -SP_INF) inc = m0 == -SP_INF ? SP_INF : __fsub_rn(ml0, m0);
+            if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, m1 == -SP_INF ? SP_INF : __fsub_rn(ml1, m1));
+            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 4));
+            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 8));
+            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 16));
+            if (lane == 0) wred[(idx & 1) * WARPS + warp] = inc;
+            __syncwarp();
+            if (__fadd_rn(inc, lam) > 0.0f) {
+                asm volatile("bar.arrive 1, %0;" :: "n"(NT) : "memory");
+            } else {
+                asm volatile("bar.sync 1, %0;" :: "n"(NT) : "memory");
+                float best = -SP_INF;
+                #pragma unroll
+                for (int w = 0; w < WARPS; w++) best = fmaxf(best, wred[(idx & 1) * WARPS + w]);
+                skip = __fadd_rn(best, lam) <= 0.0f;
+            }
+        }
+        skipped += skip;
+        // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
+        // A skipped tile leaves m, O and l alone and passes P = 0 to the next P.V.
+        const float mn0 = skip ? m0 : fmaxf(m0, ml0), mn1 = skip ? m1 : fmaxf(m1, ml1);
+        const float a0 = m0 == -SP_INF ? 1.0f : ex2(m0 - mn0);
+        const float a1 = m1 == -SP_INF ? 1.0f : ex2(m1 - mn1);
+        m0 = mn0; m1 = mn1;
+        const float sh0 = __fsub_rn(mn0 == -SP_INF ? 0.0f : -mn0, bias), sh1 = __fsub_rn(mn1 == -SP_INF ? 0.0f : -mn1, bias);
+        unsigned pn[BK / 16][4];
+        if (masked || skip) {
+            // Rows without any key so far, and skipped tiles, get P = 0.
+            const unsigned keep0 = mn0 == -SP_INF || skip ? 0u : 0xffffffffu, keep1 = mn1 == -SP_INF || skip ? 0u : 0xffffffffu;
+            #pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2h2(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0)) & keep0;
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2h2(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1)) & keep1;
+            }
+        } else {
+            #pragma unroll
+            for (int n = 0; n < BK / 8; n++) {
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2h2(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0));
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2h2(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1));
+            }
+        }
+#if PIPELINE
+        wg_wait<0>();
+        #pragma unroll
+        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+#endif
+        // Most tiles move no row maximum of the warp: no rescale then.
+        if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
+            #pragma unroll
+            for (int n = 0; n < D / 8 + 1; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
+        }
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
+#if !PIPELINE
+        #pragma unroll
+        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        wg_fence();
+        const unsigned char* vs = vbuf + buf * VTILE;
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vs + kk * 256, 128, BK * 16));
+        wg_commit();
+        wg_wait<0>();
+        #pragma unroll
+        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+#endif
+    }
+#if PIPELINE
+    // The last tile's P.V.
+    {
+        #pragma unroll
+        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        wg_fence();
+        const unsigned char* vs = vbuf + ((cnt + STAGES - 1) % STAGES) * VTILE;
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vs + kk * 256, 128, BK * 16));
+        wg_commit();
+        wg_wait<0>();
+        #pragma unroll
+        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+    }
+#endif
+    const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
+    const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
+    const i64 ob = (i64)b * obs + (i64)h * ohs;
+    #pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        const int c = n * 8 + 2 * t4;
+        if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0); }
+        if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1); }
+    }
+    if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
+}
+"""#
+}
+#endif
