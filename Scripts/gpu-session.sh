@@ -10,6 +10,6 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 ./sparge cuda-check --golden golden --random 30 2>&1 | tee "$out/check.log" | tail -3
 mkdir -p /tmp/sparge-inputs
 for d in 64 128; do
-    ./sparge bench --backend cuda --lengths 16384,32768 --dims $d --bq 64 --bk 128 --repeat 20 --dump /tmp/sparge-inputs 2>&1 | tee -a "$out/bench.log"
+    ./sparge bench --backend cuda --lengths 16384,32768 --dims $d --repeat 20 --dump /tmp/sparge-inputs 2>&1 | tee -a "$out/bench.log"
 done
 python3 ../Scripts/bench_sdpa.py /tmp/sparge-inputs 2>&1 | tee "$out/sdpa.log"

@@ -334,7 +334,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
         a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
-        try device.launch(f, grid: (blocks, shape.batch * heads), block: 128, sharedBytes: shared, a, name: name)
+        try device.launch(f, grid: (blocks, shape.batch * heads), block: Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d),
+                          sharedBytes: shared, a, name: name)
     }
 
     /// The plan's device memory, grown on demand and kept between calls.

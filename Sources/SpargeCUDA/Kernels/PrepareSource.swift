@@ -110,30 +110,27 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
             dst[r * D + c0] = (signed char)(int)(y < 0 ? -t : t);
         }
     }
-    // Column sums in the CPU's row order: first the pooled mean, then (after the divisions,
-    // done in parallel in place) the sum of unit rows.
+    // Column sums in the CPU's row order, both at once: threads [0, D) the pooled mean,
+    // threads [D, 2D) the sum of unit rows (each element divided by its row's norm as the CPU
+    // does, then added).
     float n = (float)rows;
-    for (int c = tid; c < D; c += nt) {
-        float p = 0;
-        #pragma unroll 8
-        for (int r = 0; r < rows; r++) p = __fadd_rn(p, xs[r * DP + c]);
-        float m = __fdiv_rn(p, n);
-        pooledOut[((i64)bh * nb + j) * D + c] = gpuRound ? roundh(m) : m;
-    }
-    __syncthreads();
-    if (r0 < rowsPerPass) {
-        #pragma unroll 4
-        for (int r = r0; r < rows; r += rowsPerPass) {
-            float w = __fdiv_rn(xs[r * DP + c0], norms[r]);
-            xs[r * DP + c0] = gpuRound ? roundh(w) : w;
+    for (int c = tid; c < 2 * D; c += nt) {
+        if (c < D) {
+            float p = 0;
+            #pragma unroll 8
+            for (int r = 0; r < rows; r++) p = __fadd_rn(p, xs[r * DP + c]);
+            float m = __fdiv_rn(p, n);
+            pooledOut[((i64)bh * nb + j) * D + c] = gpuRound ? roundh(m) : m;
+        } else {
+            const int cc = c - D;
+            float u = 0;
+            #pragma unroll 8
+            for (int r = 0; r < rows; r++) {
+                float w = __fdiv_rn(xs[r * DP + cc], norms[r]);
+                u = __fadd_rn(u, gpuRound ? roundh(w) : w);
+            }
+            usum[cc] = u;
         }
-    }
-    __syncthreads();
-    for (int c = tid; c < D; c += nt) {
-        float u = 0;
-        #pragma unroll 8
-        for (int r = 0; r < rows; r++) u = __fadd_rn(u, xs[r * DP + c]);
-        usum[c] = u;
     }
     __syncthreads();
     if (tid == 0) {
