@@ -43,6 +43,54 @@ DEV unsigned ex2h2(float lo, float hi) {
     return y;
 }
 DEV unsigned pack2(float lo, float hi) { return (unsigned)f2h(lo) | ((unsigned)f2h(hi) << 16); }
+
+// Stage 2's visit list, built by one warp: the marked key blocks in ascending order, without
+// those entirely in the future of every row (causal); `ords` keeps each one's ordinal among
+// all marked blocks, `ksc` its K scale (prefetched: no global load in the loop); sh[0] = the
+// number to visit, sh[1] = the number marked.
+DEV void visit_list(const unsigned char* mrow, int nk, int bk, int causal, i64 lastRow, const float* kScale,
+                    int lane, int* list, int* ords, float* ksc, int* sh) {
+    int selected = 0, cnt = 0;
+    for (int base = 0; base < nk; base += 32) {
+        int j = base + lane;
+        bool marked = j < nk && mrow[j] != 0;
+        bool future = causal && (i64)j * bk > lastRow;
+        unsigned mm = __ballot_sync(0xffffffffu, marked);
+        unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
+        unsigned below = (1u << lane) - 1u;
+        if (marked && !future) {
+            int pos = cnt + __popc(mv & below);
+            list[pos] = j;
+            ords[pos] = selected + __popc(mm & below);
+            ksc[pos] = kScale[j];
+        }
+        selected += __popc(mm);
+        cnt += __popc(mv);
+    }
+    if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
+}
+
+// Steps 2-3 of stage 2 for the whole query block, from each thread's largest increase of a
+// row maximum (`inc`, -inf for rows without keys). A warp whose own rows keep the tile knows
+// the answer and only announces its vote (bar.arrive); only warps that would skip wait for
+// the others (bar.sync on the same named barrier 1) and read every vote.
+template <int NT, int WARPS>
+DEV bool block_skips(float inc, float lam, float* votes, int warp, int lane) {
+    inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 4));
+    inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 8));
+    inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 16));
+    if (lane == 0) votes[warp] = inc;
+    __syncwarp();
+    if (__fadd_rn(inc, lam) > 0.0f) {
+        asm volatile("bar.arrive 1, %0;" :: "n"(NT) : "memory");
+        return false;
+    }
+    asm volatile("bar.sync 1, %0;" :: "n"(NT) : "memory");
+    float best = -SP_INF;
+    #pragma unroll
+    for (int w = 0; w < WARPS; w++) best = fmaxf(best, votes[w]);
+    return __fadd_rn(best, lam) <= 0.0f;
+}
 """#
 
 
@@ -97,28 +145,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
-    // The visit list: marked blocks in ascending order, without those entirely in the future
-    // of every row (causal); `ords` keeps each one's ordinal among all marked blocks.
-    if (warp == 0) {
-        int selected = 0, cnt = 0;
-        for (int base = 0; base < nk; base += 32) {
-            int j = base + lane;
-            bool marked = j < nk && mrow[j] != 0;
-            bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
-            unsigned mm = __ballot_sync(0xffffffffu, marked);
-            unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
-            unsigned below = (1u << lane) - 1u;
-            if (marked && !future) {
-                int pos = cnt + __popc(mv & below);
-                list[pos] = j;
-                ords[pos] = selected + __popc(mm & below);
-                ksc[pos] = kScale[(i64)kvh * nk + j];   // prefetched: no global load in the loop
-            }
-            selected += __popc(mm);
-            cnt += __popc(mv);
-        }
-        if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
-    }
+    if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
 
     // This warp's rows: MT tiles of 16, rows g and g + 8 of each (the mma fragment layout).
     // Q fragments (A operand of m16n8k32) stay in registers for the whole loop.
@@ -265,9 +292,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
             }
         }
         const float mul = masked ? 1.0f : sc;
-        // Steps 2-3: the filter, decided once for the whole query block. A warp whose own rows
-        // keep the tile knows the answer and only announces its vote (bar.arrive); only warps
-        // that would skip wait for the others (bar.sync on the same named barrier).
+        // Steps 2-3: the filter, decided once for the whole query block (block_skips).
         const bool exempt = ords[idx] >= selected - exemptTail;
         bool skip = false;
         if (!exempt && lamFinite) {
@@ -279,20 +304,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
                     if (valid[mt][hf] && ml[mt][hf] != -SP_INF) inc = fmaxf(inc, m[mt][hf] == -SP_INF ? SP_INF : __fsub_rn(ml[mt][hf], m[mt][hf]));
                 }
             }
-            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 4));
-            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 8));
-            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 16));
-            if (lane == 0) wred[(idx & 1) * WARPS + warp] = inc;
-            __syncwarp();
-            if (__fadd_rn(inc, lam) > 0.0f) {
-                asm volatile("bar.arrive 1, %0;" :: "n"(NT) : "memory");
-            } else {
-                asm volatile("bar.sync 1, %0;" :: "n"(NT) : "memory");
-                float best = -SP_INF;
-                #pragma unroll
-                for (int w = 0; w < WARPS; w++) best = fmaxf(best, wred[(idx & 1) * WARPS + w]);
-                skip = __fadd_rn(best, lam) <= 0.0f;
-            }
+            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx & 1) * WARPS, warp, lane);
         }
         if (skip) {
             skipped++;

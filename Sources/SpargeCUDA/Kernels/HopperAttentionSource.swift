@@ -11,33 +11,24 @@ enum HopperAttentionSource {
 
     /// `wgmma` wrappers for the shapes the kernel uses (accumulators as operand lists).
     static var wrappers: String {
-        func s8(_ n: Int) -> String {
+        /// `wgmma` with A from registers: `acc` accumulators of `constraint` ("r" or "f"), the
+        /// instruction's type suffix, and the immediates after scale-d.
+        func wrapper(_ name: String, n: Int, k: Int, accType: String, types: String, constraint: String, immediates: String) -> String {
             let acc = n / 2
             let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
-            let outs = (0..<acc).map { "\"+r\"(d[\($0)])" }.joined(separator: ", ")
+            let outs = (0..<acc).map { "\"+\(constraint)\"(d[\($0)])" }.joined(separator: ", ")
             return """
-            DEV void wgmma_s8_n\(n)(int* d, const unsigned* a, u64 desc) {
+            DEV void \(name)_n\(n)(\(accType)* d, const unsigned* a, u64 desc) {
                 asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
-                    "wgmma.mma_async.sync.aligned.m64n\(n)k32.s32.s8.s8 {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p;\\n}\\n"
+                    "wgmma.mma_async.sync.aligned.m64n\(n)k\(k).\(types) {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p\(immediates);\\n}\\n"
                     : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
             }
 
             """
         }
-        func f16(_ n: Int) -> String {
-            let acc = n / 2
-            let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
-            let outs = (0..<acc).map { "\"+f\"(d[\($0)])" }.joined(separator: ", ")
-            return """
-            DEV void wgmma_f16_n\(n)(float* d, const unsigned* a, u64 desc) {
-                asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
-                    "wgmma.mma_async.sync.aligned.m64n\(n)k16.f32.f16.f16 {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p, 1, 1, 0;\\n}\\n"
-                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
-            }
-
-            """
-        }
-        return "\n#define __WG_WRAPPERS__\n" + s8(64) + s8(128) + f16(72) + f16(136)
+        let s8 = [64, 128].map { wrapper("wgmma_s8", n: $0, k: 32, accType: "int", types: "s32.s8.s8", constraint: "r", immediates: "") }
+        let f16 = [72, 136].map { wrapper("wgmma_f16", n: $0, k: 16, accType: "float", types: "f32.f16.f16", constraint: "f", immediates: ", 1, 1, 0") }
+        return "\n" + (s8 + f16).joined()
     }
 
     static let kernel = #"""
@@ -107,26 +98,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
-    if (warp == 0) {
-        int selected = 0, cnt = 0;
-        for (int base = 0; base < nk; base += 32) {
-            int j = base + lane;
-            bool marked = j < nk && mrow[j] != 0;
-            bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
-            unsigned mm = __ballot_sync(0xffffffffu, marked);
-            unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
-            unsigned below = (1u << lane) - 1u;
-            if (marked && !future) {
-                int pos = cnt + __popc(mv & below);
-                list[pos] = j;
-                ords[pos] = selected + __popc(mm & below);
-                ksc[pos] = kScale[(i64)kvh * nk + j];
-            }
-            selected += __popc(mm);
-            cnt += __popc(mv);
-        }
-        if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
-    }
+    if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
     for (int e = tid; e < STAGES * BK * 8 / 2; e += NT) {
@@ -263,20 +235,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             float inc = -SP_INF;
             if (valid0 && ml0 != -SP_INF) inc = m0 == -SP_INF ? SP_INF : __fsub_rn(ml0, m0);
             if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, m1 == -SP_INF ? SP_INF : __fsub_rn(ml1, m1));
-            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 4));
-            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 8));
-            inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 16));
-            if (lane == 0) wred[(idx & 1) * WARPS + warp] = inc;
-            __syncwarp();
-            if (__fadd_rn(inc, lam) > 0.0f) {
-                asm volatile("bar.arrive 1, %0;" :: "n"(NT) : "memory");
-            } else {
-                asm volatile("bar.sync 1, %0;" :: "n"(NT) : "memory");
-                float best = -SP_INF;
-                #pragma unroll
-                for (int w = 0; w < WARPS; w++) best = fmaxf(best, wred[(idx & 1) * WARPS + w]);
-                skip = __fadd_rn(best, lam) <= 0.0f;
-            }
+            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx & 1) * WARPS, warp, lane);
         }
         skipped += skip;
         // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
