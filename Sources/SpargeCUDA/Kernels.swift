@@ -72,9 +72,15 @@ enum Kernels {
         let threads: Int
         private let tiles: Int
 
+        /// The configuration on `device`: nil when it is not a Hopper GPU or the kernel is turned off.
         init?(device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int) {
-            guard device.architecture == 90, Kernels.environmentInt("SPARGE_CUDA_WGMMA", in: 0...1) != 0,
-                  d == 64 || d == 128, blockQ == 64 || blockQ == 128, blockK == 64 || blockK == 128 else { return nil }
+            guard device.architecture == 90, Kernels.environmentInt("SPARGE_CUDA_WGMMA", in: 0...1) != 0 else { return nil }
+            self.init(headDim: d, blockQ: blockQ, blockK: blockK)
+        }
+
+        /// The configuration for a shape, whatever the device (nil for shapes the kernel does not take).
+        init?(headDim d: Int, blockQ: Int, blockK: Int) {
+            guard d == 64 || d == 128, blockQ == 64 || blockQ == 128, blockK == 64 || blockK == 128 else { return nil }
             threads = blockQ * 2
             let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? 1
             let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
@@ -163,10 +169,11 @@ public enum SpargeCUDAKernels {
         }
         if architecture == 90 {
             for (d, bq, bk) in [(64, 64, 128), (64, 128, 64), (128, 64, 128), (128, 128, 64)] {
-                let name = "sparge_attention_wg_d\(d)_q\(bq)_k\(bk)"
-                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: name + ".cu", arch: 90, suffix: "a",
-                                              options: ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(bq)", "-DBLOCK_K=\(bk)", "--std=c++17"])
-                sizes.append((name, cubin.count))
+                // The same program and options as a run on a Hopper GPU.
+                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk) else { continue }
+                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + ".cu", arch: 90, suffix: "a",
+                                              options: config.options)
+                sizes.append((config.program, cubin.count))
             }
         }
         return sizes
