@@ -86,10 +86,12 @@ enum Kernels {
             let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
             let minDefault = threads == 128 || d == 64 ? 2 : 1   // no register spills (ptxas, NVRTC 12.9)
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)"
+            let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
-                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "--std=c++17"]
-            tiles = (lookahead + 1 + pipeline) * (blockK * d + (d + 8) * blockK * 2)
+                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "--std=c++17"]
+            // Per stage: the K tile, V^T with its ones rows, the stage's mbarrier.
+            tiles = (lookahead + 1 + pipeline) * (blockK * d + (d + 8) * blockK * 2 + 8)
         }
 
         func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + 2 * (threads / 32) * 4 + 8 }

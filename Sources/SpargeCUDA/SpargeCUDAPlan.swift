@@ -107,9 +107,24 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         return QuantizedTensors(
             qInt8: try b.q8.array(Int8.self, count: s.batch * s.heads * s.queryLength * d),
             qScale: try b.qScale.array(Float.self, count: s.batch * s.heads * nq),
-            kInt8: try b.k8.array(Int8.self, count: s.batch * s.kvHeads * s.keyLength * d),
+            kInt8: try keysInt8(),
             kScale: try b.kScale.array(Float.self, count: s.batch * s.kvHeads * nk),
             kMean: try b.kMean.array(Float.self, count: s.batch * s.kvHeads * d))
+    }
+
+    /// INT8 K as [batch][kv head][token][D], from either device layout.
+    private func keysInt8() throws -> [Int8] {
+        let s = shape, d = s.headDim, b = buffers, heads = s.batch * s.kvHeads, n = s.keyLength
+        guard b.keysTiled else { return try b.k8.array(Int8.self, count: heads * n * d) }
+        let bk = parameters.blockK, tiled = try b.k8.array(Int8.self, count: heads * nk * bk * d)
+        var rows = [Int8](repeating: 0, count: heads * n * d)
+        for h in 0..<heads {
+            for t in 0..<n {
+                let tile = (h * nk + t / bk) * bk * d, r = t % bk
+                for c in 0..<d { rows[(h * n + t) * d + c] = tiled[tile + (r / 8) * d * 8 + (c / 16) * 128 + (r % 8) * 16 + c % 16] }
+            }
+        }
+        return rows
     }
 
     // MARK: - Device-resident calls (benchmarks, callers with device buffers)
@@ -186,7 +201,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let chunks = (s.keyLength + 63) / 64
         try b.kMean.reserve(B * Hkv * d * 4)
         try b.kPartial.reserve(B * Hkv * chunks * d * 8)
-        try b.k8.reserve(B * Hkv * s.keyLength * d)
+        // The Hopper kernel copies whole K tiles: INT8 K in its tile layout, padded to whole blocks.
+        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK)
+        b.keysTiled = hopper != nil
+        try b.k8.reserve(B * Hkv * (hopper != nil ? nk * p.blockK : s.keyLength) * d)
         try b.kScale.reserve(B * Hkv * nk * 4)
         try b.kPooled.reserve(B * Hkv * nk * d * 4)
         try b.kSim.reserve(B * Hkv * nk * 4)
@@ -219,12 +237,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         // Sections 1-3: K' and Q blocks: summaries, scales, INT8.
         try prepareBlocks(x: k, heads: Hkv, tokens: s.keyLength, blockSize: p.blockK, blocks: nk,
                           mean: b.kMean.pointer, premultiplier: 1, partialNever: p.partialBlocks == .neverSelfSimilar,
-                          int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
+                          tiled: hopper != nil, int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
         try profiler?.mark("K blocks")
         let queryRule = SpargeAttention.queryPartialBlockRule(shape: s, parameters: p)
         try prepareBlocks(x: q, heads: H, tokens: s.queryLength, blockSize: p.blockQ, blocks: nq,
                           mean: 0, premultiplier: premultiplier, partialNever: queryRule == .neverSelfSimilar,
-                          int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer, sim: b.qSim.pointer)
+                          tiled: false, int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer, sim: b.qSim.pointer)
         try profiler?.mark("Q blocks")
         // Section 2, steps 3-7.
         if predict {
@@ -254,7 +272,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
             try profiler?.mark("selection")
         }
-        if let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK) {
+        if let hopper {
             try launchHopper(hopper, v: v, output: output, events: events, profiler: profiler)
             return
         }
@@ -285,8 +303,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try events.recordEnd()
     }
 
-    /// Stage 2 on Hopper: V transposed to fp16 (channel-major, keys padded to whole blocks),
-    /// then the `wgmma` kernel.
+    /// Stage 2 on Hopper: V transposed to fp16 in the kernel's tile layout (keys padded to
+    /// whole blocks), then the `wgmma` kernel.
     private func launchHopper(_ c: Kernels.HopperConfiguration, v: DeviceTensor, output: DeviceTensor,
                               events: EventPair, profiler: KernelProfiler?) throws {
         let s = shape, d = s.headDim, dev = device, b = buffers, B = s.batch, H = s.heads, Hkv = s.kvHeads
@@ -295,15 +313,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let fv = try Kernels.prepare(dev, "prep_values_t")
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
-        av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: keysPadded); av.add(int: d)
-        av.add(b.v16.pointer)
-        try dev.launch(fv, grid: (keysPadded / 32, (d + 31) / 32, B * Hkv), block: 256, sharedBytes: 32 * 33 * 4, av, name: "prep_values_t")
+        av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
+        av.add(int: parameters.blockK); av.add(b.v16.pointer)
+        try dev.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: 32 * 36 * 4, av, name: "prep_values_t")
         try profiler?.mark("V^T fp16")
         try events.recordMiddle()
         let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
-        a.add(int: keysPadded)
         addStage2Arguments(&a, output: output)
         try dev.launch(fa, grid: (nq, B * H), block: c.threads, sharedBytes: shared, a, name: "sparse_attention_wg")
         try events.recordEnd()
@@ -323,7 +340,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     }
 
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
-                               premultiplier: Float, partialNever: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
+                               premultiplier: Float, partialNever: Bool, tiled: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
                                pooled: CUdeviceptr, sim: CUdeviceptr) throws {
         let d = shape.headDim
         let shared = (blockSize * (d + 1) + blockSize + d + 64) * 4
@@ -333,6 +350,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(x.address); a.add(long: x.layout.batchStride); a.add(long: x.layout.headStride)
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
         a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
+        a.add(int: tiled ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
         try device.launch(f, grid: (blocks, shape.batch * heads), block: Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d),
                           sharedBytes: shared, a, name: name)
@@ -342,6 +360,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     final class Buffers: @unchecked Sendable {
         let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
             lambda, theta, selection, scores: DeviceBuffer
+        /// Whether the last call wrote INT8 K in the Hopper kernel's tile layout.
+        var keysTiled = false
         init(device: CUDADevice) {
             func make() -> DeviceBuffer { DeviceBuffer(device: device) }
             (q, k, v, out, kMean, kPartial, k8) = (make(), make(), make(), make(), make(), make(), make())

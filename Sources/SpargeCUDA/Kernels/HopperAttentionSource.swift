@@ -3,9 +3,12 @@
 /// ``AttentionSource``, with the products on warpgroup tensor-core instructions (`wgmma`):
 /// each warpgroup (4 warps) owns 64 query rows; Q.K^T is `wgmma` s8 (Q from registers, the K
 /// tile from shared memory), P.V is `wgmma` f16 (P from registers, V^T from shared memory).
-/// V arrives transposed (channel-major, `prep_values_t`), so both shared-memory operands use
-/// the plain K-major layout of 8 x 16-byte core matrices; eight extra rows of ones below V^T
-/// make the same instruction produce the row sums `l` of the fp16 P.
+/// K (INT8) and V^T (fp16, `prep_values_t`) arrive from the preparation kernels already in
+/// the plain K-major shared-memory layout of 8 x 16-byte core matrices, one contiguous run of
+/// bytes per tile, so one thread copies each tile with a single bulk copy (`cp.async.bulk`,
+/// completion counted by an mbarrier) instead of every thread issuing 16-byte copies; eight
+/// extra rows of ones below V^T make the same instruction produce the row sums `l` of the
+/// fp16 P.
 enum HopperAttentionSource {
     static let text = CommonSource.text + AttentionSource.helpers + wrappers + kernel
 
@@ -41,6 +44,10 @@ enum HopperAttentionSource {
 #define DV (D + 8)                  // V^T rows in shared memory: D channels, then 8 rows of ones
 #define KTILE (BK * D)              // bytes
 #define VTILE (DV * BK * 2)
+#define VBYTES (D * BK * 2)         // the copied part of a V^T tile (the ones rows stay)
+#ifndef EXP_F16
+#define EXP_F16 0                   // ex2.approx.f16x2 is two MUFU.EX2.F16 plus a PRMT on sm_90: fp32 is cheaper
+#endif
 #ifndef PIPELINE
 #define PIPELINE 1                  // P.V of tile idx - 1 runs during the softmax of tile idx
 #endif
@@ -63,30 +70,63 @@ enum HopperAttentionSource {
 
 // Shared-memory matrix descriptor, no swizzle: 8-row x 16-byte core matrices, `lbo` bytes to the
 // next core matrix along the reduction dimension, `sbo` to the next 8 rows.
-DEV u64 sdesc(const void* p, unsigned lbo, unsigned sbo) {
-    return (u64)((smem_addr(p) & 0x3FFFFu) >> 4) | ((u64)(lbo >> 4) << 16) | ((u64)(sbo >> 4) << 32);
-}
+// The low word (address, lbo) is computed once per buffer base; a tile's descriptor adds its
+// offset / 16 to it (the 14-bit address field cannot overflow below 256 KB).
+DEV unsigned desc_lo(const void* p, unsigned lbo) { return ((smem_addr(p) & 0x3FFFFu) >> 4) | ((lbo >> 4) << 16); }
+DEV u64 sdesc(unsigned lo, unsigned sbo) { return (u64)lo | ((u64)(sbo >> 4) << 32); }
 DEV void wg_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 DEV void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 template <int N> DEV void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(N) : "memory"); }
 DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// Tile copies: one thread announces the bytes on the stage's mbarrier and issues the bulk
+// copies; every thread waits for the barrier's phase (parity) to complete.
+DEV void mbar_init(u64* bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(smem_addr(bar)), "r"(count) : "memory");
+}
+DEV void mbar_expect(u64* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+DEV void bulk_copy(void* dst, const void* src, unsigned bytes, u64* bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+        :: "r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)) : "memory");
+}
+// The retry loop is in PTX: a C loop on a per-thread flag would make everything after it look
+// divergent to the compiler, which then builds the wgmma descriptors in per-thread registers
+// and serializes the wgmma.
+DEV void mbar_wait(u64* bar, unsigned parity) {
+    asm volatile("{ .reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}"
+        :: "r"(smem_addr(bar)), "r"(parity) : "memory");
+}
+// P = 2^x for two scores, packed to fp16x2.
+DEV unsigned ex2pack(float lo, float hi) {
+#if EXP_F16
+    return ex2h2(lo, hi);
+#else
+    unsigned y;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(y) : "f"(ex2(hi)), "f"(ex2(lo)));
+    return y;
+#endif
+}
 // Pins a register between the asynchronous instructions (no read or write moves across).
 DEV void pin(int& x) { asm volatile("" : "+r"(x) :: "memory"); }
 DEV void pin(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
 DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 
-// K tile: key r, 16-byte chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
-// V^T tile: channel r, chunk c (8 keys) at (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: STAGES * (KTILE + VTILE) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
+// K tile (KTILE bytes per key block in k8, `prep_blocks` with tiled rows): key r, 16-byte
+// chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
+// V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
+// (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
+// Dynamic shared memory: STAGES * (KTILE + VTILE + 8) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
-        const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const u16* vt, int NkPad,
+        const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const u16* vt,
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts) {
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* kbuf = smem;
     unsigned char* vbuf = smem + STAGES * KTILE;
-    int* list = (int*)(vbuf + STAGES * VTILE);
+    u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
+    int* list = (int*)(full + STAGES);
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
     float* wred = ksc + nk;
@@ -106,7 +146,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
     }
     for (int e = tid; e < D * BK / 2; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-    proxy_fence();
+    if (tid == 0) {
+        for (int st = 0; st < STAGES; st++) mbar_init(full + st, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
 
     // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
     const int r0 = qStart + warp * 16 + g, r1 = r0 + 8;
@@ -130,25 +174,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 
     __syncthreads();
     const int cnt = sh[0], selected = sh[1];
-    const signed char* kbase = k8 + (i64)kvh * Nk * D;
-    const u16* vtbase = vt + (i64)kvh * D * NkPad;
+    const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
+    const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
+    const unsigned kLo = desc_lo(kbuf, 128), vLo = desc_lo(vbuf, 128);
     auto load = [&](int idx, int buf) {
-        const int kStart = list[idx] * BK;
-        unsigned char* kd = kbuf + buf * KTILE;
-        #pragma unroll
-        for (int e = tid; e < BK * D / 16; e += NT) {
-            const int r = e / (D / 16), c = e - r * (D / 16);
-            const bool ok = kStart + r < Nk;
-            cp16(kd + (r >> 3) * (D * 8) + c * 128 + (r & 7) * 16,
-                 ok ? (const void*)(kbase + (i64)(kStart + r) * D + c * 16) : (const void*)kbase, ok ? 16 : 0);
-        }
-        unsigned char* vd = vbuf + buf * VTILE;
-        #pragma unroll
-        for (int e = tid; e < D * BK / 8; e += NT) {
-            // 8 channels fastest: a warp fills 512 contiguous bytes (no bank conflicts).
-            const int rl = e & 7, c = (e >> 3) % (BK / 8), rh = (e >> 3) / (BK / 8), r = rh * 8 + rl;
-            cp16(vd + rh * (BK * 16) + c * 128 + rl * 16, vtbase + (i64)r * NkPad + kStart + c * 8, 16);
+        if (tid == 0) {
+            const int j = list[idx];
+            mbar_expect(full + buf, KTILE + VBYTES);
+            bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
+            bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
         }
     };
 
@@ -162,29 +197,37 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     unsigned pa[BK / 16][4];        // P of the previous tile, the A operand of its pending P.V
     #pragma unroll
     for (int kk = 0; kk < BK / 16; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
+    // O += P V^T(buffer) for the P in pa, issued, not waited for; then the wait, after which O
+    // and pa may be touched again (pinned: no read or write of them moves across).
+    auto issue_pv = [&](int buf) {
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 16));
+        wg_commit();
+    };
+    auto wait_pv = [&]() {
+        wg_wait<0>();
+        #pragma unroll
+        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        #pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+    };
     #pragma unroll
-    for (int st = 0; st < LOOKAHEAD; st++) { if (st < cnt) load(st, st); cp_commit(); }
+    for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
     for (int idx = 0; idx < cnt; idx++) {
         const int buf = idx % STAGES;
-        cp_wait<LOOKAHEAD - 1>();
-        proxy_fence();     // the copies (generic proxy) become visible to wgmma (async proxy)
-        __syncthreads();   // tile idx visible to all; every warp is done with the buffer refilled next
+        mbar_wait(full + buf, (idx / STAGES) & 1);   // tile idx is the (idx / STAGES)-th fill of its buffer
+        __syncthreads();   // every warp is done with the buffer refilled next
         if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
-        cp_commit();
         int acc[BK / 2];
         #pragma unroll
         for (int e = 0; e < BK / 2; e++) { acc[e] = MAGIC_I; pin(acc[e]); }
         wg_fence();
         // Step 1: S = Q K^T; the accumulators start at the bit pattern of 1.5 * 2^23.
-        const unsigned char* ks = kbuf + buf * KTILE;
         #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) WG_S8(BK)(acc, qa[kk], sdesc(ks + kk * 256, 128, D * 8));
+        for (int kk = 0; kk < D / 32; kk++) WG_S8(BK)(acc, qa[kk], sdesc(kLo + (buf * KTILE + kk * 256) / 16, D * 8));
         wg_commit();
 #if PIPELINE
-        const unsigned char* vs = vbuf + ((idx + STAGES - 1) % STAGES) * VTILE;
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vs + kk * 256, 128, BK * 16));
-        wg_commit();
+        issue_pv((idx + STAGES - 1) % STAGES);
         wg_wait<1>();      // S is ready; P.V may still run
 #else
         wg_wait<0>();
@@ -251,22 +294,18 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             const unsigned keep0 = mn0 == -SP_INF || skip ? 0u : 0xffffffffu, keep1 = mn1 == -SP_INF || skip ? 0u : 0xffffffffu;
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
-                pn[n >> 1][(n & 1) * 2 + 0] = ex2h2(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0)) & keep0;
-                pn[n >> 1][(n & 1) * 2 + 1] = ex2h2(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1)) & keep1;
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0)) & keep0;
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1)) & keep1;
             }
         } else {
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
-                pn[n >> 1][(n & 1) * 2 + 0] = ex2h2(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0));
-                pn[n >> 1][(n & 1) * 2 + 1] = ex2h2(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1));
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0));
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1));
             }
         }
 #if PIPELINE
-        wg_wait<0>();
-        #pragma unroll
-        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+        wait_pv();
 #endif
         // Most tiles move no row maximum of the warp: no rescale then.
         if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
@@ -279,15 +318,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
         wg_fence();
-        const unsigned char* vs = vbuf + buf * VTILE;
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vs + kk * 256, 128, BK * 16));
-        wg_commit();
-        wg_wait<0>();
-        #pragma unroll
-        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+        issue_pv(buf);
+        wait_pv();
 #endif
     }
 #if PIPELINE
@@ -296,13 +328,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
         wg_fence();
-        const unsigned char* vs = vbuf + ((cnt + STAGES - 1) % STAGES) * VTILE;
-        #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vs + kk * 256, 128, BK * 16));
-        wg_commit();
-        wg_wait<0>();
-        #pragma unroll
-        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        issue_pv((cnt + STAGES - 1) % STAGES);
+        wait_pv();
     }
 #endif
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];

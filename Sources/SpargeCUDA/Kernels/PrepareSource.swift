@@ -45,10 +45,12 @@ extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int 
 // Sections 1-3 for one block of Q or K: (K' = K - mean), pooled mean, self-similarity,
 // scale and INT8 values. grid (blocks, B*H), dynamic shared memory
 // (blockSize * (D + 1) + blockSize + D + 64) floats. Instantiated per input element type so the
-// loads are plain and batched.
+// loads are plain and batched. INT8 rows are row-major [head][token][D], or with `tiled` in
+// the Hopper kernel's shared-memory layout, one contiguous tile per block ([head][block]
+// [blockSize * D], 8 x 16-byte core matrices, D a multiple of 16), rows past the end zero.
 template <int TYPE>
 DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
-        int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever,
+        int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever, int tiled,
         signed char* q8, float* scaleOut, float* pooledOut, float* simOut) {
     extern __shared__ float sm[];
     int j = blockIdx.x, bh = blockIdx.y, nb = gridDim.x;
@@ -101,13 +103,30 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     }
     __syncthreads();
     const float sc = red[32];
-    signed char* dst = q8 + ((i64)bh * N + start) * D;
-    if (r0 < rowsPerPass) {
-        #pragma unroll 4
-        for (int r = r0; r < rows; r += rowsPerPass) {
-            float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
-            float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
-            dst[r * D + c0] = (signed char)(int)(y < 0 ? -t : t);
+    if (tiled) {
+        signed char* dst = q8 + ((i64)bh * nb + j) * blockSize * D;
+        const int cOff = (c0 >> 4) * 128 + (c0 & 15);
+        if (r0 < rowsPerPass) {
+            #pragma unroll 4
+            for (int r = r0; r < blockSize; r += rowsPerPass) {
+                signed char q = 0;
+                if (r < rows) {
+                    float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
+                    float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
+                    q = (signed char)(int)(y < 0 ? -t : t);
+                }
+                dst[(r >> 3) * (D * 8) + (r & 7) * 16 + cOff] = q;
+            }
+        }
+    } else {
+        signed char* dst = q8 + ((i64)bh * N + start) * D;
+        if (r0 < rowsPerPass) {
+            #pragma unroll 4
+            for (int r = r0; r < rows; r += rowsPerPass) {
+                float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
+                float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
+                dst[r * D + c0] = (signed char)(int)(y < 0 ? -t : t);
+            }
         }
     }
     // Column sums in the CPU's row order, both at once: threads [0, D) the pooled mean,
@@ -147,9 +166,9 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
 }
 #define PREP_BLOCKS(NAME, TYPE) \
 extern "C" __global__ void NAME(const void* x, i64 bs, i64 hs, i64 ts, int H, int N, int D, int blockSize, \
-        const float* mean, float premul, int gpuRound, int partialNever, signed char* q8, float* scaleOut, \
+        const float* mean, float premul, int gpuRound, int partialNever, int tiled, signed char* q8, float* scaleOut, \
         float* pooledOut, float* simOut) { \
-    prep_blocks_body<TYPE>(x, bs, hs, ts, H, N, D, blockSize, mean, premul, gpuRound, partialNever, q8, scaleOut, pooledOut, simOut); \
+    prep_blocks_body<TYPE>(x, bs, hs, ts, H, N, D, blockSize, mean, premul, gpuRound, partialNever, tiled, q8, scaleOut, pooledOut, simOut); \
 }
 PREP_BLOCKS(prep_blocks_f32, 0)
 PREP_BLOCKS(prep_blocks_f16, 1)
@@ -294,15 +313,18 @@ extern "C" __global__ void prep_values(const void* v, int type, i64 bs, i64 hs, 
     float x = n < N ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
     out[(i64)bh * Npad * D + e] = f2h(x);
 }
-// V transposed to fp16 [head][channel][key] (keys padded to Npad with zeros) for the Hopper
-// kernel, whose shared-memory operands must be K-major: 32 x 32 tiles through shared memory
-// so that both the reads and the writes are coalesced. Block 256 threads, grid (Npad / 32, D / 32, heads),
-// 32 * 33 * 4 bytes of dynamic shared memory (dynamic: the program's functions all get the
-// device's whole dynamic limit, which leaves no room for static arrays).
+// V transposed to fp16 for the Hopper kernel, whose shared-memory operands must be K-major:
+// one contiguous tile of D x bk per key block ([head][block][D * bk] halves, the kernel's
+// shared-memory layout: channel r, keys 8c..8c+7 at (r / 8) * bk * 8 + c * 64 + (r % 8) * 8),
+// keys past N zero. 32 keys x 32 channels per thread block through shared memory, so that the
+// reads (along channels) and the writes (64 contiguous halves per core matrix) are coalesced.
+// Block 256 threads, grid (blocks * bk / 32, D / 32, heads), 32 * 36 * 4 bytes of dynamic
+// shared memory (row pitch 36: both passes conflict-free; dynamic, since the program's
+// functions all get the device's whole dynamic limit, which leaves no room for static arrays).
 extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs, i64 ts,
-        int Hkv, int N, int Npad, int D, u16* out) {
+        int Hkv, int N, int blocks, int D, int bk, u16* out) {
     extern __shared__ float tileData[];
-    float (*tile)[33] = (float (*)[33])tileData;
+    float (*tile)[36] = (float (*)[36])tileData;
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
     const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
     for (int r = ty; r < 32; r += 8) {
@@ -310,9 +332,13 @@ extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs
         tile[r][tx] = n < N && c < D ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
     }
     __syncthreads();
-    for (int r = ty; r < 32; r += 8) {
-        const int c = c0 + r, n = n0 + tx;
-        if (c < D && n < Npad) out[((i64)bh * D + c) * Npad + n] = f2h(tile[tx][r]);
+    const int blk = n0 / bk, k0 = n0 - blk * bk;
+    u16* o = out + ((i64)bh * blocks + blk) * D * bk;
+    for (int e = threadIdx.x; e < 1024; e += 256) {
+        // 16 core matrices of 8 channels x 8 keys, 64 halves each.
+        const int cm = e >> 6, w = e & 63, rh = cm >> 2, kc = cm & 3, rl = w >> 3, kk = w & 7;
+        const int ch = c0 + rh * 8 + rl, key = k0 + kc * 8 + kk;
+        o[(ch >> 3) * (bk * 8) + (key >> 3) * 64 + rl * 8 + kk] = f2h(tile[kc * 8 + kk][rh * 8 + rl]);
     }
 }
 """#
