@@ -115,13 +115,16 @@ public final class CUDADevice: @unchecked Sendable {
     }
 
     /// Launches `f` on the default stream.
-    func launch(_ f: CUhandle, grid: (Int, Int), block: Int, sharedBytes: Int = 0, _ arguments: KernelArguments, name: String) throws {
-        try launch(f, grid: (grid.0, grid.1, 1), block: block, sharedBytes: sharedBytes, arguments, name: name)
+    func launch(_ f: CUhandle, grid: (Int, Int), block: Int, sharedBytes: Int = 0, stream: CUhandle? = nil,
+                _ arguments: KernelArguments, name: String) throws {
+        try launch(f, grid: (grid.0, grid.1, 1), block: block, sharedBytes: sharedBytes, stream: stream, arguments, name: name)
     }
 
-    func launch(_ f: CUhandle, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0, _ arguments: KernelArguments, name: String) throws {
+    /// Launches `f` on `stream` (nil: the legacy default stream).
+    func launch(_ f: CUhandle, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0, stream: CUhandle? = nil,
+                _ arguments: KernelArguments, name: String) throws {
         try arguments.withPointers { p in
-            try api.check(api.cuLaunchKernel(f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes), nil, p, nil),
+            try api.check(api.cuLaunchKernel(f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes), stream, p, nil),
                           "cuLaunchKernel(\(name))")
         }
     }

@@ -33,6 +33,9 @@ struct DriverAPI: @unchecked Sendable {
     let cuEventSynchronize: @convention(c) (CUhandle) -> CUresult
     let cuEventElapsedTime: @convention(c) (UnsafeMutablePointer<Float>, CUhandle, CUhandle) -> CUresult
     let cuEventDestroy: @convention(c) (CUhandle) -> CUresult
+    let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUhandle?>, UInt32) -> CUresult
+    let cuStreamWaitEvent: @convention(c) (CUhandle?, CUhandle, UInt32) -> CUresult
+    let cuStreamDestroy: @convention(c) (CUhandle) -> CUresult
     let cuGetErrorName: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
     let cuGetErrorString: @convention(c) (CUresult, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> CUresult
 
@@ -69,6 +72,9 @@ struct DriverAPI: @unchecked Sendable {
         cuEventSynchronize = try l.function("cuEventSynchronize")
         cuEventElapsedTime = try l.function("cuEventElapsedTime")
         cuEventDestroy = try l.function("cuEventDestroy_v2")
+        cuStreamCreate = try l.function("cuStreamCreate")
+        cuStreamWaitEvent = try l.function("cuStreamWaitEvent")
+        cuStreamDestroy = try l.function("cuStreamDestroy_v2")
         cuGetErrorName = try l.function("cuGetErrorName")
         cuGetErrorString = try l.function("cuGetErrorString")
     }

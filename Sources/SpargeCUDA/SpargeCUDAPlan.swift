@@ -21,6 +21,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     let nq: Int, nk: Int
     private let lock = NSLock()
     private let buffers: Buffers
+    /// The side stream of the preparation (point 0: Q blocks done, 1: V^T done).
+    private let side: StreamFork
     var mapBuffer: DeviceBuffer { buffers.map }
 
     /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
@@ -36,6 +38,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
         nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
         buffers = Buffers(device: self.device)
+        side = try StreamFork(device: self.device, points: 2)
         // The per-head hyper-parameters go to the device once.
         let lambdas = (0..<shape.heads).map { parameters.pvThreshold[$0] }
         let thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
@@ -199,10 +202,13 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let log2e: Float = 1.44269504
         let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
         let chunks = (s.keyLength + 63) / 64
+        // Q blocks and V^T go to the side stream, beside K mean and K blocks; not when
+        // profiling, which times the kernels one after another (SPARGE_CUDA_SIDE_STREAM=0: never).
+        let side = profiler == nil && Kernels.environmentInt("SPARGE_CUDA_SIDE_STREAM", in: 0...1) != 0 ? self.side : nil
+        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK)
         try b.kMean.reserve(B * Hkv * d * 4)
         try b.kPartial.reserve(B * Hkv * chunks * d * 8)
         // The Hopper kernel copies whole K tiles: INT8 K in its tile layout, padded to whole blocks.
-        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK)
         b.keysTiled = hopper != nil
         try b.k8.reserve(B * Hkv * (hopper != nil ? nk * p.blockK : s.keyLength) * d)
         try b.kScale.reserve(B * Hkv * nk * 4)
@@ -217,6 +223,19 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
 
         try events.recordStart()
         try profiler?.start()
+        try side?.fork()
+        let queryRule = SpargeAttention.queryPartialBlockRule(shape: s, parameters: p)
+        try prepareBlocks(x: q, heads: H, tokens: s.queryLength, blockSize: p.blockQ, blocks: nq,
+                          mean: 0, premultiplier: premultiplier, partialNever: queryRule == .neverSelfSimilar,
+                          tiled: false, int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer,
+                          sim: b.qSim.pointer, stream: side?.stream)
+        try side?.mark(0)
+        try profiler?.mark("Q blocks")
+        if hopper != nil {
+            try transposeValues(v, stream: side?.stream)
+            try side?.mark(1)
+            try profiler?.mark("V^T fp16")
+        }
         // Section 1: K mean (zero without smoothing).
         if p.smoothK {
             let f1 = try Kernels.prepare(dev, "k_mean_partial")
@@ -229,21 +248,17 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             var a2 = KernelArguments()
             a2.add(b.kPartial.pointer); a2.add(int: chunks); a2.add(int: s.keyLength); a2.add(int: d)
             a2.add(int: p.gpuRounding ? 1 : 0); a2.add(b.kMean.pointer)
-            try dev.launch(f2, grid: (B * Hkv, 1), block: 64, a2, name: "k_mean_finish")
+            try dev.launch(f2, grid: (B * Hkv, (d + 7) / 8), block: 256, sharedBytes: 128 * 8 * 8, a2, name: "k_mean_finish")
             try profiler?.mark("K mean")
         } else {
             try dev.api.check(dev.api.cuMemsetD8(b.kMean.pointer, 0, B * Hkv * d * 4), "cuMemsetD8")
         }
-        // Sections 1-3: K' and Q blocks: summaries, scales, INT8.
+        // Sections 1-3: K' blocks: summaries, scales, INT8 (Q blocks: on the side stream above).
         try prepareBlocks(x: k, heads: Hkv, tokens: s.keyLength, blockSize: p.blockK, blocks: nk,
                           mean: b.kMean.pointer, premultiplier: 1, partialNever: p.partialBlocks == .neverSelfSimilar,
                           tiled: hopper != nil, int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
         try profiler?.mark("K blocks")
-        let queryRule = SpargeAttention.queryPartialBlockRule(shape: s, parameters: p)
-        try prepareBlocks(x: q, heads: H, tokens: s.queryLength, blockSize: p.blockQ, blocks: nq,
-                          mean: 0, premultiplier: premultiplier, partialNever: queryRule == .neverSelfSimilar,
-                          tiled: false, int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer, sim: b.qSim.pointer)
-        try profiler?.mark("Q blocks")
+        try side?.join(0)
         // Section 2, steps 3-7.
         if predict {
             try b.scores.reserve(B * H * nq * nk * 4)
@@ -273,7 +288,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             try profiler?.mark("selection")
         }
         if let hopper {
-            try launchHopper(hopper, v: v, output: output, events: events, profiler: profiler)
+            try side?.join(1)
+            try launchHopper(hopper, output: output, events: events)
             return
         }
         // V for the fp16 tensor cores: read in place when it is fp16 with 16-byte aligned rows,
@@ -303,20 +319,23 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try events.recordEnd()
     }
 
-    /// Stage 2 on Hopper: V transposed to fp16 in the kernel's tile layout (keys padded to
-    /// whole blocks), then the `wgmma` kernel.
-    private func launchHopper(_ c: Kernels.HopperConfiguration, v: DeviceTensor, output: DeviceTensor,
-                              events: EventPair, profiler: KernelProfiler?) throws {
-        let s = shape, d = s.headDim, dev = device, b = buffers, B = s.batch, H = s.heads, Hkv = s.kvHeads
+    /// V transposed to fp16 in the Hopper kernel's tile layout (keys padded to whole blocks).
+    private func transposeValues(_ v: DeviceTensor, stream: CUhandle?) throws {
+        let s = shape, d = s.headDim, b = buffers, B = s.batch, Hkv = s.kvHeads
         let keysPadded = nk * parameters.blockK
         try b.v16.reserve(B * Hkv * d * keysPadded * 2)
-        let fv = try Kernels.prepare(dev, "prep_values_t")
+        let fv = try Kernels.prepare(device, "prep_values_t")
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(b.v16.pointer)
-        try dev.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: 32 * 36 * 4, av, name: "prep_values_t")
-        try profiler?.mark("V^T fp16")
+        try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: 32 * 36 * 4, stream: stream,
+                          av, name: "prep_values_t")
+    }
+
+    /// Stage 2 on Hopper, the `wgmma` kernel (V^T from `transposeValues`).
+    private func launchHopper(_ c: Kernels.HopperConfiguration, output: DeviceTensor, events: EventPair) throws {
+        let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
         let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
         var a = KernelArguments()
@@ -341,7 +360,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
 
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
                                premultiplier: Float, partialNever: Bool, tiled: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
-                               pooled: CUdeviceptr, sim: CUdeviceptr) throws {
+                               pooled: CUdeviceptr, sim: CUdeviceptr, stream: CUhandle? = nil) throws {
         let d = shape.headDim
         let shared = (blockSize * (d + 1) + blockSize + d + 64) * 4
         let name = ["prep_blocks_f32", "prep_blocks_f16", "prep_blocks_bf16"][x.type.code]
@@ -353,7 +372,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(int: tiled ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
         try device.launch(f, grid: (blocks, shape.batch * heads), block: Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d),
-                          sharedBytes: shared, a, name: name)
+                          sharedBytes: shared, stream: stream, a, name: name)
     }
 
     /// The plan's device memory, grown on demand and kept between calls.

@@ -30,15 +30,30 @@ extern "C" __global__ void k_mean_partial(const void* k, int type, i64 bs, i64 h
     }
 }
 
-// Section 1, part 2: the mean (fp16-rounded with GPU rounding).
+// Section 1, part 2: the mean (fp16-rounded with GPU rounding): the partial sums of 8
+// channels per thread block, summed in chunk order by one thread per channel from shared
+// memory, where all 256 threads stage them (the loads in parallel, not one chain of global
+// loads). grid (B*H, ceil(D / 8)), 256 threads, 128 * 8 doubles of dynamic shared memory.
 extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int N, int D, int gpuRound, float* mean) {
-    int bh = blockIdx.x;
-    for (int c = threadIdx.x; c < D; c += blockDim.x) {
-        double s = 0;
-        #pragma unroll 16
-        for (int ch = 0; ch < chunks; ch++) s += partial[((i64)bh * chunks + ch) * D + c];
+    extern __shared__ double part[];
+    const int bh = blockIdx.x, c0 = blockIdx.y * 8, tid = threadIdx.x;
+    double s = 0;
+    for (int base = 0; base < chunks; base += 128) {
+        const int n = min(128, chunks - base);
+        for (int e = tid; e < n * 8; e += blockDim.x) {
+            const int c = c0 + (e & 7);
+            part[e] = c < D ? partial[((i64)bh * chunks + base + (e >> 3)) * D + c] : 0.0;
+        }
+        __syncthreads();
+        if (tid < 8) {
+            #pragma unroll 8
+            for (int ch = 0; ch < n; ch++) s += part[ch * 8 + tid];
+        }
+        __syncthreads();
+    }
+    if (tid < 8 && c0 + tid < D) {
         float m = (float)(s / (double)N);
-        mean[(i64)bh * D + c] = gpuRound ? roundh(m) : m;
+        mean[(i64)bh * D + c0 + tid] = gpuRound ? roundh(m) : m;
     }
 }
 
