@@ -370,8 +370,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
         a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
         a.add(int: tiled ? 1 : 0)
+        // 16-byte loads where every row starts 16-byte aligned.
+        let perLoad = 16 / x.type.size, l = x.layout
+        let vec = x.address % 16 == 0 && d % perLoad == 0
+            && [l.batchStride, l.headStride, l.tokenStride].allSatisfy { $0 % perLoad == 0 }
+        a.add(int: vec ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
-        try device.launch(f, grid: (blocks, shape.batch * heads), block: Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d),
+        let threads = max(d, Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d))   // at least one per channel
+        try device.launch(f, grid: (blocks, shape.batch * heads), block: threads,
                           sharedBytes: shared, stream: stream, a, name: name)
     }
 
