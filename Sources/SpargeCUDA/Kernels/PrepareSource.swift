@@ -142,30 +142,19 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     }
     __syncthreads();
     const float sc = red[32];
-    if (tiled) {
-        signed char* dst = q8 + ((i64)bh * nb + j) * blockSize * D;
-        const int cOff = (c0 >> 4) * 128 + (c0 & 15);
-        if (r0 < rowsPerPass) {
-            #pragma unroll 4
-            for (int r = r0; r < blockSize; r += rowsPerPass) {
-                signed char q = 0;
-                if (r < rows) {
-                    float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
-                    float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
-                    q = (signed char)(int)(y < 0 ? -t : t);
-                }
-                dst[(r >> 3) * (D * 8) + (r & 7) * 16 + cOff] = q;
-            }
-        }
-    } else {
-        signed char* dst = q8 + ((i64)bh * N + start) * D;
-        if (r0 < rowsPerPass) {
-            #pragma unroll 4
-            for (int r = r0; r < rows; r += rowsPerPass) {
+    // Rows past the end of a tiled block are written as zeros (the tile is copied whole).
+    signed char* dst = q8 + (tiled ? ((i64)bh * nb + j) * blockSize * D : ((i64)bh * N + start) * D);
+    const int end = tiled ? blockSize : rows, cOff = (c0 >> 4) * 128 + (c0 & 15);
+    if (r0 < rowsPerPass) {
+        #pragma unroll 4
+        for (int r = r0; r < end; r += rowsPerPass) {
+            signed char q = 0;
+            if (r < rows) {
                 float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
                 float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
-                dst[r * D + c0] = (signed char)(int)(y < 0 ? -t : t);
+                q = (signed char)(int)(y < 0 ? -t : t);
             }
+            dst[tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + cOff : r * D + c0] = q;
         }
     }
     // Column sums in the CPU's row order: the pooled mean from the values, then (all threads)
