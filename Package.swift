@@ -1,13 +1,38 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Two builds of the same code:
-// - portable (default): baseline x86-64 / any arm64, correct everywhere;
-// - tuned (`--traits Tuned`): AVX2 + FMA code for x86-64-v3 CPUs (Haswell, Zen and later).
-// The trait only adds compiler flags; the sources are identical.
-let tunedFlags: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-march=x86-64-v3", "-target-cpu", "haswell"], .when(platforms: [.linux], traits: ["Tuned"])),
+// One build, several kernel sets, chosen at run time (SpargeAttn's CPU/ folder):
+// - SpargeSIMD: the portable kernels (baseline x86-64 with SSE2, or arm64 with NEON);
+// - SpargeSIMDAVX2 and SpargeSIMDAVX512: the same sources (their folders link to
+//   Sources/SpargeSIMD), compiled for x86-64-v3 (AVX2 + FMA: Haswell, Zen and later) and for
+//   x86-64-v4 with VNNI (AVX-512 F/CD/BW/DQ/VL + VNNI: Cascade Lake, Ice Lake, Sapphire Rapids,
+//   Zen 4 and later). Their compiler flags sit behind the default trait `DispatchedKernels`,
+//   so a package that depends on this one gets them too; without the trait (or on arm64)
+//   only the portable set is built into the choice.
+// Everything outside the kernel sets is compiled for the baseline and runs on any CPU.
+let dispatched: Set<String> = ["DispatchedKernels"]
+
+#if arch(x86_64)
+let avx2Settings: [SwiftSetting] = [
+    .define("SPARGE_AVX2"),
+    .define("SPARGE_FMA", .when(traits: dispatched)),
+    .unsafeFlags(["-target-cpu", "haswell"], .when(traits: dispatched)),
 ]
+let avx512Settings: [SwiftSetting] = [
+    .define("SPARGE_AVX512"),
+    .define("SPARGE_FMA", .when(traits: dispatched)),
+    // Cascade Lake = x86-64-v4 (AVX-512 F, CD, BW, DQ, VL) + VNNI, and nothing newer.
+    .unsafeFlags(["-target-cpu", "cascadelake"], .when(traits: dispatched)),
+]
+let kernelSets: [Target.Dependency] = ["SpargeSIMD", "SpargeSIMDAVX2", "SpargeSIMDAVX512"]
+let kernelSetTargets: [Target] = [
+    .target(name: "SpargeSIMDAVX2", swiftSettings: avx2Settings),
+    .target(name: "SpargeSIMDAVX512", swiftSettings: avx512Settings),
+]
+#else
+let kernelSets: [Target.Dependency] = ["SpargeSIMD"]
+let kernelSetTargets: [Target] = []
+#endif
 
 let package = Package(
     name: "SpargeAttn",
@@ -18,16 +43,16 @@ let package = Package(
         .executable(name: "sparge", targets: ["sparge"]),
     ],
     traits: [
-        .trait(name: "Tuned", description: "Compile the kernels for x86-64-v3 (AVX2 + FMA): much faster, needs a Haswell/Zen or newer CPU."),
+        .trait(name: "DispatchedKernels", description: "Also compile the kernels for AVX2 + FMA and for AVX-512 + VNNI (x86-64), chosen at run time by the CPU's features. On by default."),
         .trait(name: "CUDA", description: "The NVIDIA GPU backend (SpargeCUDA): loads libcuda and NVRTC with dlopen at run time; no CUDA headers or libraries at build time."),
+        .default(enabledTraits: ["DispatchedKernels"]),
     ],
-    targets: [
-        .target(name: "SpargeSIMD", swiftSettings: tunedFlags),
-        .target(name: "SpargeAttn", dependencies: ["SpargeSIMD"], swiftSettings: tunedFlags),
+    targets: kernelSetTargets + [
+        .target(name: "SpargeSIMD"),
+        .target(name: "SpargeAttn", dependencies: kernelSets),
         // Every source of SpargeCUDA is wrapped in `#if CUDA`: without the trait the module is empty.
-        .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
-        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
-                          swiftSettings: tunedFlags),
+        .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"]),
+        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))]),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
         // run by the tests; not a product.
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),

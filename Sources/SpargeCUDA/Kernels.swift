@@ -2,15 +2,10 @@
 /// The compiled kernel programs: one for the preparation kernels, one per attention
 /// configuration (head dim, block sizes), each compiled once per process.
 enum Kernels {
-    /// The CPU build fuses the multiply-adds of its SIMD loops in the tuned build only; the
-    /// preparation kernels do the same so that stage 1 matches bit for bit.
-    static var cpuFusesMultiplyAdd: Bool {
-        #if Tuned
-        return true
-        #else
-        return false
-        #endif
-    }
+    /// Stage 1 on the CPU never fuses its multiply-adds (the same rounding at every CPU kernel
+    /// level and on every platform); the preparation kernels do the same so that stage 1
+    /// matches bit for bit.
+    static let cpuFusesMultiplyAdd = false
 
     static func prepare(_ device: CUDADevice, _ name: String) throws -> CUhandle {
         try device.function(name, program: "sparge_prepare", source: PrepareSource.text,

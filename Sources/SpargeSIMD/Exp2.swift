@@ -6,31 +6,32 @@
 // Inputs below -126 (including -inf) give exactly 0, which the softmax relies on for masked
 // scores; inputs above 127 saturate at 2^127 (softmax inputs are <= 0).
 
-/// 2^x on eight lanes, relative error about 2e-7 for x in [-126, 127]; exactly 0 for x < -126
+/// 2^x lane by lane, relative error about 2e-7 for x in [-126, 127]; exactly 0 for x < -126
 /// (and for -inf); NaN lanes give an unspecified finite value.
 @inlinable @inline(__always)
-public func exp2(_ x: Float8) -> Float8 {
-    let lo = Float8(repeating: -126.5)
-    let hi = Float8(repeating: 127.0)
+public func exp2<V: SIMD>(_ x: V) -> V where V.Scalar == Float {
+    let lo = V(repeating: -126.5)
+    let hi = V(repeating: 127.0)
     let underflow = x .< lo
     let xc = minimum(maximum(x, lo), hi)
-    let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23
+    let magic = V(repeating: 12582912.0)  // 1.5 * 2^23
     let shifted = xc + magic
     let n = shifted - magic
     let f = xc - n
     // Least-squares fit of 2^f on Chebyshev nodes of [-0.5, 0.5] (2e-9 in exact arithmetic;
     // fp32 evaluation brings it to about 1e-7).
-    var p = Float8(repeating: 1.53375768e-4)
-    p = multiplyAdd(p, f, Float8(repeating: 1.33998604e-3))
-    p = multiplyAdd(p, f, Float8(repeating: 9.61851953e-3))
-    p = multiplyAdd(p, f, Float8(repeating: 5.55032900e-2))
-    p = multiplyAdd(p, f, Float8(repeating: 2.40226466e-1))
-    p = multiplyAdd(p, f, Float8(repeating: 6.93147206e-1))
-    p = multiplyAdd(p, f, Float8(repeating: 1.0))
+    var p = V(repeating: 1.53375768e-4)
+    p = multiplyAdd(p, f, V(repeating: 1.33998604e-3))
+    p = multiplyAdd(p, f, V(repeating: 9.61851953e-3))
+    p = multiplyAdd(p, f, V(repeating: 5.55032900e-2))
+    p = multiplyAdd(p, f, V(repeating: 2.40226466e-1))
+    p = multiplyAdd(p, f, V(repeating: 6.93147206e-1))
+    p = multiplyAdd(p, f, V(repeating: 1.0))
     // The integer n sits in the low mantissa bits of `shifted`; move it into the exponent.
-    let nBits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    // (`MaskStorage` of an fp32 vector is the int32 vector of the same lane count.)
+    let nBits = unsafeBitCast(shifted, to: V.MaskStorage.self) &- 0x4B40_0000
     let scaleBits = (nBits &+ 127) &<< 23
-    let scale = unsafeBitCast(scaleBits, to: Float8.self)
+    let scale = unsafeBitCast(scaleBits, to: V.self)
     let r = p * scale
     return r.replacing(with: 0, where: underflow)
 }

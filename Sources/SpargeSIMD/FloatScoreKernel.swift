@@ -1,44 +1,48 @@
 // fp32 score tile for the dense path: S[r][c] = sum_d q[r][d] * kT[d][c].
 //
-// Same 4 x 16 register tile as the INT8 kernel; the key block is stored transposed
+// Same 4 x 2-vector register tile as the INT8 kernel; the key block is stored transposed
 // (`kT[d][c]`, row stride `columns`) so that each step is two vector loads, four broadcasts
 // and eight multiply-adds.
 
-/// Computes `out[r][c] = sum_d q[r][d] * kT[d][c]` for `rows` (multiple of 4, padded rows
-/// readable) x `columns` (multiple of 16).
-public func floatScoreTile(
-    q: UnsafePointer<Float>, qStride: Int, rows: Int,
-    kT: UnsafePointer<Float>, columns: Int, depth: Int,
-    out: UnsafeMutablePointer<Float>, outStride: Int
-) {
-    var r = 0
-    while r < rows {
-        let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
-        var c = 0
-        while c < columns {
-            var a00 = Float8(), a01 = Float8(), a10 = Float8(), a11 = Float8()
-            var a20 = Float8(), a21 = Float8(), a30 = Float8(), a31 = Float8()
-            var kp = kT + c
-            for d in 0..<depth {
-                let k0 = load8(kp), k1 = load8(kp + 8)
-                let b0 = Float8(repeating: q0[d])
-                a00 = multiplyAdd(b0, k0, a00); a01 = multiplyAdd(b0, k1, a01)
-                let b1 = Float8(repeating: q1[d])
-                a10 = multiplyAdd(b1, k0, a10); a11 = multiplyAdd(b1, k1, a11)
-                let b2 = Float8(repeating: q2[d])
-                a20 = multiplyAdd(b2, k0, a20); a21 = multiplyAdd(b2, k1, a21)
-                let b3 = Float8(repeating: q3[d])
-                a30 = multiplyAdd(b3, k0, a30); a31 = multiplyAdd(b3, k1, a31)
-                kp += columns
+extension KernelSet {
+    /// Computes `out[r][c] = sum_d q[r][d] * kT[d][c]` for `rows` (multiple of 4, padded rows
+    /// readable) x `columns` (multiple of ``columnTile``).
+    @inline(never)
+    public static func floatScoreTile(
+        q: UnsafePointer<Float>, qStride: Int, rows: Int,
+        kT: UnsafePointer<Float>, columns: Int, depth: Int,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        let n = FloatV.scalarCount
+        var r = 0
+        while r < rows {
+            let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
+            var c = 0
+            while c < columns {
+                var a00 = FloatV(), a01 = FloatV(), a10 = FloatV(), a11 = FloatV()
+                var a20 = FloatV(), a21 = FloatV(), a30 = FloatV(), a31 = FloatV()
+                var kp = kT + c
+                for d in 0..<depth {
+                    let k0: FloatV = load(kp), k1: FloatV = load(kp + n)
+                    let b0 = FloatV(repeating: q0[d])
+                    a00 = multiplyAdd(b0, k0, a00); a01 = multiplyAdd(b0, k1, a01)
+                    let b1 = FloatV(repeating: q1[d])
+                    a10 = multiplyAdd(b1, k0, a10); a11 = multiplyAdd(b1, k1, a11)
+                    let b2 = FloatV(repeating: q2[d])
+                    a20 = multiplyAdd(b2, k0, a20); a21 = multiplyAdd(b2, k1, a21)
+                    let b3 = FloatV(repeating: q3[d])
+                    a30 = multiplyAdd(b3, k0, a30); a31 = multiplyAdd(b3, k1, a31)
+                    kp += columns
+                }
+                let o = out + r * outStride + c
+                store(a00, o); store(a01, o + n)
+                store(a10, o + outStride); store(a11, o + outStride + n)
+                store(a20, o + 2 * outStride); store(a21, o + 2 * outStride + n)
+                store(a30, o + 3 * outStride); store(a31, o + 3 * outStride + n)
+                c += 2 * n
             }
-            let o = out + r * outStride + c
-            store8(a00, o); store8(a01, o + 8)
-            store8(a10, o + outStride); store8(a11, o + outStride + 8)
-            store8(a20, o + 2 * outStride); store8(a21, o + 2 * outStride + 8)
-            store8(a30, o + 3 * outStride); store8(a31, o + 3 * outStride + 8)
-            c += 16
+            r += 4
         }
-        r += 4
     }
 }
 

@@ -1,37 +1,48 @@
-// Element-wise helpers on SIMD8<Float> that lower to single instructions on both builds.
+// Element-wise helpers on Swift SIMD vectors of fp32 that lower to single instructions in
+// every kernel set (see KernelVector.swift).
 //
 // Why not the standard library spellings: on baseline x86-64 (SSE2) `addingProduct`
 // becomes one libm `fmaf` call per lane, and `pointwiseMax` / `.max()` / `.rounded()`
 // compile to scalar NaN-aware code or libm calls. The forms below were checked in the
-// disassembly of both the portable and the tuned (`-target-cpu haswell`) build.
+// disassembly of the portable, AVX2 and AVX-512 builds. They are generic so that one source
+// serves the 8-lane and the 16-lane kernels; `@inline(__always)` specializes every use.
 
-/// Eight fp32 lanes: the vector width of AVX2, two SSE registers in the portable build.
+/// Eight fp32 lanes: the fixed width of the code whose results must not depend on the kernel
+/// set (stage 1, quantization), and AVX2's register width.
 public typealias Float8 = SIMD8<Float>
 
-/// `a * b + c`: a fused multiply-add in the tuned build, a separate multiply and add in the
-/// portable build (where a fused form would be a libm call per lane).
+/// `a * b + c`: fused where the kernel set has a fused multiply-add instruction (x86-64-v3,
+/// x86-64-v4, arm64), a separate multiply and add in the baseline x86-64 build (where a fused
+/// form would be a libm call per lane).
 @inlinable @inline(__always)
-public func multiplyAdd(_ a: Float8, _ b: Float8, _ c: Float8) -> Float8 {
-    #if Tuned
+public func multiplyAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar == Float {
+    #if SPARGE_FMA || arch(arm64)
     return c.addingProduct(a, b)
     #else
     return a * b + c
     #endif
 }
 
+/// `a * b + c` with a separate rounding of the product in every kernel set: for code whose
+/// results must be bitwise the same whatever kernel set runs (stage 1).
+@inlinable @inline(__always)
+public func multiplyThenAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar == Float {
+    a * b + c
+}
+
 /// Lane-wise maximum (`maxps`); if `b` is NaN the lane keeps `a`.
 @inlinable @inline(__always)
-public func maximum(_ a: Float8, _ b: Float8) -> Float8 {
+public func maximum<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar == Float {
     a.replacing(with: b, where: b .> a)
 }
 
 /// Lane-wise minimum (`minps`); if `b` is NaN the lane keeps `a`.
 @inlinable @inline(__always)
-public func minimum(_ a: Float8, _ b: Float8) -> Float8 {
+public func minimum<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar == Float {
     a.replacing(with: b, where: b .< a)
 }
 
-/// Largest lane, by a shuffle tree (3 steps, no branches).
+/// Largest lane of eight, by a shuffle tree (3 steps, no branches).
 @inlinable @inline(__always)
 public func horizontalMax(_ v: Float8) -> Float {
     let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
@@ -39,7 +50,7 @@ public func horizontalMax(_ v: Float8) -> Float {
     return b[1] > b[0] ? b[1] : b[0]
 }
 
-/// Sum of the lanes, by a shuffle tree (the order is fixed, so results are reproducible).
+/// Sum of eight lanes, by a shuffle tree (the order is fixed, so results are reproducible).
 @inlinable @inline(__always)
 public func horizontalSum(_ v: Float8) -> Float {
     let a = v.lowHalf + v.highHalf
@@ -47,14 +58,34 @@ public func horizontalSum(_ v: Float8) -> Float {
     return b[0] + b[1]
 }
 
+/// Largest lane of sixteen (the two halves first, then the 8-lane tree).
+@inlinable @inline(__always)
+public func horizontalMax(_ v: SIMD16<Float>) -> Float {
+    horizontalMax(maximum(v.lowHalf, v.highHalf))
+}
+
+/// Sum of sixteen lanes (the two halves first, then the 8-lane tree).
+@inlinable @inline(__always)
+public func horizontalSum(_ v: SIMD16<Float>) -> Float {
+    horizontalSum(v.lowHalf + v.highHalf)
+}
+
+/// Loads a vector of floats from any address.
+@inlinable @inline(__always)
+public func load<V: SIMD>(_ p: UnsafePointer<Float>, as: V.Type = V.self) -> V where V.Scalar == Float {
+    UnsafeRawPointer(p).loadUnaligned(as: V.self)
+}
+
+/// Stores a vector of floats to any address.
+@inlinable @inline(__always)
+public func store<V: SIMD>(_ v: V, _ p: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+}
+
 /// Loads eight floats from any address.
 @inlinable @inline(__always)
-public func load8(_ p: UnsafePointer<Float>) -> Float8 {
-    UnsafeRawPointer(p).loadUnaligned(as: Float8.self)
-}
+public func load8(_ p: UnsafePointer<Float>) -> Float8 { load(p) }
 
 /// Stores eight floats to any address.
 @inlinable @inline(__always)
-public func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Float8.self)
-}
+public func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) { store(v, p) }

@@ -1,6 +1,5 @@
 import Foundation
 import SpargeAttn
-import SpargeSIMD
 
 /// `sparge bench`: the speed of the dense and sparse paths per shape and input kind, with the
 /// sparse time split into stage 1, quantization and kernel, the accuracy against dense, and
@@ -287,23 +286,15 @@ struct BenchCommand {
             """)
     }
 
-    /// INT8 vs fp32 score tile on the same 128 x 64 x D=64 tile, one thread.
+    /// INT8 vs fp32 score tile on the same 128 x 64 x D=64 tile, one thread, at every kernel
+    /// level this machine runs.
     func kernelComparison() {
-        let rows = 128, cols = 64, d = 64, pairs = pairCount(d), iterations = 20_000
-        let q = [Float](repeating: 0.01, count: rows * d), kT = [Float](repeating: 0.02, count: d * cols)
-        var s = [Float](repeating: 0, count: rows * cols)
-        let qp = [Int32](repeating: 0x0003_0002, count: rows * pairs), kp = [Int16](repeating: 3, count: pairs * cols * 2)
-        func time(_ body: () -> Void) -> Double {
-            body()
-            var samples: [Double] = []
-            for _ in 0..<repeats { samples.append(Timing.seconds { for _ in 0..<iterations { body() } }) }
-            return Timing.median(samples)
+        print("")
+        for level in SpargeCPU.supportedLevels {
+            guard let t = try? SpargeCPU.scoreTileThroughput(level: level, repeats: repeats) else { continue }
+            print(String(format: "score micro-kernel, 128x64 tile, D=64, 1 thread, %@: fp32 %.1f GFLOP/s, INT8 %.1f GOP/s: INT8 %.2fx faster",
+                         level.rawValue, t.fp32, t.int8, t.int8 / t.fp32))
         }
-        let fp = time { floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols) }
-        let i8 = time { int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, out: &s, outStride: cols) }
-        let ops = Double(2 * rows * cols * d * iterations)
-        print(String(format: "\nscore micro-kernel, 128x64 tile, D=64, 1 thread: fp32 %.1f GFLOP/s, INT8 %.1f GOP/s: INT8 %.2fx faster",
-                     ops / fp / 1e9, ops / i8 / 1e9, fp / i8))
     }
 
     /// Sparse attention at H=16, N=32768, D=64 and the process's peak resident memory.

@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// Wall-clock timing of a closure.
 enum Timing {
     /// Seconds of one call of `body`.
@@ -17,15 +19,20 @@ enum Timing {
     }
 }
 
-/// Which build this is: the `Tuned` trait compiles the kernels for x86-64-v3.
+/// Which CPU kernel set runs (chosen at run time, see `SpargeCPU`) and the build configuration.
 enum BuildInfo {
-    #if Tuned
-    static let name = "tuned"
-    static let detail = "tuned (--traits Tuned: x86-64-v3, AVX2 + FMA)"
-    #else
-    static let name = "portable"
-    static let detail = "portable (baseline ISA; build with --traits Tuned for AVX2 + FMA)"
-    #endif
+    /// The CPU kernel level that runs (or the reason none can: a bad SPARGE_ISA).
+    static var name: String { (try? SpargeCPU.currentLevel().rawValue) ?? "invalid SPARGE_ISA" }
+    /// The running kernel level, how it was chosen, and what else this machine offers.
+    static var detail: String {
+        let supported = SpargeCPU.supportedLevels.map(\.rawValue).joined(separator: ", ")
+        let cpu = SpargeCPU.processorName.isEmpty ? "" : " on \(SpargeCPU.processorName)"
+        guard let level = try? SpargeCPU.currentLevel() else {
+            return "CPU kernels: SPARGE_ISA names a level this build and processor lack (available: \(supported))\(cpu)"
+        }
+        let how = level == SpargeCPU.bestLevel ? "best available" : "forced lower, best is \(SpargeCPU.bestLevel.rawValue)"
+        return "CPU kernels \(level) [\(how); available: \(supported)]\(cpu)"
+    }
     #if DEBUG
     static let configuration = "debug"
     #else

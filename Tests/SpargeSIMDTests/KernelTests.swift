@@ -44,7 +44,7 @@ struct KernelTests {
         k.withUnsafeBufferPointer { kb in
             kp.withUnsafeMutableBufferPointer { packColumnPairs(kb.baseAddress!, rows: cols, d: d, stride: d, columns: cols, into: $0.baseAddress!) }
         }
-        int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.5, out: &out, outStride: cols)
+        KernelSet.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.5, out: &out, outStride: cols)
         for r in 0..<rows {
             for c in 0..<cols {
                 var dot = 0
@@ -62,7 +62,7 @@ struct KernelTests {
         var kT = [Float](repeating: 0, count: d * cols)
         k.withUnsafeBufferPointer { transposeBlock($0.baseAddress!, rows: cols, depth: d, stride: d, columns: cols, into: &kT) }
         var s = [Float](repeating: 0, count: rows * cols)
-        floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols)
+        KernelSet.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols)
         for r in 0..<rows {
             for c in 0..<cols {
                 var dot = 0.0
@@ -74,7 +74,7 @@ struct KernelTests {
         let width = 24
         let v = (0..<(cols * width)).map { _ in rng.next() }
         var o = [Float](repeating: 1, count: rows * width)
-        accumulateProbabilityValue(p: s, pStride: cols, rows: rows, count: cols, v: v, vStride: width, width: width, o: &o, oStride: width)
+        KernelSet.accumulateProbabilityValue(p: s, pStride: cols, rows: rows, count: cols, v: v, vStride: width, width: width, o: &o, oStride: width)
         for r in 0..<rows {
             for x in 0..<width {
                 var ref = 1.0

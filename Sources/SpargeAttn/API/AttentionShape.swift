@@ -42,8 +42,12 @@ public struct AttentionShape: Sendable, Hashable, CustomStringConvertible {
         "B=\(batch) H=\(heads)\(kvHeads != heads ? " Hkv=\(kvHeads)" : "") Nq=\(queryLength) Nk=\(keyLength) D=\(headDim)"
     }
 
-    /// Throws ``SpargeError/invalidShape(_:)`` unless every size is usable.
+    /// Throws ``SpargeError/invalidShape(_:)`` unless every size is usable, and
+    /// ``SpargeError/unsupportedKernelLevel(requested:supported:source:)`` when `SPARGE_ISA`
+    /// names a CPU kernel level this build or processor cannot run (every entry point
+    /// validates its shape first, so a bad level is reported before anything runs).
     public func validate() throws {
+        _ = try SpargeCPU.currentLevel()
         func fail(_ s: String) throws -> Never { throw SpargeError.invalidShape(s) }
         if batch < 1 { try fail("batch is \(batch); it must be at least 1") }
         if heads < 1 { try fail("heads is \(heads); it must be at least 1") }

@@ -92,7 +92,7 @@ func denseQueryTile(
         let kStart = j * tc
         if causal && kStart > qStart + rows - 1 + causalOffset { break }
         let cols = Swift.min(tc, s.keyLength - kStart)
-        floatScoreTile(
+        w.kernels.floatScoreTile(
             q: qTile, qStride: d, rows: rowsPad,
             kT: ops.kTransposed.pointer + ((b * s.kvHeads + kvh) * ops.keyTiles + j) * ops.tileSize,
             columns: tc, depth: d, out: scores, outStride: tc)

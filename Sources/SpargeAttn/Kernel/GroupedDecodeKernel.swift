@@ -49,7 +49,8 @@ func groupedDecodeBlock(
     softmax.reset(rows: rowsPad)
     func headSoftmax(_ gh: Int) -> OnlineSoftmax {
         OnlineSoftmax(rowMax: softmax.rowMax + gh * nq, rowSum: softmax.rowSum + gh * nq, tileMax: softmax.tileMax + gh * nq,
-                      acc: softmax.acc + gh * nq * softmax.width, width: softmax.width)
+                      rowFactor: softmax.rowFactor + gh * nq, rowTotal: softmax.rowTotal + gh * nq,
+                      acc: softmax.acc + gh * nq * softmax.width, width: softmax.width, kernels: softmax.kernels)
     }
     let active = w.groupFlags.pointer
     for j in 0..<g.keyBlocks {
@@ -70,7 +71,7 @@ func groupedDecodeBlock(
         }
         if !any { continue }
         let t = kHead * g.keyBlockStride + j
-        int8ScoreTile(q: qTile, qStride: g.pairs, rows: rowsPad, k: ops.kPacked.pointer + t * g.packedKeyBlock,
+        w.kernels.int8ScoreTile(q: qTile, qStride: g.pairs, rows: rowsPad, k: ops.kPacked.pointer + t * g.packedKeyBlock,
                       columns: stride, pairs: g.pairs, scale: 1, out: scores, outStride: stride)
         for gh in 0..<group {
             let headRows = scores + gh * nq * stride

@@ -13,8 +13,11 @@ struct OnlineSoftmax {
     var rowMax: UnsafeMutablePointer<Float>      // m, rowsPad
     var rowSum: UnsafeMutablePointer<Float>      // l, rowsPad
     var tileMax: UnsafeMutablePointer<Float>     // m_loc of the current tile, rowsPad
+    var rowFactor: UnsafeMutablePointer<Float>   // 2^(m - m_new) of the current tile, rowsPad
+    var rowTotal: UnsafeMutablePointer<Float>    // row sums of the current tile's P, rowsPad
     var acc: UnsafeMutablePointer<Float>         // O, rowsPad x width
     var width: Int                               // padded head dim (multiple of 8)
+    var kernels: any TileKernels.Type
 
     /// Starts a query tile of `rows` rows (padded to a multiple of 4).
     func reset(rows: Int) {
@@ -25,7 +28,7 @@ struct OnlineSoftmax {
 
     /// Computes the tile's row maxima `m_loc` into `tileMax`.
     func measure(scores: UnsafePointer<Float>, stride: Int, rows: Int) {
-        for r in 0..<rows { tileMax[r] = SpargeSIMD.rowMax(scores + r * stride, count: stride) }
+        kernels.rowMaxima(scores, stride: stride, rows: rows, columns: stride, into: tileMax)
     }
 
     /// The stage-2 filter quantity: max over the first `rows` rows of `m_loc - m`
@@ -48,37 +51,40 @@ struct OnlineSoftmax {
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
         values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32
     ) {
+        // Per row: the new maximum, the rescale factor, and the exponent shift, which replaces
+        // m_loc in `tileMax` (+inf for a row with nothing visible: its P row is all zeros).
+        var rescale = false
         for r in 0..<rows {
             let local = tileMax[r]
             let running = rowMax[r]
-            let row = scores + r * stride
+            rowFactor[r] = 1
             if local == -.infinity {
-                // Nothing visible in this tile for this row: P = 0.
-                row.update(repeating: 0, count: stride)
+                (scores + r * stride).update(repeating: 0, count: stride)  // 2^(0 - inf) = 0, even for NaN entries
+                tileMax[r] = .infinity
                 continue
             }
             let updated = Swift.max(running, local)
             if updated > running && running != -.infinity {
                 let alpha = exp2Scalar(running - updated)
                 rowSum[r] *= alpha
-                scaleInPlace(acc + r * width, count: width, by: alpha)
+                rowFactor[r] = alpha
+                rescale = true
             }
             rowMax[r] = updated
-            switch numerics {
-            case .fp32:
-                rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
-            case .fp16:
-                // l from the unrounded P; P.V with P rounded to fp16 (V is rounded when bound).
-                rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
-                for c in 0..<keys { row[c] = roundToHalf(row[c]) }
-            case .fp8:
-                // P carries 2^8.807 (about 448) so it uses the e4m3 range; l sums the unrounded
-                // P, so the factor cancels in O / l.
-                rowSum[r] += exp2InPlace(row, count: stride, shift: updated - fp8ProbabilityOffset)
-                for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
-            }
+            // FP8: P carries 2^8.807 (about 448) so it uses the e4m3 range; l sums the unrounded
+            // P, so the factor cancels in O / l.
+            tileMax[r] = numerics == .fp8 ? updated - fp8ProbabilityOffset : updated
         }
-        accumulateProbabilityValue(
+        if rescale { kernels.scaleRows(acc, stride: width, rows: rows, columns: width, factors: rowFactor) }
+        kernels.exponentiateRows(scores, stride: stride, rows: rows, columns: stride, shifts: tileMax, sums: rowTotal)
+        for r in 0..<rows { rowSum[r] += rowTotal[r] }
+        // fp16 / FP8 P.V: l from the unrounded P, the product with P rounded (V is rounded when bound).
+        switch numerics {
+        case .fp32: break
+        case .fp16: for r in 0..<rows { let row = scores + r * stride; for c in 0..<keys { row[c] = roundToHalf(row[c]) } }
+        case .fp8: for r in 0..<rows { let row = scores + r * stride; for c in 0..<keys { row[c] = roundToE4M3(row[c]) } }
+        }
+        kernels.accumulateProbabilityValue(
             p: scores, pStride: stride, rows: rows, count: keys,
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
     }

@@ -64,7 +64,7 @@ func sparseQueryBlock(
         counts.visited += 1
         let t = kHead * g.keyBlockStride + j
         // Step 1: S = dequant(Q_i K_j^T) in base-2 units, then masks.
-        int8ScoreTile(
+        w.kernels.int8ScoreTile(
             q: qPacked, qStride: g.pairs, rows: rowsPad,
             k: ops.kPacked.pointer + t * g.packedKeyBlock, columns: stride, pairs: g.pairs,
             scale: qScale * ops.kScale.pointer[t] * o.scoreFactor,

@@ -12,7 +12,7 @@ struct SparseGeometry: Sendable {
     let queryBlocks: Int, keyBlocks: Int
     let pairs: Int              // int16 pairs per row
     let rowsPad: Int            // blockQ rounded up to 4 (kernel row tile)
-    let columnsPad: Int         // blockK rounded up to 16 (kernel column tile)
+    let columnsPad: Int         // blockK rounded up to the widest kernel set's column tile
     let width: Int              // head dim rounded up to 8
     /// Key blocks between consecutive kv heads in the key-side buffers: `keyBlocks`, or a KV
     /// cache's capacity (its buffers keep their layout while it grows).
@@ -26,7 +26,7 @@ struct SparseGeometry: Sendable {
         keyBlocks = blockCount(shape.keyLength, blockK)
         pairs = pairCount(shape.headDim)
         rowsPad = roundUp(blockQ, 4)
-        columnsPad = roundUp(blockK, 16)
+        columnsPad = roundUp(blockK, kernelColumnMultiple)
         width = roundUp(shape.headDim, 8)
         self.keyBlockStride = keyBlockStride ?? keyBlocks
     }

@@ -5,6 +5,8 @@ final class WorkerScratch: @unchecked Sendable {
     let rowMax: RawBuffer<Float>
     let rowSum: RawBuffer<Float>
     let tileMax: RawBuffer<Float>
+    let rowFactor: RawBuffer<Float>    // per-row rescale factors of one tile
+    let rowTotal: RawBuffer<Float>     // per-row sums of one tile's probabilities
     let acc: RawBuffer<Float>          // tile rows x padded head dim
     let block: RawBuffer<Float>        // one block of rows (stage 1 and quantization)
     let vector: RawBuffer<Float>       // one row (stage 1 sums)
@@ -25,6 +27,8 @@ final class WorkerScratch: @unchecked Sendable {
     let tileRows: Int
     let tileColumns: Int
     let width: Int
+    /// The kernel set this worker runs, chosen when the scratch is made (see ``SpargeCPU``).
+    let kernels: any TileKernels.Type
 
     init(tileRows: Int, tileColumns: Int, width: Int, blockRows: Int, d: Int, keyBlocks: Int) {
         self.tileRows = tileRows
@@ -35,6 +39,9 @@ final class WorkerScratch: @unchecked Sendable {
         rowMax = RawBuffer(count: tileRows, zero: 0)
         rowSum = RawBuffer(count: tileRows, zero: 0)
         tileMax = RawBuffer(count: tileRows, zero: 0)
+        rowFactor = RawBuffer(count: tileRows, zero: 0)
+        rowTotal = RawBuffer(count: tileRows, zero: 0)
+        kernels = SpargeCPU.activeKernels
         acc = RawBuffer(count: tileRows * width, zero: 0)
         block = RawBuffer(count: blockRows * d, zero: 0)
         vector = RawBuffer(count: d, zero: 0)
@@ -50,6 +57,7 @@ final class WorkerScratch: @unchecked Sendable {
 
     var softmax: OnlineSoftmax {
         OnlineSoftmax(rowMax: rowMax.pointer, rowSum: rowSum.pointer, tileMax: tileMax.pointer,
-                      acc: acc.pointer, width: width)
+                      rowFactor: rowFactor.pointer, rowTotal: rowTotal.pointer,
+                      acc: acc.pointer, width: width, kernels: kernels)
     }
 }

@@ -29,7 +29,7 @@ func summarizeBlock(
         while c < vectorEnd {
             let v = load8(row + c)
             store8(load8(pooled + c) + v, pooled + c)
-            squares = multiplyAdd(v, v, squares)
+            squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
             c += 8
         }
         var norm2 = horizontalSum(squares)

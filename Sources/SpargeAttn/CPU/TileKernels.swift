@@ -1,0 +1,63 @@
+import SpargeSIMD
+#if arch(x86_64)
+import SpargeSIMDAVX2
+import SpargeSIMDAVX512
+#endif
+
+// The kernel sets as values of one protocol type. Each compiled set (SpargeSIMD,
+// SpargeSIMDAVX2, SpargeSIMDAVX512) declares the same static entry points in its own
+// `KernelSet` enum, so the conformances below need no bodies.
+
+/// The tile kernels every kernel set provides (see SpargeSIMD's kernel files).
+protocol TileKernels: Sendable {
+    static var name: String { get }
+    static var isSpecialized: Bool { get }
+    static var lanes: Int { get }
+    static func multiplyAddLoop(steps: Int, seed: Float) -> Float
+    static func int8ScoreTile(q: UnsafePointer<Int32>, qStride: Int, rows: Int, k: UnsafePointer<Int16>, columns: Int,
+                              pairs: Int, scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int)
+    static func floatScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, kT: UnsafePointer<Float>, columns: Int,
+                               depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
+    static func accumulateProbabilityValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
+                                           v: UnsafePointer<Float>, vStride: Int, width: Int,
+                                           o: UnsafeMutablePointer<Float>, oStride: Int)
+    static func rowMaxima(_ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>)
+    static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
+                                 shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)
+    static func scaleRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, factors: UnsafePointer<Float>)
+}
+
+extension SpargeSIMD.KernelSet: TileKernels {}
+extension SpargeSIMD.ScalarKernels: TileKernels {}
+#if arch(x86_64)
+extension SpargeSIMDAVX2.KernelSet: TileKernels {}
+extension SpargeSIMDAVX512.KernelSet: TileKernels {}
+#endif
+
+/// Key-block columns are padded to this multiple in every kernel set (the widest set's
+/// column tile), so that packed layouts, and therefore results, do not depend on the set.
+let kernelColumnMultiple = 32
+
+extension SpargeCPU {
+    /// The kernel set of `level`, or nil when this build or this processor lacks it.
+    static func kernels(for level: CPUKernelLevel) -> (any TileKernels.Type)? {
+        switch level {
+        case .baseline:
+            return SpargeSIMD.KernelSet.self
+        case .avx2:
+            #if arch(x86_64)
+            guard SpargeSIMDAVX2.KernelSet.isSpecialized, CPUFeatures.current.x86_64_v3 else { return nil }
+            return SpargeSIMDAVX2.KernelSet.self
+            #else
+            return nil
+            #endif
+        case .avx512:
+            #if arch(x86_64)
+            guard SpargeSIMDAVX512.KernelSet.isSpecialized, CPUFeatures.current.x86_64_v4VNNI else { return nil }
+            return SpargeSIMDAVX512.KernelSet.self
+            #else
+            return nil
+            #endif
+        }
+    }
+}

@@ -1,0 +1,107 @@
+// The plain twin of every tile kernel: the same contract written as obvious scalar loops.
+// Tests compare each compiled kernel set against these (exact for the integer kernels,
+// within fp32 rounding for the others), and a reader can learn what a kernel computes here
+// before reading its register-tiled form in the file named beside each function.
+
+/// Scalar versions of the ``KernelSet`` entry points, with identical signatures.
+public enum ScalarKernels: Sendable {
+    public static var name: String { "scalar" }
+    public static var isSpecialized: Bool { true }
+    public static var lanes: Int { 1 }
+
+    /// Int8ScoreKernel.swift: `out[r][c] = scale * sum_d q[r][d] * k[c][d]` over packed operands.
+    public static func int8ScoreTile(
+        q: UnsafePointer<Int32>, qStride: Int, rows: Int,
+        k: UnsafePointer<Int16>, columns: Int, pairs: Int,
+        scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        for r in 0..<rows {
+            for c in 0..<columns {
+                var sum: Int32 = 0
+                for p in 0..<pairs {
+                    let word = q[r * qStride + p]
+                    let qLow = Int32(Int16(truncatingIfNeeded: word)), qHigh = word >> 16
+                    let kLow = Int32(k[(p * columns + c) * 2]), kHigh = Int32(k[(p * columns + c) * 2 + 1])
+                    sum &+= qLow &* kLow &+ qHigh &* kHigh
+                }
+                out[r * outStride + c] = Float(sum) * scale
+            }
+        }
+    }
+
+    /// FloatScoreKernel.swift: `out[r][c] = sum_d q[r][d] * kT[d][c]`.
+    public static func floatScoreTile(
+        q: UnsafePointer<Float>, qStride: Int, rows: Int,
+        kT: UnsafePointer<Float>, columns: Int, depth: Int,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        for r in 0..<rows {
+            for c in 0..<columns {
+                var sum: Float = 0
+                for d in 0..<depth { sum += q[r * qStride + d] * kT[d * columns + c] }
+                out[r * outStride + c] = sum
+            }
+        }
+    }
+
+    /// ProbabilityValueKernel.swift: `o[r][x] += sum_c p[r][c] * v[c][x]`.
+    public static func accumulateProbabilityValue(
+        p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
+        v: UnsafePointer<Float>, vStride: Int, width: Int,
+        o: UnsafeMutablePointer<Float>, oStride: Int
+    ) {
+        for r in 0..<rows {
+            for c in 0..<count {
+                let weight = p[r * pStride + c]
+                for x in 0..<width { o[r * oStride + x] += weight * v[c * vStride + x] }
+            }
+        }
+    }
+
+    /// TileRowOps.swift: the largest entry of each row.
+    public static func rowMaxima(
+        _ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            var best = -Float.infinity
+            for c in 0..<columns where x[r * stride + c] > best { best = x[r * stride + c] }
+            maxima[r] = best
+        }
+    }
+
+    /// TileRowOps.swift: `x = 2^(x - shift)` per row, with the row sums.
+    public static func exponentiateRows(
+        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
+        shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            var total: Float = 0
+            for c in 0..<columns {
+                let e = exp2(x[r * stride + c] - shifts[r])
+                x[r * stride + c] = e
+                total += e
+            }
+            sums[r] = total
+        }
+    }
+
+    /// TileRowOps.swift: `x *= factor` per row.
+    public static func scaleRows(
+        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, factors: UnsafePointer<Float>
+    ) {
+        for r in 0..<rows {
+            for c in 0..<columns { x[r * stride + c] *= factors[r] }
+        }
+    }
+
+    /// MultiplyAddPeak.swift: the same dependent multiply-add chains, one lane.
+    public static func multiplyAddLoop(steps: Int, seed: Float) -> Float {
+        var x = (0..<12).map { seed + Float($0) }
+        for _ in 0..<steps { for i in 0..<12 { x[i] = x[i] * 0.999_999 + 1e-7 } }
+        return x.reduce(0, +)
+    }
+}
+
+/// Scalar 2^x through the vector polynomial's definition (exactly 0 below -126).
+@inline(__always)
+private func exp2(_ x: Float) -> Float { exp2Scalar(x) }

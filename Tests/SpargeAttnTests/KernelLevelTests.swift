@@ -1,0 +1,129 @@
+import Foundation
+import SpargeSIMD
+import Testing
+@testable import SpargeAttn
+
+/// Every CPU kernel level this machine runs: each tile kernel against its scalar twin, the
+/// attention paths against float64, block maps and INT8 tensors identical across levels, and
+/// results bitwise independent of the thread count within a level.
+struct KernelLevelTests {
+    static let levels = SpargeCPU.supportedLevels
+
+    /// Relative L2 distance of `x` from `ref`.
+    static func relativeL2(_ x: [Float], _ ref: [Double]) -> Double {
+        var num = 0.0, den = 0.0
+        for i in ref.indices { num += (Double(x[i]) - ref[i]) * (Double(x[i]) - ref[i]); den += ref[i] * ref[i] }
+        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
+    }
+
+    @Test func levelsAreOrderedAndIncludeBaseline() throws {
+        #expect(Self.levels.first == .baseline)
+        #expect(Self.levels == Self.levels.sorted())
+        #expect(SpargeCPU.bestLevel == Self.levels.last)
+        #expect(try SpargeCPU.currentLevel() == SpargeCPU.bestLevel || ProcessInfo.processInfo.environment["SPARGE_ISA"] != nil)
+    }
+
+    @Test func unsupportedLevelIsAnErrorNotACrash() throws {
+        for level in CPUKernelLevel.allCases where !Self.levels.contains(level) {
+            #expect(throws: SpargeError.self) { try SpargeCPU.withLevel(level) {} }
+        }
+        for level in Self.levels {
+            #expect(try SpargeCPU.withLevel(level) { try SpargeCPU.currentLevel() } == level)
+        }
+    }
+
+    /// Each entry point of each level against `ScalarKernels` on tiles with padding and tails.
+    @Test(arguments: levels, [1, 3, 24, 64, 80, 256])
+    func tileKernelsMatchScalarTwins(level: CPUKernelLevel, d: Int) throws {
+        let k = try #require(SpargeCPU.kernels(for: level))
+        let scalar: any TileKernels.Type = ScalarKernels.self
+        var rng = TestRNG(seed: UInt64(d * 7 + 1))
+        let rows = 8, cols = 64, pairs = pairCount(d)
+        // INT8 scores: exact integer sums, so every level must agree bit for bit.
+        let qp = (0..<(rows * pairs)).map { _ in Int32(truncatingIfNeeded: rng.int(-127...127)) & 0xFFFF | Int32(rng.int(-127...127)) << 16 }
+        let kp = (0..<(pairs * cols * 2)).map { _ in Int16(rng.int(-127...127)) }
+        var fast = [Float](repeating: 0, count: rows * cols), slow = fast
+        k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, out: &fast, outStride: cols)
+        scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, out: &slow, outStride: cols)
+        #expect(fast == slow, "\(level) int8ScoreTile d=\(d)")
+        // fp32 scores and P.V within rounding.
+        let q = rng.gaussians(rows * d), kT = rng.gaussians(d * cols)
+        k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &fast, outStride: cols)
+        scalar.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &slow, outStride: cols)
+        #expect(Self.relativeL2(fast, slow.map(Double.init)) < 1e-6, "\(level) floatScoreTile d=\(d)")
+        let width = (d + 7) / 8 * 8
+        let v = rng.gaussians(cols * width)
+        var oFast = rng.gaussians(rows * width), oSlow = oFast
+        k.accumulateProbabilityValue(p: slow, pStride: cols, rows: rows, count: cols - 3, v: v, vStride: width, width: width, o: &oFast, oStride: width)
+        scalar.accumulateProbabilityValue(p: slow, pStride: cols, rows: rows, count: cols - 3, v: v, vStride: width, width: width, o: &oSlow, oStride: width)
+        #expect(Self.relativeL2(oFast, oSlow.map(Double.init)) < 1e-6, "\(level) accumulateProbabilityValue width=\(width)")
+        // Row maxima (exact), exponentials with row sums, rescaling.
+        var tile = rng.gaussians(rows * cols, scale: 4)
+        for c in 40..<cols { tile[cols + c] = -.infinity }
+        var mFast = [Float](repeating: 0, count: rows), mSlow = mFast
+        k.rowMaxima(tile, stride: cols, rows: rows, columns: cols, into: &mFast)
+        scalar.rowMaxima(tile, stride: cols, rows: rows, columns: cols, into: &mSlow)
+        #expect(mFast == mSlow)
+        var eFast = tile, eSlow = tile, sFast = mFast, sSlow = mFast
+        k.exponentiateRows(&eFast, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sFast)
+        scalar.exponentiateRows(&eSlow, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sSlow)
+        #expect(Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
+        #expect(Self.relativeL2(sFast, sSlow.map(Double.init)) < 1e-6)
+        #expect(eFast[cols + 50] == 0, "masked scores give exactly 0")
+        k.scaleRows(&eFast, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
+        scalar.scaleRows(&eSlow, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
+        #expect(Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
+    }
+
+    /// (Nq, Nk, D, heads, kvHeads, causal): ragged, below a block, GQA, Nq != Nk, D 1...256.
+    static let shapes: [(nq: Int, nk: Int, d: Int, h: Int, hkv: Int, causal: Bool)] = [
+        (1, 1, 1, 1, 1, false), (5, 70, 3, 2, 1, true), (200, 200, 64, 4, 2, true), (130, 77, 80, 2, 2, false),
+        (300, 300, 128, 2, 1, true), (70, 257, 256, 1, 1, false), (129, 600, 24, 3, 3, true), (64, 64, 8, 2, 2, false),
+    ]
+
+    @Test(arguments: levels, 0..<shapes.count)
+    func attentionMatchesFloat64AtEveryLevel(level: CPUKernelLevel, index: Int) throws {
+        let c = Self.shapes[index]
+        var rng = TestRNG(seed: UInt64(300 + index))
+        let shape = AttentionShape(batch: 1, heads: c.h, kvHeads: c.hkv, queryLength: c.nq, keyLength: c.nk, headDim: c.d)
+        let q = rng.gaussians(shape.queryElements, scale: 2), k = rng.gaussians(shape.keyElements, scale: 2)
+        let v = rng.gaussians(shape.keyElements)
+        var p = SpargeParameters()
+        p.causal = c.causal
+        p.selection = .topK(PerHead(0.5))
+        p.pvThreshold = PerHead(Float.infinity)
+        try SpargeCPU.withLevel(level) {
+            let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: c.causal)
+            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal)
+            #expect(Self.relativeL2(dense, exact) < 2e-6, "\(level) dense \(shape)")
+            let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal,
+                                                    blockMap: result.blockMap, blockQ: p.blockQ, blockK: p.blockK)
+            #expect(Self.relativeL2(out, masked) < 0.05, "\(level) sparse \(shape)")
+        }
+    }
+
+    /// Masks and INT8 tensors are identical at every level; outputs agree within fp32 rounding;
+    /// within a level, 1 and 3 threads give the same bits.
+    @Test(arguments: 0..<shapes.count)
+    func levelsAgreeAndThreadCountsAreBitwiseEqual(index: Int) throws {
+        let c = Self.shapes[index]
+        var rng = TestRNG(seed: UInt64(400 + index))
+        let shape = AttentionShape(batch: 2, heads: c.h, kvHeads: c.hkv, queryLength: c.nq, keyLength: c.nk, headDim: c.d)
+        let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements), v = rng.gaussians(shape.keyElements)
+        var p = SpargeParameters.sage2CDF
+        p.causal = c.causal
+        var baseline: (output: [Float], result: SparseAttentionResult)?
+        for level in Self.levels {
+            try SpargeCPU.withLevel(level) {
+                let one = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1, captureQuantized: true)
+                let three = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 3, captureQuantized: true)
+                #expect(one.output == three.output, "\(level): 1 vs 3 threads differ")
+                guard let base = baseline else { baseline = one; return }
+                #expect(one.result.blockMap == base.result.blockMap, "\(level) block map differs from baseline")
+                #expect(one.result.quantized == base.result.quantized, "\(level) INT8 tensors differ from baseline")
+                #expect(Self.relativeL2(one.output, base.output.map(Double.init)) < 1e-4, "\(level) output vs baseline")
+            }
+        }
+    }
+}
