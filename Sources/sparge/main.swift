@@ -26,6 +26,7 @@ let usage = """
                                  tune theta, tau and lambda per head under an error bound
       sparge evaluate --input IN.safetensors [--config tuned.json] [options]
                                  per-head error and density of sparse attention against exact
+      sparge selftest           every CPU kernel level of this machine against float64 (exit 0 pass)
       sparge help [COMMAND]     this text, or a command's options
 
     Run 'sparge COMMAND --help' for the options of a command.
@@ -47,17 +48,18 @@ func printHelp(_ command: String?) {
     case "generate": print(GenerateCommand.usage)
     case "mask": print(MaskCommand.usage)
     case "check": print(CheckCommand.usage)
+    case "selftest": print(SelfTestCommand.usage)
     case "cuda-check": print(CUDACheckCommand.usage)
     case "tune": print(TuneCommand.usage)
     case "evaluate": print(EvaluateCommand.usage)
     case nil: print(usage)
-    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate and help")
+    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate, selftest and help")
     }
 }
 
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let command = argv.first else {
-    fail("no command given; the commands are demo, run, bench, generate, mask, check, tune, evaluate and help (see sparge --help)")
+    fail("no command given; the commands are demo, run, bench, generate, mask, check, tune, evaluate, selftest and help (see sparge --help)")
 }
 let rest = Array(argv.dropFirst())
 
@@ -82,6 +84,8 @@ do {
         } else {
             try BenchCommand(arguments: rest.filter { $0 != "--backend" && $0 != "cpu" })?.execute()
         }
+    case "selftest":
+        if try SelfTestCommand(arguments: rest)?.execute() == false { exit(1) }
     case "cuda-check":
         if try CUDACheckCommand(arguments: rest)?.execute() == false { exit(1) }
     case "mask":
@@ -93,7 +97,7 @@ do {
     case "evaluate":
         try EvaluateCommand(arguments: rest)?.execute()
     default:
-        fail("unknown command '\(command)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate and help (see sparge --help)")
+        fail("unknown command '\(command)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate, selftest and help (see sparge --help)")
     }
 } catch let error as UsageError {
     fail(error.message)

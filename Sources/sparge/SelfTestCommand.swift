@@ -1,0 +1,100 @@
+import Foundation
+import SpargeAttn
+
+/// `sparge selftest`: checks this machine's CPU kernel levels on randomized shapes against
+/// float64 attention, and the levels against each other (identical block maps and INT8
+/// tensors). Meant for a new machine or an emulator (`qemu-x86_64 -cpu Nehalem sparge selftest`):
+/// it proves that the level chosen at run time is the right one and computes correctly.
+struct SelfTestCommand {
+    static let usage = """
+        Usage: sparge selftest [--level LEVEL] [--expect-level LEVEL]
+
+        Runs dense and sparse attention on small randomized shapes (ragged lengths, a query
+        shorter than a block, D from 1 to 256, causal, grouped-query, Nq != Nk) at every CPU
+        kernel level this build and processor support, compares each output with float64
+        attention, and compares the levels' block maps and INT8 tensors (they must be
+        identical). Prints one line per case; exit 0 when all pass, 1 otherwise.
+
+          --level LEVEL         test only this level (baseline, avx2 or avx512)
+          --expect-level LEVEL  also fail unless the best level of this machine is LEVEL
+        """
+
+    var levels = SpargeCPU.supportedLevels
+    var expected: CPUKernelLevel?
+
+    init?(arguments: [String]) throws {
+        let a = try Arguments(arguments, flags: [], options: ["level", "expect-level"])
+        if a.helpRequested {
+            print(Self.usage)
+            return nil
+        }
+        func level(_ name: String) throws -> CPUKernelLevel {
+            guard let l = CPUKernelLevel(rawValue: name) else {
+                throw UsageError("'\(name)' is not a CPU kernel level; use baseline, avx2 or avx512")
+            }
+            return l
+        }
+        if let l = a.string("level") { levels = [try level(l)] }
+        if let e = a.string("expect-level") { expected = try level(e) }
+    }
+
+    /// (Nq, Nk, D, heads, kvHeads, causal).
+    static let cases: [(Int, Int, Int, Int, Int, Bool)] = [
+        (1, 1, 1, 1, 1, false), (5, 70, 3, 2, 1, true), (200, 200, 64, 4, 2, true), (130, 77, 80, 2, 2, false),
+        (300, 300, 128, 2, 1, true), (70, 257, 256, 1, 1, false), (129, 600, 24, 3, 3, true),
+    ]
+
+    func execute() throws -> Bool {
+        print("sparge selftest: \(BuildInfo.detail)")
+        var ok = true
+        if let expected, expected != SpargeCPU.bestLevel {
+            print("FAIL best level is \(SpargeCPU.bestLevel.rawValue), expected \(expected.rawValue)")
+            ok = false
+        }
+        for (index, c) in Self.cases.enumerated() {
+            let shape = AttentionShape(batch: 1, heads: c.3, kvHeads: c.4, queryLength: c.0, keyLength: c.1, headDim: c.2)
+            var state = UInt64(1000 + index)
+            func gaussian() -> Float {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let u = max(Double(state >> 11) / Double(1 << 53), 1e-300)
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                let v = Double(state >> 11) / Double(1 << 53)
+                return Float((-2 * log(u)).squareRoot() * cos(2 * Double.pi * v))
+            }
+            let q = (0..<shape.queryElements).map { _ in 2 * gaussian() }, k = (0..<shape.keyElements).map { _ in 2 * gaussian() }
+            let v = (0..<shape.keyElements).map { _ in gaussian() }
+            var p = SpargeParameters.sage2CDF
+            p.causal = c.5
+            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5)
+            var first: SparseAttentionResult?
+            for level in levels {
+                let (dense, sparse) = try SpargeCPU.withLevel(level) {
+                    (try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: c.5),
+                     try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, captureQuantized: true))
+                }
+                let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5, blockMap: sparse.result.blockMap,
+                                                        blockQ: p.blockQ, blockK: p.blockK)
+                let denseError = Self.relativeL2(dense, exact), sparseError = Self.relativeL2(sparse.output, masked)
+                var pass = denseError < 2e-6 && sparseError < 0.06
+                var note = ""
+                if let first {
+                    let same = first.blockMap == sparse.result.blockMap && first.quantized == sparse.result.quantized
+                    if !same { note = "  block map or INT8 tensors differ from \(levels[0].rawValue)" }
+                    pass = pass && same
+                }
+                first = first ?? sparse.result
+                ok = ok && pass
+                print(String(format: "%@ %-8@ %@  dense rel L2 %.2e  sparse rel L2 %.2e (vs float64 on its block map)%@",
+                             pass ? "ok  " : "FAIL", level.rawValue, shape.description, denseError, sparseError, note))
+            }
+        }
+        print(ok ? "selftest passed" : "selftest FAILED")
+        return ok
+    }
+
+    static func relativeL2(_ x: [Float], _ ref: [Double]) -> Double {
+        var num = 0.0, den = 0.0
+        for i in ref.indices { num += (Double(x[i]) - ref[i]) * (Double(x[i]) - ref[i]); den += ref[i] * ref[i] }
+        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
+    }
+}
