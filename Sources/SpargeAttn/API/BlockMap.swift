@@ -77,8 +77,7 @@ public struct BlockMap: Sendable, Hashable {
 
     /// Throws unless this map fits `shape` with the given block sizes.
     public func validate(for shape: AttentionShape, blockQ: Int, blockK: Int) throws {
-        let nq = (shape.queryLength + blockQ - 1) / blockQ
-        let nk = (shape.keyLength + blockK - 1) / blockK
+        let (nq, nk) = shape.blockCounts(blockQ: blockQ, blockK: blockK)
         if batch != shape.batch || heads != shape.heads || queryBlocks != nq || keyBlocks != nk {
             throw SpargeError.invalidBlockMap(
                 "map is \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks) but \(shape) with blocks \(blockQ)x\(blockK) needs \(shape.batch)x\(shape.heads)x\(nq)x\(nk); use the same block sizes the map was made with")

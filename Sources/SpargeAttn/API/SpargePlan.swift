@@ -45,18 +45,11 @@ public final class SpargePlan: Sendable {
         guard workspace.plan === self else {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
         }
-        let (qv, kv, vv) = try SpargeAttention.views(q: q, k: k, v: v, shape: shape, policy: parameters.nonFinitePolicy,
-                                                     temp: workspace.storage.temp.pointer)
-        let out = try output.view(shape: shape)
-        let g = workspace.storage.g
-        if let m = blockMap, m.count != shape.batch * shape.heads * g.queryBlocks * g.keyBlocks {
-            throw SpargeError.invalidBlockMap("\(m.count) bytes given; this plan needs B*H*nq*nk = \(shape.batch * shape.heads * g.queryBlocks * g.keyBlocks)")
-        }
-        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
-        let outcome = pipeline.run(q: qv, k: kv, v: vv, output: out, given: blockMap?.baseAddress, storage: workspace.storage)
-        let (density, allowed) = pipeline.densities(map: workspace.storage.map.pointer, g: g)
-        return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
-                                 skippedTiles: outcome.skipped, timings: outcome.timings)
+        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                             temp: workspace.storage.temp.pointer)
+        try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
+        return SparsePipeline(shape: shape, parameters: parameters)
+            .callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
     }
 }
 
@@ -74,8 +67,7 @@ public final class SpargeWorkspace: @unchecked Sendable {
     public var blockMap: BlockMap {
         let s = plan.shape, g = storage.g
         return try! BlockMap(batch: s.batch, heads: s.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
-                             bits: Array(UnsafeBufferPointer(start: storage.map.pointer,
-                                                             count: s.batch * s.heads * g.queryBlocks * g.keyBlocks)))
+                             bits: Array(UnsafeBufferPointer(start: storage.map.pointer, count: g.mapCount)))
     }
 }
 
