@@ -3,10 +3,14 @@ import SpargeSIMD
 /// Where the rows of a `B,H,N,D` tensor live: strides in elements for batch, head and token;
 /// channels are contiguous (stride 1).
 public struct TensorLayout: Sendable, Hashable {
+    /// Elements between consecutive batch entries.
     public var batchStride: Int
+    /// Elements between consecutive heads.
     public var headStride: Int
+    /// Elements between consecutive tokens (at least `headDim` when rows must not overlap).
     public var tokenStride: Int
 
+    /// A layout from its three strides, in elements (validated against each call's shape).
     public init(batchStride: Int, headStride: Int, tokenStride: Int) {
         self.batchStride = batchStride
         self.headStride = headStride
@@ -84,6 +88,7 @@ public struct AttentionOutput: @unchecked Sendable {
     let type: ElementType
     let layout: TensorLayout?
 
+    /// fp32 elements; `layout` nil means dense HND for the call's shape.
     public init(_ buffer: UnsafeMutableBufferPointer<Float>, layout: TensorLayout? = nil) {
         base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
         count = buffer.count
@@ -91,6 +96,7 @@ public struct AttentionOutput: @unchecked Sendable {
         self.layout = layout
     }
 
+    /// fp16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<Float16>, layout: TensorLayout? = nil) {
         base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
         count = buffer.count
@@ -98,6 +104,7 @@ public struct AttentionOutput: @unchecked Sendable {
         self.layout = layout
     }
 
+    /// bf16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
         base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
         count = buffer.count

@@ -3,9 +3,13 @@
 /// Stored as bytes (0 or 1) in `B,H,nq,nk` order, the layout of the GPU code's `mask`
 /// tensors, so a map read from a file can be used as is.
 public struct BlockMap: Sendable, Hashable {
+    /// Batch entries (`B`).
     public let batch: Int
+    /// Query heads (`H`).
     public let heads: Int
+    /// Query blocks per head (`nq = ceil(Nq / blockQ)`).
     public let queryBlocks: Int
+    /// Key blocks per head (`nk = ceil(Nk / blockK)`).
     public let keyBlocks: Int
     /// `batch * heads * queryBlocks * keyBlocks` bytes, 0 or 1.
     public var bits: [UInt8]

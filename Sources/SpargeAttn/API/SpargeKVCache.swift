@@ -16,14 +16,19 @@
 /// every key. A query shorter than one block is its own, measured, stage-1 block.
 /// Not for concurrent use.
 public final class SpargeKVCache: @unchecked Sendable {
+    /// Batch entries (`B`).
     public let batch: Int
+    /// Query heads (`H`).
     public let heads: Int
+    /// Key/value heads (`Hkv`).
     public let kvHeads: Int
+    /// Channels per head (`D`).
     public let headDim: Int
     /// Keys the cache can hold.
     public let capacity: Int
     /// Most query tokens of one ``attend(q:output:queries:)`` call.
     public let maxQueryLength: Int
+    /// The configuration of every call (validated at creation; `pvNumerics` must be fp32).
     public let parameters: SpargeParameters
     /// Keys held.
     public private(set) var length = 0

@@ -15,11 +15,15 @@
 /// }
 /// ```
 public final class SpargePlan: Sendable {
+    /// The shape every call of this plan has.
     public let shape: AttentionShape
+    /// The configuration of every call (validated when the plan was made).
     public let parameters: SpargeParameters
     /// Worker threads of each call (the CPUs of the process unless given).
     public let threads: Int
 
+    /// Validates `shape` and `parameters` once for every later call; throws ``SpargeError`` when
+    /// either is unusable or `threads` is below 1.
     public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, threads: Int? = nil) throws {
         try shape.validate()
         try parameters.validate(for: shape)
@@ -65,9 +69,8 @@ public final class SpargeWorkspace: @unchecked Sendable {
 
     /// The block map of the last call (a copy, `B,H,nq,nk`).
     public var blockMap: BlockMap {
-        let s = plan.shape, g = storage.g
-        return try! BlockMap(batch: s.batch, heads: s.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
-                             bits: Array(UnsafeBufferPointer(start: storage.map.pointer, count: g.mapCount)))
+        // The dimensions come from a validated plan, so the map is well formed.
+        try! publicBlockMap(UnsafeBufferPointer(start: storage.map.pointer, count: storage.g.mapCount), geometry: storage.g)
     }
 }
 
@@ -77,9 +80,13 @@ public struct SparseCallSummary: Sendable, Hashable {
     public var density: Double
     /// Marked blocks over the blocks the causal rule allows (`density` when not causal).
     public var allowedDensity: Double
+    /// Marked key blocks that stage 2 visited (blocks entirely in a causal future are not).
     public var visitedTiles: Int
+    /// Visited tiles that the stage-2 filter skipped.
     public var skippedTiles: Int
+    /// Where the call's time went.
     public var timings: SparseTimings
 
+    /// `skippedTiles / visitedTiles` (0 when nothing was visited).
     public var stage2SkippedFraction: Double { visitedTiles == 0 ? 0 : Double(skippedTiles) / Double(visitedTiles) }
 }

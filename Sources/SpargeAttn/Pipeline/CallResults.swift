@@ -28,6 +28,11 @@ func blockDensities(map: UnsafePointer<UInt8>, shape: AttentionShape, causal: Bo
             allowedCount == 0 ? 0 : Double(markedAllowed) / Double(allowedCount * shape.batch * shape.heads))
 }
 
+/// A copy of a call's `B,H,nq,nk` map bytes as a ``BlockMap`` (throws when the count is wrong).
+func publicBlockMap(_ map: UnsafeBufferPointer<UInt8>, geometry g: SparseGeometry) throws -> BlockMap {
+    try BlockMap(batch: g.shape.batch, heads: g.shape.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, bits: Array(map))
+}
+
 /// What a plan or KV-cache call returns (building it does not allocate).
 func callSummary(_ outcome: SparseRunOutcome, map: UnsafePointer<UInt8>, shape: AttentionShape,
                  parameters: SpargeParameters, geometry g: SparseGeometry) -> SparseCallSummary {
@@ -43,8 +48,7 @@ func attentionResult(
     timings: SparseTimings, quantized: QuantizedTensors?, probabilities: UnsafePointer<Float>? = nil
 ) throws -> SparseAttentionResult {
     let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
-    let blockMap = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
-                                bits: Array(map))
+    let blockMap = try publicBlockMap(map, geometry: g)
     let (density, allowedDensity) = blockDensities(map: map.baseAddress!, shape: shape, causal: parameters.causal, geometry: g)
     let statistics = SparseStatistics(
         density: density, allowedDensity: allowedDensity,

@@ -32,8 +32,7 @@ struct SparsePipeline {
         let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
         for w in scratch { w.stage1Nanos = 0; w.quantizationNanos = 0 }
         let mapBase = UnsafeSendable(st.map.pointer)
-        let mapCount = s.batch * s.heads * g.queryBlocks * g.keyBlocks
-        if let given { st.map.pointer.update(from: given, count: mapCount) }
+        if let given { st.map.pointer.update(from: given, count: g.mapCount) }
 
         let start = monotonicNanos()
         if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics, fp8ValueRange: p.fp8ValueRange) }
