@@ -52,25 +52,24 @@ public struct AttentionInput: @unchecked Sendable {
 
     /// fp32 elements; `layout` nil means dense HND for the call's shape.
     public init(_ buffer: UnsafeBufferPointer<Float>, layout: TensorLayout? = nil) {
-        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float32
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .float32, layout: layout)
     }
 
     /// fp16 elements.
     public init(_ buffer: UnsafeBufferPointer<Float16>, layout: TensorLayout? = nil) {
-        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float16
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .float16, layout: layout)
     }
 
     /// bf16 elements.
     public init(_ buffer: UnsafeBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
-        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .bfloat16
+        self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .bfloat16, layout: layout)
+    }
+
+    /// An empty buffer has no base address; any non-null one will do (nothing is read).
+    private init(start: UnsafeRawPointer?, count: Int, type: ElementType, layout: TensorLayout?) {
+        base = start ?? UnsafeRawPointer(bitPattern: 16)!
+        self.count = count
+        self.type = type
         self.layout = layout
     }
 
@@ -90,25 +89,24 @@ public struct AttentionOutput: @unchecked Sendable {
 
     /// fp32 elements; `layout` nil means dense HND for the call's shape.
     public init(_ buffer: UnsafeMutableBufferPointer<Float>, layout: TensorLayout? = nil) {
-        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float32
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .float32, layout: layout)
     }
 
     /// fp16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<Float16>, layout: TensorLayout? = nil) {
-        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float16
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .float16, layout: layout)
     }
 
     /// bf16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
-        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .bfloat16
+        self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .bfloat16, layout: layout)
+    }
+
+    /// An empty buffer has no base address; any non-null one will do (nothing is written).
+    private init(start: UnsafeMutableRawPointer?, count: Int, type: ElementType, layout: TensorLayout?) {
+        base = start ?? UnsafeMutableRawPointer(bitPattern: 16)!
+        self.count = count
+        self.type = type
         self.layout = layout
     }
 
