@@ -1,5 +1,3 @@
-import SpargeSIMD
-
 /// Where the rows of a `B,H,N,D` tensor live: strides in elements for batch, head and token;
 /// channels are contiguous (stride 1).
 public struct TensorLayout: Sendable, Hashable {
@@ -128,20 +126,4 @@ func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads:
     if l.tokenStride < headDim && tokens > 1 {
         throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
     }
-}
-
-/// Scans a view for NaN or infinity (rows widened to fp32 into `temp`).
-func firstNonFiniteElement(_ v: TensorView, batch: Int, heads: Int, tokens: Int, d: Int,
-                           temp: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
-    for b in 0..<batch {
-        for h in 0..<heads {
-            for n in 0..<tokens {
-                let row = v.floats(b, h, n, count: d, temp: temp)
-                if let c = firstNonFinite(row, count: d) {
-                    return (((b * heads + h) * tokens + n) * d + c, row[c])
-                }
-            }
-        }
-    }
-    return nil
 }
