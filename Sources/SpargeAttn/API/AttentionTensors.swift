@@ -70,12 +70,6 @@ public struct AttentionInput: @unchecked Sendable {
         self.type = type
         self.layout = layout
     }
-
-    func view(name: String, heads: Int, tokens: Int, shape: AttentionShape) throws -> TensorView {
-        let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
-        try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
-        return TensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
-    }
 }
 
 /// A caller-owned output tensor (`B,H,Nq,D` of `Float`, `Float16` or ``BFloat16``).
@@ -106,24 +100,5 @@ public struct AttentionOutput: @unchecked Sendable {
         self.count = count
         self.type = type
         self.layout = layout
-    }
-
-    func view(shape: AttentionShape) throws -> MutableTensorView {
-        let l = layout ?? .hnd(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
-        try checkLayout(l, name: "output", count: count, batch: shape.batch, heads: shape.heads,
-                        tokens: shape.queryLength, headDim: shape.headDim)
-        return MutableTensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
-    }
-}
-
-func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
-    guard let last = l.lastOffset(batch: batch, heads: heads, tokens: tokens, headDim: headDim) else {
-        throw SpargeError.invalidShape("'\(name)' has negative or overflowing strides \(l); strides are in elements and must be >= 0")
-    }
-    if last >= count {
-        throw SpargeError.bufferTooSmall(name: name, expected: last + 1, actual: count)
-    }
-    if l.tokenStride < headDim && tokens > 1 {
-        throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
     }
 }

@@ -106,13 +106,8 @@ public final class SpargeKVCache: @unchecked Sendable {
         if length + tokens > capacity {
             throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
-        let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
-        let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
-        let vv = try v.view(name: "v", heads: kvHeads, tokens: tokens, shape: part)
-        if parameters.nonFinitePolicy == .reject {
-            try CallValidation.requireFinite(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: storage.temp.pointer)
-            try CallValidation.requireFinite(vv, name: "v", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: storage.temp.pointer)
-        }
+        let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
+                                                      policy: parameters.nonFinitePolicy, temp: storage.temp.pointer)
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
@@ -138,11 +133,8 @@ public final class SpargeKVCache: @unchecked Sendable {
             throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
         }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
-        let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
-        let out = try output.view(shape: shape)
-        if parameters.nonFinitePolicy == .reject {
-            try CallValidation.requireFinite(qv, name: "q", batch: batch, heads: heads, tokens: queries, d: headDim, temp: storage.temp.pointer)
-        }
+        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                                      temp: storage.temp.pointer)
         return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
     }
 
@@ -153,8 +145,9 @@ public final class SpargeKVCache: @unchecked Sendable {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
-        let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
-        let out = try output.view(shape: shape)
+        // The exact path has never scanned q: non-finite queries propagate to the output.
+        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: .propagate,
+                                                      temp: storage.temp.pointer)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
         exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, factor: factor, cache: buffers)
     }
