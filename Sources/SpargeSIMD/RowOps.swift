@@ -19,7 +19,7 @@ public func exp2InPlace(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Flo
     var acc = Float8()
     var i = 0
     while i < count {
-        let e = exp2(load8(x + i) - s)
+        let e = exp2(load8(x + i) - s, flushBelow: probabilityFlushExponent)
         store8(e, x + i)
         acc += e
         i += 8

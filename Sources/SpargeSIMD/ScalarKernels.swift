@@ -77,7 +77,8 @@ public enum ScalarKernels: Sendable {
         for r in 0..<rows {
             var total: Float = 0
             for c in 0..<columns {
-                let e = exp2(x[r * stride + c] - shifts[r])
+                let y = x[r * stride + c] - shifts[r]
+                let e = y < probabilityFlushExponent ? 0 : exp2(y)
                 x[r * stride + c] = e
                 total += e
             }

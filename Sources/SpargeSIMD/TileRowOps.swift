@@ -23,7 +23,8 @@ extension KernelSet {
     }
 
     /// Replaces `x[r][c]` by `2^(x[r][c] - shifts[r])` for `columns` columns of `rows` rows and
-    /// writes each row's sum to `sums[r]`. A shift of +inf gives a row of zeros.
+    /// writes each row's sum to `sums[r]`. A shift of +inf gives a row of zeros; so does every
+    /// exponent below ``probabilityFlushExponent``.
     @inline(never)
     public static func exponentiateRows(
         _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
@@ -36,14 +37,14 @@ extension KernelSet {
             var acc = FloatV()
             var c = 0
             while c + n <= columns {
-                let e = exp2(load(row + c) - s)
+                let e = exp2(load(row + c) - s, flushBelow: probabilityFlushExponent)
                 store(e, row + c)
                 acc += e
                 c += n
             }
             var total = horizontalSum(acc)
             if c < columns {
-                let e = exp2(load8(row + c) - Float8(repeating: shifts[r]))
+                let e = exp2(load8(row + c) - Float8(repeating: shifts[r]), flushBelow: probabilityFlushExponent)
                 store(e, row + c)
                 total += horizontalSum(e)
             }

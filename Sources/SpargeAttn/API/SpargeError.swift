@@ -15,6 +15,7 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A CPU kernel level was requested (by `source`) that this build or processor cannot run.
     case unsupportedKernelLevel(requested: String, supported: [String], source: String)
 
+    /// The message: what is wrong and how to fix it.
     public var description: String {
         switch self {
         case .invalidShape(let s): return "invalid shape: \(s)"
