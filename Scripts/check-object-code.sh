@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
-# Inspects the object code of the PORTABLE release build (baseline x86-64, no -march flags)
-# and fails if a hot-loop object calls a per-lane libm routine (fmaf, expf, rintf, ...) or an
-# unspecialised standard-library SIMD generic. Run by .ci/run; works on x86-64 Linux.
+# Inspects the object code of the release build's three kernel sets (SpargeSIMD: baseline
+# x86-64; SpargeSIMDAVX2; SpargeSIMDAVX512) and of SpargeAttn's per-tile code, and fails if a
+# hot-loop object calls a per-lane libm routine (fmaf, expf, rintf, ...) or an unspecialised
+# standard-library SIMD generic, or if a specialised set lacks its instructions (AVX2: ymm
+# FMA; AVX-512: zmm FMA and VNNI vpdpwssd). Run by .ci/run; works on x86-64 Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=.build-portable-check
 swift build -c release --scratch-path "$scratch" --product sparge >/dev/null
-objects=("$scratch"/release/SpargeSIMD.build/*.o)
+objects=("$scratch"/release/SpargeSIMD.build/*.o "$scratch"/release/SpargeSIMDAVX2.build/*.o "$scratch"/release/SpargeSIMDAVX512.build/*.o)
 for f in SparseKernel DenseKernel OnlineSoftmax SparseOperands BlockSummary BlockQuantizer; do
     objects+=("$scratch/release/SpargeAttn.build/$f.swift.o")
 done
+require() {  # object, pattern, what
+    if objdump -d --no-show-raw-insn "$scratch/release/$1" | grep -qE "$2"; then
+        echo "ok   $1 uses $3"
+    else
+        echo "FAIL $1 has no $3: the kernel set was not compiled for its instruction set"
+        status=1
+    fi
+}
 banned='[[:space:]](fmaf|expf|exp2f|rintf|roundf|floorf|truncf|ceilf|fmaxf|fminf)([@-]|$)|\$ss(5SIMD8|6SIMD16|5SIMD4)V'
 status=0
+require SpargeSIMDAVX2.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:]].*%ymm' "256-bit FMA"
+require SpargeSIMDAVX512.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:]].*%zmm' "512-bit FMA"
+require SpargeSIMDAVX512.build/Int8ScoreKernel.swift.o 'vpdpwssd' "VNNI vpdpwssd"
 for o in "${objects[@]}"; do
     hits=$(objdump -dr --no-show-raw-insn "$o" | grep -E 'R_X86_64_(PLT32|GOTPCREL)' | grep -E "$banned" || true)
     if [ -n "$hits" ]; then
