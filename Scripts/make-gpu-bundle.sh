@@ -4,7 +4,7 @@
 # golden cases that fit the 64 MiB per-call limit (pass their names to choose others).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --traits CUDA --static-swift-stdlib --scratch-path .build-cuda-static
+swift build -c release --traits default,CUDA --static-swift-stdlib --scratch-path .build-cuda-static
 rm -rf .gpu && mkdir -p .gpu/golden
 strip -o .gpu/sparge .build-cuda-static/release/sparge
 gzip -9 .gpu/sparge

@@ -9,8 +9,10 @@
 /// 2^x lane by lane, relative error about 2e-7 for x in [-126, 127]; exactly 0 for
 /// x < `flushBelow` (default -126.5, the fp32 normal range; always for -inf); NaN lanes give an
 /// unspecified finite value.
+/// (Written on the concrete `FloatV`: see VectorMath.swift for why not generic.)
 @inlinable @inline(__always)
-public func exp2<V: SIMD>(_ x: V, flushBelow: Float = -126.5) -> V where V.Scalar == Float {
+public func exp2(_ x: FloatV, flushBelow: Float = -126.5) -> FloatV {
+    typealias V = FloatV
     let lo = V(repeating: -126.5)
     let hi = V(repeating: 127.0)
     let underflow = x .< V(repeating: flushBelow)
@@ -29,13 +31,20 @@ public func exp2<V: SIMD>(_ x: V, flushBelow: Float = -126.5) -> V where V.Scala
     p = multiplyAdd(p, f, V(repeating: 6.93147206e-1))
     p = multiplyAdd(p, f, V(repeating: 1.0))
     // The integer n sits in the low mantissa bits of `shifted`; move it into the exponent.
-    // (`MaskStorage` of an fp32 vector is the int32 vector of the same lane count.)
     let nBits = unsafeBitCast(shifted, to: V.MaskStorage.self) &- 0x4B40_0000
     let scaleBits = (nBits &+ 127) &<< 23
     let scale = unsafeBitCast(scaleBits, to: V.self)
     let r = p * scale
     return r.replacing(with: 0, where: underflow)
 }
+
+#if SPARGE_AVX512
+/// 2^x on eight lanes (the 16-lane set's tails): the 16-lane form on a doubled vector.
+@inlinable @inline(__always)
+public func exp2(_ x: Float8, flushBelow: Float = -126.5) -> Float8 {
+    exp2(FloatV(lowHalf: x, highHalf: x), flushBelow: flushBelow).lowHalf
+}
+#endif
 
 /// Scalar 2^x with the same polynomial (used for per-row rescale factors).
 @inlinable @inline(__always)

@@ -30,17 +30,28 @@ public func multiplyThenAdd<V: SIMD>(_ a: V, _ b: V, _ c: V) -> V where V.Scalar
     a * b + c
 }
 
+// Comparisons and `replacing(with:where:)` have single-instruction forms only on the concrete
+// vector types: in a generic function they resolve to the protocol's lane-by-lane loops
+// (measured: the online softmax 16x slower). Hence concrete overloads, on `FloatV` and, in
+// the 16-lane set, on `Float8` too.
+
 /// Lane-wise maximum (`maxps`); if `b` is NaN the lane keeps `a`.
 @inlinable @inline(__always)
-public func maximum<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar == Float {
-    a.replacing(with: b, where: b .> a)
-}
+public func maximum(_ a: FloatV, _ b: FloatV) -> FloatV { a.replacing(with: b, where: b .> a) }
 
 /// Lane-wise minimum (`minps`); if `b` is NaN the lane keeps `a`.
 @inlinable @inline(__always)
-public func minimum<V: SIMD>(_ a: V, _ b: V) -> V where V.Scalar == Float {
-    a.replacing(with: b, where: b .< a)
-}
+public func minimum(_ a: FloatV, _ b: FloatV) -> FloatV { a.replacing(with: b, where: b .< a) }
+
+#if SPARGE_AVX512
+/// Lane-wise maximum of eight lanes (the 16-lane set's tails).
+@inlinable @inline(__always)
+public func maximum(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, where: b .> a) }
+
+/// Lane-wise minimum of eight lanes (the 16-lane set's tails).
+@inlinable @inline(__always)
+public func minimum(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, where: b .< a) }
+#endif
 
 /// Largest lane of eight, by a shuffle tree (3 steps, no branches).
 @inlinable @inline(__always)
