@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "SpargeAttn", targets: ["SpargeAttn"]),
         .library(name: "SpargeSIMD", targets: ["SpargeSIMD"]),
         .library(name: "SpargeCUDA", targets: ["SpargeCUDA"]),
+        .library(name: "SpargeFormats", targets: ["SpargeFormats"]),
+        .library(name: "SpargeTuning", targets: ["SpargeTuning"]),
+        .library(name: "SpargeWorkloads", targets: ["SpargeWorkloads"]),
         .executable(name: "sparge", targets: ["sparge"]),
     ],
     traits: [
@@ -24,9 +27,17 @@ let package = Package(
     targets: [
         .target(name: "SpargeSIMD", swiftSettings: tunedFlags),
         .target(name: "SpargeAttn", dependencies: ["SpargeSIMD"], swiftSettings: tunedFlags),
+        // Tools over the public API of SpargeAttn, apart from the algorithm:
+        // tensor files (safetensors, .npy), JSON text, PNG and block-map images;
+        .target(name: "SpargeFormats", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
+        // per-head calibration of the hyper-parameters and the tuned-settings file;
+        .target(name: "SpargeTuning", dependencies: ["SpargeAttn", "SpargeFormats"], swiftSettings: tunedFlags),
+        // synthetic video-like and language-model-like inputs.
+        .target(name: "SpargeWorkloads", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
         // Every source of SpargeCUDA is wrapped in `#if CUDA`: without the trait the module is empty.
         .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
-        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
+        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads",
+                                                        .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
                           swiftSettings: tunedFlags),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
         // run by the tests; not a product.
@@ -34,7 +45,7 @@ let package = Package(
         .executableTarget(name: "sparge-allocation-check", dependencies: ["SpargeAttn", "MallocCounter"],
                           path: "Tests/Support/AllocationCheck"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
-        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn"]),
+        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads"]),
         .testTarget(name: "SpargeCUDATests", dependencies: ["SpargeAttn", "SpargeCUDA"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeWorkloads
 #if CUDA
 import SpargeCUDA
 #endif

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 
 /// `sparge check`: verifies a GPU attention output against this library, for CI.
 ///

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
+@testable import SpargeWorkloads
 
 /// The `sparge` command-line tool, run as a subprocess on small files in a temporary
 /// directory: the JSON report, the written tensors, `--mask`, and exit status 2 with a

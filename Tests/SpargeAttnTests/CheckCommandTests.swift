@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
 
 /// `sparge check` as a subprocess: the official Triton outputs of the golden cases pass,
 /// corrupted copies fail naming the corrupted head, `--json` parses, `.npy` and NHD inputs

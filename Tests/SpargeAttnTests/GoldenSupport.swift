@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
 
 /// Access to `../shared/golden`, the official GPU outputs (ALGORITHM.md section 6).
 /// A missing folder is a failure, never a skip: CI must not go green without the goldens.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
 
 // MARK: - Python helper (shared with PNGTests)
 

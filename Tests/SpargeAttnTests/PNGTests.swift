@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
 
 /// The PNG writer checked by an independent decoder: Python's standard library (`zlib` for
 /// inflate and CRC-32, the PNG filters undone by hand) rebuilds every pixel. Also CRC-32 and

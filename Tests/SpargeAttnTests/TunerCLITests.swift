@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
+@testable import SpargeTuning
+@testable import SpargeWorkloads
 
 /// `sparge tune`, `sparge evaluate` and `sparge run --config`, end to end on a small
 /// language-model-like file (2 heads, 512 tokens).

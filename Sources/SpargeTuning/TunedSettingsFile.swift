@@ -1,4 +1,6 @@
 import Foundation
+import SpargeAttn
+import SpargeFormats
 
 // The JSON form of ``TunedSettings``, version 1:
 // {"format": "sparge-tuned", "version": 1, "metric": "l1", "bound": 0.07, "pv_bound": 0.08,

@@ -1,4 +1,6 @@
 import Foundation
+import SpargeAttn
+import SpargeFormats
 
 /// Per-head calibration of theta, tau (or top-k) and lambda under an error bound, following
 /// the paper (section 4.5) and the authors' tuner (`spas_sage_attn/autotune.py`):

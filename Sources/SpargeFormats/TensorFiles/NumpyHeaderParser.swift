@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// A value of the Python literal subset that `.npy` headers use (what `ast.literal_eval`
 /// would accept in practice: dicts, tuples, lists, strings, integers, booleans, None).
 enum PythonLiteral: Equatable, Sendable {

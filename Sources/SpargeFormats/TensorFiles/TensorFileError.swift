@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// Everything that can go wrong reading, writing or using tensor files.
 ///

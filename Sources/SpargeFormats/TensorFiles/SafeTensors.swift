@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// The contents of a safetensors file: named tensors plus string metadata.
 ///

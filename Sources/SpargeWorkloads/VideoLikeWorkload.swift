@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// A deterministic generator of attention inputs that look like those of a video diffusion
 /// transformer: tokens on a `frames x height x width` grid in raster order (`t`, then `y`, then
@@ -161,10 +162,10 @@ public struct VideoLikeWorkload: Sendable, Hashable, CustomStringConvertible {
         q.withUnsafeMutableBufferPointer { qb in
             k.withUnsafeMutableBufferPointer { kb in
                 v.withUnsafeMutableBufferPointer { vb in
-                    let out = UnsafeSendable((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!))
-                    parallelFor(items: batch * heads, threads: threads ?? defaultThreadCount()) { _, item in
+                    let out = (qb.baseAddress!, kb.baseAddress!, vb.baseAddress!)
+                    fillInParallel(items: batch * heads, threads: threads) { item in
                         let offset = item * n * d
-                        let (qp, kp, vp) = out.value
+                        let (qp, kp, vp) = out
                         var rng = SplitMix64(seed: seed, stream: UInt64(item))
                         switch pattern {
                         case .gaussian:

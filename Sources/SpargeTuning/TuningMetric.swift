@@ -1,3 +1,6 @@
+import SpargeAttn
+import SpargeFormats
+
 /// The error measure the tuner bounds, per head, against exact attention.
 public enum TuningMetric: String, Sendable, Hashable, CaseIterable {
     /// Relative L1 `sum|o - o_ref| / sum|o_ref|`: the paper's measure and the default.

@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// Validating safetensors reader. All checks happen before any tensor bytes are
 /// copied, so a hostile header cannot trigger large allocations.

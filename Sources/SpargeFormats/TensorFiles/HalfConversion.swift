@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// Buffer conversions between 16-bit float formats and `Float`, and their
 /// little-endian byte encodings. Plain loops: the compiler vectorizes them in
 /// release builds and they are easy to check.

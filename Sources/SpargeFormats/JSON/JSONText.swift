@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// JSON text helpers shared by the file writers and the command-line tool.
 public enum JSONText {
     /// A JSON string literal; non-ASCII text is kept as raw UTF-8, which JSON allows.

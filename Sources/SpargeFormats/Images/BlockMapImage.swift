@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// An 8-bit RGB colour.
 public struct RGBColor: Sendable, Hashable {
@@ -228,9 +229,11 @@ public enum BlockMapImage {
             return p
         }
         let mapWidth = try product(nk, cell), mapHeight = try product(nq, cell)
+        // Where head h of batch b starts in the map's `B,H,nq,nk` bytes.
+        func headStart(_ h: Int) -> Int { (b * map.heads + h) * nq * nk }
         let densities = (0..<heads).map { h -> Double in
             var marked = 0
-            let o = map.offset(b, h, 0)
+            let o = headStart(h)
             for t in 0..<(nq * nk) { marked += Int(map.bits[o + t]) }
             return Double(marked) / Double(nq * nk)
         }
@@ -248,7 +251,7 @@ public enum BlockMapImage {
             let x0 = style.margin + (h % columns) * (panelWidth + style.gap)
             let y0 = style.margin + (h / columns) * (panelHeight + style.gap)
             image.strokeRect(x: x0, y: y0, width: mapWidth + 2, height: mapHeight + 2, color: style.border)
-            let base = map.offset(b, h, 0)
+            let base = headStart(h)
             for i in 0..<nq {
                 // Runs of equal blocks are filled at once: fast for cell size 1 on large maps.
                 var j = 0

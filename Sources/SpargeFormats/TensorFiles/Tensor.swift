@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// A dense, row-major tensor as stored in a safetensors file: dtype, shape and
 /// the raw little-endian bytes.
 ///

@@ -1,3 +1,6 @@
+import SpargeAttn
+import SpargeFormats
+
 /// One calibration input of a layer: its Q, K, V (`B,H,Nq,D` and `B,Hkv,Nk,D` fp32), for
 /// example one prompt, one denoising step or one passage.
 public struct CalibrationSample: Sendable {

@@ -1,3 +1,6 @@
+import SpargeAttn
+import SpargeFormats
+
 /// Error and density of one head's values, measured on the calibration samples.
 struct Measurement: Sendable, Hashable {
     /// Worst error over the samples.

@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// A deterministic generator of causal attention inputs that look like a RoPE language
 /// model's: each head's Q and K are rotary-embedded (`theta_i = base^(-2i/D)`), with
@@ -86,9 +87,9 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
         q.withUnsafeMutableBufferPointer { qb in
             k.withUnsafeMutableBufferPointer { kb in
                 v.withUnsafeMutableBufferPointer { vb in
-                    let out = UnsafeSendable((qb.baseAddress!, kb.baseAddress!, vb.baseAddress!))
-                    parallelFor(items: batch * heads, threads: threads ?? defaultThreadCount()) { _, item in
-                        let (qp, kp, vp) = out.value
+                    let out = (qb.baseAddress!, kb.baseAddress!, vb.baseAddress!)
+                    fillInParallel(items: batch * heads, threads: threads) { item in
+                        let (qp, kp, vp) = out
                         let o = item * n * d
                         fillHead(head: item % heads, text: texts[item / heads], item: item, q: qp + o, k: kp + o, v: vp + o)
                     }

@@ -1,3 +1,6 @@
+import SpargeAttn
+import SpargeFormats
+
 /// The tuned values of one attention head.
 public struct TunedHead: Sendable, Hashable {
     /// theta (`simthreshd1`).

@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// Element types of the safetensors format; raw values are the header spellings.
 public enum TensorDType: String, Sendable, Hashable, CaseIterable {
     case float32 = "F32"

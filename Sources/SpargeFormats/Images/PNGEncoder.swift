@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// A small, dependency-free PNG writer: 8-bit grayscale or RGB, no interlacing.
 ///
 /// The image data is filtered per row (PNG filter types 0-4, or the usual adaptive choice),

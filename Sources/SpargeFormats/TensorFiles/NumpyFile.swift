@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// Reading and writing NumPy `.npy` files (format versions 1.0, 2.0 and 3.0) as ``Tensor``s.
 ///

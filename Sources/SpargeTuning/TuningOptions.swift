@@ -1,3 +1,6 @@
+import SpargeAttn
+import SpargeFormats
+
 /// Options of ``SpargeTuner/tune(samples:base:options:layer:progress:)``.
 public struct TuningOptions: Sendable, Hashable {
     /// What is tuned besides theta and lambda.

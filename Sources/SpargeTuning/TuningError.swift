@@ -1,3 +1,6 @@
+import SpargeAttn
+import SpargeFormats
+
 /// Errors of the tuner and of tuned-settings files. Each message says what is wrong and how to
 /// fix it.
 public enum TuningError: Error, Sendable, Hashable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import Foundation
+import SpargeAttn
 
 /// Everything that can go wrong reading or writing a NumPy `.npy` file.
 ///

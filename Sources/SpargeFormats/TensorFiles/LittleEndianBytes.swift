@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// Little-endian encoding of fixed-width integers, independent of the host's
 /// byte order (safetensors is little-endian by definition).
 enum LittleEndianBytes {

@@ -1,3 +1,5 @@
+import SpargeAttn
+
 /// Builds safetensors bytes deterministically: sorted tensors and metadata, and
 /// hand-written JSON so the output does not depend on Foundation's formatting.
 enum SafeTensorsWriter {
