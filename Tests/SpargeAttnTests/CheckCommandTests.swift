@@ -19,9 +19,8 @@ struct CheckCommandTests {
          "--gpu-mask", file + ":mask.triton", "--preset", "triton"] + (causal ? ["--causal"] : [])
     }
 
-    static func goldenPath(_ name: String) -> String {
-        Golden.folder.appendingPathComponent(name + ".safetensors").path
-    }
+    /// The file of a golden case id (`compact/<name>` or `full/<name>`).
+    static func goldenPath(_ id: String) -> String { Golden.path(id) }
 
     /// A golden case that has the Triton output (the head-dim-32 case has none).
     static func hasTritonOutput(_ name: String) -> Bool {
@@ -37,7 +36,7 @@ struct CheckCommandTests {
         var out = try SafeTensorsFile()
         for n in ["q", "k", "v", "mask.triton"] { try out.insert(try c.file.tensor(n), named: n) }
         try out.insert(try Tensor(floats: o, shape: [c.shape.batch, c.shape.heads, c.shape.queryLength, c.shape.headDim]), named: "triton.o")
-        let path = dir.appendingPathComponent("\(name)-corrupt.safetensors").path
+        let path = dir.appendingPathComponent("\(c.shape.heads)-heads-corrupt.safetensors").path
         try out.write(path: path)
         return (path, c.causal)
     }
@@ -65,14 +64,14 @@ struct CheckCommandTests {
     }
 
     @Test func goldenJSONParses() throws {
-        let name = "video_2048_d64"
+        let name = "compact/gauss_1000_d64"
         let r = try Self.check(Self.tritonArgs(Self.goldenPath(name), causal: false) + ["--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(obj["verdict"] as? String == "PASS")
         #expect((obj["failing_heads"] as? [Any])?.isEmpty == true)
         let heads = try #require(obj["heads"] as? [[String: Any]])
-        #expect(heads.count == 4)
+        #expect(heads.count == 2)
         for h in heads {
             let f = try #require(h["vs_faithful"] as? [String: Any])
             let cos = try #require(f["cosine"] as? Double), l1 = try #require(f["relative_l1"] as? Double)
@@ -85,13 +84,14 @@ struct CheckCommandTests {
     }
 
     @Test func causalRowsThatSeeNoKeyAreLeftOut() throws {
-        let name = "smollm2_l15_2048_d64_causal"
+        let name = "compact/smollm2_l15_2048_d64_causal"
+        let c = try Golden.load(name)
         let r = try Self.check(Self.tritonArgs(Self.goldenPath(name), causal: true) + ["--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let leftOut = try #require(obj["rows_left_out"] as? Int)
         #expect(leftOut > 0, "the causal SmolLM2 case has rows whose kept blocks all lie in the future")
-        #expect((obj["rows_compared"] as? Int ?? 0) + leftOut == 9 * 2048)
+        #expect((obj["rows_compared"] as? Int ?? 0) + leftOut == c.shape.heads * c.shape.queryLength)
     }
 
     // MARK: Corrupted outputs fail
@@ -99,55 +99,55 @@ struct CheckCommandTests {
     @Test func headScaledByOnePercentFails() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, causal) = try Self.corruptedCopy("video_2048_d64", in: dir) { o, s in
-            let n = s.queryLength * s.headDim, start = 2 * n
+        let (path, causal) = try Self.corruptedCopy("compact/gauss_1000_d64", in: dir) { o, s in
+            let n = s.queryLength * s.headDim, start = 1 * n
             for i in start..<(start + n) { o[i] *= 1.01 }
         }
         let r = try Self.check(Self.tritonArgs(path, causal: causal))
         #expect(r.status == 1, "exit \(r.status)\n\(r.stdout)\(r.stderr)")
         let verdict = try #require(r.stdout.split(separator: "\n").last.map(String.init))
-        #expect(verdict.hasPrefix("FAIL: 1 of 4 heads"), "\(verdict)")
-        #expect(verdict.contains("head 2 ("), "\(verdict)")
-        #expect(!verdict.contains("head 0 (") && !verdict.contains("head 1 (") && !verdict.contains("head 3 ("), "\(verdict)")
+        #expect(verdict.hasPrefix("FAIL: 1 of 2 heads"), "\(verdict)")
+        #expect(verdict.contains("head 1 ("), "\(verdict)")
+        #expect(!verdict.contains("head 0 ("), "\(verdict)")
 
         let j = try Self.check(Self.tritonArgs(path, causal: causal) + ["--json"])
         #expect(j.status == 1)
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as? [String: Any])
         #expect(obj["verdict"] as? String == "FAIL")
-        #expect(obj["failing_heads"] as? [Int] == [2])
+        #expect(obj["failing_heads"] as? [Int] == [1])
     }
 
     @Test func blockOfZerosFails() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        // Rows 64..<128 of head 5 of the causal SmolLM2 case set to 0.
-        let (path, causal) = try Self.corruptedCopy("smollm2_l15_2048_d64_causal", in: dir) { o, s in
-            let base = 5 * s.queryLength * s.headDim
+        // Rows 64..<128 of the causal SmolLM2 head set to 0.
+        let (path, causal) = try Self.corruptedCopy("compact/smollm2_l15_2048_d64_causal", in: dir) { o, s in
+            let base = 0
             for i in (base + 64 * s.headDim)..<(base + 128 * s.headDim) { o[i] = 0 }
         }
         let r = try Self.check(Self.tritonArgs(path, causal: causal))
         #expect(r.status == 1, "exit \(r.status)\n\(r.stdout)\(r.stderr)")
-        #expect(r.stdout.contains("FAIL: 1 of 9 heads") && r.stdout.contains("head 5 ("), "\(r.stdout)")
+        #expect(r.stdout.contains("FAIL: 1 of 1 heads") && r.stdout.contains("head 0 ("), "\(r.stdout)")
     }
 
     @Test func blockOfRandomValuesFails() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        // Rows 1024..<1088 of head 1 of the causal LM case replaced by Gaussian noise.
-        let (path, causal) = try Self.corruptedCopy("lm_2048_d128_causal", in: dir) { o, s in
+        // Rows 1024..<1088 of the causal LM head replaced by Gaussian noise.
+        let (path, causal) = try Self.corruptedCopy("compact/lm_2048_d128_causal", in: dir) { o, s in
             let noise = CLITests.randoms(64 * s.headDim, seed: 7)
-            let start = (s.queryLength + 1024) * s.headDim
+            let start = 1024 * s.headDim
             for i in 0..<noise.count { o[start + i] = noise[i] }
         }
         let r = try Self.check(Self.tritonArgs(path, causal: causal))
         #expect(r.status == 1, "exit \(r.status)\n\(r.stdout)\(r.stderr)")
-        #expect(r.stdout.contains("FAIL: 1 of 2 heads") && r.stdout.contains("head 1 ("), "\(r.stdout)")
+        #expect(r.stdout.contains("FAIL: 1 of 1 heads") && r.stdout.contains("head 0 ("), "\(r.stdout)")
     }
 
     @Test func toleranceOverride() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, causal) = try Self.corruptedCopy("gauss_1000_d64", in: dir) { o, s in
+        let (path, causal) = try Self.corruptedCopy("compact/gauss_1000_d64", in: dir) { o, s in
             for i in 0..<(s.queryLength * s.headDim) { o[i] *= 1.01 }
         }
         #expect(try Self.check(Self.tritonArgs(path, causal: causal)).status == 1)
@@ -160,7 +160,7 @@ struct CheckCommandTests {
     @Test func numpyFilesAndNHDLayout() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let c = try Golden.load("gauss_1000_d64")
+        let c = try Golden.load("compact/gauss_1000_d64")
         var paths: [String: String] = [:], nhdPaths: [String: String] = [:]
         for n in ["q", "k", "v", "triton.o"] {
             let t = try c.file.tensor(n)
@@ -193,7 +193,7 @@ struct CheckCommandTests {
     @Test func blockSparseUsesTheGivenMap() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let c = try Golden.load("gauss_1000_d64")
+        let c = try Golden.load("compact/gauss_1000_d64")
         let p = SpargeParameters.preset(.blockSparse, arch: .sm80)
         let maskTensor = try c.file.tensor("mask.b128x64_topk")
         let map = try BlockMap(batch: 1, heads: 2, queryBlocks: 8, keyBlocks: 16, bits: maskTensor.uint8s())
@@ -219,7 +219,7 @@ struct CheckCommandTests {
     @Test func badInputExitsTwo() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let g = Self.goldenPath("gauss_1000_d64")
+        let g = Self.goldenPath("compact/gauss_1000_d64")
         let good = Self.tritonArgs(g, causal: false)
         func with(_ option: String, _ value: String) -> [String] {
             var a = good
@@ -240,7 +240,7 @@ struct CheckCommandTests {
         Self.expectBadInput(try Self.check(Array(good.dropFirst(2))), "no --q", contains: "--q")
 
         // Shape mismatch: o of another case.
-        let other = Self.goldenPath("video_2048_d64")
+        let other = Self.goldenPath("compact/smollm2_l15_2048_d64_causal")
         Self.expectBadInput(try Self.check(with("--gpu-output", other + ":triton.o")), "output shape mismatch", contains: "--gpu-output has shape")
         Self.expectBadInput(try Self.check(with("--k", other + ":k")), "q/k mismatch")
 

@@ -310,7 +310,7 @@ struct PNGTests {
     // MARK: sparge mask
 
     static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let goldenFolder = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/golden")
+    static let goldenFolder = Golden.compactFolder
 
     /// The built `sparge`, found the way CLITests does: next to the test binary, else in `.build/<config>/`.
     static func spargeExecutable() throws -> URL {
@@ -348,14 +348,14 @@ struct PNGTests {
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 
-    /// The video case's CDF map (all blocks kept) and the language model's causal top-k map.
-    @Test(arguments: [("video_2048_d64", "mask.b128x64_cdf"), ("smollm2_l15_2048_d64_causal", "mask.b128x64_topk")])
+    /// The Gaussian case's CDF map (all blocks kept) and the language model's causal top-k map.
+    @Test(arguments: [("gauss_1000_d64", "mask.b128x64_cdf"), ("smollm2_l15_2048_d64_causal", "mask.b128x64_topk")])
     func maskCommandOnGoldenFile(file: String, name: String) throws {
         let dir = try InteropPython.temporaryDirectory("mask-cli")
         defer { try? FileManager.default.removeItem(at: dir) }
         let golden = Self.goldenFolder.appendingPathComponent(file + ".safetensors")
         guard FileManager.default.fileExists(atPath: golden.path) else {
-            Issue.record("golden file missing: \(golden.path) (the shared folder must sit beside the package)")
+            Issue.record("golden file missing: \(golden.path) (Scripts/make_compact_golden.py writes Tests/Golden)")
             return
         }
         let png = dir.appendingPathComponent("tmp.png")

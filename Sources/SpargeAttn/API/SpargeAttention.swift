@@ -12,7 +12,7 @@
 /// print(result.statistics.density)
 /// ```
 public enum SpargeAttention {
-    /// Sparse attention (ALGORITHM.md sections 1-4) over caller-owned tensors of any layout
+    /// Sparse attention (<doc:ExactSemantics> sections 1-4) over caller-owned tensors of any layout
     /// (``TensorLayout``: HND, NHD, strided rows of a fused QKV buffer) and element type
     /// (fp32, fp16, bf16; compute is fp32). Inputs are read in place.
     ///

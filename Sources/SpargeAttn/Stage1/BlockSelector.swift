@@ -1,6 +1,6 @@
 import Foundation
 
-// Stage 1, steps 3-7 (ALGORITHM.md section 2): compressed scores, softmax, CDF / top-k
+// Stage 1, steps 3-7 (ExactSemantics.md section 2): compressed scores, softmax, CDF / top-k
 // selection, forced rows and columns, causal clearing, attention sink. One query block row
 // of the block map at a time; no allocation (the caller passes the scratch buffers).
 
