@@ -44,8 +44,13 @@ let package = Package(
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
         .executableTarget(name: "sparge-allocation-check", dependencies: ["SpargeAttn", "MallocCounter"],
                           path: "Tests/Support/AllocationCheck"),
+        // What several test targets share: the golden cases, Python interoperability, a seeded
+        // generator. Not a product.
+        .target(name: "SpargeTestSupport", dependencies: ["SpargeAttn", "SpargeFormats"], path: "Tests/Support/TestSupport"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
-        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads"]),
+        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
+        // The `sparge` tool run as a subprocess (it must be built: `swift test` builds it).
+        .testTarget(name: "SpargeCLITests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
         .testTarget(name: "SpargeCUDATests", dependencies: ["SpargeAttn", "SpargeCUDA"]),
     ],
     swiftLanguageModes: [.v6]

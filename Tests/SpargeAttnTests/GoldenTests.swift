@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// The official GPU outputs, reproduced: the compact set in Tests/Golden always, the full
 /// set in ../shared/golden when present (see `Golden`).

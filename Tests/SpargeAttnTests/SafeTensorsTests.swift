@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SpargeAttn
 @testable import SpargeFormats
+import SpargeTestSupport
 
 // MARK: - Helpers
 

@@ -3,6 +3,7 @@ import Testing
 @testable import SpargeAttn
 @testable import SpargeFormats
 @testable import SpargeWorkloads
+import SpargeTestSupport
 
 /// The `sparge` command-line tool, run as a subprocess on small files in a temporary
 /// directory: the JSON report, the written tensors, `--mask`, and exit status 2 with a
@@ -17,32 +18,9 @@ struct CLITests {
         var crashed: Bool
     }
 
-    /// The built `sparge` next to this test binary (`.build/<triple>/<config>/`), else in the
-    /// package's `.build/<config>/`.
+    /// The built `sparge` (or another executable of this package).
     static func executable(named name: String = "sparge") throws -> URL {
-        var dirs: [URL] = []
-        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            dirs.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
-        }
-        dirs.append(Bundle.main.bundleURL)
-        dirs.append(Bundle.main.bundleURL.deletingLastPathComponent())
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        #if DEBUG
-        let configs = ["debug", "release"]
-        #else
-        let configs = ["release", "debug"]
-        #endif
-        for c in configs { dirs.append(root.appendingPathComponent(".build").appendingPathComponent(c)) }
-        for dir in dirs {
-            let url = dir.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw CLIError("\(name) executable not found in \(dirs.map(\.path)); build the package first (swift build)")
-    }
-
-    struct CLIError: Error, CustomStringConvertible {
-        var description: String
-        init(_ d: String) { description = d }
+        try BuiltExecutable.url(named: name)
     }
 
     static func sparge(_ arguments: [String]) throws -> Outcome {

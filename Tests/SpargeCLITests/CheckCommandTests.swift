@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import SpargeAttn
 @testable import SpargeFormats
+import SpargeTestSupport
 
 /// `sparge check` as a subprocess: the official Triton outputs of the golden cases pass,
 /// corrupted copies fail naming the corrupted head, `--json` parses, `.npy` and NHD inputs
