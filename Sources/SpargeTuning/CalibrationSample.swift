@@ -13,6 +13,7 @@ public struct CalibrationSample: Sendable {
     /// The shape of the call.
     public var shape: AttentionShape
 
+    /// A sample from `B,H,N,D` fp32 tensors (K and V with `shape.kvHeads` heads).
     public init(q: [Float], k: [Float], v: [Float], shape: AttentionShape) {
         self.q = q; self.k = k; self.v = v; self.shape = shape
     }

@@ -18,7 +18,7 @@ public struct TunedHead: Sendable, Hashable {
     /// Worst error over the calibration samples at tuning time (the file's metric).
     public var error: Double
     /// Mean block density over the calibration samples at tuning time (marked blocks over all
-    /// blocks of the map, as ``SparseStatistics/density``).
+    /// blocks of the map, as `SparseStatistics.density`).
     public var density: Double
     /// Mean sparsity over the blocks a causal mask allows (the GPU code's definition; `1 -
     /// density` when not causal).
@@ -27,6 +27,7 @@ public struct TunedHead: Sendable, Hashable {
     /// stage 2 off).
     public var dense: Bool
 
+    /// One head's settings; see the properties for each parameter.
     public init(theta: Float, tau: Float?, topk: Float?, lambda: Float, blockQ: Int, blockK: Int,
                 error: Double, density: Double, sparsity: Double? = nil, dense: Bool = false) {
         self.theta = theta; self.tau = tau; self.topk = topk; self.lambda = lambda
@@ -47,6 +48,7 @@ public struct TunedLayer: Sendable, Hashable {
     /// Attention sink while tuning (informative: the values fit it).
     public var attentionSink: Bool
 
+    /// One layer's settings; see the properties for each parameter.
     public init(name: String, heads: [TunedHead], causal: Bool = false, attentionSink: Bool = false) {
         self.name = name; self.heads = heads; self.causal = causal; self.attentionSink = attentionSink
     }
@@ -107,6 +109,7 @@ public struct TunedSettings: Sendable, Hashable {
     /// The fraction of the bounds the searches aimed at.
     public var safetyMargin: Double
 
+    /// Settings of several layers and the bounds they were tuned under.
     public init(layers: [TunedLayer], metric: TuningMetric = .l1, bound: Double = 0.07, pvBound: Double = 0.08,
                 safetyMargin: Double = 1) {
         self.layers = layers; self.metric = metric; self.bound = bound; self.pvBound = pvBound

@@ -32,7 +32,14 @@ import SpargeAttn
 public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvertible {
     /// The kinds of heads, assigned in turn (head `h` is kind `h % 4`).
     public enum HeadKind: Int, Sendable, Hashable, CaseIterable {
-        case local, retrieval, sinkDominated, mixed
+        /// A sharp positional part: attends to nearby tokens.
+        case local
+        /// Mostly content: attends to earlier tokens of the same topic.
+        case retrieval
+        /// Broad attention dominated by the sink token.
+        case sinkDominated
+        /// Positional, content and sink parts in similar measure.
+        case mixed
     }
 
     /// Batch size `B`; each entry is a different text.
@@ -54,6 +61,7 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
     /// directions): another model seed is another layer.
     public var modelSeed: UInt64 = 0x30D31
 
+    /// A workload of the given sizes; see the properties for each parameter.
     public init(batch: Int = 1, heads: Int = 8, tokens: Int = 2048, headDim: Int = 64, sharpness: Float = 1,
                 seed: UInt64 = 0x1A2B, modelSeed: UInt64 = 0x30D31) {
         self.batch = batch; self.heads = heads; self.tokens = tokens; self.headDim = headDim
@@ -67,7 +75,7 @@ public struct LanguageModelLikeWorkload: Sendable, Hashable, CustomStringConvert
         "RoPE language-model-like (causal), sharpness \(sharpness), seed \(seed), model seed \(modelSeed), \(shape)"
     }
 
-    /// Throws ``SpargeError/invalidShape(_:)`` or ``SpargeError/invalidParameter(_:)`` for
+    /// Throws `SpargeError.invalidShape(_:)` or `SpargeError.invalidParameter(_:)` for
     /// unusable settings.
     public func validate() throws {
         try shape.validate()

@@ -42,9 +42,13 @@ public struct VideoLikeWorkload: Sendable, Hashable, CustomStringConvertible {
 
     /// The inputs of one attention call, `B,H,N,D` fp32.
     public struct Tensors: Sendable {
+        /// The queries, `B,H,N,D`.
         public var q: [Float]
+        /// The keys, `B,H,N,D`.
         public var k: [Float]
+        /// The values, `B,H,N,D`.
         public var v: [Float]
+        /// The sizes of the call.
         public var shape: AttentionShape
     }
 
@@ -131,7 +135,7 @@ public struct VideoLikeWorkload: Sendable, Hashable, CustomStringConvertible {
         return sharpness * Foundation.exp(headSpread * u)
     }
 
-    /// Throws ``SpargeError/invalidShape(_:)`` or ``SpargeError/invalidParameter(_:)`` for
+    /// Throws `SpargeError.invalidShape(_:)` or `SpargeError.invalidParameter(_:)` for
     /// unusable settings.
     public func validate() throws {
         try shape.validate()

@@ -160,11 +160,11 @@ enum PixelFont {
     ]
 }
 
-/// Pictures of a ``BlockMap``: one panel per head in a grid, each block a square of a few
+/// Pictures of a `BlockMap`: one panel per head in a grid, each block a square of a few
 /// pixels, with "head N" and "density 0.xxx" written under every panel.
 ///
 /// Rows of a panel are query blocks (top = block 0), columns key blocks (left = block 0),
-/// like ``BlockMap/render(batch:head:)``.
+/// like `BlockMap.render(batch:head:)`.
 public enum BlockMapImage {
     /// Colours and sizes of the picture.
     public struct Style: Sendable, Hashable {
