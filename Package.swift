@@ -40,6 +40,9 @@ let package = Package(
         .library(name: "SpargeAttn", targets: ["SpargeAttn"]),
         .library(name: "SpargeSIMD", targets: ["SpargeSIMD"]),
         .library(name: "SpargeCUDA", targets: ["SpargeCUDA"]),
+        .library(name: "SpargeFormats", targets: ["SpargeFormats"]),
+        .library(name: "SpargeTuning", targets: ["SpargeTuning"]),
+        .library(name: "SpargeWorkloads", targets: ["SpargeWorkloads"]),
         .executable(name: "sparge", targets: ["sparge"]),
     ],
     traits: [
@@ -50,16 +53,29 @@ let package = Package(
     targets: kernelSetTargets + [
         .target(name: "SpargeSIMD"),
         .target(name: "SpargeAttn", dependencies: kernelSets),
+        // Tools over the public API of SpargeAttn, apart from the algorithm:
+        // tensor files (safetensors, .npy), JSON text, PNG and block-map images;
+        .target(name: "SpargeFormats", dependencies: ["SpargeAttn"]),
+        // per-head calibration of the hyper-parameters and the tuned-settings file;
+        .target(name: "SpargeTuning", dependencies: ["SpargeAttn", "SpargeFormats"]),
+        // synthetic video-like and language-model-like inputs.
+        .target(name: "SpargeWorkloads", dependencies: ["SpargeAttn"]),
         // Every source of SpargeCUDA is wrapped in `#if CUDA`: without the trait the module is empty.
         .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"]),
-        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))]),
+        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads",
+                                                        .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))]),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
         // run by the tests; not a product.
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
         .executableTarget(name: "sparge-allocation-check", dependencies: ["SpargeAttn", "MallocCounter"],
                           path: "Tests/Support/AllocationCheck"),
+        // What several test targets share: the golden cases, Python interoperability, a seeded
+        // generator. Not a product.
+        .target(name: "SpargeTestSupport", dependencies: ["SpargeAttn", "SpargeFormats"], path: "Tests/Support/TestSupport"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
-        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn"]),
+        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
+        // The `sparge` tool run as a subprocess (it must be built: `swift test` builds it).
+        .testTarget(name: "SpargeCLITests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
         .testTarget(name: "SpargeCUDATests", dependencies: ["SpargeAttn", "SpargeCUDA"]),
     ],
     swiftLanguageModes: [.v6]

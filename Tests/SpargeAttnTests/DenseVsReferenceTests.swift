@@ -1,5 +1,6 @@
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// The dense fp32 path against the float64 reference on randomized shapes.
 struct DenseVsReferenceTests {

@@ -1,5 +1,7 @@
 import Testing
 @testable import SpargeAttn
+@testable import SpargeWorkloads
+import SpargeTestSupport
 
 /// GPU-faithful options: fp16 / fp8 P.V numerics, block-only causal masking, presets.
 struct GPUNumericsTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// Decoding through SpargeKVCache: incremental key-side state against recomputation.
 struct KVCacheTests {

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeSIMD
+import SpargeTestSupport
 import Testing
 @testable import SpargeAttn
 

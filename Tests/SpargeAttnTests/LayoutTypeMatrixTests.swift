@@ -1,5 +1,6 @@
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// Every combination of layout x element type x GQA ratio x causal x (Nq, Nk): the dense path
 /// matches the float64 reference of the same semantics, and the sparse path gives the same

@@ -1,5 +1,6 @@
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// The fast stage-1 selection (steps 3-7) against its plain twin `Stage1Reference.selectBlocks`.
 struct SelectionReferenceTests {

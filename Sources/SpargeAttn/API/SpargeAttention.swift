@@ -1,5 +1,6 @@
 /// SpargeAttn on the CPU: sparse + INT8-quantized attention, exact dense attention, and the
-/// block-map prediction, over caller-owned `B,H,N,D` fp32 buffers.
+/// block-map prediction, over caller-owned tensors (fp32 arrays, or any layout and element
+/// type through ``AttentionInput``).
 ///
 /// Every entry point validates its input and throws ``SpargeError``; all of them are
 /// thread-safe (no shared mutable state) and give bitwise identical results for any `threads`.
@@ -12,12 +13,17 @@
 /// print(result.statistics.density)
 /// ```
 public enum SpargeAttention {
-    /// Sparse attention (ALGORITHM.md sections 1-4) over caller-owned tensors of any layout
+    /// Sparse attention (<doc:ExactSemantics> sections 1-4) over caller-owned tensors of any layout
     /// (``TensorLayout``: HND, NHD, strided rows of a fused QKV buffer) and element type
     /// (fp32, fp16, bf16; compute is fp32). Inputs are read in place.
     ///
     /// - Parameters:
-    ///   - q: `B,H,Nq,D`; k, v: `B,Hkv,Nk,D`; output: `B,H,Nq,D`.
+    ///   - q: the queries, `B,H,Nq,D`.
+    ///   - k: the keys, `B,Hkv,Nk,D`.
+    ///   - v: the values, `B,Hkv,Nk,D`.
+    ///   - output: where the result goes, `B,H,Nq,D`.
+    ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
+    ///   - parameters: the hyper-parameters and options.
     ///   - blockMap: a caller-supplied map (`B,H,nq,nk` for the parameters' block sizes) used
     ///     instead of stage 1's prediction.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.

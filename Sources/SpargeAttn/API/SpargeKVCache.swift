@@ -41,8 +41,17 @@ public final class SpargeKVCache: @unchecked Sendable {
     private var meanIsSet: Bool
 
     /// Creates an empty cache.
-    /// - Parameter keyMean: a fixed K mean (`batch * kvHeads * headDim` values) instead of the
-    ///   mean of the first append; ignored without `parameters.smoothK`.
+    /// - Parameters:
+    ///   - batch: the batch size `B`.
+    ///   - heads: the query heads `H`.
+    ///   - kvHeads: the key/value heads (dividing `heads`); `nil` means `heads`.
+    ///   - headDim: the head dimension `D`.
+    ///   - capacity: the most keys the cache can hold.
+    ///   - maxQueryLength: the most query tokens of one call.
+    ///   - parameters: the hyper-parameters and options.
+    ///   - keyMean: a fixed K mean (`batch * kvHeads * headDim` values) instead of the
+    ///     mean of the first append; ignored without `parameters.smoothK`.
+    ///   - threads: worker count; `nil` uses every CPU this process may run on.
     public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
                 parameters: SpargeParameters = .recommended, keyMean: [Float]? = nil, threads: Int? = nil) throws {
         let kvh = kvHeads ?? heads

@@ -1,6 +1,6 @@
 import SpargeSIMD
 
-// Stage 2 (ALGORITHM.md section 4): the block-sparse online softmax over INT8 Q.K^T with
+// Stage 2 (ExactSemantics.md section 4): the block-sparse online softmax over INT8 Q.K^T with
 // the softmax-aware filter decided once per query block, fp32 P.V, token-level causal mask.
 
 /// Counters of one query block: marked key blocks visited, and how many stage 2 skipped.

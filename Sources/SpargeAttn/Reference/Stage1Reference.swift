@@ -3,7 +3,7 @@ import Foundation
 /// Literal forms of stage-1 quantities, for teaching and for testing the fast forms.
 public enum Stage1Reference {
     /// Mean pairwise cosine similarity of `rows` rows of length `d`: the Gram matrix of the
-    /// unit rows summed over all pairs, divided by `rows^2` (ALGORITHM.md section 2, step 2).
+    /// unit rows summed over all pairs, divided by `rows^2` (<doc:ExactSemantics> section 2, step 2).
     /// The fast path computes the same value as `|sum of unit rows|^2 / rows^2`.
     public static func selfSimilarity(_ x: [Float], rows: Int, d: Int) -> Double {
         var unit = [Double](repeating: 0, count: rows * d)

@@ -1,6 +1,6 @@
 import SpargeSIMD
 
-// The online-softmax accumulator shared by the dense and the sparse kernels (ALGORITHM.md
+// The online-softmax accumulator shared by the dense and the sparse kernels (ExactSemantics.md
 // section 4, steps 2, 4, 5): per row a running max `m` (base-2 units), a denominator `l` and
 // an fp32 accumulator row `O`. Scores arrive as a tile in base-2 units (already multiplied
 // by `s * log2(e)`), masked entries as -inf.

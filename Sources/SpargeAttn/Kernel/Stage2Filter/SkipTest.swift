@@ -1,4 +1,4 @@
-// Stage 2, step 3 (ALGORITHM.md section 4): the softmax-aware filter. A measured tile is
+// Stage 2, step 3 (ExactSemantics.md section 4): the softmax-aware filter. A measured tile is
 // skipped when no row's tile maximum rises more than `-lambda` above its running maximum:
 // its probabilities would all be below `2^lambda` of the row's current scale. The first
 // visit of a row always passes (m = -inf gives +inf), and the last `exemptTailBlocks`

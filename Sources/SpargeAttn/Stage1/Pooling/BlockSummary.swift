@@ -1,6 +1,6 @@
 import SpargeSIMD
 
-// Stage 1, steps 1-2 (ALGORITHM.md section 2): the pooled mean and the self-similarity of
+// Stage 1, steps 1-2 (ExactSemantics.md section 2): the pooled mean and the self-similarity of
 // one block of rows. The fast form uses sum_{a,b} cos(x_a, x_b) = |sum_a x_a/|x_a||^2, which
 // is O(n*D) instead of the Gram matrix's O(n^2*D); `Stage1Reference.selfSimilarity`
 // computes the Gram matrix literally and the tests compare the two.

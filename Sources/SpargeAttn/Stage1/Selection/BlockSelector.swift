@@ -1,4 +1,4 @@
-// Stage 1, steps 3-7 (ALGORITHM.md section 2), one named function per step, composed here:
+// Stage 1, steps 3-7 (ExactSemantics.md section 2), one named function per step, composed here:
 // compressed scores, softmax over blocks, sort + CDF / top-k count, forced blocks, causal
 // clearing and the attention sink. One query block row of the block map at a time; no
 // allocation (the caller passes the scratch buffers). `Stage1Reference.selectBlocks` is the
