@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "SpargeSIMD", targets: ["SpargeSIMD"]),
         .library(name: "SpargeCUDA", targets: ["SpargeCUDA"]),
         .executable(name: "sparge", targets: ["sparge"]),
+        .executable(name: "smollm", targets: ["smollm"]),
     ],
     traits: [
         .trait(name: "Tuned", description: "Compile the kernels for x86-64-v3 (AVX2 + FMA): much faster, needs a Haswell/Zen or newer CPU."),
@@ -28,6 +29,13 @@ let package = Package(
         .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
         .executableTarget(name: "sparge", dependencies: ["SpargeAttn", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
                           swiftSettings: tunedFlags),
+        // The example of a real model on the library (Examples/): a GGUF reader and BPE tokenizer
+        // (a library, so tests and fuzz targets can use it) and the SmolLM2 program.
+        .target(name: "SpargeGGUF", path: "Examples/SpargeGGUF", swiftSettings: tunedFlags),
+        .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeGGUF"], path: "Examples/SmolLM",
+                          swiftSettings: tunedFlags),
+        .testTarget(name: "SpargeGGUFTests", dependencies: ["SpargeGGUF"], path: "Examples/SpargeGGUFTests",
+                    exclude: ["TokenizerExpected.json"]),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
         // run by the tests; not a product.
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
