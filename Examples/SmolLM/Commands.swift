@@ -74,13 +74,13 @@ struct Commands {
         progress(String(format: "lm head + loss: %.2f s", lossSeconds))
         let t = report.timings
         if args.flag("json") {
-            print(String(format: #"{"context": %d, "attention": "%@", "perplexity": %.4f, "accuracy": %.4f, "density": %.4f, "prefill_s": %.3f, "attention_s": %.3f, "projections_s": %.3f, "rest_s": %.3f, "threads": %d}"#,
+            print(String(format: #"{"context": %d, "attention": "%@", "perplexity": %.4f, "accuracy": %.4f, "density": %.4f, "prefill_s": %.3f, "attention_s": %.3f, "projections_s": %.3f, "rest_s": %.3f, "prefill_cpu_s": %.3f, "attention_cpu_s": %.3f, "threads": %d}"#,
                          context, mode.name, ppl, Double(correct) / predictions, density, prefillSeconds,
-                         t.attention, t.projections, t.rest, model.threads))
+                         t.attention, t.projections, t.rest, t.totalCPU, t.attentionCPU, model.threads))
         } else {
-            print(String(format: "context %d  attention %@  perplexity %.4f  next-token accuracy %.4f  density %.3f  prefill %.2f s (attention %.0f%%)",
+            print(String(format: "context %d  attention %@  perplexity %.4f  next-token accuracy %.4f  density %.3f  prefill %.2f s wall (attention %.0f%%), %.2f s CPU (attention %.0f%%)",
                          context, mode.name, ppl, Double(correct) / predictions, density, prefillSeconds,
-                         100 * t.attention / max(t.total, 1e-9)))
+                         100 * t.attention / max(t.total, 1e-9), t.totalCPU, 100 * t.attentionCPU / max(t.totalCPU, 1e-9)))
             print("density per layer: " + report.density.map { String(format: "%.2f", $0) }.joined(separator: " "))
         }
     }

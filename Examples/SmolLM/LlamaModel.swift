@@ -38,7 +38,7 @@ final class LlamaModel: Sendable {
         var att = [Float](repeating: 0, count: n * hd)
         var gu = [Float](repeating: 0, count: n * 2 * c.ffn)
         var act = [Float](repeating: 0, count: n * c.ffn)
-        report.timings.measure(\.rest) {
+        report.timings.measure(.rest) {
             for (i, t) in tokens.enumerated() {
                 for j in 0..<hd { x[i * hd + j] = weights.embedding[t * hd + j] }
             }
@@ -50,12 +50,12 @@ final class LlamaModel: Sendable {
 
         for l in 0..<c.layers {
             let w = weights.layers[l]
-            report.timings.measure(\.rest) { rmsNorm(x, w.attentionNorm, into: &h, rows: n) }
-            report.timings.measure(\.projections) { project(h, ld: hd, n: n, w.qkv, into: &qkv, ld: width, accumulate: false) }
-            report.timings.measure(\.rest) { rope.apply(&qkv, rows: n, rowWidth: width, heads: c.heads + c.kvHeads, threads: threads) }
+            report.timings.measure(.rest) { rmsNorm(x, w.attentionNorm, into: &h, rows: n) }
+            report.timings.measure(.projections) { project(h, ld: hd, n: n, w.qkv, into: &qkv, ld: width, accumulate: false) }
+            report.timings.measure(.rest) { rope.apply(&qkv, rows: n, rowWidth: width, heads: c.heads + c.kvHeads, threads: threads) }
             if let onQKV { try qkv.withUnsafeBufferPointer { try onQKV(l, $0) } }
             let parameters = try mode.parameters(layer: l, heads: c.heads)
-            try report.timings.measure(\.attention) {
+            try report.timings.measure(.attention) {
                 try qkv.withUnsafeBufferPointer { f in
                     try att.withUnsafeMutableBufferPointer { o in
                         let q = AttentionInput(UnsafeBufferPointer(rebasing: f[0...]), layout: fused)
@@ -74,13 +74,17 @@ final class LlamaModel: Sendable {
                     }
                 }
             }
-            report.timings.measure(\.projections) { project(att, ld: hd, n: n, w.output, into: &x, ld: hd, accumulate: true) }
-            report.timings.measure(\.rest) { rmsNorm(x, w.ffnNorm, into: &h, rows: n) }
-            report.timings.measure(\.projections) { project(h, ld: hd, n: n, w.gateUp, into: &gu, ld: 2 * c.ffn, accumulate: false) }
-            report.timings.measure(\.rest) { swiGLU(gu, into: &act, rows: n) }
-            report.timings.measure(\.projections) { project(act, ld: c.ffn, n: n, w.down, into: &x, ld: hd, accumulate: true) }
+            report.timings.measure(.projections) { project(att, ld: hd, n: n, w.output, into: &x, ld: hd, accumulate: true) }
+            report.timings.measure(.rest) { rmsNorm(x, w.ffnNorm, into: &h, rows: n) }
+            report.timings.measure(.projections) { project(h, ld: hd, n: n, w.gateUp, into: &gu, ld: 2 * c.ffn, accumulate: false) }
+            report.timings.measure(.rest) { swiGLU(gu, into: &act, rows: n) }
+            report.timings.measure(.projections) { project(act, ld: c.ffn, n: n, w.down, into: &x, ld: hd, accumulate: true) }
+            if n >= 256 {
+                progress(String(format: "  layer %d/%d: %.1f s so far, attention density %.3f", l + 1, c.layers,
+                                report.timings.total, report.density.last ?? 1))
+            }
         }
-        report.timings.measure(\.rest) { rmsNorm(x, weights.outputNorm, into: &h, rows: n) }
+        report.timings.measure(.rest) { rmsNorm(x, weights.outputNorm, into: &h, rows: n) }
         return h
     }
 
@@ -100,10 +104,10 @@ final class LlamaModel: Sendable {
         let kOffset = c.heads * c.headDim, vOffset = (c.heads + c.kvHeads) * c.headDim
         for l in 0..<c.layers {
             let w = weights.layers[l]
-            timings.measure(\.rest) { rmsNorm(x, w.attentionNorm, into: &h, rows: 1) }
-            timings.measure(\.projections) { project(h, ld: hd, n: 1, w.qkv, into: &qkv, ld: width, accumulate: false) }
-            timings.measure(\.rest) { rope.apply(&qkv, rows: 1, rowWidth: width, heads: c.heads + c.kvHeads, threads: 1) }
-            try timings.measure(\.attention) {
+            timings.measure(.rest) { rmsNorm(x, w.attentionNorm, into: &h, rows: 1) }
+            timings.measure(.projections) { project(h, ld: hd, n: 1, w.qkv, into: &qkv, ld: width, accumulate: false) }
+            timings.measure(.rest) { rope.apply(&qkv, rows: 1, rowWidth: width, heads: c.heads + c.kvHeads, threads: 1) }
+            try timings.measure(.attention) {
                 try qkv.withUnsafeBufferPointer { f in
                     try att.withUnsafeMutableBufferPointer { o in
                         try caches[l].append(k: AttentionInput(UnsafeBufferPointer(rebasing: f[kOffset...]), layout: layout),
@@ -117,13 +121,13 @@ final class LlamaModel: Sendable {
                     }
                 }
             }
-            timings.measure(\.projections) { project(att, ld: hd, n: 1, w.output, into: &x, ld: hd, accumulate: true) }
-            timings.measure(\.rest) { rmsNorm(x, w.ffnNorm, into: &h, rows: 1) }
-            timings.measure(\.projections) { project(h, ld: hd, n: 1, w.gateUp, into: &gu, ld: 2 * c.ffn, accumulate: false) }
-            timings.measure(\.rest) { swiGLU(gu, into: &act, rows: 1) }
-            timings.measure(\.projections) { project(act, ld: c.ffn, n: 1, w.down, into: &x, ld: hd, accumulate: true) }
+            timings.measure(.projections) { project(att, ld: hd, n: 1, w.output, into: &x, ld: hd, accumulate: true) }
+            timings.measure(.rest) { rmsNorm(x, w.ffnNorm, into: &h, rows: 1) }
+            timings.measure(.projections) { project(h, ld: hd, n: 1, w.gateUp, into: &gu, ld: 2 * c.ffn, accumulate: false) }
+            timings.measure(.rest) { swiGLU(gu, into: &act, rows: 1) }
+            timings.measure(.projections) { project(act, ld: c.ffn, n: 1, w.down, into: &x, ld: hd, accumulate: true) }
         }
-        timings.measure(\.rest) { rmsNorm(x, weights.outputNorm, into: &h, rows: 1) }
+        timings.measure(.rest) { rmsNorm(x, weights.outputNorm, into: &h, rows: 1) }
         return h
     }
 
