@@ -134,7 +134,7 @@ struct Commands {
             if generated.count == maxTokens { break }
             let hidden = try model.decode(next, position: tokens.count + generated.count - 1, caches: caches,
                                           exact: exact, timings: &timings)
-            model.logits(hidden, rows: 0..<1, into: &logits)
+            timings.measure(.projections) { model.logits(hidden, rows: 0..<1, into: &logits) }
             next = Self.argmax(logits)
         }
         print()
