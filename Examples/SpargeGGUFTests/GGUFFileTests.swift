@@ -38,21 +38,31 @@ struct GGUFFileTests {
         #expect(try file.double("llama.rope.freq_base") == 10000)
         #expect(try file.strings("tokenizer.ggml.tokens") == ["a", "b", "ab"])
         #expect(try file.floats("f32") == [1.5, -2, 0.25, 8])
-        #expect(try file.floats("q8") == (-16..<16).map { Float($0) / 2 })
-        let q41 = try file.floats("q41")
-        #expect(Array(q41[0..<16]) == (0..<16).map { Float($0) * 2 - 1 })
-        #expect(Array(q41[16..<32]) == (0..<16).map { Float(15 - $0) * 2 - 1 })
-        let q40 = try file.floats("q40")
-        #expect(Array(q40[0..<16]) == (0..<16).map { Float($0 - 8) })
+        let q8Expected: [Float] = (-16..<16).map { (q: Int) -> Float in Float(q) / 2 }
+        #expect(try file.floats("q8") == q8Expected)
+        // Q4_1 low nibbles j, high nibbles 15 - j: x = q * 2 - 1.
+        var q41Expected: [Float] = []
+        for j in 0..<16 { q41Expected.append(Float(j) * 2 - 1) }
+        for j in 0..<16 { q41Expected.append(Float(15 - j) * 2 - 1) }
+        #expect(try file.floats("q41") == q41Expected)
+        var q40Expected: [Float] = []
+        for j in 0..<16 { q40Expected.append(Float(j - 8)) }
+        for j in 0..<16 { q40Expected.append(Float(7 - j)) }
+        #expect(try file.floats("q40") == q40Expected)
         #expect(try file.floats("f16") == [1, -2])
         #expect(try file.floats("bf16") == [1, -2])
         #expect(throws: GGUFError.self) { try file.floats("absent") }
     }
 
-    /// Every prefix of a valid file throws a GGUFError (and never traps).
+    /// Every prefix of a valid file that cuts into its header or tensor data throws a
+    /// GGUFError (and never traps); only the alignment padding after the last tensor may go.
     @Test func everyTruncationThrows() throws {
         let bytes = Self.sample().bytes()
-        for n in 0..<bytes.count {
+        let full = try GGUFFile(data: Data(bytes))
+        let end = full.tensors.map { full.dataOffset + $0.offset + $0.byteCount }.max()!
+        #expect(end < bytes.count)
+        _ = try GGUFFile(data: Data(bytes[0..<end]))
+        for n in 0..<end {
             #expect(throws: GGUFError.self) { try GGUFFile(data: Data(bytes[0..<n])) }
         }
     }
