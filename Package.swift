@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "SpargeAttn", targets: ["SpargeAttn"]),
         .library(name: "SpargeSIMD", targets: ["SpargeSIMD"]),
         .library(name: "SpargeCUDA", targets: ["SpargeCUDA"]),
+        .library(name: "SpargeFormats", targets: ["SpargeFormats"]),
+        .library(name: "SpargeTuning", targets: ["SpargeTuning"]),
+        .library(name: "SpargeWorkloads", targets: ["SpargeWorkloads"]),
         .executable(name: "sparge", targets: ["sparge"]),
         .executable(name: "smollm", targets: ["smollm"]),
     ],
@@ -25,14 +28,22 @@ let package = Package(
     targets: [
         .target(name: "SpargeSIMD", swiftSettings: tunedFlags),
         .target(name: "SpargeAttn", dependencies: ["SpargeSIMD"], swiftSettings: tunedFlags),
+        // Tools over the public API of SpargeAttn, apart from the algorithm:
+        // tensor files (safetensors, .npy), JSON text, PNG and block-map images;
+        .target(name: "SpargeFormats", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
+        // per-head calibration of the hyper-parameters and the tuned-settings file;
+        .target(name: "SpargeTuning", dependencies: ["SpargeAttn", "SpargeFormats"], swiftSettings: tunedFlags),
+        // synthetic video-like and language-model-like inputs.
+        .target(name: "SpargeWorkloads", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
         // Every source of SpargeCUDA is wrapped in `#if CUDA`: without the trait the module is empty.
         .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"], swiftSettings: tunedFlags),
-        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
+        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads",
+                                                        .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))],
                           swiftSettings: tunedFlags),
         // The example of a real model on the library (Examples/): a GGUF reader and BPE tokenizer
         // (a library, so tests and fuzz targets can use it) and the SmolLM2 program.
         .target(name: "SpargeGGUF", path: "Examples/SpargeGGUF", swiftSettings: tunedFlags),
-        .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeGGUF"], path: "Examples/SmolLM",
+        .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeGGUF"], path: "Examples/SmolLM",
                           swiftSettings: tunedFlags),
         .testTarget(name: "SpargeGGUFTests", dependencies: ["SpargeGGUF"], path: "Examples/SpargeGGUFTests",
                     exclude: ["TokenizerExpected.json"]),
@@ -41,8 +52,13 @@ let package = Package(
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
         .executableTarget(name: "sparge-allocation-check", dependencies: ["SpargeAttn", "MallocCounter"],
                           path: "Tests/Support/AllocationCheck"),
+        // What several test targets share: the golden cases, Python interoperability, a seeded
+        // generator. Not a product.
+        .target(name: "SpargeTestSupport", dependencies: ["SpargeAttn", "SpargeFormats"], path: "Tests/Support/TestSupport"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
-        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn"]),
+        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
+        // The `sparge` tool run as a subprocess (it must be built: `swift test` builds it).
+        .testTarget(name: "SpargeCLITests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
         .testTarget(name: "SpargeCUDATests", dependencies: ["SpargeAttn", "SpargeCUDA"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds what a GPU machine without a Swift toolchain needs into .gpu/ (ignored by git; carry
 # it with the device tool): a static, stripped, gzipped `sparge` with the CUDA trait, and the
-# golden cases that fit the 64 MiB per-call limit (pass their names to choose others).
+# golden cases that fit the 64 MiB per-call limit: those of $GOLDEN_DIR (default Tests/Golden,
+# the compact set; point it at the full set's folder when you have it), or the names given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --traits CUDA --static-swift-stdlib --scratch-path .build-cuda-static
 rm -rf .gpu && mkdir -p .gpu/golden
 strip -o .gpu/sparge .build-cuda-static/release/sparge
 gzip -9 .gpu/sparge
+golden_dir=${GOLDEN_DIR:-Tests/Golden}
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] || cases=(gauss_1000_d64 minilm_l2_512_d32 video_2048_d64 lm_2048_d128_causal)
-for c in "${cases[@]}"; do cp "../shared/golden/$c.safetensors" .gpu/golden/; done
+for c in "${cases[@]}"; do
+    if [ -f "$golden_dir/$c.safetensors" ]; then cp "$golden_dir/$c.safetensors" .gpu/golden/; fi
+done
 du -sh .gpu

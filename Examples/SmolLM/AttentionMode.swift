@@ -1,4 +1,6 @@
 import SpargeAttn
+import SpargeFormats
+import SpargeTuning
 
 /// How the model's attention layers run.
 enum AttentionMode: Sendable {

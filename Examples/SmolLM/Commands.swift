@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeTuning
 import SpargeGGUF
 
 /// The commands that run the model.

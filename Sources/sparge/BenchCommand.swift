@@ -1,6 +1,7 @@
 import Foundation
 import SpargeAttn
 import SpargeSIMD
+import SpargeWorkloads
 
 /// `sparge bench`: the speed of the dense and sparse paths per shape and input kind, with the
 /// sparse time split into stage 1, quantization and kernel, the accuracy against dense, and

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 #if CUDA
 import SpargeCUDA
 #endif

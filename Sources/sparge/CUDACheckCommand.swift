@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeWorkloads
 #if CUDA
 import SpargeCUDA
 #endif
@@ -15,7 +17,8 @@ struct CUDACheckCommand {
         output cosine >= 0.9999. Prints one row per case; exit status 1 if any case fails.
 
           --golden DIR   folder of golden .safetensors cases (q, k, v; metadata 'case' with the
-                         causal flag); each runs with several parameter sets (default ../shared/golden)
+                         causal flag); each runs with several parameter sets (default Tests/Golden,
+                         the repository's compact set; give the full set's folder when you have it)
           --random N     random shapes: ragged lengths, GQA, Nq != Nk, causal, head dims 32-128,
                          HND/NHD, fp32/fp16/bf16 inputs (default 24)
           --seed S       seed of the random shapes (default 1)
@@ -28,7 +31,7 @@ struct CUDACheckCommand {
     init?(arguments: [String]) throws {
         let a = try Arguments(arguments, flags: [], options: ["golden", "random", "seed"])
         if a.helpRequested { print(Self.usage); return nil }
-        golden = a.string("golden") ?? "../shared/golden"
+        golden = a.string("golden") ?? "Tests/Golden"
         random = try a.int("random", in: 0...100_000) ?? 24
         seed = UInt64(try a.int("seed", in: 0...Int.max) ?? 1)
     }
@@ -69,7 +72,7 @@ struct CUDACheckCommand {
         let file = try SafeTensorsFile.read(path: path)
         let qt = try file.tensor("q"), kt = try file.tensor("k"), vt = try file.tensor("v")
         let shape = try RunCommand.shape(q: qt, k: kt, v: vt)
-        // The golden files' metadata 'case' is JSON with the causal flag (ALGORITHM.md section 6).
+        // The golden files' metadata 'case' is JSON with the causal flag (ExactSemantics.md section 6).
         let meta = file.metadata["case"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let causal = meta?["causal"] as? Bool ?? false
         let q = try qt.floats().map { Float16($0) }, k = try kt.floats().map { Float16($0) }, v = try vt.floats().map { Float16($0) }

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 
 /// `sparge check`: verifies a GPU attention output against this library, for CI.
 ///
@@ -41,7 +42,7 @@ struct CheckCommand {
           --threads N         worker threads (default: all CPUs)
 
         Rows that see no key (causal, every kept block in their future) are left out: the
-        kernels return different values there by design (ALGORITHM.md section 4).
+        kernels return different values there by design (ExactSemantics.md section 4).
         Exit status: 0 PASS, 1 FAIL, 2 bad arguments or files (one line on stderr).
         """
 

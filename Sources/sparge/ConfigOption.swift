@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeTuning
 
 /// `--config FILE [--layer NAME]` of `sparge run` and `sparge evaluate`: tuned per-head values
 /// applied on top of the attention options given.

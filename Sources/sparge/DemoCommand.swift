@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeWorkloads
 
 /// `sparge demo`: sparse attention under several configurations against exact dense attention
 /// on a built-in video-like workload: accuracy, sparsity and speed in one table.

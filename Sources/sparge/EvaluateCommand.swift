@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeTuning
 
 /// `sparge evaluate`: per-head error against exact attention and density of sparse attention
 /// on stored inputs, with given or tuned (`--config`) parameters: how settings hold up on

@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeWorkloads
 
 /// `sparge generate`: writes the built-in workload's q, k, v to a safetensors file, so that
 /// `sparge run` and outside tools (for example the authors' GPU code) see the same inputs.

@@ -1,4 +1,5 @@
 import SpargeAttn
+import SpargeFormats
 /// A minimal JSON value with ordered object keys, so the `run` command's output is stable and
 /// needs no Foundation encoder (whose key order and number formatting vary).
 indirect enum JSON {

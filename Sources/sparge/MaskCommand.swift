@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 
 /// `sparge mask`: shows a block map, either one stored in a safetensors file (the GPU code's
 /// `mask` tensors, or what `sparge run --output` writes) or one predicted from the file's q

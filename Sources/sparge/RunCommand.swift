@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 
 /// `sparge run`: attention of the `q`, `k`, `v` tensors of a safetensors file, with the
 /// results written to another file and one JSON object on stdout. A stable interface for

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 
 /// A tensor named on the command line: `FILE.npy`, `FILE.safetensors:NAME`, or a safetensors
 /// file that holds exactly one tensor. Safetensors files are read once and shared between

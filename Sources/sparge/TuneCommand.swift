@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeTuning
 
 /// `sparge tune`: per-head calibration of theta, tau (or top-k) and lambda on the q, k, v of
 /// one or more files, saved as a tuned-settings JSON file for `sparge run --config`.

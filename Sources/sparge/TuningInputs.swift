@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeTuning
 
 /// Reading the q, k, v of `sparge tune` and `sparge evaluate` inputs, and the per-head table
 /// both print.

@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeTuning
 
 // `sparge`: command-line front end of the SpargeAttn library.
 // Exit status: 0 success, 2 bad arguments, bad files or any library error (one line on

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// FP8 e4m3fn (`__nv_fp8_e4m3`): decoding of all 256 codes against a table built here from
 /// the bit layout with `pow`, round trips, round-to-nearest-even at every midpoint,

@@ -1,5 +1,7 @@
 import Testing
 @testable import SpargeAttn
+@testable import SpargeWorkloads
+import SpargeTestSupport
 
 /// Grids as (frames, height, width); frames 1 is an image.
 private let grids: [(Int, Int, Int)] = [

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// The reusable plan: same results as the one-shot API, workspaces per thread, no heap
 /// allocation inside a call.
@@ -69,7 +70,7 @@ struct PlanTests {
     /// Runs Tests/Support/AllocationCheck (which replaces malloc to count calls) as a subprocess.
     @Test func planCallsDoNotAllocate() throws {
         let p = Process()
-        p.executableURL = try CLITests.executable(named: "sparge-allocation-check")
+        p.executableURL = try BuiltExecutable.url(named: "sparge-allocation-check")
         let out = Pipe()
         p.standardOutput = out
         try p.run()

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
+import SpargeTestSupport
 
 // MARK: - Helpers
 
@@ -396,16 +398,10 @@ private func allDTypeFile() throws -> SafeTensorsFile {
 
 // MARK: - Golden file
 
+/// The compact golden copy of the Gaussian case (both heads of the full case, without `dense.o`).
 @Test func readsGoldenFile() throws {
-    let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // SafeTensorsTests.swift
-        .deletingLastPathComponent()  // SpargeAttnTests
-        .deletingLastPathComponent()  // Tests
-    let path = packageRoot.appendingPathComponent("../shared/golden/gauss_1000_d64.safetensors").standardizedFileURL.path
-    try #require(
-        FileManager.default.fileExists(atPath: path),
-        "Golden file missing at \(path). The shared folder must sit next to the package root (<package root>/../shared)."
-    )
+    let path = Golden.path("compact/gauss_1000_d64")
+    try #require(FileManager.default.fileExists(atPath: path), "Golden file missing at \(path) (Scripts/make_compact_golden.py writes it)")
     let file = try SafeTensorsFile.read(path: path)
 
     let q = try file.tensor("q")
@@ -428,5 +424,5 @@ private func allDTypeFile() throws -> SafeTensorsFile {
     #expect(try k8.int64s().reduce(0, +) == 1166)
 
     #expect(file.metadata["case"] != nil, "__metadata__ must have a \"case\" key")
-    #expect(file.tensors.count == 24)
+    #expect(file.tensors.count == 23)
 }

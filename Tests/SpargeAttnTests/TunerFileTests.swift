@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeTuning
 
 /// The tuned-settings file: round trip, application to ``SpargeParameters``, and a typed error
 /// for every kind of bad file.

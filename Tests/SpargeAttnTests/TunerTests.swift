@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeTuning
+@testable import SpargeWorkloads
 
 /// The per-head tuner: bounds met on the calibration samples, generalisation to held-out
 /// inputs of the same generators, determinism, top-k mode, the dense fallback, and option

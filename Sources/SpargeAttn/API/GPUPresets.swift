@@ -1,4 +1,4 @@
-/// The authors' public GPU entry points (ALGORITHM.md section 5), for reproducing their outputs.
+/// The authors' public GPU entry points (<doc:ExactSemantics> section 5), for reproducing their outputs.
 public enum GPUPreset: String, Sendable, Hashable, CaseIterable {
     /// `spas_sage2_attn_meansim_topk_cuda` (recommended): top-k 0.5, theta -0.1, lambda 50.
     case sage2TopK = "sage2-topk"

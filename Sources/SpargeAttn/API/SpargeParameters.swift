@@ -1,4 +1,4 @@
-/// How stage 1 chooses the key blocks of each query block (ALGORITHM.md section 2, step 5).
+/// How stage 1 chooses the key blocks of each query block (<doc:ExactSemantics> section 2, step 5).
 public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
     /// CDF mode: keep the most probable blocks whose cumulative probability stays at or below
     /// `tau` (`cdfthreshd`), at least one.
@@ -6,6 +6,7 @@ public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
     /// Top-k mode: keep `floor(topk * keyBlocks)` blocks (at least one), `topk` in (0, 1].
     case topK(PerHead)
 
+    /// The rule and its value, as `cdf 0.9` or `topk 0.5`.
     public var description: String {
         switch self {
         case .cdf(let t): return "cdf \(t)"
@@ -14,7 +15,7 @@ public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Which of the authors' two INT8 quantizations of Q to reproduce (ALGORITHM.md section 3).
+/// Which of the authors' two INT8 quantizations of Q to reproduce (<doc:ExactSemantics> section 3).
 public enum QuantizationVariant: String, Sendable, Hashable, CaseIterable {
     /// CUDA entry points: raw Q is quantized; scores are scaled by `s * log2(e)` afterwards.
     case cuda
@@ -22,7 +23,7 @@ public enum QuantizationVariant: String, Sendable, Hashable, CaseIterable {
     case triton
 }
 
-/// How the P.V product is computed (ALGORITHM.md section 4a): exact fp32, or emulating a GPU
+/// How the P.V product is computed (<doc:ExactSemantics> section 4a): exact fp32, or emulating a GPU
 /// kernel's numerics to cross-check its outputs.
 public enum PVNumerics: String, Sendable, Hashable, CaseIterable {
     /// P and V in fp32 (default).
@@ -113,6 +114,7 @@ public struct SpargeParameters: Sendable, Hashable {
     /// NaN / infinity handling of the inputs.
     public var nonFinitePolicy: NonFinitePolicy = .reject
 
+    /// The defaults of each field (see ``recommended`` for the tuned starting point).
     public init() {}
 
     /// `spas_sage2_attn_meansim_topk_cuda`: top-k 0.5, theta -0.1, lambda 50.

@@ -9,57 +9,6 @@ struct DenseTiling {
     static let keyColumns = 64
 }
 
-/// K transposed per tile (`kT[d][c]`) and V padded when needed, for every (batch, kv head).
-final class DenseOperands: @unchecked Sendable {
-    let shape: AttentionShape
-    let keyTiles: Int
-    let width: Int
-    let kTransposed: RawBuffer<Float>     // [B*Hkv][keyTiles][D][keyColumns]
-    let vPadded: RawBuffer<Float>?
-    let values: TensorView
-
-    init(shape s: AttentionShape, v: TensorView) {
-        shape = s
-        keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
-        width = roundUp(s.headDim, 8)
-        kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
-        if v.isFloat32 && s.headDim % 8 == 0 {
-            vPadded = nil
-            values = v
-        } else {
-            let w = width
-            let buf = RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * w, zero: 0)
-            for b in 0..<s.batch {
-                for h in 0..<s.kvHeads {
-                    for n in 0..<s.keyLength {
-                        v.load(b, h, n, into: buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w, count: s.headDim)
-                    }
-                }
-            }
-            vPadded = buf
-            values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * w,
-                                headStride: s.keyLength * w, rowStride: w)
-        }
-    }
-
-    var tileSize: Int { shape.headDim * DenseTiling.keyColumns }
-
-    /// Transposes the key tiles of (batch b, kv head h).
-    func prepareKeys(b: Int, h: Int, k: TensorView, scratch w: WorkerScratch) {
-        let s = shape, tc = DenseTiling.keyColumns
-        for j in 0..<keyTiles {
-            let start = j * tc
-            let rows = Swift.min(tc, s.keyLength - start)
-            let dst = kTransposed.pointer + ((b * s.kvHeads + h) * keyTiles + j) * tileSize
-            dst.update(repeating: 0, count: tileSize)
-            for c in 0..<rows {
-                let src = k.floats(b, h, start + c, count: s.headDim, temp: w.row.pointer)
-                for x in 0..<s.headDim { dst[x * tc + c] = src[x] }
-            }
-        }
-    }
-}
-
 /// Computes exact attention for query tile `i` of (batch b, head h); with `chunks > 1`
 /// only the `chunk`-th share of the key tiles, exported unnormalised to `partial` (split-K).
 func denseQueryTile(

@@ -1,6 +1,6 @@
 import SpargeSIMD
 
-// Stage 2 (ALGORITHM.md section 4): the block-sparse online softmax over INT8 Q.K^T with
+// Stage 2 (ExactSemantics.md section 4): the block-sparse online softmax over INT8 Q.K^T with
 // the softmax-aware filter decided once per query block, fp32 P.V, token-level causal mask.
 
 /// Counters of one query block: marked key blocks visited, and how many stage 2 skipped.
@@ -75,7 +75,7 @@ func sparseQueryBlock(
         // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)
         let exempt = ordinal >= selected - o.exemptTailBlocks
-        if !exempt && lambda.isFinite && softmax.largestIncrease(rows: rows) + lambda <= 0 {
+        if stage2SkipsTile(softmax, rows: rows, lambda: lambda, exempt: exempt) {
             counts.skipped += 1
             continue
         }
@@ -90,27 +90,4 @@ func sparseQueryBlock(
         softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }
     return counts
-}
-
-/// Sets to -inf the padding columns (`>= validColumns`) and, with `causal`, the scores of keys
-/// after `query + offset`. With `zeroPaddingUpTo > validColumns` the padding columns below it
-/// score 0 instead (the Triton kernel's unmasked key padding).
-@inline(__always)
-func maskTile(
-    scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
-    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0
-) {
-    let visibleColumns = Swift.max(validColumns, Swift.min(zeroPaddingUpTo, stride))
-    for r in 0..<rows {
-        let row = scores + r * stride
-        if visibleColumns > validColumns {
-            (row + validColumns).update(repeating: 0, count: visibleColumns - validColumns)
-        }
-        var limit = visibleColumns
-        if causal {
-            // Keys firstKey + c with c <= firstQuery + r + offset - firstKey are visible.
-            limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))
-        }
-        if limit < stride { (row + limit).update(repeating: -.infinity, count: stride - limit) }
-    }
 }

@@ -67,13 +67,6 @@ public struct HilbertOrder: Sendable, Hashable {
         inverse = inv
     }
 
-    /// The order of the grid of a ``VideoLikeWorkload``. Throws ``SpargeError/invalidShape(_:)``
-    /// when its tokens do not fill whole frames (a partial last frame has no rectangular grid).
-    public init(_ workload: VideoLikeWorkload) throws {
-        try self.init(frames: workload.frames, height: workload.height, width: workload.width)
-        try validate(tokens: workload.tokens)
-    }
-
     /// Throws ``SpargeError/invalidShape(_:)`` unless `tokens` equals ``count``.
     public func validate(tokens: Int) throws {
         guard tokens == count else {

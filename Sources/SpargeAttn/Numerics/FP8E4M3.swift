@@ -6,7 +6,7 @@
 /// (`0x7E`). Exponent 0 holds subnormals `M * 2^-9`; the smallest positive value is `2^-9`.
 ///
 /// The Hopper and Ada SpargeAttn kernels round P and V to this format before the P·V product
-/// (ALGORITHM.md section 4a); this type lets the CPU code reproduce that rounding.
+/// (<doc:ExactSemantics> section 4a); this type lets the CPU code reproduce that rounding.
 ///
 /// Equality and hashing compare bit patterns, so `+0` and `-0` differ and NaN equals itself.
 public struct FP8E4M3: Sendable, Hashable {

@@ -1,6 +1,6 @@
 import SpargeSIMD
 
-// Per-block INT8 quantization (ALGORITHM.md section 3): one scale per block,
+// Per-block INT8 quantization (ExactSemantics.md section 3): one scale per block,
 // `scale = max|x| / 127 + 1e-7`, `q = trunc(x / scale + 0.5 * sign)`.
 
 /// `log2(e)` as the GPU code writes it.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Plain float64 attention, written for clarity, not speed: the yardstick of the tests and the
-/// reading companion of the fast kernels (ALGORITHM.md section 4 without quantization or the
+/// reading companion of the fast kernels (<doc:ExactSemantics> section 4 without quantization or the
 /// stage-2 filter). O(Nq * Nk * D) time, O(Nk) memory per row.
 public enum Float64Reference {
     /// Exact attention in float64 of `B,H,Nq,D` / `B,Hkv,Nk,D` inputs, optionally restricted to

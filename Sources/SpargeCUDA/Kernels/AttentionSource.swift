@@ -1,5 +1,5 @@
 #if CUDA
-/// CUDA C of stage 2 (ALGORITHM.md section 4): the block-sparse online softmax, one thread
+/// CUDA C of stage 2 (ExactSemantics.md section 4): the block-sparse online softmax, one thread
 /// block per (query block, head), 16 or 32 query rows per warp (MT row tiles of 16: with two,
 /// every K and V fragment read from shared memory feeds two mma). Q.K^T on INT8 tensor cores
 /// (`mma.sync` m16n8k32 s8, int32 accumulation), the per-query-block lambda filter, P.V on

@@ -1,5 +1,5 @@
 #if CUDA
-/// CUDA C of the preparation kernels (ALGORITHM.md sections 1-3): K mean, K smoothing, block
+/// CUDA C of the preparation kernels (ExactSemantics.md sections 1-3): K mean, K smoothing, block
 /// summaries, INT8 quantization, stage-1 selection, V in fp16. Each kernel repeats the CPU
 /// path's arithmetic in the same order (compiled with `--fmad=false`; fused only where the
 /// CPU build fuses), so masks and INT8 tensors come out identical.

@@ -1,0 +1,112 @@
+import SpargeSIMD
+
+// The online-softmax accumulator shared by the dense and the sparse kernels (ExactSemantics.md
+// section 4, steps 2, 4, 5): per row a running max `m` (base-2 units), a denominator `l` and
+// an fp32 accumulator row `O`. Scores arrive as a tile in base-2 units (already multiplied
+// by `s * log2(e)`), masked entries as -inf.
+
+/// The SageAttention2 kernels' offset of the FP8 probabilities (base-2 units).
+let fp8ProbabilityOffset: Float = 8.807
+
+/// Pointers into a worker's workspace for one query tile.
+struct OnlineSoftmax {
+    var rowMax: UnsafeMutablePointer<Float>      // m, rowsPad
+    var rowSum: UnsafeMutablePointer<Float>      // l, rowsPad
+    var tileMax: UnsafeMutablePointer<Float>     // m_loc of the current tile, rowsPad
+    var acc: UnsafeMutablePointer<Float>         // O, rowsPad x width
+    var width: Int                               // padded head dim (multiple of 8)
+
+    /// Starts a query tile of `rows` rows (padded to a multiple of 4).
+    func reset(rows: Int) {
+        rowMax.update(repeating: -.infinity, count: rows)
+        rowSum.update(repeating: 0, count: rows)
+        acc.update(repeating: 0, count: rows * width)
+    }
+
+    /// Computes the tile's row maxima `m_loc` into `tileMax`.
+    func measure(scores: UnsafePointer<Float>, stride: Int, rows: Int) {
+        for r in 0..<rows { tileMax[r] = SpargeSIMD.rowMax(scores + r * stride, count: stride) }
+    }
+
+    /// The stage-2 filter quantity: max over the first `rows` rows of `m_loc - m`
+    /// (-inf for a row with nothing unmasked in this tile, +inf for a row seeing its first key).
+    func largestIncrease(rows: Int) -> Float {
+        var best = -Float.infinity
+        for r in 0..<rows {
+            let local = tileMax[r]
+            if local == -.infinity { continue }
+            let running = rowMax[r]
+            if running == -.infinity { return .infinity }
+            best = Swift.max(best, local - running)
+        }
+        return best
+    }
+
+    /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
+    /// into `P = 2^(S - m_new)` in place, adds their row sums to `l`, and `O += P V`.
+    func absorb(
+        scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
+        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32
+    ) {
+        for r in 0..<rows {
+            let local = tileMax[r]
+            let row = scores + r * stride
+            if local == -.infinity {
+                // Nothing visible in this tile for this row: P = 0.
+                row.update(repeating: 0, count: stride)
+                continue
+            }
+            let updated = Self.raiseMax(rowMax + r, sum: rowSum + r, acc: acc + r * width, width: width, tileMax: local)
+            switch numerics {
+            case .fp32:
+                rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
+            case .fp16:
+                // l from the unrounded P; P.V with P rounded to fp16 (V is rounded when bound).
+                rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
+                for c in 0..<keys { row[c] = roundToHalf(row[c]) }
+            case .fp8:
+                // P carries 2^8.807 (about 448) so it uses the e4m3 range; l sums the unrounded
+                // P, so the factor cancels in O / l.
+                rowSum[r] += exp2InPlace(row, count: stride, shift: updated - fp8ProbabilityOffset)
+                for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
+            }
+        }
+        accumulateProbabilityValue(
+            p: scores, pStride: stride, rows: rows, count: keys,
+            v: values, vStride: valueStride, width: width, o: acc, oStride: width)
+    }
+
+    /// The running-max step of one row for a tile whose maximum `tileMax` is finite: when the
+    /// max grows, `l` and `O` are rescaled by `2^(m - m_new)`; stores and returns `m_new`.
+    /// Every online softmax of the package (tiled kernels, exact decode) goes through it.
+    @inline(__always)
+    static func raiseMax(_ m: UnsafeMutablePointer<Float>, sum l: UnsafeMutablePointer<Float>,
+                         acc: UnsafeMutablePointer<Float>, width: Int, tileMax: Float) -> Float {
+        let running = m.pointee
+        let updated = Swift.max(running, tileMax)
+        if updated > running && running != -.infinity {
+            let alpha = exp2Scalar(running - updated)
+            l.pointee *= alpha
+            scaleInPlace(acc, count: width, by: alpha)
+        }
+        m.pointee = updated
+        return updated
+    }
+
+    /// Writes `O / l` for `rows` rows of `d` channels as rows `first...` of (b, h) of `output`;
+    /// a row that saw no key gets zeros. `temp` holds one row.
+    func finish(rows: Int, d: Int, into output: MutableTensorView, b: Int, h: Int, first: Int,
+                temp: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let l = rowSum[r]
+            if l == 0 {
+                temp.update(repeating: 0, count: d)
+            } else {
+                let inv = 1 / l
+                let src = acc + r * width
+                for c in 0..<d { temp[c] = src[c] * inv }
+            }
+            output.store(b, h, first + r, from: temp, count: d)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+// Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
+// K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
+// blocks and their scales (section 3) in the packed layouts of the score micro-kernel, and V
+// padded to a multiple of 8 channels when its own rows are not.
+
+/// Prepared operands of one call. Buffers are indexed by (batch, head) or (batch, kv head).
+final class SparseOperands: @unchecked Sendable {
+    let g: SparseGeometry
+    let kPacked: RawBuffer<Int16>     // [B*Hkv][nk][packedKeyBlock]
+    let kScale: RawBuffer<Float>      // [B*Hkv][nk]
+    let kPooled: RawBuffer<Float>     // [B*Hkv][nk][D]
+    let kSim: RawBuffer<Float>        // [B*Hkv][nk]
+    let kMean: RawBuffer<Float>       // [B*Hkv][D]
+    let qPacked: RawBuffer<Int32>     // [B*H][packedQueryHead]
+    let qScale: RawBuffer<Float>      // [B*H][nq]
+    let qPooled: RawBuffer<Float>     // [B*H][nq][D]
+    let qSim: RawBuffer<Float>        // [B*H][nq]
+    let qInt8: RawBuffer<Int8>?       // [B*H][Nq][D] when captured
+    let kInt8: RawBuffer<Int8>?       // [B*Hkv][Nk][D] when captured
+    /// V widened to fp32 with rows padded to `width` floats, when V cannot be read in place
+    /// (fp16/bf16 elements, or D not a multiple of 8); allocated on first need, then reused.
+    private(set) var vPadded: RawBuffer<Float>?
+    /// What the kernel reads for V (set by ``bindValues(_:)``).
+    private(set) var values: TensorView
+
+
+    init(geometry g: SparseGeometry, captureInt8: Bool) {
+        self.g = g
+        let s = g.shape, d = s.headDim
+        let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
+        kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlockStride * g.packedKeyBlock)  // packColumnPairs zero-fills
+        kScale = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
+        kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
+        kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
+        kMean = RawBuffer(count: kvHeads * d, zero: 0)
+        qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
+        qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
+        qPooled = RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0)
+        qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
+        qInt8 = captureInt8 ? RawBuffer(uninitializedCount: qHeads * s.queryLength * d) : nil
+        kInt8 = captureInt8 ? RawBuffer(uninitializedCount: kvHeads * s.keyLength * d) : nil
+        values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
+    }
+
+    /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
+    func bindPaddedValues(_ v: TensorView) { values = v }
+
+    /// Points the kernel at V (see `widenValues`): in place when it can, else widened into
+    /// `vPadded`, allocated on first need and then reused.
+    func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25) {
+        let s = g.shape
+        if valuesReadInPlace(v, headDim: s.headDim, numerics: numerics) {
+            values = v
+            return
+        }
+        let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
+        vPadded = buf
+        values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange, into: buf.pointer)
+    }
+
+    func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
+                     partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
+        computeKeyMean(b: b, h: h, k: k, tokens: g.shape.keyLength, smoothK: smoothK, gpuRounding: gpuRounding,
+                       geometry: g, scratch: w)
+        prepareKeyBlocks(b: b, h: h, k: k, blocks: 0..<g.keyBlocks, gpuRounding: gpuRounding,
+                         partialBlocks: partialBlocks, geometry: g, scratch: w)
+    }
+
+    /// Section 1: the mean over the first `tokens` keys of (b, kv head h) into `kMean`
+    /// (zero without smoothing).
+    func computeKeyMean(b: Int, h: Int, k: TensorView, tokens n: Int, smoothK: Bool, gpuRounding: Bool,
+                        geometry g: SparseGeometry, scratch w: WorkerScratch) {
+        let d = g.shape.headDim
+        let mean = kMean.pointer + (b * g.shape.kvHeads + h) * d
+        guard smoothK else {
+            mean.update(repeating: 0, count: d)
+            return
+        }
+        keySmoothingMean(k, b: b, h: h, tokens: n, d: d, gpuRounding: gpuRounding, into: mean,
+                         sums: w.sums.pointer, partial: w.vector.pointer, row: w.row.pointer)
+    }
+
+    /// Sections 1-3 for key blocks `blocks` of (b, kv head h): K' = K - kMean, summaries,
+    /// INT8 and packing (a block past the end of the keys is partial).
+    func prepareKeyBlocks(b: Int, h: Int, k: TensorView, blocks: Range<Int>, gpuRounding: Bool,
+                          partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
+        let s = g.shape, d = s.headDim, n = s.keyLength
+        let head = b * s.kvHeads + h
+        let mean = kMean.pointer + head * d
+        let block = w.block.pointer
+        for j in blocks {
+            let t0 = monotonicNanos()
+            let start = j * g.blockK
+            let rows = Swift.min(g.blockK, n - start)
+            for r in 0..<rows {
+                let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
+                smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
+            }
+            let t = head * g.keyBlockStride + j
+            let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
+            (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
+                block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
+                partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
+            packKeyBlock(q8, rows: rows, d: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
+            w.quantizationNanos &+= monotonicNanos() &- w.lastMark
+        }
+    }
+
+    /// Section 2 + 3 on the query side of (batch b, head h).
+    func prepareQueries(b: Int, h: Int, q: TensorView, premultiplier: Float, gpuRounding: Bool,
+                        partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
+        let s = g.shape, d = s.headDim, n = s.queryLength
+        let head = b * s.heads + h
+        let block = w.block.pointer
+        for i in 0..<g.queryBlocks {
+            let t0 = monotonicNanos()
+            let start = i * g.blockQ
+            let rows = Swift.min(g.blockQ, n - start)
+            for r in 0..<rows {
+                let dst = block + r * d
+                q.load(b, h, start + r, into: dst, count: d)
+                if gpuRounding {
+                    for c in 0..<d { dst[c] = roundToHalf(dst[c]) }
+                }
+            }
+            let t = head * g.queryBlocks + i
+            let q8 = qInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
+            (qSim.pointer[t], qScale.pointer[t]) = summarizeAndQuantize(
+                block, rows: rows, blockSize: g.blockQ, premultiplier: premultiplier, gpuRounding: gpuRounding,
+                partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
+            packQueryBlock(q8, rows: rows, d: d, pairs: g.pairs, rowsPad: g.rowsPad,
+                           into: qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs)
+            w.quantizationNanos &+= monotonicNanos() &- w.lastMark
+        }
+    }
+
+    /// Stage-1 summary (section 2, steps 1-2) then INT8 quantization (section 3) of one block
+    /// held in `block`; accounts the first to stage 1 and leaves `scratch.lastMark` at the
+    /// start of quantization. Returns (self-similarity, scale).
+    private func summarizeAndQuantize(
+        _ block: UnsafePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
+        partialBlocks: PartialBlockRule, pooled: UnsafeMutablePointer<Float>, int8: UnsafeMutablePointer<Int8>,
+        since start: UInt64, scratch w: WorkerScratch
+    ) -> (Float, Float) {
+        let d = w.headDim
+        let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
+                                 partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer)
+        w.lastMark = monotonicNanos()
+        w.stage1Nanos &+= w.lastMark &- start
+        let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8)
+        return (sim, scale)
+    }
+}

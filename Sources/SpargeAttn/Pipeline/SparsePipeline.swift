@@ -1,0 +1,173 @@
+// The order of the whole algorithm, one phase per parallel loop:
+//   1. keys    (batch x kv head):   K mean, K' blocks, summaries, INT8 + packing;
+//   2. queries (batch x head):      Q blocks, summaries, INT8 + packing, stage-1 selection;
+//   3. kernel  (batch x head x query block): stage 2.
+// Each work item writes only its own region, so the result is the same for any thread count.
+
+/// Phase timings and tile counts of one call (no arrays: building it does not allocate).
+struct SparseRunOutcome {
+    var timings: SparseTimings
+    var visited: Int
+    var skipped: Int
+}
+
+struct SparsePipeline {
+    let shape: AttentionShape
+    let parameters: SpargeParameters
+    /// Forces the per-head stage-2 kernel where the grouped decode kernel would apply (tests).
+    var perHeadKernel = false
+
+    /// Runs stage 1 (unless `given` holds a block map), quantization and, with an output,
+    /// stage 2, using only `st`'s memory.
+    ///
+    /// With `keysPrepared` (a KV cache), phase 1 is skipped: the storage already holds the key
+    /// side, laid out with `geometry.keyBlockStride`; `geometry` is then the call's (its Nq and
+    /// Nk), while the storage's buffers were sized for the largest call.
+    func run(q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView?,
+             given: UnsafePointer<UInt8>?, storage st: SparseStorage,
+             geometry: SparseGeometry? = nil, keysPrepared: Bool = false) -> SparseRunOutcome {
+        let p = parameters, s = shape, d = s.headDim, g = geometry ?? st.g
+        let ops = st.ops, scratch = st.scratch, workers = st.workers
+        let scale = p.scale(headDim: d)
+        let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
+        for w in scratch { w.stage1Nanos = 0; w.quantizationNanos = 0 }
+        let mapBase = UnsafeSendable(st.map.pointer)
+        if let given { st.map.pointer.update(from: given, count: g.mapCount) }
+
+        let start = monotonicNanos()
+        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics, fp8ValueRange: p.fp8ValueRange) }
+        // Phase 1: keys.
+        if !keysPrepared {
+            parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
+                ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
+                                gpuRounding: p.gpuRounding, partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
+            }
+        }
+        // Phase 2: queries and stage-1 selection.
+        let predict = given == nil
+        parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
+            let b = item / s.heads, h = item % s.heads
+            let w = scratch[worker]
+            ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
+                               partialBlocks: Self.queryPartialBlocks(shape: s, parameters: p), geometry: g, scratch: w)
+            guard predict else { return }
+            let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
+            let (selection, isTopK): (Float, Bool) = {
+                switch p.selection {
+                case .cdf(let t): return (t[h], false)
+                case .topK(let t): return (t[h], true)
+                }
+            }()
+            let inputs = SelectionInputs(
+                pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
+                simQ: ops.qSim.pointer + qHead * g.queryBlocks,
+                pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
+                simK: ops.kSim.pointer + kHead * g.keyBlockStride,
+                queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
+                blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
+                selection: selection, isTopK: isTopK, causal: p.causal,
+                causalOffset: s.keyLength - s.queryLength,
+                attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
+                probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
+            let t0 = monotonicNanos()
+            selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
+                         probabilities: w.probabilities.pointer, keys: w.keys.pointer)
+            w.stage1Nanos &+= monotonicNanos() &- t0
+        }
+        let prepared = monotonicNanos()
+        // Phase 3: stage 2 (split-K when there are few query blocks), then the merge.
+        var visited = 0, skipped = 0
+        if let output {
+            // Block-only causal masking: stage 1 clears the future blocks, the kernel masks nothing.
+            let options = SparseKernelOptions(
+                causal: p.causal && p.causalMasking == .token, causalOffset: s.keyLength - s.queryLength,
+                exemptTailBlocks: p.stage2ExemptTailBlocks,
+                scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
+                tritonKeyPadding: p.tritonKeyPadding, numerics: p.pvNumerics)
+            let items = s.batch * s.heads * g.queryBlocks
+            let chunks = keysPrepared ? splitFactor(items: items, keyBlocks: g.keyBlocks) : st.chunks
+            let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
+            let countBase = UnsafeSendable(st.counts.pointer)
+            let partials = st.partials
+            if usesGroupedDecode(g) && !perHeadKernel {
+                // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.
+                parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, work in
+                    let bk = work / chunks, chunk = work % chunks
+                    groupedDecodeBlock(
+                        b: bk / s.kvHeads, kvh: bk % s.kvHeads, ops: ops, geometry: g, map: mapBase.value,
+                        lambda: { p.pvThreshold[$0] }, options: options, output: output, scratch: scratch[worker],
+                        chunk: chunk, chunks: chunks, partials: chunks > 1 ? partials!.pointer : nil, counts: countBase.value)
+                }
+            } else {
+                parallelFor(items: items * chunks, threads: workers) { worker, work in
+                    let item = work / chunks, chunk = work % chunks
+                    let i = item % g.queryBlocks, bh = item / g.queryBlocks
+                    let b = bh / s.heads, h = bh % s.heads
+                    countBase.value[work] = sparseQueryBlock(
+                        b: b, h: h, i: i, ops: ops, geometry: g, mapRow: mapBase.value + item * g.keyBlocks,
+                        lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
+                        chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
+                }
+            }
+            if chunks > 1, let partials {
+                parallelFor(items: items, threads: workers) { worker, item in
+                    let i = item % g.queryBlocks, bh = item / g.queryBlocks
+                    let qStart = i * g.blockQ
+                    OnlineSoftmax.merge(
+                        partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
+                        validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
+                        into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
+                }
+            }
+            for n in 0..<(items * chunks) {
+                visited += Int(st.counts.pointer[n].visited)
+                skipped += Int(st.counts.pointer[n].skipped)
+            }
+        }
+        let finished = monotonicNanos()
+        var stage1: UInt64 = 0, quantization: UInt64 = 0
+        for w in scratch { stage1 &+= w.stage1Nanos; quantization &+= w.quantizationNanos }
+        return SparseRunOutcome(
+            timings: SparseTimings(
+                preparationSeconds: Double(prepared - start) / 1e9, kernelSeconds: Double(finished - prepared) / 1e9,
+                stage1CPUSeconds: Double(stage1) / 1e9, quantizationCPUSeconds: Double(quantization) / 1e9),
+            visited: visited, skipped: skipped)
+    }
+
+    /// The partial-block rule of the query side: the parameters' rule, except that a query
+    /// shorter than one block (decoding) is measured: the GPU code never runs such shapes
+    /// (it needs N >= 128), and a single token is its own, perfectly self-similar, block.
+    static func queryPartialBlocks(shape: AttentionShape, parameters: SpargeParameters) -> PartialBlockRule {
+        shape.queryLength < parameters.blockQ ? .measure : parameters.partialBlocks
+    }
+}
+
+extension SparsePipeline {
+    /// A one-shot call: storage of its own, stage 1 unless `blockMap` is given, the result as arrays.
+    func callOnce(_ views: CallViews, blockMap: BlockMap?, threads: Int, captureQuantized: Bool,
+                  captureProbabilities: Bool = false) -> SparseAttentionResult {
+        let storage = SparseStorage(shape: shape, parameters: parameters, threads: threads,
+                                    captureInt8: captureQuantized, captureProbabilities: captureProbabilities)
+        let outcome = blockMap.map { m in
+            m.bits.withUnsafeBufferPointer {
+                run(q: views.q, k: views.k, v: views.v, output: views.output, given: $0.baseAddress, storage: storage)
+            }
+        } ?? run(q: views.q, k: views.k, v: views.v, output: views.output, given: nil, storage: storage)
+        return result(outcome, storage: storage, captureQuantized: captureQuantized)
+    }
+
+    /// A plan call: the workspace's storage, stage 1 unless `given` holds a map; no allocation.
+    func callWithWorkspace(_ views: CallViews, given: UnsafePointer<UInt8>?, storage: SparseStorage) -> SparseCallSummary {
+        let outcome = run(q: views.q, k: views.k, v: views.v, output: views.output, given: given, storage: storage)
+        return callSummary(outcome, map: storage.map.pointer, shape: shape, parameters: parameters, geometry: storage.g)
+    }
+}
+
+/// How many key ranges each query block is split into (split-K). A function of the shape
+/// alone, never of the thread count, so outputs stay identical for any number of threads:
+/// with fewer than `minimumItems` query blocks in the whole call, each one's keys are split
+/// so that there are at least that many work items for the cores.
+func splitFactor(items: Int, keyBlocks: Int, minimumItems: Int = 16) -> Int {
+    if items >= minimumItems { return 1 }
+    return Swift.max(1, Swift.min(keyBlocks, (minimumItems + items - 1) / items))
+}

@@ -1,0 +1,64 @@
+import SpargeSIMD
+
+// Stage 1, steps 1-2 (ExactSemantics.md section 2): the pooled mean and the self-similarity of
+// one block of rows. The fast form uses sum_{a,b} cos(x_a, x_b) = |sum_a x_a/|x_a||^2, which
+// is O(n*D) instead of the Gram matrix's O(n^2*D); `Stage1Reference.selfSimilarity`
+// computes the Gram matrix literally and the tests compare the two.
+
+/// Pooled mean and self-similarity of `rows` rows of length `d` (row stride `d`).
+///
+/// - Parameters:
+///   - blockSize: the nominal block size; a block with `rows < blockSize` is partial.
+///   - pooled: receives the mean row (`d` floats), fp16-rounded with `gpuRounding`.
+///   - scratch: `d` floats of workspace.
+/// - Returns: the mean pairwise cosine similarity, or NaN when the block cannot be
+///   self-similar (a partial block under ``PartialBlockRule/neverSelfSimilar``, or a zero row).
+func summarizeBlock(
+    _ x: UnsafePointer<Float>, rows: Int, blockSize: Int, d: Int,
+    gpuRounding: Bool, partialBlocks: PartialBlockRule,
+    pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+) -> Float {
+    pooled.update(repeating: 0, count: d)
+    scratch.update(repeating: 0, count: d)
+    let vectorEnd = d & ~7
+    for r in 0..<rows {
+        let row = x + r * d
+        // Column sums and the squared norm, eight channels at a time.
+        var squares = Float8()
+        var c = 0
+        while c < vectorEnd {
+            let v = load8(row + c)
+            store8(load8(pooled + c) + v, pooled + c)
+            squares = multiplyAdd(v, v, squares)
+            c += 8
+        }
+        var norm2 = horizontalSum(squares)
+        while c < d {
+            pooled[c] += row[c]
+            norm2 += row[c] * row[c]
+            c += 1
+        }
+        let norm = norm2.squareRoot()
+        // Sum of the unit rows (divided, not multiplied by 1/norm, as the GPU code does).
+        c = 0
+        if gpuRounding {
+            while c < d { scratch[c] += roundToHalf(row[c] / norm); c += 1 }
+        } else {
+            let nv = Float8(repeating: norm)
+            while c < vectorEnd {
+                store8(load8(scratch + c) + load8(row + c) / nv, scratch + c)
+                c += 8
+            }
+            while c < d { scratch[c] += row[c] / norm; c += 1 }
+        }
+    }
+    let n = Float(rows)
+    for c in 0..<d {
+        let mean = pooled[c] / n
+        pooled[c] = gpuRounding ? roundToHalf(mean) : mean
+    }
+    if rows < blockSize && partialBlocks == .neverSelfSimilar { return .nan }
+    var total: Float = 0
+    for c in 0..<d { total += scratch[c] * scratch[c] }
+    return total / (n * n)
+}
