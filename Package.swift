@@ -44,6 +44,7 @@ let package = Package(
         .library(name: "SpargeTuning", targets: ["SpargeTuning"]),
         .library(name: "SpargeWorkloads", targets: ["SpargeWorkloads"]),
         .executable(name: "sparge", targets: ["sparge"]),
+        .executable(name: "smollm", targets: ["smollm"]),
     ],
     traits: [
         .trait(name: "DispatchedKernels", description: "Also compile the kernels for AVX2 + FMA and for AVX-512 + VNNI (x86-64), chosen at run time by the CPU's features. On by default."),
@@ -64,6 +65,12 @@ let package = Package(
         .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"]),
         .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads",
                                                         .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))]),
+        // The example of a real model on the library (Examples/): a GGUF reader and BPE tokenizer
+        // (a library, so tests and fuzz targets can use it) and the SmolLM2 program.
+        .target(name: "SpargeGGUF", path: "Examples/SpargeGGUF"),
+        .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeGGUF"], path: "Examples/SmolLM"),
+        .testTarget(name: "SpargeGGUFTests", dependencies: ["SpargeGGUF"], path: "Examples/SpargeGGUFTests",
+                    exclude: ["TokenizerExpected.json"]),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
         // run by the tests; not a product.
         .target(name: "MallocCounter", path: "Tests/Support/MallocCounter"),
