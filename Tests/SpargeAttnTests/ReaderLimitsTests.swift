@@ -25,7 +25,7 @@ struct ReaderLimitsTests {
             _ = try SafeTensorsFile.parse(Self.file(header: inner, buffer: [1]))
             Issue.record("parsed")
         } catch let TensorFileError.invalidJSON(reason) {
-            #expect(reason.contains("duplicate key \"dtype\"") && reason.contains("line 1, column 22"), "\(reason)")
+            #expect(reason.contains("duplicate key \"dtype\"") && reason.contains("line 1, column 23"), "\(reason)")
         }
     }
 
@@ -55,7 +55,7 @@ struct ReaderLimitsTests {
             _ = try SafeTensorsFile.parse(Self.file(header: "{\n  \"t\": {\"dtype\": \"U8\",,}\n}"))
             Issue.record("parsed")
         } catch let TensorFileError.invalidJSON(reason) {
-            #expect(reason.contains("line 2, column 22"), "\(reason)")
+            #expect(reason.contains("line 2, column 23"), "\(reason)")
         }
     }
 
