@@ -17,13 +17,20 @@ final class DenseOperands: @unchecked Sendable {
     let kTransposed: RawBuffer<Float>     // [B*Hkv][keyTiles][D][keyColumns]
     let vPadded: RawBuffer<Float>?
     let values: TensorView
+    /// Per (batch, kv head): V is stored divided by it (``OverflowGuard``); 1 normally.
+    let valueUnits: [Float]
+    /// Per (batch, kv head): the largest |k| (set by ``prepareKeys``), for ``OverflowGuard``.
+    let keyMagnitude: RawBuffer<Float>
 
     init(shape s: AttentionShape, v: TensorView) {
         shape = s
         keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
         width = roundUp(s.headDim, 8)
         kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
-        if v.isFloat32 && s.headDim % 8 == 0 {
+        keyMagnitude = RawBuffer(count: s.batch * s.kvHeads, zero: 0)
+        let units = OverflowGuard.valueUnits(v, shape: s)
+        valueUnits = units
+        if v.isFloat32 && s.headDim % 8 == 0 && units.allSatisfy({ $0 == 1 }) {
             vPadded = nil
             values = v
         } else {
@@ -31,8 +38,11 @@ final class DenseOperands: @unchecked Sendable {
             let buf = RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * w, zero: 0)
             for b in 0..<s.batch {
                 for h in 0..<s.kvHeads {
+                    let unit = units[b * s.kvHeads + h]
                     for n in 0..<s.keyLength {
-                        v.load(b, h, n, into: buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w, count: s.headDim)
+                        let row = buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w
+                        v.load(b, h, n, into: row, count: s.headDim)
+                        if unit != 1 { for c in 0..<s.headDim { row[c] /= unit } }
                     }
                 }
             }
@@ -47,6 +57,7 @@ final class DenseOperands: @unchecked Sendable {
     /// Transposes the key tiles of (batch b, kv head h).
     func prepareKeys(b: Int, h: Int, k: TensorView, scratch w: WorkerScratch) {
         let s = shape, tc = DenseTiling.keyColumns
+        var magnitude: Float = 0
         for j in 0..<keyTiles {
             let start = j * tc
             let rows = Swift.min(tc, s.keyLength - start)
@@ -56,7 +67,9 @@ final class DenseOperands: @unchecked Sendable {
                 let src = k.floats(b, h, start + c, count: s.headDim, temp: w.row.pointer)
                 for x in 0..<s.headDim { dst[x * tc + c] = src[x] }
             }
+            magnitude = Swift.max(magnitude, OverflowGuard.maxMagnitude(dst, count: tileSize))
         }
+        keyMagnitude.pointer[b * s.kvHeads + h] = magnitude
     }
 }
 
@@ -75,18 +88,30 @@ func denseQueryTile(
     let rowsPad = roundUp(rows, 4)
     // Q rows times s * log2(e), so scores come out in base-2 units; padding rows are zero.
     let qTile = w.block.pointer
-    let factor = scale * log2e
+    var qMagnitude: Float = 0
     for r in 0..<rowsPad {
         let dst = qTile + r * d
         if r < rows {
-            let src = q.floats(b, h, qStart + r, count: d, temp: w.row.pointer)
-            for c in 0..<d { dst[c] = src[c] * factor }
+            dst.update(from: q.floats(b, h, qStart + r, count: d, temp: w.row.pointer), count: d)
+            qMagnitude = Swift.max(qMagnitude, OverflowGuard.maxMagnitude(dst, count: d))
         } else {
             dst.update(repeating: 0, count: d)
         }
     }
+    // |score| <= D max|q| max|k| s log2(e): above 2^100 the tile keeps its scores in larger units.
+    let kHead = b * s.kvHeads + kvh
+    let scoreUnit = OverflowGuard.unit(
+        bound: Double(d) * Double(qMagnitude) * Double(ops.keyMagnitude.pointer[kHead]) * Double(scale) * Double(log2e),
+        limit: OverflowGuard.scoreLimit)
+    let factor = scoreUnit == 1 ? scale * log2e : Float(Double(scale) * Double(log2e) / Double(scoreUnit))
+    for r in 0..<rows {
+        let dst = qTile + r * d
+        for c in 0..<d { dst[c] *= factor }
+    }
     let scores = w.scores.pointer
-    let softmax = w.softmax
+    var softmax = w.softmax
+    softmax.scoreUnit = scoreUnit
+    softmax.valueUnit = ops.valueUnits[kHead]
     softmax.reset(rows: rowsPad)
     for j in (chunk * ops.keyTiles / chunks)..<((chunk + 1) * ops.keyTiles / chunks) {
         let kStart = j * tc

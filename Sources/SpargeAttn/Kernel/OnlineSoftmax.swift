@@ -15,6 +15,10 @@ struct OnlineSoftmax {
     var tileMax: UnsafeMutablePointer<Float>     // m_loc of the current tile, rowsPad
     var acc: UnsafeMutablePointer<Float>         // O, rowsPad x width
     var width: Int                               // padded head dim (multiple of 8)
+    /// Scores are stored divided by this power of two (see ``OverflowGuard``); 1 normally.
+    var scoreUnit: Float = 1
+    /// V was stored divided by this power of two (see ``OverflowGuard``); 1 normally.
+    var valueUnit: Float = 1
 
     /// Starts a query tile of `rows` rows (padded to a multiple of 4).
     func reset(rows: Int) {
@@ -39,7 +43,7 @@ struct OnlineSoftmax {
             if running == -.infinity { return .infinity }
             best = Swift.max(best, local - running)
         }
-        return best
+        return best == -.infinity ? best : best * scoreUnit
     }
 
     /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
@@ -59,11 +63,31 @@ struct OnlineSoftmax {
             }
             let updated = Swift.max(running, local)
             if updated > running && running != -.infinity {
-                let alpha = exp2Scalar(running - updated)
+                let alpha = exp2Scalar((running - updated) * scoreUnit)
                 rowSum[r] *= alpha
                 scaleInPlace(acc + r * width, count: width, by: alpha)
             }
             rowMax[r] = updated
+            if scoreUnit != 1 {
+                // Rare (scores near the fp32 limit): P = 2^((S - m) * unit), one element at a time.
+                var sum: Float = 0
+                for c in 0..<stride {
+                    row[c] = exp2Scalar((row[c] - updated) * scoreUnit)
+                    sum += row[c]
+                }
+                if numerics == .fp16 {
+                    for c in 0..<keys { row[c] = roundToHalf(row[c]) }
+                } else if numerics == .fp8 {
+                    sum = 0
+                    for c in 0..<stride {
+                        row[c] *= exp2Scalar(fp8ProbabilityOffset)
+                        sum += row[c]
+                    }
+                    for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
+                }
+                rowSum[r] += sum
+                continue
+            }
             switch numerics {
             case .fp32:
                 rowSum[r] += exp2InPlace(row, count: stride, shift: updated)
@@ -92,7 +116,7 @@ struct OnlineSoftmax {
             if l == 0 {
                 temp.update(repeating: 0, count: d)
             } else {
-                let inv = 1 / l
+                let inv = valueUnit / l
                 let src = acc + r * width
                 for c in 0..<d { temp[c] = src[c] * inv }
             }
@@ -100,14 +124,17 @@ struct OnlineSoftmax {
         }
     }
 
-    /// Floats of one exported state of `rows` rows: `m`, `l`, then `O`.
-    static func exportSize(rows: Int, width: Int) -> Int { rows * (2 + width) }
+    /// Floats of one exported state of `rows` rows: `m`, `l`, `O`, then the two units.
+    static func exportSize(rows: Int, width: Int) -> Int { rows * (2 + width) + 2 }
 
-    /// Copies the unnormalised state (`m`, `l`, `O`) of `rows` rows to `dst` (split-K).
+    /// Copies the unnormalised state (`m`, `l`, `O`, `scoreUnit`, `valueUnit`) of `rows` rows
+    /// to `dst` (split-K).
     func export(rows: Int, into dst: UnsafeMutablePointer<Float>) {
         dst.update(from: rowMax, count: rows)
         (dst + rows).update(from: rowSum, count: rows)
         (dst + 2 * rows).update(from: acc, count: rows * width)
+        dst[rows * (2 + width)] = scoreUnit
+        dst[rows * (2 + width) + 1] = valueUnit
     }
 
     /// Merges `count` exported states of `rows` rows (in order, so the result does not depend
@@ -118,6 +145,8 @@ struct OnlineSoftmax {
         into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
     ) {
         let size = exportSize(rows: rows, width: width)
+        // Every share of one tile has the same units (they depend on the tile and the head only).
+        let scoreUnit = parts[rows * (2 + width)], valueUnit = parts[rows * (2 + width) + 1]
         for r in 0..<validRows {
             defer { output.store(b, h, first + r, from: dst, count: d) }
             var m = -Float.infinity
@@ -129,12 +158,12 @@ struct OnlineSoftmax {
                 let part = parts + s * size
                 let ms = part[r]
                 if ms == -.infinity { continue }
-                let f = exp2Scalar(ms - m)
+                let f = exp2Scalar((ms - m) * scoreUnit)
                 l += part[rows + r] * f
                 let o = part + 2 * rows + r * width
                 for c in 0..<d { dst[c] += o[c] * f }
             }
-            let inv = 1 / l
+            let inv = valueUnit / l
             for c in 0..<d { dst[c] *= inv }
         }
     }
