@@ -28,9 +28,10 @@ final class DenseOperands: @unchecked Sendable {
         width = roundUp(s.headDim, 8)
         kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
         keyMagnitude = RawBuffer(count: s.batch * s.kvHeads, zero: 0)
-        let units = OverflowGuard.valueUnits(v, shape: s)
+        var units = [Float](repeating: 1, count: s.batch * s.kvHeads)
+        let scaled = units.withUnsafeMutableBufferPointer { OverflowGuard.valueUnits(v, shape: s, into: $0.baseAddress!) }
         valueUnits = units
-        if v.isFloat32 && s.headDim % 8 == 0 && units.allSatisfy({ $0 == 1 }) {
+        if v.isFloat32 && s.headDim % 8 == 0 && !scaled {
             vPadded = nil
             values = v
         } else {

@@ -29,11 +29,12 @@ enum OverflowGuard {
         return m
     }
 
-    /// Per (batch, kv head) `valueUnit` of V (`B,Hkv,Nk,D`), all 1 in the common case.
-    static func valueUnits(_ v: TensorView, shape s: AttentionShape) -> [Float] {
-        var units = [Float](repeating: 1, count: s.batch * s.kvHeads)
-        var temp = [Float](repeating: 0, count: s.headDim)
-        temp.withUnsafeMutableBufferPointer { t in
+    /// Writes the `valueUnit` of every (batch, kv head) of V (`B,H kv,Nk,D`) to `units`
+    /// (all 1 in the common case) and returns whether any differs from 1. No heap allocation
+    /// (plans call it on every run).
+    static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>) -> Bool {
+        var scaled = false
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, s.headDim)) { t in
             for b in 0..<s.batch {
                 for h in 0..<s.kvHeads {
                     var m: Float = 0
@@ -45,10 +46,12 @@ enum OverflowGuard {
                             m = Swift.max(m, maxMagnitude(t.baseAddress!, count: s.headDim))
                         }
                     }
-                    units[b * s.kvHeads + h] = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+                    let u = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+                    units[b * s.kvHeads + h] = u
+                    scaled = scaled || u != 1
                 }
             }
         }
-        return units
+        return scaled
     }
 }

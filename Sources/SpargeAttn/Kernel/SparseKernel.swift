@@ -55,7 +55,7 @@ func sparseQueryBlock(
     let scoreUnit = OverflowGuard.unit(
         bound: 16129 * Double(d) * Double(qScale) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
-    if !ops.valueUnits.isEmpty { softmax.valueUnit = ops.valueUnits[kHead] }
+    if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
     var selected = 0
     for j in 0..<g.keyBlocks where mapRow[j] != 0 { selected += 1 }
 

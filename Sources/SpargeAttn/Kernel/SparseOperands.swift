@@ -54,8 +54,11 @@ final class SparseOperands: @unchecked Sendable {
     private(set) var vPadded: RawBuffer<Float>?
     /// What the kernel reads for V (set by ``bindValues(_:)``).
     private(set) var values: TensorView
-    /// Per (batch, kv head): V is stored divided by it (``OverflowGuard``); empty means all 1.
-    private(set) var valueUnits: [Float] = []
+    /// Per (batch, kv head): V is stored divided by it (``OverflowGuard``); read only when
+    /// ``valuesScaled``.
+    let valueUnits: RawBuffer<Float>
+    /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
+    private(set) var valuesScaled = false
 
 
     init(geometry g: SparseGeometry, captureInt8: Bool) {
@@ -67,6 +70,7 @@ final class SparseOperands: @unchecked Sendable {
         kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
         kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
+        valueUnits = RawBuffer(count: kvHeads, zero: 1)
         qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
         qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qPooled = RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0)
@@ -77,7 +81,7 @@ final class SparseOperands: @unchecked Sendable {
     }
 
     /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
-    func bindPaddedValues(_ v: TensorView) { values = v; valueUnits = [] }
+    func bindPaddedValues(_ v: TensorView) { values = v; valuesScaled = false }
 
     /// Points the kernel at V: in place when it is fp32 with D a multiple of 8 and the P.V
     /// numerics are fp32, else converted into `vPadded` (serially: O(N*D), small next to the
@@ -88,9 +92,8 @@ final class SparseOperands: @unchecked Sendable {
     func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25) {
         let s = g.shape, d = s.headDim
         // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
-        let units = numerics == .fp32 ? OverflowGuard.valueUnits(v, shape: s) : []
-        valueUnits = units.allSatisfy { $0 == 1 } ? [] : units
-        if v.isFloat32 && d % 8 == 0 && numerics == .fp32 && valueUnits.isEmpty {
+        valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
+        if v.isFloat32 && d % 8 == 0 && numerics == .fp32 && !valuesScaled {
             values = v
             return
         }
@@ -100,8 +103,8 @@ final class SparseOperands: @unchecked Sendable {
             for h in 0..<s.kvHeads {
                 let head = buf.pointer + (b * s.kvHeads + h) * s.keyLength * g.width
                 for n in 0..<s.keyLength { v.load(b, h, n, into: head + n * g.width, count: d) }
-                if !valueUnits.isEmpty, valueUnits[b * s.kvHeads + h] != 1 {
-                    let unit = valueUnits[b * s.kvHeads + h]
+                if valuesScaled, valueUnits.pointer[b * s.kvHeads + h] != 1 {
+                    let unit = valueUnits.pointer[b * s.kvHeads + h]
                     for n in 0..<s.keyLength { for c in 0..<d { head[n * g.width + c] /= unit } }
                 }
                 switch numerics {
