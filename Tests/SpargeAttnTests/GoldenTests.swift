@@ -117,14 +117,14 @@ struct GoldenTests {
             for j in 0..<nk where map[b, h, n / 128, j] && j * 64 <= n { return true }
             return false
         }
-        let acc = Accuracy(out, official.map(Double.init), rows: seesKey, d: s.headDim)
+        let acc = try Accuracy(out, reference: official.map(Double.init), rowLength: s.headDim, includeRow: seesKey)
         #expect(acc.cosine >= 0.999, "\(name): cosine \(acc.cosine) against triton.o")
         #expect(acc.relativeL1 <= 0.01, "\(name): relative L1 \(acc.relativeL1) against triton.o")
         // The Triton preset (fp16 P.V, as the Triton kernel) reproduces it at least as closely.
         let (faithful, _) = try SpargeAttention.sparse(q: c.q, k: c.k, v: c.v, shape: c.shape,
                                                        parameters: { var t = SpargeParameters.preset(.triton); t.causal = c.causal; return t }(),
                                                        blockMap: map)
-        let faithfulAcc = Accuracy(faithful, official.map(Double.init), rows: seesKey, d: s.headDim)
+        let faithfulAcc = try Accuracy(faithful, reference: official.map(Double.init), rowLength: s.headDim, includeRow: seesKey)
         #expect(faithfulAcc.relativeL1 <= acc.relativeL1 * 1.05 + 1e-5,
                 "\(name): fp16 preset rel L1 \(faithfulAcc.relativeL1) vs fp32 \(acc.relativeL1)")
     }

@@ -53,7 +53,7 @@ struct KVCacheTests {
             try Self.append(fresh, Self.rows(k, heads: kvHeads, n: total, d: d, 0..<n + 1),
                             Self.rows(v, heads: kvHeads, n: total, d: d, 0..<n + 1), tokens: n + 1)
             let scratch = try Self.attend(fresh, q, queries: 1)
-            let acc = Accuracy(incremental, scratch.map(Double.init))
+            let acc = try Accuracy(incremental, reference: scratch.map(Double.init))
             worst = max(worst, acc.relativeL2)
         }
         #expect(worst <= 1e-6, "worst relative L2 difference \(worst)")
@@ -81,7 +81,7 @@ struct KVCacheTests {
                 #expect(out.map(\.bitPattern) == expected.map(\.bitPattern), "causal \(causal), \(queries) queries")
                 // And it is exact attention restricted to the predicted blocks, up to INT8 rounding.
                 let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
-                #expect(Accuracy(out, masked).cosine > 0.999)
+                #expect(try Accuracy(out, reference: masked).cosine > 0.999)
             }
         }
     }
@@ -103,7 +103,7 @@ struct KVCacheTests {
             } }
             let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: 3, keyLength: n, headDim: d)
             let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
-            #expect(Accuracy(out, ref).relativeL2 <= 1e-5, "causal \(causal)")
+            #expect(try Accuracy(out, reference: ref).relativeL2 <= 1e-5, "causal \(causal)")
         }
     }
 
@@ -148,9 +148,9 @@ struct GroupedDecodeTests {
         var out = [Float](repeating: 0, count: shape.queryElements)
         let outcome = try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
             try out.withUnsafeMutableBufferPointer { op in
-                let (qv, kv, vv) = try SpargeAttention.views(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp),
-                                                             shape: shape, policy: .reject)
-                return pipeline.run(q: qv, k: kv, v: vv, output: try AttentionOutput(op).view(shape: shape), given: nil, storage: storage)
+                let views = try CallValidation.views(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp),
+                                                     output: AttentionOutput(op), shape: shape, policy: .reject)
+                return pipeline.run(q: views.q, k: views.k, v: views.v, output: views.output, given: nil, storage: storage)
             } } } }
         return (out, outcome)
     }

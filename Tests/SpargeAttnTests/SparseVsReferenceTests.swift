@@ -27,7 +27,7 @@ struct SparseVsReferenceTests {
             p.quantization = variant
             let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map)
             let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal)
-            let acc = Accuracy(out, ref)
+            let acc = try Accuracy(out, reference: ref)
             #expect(acc.cosine >= 0.999, "cosine \(acc.cosine) for \(shape) causal \(c.causal) \(variant)")
             #expect(result.statistics.skippedTiles == 0)
         }
@@ -51,7 +51,7 @@ struct SparseVsReferenceTests {
         let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal,
                                              blockMap: result.blockMap, blockQ: c.bq, blockK: c.bk)
-        let acc = Accuracy(out, ref)
+        let acc = try Accuracy(out, reference: ref)
         #expect(acc.cosine >= 0.999, "cosine \(acc.cosine) for \(shape), density \(result.statistics.density)")
     }
 
@@ -72,7 +72,7 @@ struct SparseVsReferenceTests {
         let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         #expect(r.statistics.skippedTiles > 0)
         let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape)
-        #expect(Accuracy(out, ref).cosine >= 0.999)
+        #expect(try Accuracy(out, reference: ref).cosine >= 0.999)
         p.pvThreshold = 1e9
         let (_, r2) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         #expect(r2.statistics.skippedTiles == 0)
@@ -91,10 +91,10 @@ struct SparseVsReferenceTests {
             p.pvThreshold = PerHead(Float.infinity)
             let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
             let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
-            #expect(Accuracy(out, ref).cosine >= 0.9995)
+            #expect(try Accuracy(out, reference: ref).cosine >= 0.9995)
             let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: causal)
             let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
-            #expect(Accuracy(dense, exact).relativeL2 <= 1e-5)
+            #expect(try Accuracy(dense, reference: exact).relativeL2 <= 1e-5)
             let (one, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1)
             #expect(one.map(\.bitPattern) == out.map(\.bitPattern), "split-K output depends on the thread count")
         }

@@ -7,11 +7,17 @@
 /// With `kvHeads < heads` (grouped-query attention), query head `h` uses key/value head
 /// `h / (heads / kvHeads)`.
 public struct AttentionShape: Sendable, Hashable, CustomStringConvertible {
+    /// Independent sequences of the call (`B`).
     public var batch: Int
+    /// Query heads (`H`).
     public var heads: Int
+    /// Key/value heads (`Hkv`, a divisor of `heads`).
     public var kvHeads: Int
+    /// Query tokens per head (`Nq`).
     public var queryLength: Int
+    /// Key/value tokens per head (`Nk`).
     public var keyLength: Int
+    /// Channels per head (`D`, 1...256).
     public var headDim: Int
 
     /// Creates a shape; `kvHeads` defaults to `heads`, `keyLength` to `queryLength`.
@@ -38,6 +44,7 @@ public struct AttentionShape: Sendable, Hashable, CustomStringConvertible {
         return causal ? full / 2 : full
     }
 
+    /// The sizes as `B=.. H=.. [Hkv=..] Nq=.. Nk=.. D=..`.
     public var description: String {
         "B=\(batch) H=\(heads)\(kvHeads != heads ? " Hkv=\(kvHeads)" : "") Nq=\(queryLength) Nk=\(keyLength) D=\(headDim)"
     }

@@ -1,12 +1,14 @@
-import SpargeSIMD
-
 /// Where the rows of a `B,H,N,D` tensor live: strides in elements for batch, head and token;
 /// channels are contiguous (stride 1).
 public struct TensorLayout: Sendable, Hashable {
+    /// Elements between consecutive batch entries.
     public var batchStride: Int
+    /// Elements between consecutive heads.
     public var headStride: Int
+    /// Elements between consecutive tokens (at least `headDim` when rows must not overlap).
     public var tokenStride: Int
 
+    /// A layout from its three strides, in elements (validated against each call's shape).
     public init(batchStride: Int, headStride: Int, tokenStride: Int) {
         self.batchStride = batchStride
         self.headStride = headStride
@@ -48,32 +50,25 @@ public struct AttentionInput: @unchecked Sendable {
 
     /// fp32 elements; `layout` nil means dense HND for the call's shape.
     public init(_ buffer: UnsafeBufferPointer<Float>, layout: TensorLayout? = nil) {
-        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float32
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .float32, layout: layout)
     }
 
     /// fp16 elements.
     public init(_ buffer: UnsafeBufferPointer<Float16>, layout: TensorLayout? = nil) {
-        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float16
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .float16, layout: layout)
     }
 
     /// bf16 elements.
     public init(_ buffer: UnsafeBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
-        base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .bfloat16
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .bfloat16, layout: layout)
     }
 
-    func view(name: String, heads: Int, tokens: Int, shape: AttentionShape) throws -> TensorView {
-        let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
-        try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
-        return TensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
+    /// An empty buffer has no base address; any non-null one will do (nothing is read).
+    private init(start: UnsafeRawPointer?, count: Int, type: ElementType, layout: TensorLayout?) {
+        base = start ?? UnsafeRawPointer(bitPattern: 16)!
+        self.count = count
+        self.type = type
+        self.layout = layout
     }
 }
 
@@ -84,59 +79,26 @@ public struct AttentionOutput: @unchecked Sendable {
     let type: ElementType
     let layout: TensorLayout?
 
+    /// fp32 elements; `layout` nil means dense HND for the call's shape.
     public init(_ buffer: UnsafeMutableBufferPointer<Float>, layout: TensorLayout? = nil) {
-        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float32
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .float32, layout: layout)
     }
 
+    /// fp16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<Float16>, layout: TensorLayout? = nil) {
-        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .float16
-        self.layout = layout
+        self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .float16, layout: layout)
     }
 
+    /// bf16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
-        base = UnsafeMutableRawPointer(buffer.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
-        count = buffer.count
-        type = .bfloat16
+        self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .bfloat16, layout: layout)
+    }
+
+    /// An empty buffer has no base address; any non-null one will do (nothing is written).
+    private init(start: UnsafeMutableRawPointer?, count: Int, type: ElementType, layout: TensorLayout?) {
+        base = start ?? UnsafeMutableRawPointer(bitPattern: 16)!
+        self.count = count
+        self.type = type
         self.layout = layout
     }
-
-    func view(shape: AttentionShape) throws -> MutableTensorView {
-        let l = layout ?? .hnd(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
-        try checkLayout(l, name: "output", count: count, batch: shape.batch, heads: shape.heads,
-                        tokens: shape.queryLength, headDim: shape.headDim)
-        return MutableTensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
-    }
-}
-
-func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
-    guard let last = l.lastOffset(batch: batch, heads: heads, tokens: tokens, headDim: headDim) else {
-        throw SpargeError.invalidShape("'\(name)' has negative or overflowing strides \(l); strides are in elements and must be >= 0")
-    }
-    if last >= count {
-        throw SpargeError.bufferTooSmall(name: name, expected: last + 1, actual: count)
-    }
-    if l.tokenStride < headDim && tokens > 1 {
-        throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
-    }
-}
-
-/// Scans a view for NaN or infinity (rows widened to fp32 into `temp`).
-func firstNonFiniteElement(_ v: TensorView, batch: Int, heads: Int, tokens: Int, d: Int,
-                           temp: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
-    for b in 0..<batch {
-        for h in 0..<heads {
-            for n in 0..<tokens {
-                let row = v.floats(b, h, n, count: d, temp: temp)
-                if let c = firstNonFinite(row, count: d) {
-                    return (((b * heads + h) * tokens + n) * d + c, row[c])
-                }
-            }
-        }
-    }
-    return nil
 }

@@ -17,10 +17,8 @@ extension SpargeAttention {
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, parameters: SpargeParameters, blockMap: BlockMap?
     ) throws -> (q: ResolvedTensor, k: ResolvedTensor, v: ResolvedTensor, output: ResolvedTensor) {
-        _ = try views(q: q, k: k, v: v, shape: shape, policy: parameters.nonFinitePolicy)
-        _ = try output.view(shape: shape)
-        try parameters.validate(for: shape)
-        if let m = blockMap { try m.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK) }
+        _ = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                     parameters: parameters, blockMap: blockMap)
         func resolve(_ base: UnsafeRawPointer, _ type: ElementType, _ layout: TensorLayout?, heads: Int, tokens: Int) -> ResolvedTensor {
             let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
             let last = l.lastOffset(batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim) ?? 0
@@ -37,22 +35,15 @@ extension SpargeAttention {
         shape: AttentionShape, parameters: SpargeParameters, map: [UInt8], visited: Int, skipped: Int,
         timings: SparseTimings, quantized: QuantizedTensors?
     ) throws -> SparseAttentionResult {
-        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
-        let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
-        let blockMap = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, bits: map)
-        let (density, allowedDensity) = map.withUnsafeBufferPointer { pipeline.densities(map: $0.baseAddress!, g: g) }
-        let statistics = SparseStatistics(
-            density: density, allowedDensity: allowedDensity,
-            densityPerHead: (0..<shape.heads).map { blockMap.density(head: $0) },
-            visitedTiles: visited, skippedTiles: skipped,
-            computedFraction: Double(visited - skipped) / Double(map.count))
-        return SparseAttentionResult(blockMap: blockMap, timings: timings, statistics: statistics, quantized: quantized)
+        try map.withUnsafeBufferPointer {
+            try attentionResult(map: $0, shape: shape, parameters: parameters, visited: visited, skipped: skipped,
+                                timings: timings, quantized: quantized)
+        }
     }
 
     /// The partial-block rule stage 1 applies to the query side of `shape` (a query shorter
     /// than one block is measured; see the CPU pipeline).
     package static func queryPartialBlockRule(shape: AttentionShape, parameters: SpargeParameters) -> PartialBlockRule {
-        SparsePipeline(shape: shape, parameters: parameters).queryPartialBlocks(
-            SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK))
+        SparsePipeline.queryPartialBlocks(shape: shape, parameters: parameters)
     }
 }

@@ -3,9 +3,13 @@
 /// Stored as bytes (0 or 1) in `B,H,nq,nk` order, the layout of the GPU code's `mask`
 /// tensors, so a map read from a file can be used as is.
 public struct BlockMap: Sendable, Hashable {
+    /// Batch entries (`B`).
     public let batch: Int
+    /// Query heads (`H`).
     public let heads: Int
+    /// Query blocks per head (`nq = ceil(Nq / blockQ)`).
     public let queryBlocks: Int
+    /// Key blocks per head (`nk = ceil(Nk / blockK)`).
     public let keyBlocks: Int
     /// `batch * heads * queryBlocks * keyBlocks` bytes, 0 or 1.
     public var bits: [UInt8]
@@ -77,8 +81,7 @@ public struct BlockMap: Sendable, Hashable {
 
     /// Throws unless this map fits `shape` with the given block sizes.
     public func validate(for shape: AttentionShape, blockQ: Int, blockK: Int) throws {
-        let nq = (shape.queryLength + blockQ - 1) / blockQ
-        let nk = (shape.keyLength + blockK - 1) / blockK
+        let (nq, nk) = shape.blockCounts(blockQ: blockQ, blockK: blockK)
         if batch != shape.batch || heads != shape.heads || queryBlocks != nq || keyBlocks != nk {
             throw SpargeError.invalidBlockMap(
                 "map is \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks) but \(shape) with blocks \(blockQ)x\(blockK) needs \(shape.batch)x\(shape.heads)x\(nq)x\(nk); use the same block sizes the map was made with")

@@ -8,16 +8,22 @@ public struct PerHead: Sendable, Hashable, ExpressibleByFloatLiteral, Expressibl
     /// One value (all heads) or one per head.
     public var values: [Float]
 
+    /// One value for every head.
     public init(_ value: Float) { values = [value] }
+    /// One value per query head (validated against the call's head count).
     public init(_ values: [Float]) { self.values = values }
+    /// One value for every head, from a literal such as `0.5`.
     public init(floatLiteral value: Double) { values = [Float(value)] }
+    /// One value for every head, from a literal such as `6`.
     public init(integerLiteral value: Int) { values = [Float(value)] }
+    /// One value per query head, from a literal such as `[0.3, 0.5]`.
     public init(arrayLiteral elements: Float...) { values = elements }
 
     /// The value for query head `h`.
     @inline(__always)
     public subscript(h: Int) -> Float { values.count == 1 ? values[0] : values[h] }
 
+    /// The single value, or the per-head list.
     public var description: String {
         values.count == 1 ? "\(values[0])" : "[" + values.map { "\($0)" }.joined(separator: ", ") + "]"
     }

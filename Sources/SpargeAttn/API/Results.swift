@@ -23,10 +23,15 @@ public struct SparseStatistics: Sendable, Hashable {
 /// `qScale` is `B,H,nq`; `kInt8` is `B,Hkv,Nk,D`, `kScale` is `B,Hkv,nk`; `kMean` is
 /// `B,Hkv,D` (zero without K smoothing).
 public struct QuantizedTensors: Sendable, Hashable {
+    /// INT8 Q, `B,H,Nq,D`.
     public var qInt8: [Int8]
+    /// One scale per query block, `B,H,nq`.
     public var qScale: [Float]
+    /// INT8 smoothed K, `B,Hkv,Nk,D`.
     public var kInt8: [Int8]
+    /// One scale per key block, `B,Hkv,nk`.
     public var kScale: [Float]
+    /// The K mean subtracted before quantizing, `B,Hkv,D` (zero without K smoothing).
     public var kMean: [Float]
 
     package init(qInt8: [Int8], qScale: [Float], kInt8: [Int8], kScale: [Float], kMean: [Float]) {
@@ -65,6 +70,7 @@ public struct SparseAttentionResult: Sendable, Hashable {
     public var blockMap: BlockMap
     /// Phase timings of the call (not part of equality: they differ between runs).
     public var timings: SparseTimings
+    /// Densities and stage-2 tile counts of the call.
     public var statistics: SparseStatistics
     /// The INT8 tensors, when the call asked for them.
     public var quantized: QuantizedTensors?
@@ -72,11 +78,13 @@ public struct SparseAttentionResult: Sendable, Hashable {
     /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:)``).
     public var blockProbabilities: [Float]? = nil
 
+    /// Equal maps, statistics and captured tensors; timings are ignored.
     public static func == (a: SparseAttentionResult, b: SparseAttentionResult) -> Bool {
         a.blockMap == b.blockMap && a.statistics == b.statistics && a.quantized == b.quantized
             && a.blockProbabilities == b.blockProbabilities
     }
 
+    /// Hashes the map and the statistics (timings are ignored, as in `==`).
     public func hash(into h: inout Hasher) {
         h.combine(blockMap)
         h.combine(statistics)

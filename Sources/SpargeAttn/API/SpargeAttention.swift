@@ -27,17 +27,10 @@ public enum SpargeAttention {
         shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
         threads: Int? = nil, captureQuantized: Bool = false
     ) throws -> SparseAttentionResult {
-        let (qv, kv, vv) = try views(q: q, k: k, v: v, shape: shape, policy: parameters.nonFinitePolicy)
-        let out = try output.view(shape: shape)
-        try parameters.validate(for: shape)
-        if let m = blockMap { try m.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK) }
-        let storage = SparseStorage(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount(),
-                                    captureInt8: captureQuantized)
-        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
-        let outcome = blockMap.map { m in
-            m.bits.withUnsafeBufferPointer { pipeline.run(q: qv, k: kv, v: vv, output: out, given: $0.baseAddress, storage: storage) }
-        } ?? pipeline.run(q: qv, k: kv, v: vv, output: out, given: nil, storage: storage)
-        return pipeline.result(outcome, storage: storage, captureQuantized: captureQuantized)
+        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                             parameters: parameters, blockMap: blockMap)
+        return SparsePipeline(shape: shape, parameters: parameters).callOnce(
+            views, blockMap: blockMap, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized)
     }
 
     /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
@@ -82,14 +75,11 @@ public enum SpargeAttention {
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
-                let (qv, kv, _) = try views(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(k),
-                                            shape: shape, policy: parameters.nonFinitePolicy)
-                try parameters.validate(for: shape)
-                let storage = SparseStorage(shape: shape, parameters: parameters, threads: threads ?? defaultThreadCount(),
-                                            captureInt8: captureQuantized, captureProbabilities: captureProbabilities)
-                let pipeline = SparsePipeline(shape: shape, parameters: parameters)
-                let outcome = pipeline.run(q: qv, k: kv, v: kv, output: nil, given: nil, storage: storage)
-                return pipeline.result(outcome, storage: storage, captureQuantized: captureQuantized)
+                let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
+                                                     policy: parameters.nonFinitePolicy, parameters: parameters)
+                return SparsePipeline(shape: shape, parameters: parameters).callOnce(
+                    views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized,
+                    captureProbabilities: captureProbabilities)
             }
         }
     }
@@ -101,13 +91,11 @@ public enum SpargeAttention {
         shape: AttentionShape, causal: Bool = false, softmaxScale: Float? = nil,
         nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil
     ) throws {
-        let (qv, kv, vv) = try views(q: q, k: k, v: v, shape: shape, policy: nonFinitePolicy)
-        let out = try output.view(shape: shape)
         var p = SpargeParameters()
         p.causal = causal
         p.softmaxScale = softmaxScale
-        try p.validate(for: shape)
-        denseAttention(q: qv, k: kv, v: vv, output: out, shape: shape, causal: causal,
+        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
+        denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
                        scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount())
     }
 
@@ -138,28 +126,5 @@ public enum SpargeAttention {
             }
         }
         return out
-    }
-
-    /// Validates the shape, the buffers against their layouts and (by policy) the values.
-    static func views(q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
-                      policy: NonFinitePolicy, temp given: UnsafeMutablePointer<Float>? = nil) throws -> (TensorView, TensorView, TensorView) {
-        try shape.validate()
-        let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
-        let kv = try k.view(name: "k", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
-        let vv = try v.view(name: "v", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
-        if policy == .reject {
-            let temp = given ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
-            defer { if given == nil { temp.deallocate() } }
-            // Three explicit scans (an array of the views would allocate on every call).
-            func scan(_ name: String, _ view: TensorView, _ heads: Int, _ tokens: Int) throws {
-                if let (i, x) = firstNonFiniteElement(view, batch: shape.batch, heads: heads, tokens: tokens, d: shape.headDim, temp: temp) {
-                    throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
-                }
-            }
-            try scan("q", qv, shape.heads, shape.queryLength)
-            try scan("k", kv, shape.kvHeads, shape.keyLength)
-            try scan("v", vv, shape.kvHeads, shape.keyLength)
-        }
-        return (qv, kv, vv)
     }
 }

@@ -13,6 +13,7 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The combination of options is not supported.
     case unsupported(String)
 
+    /// The message: what is wrong and how to fix it.
     public var description: String {
         switch self {
         case .invalidShape(let s): return "invalid shape: \(s)"

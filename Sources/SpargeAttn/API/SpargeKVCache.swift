@@ -1,5 +1,3 @@
-import SpargeSIMD
-
 /// A growing key/value cache for decoding, with the key side of SpargeAttn kept up to date
 /// block by block: INT8 blocks and scales, pooled means and self-similarities are computed once
 /// per block of `blockK` keys when the block completes (the trailing partial block is redone
@@ -18,14 +16,19 @@ import SpargeSIMD
 /// every key. A query shorter than one block is its own, measured, stage-1 block.
 /// Not for concurrent use.
 public final class SpargeKVCache: @unchecked Sendable {
+    /// Batch entries (`B`).
     public let batch: Int
+    /// Query heads (`H`).
     public let heads: Int
+    /// Key/value heads (`Hkv`).
     public let kvHeads: Int
+    /// Channels per head (`D`).
     public let headDim: Int
     /// Keys the cache can hold.
     public let capacity: Int
     /// Most query tokens of one ``attend(q:output:queries:)`` call.
     public let maxQueryLength: Int
+    /// The configuration of every call (validated at creation; `pvNumerics` must be fp32).
     public let parameters: SpargeParameters
     /// Keys held.
     public private(set) var length = 0
@@ -85,9 +88,15 @@ public final class SpargeKVCache: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
     }
 
-    private var keyView: TensorView {
-        TensorView(base: UnsafeRawPointer(keys.pointer), batchStride: kvHeads * capacity * headDim,
-                   headStride: capacity * headDim, rowStride: headDim)
+    /// The cache's memory as the pipeline reads it.
+    private var buffers: CacheBuffers {
+        CacheBuffers(
+            storage: storage,
+            keys: TensorView(base: UnsafeRawPointer(keys.pointer), batchStride: kvHeads * capacity * headDim,
+                             headStride: capacity * headDim, rowStride: headDim),
+            values: TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
+                               headStride: capacity * width, rowStride: width),
+            capacityBlocks: capacityBlocks)
     }
 
     /// Appends `tokens` keys and values (`B,Hkv,tokens,D` tensors, any layout and element type)
@@ -97,16 +106,8 @@ public final class SpargeKVCache: @unchecked Sendable {
         if length + tokens > capacity {
             throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
-        let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
-        let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
-        let vv = try v.view(name: "v", heads: kvHeads, tokens: tokens, shape: part)
-        if parameters.nonFinitePolicy == .reject {
-            for (name, view) in [("k", kv), ("v", vv)] {
-                if let (i, x) = firstNonFiniteElement(view, batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: storage.temp.pointer) {
-                    throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
-                }
-            }
-        }
+        let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
+                                                      policy: parameters.nonFinitePolicy, temp: storage.temp.pointer)
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
@@ -119,18 +120,7 @@ public final class SpargeKVCache: @unchecked Sendable {
         let firstDirty = length / parameters.blockK
         length += tokens
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length, headDim: headDim)
-        let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: capacityBlocks)
-        let ops = storage.ops, scratch = storage.scratch, p = parameters, view = keyView
-        let setMean = !meanIsSet
-        parallelFor(items: batch * kvHeads, threads: storage.workers) { worker, item in
-            let b = item / self.kvHeads, h = item % self.kvHeads
-            if setMean {
-                ops.computeKeyMean(b: b, h: h, k: view, tokens: shape.keyLength, smoothK: true, gpuRounding: p.gpuRounding,
-                                   geometry: g, scratch: scratch[worker])
-            }
-            ops.prepareKeyBlocks(b: b, h: h, k: view, blocks: firstDirty..<g.keyBlocks, gpuRounding: p.gpuRounding,
-                                 partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
-        }
+        SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: firstDirty, setMean: !meanIsSet)
         meanIsSet = true
     }
 
@@ -143,21 +133,9 @@ public final class SpargeKVCache: @unchecked Sendable {
             throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
         }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
-        let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
-        let out = try output.view(shape: shape)
-        if parameters.nonFinitePolicy == .reject,
-           let (i, x) = firstNonFiniteElement(qv, batch: batch, heads: heads, tokens: queries, d: headDim, temp: storage.temp.pointer) {
-            throw SpargeError.nonFiniteInput(name: "q", index: i, value: x)
-        }
-        let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: capacityBlocks)
-        storage.ops.bindPaddedValues(TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
-                                                headStride: capacity * width, rowStride: width))
-        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
-        let outcome = pipeline.run(q: qv, k: keyView, v: keyView, output: out, given: nil, storage: storage,
-                                   geometry: g, keysPrepared: true)
-        let (density, allowed) = pipeline.densities(map: storage.map.pointer, g: g)
-        return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
-                                 skippedTiles: outcome.skipped, timings: outcome.timings)
+        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                                      temp: storage.temp.pointer)
+        return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
     }
 
     /// Exact fp32 attention of `queries` tokens to every visible cached key (the dense decode
@@ -167,65 +145,10 @@ public final class SpargeKVCache: @unchecked Sendable {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
-        let qv = try q.view(name: "q", heads: heads, tokens: queries, shape: shape)
-        let out = try output.view(shape: shape)
-        let chunks = (length + decodeChunkKeys - 1) / decodeChunkKeys
-        let group = heads / kvHeads, groupRows = group * queries
-        let rows = batch * heads * queries
-        let partSize = 2 + width
-        // Per row: fp32 query, visible key count, and one state per chunk. Row order within a
-        // kv group is (head in group, query), so a group's rows are consecutive.
-        let qRows = RawBuffer<Float>(uninitializedCount: rows * headDim)
-        let visible = RawBuffer<Int>(uninitializedCount: rows)
-        let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
+        // The exact path has never scanned q: non-finite queries propagate to the output.
+        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: .propagate,
+                                                      temp: storage.temp.pointer)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
-        let kView = keyView
-        let vView = TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
-                               headStride: capacity * width, rowStride: width)
-        let d = headDim, w = width, n = length, causal = parameters.causal
-        for b in 0..<batch {
-            for h in 0..<heads {
-                for t in 0..<queries {
-                    let row = ((b * heads + h) * queries + t)
-                    qv.load(b, h, t, into: qRows.pointer + row * d, count: d)
-                    visible.pointer[row] = causal ? Swift.min(n, t + n - queries + 1) : n
-                }
-            }
-        }
-        let groupScores = RawBuffer<Float>(uninitializedCount: storage.workers * groupRows * decodeTileKeys)
-        let groupParts = RawBuffer<Float>(uninitializedCount: storage.workers * groupRows * partSize)
-        parallelFor(items: batch * kvHeads * chunks, threads: storage.workers) { worker, item in
-            let bk = item / chunks, chunk = item % chunks
-            let b = bk / self.kvHeads, kvh = bk % self.kvHeads
-            let first = (b * self.heads + kvh * group) * queries   // the group's first row
-            let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows)
-            let local = groupParts.pointer + worker * groupRows * partSize
-            decodeChunk(rowsOfGroup, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
-                        k: kView, v: vView, b: b, kvh: kvh, factor: factor,
-                        scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
-            for r in 0..<groupRows {
-                (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
-            }
-        }
-        let scratch = storage.scratch
-        parallelFor(items: rows, threads: storage.workers) { worker, row in
-            let t = row % queries, bh = row / queries
-            let temp = scratch[worker].row.pointer
-            temp.update(repeating: 0, count: d)
-            var m = -Float.infinity
-            for c in 0..<chunks { m = Swift.max(m, parts.pointer[(row * chunks + c) * partSize]) }
-            if m != -.infinity {
-                var l: Float = 0
-                for c in 0..<chunks {
-                    let part = parts.pointer + (row * chunks + c) * partSize
-                    if part[0] == -.infinity { continue }
-                    let f = exp2Scalar(part[0] - m)
-                    l += part[1] * f
-                    for x in 0..<d { temp[x] += part[2 + x] * f }
-                }
-                for x in 0..<d { temp[x] /= l }
-            }
-            out.store(bh / self.heads, bh % self.heads, t, from: temp, count: d)
-        }
+        exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, factor: factor, cache: buffers)
     }
 }

@@ -6,6 +6,7 @@ public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
     /// Top-k mode: keep `floor(topk * keyBlocks)` blocks (at least one), `topk` in (0, 1].
     case topK(PerHead)
 
+    /// The rule and its value, as `cdf 0.9` or `topk 0.5`.
     public var description: String {
         switch self {
         case .cdf(let t): return "cdf \(t)"
@@ -113,6 +114,7 @@ public struct SpargeParameters: Sendable, Hashable {
     /// NaN / infinity handling of the inputs.
     public var nonFinitePolicy: NonFinitePolicy = .reject
 
+    /// The defaults of each field (see ``recommended`` for the tuned starting point).
     public init() {}
 
     /// `spas_sage2_attn_meansim_topk_cuda`: top-k 0.5, theta -0.1, lambda 50.

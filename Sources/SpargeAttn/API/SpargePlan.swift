@@ -15,11 +15,15 @@
 /// }
 /// ```
 public final class SpargePlan: Sendable {
+    /// The shape every call of this plan has.
     public let shape: AttentionShape
+    /// The configuration of every call (validated when the plan was made).
     public let parameters: SpargeParameters
     /// Worker threads of each call (the CPUs of the process unless given).
     public let threads: Int
 
+    /// Validates `shape` and `parameters` once for every later call; throws ``SpargeError`` when
+    /// either is unusable or `threads` is below 1.
     public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, threads: Int? = nil) throws {
         try shape.validate()
         try parameters.validate(for: shape)
@@ -45,18 +49,11 @@ public final class SpargePlan: Sendable {
         guard workspace.plan === self else {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
         }
-        let (qv, kv, vv) = try SpargeAttention.views(q: q, k: k, v: v, shape: shape, policy: parameters.nonFinitePolicy,
-                                                     temp: workspace.storage.temp.pointer)
-        let out = try output.view(shape: shape)
-        let g = workspace.storage.g
-        if let m = blockMap, m.count != shape.batch * shape.heads * g.queryBlocks * g.keyBlocks {
-            throw SpargeError.invalidBlockMap("\(m.count) bytes given; this plan needs B*H*nq*nk = \(shape.batch * shape.heads * g.queryBlocks * g.keyBlocks)")
-        }
-        let pipeline = SparsePipeline(shape: shape, parameters: parameters)
-        let outcome = pipeline.run(q: qv, k: kv, v: vv, output: out, given: blockMap?.baseAddress, storage: workspace.storage)
-        let (density, allowed) = pipeline.densities(map: workspace.storage.map.pointer, g: g)
-        return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
-                                 skippedTiles: outcome.skipped, timings: outcome.timings)
+        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                             temp: workspace.storage.temp.pointer)
+        try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
+        return SparsePipeline(shape: shape, parameters: parameters)
+            .callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
     }
 }
 
@@ -72,10 +69,8 @@ public final class SpargeWorkspace: @unchecked Sendable {
 
     /// The block map of the last call (a copy, `B,H,nq,nk`).
     public var blockMap: BlockMap {
-        let s = plan.shape, g = storage.g
-        return try! BlockMap(batch: s.batch, heads: s.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
-                             bits: Array(UnsafeBufferPointer(start: storage.map.pointer,
-                                                             count: s.batch * s.heads * g.queryBlocks * g.keyBlocks)))
+        // The dimensions come from a validated plan, so the map is well formed.
+        try! publicBlockMap(UnsafeBufferPointer(start: storage.map.pointer, count: storage.g.mapCount), geometry: storage.g)
     }
 }
 
@@ -85,9 +80,13 @@ public struct SparseCallSummary: Sendable, Hashable {
     public var density: Double
     /// Marked blocks over the blocks the causal rule allows (`density` when not causal).
     public var allowedDensity: Double
+    /// Marked key blocks that stage 2 visited (blocks entirely in a causal future are not).
     public var visitedTiles: Int
+    /// Visited tiles that the stage-2 filter skipped.
     public var skippedTiles: Int
+    /// Where the call's time went.
     public var timings: SparseTimings
 
+    /// `skippedTiles / visitedTiles` (0 when nothing was visited).
     public var stage2SkippedFraction: Double { visitedTiles == 0 ? 0 : Double(skippedTiles) / Double(visitedTiles) }
 }

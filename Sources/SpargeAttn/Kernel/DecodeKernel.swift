@@ -20,8 +20,9 @@ struct DecodeRows {
     var rows: Int
 }
 
-/// Computes the unnormalised states (`m`, `l`, then `width` accumulators per row, rows
-/// consecutive in `parts` with stride `2 + width`) of `group` rows over keys `keys`.
+/// Computes the unnormalised online-softmax states of `group` rows over keys `keys`: per row
+/// an exported state of one row (`m`, `l`, then `width` accumulators; see
+/// ``OnlineSoftmax/merge``), rows consecutive in `parts` with stride `2 + width`.
 /// `scores` holds `rows * decodeTileKeys` floats.
 func decodeChunk(
     _ group: DecodeRows, d: Int, width: Int, keys: Range<Int>, k: TensorView, v: TensorView,
@@ -59,13 +60,7 @@ func decodeChunk(
                 sr.update(repeating: 0, count: decodeTileKeys)
                 continue
             }
-            let m = part[0], updated = Swift.max(m, tileMax)
-            if m != -.infinity && updated > m {
-                let alpha = exp2Scalar(m - updated)
-                part[1] *= alpha
-                scaleInPlace(part + 2, count: width, by: alpha)
-            }
-            part[0] = updated
+            let updated = OnlineSoftmax.raiseMax(part, sum: part + 1, acc: part + 2, width: width, tileMax: tileMax)
             part[1] += exp2InPlace(sr, count: decodeTileKeys, shift: updated)
         }
         // P.V with each value row loaded once for all rows.

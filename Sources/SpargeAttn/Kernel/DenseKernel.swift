@@ -9,77 +9,12 @@ struct DenseTiling {
     static let keyColumns = 64
 }
 
-/// K transposed per tile (`kT[d][c]`) and V padded when needed, for every (batch, kv head).
-final class DenseOperands: @unchecked Sendable {
-    let shape: AttentionShape
-    let keyTiles: Int
-    let width: Int
-    let kTransposed: RawBuffer<Float>     // [B*Hkv][keyTiles][D][keyColumns]
-    let vPadded: RawBuffer<Float>?
-    let values: TensorView
-    /// Per (batch, kv head): V is stored divided by it (``OverflowGuard``); 1 normally.
-    let valueUnits: [Float]
-    /// Per (batch, kv head): the largest |k| (set by ``prepareKeys``), for ``OverflowGuard``.
-    let keyMagnitude: RawBuffer<Float>
-
-    init(shape s: AttentionShape, v: TensorView) {
-        shape = s
-        keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
-        width = roundUp(s.headDim, 8)
-        kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
-        keyMagnitude = RawBuffer(count: s.batch * s.kvHeads, zero: 0)
-        var units = [Float](repeating: 1, count: s.batch * s.kvHeads)
-        let scaled = units.withUnsafeMutableBufferPointer { OverflowGuard.valueUnits(v, shape: s, into: $0.baseAddress!) }
-        valueUnits = units
-        if v.isFloat32 && s.headDim % 8 == 0 && !scaled {
-            vPadded = nil
-            values = v
-        } else {
-            let w = width
-            let buf = RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * w, zero: 0)
-            for b in 0..<s.batch {
-                for h in 0..<s.kvHeads {
-                    let unit = units[b * s.kvHeads + h]
-                    for n in 0..<s.keyLength {
-                        let row = buf.pointer + ((b * s.kvHeads + h) * s.keyLength + n) * w
-                        v.load(b, h, n, into: row, count: s.headDim)
-                        if unit != 1 { for c in 0..<s.headDim { row[c] /= unit } }
-                    }
-                }
-            }
-            vPadded = buf
-            values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * w,
-                                headStride: s.keyLength * w, rowStride: w)
-        }
-    }
-
-    var tileSize: Int { shape.headDim * DenseTiling.keyColumns }
-
-    /// Transposes the key tiles of (batch b, kv head h).
-    func prepareKeys(b: Int, h: Int, k: TensorView, scratch w: WorkerScratch) {
-        let s = shape, tc = DenseTiling.keyColumns
-        var magnitude: Float = 0
-        for j in 0..<keyTiles {
-            let start = j * tc
-            let rows = Swift.min(tc, s.keyLength - start)
-            let dst = kTransposed.pointer + ((b * s.kvHeads + h) * keyTiles + j) * tileSize
-            dst.update(repeating: 0, count: tileSize)
-            for c in 0..<rows {
-                let src = k.floats(b, h, start + c, count: s.headDim, temp: w.row.pointer)
-                for x in 0..<s.headDim { dst[x * tc + c] = src[x] }
-            }
-            magnitude = Swift.max(magnitude, OverflowGuard.maxMagnitude(dst, count: tileSize))
-        }
-        keyMagnitude.pointer[b * s.kvHeads + h] = magnitude
-    }
-}
-
 /// Computes exact attention for query tile `i` of (batch b, head h); with `chunks > 1`
 /// only the `chunk`-th share of the key tiles, exported unnormalised to `partial` (split-K).
 func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
     causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch,
-    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -112,7 +47,7 @@ func denseQueryTile(
     let scores = w.scores.pointer
     var softmax = w.softmax
     softmax.scoreUnit = scoreUnit
-    softmax.valueUnit = ops.valueUnits[kHead]
+    softmax.valueUnit = ops.valueUnits.pointer[kHead]
     softmax.reset(rows: rowsPad)
     for j in (chunk * ops.keyTiles / chunks)..<((chunk + 1) * ops.keyTiles / chunks) {
         let kStart = j * tc
@@ -129,7 +64,7 @@ func denseQueryTile(
                        values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)
     }
     if let partial {
-        softmax.export(rows: DenseTiling.queryRows, into: partial)
+        softmax.export(rows: DenseTiling.queryRows, into: partial, units: chunk == 0 ? units : nil)
     } else {
         softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }

@@ -90,13 +90,11 @@ func groupedDecodeBlock(
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)
         for gh in 0..<group where active[gh] != 0 {
             let exempt = ordinal[gh] - 1 >= selected[gh] - o.exemptTailBlocks
-            let lam = lambda(firstHead + gh)
-            let hs = headSoftmax(gh)
-            if !exempt && lam.isFinite && hs.largestIncrease(rows: nq) + lam <= 0 {
+            if stage2SkipsTile(headSoftmax(gh), rows: nq, lambda: lambda(firstHead + gh), exempt: exempt) {
                 let item = (b * s.heads + firstHead + gh) * g.queryBlocks
                 counts[item * chunks + chunk].skipped += 1
                 (scores + gh * nq * stride).update(repeating: -.infinity, count: nq * stride)
-                hs.tileMax.update(repeating: -.infinity, count: nq)
+                headSoftmax(gh).tileMax.update(repeating: -.infinity, count: nq)
             }
         }
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
@@ -107,10 +105,8 @@ func groupedDecodeBlock(
         let hs = headSoftmax(gh)
         if let partials {
             let item = (b * s.heads + h) * g.queryBlocks
-            let part = partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
-            (part).update(from: hs.rowMax, count: nq)
-            (part + g.rowsPad).update(from: hs.rowSum, count: nq)
-            (part + 2 * g.rowsPad).update(from: hs.acc, count: nq * g.width)
+            hs.export(rows: nq, layoutRows: g.rowsPad,
+                      into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width))
         } else {
             hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, temp: w.row.pointer)
         }

@@ -33,7 +33,7 @@ struct SparseKernelOptions {
 func sparseQueryBlock(
     b: Int, h: Int, i: Int, ops: SparseOperands, geometry g: SparseGeometry, mapRow: UnsafePointer<UInt8>, lambda: Float,
     options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch,
-    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil
 ) -> TileCounts {
     let s = g.shape, d = s.headDim
     let kvh = h / s.groupSize
@@ -84,7 +84,7 @@ func sparseQueryBlock(
         // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)
         let exempt = ordinal >= selected - o.exemptTailBlocks
-        if !exempt && lambda.isFinite && softmax.largestIncrease(rows: rows) + lambda <= 0 {
+        if stage2SkipsTile(softmax, rows: rows, lambda: lambda, exempt: exempt) {
             counts.skipped += 1
             continue
         }
@@ -94,32 +94,9 @@ func sparseQueryBlock(
                        values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics)
     }
     if let partial {
-        softmax.export(rows: g.rowsPad, into: partial)
+        softmax.export(rows: g.rowsPad, into: partial, units: chunk == 0 ? units : nil)
     } else {
         softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }
     return counts
-}
-
-/// Sets to -inf the padding columns (`>= validColumns`) and, with `causal`, the scores of keys
-/// after `query + offset`. With `zeroPaddingUpTo > validColumns` the padding columns below it
-/// score 0 instead (the Triton kernel's unmasked key padding).
-@inline(__always)
-func maskTile(
-    scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
-    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0
-) {
-    let visibleColumns = Swift.max(validColumns, Swift.min(zeroPaddingUpTo, stride))
-    for r in 0..<rows {
-        let row = scores + r * stride
-        if visibleColumns > validColumns {
-            (row + validColumns).update(repeating: 0, count: visibleColumns - validColumns)
-        }
-        var limit = visibleColumns
-        if causal {
-            // Keys firstKey + c with c <= firstQuery + r + offset - firstKey are visible.
-            limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))
-        }
-        if limit < stride { (row + limit).update(repeating: -.infinity, count: stride - limit) }
-    }
 }

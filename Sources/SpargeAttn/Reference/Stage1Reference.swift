@@ -1,3 +1,5 @@
+import Foundation
+
 /// Literal forms of stage-1 quantities, for teaching and for testing the fast forms.
 public enum Stage1Reference {
     /// Mean pairwise cosine similarity of `rows` rows of length `d`: the Gram matrix of the
@@ -20,5 +22,71 @@ public enum Stage1Reference {
             }
         }
         return total / Double(rows * rows)
+    }
+}
+
+extension Stage1Reference {
+    /// Steps 3-7 of stage 1 written plainly, for reading and for testing the fast
+    /// selection: compressed scores, softmax over key blocks, sort and CDF / top-k count,
+    /// forced blocks, causal clearing, attention sink. Same fp32 arithmetic as the fast path,
+    /// so the maps are identical.
+    ///
+    /// - Parameters:
+    ///   - pooledQ: the pooled query blocks, `nq x headDim`; `selfSimilarityQ` their `nq`
+    ///     self-similarities (NaN: never self-similar).
+    ///   - pooledK: the pooled key blocks, `nk x headDim`; `selfSimilarityK` their `nk` values.
+    ///   - scale: the softmax scale `s`.
+    ///   - theta: the self-similarity threshold.
+    ///   - selection: the CDF or top-k rule; `head` picks its per-head value.
+    ///   - causalOffset: `Nk - Nq` (query `t` sees keys up to `t + causalOffset`).
+    ///   - gpuRounding: round the scores, probabilities and the running CDF to fp16 as the GPU code.
+    /// - Returns: the block map of one head, `nq x nk` bytes (0 or 1).
+    public static func selectBlocks(
+        pooledQ: [Float], selfSimilarityQ: [Float], pooledK: [Float], selfSimilarityK: [Float], headDim d: Int,
+        blockQ: Int, blockK: Int, scale: Float, theta: Float, selection: BlockSelection, head: Int = 0,
+        causal: Bool, causalOffset: Int = 0, attentionSink: Bool, gpuRounding: Bool
+    ) -> [UInt8] {
+        let nq = selfSimilarityQ.count, nk = selfSimilarityK.count
+        func half(_ x: Float) -> Float { gpuRounding ? Float(Float16(x)) : x }
+        func allowed(_ i: Int, _ j: Int) -> Bool { !causal || j * blockK < (i + 1) * blockQ + causalOffset }
+        var map = [UInt8](repeating: 0, count: nq * nk)
+        for i in 0..<nq {
+            // Step 3: compressed scores (-inf for a dissimilar or future key block).
+            var scores = [Float](repeating: -.infinity, count: nk)
+            for j in 0..<nk where selfSimilarityK[j] > theta && allowed(i, j) {
+                var dot: Float = 0
+                for c in 0..<d { dot += pooledQ[i * d + c] * pooledK[j * d + c] }
+                scores[j] = half(half(dot) * scale)
+            }
+            // Step 4: softmax (all zeros when every score is -inf).
+            var p = [Float](repeating: 0, count: nk)
+            let m = scores.max() ?? -.infinity
+            if m != -.infinity {
+                var sum: Float = 0
+                for j in 0..<nk { p[j] = Foundation.exp(scores[j] - m); sum += p[j] }
+                for j in 0..<nk { p[j] = half(p[j] / sum) }
+            }
+            // Step 5: descending probability, ties to the lower index; then the count.
+            let order = (0..<nk).sorted { p[$0] > p[$1] || (p[$0] == p[$1] && $0 < $1) }
+            var count = 0
+            switch selection {
+            case .topK(let k):
+                count = Swift.max(1, Int(k[head] * Float(nk)))
+            case .cdf(let tau):
+                var cumulative: Float = 0
+                for (t, j) in order.enumerated() {
+                    cumulative = half(cumulative + p[j])
+                    if cumulative <= tau[head] { count = t + 1 } else { break }
+                }
+                count = Swift.max(count, 1)
+            }
+            for j in order.prefix(count) { map[i * nk + j] = 1 }
+            // Step 6: blocks that are not self-similar are always computed.
+            for j in 0..<nk where !(selfSimilarityQ[i] > theta) || !(selfSimilarityK[j] > theta) { map[i * nk + j] = 1 }
+            // Step 7: causal clearing, then the sink.
+            for j in 0..<nk where !allowed(i, j) { map[i * nk + j] = 0 }
+            if attentionSink { map[i * nk] = 1 }
+        }
+        return map
     }
 }

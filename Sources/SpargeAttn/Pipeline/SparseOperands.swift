@@ -1,39 +1,7 @@
-import SpargeSIMD
-
 // Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
 // K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
 // blocks and their scales (section 3) in the packed layouts of the score micro-kernel, and V
 // padded to a multiple of 8 channels when its own rows are not.
-
-/// Geometry shared by the preparation and the kernel.
-struct SparseGeometry: Sendable {
-    let shape: AttentionShape
-    let blockQ: Int, blockK: Int
-    let queryBlocks: Int, keyBlocks: Int
-    let pairs: Int              // int16 pairs per row
-    let rowsPad: Int            // blockQ rounded up to 4 (kernel row tile)
-    let columnsPad: Int         // blockK rounded up to 16 (kernel column tile)
-    let width: Int              // head dim rounded up to 8
-    /// Key blocks between consecutive kv heads in the key-side buffers: `keyBlocks`, or a KV
-    /// cache's capacity (its buffers keep their layout while it grows).
-    let keyBlockStride: Int
-
-    init(shape: AttentionShape, blockQ: Int, blockK: Int, keyBlockStride: Int? = nil) {
-        self.shape = shape
-        self.blockQ = blockQ
-        self.blockK = blockK
-        queryBlocks = blockCount(shape.queryLength, blockQ)
-        keyBlocks = blockCount(shape.keyLength, blockK)
-        pairs = pairCount(shape.headDim)
-        rowsPad = roundUp(blockQ, 4)
-        columnsPad = roundUp(blockK, 16)
-        width = roundUp(shape.headDim, 8)
-        self.keyBlockStride = keyBlockStride ?? keyBlocks
-    }
-
-    var packedKeyBlock: Int { pairs * columnsPad * 2 }          // Int16 per packed key block
-    var packedQueryHead: Int { queryBlocks * rowsPad * pairs }   // Int32 per query head
-}
 
 /// Prepared operands of one call. Buffers are indexed by (batch, head) or (batch, kv head).
 final class SparseOperands: @unchecked Sendable {
@@ -60,7 +28,6 @@ final class SparseOperands: @unchecked Sendable {
     /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
     private(set) var valuesScaled = false
 
-
     init(geometry g: SparseGeometry, captureInt8: Bool) {
         self.g = g
         let s = g.shape, d = s.headDim
@@ -83,48 +50,20 @@ final class SparseOperands: @unchecked Sendable {
     /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
     func bindPaddedValues(_ v: TensorView) { values = v; valuesScaled = false }
 
-    /// Points the kernel at V: in place when it is fp32 with D a multiple of 8 and the P.V
-    /// numerics are fp32, else converted into `vPadded` (serially: O(N*D), small next to the
-    /// attention): widened and padded, rounded to fp16 for ``PVNumerics/fp16``, or quantized to
-    /// FP8 e4m3 per (batch, kv head, channel) (`v_scale = max|V| / fp8ValueRange`) and stored
-    /// dequantized (`V8 * v_scale`) for
-    /// ``PVNumerics/fp8``.
+    /// Points the kernel at V (see `widenValues`): in place when it can, else widened into
+    /// `vPadded`, allocated on first need and then reused.
     func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25) {
-        let s = g.shape, d = s.headDim
+        let s = g.shape
         // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
         valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
-        if v.isFloat32 && d % 8 == 0 && numerics == .fp32 && !valuesScaled {
+        if valuesReadInPlace(v, headDim: s.headDim, numerics: numerics) && !valuesScaled {
             values = v
             return
         }
         let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
         vPadded = buf
-        for b in 0..<s.batch {
-            for h in 0..<s.kvHeads {
-                let head = buf.pointer + (b * s.kvHeads + h) * s.keyLength * g.width
-                for n in 0..<s.keyLength { v.load(b, h, n, into: head + n * g.width, count: d) }
-                if valuesScaled, valueUnits.pointer[b * s.kvHeads + h] != 1 {
-                    let unit = valueUnits.pointer[b * s.kvHeads + h]
-                    for n in 0..<s.keyLength { for c in 0..<d { head[n * g.width + c] /= unit } }
-                }
-                switch numerics {
-                case .fp32:
-                    break
-                case .fp16:
-                    for n in 0..<s.keyLength { for c in 0..<d { head[n * g.width + c] = roundToHalf(head[n * g.width + c]) } }
-                case .fp8:
-                    for c in 0..<d {
-                        var amax: Float = 0
-                        for n in 0..<s.keyLength { amax = Swift.max(amax, Swift.abs(head[n * g.width + c])) }
-                        let scale = amax / fp8ValueRange
-                        guard scale > 0 else { continue }
-                        for n in 0..<s.keyLength { head[n * g.width + c] = roundToE4M3(head[n * g.width + c] / scale) * scale }
-                    }
-                }
-            }
-        }
-        values = TensorView(base: UnsafeRawPointer(buf.pointer), batchStride: s.kvHeads * s.keyLength * g.width,
-                            headStride: s.keyLength * g.width, rowStride: g.width)
+        values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange,
+                             units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer)
     }
 
     func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
@@ -145,31 +84,8 @@ final class SparseOperands: @unchecked Sendable {
             mean.update(repeating: 0, count: d)
             return
         }
-        // Mean over tokens, accumulated in double (the GPU rounds the fp32 mean of fp16
-        // values to fp16; accumulation order then does not matter).
-        let sums = w.sums.pointer
-        sums.update(repeating: 0, count: d)
-        if gpuRounding {
-            for t in 0..<n {
-                let row = k.floats(b, h, t, count: d, temp: w.row.pointer)
-                for c in 0..<d { sums[c] += Double(roundToHalf(row[c])) }
-            }
-        } else {
-            // fp32 partial sums of 64 rows (vectorised), flushed into the double sums.
-            let partial = w.vector.pointer
-            var t = 0
-            while t < n {
-                let end = Swift.min(n, t + 64)
-                partial.update(repeating: 0, count: d)
-                for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: w.row.pointer), into: partial, count: d) }
-                for c in 0..<d { sums[c] += Double(partial[c]) }
-                t = end
-            }
-        }
-        for c in 0..<d {
-            let m = Float(sums[c] / Double(n))
-            mean[c] = gpuRounding ? roundToHalf(m) : m
-        }
+        keySmoothingMean(k, b: b, h: h, tokens: n, d: d, gpuRounding: gpuRounding, into: mean,
+                         sums: w.sums.pointer, partial: w.vector.pointer, row: w.row.pointer)
     }
 
     /// Sections 1-3 for key blocks `blocks` of (b, kv head h): K' = K - kMean, summaries,
@@ -186,20 +102,14 @@ final class SparseOperands: @unchecked Sendable {
             let rows = Swift.min(g.blockK, n - start)
             for r in 0..<rows {
                 let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
-                let dst = block + r * d
-                if gpuRounding {
-                    for c in 0..<d { dst[c] = roundToHalf(roundToHalf(src[c]) - mean[c]) }
-                } else {
-                    subtractRow(src, mean, into: dst, count: d)
-                }
+                smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
             }
             let t = head * g.keyBlockStride + j
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
-            packColumnPairs(q8, rows: rows, d: d, stride: d, columns: g.columnsPad,
-                            into: kPacked.pointer + t * g.packedKeyBlock)
+            packKeyBlock(q8, rows: rows, d: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
     }
@@ -226,9 +136,8 @@ final class SparseOperands: @unchecked Sendable {
             (qSim.pointer[t], qScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockQ, premultiplier: premultiplier, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
-            let packed = qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs
-            packed.update(repeating: 0, count: g.rowsPad * g.pairs)
-            for r in 0..<rows { packRowPairs(q8 + r * d, d: d, into: packed + r * g.pairs) }
+            packQueryBlock(q8, rows: rows, d: d, pairs: g.pairs, rowsPad: g.rowsPad,
+                           into: qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs)
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
     }

@@ -5,10 +5,10 @@ import SpargeSIMD
 // an fp32 accumulator row `O`. Scores arrive as a tile in base-2 units (already multiplied
 // by `s * log2(e)`), masked entries as -inf.
 
-/// Pointers into a worker's workspace for one query tile.
 /// The SageAttention2 kernels' offset of the FP8 probabilities (base-2 units).
 let fp8ProbabilityOffset: Float = 8.807
 
+/// Pointers into a worker's workspace for one query tile.
 struct OnlineSoftmax {
     var rowMax: UnsafeMutablePointer<Float>      // m, rowsPad
     var rowSum: UnsafeMutablePointer<Float>      // l, rowsPad
@@ -54,20 +54,14 @@ struct OnlineSoftmax {
     ) {
         for r in 0..<rows {
             let local = tileMax[r]
-            let running = rowMax[r]
             let row = scores + r * stride
             if local == -.infinity {
                 // Nothing visible in this tile for this row: P = 0.
                 row.update(repeating: 0, count: stride)
                 continue
             }
-            let updated = Swift.max(running, local)
-            if updated > running && running != -.infinity {
-                let alpha = exp2Scalar((running - updated) * scoreUnit)
-                rowSum[r] *= alpha
-                scaleInPlace(acc + r * width, count: width, by: alpha)
-            }
-            rowMax[r] = updated
+            let updated = Self.raiseMax(rowMax + r, sum: rowSum + r, acc: acc + r * width, width: width, tileMax: local,
+                                        unit: scoreUnit)
             if scoreUnit != 1 {
                 // Rare (scores near the fp32 limit): P = 2^((S - m) * unit), one element at a time.
                 var sum: Float = 0
@@ -107,6 +101,23 @@ struct OnlineSoftmax {
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
     }
 
+    /// The running-max step of one row for a tile whose maximum `tileMax` is finite: when the
+    /// max grows, `l` and `O` are rescaled by `2^(m - m_new)`; stores and returns `m_new`.
+    /// Every online softmax of the package (tiled kernels, exact decode) goes through it.
+    @inline(__always)
+    static func raiseMax(_ m: UnsafeMutablePointer<Float>, sum l: UnsafeMutablePointer<Float>,
+                         acc: UnsafeMutablePointer<Float>, width: Int, tileMax: Float, unit: Float = 1) -> Float {
+        let running = m.pointee
+        let updated = Swift.max(running, tileMax)
+        if updated > running && running != -.infinity {
+            let alpha = exp2Scalar((running - updated) * unit)
+            l.pointee *= alpha
+            scaleInPlace(acc, count: width, by: alpha)
+        }
+        m.pointee = updated
+        return updated
+    }
+
     /// Writes `O / l` for `rows` rows of `d` channels as rows `first...` of (b, h) of `output`;
     /// a row that saw no key gets zeros. `temp` holds one row.
     func finish(rows: Int, d: Int, into output: MutableTensorView, b: Int, h: Int, first: Int,
@@ -121,50 +132,6 @@ struct OnlineSoftmax {
                 for c in 0..<d { temp[c] = src[c] * inv }
             }
             output.store(b, h, first + r, from: temp, count: d)
-        }
-    }
-
-    /// Floats of one exported state of `rows` rows: `m`, `l`, `O`, then the two units.
-    static func exportSize(rows: Int, width: Int) -> Int { rows * (2 + width) + 2 }
-
-    /// Copies the unnormalised state (`m`, `l`, `O`, `scoreUnit`, `valueUnit`) of `rows` rows
-    /// to `dst` (split-K).
-    func export(rows: Int, into dst: UnsafeMutablePointer<Float>) {
-        dst.update(from: rowMax, count: rows)
-        (dst + rows).update(from: rowSum, count: rows)
-        (dst + 2 * rows).update(from: acc, count: rows * width)
-        dst[rows * (2 + width)] = scoreUnit
-        dst[rows * (2 + width) + 1] = valueUnit
-    }
-
-    /// Merges `count` exported states of `rows` rows (in order, so the result does not depend
-    /// on which thread produced which) and writes `O / l` for `validRows` rows of `d` channels:
-    /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`.
-    static func merge(
-        _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
-        into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
-    ) {
-        let size = exportSize(rows: rows, width: width)
-        // Every share of one tile has the same units (they depend on the tile and the head only).
-        let scoreUnit = parts[rows * (2 + width)], valueUnit = parts[rows * (2 + width) + 1]
-        for r in 0..<validRows {
-            defer { output.store(b, h, first + r, from: dst, count: d) }
-            var m = -Float.infinity
-            for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
-            dst.update(repeating: 0, count: d)
-            if m == -.infinity { continue }
-            var l: Float = 0
-            for s in 0..<count {
-                let part = parts + s * size
-                let ms = part[r]
-                if ms == -.infinity { continue }
-                let f = exp2Scalar((ms - m) * scoreUnit)
-                l += part[rows + r] * f
-                let o = part + 2 * rows + r * width
-                for c in 0..<d { dst[c] += o[c] * f }
-            }
-            let inv = valueUnit / l
-            for c in 0..<d { dst[c] *= inv }
         }
     }
 }

@@ -4,42 +4,6 @@
 //   3. kernel  (batch x head x query block): stage 2.
 // Each work item writes only its own region, so the result is the same for any thread count.
 
-/// All memory a sparse call needs besides the caller's tensors, allocated once (per call for
-/// the one-shot API, once per workspace for ``SpargePlan``) and reused: the hot path never
-/// allocates.
-final class SparseStorage: @unchecked Sendable {
-    let g: SparseGeometry
-    let ops: SparseOperands
-    let scratch: [WorkerScratch]
-    let map: RawBuffer<UInt8>               // B,H,nq,nk
-    let chunks: Int                         // split-K factor (a function of the shape)
-    let counts: RawBuffer<TileCounts>       // per (query block, chunk)
-    let partials: RawBuffer<Float>?         // split-K states
-    let probabilities: RawBuffer<Float>?    // stage-1 P_hat, when captured
-    let temp: RawBuffer<Float>              // one row, for input scans
-
-    init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
-         captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
-        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride)
-        self.g = g
-        ops = SparseOperands(geometry: g, captureInt8: captureInt8)
-        scratch = (0..<Swift.max(1, threads)).map { _ in
-            WorkerScratch(tileRows: g.rowsPad, tileColumns: g.columnsPad, width: g.width,
-                          blockRows: Swift.max(g.blockQ, g.blockK), d: s.headDim, keyBlocks: g.keyBlocks)
-        }
-        let blocks = s.batch * s.heads * g.queryBlocks
-        map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
-        chunks = chunkCapacity ?? splitFactor(items: blocks, keyBlocks: g.keyBlocks)
-        counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
-        partials = chunks > 1
-            ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
-        probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
-        temp = RawBuffer(count: s.headDim, zero: 0)
-    }
-
-    var workers: Int { scratch.count }
-}
-
 /// Phase timings and tile counts of one call (no arrays: building it does not allocate).
 struct SparseRunOutcome {
     var timings: SparseTimings
@@ -68,8 +32,7 @@ struct SparsePipeline {
         let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
         for w in scratch { w.stage1Nanos = 0; w.quantizationNanos = 0 }
         let mapBase = UnsafeSendable(st.map.pointer)
-        let mapCount = s.batch * s.heads * g.queryBlocks * g.keyBlocks
-        if let given { st.map.pointer.update(from: given, count: mapCount) }
+        if let given { st.map.pointer.update(from: given, count: g.mapCount) }
 
         let start = monotonicNanos()
         if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics, fp8ValueRange: p.fp8ValueRange) }
@@ -86,7 +49,7 @@ struct SparsePipeline {
             let b = item / s.heads, h = item % s.heads
             let w = scratch[worker]
             ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
-                               partialBlocks: queryPartialBlocks(g), geometry: g, scratch: w)
+                               partialBlocks: Self.queryPartialBlocks(shape: s, parameters: p), geometry: g, scratch: w)
             guard predict else { return }
             let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
             let (selection, isTopK): (Float, Bool) = {
@@ -126,7 +89,9 @@ struct SparsePipeline {
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
-            if usesGroupedDecode(g) && !perHeadKernel {
+            let grouped = usesGroupedDecode(g) && !perHeadKernel
+            let units = grouped ? nil : st.partialUnits
+            if grouped {
                 // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.
                 parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, work in
                     let bk = work / chunks, chunk = work % chunks
@@ -143,7 +108,8 @@ struct SparsePipeline {
                     countBase.value[work] = sparseQueryBlock(
                         b: b, h: h, i: i, ops: ops, geometry: g, mapRow: mapBase.value + item * g.keyBlocks,
                         lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
-                        chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
+                        chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil,
+                        units: chunks > 1 ? units.map { $0.pointer + item * 2 } : nil)
                 }
             }
             if chunks > 1, let partials {
@@ -153,7 +119,7 @@ struct SparsePipeline {
                     OnlineSoftmax.merge(
                         partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
                         validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
-                        into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
+                        units: units.map { UnsafePointer($0.pointer + item * 2) }, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
                 }
             }
             for n in 0..<(items * chunks) {
@@ -174,63 +140,29 @@ struct SparsePipeline {
     /// The partial-block rule of the query side: the parameters' rule, except that a query
     /// shorter than one block (decoding) is measured: the GPU code never runs such shapes
     /// (it needs N >= 128), and a single token is its own, perfectly self-similar, block.
-    func queryPartialBlocks(_ g: SparseGeometry) -> PartialBlockRule {
-        shape.queryLength < g.blockQ ? .measure : parameters.partialBlocks
+    static func queryPartialBlocks(shape: AttentionShape, parameters: SpargeParameters) -> PartialBlockRule {
+        shape.queryLength < parameters.blockQ ? .measure : parameters.partialBlocks
     }
+}
 
-    /// Marked blocks, and marked blocks among those the causal rule allows, and the allowed
-    /// count (all three without allocating).
-    func densities(map: UnsafePointer<UInt8>, g: SparseGeometry) -> (density: Double, allowedDensity: Double) {
-        let offset = shape.keyLength - shape.queryLength
-        var allowed = 0, marked = 0, markedAllowed = 0
-        for i in 0..<g.queryBlocks {
-            for j in 0..<g.keyBlocks where !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: offset) {
-                allowed += 1
+extension SparsePipeline {
+    /// A one-shot call: storage of its own, stage 1 unless `blockMap` is given, the result as arrays.
+    func callOnce(_ views: CallViews, blockMap: BlockMap?, threads: Int, captureQuantized: Bool,
+                  captureProbabilities: Bool = false) -> SparseAttentionResult {
+        let storage = SparseStorage(shape: shape, parameters: parameters, threads: threads,
+                                    captureInt8: captureQuantized, captureProbabilities: captureProbabilities)
+        let outcome = blockMap.map { m in
+            m.bits.withUnsafeBufferPointer {
+                run(q: views.q, k: views.k, v: views.v, output: views.output, given: $0.baseAddress, storage: storage)
             }
-        }
-        for bh in 0..<(shape.batch * shape.heads) {
-            for i in 0..<g.queryBlocks {
-                let row = map + (bh * g.queryBlocks + i) * g.keyBlocks
-                for j in 0..<g.keyBlocks where row[j] != 0 {
-                    marked += 1
-                    if !parameters.causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: offset) {
-                        markedAllowed += 1
-                    }
-                }
-            }
-        }
-        let total = shape.batch * shape.heads * g.queryBlocks * g.keyBlocks
-        return (Double(marked) / Double(total),
-                allowed == 0 ? 0 : Double(markedAllowed) / Double(allowed * shape.batch * shape.heads))
+        } ?? run(q: views.q, k: views.k, v: views.v, output: views.output, given: nil, storage: storage)
+        return result(outcome, storage: storage, captureQuantized: captureQuantized)
     }
 
-    /// The one-shot API's result: the map, statistics and the captured tensors as arrays.
-    func result(_ outcome: SparseRunOutcome, storage st: SparseStorage, captureQuantized: Bool) -> SparseAttentionResult {
-        let g = st.g
-        let count = shape.batch * shape.heads * g.queryBlocks * g.keyBlocks
-        let map = try! BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
-                                bits: Array(UnsafeBufferPointer(start: st.map.pointer, count: count)))
-        let (density, allowedDensity) = densities(map: st.map.pointer, g: g)
-        let statistics = SparseStatistics(
-            density: density, allowedDensity: allowedDensity,
-            densityPerHead: (0..<shape.heads).map { map.density(head: $0) },
-            visitedTiles: outcome.visited, skippedTiles: outcome.skipped,
-            computedFraction: Double(outcome.visited - outcome.skipped) / Double(count))
-        return SparseAttentionResult(
-            blockMap: map, timings: outcome.timings, statistics: statistics,
-            quantized: captureQuantized ? quantizedTensors(st.ops) : nil,
-            blockProbabilities: st.probabilities.map { Array(UnsafeBufferPointer(start: $0.pointer, count: count)) })
-    }
-
-    func quantizedTensors(_ ops: SparseOperands) -> QuantizedTensors {
-        let s = shape, g = ops.g
-        func array<T>(_ b: RawBuffer<T>?, _ n: Int) -> [T] { b.map { Array(UnsafeBufferPointer(start: $0.pointer, count: n)) } ?? [] }
-        return QuantizedTensors(
-            qInt8: array(ops.qInt8, s.batch * s.heads * s.queryLength * s.headDim),
-            qScale: array(ops.qScale, s.batch * s.heads * g.queryBlocks),
-            kInt8: array(ops.kInt8, s.batch * s.kvHeads * s.keyLength * s.headDim),
-            kScale: array(ops.kScale, s.batch * s.kvHeads * g.keyBlocks),
-            kMean: array(ops.kMean, s.batch * s.kvHeads * s.headDim))
+    /// A plan call: the workspace's storage, stage 1 unless `given` holds a map; no allocation.
+    func callWithWorkspace(_ views: CallViews, given: UnsafePointer<UInt8>?, storage: SparseStorage) -> SparseCallSummary {
+        let outcome = run(q: views.q, k: views.k, v: views.v, output: views.output, given: given, storage: storage)
+        return callSummary(outcome, map: storage.map.pointer, shape: shape, parameters: parameters, geometry: storage.g)
     }
 }
 
@@ -241,43 +173,4 @@ struct SparsePipeline {
 func splitFactor(items: Int, keyBlocks: Int, minimumItems: Int = 16) -> Int {
     if items >= minimumItems { return 1 }
     return Swift.max(1, Swift.min(keyBlocks, (minimumItems + items - 1) / items))
-}
-
-/// Exact attention over views (the body of ``SpargeAttention/dense``).
-func denseAttention(
-    q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
-    shape s: AttentionShape, causal: Bool, scale: Float, threads: Int
-) {
-    let ops = DenseOperands(shape: s, v: v)
-    let workers = Swift.max(1, threads)
-    let width = roundUp(s.headDim, 8)
-    let scratch = (0..<workers).map { _ in
-        WorkerScratch(tileRows: DenseTiling.queryRows, tileColumns: DenseTiling.keyColumns, width: width,
-                      blockRows: DenseTiling.queryRows, d: s.headDim, keyBlocks: 1)
-    }
-    parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
-        ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, scratch: scratch[worker])
-    }
-    let tiles = blockCount(s.queryLength, DenseTiling.queryRows)
-    let items = s.batch * s.heads * tiles
-    let chunks = splitFactor(items: items, keyBlocks: ops.keyTiles)
-    let partSize = OnlineSoftmax.exportSize(rows: DenseTiling.queryRows, width: width)
-    let partials = chunks > 1 ? RawBuffer<Float>(count: items * chunks * partSize, zero: 0) : nil
-    parallelFor(items: items * chunks, threads: workers) { worker, work in
-        let item = work / chunks, chunk = work % chunks
-        let i = item % tiles, bh = item / tiles
-        denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
-                       causalOffset: s.keyLength - s.queryLength, output: output, scratch: scratch[worker],
-                       chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize })
-    }
-    if let partials {
-        parallelFor(items: items, threads: workers) { worker, item in
-            let i = item % tiles, bh = item / tiles
-            let qStart = i * DenseTiling.queryRows
-            OnlineSoftmax.merge(
-                partials.pointer + item * chunks * partSize, count: chunks, rows: DenseTiling.queryRows, width: width,
-                validRows: Swift.min(DenseTiling.queryRows, s.queryLength - qStart), d: s.headDim,
-                into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
-        }
-    }
 }

@@ -1,0 +1,65 @@
+import SpargeSIMD
+
+// Split-K for every online softmax of the package: a key range split into shares, each share
+// exported as an unnormalised state (`m`, `l`, `O` of its rows), then merged in share order
+// by log-sum-exp (so the result does not depend on which thread produced which share).
+
+extension OnlineSoftmax {
+    /// How `O / l` is formed: the tiled kernels multiply by `1 / l` (as the GPU kernels'
+    /// epilogue); the exact decode path divides.
+    enum Normalization { case reciprocal, division }
+
+    /// Floats of one exported state of `rows` rows: `m`, `l`, then `O`.
+    static func exportSize(rows: Int, width: Int) -> Int { rows * (2 + width) }
+
+    /// Copies the unnormalised state (`m`, `l`, `O`) of the first `rows` rows to `dst`, laid
+    /// out as an exported state of `layoutRows` rows (split-K).
+    /// With `units`, also stores this softmax's score and value units there (for ``merge``).
+    func export(rows: Int, layoutRows: Int? = nil, into dst: UnsafeMutablePointer<Float>,
+                units: UnsafeMutablePointer<Float>? = nil) {
+        if let units { units[0] = scoreUnit; units[1] = valueUnit }
+        let stride = layoutRows ?? rows
+        dst.update(from: rowMax, count: rows)
+        (dst + stride).update(from: rowSum, count: rows)
+        (dst + 2 * stride).update(from: acc, count: rows * width)
+    }
+
+    /// Merges `count` exported states of `rows` rows (in order, so the result does not depend
+    /// on which thread produced which) and writes `O / l` for `validRows` rows of `d` channels:
+    /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`; a row that saw no
+    /// key gets zeros. `units` (score and value unit of the shares, ``OverflowGuard``) are 1
+    /// when nil.
+    static func merge(
+        _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
+        normalization: Normalization = .reciprocal, units: UnsafePointer<Float>? = nil,
+        into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
+    ) {
+        let scoreUnit = units?[0] ?? 1, valueUnit = units?[1] ?? 1
+        let size = exportSize(rows: rows, width: width)
+        for r in 0..<validRows {
+            defer { output.store(b, h, first + r, from: dst, count: d) }
+            var m = -Float.infinity
+            for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
+            dst.update(repeating: 0, count: d)
+            if m == -.infinity { continue }
+            var l: Float = 0
+            for s in 0..<count {
+                let part = parts + s * size
+                let ms = part[r]
+                if ms == -.infinity { continue }
+                let f = exp2Scalar((ms - m) * scoreUnit)
+                l += part[rows + r] * f
+                let o = part + 2 * rows + r * width
+                for c in 0..<d { dst[c] += o[c] * f }
+            }
+            switch normalization {
+            case .reciprocal:
+                let inv = valueUnit / l
+                for c in 0..<d { dst[c] *= inv }
+            case .division:
+                for c in 0..<d { dst[c] /= l }
+                if valueUnit != 1 { for c in 0..<d { dst[c] *= valueUnit } }
+            }
+        }
+    }
+}

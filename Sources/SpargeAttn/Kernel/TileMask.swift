@@ -1,0 +1,24 @@
+// The masks of a score tile: key padding and the token-level causal mask.
+
+/// Sets to -inf the padding columns (`>= validColumns`) and, with `causal`, the scores of keys
+/// after `query + offset`. With `zeroPaddingUpTo > validColumns` the padding columns below it
+/// score 0 instead (the Triton kernel's unmasked key padding).
+@inline(__always)
+func maskTile(
+    scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
+    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0
+) {
+    let visibleColumns = Swift.max(validColumns, Swift.min(zeroPaddingUpTo, stride))
+    for r in 0..<rows {
+        let row = scores + r * stride
+        if visibleColumns > validColumns {
+            (row + validColumns).update(repeating: 0, count: visibleColumns - validColumns)
+        }
+        var limit = visibleColumns
+        if causal {
+            // Keys firstKey + c with c <= firstQuery + r + offset - firstKey are visible.
+            limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))
+        }
+        if limit < stride { (row + limit).update(repeating: -.infinity, count: stride - limit) }
+    }
+}

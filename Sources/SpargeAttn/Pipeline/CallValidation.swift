@@ -1,0 +1,120 @@
+// The one validation sequence of every entry point (one-shot, plan, KV cache, other
+// backends): the shape, each tensor against its layout and element count, the output, the
+// values by the non-finite policy, the parameters and a block map, in that order, each
+// failure a thrown ``SpargeError`` that says what to fix.
+
+/// The validated views of one call's tensors.
+struct CallViews {
+    var q: TensorView
+    var k: TensorView
+    var v: TensorView
+    var output: MutableTensorView?
+}
+
+enum CallValidation {
+    /// Validates a whole call and returns its views.
+    ///
+    /// - Parameters:
+    ///   - v: nil for stage 1 alone (the view of `k` stands in).
+    ///   - output: nil when the call writes no output.
+    ///   - parameters: nil when they were validated before (a plan).
+    ///   - blockMap: a caller's map, checked against the shape and the block sizes.
+    ///   - temp: one row of scratch for the scans (allocated when nil).
+    static func views(
+        q: AttentionInput, k: AttentionInput, v: AttentionInput?, output: AttentionOutput?, shape: AttentionShape,
+        policy: NonFinitePolicy, parameters: SpargeParameters? = nil, blockMap: BlockMap? = nil,
+        temp: UnsafeMutablePointer<Float>? = nil
+    ) throws -> CallViews {
+        try shape.validate()
+        let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
+        let kv = try k.view(name: "k", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
+        let vv = try v.map { try $0.view(name: "v", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape) }
+        if policy == .reject {
+            let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
+            defer { if temp == nil { scratch.deallocate() } }
+            try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: scratch)
+            try requireFinite(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
+            if let vv {
+                try requireFinite(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
+            }
+        }
+        let out = try output.map { try $0.view(shape: shape) }
+        try parameters?.validate(for: shape)
+        if let m = blockMap, let p = parameters { try m.validate(for: shape, blockQ: p.blockQ, blockK: p.blockK) }
+        return CallViews(q: qv, k: kv, v: vv ?? kv, output: out)
+    }
+
+    /// A KV-cache append's keys and values (`B,Hkv,tokens,D`; the cache checked its room).
+    static func cacheAppend(k: AttentionInput, v: AttentionInput, batch: Int, kvHeads: Int, tokens: Int, headDim: Int,
+                            policy: NonFinitePolicy, temp: UnsafeMutablePointer<Float>) throws -> (k: TensorView, v: TensorView) {
+        let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
+        let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
+        let vv = try v.view(name: "v", heads: kvHeads, tokens: tokens, shape: part)
+        if policy == .reject {
+            try requireFinite(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
+            try requireFinite(vv, name: "v", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
+        }
+        return (kv, vv)
+    }
+
+    /// A KV-cache call's queries and output (`B,H,Nq,D` of `shape`; keys and values are the
+    /// cache's own).
+    static func cacheQuery(q: AttentionInput, output: AttentionOutput, shape: AttentionShape, policy: NonFinitePolicy,
+                           temp: UnsafeMutablePointer<Float>) throws -> (q: TensorView, output: MutableTensorView) {
+        let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
+        let out = try output.view(shape: shape)
+        if policy == .reject {
+            try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: temp)
+        }
+        return (qv, out)
+    }
+
+    /// Throws ``SpargeError/nonFiniteInput(name:index:value:)`` at the first NaN or infinity
+    /// of `view` (rows widened to fp32 into `temp`, one row).
+    static func requireFinite(_ view: TensorView, name: String, batch: Int, heads: Int, tokens: Int, d: Int,
+                              temp: UnsafeMutablePointer<Float>) throws {
+        if let (i, x) = firstNonFiniteElement(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) {
+            throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
+        }
+    }
+
+    /// Checks a plan call's raw block map against the call's `B*H*nq*nk`.
+    static func requireMapBytes(_ map: UnsafeBufferPointer<UInt8>?, geometry g: SparseGeometry) throws {
+        if let m = map, m.count != g.mapCount {
+            throw SpargeError.invalidBlockMap("\(m.count) bytes given; this plan needs B*H*nq*nk = \(g.mapCount)")
+        }
+    }
+}
+
+extension AttentionInput {
+    /// The view of this input as `heads x tokens` rows of `shape.headDim`, its layout checked.
+    func view(name: String, heads: Int, tokens: Int, shape: AttentionShape) throws -> TensorView {
+        let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
+        try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
+        return TensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
+    }
+}
+
+extension AttentionOutput {
+    /// The view of this output as `B,H,Nq,D` of `shape`, its layout checked.
+    func view(shape: AttentionShape) throws -> MutableTensorView {
+        let l = layout ?? .hnd(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
+        try checkLayout(l, name: "output", count: count, batch: shape.batch, heads: shape.heads,
+                        tokens: shape.queryLength, headDim: shape.headDim)
+        return MutableTensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
+    }
+}
+
+/// Throws unless `l` addresses `batch x heads x tokens x headDim` elements inside `count`
+/// without overlapping rows.
+func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+    guard let last = l.lastOffset(batch: batch, heads: heads, tokens: tokens, headDim: headDim) else {
+        throw SpargeError.invalidShape("'\(name)' has negative or overflowing strides \(l); strides are in elements and must be >= 0")
+    }
+    if last >= count {
+        throw SpargeError.bufferTooSmall(name: name, expected: last + 1, actual: count)
+    }
+    if l.tokenStride < headDim && tokens > 1 {
+        throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
+    }
+}

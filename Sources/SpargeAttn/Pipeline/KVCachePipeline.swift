@@ -1,0 +1,90 @@
+// A KV cache's calls through the pipeline. The cache owns fp32 keys and fp32 values padded to
+// `width` ([B*Hkv][capacity][...]) and a storage sized for its largest call, whose key-side
+// buffers keep the capacity's layout (`keyBlockStride`) while the cache grows.
+
+/// A KV cache's memory as the pipeline reads it.
+struct CacheBuffers {
+    let storage: SparseStorage
+    let keys: TensorView            // [B*Hkv][capacity][D], fp32
+    let values: TensorView          // [B*Hkv][capacity][width], fp32
+    let capacityBlocks: Int
+}
+
+extension SparsePipeline {
+    /// Phase 1 for the key blocks from `firstDirty` on (those an append touched) of a cache
+    /// now holding `shape.keyLength` keys; with `setMean` the smoothing mean is computed first
+    /// from those keys.
+    func prepareCachedKeys(_ c: CacheBuffers, firstDirty: Int, setMean: Bool) {
+        let s = shape, p = parameters, view = c.keys
+        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: c.capacityBlocks)
+        let ops = c.storage.ops, scratch = c.storage.scratch
+        parallelFor(items: s.batch * s.kvHeads, threads: c.storage.workers) { worker, item in
+            let b = item / s.kvHeads, h = item % s.kvHeads
+            if setMean {
+                ops.computeKeyMean(b: b, h: h, k: view, tokens: s.keyLength, smoothK: true, gpuRounding: p.gpuRounding,
+                                   geometry: g, scratch: scratch[worker])
+            }
+            ops.prepareKeyBlocks(b: b, h: h, k: view, blocks: firstDirty..<g.keyBlocks, gpuRounding: p.gpuRounding,
+                                 partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
+        }
+    }
+
+    /// Sparse attention of `shape.queryLength` new queries to the cached keys (prepared).
+    func attendCached(q: TensorView, output: MutableTensorView, cache c: CacheBuffers) -> SparseCallSummary {
+        let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: c.capacityBlocks)
+        c.storage.ops.bindPaddedValues(c.values)
+        let outcome = run(q: q, k: c.keys, v: c.keys, output: output, given: nil, storage: c.storage,
+                          geometry: g, keysPrepared: true)
+        return callSummary(outcome, map: c.storage.map.pointer, shape: shape, parameters: parameters, geometry: g)
+    }
+}
+
+/// Exact fp32 attention of `shape.queryLength` queries to every visible cached key: the
+/// decode kernel over chunks of `decodeChunkKeys` keys per (batch, kv group), then the
+/// split-K merge per row. `factor` is `s * log2(e)`.
+func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s: AttentionShape, causal: Bool,
+                          factor: Float, cache c: CacheBuffers) {
+    let n = s.keyLength, queries = s.queryLength, d = s.headDim, w = c.values.rowStride
+    let chunks = (n + decodeChunkKeys - 1) / decodeChunkKeys
+    let group = s.groupSize, groupRows = group * queries
+    let rows = s.batch * s.heads * queries
+    let partSize = OnlineSoftmax.exportSize(rows: 1, width: w)
+    // Per row: fp32 query, visible key count, and one exported one-row state per chunk.
+    // Row order within a kv group is (head in group, query), so a group's rows are consecutive.
+    let qRows = RawBuffer<Float>(uninitializedCount: rows * d)
+    let visible = RawBuffer<Int>(uninitializedCount: rows)
+    let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
+    for b in 0..<s.batch {
+        for h in 0..<s.heads {
+            for t in 0..<queries {
+                let row = (b * s.heads + h) * queries + t
+                q.load(b, h, t, into: qRows.pointer + row * d, count: d)
+                visible.pointer[row] = causal ? Swift.min(n, t + n - queries + 1) : n
+            }
+        }
+    }
+    let workers = c.storage.workers
+    let groupScores = RawBuffer<Float>(uninitializedCount: workers * groupRows * decodeTileKeys)
+    let groupParts = RawBuffer<Float>(uninitializedCount: workers * groupRows * partSize)
+    let kView = c.keys, vView = c.values
+    parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, item in
+        let bk = item / chunks, chunk = item % chunks
+        let b = bk / s.kvHeads, kvh = bk % s.kvHeads
+        let first = (b * s.heads + kvh * group) * queries   // the group's first row
+        let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows)
+        let local = groupParts.pointer + worker * groupRows * partSize
+        decodeChunk(rowsOfGroup, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
+                    k: kView, v: vView, b: b, kvh: kvh, factor: factor,
+                    scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
+        for r in 0..<groupRows {
+            (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
+        }
+    }
+    let scratch = c.storage.scratch
+    parallelFor(items: rows, threads: workers) { worker, row in
+        let t = row % queries, bh = row / queries
+        OnlineSoftmax.merge(parts.pointer + row * chunks * partSize, count: chunks, rows: 1, width: w, validRows: 1, d: d,
+                            normalization: .division, into: out, b: bh / s.heads, h: bh % s.heads, first: t,
+                            temp: scratch[worker].row.pointer)
+    }
+}

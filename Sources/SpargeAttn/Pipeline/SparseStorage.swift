@@ -1,0 +1,37 @@
+/// All memory a sparse call needs besides the caller's tensors, allocated once (per call for
+/// the one-shot API, once per workspace for ``SpargePlan``) and reused: the hot path never
+/// allocates.
+final class SparseStorage: @unchecked Sendable {
+    let g: SparseGeometry
+    let ops: SparseOperands
+    let scratch: [WorkerScratch]
+    let map: RawBuffer<UInt8>               // B,H,nq,nk
+    let chunks: Int                         // split-K factor (a function of the shape)
+    let counts: RawBuffer<TileCounts>       // per (query block, chunk)
+    let partials: RawBuffer<Float>?         // split-K states
+    let partialUnits: RawBuffer<Float>?     // per query block: score and value units (OverflowGuard)
+    let probabilities: RawBuffer<Float>?    // stage-1 P_hat, when captured
+    let temp: RawBuffer<Float>              // one row, for input scans
+
+    init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
+         captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
+        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride)
+        self.g = g
+        ops = SparseOperands(geometry: g, captureInt8: captureInt8)
+        scratch = (0..<Swift.max(1, threads)).map { _ in
+            WorkerScratch(tileRows: g.rowsPad, tileColumns: g.columnsPad, width: g.width,
+                          blockRows: Swift.max(g.blockQ, g.blockK), d: s.headDim, keyBlocks: g.keyBlocks)
+        }
+        let blocks = s.batch * s.heads * g.queryBlocks
+        map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
+        chunks = chunkCapacity ?? splitFactor(items: blocks, keyBlocks: g.keyBlocks)
+        counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
+        partials = chunks > 1
+            ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
+        partialUnits = chunks > 1 ? RawBuffer(count: blocks * 2, zero: 1) : nil
+        probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
+        temp = RawBuffer(count: s.headDim, zero: 0)
+    }
+
+    var workers: Int { scratch.count }
+}

@@ -1,0 +1,44 @@
+// V as the P.V kernels read it: fp32 rows whose length is a multiple of 8. Read in place when
+// the caller's V already is that (fp32, D a multiple of 8, fp32 P.V numerics); else widened
+// once per call into a buffer with rows padded to `width` floats, rounded to fp16 for
+// ``PVNumerics/fp16``, or quantized to FP8 e4m3 per (batch, kv head, channel)
+// (`v_scale = max|V| / fp8ValueRange`) and stored dequantized (`V8 * v_scale`) for
+// ``PVNumerics/fp8``. Serial: O(N*D), small next to the attention.
+
+/// Whether the kernels can read `v` in place.
+func valuesReadInPlace(_ v: TensorView, headDim d: Int, numerics: PVNumerics) -> Bool {
+    v.isFloat32 && d % 8 == 0 && numerics == .fp32
+}
+
+/// Widens the `B,Hkv,Nk,D` values of `v` into `buffer` (`B*Hkv*Nk*width` floats, padding
+/// columns already zero) with `numerics` applied, and returns the view of it.
+/// With `units`, each (batch, kv head) is divided by its power of two (``OverflowGuard``).
+func widenValues(_ v: TensorView, shape s: AttentionShape, width: Int, numerics: PVNumerics = .fp32,
+                 fp8ValueRange: Float = 2.25, units: UnsafePointer<Float>? = nil,
+                 into buffer: UnsafeMutablePointer<Float>) -> TensorView {
+    let d = s.headDim, n = s.keyLength
+    for b in 0..<s.batch {
+        for h in 0..<s.kvHeads {
+            let head = buffer + (b * s.kvHeads + h) * n * width
+            for t in 0..<n { v.load(b, h, t, into: head + t * width, count: d) }
+            if let unit = units?[b * s.kvHeads + h], unit != 1 {
+                for t in 0..<n { for c in 0..<d { head[t * width + c] /= unit } }
+            }
+            switch numerics {
+            case .fp32:
+                break
+            case .fp16:
+                for t in 0..<n { for c in 0..<d { head[t * width + c] = roundToHalf(head[t * width + c]) } }
+            case .fp8:
+                for c in 0..<d {
+                    var amax: Float = 0
+                    for t in 0..<n { amax = Swift.max(amax, Swift.abs(head[t * width + c])) }
+                    let scale = amax / fp8ValueRange
+                    guard scale > 0 else { continue }
+                    for t in 0..<n { head[t * width + c] = roundToE4M3(head[t * width + c] / scale) * scale }
+                }
+            }
+        }
+    }
+    return TensorView(base: UnsafeRawPointer(buffer), batchStride: s.kvHeads * n * width, headStride: n * width, rowStride: width)
+}

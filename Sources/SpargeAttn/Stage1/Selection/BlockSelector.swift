@@ -1,0 +1,55 @@
+// Stage 1, steps 3-7 (ALGORITHM.md section 2), one named function per step, composed here:
+// compressed scores, softmax over blocks, sort + CDF / top-k count, forced blocks, causal
+// clearing and the attention sink. One query block row of the block map at a time; no
+// allocation (the caller passes the scratch buffers). `Stage1Reference.selectBlocks` is the
+// plain-Swift twin the tests compare this with.
+
+/// Inputs of the selection for one head.
+struct SelectionInputs {
+    var pooledQ: UnsafePointer<Float>   // nq x d
+    var simQ: UnsafePointer<Float>      // nq (NaN: not self-similar)
+    var pooledK: UnsafePointer<Float>   // nk x d
+    var simK: UnsafePointer<Float>      // nk
+    var queryBlocks: Int
+    var keyBlocks: Int
+    var d: Int
+    var blockQ: Int
+    var blockK: Int
+    var scale: Float
+    var theta: Float
+    var selection: Float                // tau or topk
+    var isTopK: Bool
+    var causal: Bool
+    /// Nk - Nq (see ``blockCausallyAllowed(i:j:blockQ:blockK:offset:)``).
+    var causalOffset: Int = 0
+    var attentionSink: Bool
+    var gpuRounding: Bool
+    /// When set, receives `P_hat` (nq x nk) for inspection.
+    var probabilitiesOut: UnsafeMutablePointer<Float>? = nil
+}
+
+/// Writes the block-map rows of one head into `map` (`nq * nk` bytes).
+/// `probabilities` holds `nk` floats and `keys` `nk` UInt64 of scratch.
+func selectBlocks(
+    _ s: SelectionInputs, map: UnsafeMutablePointer<UInt8>,
+    probabilities: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<UInt64>
+) {
+    let nk = s.keyBlocks
+    let topK = topKCount(fraction: s.selection, keyBlocks: nk)
+    for i in 0..<s.queryBlocks {
+        let row = map + i * nk
+        let rowMax = compressedScores(s, queryBlock: i, into: probabilities)          // step 3
+        blockSoftmax(probabilities, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding)  // step 4
+        if let out = s.probabilitiesOut { (out + i * nk).update(from: probabilities, count: nk) }
+        sortByProbability(probabilities, count: nk, into: keys)                      // step 5
+        let count = s.isTopK
+            ? topK
+            : cdfCount(probabilities, sorted: keys, count: nk, tau: s.selection, gpuRounding: s.gpuRounding)
+        markSelected(row, sorted: keys, count: count, keyBlocks: nk)
+        forceDissimilarBlocks(row, simQ: s.simQ[i], simK: s.simK, keyBlocks: nk, theta: s.theta)  // step 6
+        if s.causal {                                                                 // step 7
+            clearCausalFuture(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)
+        }
+        if s.attentionSink { markAttentionSink(row) }
+    }
+}

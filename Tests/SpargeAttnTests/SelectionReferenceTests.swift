@@ -1,0 +1,45 @@
+import Testing
+@testable import SpargeAttn
+
+/// The fast stage-1 selection (steps 3-7) against its plain twin `Stage1Reference.selectBlocks`.
+struct SelectionReferenceTests {
+    @Test func fastSelectionEqualsPlainTwinOnRandomInputs() {
+        var rng = TestRNG(seed: 131)
+        for trial in 0..<200 {
+            let nq = rng.int(1...9), nk = rng.int(1...40), d = rng.int(1...24)
+            let blockQ = [64, 128][rng.int(0...1)], blockK = [32, 64][rng.int(0...1)]
+            let pooledQ = rng.gaussians(nq * d), pooledK = rng.gaussians(nk * d)
+            // Self-similarities in [0, 1], some NaN (partial blocks), against theta in [0, 0.6].
+            func sims(_ n: Int) -> [Float] { (0..<n).map { _ in rng.uniform() < 0.1 ? .nan : Float(rng.uniform()) } }
+            let simQ = sims(nq), simK = sims(nk)
+            let theta = Float(rng.uniform() * 0.6)
+            let fraction = Float(rng.uniform() * 0.95 + 0.05)
+            let selection: BlockSelection = rng.int(0...1) == 0 ? .cdf(PerHead(fraction)) : .topK(PerHead(fraction))
+            let causal = rng.int(0...1) == 0, sink = rng.int(0...1) == 0, gpuRounding = rng.int(0...1) == 0
+            let offset = rng.int(0...1) == 0 ? 0 : rng.int(0...(nk * blockK))
+            let scale = Float(rng.uniform() * 2 + 0.1)
+
+            let plain = Stage1Reference.selectBlocks(
+                pooledQ: pooledQ, selfSimilarityQ: simQ, pooledK: pooledK, selfSimilarityK: simK, headDim: d,
+                blockQ: blockQ, blockK: blockK, scale: scale, theta: theta, selection: selection,
+                causal: causal, causalOffset: offset, attentionSink: sink, gpuRounding: gpuRounding)
+
+            var fast = [UInt8](repeating: 7, count: nq * nk)
+            var probabilities = [Float](repeating: 0, count: nk), keys = [UInt64](repeating: 0, count: nk)
+            pooledQ.withUnsafeBufferPointer { pq in simQ.withUnsafeBufferPointer { sq in
+                pooledK.withUnsafeBufferPointer { pk in simK.withUnsafeBufferPointer { sk in
+                    let (value, isTopK): (Float, Bool) = {
+                        switch selection { case .cdf(let t): return (t[0], false); case .topK(let t): return (t[0], true) }
+                    }()
+                    let inputs = SelectionInputs(
+                        pooledQ: pq.baseAddress!, simQ: sq.baseAddress!, pooledK: pk.baseAddress!, simK: sk.baseAddress!,
+                        queryBlocks: nq, keyBlocks: nk, d: d, blockQ: blockQ, blockK: blockK, scale: scale, theta: theta,
+                        selection: value, isTopK: isTopK, causal: causal, causalOffset: offset,
+                        attentionSink: sink, gpuRounding: gpuRounding)
+                    selectBlocks(inputs, map: &fast, probabilities: &probabilities, keys: &keys)
+                } }
+            } }
+            #expect(fast == plain, "trial \(trial): nq \(nq) nk \(nk) d \(d) \(selection) causal \(causal) offset \(offset)")
+        }
+    }
+}
