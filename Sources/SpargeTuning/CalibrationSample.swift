@@ -24,6 +24,12 @@ public struct CalibrationSample: Sendable {
         if q.count != shape.queryElements || k.count != shape.keyElements || v.count != shape.keyElements {
             throw TuningError.invalidSamples("sample \(i) has \(q.count)/\(k.count)/\(v.count) q/k/v elements but its shape \(shape) needs \(shape.queryElements)/\(shape.keyElements)/\(shape.keyElements)")
         }
+        // A NaN or infinity would make every error NaN: no bound could be checked.
+        for (name, x) in [("q", q), ("k", k), ("v", v)] {
+            if let j = x.firstIndex(where: { !$0.isFinite }) {
+                throw TuningError.invalidSamples("sample \(i): \(name)[\(j)] is \(x[j]); the inputs must be finite")
+            }
+        }
     }
 }
 

@@ -34,66 +34,108 @@ extension TunedSettings {
         return s + "\n  ]\n}\n"
     }
 
-    /// Writes ``jsonText`` to `path`.
+    /// The largest settings file read (32 MiB: room for some 150,000 heads), so a hostile or
+    /// mistaken file cannot take gigabytes of memory.
+    public static let maxFileBytes = 32 << 20
+
+    /// Writes ``jsonText`` to `path` atomically (temporary file, then rename).
     public func write(path: String) throws {
-        do { try Data(jsonText.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw TuningError.unreadable(path: path, reason: "cannot write it: \(error.localizedDescription)")
+        do { try FileSafety.writeAtomically(Array(jsonText.utf8), to: path) } catch {
+            throw TuningError.unreadable(path: path, reason: "cannot write it: \(error.reason)")
         }
     }
 
-    /// Reads a settings file written by ``write(path:)`` (or by hand).
+    /// Reads a settings file written by ``write(path:)`` (or by hand), at most ``maxFileBytes``.
     public static func read(path: String) throws -> TunedSettings {
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TuningError.unreadable(path: path, reason: error.localizedDescription)
+        do { data = try FileSafety.read(path, limit: maxFileBytes, limitName: "tuned settings files (TunedSettings.maxFileBytes)") } catch {
+            throw TuningError.unreadable(path: path, reason: error.reason)
         }
         return try parse(data)
     }
 
-    /// Parses the JSON text of a settings file; every problem is a ``TuningError`` naming the field.
+    /// Parses the JSON text of a settings file; every problem is a ``TuningError`` naming the
+    /// field, or the line and column of a JSON syntax error. Time and memory are linear in the
+    /// text: layers are converted one at a time.
     public static func parse(_ data: Data) throws -> TunedSettings {
-        let root: Any
-        do { root = try JSONSerialization.jsonObject(with: data) } catch {
-            throw TuningError.wrongFormat("not valid JSON")
+        guard data.count <= maxFileBytes else {
+            throw TuningError.wrongFormat("the text is \(data.count) bytes, more than the \(maxFileBytes)-byte limit (TunedSettings.maxFileBytes)")
         }
-        guard let obj = root as? [String: Any] else { throw TuningError.wrongFormat("the top level is not a JSON object") }
-        guard let format = obj["format"] as? String else {
-            throw TuningError.wrongFormat("no \"format\" field; expected \"format\": \"\(Self.format)\"")
+        return try data.withUnsafeBytes { raw in
+            var reader = JSONReader(raw)
+            do { return try parse(&reader) } catch let e as JSONReader.SyntaxError {
+                throw TuningError.wrongFormat("not valid JSON: \(e.description)")
+            }
         }
-        guard format == Self.format else { throw TuningError.wrongFormat("\"format\" is \"\(format)\", expected \"\(Self.format)\"") }
-        guard let version = integer(obj["version"]) else { throw TuningError.missingField("version") }
-        guard version == currentVersion else { throw TuningError.unsupportedVersion(version) }
-        let metricName = obj["metric"] as? String ?? TuningMetric.l1.rawValue
-        guard let metric = TuningMetric(rawValue: metricName) else { throw TuningError.missingField("metric") }
-        guard let layerList = obj["layers"] as? [Any], !layerList.isEmpty else { throw TuningError.missingField("layers") }
+    }
+
+    private static func parse(_ reader: inout JSONReader) throws -> TunedSettings {
+        guard try reader.peek() == .object else {
+            try reader.skipValue()
+            try reader.finish()
+            throw TuningError.wrongFormat("the top level is not a JSON object")
+        }
+        var obj: [String: JSONValue] = [:]
         var layers: [TunedLayer] = []
-        for (li, l) in layerList.enumerated() {
-            layers.append(try layer(l, path: "layers[\(li)]"))
+        var names = Set<String>()
+        var sawLayers = false
+        try reader.readObject { r, key in
+            guard key == "layers", try r.peek() == .array else { obj[key] = try r.readValue(); return }
+            sawLayers = true
+            // Format and version come first in files this build writes; check them before the layers when present.
+            try checkHeader(obj, complete: false)
+            try r.readArray { r, li in
+                let l = try layer(r.readValue(), path: "layers[\(li)]")
+                guard names.insert(l.name).inserted else { throw TuningError.wrongFormat("layer name \"\(l.name)\" appears twice") }
+                layers.append(l)
+            }
         }
-        let names = layers.map(\.name)
-        if let dup = names.first(where: { n in names.filter { $0 == n }.count > 1 }) {
-            throw TuningError.wrongFormat("layer name \"\(dup)\" appears twice")
-        }
+        try reader.finish()
+        let metric = try checkHeader(obj, complete: true)
+        guard sawLayers, !layers.isEmpty else { throw TuningError.missingField("layers") }
         return TunedSettings(layers: layers, metric: metric, bound: number(obj["bound"]) ?? metric.defaultBounds.bound,
                              pvBound: number(obj["pv_bound"]) ?? metric.defaultBounds.pvBound,
                              safetyMargin: number(obj["safety_margin"]) ?? 1)
     }
 
-    private static func layer(_ value: Any, path lp: String) throws -> TunedLayer {
-        guard let lo = value as? [String: Any] else { throw TuningError.missingField(lp) }
-        guard let name = lo["name"] as? String, !name.isEmpty else { throw TuningError.missingField("\(lp).name") }
-        guard let hs = lo["heads"] as? [Any], !hs.isEmpty else { throw TuningError.missingField("\(lp).heads") }
+    /// Checks format, version and metric; with `complete` false, only the fields present so far.
+    @discardableResult
+    private static func checkHeader(_ obj: [String: JSONValue], complete: Bool) throws -> TuningMetric {
+        if complete || obj["format"] != nil {
+            guard let format = obj["format"]?.string else {
+                throw TuningError.wrongFormat("no \"format\" field; expected \"format\": \"\(Self.format)\"")
+            }
+            guard format == Self.format else { throw TuningError.wrongFormat("\"format\" is \"\(format)\", expected \"\(Self.format)\"") }
+        }
+        if complete || obj["version"] != nil {
+            guard let version = integer(obj["version"]) else { throw TuningError.missingField("version") }
+            guard version == currentVersion else { throw TuningError.unsupportedVersion(version) }
+        }
+        let metricName = obj["metric"]?.string ?? TuningMetric.l1.rawValue
+        guard let metric = TuningMetric(rawValue: metricName) else { throw TuningError.missingField("metric") }
+        return metric
+    }
+
+    private static func layer(_ value: JSONValue, path lp: String) throws -> TunedLayer {
+        guard case .object(let lo) = value else { throw TuningError.missingField(lp) }
+        guard let name = lo["name"]?.string, !name.isEmpty else { throw TuningError.missingField("\(lp).name") }
+        guard let hs = lo["heads"]?.array, !hs.isEmpty else { throw TuningError.missingField("\(lp).heads") }
         var heads: [TunedHead] = []
         for (hi, h) in hs.enumerated() {
             let hp = "\(lp).heads[\(hi)]"
-            guard let ho = h as? [String: Any] else { throw TuningError.missingField(hp) }
+            guard case .object(let ho) = h else { throw TuningError.missingField(hp) }
+            // The values run as Float: they must be finite there too (1e300 would become inf),
+            // as the command-line options must.
             func required(_ key: String, nullIsInfinity: Bool = false) throws -> Double {
-                if nullIsInfinity, ho[key] is NSNull { return .infinity }
+                if nullIsInfinity, ho[key]?.isNull == true { return .infinity }
                 guard let x = number(ho[key]) else { throw TuningError.missingField("\(hp).\(key)") }
+                guard Float(x).isFinite else {
+                    throw TuningError.missingField("\(hp).\(key) (\(x) is outside the Float range; it must be a finite number)")
+                }
                 return x
             }
             func optional(_ key: String) throws -> Double? {
-                guard ho[key] != nil, !(ho[key] is NSNull) else { return nil }
+                guard let v = ho[key], !v.isNull else { return nil }
                 return try required(key)
             }
             let theta = try required("theta")
@@ -101,7 +143,7 @@ extension TunedSettings {
             if tau == nil && topk == nil { throw TuningError.missingField("\(hp).tau (or topk)") }
             if tau != nil && topk != nil { throw TuningError.wrongFormat("\(hp) has both tau and topk; keep one") }
             if let tau, !(0...1).contains(tau) { throw TuningError.missingField("\(hp).tau (must be in [0, 1])") }
-            if let topk, !(topk > 0 && topk <= 1) { throw TuningError.missingField("\(hp).topk (must be in (0, 1])") }
+            if let topk, !(Float(topk) > 0 && topk <= 1) { throw TuningError.missingField("\(hp).topk (must be in (0, 1])") }
             let lambda = try required("lambda", nullIsInfinity: true)
             if !(lambda >= 0) { throw TuningError.missingField("\(hp).lambda (must be >= 0 or null)") }
             guard let bq = integer(ho["block_q"]), (1...1024).contains(bq) else { throw TuningError.missingField("\(hp).block_q") }
@@ -113,24 +155,22 @@ extension TunedSettings {
                                    lambda: Float(lambda), blockQ: bq, blockK: bk,
                                    error: number(ho["error"]) ?? .nan, density: number(ho["density"]) ?? .nan,
                                    sparsity: number(ho["sparsity"]) ?? .nan,
-                                   dense: ho["dense"] as? Bool ?? false))
+                                   dense: ho["dense"]?.bool ?? false))
         }
         if Set(heads.map { $0.tau == nil }).count > 1 {
             throw TuningError.wrongFormat("\(lp) mixes tau and topk heads; one layer runs in one mode")
         }
-        return TunedLayer(name: name, heads: heads, causal: lo["causal"] as? Bool ?? false,
-                          attentionSink: lo["attention_sink"] as? Bool ?? false)
+        return TunedLayer(name: name, heads: heads, causal: lo["causal"]?.bool ?? false,
+                          attentionSink: lo["attention_sink"]?.bool ?? false)
     }
 
     /// A JSON number (not a boolean), finite.
-    private static func number(_ v: Any?) -> Double? {
-        // JSON booleans arrive as NSNumbers of Objective-C type "c" (on Linux and on Darwin).
-        guard let n = v as? NSNumber, String(cString: n.objCType) != "c" else { return nil }
-        let x = n.doubleValue
+    private static func number(_ v: JSONValue?) -> Double? {
+        guard let x = v?.double else { return nil }
         return x.isFinite ? x : nil
     }
 
-    private static func integer(_ v: Any?) -> Int? {
+    private static func integer(_ v: JSONValue?) -> Int? {
         guard let x = number(v), x == x.rounded(), abs(x) < 1e9 else { return nil }
         return Int(x)
     }

@@ -37,7 +37,9 @@ public enum TuningError: Error, Sendable, Hashable, CustomStringConvertible {
         case .blockSizeMismatch(let l, let t, let g):
             return "layer '\(l)' was tuned with blocks \(t) but the parameters use \(g); use the tuned block sizes (omit --bq/--bk) or re-tune"
         case .unknownLayer(let n, let a):
-            return "no layer '\(n)' in the tuned settings; name one of: \(a.joined(separator: ", ")) (--layer NAME)"
+            // A file may hold many thousands of layers: name the first few only.
+            let shown = a.prefix(20).joined(separator: ", ") + (a.count > 20 ? ", ... (\(a.count) layers)" : "")
+            return "no layer '\(n)' in the tuned settings; name one of: \(shown) (--layer NAME)"
         }
     }
 }

@@ -19,15 +19,18 @@ public enum TuningMetric: String, Sendable, Hashable, CaseIterable {
     }
 
     /// Per query head error of `output` against `reference` (both `B,H,Nq,D`), accumulated in
-    /// Double over the batch.
+    /// Double over the batch. A non-finite value in either makes the head's error infinite (a
+    /// failure; it used to come out as 0 when both were NaN).
     public func headErrors(_ output: [Float], reference: [Float], shape: AttentionShape) -> [Double] {
         let heads = shape.heads, row = shape.queryLength * shape.headDim
         return (0..<heads).map { h in
             var a = 0.0, b = 0.0, c = 0.0
+            var finite = true
             for bi in 0..<shape.batch {
                 let base = (bi * heads + h) * row
                 for i in base..<(base + row) {
                     let o = Double(output[i]), r = Double(reference[i])
+                    finite = finite && o.isFinite && r.isFinite
                     switch self {
                     case .l1: a += abs(o - r); b += abs(r)
                     case .rmse: a += (o - r) * (o - r); b += r * r
@@ -35,6 +38,7 @@ public enum TuningMetric: String, Sendable, Hashable, CaseIterable {
                     }
                 }
             }
+            if !finite { return .infinity }
             switch self {
             case .l1: return b > 0 ? a / b : (a > 0 ? .infinity : 0)
             case .rmse: return b > 0 ? (a / b).squareRoot() : (a > 0 ? .infinity : 0)

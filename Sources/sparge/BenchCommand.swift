@@ -50,6 +50,7 @@ struct BenchCommand {
         threads = try a.int("threads", in: 1...4096)
         if let w = a.string("workloads") {
             let names = w.split(separator: ",").map(String.init)
+            if names.isEmpty { throw UsageError("--workloads is empty; give a comma-separated subset of mild, medium, sharp, gaussian") }
             for n in names where DemoCommand.workload(named: n) == nil {
                 throw UsageError("--workloads: '\(n)' is not one of mild, medium, sharp, gaussian")
             }

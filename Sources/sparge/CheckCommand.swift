@@ -353,9 +353,12 @@ struct CheckCommand {
 struct ErrorStats {
     var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0, count = 0
     var maxAbs = 0.0
+    /// Elements where either side is NaN or infinite: any makes the comparison fail.
+    var nonFinite = 0
 
     mutating func add(_ x: Float, _ y: Float) {
         let a = Double(x), b = Double(y), e = a - b
+        if !(x.isFinite && y.isFinite) { nonFinite += 1 }
         dot += a * b; xx += a * a; yy += b * b
         l1 += abs(e); y1 += abs(b); sq += e * e; count += 1
         // NaN in the GPU output propagates into every metric (and so fails).
@@ -364,16 +367,17 @@ struct ErrorStats {
 
     mutating func merge(_ o: ErrorStats) {
         dot += o.dot; xx += o.xx; yy += o.yy; l1 += o.l1; y1 += o.y1; sq += o.sq; count += o.count
+        nonFinite += o.nonFinite
         if !(o.maxAbs <= maxAbs) { maxAbs = o.maxAbs }
     }
 
-    var cosine: Double { (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300) }
-    var relativeL1: Double { y1 == 0 ? l1 : l1 / y1 }
-    var rmse: Double { count == 0 ? 0 : (sq / Double(count)).squareRoot() }
+    var cosine: Double { nonFinite > 0 ? .nan : (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300) }
+    var relativeL1: Double { nonFinite > 0 ? .infinity : y1 == 0 ? l1 : l1 / y1 }
+    var rmse: Double { nonFinite > 0 ? .infinity : count == 0 ? 0 : (sq / Double(count)).squareRoot() }
 
     var json: JSON {
         .object([("cosine", .finite(cosine)), ("relative_l1", .finite(relativeL1)), ("rmse", .finite(rmse)),
-                 ("max_abs", .finite(maxAbs)), ("elements", .int(count))])
+                 ("max_abs", .finite(maxAbs)), ("elements", .int(count)), ("non_finite", .int(nonFinite))])
     }
 }
 

@@ -6,6 +6,8 @@ import SpargeTuning
 /// applied on top of the attention options given.
 struct ConfigOption {
     var layer: TunedLayer
+    /// The settings file (an input: an output may not be the same file).
+    var path: String
     /// Whether --bq / --bk were given (else the tuned block sizes are used).
     var explicitBlocks: Bool
 
@@ -19,6 +21,7 @@ struct ConfigOption {
         for name in ["simthreshd1", "cdfthreshd", "topk", "pvthreshd"] where a.has(name) {
             throw UsageError("--\(name) and --config exclude each other: the tuned settings set theta, tau or topk, and lambda per head")
         }
+        self.path = path
         layer = try TunedSettings.read(path: path).layer(a.string("layer"))
         explicitBlocks = a.has("bq") || a.has("bk")
     }

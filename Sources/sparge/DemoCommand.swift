@@ -45,6 +45,8 @@ struct DemoCommand {
         heads = try a.int("heads", in: 1...1024) ?? heads
         threads = try a.int("threads", in: 1...4096)
         repeats = try a.int("repeat", in: 1...100) ?? repeats
+        // q, k, v, the exact output, a sparse output and the INT8 copies: about 8 Float arrays.
+        try MemoryLimit.check([heads, tokens, headDim, 4, 8], what: "demo's tensors", options: "--n, --d or --heads")
         if let s = a.string("seed") {
             guard let x = UInt64(s) else { throw UsageError("--seed '\(s)' is not a non-negative integer") }
             seed = x

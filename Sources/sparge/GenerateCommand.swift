@@ -50,6 +50,9 @@ struct GenerateCommand {
             w.seed = x
         }
         workload = w
+        // q, k, v as Float while generating, as tensors, and as the file's bytes (about 3 x 12 bytes an element).
+        try MemoryLimit.check([w.batch, w.heads, w.tokens, w.headDim, 3, 12], what: "generate's q, k, v and file",
+                              options: "--n, --d, --heads or --batch")
         if isLM {
             languageModel = LanguageModelLikeWorkload(batch: w.batch, heads: w.heads, tokens: w.tokens, headDim: w.headDim,
                                                       seed: w.seed)
@@ -63,6 +66,7 @@ struct GenerateCommand {
     }
 
     func execute() throws {
+        try checkOutput(output, option: "--output", inputs: [])
         let t = try languageModel?.generate() ?? workload.generate()
         let s = t.shape
         let dims = [s.batch, s.heads, s.queryLength, s.headDim]

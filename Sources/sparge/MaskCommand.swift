@@ -86,11 +86,7 @@ struct MaskCommand {
     func execute() throws {
         if let png {
             // Fail before reading a large file or predicting when the picture cannot be written.
-            let dir = URL(fileURLWithPath: png).deletingLastPathComponent().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw UsageError("cannot write --png '\(png)': the directory '\(dir)' does not exist")
-            }
+            try checkOutput(png, option: "--png", inputs: [input])
         }
         let file = try SafeTensorsFile.read(path: input)
         let (map, source) = predict ? try predicted(file) : try stored(file)
@@ -106,9 +102,9 @@ struct MaskCommand {
             let image = try BlockMapImage.render(map, batch: batch, style: style)
             let bytes = try image.pngData()
             do {
-                try Data(bytes).write(to: URL(fileURLWithPath: png), options: .atomic)
+                try FileSafety.writeAtomically(bytes, to: png)
             } catch {
-                throw UsageError("cannot write --png '\(png)': \(error.localizedDescription)")
+                throw UsageError("cannot write --png '\(png)': \(error.reason)")
             }
             pngSize = (image.width, image.height)
         }

@@ -24,7 +24,8 @@ struct RunCommand {
           --topk X            keep floor(X * nk) key blocks per query block, X in (0,1] (default 0.5)
           --cdfthreshd X      CDF mode instead: keep blocks up to cumulative probability X in [0,1]
           --pvthreshd X|inf   lambda of the stage-2 filter (default 50); inf turns stage 2 off
-          --causal            causal attention (Nq must equal Nk)
+          --causal            causal attention; with Nq != Nk the queries are the last Nq
+                              positions: query t sees keys up to t + Nk - Nq
           --attention-sink    always keep key block 0
           --no-smooth-k       do not subtract the mean of K
           --gpu-rounding      round to fp16 where the GPU code does (reproduces GPU masks)
@@ -102,12 +103,9 @@ struct RunCommand {
 
     func execute() throws {
         if let output {
-            // Fail before the (possibly long) computation when the result cannot be written.
-            let dir = URL(fileURLWithPath: output).deletingLastPathComponent().path
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw UsageError("cannot write --output '\(output)': the directory '\(dir)' does not exist")
-            }
+            // Fail before the (possibly long) computation when the result cannot be written,
+            // or would overwrite the input (q, k, v would be lost).
+            try checkOutput(output, option: "--output", inputs: [input] + (config.map { [$0.path] } ?? []))
         }
         let file = try SafeTensorsFile.read(path: input)
         let qt = try file.tensor("q"), kt = try file.tensor("k"), vt = try file.tensor("v")

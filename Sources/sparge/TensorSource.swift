@@ -14,6 +14,7 @@ struct TensorSource {
         var isDirectory: ObjCBool = false
         // A whole-argument path wins, so a file name containing ':' still works.
         if fm.fileExists(atPath: spec, isDirectory: &isDirectory), !isDirectory.boolValue {
+            try checkInput(spec, option: what)
             if Self.isNumpy(path: spec) { return try NumpyFile.read(path: spec) }
             let file = try safetensors(spec)
             guard file.names.count == 1, let only = file.names.first else {
@@ -31,6 +32,7 @@ struct TensorSource {
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
             throw UsageError("\(what): file '\(path)' not found")
         }
+        try checkInput(path, option: what)
         if Self.isNumpy(path: path) {
             throw UsageError("\(what) '\(spec)': a .npy file holds one tensor; give it without ':\(name)'")
         }

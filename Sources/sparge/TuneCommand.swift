@@ -90,13 +90,10 @@ struct TuneCommand {
     }
 
     func execute() throws {
+        // Before anything is read or tuned: the output must not be an input, a device or a directory.
+        try checkOutput(output, option: "--output", inputs: inputs)
         let existing: TunedSettings? = update && FileManager.default.fileExists(atPath: output)
             ? try TunedSettings.read(path: output) : nil
-        let dir = URL(fileURLWithPath: output).deletingLastPathComponent().path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw UsageError("cannot write --output '\(output)': the directory '\(dir)' does not exist")
-        }
         let samples = try inputs.map { try TuningInputs.sample(path: $0) }
         let err = FileHandle.standardError
         err.write(Data("tune: layer '\(layer)', \(samples.count) sample(s) of \(samples[0].shape), \(options.metric.rawValue) <= \(options.bound) (\(options.pvBound) with stage 2), margin \(options.safetyMargin), \(options.thetaGrid.count) thetas\n".utf8))

@@ -109,7 +109,7 @@ struct NumpyFileTests {
         #expect(throws: NumpyFileError.fileNotFound(path: dir.appendingPathComponent("missing.npy").path)) {
             try NumpyFile.read(path: dir.appendingPathComponent("missing.npy").path)
         }
-        #expect(throws: NumpyFileError.readFailed(path: dir.path, reason: "it is a directory")) { try NumpyFile.read(path: dir.path) }
+        #expect(throws: NumpyFileError.readFailed(path: dir.path, reason: "it is a directory, not a regular file; give the path of a file")) { try NumpyFile.read(path: dir.path) }
         let error = #expect(throws: NumpyFileError.self) {
             try NumpyFile.write(t, path: dir.appendingPathComponent("no/such/dir/a.npy").path)
         }

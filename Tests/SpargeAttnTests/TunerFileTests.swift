@@ -80,7 +80,13 @@ import Testing
     }
 
     @Test func malformedFilesThrowTypedErrors() throws {
-        #expect(throws: TuningError.wrongFormat("not valid JSON")) { try Self.parse("{nope") }
+        // Malformed JSON says where (issue 15: it said only "not valid JSON").
+        #expect(throws: TuningError.wrongFormat("not valid JSON: expected a key (a string) but found 'n' at line 1, column 2")) {
+            try Self.parse("{nope")
+        }
+        #expect(throws: TuningError.wrongFormat("not valid JSON: expected ',' or '}' but found '\"' at line 3, column 3")) {
+            try Self.parse("{\"format\": \"sparge-tuned\",\n \"version\": 1\n  \"layers\": []}")
+        }
         #expect(throws: TuningError.wrongFormat("the top level is not a JSON object")) { try Self.parse("[1]") }
         #expect(throws: TuningError.self) { try Self.parse(#"{"format": "other", "version": 1, "layers": []}"#) }
         #expect(throws: TuningError.self) { try Self.parse(#"{"version": 1, "layers": []}"#) }

@@ -14,7 +14,7 @@ struct DenseTiling {
 func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
     causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch,
-    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -24,18 +24,30 @@ func denseQueryTile(
     let rowsPad = roundUp(rows, 4)
     // Q rows times s * log2(e), so scores come out in base-2 units; padding rows are zero.
     let qTile = w.block.pointer
-    let factor = scale * log2e
+    var qMagnitude: Float = 0
     for r in 0..<rowsPad {
         let dst = qTile + r * d
         if r < rows {
-            let src = q.floats(b, h, qStart + r, count: d, temp: w.row.pointer)
-            for c in 0..<d { dst[c] = src[c] * factor }
+            dst.update(from: q.floats(b, h, qStart + r, count: d, temp: w.row.pointer), count: d)
+            qMagnitude = Swift.max(qMagnitude, OverflowGuard.maxMagnitude(dst, count: d))
         } else {
             dst.update(repeating: 0, count: d)
         }
     }
+    // |score| <= D max|q| max|k| s log2(e): above 2^100 the tile keeps its scores in larger units.
+    let kHead = b * s.kvHeads + kvh
+    let scoreUnit = OverflowGuard.unit(
+        bound: Double(d) * Double(qMagnitude) * Double(ops.keyMagnitude.pointer[kHead]) * Double(scale) * Double(log2e),
+        limit: OverflowGuard.scoreLimit)
+    let factor = scoreUnit == 1 ? scale * log2e : Float(Double(scale) * Double(log2e) / Double(scoreUnit))
+    for r in 0..<rows {
+        let dst = qTile + r * d
+        for c in 0..<d { dst[c] *= factor }
+    }
     let scores = w.scores.pointer
-    let softmax = w.softmax
+    var softmax = w.softmax
+    softmax.scoreUnit = scoreUnit
+    softmax.valueUnit = ops.valueUnits.pointer[kHead]
     softmax.reset(rows: rowsPad)
     for j in (chunk * ops.keyTiles / chunks)..<((chunk + 1) * ops.keyTiles / chunks) {
         let kStart = j * tc
@@ -52,7 +64,7 @@ func denseQueryTile(
                        values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)
     }
     if let partial {
-        softmax.export(rows: DenseTiling.queryRows, into: partial)
+        softmax.export(rows: DenseTiling.queryRows, into: partial, units: chunk == 0 ? units : nil)
     } else {
         softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }

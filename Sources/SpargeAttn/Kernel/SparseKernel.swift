@@ -33,7 +33,7 @@ struct SparseKernelOptions {
 func sparseQueryBlock(
     b: Int, h: Int, i: Int, ops: SparseOperands, geometry g: SparseGeometry, mapRow: UnsafePointer<UInt8>, lambda: Float,
     options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch,
-    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil
 ) -> TileCounts {
     let s = g.shape, d = s.headDim
     let kvh = h / s.groupSize
@@ -43,11 +43,19 @@ func sparseQueryBlock(
     let rowsPad = roundUp(rows, 4)
     let stride = g.columnsPad
     let scores = w.scores.pointer
-    let softmax = w.softmax
+    var softmax = w.softmax
     softmax.reset(rows: rowsPad)
 
     let qPacked = UnsafePointer(ops.qPacked.pointer + qHead * g.packedQueryHead + i * g.rowsPad * g.pairs)
     let qScale = ops.qScale.pointer[qHead * g.queryBlocks + i]
+    // |score| <= 127^2 D q_scale k_scale factor: above 2^100 this block keeps its scores in
+    // larger units (``OverflowGuard``), and the dequantization scale is formed in Double.
+    var kScaleMax: Float = 0
+    for j in 0..<g.keyBlocks { kScaleMax = Swift.max(kScaleMax, ops.kScale.pointer[kHead * g.keyBlockStride + j]) }
+    let scoreUnit = OverflowGuard.unit(
+        bound: 16129 * Double(d) * Double(qScale) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
+    softmax.scoreUnit = scoreUnit
+    if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
     var selected = 0
     for j in 0..<g.keyBlocks where mapRow[j] != 0 { selected += 1 }
 
@@ -67,7 +75,8 @@ func sparseQueryBlock(
         w.kernels.int8ScoreTile(
             q: qPacked, qStride: g.pairs, rows: rowsPad,
             k: ops.kPacked.pointer + t * g.packedKeyBlock, columns: stride, pairs: g.pairs,
-            scale: qScale * ops.kScale.pointer[t] * o.scoreFactor,
+            scale: scoreUnit == 1 ? qScale * ops.kScale.pointer[t] * o.scoreFactor
+                : Float(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor) / Double(scoreUnit)),
             out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
@@ -85,7 +94,7 @@ func sparseQueryBlock(
                        values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics)
     }
     if let partial {
-        softmax.export(rows: g.rowsPad, into: partial)
+        softmax.export(rows: g.rowsPad, into: partial, units: chunk == 0 ? units : nil)
     } else {
         softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
     }

@@ -10,19 +10,26 @@ final class DenseOperands: @unchecked Sendable {
     let kTransposed: RawBuffer<Float>     // [B*Hkv][keyTiles][D][keyColumns]
     let vPadded: RawBuffer<Float>?
     let values: TensorView
+    /// Per (batch, kv head): V is stored divided by it (``OverflowGuard``); 1 normally.
+    let valueUnits: RawBuffer<Float>
+    /// Per (batch, kv head): the largest |k| (set by ``prepareKeys``), for ``OverflowGuard``.
+    let keyMagnitude: RawBuffer<Float>
 
     init(shape s: AttentionShape, v: TensorView) {
         shape = s
         keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
         width = roundUp(s.headDim, 8)
         kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
-        if valuesReadInPlace(v, headDim: s.headDim, numerics: .fp32) {
+        keyMagnitude = RawBuffer(count: s.batch * s.kvHeads, zero: 0)
+        valueUnits = RawBuffer(count: s.batch * s.kvHeads, zero: 1)
+        let scaled = OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
+        if valuesReadInPlace(v, headDim: s.headDim, numerics: .fp32) && !scaled {
             vPadded = nil
             values = v
         } else {
             let buf = RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * width, zero: 0)
             vPadded = buf
-            values = widenValues(v, shape: s, width: width, into: buf.pointer)
+            values = widenValues(v, shape: s, width: width, units: valueUnits.pointer, into: buf.pointer)
         }
     }
 
@@ -31,6 +38,7 @@ final class DenseOperands: @unchecked Sendable {
     /// Transposes the key tiles of (batch b, kv head h).
     func prepareKeys(b: Int, h: Int, k: TensorView, scratch w: WorkerScratch) {
         let s = shape, tc = DenseTiling.keyColumns
+        var magnitude: Float = 0
         for j in 0..<keyTiles {
             let start = j * tc
             let rows = Swift.min(tc, s.keyLength - start)
@@ -40,7 +48,9 @@ final class DenseOperands: @unchecked Sendable {
                 let src = k.floats(b, h, start + c, count: s.headDim, temp: w.row.pointer)
                 for x in 0..<s.headDim { dst[x * tc + c] = src[x] }
             }
+            magnitude = Swift.max(magnitude, OverflowGuard.maxMagnitude(dst, count: tileSize))
         }
+        keyMagnitude.pointer[b * s.kvHeads + h] = magnitude
     }
 }
 
@@ -64,12 +74,15 @@ func denseAttention(
     let chunks = splitFactor(items: items, keyBlocks: ops.keyTiles)
     let partSize = OnlineSoftmax.exportSize(rows: DenseTiling.queryRows, width: width)
     let partials = chunks > 1 ? RawBuffer<Float>(count: items * chunks * partSize, zero: 0) : nil
+    // The score and value units of each split tile (``OverflowGuard``), written by its first share.
+    let units = chunks > 1 ? RawBuffer<Float>(count: items * 2, zero: 1) : nil
     parallelFor(items: items * chunks, threads: workers) { worker, work in
         let item = work / chunks, chunk = work % chunks
         let i = item % tiles, bh = item / tiles
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
                        causalOffset: s.keyLength - s.queryLength, output: output, scratch: scratch[worker],
-                       chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize })
+                       chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
+                       units: units.map { $0.pointer + item * 2 })
     }
     if let partials {
         parallelFor(items: items, threads: workers) { worker, item in
@@ -78,7 +91,7 @@ func denseAttention(
             OnlineSoftmax.merge(
                 partials.pointer + item * chunks * partSize, count: chunks, rows: DenseTiling.queryRows, width: width,
                 validRows: Swift.min(DenseTiling.queryRows, s.queryLength - qStart), d: s.headDim,
-                into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
+                units: units.map { UnsafePointer($0.pointer + item * 2) }, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
         }
     }
 }

@@ -22,7 +22,11 @@ final class SparseOperands: @unchecked Sendable {
     private(set) var vPadded: RawBuffer<Float>?
     /// What the kernel reads for V (set by ``bindValues(_:)``).
     private(set) var values: TensorView
-
+    /// Per (batch, kv head): V is stored divided by it (``OverflowGuard``); read only when
+    /// ``valuesScaled``.
+    let valueUnits: RawBuffer<Float>
+    /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
+    private(set) var valuesScaled = false
 
     init(geometry g: SparseGeometry, captureInt8: Bool) {
         self.g = g
@@ -33,6 +37,7 @@ final class SparseOperands: @unchecked Sendable {
         kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
         kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
+        valueUnits = RawBuffer(count: kvHeads, zero: 1)
         qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
         qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qPooled = RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0)
@@ -43,19 +48,22 @@ final class SparseOperands: @unchecked Sendable {
     }
 
     /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
-    func bindPaddedValues(_ v: TensorView) { values = v }
+    func bindPaddedValues(_ v: TensorView) { values = v; valuesScaled = false }
 
     /// Points the kernel at V (see `widenValues`): in place when it can, else widened into
     /// `vPadded`, allocated on first need and then reused.
     func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25) {
         let s = g.shape
-        if valuesReadInPlace(v, headDim: s.headDim, numerics: numerics) {
+        // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
+        valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
+        if valuesReadInPlace(v, headDim: s.headDim, numerics: numerics) && !valuesScaled {
             values = v
             return
         }
         let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
         vPadded = buf
-        values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange, into: buf.pointer)
+        values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange,
+                             units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer)
     }
 
     func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,

@@ -89,7 +89,9 @@ struct SparsePipeline {
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
-            if usesGroupedDecode(g) && !perHeadKernel {
+            let grouped = usesGroupedDecode(g) && !perHeadKernel
+            let units = grouped ? nil : st.partialUnits
+            if grouped {
                 // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.
                 parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, work in
                     let bk = work / chunks, chunk = work % chunks
@@ -106,7 +108,8 @@ struct SparsePipeline {
                     countBase.value[work] = sparseQueryBlock(
                         b: b, h: h, i: i, ops: ops, geometry: g, mapRow: mapBase.value + item * g.keyBlocks,
                         lambda: p.pvThreshold[h], options: options, output: output, scratch: scratch[worker],
-                        chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil)
+                        chunk: chunk, chunks: chunks, partial: chunks > 1 ? partials!.pointer + work * partSize : nil,
+                        units: chunks > 1 ? units.map { $0.pointer + item * 2 } : nil)
                 }
             }
             if chunks > 1, let partials {
@@ -116,7 +119,7 @@ struct SparsePipeline {
                     OnlineSoftmax.merge(
                         partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
                         validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
-                        into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
+                        units: units.map { UnsafePointer($0.pointer + item * 2) }, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
                 }
             }
             for n in 0..<(items * chunks) {

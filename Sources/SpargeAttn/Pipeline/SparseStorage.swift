@@ -9,6 +9,7 @@ final class SparseStorage: @unchecked Sendable {
     let chunks: Int                         // split-K factor (a function of the shape)
     let counts: RawBuffer<TileCounts>       // per (query block, chunk)
     let partials: RawBuffer<Float>?         // split-K states
+    let partialUnits: RawBuffer<Float>?     // per query block: score and value units (OverflowGuard)
     let probabilities: RawBuffer<Float>?    // stage-1 P_hat, when captured
     let temp: RawBuffer<Float>              // one row, for input scans
 
@@ -27,6 +28,7 @@ final class SparseStorage: @unchecked Sendable {
         counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
         partials = chunks > 1
             ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
+        partialUnits = chunks > 1 ? RawBuffer(count: blocks * 2, zero: 1) : nil
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
     }

@@ -12,13 +12,18 @@ func valuesReadInPlace(_ v: TensorView, headDim d: Int, numerics: PVNumerics) ->
 
 /// Widens the `B,Hkv,Nk,D` values of `v` into `buffer` (`B*Hkv*Nk*width` floats, padding
 /// columns already zero) with `numerics` applied, and returns the view of it.
+/// With `units`, each (batch, kv head) is divided by its power of two (``OverflowGuard``).
 func widenValues(_ v: TensorView, shape s: AttentionShape, width: Int, numerics: PVNumerics = .fp32,
-                 fp8ValueRange: Float = 2.25, into buffer: UnsafeMutablePointer<Float>) -> TensorView {
+                 fp8ValueRange: Float = 2.25, units: UnsafePointer<Float>? = nil,
+                 into buffer: UnsafeMutablePointer<Float>) -> TensorView {
     let d = s.headDim, n = s.keyLength
     for b in 0..<s.batch {
         for h in 0..<s.kvHeads {
             let head = buffer + (b * s.kvHeads + h) * n * width
             for t in 0..<n { v.load(b, h, t, into: head + t * width, count: d) }
+            if let unit = units?[b * s.kvHeads + h], unit != 1 {
+                for t in 0..<n { for c in 0..<d { head[t * width + c] /= unit } }
+            }
             switch numerics {
             case .fp32:
                 break

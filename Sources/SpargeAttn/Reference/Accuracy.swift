@@ -1,8 +1,9 @@
 /// Accuracy of an output against a reference, as in the authors' `precision_metric`:
 /// cosine similarity of the flattened tensors, relative L1 `sum|x - y| / sum|y|`,
 /// relative L2 `sqrt(sum (x - y)^2 / sum y^2)`, `RMSE = sqrt(mean (x - y)^2)` and the largest
-/// absolute difference. Accumulated in Double so long tensors lose nothing; a NaN anywhere
-/// makes cosine and the max error NaN (an unwritten output fails every bound).
+/// absolute difference. Accumulated in Double so long tensors lose nothing; a NaN or infinity
+/// anywhere makes cosine NaN and the errors infinite (a non-finite output fails every bound,
+/// never counts as zero error).
 public struct Accuracy: Sendable, Hashable {
     /// Cosine similarity of the flattened tensors (1 when both are zero).
     public var cosine: Double
@@ -36,8 +37,10 @@ public struct Accuracy: Sendable, Hashable {
             throw SpargeError.invalidShape("rowLength is \(rowLength); it must be at least 1")
         }
         var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0, maxAbs = 0.0, n = 0
+        var finite = true
         for i in 0..<count where includeRow(i / rowLength) {
             let a = Double(x[i]), b = y(i)
+            finite = finite && a.isFinite && b.isFinite
             dot += a * b; xx += a * a; yy += b * b
             l1 += abs(a - b); y1 += abs(b); sq += (a - b) * (a - b)
             if !(abs(a - b) <= maxAbs) { maxAbs = abs(a - b) }   // NaN sticks
@@ -48,5 +51,8 @@ public struct Accuracy: Sendable, Hashable {
         relativeL2 = yy == 0 ? sq.squareRoot() : (sq / yy).squareRoot()
         rmse = n == 0 ? 0 : (sq / Double(n)).squareRoot()
         maxAbsoluteError = maxAbs
+        if !finite {
+            cosine = .nan; relativeL1 = .infinity; relativeL2 = .infinity; rmse = .infinity; maxAbsoluteError = .infinity
+        }
     }
 }

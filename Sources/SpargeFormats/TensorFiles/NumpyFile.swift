@@ -79,18 +79,12 @@ public enum NumpyFile {
     /// - Throws: ``NumpyFileError/fileNotFound(path:)``, ``NumpyFileError/readFailed(path:reason:)``
     ///   or any parse error.
     public static func read(path: String) throws -> Tensor {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw NumpyFileError.fileNotFound(path: path)
-        }
-        if isDirectory.boolValue {
-            throw NumpyFileError.readFailed(path: path, reason: "it is a directory")
-        }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+            data = try FileSafety.read(path, limit: .max, limitName: "")
         } catch {
-            throw NumpyFileError.readFailed(path: path, reason: error.localizedDescription)
+            if error.notFound { throw NumpyFileError.fileNotFound(path: path) }
+            throw NumpyFileError.readFailed(path: path, reason: error.reason)
         }
         return try parse(data)
     }
@@ -341,9 +335,9 @@ public enum NumpyFile {
     public static func write(_ tensor: Tensor, path: String, version: Version? = nil, byteOrder: ByteOrder = .little) throws {
         let bytes = try serialized(tensor, version: version, byteOrder: byteOrder)
         do {
-            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try FileSafety.writeAtomically(bytes, to: path)
         } catch {
-            throw NumpyFileError.writeFailed(path: path, reason: error.localizedDescription)
+            throw NumpyFileError.writeFailed(path: path, reason: error.reason)
         }
     }
 

@@ -52,9 +52,9 @@ public enum NumpyFileError: Error, CustomStringConvertible, Sendable, Equatable 
         case let .fileNotFound(path):
             return "No file at '\(path)'. Check the path (relative paths resolve against the current directory)."
         case let .readFailed(path, reason):
-            return "Could not read '\(path)': \(reason). Check that it is a readable regular file."
+            return "Could not read '\(path)': \(reason)."
         case let .writeFailed(path, reason):
-            return "Could not write '\(path)': \(reason). Check that the directory exists and is writable."
+            return "Could not write '\(path)': \(reason)."
         case let .fileTooShort(count, needed):
             return ".npy file is \(count) bytes; the magic, version and header length alone need \(needed). The file is truncated or not .npy."
         case let .badMagic(found):

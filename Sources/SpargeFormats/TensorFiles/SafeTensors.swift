@@ -61,18 +61,12 @@ public struct SafeTensorsFile: Sendable {
     /// Reads and parses a file (memory-mapped where the OS allows).
     /// - Throws: `TensorFileError.fileNotFound`, `.readFailed`, or any parse error.
     public static func read(path: String) throws -> SafeTensorsFile {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw TensorFileError.fileNotFound(path: path)
-        }
-        if isDirectory.boolValue {
-            throw TensorFileError.readFailed(path: path, reason: "it is a directory")
-        }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+            data = try FileSafety.read(path, limit: .max, limitName: "")
         } catch {
-            throw TensorFileError.readFailed(path: path, reason: error.localizedDescription)
+            if error.notFound { throw TensorFileError.fileNotFound(path: path) }
+            throw TensorFileError.readFailed(path: path, reason: error.reason)
         }
         return try parse(data)
     }
@@ -100,9 +94,9 @@ public struct SafeTensorsFile: Sendable {
     /// - Throws: `TensorFileError.writeFailed`.
     public func write(path: String) throws {
         do {
-            try Data(serialized()).write(to: URL(fileURLWithPath: path), options: .atomic)
+            try FileSafety.writeAtomically(serialized(), to: path)
         } catch {
-            throw TensorFileError.writeFailed(path: path, reason: error.localizedDescription)
+            throw TensorFileError.writeFailed(path: path, reason: error.reason)
         }
     }
 }

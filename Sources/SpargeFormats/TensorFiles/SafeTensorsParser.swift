@@ -32,19 +32,7 @@ enum SafeTensorsParser {
         let bufferStart = 8 + headerLength
         let bufferSize = raw.count - bufferStart
 
-        let header = try decodeHeader(headerBytes)
-        var metadata: [String: String] = [:]
-        var entries: [Entry] = []
-        entries.reserveCapacity(header.count)
-        // Sorted so that, with several bad entries, the reported one is deterministic.
-        for name in header.keys.sorted() {
-            let value = header[name]!
-            if name == SafeTensorsFile.metadataKey {
-                metadata = try decodeMetadata(value)
-            } else {
-                entries.append(try decodeEntry(name: name, value: value, bufferSize: bufferSize))
-            }
-        }
+        let (metadata, entries) = try decodeHeader(headerBytes, bufferSize: bufferSize)
 
         // Identical ranges share one copy; partial overlaps are allowed but bounded.
         var totalCopied = 0
@@ -75,74 +63,123 @@ enum SafeTensorsParser {
 
     // MARK: Header pieces
 
-    private static func decodeHeader(_ bytes: UnsafeRawBufferPointer) throws -> [String: Any] {
+    /// The most dimensions a tensor may have (a hostile header cannot make a huge shape array).
+    static let maxRank = 64
+
+    /// Reads the header with the pull parser: memory proportional to the header, duplicate
+    /// tensor names rejected, every JSON error placed by line and column.
+    private static func decodeHeader(_ bytes: UnsafeRawBufferPointer, bufferSize: Int) throws -> ([String: String], [Entry]) {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw TensorFileError.invalidUTF8Header
         }
-        let object: Any
+        var reader = JSONReader(bytes)
+        var metadata: [String: String] = [:]
+        var entries: [Entry] = []
         do {
-            object = try JSONSerialization.jsonObject(with: Data(bytes))
-        } catch {
-            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? error.localizedDescription
-            throw TensorFileError.invalidJSON(reason: reason)
+            guard try reader.peek() == .object else {
+                try reader.skipValue()
+                try reader.finish()
+                throw TensorFileError.headerNotObject
+            }
+            try reader.readObject { r, name in
+                if name == SafeTensorsFile.metadataKey {
+                    metadata = try decodeMetadata(&r)
+                } else {
+                    entries.append(try decodeEntry(&r, name: name, bufferSize: bufferSize))
+                }
+            }
+            try reader.finish()
+        } catch let error as JSONReader.SyntaxError {
+            if let name = error.duplicateKey, error.depth == 1 {
+                throw TensorFileError.duplicateTensorName(name)
+            }
+            throw TensorFileError.invalidJSON(reason: error.description)
         }
-        guard let dictionary = object as? [String: Any] else { throw TensorFileError.headerNotObject }
-        return dictionary
+        // Sorted so that, with several bad entries, the reported one is deterministic.
+        entries.sort { $0.name < $1.name }
+        return (metadata, entries)
     }
 
-    private static func decodeMetadata(_ value: Any) throws -> [String: String] {
-        if value is NSNull { return [:] }
-        guard let object = value as? [String: Any] else {
-            throw TensorFileError.invalidMetadata(reason: "it is not an object")
+    private static func decodeMetadata(_ r: inout JSONReader) throws -> [String: String] {
+        switch try r.peek() {
+        case .null: try r.readNull(); return [:]
+        case .object: break
+        default: try r.skipValue(); throw TensorFileError.invalidMetadata(reason: "it is not an object")
         }
         var result: [String: String] = [:]
-        for (key, item) in object {
-            guard let string = item as? String else {
+        try r.readObject { r, key in
+            guard try r.peek() == .string else {
                 throw TensorFileError.invalidMetadata(reason: "value of '\(key)' is not a string")
             }
-            result[key] = string
+            result[key] = try r.readString()
         }
         return result
     }
 
-    private static func decodeEntry(name: String, value: Any, bufferSize: Int) throws -> Entry {
-        guard let object = value as? [String: Any] else {
+    private static func decodeEntry(_ r: inout JSONReader, name: String, bufferSize: Int) throws -> Entry {
+        guard try r.peek() == .object else {
             throw TensorFileError.invalidEntry(tensor: name, reason: "entry is not an object")
         }
-        guard let dtypeValue = object["dtype"] else { throw TensorFileError.missingField(tensor: name, field: "dtype") }
-        guard let shapeValue = object["shape"] else { throw TensorFileError.missingField(tensor: name, field: "shape") }
-        guard let offsetsValue = object["data_offsets"] else {
-            throw TensorFileError.missingField(tensor: name, field: "data_offsets")
+        var dtypeField = Field<String>.absent
+        var shapeField = Field<[Int]>.absent
+        var offsetsField = Field<[Int]>.absent
+        // Reads an array of integers; the first non-integer is described.
+        func integers(_ r: inout JSONReader, limit: Int, what: String) throws -> Field<[Int]> {
+            guard try r.peek() == .array else { return .wrongType(describe(try r.readValue())) }
+            var values: [Int] = []
+            var bad: String? = nil
+            try r.readArray { r, index in
+                if index >= limit { throw TensorFileError.invalidEntry(tensor: name, reason: "\(what) has more than \(limit) entries") }
+                if bad != nil {
+                    try r.skipValue()
+                } else if try r.peek() == .number {
+                    let text = try r.readNumberText()
+                    if let i = JSONReader.integer(text) { values.append(i) } else { bad = "dimension \(index) is \(text), not an integer" }
+                } else {
+                    bad = "dimension \(index) is \(describe(try r.readValue())), not an integer"
+                }
+            }
+            if let bad { return .wrongType(bad) }
+            return .value(values)
         }
+        try r.readObject { r, key in
+            switch key {
+            case "dtype":
+                dtypeField = try r.peek() == .string ? .value(try r.readString()) : .wrongType(describe(try r.readValue()))
+            case "shape":
+                shapeField = try integers(&r, limit: maxRank, what: "\"shape\"")
+            case "data_offsets":
+                offsetsField = try integers(&r, limit: 2, what: "data_offsets")
+            default:
+                try r.skipValue()
+            }
+        }
+        guard !dtypeField.isAbsent else { throw TensorFileError.missingField(tensor: name, field: "dtype") }
+        guard !shapeField.isAbsent else { throw TensorFileError.missingField(tensor: name, field: "shape") }
+        guard !offsetsField.isAbsent else { throw TensorFileError.missingField(tensor: name, field: "data_offsets") }
 
-        guard let dtypeString = dtypeValue as? String else {
+        guard case .value(let dtypeString) = dtypeField else {
             throw TensorFileError.invalidEntry(tensor: name, reason: "\"dtype\" is not a string")
         }
         guard let dtype = TensorDType(rawValue: dtypeString) else {
             throw TensorFileError.unknownDType(tensor: name, dtype: dtypeString)
         }
-
-        guard let shapeArray = shapeValue as? [Any] else {
-            throw TensorFileError.invalidEntry(tensor: name, reason: "\"shape\" is not an array")
-        }
-        var shape: [Int] = []
-        shape.reserveCapacity(shapeArray.count)
-        for (axis, item) in shapeArray.enumerated() {
-            guard let dim = integer(item) else {
-                throw TensorFileError.invalidShape(tensor: name, reason: "dimension \(axis) is \(describe(item)), not an integer")
-            }
-            shape.append(dim)
+        let shape: [Int]
+        switch shapeField {
+        case .value(let s): shape = s
+        case .wrongType(let d) where d.hasPrefix("dimension "): throw TensorFileError.invalidShape(tensor: name, reason: d)
+        default: throw TensorFileError.invalidEntry(tensor: name, reason: "\"shape\" is not an array")
         }
         let count = try Tensor.elementCount(of: shape, tensor: name)
         let expectedBytes = try Tensor.byteCount(elements: count, dtype: dtype, shape: shape, tensor: name)
 
-        guard let offsets = offsetsValue as? [Any], offsets.count == 2 else {
+        guard case .value(let offsets) = offsetsField, offsets.count == 2 else {
+            if case .wrongType(let d) = offsetsField, d.hasPrefix("dimension ") {
+                throw TensorFileError.invalidOffsets(tensor: name, reason: "data_offsets are not both integers (\(d.replacingOccurrences(of: "dimension", with: "entry")))")
+            }
             throw TensorFileError.invalidOffsets(tensor: name, reason: "data_offsets is not an array of two integers")
         }
-        guard let begin = integer(offsets[0]), let end = integer(offsets[1]) else {
-            throw TensorFileError.invalidOffsets(
-                tensor: name, reason: "data_offsets [\(describe(offsets[0])), \(describe(offsets[1]))] are not both integers")
-        }
+        let begin = offsets[0], end = offsets[1]
         guard begin >= 0, end >= 0 else {
             throw TensorFileError.invalidOffsets(tensor: name, reason: "data_offsets [\(begin), \(end)] are negative")
         }
@@ -160,22 +197,20 @@ enum SafeTensorsParser {
         return Entry(name: name, dtype: dtype, shape: shape, elementCount: count, begin: begin, end: end)
     }
 
-    /// A JSON number that is an exact `Int`. JSON booleans are rejected even
-    /// though Foundation bridges them to NSNumber (on Linux `NSNumber(1) is Bool`
-    /// is true, so the check uses the boolean's objCType "c" instead); integral
-    /// doubles such as `2.0` or `1e3` are accepted.
-    static func integer(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber else { return nil }
-        if String(cString: number.objCType) == "c" { return nil }
-        return number as? Int
+    /// One field of an entry as read: not there, a value, or a description of what was there instead.
+    private enum Field<T> {
+        case absent, value(T), wrongType(String)
+        var isAbsent: Bool { if case .absent = self { return true }; return false }
     }
 
-    private static func describe(_ value: Any) -> String {
-        if let number = value as? NSNumber, String(cString: number.objCType) == "c" {
-            return number.boolValue ? "true" : "false"
+    private static func describe(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .string(let s): return "\"\(s)\""
+        case .number(let x, _): return x == x.rounded() && abs(x) < 1e18 ? String(Int64(x)) : String(x)
+        case .array: return "an array"
+        case .object: return "an object"
         }
-        if value is NSNull { return "null" }
-        if let string = value as? String { return "\"\(string)\"" }
-        return String(describing: value)
     }
 }

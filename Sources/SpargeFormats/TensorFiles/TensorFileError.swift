@@ -50,15 +50,20 @@ public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable
     case dtypeMismatch(requested: String, actual: TensorDType, accepted: [TensorDType])
     /// The name is reserved by the format.
     case reservedName(String)
+    /// The header names the same tensor twice.
+    case duplicateTensorName(String)
+    /// An output path that must not be written: it is an input, a device, a FIFO, a directory,
+    /// or its directory is missing or not writable. Checked before any computation.
+    case unsafeOutput(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .fileNotFound(path):
             return "No file at '\(path)'. Check the path (relative paths resolve against the current directory)."
         case let .readFailed(path, reason):
-            return "Could not read '\(path)': \(reason). Check that it is a readable regular file."
+            return "Could not read '\(path)': \(reason)."
         case let .writeFailed(path, reason):
-            return "Could not write '\(path)': \(reason). Check that the directory exists and is writable."
+            return "Could not write '\(path)': \(reason)."
         case let .fileTooShort(count):
             return "File is \(count) bytes; a safetensors file starts with an 8-byte header length. The file is truncated or not safetensors."
         case let .headerTooLarge(declared, limit):
@@ -101,6 +106,10 @@ public enum TensorFileError: Error, CustomStringConvertible, Sendable, Equatable
             return "\(requested) cannot read a \(actual) tensor (it accepts \(list)). Use the accessor that matches the dtype, or floats()."
         case let .reservedName(name):
             return "'\(name)' is reserved by the safetensors format for metadata. Rename the tensor."
+        case let .duplicateTensorName(name):
+            return "The header names tensor \(JSONText.quoted(name)) twice; which one is meant is ambiguous. The file was written by a broken tool: rewrite it with unique names."
+        case let .unsafeOutput(path, reason):
+            return "Refusing to write '\(path)': \(reason)."
         }
     }
 

@@ -18,6 +18,10 @@ struct OnlineSoftmax {
     var acc: UnsafeMutablePointer<Float>         // O, rowsPad x width
     var width: Int                               // padded head dim (multiple of 8)
     var kernels: any TileKernels.Type
+    /// Scores are stored divided by this power of two (see ``OverflowGuard``); 1 normally.
+    var scoreUnit: Float = 1
+    /// V was stored divided by this power of two (see ``OverflowGuard``); 1 normally.
+    var valueUnit: Float = 1
 
     /// Starts a query tile of `rows` rows (padded to a multiple of 4).
     func reset(rows: Int) {
@@ -42,7 +46,7 @@ struct OnlineSoftmax {
             if running == -.infinity { return .infinity }
             best = Swift.max(best, local - running)
         }
-        return best
+        return best == -.infinity ? best : best * scoreUnit
     }
 
     /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
@@ -51,6 +55,11 @@ struct OnlineSoftmax {
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
         values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32
     ) {
+        if scoreUnit != 1 {
+            absorbScaled(scores: scores, stride: stride, rows: rows, keys: keys, values: values,
+                         valueStride: valueStride, numerics: numerics)
+            return
+        }
         // Per row: the new maximum, the rescale factor, and the exponent shift, which replaces
         // m_loc in `tileMax` (+inf for a row with nothing visible: its P row is all zeros).
         var rescale = false
@@ -89,16 +98,55 @@ struct OnlineSoftmax {
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
     }
 
+    /// ``absorb(scores:stride:rows:keys:values:valueStride:numerics:)`` for scores stored in
+    /// power-of-two units (``OverflowGuard``: |Q.K| near the fp32 limit). Rare, so one element
+    /// at a time: `P = 2^((S - m) * unit)`.
+    private func absorbScaled(
+        scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
+        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics
+    ) {
+        for r in 0..<rows {
+            let local = tileMax[r]
+            let row = scores + r * stride
+            if local == -.infinity {
+                row.update(repeating: 0, count: stride)
+                continue
+            }
+            let updated = Self.raiseMax(rowMax + r, sum: rowSum + r, acc: acc + r * width, width: width, tileMax: local,
+                                        unit: scoreUnit)
+            var sum: Float = 0
+            for c in 0..<stride {
+                let e = (row[c] - updated) * scoreUnit
+                row[c] = e < probabilityFlushExponent ? 0 : exp2Scalar(e)
+                sum += row[c]
+            }
+            if numerics == .fp16 {
+                for c in 0..<keys { row[c] = roundToHalf(row[c]) }
+            } else if numerics == .fp8 {
+                sum = 0
+                for c in 0..<stride {
+                    row[c] *= exp2Scalar(fp8ProbabilityOffset)
+                    sum += row[c]
+                }
+                for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
+            }
+            rowSum[r] += sum
+        }
+        kernels.accumulateProbabilityValue(
+            p: scores, pStride: stride, rows: rows, count: keys,
+            v: values, vStride: valueStride, width: width, o: acc, oStride: width)
+    }
+
     /// The running-max step of one row for a tile whose maximum `tileMax` is finite: when the
     /// max grows, `l` and `O` are rescaled by `2^(m - m_new)`; stores and returns `m_new`.
     /// Every online softmax of the package (tiled kernels, exact decode) goes through it.
     @inline(__always)
     static func raiseMax(_ m: UnsafeMutablePointer<Float>, sum l: UnsafeMutablePointer<Float>,
-                         acc: UnsafeMutablePointer<Float>, width: Int, tileMax: Float) -> Float {
+                         acc: UnsafeMutablePointer<Float>, width: Int, tileMax: Float, unit: Float = 1) -> Float {
         let running = m.pointee
         let updated = Swift.max(running, tileMax)
         if updated > running && running != -.infinity {
-            let alpha = rescaleFactor(running - updated)
+            let alpha = rescaleFactor((running - updated) * unit)
             l.pointee *= alpha
             scaleInPlace(acc, count: width, by: alpha)
         }
@@ -115,7 +163,7 @@ struct OnlineSoftmax {
             if l == 0 {
                 temp.update(repeating: 0, count: d)
             } else {
-                let inv = 1 / l
+                let inv = valueUnit / l
                 let src = acc + r * width
                 for c in 0..<d { temp[c] = src[c] * inv }
             }

@@ -14,7 +14,10 @@ extension OnlineSoftmax {
 
     /// Copies the unnormalised state (`m`, `l`, `O`) of the first `rows` rows to `dst`, laid
     /// out as an exported state of `layoutRows` rows (split-K).
-    func export(rows: Int, layoutRows: Int? = nil, into dst: UnsafeMutablePointer<Float>) {
+    /// With `units`, also stores this softmax's score and value units there (for ``merge``).
+    func export(rows: Int, layoutRows: Int? = nil, into dst: UnsafeMutablePointer<Float>,
+                units: UnsafeMutablePointer<Float>? = nil) {
+        if let units { units[0] = scoreUnit; units[1] = valueUnit }
         let stride = layoutRows ?? rows
         dst.update(from: rowMax, count: rows)
         (dst + stride).update(from: rowSum, count: rows)
@@ -24,11 +27,14 @@ extension OnlineSoftmax {
     /// Merges `count` exported states of `rows` rows (in order, so the result does not depend
     /// on which thread produced which) and writes `O / l` for `validRows` rows of `d` channels:
     /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`; a row that saw no
-    /// key gets zeros.
+    /// key gets zeros. `units` (score and value unit of the shares, ``OverflowGuard``) are 1
+    /// when nil.
     static func merge(
         _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
-        normalization: Normalization = .reciprocal, into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
+        normalization: Normalization = .reciprocal, units: UnsafePointer<Float>? = nil,
+        into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
     ) {
+        let scoreUnit = units?[0] ?? 1, valueUnit = units?[1] ?? 1
         let size = exportSize(rows: rows, width: width)
         for r in 0..<validRows {
             defer { output.store(b, h, first + r, from: dst, count: d) }
@@ -41,17 +47,18 @@ extension OnlineSoftmax {
                 let part = parts + s * size
                 let ms = part[r]
                 if ms == -.infinity { continue }
-                let f = exp2Scalar(ms - m)
+                let f = exp2Scalar((ms - m) * scoreUnit)
                 l += part[rows + r] * f
                 let o = part + 2 * rows + r * width
                 for c in 0..<d { dst[c] += o[c] * f }
             }
             switch normalization {
             case .reciprocal:
-                let inv = 1 / l
+                let inv = valueUnit / l
                 for c in 0..<d { dst[c] *= inv }
             case .division:
                 for c in 0..<d { dst[c] /= l }
+                if valueUnit != 1 { for c in 0..<d { dst[c] *= valueUnit } }
             }
         }
     }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# libFuzzer targets of the file readers (safetensors, .npy, tuned-settings JSON), built with
+# AddressSanitizer. Each target is Fuzz/Targets/<Name>Fuzz.swift; its seed corpus is
+# Fuzz/Corpus/<Name>/ and the JSON dictionary Fuzz/json.dict.
+#
+#   bash Scripts/fuzz.sh                 smoke run: 30 s per target (CI)
+#   FUZZ_SECONDS=3600 bash Scripts/fuzz.sh SafeTensors
+#                                        long run of one target (the corpus grows in
+#                                        .build-fuzz/corpus/<Name>; crashes land in
+#                                        .build-fuzz/crashes/<Name>/ with a reproducer)
+#   bash Scripts/fuzz.sh --build-only    build the binaries only
+#
+# A crash reproduces with: .build-fuzz/fuzz-<Name> CRASH_FILE
+# Needs a Swift toolchain for Linux with libFuzzer (the swift.org toolchains have it).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+out="$repo/.build-fuzz"
+seconds="${FUZZ_SECONDS:-30}"
+build_only=0
+targets=()
+for arg in "$@"; do
+    case "$arg" in
+        --build-only) build_only=1 ;;
+        *) targets+=("$arg") ;;
+    esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=(SafeTensors Numpy TunedSettings)
+
+mkdir -p "$out/obj"
+flags=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6 -g -package-name SpargeAttn)
+
+# SpargeSIMD and SpargeAttn as two modules (the same sources as the package), instrumented
+# for coverage and ASan; rebuilt only when a source is newer than the objects.
+stamp="$out/obj/SpargeAttn.o"
+if [ ! -f "$stamp" ] || [ -n "$(find Sources/SpargeSIMD Sources/SpargeAttn -name '*.swift' -newer "$stamp" | head -1)" ]; then
+    echo "fuzz: building the instrumented library (a minute or two)"
+    swiftc "${flags[@]}" -wmo -module-name SpargeSIMD -emit-module -emit-module-path "$out/obj/SpargeSIMD.swiftmodule" \
+        -c Sources/SpargeSIMD/*.swift -o "$out/obj/SpargeSIMD.o"
+    find Sources/SpargeAttn -name '*.swift' -print0 | xargs -0 \
+        swiftc "${flags[@]}" -wmo -module-name SpargeAttn -I "$out/obj" -emit-module \
+        -emit-module-path "$out/obj/SpargeAttn.swiftmodule" -c -o "$out/obj/SpargeAttn.o"
+fi
+
+# Build every target, then run them side by side (the smoke run takes about FUZZ_SECONDS in all).
+for name in "${targets[@]}"; do
+    src="Fuzz/Targets/${name}Fuzz.swift"
+    [ -f "$src" ] || { echo "fuzz: no target $src" >&2; exit 2; }
+    bin="$out/fuzz-$name"
+    if [ ! -f "$bin" ] || [ "$src" -nt "$bin" ] || [ "$stamp" -nt "$bin" ]; then
+        swiftc "${flags[@]}" -module-name "${name}Fuzz" -I "$out/obj" "$src" \
+            "$out/obj/SpargeAttn.o" "$out/obj/SpargeSIMD.o" -o "$bin"
+    fi
+done
+[ "$build_only" = 1 ] && exit 0
+
+pids=()
+for name in "${targets[@]}"; do
+    corpus="$out/corpus/$name"
+    crashes="$out/crashes/$name"
+    mkdir -p "$corpus" "$crashes"
+    dict=()
+    [ "$name" != Numpy ] && dict=(-dict=Fuzz/json.dict)
+    echo "fuzz: $name for ${seconds} s"
+    # -rss_limit_mb: a reader that takes more than 2 GB on a small input is a finding too.
+    ASAN_OPTIONS=detect_leaks=1 "$out/fuzz-$name" "$corpus" "Fuzz/Corpus/$name" "${dict[@]}" \
+        -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$crashes/" -print_final_stats=1 > "$out/$name.log" 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done
+
+status=0
+for name in "${targets[@]}"; do
+    log="$out/$name.log"
+    execs=$(grep -oE "stat::number_of_executed_units: *[0-9]+" "$log" | grep -oE "[0-9]+$" || echo "?")
+    cov=$(grep -oE "cov: [0-9]+" "$log" | tail -n 1 || echo "cov: ?")
+    if grep -qE "ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|SUMMARY: |Test unit written|deadly signal" "$log"; then
+        echo "fuzz: $name FAILED after $execs runs; reproducer in $out/crashes/$name (log $log):" >&2
+        grep -E "ERROR|SUMMARY|Test unit written|Fatal error" "$log" | head -n 5 >&2
+        status=1
+    else
+        echo "fuzz: $name ok: $execs runs, $cov"
+    fi
+done
+exit $status

@@ -1,0 +1,57 @@
+import Foundation
+
+// Finite in, finite out (issue 15). Two fp32 overflows are avoided without per-element work
+// in the hot loops, with powers of two (exact scalings):
+// - scores: when |Q.K| * s * log2(e) could exceed 2^100 (q, k near 1e19), a query tile keeps
+//   its scores divided by a power of two `scoreUnit`; the softmax multiplies differences
+//   `S - m` (never S itself) back by it;
+// - P.V: when |V| times the number of keys could exceed 2^125 (v near 1e38), V of that
+//   (batch, kv head) is stored divided by a power of two `valueUnit`, and O / l is
+//   multiplied back by it at the end.
+enum OverflowGuard {
+    /// The largest score magnitude (base-2 units) kept unscaled.
+    static let scoreLimit: Double = 0x1p100
+    /// The largest `max|V| * keys` kept unscaled (the accumulator stays below 2^126).
+    static let valueLimit: Double = 0x1p125
+
+    /// 1 when `bound <= limit` (or not finite: non-finite inputs stay as they are), else the
+    /// smallest power of two `u` with `bound / u <= limit`.
+    static func unit(bound: Double, limit: Double) -> Float {
+        guard bound.isFinite, bound > limit else { return 1 }
+        let e = Swift.min(127, Int((bound / limit).exponent) + 1)
+        return Float(sign: .plus, exponent: e, significand: 1)
+    }
+
+    /// The largest |x| of `count` floats (NaN is ignored; it makes the output NaN anyway).
+    static func maxMagnitude(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var m: Float = 0
+        for i in 0..<count { m = Swift.max(m, Swift.abs(x[i])) }
+        return m
+    }
+
+    /// Writes the `valueUnit` of every (batch, kv head) of V (`B,H kv,Nk,D`) to `units`
+    /// (all 1 in the common case) and returns whether any differs from 1. No heap allocation
+    /// (plans call it on every run).
+    static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>) -> Bool {
+        var scaled = false
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, s.headDim)) { t in
+            for b in 0..<s.batch {
+                for h in 0..<s.kvHeads {
+                    var m: Float = 0
+                    for n in 0..<s.keyLength {
+                        if v.isFloat32 {
+                            m = Swift.max(m, maxMagnitude(v.row(b, h, n), count: s.headDim))
+                        } else {
+                            v.load(b, h, n, into: t.baseAddress!, count: s.headDim)
+                            m = Swift.max(m, maxMagnitude(t.baseAddress!, count: s.headDim))
+                        }
+                    }
+                    let u = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+                    units[b * s.kvHeads + h] = u
+                    scaled = scaled || u != 1
+                }
+            }
+        }
+        return scaled
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import SpargeAttn
+
+/// Issue 15, finite in, finite out: q and k scaled by 1e19 gave NaN everywhere, v = 1e38 gave
+/// inf; exact attention is representable in fp32 in both cases. Property tests over
+/// magnitudes 1e-30...1e30 against float64.
+struct FiniteOutputTests {
+    static let shape = AttentionShape(batch: 1, heads: 2, kvHeads: 1, queryLength: 200, headDim: 32)
+
+    static func inputs(qk: Float, v vScale: Float, seed: UInt64 = 7) -> (q: [Float], k: [Float], v: [Float]) {
+        var rng = VideoLikeWorkload.SplitMix64(seed: seed)
+        let s = shape
+        let q = (0..<s.queryElements).map { _ in rng.gaussian() * qk }
+        let k = (0..<s.keyElements).map { _ in rng.gaussian() * qk }
+        let v = (0..<s.keyElements).map { _ in rng.gaussian() * vScale }
+        return (q, k, v)
+    }
+
+    static func relativeL1(_ x: [Float], _ ref: [Double]) -> Double {
+        var num = 0.0, den = 0.0
+        for i in x.indices { num += abs(Double(x[i]) - ref[i]); den += abs(ref[i]) }
+        return den == 0 ? num : num / den
+    }
+
+    static func allFinite(_ x: [Float]) -> Bool { x.allSatisfy(\.isFinite) }
+
+    static var fullMap: BlockMap {
+        BlockMap.full(batch: 1, heads: shape.heads, queryBlocks: 2, keyBlocks: 4)
+    }
+
+    /// The issue's reproducers: q, k times 1e19 and 3e18 (NaN before), dense, causal and
+    /// sparse with both quantizations.
+    @Test(arguments: [Float(1e19), 3e18])
+    func hugeScoresStayFinite(scale: Float) throws {
+        let (q, k, v) = Self.inputs(qk: scale, v: 1)
+        for causal in [false, true] {
+            let out = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, causal: causal, threads: 2)
+            #expect(Self.allFinite(out), "dense causal \(causal): \(out.filter { !$0.isFinite }.count) non-finite")
+            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape, causal: causal)
+            #expect(Self.relativeL1(out, ref) < 1e-4, "dense causal \(causal) vs float64")
+        }
+        for p in [SpargeParameters.recommended, .triton, .sage2CDF] {
+            var p = p
+            p.pvThreshold = PerHead(Float.infinity)
+            let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, threads: 2)
+            #expect(Self.allFinite(out), "sparse \(p.quantization): \(out.filter { !$0.isFinite }.count) non-finite")
+            // Every output is a convex combination of v rows.
+            let vMax = v.map(abs).max()!
+            #expect(out.allSatisfy { abs($0) <= vMax * 1.001 })
+        }
+        var p = SpargeParameters.recommended
+        p.causal = true
+        let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, threads: 2)
+        #expect(Self.allFinite(out), "sparse causal with stage 2")
+    }
+
+    /// v = 1e38 everywhere: the exact answer is 1e38 (12,480 inf before); v = 3e37 (3,616 inf).
+    @Test(arguments: [Float(1e38), 3e37])
+    func hugeValuesDoNotOverflow(value: Float) throws {
+        let (q, k, _) = Self.inputs(qk: 1, v: 1)
+        let v = [Float](repeating: value, count: Self.shape.keyElements)
+        let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, threads: 2)
+        #expect(dense.allSatisfy { abs($0 - value) <= value * 1e-5 }, "dense: \(dense.filter { !$0.isFinite }.count) non-finite")
+        for p in [SpargeParameters.recommended, .triton] {
+            let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, threads: 2)
+            #expect(out.allSatisfy { abs($0 - value) <= value * 1e-5 }, "sparse \(p.quantization): \(out.filter { !$0.isFinite }.count) non-finite")
+        }
+        // Split-K (a single query tile has its keys split across workers) merges with the units too.
+        let one = AttentionShape(batch: 1, heads: 1, queryLength: 8, keyLength: 4096, headDim: 32)
+        var rng = VideoLikeWorkload.SplitMix64(seed: 3)
+        let q1 = (0..<one.queryElements).map { _ in rng.gaussian() * 1e19 }
+        let k1 = (0..<one.keyElements).map { _ in rng.gaussian() * 1e19 }
+        let v1 = [Float](repeating: value, count: one.keyElements)
+        let o1 = try SpargeAttention.dense(q: q1, k: k1, v: v1, shape: one, threads: 2)
+        #expect(o1.allSatisfy { abs($0 - value) <= value * 1e-5 }, "split-K dense")
+        let (s1, _) = try SpargeAttention.sparse(q: q1, k: k1, v: v1, shape: one, threads: 2)
+        #expect(s1.allSatisfy { abs($0 - value) <= value * 1e-5 }, "split-K sparse")
+    }
+
+    /// Dense attention against float64 for q, k and v magnitudes from 1e-30 to 1e30.
+    @Test func denseMatchesFloat64AcrossMagnitudes() throws {
+        let magnitudes: [Float] = [1e-30, 1e-10, 1, 1e10, 1e19, 1e30]
+        for qk in magnitudes {
+            for vs in magnitudes {
+                let (q, k, v) = Self.inputs(qk: qk, v: vs, seed: UInt64(qk.exponent + 200) &* 31 &+ UInt64(vs.exponent + 200))
+                let out = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, threads: 2)
+                #expect(Self.allFinite(out), "q,k \(qk), v \(vs)")
+                let ref = Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape)
+                #expect(Self.relativeL1(out, ref) < 1e-4, "q,k \(qk), v \(vs): rel L1 \(Self.relativeL1(out, ref))")
+                // Sparse with every block kept and stage 2 off: finite, and close where scores are moderate
+                // (INT8 rounding of huge scores may change which key dominates a row).
+                var p = SpargeParameters.recommended
+                p.pvThreshold = PerHead(Float.infinity)
+                let (s, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, blockMap: Self.fullMap, threads: 2)
+                #expect(Self.allFinite(s), "sparse q,k \(qk), v \(vs)")
+                if qk <= 1 { #expect(Self.relativeL1(s, ref) < 0.05, "sparse q,k \(qk), v \(vs): rel L1 \(Self.relativeL1(s, ref))") }
+            }
+        }
+    }
+}
