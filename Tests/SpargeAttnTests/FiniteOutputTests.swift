@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+import SpargeWorkloads
+import SpargeTestSupport
 
 /// Issue 15, finite in, finite out: q and k scaled by 1e19 gave NaN everywhere, v = 1e38 gave
 /// inf; exact attention is representable in fp32 in both cases. Property tests over

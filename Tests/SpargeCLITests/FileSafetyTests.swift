@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
+import SpargeTuning
+import SpargeTestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

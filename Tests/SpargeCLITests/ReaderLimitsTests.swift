@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import SpargeAttn
+@testable import SpargeFormats
+@testable import SpargeTuning
+import SpargeTestSupport
 
 /// Issue 15, bounded memory and silent acceptance: duplicate names, huge headers of empty
 /// tensors, settings files that are too large or hold out-of-range values, JSON errors that
@@ -65,7 +68,7 @@ struct ReaderLimitsTests {
             var fields = ["\"theta\": 0.3", "\"tau\": 0.9", "\"lambda\": 5"]
             fields = fields.map { $0.hasPrefix("\"\(key)\"") ? "\"\(key)\": \(value)" : $0 }
             let head = "{" + fields.joined(separator: ", ") + #", "block_q": 128, "block_k": 64}"#
-            #expect(throws: TuningError.self, "\(key) \(value)") { try TunerFileTests.parse(TunerFileTests.file(heads: head)) }
+            #expect(throws: TuningError.self, "\(key) \(value)") { try SettingsText.parse(SettingsText.file(heads: head)) }
         }
     }
 
@@ -87,7 +90,7 @@ struct ReaderLimitsTests {
         // Linear: four times the layers take well under 16 times as long (the quadratic
         // check did; a ratio, so a slow or loaded machine does not matter).
         func seconds(_ count: Int) throws -> Double {
-            let layers = (0..<count).map { #"{"name": "l\#($0)", "heads": [\#(TunerFileTests.head)]}"# }
+            let layers = (0..<count).map { #"{"name": "l\#($0)", "heads": [\#(SettingsText.head)]}"# }
             let text = #"{"format": "sparge-tuned", "version": 1, "layers": ["# + layers.joined(separator: ",") + "]}"
             let start = ContinuousClock.now
             let s = try TunedSettings.parse(Data(text.utf8))
@@ -124,4 +127,13 @@ struct ReaderLimitsTests {
         #expect(!r.stdout.contains("Nq must equal Nk"))
         #expect(r.stdout.contains("Nq != Nk"))
     }
+}
+
+/// Settings-file text of one head, as TunerFileTests (library test target) writes it.
+private enum SettingsText {
+    static let head = #"{"theta": 0.3, "tau": 0.9, "lambda": null, "block_q": 128, "block_k": 64, "error": 0.01, "density": 0.5}"#
+    static func file(version: String = "1", heads: String = head, extra: String = "") -> String {
+        #"{"format": "sparge-tuned", "version": \#(version)\#(extra), "layers": [{"name": "a", "heads": [\#(heads)]}]}"#
+    }
+    static func parse(_ s: String) throws -> TunedSettings { try TunedSettings.parse(Data(s.utf8)) }
 }
