@@ -31,17 +31,25 @@ done
 mkdir -p "$out/obj"
 flags=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6 -g -package-name SpargeAttn)
 
-# SpargeSIMD and SpargeAttn as two modules (the same sources as the package), instrumented
-# for coverage and ASan; rebuilt only when a source is newer than the objects.
-stamp="$out/obj/SpargeAttn.o"
-if [ ! -f "$stamp" ] || [ -n "$(find Sources/SpargeSIMD Sources/SpargeAttn -name '*.swift' -newer "$stamp" | head -1)" ]; then
-    echo "fuzz: building the instrumented library (a minute or two)"
-    swiftc "${flags[@]}" -wmo -module-name SpargeSIMD -emit-module -emit-module-path "$out/obj/SpargeSIMD.swiftmodule" \
-        -c Sources/SpargeSIMD/*.swift -o "$out/obj/SpargeSIMD.o"
-    find Sources/SpargeAttn -name '*.swift' -print0 | xargs -0 \
-        swiftc "${flags[@]}" -wmo -module-name SpargeAttn -I "$out/obj" -emit-module \
-        -emit-module-path "$out/obj/SpargeAttn.swiftmodule" -c -o "$out/obj/SpargeAttn.o"
+# The package's library modules (the same sources as the package: the three kernel sets,
+# SpargeAttn, SpargeFormats, SpargeTuning), instrumented for coverage and ASan; rebuilt only
+# when a source is newer than the objects. The AVX2 / AVX-512 kernel sets are compiled without
+# their instruction-set flags here, so the run-time choice never picks them (portable code).
+stamp="$out/obj/SpargeTuning.o"
+modules=(SpargeSIMD:Sources/SpargeSIMD: SpargeSIMDAVX2:Sources/SpargeSIMD:-DSPARGE_AVX2
+         SpargeSIMDAVX512:Sources/SpargeSIMD:-DSPARGE_AVX512 SpargeAttn:Sources/SpargeAttn:
+         SpargeFormats:Sources/SpargeFormats: SpargeTuning:Sources/SpargeTuning:)
+objects=()
+if [ ! -f "$stamp" ] || [ -n "$(find Sources/SpargeSIMD Sources/SpargeAttn Sources/SpargeFormats Sources/SpargeTuning -name '*.swift' -newer "$stamp" | head -1)" ]; then
+    echo "fuzz: building the instrumented library (a few minutes)"
+    for m in "${modules[@]}"; do
+        IFS=: read -r name dir define <<< "$m"
+        find "$dir" -name '*.swift' -print0 | xargs -0 \
+            swiftc "${flags[@]}" -wmo -module-name "$name" ${define:+"$define"} -I "$out/obj" -emit-module \
+            -emit-module-path "$out/obj/$name.swiftmodule" -c -o "$out/obj/$name.o"
+    done
 fi
+for m in "${modules[@]}"; do objects+=("$out/obj/${m%%:*}.o"); done
 
 # Build every target, then run them side by side (the smoke run takes about FUZZ_SECONDS in all).
 for name in "${targets[@]}"; do
@@ -49,8 +57,7 @@ for name in "${targets[@]}"; do
     [ -f "$src" ] || { echo "fuzz: no target $src" >&2; exit 2; }
     bin="$out/fuzz-$name"
     if [ ! -f "$bin" ] || [ "$src" -nt "$bin" ] || [ "$stamp" -nt "$bin" ]; then
-        swiftc "${flags[@]}" -module-name "${name}Fuzz" -I "$out/obj" "$src" \
-            "$out/obj/SpargeAttn.o" "$out/obj/SpargeSIMD.o" -o "$bin"
+        swiftc "${flags[@]}" -module-name "${name}Fuzz" -I "$out/obj" "$src" "${objects[@]}" -o "$bin"
     fi
 done
 [ "$build_only" = 1 ] && exit 0

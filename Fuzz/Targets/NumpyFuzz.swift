@@ -1,4 +1,5 @@
 import SpargeAttn
+import SpargeFormats
 
 // libFuzzer target: any bytes through the .npy reader. It must return a tensor or throw a
 // NumpyFileError; a crash, trap, leak report or hang is a bug.

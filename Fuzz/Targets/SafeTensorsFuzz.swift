@@ -1,4 +1,5 @@
 import SpargeAttn
+import SpargeFormats
 
 // libFuzzer target: any bytes through the safetensors reader. It must return a file or
 // throw a TensorFileError; a crash, trap, leak report or hang is a bug.

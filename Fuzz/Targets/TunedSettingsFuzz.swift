@@ -1,5 +1,7 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
+import SpargeTuning
 
 // libFuzzer target: any bytes through the tuned-settings (JSON) reader. It must return
 // settings or throw a TuningError; a crash, trap, leak report or hang is a bug.
