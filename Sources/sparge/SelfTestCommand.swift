@@ -74,7 +74,8 @@ struct SelfTestCommand {
                 }
                 let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5, blockMap: sparse.result.blockMap,
                                                         blockQ: p.blockQ, blockK: p.blockK)
-                let denseError = Self.relativeL2(dense, exact), sparseError = Self.relativeL2(sparse.output, masked)
+                let denseError = try Accuracy(dense, reference: exact).relativeL2
+                let sparseError = try Accuracy(sparse.output, reference: masked).relativeL2
                 var pass = denseError < 2e-6 && sparseError < 0.06
                 var note = ""
                 if let first {
@@ -90,11 +91,5 @@ struct SelfTestCommand {
         }
         print(ok ? "selftest passed" : "selftest FAILED")
         return ok
-    }
-
-    static func relativeL2(_ x: [Float], _ ref: [Double]) -> Double {
-        var num = 0.0, den = 0.0
-        for i in ref.indices { num += (Double(x[i]) - ref[i]) * (Double(x[i]) - ref[i]); den += ref[i] * ref[i] }
-        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
     }
 }

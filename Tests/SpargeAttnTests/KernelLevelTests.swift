@@ -10,12 +10,8 @@ import Testing
 struct KernelLevelTests {
     static let levels = SpargeCPU.supportedLevels
 
-    /// Relative L2 distance of `x` from `ref`.
-    static func relativeL2(_ x: [Float], _ ref: [Double]) -> Double {
-        var num = 0.0, den = 0.0
-        for i in ref.indices { num += (Double(x[i]) - ref[i]) * (Double(x[i]) - ref[i]); den += ref[i] * ref[i] }
-        return den == 0 ? num.squareRoot() : (num / den).squareRoot()
-    }
+    /// Relative L2 distance of `x` from `ref` (the library's metric).
+    static func relativeL2(_ x: [Float], _ ref: [Double]) throws -> Double { try Accuracy(x, reference: ref).relativeL2 }
 
     @Test func levelsAreOrderedAndIncludeBaseline() throws {
         #expect(Self.levels.first == .baseline)
@@ -51,13 +47,13 @@ struct KernelLevelTests {
         let q = rng.gaussians(rows * d), kT = rng.gaussians(d * cols)
         k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &fast, outStride: cols)
         scalar.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &slow, outStride: cols)
-        #expect(Self.relativeL2(fast, slow.map(Double.init)) < 1e-6, "\(level) floatScoreTile d=\(d)")
+        #expect(try Self.relativeL2(fast, slow.map(Double.init)) < 1e-6, "\(level) floatScoreTile d=\(d)")
         let width = (d + 7) / 8 * 8
         let v = rng.gaussians(cols * width)
         var oFast = rng.gaussians(rows * width), oSlow = oFast
         k.accumulateProbabilityValue(p: slow, pStride: cols, rows: rows, count: cols - 3, v: v, vStride: width, width: width, o: &oFast, oStride: width)
         scalar.accumulateProbabilityValue(p: slow, pStride: cols, rows: rows, count: cols - 3, v: v, vStride: width, width: width, o: &oSlow, oStride: width)
-        #expect(Self.relativeL2(oFast, oSlow.map(Double.init)) < 1e-6, "\(level) accumulateProbabilityValue width=\(width)")
+        #expect(try Self.relativeL2(oFast, oSlow.map(Double.init)) < 1e-6, "\(level) accumulateProbabilityValue width=\(width)")
         // Row maxima (exact), exponentials with row sums, rescaling.
         var tile = rng.gaussians(rows * cols, scale: 4)
         for c in 40..<cols { tile[cols + c] = -.infinity }
@@ -68,12 +64,12 @@ struct KernelLevelTests {
         var eFast = tile, eSlow = tile, sFast = mFast, sSlow = mFast
         k.exponentiateRows(&eFast, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sFast)
         scalar.exponentiateRows(&eSlow, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sSlow)
-        #expect(Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
-        #expect(Self.relativeL2(sFast, sSlow.map(Double.init)) < 1e-6)
+        #expect(try Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
+        #expect(try Self.relativeL2(sFast, sSlow.map(Double.init)) < 1e-6)
         #expect(eFast[cols + 50] == 0, "masked scores give exactly 0")
         k.scaleRows(&eFast, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         scalar.scaleRows(&eSlow, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
-        #expect(Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
+        #expect(try Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
     }
 
     /// (Nq, Nk, D, heads, kvHeads, causal): ragged, below a block, GQA, Nq != Nk, D 1...256.
@@ -96,11 +92,11 @@ struct KernelLevelTests {
         try SpargeCPU.withLevel(level) {
             let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: c.causal)
             let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal)
-            #expect(Self.relativeL2(dense, exact) < 2e-6, "\(level) dense \(shape)")
+            #expect(try Self.relativeL2(dense, exact) < 2e-6, "\(level) dense \(shape)")
             let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
             let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal,
                                                     blockMap: result.blockMap, blockQ: p.blockQ, blockK: p.blockK)
-            #expect(Self.relativeL2(out, masked) < 0.05, "\(level) sparse \(shape)")
+            #expect(try Self.relativeL2(out, masked) < 0.05, "\(level) sparse \(shape)")
         }
     }
 
@@ -123,7 +119,7 @@ struct KernelLevelTests {
                 guard let base = baseline else { baseline = one; return }
                 #expect(one.result.blockMap == base.result.blockMap, "\(level) block map differs from baseline")
                 #expect(one.result.quantized == base.result.quantized, "\(level) INT8 tensors differ from baseline")
-                #expect(Self.relativeL2(one.output, base.output.map(Double.init)) < 1e-4, "\(level) output vs baseline")
+                #expect(try Self.relativeL2(one.output, base.output.map(Double.init)) < 1e-4, "\(level) output vs baseline")
             }
         }
     }
