@@ -50,7 +50,7 @@ struct KVCacheTests {
             // Recompute every 37th step (and the last) from scratch: a new cache, one append.
             guard step % 37 == 0 || step == steps - 1 else { continue }
             let fresh = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: total, maxQueryLength: 4,
-                                          parameters: p, keyMean: cache.keyMean)
+                                          parameters: p, keyMean: try cache.keyMean)
             try Self.append(fresh, Self.rows(k, heads: kvHeads, n: total, d: d, 0..<n + 1),
                             Self.rows(v, heads: kvHeads, n: total, d: d, 0..<n + 1), tokens: n + 1)
             let scratch = try Self.attend(fresh, q, queries: 1)

@@ -77,11 +77,15 @@ public struct SparseAttentionResult: Sendable, Hashable {
     /// Stage 1's block probabilities `P_hat` (`B,H,nq,nk`), when the call asked for them
     /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:)``).
     public var blockProbabilities: [Float]? = nil
+    /// Each query row's log-sum-exp (`B,H,Nq`, natural log), when the call asked for it
+    /// (`captureLSE`): `ln sum_j e^(scale * q_i . k_j)` over the keys the row attended; -inf
+    /// for a row that attended no key.
+    public var lse: [Float]? = nil
 
     /// Equal maps, statistics and captured tensors; timings are ignored.
     public static func == (a: SparseAttentionResult, b: SparseAttentionResult) -> Bool {
         a.blockMap == b.blockMap && a.statistics == b.statistics && a.quantized == b.quantized
-            && a.blockProbabilities == b.blockProbabilities
+            && a.blockProbabilities == b.blockProbabilities && a.lse.map { $0.map(\.bitPattern) } == b.lse.map { $0.map(\.bitPattern) }
     }
 
     /// Hashes the map and the statistics (timings are ignored, as in `==`).

@@ -28,48 +28,59 @@ public enum SpargeAttention {
     ///     instead of stage 1's prediction.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors.
+    ///   - lse: where to write each query row's log-sum-exp (`B,H,Nq` floats, natural log;
+    ///     see <doc:EmbeddingInAnInferenceEngine> for the exact definition).
+    @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false
+        threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil
     ) throws -> SparseAttentionResult {
-        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+        var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                              parameters: parameters, blockMap: blockMap)
+        views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
         return SparsePipeline(shape: shape, parameters: parameters).callOnce(
             views, blockMap: blockMap, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized)
     }
 
     /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
     /// for other layouts and element types).
+    @discardableResult
     public static func sparse(
         q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false
+        threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil
     ) throws -> SparseAttentionResult {
         try sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
                    shape: shape, parameters: parameters, blockMap: blockMap, threads: threads,
-                   captureQuantized: captureQuantized)
+                   captureQuantized: captureQuantized, lse: lse)
     }
 
-    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_)``.
+    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_)``;
+    /// with `captureLSE` the result's ``SparseAttentionResult/lse`` holds each row's log-sum-exp.
     public static func sparse(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false
+        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false
     ) throws -> (output: [Float], result: SparseAttentionResult) {
         // Every output element is written by the kernel, so the array is not zero-filled first.
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
-        let result = try q.withUnsafeBufferPointer { q in
+        var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
+        var result = try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
                 try v.withUnsafeBufferPointer { v in
                     try out.withUnsafeMutableBufferPointer { o in
-                        try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
-                                   blockMap: blockMap, threads: threads, captureQuantized: captureQuantized)
+                        try lse.withUnsafeMutableBufferPointer { l in
+                            try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
+                                       blockMap: blockMap, threads: threads, captureQuantized: captureQuantized,
+                                       lse: captureLSE ? l : nil)
+                        }
                     }
                 }
             }
         }
+        if captureLSE { result.lse = lse }
         return (out, result)
     }
 
@@ -92,16 +103,22 @@ public enum SpargeAttention {
 
     /// Exact attention (fp32 compute, tiled online softmax, no N x N buffer) over tensors of any
     /// layout and element type.
+    /// With `lse` (`B,H,Nq` floats) each query row's log-sum-exp is written too (natural log);
+    /// `causalAlignment` places the diagonal when `Nq != Nk` (``CausalAlignment``).
     public static func dense(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        shape: AttentionShape, causal: Bool = false, softmaxScale: Float? = nil,
-        nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil
+        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
+        softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
+        lse: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
         var p = SpargeParameters()
         p.causal = causal
+        p.causalAlignment = causalAlignment
         p.softmaxScale = softmaxScale
-        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
+        var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
+        views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
+                       causalOffset: p.causalOffset(for: shape),
                        scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount())
     }
 
@@ -109,16 +126,19 @@ public enum SpargeAttention {
     public static func dense(
         q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape, causal: Bool = false,
-        softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil
+        causalAlignment: CausalAlignment = .bottomRight,
+        softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
+        lse: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
         try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
-                  shape: shape, causal: causal, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads)
+                  shape: shape, causal: causal, causalAlignment: causalAlignment, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
+                  lse: lse)
     }
 
-    /// Array convenience for ``dense(q:k:v:output:shape:causal:softmaxScale:nonFinitePolicy:threads:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_)``.
+    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:softmaxScale:nonFinitePolicy:threads:lse:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_)``.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, causal: Bool = false,
-        softmaxScale: Float? = nil, threads: Int? = nil
+        causalAlignment: CausalAlignment = .bottomRight, softmaxScale: Float? = nil, threads: Int? = nil
     ) throws -> [Float] {
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         try q.withUnsafeBufferPointer { q in
@@ -126,7 +146,7 @@ public enum SpargeAttention {
                 try v.withUnsafeBufferPointer { v in
                     try out.withUnsafeMutableBufferPointer { o in
                         try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal,
-                                  softmaxScale: softmaxScale, threads: threads)
+                                  causalAlignment: causalAlignment, softmaxScale: softmaxScale, threads: threads)
                     }
                 }
             }

@@ -12,6 +12,10 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     case nonFiniteInput(name: String, index: Int, value: Float)
     /// The combination of options is not supported.
     case unsupported(String)
+    /// An object that holds one call's memory (a ``SpargeWorkspace`` or a ``SpargeKVCache``)
+    /// was used by a second call while a first was still running; the second call did
+    /// nothing. The message says which object and how to avoid the overlap.
+    case concurrentUse(String)
     /// A CPU kernel level was requested (by `source`) that this build or processor cannot run.
     case unsupportedKernelLevel(requested: String, supported: [String], source: String)
 
@@ -26,6 +30,7 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .nonFiniteInput(let name, let index, let value):
             return "input '\(name)' has the non-finite value \(value) at element \(index); clean the input or set nonFinitePolicy to .propagate"
         case .unsupported(let s): return "unsupported: \(s)"
+        case .concurrentUse(let s): return "concurrent use: \(s)"
         case .unsupportedKernelLevel(let requested, let supported, let source):
             return "\(source) asks for the CPU kernel level '\(requested)', but this build and processor run only "
                 + "\(supported.joined(separator: ", ")); choose one of those (baseline runs everywhere) or leave it unset for the best one"

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A growing key/value cache for decoding, with the key side of SpargeAttn kept up to date
 /// block by block: INT8 blocks and scales, pooled means and self-similarities are computed once
 /// per block of `blockK` keys when the block completes (the trailing partial block is redone
@@ -14,8 +16,14 @@
 /// Queries attend causally by default as the last tokens of the sequence (query `t` of `Nq`
 /// sees keys up to `t + length - Nq`); with `parameters.causal == false` every query sees
 /// every key. A query shorter than one block is its own, measured, stage-1 block.
-/// Not for concurrent use.
+///
+/// One call at a time: a cache may move between threads (it is `Sendable`), but a call that
+/// finds it busy with another (``append(k:v:tokens:)``, ``attend(q:output:queries:lse:)``,
+/// ``attendExact(q:output:queries:softmaxScale:)``, ``keyMean``) throws
+/// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable {
+    // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
+    // `length` is atomic so it can be read from any thread.
     /// Batch entries (`B`).
     public let batch: Int
     /// Query heads (`H`).
@@ -26,12 +34,16 @@ public final class SpargeKVCache: @unchecked Sendable {
     public let headDim: Int
     /// Keys the cache can hold.
     public let capacity: Int
-    /// Most query tokens of one ``attend(q:output:queries:)`` call.
+    /// Most query tokens of one ``attend(q:output:queries:lse:)`` call.
     public let maxQueryLength: Int
     /// The configuration of every call (validated at creation; `pvNumerics` must be fp32).
     public let parameters: SpargeParameters
     /// Keys held.
-    public private(set) var length = 0
+    public var length: Int { held.load(ordering: .acquiring) }
+    private let held = Atomic<Int>(0)
+    let exclusive = ExclusiveUse()
+    static let busyMessage: StaticString =
+        "this SpargeKVCache is already running another call (append, attend, attendExact or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
 
     let storage: SparseStorage
     let keys: RawBuffer<Float>          // [B*Hkv][capacity][D]
@@ -61,6 +73,9 @@ public final class SpargeKVCache: @unchecked Sendable {
         try parameters.validate(for: maxShape)
         if parameters.pvNumerics != .fp32 {
             throw SpargeError.unsupported("pvNumerics \(parameters.pvNumerics) emulates a one-shot GPU call (its FP8 V scale spans all keys); the KV cache computes P.V in fp32")
+        }
+        if parameters.causal && parameters.causalAlignment != .bottomRight {
+            throw SpargeError.unsupported("a KV cache's queries are the last tokens of the sequence, so its causal mask is bottom-right; set causalAlignment to .bottomRight (or use SpargeAttention/SpargePlan for top-left)")
         }
         if let m = keyMean, m.count != batch * kvh * headDim {
             throw SpargeError.invalidParameter("keyMean has \(m.count) values; give batch * kvHeads * headDim = \(batch * kvh * headDim)")
@@ -93,8 +108,13 @@ public final class SpargeKVCache: @unchecked Sendable {
     }
 
     /// The K mean used for smoothing (`batch * kvHeads * headDim`), once fixed.
+    /// Throws ``SpargeError/concurrentUse(_:)`` while another call runs.
     public var keyMean: [Float] {
-        Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
+        get throws {
+            try exclusive.run(Self.busyMessage) {
+                Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
+            }
+        }
     }
 
     /// The cache's memory as the pipeline reads it.
@@ -111,6 +131,11 @@ public final class SpargeKVCache: @unchecked Sendable {
     /// Appends `tokens` keys and values (`B,Hkv,tokens,D` tensors, any layout and element type)
     /// and updates the key side of the blocks they touch.
     public func append(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
+        try exclusive.run(Self.busyMessage) { try appendAlone(k: k, v: v, tokens: tokens) }
+    }
+
+    private func appendAlone(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
+        let length = self.length
         if tokens < 1 { throw SpargeError.invalidShape("append needs at least one token, got \(tokens)") }
         if length + tokens > capacity {
             throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
@@ -127,23 +152,31 @@ public final class SpargeKVCache: @unchecked Sendable {
             }
         }
         let firstDirty = length / parameters.blockK
-        length += tokens
-        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length, headDim: headDim)
+        held.store(length + tokens, ordering: .releasing)
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length + tokens, headDim: headDim)
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: firstDirty, setMean: !meanIsSet)
         meanIsSet = true
     }
 
     /// Attention of `queries` new tokens (`q` is `B,H,queries,D`) to the cached keys and values,
-    /// into `output` (`B,H,queries,D`).
+    /// into `output` (`B,H,queries,D`); with `lse` (`B*H*queries` floats) each query row's
+    /// log-sum-exp too (natural log).
     @discardableResult
-    public func attend(q: AttentionInput, output: AttentionOutput, queries: Int) throws -> SparseCallSummary {
+    public func attend(q: AttentionInput, output: AttentionOutput, queries: Int,
+                       lse: UnsafeMutableBufferPointer<Float>? = nil) throws -> SparseCallSummary {
+        try exclusive.run(Self.busyMessage) { try attendAlone(q: q, output: output, queries: queries, lse: lse) }
+    }
+
+    private func attendAlone(q: AttentionInput, output: AttentionOutput, queries: Int,
+                             lse: UnsafeMutableBufferPointer<Float>?) throws -> SparseCallSummary {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 || queries > maxQueryLength {
             throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
         }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
-        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+        var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       temp: storage.temp.pointer)
+        out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
         return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
     }
 
@@ -151,6 +184,10 @@ public final class SpargeKVCache: @unchecked Sendable {
     /// path, same causal convention): reads the cached fp32 keys row by row, splits the key
     /// range across the cores and merges by log-sum-exp. For comparison and fallback.
     public func attendExact(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float? = nil) throws {
+        try exclusive.run(Self.busyMessage) { try attendExactAlone(q: q, output: output, queries: queries, softmaxScale: softmaxScale) }
+    }
+
+    private func attendExactAlone(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float?) throws {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)

@@ -46,6 +46,19 @@ public enum CausalMasking: String, Sendable, Hashable {
     case blockOnly
 }
 
+/// Where the causal diagonal sits when the query and key lengths differ (`Nq != Nk`); with
+/// equal lengths both choices are the same mask.
+public enum CausalAlignment: String, Sendable, Hashable, CaseIterable {
+    /// Query `t` sees keys `0...t + (Nk - Nq)`: the queries are the last `Nq` tokens of the
+    /// sequence (FlashAttention 2.1+, KV-cache decoding). With `Nq > Nk` the first `Nq - Nk`
+    /// queries see no key and output 0. Default.
+    case bottomRight
+    /// Query `t` sees keys `0...t`: PyTorch's `scaled_dot_product_attention(is_causal=True)`
+    /// (`torch.ones(Nq, Nk).tril(0)`) and FlashAttention before 2.1. With `Nq <= Nk` every
+    /// query sees at least key 0.
+    case topLeft
+}
+
 /// What to do with NaN or infinite inputs.
 public enum NonFinitePolicy: String, Sendable, Hashable {
     /// Scan the inputs and throw ``SpargeError/nonFiniteInput(name:index:value:)`` (default).
@@ -82,6 +95,9 @@ public struct SpargeParameters: Sendable, Hashable {
     /// `t + (keyLength - queryLength)` (the FlashAttention / KV-cache convention: the queries
     /// are the last `queryLength` tokens of the sequence); a query that sees no key outputs 0.
     public var causal: Bool = false
+    /// Where the causal diagonal sits when `queryLength != keyLength` (see ``CausalAlignment``):
+    /// bottom-right (the default, described above) or top-left (torch's `is_causal`).
+    public var causalAlignment: CausalAlignment = .bottomRight
     /// Always keep key block 0 (the attention sink).
     public var attentionSink: Bool = false
     /// Subtract the mean of K over tokens before prediction and quantization.
@@ -137,6 +153,12 @@ public struct SpargeParameters: Sendable, Hashable {
         p.pvThreshold = PerHead(Float.infinity)
         p.quantization = .triton
         return p
+    }
+
+    /// The causal offset of `shape`: query `t` sees keys up to `t + offset` (`Nk - Nq`
+    /// bottom-right, 0 top-left).
+    public func causalOffset(for shape: AttentionShape) -> Int {
+        causalAlignment == .topLeft ? 0 : shape.keyLength - shape.queryLength
     }
 
     /// The softmax scale for a head dimension.

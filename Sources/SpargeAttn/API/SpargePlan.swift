@@ -2,9 +2,10 @@
 ///
 /// Build the plan once (it validates everything that does not depend on the data), give every
 /// thread that calls it its own ``SpargeWorkspace`` (``makeWorkspace()``), and call
-/// ``run(q:k:v:output:workspace:blockMap:)``: after the workspace's first call (which widens
+/// ``run(q:k:v:output:workspace:blockMap:lse:)``: after the workspace's first call (which widens
 /// fp16/bf16 V into a buffer it then keeps) a call performs no heap allocation. The plan is
-/// immutable and `Sendable`; a workspace must not be used by two calls at once.
+/// immutable and `Sendable` (share it freely); a workspace runs one call at a time and
+/// throws ``SpargeError/concurrentUse(_:)`` when a second call overlaps the first.
 ///
 /// ```swift
 /// let plan = try SpargePlan(shape: shape, parameters: .recommended)
@@ -40,37 +41,57 @@ public final class SpargePlan: Sendable {
     }
 
     /// Sparse attention into `output` with `workspace`'s memory; with `blockMap`
-    /// (`B*H*nq*nk` bytes, 0 or 1) stage 1 is skipped and that map is used.
+    /// (`B*H*nq*nk` bytes, 0 or 1) stage 1 is skipped and that map is used; with `lse`
+    /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
+    /// FlashAttention's `softmax_lse`).
     @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        workspace: SpargeWorkspace, blockMap: UnsafeBufferPointer<UInt8>? = nil
+        workspace: SpargeWorkspace, blockMap: UnsafeBufferPointer<UInt8>? = nil,
+        lse: UnsafeMutableBufferPointer<Float>? = nil
     ) throws -> SparseCallSummary {
         guard workspace.plan === self else {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
         }
-        let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                             temp: workspace.storage.temp.pointer)
-        try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
-        return SparsePipeline(shape: shape, parameters: parameters)
-            .callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
+        return try workspace.exclusive.run(SpargeWorkspace.busyMessage) {
+            var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+                                                 temp: workspace.storage.temp.pointer)
+            views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
+            try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
+            return SparsePipeline(shape: shape, parameters: parameters)
+                .callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
+        }
     }
 }
 
-/// The memory of one caller's plan calls. Not for two calls at once; one per thread.
+/// The memory of one caller's plan calls: one call at a time, one workspace per thread.
+///
+/// A workspace may be handed from thread to thread (it is `Sendable`), but a call that finds
+/// it busy with another call throws ``SpargeError/concurrentUse(_:)`` before touching any
+/// buffer, so sharing one by mistake fails loudly instead of mixing two calls' outputs.
 public final class SpargeWorkspace: @unchecked Sendable {
+    // @unchecked: `storage` is written only inside `exclusive.run`, which admits one call at a time.
     let storage: SparseStorage
     let plan: SpargePlan
+    let exclusive = ExclusiveUse()
+
+    static let busyMessage: StaticString =
+        "this SpargeWorkspace is already running another call; give every thread its own (plan.makeWorkspace()) or wait for the first call to return"
 
     init(storage: SparseStorage, plan: SpargePlan) {
         self.storage = storage
         self.plan = plan
     }
 
-    /// The block map of the last call (a copy, `B,H,nq,nk`).
+    /// The block map of the last call (a copy, `B,H,nq,nk`); throws
+    /// ``SpargeError/concurrentUse(_:)`` while a call is running.
     public var blockMap: BlockMap {
-        // The dimensions come from a validated plan, so the map is well formed.
-        try! publicBlockMap(UnsafeBufferPointer(start: storage.map.pointer, count: storage.g.mapCount), geometry: storage.g)
+        get throws {
+            try exclusive.run(Self.busyMessage) {
+                // The dimensions come from a validated plan, so the map is well formed.
+                try publicBlockMap(UnsafeBufferPointer(start: storage.map.pointer, count: storage.g.mapCount), geometry: storage.g)
+            }
+        }
     }
 }
 

@@ -5,9 +5,8 @@
 
 /// Marked blocks over all blocks, and marked blocks over those the causal rule allows
 /// (`density` when not causal); counted without allocating.
-func blockDensities(map: UnsafePointer<UInt8>, shape: AttentionShape, causal: Bool,
+func blockDensities(map: UnsafePointer<UInt8>, shape: AttentionShape, causal: Bool, offset: Int,
                     geometry g: SparseGeometry) -> (density: Double, allowedDensity: Double) {
-    let offset = shape.keyLength - shape.queryLength
     func allowed(_ i: Int, _ j: Int) -> Bool {
         !causal || blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: offset)
     }
@@ -36,7 +35,8 @@ func publicBlockMap(_ map: UnsafeBufferPointer<UInt8>, geometry g: SparseGeometr
 /// What a plan or KV-cache call returns (building it does not allocate).
 func callSummary(_ outcome: SparseRunOutcome, map: UnsafePointer<UInt8>, shape: AttentionShape,
                  parameters: SpargeParameters, geometry g: SparseGeometry) -> SparseCallSummary {
-    let (density, allowed) = blockDensities(map: map, shape: shape, causal: parameters.causal, geometry: g)
+    let (density, allowed) = blockDensities(map: map, shape: shape, causal: parameters.causal,
+                                            offset: parameters.causalOffset(for: shape), geometry: g)
     return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
                              skippedTiles: outcome.skipped, timings: outcome.timings)
 }
@@ -49,7 +49,8 @@ func attentionResult(
 ) throws -> SparseAttentionResult {
     let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
     let blockMap = try publicBlockMap(map, geometry: g)
-    let (density, allowedDensity) = blockDensities(map: map.baseAddress!, shape: shape, causal: parameters.causal, geometry: g)
+    let (density, allowedDensity) = blockDensities(map: map.baseAddress!, shape: shape, causal: parameters.causal,
+                                            offset: parameters.causalOffset(for: shape), geometry: g)
     let statistics = SparseStatistics(
         density: density, allowedDensity: allowedDensity,
         densityPerHead: (0..<shape.heads).map { blockMap.density(head: $0) },

@@ -78,6 +78,18 @@ enum CallValidation {
         }
     }
 
+    /// The destination of a call's log-sum-exp: `lse` must hold `B*H*Nq` floats (`B,H,Nq`).
+    static func lseDestination(_ lse: UnsafeMutableBufferPointer<Float>?, shape: AttentionShape,
+                               numerics: PVNumerics) throws -> LSEDestination? {
+        guard let lse else { return nil }
+        let needed = shape.batch * shape.heads * shape.queryLength
+        guard let base = lse.baseAddress, lse.count >= needed else {
+            throw SpargeError.bufferTooSmall(name: "lse", expected: needed, actual: lse.count)
+        }
+        return LSEDestination(base: base, batchStride: shape.heads * shape.queryLength, headStride: shape.queryLength,
+                              bias: numerics == .fp8 ? -fp8ProbabilityOffset : 0)
+    }
+
     /// Checks a plan call's raw block map against the call's `B*H*nq*nk`.
     static func requireMapBytes(_ map: UnsafeBufferPointer<UInt8>?, geometry g: SparseGeometry) throws {
         if let m = map, m.count != g.mapCount {

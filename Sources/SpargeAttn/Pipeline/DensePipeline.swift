@@ -57,7 +57,7 @@ final class DenseOperands: @unchecked Sendable {
 /// Exact attention over views (the body of ``SpargeAttention/dense``).
 func denseAttention(
     q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
-    shape s: AttentionShape, causal: Bool, scale: Float, threads: Int
+    shape s: AttentionShape, causal: Bool, causalOffset: Int, scale: Float, threads: Int
 ) {
     let ops = DenseOperands(shape: s, v: v)
     let workers = Swift.max(1, threads)
@@ -80,7 +80,7 @@ func denseAttention(
         let item = work / chunks, chunk = work % chunks
         let i = item % tiles, bh = item / tiles
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
-                       causalOffset: s.keyLength - s.queryLength, output: output, scratch: scratch[worker],
+                       causalOffset: causalOffset, output: output, scratch: scratch[worker],
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
                        units: units.map { $0.pointer + item * 2 })
     }

@@ -66,7 +66,7 @@ struct SparsePipeline {
                 queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
                 blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
                 selection: selection, isTopK: isTopK, causal: p.causal,
-                causalOffset: s.keyLength - s.queryLength,
+                causalOffset: p.causalOffset(for: s),
                 attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
                 probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
             let t0 = monotonicNanos()
@@ -80,7 +80,7 @@ struct SparsePipeline {
         if let output {
             // Block-only causal masking: stage 1 clears the future blocks, the kernel masks nothing.
             let options = SparseKernelOptions(
-                causal: p.causal && p.causalMasking == .token, causalOffset: s.keyLength - s.queryLength,
+                causal: p.causal && p.causalMasking == .token, causalOffset: p.causalOffset(for: s),
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
                 scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.tritonKeyPadding, numerics: p.pvNumerics)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Storage type of a tensor's elements. Compute is always fp32.
 public enum ElementType: String, Sendable, Hashable, CaseIterable {
     case float32, float16, bfloat16
@@ -85,6 +87,17 @@ struct MutableTensorView: @unchecked Sendable {
         self.init(base: UnsafeMutableRawPointer(base), batchStride: heads * rows * d, headStride: rows * d, rowStride: d)
     }
 
+    /// Where the per-row log-sum-exp goes (`B,H,Nq` fp32, natural log), when asked for.
+    var lse: LSEDestination? = nil
+
+    /// Stores the log-sum-exp of row (b, h, n) from the online-softmax state of that row:
+    /// `m` (base-2 units times `unit`) and `l`; a row that saw no key gets -inf.
+    @inline(__always)
+    func storeLSE(_ b: Int, _ h: Int, _ n: Int, m: Float, l: Float, unit: Float) {
+        guard let lse else { return }
+        lse.store(b, h, n, m: m, l: l, unit: unit)
+    }
+
     /// Stores (and narrows, rounding to nearest even) `count` fp32 values as row (b, h, n).
     @inline(__always)
     func store(_ b: Int, _ h: Int, _ n: Int, from src: UnsafePointer<Float>, count: Int) {
@@ -99,5 +112,28 @@ struct MutableTensorView: @unchecked Sendable {
             let dst = base.assumingMemoryBound(to: UInt16.self) + o
             for c in 0..<count { dst[c] = BFloat16(src[c]).bitPattern }
         }
+    }
+}
+
+/// The destination of a call's per-row log-sum-exp, `B,H,Nq` fp32: `lse = ln sum_j e^(s_ij)`
+/// over the keys the row attended, with `s_ij` the scaled score (see ``SpargeParameters``).
+struct LSEDestination: @unchecked Sendable {
+    var base: UnsafeMutablePointer<Float>
+    var batchStride: Int
+    var headStride: Int
+    /// Added in base-2 units: the FP8 P.V emulation's P carries `2^fp8ProbabilityOffset`.
+    var bias: Float = 0
+
+    /// `(m * unit + log2 l + bias) * ln 2`, computed in Double; -inf when `l == 0`.
+    @inline(__always)
+    func store(_ b: Int, _ h: Int, _ n: Int, m: Float, l: Float, unit: Float) {
+        let value: Float
+        if l > 0 && m != -.infinity {
+            let log2Sum = Double(m) * Double(unit) + Foundation.log2(Double(l)) + Double(bias)
+            value = Float(log2Sum * 0.693_147_180_559_945_3)
+        } else {
+            value = l.isNaN || m.isNaN ? .nan : -.infinity
+        }
+        base[b * batchStride + h * headStride + n] = value
     }
 }

@@ -47,7 +47,7 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
             : (AttentionInput(qp), AttentionInput(kp), AttentionInput(vp))
         let output = AttentionOutput(op)
         try plan.run(q: inputs.0, k: inputs.1, v: inputs.2, output: output, workspace: workspace)  // warm-up
-        if useMap { map = workspace.blockMap.bits }
+        if useMap { map = try workspace.blockMap.bits }
         // The least of 3 trials: libdispatch occasionally allocates when its thread pool grows.
         counted = Int.max
         try map.withUnsafeBufferPointer { mp in

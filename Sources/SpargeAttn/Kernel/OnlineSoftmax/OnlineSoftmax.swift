@@ -168,6 +168,7 @@ struct OnlineSoftmax {
                 for c in 0..<d { temp[c] = src[c] * inv }
             }
             output.store(b, h, first + r, from: temp, count: d)
+            output.storeLSE(b, h, first + r, m: rowMax[r], l: l, unit: scoreUnit)
         }
     }
 }

@@ -41,8 +41,9 @@ extension OnlineSoftmax {
             var m = -Float.infinity
             for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
             dst.update(repeating: 0, count: d)
-            if m == -.infinity { continue }
             var l: Float = 0
+            defer { output.storeLSE(b, h, first + r, m: m, l: l, unit: scoreUnit) }
+            if m == -.infinity { continue }
             for s in 0..<count {
                 let part = parts + s * size
                 let ms = part[r]

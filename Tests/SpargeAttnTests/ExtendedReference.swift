@@ -1,0 +1,90 @@
+import Foundation
+@testable import SpargeAttn
+
+/// Float64 attention with everything the embedding options add: the log-sum-exp of each row,
+/// the causal offset (bottom-right `Nk - Nq`, top-left 0), a per-key padding mask and a block
+/// map. Written for clarity; the yardstick of the option tests.
+enum ExtendedReference {
+    /// Output `B,H,Nq,D` and log-sum-exp `B,H,Nq` (natural log; -inf and a zero row when the
+    /// row sees no key).
+    static func attention(
+        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil,
+        keyMask: [Bool]? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64,
+        softmaxScale: Float? = nil
+    ) -> (output: [Double], lse: [Double]) {
+        let d = s.headDim
+        let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
+        var out = [Double](repeating: 0, count: s.queryElements)
+        var lse = [Double](repeating: -.infinity, count: s.batch * s.heads * s.queryLength)
+        var scores = [Double](repeating: 0, count: s.keyLength)
+        for b in 0..<s.batch {
+            for h in 0..<s.heads {
+                let kvh = h / s.groupSize
+                let qBase = (b * s.heads + h) * s.queryLength * d
+                let kBase = (b * s.kvHeads + kvh) * s.keyLength * d
+                for i in 0..<s.queryLength {
+                    var best = -Double.infinity
+                    for j in 0..<s.keyLength {
+                        var visible = causalOffset.map { j <= i + $0 } ?? true
+                        if let m = keyMask, !m[b * s.keyLength + j] { visible = false }
+                        if let m = blockMap, !m[b, h, i / blockQ, j / blockK] { visible = false }
+                        if !visible { scores[j] = -.infinity; continue }
+                        var dot = 0.0
+                        for c in 0..<d { dot += Double(q[qBase + i * d + c]) * Double(k[kBase + j * d + c]) }
+                        scores[j] = dot * scale
+                        best = max(best, scores[j])
+                    }
+                    if best == -.infinity { continue }
+                    var sum = 0.0
+                    for j in 0..<s.keyLength where scores[j] != -.infinity {
+                        let e = Foundation.exp(scores[j] - best)
+                        sum += e
+                        for c in 0..<d { out[qBase + i * d + c] += e * Double(v[kBase + j * d + c]) }
+                    }
+                    for c in 0..<d { out[qBase + i * d + c] /= sum }
+                    lse[(b * s.heads + h) * s.queryLength + i] = best + Foundation.log(sum)
+                }
+            }
+        }
+        return (out, lse)
+    }
+
+    /// Merges two partial attentions over disjoint key sets by their log-sum-exps
+    /// (`o = (e^lse1 o1 + e^lse2 o2) / (e^lse1 + e^lse2)`), in float64.
+    static func merge(_ o1: [Float], _ lse1: [Float], _ o2: [Float], _ lse2: [Float], d: Int) -> (output: [Double], lse: [Double]) {
+        var out = [Double](repeating: 0, count: o1.count), lse = [Double](repeating: 0, count: lse1.count)
+        for r in 0..<lse1.count {
+            let a = Double(lse1[r]), b = Double(lse2[r])
+            let m = max(a, b)
+            if m == -.infinity { lse[r] = -.infinity; continue }
+            let wa = a == -.infinity ? 0 : Foundation.exp(a - m), wb = b == -.infinity ? 0 : Foundation.exp(b - m)
+            lse[r] = m + Foundation.log(wa + wb)
+            for c in 0..<d { out[r * d + c] = (wa * Double(o1[r * d + c]) + wb * Double(o2[r * d + c])) / (wa + wb) }
+        }
+        return (out, lse)
+    }
+
+    /// Largest |a - b| over finite pairs; infinite entries must match exactly (else .infinity).
+    static func maxLSEError(_ a: [Float], _ b: [Double]) -> Double {
+        var worst = 0.0
+        for (x, y) in zip(a, b) {
+            if y.isInfinite || x.isInfinite {
+                if Double(x) != y { return .infinity }
+                continue
+            }
+            worst = max(worst, abs(Double(x) - y))
+        }
+        return worst
+    }
+
+    /// The keys `range` of a `B,Hkv,Nk,D` tensor, as `B,Hkv,range.count,D`.
+    static func keys(_ x: [Float], shape s: AttentionShape, _ range: Range<Int>) -> [Float] {
+        var r = [Float]()
+        r.reserveCapacity(s.batch * s.kvHeads * range.count * s.headDim)
+        for bh in 0..<(s.batch * s.kvHeads) {
+            let base = bh * s.keyLength * s.headDim
+            r += x[(base + range.lowerBound * s.headDim)..<(base + range.upperBound * s.headDim)]
+        }
+        return r
+    }
+}
