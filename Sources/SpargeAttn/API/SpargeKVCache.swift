@@ -50,6 +50,7 @@ public final class SpargeKVCache: @unchecked Sendable {
     let values: RawBuffer<Float>        // [B*Hkv][capacity][width]
     let capacityBlocks: Int
     let width: Int
+    let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
     private var meanIsSet: Bool
 
     /// Creates an empty cache.
@@ -96,6 +97,7 @@ public final class SpargeKVCache: @unchecked Sendable {
                                 chunkCapacity: chunkCapacity)
         keys = RawBuffer(count: batch * kvh * capacity * headDim, zero: 0)
         values = RawBuffer(count: batch * kvh * capacity * g.width, zero: 0)
+        magnitudes = CacheMagnitudes(heads: batch * kvh)
         meanIsSet = false
         if let m = keyMean, parameters.smoothK {
             storage.ops.kMean.pointer.update(from: m, count: m.count)
@@ -125,7 +127,7 @@ public final class SpargeKVCache: @unchecked Sendable {
                              headStride: capacity * headDim, rowStride: headDim),
             values: TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
                                headStride: capacity * width, rowStride: width),
-            capacityBlocks: capacityBlocks)
+            capacityBlocks: capacityBlocks, magnitudes: magnitudes)
     }
 
     /// Appends `tokens` keys and values (`B,Hkv,tokens,D` tensors, any layout and element type)
@@ -151,6 +153,7 @@ public final class SpargeKVCache: @unchecked Sendable {
                 }
             }
         }
+        buffers.guardAppendedRows(first: length, count: tokens, capacity: capacity, headDim: headDim)
         let firstDirty = length / parameters.blockK
         held.store(length + tokens, ordering: .releasing)
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length + tokens, headDim: headDim)
