@@ -23,6 +23,13 @@ struct CausalAlignmentTests {
         // Dense: exact.
         let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: true, causalAlignment: alignment)
         #expect(try Accuracy(dense, reference: ref.output).relativeL2 <= 1e-5, "dense \(shape) \(alignment)")
+        var denseOut = dense, denseLSE = [Float](repeating: 0, count: shape.batch * shape.heads * c.nq)
+        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+            try denseOut.withUnsafeMutableBufferPointer { o in try denseLSE.withUnsafeMutableBufferPointer { l in
+                try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: shape, causal: true, causalAlignment: alignment, lse: l)
+            } } } } }
+        // Rows that see no key (bottom-right with Nq > Nk) have lse -inf in both.
+        #expect(ExtendedReference.maxLSEError(denseLSE, ref.lse) <= 1e-4, "dense lse \(shape) \(alignment)")
         // Sparse, every block marked, stage 2 off: only INT8 separates it from exact.
         var p = SpargeParameters()
         p.blockQ = 64
@@ -35,8 +42,7 @@ struct CausalAlignmentTests {
         let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: full, captureLSE: true)
         let acc = try Accuracy(out, reference: ref.output)
         #expect(acc.cosine >= 0.999 && acc.relativeL2 <= 0.05, "sparse \(shape) \(alignment): \(acc.cosine) \(acc.relativeL2)")
-        // Rows that see no key (bottom-right with Nq > Nk) are zero with lse -inf in both.
-        #expect(ExtendedReference.maxLSEError(try #require(result.lse), ref.lse) <= 0.05)
+        #expect(ExtendedReference.maxLSEError(try #require(result.lse), ref.lse) <= 0.15, "sparse lse \(shape) \(alignment)")
         // Stage 1: no selected block lies entirely in the causal future of its query block, and
         // the kernel equals the float64 reference restricted to the predicted map.
         p.selection = .topK(0.5)

@@ -49,6 +49,47 @@ enum ExtendedReference {
         return (out, lse)
     }
 
+    /// The log-sum-exp the sparse kernel computes, in float64 from its own INT8 tensors (CUDA
+    /// quantization): scores `scale * deq(q_t) . deq(k'_j)` over the keys `map` and the causal
+    /// offset allow, plus `scale * q_t . mean` (K smoothing subtracted the mean). What remains
+    /// between this and the kernel is fp32 rounding, not quantization.
+    static func dequantizedLSE(
+        q: [Float], tensors x: QuantizedTensors, shape s: AttentionShape, causalOffset: Int?, map: BlockMap,
+        blockQ: Int, blockK: Int
+    ) -> [Double] {
+        let d = s.headDim, scale = 1 / Double(d).squareRoot()
+        let nq = (s.queryLength + blockQ - 1) / blockQ, nk = (s.keyLength + blockK - 1) / blockK
+        var lse = [Double](repeating: -.infinity, count: s.batch * s.heads * s.queryLength)
+        var scores = [Double](repeating: 0, count: s.keyLength)
+        for b in 0..<s.batch {
+            for h in 0..<s.heads {
+                let kvh = h / s.groupSize, qHead = b * s.heads + h, kHead = b * s.kvHeads + kvh
+                for t in 0..<s.queryLength {
+                    let qRow = (qHead * s.queryLength + t) * d
+                    let qs = Double(x.qScale[qHead * nq + t / blockQ])
+                    var best = -Double.infinity
+                    for j in 0..<s.keyLength {
+                        scores[j] = -.infinity
+                        if let o = causalOffset, j > t + o { continue }
+                        if !map[b, h, t / blockQ, j / blockK] { continue }
+                        let kRow = (kHead * s.keyLength + j) * d
+                        var dot = 0.0
+                        for c in 0..<d { dot += Double(x.qInt8[qRow + c]) * Double(x.kInt8[kRow + c]) }
+                        scores[j] = dot * qs * Double(x.kScale[kHead * nk + j / blockK]) * scale
+                        best = max(best, scores[j])
+                    }
+                    if best == -.infinity { continue }
+                    var sum = 0.0
+                    for j in 0..<s.keyLength where scores[j] != -.infinity { sum += Foundation.exp(scores[j] - best) }
+                    var shift = 0.0
+                    for c in 0..<d { shift += Double(q[qRow + c]) * Double(x.kMean[kHead * d + c]) }
+                    lse[qHead * s.queryLength + t] = best + Foundation.log(sum) + scale * shift
+                }
+            }
+        }
+        return lse
+    }
+
     /// Merges two partial attentions over disjoint key sets by their log-sum-exps
     /// (`o = (e^lse1 o1 + e^lse2 o2) / (e^lse1 + e^lse2)`), in float64.
     static func merge(_ o1: [Float], _ lse1: [Float], _ o2: [Float], _ lse2: [Float], d: Int) -> (output: [Double], lse: [Double]) {

@@ -128,6 +128,14 @@ struct SparsePipeline {
                 skipped += Int(st.counts.pointer[n].skipped)
             }
         }
+        if let lse = output?.lse, p.smoothK {
+            // The kernel's scores are q.(k - mean): shift each row's log-sum-exp back to q.k.
+            parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
+                let b = item / s.heads, h = item % s.heads
+                addKeyMeanScores(to: lse, q: q, b: b, h: h, mean: ops.kMean.pointer + (b * s.kvHeads + h / s.groupSize) * d,
+                                 scale: scale, shape: s, temp: scratch[worker].row.pointer)
+            }
+        }
         let finished = monotonicNanos()
         var stage1: UInt64 = 0, quantization: UInt64 = 0
         for w in scratch { stage1 &+= w.stage1Nanos; quantization &+= w.quantizationNanos }
@@ -174,4 +182,18 @@ extension SparsePipeline {
 func splitFactor(items: Int, keyBlocks: Int, minimumItems: Int = 16) -> Int {
     if items >= minimumItems { return 1 }
     return Swift.max(1, Swift.min(keyBlocks, (minimumItems + items - 1) / items))
+}
+
+/// Adds `scale * q_t . mean` to the log-sum-exp of each query row `t` of (b, h): K smoothing
+/// subtracts `mean` from every key, which leaves the softmax unchanged but shifts each row's
+/// scores, and so its log-sum-exp, by `q_t . mean` (accumulated in Double).
+func addKeyMeanScores(to lse: LSEDestination, q: TensorView, b: Int, h: Int, mean: UnsafePointer<Float>,
+                      scale: Float, shape s: AttentionShape, temp: UnsafeMutablePointer<Float>) {
+    let row = lse.base + b * lse.batchStride + h * lse.headStride
+    for t in 0..<s.queryLength {
+        let x = q.floats(b, h, t, count: s.headDim, temp: temp)
+        var dot = 0.0
+        for c in 0..<s.headDim { dot += Double(x[c]) * Double(mean[c]) }
+        row[t] = Float(Double(row[t]) + Double(scale) * dot)
+    }
 }
