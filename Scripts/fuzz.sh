@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libFuzzer targets of the file readers (safetensors, .npy, tuned-settings JSON), built with
+# libFuzzer targets of the file readers (safetensors, .npy, tuned-settings JSON, GGUF), built with
 # AddressSanitizer. Each target is Fuzz/Targets/<Name>Fuzz.swift; its seed corpus is
 # Fuzz/Corpus/<Name>/ and the JSON dictionary Fuzz/json.dict.
 #
@@ -26,21 +26,21 @@ for arg in "$@"; do
         *) targets+=("$arg") ;;
     esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(SafeTensors Numpy TunedSettings)
+[ ${#targets[@]} -gt 0 ] || targets=(SafeTensors Numpy TunedSettings GGUF)
 
 mkdir -p "$out/obj"
 flags=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6 -g -package-name SpargeAttn)
 
 # The package's library modules (the same sources as the package: the three kernel sets,
-# SpargeAttn, SpargeFormats, SpargeTuning), instrumented for coverage and ASan; rebuilt only
+# SpargeAttn, SpargeFormats, SpargeTuning, and the SmolLM example's SpargeGGUF), instrumented for coverage and ASan; rebuilt only
 # when a source is newer than the objects. The AVX2 / AVX-512 kernel sets are compiled without
 # their instruction-set flags here, so the run-time choice never picks them (portable code).
-stamp="$out/obj/SpargeTuning.o"
+stamp="$out/obj/SpargeGGUF.o"
 modules=(SpargeSIMD:Sources/SpargeSIMD: SpargeSIMDAVX2:Sources/SpargeSIMD:-DSPARGE_AVX2
          SpargeSIMDAVX512:Sources/SpargeSIMD:-DSPARGE_AVX512 SpargeAttn:Sources/SpargeAttn:
-         SpargeFormats:Sources/SpargeFormats: SpargeTuning:Sources/SpargeTuning:)
+         SpargeFormats:Sources/SpargeFormats: SpargeTuning:Sources/SpargeTuning: SpargeGGUF:Examples/SpargeGGUF:)
 objects=()
-if [ ! -f "$stamp" ] || [ -n "$(find Sources/SpargeSIMD Sources/SpargeAttn Sources/SpargeFormats Sources/SpargeTuning -name '*.swift' -newer "$stamp" | head -1)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find Sources/SpargeSIMD Sources/SpargeAttn Sources/SpargeFormats Sources/SpargeTuning Examples/SpargeGGUF -name '*.swift' -newer "$stamp" | head -1)" ]; then
     echo "fuzz: building the instrumented library (a few minutes)"
     for m in "${modules[@]}"; do
         IFS=: read -r name dir define <<< "$m"
@@ -68,7 +68,7 @@ for name in "${targets[@]}"; do
     crashes="$out/crashes/$name"
     mkdir -p "$corpus" "$crashes"
     dict=()
-    [ "$name" != Numpy ] && dict=(-dict=Fuzz/json.dict)
+    case "$name" in SafeTensors|TunedSettings) dict=(-dict=Fuzz/json.dict) ;; esac
     echo "fuzz: $name for ${seconds} s"
     # -rss_limit_mb: a reader that takes more than 2 GB on a small input is a finding too.
     ASAN_OPTIONS=detect_leaks=1 "$out/fuzz-$name" "$corpus" "Fuzz/Corpus/$name" "${dict[@]}" \

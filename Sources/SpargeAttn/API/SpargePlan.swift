@@ -55,7 +55,7 @@ public final class SpargePlan: Sendable {
         }
         return try workspace.exclusive.run(SpargeWorkspace.busyMessage) {
             var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                                 temp: workspace.storage.temp.pointer)
+                                                 halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer)
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
             try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
             return SparsePipeline(shape: shape, parameters: parameters)
