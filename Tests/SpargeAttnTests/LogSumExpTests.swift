@@ -52,7 +52,7 @@ struct LogSumExpTests {
         let plan = try SpargePlan(shape: shape, parameters: p)
         let workspace = plan.makeWorkspace()
         var planOut = [Float](repeating: 0, count: shape.queryElements), planLSE = [Float](repeating: 0, count: rows)
-        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+        _ = try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
             try planOut.withUnsafeMutableBufferPointer { o in try planLSE.withUnsafeMutableBufferPointer { l in
                 try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
                              workspace: workspace, lse: l)

@@ -30,17 +30,24 @@ public enum SpargeAttention {
     ///   - captureQuantized: also return the INT8 tensors.
     ///   - lse: where to write each query row's log-sum-exp (`B,H,Nq` floats, natural log;
     ///     see <doc:EmbeddingInAnInferenceEngine> for the exact definition).
+    ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil
+        threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil,
+        keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                              parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
-        return SparsePipeline(shape: shape, parameters: parameters).callOnce(
-            views, blockMap: blockMap, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized)
+        try keyPadding?.validate(for: shape)
+        return withKeyValid(keyPadding) { keyValid in
+            var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+            pipeline.keyValid = keyValid
+            return pipeline.callOnce(views, blockMap: blockMap, threads: threads ?? defaultThreadCount(),
+                                     captureQuantized: captureQuantized)
+        }
     }
 
     /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
@@ -50,19 +57,20 @@ public enum SpargeAttention {
         q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil
+        threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil,
+        keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
         try sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
                    shape: shape, parameters: parameters, blockMap: blockMap, threads: threads,
-                   captureQuantized: captureQuantized, lse: lse)
+                   captureQuantized: captureQuantized, lse: lse, keyPadding: keyPadding)
     }
 
-    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_)``;
+    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:keyPadding:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_)``;
     /// with `captureLSE` the result's ``SparseAttentionResult/lse`` holds each row's log-sum-exp.
     public static func sparse(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false
+        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
         // Every output element is written by the kernel, so the array is not zero-filled first.
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
@@ -74,7 +82,7 @@ public enum SpargeAttention {
                         try lse.withUnsafeMutableBufferPointer { l in
                             try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
                                        blockMap: blockMap, threads: threads, captureQuantized: captureQuantized,
-                                       lse: captureLSE ? l : nil)
+                                       lse: captureLSE ? l : nil, keyPadding: keyPadding)
                         }
                     }
                 }
@@ -110,7 +118,7 @@ public enum SpargeAttention {
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
         var p = SpargeParameters()
         p.causal = causal
@@ -118,9 +126,10 @@ public enum SpargeAttention {
         p.softmaxScale = softmaxScale
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
-        denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
+        try keyPadding?.validate(for: shape)
+        withKeyValid(keyPadding) { keyValid in denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
                        causalOffset: p.causalOffset(for: shape),
-                       scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount())
+                       scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount(), keyValid: keyValid) }
     }
 
     /// Exact attention over dense `B,H,N,D` fp32 buffers.
@@ -129,17 +138,18 @@ public enum SpargeAttention {
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
         try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
                   shape: shape, causal: causal, causalAlignment: causalAlignment, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
-                  lse: lse)
+                  lse: lse, keyPadding: keyPadding)
     }
 
-    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:softmaxScale:nonFinitePolicy:threads:lse:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_)``.
+    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_)``.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight, softmaxScale: Float? = nil, threads: Int? = nil
+        causalAlignment: CausalAlignment = .bottomRight, softmaxScale: Float? = nil, threads: Int? = nil,
+        keyPadding: KeyPaddingMask? = nil
     ) throws -> [Float] {
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         try q.withUnsafeBufferPointer { q in
@@ -147,7 +157,8 @@ public enum SpargeAttention {
                 try v.withUnsafeBufferPointer { v in
                     try out.withUnsafeMutableBufferPointer { o in
                         try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal,
-                                  causalAlignment: causalAlignment, softmaxScale: softmaxScale, threads: threads)
+                                  causalAlignment: causalAlignment, softmaxScale: softmaxScale, threads: threads,
+                                  keyPadding: keyPadding)
                     }
                 }
             }

@@ -2,7 +2,7 @@
 ///
 /// Build the plan once (it validates everything that does not depend on the data), give every
 /// thread that calls it its own ``SpargeWorkspace`` (``makeWorkspace()``), and call
-/// ``run(q:k:v:output:workspace:blockMap:lse:)``: after the workspace's first call (which widens
+/// ``run(q:k:v:output:workspace:blockMap:lse:keyPadding:)``: after the workspace's first call (which widens
 /// fp16/bf16 V into a buffer it then keeps) a call performs no heap allocation. The plan is
 /// immutable and `Sendable` (share it freely); a workspace runs one call at a time and
 /// throws ``SpargeError/concurrentUse(_:)`` when a second call overlaps the first.
@@ -43,12 +43,13 @@ public final class SpargePlan: Sendable {
     /// Sparse attention into `output` with `workspace`'s memory; with `blockMap`
     /// (`B*H*nq*nk` bytes, 0 or 1) stage 1 is skipped and that map is used; with `lse`
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
-    /// FlashAttention's `softmax_lse`).
+    /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
+    /// (``KeyPaddingMask``).
     @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         workspace: SpargeWorkspace, blockMap: UnsafeBufferPointer<UInt8>? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseCallSummary {
         guard workspace.plan === self else {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
@@ -58,8 +59,12 @@ public final class SpargePlan: Sendable {
                                                  halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer)
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
             try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
-            return SparsePipeline(shape: shape, parameters: parameters)
-                .callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
+            try keyPadding?.validate(for: shape)
+            return withKeyValid(keyPadding) { keyValid in
+                var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+                pipeline.keyValid = keyValid
+                return pipeline.callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
+            }
         }
     }
 }

@@ -14,7 +14,8 @@ struct DenseTiling {
 func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
     causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch,
-    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil
+    chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil,
+    keyValid: UnsafePointer<UInt8>? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -58,7 +59,8 @@ func denseQueryTile(
             kT: ops.kTransposed.pointer + ((b * s.kvHeads + kvh) * ops.keyTiles + j) * ops.tileSize,
             columns: tc, depth: d, out: scores, outStride: tc)
         maskTile(scores: scores, stride: tc, rows: rowsPad, validColumns: cols,
-                 causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset)
+                 causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset,
+                 keyValid: keyValid.map { $0 + b * s.keyLength + kStart })
         softmax.measure(scores: scores, stride: tc, rows: rowsPad)
         softmax.absorb(scores: scores, stride: tc, rows: rowsPad, keys: cols,
                        values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)

@@ -97,7 +97,8 @@ func groupedDecodeBlock(
             for r in 0..<nq { scaleInPlace(headRows + r * stride, count: stride, by: scale) }
             maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
                      firstQuery: 0, firstKey: kStart, offset: o.causalOffset,
-                     zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0)
+                     zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
+                     keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart })
         }
         if rowsPad > rows { (scores + rows * stride).update(repeating: -.infinity, count: (rowsPad - rows) * stride) }
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)

@@ -22,6 +22,8 @@ struct SparseKernelOptions {
     var tritonKeyPadding: Bool
     /// See ``SpargeParameters/pvNumerics``.
     var numerics: PVNumerics = .fp32
+    /// The key padding mask, `B x Nk` bytes (1 = real key), when the call has one.
+    var keyValid: UnsafePointer<UInt8>? = nil
 }
 
 /// Computes the output rows of query block `i` of (batch b, head h) from the marked key
@@ -80,7 +82,8 @@ func sparseQueryBlock(
             out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
-                 zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0)
+                 zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
+                 keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart })
         // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)
         let exempt = ordinal >= selected - o.exemptTailBlocks

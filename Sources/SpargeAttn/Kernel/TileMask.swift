@@ -6,7 +6,8 @@
 @inline(__always)
 func maskTile(
     scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
-    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0
+    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0,
+    keyValid: UnsafePointer<UInt8>? = nil
 ) {
     let visibleColumns = Swift.max(validColumns, Swift.min(zeroPaddingUpTo, stride))
     for r in 0..<rows {
@@ -20,5 +21,7 @@ func maskTile(
             limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))
         }
         if limit < stride { (row + limit).update(repeating: -.infinity, count: stride - limit) }
+        // Key padding mask (`keyValid[c]` for key firstKey + c): padded keys get -inf.
+        if let keyValid { for c in 0..<Swift.min(limit, validColumns) where keyValid[c] == 0 { row[c] = -.infinity } }
     }
 }

@@ -57,7 +57,8 @@ final class DenseOperands: @unchecked Sendable {
 /// Exact attention over views (the body of ``SpargeAttention/dense``).
 func denseAttention(
     q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
-    shape s: AttentionShape, causal: Bool, causalOffset: Int, scale: Float, threads: Int
+    shape s: AttentionShape, causal: Bool, causalOffset: Int, scale: Float, threads: Int,
+    keyValid: UnsafePointer<UInt8>? = nil
 ) {
     let ops = DenseOperands(shape: s, v: v)
     let workers = Swift.max(1, threads)
@@ -82,7 +83,7 @@ func denseAttention(
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
                        causalOffset: causalOffset, output: output, scratch: scratch[worker],
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
-                       units: units.map { $0.pointer + item * 2 })
+                       units: units.map { $0.pointer + item * 2 }, keyValid: keyValid)
     }
     if let partials {
         parallelFor(items: items, threads: workers) { worker, item in

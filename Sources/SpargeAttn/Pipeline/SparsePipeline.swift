@@ -16,6 +16,8 @@ struct SparsePipeline {
     let parameters: SpargeParameters
     /// Forces the per-head stage-2 kernel where the grouped decode kernel would apply (tests).
     var perHeadKernel = false
+    /// The call's key padding mask (`B x Nk` bytes, 1 = real key), alive during the call.
+    var keyValid: UnsafePointer<UInt8>? = nil
 
     /// Runs stage 1 (unless `given` holds a block map), quantization and, with an output,
     /// stage 2, using only `st`'s memory.
@@ -68,6 +70,7 @@ struct SparsePipeline {
                 selection: selection, isTopK: isTopK, causal: p.causal,
                 causalOffset: p.causalOffset(for: s),
                 attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
+                keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
                 probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
             let t0 = monotonicNanos()
             selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
@@ -83,7 +86,7 @@ struct SparsePipeline {
                 causal: p.causal && p.causalMasking == .token, causalOffset: p.causalOffset(for: s),
                 exemptTailBlocks: p.stage2ExemptTailBlocks,
                 scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
-                tritonKeyPadding: p.tritonKeyPadding, numerics: p.pvNumerics)
+                tritonKeyPadding: p.tritonKeyPadding, numerics: p.pvNumerics, keyValid: keyValid)
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? splitFactor(items: items, keyBlocks: g.keyBlocks) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)

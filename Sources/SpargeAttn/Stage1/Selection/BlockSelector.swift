@@ -24,6 +24,10 @@ struct SelectionInputs {
     var causalOffset: Int = 0
     var attentionSink: Bool
     var gpuRounding: Bool
+    /// The key padding mask of this head's batch entry (`keyLength` bytes, 1 = real key):
+    /// key blocks whose keys are all padding score -inf and are never selected.
+    var keyValid: UnsafePointer<UInt8>? = nil
+    var keyLength: Int = 0
     /// When set, receives `P_hat` (nq x nk) for inspection.
     var probabilitiesOut: UnsafeMutablePointer<Float>? = nil
 }
@@ -51,5 +55,18 @@ func selectBlocks(
             clearCausalFuture(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)
         }
         if s.attentionSink { markAttentionSink(row) }
+        if s.keyValid != nil {                                                        // key padding
+            for j in 0..<nk where row[j] != 0 && s.keyBlockFullyPadded(j) { row[j] = 0 }
+        }
+    }
+}
+
+extension SelectionInputs {
+    /// Whether every key of key block `j` is padding (false without a padding mask).
+    @inline(__always)
+    func keyBlockFullyPadded(_ j: Int) -> Bool {
+        guard let keyValid else { return false }
+        for t in (j * blockK)..<Swift.min(keyLength, (j + 1) * blockK) where keyValid[t] != 0 { return false }
+        return true
     }
 }

@@ -11,7 +11,8 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: Unsa
     for j in 0..<s.keyBlocks {
         var score: Float
         let selfSimilarK = s.simK[j] > s.theta
-        if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)) {
+        if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
+            || s.keyBlockFullyPadded(j) {
             score = -.infinity
         } else {
             let pk = s.pooledK + j * d
