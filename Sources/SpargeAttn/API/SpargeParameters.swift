@@ -91,9 +91,10 @@ public struct SpargeParameters: Sendable, Hashable {
     /// `lambda` (`pvthreshd`): stage 2 skips a tile whose probabilities are all below
     /// `2^-lambda` of the running row max. `.infinity` turns stage 2 off.
     public var pvThreshold: PerHead = 50
-    /// Causal attention. With `queryLength != keyLength`, query `t` sees keys up to
-    /// `t + (keyLength - queryLength)` (the FlashAttention / KV-cache convention: the queries
-    /// are the last `queryLength` tokens of the sequence); a query that sees no key outputs 0.
+    /// Causal attention. With `queryLength != keyLength` and the default alignment, query `t`
+    /// sees keys up to `t + (keyLength - queryLength)` (the FlashAttention / KV-cache
+    /// convention: the queries are the last `queryLength` tokens of the sequence); a query that
+    /// sees no key outputs 0. ``causalAlignment`` chooses top-left instead.
     public var causal: Bool = false
     /// Where the causal diagonal sits when `queryLength != keyLength` (see ``CausalAlignment``):
     /// bottom-right (the default, described above) or top-left (torch's `is_causal`).
@@ -102,31 +103,11 @@ public struct SpargeParameters: Sendable, Hashable {
     public var attentionSink: Bool = false
     /// Subtract the mean of K over tokens before prediction and quantization.
     public var smoothK: Bool = true
-    /// Round to fp16 where the GPU code does (inputs, K mean, smoothed K, pooled means,
-    /// normalised rows, scores, probabilities, cumulative sums): reproduces the GPU masks and
-    /// INT8 tensors bit for bit up to ties.
-    public var gpuRounding: Bool = false
-    /// CUDA-path or Triton-path INT8 quantization of Q.
-    public var quantization: QuantizationVariant = .cuda
     /// Softmax scale; `nil` means `1 / sqrt(headDim)`.
     public var softmaxScale: Float? = nil
-    /// Partial-block rule of stage 1.
-    public var partialBlocks: PartialBlockRule = .neverSelfSimilar
-    /// The CUDA kernels always compute the last `stage2ExemptTailBlocks` selected key blocks of
-    /// each query block whatever lambda says (their loop tail); 2 reproduces them.
-    public var stage2ExemptTailBlocks: Int = 2
-    /// Reproduce a quirk of the authors' Triton kernel: the zero padding rows of a partial last
-    /// key block are not masked, so each scores exactly 0 and adds `2^(0 - m)` to the softmax
-    /// denominator (with V = 0). Needed to match its outputs on ragged lengths; off by default
-    /// because it biases the result (by about 1.5% on a 1000-token Gaussian input).
-    public var tritonKeyPadding: Bool = false
-    /// P.V numerics: fp32, or a GPU kernel's fp16 / fp8 emulation.
-    public var pvNumerics: PVNumerics = .fp32
-    /// With ``PVNumerics/fp8``: V is scaled per channel to `max|V| / fp8ValueRange` before the
-    /// e4m3 rounding (2.25 in the `spas_sage2_*` entry points, 448 in `block_sparse_sage2_attn_cuda`).
-    public var fp8ValueRange: Float = 2.25
-    /// Token-level (default) or the SageAttention2 entry points' block-only causal masking.
-    public var causalMasking: CausalMasking = .token
+    /// How closely to reproduce the authors' GPU kernels (their numerics and quirks), apart
+    /// from the algorithm's own knobs above; the defaults are exact fp32 arithmetic.
+    public var gpuReproduction = GPUReproduction()
     /// NaN / infinity handling of the inputs.
     public var nonFinitePolicy: NonFinitePolicy = .reject
 
@@ -183,5 +164,49 @@ public struct SpargeParameters: Sendable, Hashable {
             throw SpargeError.invalidParameter("fp8ValueRange is \(fp8ValueRange); it must be in (0, 448] (e4m3's largest value is 448)")
         }
         if stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(stage2ExemptTailBlocks); it must be at least 0") }
+    }
+}
+
+extension SpargeParameters {
+    // Shorthands for the fields of ``gpuReproduction`` (the names of the first edition).
+    /// Shorthand for ``GPUReproduction/gpuRounding`` of ``gpuReproduction``.
+    public var gpuRounding: Bool {
+        get { gpuReproduction.gpuRounding }
+        set { gpuReproduction.gpuRounding = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/quantization`` of ``gpuReproduction``.
+    public var quantization: QuantizationVariant {
+        get { gpuReproduction.quantization }
+        set { gpuReproduction.quantization = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/partialBlocks`` of ``gpuReproduction``.
+    public var partialBlocks: PartialBlockRule {
+        get { gpuReproduction.partialBlocks }
+        set { gpuReproduction.partialBlocks = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/stage2ExemptTailBlocks`` of ``gpuReproduction``.
+    public var stage2ExemptTailBlocks: Int {
+        get { gpuReproduction.stage2ExemptTailBlocks }
+        set { gpuReproduction.stage2ExemptTailBlocks = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/tritonKeyPadding`` of ``gpuReproduction``.
+    public var tritonKeyPadding: Bool {
+        get { gpuReproduction.tritonKeyPadding }
+        set { gpuReproduction.tritonKeyPadding = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/pvNumerics`` of ``gpuReproduction``.
+    public var pvNumerics: PVNumerics {
+        get { gpuReproduction.pvNumerics }
+        set { gpuReproduction.pvNumerics = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/fp8ValueRange`` of ``gpuReproduction``.
+    public var fp8ValueRange: Float {
+        get { gpuReproduction.fp8ValueRange }
+        set { gpuReproduction.fp8ValueRange = newValue }
+    }
+    /// Shorthand for ``GPUReproduction/causalMasking`` of ``gpuReproduction``.
+    public var causalMasking: CausalMasking {
+        get { gpuReproduction.causalMasking }
+        set { gpuReproduction.causalMasking = newValue }
     }
 }

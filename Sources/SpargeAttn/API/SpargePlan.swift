@@ -40,15 +40,16 @@ public final class SpargePlan: Sendable {
         SpargeWorkspace(storage: SparseStorage(shape: shape, parameters: parameters, threads: threads), plan: self)
     }
 
-    /// Sparse attention into `output` with `workspace`'s memory; with `blockMap`
-    /// (`B*H*nq*nk` bytes, 0 or 1) stage 1 is skipped and that map is used; with `lse`
+    /// Sparse attention into `output` with `workspace`'s memory; with `blockMap` (the same
+    /// ``BlockMap`` the one-shot call takes, `B,H,nq,nk` for the plan's block sizes) stage 1
+    /// is skipped and that map is used; with `lse`
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
     /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
     /// (``KeyPaddingMask``).
     @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        workspace: SpargeWorkspace, blockMap: UnsafeBufferPointer<UInt8>? = nil,
+        workspace: SpargeWorkspace, blockMap: BlockMap? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseCallSummary {
         guard workspace.plan === self else {
@@ -58,12 +59,15 @@ public final class SpargePlan: Sendable {
             var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                  halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer)
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
-            try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
+            try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
             return withKeyValid(keyPadding) { keyValid in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
-                return pipeline.callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)
+                guard let blockMap else { return pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage) }
+                return blockMap.bits.withUnsafeBufferPointer {
+                    pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage)
+                }
             }
         }
     }

@@ -117,13 +117,6 @@ enum CallValidation {
         return LSEDestination(base: base, batchStride: shape.heads * shape.queryLength, headStride: shape.queryLength,
                               bias: numerics == .fp8 ? -fp8ProbabilityOffset : 0)
     }
-
-    /// Checks a plan call's raw block map against the call's `B*H*nq*nk`.
-    static func requireMapBytes(_ map: UnsafeBufferPointer<UInt8>?, geometry g: SparseGeometry) throws {
-        if let m = map, m.count != g.mapCount {
-            throw SpargeError.invalidBlockMap("\(m.count) bytes given; this plan needs B*H*nq*nk = \(g.mapCount)")
-        }
-    }
 }
 
 extension AttentionInput {

@@ -37,7 +37,7 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
     let workspace = plan.makeWorkspace()
     var out = [Float](repeating: 0, count: shape.queryElements)
     let q16 = q.map { Float16($0) }, k16 = k.map { Float16($0) }, v16 = v.map { Float16($0) }
-    var map = [UInt8](repeating: 1, count: 0)
+    var map: BlockMap? = nil
     var counted = 0
     try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
     try q16.withUnsafeBufferPointer { q16p in try k16.withUnsafeBufferPointer { k16p in try v16.withUnsafeBufferPointer { v16p in
@@ -47,15 +47,15 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
             : (AttentionInput(qp), AttentionInput(kp), AttentionInput(vp))
         let output = AttentionOutput(op)
         try plan.run(q: inputs.0, k: inputs.1, v: inputs.2, output: output, workspace: workspace)  // warm-up
-        if useMap { map = try workspace.blockMap.bits }
+        if useMap { map = try workspace.blockMap }
         // The least of 3 trials: libdispatch occasionally allocates when its thread pool grows.
         counted = Int.max
-        try map.withUnsafeBufferPointer { mp in
+        do {
             for _ in 0..<3 {
                 malloc_counter_start()
                 for _ in 0..<5 {
                     try plan.run(q: inputs.0, k: inputs.1, v: inputs.2, output: output, workspace: workspace,
-                                 blockMap: useMap ? mp : nil)
+                                 blockMap: map)
                 }
                 counted = min(counted, malloc_counter_stop())
             }
