@@ -353,13 +353,6 @@ struct BenchCommand {
         }
     }
 
-    private func median(_ body: () throws -> Void) throws -> Double {
-        try body()
-        var samples: [Double] = []
-        for _ in 0..<repeats { samples.append(try Timing.seconds(body)) }
-        return Timing.median(samples)
-    }
-
     static func medianTimings(_ t: [SparseTimings]) -> SparseTimings {
         let sorted = t.sorted { $0.preparationSeconds + $0.kernelSeconds < $1.preparationSeconds + $1.kernelSeconds }
         return sorted.isEmpty ? t[0] : sorted[sorted.count / 2]

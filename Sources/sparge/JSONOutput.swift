@@ -51,3 +51,21 @@ indirect enum JSON {
 
     static func quoted(_ s: String) -> String { JSONText.quoted(s) }
 }
+
+extension JSON {
+    /// The library's settings of `p` (``SpargeParameters/settings``) as one object: a per-head
+    /// value is a number or an array, infinity (stage 2 off) is `null`.
+    static func parameters(_ p: SpargeParameters) -> JSON {
+        // Through the Float's shortest text, so 0.1 prints as 0.1, not 0.10000000149011612.
+        func number(_ x: Float) -> JSON { x.isFinite ? .number(Double("\(x)") ?? Double(x)) : .null }
+        return .object(p.settings.map { setting in
+            switch setting.value {
+            case .integer(let n): return (setting.name, .int(n))
+            case .number(let x): return (setting.name, number(x))
+            case .perHead(let h): return (setting.name, h.values.count == 1 ? number(h.values[0]) : .array(h.values.map(number)))
+            case .flag(let on): return (setting.name, .bool(on))
+            case .choice(let name): return (setting.name, .string(name))
+            }
+        })
+    }
+}

@@ -158,18 +158,13 @@ struct MaskCommand {
         // v is not needed: k stands in for it in the shape checks.
         let shape = try RunCommand.shape(q: qt, k: kt, v: kt)
         try parameters.validate(for: shape)
-        let nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
+        let nk = shape.blockCounts(for: parameters).keyBlocks
         if text && nk > Self.maxTextColumns {
             throw UsageError("the map would have \(nk) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png or a larger --bk")
         }
         let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k")
         let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, threads: threads)
-        let selection: String
-        switch parameters.selection {
-        case .topK(let x): selection = "topk \(x)"
-        case .cdf(let x): selection = "cdf \(x)"
-        }
-        return (result.blockMap, "predicted (bq \(parameters.blockQ), bk \(parameters.blockK), simthreshd1 \(parameters.simThreshold), \(selection)\(parameters.causal ? ", causal" : "")\(parameters.attentionSink ? ", sink" : ""))")
+        return (result.blockMap, "predicted (\(parameters))")
     }
 
     static func density(_ map: BlockMap, batch b: Int, head h: Int) -> Double {
