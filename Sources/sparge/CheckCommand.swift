@@ -294,27 +294,24 @@ struct CheckCommand {
     private func report(shape s: AttentionShape, perHead: [(faithful: AccuracyAccumulator, dense: AccuracyAccumulator)],
                         all: (faithful: AccuracyAccumulator, dense: AccuracyAccumulator), maskStats: [MaskStats], overallMask: MaskStats,
                         gpuMap: BlockMap?, cpuMap: BlockMap, compared: Int, leftOut: Int, failing: [Int],
-                        verdict: String, passes: (AccuracyAccumulator) -> Bool) -> JSON {
-        var heads: [JSON] = []
+                        verdict: String, passes: (AccuracyAccumulator) -> Bool) -> JSONValue {
+        var heads: [JSONValue] = []
         for h in 0..<s.heads {
-            var pairs: [(String, JSON)] = [
+            var pairs: [(String, JSONValue)] = [
                 ("head", .int(h)), ("pass", .bool(passes(perHead[h].faithful))),
                 ("vs_faithful", perHead[h].faithful.json), ("vs_dense", perHead[h].dense.json),
             ]
             if !maskStats.isEmpty { pairs.append(("mask", maskStats[h].json)) }
             heads.append(.object(pairs))
         }
-        var pairs: [(String, JSON)] = [
+        var pairs: [(String, JSONValue)] = [
             ("command", .string("check")),
             ("verdict", .string(failing.isEmpty ? "PASS" : "FAIL")),
             ("message", .string(verdict)),
             ("failing_heads", .array(failing.map { .int($0) })),
             ("preset", .string(preset.rawValue)), ("arch", .string(arch.rawValue)),
             ("layout", .string(nhd ? "NHD" : "HND")),
-            ("shape", .object([
-                ("batch", .int(s.batch)), ("heads", .int(s.heads)), ("kv_heads", .int(s.kvHeads)),
-                ("query_length", .int(s.queryLength)), ("key_length", .int(s.keyLength)), ("head_dim", .int(s.headDim)),
-            ])),
+            ("shape", .shape(s)),
             ("parameters", .parameters(parameters)),
             ("tolerance", .object([("cosine", .number(minCosine)), ("relative_l1", .number(maxL1))])),
             ("rows_compared", .int(compared)), ("rows_left_out", .int(leftOut)),
@@ -331,7 +328,7 @@ struct CheckCommand {
 
 extension AccuracyAccumulator {
     /// The metrics with the counts behind them.
-    var json: JSON {
+    var json: JSONValue {
         let a = accuracy
         return .object([("cosine", .finite(a.cosine)), ("relative_l1", .finite(a.relativeL1)), ("rmse", .finite(a.rmse)),
                         ("max_abs", .finite(a.maxAbsoluteError)), ("elements", .int(count)), ("non_finite", .int(nonFiniteCount))])
@@ -366,7 +363,7 @@ struct MaskStats {
             + "     \(String(onlyGPU).leftPad(8))  \(String(onlyCPU).leftPad(8))"
     }
 
-    var json: JSON {
+    var json: JSONValue {
         .object([("agreement", .finite(agreement)), ("gpu_density", .finite(gpuDensity)), ("cpu_density", .finite(cpuDensity)),
                  ("only_gpu", .int(onlyGPU)), ("only_cpu", .int(onlyCPU)), ("blocks", .int(total))])
     }

@@ -81,7 +81,7 @@ struct GenerateCommand {
             tensors: ["q": try tensor(t.q), "k": try tensor(t.k), "v": try tensor(t.v)],
             metadata: ["workload": "\(workloadName): \(languageModel.map { "\($0)" } ?? "\(workload)")", "seed": "\(workload.seed)"])
         try file.write(path: output)
-        print(JSON.object([
+        print(JSONValue.object([
             ("output", .string(output)), ("workload", .string(workloadName)),
             ("shape", .array(dims.map { .int($0) })), ("dtype", .string(dtype.rawValue)),
         ]).text)

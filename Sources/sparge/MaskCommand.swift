@@ -118,7 +118,7 @@ struct MaskCommand {
                 print(map.render(batch: batch, head: h), terminator: "")
             }
         } else {
-            var pairs: [(String, JSON)] = [
+            var pairs: [(String, JSONValue)] = [
                 ("source", .string(source)), ("input", .string(input)),
                 ("shape", .array([map.batch, map.heads, map.queryBlocks, map.keyBlocks].map { .int($0) })),
                 ("batch", .int(batch)), ("density", .finite(density)),
@@ -127,7 +127,7 @@ struct MaskCommand {
             if let png, let size = pngSize {
                 pairs += [("png", .string(png)), ("width", .int(size.0)), ("height", .int(size.1))]
             }
-            print(JSON.object(pairs).text)
+            print(JSONValue.object(pairs).text)
         }
     }
 

@@ -156,7 +156,7 @@ struct RunCommand {
                 }
             }
             out.metadata["producer"] = "sparge run"
-            out.metadata["parameters"] = JSON.parameters(parameters).text
+            out.metadata["parameters"] = JSONValue.parameters(parameters).text
             try out.write(path: output)
         }
         print(report(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, samples: samples, result: result).text)
@@ -222,15 +222,11 @@ struct RunCommand {
     var mode: String { dense ? "dense" : maskName != nil ? "mask" : "sparse" }
 
     func report(shape s: AttentionShape, parameters: SpargeParameters, threads: Int, seconds: Double, samples: [Double],
-                result: SparseAttentionResult?) -> JSON {
+                result: SparseAttentionResult?) -> JSONValue {
         let flops = s.denseFlops(causal: parameters.causal)
-        var pairs: [(String, JSON)] = [
+        var pairs: [(String, JSONValue)] = [
             ("mode", .string(mode)),
-            ("shape", .object([
-                ("batch", .int(s.batch)), ("heads", .int(s.heads)), ("kv_heads", .int(s.kvHeads)),
-                ("query_length", .int(s.queryLength)), ("key_length", .int(s.keyLength)),
-                ("head_dim", .int(s.headDim)),
-            ])),
+            ("shape", .shape(s)),
             ("threads", .int(threads)),
             ("build", .string(BuildInfo.name)),
             ("repeat", .int(repeats)),
@@ -255,7 +251,7 @@ struct RunCommand {
             // Dense attention computes every block and skips nothing.
             pairs += [("density", .number(1)), ("sparsity", .number(0)), ("stage2_skipped_fraction", .number(0))]
         }
-        pairs += [("parameters", JSON.parameters(parameters)), ("input", .string(input))]
+        pairs += [("parameters", JSONValue.parameters(parameters)), ("input", .string(input))]
         if let config { pairs.append(("config_layer", .string(config.layer.name))) }
         if let output { pairs.append(("output", .string(output))) }
         return .object(pairs)

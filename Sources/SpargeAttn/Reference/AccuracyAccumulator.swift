@@ -6,10 +6,12 @@
 public struct AccuracyAccumulator: Sendable, Hashable {
     @usableFromInline var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0
     @usableFromInline var largest = 0.0
+    @usableFromInline var pairs = 0, nonFinitePairs = 0
+
     /// The number of value pairs added.
-    public private(set) var count = 0
+    public var count: Int { pairs }
     /// The number of pairs in which either value is NaN or infinite: any makes the metrics fail.
-    public private(set) var nonFiniteCount = 0
+    public var nonFiniteCount: Int { nonFinitePairs }
 
     /// An empty accumulator (``accuracy`` of nothing: cosine 1, every error 0).
     public init() {}
@@ -22,30 +24,30 @@ public struct AccuracyAccumulator: Sendable, Hashable {
     @inlinable
     public mutating func add(_ x: Double, reference y: Double) {
         let e = x - y
-        if !(x.isFinite && y.isFinite) { nonFiniteCount += 1 }
+        if !(x.isFinite && y.isFinite) { nonFinitePairs += 1 }
         dot += x * y; xx += x * x; yy += y * y
         l1 += abs(e); y1 += abs(y); sq += e * e
         if !(abs(e) <= largest) { largest = abs(e) }   // NaN sticks
-        count += 1
+        pairs += 1
     }
 
     /// Adds everything `other` has accumulated.
     public mutating func merge(_ other: AccuracyAccumulator) {
         dot += other.dot; xx += other.xx; yy += other.yy; l1 += other.l1; y1 += other.y1; sq += other.sq
         if !(other.largest <= largest) { largest = other.largest }
-        count += other.count
-        nonFiniteCount += other.nonFiniteCount
+        pairs += other.pairs
+        nonFinitePairs += other.nonFinitePairs
     }
 
     /// The metrics of the values added so far.
     public var accuracy: Accuracy {
-        if nonFiniteCount > 0 {
+        if nonFinitePairs > 0 {
             return Accuracy(cosine: .nan, relativeL1: .infinity, relativeL2: .infinity, rmse: .infinity, maxAbsoluteError: .infinity)
         }
         return Accuracy(cosine: (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300),
                         relativeL1: y1 == 0 ? l1 : l1 / y1,
                         relativeL2: yy == 0 ? sq.squareRoot() : (sq / yy).squareRoot(),
-                        rmse: count == 0 ? 0 : (sq / Double(count)).squareRoot(),
+                        rmse: pairs == 0 ? 0 : (sq / Double(pairs)).squareRoot(),
                         maxAbsoluteError: largest)
     }
 }
