@@ -101,3 +101,78 @@ struct FiniteOutputTests {
         }
     }
 }
+
+/// The KV cache's decode paths (exact, per-head and grouped sparse) under the same guard:
+/// q, k near 1e19 and values near the fp32 limit, with a second append raising the value unit
+/// of rows already stored.
+struct KVCacheFiniteOutputTests {
+    static let heads = 4, kvHeads = 2, d = 32, prefill = 2000, later = 1100
+
+    /// A cache holding `prefill` keys with values times `first`, then `later` with values times `second`.
+    static func cache(qk: Float, first: Float, second: Float, causal: Bool, seed: UInt64)
+        throws -> (cache: SpargeKVCache, k: [Float], v: [Float]) {
+        var rng = TestRNG(seed: seed)
+        let n = prefill + later
+        let k = rng.gaussians(kvHeads * n * d, scale: qk)
+        var v = rng.gaussians(kvHeads * n * d)
+        for h in 0..<kvHeads {
+            for t in 0..<n { for c in 0..<d { v[(h * n + t) * d + c] *= t < prefill ? first : second } }
+        }
+        var p = SpargeParameters.recommended
+        p.causal = causal
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: 4, parameters: p)
+        try KVCacheTests.append(cache, KVCacheTests.rows(k, heads: kvHeads, n: n, d: d, 0..<prefill),
+                                KVCacheTests.rows(v, heads: kvHeads, n: n, d: d, 0..<prefill), tokens: prefill)
+        try KVCacheTests.append(cache, KVCacheTests.rows(k, heads: kvHeads, n: n, d: d, prefill..<n),
+                                KVCacheTests.rows(v, heads: kvHeads, n: n, d: d, prefill..<n), tokens: later)
+        return (cache, k, v)
+    }
+
+    static func exact(_ cache: SpargeKVCache, _ q: [Float], queries: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: q.count)
+        try q.withUnsafeBufferPointer { qp in try out.withUnsafeMutableBufferPointer { op in
+            try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: queries)
+        } }
+        return out
+    }
+
+    /// Exact decode against float64 for scores near the fp32 limit and values near it.
+    @Test(arguments: [(Float(1e19), Float(1), Float(1)), (1, 1e30, 3e37), (1e19, 1e36, 5e37), (1e-30, 1e-30, 1e-30)])
+    func exactDecodeMatchesFloat64(qk: Float, first: Float, second: Float) throws {
+        for causal in [true, false] {
+            let (cache, k, v) = try Self.cache(qk: qk, first: first, second: second, causal: causal, seed: 91)
+            var rng = TestRNG(seed: 92)
+            for queries in [1, 3] {
+                let q = rng.gaussians(Self.heads * queries * Self.d, scale: qk)
+                let out = try Self.exact(cache, q, queries: queries)
+                let label = "q,k \(qk) v \(first)/\(second) causal \(causal) Nq \(queries)"
+                #expect(out.allSatisfy { $0.isFinite }, "\(label): \(out.filter { !$0.isFinite }.count) non-finite")
+                let shape = AttentionShape(heads: Self.heads, kvHeads: Self.kvHeads, queryLength: queries,
+                                           keyLength: Self.prefill + Self.later, headDim: Self.d)
+                let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
+                #expect(FiniteOutputTests.relativeL1(out, ref) < 1e-4, "\(label): rel L1 \(FiniteOutputTests.relativeL1(out, ref))")
+            }
+        }
+    }
+
+    /// Sparse decode (grouped for one query, per head for three): finite, a convex combination
+    /// of the values, and, with values near the limit, the same as with those values divided
+    /// by 2^100 and the output multiplied back (a power of two changes nothing but the range).
+    @Test func sparseDecodeStaysFinite() throws {
+        var rng = TestRNG(seed: 93)
+        for queries in [1, 3] {
+            let (big, _, v) = try Self.cache(qk: 1e19, first: 1e36, second: 5e37, causal: true, seed: 94)
+            let q = rng.gaussians(Self.heads * queries * Self.d, scale: 1e19)
+            let out = try KVCacheTests.attend(big, q, queries: queries)
+            let vMax = v.map(abs).max()!
+            #expect(out.allSatisfy { $0.isFinite && abs($0) <= vMax * 1.001 }, "Nq \(queries): \(out.filter { !$0.isFinite }.count) non-finite")
+            let (moderate, _, _) = try Self.cache(qk: 1, first: 1e30, second: 3e37, causal: true, seed: 95)
+            let (small, _, _) = try Self.cache(qk: 1, first: 0x1p-100 * 1e30, second: 0x1p-100 * 3e37, causal: true, seed: 95)
+            let q1 = rng.gaussians(Self.heads * queries * Self.d)
+            let a = try KVCacheTests.attend(moderate, q1, queries: queries)
+            let b = try KVCacheTests.attend(small, q1, queries: queries).map { $0 * 0x1p100 }
+            #expect(a.allSatisfy { $0.isFinite }, "Nq \(queries): \(a.filter { !$0.isFinite }.count) non-finite")
+            #expect(FiniteOutputTests.relativeL1(a, b.map(Double.init)) < 1e-6, "Nq \(queries)")
+        }
+    }
+}
