@@ -153,7 +153,8 @@ struct CheckCommand {
         let (bq, bk) = (parameters.blockQ, parameters.blockK)
         let (nq, nk) = shape.blockCounts(for: parameters)
         let gpuMap = try maskSpec.map {
-            try RunCommand.blockMap(try source.read($0, for: "--gpu-mask"), label: "--gpu-mask '\($0)'", shape: shape,
+            try RunCommand.blockMap(try source.read($0, for: "--gpu-mask"), label: "--gpu-mask '\($0)'", shapeLabel: "--gpu-mask",
+                                    shape: shape,
                                     parameters: parameters, advice: "pass the --arch or --bq/--bk of the GPU call")
         }
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount

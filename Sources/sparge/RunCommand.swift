@@ -203,16 +203,17 @@ struct RunCommand {
     }
 
     /// The block map in tensor `t` (u8 or bool, `B,H,nq,nk` for `shape` under `parameters`'
-    /// block sizes); `label` names it in messages and `advice` says how to fix a wrong shape.
-    static func blockMap(_ t: Tensor, label: String, shape: AttentionShape, parameters: SpargeParameters,
-                         advice: String) throws -> BlockMap {
+    /// block sizes); `label` names it in messages (`shapeLabel` in the wrong-shape one, `label`
+    /// by default) and `advice` says how to fix a wrong shape.
+    static func blockMap(_ t: Tensor, label: String, shapeLabel: String? = nil, shape: AttentionShape,
+                         parameters: SpargeParameters, advice: String) throws -> BlockMap {
         guard t.dtype == .uint8 || t.dtype == .bool else {
             throw UsageError("\(label) is \(t.dtype); it must be U8 or BOOL")
         }
         let (nq, nk) = shape.blockCounts(for: parameters)
         let expected = [shape.batch, shape.heads, nq, nk]
         guard t.shape == expected else {
-            throw UsageError("\(label) has shape \(t.shape) but B,H,nq,nk for blocks \(parameters.blockQ)x\(parameters.blockK) is \(expected); \(advice)")
+            throw UsageError("\(shapeLabel ?? label) has shape \(t.shape) but B,H,nq,nk for blocks \(parameters.blockQ)x\(parameters.blockK) is \(expected); \(advice)")
         }
         return try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk, bits: t.uint8s())
     }
