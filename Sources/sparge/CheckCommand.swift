@@ -71,11 +71,8 @@ struct CheckCommand {
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options,
+                                          usage: Self.usage) else { return nil }
         func required(_ name: String) throws -> String {
             guard let s = a.string(name) else { throw UsageError("check needs --\(name) (see sparge check --help)") }
             return s

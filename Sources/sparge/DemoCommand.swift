@@ -34,11 +34,8 @@ struct DemoCommand {
     var hilbert = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["hilbert"], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: ["hilbert"], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"],
+                                          usage: Self.usage) else { return nil }
         hilbert = a.flag("hilbert")
         tokens = try a.int("n", in: 1...1_048_576) ?? tokens
         headDim = try a.int("d", in: 1...256) ?? headDim

@@ -34,11 +34,8 @@ struct EvaluateCommand {
     var json: Bool
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"],
+                                          usage: Self.usage) else { return nil }
         inputs = a.strings("input")
         guard !inputs.isEmpty else { throw UsageError("evaluate needs --input IN.safetensors (see sparge evaluate --help)") }
         try a.applyAttentionOptions(to: &parameters)

@@ -29,11 +29,8 @@ struct GenerateCommand {
     var dtype: TensorDType
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["output", "workload", "n", "d", "heads", "batch", "seed", "dtype"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: [], options: ["output", "workload", "n", "d", "heads", "batch", "seed", "dtype"],
+                                          usage: Self.usage) else { return nil }
         guard let output = a.string("output") else { throw UsageError("generate needs --output OUT.safetensors (see sparge generate --help)") }
         self.output = output
         workloadName = a.string("workload") ?? "medium"

@@ -57,11 +57,8 @@ struct MaskCommand {
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options,
+                                          usage: Self.usage) else { return nil }
         guard let input = a.string("input") else { throw UsageError("mask needs --input IN.safetensors (see sparge mask --help)") }
         self.input = input
         name = a.string("name")

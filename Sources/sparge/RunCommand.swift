@@ -65,11 +65,8 @@ struct RunCommand {
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options,
+                                          usage: Self.usage) else { return nil }
         guard let input = a.string("input") else { throw UsageError("run needs --input IN.safetensors (see sparge run --help)") }
         self.input = input
         output = a.string("output")
