@@ -176,3 +176,63 @@ struct KVCacheFiniteOutputTests {
         }
     }
 }
+
+/// The faithful GPU emulations cannot hold what fp16 cannot: fp16 P.V with |v| beyond 65504
+/// (and `gpuRounding` with such q or k) throws a typed error before any output is written.
+struct HalfRangeTests {
+    @Test func fp16EmulationRejectsValuesBeyondHalfRange() throws {
+        let s = FiniteOutputTests.shape
+        let (q, k, v) = FiniteOutputTests.inputs(qk: 1, v: 1)
+        var big = v
+        big[77] = 70000
+        var p = SpargeParameters.recommended
+        p.pvNumerics = .fp16
+        #expect(throws: SpargeError.beyondHalfRange(name: "v", index: 77, value: 70000, reason: HalfRoundedInputs.reason(name: "v"))) {
+            _ = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
+        }
+        // The largest finite fp16 value passes, and so does the same V with fp32 or FP8 P.V.
+        big[77] = 65504
+        let (edge, _) = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
+        #expect(edge.allSatisfy { $0.isFinite })
+        big[77] = 70000
+        for numerics in [PVNumerics.fp32, .fp8] {
+            p.pvNumerics = numerics
+            let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
+            #expect(out.allSatisfy { $0.isFinite }, "\(numerics)")
+        }
+        // A plan throws the same, and leaves the output untouched.
+        p.pvNumerics = .fp16
+        let plan = try SpargePlan(shape: s, parameters: p)
+        let workspace = plan.makeWorkspace()
+        var out = [Float](repeating: 42, count: s.queryElements)
+        #expect(throws: SpargeError.self) {
+            try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try big.withUnsafeBufferPointer { vp in
+                try out.withUnsafeMutableBufferPointer { op in
+                    _ = try plan.run(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp), output: AttentionOutput(op),
+                                     workspace: workspace)
+                }
+            } } }
+        }
+        #expect(out.allSatisfy { $0 == 42 })
+    }
+
+    @Test func gpuRoundingRejectsQueriesAndKeysBeyondHalfRange() throws {
+        let s = FiniteOutputTests.shape
+        let (q, k, v) = FiniteOutputTests.inputs(qk: 1, v: 1)
+        var p = SpargeParameters.recommended
+        p.gpuRounding = true
+        var bigK = k
+        bigK[5] = -1e19
+        do {
+            _ = try SpargeAttention.sparse(q: q, k: bigK, v: v, shape: s, parameters: p)
+            Issue.record("expected an error")
+        } catch let error as SpargeError {
+            guard case .beyondHalfRange(let name, let index, _, _) = error else { Issue.record("\(error)"); return }
+            #expect(name == "k" && index == 5)
+            #expect(error.description.contains("gpuRounding"))
+        }
+        p.gpuRounding = false
+        let (out, _) = try SpargeAttention.sparse(q: q, k: bigK, v: v, shape: s, parameters: p)
+        #expect(out.allSatisfy { $0.isFinite })
+    }
+}

@@ -118,7 +118,8 @@ public final class SpargeKVCache: @unchecked Sendable {
             throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
-                                                      policy: parameters.nonFinitePolicy, temp: storage.temp.pointer)
+                                                      policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
+                                                      temp: storage.temp.pointer)
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
@@ -146,7 +147,7 @@ public final class SpargeKVCache: @unchecked Sendable {
         }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
         let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                                      temp: storage.temp.pointer)
+                                                      halfRounded: HalfRoundedInputs(parameters), temp: storage.temp.pointer)
         return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
     }
 
