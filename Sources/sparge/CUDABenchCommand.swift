@@ -33,8 +33,8 @@ struct CUDABenchCommand {
     var profile = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "repeat", "dump"])
-        if a.helpRequested { print(Self.usage); return nil }
+        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "repeat", "dump"],
+                                          usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
             try a.string(name).map { s in try s.split(separator: ",").map {

@@ -29,8 +29,8 @@ struct CUDACheckCommand {
     var seed: UInt64
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["golden", "random", "seed"])
-        if a.helpRequested { print(Self.usage); return nil }
+        guard let a = try Arguments.parse(arguments, flags: [], options: ["golden", "random", "seed"],
+                                          usage: Self.usage) else { return nil }
         golden = a.string("golden") ?? "Tests/Golden"
         random = try a.int("random", in: 0...100_000) ?? 24
         seed = UInt64(try a.int("seed", in: 0...Int.max) ?? 1)
