@@ -357,14 +357,16 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var aa = KernelArguments()
         aa.add(v.address); aa.add(int: v.type.code); aa.add(long: v.layout.batchStride); aa.add(long: v.layout.headStride)
         aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d); aa.add(b.vAmax.pointer)
-        try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: d * max(1, 256 / d), stream: stream, aa, name: "v_amax")
+        let amaxThreads = d * max(1, 256 / d)
+        try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: amaxThreads, sharedBytes: amaxThreads * 4, stream: stream,
+                          aa, name: "v_amax")
         let fv = try Kernels.prepare(device, "prep_values_t8")
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.fp8ValueRange); av.add(b.vScale.pointer)
         av.add(b.v16.pointer)
-        try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: 32 * 36 * 4, stream: stream,
+        try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: (32 * 36 + 32) * 4, stream: stream,
                           av, name: "prep_values_t8")
     }
 

@@ -376,9 +376,11 @@ extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs
 // FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
 // channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
 // Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
-// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), G*D threads (G = 256 / D).
+// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), G*D threads (G = 256 / D),
+// one float of dynamic shared memory per thread (no static shared memory in this program: every
+// function gets the device's whole dynamic allowance).
 extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, unsigned* amax) {
-    __shared__ float part[256];
+    extern __shared__ float part[];
     const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, G = blockDim.x / D;
     const int c = threadIdx.x % D, gi = threadIdx.x / D;
     const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
@@ -406,12 +408,12 @@ DEV unsigned char f2e4m3(float x) {
 // A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
 // 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
 // vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
-// grid (blocks * bk / 32, D / 32, B*Hkv), 256 threads, 32 x 36 floats of shared memory.
+// grid (blocks * bk / 32, D / 32, B*Hkv), 256 threads, 32 x 36 + 32 floats of shared memory.
 extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
         int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, unsigned char* out) {
     extern __shared__ float tileData[];
     float (*tile)[36] = (float (*)[36])tileData;
-    __shared__ float scales[32];
+    float* scales = tileData + 32 * 36;
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
     const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
     if (ty == 0) {
