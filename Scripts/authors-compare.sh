@@ -63,5 +63,5 @@ for f in "$work"/check/o_*.npy; do
     tag=$(basename "$f" .npy); tag=${tag#o_}; preset=${tag%%_*}; shape=${tag#*_}
     echo "== $preset $shape" | tee -a "$out/sparge-check.log"
     ./sparge check --q "$work/check/q_$shape.npy" --k "$work/check/k_$shape.npy" --v "$work/check/v_$shape.npy" \
-        --gpu-output "$f" --preset "$preset" --arch sm90 2>&1 | tail -6 | tee -a "$out/sparge-check.log"
+        --gpu-output "$f" --preset "$preset" --arch sm90 2>&1 | grep -v '^$' | tee -a "$out/sparge-check.log"
 done
