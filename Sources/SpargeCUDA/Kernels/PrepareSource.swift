@@ -380,16 +380,16 @@ extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs
 // one float of dynamic shared memory per thread (no static shared memory in this program: every
 // function gets the device's whole dynamic allowance).
 extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, unsigned* amax) {
-    extern __shared__ float part[];
+    extern __shared__ float amaxPart[];
     const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, G = blockDim.x / D;
     const int c = threadIdx.x % D, gi = threadIdx.x / D;
     const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
     float m = 0.0f;
     for (int t = t0 + gi; t < t1; t += G) m = fmaxf(m, fabsf(ldx(v, b * bs + h * hs + (i64)t * ts + c, type)));
-    part[threadIdx.x] = m;
+    amaxPart[threadIdx.x] = m;
     __syncthreads();
     if (gi == 0) {
-        for (int g = 1; g < G; g++) m = fmaxf(m, part[g * D + c]);
+        for (int g = 1; g < G; g++) m = fmaxf(m, amaxPart[g * D + c]);
         atomicMax(amax + (i64)bh * D + c, __float_as_uint(m));
     }
 }
