@@ -80,6 +80,10 @@ struct NVRTC: @unchecked Sendable {
         try check(nvrtcGetCUBINSize(prog, &size), "nvrtcGetCUBINSize")
         var cubin = [UInt8](repeating: 0, count: size)
         try check(nvrtcGetCUBIN(prog, &cubin), "nvrtcGetCUBIN")
+        // SPARGE_NVRTC_DUMP=DIR: every CUBIN also goes to DIR/<program>.sm_<arch>.cubin (for nvdisasm).
+        if let dir = environmentPaths("SPARGE_NVRTC_DUMP").first {
+            FileManager.default.createFile(atPath: "\(dir)/\(name).sm_\(arch)\(suffix).cubin", contents: Data(cubin))
+        }
         return cubin
     }
 }

@@ -59,7 +59,7 @@ enum HopperAttentionSource {
 #define KTILE (BK * D)              // bytes
 #define VTILE (DV * BK * VELEM)
 #define VBYTES (D * BK * VELEM)     // the copied part of a V^T tile (the ones rows stay)
-#define PK (BK / (16 * VELEM))      // P.V instructions per tile (k16 fp16, k32 e4m3)
+#define PK (BK * VELEM / 32)        // P.V instructions per tile: BK / 16 (k16, fp16), BK / 32 (k32, e4m3)
 #define FP8_OFFSET 8.807f           // SageAttention2: P = 2^(S - m + 8.807) uses the e4m3 range
 #ifndef EXP_F16
 #define EXP_F16 0                   // ex2.approx.f16x2 is two MUFU.EX2.F16 plus a PRMT on sm_90: fp32 is cheaper
