@@ -101,3 +101,138 @@ struct FiniteOutputTests {
         }
     }
 }
+
+/// The KV cache's decode paths (exact, per-head and grouped sparse) under the same guard:
+/// q, k near 1e19 and values near the fp32 limit, with a second append raising the value unit
+/// of rows already stored.
+struct KVCacheFiniteOutputTests {
+    static let heads = 4, kvHeads = 2, d = 32, prefill = 2000, later = 1100
+
+    /// A cache holding `prefill` keys with values times `first`, then `later` with values times `second`.
+    static func cache(qk: Float, first: Float, second: Float, causal: Bool, seed: UInt64)
+        throws -> (cache: SpargeKVCache, k: [Float], v: [Float]) {
+        var rng = TestRNG(seed: seed)
+        let n = prefill + later
+        let k = rng.gaussians(kvHeads * n * d, scale: qk)
+        var v = rng.gaussians(kvHeads * n * d)
+        for h in 0..<kvHeads {
+            for t in 0..<n { for c in 0..<d { v[(h * n + t) * d + c] *= t < prefill ? first : second } }
+        }
+        var p = SpargeParameters.recommended
+        p.causal = causal
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: 4, parameters: p)
+        try KVCacheTests.append(cache, KVCacheTests.rows(k, heads: kvHeads, n: n, d: d, 0..<prefill),
+                                KVCacheTests.rows(v, heads: kvHeads, n: n, d: d, 0..<prefill), tokens: prefill)
+        try KVCacheTests.append(cache, KVCacheTests.rows(k, heads: kvHeads, n: n, d: d, prefill..<n),
+                                KVCacheTests.rows(v, heads: kvHeads, n: n, d: d, prefill..<n), tokens: later)
+        return (cache, k, v)
+    }
+
+    static func exact(_ cache: SpargeKVCache, _ q: [Float], queries: Int) throws -> [Float] {
+        var out = [Float](repeating: 0, count: q.count)
+        try q.withUnsafeBufferPointer { qp in try out.withUnsafeMutableBufferPointer { op in
+            try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: queries)
+        } }
+        return out
+    }
+
+    /// Exact decode against float64 for scores near the fp32 limit and values near it.
+    @Test(arguments: [(Float(1e19), Float(1), Float(1)), (1, 1e30, 3e37), (1e19, 1e36, 5e37), (1e-30, 1e-30, 1e-30)])
+    func exactDecodeMatchesFloat64(qk: Float, first: Float, second: Float) throws {
+        for causal in [true, false] {
+            let (cache, k, v) = try Self.cache(qk: qk, first: first, second: second, causal: causal, seed: 91)
+            var rng = TestRNG(seed: 92)
+            for queries in [1, 3] {
+                let q = rng.gaussians(Self.heads * queries * Self.d, scale: qk)
+                let out = try Self.exact(cache, q, queries: queries)
+                let label = "q,k \(qk) v \(first)/\(second) causal \(causal) Nq \(queries)"
+                #expect(out.allSatisfy { $0.isFinite }, "\(label): \(out.filter { !$0.isFinite }.count) non-finite")
+                let shape = AttentionShape(heads: Self.heads, kvHeads: Self.kvHeads, queryLength: queries,
+                                           keyLength: Self.prefill + Self.later, headDim: Self.d)
+                let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
+                #expect(FiniteOutputTests.relativeL1(out, ref) < 1e-4, "\(label): rel L1 \(FiniteOutputTests.relativeL1(out, ref))")
+            }
+        }
+    }
+
+    /// Sparse decode (grouped for one query, per head for three): finite, a convex combination
+    /// of the values, and, with values near the limit, the same as with those values divided
+    /// by 2^100 and the output multiplied back (a power of two changes nothing but the range).
+    @Test func sparseDecodeStaysFinite() throws {
+        var rng = TestRNG(seed: 93)
+        for queries in [1, 3] {
+            let (big, _, v) = try Self.cache(qk: 1e19, first: 1e36, second: 5e37, causal: true, seed: 94)
+            let q = rng.gaussians(Self.heads * queries * Self.d, scale: 1e19)
+            let out = try KVCacheTests.attend(big, q, queries: queries)
+            let vMax = v.map(abs).max()!
+            #expect(out.allSatisfy { $0.isFinite && abs($0) <= vMax * 1.001 }, "Nq \(queries): \(out.filter { !$0.isFinite }.count) non-finite")
+            let (moderate, _, _) = try Self.cache(qk: 1, first: 1e30, second: 3e37, causal: true, seed: 95)
+            let (small, _, _) = try Self.cache(qk: 1, first: 0x1p-100 * 1e30, second: 0x1p-100 * 3e37, causal: true, seed: 95)
+            let q1 = rng.gaussians(Self.heads * queries * Self.d)
+            let a = try KVCacheTests.attend(moderate, q1, queries: queries)
+            let b = try KVCacheTests.attend(small, q1, queries: queries).map { $0 * 0x1p100 }
+            #expect(a.allSatisfy { $0.isFinite }, "Nq \(queries): \(a.filter { !$0.isFinite }.count) non-finite")
+            #expect(FiniteOutputTests.relativeL1(a, b.map(Double.init)) < 1e-6, "Nq \(queries)")
+        }
+    }
+}
+
+/// The faithful GPU emulations cannot hold what fp16 cannot: fp16 P.V with |v| beyond 65504
+/// (and `gpuRounding` with such q or k) throws a typed error before any output is written.
+struct HalfRangeTests {
+    @Test func fp16EmulationRejectsValuesBeyondHalfRange() throws {
+        let s = FiniteOutputTests.shape
+        let (q, k, v) = FiniteOutputTests.inputs(qk: 1, v: 1)
+        var big = v
+        big[77] = 70000
+        var p = SpargeParameters.recommended
+        p.pvNumerics = .fp16
+        #expect(throws: SpargeError.beyondHalfRange(name: "v", index: 77, value: 70000, reason: HalfRoundedInputs.reason(name: "v"))) {
+            _ = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
+        }
+        // The largest finite fp16 value passes, and so does the same V with fp32 or FP8 P.V.
+        big[77] = 65504
+        let (edge, _) = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
+        #expect(edge.allSatisfy { $0.isFinite })
+        big[77] = 70000
+        for numerics in [PVNumerics.fp32, .fp8] {
+            p.pvNumerics = numerics
+            let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
+            #expect(out.allSatisfy { $0.isFinite }, "\(numerics)")
+        }
+        // A plan throws the same, and leaves the output untouched.
+        p.pvNumerics = .fp16
+        let plan = try SpargePlan(shape: s, parameters: p)
+        let workspace = plan.makeWorkspace()
+        var out = [Float](repeating: 42, count: s.queryElements)
+        #expect(throws: SpargeError.self) {
+            try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try big.withUnsafeBufferPointer { vp in
+                try out.withUnsafeMutableBufferPointer { op in
+                    _ = try plan.run(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp), output: AttentionOutput(op),
+                                     workspace: workspace)
+                }
+            } } }
+        }
+        #expect(out.allSatisfy { $0 == 42 })
+    }
+
+    @Test func gpuRoundingRejectsQueriesAndKeysBeyondHalfRange() throws {
+        let s = FiniteOutputTests.shape
+        let (q, k, v) = FiniteOutputTests.inputs(qk: 1, v: 1)
+        var p = SpargeParameters.recommended
+        p.gpuRounding = true
+        var bigK = k
+        bigK[5] = -1e19
+        do {
+            _ = try SpargeAttention.sparse(q: q, k: bigK, v: v, shape: s, parameters: p)
+            Issue.record("expected an error")
+        } catch let error as SpargeError {
+            guard case .beyondHalfRange(let name, let index, _, _) = error else { Issue.record("\(error)"); return }
+            #expect(name == "k" && index == 5)
+            #expect(error.description.contains("gpuRounding"))
+        }
+        p.gpuRounding = false
+        let (out, _) = try SpargeAttention.sparse(q: q, k: bigK, v: v, shape: s, parameters: p)
+        #expect(out.allSatisfy { $0.isFinite })
+    }
+}

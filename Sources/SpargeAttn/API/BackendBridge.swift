@@ -18,7 +18,7 @@ extension SpargeAttention {
         shape: AttentionShape, parameters: SpargeParameters, blockMap: BlockMap?
     ) throws -> (q: ResolvedTensor, k: ResolvedTensor, v: ResolvedTensor, output: ResolvedTensor) {
         _ = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                     parameters: parameters, blockMap: blockMap)
+                                     parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
         func resolve(_ base: UnsafeRawPointer, _ type: ElementType, _ layout: TensorLayout?, heads: Int, tokens: Int) -> ResolvedTensor {
             let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
             let last = l.lastOffset(batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim) ?? 0

@@ -34,7 +34,7 @@ public enum SpargeAttention {
         threads: Int? = nil, captureQuantized: Bool = false
     ) throws -> SparseAttentionResult {
         let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                             parameters: parameters, blockMap: blockMap)
+                                             parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
         return SparsePipeline(shape: shape, parameters: parameters).callOnce(
             views, blockMap: blockMap, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized)
     }
@@ -82,7 +82,8 @@ public enum SpargeAttention {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
-                                                     policy: parameters.nonFinitePolicy, parameters: parameters)
+                                                     policy: parameters.nonFinitePolicy, parameters: parameters,
+                                                     halfRounded: HalfRoundedInputs(parameters))
                 return SparsePipeline(shape: shape, parameters: parameters).callOnce(
                     views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized,
                     captureProbabilities: captureProbabilities)

@@ -10,6 +10,9 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidBlockMap(String)
     /// An input holds NaN or infinity and the policy is to reject it.
     case nonFiniteInput(name: String, index: Int, value: Float)
+    /// An input that a GPU emulation rounds to fp16 (`reason` says which option) holds a
+    /// value fp16 cannot represent (|x| >= 65520 rounds to infinity there).
+    case beyondHalfRange(name: String, index: Int, value: Float, reason: String)
     /// The combination of options is not supported.
     case unsupported(String)
     /// A CPU kernel level was requested (by `source`) that this build or processor cannot run.
@@ -25,6 +28,9 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidBlockMap(let s): return "invalid block map: \(s)"
         case .nonFiniteInput(let name, let index, let value):
             return "input '\(name)' has the non-finite value \(value) at element \(index); clean the input or set nonFinitePolicy to .propagate"
+        case .beyondHalfRange(let name, let index, let value, let reason):
+            return "input '\(name)' has \(value) at element \(index), beyond fp16's range (65504): \(reason), where it would become "
+                + "infinity. Scale '\(name)' into fp16's range or turn the fp16 emulation off (gpuRounding false, pvNumerics .fp32)"
         case .unsupported(let s): return "unsupported: \(s)"
         case .unsupportedKernelLevel(let requested, let supported, let source):
             return "\(source) asks for the CPU kernel level '\(requested)', but this build and processor run only "

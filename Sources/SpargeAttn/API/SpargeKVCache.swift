@@ -38,6 +38,7 @@ public final class SpargeKVCache: @unchecked Sendable {
     let values: RawBuffer<Float>        // [B*Hkv][capacity][width]
     let capacityBlocks: Int
     let width: Int
+    let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
     private var meanIsSet: Bool
 
     /// Creates an empty cache.
@@ -81,6 +82,7 @@ public final class SpargeKVCache: @unchecked Sendable {
                                 chunkCapacity: chunkCapacity)
         keys = RawBuffer(count: batch * kvh * capacity * headDim, zero: 0)
         values = RawBuffer(count: batch * kvh * capacity * g.width, zero: 0)
+        magnitudes = CacheMagnitudes(heads: batch * kvh)
         meanIsSet = false
         if let m = keyMean, parameters.smoothK {
             storage.ops.kMean.pointer.update(from: m, count: m.count)
@@ -105,7 +107,7 @@ public final class SpargeKVCache: @unchecked Sendable {
                              headStride: capacity * headDim, rowStride: headDim),
             values: TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
                                headStride: capacity * width, rowStride: width),
-            capacityBlocks: capacityBlocks)
+            capacityBlocks: capacityBlocks, magnitudes: magnitudes)
     }
 
     /// Appends `tokens` keys and values (`B,Hkv,tokens,D` tensors, any layout and element type)
@@ -116,7 +118,8 @@ public final class SpargeKVCache: @unchecked Sendable {
             throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
-                                                      policy: parameters.nonFinitePolicy, temp: storage.temp.pointer)
+                                                      policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
+                                                      temp: storage.temp.pointer)
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
@@ -126,6 +129,7 @@ public final class SpargeKVCache: @unchecked Sendable {
                 }
             }
         }
+        buffers.guardAppendedRows(first: length, count: tokens, capacity: capacity, headDim: headDim)
         let firstDirty = length / parameters.blockK
         length += tokens
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length, headDim: headDim)
@@ -143,7 +147,7 @@ public final class SpargeKVCache: @unchecked Sendable {
         }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
         let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                                      temp: storage.temp.pointer)
+                                                      halfRounded: HalfRoundedInputs(parameters), temp: storage.temp.pointer)
         return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
     }
 

@@ -50,7 +50,7 @@ public final class SpargePlan: Sendable {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
         }
         let views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                             temp: workspace.storage.temp.pointer)
+                                             halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer)
         try CallValidation.requireMapBytes(blockMap, geometry: workspace.storage.g)
         return SparsePipeline(shape: shape, parameters: parameters)
             .callWithWorkspace(views, given: blockMap?.baseAddress, storage: workspace.storage)

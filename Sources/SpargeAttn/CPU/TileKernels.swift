@@ -34,9 +34,16 @@ extension SpargeSIMDAVX2.KernelSet: TileKernels {}
 extension SpargeSIMDAVX512.KernelSet: TileKernels {}
 #endif
 
-/// Key-block columns are padded to this multiple in every kernel set (the widest set's
-/// column tile), so that packed layouts, and therefore results, do not depend on the set.
-let kernelColumnMultiple = 32
+/// Key-block columns are padded to this multiple in every kernel set (the widest compiled
+/// set's column tile; tiles are powers of two), so that packed layouts, and therefore
+/// results, do not depend on the set.
+let kernelColumnMultiple: Int = {
+    #if arch(x86_64)
+    Swift.max(SpargeSIMD.KernelSet.columnTile, SpargeSIMDAVX2.KernelSet.columnTile, SpargeSIMDAVX512.KernelSet.columnTile)
+    #else
+    SpargeSIMD.KernelSet.columnTile
+    #endif
+}()
 
 extension SpargeCPU {
     /// The kernel set of `level`, or nil when this build or this processor lacks it.

@@ -23,10 +23,11 @@ struct DecodeRows {
 /// Computes the unnormalised online-softmax states of `group` rows over keys `keys`: per row
 /// an exported state of one row (`m`, `l`, then `width` accumulators; see
 /// ``OnlineSoftmax/merge``), rows consecutive in `parts` with stride `2 + width`.
-/// `scores` holds `rows * decodeTileKeys` floats.
+/// `scores` holds `rows * decodeTileKeys` floats. With `scoreUnit` other than 1 the queries
+/// were divided by it (``OverflowGuard``) and the softmax takes differences in that unit.
 func decodeChunk(
     _ group: DecodeRows, d: Int, width: Int, keys: Range<Int>, k: TensorView, v: TensorView,
-    b: Int, kvh: Int, factor: Float, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>
+    b: Int, kvh: Int, factor: Float, scoreUnit: Float = 1, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>
 ) {
     let stride = 2 + width
     for r in 0..<group.rows {
@@ -60,8 +61,20 @@ func decodeChunk(
                 sr.update(repeating: 0, count: decodeTileKeys)
                 continue
             }
-            let updated = OnlineSoftmax.raiseMax(part, sum: part + 1, acc: part + 2, width: width, tileMax: tileMax)
-            part[1] += exp2InPlace(sr, count: decodeTileKeys, shift: updated)
+            let updated = OnlineSoftmax.raiseMax(part, sum: part + 1, acc: part + 2, width: width, tileMax: tileMax,
+                                                 unit: scoreUnit)
+            if scoreUnit == 1 {
+                part[1] += exp2InPlace(sr, count: decodeTileKeys, shift: updated)
+            } else {
+                // Rare (|q.k| near the fp32 limit): one element at a time.
+                var sum: Float = 0
+                for j in 0..<decodeTileKeys {
+                    let e = (sr[j] - updated) * scoreUnit
+                    sr[j] = e < probabilityFlushExponent ? 0 : exp2Scalar(e)
+                    sum += sr[j]
+                }
+                part[1] += sum
+            }
         }
         // P.V with each value row loaded once for all rows.
         for j in 0..<count {

@@ -18,7 +18,8 @@ func usesGroupedDecode(_ g: SparseGeometry) -> Bool {
 func groupedDecodeBlock(
     b: Int, kvh: Int, ops: SparseOperands, geometry g: SparseGeometry, map: UnsafePointer<UInt8>,
     lambda: (Int) -> Float, options o: SparseKernelOptions, output: MutableTensorView, scratch w: WorkerScratch,
-    chunk: Int, chunks: Int, partials: UnsafeMutablePointer<Float>?, counts: UnsafeMutablePointer<TileCounts>
+    chunk: Int, chunks: Int, partials: UnsafeMutablePointer<Float>?, units: UnsafeMutablePointer<Float>?,
+    counts: UnsafeMutablePointer<TileCounts>
 ) {
     let s = g.shape, d = s.headDim, group = s.groupSize, nq = s.queryLength
     let rows = group * nq, rowsPad = roundUp(rows, 4), stride = g.columnsPad
@@ -45,12 +46,22 @@ func groupedDecodeBlock(
         counts[item * chunks + chunk] = TileCounts()
     }
     let scores = w.scores.pointer
-    let softmax = w.softmax
+    var softmax = w.softmax
     softmax.reset(rows: rowsPad)
+    // The overflow guard of `sparseQueryBlock` (``OverflowGuard``), one score unit for the
+    // group (its largest query scale): 1, and the same products as per head, in normal ranges.
+    var kScaleMax: Float = 0, qScaleMax: Float = 0
+    for j in 0..<g.keyBlocks { kScaleMax = Swift.max(kScaleMax, ops.kScale.pointer[kHead * g.keyBlockStride + j]) }
+    for gh in 0..<group { qScaleMax = Swift.max(qScaleMax, ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]) }
+    let scoreUnit = OverflowGuard.unit(
+        bound: 16129 * Double(d) * Double(qScaleMax) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
+    softmax.scoreUnit = scoreUnit
+    if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
     func headSoftmax(_ gh: Int) -> OnlineSoftmax {
         OnlineSoftmax(rowMax: softmax.rowMax + gh * nq, rowSum: softmax.rowSum + gh * nq, tileMax: softmax.tileMax + gh * nq,
                       rowFactor: softmax.rowFactor + gh * nq, rowTotal: softmax.rowTotal + gh * nq,
-                      acc: softmax.acc + gh * nq * softmax.width, width: softmax.width, kernels: softmax.kernels)
+                      acc: softmax.acc + gh * nq * softmax.width, width: softmax.width, kernels: softmax.kernels,
+                      scoreUnit: softmax.scoreUnit, valueUnit: softmax.valueUnit)
     }
     let active = w.groupFlags.pointer
     for j in 0..<g.keyBlocks {
@@ -81,7 +92,8 @@ func groupedDecodeBlock(
             }
             // The same product as the per-head kernel: int32 sum (exact in fp32) times one scale.
             let qScale = ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]
-            let scale = qScale * ops.kScale.pointer[t] * o.scoreFactor
+            let scale = scoreUnit == 1 ? qScale * ops.kScale.pointer[t] * o.scoreFactor
+                : Float(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor) / Double(scoreUnit))
             for r in 0..<nq { scaleInPlace(headRows + r * stride, count: stride, by: scale) }
             maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
                      firstQuery: 0, firstKey: kStart, offset: o.causalOffset,
@@ -107,7 +119,8 @@ func groupedDecodeBlock(
         if let partials {
             let item = (b * s.heads + h) * g.queryBlocks
             hs.export(rows: nq, layoutRows: g.rowsPad,
-                      into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width))
+                      into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width),
+                      units: chunk == 0 ? units.map { $0 + item * 2 } : nil)
         } else {
             hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, temp: w.row.pointer)
         }

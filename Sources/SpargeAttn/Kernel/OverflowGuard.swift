@@ -1,4 +1,5 @@
 import Foundation
+import SpargeSIMD
 
 // Finite in, finite out (issue 15). Two fp32 overflows are avoided without per-element work
 // in the hot loops, with powers of two (exact scalings):
@@ -24,9 +25,7 @@ enum OverflowGuard {
 
     /// The largest |x| of `count` floats (NaN is ignored; it makes the output NaN anyway).
     static func maxMagnitude(_ x: UnsafePointer<Float>, count: Int) -> Float {
-        var m: Float = 0
-        for i in 0..<count { m = Swift.max(m, Swift.abs(x[i])) }
-        return m
+        absoluteMax(x, count: count)
     }
 
     /// Writes the `valueUnit` of every (batch, kv head) of V (`B,H kv,Nk,D`) to `units`

@@ -23,7 +23,7 @@ enum CallValidation {
     static func views(
         q: AttentionInput, k: AttentionInput, v: AttentionInput?, output: AttentionOutput?, shape: AttentionShape,
         policy: NonFinitePolicy, parameters: SpargeParameters? = nil, blockMap: BlockMap? = nil,
-        temp: UnsafeMutablePointer<Float>? = nil
+        halfRounded: HalfRoundedInputs = .none, temp: UnsafeMutablePointer<Float>? = nil
     ) throws -> CallViews {
         try shape.validate()
         let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
@@ -38,6 +38,17 @@ enum CallValidation {
                 try requireFinite(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
             }
         }
+        if halfRounded.queriesAndKeys || (halfRounded.values && vv != nil) {
+            let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
+            defer { if temp == nil { scratch.deallocate() } }
+            if halfRounded.queriesAndKeys {
+                try requireHalfRange(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: scratch)
+                try requireHalfRange(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
+            }
+            if halfRounded.values, let vv {
+                try requireHalfRange(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
+            }
+        }
         let out = try output.map { try $0.view(shape: shape) }
         try parameters?.validate(for: shape)
         if let m = blockMap, let p = parameters { try m.validate(for: shape, blockQ: p.blockQ, blockK: p.blockK) }
@@ -46,7 +57,8 @@ enum CallValidation {
 
     /// A KV-cache append's keys and values (`B,Hkv,tokens,D`; the cache checked its room).
     static func cacheAppend(k: AttentionInput, v: AttentionInput, batch: Int, kvHeads: Int, tokens: Int, headDim: Int,
-                            policy: NonFinitePolicy, temp: UnsafeMutablePointer<Float>) throws -> (k: TensorView, v: TensorView) {
+                            policy: NonFinitePolicy, halfRounded: HalfRoundedInputs = .none,
+                            temp: UnsafeMutablePointer<Float>) throws -> (k: TensorView, v: TensorView) {
         let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
         let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
         let vv = try v.view(name: "v", heads: kvHeads, tokens: tokens, shape: part)
@@ -54,19 +66,35 @@ enum CallValidation {
             try requireFinite(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
             try requireFinite(vv, name: "v", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
         }
+        if halfRounded.queriesAndKeys {
+            try requireHalfRange(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
+        }
         return (kv, vv)
     }
 
     /// A KV-cache call's queries and output (`B,H,Nq,D` of `shape`; keys and values are the
     /// cache's own).
     static func cacheQuery(q: AttentionInput, output: AttentionOutput, shape: AttentionShape, policy: NonFinitePolicy,
+                           halfRounded: HalfRoundedInputs = .none,
                            temp: UnsafeMutablePointer<Float>) throws -> (q: TensorView, output: MutableTensorView) {
         let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
         let out = try output.view(shape: shape)
         if policy == .reject {
             try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: temp)
         }
+        if halfRounded.queriesAndKeys {
+            try requireHalfRange(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: temp)
+        }
         return (qv, out)
+    }
+
+    /// Throws ``SpargeError/beyondHalfRange(name:index:value:reason:)`` at the first element of
+    /// `view` that fp16 cannot hold.
+    static func requireHalfRange(_ view: TensorView, name: String, batch: Int, heads: Int, tokens: Int, d: Int,
+                                 temp: UnsafeMutablePointer<Float>) throws {
+        if let (i, x) = firstBeyondHalfRange(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) {
+            throw SpargeError.beyondHalfRange(name: name, index: i, value: x, reason: HalfRoundedInputs.reason(name: name))
+        }
     }
 
     /// Throws ``SpargeError/nonFiniteInput(name:index:value:)`` at the first NaN or infinity

@@ -1,3 +1,5 @@
+import SpargeSIMD
+
 // A KV cache's calls through the pipeline. The cache owns fp32 keys and fp32 values padded to
 // `width` ([B*Hkv][capacity][...]) and a storage sized for its largest call, whose key-side
 // buffers keep the capacity's layout (`keyBlockStride`) while the cache grows.
@@ -6,8 +8,62 @@
 struct CacheBuffers {
     let storage: SparseStorage
     let keys: TensorView            // [B*Hkv][capacity][D], fp32
-    let values: TensorView          // [B*Hkv][capacity][width], fp32
+    let values: TensorView          // [B*Hkv][capacity][width], fp32, divided by `valueUnits`
     let capacityBlocks: Int
+    /// Per (batch, kv head): the largest |k| and |v| appended so far (``OverflowGuard``).
+    let magnitudes: CacheMagnitudes
+}
+
+/// The overflow guard of a KV cache (``OverflowGuard``): per (batch, kv head) the largest
+/// |k| and |v| appended so far, and V stored divided by a power of two (`storage.ops.valueUnits`,
+/// 1 normally) chosen from the largest |v| times the capacity, so that `O = sum P v` stays
+/// finite however long the cache grows. When a later append raises the unit, the rows already
+/// stored are divided by the ratio (a power of two: exact, but for values below about
+/// 2^-126 times the unit, negligible beside the head's largest).
+struct CacheMagnitudes {
+    let keys: RawBuffer<Float>
+    let values: RawBuffer<Float>
+
+    init(heads: Int) {
+        keys = RawBuffer(count: heads, zero: 0)
+        values = RawBuffer(count: heads, zero: 0)
+    }
+}
+
+extension CacheBuffers {
+    /// Updates the magnitudes and value units after rows `first..<first + count` of every
+    /// (batch, kv head) were written unscaled; returns whether any head's V is stored scaled.
+    @discardableResult
+    func guardAppendedRows(first: Int, count: Int, capacity: Int, headDim d: Int) -> Bool {
+        let units = storage.ops.valueUnits.pointer
+        let kBase = UnsafeMutablePointer(mutating: keys.base.assumingMemoryBound(to: Float.self))
+        let vBase = UnsafeMutablePointer(mutating: values.base.assumingMemoryBound(to: Float.self))
+        let w = values.rowStride, heads = magnitudes.keys.count
+        var scaled = false
+        for head in 0..<heads {
+            var kMax = magnitudes.keys.pointer[head], vMax = magnitudes.values.pointer[head]
+            for t in first..<(first + count) {
+                kMax = Swift.max(kMax, OverflowGuard.maxMagnitude(kBase + (head * capacity + t) * d, count: d))
+                vMax = Swift.max(vMax, OverflowGuard.maxMagnitude(vBase + (head * capacity + t) * w, count: d))
+            }
+            magnitudes.keys.pointer[head] = kMax
+            magnitudes.values.pointer[head] = vMax
+            let old = units[head]
+            let unit = Swift.max(old, OverflowGuard.unit(bound: Double(vMax) * Double(capacity), limit: OverflowGuard.valueLimit))
+            let rows = vBase + head * capacity * w
+            if unit != old {
+                // Rows stored before: from units of `old` to units of `unit`.
+                let ratio = old / unit
+                for t in 0..<first { scaleInPlace(rows + t * w, count: w, by: ratio) }
+                units[head] = unit
+            }
+            if unit != 1 {
+                for t in first..<(first + count) { scaleInPlace(rows + t * w, count: w, by: 1 / unit) }
+            }
+            scaled = scaled || unit != 1
+        }
+        return scaled
+    }
 }
 
 extension SparsePipeline {
@@ -32,7 +88,10 @@ extension SparsePipeline {
     /// Sparse attention of `shape.queryLength` new queries to the cached keys (prepared).
     func attendCached(q: TensorView, output: MutableTensorView, cache c: CacheBuffers) -> SparseCallSummary {
         let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: c.capacityBlocks)
-        c.storage.ops.bindPaddedValues(c.values)
+        let heads = shape.batch * shape.kvHeads
+        var scaled = false
+        for head in 0..<heads where c.storage.ops.valueUnits.pointer[head] != 1 { scaled = true }
+        c.storage.ops.bindPaddedValues(c.values, scaled: scaled)
         let outcome = run(q: q, k: c.keys, v: c.keys, output: output, given: nil, storage: c.storage,
                           geometry: g, keysPrepared: true)
         return callSummary(outcome, map: c.storage.map.pointer, shape: shape, parameters: parameters, geometry: g)
@@ -41,7 +100,9 @@ extension SparsePipeline {
 
 /// Exact fp32 attention of `shape.queryLength` queries to every visible cached key: the
 /// decode kernel over chunks of `decodeChunkKeys` keys per (batch, kv group), then the
-/// split-K merge per row. `factor` is `s * log2(e)`.
+/// split-K merge per row. `factor` is `s * log2(e)`. Overflow guard (``OverflowGuard``): a
+/// group whose |q.k| bound exceeds the limit has its fp32 queries divided by a power of two
+/// (scores in that unit), and V's unit of the cache is applied after the merge.
 func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s: AttentionShape, causal: Bool,
                           factor: Float, cache c: CacheBuffers) {
     let n = s.keyLength, queries = s.queryLength, d = s.headDim, w = c.values.rowStride
@@ -54,6 +115,7 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     let qRows = RawBuffer<Float>(uninitializedCount: rows * d)
     let visible = RawBuffer<Int>(uninitializedCount: rows)
     let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
+    let units = RawBuffer<Float>(uninitializedCount: 2 * s.batch * s.kvHeads)   // score, value unit per group
     for b in 0..<s.batch {
         for h in 0..<s.heads {
             for t in 0..<queries {
@@ -62,6 +124,15 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
                 visible.pointer[row] = causal ? Swift.min(n, t + n - queries + 1) : n
             }
         }
+    }
+    for bk in 0..<(s.batch * s.kvHeads) {
+        let first = bk * groupRows   // (b * heads + kvh * group) * queries
+        let qMax = OverflowGuard.maxMagnitude(qRows.pointer + first * d, count: groupRows * d)
+        let bound = Double(d) * Double(qMax) * Double(c.magnitudes.keys.pointer[bk]) * Swift.max(1, Double(factor))
+        let unit = OverflowGuard.unit(bound: bound, limit: OverflowGuard.scoreLimit)
+        if unit != 1 { scaleRowsInPlace(qRows.pointer + first * d, count: groupRows * d, by: 1 / unit) }
+        units.pointer[2 * bk] = unit
+        units.pointer[2 * bk + 1] = c.storage.ops.valueUnits.pointer[bk]
     }
     let workers = c.storage.workers
     let groupScores = RawBuffer<Float>(uninitializedCount: workers * groupRows * decodeTileKeys)
@@ -74,7 +145,7 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows)
         let local = groupParts.pointer + worker * groupRows * partSize
         decodeChunk(rowsOfGroup, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
-                    k: kView, v: vView, b: b, kvh: kvh, factor: factor,
+                    k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: units.pointer[2 * bk],
                     scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
         for r in 0..<groupRows {
             (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
@@ -83,8 +154,14 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     let scratch = c.storage.scratch
     parallelFor(items: rows, threads: workers) { worker, row in
         let t = row % queries, bh = row / queries
+        let bk = (bh / s.heads) * s.kvHeads + (bh % s.heads) / group
         OnlineSoftmax.merge(parts.pointer + row * chunks * partSize, count: chunks, rows: 1, width: w, validRows: 1, d: d,
-                            normalization: .division, into: out, b: bh / s.heads, h: bh % s.heads, first: t,
-                            temp: scratch[worker].row.pointer)
+                            normalization: .division, units: units.pointer + 2 * bk, into: out, b: bh / s.heads, h: bh % s.heads,
+                            first: t, temp: scratch[worker].row.pointer)
     }
+}
+
+/// `x[i] *= factor` for any `count` (the SIMD row kernel wants multiples of 8).
+private func scaleRowsInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
+    for i in 0..<count { x[i] *= factor }
 }

@@ -47,8 +47,9 @@ final class SparseOperands: @unchecked Sendable {
         values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
     }
 
-    /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache).
-    func bindPaddedValues(_ v: TensorView) { values = v; valuesScaled = false }
+    /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache), stored
+    /// divided by ``valueUnits`` when `scaled` (the cache keeps those units up to date).
+    func bindPaddedValues(_ v: TensorView, scaled: Bool) { values = v; valuesScaled = scaled }
 
     /// Points the kernel at V (see `widenValues`): in place when it can, else widened into
     /// `vPadded`, allocated on first need and then reused.

@@ -90,7 +90,7 @@ struct SparsePipeline {
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
             let grouped = usesGroupedDecode(g) && !perHeadKernel
-            let units = grouped ? nil : st.partialUnits
+            let units = st.partialUnits
             if grouped {
                 // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.
                 parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, work in
@@ -98,7 +98,8 @@ struct SparsePipeline {
                     groupedDecodeBlock(
                         b: bk / s.kvHeads, kvh: bk % s.kvHeads, ops: ops, geometry: g, map: mapBase.value,
                         lambda: { p.pvThreshold[$0] }, options: options, output: output, scratch: scratch[worker],
-                        chunk: chunk, chunks: chunks, partials: chunks > 1 ? partials!.pointer : nil, counts: countBase.value)
+                        chunk: chunk, chunks: chunks, partials: chunks > 1 ? partials!.pointer : nil,
+                        units: chunks > 1 ? units.map { $0.pointer } : nil, counts: countBase.value)
                 }
             } else {
                 parallelFor(items: items * chunks, threads: workers) { worker, work in

@@ -88,11 +88,7 @@ struct OnlineSoftmax {
         kernels.exponentiateRows(scores, stride: stride, rows: rows, columns: stride, shifts: tileMax, sums: rowTotal)
         for r in 0..<rows { rowSum[r] += rowTotal[r] }
         // fp16 / FP8 P.V: l from the unrounded P, the product with P rounded (V is rounded when bound).
-        switch numerics {
-        case .fp32: break
-        case .fp16: for r in 0..<rows { let row = scores + r * stride; for c in 0..<keys { row[c] = roundToHalf(row[c]) } }
-        case .fp8: for r in 0..<rows { let row = scores + r * stride; for c in 0..<keys { row[c] = roundToE4M3(row[c]) } }
-        }
+        if numerics != .fp32 { for r in 0..<rows { Self.roundProbabilities(scores + r * stride, keys: keys, numerics: numerics) } }
         kernels.accumulateProbabilityValue(
             p: scores, pStride: stride, rows: rows, count: keys,
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
@@ -120,21 +116,30 @@ struct OnlineSoftmax {
                 row[c] = e < probabilityFlushExponent ? 0 : exp2Scalar(e)
                 sum += row[c]
             }
-            if numerics == .fp16 {
-                for c in 0..<keys { row[c] = roundToHalf(row[c]) }
-            } else if numerics == .fp8 {
+            if numerics == .fp8 {
                 sum = 0
                 for c in 0..<stride {
                     row[c] *= exp2Scalar(fp8ProbabilityOffset)
                     sum += row[c]
                 }
-                for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
             }
+            Self.roundProbabilities(row, keys: keys, numerics: numerics)
             rowSum[r] += sum
         }
         kernels.accumulateProbabilityValue(
             p: scores, pStride: stride, rows: rows, count: keys,
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
+    }
+
+    /// Rounds the first `keys` probabilities of a row as the GPU's P.V takes them (fp16 or FP8
+    /// e4m3; fp32 leaves them): `l` was summed before, from the unrounded P.
+    @inline(__always)
+    static func roundProbabilities(_ row: UnsafeMutablePointer<Float>, keys: Int, numerics: PVNumerics) {
+        switch numerics {
+        case .fp32: break
+        case .fp16: for c in 0..<keys { row[c] = roundToHalf(row[c]) }
+        case .fp8: for c in 0..<keys { row[c] = roundToE4M3(row[c]) }
+        }
     }
 
     /// The running-max step of one row for a tile whose maximum `tileMax` is finite: when the
