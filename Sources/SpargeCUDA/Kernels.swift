@@ -86,9 +86,11 @@ enum Kernels {
             let minDefault = threads == 128 || (d == 64 && blockK == 64) ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)"
+            // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
+            let twoLevel = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
-                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "--std=c++17"]
+                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)", "--std=c++17"]
             // Per stage: the K tile, V^T (fp16 with its ones rows, or e4m3), the stage's mbarrier.
             tiles = (lookahead + 1 + pipeline) * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 8)
         }
@@ -178,6 +180,12 @@ public enum SpargeCUDAKernels {
                                                   options: config.options)
                     sizes.append((config.program, cubin.count))
                 }
+                // The opt-in FP8 two-level accumulation (SPARGE_CUDA_FP8_TWO_LEVEL=1) compiles too.
+                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: true) else { continue }
+                let options = config.options.map { $0 == "-DFP8_TWO_LEVEL=0" ? "-DFP8_TWO_LEVEL=1" : $0 }
+                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_two_level.cu", arch: 90, suffix: "a",
+                                              options: options)
+                sizes.append((config.program + "_two_level", cubin.count))
             }
         }
         return sizes

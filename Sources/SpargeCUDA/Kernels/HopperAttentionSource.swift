@@ -16,7 +16,8 @@ enum HopperAttentionSource {
     static var wrappers: String {
         /// `wgmma` with A from registers: `acc` accumulators of `constraint` ("r" or "f"), the
         /// instruction's type suffix, and the immediates after scale-d.
-        func wrapper(_ name: String, n: Int, k: Int, accType: String, types: String, constraint: String, immediates: String) -> String {
+        func wrapper(_ name: String, n: Int, k: Int, accType: String, types: String, constraint: String, immediates: String,
+                     accumulate: Bool = true) -> String {
             let acc = n / 2
             let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
             let outs = (0..<acc).map { "\"+\(constraint)\"(d[\($0)])" }.joined(separator: ", ")
@@ -24,7 +25,7 @@ enum HopperAttentionSource {
             DEV void \(name)_n\(n)(\(accType)* d, const unsigned* a, u64 desc) {
                 asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
                     "wgmma.mma_async.sync.aligned.m64n\(n)k\(k).\(types) {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p\(immediates);\\n}\\n"
-                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(\(accumulate ? 1 : 0)));
             }
 
             """
@@ -34,6 +35,8 @@ enum HopperAttentionSource {
         // FP8 (no transpose immediates: 8-bit operands are K-major only); guarded so that the
         // source still compiles for architectures without e4m3.
         let e4m3 = [64, 128].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
+            // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
+            + [64, 128].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
         return "\n" + (s8 + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
@@ -78,10 +81,16 @@ enum HopperAttentionSource {
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
+#ifndef FP8_TWO_LEVEL
+#define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
+#endif
+#define TWO_LEVEL (PV_FP8 && FP8_TWO_LEVEL)
 #if PV_FP8 && D == 64
 #define WG_PV wgmma_e4m3_n64
+#define WG_PV_FRESH wgmma_e4m3_fresh_n64
 #elif PV_FP8
 #define WG_PV wgmma_e4m3_n128
+#define WG_PV_FRESH wgmma_e4m3_fresh_n128
 #elif D == 64
 #define WG_PV wgmma_f16_n72
 #else
@@ -232,18 +241,37 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     #pragma unroll
     for (int kk = 0; kk < PK; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
     // O += P V^T(buffer) for the P in pa, issued, not waited for; then the wait, after which O
-    // and pa may be touched again (pinned: no read or write of them moves across).
+    // and pa may be touched again (pinned: no read or write of them moves across). With
+    // TWO_LEVEL the tile's product goes to fresh accumulators `ot`, added to O after the wait
+    // (Hopper's FP8 wgmma keeps fewer accumulator bits than fp32; SageAttention2 does the same).
+#if TWO_LEVEL
+    float ot[OCH * 4];
+    #pragma unroll
+    for (int e = 0; e < OCH * 4; e++) ot[e] = 0.0f;
+    #define PV_ACC ot
+#else
+    #define PV_ACC o
+#endif
     auto issue_pv = [&](int buf) {
         #pragma unroll
-        for (int kk = 0; kk < PK; kk++) WG_PV(o, pa[kk], sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 8 * VELEM));
+        for (int kk = 0; kk < PK; kk++) {
+#if TWO_LEVEL
+            if (kk == 0) { WG_PV_FRESH(ot, pa[kk], sdesc(vLo + (buf * VTILE) / 16, BK * 8 * VELEM)); continue; }
+#endif
+            WG_PV(PV_ACC, pa[kk], sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 8 * VELEM));
+        }
         wg_commit();
     };
     auto wait_pv = [&]() {
         wg_wait<0>();
         #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
+        for (int e = 0; e < OCH * 4; e++) pin(PV_ACC[e]);
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+#if TWO_LEVEL
+        #pragma unroll
+        for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
+#endif
     };
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
@@ -378,7 +406,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int kk = 0; kk < PK; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
 #if !PIPELINE
         #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
+        for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
         issue_pv(buf);
         wait_pv();
@@ -388,7 +416,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // The last tile's P.V.
     {
         #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
+        for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
         issue_pv((cnt + STAGES - 1) % STAGES);
         wait_pv();
