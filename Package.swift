@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "SpargeWorkloads", dependencies: ["SpargeAttn"]),
         // Every source of SpargeCUDA is wrapped in `#if CUDA`: without the trait the module is empty.
         .target(name: "SpargeCUDA", dependencies: ["SpargeAttn"]),
-        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads",
+        .executableTarget(name: "sparge", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads",
                                                         .target(name: "SpargeCUDA", condition: .when(traits: ["CUDA"]))]),
         // The example of a real model on the library (Examples/): a GGUF reader and BPE tokenizer
         // (a library, so tests and fuzz targets can use it) and the SmolLM2 program.
@@ -81,7 +81,7 @@ let package = Package(
         // generator. Not a product.
         .target(name: "SpargeTestSupport", dependencies: ["SpargeAttn", "SpargeFormats"], path: "Tests/Support/TestSupport"),
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
-        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeSIMD", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
+        .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
         // The `sparge` tool run as a subprocess (it must be built: `swift test` builds it).
         .testTarget(name: "SpargeCLITests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"]),
         .testTarget(name: "SpargeCUDATests", dependencies: ["SpargeAttn", "SpargeCUDA"]),

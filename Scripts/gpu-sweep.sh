@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine from the repository root, with .gpu/ carried (make-gpu-bundle.sh):
+# Runs on the GPU machine from the repository root, with .gpu/ (or $GPU_BUNDLE) carried (make-gpu-bundle.sh):
 # compares stage-2 kernel variants in one call. Each argument is one variant:
 #   "ENV=VALUE ... -- sparge bench options", e.g. "SPARGE_CUDA_MT=1 -- --bq 128 --bk 64"
 # With --check first, the agreement check runs once before the benchmarks.
 set -uo pipefail
 out=${OUT:-/tmp}
-cd .gpu && { [ -x sparge ] || { gunzip -f sparge.gz && chmod +x sparge; }; }
+cd "${GPU_BUNDLE:-.gpu}" && { [ -x sparge ] || { gunzip -f sparge.gz && chmod +x sparge; }; }
 export SPARGE_NVRTC=${SPARGE_NVRTC:-$(ls /usr/local/cuda/lib64/libnvrtc.so* 2>/dev/null | head -1)}
 if [ "${1:-}" = "--check" ]; then
     shift

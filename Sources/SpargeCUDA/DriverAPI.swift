@@ -28,6 +28,7 @@ struct DriverAPI: @unchecked Sendable {
     let cuMemcpyHtoD: @convention(c) (CUdeviceptr, UnsafeRawPointer, Int) -> CUresult
     let cuMemcpyDtoH: @convention(c) (UnsafeMutableRawPointer, CUdeviceptr, Int) -> CUresult
     let cuMemsetD8: @convention(c) (CUdeviceptr, UInt8, Int) -> CUresult
+    let cuMemsetD8Async: @convention(c) (CUdeviceptr, UInt8, Int, CUhandle?) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<CUhandle?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (CUhandle, CUhandle?) -> CUresult
     let cuEventSynchronize: @convention(c) (CUhandle) -> CUresult
@@ -67,6 +68,7 @@ struct DriverAPI: @unchecked Sendable {
         cuMemcpyHtoD = try l.function("cuMemcpyHtoD_v2")
         cuMemcpyDtoH = try l.function("cuMemcpyDtoH_v2")
         cuMemsetD8 = try l.function("cuMemsetD8_v2")
+        cuMemsetD8Async = try l.function("cuMemsetD8Async")
         cuEventCreate = try l.function("cuEventCreate")
         cuEventRecord = try l.function("cuEventRecord")
         cuEventSynchronize = try l.function("cuEventSynchronize")

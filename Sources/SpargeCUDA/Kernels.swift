@@ -60,7 +60,8 @@ enum Kernels {
 
     /// The Hopper (sm_90a, `wgmma`) stage-2 kernel, where it applies: compute capability 9.0,
     /// head dim 64 or 128, query blocks of 64 or 128 rows (a warpgroup per 64), key blocks of 64
-    /// or 128; `SPARGE_CUDA_WGMMA=0` turns it off (the `mma.sync` kernel then runs).
+    /// or 128; `SPARGE_CUDA_WGMMA=0` turns it off (the `mma.sync` kernel then runs). P.V in
+    /// fp16 or, with `fp8`, in e4m3 (SageAttention2's numerics, V^T from `prep_values_t8`).
     struct HopperConfiguration {
         let program: String
         let options: [String]
@@ -68,13 +69,13 @@ enum Kernels {
         private let tiles: Int
 
         /// The configuration on `device`: nil when it is not a Hopper GPU or the kernel is turned off.
-        init?(device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int) {
+        init?(device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int, fp8: Bool = false) {
             guard device.architecture == 90, Kernels.environmentInt("SPARGE_CUDA_WGMMA", in: 0...1) != 0 else { return nil }
-            self.init(headDim: d, blockQ: blockQ, blockK: blockK)
+            self.init(headDim: d, blockQ: blockQ, blockK: blockK, fp8: fp8)
         }
 
         /// The configuration for a shape, whatever the device (nil for shapes the kernel does not take).
-        init?(headDim d: Int, blockQ: Int, blockK: Int) {
+        init?(headDim d: Int, blockQ: Int, blockK: Int, fp8: Bool = false) {
             guard d == 64 || d == 128, blockQ == 64 || blockQ == 128, blockK == 64 || blockK == 128 else { return nil }
             threads = blockQ * 2
             let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? 1
@@ -85,11 +86,13 @@ enum Kernels {
             let minDefault = threads == 128 || (d == 64 && blockK == 64) ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)"
+            // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
+            let twoLevel = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
-                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "--std=c++17"]
-            // Per stage: the K tile, V^T with its ones rows, the stage's mbarrier.
-            tiles = (lookahead + 1 + pipeline) * (blockK * d + (d + 8) * blockK * 2 + 8)
+                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)", "--std=c++17"]
+            // Per stage: the K tile, V^T (fp16 with its ones rows, or e4m3), the stage's mbarrier.
+            tiles = (lookahead + 1 + pipeline) * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 8)
         }
 
         func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + 2 * (threads / 32) * 4 + 8 }
@@ -168,12 +171,21 @@ public enum SpargeCUDAKernels {
             sizes.append((config.program, cubin.count))
         }
         if architecture == 90 {
-            for (d, bq, bk) in [(64, 64, 128), (64, 128, 64), (128, 64, 128), (128, 128, 64)] {
-                // The same program and options as a run on a Hopper GPU.
-                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk) else { continue }
-                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + ".cu", arch: 90, suffix: "a",
-                                              options: config.options)
-                sizes.append((config.program, cubin.count))
+            let shapes = [(64, 64, 128), (64, 128, 64), (128, 64, 128), (128, 128, 64)]
+            for (d, bq, bk) in shapes {
+                for fp8 in [false, true] {
+                    // The same program and options as a run on a Hopper GPU.
+                    guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
+                    let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + ".cu", arch: 90, suffix: "a",
+                                                  options: config.options)
+                    sizes.append((config.program, cubin.count))
+                }
+                // The opt-in FP8 two-level accumulation (SPARGE_CUDA_FP8_TWO_LEVEL=1) compiles too.
+                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: true) else { continue }
+                let options = config.options.map { $0 == "-DFP8_TWO_LEVEL=0" ? "-DFP8_TWO_LEVEL=1" : $0 }
+                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_two_level.cu", arch: 90, suffix: "a",
+                                              options: options)
+                sizes.append((config.program + "_two_level", cubin.count))
             }
         }
         return sizes

@@ -1,4 +1,5 @@
 #if CUDA
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +62,9 @@ struct NVRTC: @unchecked Sendable {
         try check(nvrtcCreateProgram(&program, source, name, 0, nil, nil), "nvrtcCreateProgram")
         guard let prog = program else { throw CUDAError.nvrtc(call: "nvrtcCreateProgram", code: -1, message: "no program", log: "") }
         defer { _ = nvrtcDestroyProgram(&program) }
-        let all = ["--gpu-architecture=sm_\(arch)\(suffix)"] + options
+        // SPARGE_NVRTC_VERBOSE=1: ptxas reports registers, spills and wgmma serialization on stderr.
+        let verbose = !environmentPaths("SPARGE_NVRTC_VERBOSE").isEmpty
+        let all = ["--gpu-architecture=sm_\(arch)\(suffix)"] + options + (verbose ? ["--ptxas-options=-v"] : [])
         let cStrings = all.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         let pointers = cStrings.map { UnsafePointer<CChar>($0) }
@@ -72,10 +75,15 @@ struct NVRTC: @unchecked Sendable {
         if logSize > 1 { _ = nvrtcGetProgramLog(prog, &logBytes) }
         let log = String(cString: logBytes)
         try check(status, "nvrtcCompileProgram(\(name), sm_\(arch)\(suffix))", log: log)
+        if verbose { FileHandle.standardError.write(Data("== \(name) sm_\(arch)\(suffix)\n\(log)\n".utf8)) }
         var size = 0
         try check(nvrtcGetCUBINSize(prog, &size), "nvrtcGetCUBINSize")
         var cubin = [UInt8](repeating: 0, count: size)
         try check(nvrtcGetCUBIN(prog, &cubin), "nvrtcGetCUBIN")
+        // SPARGE_NVRTC_DUMP=DIR: every CUBIN also goes to DIR/<program>.sm_<arch>.cubin (for nvdisasm).
+        if let dir = environmentPaths("SPARGE_NVRTC_DUMP").first {
+            FileManager.default.createFile(atPath: "\(dir)/\(name).sm_\(arch)\(suffix).cubin", contents: Data(cubin))
+        }
         return cubin
     }
 }

@@ -8,8 +8,10 @@ import SpargeAttn
 ///
 /// Stage 1 and the INT8 quantization repeat the CPU's arithmetic, so the block maps and INT8
 /// tensors are identical to the CPU path's with the same parameters; stage 2 runs on tensor
-/// cores (INT8 Q.K^T, fp16 P.V), so ``SpargeAttn/SpargeParameters/pvNumerics`` must be
-/// `.fp16` (the CPU path's emulation of the same numerics).
+/// cores (INT8 Q.K^T, fp16 or FP8 P.V), so ``SpargeAttn/SpargeParameters/pvNumerics`` must be
+/// `.fp16` or `.fp8` (the CPU path's emulations of the same numerics); `.fp8` (V in e4m3
+/// per channel, SageAttention2's scaling) needs the Hopper kernel: compute capability 9.0,
+/// head dim 64 or 128, blocks of 64 or 128.
 ///
 /// Device buffers are allocated on the first call and reused by later ones; a plan is
 /// thread-safe (calls are serialised by a lock).
@@ -37,6 +39,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         self.device = try device ?? CUDADevice.open()
         nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
         nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
+        if parameters.pvNumerics == .fp8, Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim,
+                                                                        blockQ: parameters.blockQ, blockK: parameters.blockK, fp8: true) == nil {
+            throw CUDAError.unsupported("pvNumerics fp8: the FP8 P.V kernel runs on Hopper (compute capability 9.0, this device: \(self.device.architecture)) with head dim 64 or 128 and blockQ, blockK of 64 or 128 (SPARGE_CUDA_WGMMA unset); use pvNumerics = .fp16 here")
+        }
         buffers = Buffers(device: self.device)
         side = try StreamFork(device: self.device, points: 2)
         // The per-head hyper-parameters go to the device once.
@@ -66,8 +72,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         guard p.blockK % 16 == 0, (16...128).contains(p.blockK) else {
             throw CUDAError.unsupported("blockK \(p.blockK): the GPU kernel takes a multiple of 16 up to 128")
         }
-        guard p.pvNumerics == .fp16 else {
-            throw CUDAError.unsupported("pvNumerics \(p.pvNumerics): the GPU kernel computes P.V on fp16 tensor cores; set pvNumerics = .fp16 (the CPU path's emulation of it is the reference)")
+        guard p.pvNumerics == .fp16 || p.pvNumerics == .fp8 else {
+            throw CUDAError.unsupported("pvNumerics \(p.pvNumerics): the GPU kernels compute P.V on fp16 or FP8 tensor cores; set pvNumerics = .fp16 or .fp8 (the CPU path's emulations of them are the reference)")
         }
     }
 
@@ -205,7 +211,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         // Q blocks and V^T go to the side stream, beside K mean and K blocks; not when
         // profiling, which times the kernels one after another (SPARGE_CUDA_SIDE_STREAM=0: never).
         let side = profiler == nil && Kernels.environmentInt("SPARGE_CUDA_SIDE_STREAM", in: 0...1) != 0 ? self.side : nil
-        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK)
+        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, fp8: p.pvNumerics == .fp8)
         try b.kMean.reserve(B * Hkv * d * 4)
         try b.kPartial.reserve(B * Hkv * chunks * d * 8)
         // The Hopper kernel copies whole K tiles: INT8 K in its tile layout, padded to whole blocks.
@@ -232,9 +238,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try side?.mark(0)
         try profiler?.mark("Q blocks")
         if hopper != nil {
-            try transposeValues(v, stream: side?.stream)
+            if p.pvNumerics == .fp8 {
+                try transposeValuesFP8(v, stream: side?.stream)
+                try profiler?.mark("V^T e4m3")
+            } else {
+                try transposeValues(v, stream: side?.stream)
+                try profiler?.mark("V^T fp16")
+            }
             try side?.mark(1)
-            try profiler?.mark("V^T fp16")
         }
         // Section 1: K mean (zero without smoothing).
         if p.smoothK {
@@ -333,13 +344,40 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                           av, name: "prep_values_t")
     }
 
-    /// Stage 2 on Hopper, the `wgmma` kernel (V^T from `transposeValues`).
+    /// V transposed to e4m3 in the Hopper FP8 kernel's tile layout, with the per-channel scales
+    /// `max|V[:, c]| / fp8ValueRange` (the CPU path's `pvNumerics = .fp8` emulation).
+    private func transposeValuesFP8(_ v: DeviceTensor, stream: CUhandle?) throws {
+        let s = shape, d = s.headDim, b = buffers, B = s.batch, Hkv = s.kvHeads
+        let keysPadded = nk * parameters.blockK
+        try b.v16.reserve(B * Hkv * d * keysPadded)
+        try b.vAmax.reserve(B * Hkv * d * 4)
+        try b.vScale.reserve(B * Hkv * d * 4)
+        try device.api.check(device.api.cuMemsetD8Async(b.vAmax.pointer, 0, B * Hkv * d * 4, stream), "cuMemsetD8Async")
+        let fa = try Kernels.prepare(device, "v_amax")
+        var aa = KernelArguments()
+        aa.add(v.address); aa.add(int: v.type.code); aa.add(long: v.layout.batchStride); aa.add(long: v.layout.headStride)
+        aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d); aa.add(b.vAmax.pointer)
+        let amaxThreads = d * max(1, 256 / d)
+        try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: amaxThreads, sharedBytes: amaxThreads * 4, stream: stream,
+                          aa, name: "v_amax")
+        let fv = try Kernels.prepare(device, "prep_values_t8")
+        var av = KernelArguments()
+        av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
+        av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
+        av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.fp8ValueRange); av.add(b.vScale.pointer)
+        av.add(b.v16.pointer)
+        try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: (32 * 36 + 32) * 4, stream: stream,
+                          av, name: "prep_values_t8")
+    }
+
+    /// Stage 2 on Hopper, the `wgmma` kernel (V^T from `transposeValues` or `transposeValuesFP8`).
     private func launchHopper(_ c: Kernels.HopperConfiguration, output: DeviceTensor, events: EventPair) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
         let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
+        a.add(parameters.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
         addStage2Arguments(&a, output: output)
         try dev.launch(fa, grid: (nq, B * H), block: c.threads, sharedBytes: shared, a, name: "sparse_attention_wg")
         try events.recordEnd()
@@ -384,7 +422,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// The plan's device memory, grown on demand and kept between calls.
     final class Buffers: @unchecked Sendable {
         let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
-            lambda, theta, selection, scores: DeviceBuffer
+            lambda, theta, selection, scores, vAmax, vScale: DeviceBuffer
         /// Whether the last call wrote INT8 K in the Hopper kernel's tile layout.
         var keysTiled = false
         init(device: CUDADevice) {
@@ -392,6 +430,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             (q, k, v, out, kMean, kPartial, k8) = (make(), make(), make(), make(), make(), make(), make())
             (kScale, kPooled, kSim, q8, qScale, qPooled, qSim) = (make(), make(), make(), make(), make(), make(), make())
             (map, v16, counts, lambda, theta, selection, scores) = (make(), make(), make(), make(), make(), make(), make())
+            (vAmax, vScale) = (make(), make())
         }
     }
 }

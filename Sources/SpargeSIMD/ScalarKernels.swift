@@ -5,8 +5,11 @@
 
 /// Scalar versions of the ``KernelSet`` entry points, with identical signatures.
 public enum ScalarKernels: Sendable {
+    /// `"scalar"`, in reports beside the compiled sets' names.
     public static var name: String { "scalar" }
+    /// Always `true`: the scalar loops are the same on every CPU.
     public static var isSpecialized: Bool { true }
+    /// One element at a time.
     public static var lanes: Int { 1 }
 
     /// Int8ScoreKernel.swift: `out[r][c] = scale * sum_d q[r][d] * k[c][d]` over packed operands.

@@ -12,26 +12,28 @@ extension TunedSettings {
     /// Stable, pretty JSON text (one head per line); numbers print as their shortest exact
     /// text, so a round trip gives the same values.
     public var jsonText: String {
-        func number(_ x: Float) -> String { x.isFinite ? "\(x)" : "null" }
-        func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
-        var s = "{\n  \"format\": \(JSONText.quoted(Self.format)),\n  \"version\": \(Self.currentVersion),\n"
-        s += "  \"metric\": \(JSONText.quoted(metric.rawValue)),\n  \"bound\": \(number(bound)),\n"
-        s += "  \"pv_bound\": \(number(pvBound)),\n  \"safety_margin\": \(number(safetyMargin)),\n  \"layers\": [\n"
-        s += layers.map { l in
-            var t = "    {\n      \"name\": \(JSONText.quoted(l.name)),\n"
-            t += "      \"causal\": \(l.causal),\n      \"attention_sink\": \(l.attentionSink),\n      \"heads\": [\n"
-            t += l.heads.map { h in
-                var f = ["\"theta\": \(number(h.theta))"]
-                if let tau = h.tau { f.append("\"tau\": \(number(tau))") }
-                if let k = h.topk { f.append("\"topk\": \(number(k))") }
-                f += ["\"lambda\": \(number(h.lambda))", "\"block_q\": \(h.blockQ)", "\"block_k\": \(h.blockK)",
-                      "\"error\": \(number(h.error))", "\"density\": \(number(h.density))",
-                      "\"sparsity\": \(number(h.sparsity))", "\"dense\": \(h.dense)"]
-                return "        {" + f.joined(separator: ", ") + "}"
-            }.joined(separator: ",\n")
-            return t + "\n      ]\n    }"
-        }.joined(separator: ",\n")
-        return s + "\n  ]\n}\n"
+        let number = JSONValue.shortest
+        let layerValues: [JSONValue] = layers.map { l in
+            .object([
+                ("name", .string(l.name)), ("causal", .bool(l.causal)), ("attention_sink", .bool(l.attentionSink)),
+                ("heads", .array(l.heads.map { h in
+                    var f: [(String, JSONValue)] = [("theta", number(h.theta))]
+                    if let tau = h.tau { f.append(("tau", number(tau))) }
+                    if let k = h.topk { f.append(("topk", number(k))) }
+                    f += [("lambda", number(h.lambda)), ("block_q", .int(h.blockQ)), ("block_k", .int(h.blockK)),
+                          ("error", .finite(h.error)), ("density", .finite(h.density)),
+                          ("sparsity", .finite(h.sparsity)), ("dense", .bool(h.dense))]
+                    return .object(f)
+                })),
+            ])
+        }
+        let file: JSONValue = .object([
+            ("format", .string(Self.format)), ("version", .int(Self.currentVersion)),
+            ("metric", .string(metric.rawValue)), ("bound", .finite(bound)), ("pv_bound", .finite(pvBound)),
+            ("safety_margin", .finite(safetyMargin)), ("layers", .array(layerValues)),
+        ])
+        // Heads (depth 4) one per line.
+        return file.prettyText(inlineDepth: 4)
     }
 
     /// The largest settings file read (32 MiB: room for some 150,000 heads), so a hostile or
@@ -75,7 +77,7 @@ extension TunedSettings {
             try reader.finish()
             throw TuningError.wrongFormat("the top level is not a JSON object")
         }
-        var obj: [String: JSONValue] = [:]
+        var obj: [String: ParsedJSON] = [:]
         var layers: [TunedLayer] = []
         var names = Set<String>()
         var sawLayers = false
@@ -100,7 +102,7 @@ extension TunedSettings {
 
     /// Checks format, version and metric; with `complete` false, only the fields present so far.
     @discardableResult
-    private static func checkHeader(_ obj: [String: JSONValue], complete: Bool) throws -> TuningMetric {
+    private static func checkHeader(_ obj: [String: ParsedJSON], complete: Bool) throws -> TuningMetric {
         if complete || obj["format"] != nil {
             guard let format = obj["format"]?.string else {
                 throw TuningError.wrongFormat("no \"format\" field; expected \"format\": \"\(Self.format)\"")
@@ -116,7 +118,7 @@ extension TunedSettings {
         return metric
     }
 
-    private static func layer(_ value: JSONValue, path lp: String) throws -> TunedLayer {
+    private static func layer(_ value: ParsedJSON, path lp: String) throws -> TunedLayer {
         guard case .object(let lo) = value else { throw TuningError.missingField(lp) }
         guard let name = lo["name"]?.string, !name.isEmpty else { throw TuningError.missingField("\(lp).name") }
         guard let hs = lo["heads"]?.array, !hs.isEmpty else { throw TuningError.missingField("\(lp).heads") }
@@ -165,12 +167,12 @@ extension TunedSettings {
     }
 
     /// A JSON number (not a boolean), finite.
-    private static func number(_ v: JSONValue?) -> Double? {
+    private static func number(_ v: ParsedJSON?) -> Double? {
         guard let x = v?.double else { return nil }
         return x.isFinite ? x : nil
     }
 
-    private static func integer(_ v: JSONValue?) -> Int? {
+    private static func integer(_ v: ParsedJSON?) -> Int? {
         guard let x = number(v), x == x.rounded(), abs(x) < 1e9 else { return nil }
         return Int(x)
     }

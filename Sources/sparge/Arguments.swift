@@ -19,6 +19,18 @@ struct Arguments {
     /// Whether `--help` or `-h` was given (checked before anything else is validated).
     private(set) var helpRequested = false
 
+    /// Parses `arguments` (without the command name); prints `usage` and returns nil when
+    /// `--help` or `-h` was given (the arguments are still checked first).
+    static func parse(_ arguments: [String], flags: Set<String>, options: Set<String>, repeatable: Set<String> = [],
+                      usage: String) throws -> Arguments? {
+        let a = try Arguments(arguments, flags: flags, options: options, repeatable: repeatable)
+        if a.helpRequested {
+            print(usage)
+            return nil
+        }
+        return a
+    }
+
     /// Parses `arguments` (without the command name).
     /// - Parameters:
     ///   - flags: option names without value, e.g. `["causal"]` for `--causal`;

@@ -3,7 +3,9 @@ import SpargeAttn
 import SpargeCUDA
 #endif
 
-/// `--backend cpu|cuda`.
+/// The value of `--backend cpu|cuda`. Not the library's `SpargeBackend`: that type exists only
+/// in a build with the CUDA trait, and this one must also parse `cuda` in a build without it
+/// to say how to get the GPU backend.
 enum Backend: String {
     case cpu, cuda
 
@@ -19,7 +21,8 @@ enum Backend: String {
     }
 }
 
-/// The GPU backend as the CLI calls it (a plan per call: the CLI runs one shape).
+/// The GPU backend as the CLI calls it: one `SpargeCUDAPlan` kept for the repeated calls of one
+/// shape (`--repeat`), where `SpargeAttention.sparse(..., backend: .cuda())` would build one per call.
 enum CUDABackend {
     static func sparse(q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput, shape: AttentionShape,
                        parameters: SpargeParameters, blockMap: BlockMap?, captureQuantized: Bool) throws -> SparseAttentionResult {

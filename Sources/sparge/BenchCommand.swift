@@ -39,8 +39,8 @@ struct BenchCommand {
     var decodeOnly = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode"], options: ["repeat", "threads", "workloads"])
-        if a.helpRequested { print(Self.usage); return nil }
+        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode"], options: ["repeat", "threads", "workloads"],
+                                          usage: Self.usage) else { return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
         scalingOnly = a.flag("scaling")
@@ -351,13 +351,6 @@ struct BenchCommand {
                 }
             }
         }
-    }
-
-    private func median(_ body: () throws -> Void) throws -> Double {
-        try body()
-        var samples: [Double] = []
-        for _ in 0..<repeats { samples.append(try Timing.seconds(body)) }
-        return Timing.median(samples)
     }
 
     static func medianTimings(_ t: [SparseTimings]) -> SparseTimings {

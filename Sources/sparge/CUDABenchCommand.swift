@@ -12,13 +12,14 @@ import SpargeCUDA
 struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
-          [--topk 1,0.5,0.25] [--bq 128] [--bk 64] [--repeat 30] [--dump DIR]
+          [--topk 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--repeat 30] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after 5
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
         block-sparse kernel, per top-k density. TOPS counts the dense-equivalent 4*N^2*D*H
         operations over the end-to-end time (what SDPA's TOPS counts).
 
+          --pv         P.V numerics: fp16 (default) or fp8 (e4m3 V per channel, Hopper)
           --profile    also print the device time of each preparation kernel
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """
@@ -31,10 +32,11 @@ struct CUDABenchCommand {
     var repeats = 30
     var dump: String?
     var profile = false
+    var numerics = PVNumerics.fp16
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "repeat", "dump"])
-        if a.helpRequested { print(Self.usage); return nil }
+        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "pv", "repeat", "dump"],
+                                          usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
             try a.string(name).map { s in try s.split(separator: ",").map {
@@ -55,12 +57,16 @@ struct CUDABenchCommand {
         repeats = try a.int("repeat", in: 1...10_000) ?? repeats
         dump = a.string("dump")
         profile = a.flag("profile")
+        if let s = a.string("pv") {
+            guard let n = PVNumerics(rawValue: s), n != .fp32 else { throw UsageError("--pv '\(s)' must be fp16 or fp8") }
+            numerics = n
+        }
     }
 
     func execute() throws {
         #if CUDA
         let device = try CUDADevice.open()
-        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), median of \(repeats)")
+        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), median of \(repeats)")
         print("    N    D   topk  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
         for d in dims {
             for n in lengths {
@@ -85,7 +91,7 @@ struct CUDABenchCommand {
                 for topk in topks {
                     var p = SpargeParameters.recommended
                     p.selection = .topK(PerHead(topk))
-                    p.pvNumerics = .fp16
+                    p.pvNumerics = numerics
                     (p.blockQ, p.blockK) = (blockQ, blockK)
                     let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device)
                     let layout = TensorLayout.hnd(heads: heads, tokens: n, headDim: d)

@@ -12,8 +12,8 @@ struct CUDACheckCommand {
     static let usage = """
         Usage: sparge cuda-check [--golden DIR] [--random N] [--seed S]
 
-        Runs every input through the CPU path and the GPU backend (fp16 P.V numerics on both)
-        and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
+        Runs every input through the CPU path and the GPU backend (fp16 P.V numerics on both;
+        on Hopper also FP8 P.V, the sage2 presets' numerics, where the FP8 kernel applies) and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
         output cosine >= 0.9999. Prints one row per case; exit status 1 if any case fails.
 
           --golden DIR   folder of golden .safetensors cases (q, k, v; metadata 'case' with the
@@ -29,8 +29,8 @@ struct CUDACheckCommand {
     var seed: UInt64
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["golden", "random", "seed"])
-        if a.helpRequested { print(Self.usage); return nil }
+        guard let a = try Arguments.parse(arguments, flags: [], options: ["golden", "random", "seed"],
+                                          usage: Self.usage) else { return nil }
         golden = a.string("golden") ?? "Tests/Golden"
         random = try a.int("random", in: 0...100_000) ?? 24
         seed = UInt64(try a.int("seed", in: 0...Int.max) ?? 1)
@@ -48,7 +48,7 @@ struct CUDACheckCommand {
             rows += try goldenCase(path: golden + "/" + name, device: device)
         }
         var rng = CheckRandom(seed: seed)
-        for n in 0..<random { rows.append(try randomCase(index: n, rng: &rng, device: device)) }
+        for n in 0..<random { rows += try randomCase(index: n, rng: &rng, device: device) }
         print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %7@ %7@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
                      "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "density" as NSString, "skip" as NSString))
         var failures = 0
@@ -95,6 +95,17 @@ struct CUDACheckCommand {
         sink.attentionSink = true
         sink.pvThreshold = 4
         sets.append(("cdf0.9 sink lambda4", sink, nil))
+        // FP8 P.V (Hopper): the sage2 presets as the authors' sm90 entry points run them.
+        if device.computeCapability.major == 9 {
+            for preset in [GPUPreset.sage2TopK, .sage2CDF] where [64, 128].contains(shape.headDim) {
+                var f = SpargeParameters.preset(preset, arch: .sm90)
+                f.causal = causal
+                sets.append(("\(preset.rawValue) sm90 fp8", f, nil))
+            }
+            var f = p
+            f.pvNumerics = .fp8
+            if [64, 128].contains(shape.headDim) { sets.append(("topk0.5 b128x64 fp8", f, nil)) }
+        }
         if let m = try? file.tensor("mask.b128x64_cdf"), m.shape.count == 4 {
             let map = try BlockMap(batch: m.shape[0], heads: m.shape[1], queryBlocks: m.shape[2], keyBlocks: m.shape[3], bits: try m.uint8s())
             sets.append(("given mask.b128x64_cdf", p, map))
@@ -111,8 +122,9 @@ struct CUDACheckCommand {
         }
     }
 
-    /// A random shape, layout, element type and parameter set.
-    private func randomCase(index: Int, rng: inout CheckRandom, device: CUDADevice) throws -> CUDAAgreement {
+    /// A random shape, layout, element type and parameter set; on Hopper, where the FP8 kernel
+    /// applies, the same case once more with FP8 P.V.
+    private func randomCase(index: Int, rng: inout CheckRandom, device: CUDADevice) throws -> [CUDAAgreement] {
         let d = [32, 64, 96, 128][rng.int(0...3)]
         let group = [1, 2, 3][rng.int(0...2)]
         let kvHeads = rng.int(1...3), batch = rng.int(1...2)
@@ -169,8 +181,16 @@ struct CUDACheckCommand {
                 } } }
             }
         }
-        return try run { q, k, v in
-            try CUDAAgreementCheck.compare(label: label, q: q, k: k, v: v, shape: shape, parameters: p, device: device)
+        var cases = [(label, p)]
+        if device.computeCapability.major == 9, [64, 128].contains(d), [64, 128].contains(p.blockK) {
+            var f = p
+            f.pvNumerics = .fp8
+            cases.append((label + " fp8", f))
+        }
+        return try cases.map { (label, p) in
+            try run { q, k, v in
+                try CUDAAgreementCheck.compare(label: label, q: q, k: k, v: v, shape: shape, parameters: p, device: device)
+            }
         }
     }
     #endif

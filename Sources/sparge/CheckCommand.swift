@@ -71,11 +71,8 @@ struct CheckCommand {
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options,
+                                          usage: Self.usage) else { return nil }
         func required(_ name: String) throws -> String {
             guard let s = a.string(name) else { throw UsageError("check needs --\(name) (see sparge check --help)") }
             return s
@@ -119,7 +116,7 @@ struct CheckCommand {
 
     // MARK: Reading
 
-    /// A float tensor in HND order (transposed from NHD when `--layout NHD`), with its shape.
+    /// A float tensor as stored (`B,H,N,D`, or `B,N,H,D` with `--layout NHD`).
     private func floatTensor(_ source: inout TensorSource, _ spec: String, _ what: String) throws -> Tensor {
         let t = try source.read(spec, for: what)
         guard t.dtype.isFloatingPoint else {
@@ -128,9 +125,12 @@ struct CheckCommand {
         guard t.shape.count == 4 else {
             throw UsageError("\(what) '\(spec)' has shape \(t.shape); it must have 4 dimensions \(nhd ? "B,N,H,D" : "B,H,N,D")")
         }
-        guard nhd else { return t }
-        let s = t.shape
-        return try Tensor(floats: TensorSource.nhdToHND(try t.floats(), shape: s), shape: [s[0], s[2], s[1], s[3]])
+        return t
+    }
+
+    /// Where the rows of a `heads x tokens` tensor of this check live: the library's HND or NHD layout.
+    private func layout(heads: Int, tokens: Int, headDim: Int) -> TensorLayout {
+        nhd ? .nhd(heads: heads, tokens: tokens, headDim: headDim) : .hnd(heads: heads, tokens: tokens, headDim: headDim)
     }
 
     // MARK: Running
@@ -140,34 +140,42 @@ struct CheckCommand {
         var source = TensorSource()
         let qt = try floatTensor(&source, qSpec, "--q"), kt = try floatTensor(&source, kSpec, "--k")
         let vt = try floatTensor(&source, vSpec, "--v"), ot = try floatTensor(&source, outputSpec, "--gpu-output")
-        let shape = try RunCommand.shape(q: qt, k: kt, v: vt)
-        let expected = [shape.batch, shape.heads, shape.queryLength, shape.headDim]
-        guard ot.shape == expected else {
-            throw UsageError("--gpu-output has shape \(nhd ? [ot.shape[0], ot.shape[2], ot.shape[1], ot.shape[3]] : ot.shape) but q is \(nhd ? [qt.shape[0], qt.shape[2], qt.shape[1], qt.shape[3]] : qt.shape); they must be equal")
+        let shape = try RunCommand.shape(q: qt, k: kt, v: vt, nhd: nhd)
+        guard ot.shape == qt.shape else {
+            throw UsageError("--gpu-output has shape \(RunCommand.hndDimensions(ot.shape, nhd: nhd)) but q is \(RunCommand.hndDimensions(qt.shape, nhd: nhd)); they must be equal")
         }
         try parameters.validate(for: shape)
         let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k"), v = try RunCommand.floats(vt, "v")
         let gpu = try ot.floats()   // non-finite GPU values are a failure, not bad input
         let (bq, bk) = (parameters.blockQ, parameters.blockK)
-        let nq = (shape.queryLength + bq - 1) / bq, nk = (shape.keyLength + bk - 1) / bk
-        var gpuMap: BlockMap? = nil
-        if let maskSpec {
-            let t = try source.read(maskSpec, for: "--gpu-mask")
-            guard t.dtype == .uint8 || t.dtype == .bool else {
-                throw UsageError("--gpu-mask '\(maskSpec)' is \(t.dtype); it must be U8 or BOOL")
-            }
-            let want = [shape.batch, shape.heads, nq, nk]
-            guard t.shape == want else {
-                throw UsageError("--gpu-mask has shape \(t.shape) but B,H,nq,nk for blocks \(bq)x\(bk) is \(want); pass the --arch or --bq/--bk of the GPU call")
-            }
-            gpuMap = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk, bits: t.uint8s())
+        let (nq, nk) = shape.blockCounts(for: parameters)
+        let gpuMap = try maskSpec.map {
+            try RunCommand.blockMap(try source.read($0, for: "--gpu-mask"), label: "--gpu-mask '\($0)'", shapeLabel: "--gpu-mask",
+                                    shape: shape,
+                                    parameters: parameters, advice: "pass the --arch or --bq/--bk of the GPU call")
         }
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
         let given = preset == .blockSparse ? gpuMap : nil
-        let (faithful, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: parameters,
-                                                            blockMap: given, threads: threadCount)
-        let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: parameters.causal,
-                                              softmaxScale: parameters.softmaxScale, threads: threadCount)
+        // The tensors are read in their own layout; the outputs are written in the same one.
+        let qLayout = layout(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
+        let kvLayout = layout(heads: shape.kvHeads, tokens: shape.keyLength, headDim: shape.headDim)
+        var faithful = [Float](repeating: 0, count: shape.queryElements), dense = faithful
+        let result = try q.withUnsafeBufferPointer { q in
+            try k.withUnsafeBufferPointer { k in
+                try v.withUnsafeBufferPointer { v in
+                    let q = AttentionInput(q, layout: qLayout), k = AttentionInput(k, layout: kvLayout), v = AttentionInput(v, layout: kvLayout)
+                    let result = try faithful.withUnsafeMutableBufferPointer {
+                        try SpargeAttention.sparse(q: q, k: k, v: v, output: AttentionOutput($0, layout: qLayout), shape: shape,
+                                                   parameters: parameters, blockMap: given, threads: threadCount)
+                    }
+                    try dense.withUnsafeMutableBufferPointer {
+                        try SpargeAttention.dense(q: q, k: k, v: v, output: AttentionOutput($0, layout: qLayout), shape: shape,
+                                                  causal: parameters.causal, softmaxScale: parameters.softmaxScale, threads: threadCount)
+                    }
+                    return result
+                }
+            }
+        }
         let cpuMap = result.blockMap
 
         // Rows that see no key under the CPU's map (or the GPU's) are left out.
@@ -179,8 +187,8 @@ struct CheckCommand {
             return false
         }
         let s = shape, d = s.headDim
-        var perHead = [(faithful: ErrorStats, dense: ErrorStats)](repeating: (ErrorStats(), ErrorStats()), count: s.heads)
-        var all = (faithful: ErrorStats(), dense: ErrorStats())
+        var perHead = [(faithful: AccuracyAccumulator, dense: AccuracyAccumulator)](repeating: (AccuracyAccumulator(), AccuracyAccumulator()), count: s.heads)
+        var all = (faithful: AccuracyAccumulator(), dense: AccuracyAccumulator())
         var leftOut = 0
         for b in 0..<s.batch {
             for h in 0..<s.heads {
@@ -190,7 +198,7 @@ struct CheckCommand {
                         let gpuSees = gpuMap.map { seesKey($0, b, h, n) } ?? true
                         if !(cpuSees && gpuSees) { leftOut += 1; continue }
                     }
-                    let base = ((b * s.heads + h) * s.queryLength + n) * d
+                    let base = b * qLayout.batchStride + h * qLayout.headStride + n * qLayout.tokenStride
                     for c in base..<(base + d) {
                         perHead[h].faithful.add(gpu[c], faithful[c])
                         perHead[h].dense.add(gpu[c], dense[c])
@@ -215,14 +223,14 @@ struct CheckCommand {
         let overallMask = maskStats.reduce(into: MaskStats()) { $0.merge($1) }
 
         // Verdict.
-        func passes(_ e: ErrorStats) -> Bool { e.cosine >= minCosine && e.relativeL1 <= maxL1 }
+        func passes(_ e: AccuracyAccumulator) -> Bool { e.accuracy.cosine >= minCosine && e.accuracy.relativeL1 <= maxL1 }
         let failing = (0..<s.heads).filter { !passes(perHead[$0].faithful) }
         let verdict: String
         if failing.isEmpty {
             verdict = "PASS"
         } else {
             let detail = failing.prefix(8).map { h -> String in
-                let e = perHead[h].faithful
+                let e = perHead[h].faithful.accuracy
                 return "head \(h) (cosine \(Self.fmt(e.cosine, 6)), rel L1 \(Self.fmt(e.relativeL1, 5)))"
             }.joined(separator: ", ")
             verdict = "FAIL: \(failing.count) of \(s.heads) heads outside cosine >= \(minCosine), rel L1 <= \(maxL1): "
@@ -238,8 +246,7 @@ struct CheckCommand {
             var lines: [String] = []
             lines.append("sparge check: preset \(preset.rawValue)\(preset == .triton ? "" : " (\(arch.rawValue))"), "
                 + "B=\(s.batch) H=\(s.heads) Hkv=\(s.kvHeads) Nq=\(s.queryLength) Nk=\(s.keyLength) D=\(d), "
-                + "\(parameters.causal ? "causal" : "non-causal"), blocks \(bq)x\(bk), \(selectionText), "
-                + "P.V \(parameters.pvNumerics.rawValue)")
+                + "\(preset == .blockSparse ? "given map; " : "")\(parameters)")
             lines.append("rows compared: \(compared) of \(s.batch * s.heads * s.queryLength)"
                 + (leftOut > 0 ? " (\(leftOut) rows that see no key left out)" : ""))
             lines.append("")
@@ -247,10 +254,11 @@ struct CheckCommand {
             let group = pad("cosine", 8) + "  " + pad("rel L1", 7) + "  " + pad("RMSE", 9) + "  " + pad("max abs", 9)
             lines.append(pad("", 7) + pad("GPU vs faithful CPU (\(preset.rawValue))", 40) + "   GPU vs exact dense")
             lines.append(pad("head", 5) + "  " + group + "   " + group)
-            func row(_ label: String, _ f: ErrorStats, _ e: ErrorStats, _ mark: String) -> String {
+            func row(_ label: String, _ f: AccuracyAccumulator, _ e: AccuracyAccumulator, _ mark: String) -> String {
+                let (f, e) = (f.accuracy, e.accuracy)
                 let l = label.padding(toLength: 5, withPad: " ", startingAt: 0)
-                return "\(l)  \(Self.fmt(f.cosine, 6))  \(Self.fmt(f.relativeL1, 5))  \(Self.sci(f.rmse))  \(Self.sci(f.maxAbs))   "
-                    + "\(Self.fmt(e.cosine, 6))  \(Self.fmt(e.relativeL1, 5))  \(Self.sci(e.rmse))  \(Self.sci(e.maxAbs))\(mark)"
+                return "\(l)  \(Self.fmt(f.cosine, 6))  \(Self.fmt(f.relativeL1, 5))  \(Self.sci(f.rmse))  \(Self.sci(f.maxAbsoluteError))   "
+                    + "\(Self.fmt(e.cosine, 6))  \(Self.fmt(e.relativeL1, 5))  \(Self.sci(e.rmse))  \(Self.sci(e.maxAbsoluteError))\(mark)"
             }
             for h in 0..<s.heads {
                 lines.append(row(String(h), perHead[h].faithful, perHead[h].dense, failing.contains(h) ? "  <- FAIL" : ""))
@@ -271,20 +279,6 @@ struct CheckCommand {
         return failing.isEmpty
     }
 
-    private var selectionText: String {
-        let sel: String
-        switch parameters.selection {
-        case .topK(let k): sel = "topk \(Self.perHeadText(k))"
-        case .cdf(let t): sel = "cdf \(Self.perHeadText(t))"
-        }
-        if preset == .blockSparse { return "given map, pvthreshd \(Self.perHeadText(parameters.pvThreshold))" }
-        return "\(sel), simthreshd1 \(Self.perHeadText(parameters.simThreshold)), pvthreshd \(Self.perHeadText(parameters.pvThreshold))"
-    }
-
-    private static func perHeadText(_ p: PerHead) -> String {
-        p.values.map { $0.isFinite ? "\($0)" : "inf" }.joined(separator: ",")
-    }
-
     static func fmt(_ x: Double, _ digits: Int) -> String {
         x.isFinite ? String(format: "%.\(digits)f", x) : "nan"
     }
@@ -295,46 +289,28 @@ struct CheckCommand {
 
     // MARK: JSON
 
-    private func report(shape s: AttentionShape, perHead: [(faithful: ErrorStats, dense: ErrorStats)],
-                        all: (faithful: ErrorStats, dense: ErrorStats), maskStats: [MaskStats], overallMask: MaskStats,
+    private func report(shape s: AttentionShape, perHead: [(faithful: AccuracyAccumulator, dense: AccuracyAccumulator)],
+                        all: (faithful: AccuracyAccumulator, dense: AccuracyAccumulator), maskStats: [MaskStats], overallMask: MaskStats,
                         gpuMap: BlockMap?, cpuMap: BlockMap, compared: Int, leftOut: Int, failing: [Int],
-                        verdict: String, passes: (ErrorStats) -> Bool) -> JSON {
-        func number(_ x: Float) -> JSON { x.isFinite ? .number(Double("\(x)") ?? Double(x)) : .null }
-        func values(_ p: PerHead) -> JSON { p.values.count == 1 ? number(p.values[0]) : .array(p.values.map(number)) }
-        let p = parameters
-        var params: [(String, JSON)] = [("bq", .int(p.blockQ)), ("bk", .int(p.blockK))]
-        switch p.selection {
-        case .topK(let k): params += [("selection", .string("topk")), ("topk", values(k))]
-        case .cdf(let t): params += [("selection", .string("cdf")), ("cdfthreshd", values(t))]
-        }
-        params += [
-            ("simthreshd1", values(p.simThreshold)), ("pvthreshd", values(p.pvThreshold)),
-            ("causal", .bool(p.causal)), ("causal_masking", .string(p.causalMasking.rawValue)),
-            ("attention_sink", .bool(p.attentionSink)), ("smooth_k", .bool(p.smoothK)),
-            ("gpu_rounding", .bool(p.gpuRounding)), ("quant", .string(p.quantization.rawValue)),
-            ("pv_numerics", .string(p.pvNumerics.rawValue)), ("triton_key_padding", .bool(p.tritonKeyPadding)),
-        ]
-        var heads: [JSON] = []
+                        verdict: String, passes: (AccuracyAccumulator) -> Bool) -> JSONValue {
+        var heads: [JSONValue] = []
         for h in 0..<s.heads {
-            var pairs: [(String, JSON)] = [
+            var pairs: [(String, JSONValue)] = [
                 ("head", .int(h)), ("pass", .bool(passes(perHead[h].faithful))),
                 ("vs_faithful", perHead[h].faithful.json), ("vs_dense", perHead[h].dense.json),
             ]
             if !maskStats.isEmpty { pairs.append(("mask", maskStats[h].json)) }
             heads.append(.object(pairs))
         }
-        var pairs: [(String, JSON)] = [
+        var pairs: [(String, JSONValue)] = [
             ("command", .string("check")),
             ("verdict", .string(failing.isEmpty ? "PASS" : "FAIL")),
             ("message", .string(verdict)),
             ("failing_heads", .array(failing.map { .int($0) })),
             ("preset", .string(preset.rawValue)), ("arch", .string(arch.rawValue)),
             ("layout", .string(nhd ? "NHD" : "HND")),
-            ("shape", .object([
-                ("batch", .int(s.batch)), ("heads", .int(s.heads)), ("kv_heads", .int(s.kvHeads)),
-                ("query_length", .int(s.queryLength)), ("key_length", .int(s.keyLength)), ("head_dim", .int(s.headDim)),
-            ])),
-            ("parameters", .object(params)),
+            ("shape", .shape(s)),
+            ("parameters", .parameters(parameters)),
             ("tolerance", .object([("cosine", .number(minCosine)), ("relative_l1", .number(maxL1))])),
             ("rows_compared", .int(compared)), ("rows_left_out", .int(leftOut)),
             ("cpu_density", .finite(cpuMap.density)),
@@ -348,36 +324,12 @@ struct CheckCommand {
     }
 }
 
-/// Cosine, relative L1 (`sum|x - y| / sum|y|`), RMSE and max abs error of x against y, as in
-/// ``Accuracy``, accumulated in Double one element at a time.
-struct ErrorStats {
-    var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0, count = 0
-    var maxAbs = 0.0
-    /// Elements where either side is NaN or infinite: any makes the comparison fail.
-    var nonFinite = 0
-
-    mutating func add(_ x: Float, _ y: Float) {
-        let a = Double(x), b = Double(y), e = a - b
-        if !(x.isFinite && y.isFinite) { nonFinite += 1 }
-        dot += a * b; xx += a * a; yy += b * b
-        l1 += abs(e); y1 += abs(b); sq += e * e; count += 1
-        // NaN in the GPU output propagates into every metric (and so fails).
-        if !(abs(e) <= maxAbs) { maxAbs = abs(e) }
-    }
-
-    mutating func merge(_ o: ErrorStats) {
-        dot += o.dot; xx += o.xx; yy += o.yy; l1 += o.l1; y1 += o.y1; sq += o.sq; count += o.count
-        nonFinite += o.nonFinite
-        if !(o.maxAbs <= maxAbs) { maxAbs = o.maxAbs }
-    }
-
-    var cosine: Double { nonFinite > 0 ? .nan : (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300) }
-    var relativeL1: Double { nonFinite > 0 ? .infinity : y1 == 0 ? l1 : l1 / y1 }
-    var rmse: Double { nonFinite > 0 ? .infinity : count == 0 ? 0 : (sq / Double(count)).squareRoot() }
-
-    var json: JSON {
-        .object([("cosine", .finite(cosine)), ("relative_l1", .finite(relativeL1)), ("rmse", .finite(rmse)),
-                 ("max_abs", .finite(maxAbs)), ("elements", .int(count)), ("non_finite", .int(nonFinite))])
+extension AccuracyAccumulator {
+    /// The metrics with the counts behind them.
+    var json: JSONValue {
+        let a = accuracy
+        return .object([("cosine", .finite(a.cosine)), ("relative_l1", .finite(a.relativeL1)), ("rmse", .finite(a.rmse)),
+                        ("max_abs", .finite(a.maxAbsoluteError)), ("elements", .int(count)), ("non_finite", .int(nonFiniteCount))])
     }
 }
 
@@ -409,7 +361,7 @@ struct MaskStats {
             + "     \(String(onlyGPU).leftPad(8))  \(String(onlyCPU).leftPad(8))"
     }
 
-    var json: JSON {
+    var json: JSONValue {
         .object([("agreement", .finite(agreement)), ("gpu_density", .finite(gpuDensity)), ("cpu_density", .finite(cpuDensity)),
                  ("only_gpu", .int(onlyGPU)), ("only_cpu", .int(onlyCPU)), ("blocks", .int(total))])
     }

@@ -34,11 +34,8 @@ struct DemoCommand {
     var hilbert = false
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: ["hilbert"], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: ["hilbert"], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"],
+                                          usage: Self.usage) else { return nil }
         hilbert = a.flag("hilbert")
         tokens = try a.int("n", in: 1...1_048_576) ?? tokens
         headDim = try a.int("d", in: 1...256) ?? headDim
@@ -129,7 +126,7 @@ struct DemoCommand {
 
         // Exact baseline.
         var reference = [Float]()
-        let denseSeconds = try median {
+        let denseSeconds = try Timing.median(of: repeats) {
             reference = try SpargeAttention.dense(q: inputs.q, k: inputs.k, v: inputs.v, shape: shape, threads: threadCount)
         }
         let gflops = shape.denseFlops(causal: false) / denseSeconds / 1e9
@@ -141,14 +138,11 @@ struct DemoCommand {
 
         var recommendedMap: BlockMap? = nil
         for c in Self.configurations {
-            let map = c.fullMap
-                ? BlockMap.full(batch: shape.batch, heads: shape.heads,
-                                queryBlocks: (shape.queryLength + c.parameters.blockQ - 1) / c.parameters.blockQ,
-                                keyBlocks: (shape.keyLength + c.parameters.blockK - 1) / c.parameters.blockK)
-                : nil
+            let (nq, nk) = shape.blockCounts(for: c.parameters)
+            let map = c.fullMap ? BlockMap.full(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk) : nil
             var output = [Float]()
             var result: SparseAttentionResult!
-            let seconds = try median {
+            let seconds = try Timing.median(of: repeats) {
                 let r = try SpargeAttention.sparse(q: inputs.q, k: inputs.k, v: inputs.v, shape: shape,
                                                    parameters: c.parameters, blockMap: map, threads: threadCount)
                 output = r.output
@@ -184,14 +178,6 @@ struct DemoCommand {
                 + "\(m.queryBlocks) query blocks x \(m.keyBlocks) key blocks of \(p.blockQ)x\(p.blockK) tokens\(note)):")
             print(try Self.crop(m, rows: rows, columns: cols).render(head: 0), terminator: "")
         }
-    }
-
-    /// The median time of `repeats` calls of `body` after one untimed warm-up call.
-    private func median(_ body: () throws -> Void) throws -> Double {
-        try body()
-        var samples: [Double] = []
-        for _ in 0..<repeats { samples.append(try Timing.seconds(body)) }
-        return Timing.median(samples)
     }
 
     /// The top-left `rows x columns` blocks of head 0 (batch 0), so large maps stay readable.

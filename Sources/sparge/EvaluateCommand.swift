@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 import SpargeTuning
 
 /// `sparge evaluate`: per-head error against exact attention and density of sparse attention
@@ -33,11 +34,8 @@ struct EvaluateCommand {
     var json: Bool
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"],
+                                          usage: Self.usage) else { return nil }
         inputs = a.strings("input")
         guard !inputs.isEmpty else { throw UsageError("evaluate needs --input IN.safetensors (see sparge evaluate --help)") }
         try a.applyAttentionOptions(to: &parameters)
@@ -50,7 +48,7 @@ struct EvaluateCommand {
     struct HeadResult { var l1: Double; var cosine: Double; var density: Double; var sparsity: Double }
 
     func execute() throws {
-        var reports: [JSON] = []
+        var reports: [JSONValue] = []
         var all: [HeadResult] = []
         for path in inputs {
             let s = try TuningInputs.sample(path: path)
@@ -87,7 +85,7 @@ struct EvaluateCommand {
         let meanSparsity = all.map(\.sparsity).reduce(0, +) / Double(all.count)
         let worst = all.map(\.l1).max() ?? 0
         if json {
-            print(JSON.object([
+            print(JSONValue.object([
                 ("inputs", .array(reports)), ("bound", .finite(bound)), ("heads", .int(all.count)),
                 ("heads_within_bound", .int(within)), ("heads_within_1_5_bound", .int(within15)),
                 ("mean_sparsity", .finite(meanSparsity)), ("worst_l1", .finite(worst)),

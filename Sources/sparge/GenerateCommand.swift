@@ -29,11 +29,8 @@ struct GenerateCommand {
     var dtype: TensorDType
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["output", "workload", "n", "d", "heads", "batch", "seed", "dtype"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: [], options: ["output", "workload", "n", "d", "heads", "batch", "seed", "dtype"],
+                                          usage: Self.usage) else { return nil }
         guard let output = a.string("output") else { throw UsageError("generate needs --output OUT.safetensors (see sparge generate --help)") }
         self.output = output
         workloadName = a.string("workload") ?? "medium"
@@ -81,7 +78,7 @@ struct GenerateCommand {
             tensors: ["q": try tensor(t.q), "k": try tensor(t.k), "v": try tensor(t.v)],
             metadata: ["workload": "\(workloadName): \(languageModel.map { "\($0)" } ?? "\(workload)")", "seed": "\(workload.seed)"])
         try file.write(path: output)
-        print(JSON.object([
+        print(JSONValue.object([
             ("output", .string(output)), ("workload", .string(workloadName)),
             ("shape", .array(dims.map { .int($0) })), ("dtype", .string(dtype.rawValue)),
         ]).text)

@@ -57,11 +57,8 @@ struct MaskCommand {
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options,
+                                          usage: Self.usage) else { return nil }
         guard let input = a.string("input") else { throw UsageError("mask needs --input IN.safetensors (see sparge mask --help)") }
         self.input = input
         name = a.string("name")
@@ -118,7 +115,7 @@ struct MaskCommand {
                 print(map.render(batch: batch, head: h), terminator: "")
             }
         } else {
-            var pairs: [(String, JSON)] = [
+            var pairs: [(String, JSONValue)] = [
                 ("source", .string(source)), ("input", .string(input)),
                 ("shape", .array([map.batch, map.heads, map.queryBlocks, map.keyBlocks].map { .int($0) })),
                 ("batch", .int(batch)), ("density", .finite(density)),
@@ -127,7 +124,7 @@ struct MaskCommand {
             if let png, let size = pngSize {
                 pairs += [("png", .string(png)), ("width", .int(size.0)), ("height", .int(size.1))]
             }
-            print(JSON.object(pairs).text)
+            print(JSONValue.object(pairs).text)
         }
     }
 
@@ -158,18 +155,13 @@ struct MaskCommand {
         // v is not needed: k stands in for it in the shape checks.
         let shape = try RunCommand.shape(q: qt, k: kt, v: kt)
         try parameters.validate(for: shape)
-        let nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
+        let nk = shape.blockCounts(for: parameters).keyBlocks
         if text && nk > Self.maxTextColumns {
             throw UsageError("the map would have \(nk) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png or a larger --bk")
         }
         let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k")
         let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, threads: threads)
-        let selection: String
-        switch parameters.selection {
-        case .topK(let x): selection = "topk \(x)"
-        case .cdf(let x): selection = "cdf \(x)"
-        }
-        return (result.blockMap, "predicted (bq \(parameters.blockQ), bk \(parameters.blockK), simthreshd1 \(parameters.simThreshold), \(selection)\(parameters.causal ? ", causal" : "")\(parameters.attentionSink ? ", sink" : ""))")
+        return (result.blockMap, "predicted (\(parameters))")
     }
 
     static func density(_ map: BlockMap, batch b: Int, head h: Int) -> Double {

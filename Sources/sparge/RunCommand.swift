@@ -65,11 +65,8 @@ struct RunCommand {
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options)
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options,
+                                          usage: Self.usage) else { return nil }
         guard let input = a.string("input") else { throw UsageError("run needs --input IN.safetensors (see sparge run --help)") }
         self.input = input
         output = a.string("output")
@@ -87,18 +84,7 @@ struct RunCommand {
         if backend == .cuda && dense { throw UsageError("--dense runs on the CPU only; drop --backend cuda (PyTorch's SDPA is the GPU's dense reference)") }
         if dense && maskName != nil { throw UsageError("--dense and --mask exclude each other") }
         // Ranges that the shape does not affect are checked now, before reading a large file.
-        try Self.checkRanges(parameters)
-    }
-
-    /// Early range checks with the library's own messages (a one-head shape: per-head list
-    /// lengths are checked against the real shape later).
-    private static func checkRanges(_ p: SpargeParameters) throws {
-        var probe = p
-        probe.causal = false
-        let longest = [p.simThreshold, p.pvThreshold, {
-            switch p.selection { case .cdf(let t), .topK(let t): return t }
-        }()].map(\.values.count).max() ?? 1
-        try probe.validate(for: AttentionShape(heads: longest, queryLength: 1, headDim: 1))
+        try parameters.validate()
     }
 
     func execute() throws {
@@ -114,9 +100,11 @@ struct RunCommand {
         if let config { parameters = try config.apply(to: parameters, heads: shape.heads) }
         try parameters.validate(for: shape)
         let q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
-        let nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
-        let nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
-        let givenMap = try maskName.map { try Self.blockMap(file, name: $0, shape: shape, nq: nq, nk: nk) }
+        let (nq, nk) = shape.blockCounts(for: parameters)
+        let givenMap = try maskName.map {
+            try Self.blockMap(try file.tensor($0), label: "mask '\($0)'", shape: shape, parameters: parameters,
+                              advice: "pass the --bq/--bk it was made with")
+        }
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
 
         // The output buffer is allocated once, outside the timed region: `seconds` is the
@@ -165,7 +153,7 @@ struct RunCommand {
                 }
             }
             out.metadata["producer"] = "sparge run"
-            out.metadata["parameters"] = Self.parametersJSON(parameters).text
+            out.metadata["parameters"] = JSONValue.parameters(parameters).text
             try out.write(path: output)
         }
         print(report(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, samples: samples, result: result).text)
@@ -173,11 +161,12 @@ struct RunCommand {
 
     // MARK: Input checks
 
-    /// The attention shape of q, k, v, with a clear error for any inconsistency.
-    static func shape(q: Tensor, k: Tensor, v: Tensor) throws -> AttentionShape {
+    /// The attention shape of q, k, v, with a clear error for any inconsistency; `nhd`: the
+    /// tensors are `B,N,H,D` (messages still give shapes as `B,H,N,D`).
+    static func shape(q: Tensor, k: Tensor, v: Tensor, nhd: Bool = false) throws -> AttentionShape {
         for (name, t) in [("q", q), ("k", k), ("v", v)] {
             guard t.shape.count == 4 else {
-                throw UsageError("tensor '\(name)' has shape \(t.shape); it must have 4 dimensions B,H,N,D")
+                throw UsageError("tensor '\(name)' has shape \(t.shape); it must have 4 dimensions \(nhd ? "B,N,H,D" : "B,H,N,D")")
             }
             guard t.dtype.isFloatingPoint else {
                 throw UsageError("tensor '\(name)' is \(t.dtype); q, k, v must be F16, BF16 or F32")
@@ -186,17 +175,20 @@ struct RunCommand {
                 throw UsageError("tensor '\(name)' has shape \(t.shape); every dimension must be at least 1")
             }
         }
-        guard k.shape == v.shape else { throw UsageError("k has shape \(k.shape) but v has \(v.shape); they must be equal (B,Hkv,Nk,D)") }
-        guard q.shape[0] == k.shape[0] else { throw UsageError("q has batch \(q.shape[0]) but k has \(k.shape[0]); they must be equal") }
-        guard q.shape[3] == k.shape[3] else { throw UsageError("q has head dim \(q.shape[3]) but k has \(k.shape[3]); they must be equal") }
-        guard q.shape[1] % k.shape[1] == 0 else {
-            throw UsageError("q has \(q.shape[1]) heads, k and v \(k.shape[1]); the K/V heads must divide the query heads")
+        let (qs, ks, vs) = (hndDimensions(q.shape, nhd: nhd), hndDimensions(k.shape, nhd: nhd), hndDimensions(v.shape, nhd: nhd))
+        guard ks == vs else { throw UsageError("k has shape \(ks) but v has \(vs); they must be equal (B,Hkv,Nk,D)") }
+        guard qs[0] == ks[0] else { throw UsageError("q has batch \(qs[0]) but k has \(ks[0]); they must be equal") }
+        guard qs[3] == ks[3] else { throw UsageError("q has head dim \(qs[3]) but k has \(ks[3]); they must be equal") }
+        guard qs[1] % ks[1] == 0 else {
+            throw UsageError("q has \(qs[1]) heads, k and v \(ks[1]); the K/V heads must divide the query heads")
         }
-        let shape = AttentionShape(batch: q.shape[0], heads: q.shape[1], kvHeads: k.shape[1],
-                                   queryLength: q.shape[2], keyLength: k.shape[2], headDim: q.shape[3])
+        let shape = AttentionShape(batch: qs[0], heads: qs[1], kvHeads: ks[1], queryLength: qs[2], keyLength: ks[2], headDim: qs[3])
         try shape.validate()
         return shape
     }
+
+    /// The `B,H,N,D` sizes of a 4-D tensor's shape, given as `B,N,H,D` when `nhd`.
+    static func hndDimensions(_ s: [Int], nhd: Bool) -> [Int] { nhd ? [s[0], s[2], s[1], s[3]] : s }
 
     static func floats(_ t: Tensor, _ name: String) throws -> [Float] {
         let x = try t.floats()
@@ -207,15 +199,18 @@ struct RunCommand {
         return x
     }
 
-    /// The block map stored under `name` (u8 or bool, B,H,nq,nk).
-    static func blockMap(_ file: SafeTensorsFile, name: String, shape: AttentionShape, nq: Int, nk: Int) throws -> BlockMap {
-        let t = try file.tensor(name)
+    /// The block map in tensor `t` (u8 or bool, `B,H,nq,nk` for `shape` under `parameters`'
+    /// block sizes); `label` names it in messages (`shapeLabel` in the wrong-shape one, `label`
+    /// by default) and `advice` says how to fix a wrong shape.
+    static func blockMap(_ t: Tensor, label: String, shapeLabel: String? = nil, shape: AttentionShape,
+                         parameters: SpargeParameters, advice: String) throws -> BlockMap {
         guard t.dtype == .uint8 || t.dtype == .bool else {
-            throw UsageError("mask '\(name)' is \(t.dtype); it must be U8 or BOOL")
+            throw UsageError("\(label) is \(t.dtype); it must be U8 or BOOL")
         }
+        let (nq, nk) = shape.blockCounts(for: parameters)
         let expected = [shape.batch, shape.heads, nq, nk]
         guard t.shape == expected else {
-            throw UsageError("mask '\(name)' has shape \(t.shape) but B,H,nq,nk for these blocks is \(expected); pass the --bq/--bk it was made with")
+            throw UsageError("\(shapeLabel ?? label) has shape \(t.shape) but B,H,nq,nk for blocks \(parameters.blockQ)x\(parameters.blockK) is \(expected); \(advice)")
         }
         return try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk, bits: t.uint8s())
     }
@@ -224,37 +219,12 @@ struct RunCommand {
 
     var mode: String { dense ? "dense" : maskName != nil ? "mask" : "sparse" }
 
-    static func parametersJSON(_ p: SpargeParameters) -> JSON {
-        // Through the Float's shortest text, so 0.1 prints as 0.1, not 0.10000000149011612.
-        func number(_ x: Float) -> JSON { x.isFinite ? .number(Double("\(x)") ?? Double(x)) : .null }
-        func values(_ p: PerHead) -> JSON {
-            p.values.count == 1 ? number(p.values[0]) : .array(p.values.map(number))
-        }
-        var pairs: [(String, JSON)] = [("bq", .int(p.blockQ)), ("bk", .int(p.blockK))]
-        switch p.selection {
-        case .topK(let k): pairs += [("selection", .string("topk")), ("topk", values(k))]
-        case .cdf(let t): pairs += [("selection", .string("cdf")), ("cdfthreshd", values(t))]
-        }
-        pairs += [
-            ("simthreshd1", values(p.simThreshold)),
-            ("pvthreshd", values(p.pvThreshold)),   // null = inf (stage 2 off)
-            ("causal", .bool(p.causal)), ("attention_sink", .bool(p.attentionSink)),
-            ("smooth_k", .bool(p.smoothK)), ("gpu_rounding", .bool(p.gpuRounding)),
-            ("quant", .string(p.quantization.rawValue)),
-        ]
-        return .object(pairs)
-    }
-
     func report(shape s: AttentionShape, parameters: SpargeParameters, threads: Int, seconds: Double, samples: [Double],
-                result: SparseAttentionResult?) -> JSON {
+                result: SparseAttentionResult?) -> JSONValue {
         let flops = s.denseFlops(causal: parameters.causal)
-        var pairs: [(String, JSON)] = [
+        var pairs: [(String, JSONValue)] = [
             ("mode", .string(mode)),
-            ("shape", .object([
-                ("batch", .int(s.batch)), ("heads", .int(s.heads)), ("kv_heads", .int(s.kvHeads)),
-                ("query_length", .int(s.queryLength)), ("key_length", .int(s.keyLength)),
-                ("head_dim", .int(s.headDim)),
-            ])),
+            ("shape", .shape(s)),
             ("threads", .int(threads)),
             ("build", .string(BuildInfo.name)),
             ("repeat", .int(repeats)),
@@ -279,7 +249,7 @@ struct RunCommand {
             // Dense attention computes every block and skips nothing.
             pairs += [("density", .number(1)), ("sparsity", .number(0)), ("stage2_skipped_fraction", .number(0))]
         }
-        pairs += [("parameters", Self.parametersJSON(parameters)), ("input", .string(input))]
+        pairs += [("parameters", JSONValue.parameters(parameters)), ("input", .string(input))]
         if let config { pairs.append(("config_layer", .string(config.layer.name))) }
         if let output { pairs.append(("output", .string(output))) }
         return .object(pairs)

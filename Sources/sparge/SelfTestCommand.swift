@@ -23,11 +23,8 @@ struct SelfTestCommand {
     var expected: CPUKernelLevel?
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: [], options: ["level", "expect-level"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: [], options: ["level", "expect-level"],
+                                          usage: Self.usage) else { return nil }
         func level(_ name: String) throws -> CPUKernelLevel {
             guard let l = CPUKernelLevel(rawValue: name) else {
                 throw UsageError("'\(name)' is not a CPU kernel level; use baseline, avx2 or avx512")

@@ -62,19 +62,4 @@ struct TensorSource {
     private static func list(_ names: [String]) -> String {
         names.count <= 12 ? names.joined(separator: ", ") : names.prefix(12).joined(separator: ", ") + ", ..."
     }
-
-    /// `B,N,H,D` floats transposed into `B,H,N,D` (shape given as read: B,N,H,D).
-    static func nhdToHND(_ x: [Float], shape s: [Int]) -> [Float] {
-        let (b, n, h, d) = (s[0], s[1], s[2], s[3])
-        var out = [Float](repeating: 0, count: x.count)
-        for bi in 0..<b {
-            for ni in 0..<n {
-                for hi in 0..<h {
-                    let src = ((bi * n + ni) * h + hi) * d, dst = ((bi * h + hi) * n + ni) * d
-                    for c in 0..<d { out[dst + c] = x[src + c] }
-                }
-            }
-        }
-        return out
-    }
 }

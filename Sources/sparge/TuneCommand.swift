@@ -58,11 +58,8 @@ struct TuneCommand {
     var options: TuningOptions
 
     init?(arguments: [String]) throws {
-        let a = try Arguments(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"])
-        if a.helpRequested {
-            print(Self.usage)
-            return nil
-        }
+        guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"],
+                                          usage: Self.usage) else { return nil }
         inputs = a.strings("input")
         guard !inputs.isEmpty else { throw UsageError("tune needs --input IN.safetensors (see sparge tune --help)") }
         layer = a.string("layer") ?? "layer"

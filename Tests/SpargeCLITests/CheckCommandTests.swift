@@ -179,11 +179,17 @@ struct CheckCommandTests {
         let mask = dir.appendingPathComponent("mask.npy").path
         try NumpyFile.write(try c.file.tensor("mask.triton"), path: mask)
         let r = try Self.check(["--q", paths["q"]!, "--k", paths["k"]!, "--v", paths["v"]!, "--gpu-output", paths["triton.o"]!,
-                                "--gpu-mask", mask, "--preset", "triton"])
+                                "--gpu-mask", mask, "--preset", "triton", "--json"])
         #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
         let n = try Self.check(["--q", nhdPaths["q"]!, "--k", nhdPaths["k"]!, "--v", nhdPaths["v"]!,
                                 "--gpu-output", nhdPaths["triton.o"]!, "--preset", "triton", "--layout", "NHD", "--json"])
         #expect(n.status == 0, "\(n.stdout)\(n.stderr)")
+        // The same tensors in the other layout give the same numbers, head by head.
+        func heads(_ text: String) throws -> [NSDictionary] {
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            return try #require(report["heads"] as? [[String: Any]]).map { NSDictionary(dictionary: ($0["vs_faithful"] as? [String: Any]) ?? [:]) }
+        }
+        #expect(try heads(n.stdout) == heads(r.stdout))
         // NHD read as HND is the wrong tensor: a failure or a shape error, never a pass.
         let wrong = try Self.check(["--q", nhdPaths["q"]!, "--k", nhdPaths["k"]!, "--v", nhdPaths["v"]!,
                                     "--gpu-output", nhdPaths["triton.o"]!, "--preset", "triton"])

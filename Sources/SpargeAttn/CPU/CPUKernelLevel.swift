@@ -15,6 +15,7 @@ public enum CPUKernelLevel: String, Sendable, CaseIterable, Comparable, CustomSt
     /// INT8 scores (Intel Cascade Lake, Ice Lake, Sapphire Rapids; AMD Zen 4 and later).
     case avx512
 
+    /// Orders the levels from the most portable to the widest (`baseline < avx2 < avx512`).
     public static func < (a: CPUKernelLevel, b: CPUKernelLevel) -> Bool {
         allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }

@@ -153,10 +153,10 @@ final class SparseOperands: @unchecked Sendable {
     ) -> (Float, Float) {
         let d = w.headDim
         let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
-                                 partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer)
+                                 partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start
-        let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8)
+        let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8, kernels: w.kernels)
         return (sim, scale)
     }
 }

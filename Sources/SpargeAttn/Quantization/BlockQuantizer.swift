@@ -7,16 +7,12 @@ import SpargeSIMD
 let log2e: Float = 1.44269504
 
 /// Quantizes `rows x d` values (row stride `d`) with one scale; `premultiplier` is applied
-/// first (the Triton path's `s * log2(e)` for Q, 1 otherwise). Returns the scale.
+/// first (the Triton path's `s * log2(e)` for Q, 1 otherwise). Returns the scale. Every kernel
+/// set runs the same operations (SpargeSIMD's `quantizeSymmetric`): bitwise the same INT8.
 @discardableResult
 func quantizeBlock(
     _ x: UnsafePointer<Float>, rows: Int, d: Int, premultiplier: Float,
-    into out: UnsafeMutablePointer<Int8>
+    into out: UnsafeMutablePointer<Int8>, kernels: any TileKernels.Type = SpargeCPU.activeKernels
 ) -> Float {
-    // max|x * c| == max|x| * c in fp32 for c > 0 (rounding is monotone), so the scale matches
-    // a kernel that multiplies first.
-    let amax = absoluteMax(x, count: rows * d) * premultiplier
-    let scale = amax / 127 + 1e-7
-    quantizeRow(x, count: rows * d, premultiplier: premultiplier, scale: scale, into: out)
-    return scale
+    kernels.quantizeBlock(x, count: rows * d, premultiplier: premultiplier, into: out)
 }

@@ -16,6 +16,15 @@ public struct Accuracy: Sendable, Hashable {
     /// The largest `|x - y|`.
     public var maxAbsoluteError: Double
 
+    /// The metrics from their values (see ``AccuracyAccumulator`` to compute them).
+    public init(cosine: Double, relativeL1: Double, relativeL2: Double, rmse: Double, maxAbsoluteError: Double) {
+        self.cosine = cosine
+        self.relativeL1 = relativeL1
+        self.relativeL2 = relativeL2
+        self.rmse = rmse
+        self.maxAbsoluteError = maxAbsoluteError
+    }
+
     /// Compares `x` with `reference`; throws ``SpargeError/invalidShape(_:)`` when their sizes differ.
     public init(_ x: [Float], reference y: [Float]) throws {
         try self.init(x, count: y.count) { Double(y[$0]) }
@@ -36,23 +45,8 @@ public struct Accuracy: Sendable, Hashable {
         guard rowLength >= 1 else {
             throw SpargeError.invalidShape("rowLength is \(rowLength); it must be at least 1")
         }
-        var dot = 0.0, xx = 0.0, yy = 0.0, l1 = 0.0, y1 = 0.0, sq = 0.0, maxAbs = 0.0, n = 0
-        var finite = true
-        for i in 0..<count where includeRow(i / rowLength) {
-            let a = Double(x[i]), b = y(i)
-            finite = finite && a.isFinite && b.isFinite
-            dot += a * b; xx += a * a; yy += b * b
-            l1 += abs(a - b); y1 += abs(b); sq += (a - b) * (a - b)
-            if !(abs(a - b) <= maxAbs) { maxAbs = abs(a - b) }   // NaN sticks
-            n += 1
-        }
-        cosine = (xx == 0 && yy == 0) ? 1 : dot / ((xx * yy).squareRoot() + 1e-300)
-        relativeL1 = y1 == 0 ? l1 : l1 / y1
-        relativeL2 = yy == 0 ? sq.squareRoot() : (sq / yy).squareRoot()
-        rmse = n == 0 ? 0 : (sq / Double(n)).squareRoot()
-        maxAbsoluteError = maxAbs
-        if !finite {
-            cosine = .nan; relativeL1 = .infinity; relativeL2 = .infinity; rmse = .infinity; maxAbsoluteError = .infinity
-        }
+        var sums = AccuracyAccumulator()
+        for i in 0..<count where includeRow(i / rowLength) { sums.add(Double(x[i]), reference: y(i)) }
+        self = sums.accuracy
     }
 }

@@ -32,13 +32,20 @@ extension Stage1Reference {
     /// so the maps are identical.
     ///
     /// - Parameters:
-    ///   - pooledQ: the pooled query blocks, `nq x headDim`; `selfSimilarityQ` their `nq`
-    ///     self-similarities (NaN: never self-similar).
-    ///   - pooledK: the pooled key blocks, `nk x headDim`; `selfSimilarityK` their `nk` values.
+    ///   - pooledQ: the pooled query blocks, `nq x headDim`.
+    ///   - selfSimilarityQ: the `nq` self-similarities of the query blocks (NaN: never self-similar).
+    ///   - pooledK: the pooled key blocks, `nk x headDim`.
+    ///   - selfSimilarityK: the `nk` self-similarities of the key blocks.
+    ///   - d: the head dimension, the row length of `pooledQ` and `pooledK`.
+    ///   - blockQ: tokens per query block (for the causal rule).
+    ///   - blockK: tokens per key block (for the causal rule).
     ///   - scale: the softmax scale `s`.
     ///   - theta: the self-similarity threshold.
-    ///   - selection: the CDF or top-k rule; `head` picks its per-head value.
+    ///   - selection: the CDF or top-k rule.
+    ///   - head: which per-head value of `selection` applies.
+    ///   - causal: clear key blocks wholly in the future of a query block.
     ///   - causalOffset: `Nk - Nq` (query `t` sees keys up to `t + causalOffset`).
+    ///   - attentionSink: always keep key block 0.
     ///   - gpuRounding: round the scores, probabilities and the running CDF to fp16 as the GPU code.
     /// - Returns: the block map of one head, `nq x nk` bytes (0 or 1).
     public static func selectBlocks(

@@ -2,7 +2,12 @@ import Foundation
 
 /// Storage type of a tensor's elements. Compute is always fp32.
 public enum ElementType: String, Sendable, Hashable, CaseIterable {
-    case float32, float16, bfloat16
+    /// IEEE 754 single precision (`Float`), 4 bytes.
+    case float32
+    /// IEEE 754 half precision (`Float16`), 2 bytes: 5 exponent bits, 10 mantissa bits.
+    case float16
+    /// bfloat16 (``BFloat16``), 2 bytes: fp32's 8 exponent bits, 7 mantissa bits.
+    case bfloat16
 
     /// Bytes per element.
     public var size: Int { self == .float32 ? 4 : 2 }

@@ -16,7 +16,8 @@ enum HopperAttentionSource {
     static var wrappers: String {
         /// `wgmma` with A from registers: `acc` accumulators of `constraint` ("r" or "f"), the
         /// instruction's type suffix, and the immediates after scale-d.
-        func wrapper(_ name: String, n: Int, k: Int, accType: String, types: String, constraint: String, immediates: String) -> String {
+        func wrapper(_ name: String, n: Int, k: Int, accType: String, types: String, constraint: String, immediates: String,
+                     accumulate: Bool = true) -> String {
             let acc = n / 2
             let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
             let outs = (0..<acc).map { "\"+\(constraint)\"(d[\($0)])" }.joined(separator: ", ")
@@ -24,14 +25,19 @@ enum HopperAttentionSource {
             DEV void \(name)_n\(n)(\(accType)* d, const unsigned* a, u64 desc) {
                 asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
                     "wgmma.mma_async.sync.aligned.m64n\(n)k\(k).\(types) {\(dl)}, {%\(acc), %\(acc + 1), %\(acc + 2), %\(acc + 3)}, %\(acc + 4), p\(immediates);\\n}\\n"
-                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(1));
+                    : \(outs) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(\(accumulate ? 1 : 0)));
             }
 
             """
         }
         let s8 = [64, 128].map { wrapper("wgmma_s8", n: $0, k: 32, accType: "int", types: "s32.s8.s8", constraint: "r", immediates: "") }
         let f16 = [72, 136].map { wrapper("wgmma_f16", n: $0, k: 16, accType: "float", types: "f32.f16.f16", constraint: "f", immediates: ", 1, 1, 0") }
-        return "\n" + (s8 + f16).joined()
+        // FP8 (no transpose immediates: 8-bit operands are K-major only); guarded so that the
+        // source still compiles for architectures without e4m3.
+        let e4m3 = [64, 128].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
+            // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
+            + [64, 128].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
+        return "\n" + (s8 + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
     static let kernel = #"""
@@ -41,10 +47,23 @@ enum HopperAttentionSource {
 #define BK BLOCK_K
 #define NT (BQ * 2)                 // one warpgroup (128 threads) per 64 query rows
 #define WARPS (NT / 32)
+#ifndef PV_FP8
+#define PV_FP8 0                    // P.V in e4m3 (V^T from prep_values_t8), else fp16
+#endif
+#if PV_FP8
+#define DV D                        // V^T rows in shared memory: D channels (l is summed in fp32)
+#define VELEM 1                     // bytes per V element
+#define OCH (D / 8)                 // accumulator chunks of 8 columns per thread
+#else
 #define DV (D + 8)                  // V^T rows in shared memory: D channels, then 8 rows of ones
+#define VELEM 2
+#define OCH (D / 8 + 1)             // chunk D/8: the row sums (P times the ones rows)
+#endif
 #define KTILE (BK * D)              // bytes
-#define VTILE (DV * BK * 2)
-#define VBYTES (D * BK * 2)         // the copied part of a V^T tile (the ones rows stay)
+#define VTILE (DV * BK * VELEM)
+#define VBYTES (D * BK * VELEM)     // the copied part of a V^T tile (the ones rows stay)
+#define PK (BK * VELEM / 32)        // P.V instructions per tile: BK / 16 (k16, fp16), BK / 32 (k32, e4m3)
+#define FP8_OFFSET 8.807f           // SageAttention2: P = 2^(S - m + 8.807) uses the e4m3 range
 #ifndef EXP_F16
 #define EXP_F16 0                   // ex2.approx.f16x2 is two MUFU.EX2.F16 plus a PRMT on sm_90: fp32 is cheaper
 #endif
@@ -62,7 +81,17 @@ enum HopperAttentionSource {
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
-#if D == 64
+#ifndef FP8_TWO_LEVEL
+#define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
+#endif
+#define TWO_LEVEL (PV_FP8 && FP8_TWO_LEVEL)
+#if PV_FP8 && D == 64
+#define WG_PV wgmma_e4m3_n64
+#define WG_PV_FRESH wgmma_e4m3_fresh_n64
+#elif PV_FP8
+#define WG_PV wgmma_e4m3_n128
+#define WG_PV_FRESH wgmma_e4m3_fresh_n128
+#elif D == 64
 #define WG_PV wgmma_f16_n72
 #else
 #define WG_PV wgmma_f16_n136
@@ -107,6 +136,15 @@ DEV unsigned ex2pack(float lo, float hi) {
     return y;
 #endif
 }
+#if PV_FP8
+// Four P values (fp32) rounded to e4m3 (saturating) and packed, the first in the low byte.
+DEV unsigned e4m3pack(float a, float b, float c, float d) {
+    unsigned y;
+    asm("{ .reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\nmov.b32 %0, {lo, hi}; }"
+        : "=r"(y) : "f"(a), "f"(b), "f"(c), "f"(d));
+    return y;
+}
+#endif
 // Pins a register between the asynchronous instructions (no read or write moves across).
 DEV void pin(int& x) { asm volatile("" : "+r"(x) :: "memory"); }
 DEV void pin(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
@@ -118,7 +156,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
 // Dynamic shared memory: STAGES * (KTILE + VTILE + 8) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
-        const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const u16* vt,
+        const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const void* vt, const float* vScale,
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts) {
@@ -141,11 +179,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
+#if !PV_FP8
     for (int e = tid; e < STAGES * BK * 8 / 2; e += NT) {
         const int st = e / (BK * 4), w = e - st * (BK * 4);
         ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
     }
-    for (int e = tid; e < D * BK / 2; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
+#endif
+    for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
         for (int st = 0; st < STAGES; st++) mbar_init(full + st, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -168,9 +208,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
     float m0 = -SP_INF, m1 = -SP_INF;
-    float o[(D / 8 + 1) * 4];       // chunk D/8: the row sums (P times the ones rows)
+    float o[OCH * 4];
     #pragma unroll
-    for (int e = 0; e < (D / 8 + 1) * 4; e++) o[e] = 0.0f;
+    for (int e = 0; e < OCH * 4; e++) o[e] = 0.0f;
+#if PV_FP8
+    float l0 = 0.0f, l1 = 0.0f;     // this thread's part of the row sums of the fp32 P
+#endif
 
     __syncthreads();
     const int cnt = sh[0], selected = sh[1];
@@ -194,22 +237,41 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // wgmma is issued unconditionally (a skipped tile, and the tile before the first, have P = 0
     // against zeros) so that the compiler never serializes them.
     int skipped = 0;
-    unsigned pa[BK / 16][4];        // P of the previous tile, the A operand of its pending P.V
+    unsigned pa[PK][4];             // P of the previous tile, the A operand of its pending P.V
     #pragma unroll
-    for (int kk = 0; kk < BK / 16; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
+    for (int kk = 0; kk < PK; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
     // O += P V^T(buffer) for the P in pa, issued, not waited for; then the wait, after which O
-    // and pa may be touched again (pinned: no read or write of them moves across).
+    // and pa may be touched again (pinned: no read or write of them moves across). With
+    // TWO_LEVEL the tile's product goes to fresh accumulators `ot`, added to O after the wait
+    // (Hopper's FP8 wgmma keeps fewer accumulator bits than fp32; SageAttention2 does the same).
+#if TWO_LEVEL
+    float ot[OCH * 4];
+    #pragma unroll
+    for (int e = 0; e < OCH * 4; e++) ot[e] = 0.0f;
+    #define PV_ACC ot
+#else
+    #define PV_ACC o
+#endif
     auto issue_pv = [&](int buf) {
         #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) WG_PV(o, pa[kk], sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 16));
+        for (int kk = 0; kk < PK; kk++) {
+#if TWO_LEVEL
+            if (kk == 0) { WG_PV_FRESH(ot, pa[kk], sdesc(vLo + (buf * VTILE) / 16, BK * 8 * VELEM)); continue; }
+#endif
+            WG_PV(PV_ACC, pa[kk], sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 8 * VELEM));
+        }
         wg_commit();
     };
     auto wait_pv = [&]() {
         wg_wait<0>();
         #pragma unroll
-        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        for (int e = 0; e < OCH * 4; e++) pin(PV_ACC[e]);
         #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+        for (int kk = 0; kk < PK; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+#if TWO_LEVEL
+        #pragma unroll
+        for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
+#endif
     };
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
@@ -287,8 +349,35 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const float a0 = m0 == -SP_INF ? 1.0f : ex2(m0 - mn0);
         const float a1 = m1 == -SP_INF ? 1.0f : ex2(m1 - mn1);
         m0 = mn0; m1 = mn1;
+        unsigned pn[PK][4];
+#if PV_FP8
+        // P = 2^(S - m + 8.807) in fp32; l sums it unrounded, P.V takes it rounded to e4m3,
+        // packed in the accumulator order (V^T's keys are permuted to match, prep_values_t8).
+        const float sh0 = __fadd_rn(__fsub_rn(mn0 == -SP_INF ? 0.0f : -mn0, bias), FP8_OFFSET);
+        const float sh1 = __fadd_rn(__fsub_rn(mn1 == -SP_INF ? 0.0f : -mn1, bias), FP8_OFFSET);
+        float pf[BK / 2];
+        #pragma unroll
+        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(s[e], mul, (e & 2) ? sh1 : sh0));
+        if (masked || skip) {
+            const bool keep0 = !(mn0 == -SP_INF || skip), keep1 = !(mn1 == -SP_INF || skip);
+            #pragma unroll
+            for (int e = 0; e < BK / 2; e++) if (!((e & 2) ? keep1 : keep0)) pf[e] = 0.0f;
+        }
+        float ts0 = 0.0f, ts1 = 0.0f;
+        #pragma unroll
+        for (int n = 0; n < BK / 8; n++) { ts0 += pf[4 * n] + pf[4 * n + 1]; ts1 += pf[4 * n + 2] + pf[4 * n + 3]; }
+        l0 = __fmaf_rn(l0, a0, ts0);
+        l1 = __fmaf_rn(l1, a1, ts1);
+        #pragma unroll
+        for (int kk = 0; kk < PK; kk++) {
+            const float* x = pf + 16 * kk;      // n-chunks 4kk .. 4kk + 3: keys 32kk .. 32kk + 31
+            pn[kk][0] = e4m3pack(x[0], x[1], x[4], x[5]);
+            pn[kk][1] = e4m3pack(x[2], x[3], x[6], x[7]);
+            pn[kk][2] = e4m3pack(x[8], x[9], x[12], x[13]);
+            pn[kk][3] = e4m3pack(x[10], x[11], x[14], x[15]);
+        }
+#else
         const float sh0 = __fsub_rn(mn0 == -SP_INF ? 0.0f : -mn0, bias), sh1 = __fsub_rn(mn1 == -SP_INF ? 0.0f : -mn1, bias);
-        unsigned pn[BK / 16][4];
         if (masked || skip) {
             // Rows without any key so far, and skipped tiles, get P = 0.
             const unsigned keep0 = mn0 == -SP_INF || skip ? 0u : 0xffffffffu, keep1 = mn1 == -SP_INF || skip ? 0u : 0xffffffffu;
@@ -304,19 +393,20 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1));
             }
         }
+#endif
 #if PIPELINE
         wait_pv();
 #endif
         // Most tiles move no row maximum of the warp: no rescale then.
         if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
             #pragma unroll
-            for (int n = 0; n < D / 8 + 1; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
+            for (int n = 0; n < OCH; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
         }
         #pragma unroll
-        for (int kk = 0; kk < BK / 16; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
+        for (int kk = 0; kk < PK; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
 #if !PIPELINE
         #pragma unroll
-        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
         issue_pv(buf);
         wait_pv();
@@ -326,20 +416,34 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // The last tile's P.V.
     {
         #pragma unroll
-        for (int e = 0; e < (D / 8 + 1) * 4; e++) pin(o[e]);
+        for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
         issue_pv((cnt + STAGES - 1) % STAGES);
         wait_pv();
     }
 #endif
+#if PV_FP8
+    // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float* vsc = vScale + (i64)kvh * D;
+#else
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
+#endif
     const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
     const i64 ob = (i64)b * obs + (i64)h * ohs;
     #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         const int c = n * 8 + 2 * t4;
-        if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0); }
-        if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1); }
+#if PV_FP8
+        const float s0 = vsc[c], s1 = vsc[c + 1];
+#else
+        const float s0 = 1.0f, s1 = 1.0f;
+#endif
+        if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
+        if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 }

@@ -373,6 +373,70 @@ extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs
         o[(ch >> 3) * (bk * 8) + (key >> 3) * 64 + rl * 8 + kk] = f2h(tile[kc * 8 + kk][rh * 8 + rl]);
     }
 }
+// FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
+// channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
+// Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
+// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), G*D threads (G = 256 / D),
+// one float of dynamic shared memory per thread (no static shared memory in this program: every
+// function gets the device's whole dynamic allowance).
+extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, unsigned* amax) {
+    extern __shared__ float amaxPart[];
+    const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, G = blockDim.x / D;
+    const int c = threadIdx.x % D, gi = threadIdx.x / D;
+    const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
+    float m = 0.0f;
+    for (int t = t0 + gi; t < t1; t += G) m = fmaxf(m, fabsf(ldx(v, b * bs + h * hs + (i64)t * ts + c, type)));
+    amaxPart[threadIdx.x] = m;
+    __syncthreads();
+    if (gi == 0) {
+        for (int g = 1; g < G; g++) m = fmaxf(m, amaxPart[g * D + c]);
+        atomicMax(amax + (i64)bh * D + c, __float_as_uint(m));
+    }
+}
+
+#if __CUDA_ARCH__ >= 890
+// x rounded to e4m3 (nearest, ties to even, saturating at 448 like the CPU's roundToE4M3).
+DEV unsigned char f2e4m3(float x) {
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(x));
+    return (unsigned char)(r & 0xff);
+}
+// Part 2: V^T in e4m3, in the Hopper kernel's tile layout for 8-bit B operands (core
+// matrices of 8 channels x 16 keys, 16 bytes a row: channel r, position p of a tile at
+// (r / 8) * bk * 8 + (p / 16) * 128 + (r % 8) * 16 + p % 16), with the keys of each
+// 32-key chunk permuted so that the fp32 accumulator layout of S, packed in place, is the
+// A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
+// 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
+// vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
+// grid (blocks * bk / 32, D / 32, B*Hkv), 256 threads, 32 x 36 + 32 floats of shared memory.
+extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
+        int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, unsigned char* out) {
+    extern __shared__ float tileData[];
+    float (*tile)[36] = (float (*)[36])tileData;
+    float* scales = tileData + 32 * 36;
+    const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
+    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    if (ty == 0) {
+        const float s = __fdiv_rn(amax[(i64)bh * D + c0 + tx], range);
+        scales[tx] = s;
+        if (blockIdx.x == 0) vScale[(i64)bh * D + c0 + tx] = s;
+    }
+    __syncthreads();
+    for (int r = ty; r < 32; r += 8) {
+        const int n = n0 + r, c = c0 + tx;
+        const float s = scales[tx];
+        tile[r][tx] = n < N && s > 0.0f ? __fdiv_rn(ldx(v, b * bs + h * hs + (i64)n * ts + c, type), s) : 0.0f;
+    }
+    __syncthreads();
+    const int blk = n0 / bk, k0 = n0 - blk * bk;
+    unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
+    for (int e = threadIdx.x; e < 1024; e += 256) {
+        const int cl = e >> 5, p = e & 31, ch = c0 + cl, pos = k0 + p;
+        const int key = 16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1);
+        o[(ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)] = f2e4m3(tile[key][cl]);
+    }
+}
+#endif
 """#
 }
 #endif

@@ -307,12 +307,12 @@ package struct JSONReader {
 
     // MARK: Generic values
 
-    /// Reads any value into a ``JSONValue`` (for small documents such as settings files).
-    package mutating func readValue() throws -> JSONValue {
+    /// Reads any value into a ``ParsedJSON`` (for small documents such as settings files).
+    package mutating func readValue() throws -> ParsedJSON {
         try readValue(keep: true)
     }
 
-    private mutating func readValue(keep: Bool) throws -> JSONValue {
+    private mutating func readValue(keep: Bool) throws -> ParsedJSON {
         switch try peek() {
         case .null: try readNull(); return .null
         case .bool: return .bool(try readBool())
@@ -324,14 +324,14 @@ package struct JSONReader {
             let text = try readNumberText()
             return keep ? .number(Double(text) ?? .nan, offset: start) : .null
         case .array:
-            var items: [JSONValue] = []
+            var items: [ParsedJSON] = []
             try readArray { r, _ in
                 let v = try r.readValue(keep: keep)
                 if keep { items.append(v) }
             }
             return .array(items)
         case .object:
-            var members: [String: JSONValue] = [:]
+            var members: [String: ParsedJSON] = [:]
             try readObject { r, key in
                 let v = try r.readValue(keep: keep)
                 if keep { members[key] = v }
@@ -342,15 +342,15 @@ package struct JSONReader {
 }
 
 /// A parsed JSON value (objects without duplicate keys; numbers as Double with their offset).
-package enum JSONValue {
+package enum ParsedJSON {
     case null
     case bool(Bool)
     case number(Double, offset: Int)
     case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
+    case array([ParsedJSON])
+    case object([String: ParsedJSON])
 
-    subscript(key: String) -> JSONValue? {
+    subscript(key: String) -> ParsedJSON? {
         if case .object(let o) = self { return o[key] }
         return nil
     }
@@ -358,6 +358,6 @@ package enum JSONValue {
     package var string: String? { if case .string(let s) = self { return s }; return nil }
     package var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
     package var double: Double? { if case .number(let x, _) = self { return x }; return nil }
-    package var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    package var array: [ParsedJSON]? { if case .array(let a) = self { return a }; return nil }
     package var isNull: Bool { if case .null = self { return true }; return false }
 }

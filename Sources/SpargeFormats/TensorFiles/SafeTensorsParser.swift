@@ -203,7 +203,7 @@ enum SafeTensorsParser {
         var isAbsent: Bool { if case .absent = self { return true }; return false }
     }
 
-    private static func describe(_ value: JSONValue) -> String {
+    private static func describe(_ value: ParsedJSON) -> String {
         switch value {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"

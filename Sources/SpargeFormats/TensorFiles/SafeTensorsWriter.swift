@@ -1,33 +1,26 @@
 import SpargeAttn
 
 /// Builds safetensors bytes deterministically: sorted tensors and metadata, and
-/// hand-written JSON so the output does not depend on Foundation's formatting.
+/// JSON written by ``JSONValue`` so the output does not depend on Foundation's formatting.
 enum SafeTensorsWriter {
     static func serialize(_ file: SafeTensorsFile) -> [UInt8] {
         let names = file.names
-        var json = "{"
-        var first = true
+        var entries: [(String, JSONValue)] = []
         if !file.metadata.isEmpty {
-            json += quoted(SafeTensorsFile.metadataKey) + ":{"
-            json += file.metadata.keys.sorted()
-                .map { quoted($0) + ":" + quoted(file.metadata[$0]!) }
-                .joined(separator: ",")
-            json += "}"
-            first = false
+            entries.append((SafeTensorsFile.metadataKey, .object(file.metadata.keys.sorted().map { ($0, .string(file.metadata[$0]!)) })))
         }
         var offset = 0
-        var payloadSize = 0
         for name in names {
             let tensor = file.tensors[name]!
-            if !first { json += "," }
-            first = false
-            let shape = tensor.shape.map(String.init).joined(separator: ",")
-            json += quoted(name)
-                + ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.byteCount)]}"
+            entries.append((name, .object([
+                ("dtype", .string(tensor.dtype.rawValue)),
+                ("shape", .array(tensor.shape.map { .int($0) })),
+                ("data_offsets", .array([.int(offset), .int(offset + tensor.byteCount)])),
+            ])))
             offset += tensor.byteCount
-            payloadSize += tensor.byteCount
         }
-        json += "}"
+        let json = JSONValue.object(entries).text
+        let payloadSize = offset
 
         var header = Array(json.utf8)
         let padding = (8 - header.count % 8) % 8
@@ -42,6 +35,4 @@ enum SafeTensorsWriter {
         }
         return out
     }
-
-    static func quoted(_ string: String) -> String { JSONText.quoted(string) }
 }

@@ -16,41 +16,33 @@ import SpargeSIMD
 func summarizeBlock(
     _ x: UnsafePointer<Float>, rows: Int, blockSize: Int, d: Int,
     gpuRounding: Bool, partialBlocks: PartialBlockRule,
-    pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>
+    pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    kernels: any TileKernels.Type = SpargeCPU.activeKernels
 ) -> Float {
     pooled.update(repeating: 0, count: d)
     scratch.update(repeating: 0, count: d)
-    let vectorEnd = d & ~7
-    for r in 0..<rows {
-        let row = x + r * d
-        // Column sums and the squared norm, eight channels at a time.
-        var squares = Float8()
-        var c = 0
-        while c < vectorEnd {
-            let v = load8(row + c)
-            store8(load8(pooled + c) + v, pooled + c)
-            squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
-            c += 8
-        }
-        var norm2 = horizontalSum(squares)
-        while c < d {
-            pooled[c] += row[c]
-            norm2 += row[c] * row[c]
-            c += 1
-        }
-        let norm = norm2.squareRoot()
-        // Sum of the unit rows (divided, not multiplied by 1/norm, as the GPU code does).
-        c = 0
-        if gpuRounding {
-            while c < d { scratch[c] += roundToHalf(row[c] / norm); c += 1 }
-        } else {
-            let nv = Float8(repeating: norm)
-            while c < vectorEnd {
-                store8(load8(scratch + c) + load8(row + c) / nv, scratch + c)
+    if gpuRounding {
+        for r in 0..<rows {
+            let row = x + r * d
+            // Column sums and the squared norm (the same operation order as the SIMD form).
+            var squares = Float8()
+            var c = 0
+            while c < d & ~7 {
+                let v = load8(row + c)
+                store8(load8(pooled + c) + v, pooled + c)
+                squares = multiplyThenAdd(v, v, squares)
                 c += 8
             }
-            while c < d { scratch[c] += row[c] / norm; c += 1 }
+            var norm2 = horizontalSum(squares)
+            while c < d { pooled[c] += row[c]; norm2 += row[c] * row[c]; c += 1 }
+            let norm = norm2.squareRoot()
+            // Sum of the unit rows, each rounded to fp16 as the GPU code stores them.
+            for c in 0..<d { scratch[c] += roundToHalf(row[c] / norm) }
         }
+    } else {
+        // Column sums and sums of the unit rows (divided, not multiplied by 1/norm, as the
+        // GPU code does), by the chosen kernel set: bitwise the same on every set.
+        kernels.blockRowSums(x, rows: rows, d: d, sums: pooled, unitSums: scratch)
     }
     let n = Float(rows)
     for c in 0..<d {

@@ -1,24 +1,5 @@
 import SpargeAttn
 
-/// Wall-clock timing of a closure.
-enum Timing {
-    /// Seconds of one call of `body`.
-    static func seconds(_ body: () throws -> Void) rethrows -> Double {
-        let clock = ContinuousClock()
-        let start = clock.now
-        try body()
-        let elapsed = clock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-    }
-
-    /// The median of `samples` (the mean of the middle two for an even count).
-    static func median(_ samples: [Double]) -> Double {
-        let s = samples.sorted()
-        if s.isEmpty { return 0 }
-        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-    }
-}
-
 /// Which CPU kernel set runs (chosen at run time, see `SpargeCPU`) and the build configuration.
 enum BuildInfo {
     /// The CPU kernel level that runs (or the reason none can: a bad SPARGE_ISA).
