@@ -25,6 +25,18 @@ struct PlanTests {
             #expect(out.map(\.bitPattern) == expected.map(\.bitPattern), "round \(round)")
             #expect(try workspace.blockMap == r.blockMap)
             #expect(summary.density == r.statistics.density && summary.skippedTiles == r.statistics.skippedTiles)
+            // One vocabulary: the plan's statistics read as the one-shot call's (no per-head array).
+            var oneShot = r.statistics
+            oneShot.densityPerHead = []
+            #expect(summary.statistics == oneShot)
+            // The one-shot call's map given to the plan as the same BlockMap type: the same output.
+            var again = [Float](repeating: 0, count: shape.queryElements)
+            _ = try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+                try again.withUnsafeMutableBufferPointer { op in
+                    try plan.run(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp), output: AttentionOutput(op),
+                                 workspace: workspace, blockMap: r.blockMap)
+                } } } }
+            #expect(again.map(\.bitPattern) == expected.map(\.bitPattern))
         }
     }
 

@@ -76,6 +76,7 @@ extension SpargeParameters: CustomStringConvertible {
             ParameterSetting(name: "simthreshd1", value: .perHead(simThreshold)),
             ParameterSetting(name: "pvthreshd", value: .perHead(pvThreshold)),
             ParameterSetting(name: "causal", value: .flag(causal)),
+            ParameterSetting(name: "causal_alignment", value: .choice(causalAlignment.rawValue)),
             ParameterSetting(name: "attention_sink", value: .flag(attentionSink)),
             ParameterSetting(name: "smooth_k", value: .flag(smoothK)),
         ]

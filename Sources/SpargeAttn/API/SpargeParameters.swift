@@ -52,11 +52,11 @@ public enum CausalAlignment: String, Sendable, Hashable, CaseIterable {
     /// Query `t` sees keys `0...t + (Nk - Nq)`: the queries are the last `Nq` tokens of the
     /// sequence (FlashAttention 2.1+, KV-cache decoding). With `Nq > Nk` the first `Nq - Nk`
     /// queries see no key and output 0. Default.
-    case bottomRight
+    case bottomRight = "bottom-right"
     /// Query `t` sees keys `0...t`: PyTorch's `scaled_dot_product_attention(is_causal=True)`
     /// (`torch.ones(Nq, Nk).tril(0)`) and FlashAttention before 2.1. With `Nq <= Nk` every
     /// query sees at least key 0.
-    case topLeft
+    case topLeft = "top-left"
 }
 
 /// What to do with NaN or infinite inputs.

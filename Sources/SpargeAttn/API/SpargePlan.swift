@@ -104,7 +104,9 @@ public final class SpargeWorkspace: @unchecked Sendable {
     }
 }
 
-/// What a plan call reports (no arrays, so returning it allocates nothing).
+/// What a plan or KV-cache call reports (no arrays, so returning it allocates nothing): the
+/// one-shot call's ``SparseAttentionResult`` without the arrays. ``statistics`` and
+/// ``timings`` read as they do there.
 public struct SparseCallSummary: Sendable, Hashable {
     /// Marked blocks over all blocks.
     public var density: Double
@@ -117,6 +119,18 @@ public struct SparseCallSummary: Sendable, Hashable {
     /// Where the call's time went.
     public var timings: SparseTimings
 
+    /// Blocks of the call's map (`B*H*nq*nk`).
+    var mapBlocks: Int
+
     /// `skippedTiles / visitedTiles` (0 when nothing was visited).
     public var stage2SkippedFraction: Double { visitedTiles == 0 ? 0 : Double(skippedTiles) / Double(visitedTiles) }
+
+    /// The statistics as a one-shot call reports them (``SparseAttentionResult/statistics``),
+    /// except ``SparseStatistics/densityPerHead``, which is empty here (it would need an array;
+    /// read ``SpargeWorkspace/blockMap`` for per-head densities).
+    public var statistics: SparseStatistics {
+        SparseStatistics(density: density, allowedDensity: allowedDensity, densityPerHead: [],
+                         visitedTiles: visitedTiles, skippedTiles: skippedTiles,
+                         computedFraction: mapBlocks == 0 ? 0 : Double(visitedTiles - skippedTiles) / Double(mapBlocks))
+    }
 }

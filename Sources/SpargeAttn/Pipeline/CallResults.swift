@@ -38,7 +38,7 @@ func callSummary(_ outcome: SparseRunOutcome, map: UnsafePointer<UInt8>, shape: 
     let (density, allowed) = blockDensities(map: map, shape: shape, causal: parameters.causal,
                                             offset: parameters.causalOffset(for: shape), geometry: g)
     return SparseCallSummary(density: density, allowedDensity: allowed, visitedTiles: outcome.visited,
-                             skippedTiles: outcome.skipped, timings: outcome.timings)
+                             skippedTiles: outcome.skipped, timings: outcome.timings, mapBlocks: g.mapCount)
 }
 
 /// The one-shot result: the map, the statistics and the captured tensors as arrays.
