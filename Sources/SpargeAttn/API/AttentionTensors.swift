@@ -63,6 +63,14 @@ public struct AttentionInput: @unchecked Sendable {
         self.init(start: buffer.baseAddress.map { UnsafeRawPointer($0) }, count: buffer.count, type: .bfloat16, layout: layout)
     }
 
+    /// A view of existing memory (a slice of another input).
+    init(base: UnsafeRawPointer, count: Int, type: ElementType, layout: TensorLayout?) {
+        self.base = base
+        self.count = count
+        self.type = type
+        self.layout = layout
+    }
+
     /// An empty buffer has no base address; any non-null one will do (nothing is read).
     private init(start: UnsafeRawPointer?, count: Int, type: ElementType, layout: TensorLayout?) {
         base = start ?? UnsafeRawPointer(bitPattern: 16)!
@@ -92,6 +100,14 @@ public struct AttentionOutput: @unchecked Sendable {
     /// bf16 elements (fp32 results rounded to nearest even).
     public init(_ buffer: UnsafeMutableBufferPointer<BFloat16>, layout: TensorLayout? = nil) {
         self.init(start: buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, count: buffer.count, type: .bfloat16, layout: layout)
+    }
+
+    /// A view of existing memory (a slice of another output).
+    init(base: UnsafeMutableRawPointer, count: Int, type: ElementType, layout: TensorLayout?) {
+        self.base = base
+        self.count = count
+        self.type = type
+        self.layout = layout
     }
 
     /// An empty buffer has no base address; any non-null one will do (nothing is written).

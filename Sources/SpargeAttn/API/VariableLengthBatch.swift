@@ -1,0 +1,110 @@
+/// Sequences of different lengths packed along the token axis, as FlashAttention's varlen API
+/// (`cu_seqlens`): sequence `i` owns tokens `cumulativeQueryLengths[i] ..< cumulativeQueryLengths[i + 1]`
+/// of the packed queries and `cumulativeKeyLengths[i] ..< cumulativeKeyLengths[i + 1]` of the
+/// packed keys and values. Tensors are token-major (`totalTokens x heads x headDim`, FlashAttention's
+/// `(total, H, D)`), or any ``TensorLayout`` whose `tokenStride` and `headStride` say otherwise
+/// (its `batchStride` is ignored).
+public struct VariableLengthBatch: Sendable, Hashable {
+    /// `B + 1` non-decreasing query offsets starting at 0.
+    public let cumulativeQueryLengths: [Int]
+    /// `B + 1` non-decreasing key offsets starting at 0 (the query offsets when nil at creation).
+    public let cumulativeKeyLengths: [Int]
+
+    /// Checks the offsets: `B + 1` values each, starting at 0, non-decreasing, and every
+    /// sequence with at least one query and one key.
+    public init(cumulativeQueryLengths: [Int], cumulativeKeyLengths: [Int]? = nil) throws {
+        let keys = cumulativeKeyLengths ?? cumulativeQueryLengths
+        for (name, c) in [("cumulativeQueryLengths", cumulativeQueryLengths), ("cumulativeKeyLengths", keys)] {
+            guard c.count >= 2, c[0] == 0 else {
+                throw SpargeError.invalidParameter("\(name) must start at 0 and hold B + 1 offsets (at least 2), got \(c)")
+            }
+            for i in 1..<c.count where c[i] <= c[i - 1] {
+                throw SpargeError.invalidParameter("\(name)[\(i)] = \(c[i]) is not above \(c[i - 1]); every sequence needs at least one token")
+            }
+        }
+        guard keys.count == cumulativeQueryLengths.count else {
+            throw SpargeError.invalidParameter("\(cumulativeQueryLengths.count - 1) query sequences but \(keys.count - 1) key sequences; give one offset list per side with B + 1 values each")
+        }
+        self.cumulativeQueryLengths = cumulativeQueryLengths
+        self.cumulativeKeyLengths = keys
+    }
+
+    /// Sequences in the batch (`B`).
+    public var count: Int { cumulativeQueryLengths.count - 1 }
+    /// Packed query tokens.
+    public var totalQueries: Int { cumulativeQueryLengths.last! }
+    /// Packed key tokens.
+    public var totalKeys: Int { cumulativeKeyLengths.last! }
+}
+
+extension SpargeAttention {
+    /// Sparse attention over a variable-length batch: each sequence is its own call (its own
+    /// block map, its own K mean and INT8 blocks, no padding computed), run one after the other,
+    /// so the outputs equal running the sequences one by one bit for bit.
+    ///
+    /// - Parameters:
+    ///   - q: packed queries, `totalQueries x heads x headDim` (token-major unless `layout` says otherwise).
+    ///   - k: packed keys, `totalKeys x kvHeads x headDim`.
+    ///   - v: packed values, like `k`.
+    ///   - output: packed output, like `q`.
+    ///   - batch: the sequences' offsets.
+    ///   - heads: query heads `H`; `kvHeads` (default `heads`) divides it.
+    ///   - headDim: `D`.
+    ///   - lse: each query row's log-sum-exp, `heads x totalQueries` (FlashAttention's varlen layout).
+    /// - Returns: one result per sequence.
+    @discardableResult
+    public static func sparse(
+        q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
+        batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
+        parameters: SpargeParameters = .recommended, threads: Int? = nil,
+        lse: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws -> [SparseAttentionResult] {
+        let kvh = kvHeads ?? heads
+        let qLayout = q.layout ?? .nhd(heads: heads, tokens: batch.totalQueries, headDim: headDim)
+        let kLayout = k.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
+        let vLayout = v.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
+        let oLayout = output.layout ?? .nhd(heads: heads, tokens: batch.totalQueries, headDim: headDim)
+        if let lse, lse.count < heads * batch.totalQueries {
+            throw SpargeError.bufferTooSmall(name: "lse", expected: heads * batch.totalQueries, actual: lse.count)
+        }
+        var results = [SparseAttentionResult]()
+        results.reserveCapacity(batch.count)
+        for i in 0..<batch.count {
+            let q0 = batch.cumulativeQueryLengths[i], nq = batch.cumulativeQueryLengths[i + 1] - q0
+            let k0 = batch.cumulativeKeyLengths[i], nk = batch.cumulativeKeyLengths[i + 1] - k0
+            let shape = AttentionShape(batch: 1, heads: heads, kvHeads: kvh, queryLength: nq, keyLength: nk, headDim: headDim)
+            var views = try CallValidation.views(
+                q: try q.tokens(from: q0, layout: qLayout, name: "q"), k: try k.tokens(from: k0, layout: kLayout, name: "k"),
+                v: try v.tokens(from: k0, layout: vLayout, name: "v"), output: try output.tokens(from: q0, layout: oLayout),
+                shape: shape, policy: parameters.nonFinitePolicy, parameters: parameters,
+                halfRounded: HalfRoundedInputs(parameters))
+            if let base = lse?.baseAddress {
+                views.output?.lse = LSEDestination(base: base + q0, batchStride: 0, headStride: batch.totalQueries,
+                                                   bias: parameters.pvNumerics == .fp8 ? -fp8ProbabilityOffset : 0)
+            }
+            results.append(SparsePipeline(shape: shape, parameters: parameters).callOnce(
+                views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: false))
+        }
+        return results
+    }
+}
+
+extension AttentionInput {
+    /// The same buffer seen from token `first` on, with `layout` (batch stride unused).
+    func tokens(from first: Int, layout: TensorLayout, name: String) throws -> AttentionInput {
+        let offset = first * layout.tokenStride
+        guard offset <= count else { throw SpargeError.bufferTooSmall(name: name, expected: offset + 1, actual: count) }
+        return AttentionInput(base: base + offset * type.size, count: count - offset, type: type,
+                              layout: TensorLayout(batchStride: 0, headStride: layout.headStride, tokenStride: layout.tokenStride))
+    }
+}
+
+extension AttentionOutput {
+    /// The same buffer seen from token `first` on, with `layout` (batch stride unused).
+    func tokens(from first: Int, layout: TensorLayout) throws -> AttentionOutput {
+        let offset = first * layout.tokenStride
+        guard offset <= count else { throw SpargeError.bufferTooSmall(name: "output", expected: offset + 1, actual: count) }
+        return AttentionOutput(base: base + offset * type.size, count: count - offset, type: type,
+                               layout: TensorLayout(batchStride: 0, headStride: layout.headStride, tokenStride: layout.tokenStride))
+    }
+}
