@@ -6,6 +6,11 @@ public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
     /// Top-k mode: keep `floor(topk * keyBlocks)` blocks (at least one), `topk` in (0, 1].
     case topK(PerHead)
 
+    /// The spelling of the CLI (`--topk`) and of the printed settings (`topk 0.5`): the
+    /// compiler offers the fix-it to ``topK(_:)``.
+    @available(*, unavailable, renamed: "topK")
+    public static func topk(_ fraction: PerHead) -> BlockSelection { .topK(fraction) }
+
     /// The rule and its value, as `cdf 0.9` or `topk 0.5`.
     public var description: String {
         switch self {
