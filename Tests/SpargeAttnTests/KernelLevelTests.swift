@@ -70,6 +70,21 @@ struct KernelLevelTests {
         k.scaleRows(&eFast, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         scalar.scaleRows(&eSlow, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         #expect(try Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
+        // Stage 1's block statistics and the INT8 quantization: bitwise the same on every set
+        // (masks and INT8 tensors must not depend on the level), including rows with huge,
+        // tiny and zero values.
+        var x = rng.gaussians(rows * d, scale: 3)
+        x[0] = 1e30; x[min(5, x.count - 1)] = -1e-30
+        if rows * d > 16 { for c in 8..<16 { x[c] = 0 } }
+        var sumsFast = [Float](repeating: 0.5, count: d), unitFast = sumsFast, sumsSlow = sumsFast, unitSlow = sumsFast
+        k.blockRowSums(x, rows: rows, d: d, sums: &sumsFast, unitSums: &unitFast)
+        scalar.blockRowSums(x, rows: rows, d: d, sums: &sumsSlow, unitSums: &unitSlow)
+        #expect(sumsFast.map(\.bitPattern) == sumsSlow.map(\.bitPattern), "\(level) blockRowSums d=\(d)")
+        #expect(unitFast.map(\.bitPattern) == unitSlow.map(\.bitPattern), "\(level) unit-row sums d=\(d)")
+        var int8Fast = [Int8](repeating: 0, count: x.count), int8Slow = int8Fast
+        let scaleFast = k.quantizeBlock(x, count: x.count, premultiplier: 0.18, into: &int8Fast)
+        let scaleSlow = scalar.quantizeBlock(x, count: x.count, premultiplier: 0.18, into: &int8Slow)
+        #expect(scaleFast.bitPattern == scaleSlow.bitPattern && int8Fast == int8Slow, "\(level) quantizeBlock d=\(d)")
     }
 
     /// (Nq, Nk, D, heads, kvHeads, causal): ragged, below a block, GQA, Nq != Nk, D 1...256.
