@@ -1,52 +1,19 @@
 import Foundation
 @testable import SpargeAttn
 
-/// Float64 attention with everything the embedding options add: the log-sum-exp of each row,
-/// the causal offset (bottom-right `Nk - Nq`, top-left 0), a per-key padding mask and a block
-/// map. Written for clarity; the yardstick of the option tests.
+/// Float64 attention with everything the embedding options add (the log-sum-exp of each row,
+/// the causal offset: bottom-right `Nk - Nq`, top-left 0, a per-key padding mask, a block map),
+/// and the log-sum-exp the sparse kernel computes from its own INT8 tensors.
 enum ExtendedReference {
     /// Output `B,H,Nq,D` and log-sum-exp `B,H,Nq` (natural log; -inf and a zero row when the
-    /// row sees no key).
+    /// row sees no key): the library's ``Float64Reference/attentionWithLSE``.
     static func attention(
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil,
         keyMask: [Bool]? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64,
         softmaxScale: Float? = nil
     ) -> (output: [Double], lse: [Double]) {
-        let d = s.headDim
-        let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
-        var out = [Double](repeating: 0, count: s.queryElements)
-        var lse = [Double](repeating: -.infinity, count: s.batch * s.heads * s.queryLength)
-        var scores = [Double](repeating: 0, count: s.keyLength)
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let kvh = h / s.groupSize
-                let qBase = (b * s.heads + h) * s.queryLength * d
-                let kBase = (b * s.kvHeads + kvh) * s.keyLength * d
-                for i in 0..<s.queryLength {
-                    var best = -Double.infinity
-                    for j in 0..<s.keyLength {
-                        var visible = causalOffset.map { j <= i + $0 } ?? true
-                        if let m = keyMask, !m[b * s.keyLength + j] { visible = false }
-                        if let m = blockMap, !m[b, h, i / blockQ, j / blockK] { visible = false }
-                        if !visible { scores[j] = -.infinity; continue }
-                        var dot = 0.0
-                        for c in 0..<d { dot += Double(q[qBase + i * d + c]) * Double(k[kBase + j * d + c]) }
-                        scores[j] = dot * scale
-                        best = max(best, scores[j])
-                    }
-                    if best == -.infinity { continue }
-                    var sum = 0.0
-                    for j in 0..<s.keyLength where scores[j] != -.infinity {
-                        let e = Foundation.exp(scores[j] - best)
-                        sum += e
-                        for c in 0..<d { out[qBase + i * d + c] += e * Double(v[kBase + j * d + c]) }
-                    }
-                    for c in 0..<d { out[qBase + i * d + c] /= sum }
-                    lse[(b * s.heads + h) * s.queryLength + i] = best + Foundation.log(sum)
-                }
-            }
-        }
-        return (out, lse)
+        Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causalOffset, keyMask: keyMask,
+                                          softmaxScale: softmaxScale, blockMap: blockMap, blockQ: blockQ, blockK: blockK)
     }
 
     /// The log-sum-exp the sparse kernel computes, in float64 from its own INT8 tensors (CUDA

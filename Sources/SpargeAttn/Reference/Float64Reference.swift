@@ -11,9 +11,27 @@ public enum Float64Reference {
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causal: Bool = false,
         softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
     ) -> [Double] {
+        attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causal ? s.keyLength - s.queryLength : nil,
+                         softmaxScale: softmaxScale, blockMap: blockMap, blockQ: blockQ, blockK: blockK).output
+    }
+
+    /// ``attention(q:k:v:shape:causal:softmaxScale:blockMap:blockQ:blockK:)`` with every option
+    /// of the embedding API, and the log-sum-exp of each row.
+    ///
+    /// - Parameters:
+    ///   - causalOffset: query `i` sees keys `j <= i + causalOffset` (`Nk - Nq` is bottom-right
+    ///     alignment, 0 top-left); `nil` is not causal.
+    ///   - keyMask: `B x Nk`, `false` for a padded key (never seen).
+    /// - Returns: the output `B,H,Nq,D` and the natural-log log-sum-exp `B,H,Nq` of the scaled
+    ///   scores each row sees (-inf, with a zero output row, when it sees no key).
+    public static func attentionWithLSE(
+        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil, keyMask: [Bool]? = nil,
+        softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
+    ) -> (output: [Double], lse: [Double]) {
         let d = s.headDim
         let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
         var out = [Double](repeating: 0, count: s.queryElements)
+        var lse = [Double](repeating: -.infinity, count: s.batch * s.heads * s.queryLength)
         var scores = [Double](repeating: 0, count: s.keyLength)
         for b in 0..<s.batch {
             for h in 0..<s.heads {
@@ -23,7 +41,8 @@ public enum Float64Reference {
                 for i in 0..<s.queryLength {
                     var best = -Double.infinity
                     for j in 0..<s.keyLength {
-                        var visible = !causal || j <= i + (s.keyLength - s.queryLength)
+                        var visible = causalOffset.map { j <= i + $0 } ?? true
+                        if let m = keyMask, !m[b * s.keyLength + j] { visible = false }
                         if let m = blockMap, !m[b, h, i / blockQ, j / blockK] { visible = false }
                         if !visible { scores[j] = -.infinity; continue }
                         var dot = 0.0
@@ -39,9 +58,10 @@ public enum Float64Reference {
                         for c in 0..<d { out[qBase + i * d + c] += e * Double(v[kBase + j * d + c]) }
                     }
                     for c in 0..<d { out[qBase + i * d + c] /= sum }
+                    lse[(b * s.heads + h) * s.queryLength + i] = best + Foundation.log(sum)
                 }
             }
         }
-        return out
+        return (out, lse)
     }
 }
