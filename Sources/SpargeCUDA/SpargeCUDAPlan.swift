@@ -8,7 +8,7 @@ import SpargeAttn
 ///
 /// Stage 1 and the INT8 quantization repeat the CPU's arithmetic, so the block maps and INT8
 /// tensors are identical to the CPU path's with the same parameters; stage 2 runs on tensor
-/// cores (INT8 Q.K^T, fp16 or FP8 P.V), so ``SpargeAttn/SpargeParameters/pvNumerics`` must be
+/// cores (INT8 Q.K^T, fp16 or FP8 P.V), so ``SpargeAttn/GPUReproduction/pvNumerics`` must be
 /// `.fp16` or `.fp8` (the CPU path's emulations of the same numerics); `.fp8` (V in e4m3
 /// per channel, SageAttention2's scaling) needs the Hopper kernel: compute capability 9.0,
 /// head dim 64 or 128, blocks of 64 or 128.
@@ -39,7 +39,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         self.device = try device ?? CUDADevice.open()
         nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
         nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
-        if parameters.pvNumerics == .fp8, Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim,
+        if parameters.gpuReproduction.pvNumerics == .fp8, Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim,
                                                                         blockQ: parameters.blockQ, blockK: parameters.blockK, fp8: true) == nil {
             throw CUDAError.unsupported("pvNumerics fp8: the FP8 P.V kernel runs on Hopper (compute capability 9.0, this device: \(self.device.architecture)) with head dim 64 or 128 and blockQ, blockK of 64 or 128 (SPARGE_CUDA_WGMMA unset); use pvNumerics = .fp16 here")
         }
@@ -72,8 +72,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         guard p.blockK % 16 == 0, (16...128).contains(p.blockK) else {
             throw CUDAError.unsupported("blockK \(p.blockK): the GPU kernel takes a multiple of 16 up to 128")
         }
-        guard p.pvNumerics == .fp16 || p.pvNumerics == .fp8 else {
-            throw CUDAError.unsupported("pvNumerics \(p.pvNumerics): the GPU kernels compute P.V on fp16 or FP8 tensor cores; set pvNumerics = .fp16 or .fp8 (the CPU path's emulations of them are the reference)")
+        guard p.gpuReproduction.pvNumerics == .fp16 || p.gpuReproduction.pvNumerics == .fp8 else {
+            throw CUDAError.unsupported("pvNumerics \(p.gpuReproduction.pvNumerics): the GPU kernels compute P.V on fp16 or FP8 tensor cores; set pvNumerics = .fp16 or .fp8 (the CPU path's emulations of them are the reference)")
         }
     }
 
@@ -206,12 +206,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let B = s.batch, H = s.heads, Hkv = s.kvHeads
         let scale = p.softmaxScale ?? (1 / Float(d).squareRoot())
         let log2e: Float = 1.44269504
-        let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
+        let premultiplier: Float = p.gpuReproduction.quantization == .triton ? scale * log2e : 1
         let chunks = (s.keyLength + 63) / 64
         // Q blocks and V^T go to the side stream, beside K mean and K blocks; not when
         // profiling, which times the kernels one after another (SPARGE_CUDA_SIDE_STREAM=0: never).
         let side = profiler == nil && Kernels.environmentInt("SPARGE_CUDA_SIDE_STREAM", in: 0...1) != 0 ? self.side : nil
-        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, fp8: p.pvNumerics == .fp8)
+        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, fp8: p.gpuReproduction.pvNumerics == .fp8)
         try b.kMean.reserve(B * Hkv * d * 4)
         try b.kPartial.reserve(B * Hkv * chunks * d * 8)
         // The Hopper kernel copies whole K tiles: INT8 K in its tile layout, padded to whole blocks.
@@ -238,7 +238,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try side?.mark(0)
         try profiler?.mark("Q blocks")
         if hopper != nil {
-            if p.pvNumerics == .fp8 {
+            if p.gpuReproduction.pvNumerics == .fp8 {
                 try transposeValuesFP8(v, stream: side?.stream)
                 try profiler?.mark("V^T e4m3")
             } else {
@@ -253,12 +253,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             var a = KernelArguments()
             a.add(k.address); a.add(int: k.type.code); a.add(long: k.layout.batchStride); a.add(long: k.layout.headStride)
             a.add(long: k.layout.tokenStride); a.add(int: Hkv); a.add(int: s.keyLength); a.add(int: d)
-            a.add(int: p.gpuRounding ? 1 : 0); a.add(b.kPartial.pointer)
+            a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(b.kPartial.pointer)
             try dev.launch(f1, grid: (chunks, B * Hkv), block: 64, a, name: "k_mean_partial")
             let f2 = try Kernels.prepare(dev, "k_mean_finish")
             var a2 = KernelArguments()
             a2.add(b.kPartial.pointer); a2.add(int: chunks); a2.add(int: s.keyLength); a2.add(int: d)
-            a2.add(int: p.gpuRounding ? 1 : 0); a2.add(b.kMean.pointer)
+            a2.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a2.add(b.kMean.pointer)
             try dev.launch(f2, grid: (B * Hkv, (d + 7) / 8), block: 256, sharedBytes: 128 * 8 * 8, a2, name: "k_mean_finish")
             try profiler?.mark("K mean")
         } else {
@@ -266,7 +266,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         // Sections 1-3: K' blocks: summaries, scales, INT8 (Q blocks: on the side stream above).
         try prepareBlocks(x: k, heads: Hkv, tokens: s.keyLength, blockSize: p.blockK, blocks: nk,
-                          mean: b.kMean.pointer, premultiplier: 1, partialNever: p.partialBlocks == .neverSelfSimilar,
+                          mean: b.kMean.pointer, premultiplier: 1, partialNever: p.gpuReproduction.partialBlocks == .neverSelfSimilar,
                           tiled: hopper != nil, int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
         try profiler?.mark("K blocks")
         try side?.join(0)
@@ -278,7 +278,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a0.add(b.qPooled.pointer); a0.add(b.kPooled.pointer); a0.add(b.kSim.pointer)
             a0.add(int: H); a0.add(int: s.groupSize); a0.add(int: nq); a0.add(int: nk); a0.add(int: d)
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
-            a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuRounding ? 1 : 0)
+            a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
             a0.add(b.scores.pointer)
             try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * d + 32 * (d + 1)) * 4,
                            a0, name: "block_scores")
@@ -294,7 +294,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a.add(b.theta.pointer); a.add(b.selection.pointer)
             a.add(int: { if case .topK = p.selection { return 1 } else { return 0 } }())
             a.add(int: p.causal ? 1 : 0); a.add(int: s.keyLength - s.queryLength); a.add(int: p.attentionSink ? 1 : 0)
-            a.add(int: p.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
+            a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
             try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
             try profiler?.mark("selection")
         }
@@ -364,7 +364,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
-        av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.fp8ValueRange); av.add(b.vScale.pointer)
+        av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.gpuReproduction.fp8ValueRange); av.add(b.vScale.pointer)
         av.add(b.v16.pointer)
         try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: (32 * 36 + 32) * 4, stream: stream,
                           av, name: "prep_values_t8")
@@ -377,7 +377,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
-        a.add(parameters.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
+        a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
         addStage2Arguments(&a, output: output)
         try dev.launch(fa, grid: (nq, B * H), block: c.threads, sharedBytes: shared, a, name: "sparse_attention_wg")
         try events.recordEnd()
@@ -389,9 +389,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let scale = p.softmaxScale ?? (1 / Float(s.headDim).squareRoot())
         a.add(b.map.pointer); a.add(int: s.heads); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
         a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
-        a.add(p.quantization == .triton ? Float(1) : scale * 1.44269504)
-        a.add(int: p.causal && p.causalMasking == .token ? 1 : 0); a.add(int: s.keyLength - s.queryLength)
-        a.add(int: p.stage2ExemptTailBlocks); a.add(int: p.tritonKeyPadding ? 1 : 0)
+        a.add(p.gpuReproduction.quantization == .triton ? Float(1) : scale * 1.44269504)
+        a.add(int: p.causal && p.gpuReproduction.causalMasking == .token ? 1 : 0); a.add(int: s.keyLength - s.queryLength)
+        a.add(int: p.gpuReproduction.stage2ExemptTailBlocks); a.add(int: p.gpuReproduction.tritonKeyPadding ? 1 : 0)
         a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
     }
@@ -406,7 +406,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var a = KernelArguments()
         a.add(x.address); a.add(long: x.layout.batchStride); a.add(long: x.layout.headStride)
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
-        a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
+        a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuReproduction.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
         a.add(int: tiled ? 1 : 0)
         // 16-byte loads where every row starts 16-byte aligned.
         let perLoad = 16 / x.type.size, l = x.layout

@@ -138,11 +138,11 @@ extension Arguments {
             guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {
                 throw UsageError("--quant '\(quant)' is not cuda or triton")
             }
-            p.quantization = variant
+            p.gpuReproduction.quantization = variant
         }
         if flag("causal") { p.causal = true }
         if flag("attention-sink") { p.attentionSink = true }
         if flag("no-smooth-k") { p.smoothK = false }
-        if flag("gpu-rounding") { p.gpuRounding = true }
+        if flag("gpu-rounding") { p.gpuReproduction.gpuRounding = true }
     }
 }

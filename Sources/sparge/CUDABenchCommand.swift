@@ -91,7 +91,7 @@ struct CUDABenchCommand {
                 for topk in topks {
                     var p = SpargeParameters.recommended
                     p.selection = .topK(PerHead(topk))
-                    p.pvNumerics = numerics
+                    p.gpuReproduction.pvNumerics = numerics
                     (p.blockQ, p.blockK) = (blockQ, blockK)
                     let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device)
                     let layout = TensorLayout.hnd(heads: heads, tokens: n, headDim: d)

@@ -79,11 +79,11 @@ struct CUDACheckCommand {
         let base = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         var sets: [(String, SpargeParameters, BlockMap?)] = []
         var p = SpargeParameters.recommended
-        p.pvNumerics = .fp16
+        p.gpuReproduction.pvNumerics = .fp16
         p.causal = causal
         sets.append(("topk0.5 b128x64", p, nil))
         var cdf = SpargeParameters.preset(.sage2CDF, arch: .sm90)
-        cdf.pvNumerics = .fp16
+        cdf.gpuReproduction.pvNumerics = .fp16
         cdf.causal = causal
         sets.append(("sage2-cdf sm90 gpu-rounding", cdf, nil))
         var tri = SpargeParameters.preset(.triton)
@@ -103,7 +103,7 @@ struct CUDACheckCommand {
                 sets.append(("\(preset.rawValue) sm90 fp8", f, nil))
             }
             var f = p
-            f.pvNumerics = .fp8
+            f.gpuReproduction.pvNumerics = .fp8
             if [64, 128].contains(shape.headDim) { sets.append(("topk0.5 b128x64 fp8", f, nil)) }
         }
         if let m = try? file.tensor("mask.b128x64_cdf"), m.shape.count == 4 {
@@ -131,7 +131,7 @@ struct CUDACheckCommand {
         let nq = rng.int(1...700), nk = rng.uniform() < 0.5 ? nq : rng.int(1...700)
         let shape = AttentionShape(batch: batch, heads: kvHeads * group, kvHeads: kvHeads, queryLength: nq, keyLength: nk, headDim: d)
         var p = SpargeParameters.recommended
-        p.pvNumerics = .fp16
+        p.gpuReproduction.pvNumerics = .fp16
         p.causal = rng.uniform() < 0.4
         p.blockQ = [64, 128][rng.int(0...1)]
         p.blockK = [32, 64, 128][rng.int(0...2)]
@@ -139,7 +139,7 @@ struct CUDACheckCommand {
         else { p.selection = .topK(PerHead(Float(0.2 + 0.6 * rng.uniform()))) }
         p.pvThreshold = rng.uniform() < 0.5 ? PerHead(Float(1 + 10 * rng.uniform())) : 50
         p.smoothK = rng.uniform() < 0.8
-        p.gpuRounding = rng.uniform() < 0.3
+        p.gpuReproduction.gpuRounding = rng.uniform() < 0.3
         p.attentionSink = rng.uniform() < 0.2
         let nhd = rng.uniform() < 0.4
         let type = [ElementType.float32, .float16, .bfloat16][rng.int(0...2)]
@@ -184,7 +184,7 @@ struct CUDACheckCommand {
         var cases = [(label, p)]
         if device.computeCapability.major == 9, [64, 128].contains(d), [64, 128].contains(p.blockK) {
             var f = p
-            f.pvNumerics = .fp8
+            f.gpuReproduction.pvNumerics = .fp8
             cases.append((label + " fp8", f))
         }
         return try cases.map { (label, p) in

@@ -182,7 +182,7 @@ struct CheckCommand {
         func seesKey(_ map: BlockMap, _ b: Int, _ h: Int, _ n: Int) -> Bool {
             let i = n / bq
             for j in 0..<nk where map[b, h, i, j] {
-                if parameters.causalMasking == .blockOnly || j * bk <= n { return true }
+                if parameters.gpuReproduction.causalMasking == .blockOnly || j * bk <= n { return true }
             }
             return false
         }

@@ -80,7 +80,7 @@ struct RunCommand {
         config = try ConfigOption(a)
         config?.adjustBlocks(&parameters)
         // The GPU kernel's P.V is fp16; its CPU reference is the same numerics.
-        if backend == .cuda { parameters.pvNumerics = .fp16 }
+        if backend == .cuda { parameters.gpuReproduction.pvNumerics = .fp16 }
         if backend == .cuda && dense { throw UsageError("--dense runs on the CPU only; drop --backend cuda (PyTorch's SDPA is the GPU's dense reference)") }
         if dense && maskName != nil { throw UsageError("--dense and --mask exclude each other") }
         // Ranges that the shape does not affect are checked now, before reading a large file.

@@ -46,7 +46,7 @@ struct FiniteOutputTests {
             var p = p
             p.pvThreshold = PerHead(Float.infinity)
             let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, threads: 2)
-            #expect(Self.allFinite(out), "sparse \(p.quantization): \(out.filter { !$0.isFinite }.count) non-finite")
+            #expect(Self.allFinite(out), "sparse \(p.gpuReproduction.quantization): \(out.filter { !$0.isFinite }.count) non-finite")
             // Every output is a convex combination of v rows.
             let vMax = v.map(abs).max()!
             #expect(out.allSatisfy { abs($0) <= vMax * 1.001 })
@@ -66,7 +66,7 @@ struct FiniteOutputTests {
         #expect(dense.allSatisfy { abs($0 - value) <= value * 1e-5 }, "dense: \(dense.filter { !$0.isFinite }.count) non-finite")
         for p in [SpargeParameters.recommended, .triton] {
             let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, threads: 2)
-            #expect(out.allSatisfy { abs($0 - value) <= value * 1e-5 }, "sparse \(p.quantization): \(out.filter { !$0.isFinite }.count) non-finite")
+            #expect(out.allSatisfy { abs($0 - value) <= value * 1e-5 }, "sparse \(p.gpuReproduction.quantization): \(out.filter { !$0.isFinite }.count) non-finite")
         }
         // Split-K (a single query tile has its keys split across workers) merges with the units too.
         let one = AttentionShape(batch: 1, heads: 1, queryLength: 8, keyLength: 4096, headDim: 32)
@@ -186,7 +186,7 @@ struct HalfRangeTests {
         var big = v
         big[77] = 70000
         var p = SpargeParameters.recommended
-        p.pvNumerics = .fp16
+        p.gpuReproduction.pvNumerics = .fp16
         #expect(throws: SpargeError.beyondHalfRange(name: "v", index: 77, value: 70000, reason: HalfRoundedInputs.reason(name: "v"))) {
             _ = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
         }
@@ -196,12 +196,12 @@ struct HalfRangeTests {
         #expect(edge.allSatisfy { $0.isFinite })
         big[77] = 70000
         for numerics in [PVNumerics.fp32, .fp8] {
-            p.pvNumerics = numerics
+            p.gpuReproduction.pvNumerics = numerics
             let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: big, shape: s, parameters: p)
             #expect(out.allSatisfy { $0.isFinite }, "\(numerics)")
         }
         // A plan throws the same, and leaves the output untouched.
-        p.pvNumerics = .fp16
+        p.gpuReproduction.pvNumerics = .fp16
         let plan = try SpargePlan(shape: s, parameters: p)
         let workspace = plan.makeWorkspace()
         var out = [Float](repeating: 42, count: s.queryElements)
@@ -220,7 +220,7 @@ struct HalfRangeTests {
         let s = FiniteOutputTests.shape
         let (q, k, v) = FiniteOutputTests.inputs(qk: 1, v: 1)
         var p = SpargeParameters.recommended
-        p.gpuRounding = true
+        p.gpuReproduction.gpuRounding = true
         var bigK = k
         bigK[5] = -1e19
         do {
@@ -231,7 +231,7 @@ struct HalfRangeTests {
             #expect(name == "k" && index == 5)
             #expect(error.description.contains("gpuRounding"))
         }
-        p.gpuRounding = false
+        p.gpuReproduction.gpuRounding = false
         let (out, _) = try SpargeAttention.sparse(q: q, k: bigK, v: v, shape: s, parameters: p)
         #expect(out.allSatisfy { $0.isFinite })
     }

@@ -13,7 +13,7 @@ struct GPUNumericsTests {
         var p = SpargeParameters.recommended
         let (reference, r) = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p)
         for numerics in [PVNumerics.fp16, .fp8] {
-            p.pvNumerics = numerics
+            p.gpuReproduction.pvNumerics = numerics
             let (out, r2) = try SpargeAttention.sparse(q: t.q, k: t.k, v: t.v, shape: t.shape, parameters: p)
             #expect(r2.blockMap == r.blockMap)
             let acc = try Accuracy(out, reference: reference.map(Double.init))
@@ -29,7 +29,7 @@ struct GPUNumericsTests {
         let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements), v = rng.gaussians(shape.keyElements)
         var p = SpargeParameters.recommended
         p.causal = true
-        p.causalMasking = .blockOnly
+        p.gpuReproduction.causalMasking = .blockOnly
         p.pvThreshold = PerHead(Float.infinity)
         let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         let blockOnly = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: false, blockMap: r.blockMap)
@@ -40,12 +40,12 @@ struct GPUNumericsTests {
 
     @Test func presetsFollowTheEntryPoints() {
         let hopper = SpargeParameters.preset(.sage2TopK, arch: .sm90)
-        #expect(hopper.blockQ == 64 && hopper.blockK == 128 && hopper.pvNumerics == .fp8 && hopper.causalMasking == .blockOnly)
+        #expect(hopper.blockQ == 64 && hopper.blockK == 128 && hopper.gpuReproduction.pvNumerics == .fp8 && hopper.gpuReproduction.causalMasking == .blockOnly)
         let ampere = SpargeParameters.preset(.sage2CDF, arch: .sm80)
-        #expect(ampere.blockQ == 128 && ampere.blockK == 64 && ampere.pvNumerics == .fp16 && ampere.selection == .cdf(0.98))
-        #expect(SpargeParameters.preset(.blockSparse, arch: .sm89).fp8ValueRange == 448)
-        #expect(SpargeParameters.preset(.sage2TopK, arch: .sm89).fp8ValueRange == 2.25)
+        #expect(ampere.blockQ == 128 && ampere.blockK == 64 && ampere.gpuReproduction.pvNumerics == .fp16 && ampere.selection == .cdf(0.98))
+        #expect(SpargeParameters.preset(.blockSparse, arch: .sm89).gpuReproduction.fp8ValueRange == 448)
+        #expect(SpargeParameters.preset(.sage2TopK, arch: .sm89).gpuReproduction.fp8ValueRange == 2.25)
         let triton = SpargeParameters.preset(.triton)
-        #expect(triton.quantization == .triton && triton.tritonKeyPadding && triton.causalMasking == .token && !triton.pvThreshold[0].isFinite)
+        #expect(triton.gpuReproduction.quantization == .triton && triton.gpuReproduction.tritonKeyPadding && triton.gpuReproduction.causalMasking == .token && !triton.pvThreshold[0].isFinite)
     }
 }

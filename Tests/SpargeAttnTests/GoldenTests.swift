@@ -27,7 +27,7 @@ struct GoldenTests {
             if let topk = m["topk"] as? Double { p.selection = .topK(PerHead(Float(topk))) }
             p.attentionSink = m["attention_sink"] as? Bool ?? false
             p.causal = c.causal
-            p.gpuRounding = true
+            p.gpuReproduction.gpuRounding = true
             let result = try SpargeAttention.predictBlockMap(q: c.q, k: c.k, shape: c.shape, parameters: p,
                                                               captureProbabilities: true)
             let official = try c.file.tensor("mask." + cfg).uint8s()
@@ -67,8 +67,8 @@ struct GoldenTests {
             var p = SpargeParameters()
             p.blockQ = bq
             p.blockK = bk
-            p.quantization = variant
-            p.gpuRounding = true
+            p.gpuReproduction.quantization = variant
+            p.gpuReproduction.gpuRounding = true
             p.causal = c.causal
             let r = try SpargeAttention.predictBlockMap(q: c.q, k: c.k, shape: c.shape, parameters: p, captureQuantized: true)
             let mine = try #require(r.quantized)
@@ -103,8 +103,8 @@ struct GoldenTests {
             return
         }
         var p = SpargeParameters.triton
-        p.gpuRounding = true
-        p.tritonKeyPadding = true
+        p.gpuReproduction.gpuRounding = true
+        p.gpuReproduction.tritonKeyPadding = true
         p.causal = c.causal
         let bits = try c.file.tensor("mask.triton").uint8s()
         let nq = blockCount(c.shape.queryLength, 128), nk = blockCount(c.shape.keyLength, 64)

@@ -26,7 +26,7 @@ struct ParameterRenderingTests {
         p.pvThreshold = PerHead(.infinity)
         p.causal = true
         p.smoothK = false
-        p.pvNumerics = .fp16
+        p.gpuReproduction.pvNumerics = .fp16
         #expect(p.description == "bq 128, bk 64, topk 0.5, simthreshd1 -0.1, pvthreshd inf, causal, smooth_k off, pv_numerics fp16")
     }
 

@@ -25,7 +25,7 @@ struct SparseVsReferenceTests {
         p.pvThreshold = PerHead(Float.infinity)
         let map = BlockMap.full(batch: 2, heads: 2, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
         for variant in QuantizationVariant.allCases {
-            p.quantization = variant
+            p.gpuReproduction.quantization = variant
             let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map)
             let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal)
             let acc = try Accuracy(out, reference: ref)
@@ -69,7 +69,7 @@ struct SparseVsReferenceTests {
         p.selection = .topK(1)
         p.simThreshold = -1
         p.pvThreshold = 8
-        p.stage2ExemptTailBlocks = 0
+        p.gpuReproduction.stage2ExemptTailBlocks = 0
         let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         #expect(r.statistics.skippedTiles > 0)
         let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape)

@@ -182,7 +182,7 @@ struct CLITests {
         p.simThreshold = [0.3, -0.5]
         p.selection = .cdf(0.9)
         p.pvThreshold = PerHead(.infinity)
-        p.attentionSink = true; p.gpuRounding = true; p.quantization = .triton; p.smoothK = false
+        p.attentionSink = true; p.gpuReproduction.gpuRounding = true; p.gpuReproduction.quantization = .triton; p.smoothK = false
         let (o, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p)
         let file = try SafeTensorsFile.read(path: output.path)
         #expect(try file.tensor("mask").shape == [1, 2, 4, 7])

@@ -12,7 +12,7 @@ import SpargeCUDA
 
     static func fp16() -> SpargeParameters {
         var p = SpargeParameters.recommended
-        p.pvNumerics = .fp16
+        p.gpuReproduction.pvNumerics = .fp16
         return p
     }
 
@@ -30,7 +30,7 @@ import SpargeCUDA
         expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 80), Self.fp16(), mentions: "head dim 80")
         expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 256), Self.fp16(), mentions: "head dim 256")
         var fp32 = Self.fp16()
-        fp32.pvNumerics = .fp32
+        fp32.gpuReproduction.pvNumerics = .fp32
         expectUnsupported(Self.shape, fp32, mentions: "pvNumerics = .fp16")
         var blocks = Self.fp16()
         blocks.blockQ = 256

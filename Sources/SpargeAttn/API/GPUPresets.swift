@@ -25,16 +25,16 @@ extension SpargeParameters {
     /// including its quirks: fp16 rounding in stage 1, block-only causal masking for the
     /// SageAttention2 entry points, the Triton kernel's unmasked key padding.
     /// `block_sparse_sage2_attn_cuda` scales V by `max|V| / 448`, the other CUDA entry points by
-    /// `max|V| / 2.25` (``SpargeParameters/fp8ValueRange``).
+    /// `max|V| / 2.25` (``GPUReproduction/fp8ValueRange``).
     public static func preset(_ preset: GPUPreset, arch: GPUArch = .sm90) -> SpargeParameters {
         var p = SpargeParameters()
-        p.gpuRounding = true
+        p.gpuReproduction.gpuRounding = true
         switch preset {
         case .triton:
             p = .triton
-            p.gpuRounding = true
-            p.pvNumerics = .fp16
-            p.tritonKeyPadding = true
+            p.gpuReproduction.gpuRounding = true
+            p.gpuReproduction.pvNumerics = .fp16
+            p.gpuReproduction.tritonKeyPadding = true
             return p
         case .sage2TopK:
             p.selection = .topK(0.5)
@@ -43,13 +43,13 @@ extension SpargeParameters {
             p.selection = .cdf(0.98)
             p.simThreshold = 0.6
         case .blockSparse:
-            p.fp8ValueRange = 448
+            p.gpuReproduction.fp8ValueRange = 448
         }
         p.pvThreshold = 50
-        p.quantization = .cuda
-        p.causalMasking = .blockOnly
+        p.gpuReproduction.quantization = .cuda
+        p.gpuReproduction.causalMasking = .blockOnly
         (p.blockQ, p.blockK) = arch == .sm90 ? (64, 128) : (128, 64)
-        p.pvNumerics = arch == .sm80 ? .fp16 : .fp8
+        p.gpuReproduction.pvNumerics = arch == .sm80 ? .fp16 : .fp8
         return p
     }
 }

@@ -83,14 +83,14 @@ extension SpargeParameters: CustomStringConvertible {
         if let scale = softmaxScale { s.append(ParameterSetting(name: "softmax_scale", value: .number(scale))) }
         s.append(ParameterSetting(name: "non_finite_policy", value: .choice(nonFinitePolicy.rawValue)))
         s += [
-            ParameterSetting(name: "gpu_rounding", value: .flag(gpuRounding), reproducesGPU: true),
-            ParameterSetting(name: "quant", value: .choice(quantization.rawValue), reproducesGPU: true),
-            ParameterSetting(name: "partial_blocks", value: .choice(partialBlocks.rawValue), reproducesGPU: true),
-            ParameterSetting(name: "stage2_exempt_tail_blocks", value: .integer(stage2ExemptTailBlocks), reproducesGPU: true),
-            ParameterSetting(name: "triton_key_padding", value: .flag(tritonKeyPadding), reproducesGPU: true),
-            ParameterSetting(name: "pv_numerics", value: .choice(pvNumerics.rawValue), reproducesGPU: true),
-            ParameterSetting(name: "fp8_value_range", value: .number(fp8ValueRange), reproducesGPU: true),
-            ParameterSetting(name: "causal_masking", value: .choice(causalMasking.rawValue), reproducesGPU: true),
+            ParameterSetting(name: "gpu_rounding", value: .flag(gpuReproduction.gpuRounding), reproducesGPU: true),
+            ParameterSetting(name: "quant", value: .choice(gpuReproduction.quantization.rawValue), reproducesGPU: true),
+            ParameterSetting(name: "partial_blocks", value: .choice(gpuReproduction.partialBlocks.rawValue), reproducesGPU: true),
+            ParameterSetting(name: "stage2_exempt_tail_blocks", value: .integer(gpuReproduction.stage2ExemptTailBlocks), reproducesGPU: true),
+            ParameterSetting(name: "triton_key_padding", value: .flag(gpuReproduction.tritonKeyPadding), reproducesGPU: true),
+            ParameterSetting(name: "pv_numerics", value: .choice(gpuReproduction.pvNumerics.rawValue), reproducesGPU: true),
+            ParameterSetting(name: "fp8_value_range", value: .number(gpuReproduction.fp8ValueRange), reproducesGPU: true),
+            ParameterSetting(name: "causal_masking", value: .choice(gpuReproduction.causalMasking.rawValue), reproducesGPU: true),
         ]
         return s
     }

@@ -40,7 +40,7 @@ public enum SpargeAttention {
     ) throws -> SparseAttentionResult {
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                              parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
-        views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
+        views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
         return withKeyValid(keyPadding) { keyValid in
             var pipeline = SparsePipeline(shape: shape, parameters: parameters)

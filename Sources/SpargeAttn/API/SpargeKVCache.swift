@@ -72,8 +72,8 @@ public final class SpargeKVCache: @unchecked Sendable {
                                       keyLength: Swift.max(1, capacity), headDim: headDim)
         try maxShape.validate()
         try parameters.validate(for: maxShape)
-        if parameters.pvNumerics != .fp32 {
-            throw SpargeError.unsupported("pvNumerics \(parameters.pvNumerics) emulates a one-shot GPU call (its FP8 V scale spans all keys); the KV cache computes P.V in fp32")
+        if parameters.gpuReproduction.pvNumerics != .fp32 {
+            throw SpargeError.unsupported("pvNumerics \(parameters.gpuReproduction.pvNumerics) emulates a one-shot GPU call (its FP8 V scale spans all keys); the KV cache computes P.V in fp32")
         }
         if parameters.causal && parameters.causalAlignment != .bottomRight {
             throw SpargeError.unsupported("a KV cache's queries are the last tokens of the sequence, so its causal mask is bottom-right; set causalAlignment to .bottomRight (or use SpargeAttention/SpargePlan for top-left)")
@@ -180,7 +180,7 @@ public final class SpargeKVCache: @unchecked Sendable {
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
         var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       halfRounded: HalfRoundedInputs(parameters), temp: storage.temp.pointer)
-        out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
+        out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
     }
 

@@ -137,7 +137,7 @@ public struct SpargeParameters: Sendable, Hashable {
         p.selection = .cdf(0.96)
         p.simThreshold = 0.3
         p.pvThreshold = PerHead(Float.infinity)
-        p.quantization = .triton
+        p.gpuReproduction.quantization = .triton
         return p
     }
 
@@ -165,51 +165,59 @@ public struct SpargeParameters: Sendable, Hashable {
         if let s = softmaxScale, !(s.isFinite && s > 0) {
             throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
         }
-        if !(fp8ValueRange > 0 && fp8ValueRange <= 448) {
-            throw SpargeError.invalidParameter("fp8ValueRange is \(fp8ValueRange); it must be in (0, 448] (e4m3's largest value is 448)")
+        if !(gpuReproduction.fp8ValueRange > 0 && gpuReproduction.fp8ValueRange <= 448) {
+            throw SpargeError.invalidParameter("fp8ValueRange is \(gpuReproduction.fp8ValueRange); it must be in (0, 448] (e4m3's largest value is 448)")
         }
-        if stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(stage2ExemptTailBlocks); it must be at least 0") }
+        if gpuReproduction.stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(gpuReproduction.stage2ExemptTailBlocks); it must be at least 0") }
     }
 }
 
 extension SpargeParameters {
     // Shorthands for the fields of ``gpuReproduction`` (the names of the first edition).
     /// Shorthand for ``GPUReproduction/gpuRounding`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.gpuRounding")
     public var gpuRounding: Bool {
         get { gpuReproduction.gpuRounding }
         set { gpuReproduction.gpuRounding = newValue }
     }
     /// Shorthand for ``GPUReproduction/quantization`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.quantization")
     public var quantization: QuantizationVariant {
         get { gpuReproduction.quantization }
         set { gpuReproduction.quantization = newValue }
     }
     /// Shorthand for ``GPUReproduction/partialBlocks`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.partialBlocks")
     public var partialBlocks: PartialBlockRule {
         get { gpuReproduction.partialBlocks }
         set { gpuReproduction.partialBlocks = newValue }
     }
     /// Shorthand for ``GPUReproduction/stage2ExemptTailBlocks`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.stage2ExemptTailBlocks")
     public var stage2ExemptTailBlocks: Int {
         get { gpuReproduction.stage2ExemptTailBlocks }
         set { gpuReproduction.stage2ExemptTailBlocks = newValue }
     }
     /// Shorthand for ``GPUReproduction/tritonKeyPadding`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.tritonKeyPadding")
     public var tritonKeyPadding: Bool {
         get { gpuReproduction.tritonKeyPadding }
         set { gpuReproduction.tritonKeyPadding = newValue }
     }
     /// Shorthand for ``GPUReproduction/pvNumerics`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.pvNumerics")
     public var pvNumerics: PVNumerics {
         get { gpuReproduction.pvNumerics }
         set { gpuReproduction.pvNumerics = newValue }
     }
     /// Shorthand for ``GPUReproduction/fp8ValueRange`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.fp8ValueRange")
     public var fp8ValueRange: Float {
         get { gpuReproduction.fp8ValueRange }
         set { gpuReproduction.fp8ValueRange = newValue }
     }
     /// Shorthand for ``GPUReproduction/causalMasking`` of ``gpuReproduction``.
+    @available(*, deprecated, renamed: "gpuReproduction.causalMasking")
     public var causalMasking: CausalMasking {
         get { gpuReproduction.causalMasking }
         set { gpuReproduction.causalMasking = newValue }

@@ -58,7 +58,7 @@ public final class SpargePlan: Sendable {
         return try workspace.exclusive.run(SpargeWorkspace.busyMessage) {
             var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                  halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer)
-            views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.pvNumerics)
+            views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
             return withKeyValid(keyPadding) { keyValid in

@@ -80,7 +80,7 @@ extension SpargeAttention {
                 halfRounded: HalfRoundedInputs(parameters))
             if let base = lse?.baseAddress {
                 views.output?.lse = LSEDestination(base: base + q0, batchStride: 0, headStride: batch.totalQueries,
-                                                   bias: parameters.pvNumerics == .fp8 ? -fp8ProbabilityOffset : 0)
+                                                   bias: parameters.gpuReproduction.pvNumerics == .fp8 ? -fp8ProbabilityOffset : 0)
             }
             results.append(SparsePipeline(shape: shape, parameters: parameters).callOnce(
                 views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: false))

@@ -18,9 +18,9 @@ struct SparseKernelOptions {
     /// Multiplies the dequantized INT8 dot products into base-2 score units
     /// (`s * log2(e)` on the CUDA path; 1 on the Triton path, whose Q already carries it).
     var scoreFactor: Float
-    /// See ``SpargeParameters/tritonKeyPadding``.
+    /// See ``GPUReproduction/tritonKeyPadding``.
     var tritonKeyPadding: Bool
-    /// See ``SpargeParameters/pvNumerics``.
+    /// See ``GPUReproduction/pvNumerics``.
     var numerics: PVNumerics = .fp32
     /// The key padding mask, `B x Nk` bytes (1 = real key), when the call has one.
     var keyValid: UnsafePointer<UInt8>? = nil

@@ -19,7 +19,7 @@ struct HalfRoundedInputs {
 
     /// What `p` rounds.
     init(_ p: SpargeParameters) {
-        self.init(queriesAndKeys: p.gpuRounding, values: p.pvNumerics == .fp16)
+        self.init(queriesAndKeys: p.gpuReproduction.gpuRounding, values: p.gpuReproduction.pvNumerics == .fp16)
     }
 
     /// The reason, for the error message.

@@ -77,11 +77,11 @@ extension SparsePipeline {
         parallelFor(items: s.batch * s.kvHeads, threads: c.storage.workers) { worker, item in
             let b = item / s.kvHeads, h = item % s.kvHeads
             if setMean {
-                ops.computeKeyMean(b: b, h: h, k: view, tokens: s.keyLength, smoothK: true, gpuRounding: p.gpuRounding,
+                ops.computeKeyMean(b: b, h: h, k: view, tokens: s.keyLength, smoothK: true, gpuRounding: p.gpuReproduction.gpuRounding,
                                    geometry: g, scratch: scratch[worker])
             }
-            ops.prepareKeyBlocks(b: b, h: h, k: view, blocks: firstDirty..<g.keyBlocks, gpuRounding: p.gpuRounding,
-                                 partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
+            ops.prepareKeyBlocks(b: b, h: h, k: view, blocks: firstDirty..<g.keyBlocks, gpuRounding: p.gpuReproduction.gpuRounding,
+                                 partialBlocks: p.gpuReproduction.partialBlocks, geometry: g, scratch: scratch[worker])
         }
     }
 

@@ -31,18 +31,18 @@ struct SparsePipeline {
         let p = parameters, s = shape, d = s.headDim, g = geometry ?? st.g
         let ops = st.ops, scratch = st.scratch, workers = st.workers
         let scale = p.scale(headDim: d)
-        let premultiplier: Float = p.quantization == .triton ? scale * log2e : 1
+        let premultiplier: Float = p.gpuReproduction.quantization == .triton ? scale * log2e : 1
         for w in scratch { w.stage1Nanos = 0; w.quantizationNanos = 0 }
         let mapBase = UnsafeSendable(st.map.pointer)
         if let given { st.map.pointer.update(from: given, count: g.mapCount) }
 
         let start = monotonicNanos()
-        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.pvNumerics, fp8ValueRange: p.fp8ValueRange) }
+        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange) }
         // Phase 1: keys.
         if !keysPrepared {
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
                 ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
-                                gpuRounding: p.gpuRounding, partialBlocks: p.partialBlocks, geometry: g, scratch: scratch[worker])
+                                gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: p.gpuReproduction.partialBlocks, geometry: g, scratch: scratch[worker])
             }
         }
         // Phase 2: queries and stage-1 selection.
@@ -50,7 +50,7 @@ struct SparsePipeline {
         parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
             let b = item / s.heads, h = item % s.heads
             let w = scratch[worker]
-            ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuRounding,
+            ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuReproduction.gpuRounding,
                                partialBlocks: Self.queryPartialBlocks(shape: s, parameters: p), geometry: g, scratch: w)
             guard predict else { return }
             let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
@@ -69,7 +69,7 @@ struct SparsePipeline {
                 blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
                 selection: selection, isTopK: isTopK, causal: p.causal,
                 causalOffset: p.causalOffset(for: s),
-                attentionSink: p.attentionSink, gpuRounding: p.gpuRounding,
+                attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
                 keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
                 probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
             let t0 = monotonicNanos()
@@ -83,10 +83,10 @@ struct SparsePipeline {
         if let output {
             // Block-only causal masking: stage 1 clears the future blocks, the kernel masks nothing.
             let options = SparseKernelOptions(
-                causal: p.causal && p.causalMasking == .token, causalOffset: p.causalOffset(for: s),
-                exemptTailBlocks: p.stage2ExemptTailBlocks,
-                scoreFactor: p.quantization == .triton ? 1 : scale * log2e,
-                tritonKeyPadding: p.tritonKeyPadding, numerics: p.pvNumerics, keyValid: keyValid)
+                causal: p.causal && p.gpuReproduction.causalMasking == .token, causalOffset: p.causalOffset(for: s),
+                exemptTailBlocks: p.gpuReproduction.stage2ExemptTailBlocks,
+                scoreFactor: p.gpuReproduction.quantization == .triton ? 1 : scale * log2e,
+                tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid)
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? splitFactor(items: items, keyBlocks: g.keyBlocks) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
@@ -153,7 +153,7 @@ struct SparsePipeline {
     /// shorter than one block (decoding) is measured: the GPU code never runs such shapes
     /// (it needs N >= 128), and a single token is its own, perfectly self-similar, block.
     static func queryPartialBlocks(shape: AttentionShape, parameters: SpargeParameters) -> PartialBlockRule {
-        shape.queryLength < parameters.blockQ ? .measure : parameters.partialBlocks
+        shape.queryLength < parameters.blockQ ? .measure : parameters.gpuReproduction.partialBlocks
     }
 }
 
