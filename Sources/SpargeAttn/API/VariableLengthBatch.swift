@@ -49,7 +49,10 @@ extension SpargeAttention {
     ///   - output: packed output, like `q`.
     ///   - batch: the sequences' offsets.
     ///   - heads: query heads `H`; `kvHeads` (default `heads`) divides it.
+    ///   - kvHeads: key/value heads, dividing `heads`; `nil` means `heads`.
     ///   - headDim: `D`.
+    ///   - parameters: the hyper-parameters and options of every sequence's call.
+    ///   - threads: worker count; `nil` uses every CPU this process may run on.
     ///   - lse: each query row's log-sum-exp, `heads x totalQueries` (FlashAttention's varlen layout).
     /// - Returns: one result per sequence.
     @discardableResult

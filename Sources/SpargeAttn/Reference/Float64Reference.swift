@@ -19,9 +19,17 @@ public enum Float64Reference {
     /// of the embedding API, and the log-sum-exp of each row.
     ///
     /// - Parameters:
+    ///   - q: queries `B,H,Nq,D`.
+    ///   - k: keys `B,Hkv,Nk,D`.
+    ///   - v: values `B,Hkv,Nk,D`.
+    ///   - s: the shape.
     ///   - causalOffset: query `i` sees keys `j <= i + causalOffset` (`Nk - Nq` is bottom-right
     ///     alignment, 0 top-left); `nil` is not causal.
     ///   - keyMask: `B x Nk`, `false` for a padded key (never seen).
+    ///   - softmaxScale: the score scale; `nil` means `1 / sqrt(D)`.
+    ///   - blockMap: when given, only its marked blocks are seen.
+    ///   - blockQ: the query block size of `blockMap`.
+    ///   - blockK: the key block size of `blockMap`.
     /// - Returns: the output `B,H,Nq,D` and the natural-log log-sum-exp `B,H,Nq` of the scaled
     ///   scores each row sees (-inf, with a zero output row, when it sees no key).
     public static func attentionWithLSE(
