@@ -33,16 +33,8 @@ struct HalfRoundedInputs {
 /// non-finite policy handles it), rows widened to fp32 into `temp`.
 func firstBeyondHalfRange(_ v: TensorView, batch: Int, heads: Int, tokens: Int, d: Int,
                           temp: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
-    for b in 0..<batch {
-        for h in 0..<heads {
-            for n in 0..<tokens {
-                let row = v.floats(b, h, n, count: d, temp: temp)
-                guard roundToHalf(absoluteMax(row, count: d)).isInfinite else { continue }
-                for c in 0..<d where roundToHalf(row[c]).isInfinite {
-                    return (((b * heads + h) * tokens + n) * d + c, row[c])
-                }
-            }
-        }
+    firstFlaggedElement(v, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) { row, d in
+        guard roundToHalf(absoluteMax(row, count: d)).isInfinite else { return nil }
+        return (0..<d).first { roundToHalf(row[$0]).isInfinite }
     }
-    return nil
 }
