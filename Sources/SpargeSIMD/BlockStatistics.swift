@@ -2,6 +2,28 @@
 // order, eight lanes at a time and never fused, so that their results are bitwise identical
 // whichever set runs them (the sets differ only in how wide the machine does each step).
 
+/// `sums[c] += row[c]` for one row of `d` floats; returns the row's squared L2 norm, summed
+/// eight lanes at a time and never fused (the same sums on every CPU).
+@inlinable @inline(__always)
+public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into sums: UnsafeMutablePointer<Float>) -> Float {
+    let vectorEnd = d & ~7
+    var squares = Float8()
+    var c = 0
+    while c < vectorEnd {
+        let v = load8(row + c)
+        store8(load8(sums + c) + v, sums + c)
+        squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
+        c += 8
+    }
+    var norm2 = horizontalSum(squares)
+    while c < d {
+        sums[c] += row[c]
+        norm2 += row[c] * row[c]
+        c += 1
+    }
+    return norm2
+}
+
 /// For `rows` rows of `d` floats (row stride `d`): `sums[c] += x[r][c]` and
 /// `unitSums[c] += x[r][c] / |x[r]|` (each row divided by its L2 norm, not multiplied by
 /// the reciprocal). Both outputs accumulate; a zero row adds NaN to `unitSums`.
@@ -13,23 +35,9 @@ public func accumulateRowAndUnitRowSums(
     let vectorEnd = d & ~7
     for r in 0..<rows {
         let row = x + r * d
-        var squares = Float8()
-        var c = 0
-        while c < vectorEnd {
-            let v = load8(row + c)
-            store8(load8(sums + c) + v, sums + c)
-            squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
-            c += 8
-        }
-        var norm2 = horizontalSum(squares)
-        while c < d {
-            sums[c] += row[c]
-            norm2 += row[c] * row[c]
-            c += 1
-        }
-        let norm = norm2.squareRoot()
+        let norm = addRowReturningSquaredNorm(row, d: d, into: sums).squareRoot()
         let nv = Float8(repeating: norm)
-        c = 0
+        var c = 0
         while c < vectorEnd {
             store8(load8(unitSums + c) + load8(row + c) / nv, unitSums + c)
             c += 8

@@ -32,14 +32,12 @@ struct CacheMagnitudes {
 
 extension CacheBuffers {
     /// Updates the magnitudes and value units after rows `first..<first + count` of every
-    /// (batch, kv head) were written unscaled; returns whether any head's V is stored scaled.
-    @discardableResult
-    func guardAppendedRows(first: Int, count: Int, capacity: Int, headDim d: Int) -> Bool {
+    /// (batch, kv head) were written unscaled.
+    func guardAppendedRows(first: Int, count: Int, capacity: Int, headDim d: Int) {
         let units = storage.ops.valueUnits.pointer
         let kBase = UnsafeMutablePointer(mutating: keys.base.assumingMemoryBound(to: Float.self))
         let vBase = UnsafeMutablePointer(mutating: values.base.assumingMemoryBound(to: Float.self))
         let w = values.rowStride, heads = magnitudes.keys.count
-        var scaled = false
         for head in 0..<heads {
             var kMax = magnitudes.keys.pointer[head], vMax = magnitudes.values.pointer[head]
             for t in first..<(first + count) {
@@ -60,9 +58,7 @@ extension CacheBuffers {
             if unit != 1 {
                 for t in first..<(first + count) { scaleInPlace(rows + t * w, count: w, by: 1 / unit) }
             }
-            scaled = scaled || unit != 1
         }
-        return scaled
     }
 }
 

@@ -24,18 +24,7 @@ func summarizeBlock(
     if gpuRounding {
         for r in 0..<rows {
             let row = x + r * d
-            // Column sums and the squared norm (the same operation order as the SIMD form).
-            var squares = Float8()
-            var c = 0
-            while c < d & ~7 {
-                let v = load8(row + c)
-                store8(load8(pooled + c) + v, pooled + c)
-                squares = multiplyThenAdd(v, v, squares)
-                c += 8
-            }
-            var norm2 = horizontalSum(squares)
-            while c < d { pooled[c] += row[c]; norm2 += row[c] * row[c]; c += 1 }
-            let norm = norm2.squareRoot()
+            let norm = addRowReturningSquaredNorm(row, d: d, into: pooled).squareRoot()
             // Sum of the unit rows, each rounded to fp16 as the GPU code stores them.
             for c in 0..<d { scratch[c] += roundToHalf(row[c] / norm) }
         }
