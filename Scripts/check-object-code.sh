@@ -13,7 +13,11 @@ for f in SparseKernel DenseKernel OnlineSoftmax SparseOperands BlockSummary Bloc
     objects+=("$scratch/release/SpargeAttn.build/$f.swift.o")
 done
 require() {  # object, pattern, what
-    if objdump -d --no-show-raw-insn "$scratch/release/$1" | grep -qE "$2"; then
+    # No `objdump | grep -q` here: under pipefail, grep's early exit can kill objdump with
+    # SIGPIPE and fail the check at random.
+    local listing
+    listing=$(objdump -d --no-show-raw-insn "$scratch/release/$1")
+    if grep -qE "$2" <<<"$listing"; then
         echo "ok   $1 uses $3"
     else
         echo "FAIL $1 has no $3: the kernel set was not compiled for its instruction set"
