@@ -47,6 +47,8 @@ public struct AttentionInput: @unchecked Sendable {
     let count: Int
     let type: ElementType
     let layout: TensorLayout?
+    /// Where this view starts in a ``TensorArray``'s array (nil for a caller's pointer).
+    var placement: ViewPlacement? = nil
 
     /// fp32 elements; `layout` nil means dense HND for the call's shape.
     public init(_ buffer: UnsafeBufferPointer<Float>, layout: TensorLayout? = nil) {

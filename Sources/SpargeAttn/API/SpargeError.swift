@@ -4,6 +4,10 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidShape(String)
     /// A buffer is shorter than the shape requires.
     case bufferTooSmall(name: String, expected: Int, actual: Int)
+    /// A view into a larger array (a ``TensorArray`` with an offset, such as the K part of a
+    /// fused QKV buffer) reaches past the array's end: from element `offset` its layout needs
+    /// the array to hold `needed` elements, and it holds `actual`.
+    case viewOutOfBounds(name: String, offset: Int, needed: Int, actual: Int)
     /// A hyper-parameter is out of range.
     case invalidParameter(String)
     /// A caller-supplied block map does not fit the shape and block sizes.
@@ -28,6 +32,9 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidShape(let s): return "invalid shape: \(s)"
         case .bufferTooSmall(let name, let expected, let actual):
             return "buffer '\(name)' holds \(actual) elements but the shape needs \(expected); pass a buffer of the shape's size"
+        case .viewOutOfBounds(let name, let offset, let needed, let actual):
+            return "'\(name)' starts at element \(offset) of an array of \(actual) elements, and its layout reaches element \(needed - 1) "
+                + "(the array would need \(needed)); check the offset and the layout's strides against the shape, or pass a larger array"
         case .invalidParameter(let s): return "invalid parameter: \(s)"
         case .invalidBlockMap(let s): return "invalid block map: \(s)"
         case .nonFiniteInput(let name, let index, let value):

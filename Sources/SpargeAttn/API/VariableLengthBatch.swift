@@ -96,9 +96,17 @@ extension AttentionInput {
     /// The same buffer seen from token `first` on, with `layout` (batch stride unused).
     func tokens(from first: Int, layout: TensorLayout, name: String) throws -> AttentionInput {
         let offset = first * layout.tokenStride
-        guard offset <= count else { throw SpargeError.bufferTooSmall(name: name, expected: offset + 1, actual: count) }
-        return AttentionInput(base: base + offset * type.size, count: count - offset, type: type,
-                              layout: TensorLayout(batchStride: 0, headStride: layout.headStride, tokenStride: layout.tokenStride))
+        guard offset <= count else {
+            if let placement {
+                throw SpargeError.viewOutOfBounds(name: name, offset: placement.offset, needed: placement.offset + offset + 1,
+                                                  actual: placement.bufferCount)
+            }
+            throw SpargeError.bufferTooSmall(name: name, expected: offset + 1, actual: count)
+        }
+        var view = AttentionInput(base: base + offset * type.size, count: count - offset, type: type,
+                                  layout: TensorLayout(batchStride: 0, headStride: layout.headStride, tokenStride: layout.tokenStride))
+        view.placement = placement.map { ViewPlacement(offset: $0.offset + offset, bufferCount: $0.bufferCount) }
+        return view
     }
 }
 

@@ -123,6 +123,9 @@ extension AttentionInput {
     /// The view of this input as `heads x tokens` rows of `shape.headDim`, its layout checked.
     func view(name: String, heads: Int, tokens: Int, shape: AttentionShape) throws -> TensorView {
         let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
+        if let placement {
+            try placement.check(l, name: name, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
+        }
         try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
         return TensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
     }
@@ -149,5 +152,20 @@ func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads:
     }
     if l.tokenStride < headDim && tokens > 1 {
         throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
+    }
+}
+
+extension ViewPlacement {
+    /// Throws unless `l` from ``offset`` stays inside the whole buffer (the message counts from
+    /// the buffer's first element, as the caller does). An offset of 0 is left to `checkLayout`.
+    func check(_ l: TensorLayout, name: String, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+        if offset < 0 {
+            throw SpargeError.invalidParameter("'\(name)' starts at offset \(offset); an offset counts elements from the array's first element and must be at least 0")
+        }
+        guard offset != 0, let last = l.lastOffset(batch: batch, heads: heads, tokens: tokens, headDim: headDim) else { return }
+        let (needed, overflow) = offset.addingReportingOverflow(last + 1)
+        if overflow || needed > bufferCount {
+            throw SpargeError.viewOutOfBounds(name: name, offset: offset, needed: overflow ? Int.max : needed, actual: bufferCount)
+        }
     }
 }

@@ -1,0 +1,22 @@
+import Foundation
+import SpargeAttn
+
+// The four scenarios of an application embedding SpargeAttn, each checked against exact
+// attention; the process exits 1 when one fails.
+let scenarios: [(String, () throws -> String)] = [
+    ("(a) fused fp16 QKV prefill through a plan", fusedPrefill),
+    ("(b) 64 KV-cache decode steps", decode),
+    ("(c) ViT tokens: CLS + 32x32 grid in Hilbert order", visionTokens),
+    ("(d) variable-length batch of 3 sequences", variableLength),
+]
+var failed = 0
+for (name, run) in scenarios {
+    do {
+        print("ok   \(name): \(try run())")
+    } catch {
+        failed += 1
+        print("FAIL \(name): \(error)")
+    }
+}
+print(failed == 0 ? "all \(scenarios.count) scenarios passed" : "\(failed) of \(scenarios.count) scenarios failed")
+exit(failed == 0 ? 0 : 1)

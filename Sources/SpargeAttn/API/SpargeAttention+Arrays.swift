@@ -1,0 +1,127 @@
+// The one-shot calls over Swift arrays (``AttentionTensor``): the same calls as the
+// AttentionInput forms, which they wrap; the arrays are read and written in place.
+
+extension SpargeAttention {
+    /// Sparse attention over tensors held in Swift arrays: `[E]`, `ArraySlice<E>`,
+    /// `ContiguousArray<E>` (dense `B,H,N,D`) or ``TensorArray`` views (an offset and a
+    /// ``TensorLayout``, such as the parts of a fused QKV buffer), of `Float`, `Float16` or
+    /// ``BFloat16``, mixed freely. Reads the inputs in place and writes `output`'s elements in place.
+    ///
+    /// ```swift
+    /// var out = [Float16](repeating: 0, count: shape.queryElements)
+    /// let result = try SpargeAttention.sparse(q: TensorArray(qkv, offset: 0, layout: fused),
+    ///                                         k: TensorArray(qkv, offset: h * d, layout: fused),
+    ///                                         v: TensorArray(qkv, offset: 2 * h * d, layout: fused),
+    ///                                         output: &out, shape: shape)
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - q: the queries, `B,H,Nq,D`.
+    ///   - k: the keys, `B,Hkv,Nk,D`.
+    ///   - v: the values, `B,Hkv,Nk,D`.
+    ///   - output: where the result goes, `B,H,Nq,D` with `outputLayout`.
+    ///   - outputLayout: the strides of `output`; nil means dense `B,H,Nq,D`.
+    ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
+    ///   - parameters: the hyper-parameters and options.
+    ///   - blockMap: a caller-supplied map used instead of stage 1's prediction.
+    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - captureQuantized: also return the INT8 tensors.
+    ///   - captureLSE: also return each query row's log-sum-exp in the result's `lse`.
+    ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    @discardableResult
+    public static func sparse<Output: AttentionElement>(
+        q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
+        output: inout [Output], outputLayout: TensorLayout? = nil,
+        shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
+        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
+    ) throws -> SparseAttentionResult {
+        var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
+        var result = try q.withAttentionInput { q in
+            try k.withAttentionInput { k in
+                try v.withAttentionInput { v in
+                    try output.withAttentionOutput(layout: outputLayout) { o in
+                        try lse.withUnsafeMutableBufferPointer { l in
+                            try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters, blockMap: blockMap,
+                                       threads: threads, captureQuantized: captureQuantized, lse: captureLSE ? l : nil,
+                                       keyPadding: keyPadding)
+                        }
+                    }
+                }
+            }
+        }
+        if captureLSE { result.lse = lse }
+        return result
+    }
+
+    /// Exact attention over tensors held in Swift arrays (as the sparse call above takes them),
+    /// into `output`.
+    ///
+    /// - Parameters:
+    ///   - q: the queries, `B,H,Nq,D`.
+    ///   - k: the keys, `B,Hkv,Nk,D`.
+    ///   - v: the values, `B,Hkv,Nk,D`.
+    ///   - output: where the result goes, `B,H,Nq,D` with `outputLayout`.
+    ///   - outputLayout: the strides of `output`; nil means dense `B,H,Nq,D`.
+    ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
+    ///   - causal: apply a causal mask.
+    ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
+    ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
+    ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
+    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    public static func dense<Output: AttentionElement>(
+        q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
+        output: inout [Output], outputLayout: TensorLayout? = nil,
+        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
+        softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
+        keyPadding: KeyPaddingMask? = nil
+    ) throws {
+        try q.withAttentionInput { q in
+            try k.withAttentionInput { k in
+                try v.withAttentionInput { v in
+                    try output.withAttentionOutput(layout: outputLayout) { o in
+                        try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal, causalAlignment: causalAlignment,
+                                  softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
+                                  keyPadding: keyPadding)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sparse attention over a ``VariableLengthBatch`` of tensors held in Swift arrays
+    /// (token-major `total x heads x headDim` unless a ``TensorArray``'s layout says otherwise),
+    /// into `output`; see the ``AttentionInput`` form for the semantics.
+    ///
+    /// - Parameters:
+    ///   - q: packed queries, `totalQueries x heads x headDim`.
+    ///   - k: packed keys, `totalKeys x kvHeads x headDim`.
+    ///   - v: packed values, like `k`.
+    ///   - output: packed output, like `q` (token-major unless `outputLayout` says otherwise).
+    ///   - outputLayout: the strides of `output` (its batch stride is unused); nil means token-major.
+    ///   - batch: the sequences' offsets.
+    ///   - heads: query heads `H`.
+    ///   - kvHeads: key/value heads, dividing `heads`; `nil` means `heads`.
+    ///   - headDim: `D`.
+    ///   - parameters: the hyper-parameters and options of every sequence's call.
+    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    /// - Returns: one result per sequence.
+    @discardableResult
+    public static func sparse<Output: AttentionElement>(
+        q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
+        output: inout [Output], outputLayout: TensorLayout? = nil,
+        batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
+        parameters: SpargeParameters = .recommended, threads: Int? = nil
+    ) throws -> [SparseAttentionResult] {
+        try q.withAttentionInput { q in
+            try k.withAttentionInput { k in
+                try v.withAttentionInput { v in
+                    try output.withAttentionOutput(layout: outputLayout) { o in
+                        try sparse(q: q, k: k, v: v, output: o, batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                                   parameters: parameters, threads: threads)
+                    }
+                }
+            }
+        }
+    }
+}
