@@ -89,6 +89,45 @@ extension SpargeAttention {
         }
     }
 
+    /// The exact call above that also writes each query row's log-sum-exp into `lse`
+    /// (`B*H*Nq` floats, `B,H,Nq` order, natural log), to merge partial attentions.
+    ///
+    /// - Parameters:
+    ///   - q: the queries, `B,H,Nq,D`.
+    ///   - k: the keys, `B,Hkv,Nk,D`.
+    ///   - v: the values, `B,Hkv,Nk,D`.
+    ///   - output: where the result goes, `B,H,Nq,D` with `outputLayout`.
+    ///   - outputLayout: the strides of `output`; nil means dense `B,H,Nq,D`.
+    ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
+    ///   - causal: apply a causal mask.
+    ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
+    ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
+    ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
+    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - lse: where each query row's log-sum-exp goes.
+    ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    public static func dense<Output: AttentionElement>(
+        q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
+        output: inout [Output], outputLayout: TensorLayout? = nil,
+        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
+        softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
+        lse: inout [Float], keyPadding: KeyPaddingMask? = nil
+    ) throws {
+        try q.withAttentionInput { q in
+            try k.withAttentionInput { k in
+                try v.withAttentionInput { v in
+                    try output.withAttentionOutput(layout: outputLayout) { o in
+                        try lse.withUnsafeMutableBufferPointer { l in
+                            try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal, causalAlignment: causalAlignment,
+                                      softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
+                                      lse: l, keyPadding: keyPadding)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Sparse attention over a ``VariableLengthBatch`` of tensors held in Swift arrays
     /// (token-major `total x heads x headDim` unless a ``TensorArray``'s layout says otherwise),
     /// into `output`; see the ``AttentionInput`` form for the semantics.

@@ -68,6 +68,39 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
     return counted - expected
 }
 
+/// Allocations of warm plan calls through the array layer (``TensorArray`` views of one fused
+/// fp16 array, an fp16 output array, and the lse form), one thread: the layer borrows the
+/// arrays' storage, so it must add none.
+func checkArrays() throws -> Int {
+    let heads = 4, d = 64, n = 512, row = 3 * heads * d
+    let shape = AttentionShape(heads: heads, queryLength: n, headDim: d)
+    var state: UInt64 = 3
+    let qkv = (0..<n * row).map { _ -> Float16 in
+        state = state &* 6364136223846793005 &+ 1
+        return Float16(Float(Int64(bitPattern: state) >> 40) / 1e6)
+    }
+    let fused = TensorLayout(batchStride: n * row, headStride: d, tokenStride: row)
+    let q = TensorArray(qkv, offset: 0, layout: fused), k = TensorArray(qkv, offset: heads * d, layout: fused)
+    let v = TensorArray(qkv, offset: 2 * heads * d, layout: fused)
+    var out = [Float16](repeating: 0, count: shape.queryElements)
+    var lse = [Float](repeating: 0, count: heads * n)
+    let plan = try SpargePlan(shape: shape, parameters: .recommended, threads: 1)
+    let workspace = plan.makeWorkspace()
+    try plan.run(q: q, k: k, v: v, output: &out, workspace: workspace)   // warm-up
+    var counted = Int.max
+    for _ in 0..<3 {
+        malloc_counter_start()
+        for _ in 0..<5 {
+            try plan.run(q: q, k: k, v: v, output: &out, workspace: workspace)
+            try plan.run(q: q, k: k, v: v, output: &out, outputLayout: .nhd(heads: heads, tokens: n, headDim: d),
+                         workspace: workspace, lse: &lse)
+        }
+        counted = min(counted, malloc_counter_stop())
+    }
+    print("fused fp16 TensorArray views, 1 thread: \(counted) allocations in 10 calls")
+    return counted
+}
+
 let baseline = dispatchBaseline()
 print("libdispatch: \(baseline) allocations per dispatch_apply")
 var own = 0, dispatched = 0
@@ -83,3 +116,4 @@ for threads in [1, 2] {
 }
 print("allocations beyond libdispatch with 2 threads: \(dispatched) (libdispatch's count varies with the host's load)")
 print("allocations with 1 thread: \(own)")
+print("array-layer allocations with 1 thread: \(try checkArrays())")

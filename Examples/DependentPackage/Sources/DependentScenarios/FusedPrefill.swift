@@ -5,8 +5,8 @@ import SpargeAttn
 func fusedPrefill() throws -> String {
     let heads = 4, headDim = 64, tokens = 512
     let hd = heads * headDim, row = 3 * hd
-    var rng = Activations(seed: 1)
-    let qkv: [Float16] = rng.halves(tokens * row)
+    let x = Activations(positions: (0..<tokens).map { (Float($0), 0) }, heads: heads, headDim: headDim, seed: 1)
+    let qkv: [Float16] = fuse(x.q, x.k, x.v, rowWidth: hd)
     let fused = TensorLayout(batchStride: tokens * row, headStride: headDim, tokenStride: row)
     let outputLayout = TensorLayout.nhd(heads: heads, tokens: tokens, headDim: headDim)
 
@@ -19,8 +19,9 @@ func fusedPrefill() throws -> String {
     let q = TensorArray(qkv, offset: 0, layout: fused)
     let k = TensorArray(qkv, offset: hd, layout: fused)
     let v = TensorArray(qkv, offset: 2 * hd, layout: fused)
-    var summary = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)
-    summary = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)  // a second call, as a layer loop makes
+    try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)
+    // A second call with the same workspace, as a loop over layers makes.
+    let summary = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)
 
     var exact = [Float](repeating: 0, count: tokens * hd)
     try SpargeAttention.dense(q: q, k: k, v: v, output: &exact, outputLayout: outputLayout, shape: shape, causal: true)

@@ -9,9 +9,16 @@ func variableLength() throws -> String {
     for n in lengths { offsets.append(offsets.last! + n) }
     let batch = try VariableLengthBatch(cumulativeQueryLengths: offsets)
     let qRow = heads * headDim, kRow = kvHeads * headDim
-    var rng = Activations(seed: 4)
-    let q = rng.floats(batch.totalQueries * qRow)
-    let k = rng.floats(batch.totalKeys * kRow), v = rng.floats(batch.totalKeys * kRow)
+    // Each sequence its own activations (positions from 0); K/V are the first kvHeads heads.
+    var q = [Float](), k = [Float](), v = [Float]()
+    for (i, n) in lengths.enumerated() {
+        let x = Activations(positions: (0..<n).map { (Float($0), 0) }, heads: heads, headDim: headDim, seed: 4 + UInt64(i))
+        q += x.q
+        for t in 0..<n {
+            k += x.k[t * qRow..<t * qRow + kRow]
+            v += x.v[t * qRow..<t * qRow + kRow]
+        }
+    }
     var parameters = SpargeParameters.recommended
     parameters.causal = true
     var output = [Float](repeating: 0, count: q.count)

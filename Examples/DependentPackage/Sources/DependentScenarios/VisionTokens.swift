@@ -15,8 +15,10 @@ func visionTokens() throws -> String {
     let hd = heads * headDim
     // Position p of the attended sequence holds original token sequence[p] (CLS stays first).
     let sequence = [0] + order.permutation.map { Int($0) + 1 }
-    var rng = Activations(seed: 3)
-    let q = rng.floats(tokens * hd), k = rng.floats(tokens * hd), v = rng.floats(tokens * hd)   // [1, N, H, D]
+    // Patch t >= 1 sits at column (t - 1) % side, row (t - 1) / side; CLS has no place.
+    let places: [(Float, Float)?] = [nil] + (0..<side * side).map { (Float($0 % side), Float($0 / side)) }
+    let x = Activations(positions: places, heads: heads, headDim: headDim, seed: 3, strength: 2)
+    let q = x.q, k = x.k, v = x.v   // [1, N, H, D]
     func gather(_ x: [Float], _ rows: [Int]) -> [Float] { rows.flatMap { x[$0 * hd..<($0 + 1) * hd] } }
 
     let layout = TensorLayout.nhd(heads: heads, tokens: tokens, headDim: headDim)

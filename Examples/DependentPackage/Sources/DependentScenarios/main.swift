@@ -9,10 +9,14 @@ let scenarios: [(String, () throws -> String)] = [
     ("(c) ViT tokens: CLS + 32x32 grid in Hilbert order", visionTokens),
     ("(d) variable-length batch of 3 sequences", variableLength),
 ]
+// SCENARIOS=ab runs only (a) and (b).
+let only = ProcessInfo.processInfo.environment["SCENARIOS"]
 var failed = 0
-for (name, run) in scenarios {
+for (name, run) in scenarios where only.map({ $0.contains(name.dropFirst().prefix(1)) }) ?? true {
+    let clock = ContinuousClock(), started = clock.now
     do {
-        print("ok   \(name): \(try run())")
+        let report = try run()
+        print("ok   \(name): \(report) [\(clock.now - started)]")
     } catch {
         failed += 1
         print("FAIL \(name): \(error)")
