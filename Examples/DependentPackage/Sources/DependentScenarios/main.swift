@@ -2,8 +2,10 @@ import Foundation
 import SpargeAttn
 
 // The four scenarios of an application embedding SpargeAttn, each checked against exact
-// attention; the process exits 1 when one fails.
+// attention, after a check that the default trait reached this package; the process exits 1
+// when one fails.
 let scenarios: [(String, () throws -> String)] = [
+    ("(0) default trait DispatchedKernels", dispatchedKernels),
     ("(a) fused fp16 QKV prefill through a plan", fusedPrefill),
     ("(b) 64 KV-cache decode steps", decode),
     ("(c) ViT tokens: CLS + 32x32 grid in Hilbert order", visionTokens),
