@@ -42,6 +42,8 @@ public struct TensorLayout: Sendable, Hashable {
 
 /// A caller-owned input tensor: a buffer of `Float`, `Float16` or ``BFloat16`` and its layout.
 /// Read in place, never copied (fp16/bf16 V is widened once per call into the workspace).
+/// Tensors held in Swift arrays need no pointer: pass the array, or a ``TensorArray`` view of
+/// it, to the calls that take an ``AttentionTensor``.
 public struct AttentionInput: @unchecked Sendable {
     let base: UnsafeRawPointer
     let count: Int
