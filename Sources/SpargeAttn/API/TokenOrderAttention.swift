@@ -23,7 +23,8 @@ extension SpargeAttention {
     ///   - output: where the result goes, `B,H,N,D`, in the caller's order.
     ///   - shape: the sizes `B`, `H`, `Hkv`, `N`, `D`.
     ///   - parameters: the hyper-parameters and options.
-    ///   - tokenOrder: the order attention visits the tokens in.
+    ///   - tokenOrder: the order attention visits the tokens in; nil is the caller's order (the
+    ///     call without a token order).
     ///   - blockMap: a caller-supplied map in token order (`B,H,nq,nk`) used instead of stage 1's.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors (in token order).
@@ -32,7 +33,7 @@ extension SpargeAttention {
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder,
+        shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder?,
         blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
@@ -40,7 +41,7 @@ extension SpargeAttention {
                                              parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
-        try tokenOrder.validate(for: shape, causal: parameters.causal)
+        try tokenOrder?.validate(for: shape, causal: parameters.causal)
         let threadCount = threads ?? defaultThreadCount()
         return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil,
                               threads: threadCount) { views, keyValid in
@@ -56,7 +57,7 @@ extension SpargeAttention {
     /// row's log-sum-exp (caller's order).
     public static func sparse(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, parameters: SpargeParameters = .recommended,
-        tokenOrder: TokenOrder, blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
+        tokenOrder: TokenOrder?, blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
         captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
@@ -84,14 +85,14 @@ extension SpargeAttention {
     /// INT8 tensors and the block probabilities, in token order too.
     public static func predictBlockMap(
         q: [Float], k: [Float], shape: AttentionShape, parameters: SpargeParameters = .recommended,
-        tokenOrder: TokenOrder, threads: Int? = nil, captureQuantized: Bool = false, captureProbabilities: Bool = false
+        tokenOrder: TokenOrder?, threads: Int? = nil, captureQuantized: Bool = false, captureProbabilities: Bool = false
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
                                                      halfRounded: HalfRoundedInputs(parameters))
-                try tokenOrder.validate(for: shape, causal: parameters.causal)
+                try tokenOrder?.validate(for: shape, causal: parameters.causal)
                 let threadCount = threads ?? defaultThreadCount()
                 return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
                     SparsePipeline(shape: shape, parameters: parameters).callOnce(
@@ -110,7 +111,7 @@ extension SpargeAttention {
     /// tokenOrder.count`, and for a non-identity order with `causal`.
     public static func dense(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        shape: AttentionShape, tokenOrder: TokenOrder, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
+        shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -121,7 +122,7 @@ extension SpargeAttention {
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         try keyPadding?.validate(for: shape)
-        try tokenOrder.validate(for: shape, causal: causal)
+        try tokenOrder?.validate(for: shape, causal: causal)
         let threadCount = threads ?? defaultThreadCount()
         withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil, threads: threadCount) { views, keyValid in
             denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
@@ -133,7 +134,7 @@ extension SpargeAttention {
     /// Array form of ``dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
     /// for dense `B,H,N,D` fp32 arrays in the caller's order.
     public static func dense(
-        q: [Float], k: [Float], v: [Float], shape: AttentionShape, tokenOrder: TokenOrder, causal: Bool = false,
+        q: [Float], k: [Float], v: [Float], shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight, softmaxScale: Float? = nil, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> [Float] {
