@@ -286,4 +286,43 @@ struct TokenOrderTests {
                                                          shape: s, parameters: p)
         #expect(predicted.blockMap == byHand.blockMap)
     }
+
+    /// A varlen batch with one order per sequence (nil for one): each sequence equals its own
+    /// one-shot call with that order, bit for bit, outputs and log-sum-exps.
+    @Test func variableLengthBatchTakesOneOrderPerSequence() throws {
+        let heads = 2, d = 16
+        let orders: [TokenOrder?] = [Self.vit, nil, Self.video]
+        let lengths = [36, 20, 62]
+        let cu = [0, 36, 56, 118]
+        let batch = try VariableLengthBatch(cumulativeQueryLengths: cu)
+        var rng = TestRNG(seed: 41)
+        let q = rng.gaussians(batch.totalQueries * heads * d), k = rng.gaussians(batch.totalKeys * heads * d)
+        let v = rng.gaussians(batch.totalKeys * heads * d)
+        let p = Self.parameters()
+        var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: heads * batch.totalQueries)
+        func run(_ orders: [TokenOrder?]) throws -> [SparseAttentionResult] {
+            try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+                try out.withUnsafeMutableBufferPointer { o in try lse.withUnsafeMutableBufferPointer { l in
+                    try SpargeAttention.sparse(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp), output: AttentionOutput(o),
+                                               batch: batch, heads: heads, headDim: d, parameters: p, tokenOrders: orders, lse: l)
+                } } } } }
+        }
+        let results = try run(orders)
+        for i in 0..<3 {
+            let shape = AttentionShape(heads: heads, queryLength: lengths[i], headDim: d)
+            let hnd = { (x: [Float]) in VariableLengthBatchTests.hnd(x, first: cu[i], count: lengths[i], heads: heads, d: d) }
+            let (alone, r) = try SpargeAttention.sparse(q: hnd(q), k: hnd(k), v: hnd(v), shape: shape, parameters: p,
+                                                        tokenOrder: orders[i], captureLSE: true)
+            #expect(hnd(out).map(\.bitPattern) == alone.map(\.bitPattern), "sequence \(i) output")
+            let aloneLSE = try #require(r.lse)
+            for h in 0..<heads {
+                let row = lse[(h * batch.totalQueries + cu[i])..<(h * batch.totalQueries + cu[i] + lengths[i])]
+                #expect(row.map(\.bitPattern) == aloneLSE[(h * lengths[i])..<((h + 1) * lengths[i])].map(\.bitPattern), "sequence \(i) lse")
+            }
+            #expect(results[i].blockMap == r.blockMap)
+        }
+        // One order per sequence, each of its sequence's length.
+        #expect(throwsInvalidTokenOrder { _ = try run([Self.vit, nil]) })
+        #expect(throwsInvalidTokenOrder { _ = try run([Self.video, nil, Self.vit]) })
+    }
 }
