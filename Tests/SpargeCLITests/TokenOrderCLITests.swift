@@ -42,8 +42,8 @@ struct TokenOrderCLITests {
         let r = try CLITests.sparge(["run", "--input", input.path, "--output", output.path, "--token-order", "hilbert",
                                      "--grid", "5x7", "--prefix", "1", "--threads", "2"] + Self.blocks)
         #expect(r.status == 0, "stderr: \(r.stderr)")
-        let report = try CLITests.json(r.stdout)
-        #expect(report["token_order"] as? String == "hilbert 5x7 + prefix 1", "\(r.stdout)")
+        // The report names the order (whatever its format).
+        #expect(r.stdout.contains("hilbert 5x7 + prefix 1"), "\(r.stdout)")
         let written = try SafeTensorsFile.read(path: output.path)
         #expect(try written.tensor("o").floats().map(\.bitPattern) == expected.map(\.bitPattern))
         #expect(try written.tensor("mask").uint8s() == result.blockMap.bits)
@@ -60,7 +60,7 @@ struct TokenOrderCLITests {
         // Raster is the file's own order: the plain call.
         let raster = try CLITests.sparge(["run", "--input", input.path, "--token-order", "raster"] + Self.blocks)
         #expect(raster.status == 0, "stderr: \(raster.stderr)")
-        #expect(try CLITests.json(raster.stdout)["token_order"] == nil)
+        #expect(!raster.stdout.contains("hilbert"), "\(raster.stdout)")
     }
 
     /// `evaluate`, `mask --predict` and `tune` take the same options.
