@@ -9,6 +9,7 @@ struct MaskCommand {
     static let usage = """
         Usage: sparge mask --input IN.safetensors [--name NAME | --predict [options]]
           [--png OUT.png] [--text] [--batch B] [--cell N] [--columns N]
+          [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]] (with --predict)
 
         Shows which key blocks each query block computes, one panel per head.
 
@@ -24,6 +25,8 @@ struct MaskCommand {
             --attention-sink    always keep key block 0
             --gpu-rounding      round to fp16 where the GPU code does
             --threads N         worker threads (default: all CPUs)
+            --token-order, --grid, --prefix
+                                predict in a token order (described below); the map is in it
           --png PATH          write a PNG: blue blocks are computed, grey ones skipped; under each
                               panel its head and density
           --text              print each head's map as text (# computed, . skipped); maps of at
@@ -32,6 +35,8 @@ struct MaskCommand {
           --cell N            pixels per block in the PNG (default: panels of about 256 pixels)
           --columns N         panels per row in the PNG (default: about a square grid)
 
+        \(TokenOrderOption.help)
+
         theta, topk and cdfthreshd take one value or one per head.
         Stdout: with --text the maps, otherwise one JSON object: source, shape, batch, density,
         density_per_head and the PNG's path and size.
@@ -39,9 +44,9 @@ struct MaskCommand {
         """
 
     static let flags: Set<String> = ["predict", "text", "causal", "attention-sink", "gpu-rounding"]
-    static let options: Set<String> = [
+    static let options: Set<String> = TokenOrderOption.names.union([
         "input", "name", "png", "batch", "cell", "columns", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads",
-    ]
+    ])
     /// The widest map `--text` prints: one character per key block.
     static let maxTextColumns = 128
 
@@ -54,6 +59,7 @@ struct MaskCommand {
     var text: Bool
     var batch: Int
     var style = BlockMapImage.Style()
+    var tokenOrder: TokenOrderOption?
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
@@ -71,13 +77,14 @@ struct MaskCommand {
         guard png != nil || text else { throw UsageError("mask has nothing to do: give --png OUT.png and/or --text") }
         if predict && name != nil { throw UsageError("--name and --predict exclude each other: show a stored map or predict one") }
 
-        let predictionOptions = ["bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads"].filter(a.has)
+        let predictionOptions = ["bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads", "token-order", "grid", "prefix"].filter(a.has)
             + ["causal", "attention-sink", "gpu-rounding"].filter(a.flag)
         if !predict, let first = predictionOptions.first {
             throw UsageError("--\(first) only applies with --predict")
         }
         try a.applyAttentionOptions(to: &parameters)
         threads = try a.int("threads", in: 1...4096)
+        tokenOrder = try a.tokenOrder()
     }
 
     func execute() throws {
@@ -160,8 +167,10 @@ struct MaskCommand {
             throw UsageError("the map would have \(nk) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png or a larger --bk")
         }
         let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k")
-        let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, threads: threads)
-        return (result.blockMap, "predicted (\(parameters))")
+        let order = try tokenOrder?.order(for: shape)
+        let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, tokenOrder: order,
+                                                         threads: threads)
+        return (result.blockMap, "predicted (\(parameters)\(tokenOrder.map { ", token order \($0.description)" } ?? ""))")
     }
 
     static func density(_ map: BlockMap, batch b: Int, head h: Int) -> Double {

@@ -11,7 +11,7 @@ struct RunCommand {
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --topk X] [--pvthreshd X|inf]
           [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
           [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
-          [--backend cpu|cuda]
+          [--backend cpu|cuda] [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
 
         Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
         runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
@@ -40,6 +40,7 @@ struct RunCommand {
           --backend cpu|cuda  where to run (default cpu); cuda needs a build with --traits CUDA,
                               an NVIDIA GPU (compute capability 8.0+), its driver and NVRTC,
                               and computes P.V in fp16 (the CPU reference of it: pvNumerics fp16)
+        \(TokenOrderOption.help)
 
         theta, topk, cdfthreshd and pvthreshd take one value or one per head: --simthreshd1 0.3,0.6
         Stdout: one JSON object: mode, shape, threads, seconds (attention only, median),
@@ -48,10 +49,10 @@ struct RunCommand {
         """
 
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense"]
-    static let options: Set<String> = [
+    static let options: Set<String> = TokenOrderOption.names.union([
         "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "pvthreshd", "quant",
         "mask", "threads", "repeat", "config", "layer", "backend",
-    ]
+    ])
 
     var input: String
     var output: String?
@@ -62,6 +63,7 @@ struct RunCommand {
     var threads: Int?
     var repeats: Int
     var backend: Backend
+    var tokenOrder: TokenOrderOption?
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
@@ -76,6 +78,7 @@ struct RunCommand {
         repeats = try a.int("repeat", in: 1...1_000_000) ?? 1
 
         backend = try Backend(a.string("backend"))
+        tokenOrder = try a.tokenOrder()
         try a.applyAttentionOptions(to: &parameters)
         config = try ConfigOption(a)
         config?.adjustBlocks(&parameters)
@@ -99,7 +102,14 @@ struct RunCommand {
         var parameters = self.parameters
         if let config { parameters = try config.apply(to: parameters, heads: shape.heads) }
         try parameters.validate(for: shape)
-        let q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
+        var q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
+        let order = try tokenOrder?.order(for: shape)
+        // The CPU calls take the order; the GPU backend gets tensors permuted here.
+        let permuteHere = backend == .cuda ? order : nil
+        if let permuteHere {
+            (q, k, v) = (try permuteHere.permuted(q, rowWidth: shape.headDim), try permuteHere.permuted(k, rowWidth: shape.headDim),
+                         try permuteHere.permuted(v, rowWidth: shape.headDim))
+        }
         let (nq, nk) = shape.blockCounts(for: parameters)
         let givenMap = try maskName.map {
             try Self.blockMap(try file.tensor($0), label: "mask '\($0)'", shape: shape, parameters: parameters,
@@ -119,7 +129,8 @@ struct RunCommand {
                         for _ in 0..<repeats {
                             samples.append(try Timing.seconds {
                                 if dense {
-                                    try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: shape,
+                                    try SpargeAttention.dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
+                                                              output: AttentionOutput(o), shape: shape, tokenOrder: order,
                                                               causal: parameters.causal, threads: threadCount)
                                 } else if backend == .cuda {
                                     result = try CUDABackend.sparse(
@@ -127,7 +138,8 @@ struct RunCommand {
                                         shape: shape, parameters: parameters, blockMap: givenMap, captureQuantized: output != nil)
                                 } else {
                                     result = try SpargeAttention.sparse(
-                                        q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
+                                        q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
+                                        shape: shape, parameters: parameters, tokenOrder: order,
                                         blockMap: givenMap, threads: threadCount, captureQuantized: output != nil)
                                 }
                             })
@@ -137,6 +149,7 @@ struct RunCommand {
             }
         }
         let seconds = Timing.median(samples)
+        if let permuteHere { o = try permuteHere.unpermuted(o, rowWidth: shape.headDim) }
 
         if let output {
             var out = try SafeTensorsFile()
@@ -251,6 +264,7 @@ struct RunCommand {
         }
         pairs += [("parameters", JSONValue.parameters(parameters)), ("input", .string(input))]
         if let config { pairs.append(("config_layer", .string(config.layer.name))) }
+        if let tokenOrder { pairs.append(("token_order", .string(tokenOrder.description))) }
         if let output { pairs.append(("output", .string(output))) }
         return .object(pairs)
     }

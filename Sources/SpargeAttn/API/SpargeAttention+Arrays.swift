@@ -23,7 +23,9 @@ extension SpargeAttention {
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,Nq,D`.
     ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
     ///   - parameters: the hyper-parameters and options.
-    ///   - blockMap: a caller-supplied map used instead of stage 1's prediction.
+    ///   - tokenOrder: the order attention visits the tokens in (``TokenOrder``); nil is the
+    ///     caller's order. Tensors, output and log-sum-exps stay in the caller's order.
+    ///   - blockMap: a caller-supplied map (in token order) used instead of stage 1's prediction.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors.
     ///   - captureLSE: also return each query row's log-sum-exp in the result's `lse`.
@@ -32,8 +34,9 @@ extension SpargeAttention {
     public static func sparse<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
-        shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
+        shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder? = nil,
+        blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false,
+        keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
         var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
         var result = try q.withAttentionInput { q in
@@ -41,7 +44,8 @@ extension SpargeAttention {
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try lse.withUnsafeMutableBufferPointer { l in
-                            try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters, blockMap: blockMap,
+                            try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
+                                       tokenOrder: tokenOrder, blockMap: blockMap,
                                        threads: threads, captureQuantized: captureQuantized, lse: captureLSE ? l : nil,
                                        keyPadding: keyPadding)
                         }
@@ -63,6 +67,7 @@ extension SpargeAttention {
     ///   - output: where the result goes, `B,H,Nq,D` with `outputLayout`.
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,Nq,D`.
     ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
+    ///   - tokenOrder: the order attention visits the tokens in (``TokenOrder``); nil is the caller's order.
     ///   - causal: apply a causal mask.
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
@@ -72,7 +77,8 @@ extension SpargeAttention {
     public static func dense<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
-        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
+        shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
+        causalAlignment: CausalAlignment = .bottomRight,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -80,7 +86,8 @@ extension SpargeAttention {
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
-                        try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal, causalAlignment: causalAlignment,
+                        try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
+                                  causalAlignment: causalAlignment,
                                   softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                                   keyPadding: keyPadding)
                     }
@@ -99,6 +106,7 @@ extension SpargeAttention {
     ///   - output: where the result goes, `B,H,Nq,D` with `outputLayout`.
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,Nq,D`.
     ///   - shape: the sizes `B`, `H`, `Hkv`, `Nq`, `Nk`, `D`.
+    ///   - tokenOrder: the order attention visits the tokens in (``TokenOrder``); nil is the caller's order.
     ///   - causal: apply a causal mask.
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
@@ -109,7 +117,8 @@ extension SpargeAttention {
     public static func dense<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
-        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight,
+        shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
+        causalAlignment: CausalAlignment = .bottomRight,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: inout [Float], keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -118,7 +127,8 @@ extension SpargeAttention {
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try lse.withUnsafeMutableBufferPointer { l in
-                            try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal, causalAlignment: causalAlignment,
+                            try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
+                                  causalAlignment: causalAlignment,
                                       softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                                       lse: l, keyPadding: keyPadding)
                         }
@@ -143,6 +153,8 @@ extension SpargeAttention {
     ///   - kvHeads: key/value heads, dividing `heads`; `nil` means `heads`.
     ///   - headDim: `D`.
     ///   - parameters: the hyper-parameters and options of every sequence's call.
+    ///   - tokenOrders: one ``TokenOrder`` per sequence (nil entries: the caller's order); nil
+    ///     for the caller's order everywhere.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.
     /// - Returns: one result per sequence.
     @discardableResult
@@ -150,14 +162,14 @@ extension SpargeAttention {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
-        parameters: SpargeParameters = .recommended, threads: Int? = nil
+        parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil
     ) throws -> [SparseAttentionResult] {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try sparse(q: q, k: k, v: v, output: o, batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                   parameters: parameters, threads: threads)
+                                   parameters: parameters, tokenOrders: tokenOrders, threads: threads)
                     }
                 }
             }

@@ -23,21 +23,36 @@ public final class SpargePlan: Sendable {
     /// Worker threads of each call (the CPUs of the process unless given).
     public let threads: Int
 
-    /// Validates `shape` and `parameters` once for every later call; throws ``SpargeError`` when
-    /// either is unusable or `threads` is below 1.
-    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, threads: Int? = nil) throws {
+    /// The order attention visits the tokens in (nil: the caller's own); see ``TokenOrder``.
+    public let tokenOrder: TokenOrder?
+
+    /// Validates `shape`, `parameters` and `tokenOrder` once for every later call; throws
+    /// ``SpargeError`` when one is unusable or `threads` is below 1.
+    ///
+    /// With a `tokenOrder` (``TokenOrder``: a permutation, or a Hilbert curve over an image or
+    /// video grid after a prefix such as a CLS token) every call takes and returns tensors in
+    /// the caller's order and attends in token order; each workspace then also holds token-order
+    /// copies of Q, K, V and the output (4 bytes an element), so calls still allocate nothing.
+    /// The block maps (given and returned) are in token order. A non-identity order needs
+    /// `queryLength == keyLength == tokenOrder.count` and no causal mask
+    /// (``SpargeError/invalidTokenOrder(_:)`` otherwise).
+    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder? = nil,
+                threads: Int? = nil) throws {
         try shape.validate()
         try parameters.validate(for: shape)
+        try tokenOrder?.validate(for: shape, causal: parameters.causal)
         if let t = threads, t < 1 { throw SpargeError.invalidParameter("threads is \(t); it must be at least 1") }
         self.shape = shape
         self.parameters = parameters
+        self.tokenOrder = tokenOrder
         self.threads = threads ?? defaultThreadCount()
     }
 
     /// Allocates the memory of one caller's calls (INT8 blocks, summaries, the block map,
-    /// per-thread tiles).
+    /// per-thread tiles, and with a token order the token-order copies of the tensors).
     public func makeWorkspace() -> SpargeWorkspace {
-        SpargeWorkspace(storage: SparseStorage(shape: shape, parameters: parameters, threads: threads), plan: self)
+        SpargeWorkspace(storage: SparseStorage(shape: shape, parameters: parameters, threads: threads), plan: self,
+                        staging: tokenOrder.flatMap { $0.isIdentity ? nil : TokenOrderStaging(shape: shape) })
     }
 
     /// Sparse attention into `output` with `workspace`'s memory; with `blockMap` (the same
@@ -45,7 +60,8 @@ public final class SpargePlan: Sendable {
     /// is skipped and that map is used; with `lse`
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
     /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
-    /// (``KeyPaddingMask``).
+    /// (``KeyPaddingMask``). With the plan's ``tokenOrder`` the tensors, `lse` and
+    /// `keyPadding` are in the caller's order and `blockMap` in token order.
     @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
@@ -61,7 +77,8 @@ public final class SpargePlan: Sendable {
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
-            return withKeyValid(keyPadding) { keyValid in
+            return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: workspace.staging,
+                                  threads: threads) { views, keyValid in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
                 guard let blockMap else { return pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage) }
@@ -82,14 +99,17 @@ public final class SpargeWorkspace: @unchecked Sendable {
     // @unchecked: `storage` is written only inside `exclusive.run`, which admits one call at a time.
     let storage: SparseStorage
     let plan: SpargePlan
+    /// The token-order copies (a plan with a non-identity ``TokenOrder`` only).
+    let staging: TokenOrderStaging?
     let exclusive = ExclusiveUse()
 
     static let busyMessage: StaticString =
         "this SpargeWorkspace is already running another call; give every thread its own (plan.makeWorkspace()) or wait for the first call to return"
 
-    init(storage: SparseStorage, plan: SpargePlan) {
+    init(storage: SparseStorage, plan: SpargePlan, staging: TokenOrderStaging? = nil) {
         self.storage = storage
         self.plan = plan
+        self.staging = staging
     }
 
     /// The block map of the last call (a copy, `B,H,nq,nk`); throws
