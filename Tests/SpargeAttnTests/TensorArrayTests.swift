@@ -223,6 +223,37 @@ struct TensorArrayTests {
         #expect(safe.length == prompt + steps)
     }
 
+    /// A token order (Hilbert with a CLS prefix) through the array one-shot call equals the
+    /// pointer form with the same order, and a plan made with that order, bit for bit.
+    @Test func tokenOrderThroughArraysMatchesPointers() throws {
+        let order = try TokenOrder.hilbert(height: 8, width: 12, prefix: 1)
+        let heads = 2, d = 32, n = order.count
+        let shape = AttentionShape(heads: heads, queryLength: n, headDim: d)
+        let layout = TensorLayout.nhd(heads: heads, tokens: n, headDim: d)
+        var rng = TestRNG(seed: 13)
+        let q = rng.gaussians(n * heads * d).map { Float16($0) }, k = rng.gaussians(n * heads * d).map { Float16($0) }
+        let v = rng.gaussians(n * heads * d).map { Float16($0) }
+        var a = [Float](repeating: 0, count: n * heads * d), b = a, c = a
+        try SpargeAttention.sparse(q: TensorArray(q, layout: layout), k: TensorArray(k, layout: layout),
+                                   v: TensorArray(v, layout: layout), output: &a, outputLayout: layout, shape: shape, tokenOrder: order)
+        _ = try q.withUnsafeBufferPointer { qp in
+            try k.withUnsafeBufferPointer { kp in
+                try v.withUnsafeBufferPointer { vp in
+                    try b.withUnsafeMutableBufferPointer { o in
+                        try SpargeAttention.sparse(q: AttentionInput(qp, layout: layout), k: AttentionInput(kp, layout: layout),
+                                                   v: AttentionInput(vp, layout: layout), output: AttentionOutput(o, layout: layout),
+                                                   shape: shape, tokenOrder: order)
+                    }
+                }
+            }
+        }
+        #expect(a.map(\.bitPattern) == b.map(\.bitPattern))
+        let plan = try SpargePlan(shape: shape, tokenOrder: order)
+        try plan.run(q: TensorArray(q, layout: layout), k: TensorArray(k, layout: layout), v: TensorArray(v, layout: layout),
+                     output: &c, outputLayout: layout, workspace: plan.makeWorkspace())
+        #expect(c.map(\.bitPattern) == b.map(\.bitPattern))
+    }
+
     /// The variable-length call over arrays equals the pointer form bit for bit.
     @Test func variableLengthThroughArraysMatchesPointers() throws {
         let heads = 2, d = 32

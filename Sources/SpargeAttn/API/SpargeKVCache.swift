@@ -7,7 +7,7 @@ import Synchronization
 /// attention itself, not O(all keys).
 ///
 /// K smoothing subtracts a mean of K. A cache cannot re-quantize every block whenever the mean
-/// moves, so it fixes the mean once: the mean of the keys of its first ``append(k:v:tokens:)``
+/// moves, so it fixes the mean once: the mean of the keys of its first ``append(k:v:tokens:)-(AttentionInput,_,_)``
 /// (the prefill), or the mean given to ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:threads:)``.
 /// Softmax is invariant to the subtracted vector, so any fixed mean is exact attention in real
 /// arithmetic; only the INT8 rounding of K depends on it. A recomputation from scratch with the
@@ -18,7 +18,7 @@ import Synchronization
 /// every key. A query shorter than one block is its own, measured, stage-1 block.
 ///
 /// One call at a time: a cache may move between threads (it is `Sendable`), but a call that
-/// finds it busy with another (``append(k:v:tokens:)``, ``attend(q:output:queries:lse:)``,
+/// finds it busy with another (``append(k:v:tokens:)-(AttentionInput,_,_)``, ``attend(q:output:queries:lse:)``,
 /// ``attendExact(q:output:queries:softmaxScale:)``, ``keyMean``) throws
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable {
