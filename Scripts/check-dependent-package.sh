@@ -56,7 +56,7 @@ swift build --package-path "$work/consumer" --scratch-path "$work/build" --cache
 }
 grep -E "warning:" "$work/build.log" | grep -v "/SpargeAttn/" | sort -u || true
 
-say "running the four scenarios"
+say "running the scenarios (the default trait reached the dependent; four uses of the API)"
 "$work/build/$configuration/DependentScenarios" \
     || die "a scenario of Examples/DependentPackage failed (output above)"
 say "dependent package check passed"
