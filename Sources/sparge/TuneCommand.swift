@@ -7,7 +7,7 @@ import SpargeTuning
 struct TuneCommand {
     static let usage = """
         Usage: sparge tune --input IN.safetensors [--input IN2.safetensors ...] [--layer NAME]
-          [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|topk|auto]
+          [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|top-k|auto]
           [--margin 0.6] [--output tuned.json] [--update] [--threads N]
           [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding]
           [--quant cuda|triton] [--theta-grid 0,0.0625,...] [--smoothing 2]
@@ -25,7 +25,7 @@ struct TuneCommand {
           --l1 X, --pv-l1 X   error bounds without / with stage 2 (defaults 0.07 / 0.08 for l1
                               and rmse, 0.002 / 0.003 for cosine, i.e. 1 - cosine)
           --metric M          l1 (relative L1, default), cosine (1 - cosine) or rmse (relative)
-          --mode M            cdf: tune tau (the paper's), topk, or auto (default): both,
+          --mode M            cdf: tune tau (the paper's), top-k, or auto (default): both,
                               keeping the sparser; with --causal top-k must be sparser by
                               over 0.1 (its fraction transfers poorly to other lengths);
                               twice the time
@@ -70,8 +70,8 @@ struct TuneCommand {
             throw UsageError("--metric '\(metricName)' is not l1, cosine or rmse")
         }
         let modeName = a.string("mode") ?? "auto"
-        guard let mode = TuningOptions.Mode(rawValue: modeName.lowercased()) else {
-            throw UsageError("--mode '\(modeName)' is not cdf, topk or auto")
+        guard let mode = TuningOptions.Mode(name: modeName) else {
+            throw UsageError("--mode '\(modeName)' is not cdf, top-k or auto")
         }
         options = TuningOptions(metric: metric, bound: try a.double("l1", in: 0...1e9),
                                 pvBound: try a.double("pv-l1", in: 0...1e9), mode: mode)
@@ -111,9 +111,9 @@ struct TuneCommand {
     /// The per-head table of a tuned layer.
     static func report(_ l: TunedLayer, settings s: TunedSettings, samples: Int) -> String {
         let metric = s.metric.rawValue
-        let selection = l.heads.first?.topk != nil ? "topk" : "tau"
+        let selection = l.heads.first?.topK != nil ? "top-k" : "tau"
         let rows = l.heads.enumerated().map { h, x in
-            [String(h), x.dense ? "dense" : TuningInputs.format(x.theta), TuningInputs.format(x.tau ?? x.topk ?? 1),
+            [String(h), x.dense ? "dense" : TuningInputs.format(x.theta), TuningInputs.format(x.tau ?? x.topK ?? 1),
              TuningInputs.format(x.lambda), TuningInputs.format(x.density, 3), TuningInputs.format(x.sparsity, 3),
              TuningInputs.format(x.error)]
         }
