@@ -68,7 +68,7 @@ let package = Package(
         // The example of a real model on the library (Examples/): a GGUF reader and BPE tokenizer
         // (a library, so tests and fuzz targets can use it) and the SmolLM2 program.
         .target(name: "SpargeGGUF", path: "Examples/SpargeGGUF"),
-        .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeGGUF"], path: "Examples/SmolLM",
+        .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeGGUF"] + kernelSets, path: "Examples/SmolLM",
                           exclude: ["tuned-smollm2-135m.json"]),
         .testTarget(name: "SpargeGGUFTests", dependencies: ["SpargeGGUF"], path: "Examples/SpargeGGUFTests",
                     exclude: ["TokenizerExpected.json"]),

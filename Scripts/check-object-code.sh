@@ -6,8 +6,15 @@
 # FMA; AVX-512: zmm FMA and VNNI vpdpwssd). Run by .ci/run; works on x86-64 Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scratch=.build-portable-check
-swift build -c release --scratch-path "$scratch" --product sparge >/dev/null
+# OBJECT_CHECK_SCRATCH names a release build folder that already holds the objects (CI passes
+# its static build: linking the standard library statically does not change the objects).
+if [ -n "${OBJECT_CHECK_SCRATCH:-}" ]; then
+    scratch=$OBJECT_CHECK_SCRATCH
+    [ -d "$scratch/release/SpargeSIMDAVX2.build" ] || { echo "no release objects in $scratch" >&2; exit 1; }
+else
+    scratch=.build-portable-check
+    swift build -c release --scratch-path "$scratch" --product sparge >/dev/null
+fi
 objects=("$scratch"/release/SpargeSIMD.build/*.o "$scratch"/release/SpargeSIMDAVX2.build/*.o "$scratch"/release/SpargeSIMDAVX512.build/*.o)
 for f in SparseKernel DenseKernel OnlineSoftmax SparseOperands BlockSummary BlockQuantizer; do
     objects+=("$scratch/release/SpargeAttn.build/$f.swift.o")
