@@ -1,6 +1,7 @@
 import Foundation
 import SpargeAttn
 import SpargeTuning
+import SpargeFormats
 
 /// `sparge tune`: per-head calibration of theta, tau (or top-k) and lambda on the q, k, v of
 /// one or more files, saved as a tuned-settings JSON file for `sparge run --config`.
@@ -41,10 +42,14 @@ struct TuneCommand {
           --min-sparsity X    heads sparser than this stay sparse, others run dense (0.1)
           --threads N         worker threads (default: all CPUs)
 
-        Progress on stderr; the per-head table on stdout. Exit status 2 on bad input.
+          \(OutputFormat.help)
+
+        Progress on stderr; the per-head table on stdout (density: selected over allowed blocks,
+        sparsity 1 - density; with --json one JSON object: output, layer, samples, heads,
+        mean_density, mean_sparsity, worst_error). Exit status 2 on bad input.
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "update"]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "update", OutputFormat.flag]
     static let options: Set<String> = [
         "input", "layer", "l1", "pv-l1", "metric", "mode", "margin", "output", "threads", "bq", "bk", "quant",
         "theta-grid", "smoothing", "tau-iterations", "lambda-iterations", "min-sparsity",
@@ -54,6 +59,7 @@ struct TuneCommand {
     var layer: String
     var output: String
     var update: Bool
+    var json = false
     var base = SpargeParameters.recommended
     var options: TuningOptions
 
@@ -84,6 +90,7 @@ struct TuneCommand {
         if let grid = try a.perHead("theta-grid") { options.thetaGrid = grid.values }
         try options.validate()
         try a.applyAttentionOptions(to: &base)
+        json = a.flag(OutputFormat.flag)
     }
 
     func execute() throws {
@@ -104,8 +111,33 @@ struct TuneCommand {
         }
         let settings = existing.map { $0.merging(tuned.layers[0]) } ?? tuned
         try settings.write(path: output)
-        print(Self.report(tuned.layers[0], settings: tuned, samples: samples.count))
-        print("wrote \(output)\(existing != nil ? " (layer '\(layer)' updated, \(settings.layers.count) layers)" : "")")
+        if json {
+            print(Self.jsonReport(tuned.layers[0], output: output, layers: settings.layers.count, samples: samples.count).text)
+        } else {
+            print(Self.report(tuned.layers[0], settings: tuned, samples: samples.count))
+            print("wrote \(output)\(existing != nil ? " (layer '\(layer)' updated, \(settings.layers.count) layers)" : "")")
+        }
+    }
+
+    /// The `--json` report of a tuned layer: the same keys as the settings file's heads.
+    static func jsonReport(_ l: TunedLayer, output: String, layers: Int, samples: Int) -> JSONValue {
+        let number = JSONValue.shortest
+        let heads: [JSONValue] = l.heads.map { h in
+            var f: [(String, JSONValue)] = [("theta", number(h.theta))]
+            if let tau = h.tau { f.append(("tau", number(tau))) }
+            if let k = h.topK { f.append(("top_k", number(k))) }
+            f += [("lambda", number(h.lambda)), ("density", .finite(h.density)), ("sparsity", .finite(h.sparsity)),
+                  ("error", .finite(h.error)), ("dense", .bool(h.dense))]
+            return .object(f)
+        }
+        let n = Double(max(1, l.heads.count))
+        return .object([
+            ("output", .string(output)), ("layer", .string(l.name)), ("layers_in_file", .int(layers)), ("samples", .int(samples)),
+            ("heads", .array(heads)),
+            ("mean_density", .finite(l.heads.map(\.density).reduce(0, +) / n)),
+            ("mean_sparsity", .finite(l.heads.map(\.sparsity).reduce(0, +) / n)),
+            ("worst_error", .finite(l.heads.map(\.error).max() ?? 0)),
+        ])
     }
 
     /// The per-head table of a tuned layer.
