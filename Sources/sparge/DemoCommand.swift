@@ -58,12 +58,11 @@ struct DemoCommand {
 
     /// Q, K and V of `t` permuted into the Hilbert order of the workload's grid.
     static func hilbertOrdered(_ t: VideoLikeWorkload.Tensors, workload: VideoLikeWorkload) throws -> VideoLikeWorkload.Tensors {
-        let order = try HilbertOrder(workload)
-        let s = t.shape
+        let order = try TokenOrder.hilbert(workload)
         var r = t
-        r.q = order.permuted(t.q, batchHeads: s.batch * s.heads, d: s.headDim)
-        r.k = order.permuted(t.k, batchHeads: s.batch * s.kvHeads, d: s.headDim)
-        r.v = order.permuted(t.v, batchHeads: s.batch * s.kvHeads, d: s.headDim)
+        r.q = try order.permuted(t.q, rowWidth: t.shape.headDim)
+        r.k = try order.permuted(t.k, rowWidth: t.shape.headDim)
+        r.v = try order.permuted(t.v, rowWidth: t.shape.headDim)
         return r
     }
 

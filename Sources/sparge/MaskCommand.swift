@@ -9,6 +9,7 @@ struct MaskCommand {
     static let usage = """
         Usage: sparge mask --input IN.safetensors [--name NAME | --predict [options]]
           [--causal [--bq N --bk N]] [--png OUT.png] [--text] [--batch B] [--cell N] [--columns N] [--json]
+          [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]] (with --predict)
 
         Shows which key blocks each query block computes, one panel per head: selected blocks,
         blocks skipped by stage 1 (or left out of a stored map) and blocks masked by the causal
@@ -26,6 +27,8 @@ struct MaskCommand {
             --attention-sink    always keep key block 0
             --gpu-rounding      round to fp16 where the GPU code does
             --threads N         worker threads (default: all CPUs)
+            --token-order, --grid, --prefix
+                                predict in a token order (described below); the map is in it
           --causal            causal attention: its masked blocks are drawn apart (with a stored
                               map, q and k in IN give Nq and Nk, --bq/--bk the block sizes)
           --png PATH          write a PNG: blue blocks are selected, orange ones skipped, grey ones
@@ -36,6 +39,8 @@ struct MaskCommand {
           --batch B           batch entry to show (default 0)
           --cell N            pixels per block in the PNG (default: panels of about 256 pixels)
           --columns N         panels per row in the PNG (default: about a square grid)
+
+        \(TokenOrderOption.help)
 
         theta, top-k and cdfthreshd take one value or one per head.
           \(OutputFormat.help)
@@ -48,9 +53,9 @@ struct MaskCommand {
         """
 
     static let flags: Set<String> = ["predict", "text", "causal", "attention-sink", "gpu-rounding", OutputFormat.flag]
-    static let options: Set<String> = [
+    static let options: Set<String> = TokenOrderOption.names.union([
         "input", "name", "png", "batch", "cell", "columns", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "threads",
-    ]
+    ])
     /// The widest map `--text` prints: one character per key block.
     static let maxTextColumns = 128
 
@@ -64,6 +69,7 @@ struct MaskCommand {
     var json: Bool
     var batch: Int
     var style = BlockMapImage.Style()
+    var tokenOrder: TokenOrderOption?
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
@@ -82,13 +88,14 @@ struct MaskCommand {
         guard png != nil || text else { throw UsageError("mask has nothing to do: give --png OUT.png and/or --text") }
         if predict && name != nil { throw UsageError("--name and --predict exclude each other: show a stored map or predict one") }
 
-        let predictionOptions = ["simthreshd1", "cdfthreshd", "top-k", "threads"].filter(a.has)
+        let predictionOptions = ["simthreshd1", "cdfthreshd", "top-k", "threads", "token-order", "grid", "prefix"].filter(a.has)
             + ["attention-sink", "gpu-rounding"].filter(a.flag)
         if !predict, let first = predictionOptions.first {
             throw UsageError("--\(first) only applies with --predict")
         }
         try a.applyAttentionOptions(to: &parameters)
         threads = try a.int("threads", in: 1...4096)
+        tokenOrder = try a.tokenOrder()
     }
 
     func execute() throws {
@@ -199,8 +206,10 @@ struct MaskCommand {
             throw UsageError("the map would have \(nk) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png or a larger --bk")
         }
         let q = try RunCommand.floats(qt, "q"), k = try RunCommand.floats(kt, "k")
-        let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, threads: threads)
-        return (try result.ownedBlockMap(), "predicted (\(parameters))", shape)
+        let order = try tokenOrder?.order(for: shape)
+        let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, tokenOrder: order,
+                                                         threads: threads)
+        return (try result.ownedBlockMap(), "predicted (\(parameters)\(tokenOrder.map { ", token order \($0.description)" } ?? ""))", shape)
     }
 
     /// Selected and allowed blocks of one head of batch entry `b` (masked blocks are not allowed).

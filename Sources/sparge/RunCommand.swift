@@ -12,7 +12,8 @@ struct RunCommand {
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --top-k X] [--pvthreshd X|inf]
           [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
           [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
-          [--backend cpu|cuda] [--compare] [--json]
+          [--backend cpu|cuda] [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
+          [--compare] [--json]
 
         Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
         runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
@@ -45,6 +46,7 @@ struct RunCommand {
           --compare           also compute exact attention in float64 (single-threaded,
                               O(Nq*Nk*D)) and report cosine, relative L1 and L2, max abs error
           \(OutputFormat.help)
+        \(TokenOrderOption.help)
 
         theta, top-k, cdfthreshd and pvthreshd take one value or one per head: --simthreshd1 0.3,0.6
         Stdout: a text report; with --json one JSON object: mode, shape, threads, seconds
@@ -55,10 +57,10 @@ struct RunCommand {
         """
 
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense", "compare", OutputFormat.flag]
-    static let options: Set<String> = [
+    static let options: Set<String> = TokenOrderOption.names.union([
         "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "pvthreshd", "quant",
         "mask", "threads", "repeat", "config", "layer", "backend",
-    ]
+    ])
 
     var input: String
     var output: String?
@@ -69,6 +71,7 @@ struct RunCommand {
     var threads: Int?
     var repeats: Int
     var backend: Backend
+    var tokenOrder: TokenOrderOption?
     var compare: Bool
     var json: Bool
 
@@ -85,6 +88,7 @@ struct RunCommand {
         repeats = try a.int("repeat", in: 1...1_000_000) ?? 1
 
         backend = try Backend(a.string("backend"))
+        tokenOrder = try a.tokenOrder()
         compare = a.flag("compare")
         json = a.flag(OutputFormat.flag)
         try a.applyAttentionOptions(to: &parameters)
@@ -110,7 +114,14 @@ struct RunCommand {
         var parameters = self.parameters
         if let config { parameters = try config.apply(to: parameters, heads: shape.heads) }
         try parameters.validate(for: shape)
-        let q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
+        var q = try Self.floats(qt, "q"), k = try Self.floats(kt, "k"), v = try Self.floats(vt, "v")
+        let order = try tokenOrder?.order(for: shape)
+        // The CPU calls take the order; the GPU backend gets tensors permuted here.
+        let permuteHere = backend == .cuda ? order : nil
+        if let permuteHere {
+            (q, k, v) = (try permuteHere.permuted(q, rowWidth: shape.headDim), try permuteHere.permuted(k, rowWidth: shape.headDim),
+                         try permuteHere.permuted(v, rowWidth: shape.headDim))
+        }
         let (nq, nk) = shape.blockCounts(for: parameters)
         let givenMap = try maskName.map {
             try Self.blockMap(try file.tensor($0), label: "mask '\($0)'", shape: shape, parameters: parameters,
@@ -130,7 +141,8 @@ struct RunCommand {
                         for _ in 0..<repeats {
                             samples.append(try Timing.seconds {
                                 if dense {
-                                    try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: shape,
+                                    try SpargeAttention.dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
+                                                              output: AttentionOutput(o), shape: shape, tokenOrder: order,
                                                               causal: parameters.causal, threads: threadCount)
                                 } else if backend == .cuda {
                                     result = try CUDABackend.sparse(
@@ -138,7 +150,8 @@ struct RunCommand {
                                         shape: shape, parameters: parameters, blockMap: givenMap, captureQuantized: output != nil)
                                 } else {
                                     result = try SpargeAttention.sparse(
-                                        q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
+                                        q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
+                                        shape: shape, parameters: parameters, tokenOrder: order,
                                         blockMap: givenMap, threads: threadCount, captureQuantized: output != nil)
                                 }
                             })
@@ -148,10 +161,12 @@ struct RunCommand {
             }
         }
         let seconds = Timing.median(samples)
-        // Exact attention in float64 over the same inputs, masks and scale.
+        // Exact attention in float64 over the same inputs, masks and scale, in the order of q, k,
+        // v here (permuted for the GPU: attention without a causal mask commutes with the order).
         let accuracy = try compare ? Accuracy(o, reference: Float64Reference.attentionWithLSE(
             q: q, k: k, v: v, shape: shape, causalOffset: parameters.causal ? parameters.causalOffset(for: shape) : nil,
             softmaxScale: parameters.softmaxScale).output) : nil
+        if let permuteHere { o = try permuteHere.unpermuted(o, rowWidth: shape.headDim) }
 
         if let output {
             var out = try SafeTensorsFile()
@@ -267,6 +282,7 @@ struct RunCommand {
         if let accuracy { pairs.append(("accuracy", accuracy.json)) }
         pairs += [("parameters", JSONValue.parameters(parameters)), ("input", .string(input))]
         if let config { pairs.append(("config_layer", .string(config.layer.name))) }
+        if let tokenOrder { pairs.append(("token_order", .string(tokenOrder.description))) }
         if let output { pairs.append(("output", .string(output))) }
         return .object(pairs)
     }
@@ -277,7 +293,7 @@ struct RunCommand {
         let flops = s.denseFlops(causal: parameters.causal)
         var lines = [
             "\(mode) attention of \(input): B=\(s.batch) H=\(s.heads) Hkv=\(s.kvHeads) Nq=\(s.queryLength) Nk=\(s.keyLength) D=\(s.headDim), \(threads) threads",
-            dense ? "exact (dense)" : "settings: \(parameters)",
+            (dense ? "exact (dense)" : "settings: \(parameters)") + (tokenOrder.map { "; token order \($0.description)" } ?? ""),
             String(format: "time: %.3f ms (median of %d), %.1f GFLOP/s dense-equivalent", seconds * 1e3, repeats,
                    seconds > 0 ? flops / seconds / 1e9 : 0),
         ]

@@ -13,6 +13,7 @@ struct TuneCommand {
           [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding]
           [--quant cuda|triton] [--theta-grid 0,0.0625,...] [--smoothing 2]
           [--tau-iterations 8] [--lambda-iterations 6] [--min-sparsity 0.1]
+          [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
 
         Tunes theta, tau (or top-k) and lambda per head on the q, k, v (B,H,N,D) of every input
         (calibration samples of one layer: other prompts, steps or passages), following the
@@ -41,6 +42,9 @@ struct TuneCommand {
                               bisection steps (defaults 8 and 6; 0 lambda steps: stage 2 off)
           --min-sparsity X    heads sparser than this stay sparse, others run dense (0.1)
           --threads N         worker threads (default: all CPUs)
+        \(TokenOrderOption.help)
+                              (tune with the token order you run with: the settings are per
+                              head, but the blocks they were tuned on are those of the order)
 
           \(OutputFormat.help)
 
@@ -50,10 +54,10 @@ struct TuneCommand {
         """
 
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "update", OutputFormat.flag]
-    static let options: Set<String> = [
+    static let options: Set<String> = TokenOrderOption.names.union([
         "input", "layer", "l1", "pv-l1", "metric", "mode", "margin", "output", "threads", "bq", "bk", "quant",
         "theta-grid", "smoothing", "tau-iterations", "lambda-iterations", "min-sparsity",
-    ]
+    ])
 
     var inputs: [String]
     var layer: String
@@ -62,6 +66,7 @@ struct TuneCommand {
     var json = false
     var base = SpargeParameters.recommended
     var options: TuningOptions
+    var tokenOrder: TokenOrderOption?
 
     init?(arguments: [String]) throws {
         guard let a = try Arguments.parse(arguments, flags: Self.flags, options: Self.options, repeatable: ["input"],
@@ -91,6 +96,7 @@ struct TuneCommand {
         try options.validate()
         try a.applyAttentionOptions(to: &base)
         json = a.flag(OutputFormat.flag)
+        tokenOrder = try a.tokenOrder()
     }
 
     func execute() throws {
@@ -98,9 +104,15 @@ struct TuneCommand {
         try checkOutput(output, option: "--output", inputs: inputs)
         let existing: TunedSettings? = update && FileManager.default.fileExists(atPath: output)
             ? try TunedSettings.read(path: output) : nil
-        let samples = try inputs.map { try TuningInputs.sample(path: $0) }
+        // In token order: every error is per head (invariant under reordering rows), only the blocks change.
+        let samples = try inputs.map { path in
+            let s = try TuningInputs.sample(path: path)
+            guard let tokenOrder else { return s }
+            let (q, k, v) = try tokenOrder.permuted(s.q, s.k, s.v, shape: s.shape)
+            return CalibrationSample(q: q, k: k, v: v, shape: s.shape)
+        }
         let err = FileHandle.standardError
-        err.write(Data("tune: layer '\(layer)', \(samples.count) sample(s) of \(samples[0].shape), \(options.metric.rawValue) <= \(options.bound) (\(options.pvBound) with stage 2), margin \(options.safetyMargin), \(options.thetaGrid.count) thetas\n".utf8))
+        err.write(Data("tune: layer '\(layer)', \(samples.count) sample(s) of \(samples[0].shape), \(options.metric.rawValue) <= \(options.bound) (\(options.pvBound) with stage 2), margin \(options.safetyMargin), \(options.thetaGrid.count) thetas\(tokenOrder.map { ", token order \($0.description)" } ?? "")\n".utf8))
         let tuned = try SpargeTuner.tune(samples: samples, base: base, options: options, layer: layer) { p in
             let pass = p.passes > 1 ? "pass \(p.pass)/\(p.passes) (\(p.mode.rawValue)), " : ""
             let line = "tune: \(pass)theta \(p.theta) (\(p.thetasDone)/\(p.thetaCount)): \(p.headsDone)/\(p.heads) heads done, elapsed \(TuningInputs.duration(p.elapsedSeconds)), ETA \(TuningInputs.duration(p.etaSeconds))\n"

@@ -10,12 +10,25 @@ private let grids: [(Int, Int, Int)] = [
     (5, 5, 5), (7, 3, 11), (2, 2, 2), (6, 1, 6),
 ]
 
-private func order(_ g: (Int, Int, Int)) throws -> HilbertOrder {
-    try HilbertOrder(frames: g.0, height: g.1, width: g.2)
+/// The Hilbert order of a grid, with its sizes.
+private struct Grid {
+    let order: TokenOrder
+    let frames: Int, height: Int, width: Int
+    var count: Int { order.count }
+    var permutation: [Int32] { order.permutation }
+    var inverse: [Int32] { order.inverse }
+    /// The grid coordinates `(t, y, x)` of raster token `r`.
+    func coordinates(ofRasterToken r: Int) -> (t: Int, y: Int, x: Int) {
+        (r / (height * width), r / width % height, r % width)
+    }
+}
+
+private func order(_ g: (Int, Int, Int)) throws -> Grid {
+    Grid(order: try TokenOrder.hilbert(frames: g.0, height: g.1, width: g.2), frames: g.0, height: g.1, width: g.2)
 }
 
 /// Mean Manhattan grid distance between consecutive Hilbert positions.
-private func meanStep(_ o: HilbertOrder) -> Double {
+private func meanStep(_ o: Grid) -> Double {
     guard o.count > 1 else { return 1 }
     var total = 0
     for p in 1..<o.count {
@@ -28,7 +41,7 @@ private func meanStep(_ o: HilbertOrder) -> Double {
 
 /// Mean half-perimeter (sum of the extents) of the bounding boxes of consecutive `block`-token
 /// blocks, for a token order `tokens` (raster indices).
-private func meanBoxSize(_ o: HilbertOrder, _ tokens: [Int32], block: Int) -> Double {
+private func meanBoxSize(_ o: Grid, _ tokens: [Int32], block: Int) -> Double {
     var total = 0, blocks = 0
     for start in stride(from: 0, to: tokens.count, by: block) {
         let cs = tokens[start..<min(start + block, tokens.count)].map { o.coordinates(ofRasterToken: Int($0)) }
@@ -48,24 +61,24 @@ private func meanBoxSize(_ o: HilbertOrder, _ tokens: [Int32], block: Int) -> Do
         #expect(o.permutation.allSatisfy { $0 >= 0 && Int($0) < o.count }, "out of range for \(g)")
         for p in 0..<o.count { #expect(Int(o.inverse[Int(o.permutation[p])]) == p) }
     }
-    // The 2-D initialiser is the one-frame grid.
-    #expect(try HilbertOrder(height: 5, width: 7) == HilbertOrder(frames: 1, height: 5, width: 7))
+    // The 2-D form is the one-frame grid.
+    #expect(try TokenOrder.hilbert(height: 5, width: 7) == TokenOrder.hilbert(frames: 1, height: 5, width: 7))
 }
 
 @Test func hilbertRejectsBadSizes() throws {
     for (t, h, w) in [(0, 4, 4), (1, 0, 4), (1, 4, -1), (-2, 3, 3)] {
-        #expect(throws: SpargeError.self) { try HilbertOrder(frames: t, height: h, width: w) }
+        #expect(throws: SpargeError.self) { try TokenOrder.hilbert(frames: t, height: h, width: w) }
     }
-    #expect(throws: SpargeError.self) { try HilbertOrder(height: 3, width: 0) }
-    #expect(throws: SpargeError.self) { try HilbertOrder(frames: 1 << 20, height: 1 << 20, width: 1 << 20) }
-    let o = try HilbertOrder(frames: 2, height: 3, width: 4)
-    #expect(throws: SpargeError.self) { try o.validate(tokens: 23) }
-    try o.validate(tokens: 24)
+    #expect(throws: SpargeError.self) { try TokenOrder.hilbert(height: 3, width: 0) }
+    #expect(throws: SpargeError.self) { try TokenOrder.hilbert(frames: 1 << 20, height: 1 << 20, width: 1 << 20) }
+    let o = try TokenOrder.hilbert(frames: 2, height: 3, width: 4)
+    #expect(throws: SpargeError.self) { try o.validate(for: AttentionShape(heads: 1, queryLength: 23, headDim: 4)) }
+    try o.validate(for: AttentionShape(heads: 1, queryLength: 24, headDim: 4))
     // A workload whose tokens end mid-frame has no rectangular grid.
     var partial = VideoLikeWorkload.medium
     partial.tokens -= 1
-    #expect(throws: SpargeError.self) { try HilbertOrder(partial) }
-    #expect(try HilbertOrder(VideoLikeWorkload.medium).count == VideoLikeWorkload.medium.tokens)
+    #expect(throws: SpargeError.self) { try TokenOrder.hilbert(partial) }
+    #expect(try TokenOrder.hilbert(VideoLikeWorkload.medium).count == VideoLikeWorkload.medium.tokens)
 }
 
 @Test func hilbertPermuteRoundTrips() throws {
@@ -74,7 +87,7 @@ private func meanBoxSize(_ o: HilbertOrder, _ tokens: [Int32], block: Int) -> Do
         let o = try order(g)
         let bh = 3, d = 5
         let x = rng.gaussians(bh * o.count * d)
-        let y = o.permuted(x, batchHeads: bh, d: d)
+        let y = try o.order.permuted(x, rowWidth: d)
         // Row p of each head is raster row permutation[p].
         for h in 0..<bh {
             for p in stride(from: 0, to: o.count, by: max(1, o.count / 17)) {
@@ -82,13 +95,31 @@ private func meanBoxSize(_ o: HilbertOrder, _ tokens: [Int32], block: Int) -> Do
                 #expect(Array(y[dst..<dst + d]) == Array(x[src..<src + d]))
             }
         }
-        #expect(o.unpermuted(y, batchHeads: bh, d: d) == x)
-        // In place gives the same as out of place.
-        var z = x
-        z.withUnsafeMutableBufferPointer { o.permute($0.baseAddress!, batchHeads: bh, d: d) }
-        #expect(z == y)
-        z.withUnsafeMutableBufferPointer { o.unpermute($0.baseAddress!, batchHeads: bh, d: d) }
-        #expect(z == x)
+        #expect(try o.order.unpermuted(y, rowWidth: d) == x)
+    }
+}
+
+/// The deprecated HilbertOrder is the same curve as TokenOrder.hilbert, and its entry point the same call.
+@available(*, deprecated)
+@Test func deprecatedHilbertOrderIsTheSameOrder() throws {
+    var rng = TestRNG(seed: 51)
+    let old = try HilbertOrder(frames: 2, height: 6, width: 10)
+    let order = try TokenOrder.hilbert(frames: 2, height: 6, width: 10)
+    #expect(old.permutation == order.permutation && old.inverse == order.inverse && old.tokenOrder == order)
+    let shape = AttentionShape(heads: 2, queryLength: order.count, headDim: 16)
+    let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements), v = rng.gaussians(shape.keyElements)
+    #expect(old.permuted(q, batchHeads: 2, d: 16) == (try order.permuted(q, rowWidth: 16)))
+    var p = SpargeParameters.recommended
+    p.blockQ = 16
+    p.blockK = 16
+    let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, tokenOrder: old)
+    let (permutedOut, _) = try SpargeAttention.sparse(
+        q: old.permuted(q, batchHeads: 2, d: 16), k: old.permuted(k, batchHeads: 2, d: 16),
+        v: old.permuted(v, batchHeads: 2, d: 16), shape: shape, parameters: p)
+    #expect(out == old.unpermuted(permutedOut, batchHeads: 2, d: 16))
+    let wrong = AttentionShape(heads: 2, queryLength: 100, headDim: 16)
+    #expect(throws: SpargeError.self) {
+        _ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: wrong, parameters: p, tokenOrder: old)
     }
 }
 

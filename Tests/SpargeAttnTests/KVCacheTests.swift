@@ -129,28 +129,6 @@ struct KVCacheTests {
     }
 }
 
-/// The Hilbert-order entry point: the same as permuting by hand.
-struct HilbertAttentionTests {
-    @Test func hilbertEntryPointPermutesAndRestores() throws {
-        var rng = TestRNG(seed: 51)
-        let order = try HilbertOrder(frames: 2, height: 6, width: 10)
-        let shape = AttentionShape(heads: 2, queryLength: order.count, headDim: 16)
-        let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements), v = rng.gaussians(shape.keyElements)
-        var p = SpargeParameters.recommended
-        p.blockQ = 16
-        p.blockK = 16
-        let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, tokenOrder: order)
-        let (permutedOut, _) = try SpargeAttention.sparse(
-            q: order.permuted(q, batchHeads: 2, d: 16), k: order.permuted(k, batchHeads: 2, d: 16),
-            v: order.permuted(v, batchHeads: 2, d: 16), shape: shape, parameters: p)
-        #expect(out == order.unpermuted(permutedOut, batchHeads: 2, d: 16))
-        let wrong = AttentionShape(heads: 2, queryLength: 100, headDim: 16)
-        #expect(throws: SpargeError.self) {
-            _ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: wrong, parameters: p, tokenOrder: order)
-        }
-    }
-}
-
 /// The grouped decode kernel (GQA, one query block) against the per-head kernel: bit-identical.
 struct GroupedDecodeTests {
     static func perHead(_ q: [Float], _ k: [Float], _ v: [Float], _ shape: AttentionShape, _ p: SpargeParameters) throws -> ([Float], SparseRunOutcome) {

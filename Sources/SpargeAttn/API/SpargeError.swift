@@ -19,6 +19,9 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// was used by a second call while a first was still running; the second call did
     /// nothing. The message says which object and how to avoid the overlap.
     case concurrentUse(String)
+    /// A ``TokenOrder`` is not a permutation, does not cover the call's tokens, or meets a
+    /// causal mask; the message says which and how to fix it.
+    case invalidTokenOrder(String)
     /// A CPU kernel level was requested (by `source`) that this build or processor cannot run.
     case unsupportedKernelLevel(requested: String, supported: [String], source: String)
 
@@ -37,6 +40,7 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
                 + "infinity. Scale '\(name)' into fp16's range or turn the fp16 emulation off (gpuRounding false, pvNumerics .fp32)"
         case .unsupported(let s): return "unsupported: \(s)"
         case .concurrentUse(let s): return "concurrent use: \(s)"
+        case .invalidTokenOrder(let s): return "invalid token order: \(s)"
         case .unsupportedKernelLevel(let requested, let supported, let source):
             return "\(source) asks for the CPU kernel level '\(requested)', but this build and processor run only "
                 + "\(supported.joined(separator: ", ")); choose one of those (baseline runs everywhere) or leave it unset for the best one"

@@ -194,9 +194,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     func maps(ofCall call: UInt64) -> (map: BlockMap, densityPerHead: [Double])? {
         try? exclusive.run(Self.busyMessage) {
             guard calls == call, let shape = lastShape else { return nil }
-            let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
-            return try ownedMaps(UnsafeBufferPointer(start: storage.map.pointer, count: g.mapCount), geometry: g, shape: shape,
-                                 rule: BlockMaskRule(parameters: parameters, shape: shape, keyValid: nil))
+            return try storedMaps(storage, geometry: SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK),
+                                  shape: shape)
         }
     }
 

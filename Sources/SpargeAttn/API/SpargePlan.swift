@@ -25,21 +25,36 @@ public final class SpargePlan: Sendable {
     /// Worker threads of each call (the CPUs of the process unless given).
     public let threads: Int
 
-    /// Validates `shape` and `parameters` once for every later call; throws ``SpargeError`` when
-    /// either is unusable or `threads` is below 1.
-    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, threads: Int? = nil) throws {
+    /// The order attention visits the tokens in (nil: the caller's own); see ``TokenOrder``.
+    public let tokenOrder: TokenOrder?
+
+    /// Validates `shape`, `parameters` and `tokenOrder` once for every later call; throws
+    /// ``SpargeError`` when one is unusable or `threads` is below 1.
+    ///
+    /// With a `tokenOrder` (``TokenOrder``: a permutation, or a Hilbert curve over an image or
+    /// video grid after a prefix such as a CLS token) every call takes and returns tensors in
+    /// the caller's order and attends in token order; each workspace then also holds token-order
+    /// copies of Q, K, V and the output (4 bytes an element), so calls still allocate nothing.
+    /// The block maps (given and returned) are in token order. A non-identity order needs
+    /// `queryLength == keyLength == tokenOrder.count` and no causal mask
+    /// (``SpargeError/invalidTokenOrder(_:)`` otherwise).
+    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder? = nil,
+                threads: Int? = nil) throws {
         try shape.validate()
         try parameters.validate(for: shape)
+        try tokenOrder?.validate(for: shape, causal: parameters.causal)
         if let t = threads, t < 1 { throw SpargeError.invalidParameter("threads is \(t); it must be at least 1") }
         self.shape = shape
         self.parameters = parameters
+        self.tokenOrder = tokenOrder
         self.threads = threads ?? defaultThreadCount()
     }
 
     /// Allocates the memory of one caller's calls (INT8 blocks, summaries, the block map,
-    /// per-thread tiles).
+    /// per-thread tiles, and with a token order the token-order copies of the tensors).
     public func makeWorkspace() -> SpargeWorkspace {
-        SpargeWorkspace(storage: SparseStorage(shape: shape, parameters: parameters, threads: threads), plan: self)
+        SpargeWorkspace(storage: SparseStorage(shape: shape, parameters: parameters, threads: threads), plan: self,
+                        staging: tokenOrder.flatMap { $0.isIdentity ? nil : TokenOrderStaging(shape: shape) })
     }
 
     /// Sparse attention into `output` with `workspace`'s memory; with `blockMap` (the same
@@ -47,7 +62,9 @@ public final class SpargePlan: Sendable {
     /// is skipped and that map is used; with `lse`
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
     /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
-    /// (``KeyPaddingMask``). The result's ``SparseAttentionResult/blockMap`` and
+    /// (``KeyPaddingMask``). With the plan's ``tokenOrder`` the tensors, `lse` and
+    /// `keyPadding` are in the caller's order and `blockMap` in token order. The result's
+    /// ``SparseAttentionResult/blockMap`` (in token order) and
     /// ``SparseAttentionResult/densityPerHead`` are read from `workspace` on demand, until its next call.
     @discardableResult
     public func run(
@@ -64,11 +81,11 @@ public final class SpargePlan: Sendable {
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
-            return withKeyValid(keyPadding) { keyValid in
+            return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: workspace.staging,
+                                  threads: threads) { views, keyValid in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
                 workspace.calls &+= 1
-                workspace.lastKeyPadding = keyPadding
                 guard let blockMap else {
                     return pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }
@@ -86,22 +103,23 @@ public final class SpargePlan: Sendable {
 /// it busy with another call throws ``SpargeError/concurrentUse(_:)`` before touching any
 /// buffer, so sharing one by mistake fails loudly instead of mixing two calls' outputs.
 public final class SpargeWorkspace: @unchecked Sendable, CallMemory {
-    // @unchecked: `storage`, `calls` and `lastKeyPadding` are touched only inside
-    // `exclusive.run`, which admits one call at a time.
+    // @unchecked: `storage` and `calls` are touched only inside `exclusive.run`, which admits
+    // one call at a time.
     let storage: SparseStorage
     let plan: SpargePlan
+    /// The token-order copies (a plan with a non-identity ``TokenOrder`` only).
+    let staging: TokenOrderStaging?
     let exclusive = ExclusiveUse()
     /// Calls run so far (the last call's number): a result reads the map only while it matches.
     var calls: UInt64 = 0
-    /// The last call's key padding (per-head densities count the blocks it masks).
-    var lastKeyPadding: KeyPaddingMask?
 
     static let busyMessage: StaticString =
         "this SpargeWorkspace is already running another call; give every thread its own (plan.makeWorkspace()) or wait for the first call to return"
 
-    init(storage: SparseStorage, plan: SpargePlan) {
+    init(storage: SparseStorage, plan: SpargePlan, staging: TokenOrderStaging? = nil) {
         self.storage = storage
         self.plan = plan
+        self.staging = staging
     }
 
     /// The block map of the last call (a copy, `B,H,nq,nk`); throws
@@ -117,10 +135,7 @@ public final class SpargeWorkspace: @unchecked Sendable, CallMemory {
 
     /// The last call's map and per-head densities (call inside `exclusive.run`).
     private func lastMaps() throws -> (map: BlockMap, densityPerHead: [Double]) {
-        try withKeyValid(lastKeyPadding) { keyValid in
-            try ownedMaps(UnsafeBufferPointer(start: storage.map.pointer, count: storage.g.mapCount), geometry: storage.g,
-                          shape: plan.shape, rule: BlockMaskRule(parameters: plan.parameters, shape: plan.shape, keyValid: keyValid))
-        }
+        try storedMaps(storage, geometry: storage.g, shape: plan.shape)
     }
 
     func maps(ofCall call: UInt64) -> (map: BlockMap, densityPerHead: [Double])? {

@@ -52,6 +52,9 @@ extension SpargeAttention {
     ///   - kvHeads: key/value heads, dividing `heads`; `nil` means `heads`.
     ///   - headDim: `D`.
     ///   - parameters: the hyper-parameters and options of every sequence's call.
+    ///   - tokenOrders: one ``TokenOrder`` per sequence (nil entries: the caller's order), each
+    ///     covering its sequence's tokens (`Nq == Nk` then); tensors stay in the caller's
+    ///     order, each result's block map is in its sequence's token order.
     ///   - threads: worker count; `nil` uses every CPU this process may run on.
     ///   - lse: each query row's log-sum-exp, `heads x totalQueries` (FlashAttention's varlen layout).
     /// - Returns: one result per sequence.
@@ -59,9 +62,12 @@ extension SpargeAttention {
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
-        parameters: SpargeParameters = .recommended, threads: Int? = nil,
+        parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil
     ) throws -> [SparseAttentionResult] {
+        if let tokenOrders, tokenOrders.count != batch.count {
+            throw SpargeError.invalidTokenOrder("\(tokenOrders.count) token orders for \(batch.count) sequences; give one per sequence (nil for the caller's order)")
+        }
         let kvh = kvHeads ?? heads
         let qLayout = q.layout ?? .nhd(heads: heads, tokens: batch.totalQueries, headDim: headDim)
         let kLayout = k.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
@@ -85,8 +91,13 @@ extension SpargeAttention {
                 views.output?.lse = LSEDestination(base: base + q0, batchStride: 0, headStride: batch.totalQueries,
                                                    bias: parameters.gpuReproduction.pvNumerics == .fp8 ? -fp8ProbabilityOffset : 0)
             }
-            results.append(SparsePipeline(shape: shape, parameters: parameters).callOnce(
-                views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: false))
+            let order = tokenOrders?[i]
+            try order?.validate(for: shape, causal: parameters.causal)
+            let threadCount = threads ?? defaultThreadCount()
+            results.append(withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
+                SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
+                                                                             captureQuantized: false)
+            })
         }
         return results
     }

@@ -68,6 +68,19 @@ func ownedMaps(_ map: UnsafeBufferPointer<UInt8>, geometry g: SparseGeometry, sh
     return (blockMap, perHead.map { allowedPerHead == 0 ? 0 : Double($0) / Double(allowedPerHead) })
 }
 
+/// A copy of the last call's map in `storage` (`geometry` is that call's) with each head's
+/// density from the counts the call left there (no mask needed afterwards).
+func storedMaps(_ storage: SparseStorage, geometry g: SparseGeometry,
+                shape: AttentionShape) throws -> (map: BlockMap, densityPerHead: [Double]) {
+    let map = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks,
+                           bits: Array(UnsafeBufferPointer(start: storage.map.pointer, count: g.mapCount)))
+    let allowedPerHead = storage.allowedBlocks / Swift.max(1, shape.heads)
+    let perHead = (0..<shape.heads).map {
+        allowedPerHead == 0 ? 0 : Double(storage.selectedPerHead.pointer[$0]) / Double(allowedPerHead)
+    }
+    return (map, perHead)
+}
+
 /// The one-shot (or other backend's) result: the statistics, the map and the captured tensors
 /// as arrays. `map` holds the call's `B,H,nq,nk` bytes.
 func attentionResult(
@@ -95,14 +108,18 @@ extension SparsePipeline {
             wroteLSE: wroteLSE)
     }
 
-    /// A plan or KV-cache call's result: statistics counted in place, the map left in `memory`
-    /// (read on demand); no allocation.
-    func memoryResult(_ outcome: SparseRunOutcome, map: UnsafePointer<UInt8>, geometry g: SparseGeometry,
+    /// A plan or KV-cache call's result: statistics counted in place (each head's selected
+    /// blocks kept in `storage` for ``storedMaps(_:geometry:shape:)``), the map left in
+    /// `memory` (read on demand); no allocation.
+    func memoryResult(_ outcome: SparseRunOutcome, storage: SparseStorage, geometry g: SparseGeometry,
                       memory: any CallMemory, call: UInt64, wroteLSE: Bool) -> SparseAttentionResult {
-        SparseAttentionResult(
-            statistics: sparseStatistics(map: map, geometry: g, shape: shape,
-                                         rule: BlockMaskRule(parameters: parameters, shape: shape, keyValid: keyValid),
-                                         visited: outcome.visited, skipped: outcome.skipped),
+        let c = countBlocks(map: storage.map.pointer, geometry: g, shape: shape,
+                            rule: BlockMaskRule(parameters: parameters, shape: shape, keyValid: keyValid),
+                            selectedPerHead: storage.selectedPerHead.pointer)
+        storage.allowedBlocks = c.allowed
+        return SparseAttentionResult(
+            statistics: SparseStatistics(totalBlocks: c.total, allowedBlocks: c.allowed, selectedBlocks: c.selected,
+                                         visitedTiles: outcome.visited, skippedTiles: outcome.skipped),
             timings: outcome.timings, maps: .memory(memory, call: call), wroteLSE: wroteLSE)
     }
 

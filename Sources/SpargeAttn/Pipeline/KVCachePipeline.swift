@@ -92,7 +92,7 @@ extension SparsePipeline {
         c.storage.ops.bindPaddedValues(c.values, scaled: scaled)
         let outcome = run(q: q, k: c.keys, v: c.keys, output: output, given: nil, storage: c.storage,
                           geometry: g, keysPrepared: true)
-        return memoryResult(outcome, map: c.storage.map.pointer, geometry: g, memory: memory, call: call,
+        return memoryResult(outcome, storage: c.storage, geometry: g, memory: memory, call: call,
                             wroteLSE: output.lse != nil)
     }
 }

@@ -176,7 +176,7 @@ extension SparsePipeline {
     func callWithWorkspace(_ views: CallViews, given: UnsafePointer<UInt8>?, storage: SparseStorage,
                            memory: any CallMemory, call: UInt64) -> SparseAttentionResult {
         let outcome = run(q: views.q, k: views.k, v: views.v, output: views.output, given: given, storage: storage)
-        return memoryResult(outcome, map: storage.map.pointer, geometry: storage.g, memory: memory, call: call,
+        return memoryResult(outcome, storage: storage, geometry: storage.g, memory: memory, call: call,
                             wroteLSE: views.output?.lse != nil)
     }
 }

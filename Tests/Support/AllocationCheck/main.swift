@@ -2,7 +2,7 @@ import MallocCounter
 import SpargeAttn
 
 // Counts the heap allocations of SpargePlan.run calls after a warm-up call, for fp32 and
-// fp16 inputs, a plain and a split-K shape, and a caller-supplied map, and compares them with
+// fp16 inputs, a plain and a split-K shape, a caller-supplied map, and a token order, and compares them with
 // what libdispatch itself allocates for the same number of dispatch_apply calls (its per-call
 // bookkeeping, measured here on an empty body). With one thread nothing is dispatched, so
 // every allocation would be the library's own: the tests require "allocations with 1 thread: 0".
@@ -27,13 +27,14 @@ func parallelPhases(_ s: AttentionShape, blockQ: Int) -> Int {
     return (s.batch * s.kvHeads > 1 ? 1 : 0) + (s.batch * s.heads > 1 ? 1 : 0) + 1 + (queryBlocks < 16 ? 1 : 0)
 }
 
-func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, half: Bool, useMap: Bool, threads: Int) throws -> Int {
+func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, half: Bool, useMap: Bool, threads: Int,
+           tokenOrder: TokenOrder? = nil) throws -> Int {
     var q = [Float](repeating: 0, count: shape.queryElements), k = [Float](repeating: 0, count: shape.keyElements)
     var state: UInt64 = 1
     for i in q.indices { state = state &* 6364136223846793005 &+ 1; q[i] = Float(Int64(bitPattern: state) >> 40) / 1e6 }
     for i in k.indices { state = state &* 6364136223846793005 &+ 1; k[i] = Float(Int64(bitPattern: state) >> 40) / 1e6 }
     let v = k
-    let plan = try SpargePlan(shape: shape, parameters: parameters, threads: threads)
+    let plan = try SpargePlan(shape: shape, parameters: parameters, tokenOrder: tokenOrder, threads: threads)
     let workspace = plan.makeWorkspace()
     var out = [Float](repeating: 0, count: shape.queryElements)
     let q16 = q.map { Float16($0) }, k16 = k.map { Float16($0) }, v16 = v.map { Float16($0) }
@@ -62,9 +63,11 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
         }
     } } } } } } }
     // With one thread nothing is dispatched: every allocation would be this library's.
-    let expected = threads == 1 ? 0 : 5 * parallelPhases(shape, blockQ: parameters.blockQ) * baseline
+    // A token order adds the gathers of Q, K and V and the scatter of the output (B*H > 1 here).
+    let phases = parallelPhases(shape, blockQ: parameters.blockQ) + (tokenOrder.map { $0.isIdentity ? 0 : 4 } ?? 0)
+    let expected = threads == 1 ? 0 : 5 * phases * baseline
     print("\(name), \(threads) thread(s): \(counted) allocations in 5 calls"
-          + (threads == 1 ? "" : "; libdispatch's own for its \(parallelPhases(shape, blockQ: parameters.blockQ)) dispatch_apply per call: \(expected)"))
+          + (threads == 1 ? "" : "; libdispatch's own for its \(phases) dispatch_apply per call: \(expected)"))
     return counted - expected
 }
 
@@ -76,6 +79,8 @@ for threads in [1, 2] {
     var n = 0
     n += try check("fp32 B=1 H=4 N=1024 D=64", shape: AttentionShape(heads: 4, queryLength: 1024, headDim: 64), parameters: p, half: false, useMap: false, threads: threads)
     n += try check("fp16 GQA H=4 Hkv=2 N=700 D=40", shape: AttentionShape(heads: 4, kvHeads: 2, queryLength: 700, headDim: 40), parameters: p, half: true, useMap: false, threads: threads)
+    n += try check("fp16 Hilbert order 31x33 + CLS H=2 N=1024 D=64", shape: AttentionShape(heads: 2, queryLength: 1024, headDim: 64),
+                   parameters: p, half: true, useMap: false, threads: threads, tokenOrder: .hilbert(height: 31, width: 33, prefix: 1))
     p.causal = true
     n += try check("fp32 causal split-K H=1 N=300 D=64", shape: AttentionShape(heads: 1, queryLength: 300, headDim: 64), parameters: p, half: false, useMap: false, threads: threads)
     n += try check("fp32 caller map H=2 N=512 D=64", shape: AttentionShape(heads: 2, queryLength: 512, headDim: 64), parameters: p, half: false, useMap: true, threads: threads)
