@@ -78,7 +78,7 @@ def main():
                 ("sparge dense", lambda: sparge_time(["--dense"])),
                 ("sparge top-k 0.5", lambda: sparge_time(["--top-k", "0.5"])),
                 ("sparge top-k 0.25", lambda: sparge_time(["--top-k", "0.25"])),
-                ("sparge topk0.5 bf16-in", lambda: sparge_time(["--topk", "0.5"], "bf16")),
+                ("sparge top-k 0.5 bf16-in", lambda: sparge_time(["--top-k", "0.5"], "bf16")),
             ]
             rounds = {name: [] for name, _ in contenders}
             for r in range(args.rounds):
