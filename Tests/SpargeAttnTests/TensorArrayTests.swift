@@ -73,7 +73,7 @@ struct TensorArrayTests {
             }
         }
         #expect(Self.bytes(safe) == Self.bytes(pointer))
-        #expect(s1.density == s2.density && s1.visitedTiles == s2.visitedTiles && s1.skippedTiles == s2.skippedTiles)
+        #expect(s1.statistics == s2.statistics)
         #expect(Self.bytes(planLSE) == Self.bytes(lse))
         try plan.run(q: q, k: k, v: v, output: &safe, outputLayout: nhd, workspace: w1)   // no `_ =` needed
         #expect(Self.bytes(safe) == Self.bytes(pointer))

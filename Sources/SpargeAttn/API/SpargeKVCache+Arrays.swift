@@ -24,7 +24,7 @@ extension SpargeKVCache {
     @discardableResult
     public func attend<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int
-    ) throws -> SparseCallSummary {
+    ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try output.withAttentionOutput(layout: outputLayout) { o in
                 try attend(q: q, output: o, queries: queries)
@@ -45,7 +45,7 @@ extension SpargeKVCache {
     public func attend<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
         lse: inout [Float]
-    ) throws -> SparseCallSummary {
+    ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try output.withAttentionOutput(layout: outputLayout) { o in
                 try lse.withUnsafeMutableBufferPointer { l in

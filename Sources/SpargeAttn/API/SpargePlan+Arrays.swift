@@ -33,7 +33,7 @@ extension SpargePlan {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         workspace: SpargeWorkspace, blockMap: BlockMap? = nil, keyPadding: KeyPaddingMask? = nil
-    ) throws -> SparseCallSummary {
+    ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in
@@ -63,7 +63,7 @@ extension SpargePlan {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         workspace: SpargeWorkspace, blockMap: BlockMap? = nil, lse: inout [Float], keyPadding: KeyPaddingMask? = nil
-    ) throws -> SparseCallSummary {
+    ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in

@@ -21,10 +21,10 @@ func fusedPrefill() throws -> String {
     let v = TensorArray(qkv, offset: 2 * hd, layout: fused)
     try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)
     // A second call with the same workspace, as a loop over layers makes.
-    let summary = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)
+    let result = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, workspace: workspace)
 
     var exact = [Float](repeating: 0, count: tokens * hd)
     try SpargeAttention.dense(q: q, k: k, v: v, output: &exact, outputLayout: outputLayout, shape: shape, causal: true)
     let c = try requireClose("fused fp16 prefill", output.map { Float($0) }, exact)
-    return "cosine \(c), density \(summary.density)"
+    return "cosine \(c), density \(result.statistics.density)"
 }

@@ -20,7 +20,7 @@ func visionTokens() throws -> String {
     let plan = try SpargePlan(shape: shape, parameters: .recommended, tokenOrder: order)
     let workspace = plan.makeWorkspace()
     var output = [Float](repeating: 0, count: tokens * hd)
-    let summary = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: layout, workspace: workspace)
+    let result = try plan.run(q: q, k: k, v: v, output: &output, outputLayout: layout, workspace: workspace)
 
     var oneShot = [Float](repeating: 0, count: tokens * hd)
     try SpargeAttention.sparse(q: q, k: k, v: v, output: &oneShot, outputLayout: layout, shape: shape, tokenOrder: order)
@@ -29,5 +29,5 @@ func visionTokens() throws -> String {
     var exact = [Float](repeating: 0, count: tokens * hd)
     try SpargeAttention.dense(q: q, k: k, v: v, output: &exact, outputLayout: layout, shape: shape)
     let c = try requireClose("ViT tokens in Hilbert order", output, exact)
-    return "\(tokens) tokens, cosine \(c), density \(summary.density)"
+    return "\(tokens) tokens, cosine \(c), density \(result.statistics.density)"
 }
