@@ -16,14 +16,15 @@ import SpargeCUDA
         return p
     }
 
-    /// Runs the `backend: .cuda()` call on zero inputs with the given `lse` and `keyPadding`.
-    static func callGPU(lseCount: Int, keyPadding: KeyPaddingMask? = nil) throws {
+    /// Runs the `backend: .cuda()` call on zero inputs with an `lse` buffer of `lseCount`
+    /// floats (none when nil) and `keyPadding`.
+    static func callGPU(lseCount: Int?, keyPadding: KeyPaddingMask? = nil) throws {
         let s = shape
         let x = [Float](repeating: 0, count: s.queryElements)
-        var out = x, lse = [Float](repeating: 0, count: lseCount)
+        var out = x, lse = [Float](repeating: 0, count: lseCount ?? 0)
         try x.withUnsafeBufferPointer { x in try out.withUnsafeMutableBufferPointer { o in try lse.withUnsafeMutableBufferPointer { l in
             _ = try SpargeAttention.sparse(q: AttentionInput(x), k: AttentionInput(x), v: AttentionInput(x), output: AttentionOutput(o),
-                                           shape: s, parameters: fp16(), backend: .cuda(), lse: l, keyPadding: keyPadding)
+                                           shape: s, parameters: fp16(), backend: .cuda(), lse: lseCount == nil ? nil : l, keyPadding: keyPadding)
         } } }
     }
 
@@ -42,7 +43,7 @@ import SpargeCUDA
     @Test func keyPaddingOfTheWrongSizeIsATypedError() throws {
         let wrongSize = try KeyPaddingMask(validLengths: [50], keyLength: 50)
         do {
-            try Self.callGPU(lseCount: 0, keyPadding: wrongSize)
+            try Self.callGPU(lseCount: nil, keyPadding: wrongSize)
             Issue.record("expected SpargeError.invalidParameter for a 1 x 50 mask on a 2 x 100 call")
         } catch SpargeError.invalidParameter(let message) {
             #expect(message.contains("keyPadding"), "\(message)")
