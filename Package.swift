@@ -18,16 +18,23 @@ let avx2Settings: [SwiftSetting] = [
     .define("SPARGE_FMA", .when(traits: dispatched)),
     .unsafeFlags(["-target-cpu", "haswell"], .when(traits: dispatched)),
 ]
+// The VNNI instruction Swift's SIMD types do not reach (see Sources/SpargeSIMDVNNI): one
+// function over LLVM's intrinsic, compiled with -parse-stdlib for the AVX-512 set only.
+let vnniSettings: [SwiftSetting] = [
+    .unsafeFlags(["-parse-stdlib", "-target-cpu", "cascadelake"], .when(traits: dispatched)),
+]
 let avx512Settings: [SwiftSetting] = [
     .define("SPARGE_AVX512"),
     .define("SPARGE_FMA", .when(traits: dispatched)),
+    .define("SPARGE_VNNI512", .when(traits: dispatched)),
     // Cascade Lake = x86-64-v4 (AVX-512 F, CD, BW, DQ, VL) + VNNI, and nothing newer.
     .unsafeFlags(["-target-cpu", "cascadelake"], .when(traits: dispatched)),
 ]
 let kernelSets: [Target.Dependency] = ["SpargeSIMD", "SpargeSIMDAVX2", "SpargeSIMDAVX512"]
 let kernelSetTargets: [Target] = [
     .target(name: "SpargeSIMDAVX2", swiftSettings: avx2Settings),
-    .target(name: "SpargeSIMDAVX512", swiftSettings: avx512Settings),
+    .target(name: "SpargeSIMDVNNI", swiftSettings: vnniSettings),
+    .target(name: "SpargeSIMDAVX512", dependencies: ["SpargeSIMDVNNI"], swiftSettings: avx512Settings),
 ]
 #else
 let kernelSets: [Target.Dependency] = ["SpargeSIMD"]

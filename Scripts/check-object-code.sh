@@ -35,7 +35,7 @@ banned='[[:space:]](fmaf|expf|exp2f|rintf|roundf|floorf|truncf|ceilf|fmaxf|fminf
 status=0
 require SpargeSIMDAVX2.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:]].*%ymm' "256-bit FMA"
 require SpargeSIMDAVX512.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:]].*%zmm' "512-bit FMA"
-require SpargeSIMDAVX512.build/Int8ScoreKernel.swift.o 'vpdpwssd' "VNNI vpdpwssd"
+require SpargeSIMDAVX512.build/Int8ScoreKernel.swift.o 'vpdpwssd.*%zmm' "512-bit VNNI vpdpwssd"
 for o in "${objects[@]}"; do
     hits=$(objdump -dr --no-show-raw-insn "$o" | grep -E 'R_X86_64_(PLT32|GOTPCREL)' | grep -E "$banned" || true)
     if [ -n "$hits" ]; then

@@ -1,7 +1,8 @@
 // INT8 score tile: S[r][c] = scale * sum_d q[r][d] * k[c][d], int32 accumulation.
 //
-// Register tile: 4 rows x 2 vectors of 8 int32 accumulators (4 x 16 columns) + 2 key vectors
-// + 1 broadcast: 11 registers. With AVX-512 VNNI each multiply-add is one `vpdpwssd`. Rows come in the packed-pair row layout, columns in the pair-major
+// Register tile: 4 rows x 2 vectors of int32 accumulators (4 x 16 columns with 8 lanes, 4 x 32
+// in the AVX-512 set) + 2 key vectors + 1 broadcast: 11 registers. With AVX-512 VNNI each
+// multiply-add is one 512-bit `vpdpwssd`. Rows come in the packed-pair row layout, columns in the pair-major
 // layout (see PairPacking.swift). Integer sums are exact, so every kernel set gives the same
 // int32 sums; only the final fp32 scaling is per lane and identical too.
 
@@ -22,7 +23,7 @@ extension KernelSet {
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
         let n = Int32V.scalarCount
-        let s = Float8(repeating: scale)
+        let s = ScoreFloatV(repeating: scale)
         var r = 0
         while r < rows {
             let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
@@ -44,10 +45,10 @@ extension KernelSet {
                     kp += 2 * columns
                 }
                 let o = out + r * outStride + c
-                store(Float8(a00) * s, o); store(Float8(a01) * s, o + n)
-                store(Float8(a10) * s, o + outStride); store(Float8(a11) * s, o + outStride + n)
-                store(Float8(a20) * s, o + 2 * outStride); store(Float8(a21) * s, o + 2 * outStride + n)
-                store(Float8(a30) * s, o + 3 * outStride); store(Float8(a31) * s, o + 3 * outStride + n)
+                store(convertToFloat(a00) * s, o); store(convertToFloat(a01) * s, o + n)
+                store(convertToFloat(a10) * s, o + outStride); store(convertToFloat(a11) * s, o + outStride + n)
+                store(convertToFloat(a20) * s, o + 2 * outStride); store(convertToFloat(a21) * s, o + 2 * outStride + n)
+                store(convertToFloat(a30) * s, o + 3 * outStride); store(convertToFloat(a31) * s, o + 3 * outStride + n)
                 c += 2 * n
             }
             r += 4

@@ -13,12 +13,24 @@ public typealias FloatV = SIMD16<Float>
 /// The fp32 vector of the tile kernels: 8 lanes (one ymm register, or two xmm / NEON).
 public typealias FloatV = SIMD8<Float>
 #endif
-/// int16 pairs that `multiplyAddPairs` reduces into one `Int32V`. The INT8 kernel stays at
-/// 8 int32 lanes in every set: LLVM recognizes `vpmaddwd` (and with VNNI `vpdpwssd`, here on
-/// ymm registers) only in the 16-lane form, whose standard-library helpers it inlines.
+#if SPARGE_VNNI512
+/// int16 pairs that `multiplyAddPairs` reduces into one `Int32V`: one zmm register, reduced
+/// by one 512-bit `vpdpwssd` (SpargeSIMDVNNI).
+public typealias Int16V = SIMD32<Int16>
+/// int32 accumulators of the INT8 kernel (16 lanes, one zmm register).
+public typealias Int32V = SIMD16<Int32>
+/// fp32 vector of the INT8 kernel's scaled output (as many lanes as `Int32V`).
+public typealias ScoreFloatV = SIMD16<Float>
+#else
+/// int16 pairs that `multiplyAddPairs` reduces into one `Int32V`. LLVM recognizes `vpmaddwd`
+/// (with VNNI `vpdpwssd`) in Swift SIMD code only up to 8 int32 lanes (a ymm register); the
+/// AVX-512 set goes wider through SpargeSIMDVNNI.
 public typealias Int16V = SIMD16<Int16>
 /// int32 accumulators of the INT8 kernel (8 lanes).
 public typealias Int32V = SIMD8<Int32>
+/// fp32 vector of the INT8 kernel's scaled output (as many lanes as `Int32V`).
+public typealias ScoreFloatV = SIMD8<Float>
+#endif
 
 /// Lanes of `FloatV`.
 public let vectorLanes = FloatV.scalarCount
