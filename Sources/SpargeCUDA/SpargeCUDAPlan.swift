@@ -133,7 +133,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
 
     /// The LSE destination's required length (`B * H * Nq`), checked (``SpargeAttn/SpargeError/bufferTooSmall(name:expected:actual:)``
     /// when shorter); 0 without one.
-    public static func checkLSE(_ lse: UnsafeMutableBufferPointer<Float>?, shape: AttentionShape) throws -> Int {
+    static func checkLSE(_ lse: UnsafeMutableBufferPointer<Float>?, shape: AttentionShape) throws -> Int {
         guard let lse else { return 0 }
         let needed = shape.batch * shape.heads * shape.queryLength
         guard lse.baseAddress != nil, lse.count >= needed else {
@@ -142,14 +142,15 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         return needed
     }
 
+    /// Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for a mask of the wrong size.
+    static func checkKeyPadding(_ mask: KeyPaddingMask?, shape: AttentionShape) throws {
+        _ = try keyPaddingBytes(mask, shape: shape, blockK: 64)
+    }
+
     /// The key padding mask for the kernels: the `B x Nk` bytes (1 = a real key) and per key
     /// block `B x nk` flags (bit 0: some key is padding, bit 1: every key is); nil without a
     /// mask or when no key is padding. A mask of the wrong size is
     /// ``SpargeAttn/SpargeError/invalidParameter(_:)``.
-    public static func checkKeyPadding(_ mask: KeyPaddingMask?, shape: AttentionShape) throws {
-        _ = try keyPaddingBytes(mask, shape: shape, blockK: 64)
-    }
-
     static func keyPaddingBytes(_ mask: KeyPaddingMask?, shape: AttentionShape, blockK: Int) throws -> (valid: [UInt8], flags: [UInt8])? {
         guard let mask else { return nil }
         guard mask.batch == shape.batch, mask.keyLength == shape.keyLength else {

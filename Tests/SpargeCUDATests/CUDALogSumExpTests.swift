@@ -2,7 +2,7 @@
 import Foundation
 import Testing
 import SpargeAttn
-import SpargeCUDA
+@testable import SpargeCUDA
 
 /// The GPU backend's per-row log-sum-exp (`lse:`) and key padding mask: argument checks that
 /// hold on any machine (they come before the driver is opened), and agreement with the CPU
@@ -98,6 +98,21 @@ import SpargeCUDA
                 #expect(r.passed(), "\(label) padding \(mask != nil): \(r)")
             }
         }
+    }
+
+    /// The kernels' view of a mask: per-key bytes and per key block flags (bit 0 some padding,
+    /// bit 1 all padding); nil when nothing is padded.
+    @Test func keyPaddingBytesForTheKernels() throws {
+        let shape = AttentionShape(batch: 2, heads: 1, queryLength: 8, keyLength: 10, headDim: 32)
+        var valid = [Bool](repeating: true, count: 20)
+        for t in 0..<4 { valid[t] = false }          // batch 0: block 0 (keys 0-3) all padding
+        valid[10 + 9] = false                         // batch 1: the last, short block partly
+        let mask = try KeyPaddingMask(batch: 2, keyLength: 10, valid: valid)
+        let bytes = try #require(try SpargeCUDAPlan.keyPaddingBytes(mask, shape: shape, blockK: 4))
+        #expect(bytes.valid == valid.map { $0 ? 1 : 0 })
+        #expect(bytes.flags == [3, 0, 0, 0, 0, 1])
+        let none = try KeyPaddingMask(validLengths: [10, 10], keyLength: 10)
+        #expect(try SpargeCUDAPlan.keyPaddingBytes(none, shape: shape, blockK: 4) == nil)
     }
 
     /// The comparison itself: -inf must meet -inf, NaN fails, finite rows give the largest gap.
