@@ -18,7 +18,8 @@ struct CUDACheckCommand {
         output cosine >= 0.9999, per-row log-sum-exp (lse:) within 1e-3 (-inf rows on both sides).
         Besides the golden and random cases, the "lse" cases: causal with Nq > Nk (rows with no
         key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
-        padding in batch 1: fully and partly padded key blocks, rows with only padded keys). Prints one row per case; exit status 1 if any case fails.
+        padding in batch 1: fully and partly padded key blocks, rows with only padded keys).
+        Prints one row per case; exit status 1 if any case fails.
 
           --golden DIR   folder of golden .safetensors cases (q, k, v; metadata 'case' with the
                          causal flag); each runs with several parameter sets (default Tests/Golden,
