@@ -69,16 +69,16 @@ def main():
 
             def sparge_time(extra, dtype="f32"):
                 out = subprocess.run([args.sparge, "run", "--input", files[dtype], "--threads", str(args.threads),
-                                      "--repeat", str(args.calls)] + extra, capture_output=True, text=True, check=True).stdout
+                                      "--repeat", str(args.calls), "--json"] + extra, capture_output=True, text=True, check=True).stdout
                 return json.loads(out)["seconds"]
 
             contenders = [
                 ("torch fp32", lambda: torch_time(q32, k32, v32)),
                 ("torch bf16", lambda: torch_time(q16, k16, v16)),
                 ("sparge dense", lambda: sparge_time(["--dense"])),
-                ("sparge topk0.5", lambda: sparge_time(["--topk", "0.5"])),
-                ("sparge topk0.25", lambda: sparge_time(["--topk", "0.25"])),
-                ("sparge topk0.5 bf16-in", lambda: sparge_time(["--topk", "0.5"], "bf16")),
+                ("sparge top-k 0.5", lambda: sparge_time(["--top-k", "0.5"])),
+                ("sparge top-k 0.25", lambda: sparge_time(["--top-k", "0.25"])),
+                ("sparge top-k 0.5 bf16-in", lambda: sparge_time(["--top-k", "0.5"], "bf16")),
             ]
             rounds = {name: [] for name, _ in contenders}
             for r in range(args.rounds):

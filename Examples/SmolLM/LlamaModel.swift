@@ -65,7 +65,7 @@ final class LlamaModel: Sendable {
                         if let parameters {
                             let plan = try SpargePlan(shape: shape, parameters: parameters, threads: threads)
                             let summary = try plan.run(q: q, k: k, v: v, output: out, workspace: plan.makeWorkspace())
-                            report.density.append(summary.allowedDensity)
+                            report.density.append(summary.statistics.density)
                         } else {
                             try SpargeAttention.dense(q: q, k: k, v: v, output: out, shape: shape, causal: true, threads: threads)
                             report.density.append(1)

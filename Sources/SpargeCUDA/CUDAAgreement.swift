@@ -69,7 +69,9 @@ public enum CUDAAgreementCheck {
                 try plan.run(q: q, k: k, v: v, output: AttentionOutput(o), blockMap: blockMap, captureQuantized: true, lse: l, keyPadding: keyPadding)
             }
         }
-        let mapMismatches = zip(cpu.blockMap.bits, gpu.blockMap.bits).filter { $0 != $1 }.count
+        // One-shot and GPU results own their maps.
+        let cpuBits = cpu.blockMap?.bits ?? [], gpuBits = gpu.blockMap?.bits ?? []
+        let mapMismatches = zip(cpuBits, gpuBits).filter { $0 != $1 }.count + abs(cpuBits.count - gpuBits.count)
         var int8Mismatches = 0, int8Elements = 0, scalesIdentical = false
         if let a = cpu.quantized, let b = gpu.quantized {
             int8Mismatches = zip(a.qInt8, b.qInt8).filter { $0 != $1 }.count + zip(a.kInt8, b.kInt8).filter { $0 != $1 }.count
@@ -79,7 +81,7 @@ public enum CUDAAgreementCheck {
         }
         let accuracy = try Accuracy(gpuOut, reference: cpuOut)
         return CUDAAgreement(
-            label: label, mapMismatches: mapMismatches, mapEntries: cpu.blockMap.bits.count,
+            label: label, mapMismatches: mapMismatches, mapEntries: cpuBits.count,
             int8Mismatches: int8Mismatches, int8Elements: int8Elements, scalesIdentical: scalesIdentical,
             cosine: accuracy.cosine.isNaN ? 0 : accuracy.cosine, relativeL1: accuracy.relativeL1,
             maxAbsoluteError: accuracy.maxAbsoluteError,

@@ -7,8 +7,8 @@ public struct TunedHead: Sendable, Hashable {
     public var theta: Float
     /// tau (`cdfthreshd`) in CDF mode, else nil.
     public var tau: Float?
-    /// `topk` in top-k mode, else nil.
-    public var topk: Float?
+    /// The top-k fraction in top-k mode, else nil.
+    public var topK: Float?
     /// lambda (`pvthreshd`); infinity (JSON `null`) turns stage 2 off for the head.
     public var lambda: Float
     /// Query block size the values were tuned with.
@@ -17,23 +17,36 @@ public struct TunedHead: Sendable, Hashable {
     public var blockK: Int
     /// Worst error over the calibration samples at tuning time (the file's metric).
     public var error: Double
-    /// Mean block density over the calibration samples at tuning time (marked blocks over all
-    /// blocks of the map, as `SparseStatistics.density`).
+    /// Mean block density over the calibration samples at tuning time (selected over allowed
+    /// blocks, as `SparseStatistics.density`).
     public var density: Double
-    /// Mean sparsity over the blocks a causal mask allows (the GPU code's definition; `1 -
-    /// density` when not causal).
+    /// Mean sparsity, `1 - density` (files written before this definition may hold another).
     public var sparsity: Double
     /// The head could not be made sparse within the bound and runs dense (every block kept,
     /// stage 2 off).
     public var dense: Bool
 
     /// One head's settings; see the properties for each parameter.
-    public init(theta: Float, tau: Float?, topk: Float?, lambda: Float, blockQ: Int, blockK: Int,
+    public init(theta: Float, tau: Float?, topK: Float?, lambda: Float, blockQ: Int, blockK: Int,
                 error: Double, density: Double, sparsity: Double? = nil, dense: Bool = false) {
-        self.theta = theta; self.tau = tau; self.topk = topk; self.lambda = lambda
+        self.theta = theta; self.tau = tau; self.topK = topK; self.lambda = lambda
         self.blockQ = blockQ; self.blockK = blockK; self.error = error; self.density = density
         self.sparsity = sparsity ?? 1 - density
         self.dense = dense
+    }
+}
+
+extension TunedHead {
+    /// The old spelling of ``topK``.
+    @available(*, deprecated, renamed: "topK")
+    public var topk: Float? { get { topK } set { topK = newValue } }
+
+    /// The old spelling of ``init(theta:tau:topK:lambda:blockQ:blockK:error:density:sparsity:dense:)``.
+    @available(*, deprecated, renamed: "init(theta:tau:topK:lambda:blockQ:blockK:error:density:sparsity:dense:)")
+    public init(theta: Float, tau: Float?, topk: Float?, lambda: Float, blockQ: Int, blockK: Int,
+                error: Double, density: Double, sparsity: Double? = nil, dense: Bool = false) {
+        self.init(theta: theta, tau: tau, topK: topk, lambda: lambda, blockQ: blockQ, blockK: blockK,
+                  error: error, density: density, sparsity: sparsity, dense: dense)
     }
 }
 
@@ -67,7 +80,7 @@ public struct TunedLayer: Sendable, Hashable {
         var p = base
         p.simThreshold = PerHead(heads.map(\.theta))
         p.pvThreshold = PerHead(heads.map(\.lambda))
-        let taus = heads.compactMap(\.tau), topks = heads.compactMap(\.topk)
+        let taus = heads.compactMap(\.tau), topks = heads.compactMap(\.topK)
         if taus.count == heads.count {
             p.selection = .cdf(PerHead(taus))
         } else if topks.count == heads.count {

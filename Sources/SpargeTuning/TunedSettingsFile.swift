@@ -7,7 +7,7 @@ import SpargeFormats
 //  "safety_margin": 0.8, "layers": [{"name": "...", "causal": true, "attention_sink": true,
 //  "heads": [{"theta": 0.25, "tau": 0.89, "lambda": 12.5, "block_q": 128, "block_k": 64,
 //             "error": 0.051, "density": 0.31, "sparsity": 0.42, "dense": false}, ...]}]}
-// `tau` or `topk` per head; `lambda: null` is infinity (stage 2 off).
+// `tau` or `top_k` per head (files written before use `topk`, still read); `lambda: null` is infinity (stage 2 off).
 extension TunedSettings {
     /// Stable, pretty JSON text (one head per line); numbers print as their shortest exact
     /// text, so a round trip gives the same values.
@@ -19,7 +19,7 @@ extension TunedSettings {
                 ("heads", .array(l.heads.map { h in
                     var f: [(String, JSONValue)] = [("theta", number(h.theta))]
                     if let tau = h.tau { f.append(("tau", number(tau))) }
-                    if let k = h.topk { f.append(("topk", number(k))) }
+                    if let k = h.topK { f.append(("top_k", number(k))) }
                     f += [("lambda", number(h.lambda)), ("block_q", .int(h.blockQ)), ("block_k", .int(h.blockK)),
                           ("error", .finite(h.error)), ("density", .finite(h.density)),
                           ("sparsity", .finite(h.sparsity)), ("dense", .bool(h.dense))]
@@ -141,11 +141,11 @@ extension TunedSettings {
                 return try required(key)
             }
             let theta = try required("theta")
-            let tau = try optional("tau"), topk = try optional("topk")
-            if tau == nil && topk == nil { throw TuningError.missingField("\(hp).tau (or topk)") }
-            if tau != nil && topk != nil { throw TuningError.wrongFormat("\(hp) has both tau and topk; keep one") }
+            let tau = try optional("tau"), topk = try optional(ho["top_k"] != nil ? "top_k" : "topk")
+            if tau == nil && topk == nil { throw TuningError.missingField("\(hp).tau (or top_k)") }
+            if tau != nil && topk != nil { throw TuningError.wrongFormat("\(hp) has both tau and top_k; keep one") }
             if let tau, !(0...1).contains(tau) { throw TuningError.missingField("\(hp).tau (must be in [0, 1])") }
-            if let topk, !(Float(topk) > 0 && topk <= 1) { throw TuningError.missingField("\(hp).topk (must be in (0, 1])") }
+            if let topk, !(Float(topk) > 0 && topk <= 1) { throw TuningError.missingField("\(hp).top_k (must be in (0, 1])") }
             let lambda = try required("lambda", nullIsInfinity: true)
             if !(lambda >= 0) { throw TuningError.missingField("\(hp).lambda (must be >= 0 or null)") }
             guard let bq = integer(ho["block_q"]), (1...1024).contains(bq) else { throw TuningError.missingField("\(hp).block_q") }
@@ -153,7 +153,7 @@ extension TunedSettings {
             if let first = heads.first, first.blockQ != bq || first.blockK != bk {
                 throw TuningError.wrongFormat("\(hp) has blocks \(bq)x\(bk) but head 0 has \(first.blockQ)x\(first.blockK); one layer runs with one block size")
             }
-            heads.append(TunedHead(theta: Float(theta), tau: tau.map(Float.init), topk: topk.map(Float.init),
+            heads.append(TunedHead(theta: Float(theta), tau: tau.map(Float.init), topK: topk.map(Float.init),
                                    lambda: Float(lambda), blockQ: bq, blockK: bk,
                                    error: number(ho["error"]) ?? .nan, density: number(ho["density"]) ?? .nan,
                                    sparsity: number(ho["sparsity"]) ?? .nan,

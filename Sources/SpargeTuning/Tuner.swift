@@ -54,7 +54,7 @@ public enum SpargeTuner {
         var o = options
         o.mode = .cdf
         let cdf = try tune(samples, references, base, o, layer, pass: (1, 2), progress)
-        o.mode = .topk
+        o.mode = .topK
         let topk = try tune(samples, references, base, o, layer, pass: (2, 2), progress)
         func sparsity(_ s: TunedSettings) -> Double {
             s.layers[0].heads.reduce(0) { $0 + $1.sparsity } / Double(s.layers[0].heads.count)
@@ -161,7 +161,7 @@ public enum SpargeTuner {
         let tunedHeads = (0..<heads).map { h -> TunedHead in
             let v = choice[h].values
             return TunedHead(theta: v.theta, tau: options.mode == .cdf ? v.selection : nil,
-                             topk: options.mode == .cdf ? nil : v.selection, lambda: lambda[h],
+                             topK: options.mode == .cdf ? nil : v.selection, lambda: lambda[h],
                              blockQ: base.blockQ, blockK: base.blockK, error: final.error[h],
                              density: final.density[h], sparsity: 1 - final.allowedDensity[h],
                              dense: choice[h] == .dense)

@@ -84,13 +84,12 @@ struct CalibrationEvaluator {
             let (out, result) = try SpargeAttention.sparse(q: s.q, k: s.k, v: s.v, shape: s.shape, parameters: p,
                                                            threads: options.threads)
             let errors = options.metric.headErrors(out, reference: reference, shape: s.shape)
-            let st = result.statistics
-            // The causally allowed share of the map is the same for every head.
-            let allowedScale = st.density > 0 ? st.allowedDensity / st.density : 1
+            // A one-shot result owns its map, so the per-head densities (over allowed blocks) are there.
+            let perHead = result.densityPerHead ?? []
             for h in 0..<heads {
                 m.error[h] = Swift.max(m.error[h], errors[h])
-                m.density[h] += st.densityPerHead[h] / n
-                m.allowedDensity[h] += st.densityPerHead[h] * allowedScale / n
+                m.density[h] += perHead[h] / n
+                m.allowedDensity[h] += perHead[h] / n
             }
         }
         return m

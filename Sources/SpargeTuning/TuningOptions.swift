@@ -7,8 +7,15 @@ public struct TuningOptions: Sendable, Hashable {
     public enum Mode: String, Sendable, Hashable, CaseIterable {
         /// CDF mode: tau (`cdfthreshd`), the paper's and the authors' tuner's choice.
         case cdf
-        /// Top-k mode: the largest sparsity (smallest `topk`) within the bound.
-        case topk
+        /// Top-k mode: the largest sparsity (smallest top-k fraction) within the bound.
+        case topK = "top-k"
+        /// The old spelling of ``topK``.
+        @available(*, deprecated, renamed: "topK")
+        public static var topk: Mode { .topK }
+        /// The mode named `name` (`cdf`, `top-k`, `auto`; `topk` is accepted for `top-k`).
+        public init?(name: String) {
+            self.init(rawValue: name.lowercased() == "topk" ? "top-k" : name.lowercased())
+        }
         /// Both (twice the time), keeping the mode whose heads are sparser on average; on causal
         /// attention top-k must be sparser by more than ``TuningOptions/autoTopKAdvantage``. Where stage 1's block
         /// probabilities are poor predictors (sharp positional locality inside blocks) a fixed

@@ -19,6 +19,9 @@ struct Arguments {
     /// Whether `--help` or `-h` was given (checked before anything else is validated).
     private(set) var helpRequested = false
 
+    /// Old option spellings still accepted, with their current names (`--topk` is `--top-k`).
+    static let renamedOptions = ["topk": "top-k"]
+
     /// Parses `arguments` (without the command name); prints `usage` and returns nil when
     /// `--help` or `-h` was given (the arguments are still checked first).
     static func parse(_ arguments: [String], flags: Set<String>, options: Set<String>, repeatable: Set<String> = [],
@@ -51,6 +54,7 @@ struct Arguments {
                 inline = String(name[name.index(after: eq)...])
                 name = String(name[..<eq])
             }
+            if let current = Self.renamedOptions[name] { name = current }
             if known.contains(name) {
                 if inline != nil { throw UsageError("--\(name) takes no value") }
                 flags.insert(name)
@@ -123,16 +127,16 @@ struct Arguments {
 
 extension Arguments {
     /// Applies the attention options shared by `run`, `check` and `mask` (`--bq --bk
-    /// --simthreshd1 --cdfthreshd|--topk --pvthreshd --quant --causal --attention-sink
+    /// --simthreshd1 --cdfthreshd|--top-k --pvthreshd --quant --causal --attention-sink
     /// --no-smooth-k --gpu-rounding`) on top of `p`; options a command does not declare are
     /// never present, and flags only switch their setting on (a preset's stays otherwise).
     func applyAttentionOptions(to p: inout SpargeParameters) throws {
         if let bq = try int("bq", in: 1...1024) { p.blockQ = bq }
         if let bk = try int("bk", in: 1...1024) { p.blockK = bk }
         if let theta = try perHead("simthreshd1") { p.simThreshold = theta }
-        if has("cdfthreshd") && has("topk") { throw UsageError("give either --cdfthreshd or --topk, not both") }
+        if has("cdfthreshd") && has("top-k") { throw UsageError("give either --cdfthreshd or --top-k, not both") }
         if let tau = try perHead("cdfthreshd") { p.selection = .cdf(tau) }
-        if let k = try perHead("topk") { p.selection = .topK(k) }
+        if let k = try perHead("top-k") { p.selection = .topK(k) }
         if let lambda = try perHead("pvthreshd", allowInfinity: true) { p.pvThreshold = lambda }
         if let quant = string("quant") {
             guard let variant = QuantizationVariant(rawValue: quant.lowercased()) else {

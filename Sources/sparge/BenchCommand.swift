@@ -77,7 +77,7 @@ struct BenchCommand {
                        Shape(heads: 8, n: 4096, d: 64, causal: true)]
         }
         let header: [(String, Int)] = [
-            ("shape", -24), ("input", -8), ("dense GF/s", 10), ("config", -8), ("sparse ms", 9), ("stage1", 7),
+            ("shape", -24), ("input", -8), ("dense GF/s", 10), ("config", -10), ("sparse ms", 9), ("stage1", 7),
             ("quant", 7), ("kernel", 7), ("density", 7), ("s2 skip", 7), ("cosine", 7), ("rel L1", 7),
             ("speedup", 7), ("eff GF/s", 8), ("% peak", 6),
         ]
@@ -95,7 +95,7 @@ struct BenchCommand {
                 if hilbert && !s.causal { t = try DemoCommand.hilbertOrdered(t, workload: w) }
                 let shape = t.shape
                 let flops = shape.denseFlops(causal: s.causal)
-                let configs: [(String, SpargeParameters)] = [("topk0.5", 0.5), ("topk0.25", 0.25)].map { label, topk in
+                let configs: [(String, SpargeParameters)] = [("top-k 0.5", 0.5), ("top-k 0.25", 0.25)].map { label, topk in
                     var p = SpargeParameters.recommended
                     p.selection = .topK(PerHead(Float(topk)))
                     p.causal = s.causal
@@ -136,12 +136,12 @@ struct BenchCommand {
                     let effective = flops / sparse / 1e9
                     let row: [(String, Int)] = [
                         ("B=1 H=\(s.heads) N=\(s.n) D=\(s.d)\(s.causal ? " c" : "")", -24), (name, -8),
-                        (String(format: "%.1f", flops / dense / 1e9), 10), (label, -8),
+                        (String(format: "%.1f", flops / dense / 1e9), 10), (label, -10),
                         (String(format: "%.1f", sparse * 1e3), 9),
                         (String(format: "%.1f", tm.stage1Seconds * 1e3), 7),
                         (String(format: "%.1f", tm.quantizationSeconds * 1e3), 7),
                         (String(format: "%.1f", tm.kernelSeconds * 1e3), 7),
-                        (String(format: "%.3f", res.statistics.allowedDensity), 7),
+                        (String(format: "%.3f", res.statistics.density), 7),
                         (String(format: "%.3f", res.statistics.stage2SkippedFraction), 7),
                         (String(format: "%.4f", acc.cosine), 7),
                         (String(format: "%.4f", acc.relativeL1), 7),
@@ -156,7 +156,7 @@ struct BenchCommand {
         print("""
 
             dense GF/s: exact fp32 attention (4*N^2*D*H flops, halved when causal 'c'); sparse ms: the whole
-            sparse call; stage1/quant/kernel: its phases (ms, wall); density: marked / allowed blocks;
+            sparse call; stage1/quant/kernel: its phases (ms, wall); density: selected / allowed blocks;
             s2 skip: visited tiles skipped by stage 2 (lambda 50); cosine, rel L1 against dense;
             eff GF/s: dense-equivalent flops / sparse time; % peak: eff GF/s / measured peak of all threads.
             """)
@@ -182,7 +182,7 @@ struct BenchCommand {
             // in every call).
             let plans = try [1, threadCount].map { try SpargePlan(shape: t.shape, parameters: p, threads: $0) }
             let workspaces = plans.map { $0.makeWorkspace() }
-            func planCall(_ n: Int) throws -> SparseCallSummary {
+            func planCall(_ n: Int) throws -> SparseAttentionResult {
                 try t.q.withUnsafeBufferPointer { q in try t.k.withUnsafeBufferPointer { k in try t.v.withUnsafeBufferPointer { v in
                     try scratchOut.withUnsafeMutableBufferPointer { o in
                         try plans[n].run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
@@ -202,7 +202,7 @@ struct BenchCommand {
                 hostN.append(MachinePeak.measure(threads: threadCount, steps: 3_000_000))
             }
             let ratio = { (a: [Double], b: [Double]) in Timing.median(zip(a, b).map { $0 / $1 }) }
-            print(String(format: "\nthread scaling (%@, topk 0.5, median of %d interleaved pairs): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; "
+            print(String(format: "\nthread scaling (%@, top-k 0.5, median of %d interleaved pairs): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; "
                          + "dense %.2fx; the host's FMA loop %.2fx at the same time",
                          t.shape.description, repeats, Timing.median(sparse1) * 1e3, Timing.median(sparseN) * 1e3, threadCount,
                          ratio(sparse1, sparseN), ratio(dense1, denseN), ratio(hostN, host1)))
@@ -247,7 +247,7 @@ struct BenchCommand {
             }
             var appendTimes: [Double] = [], sparseTimes: [Double] = [], exactTimes: [Double] = [], ratios: [Double] = []
             var sparseOut = [Float](repeating: 0, count: heads * d), exactOut = sparseOut
-            var summary: SparseCallSummary? = nil
+            var summary: SparseAttentionResult? = nil
             for step in 0...repeats {
                 let q = uniforms(heads * d), kt = uniforms(kvHeads * d), vt = uniforms(kvHeads * d)
                 let a = try Timing.seconds {
@@ -272,7 +272,7 @@ struct BenchCommand {
                 (String(format: "%.2f", Timing.median(sparseTimes) * 1e3), 9),
                 (String(format: "%.2f", Timing.median(exactTimes) * 1e3), 8),
                 (String(format: "%.2fx", Timing.median(ratios)), 7),
-                (String(format: "%.3f", summary?.allowedDensity ?? 0), 7),
+                (String(format: "%.3f", summary?.statistics.density ?? 0), 7),
                 (String(format: "%.4f", acc.cosine), 7),
             ]
             print(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
@@ -321,7 +321,7 @@ struct BenchCommand {
             }
         }
         let after = ResidentMemory.peakBytes() ?? 0
-        print(String(format: "memory: %@, sparse topk 0.5 in %.2f s; Q+K+V+O = %.0f MiB; peak resident %.0f MiB (%.2fx) (before the call: %.0f MiB)",
+        print(String(format: "memory: %@, sparse top-k 0.5 in %.2f s; Q+K+V+O = %.0f MiB; peak resident %.0f MiB (%.2fx) (before the call: %.0f MiB)",
                      t.shape.description, seconds, Double(ioBytes) / 1048576, Double(after) / 1048576,
                      Double(after) / Double(ioBytes), Double(before) / 1048576))
     }

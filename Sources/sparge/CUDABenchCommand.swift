@@ -12,7 +12,7 @@ import SpargeCUDA
 struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
-          [--topk 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--repeat 30] [--dump DIR]
+          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--repeat 30] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after 5
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
@@ -35,7 +35,7 @@ struct CUDABenchCommand {
     var numerics = PVNumerics.fp16
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "topk", "bq", "bk", "pv", "repeat", "dump"],
+        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "repeat", "dump"],
                                           usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
@@ -46,9 +46,9 @@ struct CUDABenchCommand {
         }
         lengths = try ints("lengths") ?? lengths
         dims = try ints("dims") ?? dims
-        if let s = a.string("topk") {
+        if let s = a.string("top-k") {
             topks = try s.split(separator: ",").map {
-                guard let v = Float($0), v > 0, v <= 1 else { throw UsageError("--topk '\(s)' must be values in (0, 1] separated by commas") }
+                guard let v = Float($0), v > 0, v <= 1 else { throw UsageError("--top-k '\(s)' must be values in (0, 1] separated by commas") }
                 return v
             }
         }
@@ -67,7 +67,7 @@ struct CUDABenchCommand {
         #if CUDA
         let device = try CUDADevice.open()
         print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), median of \(repeats)")
-        print("    N    D   topk  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
+        print("    N    D  top-k  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
         for d in dims {
             for n in lengths {
                 let shape = AttentionShape(batch: 1, heads: heads, queryLength: n, headDim: d)

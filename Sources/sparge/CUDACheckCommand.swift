@@ -126,7 +126,7 @@ struct CUDACheckCommand {
         var p = SpargeParameters.recommended
         p.gpuReproduction.pvNumerics = .fp16
         p.causal = causal
-        sets.append(("topk0.5 b128x64", p, nil))
+        sets.append(("top-k 0.5 b128x64", p, nil))
         var cdf = SpargeParameters.preset(.sage2CDF, arch: .sm90)
         cdf.gpuReproduction.pvNumerics = .fp16
         cdf.causal = causal
@@ -149,7 +149,7 @@ struct CUDACheckCommand {
             }
             var f = p
             f.gpuReproduction.pvNumerics = .fp8
-            if [64, 128].contains(shape.headDim) { sets.append(("topk0.5 b128x64 fp8", f, nil)) }
+            if [64, 128].contains(shape.headDim) { sets.append(("top-k 0.5 b128x64 fp8", f, nil)) }
         }
         if let m = try? file.tensor("mask.b128x64_cdf"), m.shape.count == 4 {
             let map = try BlockMap(batch: m.shape[0], heads: m.shape[1], queryBlocks: m.shape[2], keyBlocks: m.shape[3], bits: try m.uint8s())

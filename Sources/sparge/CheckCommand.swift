@@ -13,7 +13,7 @@ struct CheckCommand {
     static let usage = """
         Usage: sparge check --q Q --k K --v V --gpu-output O [--gpu-mask M]
           [--preset sage2-topk|sage2-cdf|triton|block-sparse] [--arch sm80|sm89|sm90]
-          [--layout HND|NHD] [--bq N] [--bk N] [--simthreshd1 X] [--cdfthreshd X | --topk X]
+          [--layout HND|NHD] [--bq N] [--bk N] [--simthreshd1 X] [--cdfthreshd X | --top-k X]
           [--pvthreshd X|inf] [--causal] [--attention-sink] [--no-smooth-k] [--quant cuda|triton]
           [--tolerance COS,L1] [--json] [--threads N]
 
@@ -33,7 +33,7 @@ struct CheckCommand {
           --arch A            GPU generation of the CUDA presets (default sm90): sm80 blocks
                               128x64 and fp16 P.V; sm89 128x64 and FP8 V; sm90 64x128 and FP8 V
           --layout HND|NHD    layout of q, k, v and O (default HND = B,H,N,D; NHD = B,N,H,D)
-          --bq ... --quant    override the preset's values (as in sparge run); theta, topk,
+          --bq ... --quant    override the preset's values (as in sparge run); theta, top-k,
                               cdfthreshd and pvthreshd take one value or one per head
           --causal            causal attention (the GPU call's is_causal)
           --tolerance COS,L1  pass when every head's cosine >= COS and relative L1 <= L1
@@ -49,7 +49,7 @@ struct CheckCommand {
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "json"]
     static let options: Set<String> = [
         "q", "k", "v", "gpu-output", "gpu-mask", "preset", "arch", "layout", "bq", "bk", "simthreshd1",
-        "cdfthreshd", "topk", "pvthreshd", "quant", "tolerance", "threads",
+        "cdfthreshd", "top-k", "pvthreshd", "quant", "tolerance", "threads",
     ]
 
     /// Defaults of `--tolerance`: the golden Triton outputs are within cosine 0.999999 and
@@ -176,7 +176,7 @@ struct CheckCommand {
                 }
             }
         }
-        let cpuMap = result.blockMap
+        let cpuMap = try result.ownedBlockMap()
 
         // Rows that see no key under the CPU's map (or the GPU's) are left out.
         func seesKey(_ map: BlockMap, _ b: Int, _ h: Int, _ n: Int) -> Bool {

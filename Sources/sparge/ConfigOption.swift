@@ -18,8 +18,8 @@ struct ConfigOption {
             if a.has("layer") { throw UsageError("--layer selects a layer of --config FILE; give --config too") }
             return nil
         }
-        for name in ["simthreshd1", "cdfthreshd", "topk", "pvthreshd"] where a.has(name) {
-            throw UsageError("--\(name) and --config exclude each other: the tuned settings set theta, tau or topk, and lambda per head")
+        for name in ["simthreshd1", "cdfthreshd", "top-k", "pvthreshd"] where a.has(name) {
+            throw UsageError("--\(name) and --config exclude each other: the tuned settings set theta, tau or top-k, and lambda per head")
         }
         self.path = path
         layer = try TunedSettings.read(path: path).layer(a.string("layer"))

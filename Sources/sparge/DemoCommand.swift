@@ -92,9 +92,9 @@ struct DemoCommand {
         cdf90.selection = .cdf(0.9)
         cdf90.simThreshold = 0.3
         return [
-            Configuration(name: "recommended topk 0.5", parameters: .recommended),
-            Configuration(name: "topk 0.25", parameters: topk25),
-            Configuration(name: "topk 0.5, lambda 8", parameters: lambda8),
+            Configuration(name: "recommended top-k 0.5", parameters: .recommended),
+            Configuration(name: "top-k 0.25", parameters: topk25),
+            Configuration(name: "top-k 0.5, lambda 8", parameters: lambda8),
             Configuration(name: "sage2-cdf 0.98/th 0.6", parameters: .sage2CDF),
             Configuration(name: "cdf 0.9/th 0.3", parameters: cdf90),
             Configuration(name: "triton 0.96/th 0.3", parameters: .triton),
@@ -130,7 +130,7 @@ struct DemoCommand {
         }
         let gflops = shape.denseFlops(causal: false) / denseSeconds / 1e9
 
-        let header = [("configuration", -22), ("density", 7), ("sparsity", 8), ("s2 skip", 7), ("cosine", 8),
+        let header = [("configuration", -24), ("density", 7), ("sparsity", 8), ("s2 skip", 7), ("cosine", 8),
                       ("rel L1", 8), ("RMSE", 9), ("sparse ms", 9), ("dense ms", 9), ("speedup", 7)]
         print(header.map { Self.pad($0.0, $0.1) }.joined(separator: "  "))
         print(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: "  "))
@@ -151,9 +151,9 @@ struct DemoCommand {
             let acc = try Accuracy(output, reference: reference)
             let st = result.statistics
             let row: [(String, Int)] = [
-                (c.name, -22),
+                (c.name, -24),
                 (String(format: "%.3f", st.density), 7),
-                (String(format: "%.1f%%", 100 * (1 - st.density)), 8),
+                (String(format: "%.1f%%", 100 * st.sparsity), 8),
                 (String(format: "%.3f", st.stage2SkippedFraction), 7),
                 (String(format: "%.5f", acc.cosine), 8),
                 (String(format: "%.4f", acc.relativeL1), 8),
@@ -165,7 +165,8 @@ struct DemoCommand {
             print(row.map { Self.pad($0.0, $0.1) }.joined(separator: "  "))
         }
         print(String(format: "\ndense: %.1f GFLOP/s (%.2f GFLOP per call)", gflops, shape.denseFlops(causal: false) / 1e9))
-        print("density = marked blocks / all blocks (1 - sparsity); s2 skip = marked tiles skipped by the stage-2 filter;")
+        print("density = selected blocks / allowed blocks (1 - sparsity; every block is allowed here: not causal);")
+        print("s2 skip = selected tiles skipped by the stage-2 filter;")
         print("cosine, rel L1 = sum|o-d|/sum|d|, RMSE against exact dense attention (fp32).")
 
         if let m = recommendedMap {
@@ -173,7 +174,7 @@ struct DemoCommand {
             let cropped = rows < m.queryBlocks || cols < m.keyBlocks
             let note = cropped ? ", top-left \(rows)x\(cols) shown" : ""
             let p = SpargeParameters.recommended
-            print("\nblock map, head 0, recommended (density \(String(format: "%.3f", m.density(head: 0))); "
+            print("\nblock map, head 0, recommended (density \(String(format: "%.3f", m.density(head: 0))) of allowed blocks, all allowed; "
                 + "\(m.queryBlocks) query blocks x \(m.keyBlocks) key blocks of \(p.blockQ)x\(p.blockK) tokens\(note)):")
             print(try Self.crop(m, rows: rows, columns: cols).render(head: 0), terminator: "")
         }

@@ -9,24 +9,25 @@ import SpargeTuning
 struct EvaluateCommand {
     static let usage = """
         Usage: sparge evaluate --input IN.safetensors [--input ...] [--config tuned.json [--layer NAME]]
-          [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --topk X] [--pvthreshd X|inf]
+          [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --top-k X] [--pvthreshd X|inf]
           [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
           [--l1 0.08] [--threads N] [--json]
           [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
 
         Runs sparse attention on the q, k, v of every input and prints, per head, the relative
-        L1 error and cosine similarity against exact attention, the block density (over all
-        blocks) and sparsity (over the blocks a causal mask allows), then how many heads keep
-        relative L1 <= --l1 (default 0.08) and <= 1.5 times it. Options as in sparge run;
-        --config applies tuned per-head values on top of them. --json: one JSON object instead.
+        L1 error and cosine similarity against exact attention, the block density and sparsity
+        (over the allowed blocks: those a causal mask leaves, as sparge run counts them), then
+        how many heads keep relative L1 <= --l1 (default 0.08) and <= 1.5 times it. Options as in
+        sparge run; --config applies tuned per-head values on top of them.
         With a token order the error is measured in the file's order against exact attention.
+          \(OutputFormat.help)
 
         \(TokenOrderOption.help)
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "json"]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
-        "input", "config", "layer", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "pvthreshd", "quant",
+        "input", "config", "layer", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "pvthreshd", "quant",
         "threads", "l1",
     ])
 
@@ -47,7 +48,7 @@ struct EvaluateCommand {
         config = try ConfigOption(a)
         bound = try a.double("l1", in: 0...1e9) ?? 0.08
         threads = try a.int("threads", in: 1...4096)
-        json = a.flag("json")
+        json = a.flag(OutputFormat.flag)
         tokenOrder = try a.tokenOrder()
     }
 
@@ -68,17 +69,18 @@ struct EvaluateCommand {
             let l1 = TuningMetric.l1.headErrors(out, reference: reference, shape: s.shape)
             let cos = TuningMetric.cosine.headErrors(out, reference: reference, shape: s.shape)
             let st = result.statistics
-            let scale = st.density > 0 ? st.allowedDensity / st.density : 1
+            // A one-shot result owns its map: the per-head densities are there.
+            let perHead = result.densityPerHead ?? []
             let heads = (0..<s.shape.heads).map {
-                HeadResult(l1: l1[$0], cosine: 1 - cos[$0], density: st.densityPerHead[$0], sparsity: 1 - st.densityPerHead[$0] * scale)
+                HeadResult(l1: l1[$0], cosine: 1 - cos[$0], density: perHead[$0], sparsity: 1 - perHead[$0])
             }
             all += heads
             let whole = try Accuracy(out, reference: reference)
             if json {
                 reports.append(.object([
                     ("input", .string(path)), ("token_order", tokenOrder.map { .string($0.description) } ?? .null),
-                    ("density", .finite(st.density)), ("sparsity", .finite(1 - st.allowedDensity)),
-                    ("l1", .finite(whole.relativeL1)), ("cosine", .finite(whole.cosine)),
+                ] + st.jsonPairs + [
+                    ("l1", .finite(whole.relativeL1)), ("cosine", .finite(whole.cosine)), ("accuracy", whole.json),
                     ("heads", .array(heads.map { .object([("l1", .finite($0.l1)), ("cosine", .finite($0.cosine)),
                                                           ("density", .finite($0.density)), ("sparsity", .finite($0.sparsity))]) })),
                 ]))
@@ -87,7 +89,7 @@ struct EvaluateCommand {
                 print(TuningInputs.table(["head", "l1", "cosine", "density", "sparsity"], heads.enumerated().map { h, r in
                     [String(h), TuningInputs.format(r.l1), TuningInputs.format(r.cosine, 5), TuningInputs.format(r.density, 3), TuningInputs.format(r.sparsity, 3)]
                 }))
-                print("all heads: l1 \(TuningInputs.format(whole.relativeL1)), cosine \(TuningInputs.format(whole.cosine, 5)), density \(TuningInputs.format(st.density, 3)), sparsity \(TuningInputs.format(1 - st.allowedDensity, 3))\n")
+                print("all heads: l1 \(TuningInputs.format(whole.relativeL1)), cosine \(TuningInputs.format(whole.cosine, 5)); \(st.densityText)\n")
             }
         }
         let within = all.filter { $0.l1 <= bound }.count, within15 = all.filter { $0.l1 <= 1.5 * bound }.count
@@ -100,7 +102,7 @@ struct EvaluateCommand {
                 ("mean_sparsity", .finite(meanSparsity)), ("worst_l1", .finite(worst)),
             ]).text)
         } else {
-            print("\(within)/\(all.count) heads with l1 <= \(bound), \(within15)/\(all.count) <= \(1.5 * bound); worst l1 \(TuningInputs.format(worst)), mean sparsity \(TuningInputs.format(meanSparsity, 3))")
+            print("\(within)/\(all.count) heads with l1 <= \(bound), \(within15)/\(all.count) <= \(1.5 * bound); worst l1 \(TuningInputs.format(worst)), mean sparsity \(TuningInputs.format(meanSparsity, 3)) of allowed blocks")
         }
     }
 }

@@ -8,10 +8,12 @@ import SpargeFormats
 struct MaskCommand {
     static let usage = """
         Usage: sparge mask --input IN.safetensors [--name NAME | --predict [options]]
-          [--png OUT.png] [--text] [--batch B] [--cell N] [--columns N]
+          [--causal [--bq N --bk N]] [--png OUT.png] [--text] [--batch B] [--cell N] [--columns N] [--json]
           [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]] (with --predict)
 
-        Shows which key blocks each query block computes, one panel per head.
+        Shows which key blocks each query block computes, one panel per head: selected blocks,
+        blocks skipped by stage 1 (or left out of a stored map) and blocks masked by the causal
+        rule, each in its own colour (PNG) or character (text).
 
           --input PATH        safetensors file (required)
           --name NAME         the stored block map NAME (u8 or bool, B,H,nq,nk), for example
@@ -19,33 +21,40 @@ struct MaskCommand {
           --predict           predict the map from q and k in IN (stage 1) instead, with:
             --bq N, --bk N      query / key block size (default 128, 64)
             --simthreshd1 X     theta, block self-similarity threshold (default -0.1)
-            --topk X            keep floor(X * nk) key blocks per query block (default 0.5)
+            --top-k X           keep floor(X * nk) key blocks per query block (default 0.5;
+                                --topk, the old spelling, is still accepted)
             --cdfthreshd X      CDF mode instead, cumulative probability X in [0,1]
-            --causal            causal attention
             --attention-sink    always keep key block 0
             --gpu-rounding      round to fp16 where the GPU code does
             --threads N         worker threads (default: all CPUs)
             --token-order, --grid, --prefix
                                 predict in a token order (described below); the map is in it
-          --png PATH          write a PNG: blue blocks are computed, grey ones skipped; under each
-                              panel its head and density
-          --text              print each head's map as text (# computed, . skipped); maps of at
-                              most 128 key blocks
+          --causal            causal attention: its masked blocks are drawn apart (with a stored
+                              map, q and k in IN give Nq and Nk, --bq/--bk the block sizes)
+          --png PATH          write a PNG: blue blocks are selected, orange ones skipped, grey ones
+                              masked; block indices along the axes (query blocks down, key blocks
+                              across), under each panel its head and density, a legend below
+          --text              print each head's map as text (# selected, . skipped, - masked) and
+                              a legend line; maps of at most 128 key blocks
           --batch B           batch entry to show (default 0)
           --cell N            pixels per block in the PNG (default: panels of about 256 pixels)
           --columns N         panels per row in the PNG (default: about a square grid)
 
         \(TokenOrderOption.help)
 
-        theta, topk and cdfthreshd take one value or one per head.
-        Stdout: with --text the maps, otherwise one JSON object: source, shape, batch, density,
-        density_per_head and the PNG's path and size.
+        theta, top-k and cdfthreshd take one value or one per head.
+          \(OutputFormat.help)
+
+        Density counts the selected blocks over the allowed ones (those not masked), as sparge run.
+        Stdout: a summary line (and with --text the maps); with --json one JSON object: source,
+        shape, batch, density, density_of_all_blocks, density_per_head, the PNG's path and size
+        (and with --text the maps as text_maps).
         Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
         """
 
-    static let flags: Set<String> = ["predict", "text", "causal", "attention-sink", "gpu-rounding"]
+    static let flags: Set<String> = ["predict", "text", "causal", "attention-sink", "gpu-rounding", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
-        "input", "name", "png", "batch", "cell", "columns", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads",
+        "input", "name", "png", "batch", "cell", "columns", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "threads",
     ])
     /// The widest map `--text` prints: one character per key block.
     static let maxTextColumns = 128
@@ -57,6 +66,7 @@ struct MaskCommand {
     var threads: Int?
     var png: String?
     var text: Bool
+    var json: Bool
     var batch: Int
     var style = BlockMapImage.Style()
     var tokenOrder: TokenOrderOption?
@@ -71,14 +81,15 @@ struct MaskCommand {
         predict = a.flag("predict")
         png = a.string("png")
         text = a.flag("text")
+        json = a.flag(OutputFormat.flag)
         batch = try a.int("batch", in: 0...1_000_000) ?? 0
         style.cellSize = try a.int("cell", in: 1...256)
         style.columns = try a.int("columns", in: 1...4096)
         guard png != nil || text else { throw UsageError("mask has nothing to do: give --png OUT.png and/or --text") }
         if predict && name != nil { throw UsageError("--name and --predict exclude each other: show a stored map or predict one") }
 
-        let predictionOptions = ["bq", "bk", "simthreshd1", "cdfthreshd", "topk", "threads", "token-order", "grid", "prefix"].filter(a.has)
-            + ["causal", "attention-sink", "gpu-rounding"].filter(a.flag)
+        let predictionOptions = ["simthreshd1", "cdfthreshd", "top-k", "threads", "token-order", "grid", "prefix"].filter(a.has)
+            + ["attention-sink", "gpu-rounding"].filter(a.flag)
         if !predict, let first = predictionOptions.first {
             throw UsageError("--\(first) only applies with --predict")
         }
@@ -93,17 +104,22 @@ struct MaskCommand {
             try checkOutput(png, option: "--png", inputs: [input])
         }
         let file = try SafeTensorsFile.read(path: input)
-        let (map, source) = predict ? try predicted(file) : try stored(file)
+        let (map, source, shape) = predict ? try predicted(file) : try stored(file)
         guard batch < map.batch else {
             throw UsageError("--batch \(batch) is out of range: the map has batch size \(map.batch)")
         }
         if text && map.keyBlocks > Self.maxTextColumns {
             throw UsageError("the map has \(map.keyBlocks) key blocks; --text prints at most \(Self.maxTextColumns) columns, use --png instead")
         }
+        // Blocks the causal rule masks (the shape is known whenever --causal is given).
+        let parameters = self.parameters
+        let isMasked: ((Int, Int) -> Bool)? = parameters.causal ? shape.map { s in
+            { i, j in !parameters.causallyAllows(queryBlock: i, keyBlock: j, shape: s) }
+        } : nil
 
         var pngSize: (Int, Int)? = nil
         if let png {
-            let image = try BlockMapImage.render(map, batch: batch, style: style)
+            let image = try BlockMapImage.render(map, batch: batch, style: style, isMasked: isMasked)
             let bytes = try image.pngData()
             do {
                 try FileSafety.writeAtomically(bytes, to: png)
@@ -113,32 +129,45 @@ struct MaskCommand {
             pngSize = (image.width, image.height)
         }
 
-        let perHead = (0..<map.heads).map { Self.density(map, batch: batch, head: $0) }
-        let density = perHead.reduce(0, +) / Double(map.heads)
-        if text {
-            print("\(source): batch \(batch) of \(map.batch), \(map.heads) heads, \(map.queryBlocks) query x \(map.keyBlocks) key blocks, density \(Self.fixed(density))")
-            for h in 0..<map.heads {
-                print("head \(h) (density \(Self.fixed(perHead[h]))):")
-                print(map.render(batch: batch, head: h), terminator: "")
-            }
-        } else {
+        let counts = (0..<map.heads).map { Self.counts(map, batch: batch, head: $0, isMasked: isMasked) }
+        let perHead = counts.map { $0.allowed == 0 ? 0 : Double($0.selected) / Double($0.allowed) }
+        let selected = counts.map(\.selected).reduce(0, +), allowed = counts.map(\.allowed).reduce(0, +)
+        let density = allowed == 0 ? 0 : Double(selected) / Double(allowed)
+        let ofAll = Double(selected) / Double(map.heads * map.queryBlocks * map.keyBlocks)
+        let maps = text ? (0..<map.heads).map { BlockMapText.render(map, batch: batch, head: $0, isMasked: isMasked) } : []
+        if json {
             var pairs: [(String, JSONValue)] = [
                 ("source", .string(source)), ("input", .string(input)),
                 ("shape", .array([map.batch, map.heads, map.queryBlocks, map.keyBlocks].map { .int($0) })),
-                ("batch", .int(batch)), ("density", .finite(density)),
+                ("batch", .int(batch)), ("density", .finite(density)), ("sparsity", .finite(1 - density)),
+                ("density_of_all_blocks", .finite(ofAll)), ("masked_blocks_known", .bool(isMasked != nil)),
                 ("density_per_head", .array(perHead.map { .finite($0) })),
             ]
             if let png, let size = pngSize {
                 pairs += [("png", .string(png)), ("width", .int(size.0)), ("height", .int(size.1))]
             }
+            if text { pairs.append(("text_maps", .array(maps.map { .string($0) }))) }
             print(JSONValue.object(pairs).text)
+        } else {
+            print("\(source): batch \(batch) of \(map.batch), \(map.heads) heads, \(map.queryBlocks) query x \(map.keyBlocks) key blocks, "
+                + "density \(Self.fixed(density)) of allowed blocks (\(Self.fixed(ofAll)) of all)"
+                + (isMasked == nil ? "; no masked blocks shown (give --causal for a causal map)" : ""))
+            if text {
+                print(BlockMapText.legend)
+                for h in 0..<map.heads {
+                    print("head \(h) (density \(Self.fixed(perHead[h]))):")
+                    print(maps[h], terminator: "")
+                }
+            }
+            if let png, let size = pngSize { print("wrote \(png) (\(size.0) x \(size.1) pixels)") }
         }
     }
 
     // MARK: Maps
 
     /// The stored map `--name` (default `mask`), u8 or bool with 4 dimensions.
-    func stored(_ file: SafeTensorsFile) throws -> (BlockMap, String) {
+    /// With `--causal` the attention shape comes from the file's q and k (it places the diagonal).
+    func stored(_ file: SafeTensorsFile) throws -> (BlockMap, String, AttentionShape?) {
         let key = name ?? "mask"
         guard let t = file[key] else {
             let candidates = file.names.filter { file[$0].map { ($0.dtype == .uint8 || $0.dtype == .bool) && $0.shape.count == 4 } ?? false }
@@ -153,11 +182,21 @@ struct MaskCommand {
             throw UsageError("'\(key)' has shape \(t.shape); a block map has 4 positive dimensions B,H,nq,nk")
         }
         let map = try BlockMap(batch: t.shape[0], heads: t.shape[1], queryBlocks: t.shape[2], keyBlocks: t.shape[3], bits: t.uint8s())
-        return (map, key)
+        guard parameters.causal else { return (map, key, nil) }
+        guard let qt = file["q"], let kt = file["k"] else {
+            throw UsageError("--causal with a stored map needs q and k in \(input) (their lengths place the causal diagonal)")
+        }
+        let shape = try RunCommand.shape(q: qt, k: kt, v: kt)
+        do {
+            try map.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
+        } catch {
+            throw UsageError("'\(key)' does not fit q and k with blocks \(parameters.blockQ)x\(parameters.blockK): \(error); pass the --bq/--bk it was made with")
+        }
+        return (map, key, shape)
     }
 
     /// Stage 1's map for the file's q and k.
-    func predicted(_ file: SafeTensorsFile) throws -> (BlockMap, String) {
+    func predicted(_ file: SafeTensorsFile) throws -> (BlockMap, String, AttentionShape?) {
         let qt = try file.tensor("q"), kt = try file.tensor("k")
         // v is not needed: k stands in for it in the shape checks.
         let shape = try RunCommand.shape(q: qt, k: kt, v: kt)
@@ -170,15 +209,20 @@ struct MaskCommand {
         let order = try tokenOrder?.order(for: shape)
         let result = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: parameters, tokenOrder: order,
                                                          threads: threads)
-        return (result.blockMap, "predicted (\(parameters)\(tokenOrder.map { ", token order \($0.description)" } ?? ""))")
+        return (try result.ownedBlockMap(), "predicted (\(parameters)\(tokenOrder.map { ", token order \($0.description)" } ?? ""))", shape)
     }
 
-    static func density(_ map: BlockMap, batch b: Int, head h: Int) -> Double {
-        var marked = 0
+    /// Selected and allowed blocks of one head of batch entry `b` (masked blocks are not allowed).
+    static func counts(_ map: BlockMap, batch b: Int, head h: Int,
+                       isMasked: ((Int, Int) -> Bool)?) -> (selected: Int, allowed: Int) {
+        var selected = 0, allowed = 0
         for i in 0..<map.queryBlocks {
-            for j in 0..<map.keyBlocks where map[b, h, i, j] { marked += 1 }
+            for j in 0..<map.keyBlocks where isMasked?(i, j) != true {
+                allowed += 1
+                if map[b, h, i, j] { selected += 1 }
+            }
         }
-        return Double(marked) / Double(map.queryBlocks * map.keyBlocks)
+        return (selected, allowed)
     }
 
     static func fixed(_ x: Double) -> String { String(format: "%.3f", x) }

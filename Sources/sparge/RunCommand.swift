@@ -3,15 +3,17 @@ import SpargeAttn
 import SpargeFormats
 
 /// `sparge run`: attention of the `q`, `k`, `v` tensors of a safetensors file, with the
-/// results written to another file and one JSON object on stdout. A stable interface for
-/// scripts; its defaults are those of the recommended GPU entry point.
+/// results written to another file and a report on stdout (text, or with `--json` one JSON
+/// object: a stable interface for scripts); `--compare` adds the accuracy against exact
+/// attention. Its defaults are those of the recommended GPU entry point.
 struct RunCommand {
     static let usage = """
         Usage: sparge run --input IN.safetensors [--output OUT.safetensors]
-          [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --topk X] [--pvthreshd X|inf]
+          [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --top-k X] [--pvthreshd X|inf]
           [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding] [--quant cuda|triton]
           [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
           [--backend cpu|cuda] [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
+          [--compare] [--json]
 
         Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
         runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
@@ -21,7 +23,8 @@ struct RunCommand {
                               k_int8, k_scale, k_mean; with --dense only o
           --bq N, --bk N      query / key block size (default 128, 64)
           --simthreshd1 X     theta, block self-similarity threshold (default -0.1)
-          --topk X            keep floor(X * nk) key blocks per query block, X in (0,1] (default 0.5)
+          --top-k X           keep floor(X * nk) key blocks per query block, X in (0,1] (default 0.5;
+                              --topk, the old spelling, is still accepted)
           --cdfthreshd X      CDF mode instead: keep blocks up to cumulative probability X in [0,1]
           --pvthreshd X|inf   lambda of the stage-2 filter (default 50); inf turns stage 2 off
           --causal            causal attention; with Nq != Nk the queries are the last Nq
@@ -32,7 +35,7 @@ struct RunCommand {
           --quant cuda|triton INT8 quantization of Q of the CUDA (default) or Triton path
           --dense             exact dense attention instead (writes o only)
           --mask NAME         use the block map stored under NAME in IN (u8 or bool, B,H,nq,nk)
-          --config PATH       apply per-head theta, tau or topk, and lambda tuned by sparge tune
+          --config PATH       apply per-head theta, tau or top-k, and lambda tuned by sparge tune
                               (and its block sizes unless --bq/--bk are given)
           --layer NAME        the layer of --config to use (needed when it holds several)
           --threads N         worker threads (default: all CPUs)
@@ -40,17 +43,22 @@ struct RunCommand {
           --backend cpu|cuda  where to run (default cpu); cuda needs a build with --traits CUDA,
                               an NVIDIA GPU (compute capability 8.0+), its driver and NVRTC,
                               and computes P.V in fp16 (the CPU reference of it: pvNumerics fp16)
+          --compare           also compute exact attention in float64 (single-threaded,
+                              O(Nq*Nk*D)) and report cosine, relative L1 and L2, max abs error
+          \(OutputFormat.help)
         \(TokenOrderOption.help)
 
-        theta, topk, cdfthreshd and pvthreshd take one value or one per head: --simthreshd1 0.3,0.6
-        Stdout: one JSON object: mode, shape, threads, seconds (attention only, median),
-        gflops_dense_equivalent, density, stage2_skipped_fraction and more.
+        theta, top-k, cdfthreshd and pvthreshd take one value or one per head: --simthreshd1 0.3,0.6
+        Stdout: a text report; with --json one JSON object: mode, shape, threads, seconds
+        (attention only, median), gflops_dense_equivalent, density (selected over allowed blocks:
+        those the causal mask leaves), sparsity, density_of_all_blocks, stage2_skipped_fraction,
+        with --compare accuracy {cosine, relative_l1, relative_l2, rmse, max_abs_error}, and more.
         Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense"]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "dense", "compare", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
-        "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "topk", "pvthreshd", "quant",
+        "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "pvthreshd", "quant",
         "mask", "threads", "repeat", "config", "layer", "backend",
     ])
 
@@ -64,6 +72,8 @@ struct RunCommand {
     var repeats: Int
     var backend: Backend
     var tokenOrder: TokenOrderOption?
+    var compare: Bool
+    var json: Bool
 
     /// Parses the arguments; `nil` when `--help` was printed.
     init?(arguments: [String]) throws {
@@ -79,6 +89,8 @@ struct RunCommand {
 
         backend = try Backend(a.string("backend"))
         tokenOrder = try a.tokenOrder()
+        compare = a.flag("compare")
+        json = a.flag(OutputFormat.flag)
         try a.applyAttentionOptions(to: &parameters)
         config = try ConfigOption(a)
         config?.adjustBlocks(&parameters)
@@ -149,14 +161,20 @@ struct RunCommand {
             }
         }
         let seconds = Timing.median(samples)
+        // Exact attention in float64 over the same inputs, masks and scale, in the order of q, k,
+        // v here (permuted for the GPU: attention without a causal mask commutes with the order).
+        let accuracy = try compare ? Accuracy(o, reference: Float64Reference.attentionWithLSE(
+            q: q, k: k, v: v, shape: shape, causalOffset: parameters.causal ? parameters.causalOffset(for: shape) : nil,
+            softmaxScale: parameters.softmaxScale).output) : nil
         if let permuteHere { o = try permuteHere.unpermuted(o, rowWidth: shape.headDim) }
 
         if let output {
             var out = try SafeTensorsFile()
             try out.insert(Tensor(floats: o, shape: [shape.batch, shape.heads, shape.queryLength, shape.headDim]), named: "o")
-            if let result {
-                let m = result.blockMap
+            if let result, let m = result.blockMap {
                 try out.insert(Tensor(uint8s: m.bits, shape: [m.batch, m.heads, m.queryBlocks, m.keyBlocks]), named: "mask")
+            }
+            if let result {
                 if let qz = result.quantized {
                     try out.insert(Tensor(int8s: qz.qInt8, shape: [shape.batch, shape.heads, shape.queryLength, shape.headDim]), named: "q_int8")
                     try out.insert(Tensor(floats: qz.qScale, shape: [shape.batch, shape.heads, nq]), named: "q_scale")
@@ -169,7 +187,13 @@ struct RunCommand {
             out.metadata["parameters"] = JSONValue.parameters(parameters).text
             try out.write(path: output)
         }
-        print(report(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, samples: samples, result: result).text)
+        if json {
+            print(report(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, samples: samples,
+                         result: result, accuracy: accuracy).text)
+        } else {
+            print(textReport(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, result: result,
+                             accuracy: accuracy))
+        }
     }
 
     // MARK: Input checks
@@ -233,7 +257,7 @@ struct RunCommand {
     var mode: String { dense ? "dense" : maskName != nil ? "mask" : "sparse" }
 
     func report(shape s: AttentionShape, parameters: SpargeParameters, threads: Int, seconds: Double, samples: [Double],
-                result: SparseAttentionResult?) -> JSONValue {
+                result: SparseAttentionResult?, accuracy: Accuracy?) -> JSONValue {
         let flops = s.denseFlops(causal: parameters.causal)
         var pairs: [(String, JSONValue)] = [
             ("mode", .string(mode)),
@@ -246,26 +270,44 @@ struct RunCommand {
             ("gflops_dense_equivalent", seconds > 0 ? .finite(flops / seconds / 1e9) : .null),
         ]
         if let r = result {
-            let st = r.statistics
-            pairs += [
-                ("density", .finite(st.density)),
-                ("sparsity", .finite(1 - st.density)),
-                ("allowed_density", .finite(st.allowedDensity)),
-                ("density_per_head", .array(st.densityPerHead.map { .finite($0) })),
-                ("stage2_skipped_fraction", .finite(st.stage2SkippedFraction)),
-                ("visited_tiles", .int(st.visitedTiles)),
-                ("skipped_tiles", .int(st.skippedTiles)),
-                ("computed_fraction", .finite(st.computedFraction)),
-                ("block_map_shape", .array([r.blockMap.batch, r.blockMap.heads, r.blockMap.queryBlocks, r.blockMap.keyBlocks].map { .int($0) })),
-            ]
+            pairs += r.statistics.jsonPairs
+            if let perHead = r.densityPerHead { pairs.append(("density_per_head", .array(perHead.map { .finite($0) }))) }
+            if let m = r.blockMap {
+                pairs.append(("block_map_shape", .array([m.batch, m.heads, m.queryBlocks, m.keyBlocks].map { .int($0) })))
+            }
         } else {
-            // Dense attention computes every block and skips nothing.
+            // Dense attention computes every allowed block and skips nothing.
             pairs += [("density", .number(1)), ("sparsity", .number(0)), ("stage2_skipped_fraction", .number(0))]
         }
+        if let accuracy { pairs.append(("accuracy", accuracy.json)) }
         pairs += [("parameters", JSONValue.parameters(parameters)), ("input", .string(input))]
         if let config { pairs.append(("config_layer", .string(config.layer.name))) }
         if let tokenOrder { pairs.append(("token_order", .string(tokenOrder.description))) }
         if let output { pairs.append(("output", .string(output))) }
         return .object(pairs)
+    }
+
+    /// The text report: what ran, the time, the density and, with `--compare`, the accuracy.
+    func textReport(shape s: AttentionShape, parameters: SpargeParameters, threads: Int, seconds: Double,
+                    result: SparseAttentionResult?, accuracy: Accuracy?) -> String {
+        let flops = s.denseFlops(causal: parameters.causal)
+        var lines = [
+            "\(mode) attention of \(input): B=\(s.batch) H=\(s.heads) Hkv=\(s.kvHeads) Nq=\(s.queryLength) Nk=\(s.keyLength) D=\(s.headDim), \(threads) threads",
+            (dense ? "exact (dense)" : "settings: \(parameters)") + (tokenOrder.map { "; token order \($0.description)" } ?? ""),
+            String(format: "time: %.3f ms (median of %d), %.1f GFLOP/s dense-equivalent", seconds * 1e3, repeats,
+                   seconds > 0 ? flops / seconds / 1e9 : 0),
+        ]
+        if let r = result {
+            let st = r.statistics
+            lines.append(st.densityText + String(format: "; stage 2 skipped %.3f of visited tiles", st.stage2SkippedFraction))
+            if let perHead = r.densityPerHead {
+                lines.append("density per head: " + perHead.map { String(format: "%.3f", $0) }.joined(separator: " "))
+            }
+        } else {
+            lines.append("density 1.000 of allowed blocks, sparsity 0.000 (dense)")
+        }
+        if let accuracy { lines.append("accuracy vs exact (float64): " + accuracy.text) }
+        if let output { lines.append("wrote \(output)") }
+        return lines.joined(separator: "\n")
     }
 }

@@ -1,13 +1,14 @@
 import Foundation
 import SpargeAttn
 import SpargeTuning
+import SpargeFormats
 
 /// `sparge tune`: per-head calibration of theta, tau (or top-k) and lambda on the q, k, v of
 /// one or more files, saved as a tuned-settings JSON file for `sparge run --config`.
 struct TuneCommand {
     static let usage = """
         Usage: sparge tune --input IN.safetensors [--input IN2.safetensors ...] [--layer NAME]
-          [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|topk|auto]
+          [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|top-k|auto]
           [--margin 0.6] [--output tuned.json] [--update] [--threads N]
           [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--gpu-rounding]
           [--quant cuda|triton] [--theta-grid 0,0.0625,...] [--smoothing 2]
@@ -26,7 +27,7 @@ struct TuneCommand {
           --l1 X, --pv-l1 X   error bounds without / with stage 2 (defaults 0.07 / 0.08 for l1
                               and rmse, 0.002 / 0.003 for cosine, i.e. 1 - cosine)
           --metric M          l1 (relative L1, default), cosine (1 - cosine) or rmse (relative)
-          --mode M            cdf: tune tau (the paper's), topk, or auto (default): both,
+          --mode M            cdf: tune tau (the paper's), top-k, or auto (default): both,
                               keeping the sparser; with --causal top-k must be sparser by
                               over 0.1 (its fraction transfers poorly to other lengths);
                               twice the time
@@ -45,10 +46,14 @@ struct TuneCommand {
                               (tune with the token order you run with: the settings are per
                               head, but the blocks they were tuned on are those of the order)
 
-        Progress on stderr; the per-head table on stdout. Exit status 2 on bad input.
+          \(OutputFormat.help)
+
+        Progress on stderr; the per-head table on stdout (density: selected over allowed blocks,
+        sparsity 1 - density; with --json one JSON object: output, layer, samples, heads,
+        mean_density, mean_sparsity, worst_error). Exit status 2 on bad input.
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "update"]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "gpu-rounding", "update", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
         "input", "layer", "l1", "pv-l1", "metric", "mode", "margin", "output", "threads", "bq", "bk", "quant",
         "theta-grid", "smoothing", "tau-iterations", "lambda-iterations", "min-sparsity",
@@ -58,6 +63,7 @@ struct TuneCommand {
     var layer: String
     var output: String
     var update: Bool
+    var json = false
     var base = SpargeParameters.recommended
     var options: TuningOptions
     var tokenOrder: TokenOrderOption?
@@ -75,8 +81,8 @@ struct TuneCommand {
             throw UsageError("--metric '\(metricName)' is not l1, cosine or rmse")
         }
         let modeName = a.string("mode") ?? "auto"
-        guard let mode = TuningOptions.Mode(rawValue: modeName.lowercased()) else {
-            throw UsageError("--mode '\(modeName)' is not cdf, topk or auto")
+        guard let mode = TuningOptions.Mode(name: modeName) else {
+            throw UsageError("--mode '\(modeName)' is not cdf, top-k or auto")
         }
         options = TuningOptions(metric: metric, bound: try a.double("l1", in: 0...1e9),
                                 pvBound: try a.double("pv-l1", in: 0...1e9), mode: mode)
@@ -89,6 +95,7 @@ struct TuneCommand {
         if let grid = try a.perHead("theta-grid") { options.thetaGrid = grid.values }
         try options.validate()
         try a.applyAttentionOptions(to: &base)
+        json = a.flag(OutputFormat.flag)
         tokenOrder = try a.tokenOrder()
     }
 
@@ -116,16 +123,41 @@ struct TuneCommand {
         }
         let settings = existing.map { $0.merging(tuned.layers[0]) } ?? tuned
         try settings.write(path: output)
-        print(Self.report(tuned.layers[0], settings: tuned, samples: samples.count))
-        print("wrote \(output)\(existing != nil ? " (layer '\(layer)' updated, \(settings.layers.count) layers)" : "")")
+        if json {
+            print(Self.jsonReport(tuned.layers[0], output: output, layers: settings.layers.count, samples: samples.count).text)
+        } else {
+            print(Self.report(tuned.layers[0], settings: tuned, samples: samples.count))
+            print("wrote \(output)\(existing != nil ? " (layer '\(layer)' updated, \(settings.layers.count) layers)" : "")")
+        }
+    }
+
+    /// The `--json` report of a tuned layer: the same keys as the settings file's heads.
+    static func jsonReport(_ l: TunedLayer, output: String, layers: Int, samples: Int) -> JSONValue {
+        let number = JSONValue.shortest
+        let heads: [JSONValue] = l.heads.map { h in
+            var f: [(String, JSONValue)] = [("theta", number(h.theta))]
+            if let tau = h.tau { f.append(("tau", number(tau))) }
+            if let k = h.topK { f.append(("top_k", number(k))) }
+            f += [("lambda", number(h.lambda)), ("density", .finite(h.density)), ("sparsity", .finite(h.sparsity)),
+                  ("error", .finite(h.error)), ("dense", .bool(h.dense))]
+            return .object(f)
+        }
+        let n = Double(max(1, l.heads.count))
+        return .object([
+            ("output", .string(output)), ("layer", .string(l.name)), ("layers_in_file", .int(layers)), ("samples", .int(samples)),
+            ("heads", .array(heads)),
+            ("mean_density", .finite(l.heads.map(\.density).reduce(0, +) / n)),
+            ("mean_sparsity", .finite(l.heads.map(\.sparsity).reduce(0, +) / n)),
+            ("worst_error", .finite(l.heads.map(\.error).max() ?? 0)),
+        ])
     }
 
     /// The per-head table of a tuned layer.
     static func report(_ l: TunedLayer, settings s: TunedSettings, samples: Int) -> String {
         let metric = s.metric.rawValue
-        let selection = l.heads.first?.topk != nil ? "topk" : "tau"
+        let selection = l.heads.first?.topK != nil ? "top-k" : "tau"
         let rows = l.heads.enumerated().map { h, x in
-            [String(h), x.dense ? "dense" : TuningInputs.format(x.theta), TuningInputs.format(x.tau ?? x.topk ?? 1),
+            [String(h), x.dense ? "dense" : TuningInputs.format(x.theta), TuningInputs.format(x.tau ?? x.topK ?? 1),
              TuningInputs.format(x.lambda), TuningInputs.format(x.density, 3), TuningInputs.format(x.sparsity, 3),
              TuningInputs.format(x.error)]
         }

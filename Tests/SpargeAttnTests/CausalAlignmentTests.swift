@@ -47,7 +47,7 @@ struct CausalAlignmentTests {
         // the kernel equals the float64 reference restricted to the predicted map.
         p.selection = .topK(0.5)
         let (predictedOut, predicted) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
-        let map = predicted.blockMap
+        let map = try #require(predicted.blockMap)
         for b in 0..<2 { for h in 0..<c.h { for i in 0..<nq { for j in 0..<nk where map[b, h, i, j] {
             // The GPU code's block rule (ExactSemantics section 2, step 7), shifted by the offset.
             #expect(j * 64 < (i + 1) * 64 + offset, "block (\(i), \(j)) is in the causal future")

@@ -5,13 +5,17 @@ import SpargeTestSupport
 /// Decoding through SpargeKVCache: incremental key-side state against recomputation.
 struct KVCacheTests {
     static func attend(_ cache: SpargeKVCache, _ q: [Float], queries: Int) throws -> [Float] {
+        try attendWithResult(cache, q, queries: queries).output
+    }
+
+    static func attendWithResult(_ cache: SpargeKVCache, _ q: [Float], queries: Int) throws -> (output: [Float], result: SparseAttentionResult) {
         var out = [Float](repeating: 0, count: cache.batch * cache.heads * queries * cache.headDim)
-        try q.withUnsafeBufferPointer { qp in
+        let result = try q.withUnsafeBufferPointer { qp in
             try out.withUnsafeMutableBufferPointer { op in
-                _ = try cache.attend(q: AttentionInput(qp), output: AttentionOutput(op), queries: queries)
+                try cache.attend(q: AttentionInput(qp), output: AttentionOutput(op), queries: queries)
             }
         }
-        return out
+        return (out, result)
     }
 
     static func append(_ cache: SpargeKVCache, _ k: [Float], _ v: [Float], tokens: Int) throws {
@@ -76,10 +80,17 @@ struct KVCacheTests {
                 let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: 400, parameters: p)
                 try Self.append(cache, Self.rows(k, heads: kvHeads, n: n, d: d, 0..<100), Self.rows(v, heads: kvHeads, n: n, d: d, 0..<100), tokens: 100)
                 try Self.append(cache, Self.rows(k, heads: kvHeads, n: n, d: d, 100..<n), Self.rows(v, heads: kvHeads, n: n, d: d, 100..<n), tokens: n - 100)
-                let out = try Self.attend(cache, q, queries: queries)
+                let (out, cached) = try Self.attendWithResult(cache, q, queries: queries)
                 let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: n, headDim: d)
                 let (expected, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
                 #expect(out.map(\.bitPattern) == expected.map(\.bitPattern), "causal \(causal), \(queries) queries")
+                // One result type: the cache's statistics, map and per-head densities are the one-shot call's.
+                #expect(cached.statistics == r.statistics, "causal \(causal), \(queries) queries")
+                #expect(cached.blockMap == r.blockMap && cached.blockMap != nil)
+                #expect(cached.densityPerHead == r.densityPerHead)
+                // The next call replaces the map the result read from.
+                _ = try Self.attend(cache, q, queries: queries)
+                #expect(cached.blockMap == nil)
                 // And it is exact attention restricted to the predicted blocks, up to INT8 rounding.
                 let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
                 #expect(try Accuracy(out, reference: masked).cosine > 0.999)

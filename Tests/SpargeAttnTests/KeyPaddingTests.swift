@@ -66,7 +66,7 @@ struct KeyPaddingTests {
         // Stage 1: predicted map; no all-padding block selected; equal to float64 on that map.
         p.selection = .topK(0.5)
         let (predictedOut, predicted) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, keyPadding: mask)
-        let map = predicted.blockMap
+        let map = try #require(predicted.blockMap)
         for b in 0..<3 {
             for j in 0..<nkb where !(j * 64..<Swift.min(c.nk, (j + 1) * 64)).contains(where: { mask[b, $0] }) {
                 for h in 0..<c.h { for i in 0..<nqb { #expect(!map[b, h, i, j], "all-padding block \(j) of batch \(b) selected") } }

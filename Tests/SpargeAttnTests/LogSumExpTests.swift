@@ -44,7 +44,7 @@ struct LogSumExpTests {
         let sparseLSE = try #require(r.lse)
         let int8Reference = ExtendedReference.dequantizedLSE(
             q: q, tensors: try #require(r.quantized), shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil,
-            map: r.blockMap, blockQ: 64, blockK: 64)
+            map: try #require(r.blockMap), blockQ: 64, blockK: 64)
         #expect(ExtendedReference.maxLSEError(sparseLSE, int8Reference) <= 1e-4, "sparse \(shape)")
         // Against exact float64 the INT8 scores move each log-sum-exp by a few hundredths at most.
         #expect(ExtendedReference.maxLSEError(sparseLSE, masked.lse) <= 0.15, "sparse vs exact \(shape)")
@@ -97,7 +97,7 @@ struct LogSumExpTests {
         p.selection = .topK(0.6)
         p.pvThreshold = PerHead(Float.infinity)
         let (wholeOut, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, captureLSE: true)
-        let map = r.blockMap
+        let map = try #require(r.blockMap)
         func part(_ blocks: Range<Int>) throws -> BlockMap {
             var m = BlockMap(batch: map.batch, heads: map.heads, queryBlocks: map.queryBlocks, keyBlocks: blocks.count)
             for b in 0..<map.batch { for h in 0..<map.heads { for i in 0..<map.queryBlocks { for (n, j) in blocks.enumerated() {

@@ -170,37 +170,84 @@ struct PNGTests {
         var style = BlockMapImage.Style(cellSize: 4, columns: 2)
         style.margin = 5
         style.gap = 7
-        let image = try BlockMapImage.render(map, batch: 1, style: style)
-        // The legend ("density 0.250" is 13 glyphs: 77 pixels) is wider than a 5 x 4 + 2 panel.
-        let panelWidth = 77, panelHeight = 4 * 4 + 2 + 3 + 7 + 2 + 7
-        #expect(image.width == 2 * panelWidth + 7 + 2 * 5)
-        #expect(image.height == 2 * panelHeight + 7 + 2 * 5)
+        // Key blocks right of the diagonal are masked (a causal map).
+        let masked = { (i: Int, j: Int) in j > i }
+        let image = try BlockMapImage.render(map, batch: 1, style: style, isMasked: masked)
+        // Axes: key labels every 2 blocks ("4" is 5 pixels wide, 2 cells = 8 >= 5 + 3), query
+        // labels every 5 (7 pixels tall); the left gutter is "0" plus 3, the top one 7 + 3.
+        #expect(BlockMapImage.tickStep(cell: 4, extent: 5) == 2 && BlockMapImage.tickStep(cell: 4, extent: 7) == 5)
+        let left = 5 + 3, top = 7 + 3
+        // The legend ("density 0.250" is 13 glyphs: 77 pixels) is wider than the gutter + frame.
+        let panelWidth = 77, panelHeight = top + (4 * 4 + 2) + (3 + 7 + 2 + 7)
+        // The picture's legend: "rows: query blocks, columns: key blocks" (39 glyphs) is the widest line.
+        let legendWidth = 39 * 6 - 1, legendHeight = 7 + 2 * 7 + 2
+        #expect(image.width == max(2 * panelWidth + 7, legendWidth) + 2 * 5)
+        #expect(image.height == 2 * panelHeight + 7 + legendHeight + 2 * 5)
+        #expect(image.width == 243 && image.height == 134)
+        func frame(_ h: Int) -> (x: Int, y: Int) {
+            (5 + (h % 2) * (panelWidth + 7) + left, 5 + (h / 2) * (panelHeight + 7) + top)
+        }
         func cell(_ h: Int, _ i: Int, _ j: Int) -> RGBColor {
-            let x0 = 5 + (h % 2) * (panelWidth + 7), y0 = 5 + (h / 2) * (panelHeight + 7)
-            return image[x0 + 1 + j * 4 + 2, y0 + 1 + i * 4 + 1]
+            let f = frame(h)
+            return image[f.x + 1 + j * 4 + 2, f.y + 1 + i * 4 + 1]
         }
         for h in 0..<3 {
             for i in 0..<4 {
                 for j in 0..<5 {
-                    #expect(cell(h, i, j) == (map[1, h, i, j] ? style.marked : style.unmarked), "head \(h) block \(i),\(j)")
+                    let expected = masked(i, j) ? style.masked : map[1, h, i, j] ? style.marked : style.unmarked
+                    #expect(cell(h, i, j) == expected, "head \(h) block \(i),\(j)")
                 }
             }
         }
-        // Frame, background, and some text pixels under each panel.
-        #expect(image[5, 5] == style.border)
-        #expect(image[5 + 5 * 4 + 1, 5 + 4 * 4 + 1] == style.border)
+        // Three distinct colours at known blocks of head 0: selected, skipped, masked.
+        #expect(cell(0, 0, 0) == style.marked && cell(0, 1, 0) == style.unmarked && cell(0, 0, 1) == style.masked)
+        #expect(Set([style.marked, style.unmarked, style.masked]).count == 3)
+        // Frame, tick marks, background.
+        #expect(image[frame(0).x, frame(0).y] == style.border)
+        #expect(image[frame(0).x + 5 * 4 + 1, frame(0).y + 4 * 4 + 1] == style.border)
+        #expect(image[frame(0).x + 1 + 2 * 4, frame(0).y - 2] == style.border)   // key block 2's tick
+        #expect(image[frame(0).x - 2, frame(0).y + 1] == style.border)           // query block 0's tick
         #expect(image[0, 0] == style.background)
         #expect(image[image.width - 1, image.height - 1] == style.background)
+        // Tick labels above and left of every frame, and the head/density text under it.
         for h in 0..<3 {
-            let x0 = 5 + (h % 2) * (panelWidth + 7), y0 = 5 + (h / 2) * (panelHeight + 7) + 4 * 4 + 2 + 3
-            var inked = 0
-            for y in y0..<(y0 + 16) { for x in x0..<(x0 + panelWidth) where image[x, y] == style.text { inked += 1 } }
-            #expect(inked > 40, "head \(h): \(inked) text pixels")
+            let f = frame(h)
+            var above = 0, beside = 0, under = 0
+            for y in (f.y - top)..<(f.y - 3) { for x in f.x..<(f.x + 24) where image[x, y] == style.text { above += 1 } }
+            for y in f.y..<(f.y + 8) { for x in (f.x - left)..<(f.x - 3) where image[x, y] == style.text { beside += 1 } }
+            let ty = f.y + 4 * 4 + 2 + 3
+            for y in ty..<(ty + 16) { for x in (f.x - left)..<(f.x - left + panelWidth) where image[x, y] == style.text { under += 1 } }
+            #expect(above > 20 && beside > 5 && under > 40, "head \(h): \(above) \(beside) \(under) text pixels")
         }
+        // The legend: one swatch per state (interior in its colour), then text.
+        let ly = image.height - 5 - 2 * 7 - 2
+        var lx = 5
+        for state in BlockState.allCases {
+            #expect(image[lx + 3, ly + 3] == style.color(state), "swatch \(state)")
+            #expect(image[lx, ly] == style.border)
+            lx += 7 + 3 + PixelFont.width(of: state.label) + 10
+        }
+        var legendInk = 0
+        for y in (ly + 9)..<(ly + 16) { for x in 5..<(5 + legendWidth) where image[x, y] == style.text { legendInk += 1 } }
+        #expect(legendInk > 100)
         #expect(BlockMapImage.legend(head: 2, density: 0.05) == ["head 2", "density 0.050"])
-        for ch in "head density 0123456789." { #expect(PixelFont.glyphs[ch] != nil, "glyph \(ch)") }
+        for ch in "head density 0123456789. selected skipped masked rows: query blocks, columns: key blocks" {
+            #expect(PixelFont.glyphs[ch] != nil, "glyph \(ch)")
+        }
         #expect(throws: PNGEncoderError.self) { try BlockMapImage.render(map, batch: 2) }
         #expect(throws: PNGEncoderError.self) { try BlockMapImage.render(map, style: .init(cellSize: 0)) }
+    }
+
+    @Test func blockMapTextShowsStatesAndLegend() {
+        var map = BlockMap(batch: 1, heads: 1, queryBlocks: 3, keyBlocks: 3)
+        map[0, 0, 0, 0] = true
+        map[0, 0, 2, 1] = true
+        map[0, 0, 0, 2] = true   // masked: drawn as masked whatever the map says
+        #expect(BlockMapText.render(map, head: 0, isMasked: { i, j in j > i }) == "#--\n..-\n.#.\n")
+        #expect(BlockMapText.render(map, head: 0) == "#.#\n...\n.#.\n")
+        #expect(BlockMapText.render(map, head: 0) == map.render(head: 0))
+        #expect(BlockMapText.legend.contains("# selected") && BlockMapText.legend.contains(". skipped")
+                && BlockMapText.legend.contains("- masked"))
     }
 
     @Test func blockMapPNGDecodesInPython() throws {

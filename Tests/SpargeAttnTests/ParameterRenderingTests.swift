@@ -21,13 +21,13 @@ struct ParameterRenderingTests {
     }
 
     @Test func descriptionShowsTheKnobsAndWhatDiffersFromTheDefaults() {
-        #expect(SpargeParameters.recommended.description == "bq 128, bk 64, topk 0.5, simthreshd1 -0.1, pvthreshd 50.0")
+        #expect(SpargeParameters.recommended.description == "bq 128, bk 64, top-k 0.5, simthreshd1 -0.1, pvthreshd 50.0")
         var p = SpargeParameters.recommended
         p.pvThreshold = PerHead(.infinity)
         p.causal = true
         p.smoothK = false
         p.gpuReproduction.pvNumerics = .fp16
-        #expect(p.description == "bq 128, bk 64, topk 0.5, simthreshd1 -0.1, pvthreshd inf, causal, smooth_k off, pv_numerics fp16")
+        #expect(p.description == "bq 128, bk 64, top-k 0.5, simthreshd1 -0.1, pvthreshd inf, causal, smooth_k off, pv_numerics fp16")
     }
 
     @Test func validateWithoutAShapeChecksRangesAndListLengths() throws {

@@ -24,11 +24,12 @@ struct PlanTests {
                 } } } }
             #expect(out.map(\.bitPattern) == expected.map(\.bitPattern), "round \(round)")
             #expect(try workspace.blockMap == r.blockMap)
-            #expect(summary.density == r.statistics.density && summary.skippedTiles == r.statistics.skippedTiles)
-            // One vocabulary: the plan's statistics read as the one-shot call's (no per-head array).
-            var oneShot = r.statistics
-            oneShot.densityPerHead = []
-            #expect(summary.statistics == oneShot)
+            // One result type: the plan returns the one-shot call's SparseAttentionResult, its
+            // map and per-head densities read from the workspace on demand.
+            #expect(summary.statistics == r.statistics)
+            #expect(summary.blockMap == r.blockMap && summary.blockMap != nil)
+            #expect(summary.densityPerHead == r.densityPerHead)
+            #expect(summary == r && !summary.wroteLSE)
             // The one-shot call's map given to the plan as the same BlockMap type: the same output.
             var again = [Float](repeating: 0, count: shape.queryElements)
             _ = try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
@@ -37,6 +38,9 @@ struct PlanTests {
                                  workspace: workspace, blockMap: r.blockMap)
                 } } } }
             #expect(again.map(\.bitPattern) == expected.map(\.bitPattern))
+            // The workspace has moved on: the first call's result no longer has a map to read.
+            #expect(summary.blockMap == nil && summary.densityPerHead == nil)
+            #expect(summary.statistics == r.statistics)
         }
     }
 

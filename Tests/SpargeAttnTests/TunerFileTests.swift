@@ -9,12 +9,12 @@ import Testing
     static let settings = TunedSettings(
         layers: [
             TunedLayer(name: "blocks.0.attn", heads: [
-                TunedHead(theta: 0.25, tau: 0.9, topk: nil, lambda: 12.5, blockQ: 128, blockK: 64, error: 0.05, density: 0.3, sparsity: 0.7),
-                TunedHead(theta: SpargeTuner.denseTheta, tau: 1, topk: nil, lambda: .infinity, blockQ: 128, blockK: 64,
+                TunedHead(theta: 0.25, tau: 0.9, topK: nil, lambda: 12.5, blockQ: 128, blockK: 64, error: 0.05, density: 0.3, sparsity: 0.7),
+                TunedHead(theta: SpargeTuner.denseTheta, tau: 1, topK: nil, lambda: .infinity, blockQ: 128, blockK: 64,
                           error: 0.004, density: 1, sparsity: 0, dense: true),
             ], causal: true, attentionSink: true),
             TunedLayer(name: "blocks.1.attn", heads: [
-                TunedHead(theta: 0.1, tau: nil, topk: 0.3, lambda: 7, blockQ: 64, blockK: 128, error: 0.06, density: 0.31),
+                TunedHead(theta: 0.1, tau: nil, topK: 0.3, lambda: 7, blockQ: 64, blockK: 128, error: 0.06, density: 0.31),
             ]),
         ],
         metric: .l1, bound: 0.07, pvBound: 0.08, safetyMargin: 0.7)
@@ -27,6 +27,10 @@ import Testing
         #expect(back == Self.settings)
         #expect(back.jsonText == Self.settings.jsonText)
         #expect(Self.settings.jsonText.contains("\"lambda\": null"))
+        // One spelling of top-k: files are written with `top_k`; the old `topk` is still read.
+        #expect(Self.settings.jsonText.contains("\"top_k\": 0.3") && !Self.settings.jsonText.contains("\"topk\""))
+        let legacy = try Self.parse(Self.file(heads: #"{"theta": 0.1, "topk": 0.5, "lambda": 1, "block_q": 128, "block_k": 64}"#))
+        #expect(legacy.layers[0].heads[0].topK == 0.5)
 
         var base = SpargeParameters.recommended
         base.causal = true
@@ -103,7 +107,7 @@ import Testing
         #expect(throws: TuningError.missingField("layers[0].heads[0].theta")) {
             try Self.parse(Self.file(heads: #"{"tau": 0.9, "lambda": 1, "block_q": 128, "block_k": 64}"#))
         }
-        #expect(throws: TuningError.missingField("layers[0].heads[0].tau (or topk)")) {
+        #expect(throws: TuningError.missingField("layers[0].heads[0].tau (or top_k)")) {
             try Self.parse(Self.file(heads: #"{"theta": 0.1, "lambda": 1, "block_q": 128, "block_k": 64}"#))
         }
         #expect(throws: TuningError.missingField("layers[0].heads[0].block_k")) {

@@ -91,7 +91,7 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.safetensors"), output = dir.appendingPathComponent("out.safetensors")
         let (q, k, v) = try Self.writeInput(to: input)
-        let r = try Self.sparge(["run", "--input", input.path, "--output", output.path, "--threads", "1", "--repeat", "3"])
+        let r = try Self.sparge(["run", "--input", input.path, "--output", output.path, "--threads", "1", "--repeat", "3", "--json"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let report = try Self.json(r.stdout)
         for key in ["density", "stage2_skipped_fraction", "seconds", "gflops_dense_equivalent", "shape", "threads", "mode"] {
@@ -120,7 +120,7 @@ struct CLITests {
         // The tool computes exactly what the library does (results do not depend on threads).
         let (o, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, captureQuantized: true)
         #expect(try file.tensor("o").floats() == o)
-        #expect(try file.tensor("mask").uint8s() == result.blockMap.bits)
+        #expect(try file.tensor("mask").uint8s() == (try #require(result.blockMap)).bits)
         #expect(try file.tensor("q_int8").int8s() == result.quantized?.qInt8)
         #expect(try file.tensor("k_scale").floats() == result.quantized?.kScale)
         let density = try #require((report["density"] as? NSNumber)?.doubleValue)
@@ -139,7 +139,7 @@ struct CLITests {
             ? try Tensor(bools: bits.map { $0 != 0 }, shape: [1, 2, 2, 4])
             : try Tensor(uint8s: bits, shape: [1, 2, 2, 4])
         let (q, k, v) = try Self.writeInput(to: input, extra: ["given.mask": maskTensor])
-        let r = try Self.sparge(["run", "--input", input.path, "--output", output.path, "--mask", "given.mask", "--threads", "1"])
+        let r = try Self.sparge(["run", "--input", input.path, "--output", output.path, "--mask", "given.mask", "--threads", "1", "--json"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let report = try Self.json(r.stdout)
         #expect(report["mode"] as? String == "mask")
@@ -157,7 +157,7 @@ struct CLITests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let input = dir.appendingPathComponent("in.safetensors"), output = dir.appendingPathComponent("out.safetensors")
         let (q, k, v) = try Self.writeInput(to: input)
-        let r = try Self.sparge(["run", "--input", input.path, "--output", output.path, "--dense", "--causal"])
+        let r = try Self.sparge(["run", "--input", input.path, "--output", output.path, "--dense", "--causal", "--json"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(try Self.json(r.stdout)["mode"] as? String == "dense")
         let file = try SafeTensorsFile.read(path: output.path)
@@ -174,7 +174,7 @@ struct CLITests {
         let r = try Self.sparge([
             "run", "--input", input.path, "--output", output.path, "--bq", "64", "--bk", "32",
             "--simthreshd1", "0.3,-0.5", "--cdfthreshd=0.9", "--pvthreshd", "inf", "--attention-sink",
-            "--gpu-rounding", "--quant", "triton", "--no-smooth-k",
+            "--gpu-rounding", "--quant", "triton", "--no-smooth-k", "--json",
         ])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         var p = SpargeParameters()
@@ -186,7 +186,7 @@ struct CLITests {
         let (o, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p)
         let file = try SafeTensorsFile.read(path: output.path)
         #expect(try file.tensor("mask").shape == [1, 2, 4, 7])
-        #expect(try file.tensor("mask").uint8s() == result.blockMap.bits)
+        #expect(try file.tensor("mask").uint8s() == (try #require(result.blockMap)).bits)
         #expect(try file.tensor("o").floats() == o)
         let report = try Self.json(r.stdout)
         let parameters = try #require(report["parameters"] as? [String: Any])
@@ -288,7 +288,7 @@ struct CLITests {
         #expect(g.status == 0, "stderr: \(g.stderr)")
         let read = try SafeTensorsFile.read(path: file.path)
         #expect(try read.tensor("q").shape == [1, 2, 1024, 64] && read.tensor("q").dtype == .float16)
-        let r = try Self.sparge(["run", "--input", file.path, "--cdfthreshd", "0.9", "--simthreshd1", "0.3"])
+        let r = try Self.sparge(["run", "--input", file.path, "--cdfthreshd", "0.9", "--simthreshd1", "0.3", "--json"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let density = try #require((try Self.json(r.stdout)["density"] as? NSNumber)?.doubleValue)
         #expect(density < 0.8)

@@ -25,7 +25,7 @@ struct MaskCommandTests {
             return
         }
         let png = dir.appendingPathComponent("tmp.png")
-        let r = try Self.sparge(["mask", "--name", name, "--input", golden.path, "--png", png.path])
+        let r = try Self.sparge(["mask", "--name", name, "--input", golden.path, "--png", png.path, "--json"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "stdout: \(r.stdout)")
 
@@ -74,7 +74,7 @@ struct MaskCommandTests {
         p.selection = .topK(0.3)
         let shape = AttentionShape(batch: 1, heads: 2, kvHeads: 2, queryLength: 200, keyLength: 200, headDim: 32)
         let qf = try Tensor(float16: q, shape: [1, 2, 200, 32]).floats(), kf = try Tensor(float16: k, shape: [1, 2, 200, 32]).floats()
-        let expected = try SpargeAttention.predictBlockMap(q: qf, k: kf, shape: shape, parameters: p).blockMap
+        let expected = try #require(try SpargeAttention.predictBlockMap(q: qf, k: kf, shape: shape, parameters: p).blockMap)
         for h in 0..<2 { #expect(predicted.stdout.contains(expected.render(head: h)), "head \(h)") }
         let png = dir.appendingPathComponent("p.png")
         let withPNG = try Self.sparge(["mask", "--input", input.path, "--predict", "--png", png.path, "--cell", "3", "--columns", "1"])

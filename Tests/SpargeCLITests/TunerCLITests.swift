@@ -40,7 +40,7 @@ struct TunerCLITests {
         let (_, result) = try SpargeAttention.sparse(q: try file.tensor("q").floats(), k: try file.tensor("k").floats(),
                                                      v: try file.tensor("v").floats(), shape: AttentionShape(heads: 2, queryLength: 512, headDim: 64),
                                                      parameters: p)
-        let run = try CLITests.sparge(["run", "--input", a.path, "--config", tuned.path, "--causal", "--attention-sink"])
+        let run = try CLITests.sparge(["run", "--input", a.path, "--config", tuned.path, "--causal", "--attention-sink", "--json"])
         #expect(run.status == 0, "stderr: \(run.stderr)")
         let report = try CLITests.json(run.stdout)
         #expect(report["config_layer"] as? String == "l0")

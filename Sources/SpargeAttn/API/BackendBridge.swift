@@ -34,14 +34,14 @@ extension SpargeAttention {
                 resolve(UnsafeRawPointer(output.base), output.type, output.layout, heads: shape.heads, tokens: shape.queryLength))
     }
 
-    /// The block-map statistics of a finished call, as the CPU path reports them.
+    /// A finished call's result, the CPU path's type and statistics (``SparseAttentionResult``).
     package static func sparseResult(
         shape: AttentionShape, parameters: SpargeParameters, map: [UInt8], visited: Int, skipped: Int,
         timings: SparseTimings, quantized: QuantizedTensors?
     ) throws -> SparseAttentionResult {
         try map.withUnsafeBufferPointer {
             try attentionResult(map: $0, shape: shape, parameters: parameters, visited: visited, skipped: skipped,
-                                timings: timings, quantized: quantized)
+                                timings: timings, quantized: quantized, wroteLSE: false)
         }
     }
 

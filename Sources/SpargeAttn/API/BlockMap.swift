@@ -54,12 +54,15 @@ public struct BlockMap: Sendable, Hashable {
         set { bits[offset(b, h, i) + j] = newValue ? 1 : 0 }
     }
 
-    /// Fraction of marked blocks over all blocks (the GPU code's density for non-causal maps).
+    /// Fraction of marked blocks over all blocks (the GPU code's density for non-causal maps;
+    /// ``SparseStatistics/density`` counts over the blocks a causal mask or padding allows).
     public var density: Double {
         Double(bits.reduce(0) { $0 + Int($1) }) / Double(bits.count)
     }
 
-    /// Fraction of marked blocks of head `h` (over the batch).
+    /// Fraction of marked blocks of head `h` over all its blocks (over the batch). A map does
+    /// not know which blocks a causal mask or key padding excludes; a call's
+    /// ``SparseAttentionResult/densityPerHead`` counts over the allowed blocks (``SparseStatistics``).
     public func density(head h: Int) -> Double {
         var marked = 0
         for b in 0..<batch {

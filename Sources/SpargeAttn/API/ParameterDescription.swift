@@ -1,6 +1,6 @@
 // The one rendering of SpargeParameters: the settings under the names of the authors' Python
-// API (`simthreshd1`, `cdfthreshd`, `topk`, `pvthreshd`, ...), which tools print as text or
-// JSON, so every report names and formats a setting the same way.
+// API (`simthreshd1`, `cdfthreshd`, `pvthreshd`, ...; top-k is `top_k`, printed `top-k`), which
+// tools print as text or JSON, so every report names and formats a setting the same way.
 
 /// One setting of ``SpargeParameters`` under the name the authors' Python API (or, for this
 /// library's own options, its snake-case field name) gives it.
@@ -35,8 +35,10 @@ public struct ParameterSetting: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The name, such as `simthreshd1`.
+    /// The name, such as `simthreshd1` (the JSON key).
     public let name: String
+    /// The name in text reports: ``name``, except `top-k` for `top_k`.
+    public var label: String { name == "top_k" ? "top-k" : name }
     /// The value.
     public let value: Value
     /// Whether the setting reproduces a GPU kernel's numerics or quirks rather than being one
@@ -52,13 +54,13 @@ public struct ParameterSetting: Sendable, Hashable, CustomStringConvertible {
 
     /// `name value`; a flag is its name when on and `name off` when off.
     public var description: String {
-        if case .flag(let on) = value { return on ? name : "\(name) off" }
-        return "\(name) \(value)"
+        if case .flag(let on) = value { return on ? label : "\(label) off" }
+        return "\(label) \(value)"
     }
 }
 
 extension SpargeParameters: CustomStringConvertible {
-    /// Every setting, the paper's knobs first (`bq`, `bk`, `selection`, `topk` or `cdfthreshd`,
+    /// Every setting, the paper's knobs first (`bq`, `bk`, `selection`, `top_k` or `cdfthreshd`,
     /// `simthreshd1`, `pvthreshd`, `causal`, `attention_sink`, `smooth_k`), then the input
     /// policy and the GPU-reproduction options; `softmax_scale` only when it is set.
     public var settings: [ParameterSetting] {
@@ -68,7 +70,7 @@ extension SpargeParameters: CustomStringConvertible {
         ]
         switch selection {
         case .topK(let k):
-            s += [ParameterSetting(name: "selection", value: .choice("topk")), ParameterSetting(name: "topk", value: .perHead(k))]
+            s += [ParameterSetting(name: "selection", value: .choice("top_k")), ParameterSetting(name: "top_k", value: .perHead(k))]
         case .cdf(let t):
             s += [ParameterSetting(name: "selection", value: .choice("cdf")), ParameterSetting(name: "cdfthreshd", value: .perHead(t))]
         }
@@ -97,10 +99,10 @@ extension SpargeParameters: CustomStringConvertible {
 
     /// One line for reports: the block sizes, the selection rule, theta and lambda always, then
     /// every other setting that differs from ``init()``'s default, as
-    /// `bq 128, bk 64, topk 0.5, simthreshd1 -0.1, pvthreshd 50, causal, gpu_rounding, pv_numerics fp16`.
+    /// `bq 128, bk 64, top-k 0.5, simthreshd1 -0.1, pvthreshd 50, causal, gpu_rounding, pv_numerics fp16`.
     public var description: String {
         let defaults = Dictionary(SpargeParameters().settings.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        let always: Set<String> = ["bq", "bk", "topk", "cdfthreshd", "simthreshd1", "pvthreshd"]
+        let always: Set<String> = ["bq", "bk", "top_k", "cdfthreshd", "simthreshd1", "pvthreshd"]
         return settings.filter { always.contains($0.name) || ($0.name != "selection" && defaults[$0.name] != $0.value) }
             .map(\.description).joined(separator: ", ")
     }

@@ -1,22 +1,64 @@
-/// Statistics of one sparse attention call.
+/// Block counts of one sparse call, and the one definition of density and sparsity that every
+/// entry point, command and report uses.
+///
+/// A *block* is one `blockQ x blockK` tile of one (batch, head)'s score matrix. A block is
+/// *masked* when the causal rule (``SpargeParameters/causal``) puts all its keys in every one
+/// of its queries' future, or when all its keys are padding (``KeyPaddingMask``): no entry
+/// point computes a masked block. The others are *allowed*. The block map (stage 1's
+/// prediction, or the caller's) *selects* some allowed blocks; stage 2 computes each selected
+/// block unless its filter skips the tile.
+///
+/// - ``density``: selected blocks over allowed blocks (the GPU code's definition);
+/// - ``sparsity``: `1 - density`;
+/// - ``densityOfAllBlocks``: selected blocks over all blocks, masked ones included (lower
+///   than ``density`` for causal or padded calls);
+/// - ``computedDensity``: blocks actually computed (selected, not skipped by stage 2) over
+///   allowed blocks.
+///
+/// Without a causal mask or padding every block is allowed and the two densities agree.
 public struct SparseStatistics: Sendable, Hashable {
-    /// Marked blocks over all blocks of the map (1 - sparsity).
-    public var density: Double
-    /// Marked blocks over the blocks a causal mask allows (equals `density` when not causal):
-    /// the GPU code's definition for causal attention.
-    public var allowedDensity: Double
-    /// `density` per query head (over the batch).
-    public var densityPerHead: [Double]
-    /// Marked key blocks that stage 2 visited (blocks entirely in a causal future are not).
+    /// All blocks of the call's map, `B*H*nq*nk`.
+    public var totalBlocks: Int
+    /// Blocks that the causal rule and the key padding leave something to attend.
+    public var allowedBlocks: Int
+    /// Allowed blocks the block map selects (a map entry on a masked block is not counted:
+    /// no entry point computes it).
+    public var selectedBlocks: Int
+    /// Selected key blocks that stage 2 visited.
     public var visitedTiles: Int
     /// Visited tiles that the stage-2 filter skipped.
     public var skippedTiles: Int
+
+    /// Selected blocks over allowed blocks (0 when nothing is allowed).
+    public var density: Double { allowedBlocks == 0 ? 0 : Double(selectedBlocks) / Double(allowedBlocks) }
+    /// `1 - density`: the fraction of allowed blocks that stage 1 skipped.
+    public var sparsity: Double { 1 - density }
+    /// Selected blocks over all blocks, masked ones included.
+    public var densityOfAllBlocks: Double { totalBlocks == 0 ? 0 : Double(selectedBlocks) / Double(totalBlocks) }
+    /// Blocks whose P.V product was computed (visited, not skipped by stage 2) over allowed blocks.
+    public var computedDensity: Double {
+        allowedBlocks == 0 ? 0 : Double(visitedTiles - skippedTiles) / Double(allowedBlocks)
+    }
     /// `skippedTiles / visitedTiles` (0 when nothing was visited).
     public var stage2SkippedFraction: Double {
         visitedTiles == 0 ? 0 : Double(skippedTiles) / Double(visitedTiles)
     }
-    /// Fraction of all blocks whose P.V product was computed.
-    public var computedFraction: Double
+
+    /// Statistics from block and tile counts.
+    public init(totalBlocks: Int, allowedBlocks: Int, selectedBlocks: Int, visitedTiles: Int, skippedTiles: Int) {
+        self.totalBlocks = totalBlocks; self.allowedBlocks = allowedBlocks; self.selectedBlocks = selectedBlocks
+        self.visitedTiles = visitedTiles; self.skippedTiles = skippedTiles
+    }
+
+    /// The old name of ``density`` (selected over allowed blocks).
+    @available(*, deprecated, renamed: "density")
+    public var allowedDensity: Double { density }
+    /// The old fraction of all blocks computed; ``computedDensity`` counts over allowed blocks.
+    @available(*, deprecated, message: "use computedDensity (over allowed blocks)")
+    public var computedFraction: Double { totalBlocks == 0 ? 0 : Double(visitedTiles - skippedTiles) / Double(totalBlocks) }
+    /// Per-head densities are no longer part of the statistics (they would need an array).
+    @available(*, unavailable, message: "use SparseAttentionResult.densityPerHead")
+    public var densityPerHead: [Double] { [] }
 }
 
 /// The INT8 tensors of section 3, in the GPU code's layout: `qInt8` is `B,H,Nq,D`,
@@ -64,33 +106,3 @@ public struct SparseTimings: Sendable, Hashable {
     }
 }
 
-/// Everything a sparse attention call produces besides the output.
-public struct SparseAttentionResult: Sendable, Hashable {
-    /// The block map used (predicted, or the caller's).
-    public var blockMap: BlockMap
-    /// Phase timings of the call (not part of equality: they differ between runs).
-    public var timings: SparseTimings
-    /// Densities and stage-2 tile counts of the call.
-    public var statistics: SparseStatistics
-    /// The INT8 tensors, when the call asked for them.
-    public var quantized: QuantizedTensors?
-    /// Stage 1's block probabilities `P_hat` (`B,H,nq,nk`), when the call asked for them
-    /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:)``).
-    public var blockProbabilities: [Float]? = nil
-    /// Each query row's log-sum-exp (`B,H,Nq`, natural log), when the call asked for it
-    /// (`captureLSE`): `ln sum_j e^(scale * q_i . k_j)` over the keys the row attended; -inf
-    /// for a row that attended no key.
-    public var lse: [Float]? = nil
-
-    /// Equal maps, statistics and captured tensors; timings are ignored.
-    public static func == (a: SparseAttentionResult, b: SparseAttentionResult) -> Bool {
-        a.blockMap == b.blockMap && a.statistics == b.statistics && a.quantized == b.quantized
-            && a.blockProbabilities == b.blockProbabilities && a.lse.map { $0.map(\.bitPattern) } == b.lse.map { $0.map(\.bitPattern) }
-    }
-
-    /// Hashes the map and the statistics (timings are ignored, as in `==`).
-    public func hash(into h: inout Hasher) {
-        h.combine(blockMap)
-        h.combine(statistics)
-    }
-}

@@ -21,7 +21,7 @@ import Synchronization
 /// finds it busy with another (``append(k:v:tokens:)``, ``attend(q:output:queries:lse:)``,
 /// ``attendExact(q:output:queries:softmaxScale:)``, ``keyMean``) throws
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
-public final class SpargeKVCache: @unchecked Sendable {
+public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
     // `length` is atomic so it can be read from any thread.
     /// Batch entries (`B`).
@@ -52,6 +52,9 @@ public final class SpargeKVCache: @unchecked Sendable {
     let width: Int
     let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
     private var meanIsSet: Bool
+    /// Attend calls so far, and the last one's shape: a result reads the map only while they match.
+    private var calls: UInt64 = 0
+    private var lastShape: AttentionShape?
 
     /// Creates an empty cache.
     /// - Parameters:
@@ -164,15 +167,16 @@ public final class SpargeKVCache: @unchecked Sendable {
 
     /// Attention of `queries` new tokens (`q` is `B,H,queries,D`) to the cached keys and values,
     /// into `output` (`B,H,queries,D`); with `lse` (`B*H*queries` floats) each query row's
-    /// log-sum-exp too (natural log).
+    /// log-sum-exp too (natural log). The result is the one-shot call's type; its
+    /// ``SparseAttentionResult/blockMap`` is read from the cache on demand, until its next call.
     @discardableResult
     public func attend(q: AttentionInput, output: AttentionOutput, queries: Int,
-                       lse: UnsafeMutableBufferPointer<Float>? = nil) throws -> SparseCallSummary {
+                       lse: UnsafeMutableBufferPointer<Float>? = nil) throws -> SparseAttentionResult {
         try exclusive.run(Self.busyMessage) { try attendAlone(q: q, output: output, queries: queries, lse: lse) }
     }
 
     private func attendAlone(q: AttentionInput, output: AttentionOutput, queries: Int,
-                             lse: UnsafeMutableBufferPointer<Float>?) throws -> SparseCallSummary {
+                             lse: UnsafeMutableBufferPointer<Float>?) throws -> SparseAttentionResult {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 || queries > maxQueryLength {
             throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
@@ -181,7 +185,18 @@ public final class SpargeKVCache: @unchecked Sendable {
         var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       halfRounded: HalfRoundedInputs(parameters), temp: storage.temp.pointer)
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
-        return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers)
+        calls &+= 1
+        lastShape = shape
+        return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers,
+                                                                                 memory: self, call: calls)
+    }
+
+    func maps(ofCall call: UInt64) -> (map: BlockMap, densityPerHead: [Double])? {
+        try? exclusive.run(Self.busyMessage) {
+            guard calls == call, let shape = lastShape else { return nil }
+            return try storedMaps(storage, geometry: SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK),
+                                  shape: shape)
+        }
     }
 
     /// Exact fp32 attention of `queries` tokens to every visible cached key (the dense decode

@@ -3,19 +3,19 @@ public enum BlockSelection: Sendable, Hashable, CustomStringConvertible {
     /// CDF mode: keep the most probable blocks whose cumulative probability stays at or below
     /// `tau` (`cdfthreshd`), at least one.
     case cdf(PerHead)
-    /// Top-k mode: keep `floor(topk * keyBlocks)` blocks (at least one), `topk` in (0, 1].
+    /// Top-k mode: keep `floor(fraction * keyBlocks)` blocks (at least one), the fraction in
+    /// (0, 1]; spelled `--top-k` on the command line, `top-k 0.5` in text, `top_k` in JSON.
     case topK(PerHead)
 
-    /// The spelling of the CLI (`--topk`) and of the printed settings (`topk 0.5`): the
-    /// compiler offers the fix-it to ``topK(_:)``.
+    /// The authors' Python spelling (`topk`): the compiler offers the fix-it to ``topK(_:)``.
     @available(*, unavailable, renamed: "topK")
     public static func topk(_ fraction: PerHead) -> BlockSelection { .topK(fraction) }
 
-    /// The rule and its value, as `cdf 0.9` or `topk 0.5`.
+    /// The rule and its value, as `cdf 0.9` or `top-k 0.5`.
     public var description: String {
         switch self {
         case .cdf(let t): return "cdf \(t)"
-        case .topK(let k): return "topk \(k)"
+        case .topK(let k): return "top-k \(k)"
         }
     }
 }
@@ -147,6 +147,13 @@ public struct SpargeParameters: Sendable, Hashable {
         causalAlignment == .topLeft ? 0 : shape.keyLength - shape.queryLength
     }
 
+    /// Whether the causal rule leaves query block `queryBlock` of `shape` anything to attend in
+    /// key block `keyBlock` (always true when not ``causal``): a block it does not allow is
+    /// *masked* (see ``SparseStatistics``), never computed, and drawn apart by `sparge mask`.
+    public func causallyAllows(queryBlock: Int, keyBlock: Int, shape: AttentionShape) -> Bool {
+        !causal || blockCausallyAllowed(i: queryBlock, j: keyBlock, blockQ: blockQ, blockK: blockK, offset: causalOffset(for: shape))
+    }
+
     /// The softmax scale for a head dimension.
     public func scale(headDim: Int) -> Float { softmaxScale ?? 1 / Float(headDim).squareRoot() }
 
@@ -160,7 +167,7 @@ public struct SpargeParameters: Sendable, Hashable {
         case .cdf(let t):
             try t.validate(name: "cdf threshold (tau)", heads: shape.heads, { $0 >= 0 && $0 <= 1 }, range: "in [0, 1]")
         case .topK(let k):
-            try k.validate(name: "topk", heads: shape.heads, { $0 > 0 && $0 <= 1 }, range: "in (0, 1]")
+            try k.validate(name: "top-k", heads: shape.heads, { $0 > 0 && $0 <= 1 }, range: "in (0, 1]")
         }
         if let s = softmaxScale, !(s.isFinite && s > 0) {
             throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")

@@ -3,7 +3,9 @@
 /// Build the plan once (it validates everything that does not depend on the data), give every
 /// thread that calls it its own ``SpargeWorkspace`` (``makeWorkspace()``), and call
 /// ``run(q:k:v:output:workspace:blockMap:lse:keyPadding:)``: after the workspace's first call (which widens
-/// fp16/bf16 V into a buffer it then keeps) a call performs no heap allocation. The plan is
+/// fp16/bf16 V into a buffer it then keeps) a call performs no heap allocation. A call returns
+/// the same ``SparseAttentionResult`` as the one-shot call; its block map stays in the workspace
+/// and is copied out only when read. The plan is
 /// immutable and `Sendable` (share it freely); a workspace runs one call at a time and
 /// throws ``SpargeError/concurrentUse(_:)`` when a second call overlaps the first.
 ///
@@ -11,7 +13,7 @@
 /// let plan = try SpargePlan(shape: shape, parameters: .recommended)
 /// let workspace = plan.makeWorkspace()
 /// for layer in layers {
-///     let summary = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
+///     let result = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
 ///                                output: AttentionOutput(out), workspace: workspace)
 /// }
 /// ```
@@ -61,13 +63,15 @@ public final class SpargePlan: Sendable {
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
     /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
     /// (``KeyPaddingMask``). With the plan's ``tokenOrder`` the tensors, `lse` and
-    /// `keyPadding` are in the caller's order and `blockMap` in token order.
+    /// `keyPadding` are in the caller's order and `blockMap` in token order. The result's
+    /// ``SparseAttentionResult/blockMap`` (in token order) and
+    /// ``SparseAttentionResult/densityPerHead`` are read from `workspace` on demand, until its next call.
     @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         workspace: SpargeWorkspace, blockMap: BlockMap? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
-    ) throws -> SparseCallSummary {
+    ) throws -> SparseAttentionResult {
         guard workspace.plan === self else {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
         }
@@ -81,9 +85,12 @@ public final class SpargePlan: Sendable {
                                   threads: threads) { views, keyValid in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
-                guard let blockMap else { return pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage) }
+                workspace.calls &+= 1
+                guard let blockMap else {
+                    return pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
+                }
                 return blockMap.bits.withUnsafeBufferPointer {
-                    pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage)
+                    pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }
             }
         }
@@ -95,13 +102,16 @@ public final class SpargePlan: Sendable {
 /// A workspace may be handed from thread to thread (it is `Sendable`), but a call that finds
 /// it busy with another call throws ``SpargeError/concurrentUse(_:)`` before touching any
 /// buffer, so sharing one by mistake fails loudly instead of mixing two calls' outputs.
-public final class SpargeWorkspace: @unchecked Sendable {
-    // @unchecked: `storage` is written only inside `exclusive.run`, which admits one call at a time.
+public final class SpargeWorkspace: @unchecked Sendable, CallMemory {
+    // @unchecked: `storage` and `calls` are touched only inside `exclusive.run`, which admits
+    // one call at a time.
     let storage: SparseStorage
     let plan: SpargePlan
     /// The token-order copies (a plan with a non-identity ``TokenOrder`` only).
     let staging: TokenOrderStaging?
     let exclusive = ExclusiveUse()
+    /// Calls run so far (the last call's number): a result reads the map only while it matches.
+    var calls: UInt64 = 0
 
     static let busyMessage: StaticString =
         "this SpargeWorkspace is already running another call; give every thread its own (plan.makeWorkspace()) or wait for the first call to return"
@@ -118,39 +128,17 @@ public final class SpargeWorkspace: @unchecked Sendable {
         get throws {
             try exclusive.run(Self.busyMessage) {
                 // The dimensions come from a validated plan, so the map is well formed.
-                try publicBlockMap(UnsafeBufferPointer(start: storage.map.pointer, count: storage.g.mapCount), geometry: storage.g)
+                try lastMaps().map
             }
         }
     }
-}
 
-/// What a plan or KV-cache call reports (no arrays, so returning it allocates nothing): the
-/// one-shot call's ``SparseAttentionResult`` without the arrays. ``statistics`` and
-/// ``timings`` read as they do there.
-public struct SparseCallSummary: Sendable, Hashable {
-    /// Marked blocks over all blocks.
-    public var density: Double
-    /// Marked blocks over the blocks the causal rule allows (`density` when not causal).
-    public var allowedDensity: Double
-    /// Marked key blocks that stage 2 visited (blocks entirely in a causal future are not).
-    public var visitedTiles: Int
-    /// Visited tiles that the stage-2 filter skipped.
-    public var skippedTiles: Int
-    /// Where the call's time went.
-    public var timings: SparseTimings
+    /// The last call's map and per-head densities (call inside `exclusive.run`).
+    private func lastMaps() throws -> (map: BlockMap, densityPerHead: [Double]) {
+        try storedMaps(storage, geometry: storage.g, shape: plan.shape)
+    }
 
-    /// Blocks of the call's map (`B*H*nq*nk`).
-    var mapBlocks: Int
-
-    /// `skippedTiles / visitedTiles` (0 when nothing was visited).
-    public var stage2SkippedFraction: Double { visitedTiles == 0 ? 0 : Double(skippedTiles) / Double(visitedTiles) }
-
-    /// The statistics as a one-shot call reports them (``SparseAttentionResult/statistics``),
-    /// except ``SparseStatistics/densityPerHead``, which is empty here (it would need an array;
-    /// read ``SpargeWorkspace/blockMap`` for per-head densities).
-    public var statistics: SparseStatistics {
-        SparseStatistics(density: density, allowedDensity: allowedDensity, densityPerHead: [],
-                         visitedTiles: visitedTiles, skippedTiles: skippedTiles,
-                         computedFraction: mapBlocks == 0 ? 0 : Double(visitedTiles - skippedTiles) / Double(mapBlocks))
+    func maps(ofCall call: UInt64) -> (map: BlockMap, densityPerHead: [Double])? {
+        try? exclusive.run(Self.busyMessage) { calls == call ? try lastMaps() : nil }
     }
 }

@@ -82,7 +82,9 @@ extension SparsePipeline {
     }
 
     /// Sparse attention of `shape.queryLength` new queries to the cached keys (prepared).
-    func attendCached(q: TensorView, output: MutableTensorView, cache c: CacheBuffers) -> SparseCallSummary {
+    /// The result reads the map from `memory` (call number `call`) on demand.
+    func attendCached(q: TensorView, output: MutableTensorView, cache c: CacheBuffers,
+                      memory: any CallMemory, call: UInt64) -> SparseAttentionResult {
         let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK, keyBlockStride: c.capacityBlocks)
         let heads = shape.batch * shape.kvHeads
         var scaled = false
@@ -90,7 +92,8 @@ extension SparsePipeline {
         c.storage.ops.bindPaddedValues(c.values, scaled: scaled)
         let outcome = run(q: q, k: c.keys, v: c.keys, output: output, given: nil, storage: c.storage,
                           geometry: g, keysPrepared: true)
-        return callSummary(outcome, map: c.storage.map.pointer, shape: shape, parameters: parameters, geometry: g)
+        return memoryResult(outcome, storage: c.storage, geometry: g, memory: memory, call: call,
+                            wroteLSE: output.lse != nil)
     }
 }
 

@@ -168,13 +168,16 @@ extension SparsePipeline {
                 run(q: views.q, k: views.k, v: views.v, output: views.output, given: $0.baseAddress, storage: storage)
             }
         } ?? run(q: views.q, k: views.k, v: views.v, output: views.output, given: nil, storage: storage)
-        return result(outcome, storage: storage, captureQuantized: captureQuantized)
+        return result(outcome, storage: storage, captureQuantized: captureQuantized, wroteLSE: views.output?.lse != nil)
     }
 
     /// A plan call: the workspace's storage, stage 1 unless `given` holds a map; no allocation.
-    func callWithWorkspace(_ views: CallViews, given: UnsafePointer<UInt8>?, storage: SparseStorage) -> SparseCallSummary {
+    /// The result reads the map from `memory` (call number `call`) on demand.
+    func callWithWorkspace(_ views: CallViews, given: UnsafePointer<UInt8>?, storage: SparseStorage,
+                           memory: any CallMemory, call: UInt64) -> SparseAttentionResult {
         let outcome = run(q: views.q, k: views.k, v: views.v, output: views.output, given: given, storage: storage)
-        return callSummary(outcome, map: storage.map.pointer, shape: shape, parameters: parameters, geometry: storage.g)
+        return memoryResult(outcome, storage: storage, geometry: storage.g, memory: memory, call: call,
+                            wroteLSE: views.output?.lse != nil)
     }
 }
 

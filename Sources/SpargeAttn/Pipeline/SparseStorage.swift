@@ -12,6 +12,8 @@ final class SparseStorage: @unchecked Sendable {
     let partialUnits: RawBuffer<Float>?     // per query block: score and value units (OverflowGuard)
     let probabilities: RawBuffer<Float>?    // stage-1 P_hat, when captured
     let temp: RawBuffer<Float>              // one row, for input scans
+    let selectedPerHead: RawBuffer<Int>     // the last call's selected blocks per query head
+    var allowedBlocks = 0                   // the last call's allowed blocks (all heads)
 
     init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
          captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
@@ -31,6 +33,7 @@ final class SparseStorage: @unchecked Sendable {
         partialUnits = chunks > 1 ? RawBuffer(count: blocks * 2, zero: 1) : nil
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
+        selectedPerHead = RawBuffer(count: s.heads, zero: 0)
     }
 
     var workers: Int { scratch.count }

@@ -110,7 +110,7 @@ public struct RGBImage: Sendable, Hashable {
     }
 }
 
-/// A 5x7 pixel font with the digits and the few letters the block-map legend needs.
+/// A 5x7 pixel font with the digits, the letters and the punctuation the block-map legends need.
 enum PixelFont {
     static let glyphWidth = 5
     static let glyphHeight = 7
@@ -157,14 +157,45 @@ enum PixelFont {
         "t": rows("01000", "01000", "11100", "01000", "01000", "01001", "00110"),
         "x": rows("00000", "00000", "10001", "01010", "00100", "01010", "10001"),
         "y": rows("00000", "00000", "10001", "10001", "01111", "00001", "01110"),
+        "c": rows("00000", "00000", "01110", "10000", "10000", "10001", "01110"),
+        "l": rows("01100", "00100", "00100", "00100", "00100", "00100", "01110"),
+        "m": rows("00000", "00000", "11010", "10101", "10101", "10001", "10001"),
+        "o": rows("00000", "00000", "01110", "10001", "10001", "10001", "01110"),
+        "p": rows("00000", "00000", "11110", "10001", "11110", "10000", "10000"),
+        "q": rows("00000", "00000", "01101", "10011", "01111", "00001", "00001"),
+        "r": rows("00000", "00000", "10110", "11001", "10000", "10000", "10000"),
+        "u": rows("00000", "00000", "10001", "10001", "10001", "10011", "01101"),
+        "w": rows("00000", "00000", "10001", "10001", "10101", "10101", "01010"),
+        ":": rows("00000", "01100", "01100", "00000", "01100", "01100", "00000"),
+        ",": rows("00000", "00000", "00000", "00000", "01100", "00100", "01000"),
     ]
 }
 
+/// What a block of a picture shows.
+public enum BlockState: Sendable, Hashable, CaseIterable {
+    /// Selected by the map: computed (unless the stage-2 filter skips the tile, which a map
+    /// does not record).
+    case selected
+    /// Allowed but not selected: skipped by stage 1 (or left out of a given map).
+    case skipped
+    /// Masked by the causal rule or key padding: never computed, whatever the map says.
+    case masked
+
+    /// The word of the legends.
+    public var label: String {
+        switch self {
+        case .selected: "selected"
+        case .skipped: "skipped"
+        case .masked: "masked"
+        }
+    }
+}
+
 /// Pictures of a `BlockMap`: one panel per head in a grid, each block a square of a few
-/// pixels, with "head N" and "density 0.xxx" written under every panel.
-///
-/// Rows of a panel are query blocks (top = block 0), columns key blocks (left = block 0),
-/// like `BlockMap.render(batch:head:)`.
+/// pixels in the colour of its ``BlockState`` (selected, skipped, masked), tick labels with
+/// block indices along the top (key blocks, left = 0) and the left side (query blocks, top =
+/// 0) of every panel, "head N" and "density 0.xxx" (over the allowed blocks) under it, and
+/// one legend under the grid: a swatch per state and "rows: query blocks, columns: key blocks".
 public enum BlockMapImage {
     /// Colours and sizes of the picture.
     public struct Style: Sendable, Hashable {
@@ -172,15 +203,17 @@ public enum BlockMapImage {
         public var cellSize: Int?
         /// Panels per row of the grid; `nil` gives about a square grid.
         public var columns: Int?
-        /// Colour of blocks that are computed.
+        /// Colour of selected blocks (computed).
         public var marked = RGBColor(33, 102, 172)
-        /// Colour of blocks that are skipped.
-        public var unmarked = RGBColor(236, 236, 236)
-        /// The one-pixel frame around each panel.
+        /// Colour of allowed blocks that are skipped.
+        public var unmarked = RGBColor(250, 215, 160)
+        /// Colour of blocks masked by the causal rule or key padding.
+        public var masked = RGBColor(205, 205, 205)
+        /// The one-pixel frame around each panel, and the tick marks.
         public var border = RGBColor(90, 90, 90)
         /// Colour around and between the panels.
         public var background = RGBColor.white
-        /// Colour of the legend text.
+        /// Colour of the legend text and tick labels.
         public var text = RGBColor(20, 20, 20)
         /// Space around the whole picture, in pixels.
         public var margin = 6
@@ -191,6 +224,15 @@ public enum BlockMapImage {
         public init(cellSize: Int? = nil, columns: Int? = nil) {
             self.cellSize = cellSize
             self.columns = columns
+        }
+
+        /// The colour of a block in `state`.
+        public func color(_ state: BlockState) -> RGBColor {
+            switch state {
+            case .selected: marked
+            case .skipped: unmarked
+            case .masked: masked
+            }
         }
     }
 
@@ -204,10 +246,30 @@ public enum BlockMapImage {
         ["head \(h)", "density " + String(format: "%.3f", density)]
     }
 
-    /// Renders batch entry `batch` of `map`.
+    /// The second line of the picture's legend.
+    static let axesLegend = "rows: query blocks, columns: key blocks"
+
+    /// Blocks between tick labels: the smallest of 1, 2, 5, 10, 20, 50, ... whose labels
+    /// (`extent` pixels along the axis) stay at least 3 pixels apart.
+    static func tickStep(cell: Int, extent: Int) -> Int {
+        var step = 1
+        let ladder = [1, 2, 5]
+        var decade = 1
+        while true {
+            for m in ladder {
+                step = m * decade
+                if step * cell >= extent + 3 { return step }
+            }
+            decade *= 10
+        }
+    }
+
+    /// Renders batch entry `batch` of `map`; `isMasked(queryBlock, keyBlock)` says which blocks
+    /// the causal rule or key padding masks (none without it), drawn in ``Style/masked``.
     /// - Throws: ``PNGEncoderError/invalidOption(_:)`` for a bad style or batch index,
     ///   ``PNGEncoderError/imageTooLarge(width:height:limit:)`` when the picture would exceed ``RGBImage/maxPixels``.
-    public static func render(_ map: BlockMap, batch b: Int = 0, style: Style = Style()) throws -> RGBImage {
+    public static func render(_ map: BlockMap, batch b: Int = 0, style: Style = Style(),
+                              isMasked: ((_ queryBlock: Int, _ keyBlock: Int) -> Bool)? = nil) throws -> RGBImage {
         guard (0..<map.batch).contains(b) else {
             throw PNGEncoderError.invalidOption("batch \(b) is out of range; the map has batch size \(map.batch)")
         }
@@ -229,45 +291,90 @@ public enum BlockMapImage {
             return p
         }
         let mapWidth = try product(nk, cell), mapHeight = try product(nq, cell)
+        // The state of every block of the batch entry, masks first (they win over the map).
+        var masked = [Bool](repeating: false, count: nq * nk)
+        if let isMasked { for i in 0..<nq { for j in 0..<nk { masked[i * nk + j] = isMasked(i, j) } } }
+        let allowed = masked.filter { !$0 }.count
         // Where head h of batch b starts in the map's `B,H,nq,nk` bytes.
         func headStart(_ h: Int) -> Int { (b * map.heads + h) * nq * nk }
+        func state(_ h: Int, _ i: Int, _ j: Int) -> BlockState {
+            masked[i * nk + j] ? .masked : map.bits[headStart(h) + i * nk + j] != 0 ? .selected : .skipped
+        }
         let densities = (0..<heads).map { h -> Double in
-            var marked = 0
+            var selected = 0
             let o = headStart(h)
-            for t in 0..<(nq * nk) { marked += Int(map.bits[o + t]) }
-            return Double(marked) / Double(nq * nk)
+            for t in 0..<(nq * nk) where !masked[t] { selected += Int(map.bits[o + t]) }
+            return allowed == 0 ? 0 : Double(selected) / Double(allowed)
         }
         let legends = densities.enumerated().map { legend(head: $0.offset, density: $0.element) }
         let textWidth = legends.flatMap { $0 }.map(PixelFont.width(of:)).max() ?? 0
+
+        // Axes: key-block labels above the frame, query-block labels left of it, each with a
+        // two-pixel tick; label steps keep the labels apart.
+        let keyStep = tickStep(cell: cell, extent: PixelFont.width(of: String(nk - 1)))
+        let queryStep = tickStep(cell: cell, extent: PixelFont.glyphHeight)
+        let keyTicks = Array(stride(from: 0, to: nk, by: keyStep)), queryTicks = Array(stride(from: 0, to: nq, by: queryStep))
+        let labelWidth = queryTicks.map { PixelFont.width(of: String($0)) }.max() ?? 0
+        let left = labelWidth + 3, top = PixelFont.glyphHeight + 3
+        let keyLabelsRight = keyTicks.map { 1 + $0 * cell + PixelFont.width(of: String($0)) }.max() ?? 0
+        let queryLabelsBottom = queryTicks.map { 1 + $0 * cell + PixelFont.glyphHeight }.max() ?? 0
+        let frameBlockWidth = max(mapWidth + 2, keyLabelsRight), frameBlockHeight = max(mapHeight + 2, queryLabelsBottom)
         let lineGap = 2, legendTop = 3
         let legendHeight = legendTop + 2 * PixelFont.glyphHeight + lineGap
-        let panelWidth = max(mapWidth + 2, textWidth)
-        let panelHeight = mapHeight + 2 + legendHeight
-        let width = try product(columns, panelWidth) + (columns - 1) * style.gap + 2 * style.margin
-        let height = try product(rows, panelHeight) + (rows - 1) * style.gap + 2 * style.margin
+        let panelWidth = max(left + frameBlockWidth, textWidth)
+        let panelHeight = top + frameBlockHeight + legendHeight
+
+        // The picture's legend: a swatch and a word per state, then the axes line.
+        let swatch = PixelFont.glyphHeight, entryGap = 10
+        let entries = BlockState.allCases.map { ($0, PixelFont.width(of: $0.label)) }
+        let stateLegendWidth = entries.map { swatch + 3 + $0.1 }.reduce(0, +) + entryGap * (entries.count - 1)
+        let pictureLegendWidth = max(stateLegendWidth, PixelFont.width(of: axesLegend))
+        let pictureLegendHeight = style.gap + 2 * PixelFont.glyphHeight + lineGap
+
+        let gridWidth = try product(columns, panelWidth) + (columns - 1) * style.gap
+        let width = max(gridWidth, pictureLegendWidth) + 2 * style.margin
+        let height = try product(rows, panelHeight) + (rows - 1) * style.gap + pictureLegendHeight + 2 * style.margin
 
         var image = try RGBImage(width: width, height: height, fill: style.background)
         for h in 0..<heads {
             let x0 = style.margin + (h % columns) * (panelWidth + style.gap)
             let y0 = style.margin + (h / columns) * (panelHeight + style.gap)
-            image.strokeRect(x: x0, y: y0, width: mapWidth + 2, height: mapHeight + 2, color: style.border)
-            let base = headStart(h)
+            let fx = x0 + left, fy = y0 + top   // the frame's top-left corner
+            image.strokeRect(x: fx, y: fy, width: mapWidth + 2, height: mapHeight + 2, color: style.border)
+            for j in keyTicks {
+                image.drawText(String(j), x: fx + 1 + j * cell, y: y0, color: style.text)
+                image.fillRect(x: fx + 1 + j * cell, y: fy - 2, width: 1, height: 2, color: style.border)
+            }
+            for i in queryTicks {
+                let label = String(i)
+                image.drawText(label, x: fx - 3 - PixelFont.width(of: label), y: fy + 1 + i * cell, color: style.text)
+                image.fillRect(x: fx - 2, y: fy + 1 + i * cell, width: 2, height: 1, color: style.border)
+            }
             for i in 0..<nq {
                 // Runs of equal blocks are filled at once: fast for cell size 1 on large maps.
                 var j = 0
                 while j < nk {
-                    let on = map.bits[base + i * nk + j] != 0
+                    let s = state(h, i, j)
                     var end = j + 1
-                    while end < nk && (map.bits[base + i * nk + end] != 0) == on { end += 1 }
-                    image.fillRect(x: x0 + 1 + j * cell, y: y0 + 1 + i * cell, width: (end - j) * cell, height: cell,
-                                   color: on ? style.marked : style.unmarked)
+                    while end < nk && state(h, i, end) == s { end += 1 }
+                    image.fillRect(x: fx + 1 + j * cell, y: fy + 1 + i * cell, width: (end - j) * cell, height: cell,
+                                   color: style.color(s))
                     j = end
                 }
             }
-            let ty = y0 + mapHeight + 2 + legendTop
+            let ty = fy + frameBlockHeight + legendTop
             image.drawText(legends[h][0], x: x0, y: ty, color: style.text)
             image.drawText(legends[h][1], x: x0, y: ty + PixelFont.glyphHeight + lineGap, color: style.text)
         }
+        var lx = style.margin
+        let ly = height - style.margin - 2 * PixelFont.glyphHeight - lineGap
+        for (state, labelWidth) in entries {
+            image.fillRect(x: lx, y: ly, width: swatch, height: swatch, color: style.color(state))
+            image.strokeRect(x: lx, y: ly, width: swatch, height: swatch, color: style.border)
+            image.drawText(state.label, x: lx + swatch + 3, y: ly, color: style.text)
+            lx += swatch + 3 + labelWidth + entryGap
+        }
+        image.drawText(axesLegend, x: style.margin, y: ly + PixelFont.glyphHeight + lineGap, color: style.text)
         return image
     }
 }
