@@ -2,7 +2,7 @@
 import SpargeAttn
 
 /// How the GPU backend's result on one input compares with the CPU path's with the same
-/// parameters: block maps and INT8 tensors must be identical, outputs close.
+/// parameters: block maps and INT8 tensors must be identical, outputs and log-sum-exp close.
 public struct CUDAAgreement: Sendable {
     public var label: String
     /// Block-map entries that differ, of all entries.
@@ -19,29 +19,55 @@ public struct CUDAAgreement: Sendable {
     public var maxAbsoluteError: Double
     public var density: Double
     public var stage2SkippedFraction: Double
+    /// Largest |GPU - CPU| of the per-row log-sum-exp (natural log); rows that are -inf on
+    /// one side must be -inf on the other (else infinity), NaN on either side gives NaN.
+    public var lseMaxAbsoluteError: Double = 0
 
-    /// The acceptance rule: identical maps and INT8 tensors, output cosine >= `minimumCosine`.
-    public func passed(minimumCosine: Double = 0.9999) -> Bool {
+    /// The acceptance rule: identical maps and INT8 tensors, output cosine >= `minimumCosine`,
+    /// log-sum-exp within `maximumLSEError`.
+    public func passed(minimumCosine: Double = 0.9999, maximumLSEError: Double = 1e-3) -> Bool {
         mapMismatches == 0 && int8Mismatches == 0 && scalesIdentical && cosine >= minimumCosine
+            && lseMaxAbsoluteError <= maximumLSEError
+    }
+
+    /// Largest |a - b| over rows of two log-sum-exp arrays (see ``lseMaxAbsoluteError``).
+    public static func lseDifference(_ a: [Float], _ b: [Float]) -> Double {
+        guard a.count == b.count else { return .infinity }
+        var worst = 0.0
+        for (x, y) in zip(a, b) {
+            if x.isNaN || y.isNaN { return .nan }
+            if x == -.infinity || y == -.infinity {
+                if x != y { return .infinity }
+                continue
+            }
+            worst = max(worst, abs(Double(x) - Double(y)))
+        }
+        return worst
     }
 }
 
 public enum CUDAAgreementCheck {
-    /// Runs the CPU path and the GPU backend on the same input and parameters
+    /// Runs the CPU path and the GPU backend on the same input, parameters and key padding
     /// (`parameters.gpuReproduction.pvNumerics` must be `.fp16`, the GPU kernel's numerics) and compares them.
     public static func compare(
         label: String, q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
-        parameters: SpargeParameters, blockMap: BlockMap? = nil, device: CUDADevice
+        parameters: SpargeParameters, blockMap: BlockMap? = nil, keyPadding: KeyPaddingMask? = nil, device: CUDADevice
     ) throws -> CUDAAgreement {
         var cpuOut = [Float](repeating: 0, count: shape.queryElements)
         var gpuOut = [Float](repeating: .nan, count: shape.queryElements)
-        let cpu = try cpuOut.withUnsafeMutableBufferPointer {
-            try SpargeAttention.sparse(q: q, k: k, v: v, output: AttentionOutput($0), shape: shape, parameters: parameters,
-                                       blockMap: blockMap, captureQuantized: true)
+        let rows = shape.batch * shape.heads * shape.queryLength
+        var cpuLSE = [Float](repeating: 0, count: rows), gpuLSE = [Float](repeating: .nan, count: rows)
+        let cpu = try cpuOut.withUnsafeMutableBufferPointer { o in
+            try cpuLSE.withUnsafeMutableBufferPointer { l in
+                try SpargeAttention.sparse(q: q, k: k, v: v, output: AttentionOutput(o), shape: shape, parameters: parameters,
+                                           blockMap: blockMap, captureQuantized: true, lse: l, keyPadding: keyPadding)
+            }
         }
         let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters, device: device)
-        let gpu = try gpuOut.withUnsafeMutableBufferPointer {
-            try plan.run(q: q, k: k, v: v, output: AttentionOutput($0), blockMap: blockMap, captureQuantized: true)
+        let gpu = try gpuOut.withUnsafeMutableBufferPointer { o in
+            try gpuLSE.withUnsafeMutableBufferPointer { l in
+                try plan.run(q: q, k: k, v: v, output: AttentionOutput(o), blockMap: blockMap, captureQuantized: true, lse: l, keyPadding: keyPadding)
+            }
         }
         // One-shot and GPU results own their maps.
         let cpuBits = cpu.blockMap?.bits ?? [], gpuBits = gpu.blockMap?.bits ?? []
@@ -59,7 +85,8 @@ public enum CUDAAgreementCheck {
             int8Mismatches: int8Mismatches, int8Elements: int8Elements, scalesIdentical: scalesIdentical,
             cosine: accuracy.cosine.isNaN ? 0 : accuracy.cosine, relativeL1: accuracy.relativeL1,
             maxAbsoluteError: accuracy.maxAbsoluteError,
-            density: gpu.statistics.density, stage2SkippedFraction: gpu.statistics.stage2SkippedFraction)
+            density: gpu.statistics.density, stage2SkippedFraction: gpu.statistics.stage2SkippedFraction,
+            lseMaxAbsoluteError: CUDAAgreement.lseDifference(gpuLSE, cpuLSE))
     }
 }
 #endif

@@ -80,12 +80,24 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// Sparse attention of host tensors (any layout and element type the CPU path takes):
     /// copies them to the device, runs stage 1, quantization and stage 2 there, copies the
     /// output back and returns the block map and statistics (and, if asked, the INT8 tensors).
+    ///
+    /// - Parameters:
+    ///   - lse: where to write each query row's log-sum-exp (`B,H,Nq` floats, natural log of
+    ///     the sum of `e^s` over the keys the row attended, `s` the scaled score; -inf for a
+    ///     row with no key): the CPU path's definition, on both stage-2 kernels.
+    ///   - keyPadding: which keys are padding (``SpargeAttn/KeyPaddingMask``), with the CPU
+    ///     path's semantics: padded keys score -inf in stage 2, and stage 1 never selects a key
+    ///     block whose keys are all padding (a partly padded block is pooled over all its rows).
+    @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        blockMap: BlockMap? = nil, captureQuantized: Bool = false
+        blockMap: BlockMap? = nil, captureQuantized: Bool = false,
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
         let t = try SpargeAttention.resolveSparseCall(q: q, k: k, v: v, output: output, shape: shape,
                                                       parameters: parameters, blockMap: blockMap)
+        let lseCount = try Self.checkLSE(lse, shape: shape)
+        let padding = try Self.keyPaddingBytes(keyPadding, shape: shape, blockK: parameters.blockK)
         lock.lock(); defer { lock.unlock() }
         try device.makeCurrent()
         let b = buffers
@@ -93,12 +105,20 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try b.k.upload(t.k.base, bytes: t.k.span * t.k.type.size)
         try b.v.upload(t.v.base, bytes: t.v.span * t.v.type.size)
         try b.out.reserve(t.output.span * t.output.type.size)
+        if lse != nil { try b.lse.reserve(lseCount * 4) }
+        if let padding {
+            try padding.valid.withUnsafeBytes { try b.keyValid.upload($0.baseAddress!, bytes: $0.count) }
+            try padding.flags.withUnsafeBytes { try b.blockFlags.upload($0.baseAddress!, bytes: $0.count) }
+        }
         if let m = blockMap { try m.bits.withUnsafeBytes { try b.map.upload($0.baseAddress!, bytes: $0.count) } }
         let events = try EventPair(device: device)
         try launchAll(q: .init(b.q.pointer, t.q), k: .init(b.k.pointer, t.k), v: .init(b.v.pointer, t.v),
-                      output: .init(b.out.pointer, t.output), predict: blockMap == nil, events: events)
+                      output: .init(b.out.pointer, t.output), predict: blockMap == nil, events: events,
+                      lse: lse == nil ? 0 : b.lse.pointer,
+                      keyPadding: padding == nil ? nil : (b.keyValid.pointer, b.blockFlags.pointer))
         try device.synchronize()
         try b.out.download(into: UnsafeMutableRawPointer(mutating: t.output.base), bytes: t.output.span * t.output.type.size)
+        if let lse { try b.lse.download(into: UnsafeMutableRawPointer(lse.baseAddress!), bytes: lseCount * 4) }
         let (prep, kernel) = try events.elapsed()
         let map = try b.map.array(UInt8.self, count: shape.batch * shape.heads * nq * nk)
         let counts = try b.counts.array(Int32.self, count: shape.batch * shape.heads * nq * 2)
@@ -109,6 +129,46 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             shape: shape, parameters: parameters, map: map, visited: visited, skipped: skipped,
             timings: SparseTimings(preparationSeconds: prep, kernelSeconds: kernel, stage1CPUSeconds: 0, quantizationCPUSeconds: 0),
             quantized: quantized)
+    }
+
+    /// The LSE destination's required length (`B * H * Nq`), checked (``SpargeAttn/SpargeError/bufferTooSmall(name:expected:actual:)``
+    /// when shorter); 0 without one.
+    static func checkLSE(_ lse: UnsafeMutableBufferPointer<Float>?, shape: AttentionShape) throws -> Int {
+        guard let lse else { return 0 }
+        let needed = shape.batch * shape.heads * shape.queryLength
+        guard lse.baseAddress != nil, lse.count >= needed else {
+            throw SpargeError.bufferTooSmall(name: "lse", expected: needed, actual: lse.count)
+        }
+        return needed
+    }
+
+    /// Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for a mask of the wrong size.
+    static func checkKeyPadding(_ mask: KeyPaddingMask?, shape: AttentionShape) throws {
+        _ = try keyPaddingBytes(mask, shape: shape, blockK: 64)
+    }
+
+    /// The key padding mask for the kernels: the `B x Nk` bytes (1 = a real key) and per key
+    /// block `B x nk` flags (bit 0: some key is padding, bit 1: every key is); nil without a
+    /// mask or when no key is padding. A mask of the wrong size is
+    /// ``SpargeAttn/SpargeError/invalidParameter(_:)``.
+    static func keyPaddingBytes(_ mask: KeyPaddingMask?, shape: AttentionShape, blockK: Int) throws -> (valid: [UInt8], flags: [UInt8])? {
+        guard let mask else { return nil }
+        guard mask.batch == shape.batch, mask.keyLength == shape.keyLength else {
+            throw SpargeError.invalidParameter("keyPadding is \(mask.batch) x \(mask.keyLength), the shape needs batch x keyLength = \(shape.batch) x \(shape.keyLength)")
+        }
+        let n = shape.keyLength, nk = (n + blockK - 1) / blockK
+        var valid = [UInt8](repeating: 1, count: shape.batch * n)
+        var flags = [UInt8](repeating: 0, count: shape.batch * nk)
+        var any = false
+        for b in 0..<shape.batch {
+            for j in 0..<nk {
+                var real = 0
+                let keys = (j * blockK)..<min(n, (j + 1) * blockK)
+                for t in keys { if mask[b, t] { real += 1 } else { valid[b * n + t] = 0 } }
+                if real < keys.count { flags[b * nk + j] = real == 0 ? 3 : 1; any = true }
+            }
+        }
+        return any ? (valid, flags) : nil
     }
 
     private func quantizedTensors() throws -> QuantizedTensors {
@@ -201,7 +261,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// Launches every kernel of one call on the default stream, recording `events` around
     /// the preparation (stage 1 + quantization) and stage 2.
     private func launchAll(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                           predict: Bool, events: EventPair, profiler: KernelProfiler? = nil) throws {
+                           predict: Bool, events: EventPair, profiler: KernelProfiler? = nil, lse: CUdeviceptr = 0,
+                           keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)? = nil) throws {
         let s = shape, p = parameters, d = s.headDim, dev = device, b = buffers
         let B = s.batch, H = s.heads, Hkv = s.kvHeads
         let scale = p.softmaxScale ?? (1 / Float(d).squareRoot())
@@ -296,11 +357,19 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a.add(int: p.causal ? 1 : 0); a.add(int: s.keyLength - s.queryLength); a.add(int: p.attentionSink ? 1 : 0)
             a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
             try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
+            if let keyPadding {
+                let fc = try Kernels.prepare(dev, "clear_padded_blocks")
+                var ac = KernelArguments()
+                ac.add(b.map.pointer); ac.add(keyPadding.flags); ac.add(int: H); ac.add(int: nq); ac.add(int: nk)
+                try dev.launch(fc, grid: (nq, B * H), block: 128, ac, name: "clear_padded_blocks")
+            }
             try profiler?.mark("selection")
         }
         if let hopper {
             try side?.join(1)
-            try launchHopper(hopper, output: output, events: events)
+            try launchHopper(hopper, output: output, events: events, lse: lse, keyPadding: keyPadding)
+            try addKeyMeanScores(q: q, lse: lse)
+            try events.recordEnd()
             return
         }
         // V for the fp16 tensor cores: read in place when it is fp16 with 16-byte aligned rows,
@@ -325,9 +394,23 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(vTensor.address)
         a.add(long: vTensor.layout.batchStride); a.add(long: vTensor.layout.headStride); a.add(long: vTensor.layout.tokenStride)
-        addStage2Arguments(&a, output: output)
+        addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
         try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention")
+        try addKeyMeanScores(q: q, lse: lse)
         try events.recordEnd()
+    }
+
+    /// With K smoothing the kernels' log-sum-exp is of q.(k - mean): adds `scale * q.mean`
+    /// back to each row (the CPU path's `addKeyMeanScores`). Nothing without `lse`.
+    private func addKeyMeanScores(q: DeviceTensor, lse: CUdeviceptr) throws {
+        guard lse != 0, parameters.smoothK else { return }
+        let s = shape
+        let f = try Kernels.prepare(device, "lse_add_key_mean")
+        var a = KernelArguments()
+        a.add(q.address); a.add(int: q.type.code); a.add(long: q.layout.batchStride); a.add(long: q.layout.headStride)
+        a.add(long: q.layout.tokenStride); a.add(int: s.heads); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.headDim)
+        a.add(buffers.kMean.pointer); a.add(parameters.softmaxScale ?? (1 / Float(s.headDim).squareRoot())); a.add(lse)
+        try device.launch(f, grid: ((s.queryLength + 127) / 128, s.batch * s.heads), block: 128, a, name: "lse_add_key_mean")
     }
 
     /// V transposed to fp16 in the Hopper kernel's tile layout (keys padded to whole blocks).
@@ -371,20 +454,21 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     }
 
     /// Stage 2 on Hopper, the `wgmma` kernel (V^T from `transposeValues` or `transposeValuesFP8`).
-    private func launchHopper(_ c: Kernels.HopperConfiguration, output: DeviceTensor, events: EventPair) throws {
+    private func launchHopper(_ c: Kernels.HopperConfiguration, output: DeviceTensor, events: EventPair, lse: CUdeviceptr,
+                              keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
         let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
-        addStage2Arguments(&a, output: output)
+        addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
         try dev.launch(fa, grid: (nq, B * H), block: c.threads, sharedBytes: shared, a, name: "sparse_attention_wg")
-        try events.recordEnd()
     }
 
     /// The stage-2 arguments after V, common to both kernels.
-    private func addStage2Arguments(_ a: inout KernelArguments, output: DeviceTensor) {
+    private func addStage2Arguments(_ a: inout KernelArguments, output: DeviceTensor, lse: CUdeviceptr,
+                                    keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) {
         let s = shape, p = parameters, b = buffers
         let scale = p.softmaxScale ?? (1 / Float(s.headDim).squareRoot())
         a.add(b.map.pointer); a.add(int: s.heads); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
@@ -394,6 +478,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(int: p.gpuReproduction.stage2ExemptTailBlocks); a.add(int: p.gpuReproduction.tritonKeyPadding ? 1 : 0)
         a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
+        a.add(lse)   // 0: no log-sum-exp
+        a.add(keyPadding?.valid ?? 0); a.add(keyPadding?.flags ?? 0)   // 0: no key padding
     }
 
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
@@ -422,7 +508,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// The plan's device memory, grown on demand and kept between calls.
     final class Buffers: @unchecked Sendable {
         let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
-            lambda, theta, selection, scores, vAmax, vScale: DeviceBuffer
+            lambda, theta, selection, scores, vAmax, vScale, lse, keyValid, blockFlags: DeviceBuffer
         /// Whether the last call wrote INT8 K in the Hopper kernel's tile layout.
         var keysTiled = false
         init(device: CUDADevice) {
@@ -430,7 +516,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             (q, k, v, out, kMean, kPartial, k8) = (make(), make(), make(), make(), make(), make(), make())
             (kScale, kPooled, kSim, q8, qScale, qPooled, qSim) = (make(), make(), make(), make(), make(), make(), make())
             (map, v16, counts, lambda, theta, selection, scores) = (make(), make(), make(), make(), make(), make(), make())
-            (vAmax, vScale) = (make(), make())
+            (vAmax, vScale, lse, keyValid, blockFlags) = (make(), make(), make(), make(), make())
         }
     }
 }

@@ -7,14 +7,19 @@ import SpargeCUDA
 #endif
 
 /// `sparge cuda-check`: the GPU backend against the CPU path on the golden cases and on
-/// random shapes: block maps and INT8 tensors must be identical, outputs within cosine 0.9999.
+/// random shapes: block maps and INT8 tensors must be identical, outputs within cosine 0.9999,
+/// per-row log-sum-exp within 1e-3.
 struct CUDACheckCommand {
     static let usage = """
         Usage: sparge cuda-check [--golden DIR] [--random N] [--seed S]
 
         Runs every input through the CPU path and the GPU backend (fp16 P.V numerics on both;
         on Hopper also FP8 P.V, the sage2 presets' numerics, where the FP8 kernel applies) and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
-        output cosine >= 0.9999. Prints one row per case; exit status 1 if any case fails.
+        output cosine >= 0.9999, per-row log-sum-exp (lse:) within 1e-3 (-inf rows on both sides).
+        Besides the golden and random cases, the "lse" cases: causal with Nq > Nk (rows with no
+        key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
+        padding in batch 1: fully and partly padded key blocks, rows with only padded keys).
+        Prints one row per case; exit status 1 if any case fails.
 
           --golden DIR   folder of golden .safetensors cases (q, k, v; metadata 'case' with the
                          causal flag); each runs with several parameter sets (default Tests/Golden,
@@ -49,15 +54,17 @@ struct CUDACheckCommand {
         }
         var rng = CheckRandom(seed: seed)
         for n in 0..<random { rows += try randomCase(index: n, rng: &rng, device: device) }
-        print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %7@ %7@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
-                     "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "density" as NSString, "skip" as NSString))
+        rows += try lseCases(device: device)
+        print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
+                     "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "lse err" as NSString,
+                     "density" as NSString, "skip" as NSString))
         var failures = 0
         for r in rows {
             let ok = r.passed()
             if !ok { failures += 1 }
-            print(String(format: "%-44@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %7.3f %7.3f %@", r.label as NSString, r.mapMismatches, r.mapEntries,
+            print(String(format: "%-44@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %9.2e %7.3f %7.3f %@", r.label as NSString, r.mapMismatches, r.mapEntries,
                          r.int8Mismatches, r.int8Elements, (r.scalesIdentical ? "equal" : "DIFFER") as NSString, r.cosine, r.relativeL1,
-                         r.maxAbsoluteError, r.density, r.stage2SkippedFraction, (ok ? "PASS" : "FAIL") as NSString))
+                         r.maxAbsoluteError, r.lseMaxAbsoluteError, r.density, r.stage2SkippedFraction, (ok ? "PASS" : "FAIL") as NSString))
         }
         print("\(rows.count - failures) of \(rows.count) cases pass" + (failures == 0 ? "" : " (\(failures) FAIL)"))
         return failures == 0
@@ -67,6 +74,44 @@ struct CUDACheckCommand {
     }
 
     #if CUDA
+    /// The log-sum-exp cases: fp16 inputs, causal with Nq > Nk (the first rows attend no key,
+    /// -inf), GQA, K smoothing on and off, both block shapes of the kernels, with and without a
+    /// key padding mask; FP8 P.V on Hopper.
+    private func lseCases(device: CUDADevice) throws -> [CUDAAgreement] {
+        var rng = CheckRandom(seed: seed &+ 0x15E)
+        let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 650, keyLength: 523, headDim: 128)
+        func tensor(_ n: Int, shift: Float) -> [Float16] { (0..<n).map { _ in Float16(rng.gaussian() + shift) } }
+        let q = tensor(shape.queryElements, shift: 0), k = tensor(shape.keyElements, shift: 0.7), v = tensor(shape.keyElements, shift: 0)
+        var valid = [Bool](repeating: true, count: 2 * shape.keyLength)
+        for t in 0..<150 { valid[t] = false }                       // batch 0: left padding
+        for t in 300..<shape.keyLength { valid[shape.keyLength + t] = false }   // batch 1: right padding
+        let padding = try KeyPaddingMask(batch: 2, keyLength: shape.keyLength, valid: valid)
+        var sets: [(String, SpargeParameters)] = []
+        for (bq, bk) in [(128, 64), (64, 128)] {
+            for smooth in [true, false] {
+                var p = SpargeParameters.recommended
+                p.gpuReproduction.pvNumerics = .fp16
+                p.causal = true
+                p.blockQ = bq
+                p.blockK = bk
+                p.smoothK = smooth
+                sets.append(("lse causal D128 \(bq)x\(bk)\(smooth ? "" : " no-smooth")", p))
+                if device.computeCapability.major == 9 {
+                    p.gpuReproduction.pvNumerics = .fp8
+                    sets.append(("lse causal D128 \(bq)x\(bk)\(smooth ? "" : " no-smooth") fp8", p))
+                }
+            }
+        }
+        return try [nil, padding].flatMap { mask in
+            try sets.map { (label, p) in
+                try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+                    try CUDAAgreementCheck.compare(label: label + (mask == nil ? "" : " padded"), q: AttentionInput(q), k: AttentionInput(k),
+                                                   v: AttentionInput(v), shape: shape, parameters: p, keyPadding: mask, device: device)
+                } } }
+            }
+        }
+    }
+
     /// One golden file under several parameter sets, fp16 inputs as stored.
     private func goldenCase(path: String, device: CUDADevice) throws -> [CUDAAgreement] {
         let file = try SafeTensorsFile.read(path: path)

@@ -125,11 +125,15 @@ DEV bool block_skips(float inc, float lam, float* votes, int warp, int lane) {
 #endif
 
 // Dynamic shared memory: STAGES * (KTILE + VTILE) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
+// lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
+// keyValid (optional, [B][Nk] bytes, 0 = padding) and blockFlags ([B][nk], bit 0: the key block
+// has padding): padded keys score -inf (the tiles with padding take the masked path).
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const u16* v16, i64 vbs, i64 vhs, i64 vts,
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
-        void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts) {
+        void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
+        const unsigned char* keyValid, const unsigned char* blockFlags) {
     extern __shared__ __align__(16) unsigned char smem[];
     unsigned char* kbuf = smem;
     unsigned char* vbuf = smem + STAGES * KTILE;
@@ -253,7 +257,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         // Only the tiles at the end of the keys or on the causal diagonal need masks; the
         // others keep the raw sums (exact in fp32) and fold the scale into the exp:
         // max(acc * sc) = max(acc) * sc since rounding is monotone.
-        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset);
+        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
+            || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
         float s[MT][BK / 8][4];
         float ml[MT][2];
         #pragma unroll
@@ -273,6 +278,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
                         float v = __fmul_rn(s[mt][n][e], sc);
                         if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                         if (causal && kStart + col > row[mt][e >> 1] + offset) v = -SP_INF;
+                        if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
                         s[mt][n][e] = v;
                         ml[mt][e >> 1] = fmaxf(ml[mt][e >> 1], v);
                     }
@@ -367,6 +373,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
             const float l = lsum[mt][2 * hf];
             const float inv = l == 0.0f ? 0.0f : 1.0f / l;
             if (!valid[mt][hf]) continue;
+            if (lse && t4 == 0) lse[(i64)bh * Nq + row[mt][hf]] = row_lse(m[mt][hf], l, 0.0f);
             const i64 base = ob + (i64)row[mt][hf] * ots;
             #pragma unroll
             for (int n = 0; n < D / 8; n++) {

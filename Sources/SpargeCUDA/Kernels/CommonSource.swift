@@ -44,6 +44,13 @@ DEV unsigned smem_addr(const void* p) {
     return r;
 }
 DEV float ex2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x)); return y; }
+// A row's natural-log log-sum-exp from the kernels' base-2 state: max m, sum l of 2^(s - m + bias)
+// (the CPU path's LSEDestination.store); -inf for a row that attended no key.
+DEV float row_lse(float m, float l, float bias) {
+    if (m != m || l != l) return __int_as_float(0x7fc00000);
+    if (!(l > 0.0f) || m == -SP_INF) return -SP_INF;
+    return (float)(((double)m + (double)log2f(l) - (double)bias) * 0.6931471805599453);
+}
 """#
 }
 #endif

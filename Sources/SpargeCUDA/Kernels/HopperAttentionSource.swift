@@ -155,11 +155,14 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
 // Dynamic shared memory: STAGES * (KTILE + VTILE + 8) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
+// lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
+// keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
         const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const void* vt, const float* vScale,
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
-        void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts) {
+        void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
+        const unsigned char* keyValid, const unsigned char* blockFlags) {
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* kbuf = smem;
     unsigned char* vbuf = smem + STAGES * KTILE;
@@ -299,7 +302,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 
         const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
         const int j = list[idx], kStart = j * BK, cols = min(BK, Nk - kStart);
-        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset);
+        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
+            || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
         float s[BK / 2];
         float ml0 = -SP_INF, ml1 = -SP_INF;
         #pragma unroll
@@ -312,6 +316,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 float v = __fmul_rn(__fsub_rn(s[e], MAGIC_F), sc);
                 if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                 if (causal && kStart + col > row + offset) v = -SP_INF;
+                if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
                 s[e] = v;
                 if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
             }
@@ -433,6 +438,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
 #endif
     const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
+    if (lse && t4 == 0) {
+        // l carries 2^FP8_OFFSET in the FP8 path (P = 2^(S - m + 8.807)).
+        const float lb = PV_FP8 ? FP8_OFFSET : 0.0f;
+        if (valid0) lse[(i64)bh * Nq + r0] = row_lse(m0, l0, lb);
+        if (valid1) lse[(i64)bh * Nq + r1] = row_lse(m1, l1, lb);
+    }
     const i64 ob = (i64)b * obs + (i64)h * ohs;
     #pragma unroll
     for (int n = 0; n < D / 8; n++) {

@@ -335,6 +335,30 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     }
 }
 
+// K smoothing leaves the softmax alone but shifts each row's scores, so its log-sum-exp, by
+// q.mean: the stage-2 kernels' LSE (of q.(k - mean)) gets scale * q.mean added back, in double
+// like the CPU path. One thread per query row; grid (ceil(N / 128), B * H), block 128.
+extern "C" __global__ void lse_add_key_mean(const void* q, int type, i64 bs, i64 hs, i64 ts, int H, int groupSize,
+        int N, int D, const float* mean, float scale, float* lse) {
+    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= N) return;
+    const float* mu = mean + ((i64)b * (H / groupSize) + h / groupSize) * D;
+    const i64 base = (i64)b * bs + (i64)h * hs + (i64)t * ts;
+    double dot = 0.0;
+    for (int c = 0; c < D; c++) dot += (double)ldx(q, base + c, type) * (double)mu[c];
+    float* x = lse + (i64)bh * N + t;
+    *x = (float)((double)*x + (double)scale * dot);
+}
+
+// Key padding, after the selection (the CPU's last step of stage 1): a key block whose keys are
+// all padding (blockFlags bit 1, [B][nk]) is never selected. Grid (nq, B * H).
+extern "C" __global__ void clear_padded_blocks(unsigned char* map, const unsigned char* blockFlags, int H, int nq, int nk) {
+    const int i = blockIdx.x, bh = blockIdx.y, b = bh / H;
+    unsigned char* row = map + ((i64)bh * nq + i) * nk;
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) if (blockFlags[(i64)b * nk + j] & 2) row[j] = 0;
+}
+
 // V for the P.V tensor-core product: fp16, rows padded with zeros to Npad.
 extern "C" __global__ void prep_values(const void* v, int type, i64 bs, i64 hs, i64 ts,
         int Hkv, int N, int Npad, int D, u16* out) {
