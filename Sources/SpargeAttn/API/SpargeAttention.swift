@@ -120,16 +120,9 @@ public enum SpargeAttention {
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
-        var p = SpargeParameters()
-        p.causal = causal
-        p.causalAlignment = causalAlignment
-        p.softmaxScale = softmaxScale
-        var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
-        views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
-        try keyPadding?.validate(for: shape)
-        withKeyValid(keyPadding) { keyValid in denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
-                       causalOffset: p.causalOffset(for: shape),
-                       scale: p.scale(headDim: shape.headDim), threads: threads ?? defaultThreadCount(), keyValid: keyValid) }
+        try dense(q: q, k: k, v: v, output: output, shape: shape, tokenOrder: nil, causal: causal,
+                  causalAlignment: causalAlignment, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy,
+                  threads: threads, lse: lse, keyPadding: keyPadding)
     }
 
     /// Exact attention over dense `B,H,N,D` fp32 buffers.
