@@ -17,6 +17,14 @@ import Synchronization
 /// sees keys up to `t + length - Nq`); with `parameters.causal == false` every query sees
 /// every key. A query shorter than one block is its own, measured, stage-1 block.
 ///
+/// A single decoding query is one stage-1 row, so a poor block ranking is not averaged out:
+/// stage 1 scores each full key block by its mean, and a block holding most of a head's
+/// attention can rank just below the top-k cut (the trailing partial block is always
+/// computed). That step's output for that head is then far from exact attention even though it
+/// is exact attention on the reported ``SparseAttentionResult/blockMap``; where every step
+/// matters, raise the top-k fraction or use CDF selection, or check or replace short-context
+/// steps with ``attendExact(q:output:queries:softmaxScale:)``.
+///
 /// One call at a time: a cache may move between threads (it is `Sendable`), but a call that
 /// finds it busy with another (``append(k:v:tokens:)-(AttentionInput,_,_)``, ``attend(q:output:queries:lse:)``,
 /// ``attendExact(q:output:queries:softmaxScale:)``, ``keyMean``) throws
