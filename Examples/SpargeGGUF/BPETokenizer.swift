@@ -20,7 +20,14 @@ public struct BPETokenizer: Sendable {
         let tokens = try gguf.strings("tokenizer.ggml.tokens")
         let merges = try gguf.strings("tokenizer.ggml.merges")
         let types = gguf.metadata["tokenizer.ggml.token_type"]?.numbersValue ?? []
-        try self.init(tokens: tokens, merges: merges, tokenTypes: types.map { Int($0) },
+        // A hostile file may hold NaN, infinities or huge values here: Int(_:) would trap.
+        let tokenTypes = try types.enumerated().map { i, t in
+            guard let type = Int(exactly: t) else {
+                throw GGUFError.malformed("tokenizer.ggml.token_type[\(i)] is \(t), not an integer token type")
+            }
+            return type
+        }
+        try self.init(tokens: tokens, merges: merges, tokenTypes: tokenTypes,
                       bos: gguf.metadata["tokenizer.ggml.bos_token_id"]?.intValue,
                       eos: gguf.metadata["tokenizer.ggml.eos_token_id"]?.intValue)
     }

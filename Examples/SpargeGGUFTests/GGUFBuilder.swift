@@ -15,6 +15,9 @@ struct GGUFBuilder {
     mutating func add(_ key: String, strings v: [String]) {
         kv.append((key, 9, Self.le(UInt32(8)) + Self.le(UInt64(v.count)) + v.flatMap(Self.str)))
     }
+    mutating func add(_ key: String, float32s v: [Float]) {
+        kv.append((key, 9, Self.le(UInt32(6)) + Self.le(UInt64(v.count)) + v.flatMap { Self.le($0.bitPattern) }))
+    }
     mutating func add(_ key: String, int32s v: [Int32]) {
         kv.append((key, 9, Self.le(UInt32(5)) + Self.le(UInt64(v.count)) + v.flatMap { Self.le($0) }))
     }

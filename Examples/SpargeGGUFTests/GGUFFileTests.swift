@@ -30,6 +30,20 @@ struct GGUFFileTests {
         return b
     }
 
+    /// Found by the GGUF fuzzer: a token type array of floats (NaN, huge) trapped in Int(_:);
+    /// it is a typed error (the reproducer is in Fuzz/Corpus/GGUF).
+    @Test func nonIntegerTokenTypesAreATypedError() throws {
+        for bad: Float in [.nan, .infinity, 1e30, 1.5] {
+            var b = GGUFBuilder()
+            b.add("tokenizer.ggml.model", string: "gpt2")
+            b.add("tokenizer.ggml.tokens", strings: ["a", "b"])
+            b.add("tokenizer.ggml.merges", strings: ["a b"])
+            b.add("tokenizer.ggml.token_type", float32s: [1, bad])
+            let file = try GGUFFile(data: Data(b.bytes()))
+            #expect(throws: GGUFError.self) { try BPETokenizer(gguf: file) }
+        }
+    }
+
     @Test func readsMetadataAndDequantizes() throws {
         let file = try GGUFFile(data: Data(Self.sample().bytes()))
         #expect(file.version == 3)
