@@ -38,16 +38,8 @@ public enum SpargeAttention {
         threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
-        var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                             parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
-        views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
-        try keyPadding?.validate(for: shape)
-        return withKeyValid(keyPadding) { keyValid in
-            var pipeline = SparsePipeline(shape: shape, parameters: parameters)
-            pipeline.keyValid = keyValid
-            return pipeline.callOnce(views, blockMap: blockMap, threads: threads ?? defaultThreadCount(),
-                                     captureQuantized: captureQuantized)
-        }
+        try sparse(q: q, k: k, v: v, output: output, shape: shape, parameters: parameters, tokenOrder: nil,
+                   blockMap: blockMap, threads: threads, captureQuantized: captureQuantized, lse: lse, keyPadding: keyPadding)
     }
 
     /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
@@ -72,24 +64,8 @@ public enum SpargeAttention {
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
         threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
-        // Every output element is written by the kernel, so the array is not zero-filled first.
-        var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
-        var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
-        var result = try q.withUnsafeBufferPointer { q in
-            try k.withUnsafeBufferPointer { k in
-                try v.withUnsafeBufferPointer { v in
-                    try out.withUnsafeMutableBufferPointer { o in
-                        try lse.withUnsafeMutableBufferPointer { l in
-                            try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
-                                       blockMap: blockMap, threads: threads, captureQuantized: captureQuantized,
-                                       lse: captureLSE ? l : nil, keyPadding: keyPadding)
-                        }
-                    }
-                }
-            }
-        }
-        if captureLSE { result.lse = lse }
-        return (out, result)
+        try sparse(q: q, k: k, v: v, shape: shape, parameters: parameters, tokenOrder: nil, blockMap: blockMap,
+                   threads: threads, captureQuantized: captureQuantized, captureLSE: captureLSE, keyPadding: keyPadding)
     }
 
     /// Stage 1 alone: the predicted block map (and, optionally, the INT8 tensors and the block

@@ -60,6 +60,7 @@ extension SpargeAttention {
         tokenOrder: TokenOrder?, blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
         captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
+        // Every output element is written by the kernel, so the array is not zero-filled first.
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
         var result = try q.withUnsafeBufferPointer { q in
