@@ -53,20 +53,34 @@ struct Commands {
         let h = try model.prefill(tokens, attention: mode, report: &report)
         let prefillSeconds = PhaseTimings.now() - t0
         progress("prefill: " + report.timings.summary)
+        // --kl: the exact model's hidden states too, for the mean KL(exact || this mode) per
+        // token: a far less noisy measure of what the mode changes than a perplexity difference.
+        var exactReport = LlamaModel.PrefillReport()
+        let exactHidden = args.flag("kl") ? try model.prefill(tokens, attention: .exact, report: &exactReport) : nil
         // Loss over positions 0..<N-1 predicting tokens 1..<N, the logits a chunk at a time.
         let vocab = model.config.vocab, chunk = 256
         var logits = [Float](repeating: 0, count: chunk * vocab)
-        var nll = 0.0, correct = 0
+        var exactLogits = [Float](repeating: 0, count: exactHidden == nil ? 0 : chunk * vocab)
+        var nll = 0.0, correct = 0, kl = 0.0
         let t1 = PhaseTimings.now()
         for start in stride(from: 0, to: context - 1, by: chunk) {
             let rows = start..<min(context - 1, start + chunk)
             model.logits(h, rows: rows, into: &logits)
+            if let exactHidden { model.logits(exactHidden, rows: rows, into: &exactLogits) }
             for (r, pos) in rows.enumerated() {
+                let row = (r * vocab)..<((r + 1) * vocab)
                 let (logProb, argmax) = logits.withUnsafeBufferPointer {
-                    Self.logSoftmax(UnsafeBufferPointer(rebasing: $0[(r * vocab)..<((r + 1) * vocab)]), target: tokens[pos + 1])
+                    Self.logSoftmax(UnsafeBufferPointer(rebasing: $0[row]), target: tokens[pos + 1])
                 }
                 nll -= logProb
                 if argmax == tokens[pos + 1] { correct += 1 }
+                if exactHidden != nil {
+                    kl += exactLogits.withUnsafeBufferPointer { e in
+                        logits.withUnsafeBufferPointer { x in
+                            Self.divergence(UnsafeBufferPointer(rebasing: e[row]), UnsafeBufferPointer(rebasing: x[row]))
+                        }
+                    }
+                }
             }
         }
         let lossSeconds = PhaseTimings.now() - t1
@@ -76,15 +90,34 @@ struct Commands {
         progress(String(format: "lm head + loss: %.2f s", lossSeconds))
         let t = report.timings
         if args.flag("json") {
-            print(String(format: #"{"context": %d, "attention": "%@", "perplexity": %.4f, "accuracy": %.4f, "density": %.4f, "prefill_s": %.3f, "attention_s": %.3f, "projections_s": %.3f, "rest_s": %.3f, "prefill_cpu_s": %.3f, "attention_cpu_s": %.3f, "threads": %d}"#,
+            let klField = exactHidden == nil ? "" : String(format: #", "kl_vs_exact": %.6f"#, kl / predictions)
+            print(String(format: #"{"context": %d, "attention": "%@", "perplexity": %.4f, "accuracy": %.4f, "density": %.4f, "prefill_s": %.3f, "attention_s": %.3f, "projections_s": %.3f, "rest_s": %.3f, "prefill_cpu_s": %.3f, "attention_cpu_s": %.3f, "threads": %d%@}"#,
                          context, mode.name, ppl, Double(correct) / predictions, density, prefillSeconds,
-                         t.attention, t.projections, t.rest, t.totalCPU, t.attentionCPU, model.threads))
+                         t.attention, t.projections, t.rest, t.totalCPU, t.attentionCPU, model.threads, klField))
         } else {
             print(String(format: "context %d  attention %@  perplexity %.4f  next-token accuracy %.4f  density %.3f  prefill %.2f s wall (attention %.0f%%), %.2f s CPU (attention %.0f%%)",
                          context, mode.name, ppl, Double(correct) / predictions, density, prefillSeconds,
                          100 * t.attention / max(t.total, 1e-9), t.totalCPU, 100 * t.attentionCPU / max(t.totalCPU, 1e-9)))
             print("density per layer: " + report.density.map { String(format: "%.2f", $0) }.joined(separator: " "))
+            if exactHidden != nil { print(String(format: "kl vs exact: %.6f nats per token", kl / predictions)) }
         }
+    }
+
+    /// `KL(softmax(p) || softmax(q))` of two logit rows, in nats.
+    static func divergence(_ p: UnsafeBufferPointer<Float>, _ q: UnsafeBufferPointer<Float>) -> Double {
+        func logSumExp(_ x: UnsafeBufferPointer<Float>) -> Double {
+            let m = x.max() ?? 0
+            var sum = 0.0
+            for v in x { sum += Foundation.exp(Double(v - m)) }
+            return Double(m) + Foundation.log(sum)
+        }
+        let lp = logSumExp(p), lq = logSumExp(q)
+        var kl = 0.0
+        for i in 0..<p.count {
+            let a = Double(p[i]) - lp
+            kl += Foundation.exp(a) * (a - (Double(q[i]) - lq))
+        }
+        return kl
     }
 
     /// `log softmax(x)[target]` and the argmax of `x`.

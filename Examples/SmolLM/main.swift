@@ -9,7 +9,8 @@ let usage = """
       info                         the file's metadata and tensor types
       tokenize --text S            token ids of S (control tokens like <|im_start|> recognised)
       perplexity --text FILE[,FILE...] --context N [--attention MODE]
-                                   perplexity and next-token accuracy of the first N tokens
+                                   perplexity and next-token accuracy of the first N tokens;
+                                   --kl also runs exact attention and prints KL(exact || MODE)
       generate --prompt S [--max-tokens 64] [--attention MODE] [--raw]
                                    greedy generation (chat template unless --raw), KV cache decoding
       dump-qkv --text FILE[,...] --context N --output DIR
@@ -31,7 +32,7 @@ guard argv.count >= 2, !["-h", "--help", "help"].contains(argv[1]) else {
 }
 
 do {
-    let args = try Arguments(argv.dropFirst(2), flags: ["raw", "json"])
+    let args = try Arguments(argv.dropFirst(2), flags: ["raw", "json", "kl"])
     let modelPath = try args.string("model") ?? ModelLocator.defaultPath()
     let threads = try args.int("threads", default: ProcessInfo.processInfo.activeProcessorCount)
     let t0 = PhaseTimings.now()
