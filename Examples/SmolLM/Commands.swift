@@ -55,8 +55,7 @@ struct Commands {
         progress("prefill: " + report.timings.summary)
         // --kl: the exact model's hidden states too, for the mean KL(exact || this mode) per
         // token: a far less noisy measure of what the mode changes than a perplexity difference.
-        var exactReport = LlamaModel.PrefillReport()
-        let exactHidden = args.flag("kl") ? try model.prefill(tokens, attention: .exact, report: &exactReport) : nil
+        let exactHidden = args.flag("kl") ? try exactStates(tokens) : nil
         // Loss over positions 0..<N-1 predicting tokens 1..<N, the logits a chunk at a time.
         let vocab = model.config.vocab, chunk = 256
         var logits = [Float](repeating: 0, count: chunk * vocab)
@@ -101,6 +100,17 @@ struct Commands {
             print("density per layer: " + report.density.map { String(format: "%.2f", $0) }.joined(separator: " "))
             if exactHidden != nil { print(String(format: "kl vs exact: %.6f nats per token", kl / predictions)) }
         }
+    }
+
+    /// The exact model's final hidden states of `tokens`, from `--exact-hidden FILE` when it
+    /// holds them (else computed, and saved there when named).
+    func exactStates(_ tokens: [Int]) throws -> [Float] {
+        let path = args.string("exact-hidden"), dim = model.config.hidden
+        if let path, let cached = try ExactHiddenCache.load(path: path, tokens: tokens, dim: dim) { return cached }
+        var report = LlamaModel.PrefillReport()
+        let hidden = try model.prefill(tokens, attention: .exact, report: &report)
+        if let path { try ExactHiddenCache.save(hidden, path: path, tokens: tokens, dim: dim) }
+        return hidden
     }
 
     /// `KL(softmax(p) || softmax(q))` of two logit rows, in nats.

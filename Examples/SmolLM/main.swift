@@ -11,6 +11,7 @@ let usage = """
       perplexity --text FILE[,FILE...] --context N [--attention MODE]
                                    perplexity and next-token accuracy of the first N tokens;
                                    --kl also runs exact attention and prints KL(exact || MODE)
+                                   (--exact-hidden FILE keeps that exact pass for the next run)
       generate --prompt S [--max-tokens 64] [--attention MODE] [--raw]
                                    greedy generation (chat template unless --raw), KV cache decoding
       dump-qkv --text FILE[,...] --context N --output DIR
