@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 import SpargeWorkloads
 
 /// `sparge bench`: the speed of the dense and sparse paths per shape and input kind, with the
@@ -7,7 +8,7 @@ import SpargeWorkloads
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling] [--json]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -25,6 +26,8 @@ struct BenchCommand {
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
+          \(OutputFormat.help)
+                            (times in seconds, rates in GFLOP/s or GOP/s, under the text's names)
         """
 
     struct Shape { var heads: Int; var n: Int; var d: Int; var causal: Bool }
@@ -37,15 +40,17 @@ struct BenchCommand {
     var scalingOnly = false
     var hilbert = false
     var decodeOnly = false
+    var json = false
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode"], options: ["repeat", "threads", "workloads"],
+        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
                                           usage: Self.usage) else { return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
         scalingOnly = a.flag("scaling")
         hilbert = a.flag("hilbert")
         decodeOnly = a.flag("decode")
+        json = a.flag(OutputFormat.flag)
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
         if let w = a.string("workloads") {
@@ -60,16 +65,40 @@ struct BenchCommand {
         }
     }
 
+    /// Text lines go to stdout as they are measured; with `--json` nothing is printed until
+    /// the one JSON object at the end.
+    func say(_ line: String) { if !json { print(line) } }
+
+    /// What every JSON report starts with: the build, the machine and the timing rule.
+    func jsonHeader(threads: Int) -> [(String, JSONValue)] {
+        [("command", .string("bench")), ("kernel_level", .string(BuildInfo.name)), ("build", .string(BuildInfo.detail)),
+         ("configuration", .string(BuildInfo.configuration)), ("machine", .string(ResidentMemory.cpuModel())),
+         ("cpus", .int(ProcessInfo.processInfo.activeProcessorCount)), ("threads", .int(threads)), ("repeat", .int(repeats))]
+    }
+
     func execute() throws {
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
-        if memoryOnly { try memoryCheck(threads: threadCount); return }
-        if decodeOnly { try decodeRows(threads: threadCount); return }
+        var doc = jsonHeader(threads: threadCount)
+        if memoryOnly {
+            doc.append(("memory", try memoryCheck(threads: threadCount)))
+        } else if decodeOnly {
+            doc.append(("decode", try decodeRows(threads: threadCount)))
+        } else {
+            try measure(threads: threadCount, into: &doc)
+        }
+        if json { print(JSONValue.object(doc).text) }
+    }
+
+    /// The main table, the micro-kernel rows and the thread scaling (text as it goes, JSON into `doc`).
+    func measure(threads threadCount: Int, into doc: inout [(String, JSONValue)]) throws {
         let peak1 = MachinePeak.measure(threads: 1)
         let peakAll = threadCount == 1 ? peak1 : MachinePeak.measure(threads: threadCount)
-        print("sparge bench: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
-        print("machine: \(ResidentMemory.cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
-        print(String(format: "measured fp32 multiply-add peak (this build): %.1f GFLOP/s on 1 thread, %.1f on %d", peak1, peakAll, threadCount))
-        print("timing: median of \(repeats) calls after one warm-up, into a reused output buffer; sparse = stage 1 + quantization + kernel, wall clock\n")
+        doc.append(("fma_peak_gflops", .object([("one_thread", .finite(peak1)), ("all_threads", .finite(peakAll))])))
+        say("sparge bench: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
+        say("machine: \(ResidentMemory.cpuModel()), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+        say(String(format: "measured fp32 multiply-add peak (this build): %.1f GFLOP/s on 1 thread, %.1f on %d", peak1, peakAll, threadCount))
+        say("timing: median of \(repeats) calls after one warm-up, into a reused output buffer; sparse = stage 1 + quantization + kernel, wall clock\n")
+        var rows: [JSONValue] = []
 
         var shapes = scalingOnly ? [] : [Shape(heads: 8, n: 4096, d: 64, causal: false)]
         if !quick && !scalingOnly {
@@ -81,8 +110,8 @@ struct BenchCommand {
             ("quant", 7), ("kernel", 7), ("density", 7), ("s2 skip", 7), ("cosine", 7), ("rel L1", 7),
             ("speedup", 7), ("eff GF/s", 8), ("% peak", 6),
         ]
-        print(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
-        print(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
+        say(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+        say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
         var scalingInput: (VideoLikeWorkload.Tensors, SpargeParameters)? = nil
         for s in shapes {
             for name in workloads {
@@ -149,18 +178,28 @@ struct BenchCommand {
                         (String(format: "%.1f", effective), 8),
                         (String(format: "%.0f%%", 100 * effective / peakAll), 6),
                     ]
-                    print(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+                    say(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+                    rows.append(.object([
+                        ("shape", .shape(shape)), ("causal", .bool(s.causal)), ("input", .string(name)), ("config", .string(label)),
+                        ("dense_seconds", .finite(dense)), ("dense_gflops", .finite(flops / dense / 1e9)),
+                        ("sparse_seconds", .finite(sparse)), ("stage1_seconds", .finite(tm.stage1Seconds)),
+                        ("quantization_seconds", .finite(tm.quantizationSeconds)), ("kernel_seconds", .finite(tm.kernelSeconds)),
+                    ] + res.statistics.jsonPairs + [
+                        ("accuracy", acc.json), ("speedup", .finite(speedup)), ("effective_gflops", .finite(effective)),
+                        ("peak_share", .finite(effective / peakAll)),
+                    ]))
                 }
             }
         }
-        print("""
+        doc.append(("rows", .array(rows)))
+        say("""
 
             dense GF/s: exact fp32 attention (4*N^2*D*H flops, halved when causal 'c'); sparse ms: the whole
             sparse call; stage1/quant/kernel: its phases (ms, wall); density: selected / allowed blocks;
             s2 skip: visited tiles skipped by stage 2 (lambda 50); cosine, rel L1 against dense;
             eff GF/s: dense-equivalent flops / sparse time; % peak: eff GF/s / measured peak of all threads.
             """)
-        if !scalingOnly { kernelComparison() }
+        if !scalingOnly { doc.append(("score_micro_kernel", .array(kernelComparison()))) }
         if scalingOnly {
             var w = VideoLikeWorkload.medium
             w.heads = 8
@@ -202,18 +241,29 @@ struct BenchCommand {
                 hostN.append(MachinePeak.measure(threads: threadCount, steps: 3_000_000))
             }
             let ratio = { (a: [Double], b: [Double]) in Timing.median(zip(a, b).map { $0 / $1 }) }
-            print(String(format: "\nthread scaling (%@, top-k 0.5, median of %d interleaved pairs): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; "
+            doc.append(("thread_scaling", .object([
+                ("shape", .shape(t.shape)), ("config", .string("top-k 0.5")),
+                ("sparse_seconds", .object([("one_thread", .finite(Timing.median(sparse1))), ("all_threads", .finite(Timing.median(sparseN)))])),
+                ("sparse_speedup", .finite(ratio(sparse1, sparseN))), ("dense_speedup", .finite(ratio(dense1, denseN))),
+                ("host_fma_speedup", .finite(ratio(hostN, host1))),
+                ("preparation_seconds", .object([("one_thread", .finite(Timing.median(kernel1.map(\.preparationSeconds)))),
+                                                 ("all_threads", .finite(Timing.median(kernelN.map(\.preparationSeconds))))])),
+                ("kernel_seconds", .object([("one_thread", .finite(Timing.median(kernel1.map(\.kernelSeconds)))),
+                                            ("all_threads", .finite(Timing.median(kernelN.map(\.kernelSeconds))))])),
+                ("plan_seconds", .object([("one_thread", .finite(Timing.median(plan1))), ("all_threads", .finite(Timing.median(planN)))])),
+            ])))
+            say(String(format: "\nthread scaling (%@, top-k 0.5, median of %d interleaved pairs): sparse %.1f ms on 1 thread, %.1f ms on %d: %.2fx; "
                          + "dense %.2fx; the host's FMA loop %.2fx at the same time",
                          t.shape.description, repeats, Timing.median(sparse1) * 1e3, Timing.median(sparseN) * 1e3, threadCount,
                          ratio(sparse1, sparseN), ratio(dense1, denseN), ratio(hostN, host1)))
-            print(String(format: "  sparse phases, 1 thread / %d: stage 1 + quantization %.1f / %.1f ms, kernel %.1f / %.1f ms (%.2fx), other %.1f / %.1f ms",
+            say(String(format: "  sparse phases, 1 thread / %d: stage 1 + quantization %.1f / %.1f ms, kernel %.1f / %.1f ms (%.2fx), other %.1f / %.1f ms",
                          threadCount,
                          Timing.median(kernel1.map(\.preparationSeconds)) * 1e3, Timing.median(kernelN.map(\.preparationSeconds)) * 1e3,
                          Timing.median(kernel1.map(\.kernelSeconds)) * 1e3, Timing.median(kernelN.map(\.kernelSeconds)) * 1e3,
                          ratio(kernel1.map(\.kernelSeconds), kernelN.map(\.kernelSeconds)),
                          Timing.median(zip(sparse1, kernel1).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3,
                          Timing.median(zip(sparseN, kernelN).map { $0 - $1.preparationSeconds - $1.kernelSeconds }) * 1e3))
-            print(String(format: "  sparse through a plan and workspace (no allocation per call): %.1f ms on 1 thread, %.1f ms on %d: %.2fx (kernel phase %.2fx)",
+            say(String(format: "  sparse through a plan and workspace (no allocation per call): %.1f ms on 1 thread, %.1f ms on %d: %.2fx (kernel phase %.2fx)",
                          Timing.median(plan1) * 1e3, Timing.median(planN) * 1e3, threadCount, ratio(plan1, planN),
                          ratio(planKernel1, planKernelN)))
         }
@@ -221,13 +271,14 @@ struct BenchCommand {
 
     /// Decoding one token against a long cache: the cache's sparse attend (plus the append of
     /// the token's key and value) against its exact decode path.
-    func decodeRows(threads: Int) throws {
-        print("decode: B=1 H=32 Hkv=8 D=128, one query per step, causal; build \(BuildInfo.detail); \(threads) threads")
-        print("median of \(repeats) steps after a warm-up; keys and values uniform in [-1, 1]\n")
+    func decodeRows(threads: Int) throws -> JSONValue {
+        var rows: [JSONValue] = []
+        say("decode: B=1 H=32 Hkv=8 D=128, one query per step, causal; build \(BuildInfo.detail); \(threads) threads")
+        say("median of \(repeats) steps after a warm-up; keys and values uniform in [-1, 1]\n")
         let header: [(String, Int)] = [("keys", 7), ("top-k", 5), ("prefill s", 9), ("append ms", 9), ("sparse ms", 9), ("exact ms", 8),
                                        ("speedup", 7), ("density", 7), ("cosine", 7)]
-        print(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
-        print(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
+        say(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+        say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
         for (n, topk) in [(32768, Float(0.5)), (131072, 0.5), (32768, 0.25), (131072, 0.25)] {
             let heads = 32, kvHeads = 8, d = 128
             var state: UInt64 = 0x9E37_79B9
@@ -275,9 +326,16 @@ struct BenchCommand {
                 (String(format: "%.3f", summary?.statistics.density ?? 0), 7),
                 (String(format: "%.4f", acc.cosine), 7),
             ]
-            print(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+            say(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+            rows.append(.object([
+                ("keys", .int(n)), ("top_k", .shortest(topk)), ("heads", .int(heads)), ("kv_heads", .int(kvHeads)), ("head_dim", .int(d)),
+                ("prefill_seconds", .finite(prefill)), ("append_seconds", .finite(Timing.median(appendTimes))),
+                ("sparse_seconds", .finite(Timing.median(sparseTimes))), ("exact_seconds", .finite(Timing.median(exactTimes))),
+                ("speedup", .finite(Timing.median(ratios))), ("density", .finite(summary?.statistics.density ?? 0)),
+                ("cosine", .finite(acc.cosine)),
+            ]))
         }
-        print("""
+        say("""
 
             prefill s: appending the whole cache once (key side for every block); append ms: one token's
             key and value; sparse ms: stage 1 + INT8 kernel for one query; exact ms: the exact fp32 decode;
@@ -286,21 +344,25 @@ struct BenchCommand {
             their selections (for independent picks at top-k 0.5: 1 - 0.5^4 = 94% in expectation; at 0.25: 68%).
             Uniform random data has flat attention, hence the low cosine: these rows measure speed.
             """)
+        return .array(rows)
     }
 
     /// INT8 vs fp32 score tile on the same 128 x 64 x D=64 tile, one thread, at every kernel
     /// level this machine runs.
-    func kernelComparison() {
-        print("")
+    func kernelComparison() -> [JSONValue] {
+        say("")
+        var entries: [JSONValue] = []
         for level in SpargeCPU.supportedLevels {
             guard let t = try? SpargeCPU.scoreTileThroughput(level: level, repeats: repeats) else { continue }
-            print(String(format: "score micro-kernel, 128x64 tile, D=64, 1 thread, %@: fp32 %.1f GFLOP/s, INT8 %.1f GOP/s: INT8 %.2fx faster",
+            entries.append(.object([("level", .string(level.rawValue)), ("fp32_gflops", .finite(t.fp32)), ("int8_gops", .finite(t.int8))]))
+            say(String(format: "score micro-kernel, 128x64 tile, D=64, 1 thread, %@: fp32 %.1f GFLOP/s, INT8 %.1f GOP/s: INT8 %.2fx faster",
                          level.rawValue, t.fp32, t.int8, t.int8 / t.fp32))
         }
+        return entries
     }
 
     /// Sparse attention at H=16, N=32768, D=64 and the process's peak resident memory.
-    func memoryCheck(threads: Int) throws {
+    func memoryCheck(threads: Int) throws -> JSONValue {
         var w = VideoLikeWorkload.medium
         w.heads = 16
         w.tokens = 32768
@@ -321,9 +383,11 @@ struct BenchCommand {
             }
         }
         let after = ResidentMemory.peakBytes() ?? 0
-        print(String(format: "memory: %@, sparse top-k 0.5 in %.2f s; Q+K+V+O = %.0f MiB; peak resident %.0f MiB (%.2fx) (before the call: %.0f MiB)",
-                     t.shape.description, seconds, Double(ioBytes) / 1048576, Double(after) / 1048576,
-                     Double(after) / Double(ioBytes), Double(before) / 1048576))
+        say(String(format: "memory: %@, sparse top-k 0.5 in %.2f s; Q+K+V+O = %.0f MiB; peak resident %.0f MiB (%.2fx) (before the call: %.0f MiB)",
+                   t.shape.description, seconds, Double(ioBytes) / 1048576, Double(after) / 1048576,
+                   Double(after) / Double(ioBytes), Double(before) / 1048576))
+        return .object([("shape", .shape(t.shape)), ("seconds", .finite(seconds)), ("io_bytes", .int(ioBytes)),
+                        ("peak_resident_bytes", .int(Int(after))), ("peak_resident_before_bytes", .int(Int(before)))])
     }
 
     /// Sparse attention into a caller-owned output that is reused across calls, as an

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeAttn
+import SpargeFormats
 import SpargeWorkloads
 
 /// `sparge demo`: sparse attention under several configurations against exact dense attention
@@ -7,7 +8,7 @@ import SpargeWorkloads
 struct DemoCommand {
     static let usage = """
         Usage: sparge demo [--threads N] [--n N] [--d D] [--heads H] [--workload NAME]
-                           [--seed S] [--repeat N] [--hilbert]
+                           [--seed S] [--repeat N] [--hilbert] [--json]
 
         Generates Q, K, V of a video-like token grid (frames of 16 x 32 tokens in raster order,
         attention local in space and time), runs exact dense attention and sparse attention
@@ -22,6 +23,7 @@ struct DemoCommand {
           --threads N      worker threads (default: all CPUs)
           --repeat N       timed calls per configuration after one warm-up (default 3)
           --hilbert        visit the tokens in Hilbert-curve order of the frames x 16 x 32 grid
+          \(OutputFormat.help)
         """
 
     var tokens = 4096
@@ -32,11 +34,13 @@ struct DemoCommand {
     var threads: Int?
     var repeats = 3
     var hilbert = false
+    var json = false
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["hilbert"], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"],
+        guard let a = try Arguments.parse(arguments, flags: ["hilbert", OutputFormat.flag], options: ["threads", "n", "d", "heads", "workload", "seed", "repeat"],
                                           usage: Self.usage) else { return nil }
         hilbert = a.flag("hilbert")
+        json = a.flag(OutputFormat.flag)
         tokens = try a.int("n", in: 1...1_048_576) ?? tokens
         headDim = try a.int("d", in: 1...256) ?? headDim
         heads = try a.int("heads", in: 1...1024) ?? heads
@@ -102,6 +106,9 @@ struct DemoCommand {
         ]
     }
 
+    /// Text goes to stdout as it is measured; with `--json` only the one JSON object at the end.
+    func say(_ line: String, terminator: String = "\n") { if !json { print(line, terminator: terminator) } }
+
     func execute() throws {
         var workload = Self.workload(named: workloadName)!
         workload.tokens = tokens
@@ -110,18 +117,18 @@ struct DemoCommand {
         workload.seed = seed
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
 
-        print("sparge demo: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
+        say("sparge demo: build \(BuildInfo.detail), \(BuildInfo.configuration); \(threadCount) threads")
         var inputs: VideoLikeWorkload.Tensors!
         let genSeconds = try Timing.seconds { inputs = try workload.generate(threads: threadCount) }
         if hilbert {
             // Attention is equivariant under a common permutation of Q, K and V, so the whole
             // table can run on permuted tokens (dense included) without unpermuting outputs.
             inputs = try Self.hilbertOrdered(inputs, workload: workload)
-            print("tokens in Hilbert-curve order (\(workload.frames)x\(workload.height)x\(workload.width) grid)")
+            say("tokens in Hilbert-curve order (\(workload.frames)x\(workload.height)x\(workload.width) grid)")
         }
         let shape = inputs.shape
-        print("workload: \(workload) [\(workloadName)], generated in \(Self.ms(genSeconds)) ms")
-        print("timing: median of \(repeats) calls after one warm-up, wall clock\n")
+        say("workload: \(workload) [\(workloadName)], generated in \(Self.ms(genSeconds)) ms")
+        say("timing: median of \(repeats) calls after one warm-up, wall clock\n")
 
         // Exact baseline.
         var reference = [Float]()
@@ -132,8 +139,9 @@ struct DemoCommand {
 
         let header = [("configuration", -24), ("density", 7), ("sparsity", 8), ("s2 skip", 7), ("cosine", 8),
                       ("rel L1", 8), ("RMSE", 9), ("sparse ms", 9), ("dense ms", 9), ("speedup", 7)]
-        print(header.map { Self.pad($0.0, $0.1) }.joined(separator: "  "))
-        print(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: "  "))
+        say(header.map { Self.pad($0.0, $0.1) }.joined(separator: "  "))
+        say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: "  "))
+        var rows: [JSONValue] = []
 
         var recommendedMap: BlockMap? = nil
         for c in Self.configurations {
@@ -162,9 +170,24 @@ struct DemoCommand {
                 (Self.ms(denseSeconds), 9),
                 (String(format: "%.2fx", denseSeconds / seconds), 7),
             ]
-            print(row.map { Self.pad($0.0, $0.1) }.joined(separator: "  "))
+            say(row.map { Self.pad($0.0, $0.1) }.joined(separator: "  "))
+            rows.append(.object([("configuration", .string(c.name)), ("parameters", JSONValue.parameters(c.parameters)),
+                                 ("full_map", .bool(c.fullMap))] + st.jsonPairs
+                                + [("accuracy", acc.json), ("sparse_seconds", .finite(seconds)), ("speedup", .finite(denseSeconds / seconds))]))
         }
-        print(String(format: "\ndense: %.1f GFLOP/s (%.2f GFLOP per call)", gflops, shape.denseFlops(causal: false) / 1e9))
+        if json {
+            let doc: [(String, JSONValue)] = [
+                ("command", .string("demo")), ("kernel_level", .string(BuildInfo.name)), ("build", .string(BuildInfo.detail)),
+                ("configuration", .string(BuildInfo.configuration)), ("threads", .int(threadCount)), ("repeat", .int(repeats)),
+                ("workload", .object([("name", .string(workloadName)), ("seed", .int(Int(truncatingIfNeeded: seed))),
+                                      ("hilbert", .bool(hilbert))])),
+                ("shape", .shape(shape)), ("dense_seconds", .finite(denseSeconds)), ("dense_gflops", .finite(gflops)),
+                ("rows", .array(rows)),
+            ]
+            print(JSONValue.object(doc).text)
+            return
+        }
+        say(String(format: "\ndense: %.1f GFLOP/s (%.2f GFLOP per call)", gflops, shape.denseFlops(causal: false) / 1e9))
         print("density = selected blocks / allowed blocks (1 - sparsity; every block is allowed here: not causal);")
         print("s2 skip = selected tiles skipped by the stage-2 filter;")
         print("cosine, rel L1 = sum|o-d|/sum|d|, RMSE against exact dense attention (fp32).")

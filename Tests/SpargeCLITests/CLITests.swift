@@ -152,6 +152,42 @@ struct CLITests {
         #expect(try file.tensor("o").floats() == o)
     }
 
+    /// `bench --json`: one JSON object with the main table's rows, the micro-kernel rows and
+    /// the thread scaling, under the names the text report uses (no timing is checked).
+    @Test func benchPrintsOneJSONObject() throws {
+        let r = try Self.sparge(["bench", "--quick", "--repeat", "1", "--workloads", "medium", "--threads", "2", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let report = try Self.json(r.stdout)
+        #expect(report["command"] as? String == "bench")
+        for key in ["kernel_level", "machine", "threads", "fma_peak_gflops", "score_micro_kernel", "thread_scaling"] {
+            #expect(report[key] != nil, "missing key \(key) in \(r.stdout)")
+        }
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        #expect(rows.map { $0["config"] as? String } == ["top-k 0.5", "top-k 0.25"])
+        for row in rows {
+            for key in ["dense_seconds", "sparse_seconds", "stage1_seconds", "quantization_seconds", "kernel_seconds",
+                        "density", "accuracy", "speedup"] {
+                #expect(row[key] != nil, "missing key \(key) in a row of \(r.stdout)")
+            }
+        }
+    }
+
+    /// `demo --json`: one JSON object with every configuration's statistics, accuracy and time.
+    @Test func demoPrintsOneJSONObject() throws {
+        let r = try Self.sparge(["demo", "--n", "512", "--heads", "1", "--repeat", "1", "--threads", "1", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let report = try Self.json(r.stdout)
+        #expect(report["command"] as? String == "demo")
+        #expect(report["dense_seconds"] != nil && report["kernel_level"] != nil && report["shape"] != nil)
+        let rows = try #require(report["rows"] as? [[String: Any]])
+        #expect(rows.count == 7 && rows.first?["configuration"] as? String == "recommended top-k 0.5")
+        for row in rows {
+            let accuracy = try #require(row["accuracy"] as? [String: Any])
+            #expect((accuracy["cosine"] as? Double).map { $0 > 0.9 } == true, "\(row)")
+            #expect(row["density"] != nil && row["sparse_seconds"] != nil && row["speedup"] != nil)
+        }
+    }
+
     @Test func denseWritesOnlyTheOutput() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
