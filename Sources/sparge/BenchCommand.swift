@@ -26,7 +26,7 @@ struct BenchCommand {
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
-          \(OutputFormat.help)
+          --json            one JSON object on stdout instead of the text report
                             (times in seconds, rates in GFLOP/s or GOP/s, under the text's names)
         """
 

@@ -23,7 +23,7 @@ struct DemoCommand {
           --threads N      worker threads (default: all CPUs)
           --repeat N       timed calls per configuration after one warm-up (default 3)
           --hilbert        visit the tokens in Hilbert-curve order of the frames x 16 x 32 grid
-          \(OutputFormat.help)
+          --json           one JSON object on stdout instead of the text report
         """
 
     var tokens = 4096
