@@ -30,25 +30,13 @@ public func packColumnPairs(
     columns: Int, into dst: UnsafeMutablePointer<Int16>
 ) {
     let pairs = pairCount(d)
-    if rows < columns {
-        for p in 0..<pairs { (dst + (p * columns + rows) * 2).update(repeating: 0, count: (columns - rows) * 2) }
-    }
-    // Each (pair, column) is one 32-bit word: 16 int8 of a row widen to 8 such words at once.
-    let words = UnsafeMutableRawPointer(dst)
+    dst.update(repeating: 0, count: pairs * columns * 2)
     for c in 0..<rows {
         let row = src + c * stride
-        var p = 0
-        while 2 * p + 16 <= d {
-            let bytes = UnsafeRawPointer(row + 2 * p).loadUnaligned(as: SIMD16<Int8>.self)
-            let pairWords = unsafeBitCast(SIMD16<Int16>(truncatingIfNeeded: bytes), to: SIMD8<UInt32>.self)
-            for j in 0..<8 { words.storeBytes(of: pairWords[j], toByteOffset: ((p + j) * columns + c) * 4, as: UInt32.self) }
-            p += 8
-        }
-        while p < pairs {
+        for p in 0..<pairs {
             let base = (p * columns + c) * 2
             dst[base] = Int16(row[2 * p])
-            dst[base + 1] = 2 * p + 1 < d ? Int16(row[2 * p + 1]) : 0
-            p += 1
+            if 2 * p + 1 < d { dst[base + 1] = Int16(row[2 * p + 1]) }
         }
     }
 }
