@@ -10,12 +10,6 @@ import SpargeCUDA
 @Suite struct CUDABackendTests {
     static let shape = AttentionShape(batch: 1, heads: 2, queryLength: 300, headDim: 64)
 
-    static func fp16() -> SpargeParameters {
-        var p = SpargeParameters.recommended
-        p.gpuReproduction.pvNumerics = .fp16
-        return p
-    }
-
     @Test func unsupportedConfigurationsAreRefusedWithAReason() throws {
         func expectUnsupported(_ shape: AttentionShape, _ p: SpargeParameters, mentions word: String) {
             do {
@@ -27,12 +21,12 @@ import SpargeCUDA
                 Issue.record("expected CUDAError.unsupported, got \(error)")
             }
         }
-        expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 80), Self.fp16(), mentions: "head dim 80")
-        expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 256), Self.fp16(), mentions: "head dim 256")
-        var fp32 = Self.fp16()
+        expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 80), CUDATestSupport.fp16(), mentions: "head dim 80")
+        expectUnsupported(AttentionShape(batch: 1, heads: 1, queryLength: 64, headDim: 256), CUDATestSupport.fp16(), mentions: "head dim 256")
+        var fp32 = CUDATestSupport.fp16()
         fp32.gpuReproduction.pvNumerics = .fp32
         expectUnsupported(Self.shape, fp32, mentions: "pvNumerics = .fp16")
-        var blocks = Self.fp16()
+        var blocks = CUDATestSupport.fp16()
         blocks.blockQ = 256
         expectUnsupported(Self.shape, blocks, mentions: "blockQ 256")
     }
@@ -56,7 +50,7 @@ import SpargeCUDA
     }
 
     @Test func invalidParametersGetTheLibrarysOwnError() {
-        var p = Self.fp16()
+        var p = CUDATestSupport.fp16()
         p.selection = .topK(1.5)
         #expect(throws: SpargeError.self) { _ = try SpargeCUDAPlan(shape: Self.shape, parameters: p) }
     }
@@ -80,18 +74,11 @@ import SpargeCUDA
     /// against the CPU path (the same check `sparge cuda-check` runs on the goldens and
     /// random shapes). Skipped, with the reason printed, where no driver can be loaded.
     @Test func agreesWithTheCPUPathOnAGPU() throws {
-        let device: CUDADevice
-        do { device = try CUDADevice.open() } catch CUDAError.libraryNotFound(let lib, _, _) {
-            print("SKIP GPU agreement test: \(lib) cannot be loaded on this machine (no NVIDIA driver)")
-            return
-        }
-        var rng = SystemRandomNumberGenerator()
+        guard let device = try CUDATestSupport.deviceOrSkip("GPU agreement test") else { return }
         let shape = AttentionShape(batch: 1, heads: 4, kvHeads: 2, queryLength: 777, keyLength: 901, headDim: 64)
-        let q = (0..<shape.queryElements).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
-        let k = (0..<shape.keyElements).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
-        let v = (0..<shape.keyElements).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
+        let (q, k, v) = CUDATestSupport.randomHalfInputs(shape)
         for causal in [false, true] {
-            var p = Self.fp16()
+            var p = CUDATestSupport.fp16()
             p.causal = causal
             let r = try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
                 try CUDAAgreementCheck.compare(label: "random", q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),

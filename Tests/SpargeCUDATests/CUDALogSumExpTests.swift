@@ -10,12 +10,6 @@ import SpargeAttn
 @Suite struct CUDALogSumExpTests {
     static let shape = AttentionShape(batch: 2, heads: 2, queryLength: 100, headDim: 64)
 
-    static func fp16() -> SpargeParameters {
-        var p = SpargeParameters.recommended
-        p.gpuReproduction.pvNumerics = .fp16
-        return p
-    }
-
     /// Runs the `backend: .cuda()` call on zero inputs with an `lse` buffer of `lseCount`
     /// floats (none when nil) and `keyPadding`.
     static func callGPU(lseCount: Int?, keyPadding: KeyPaddingMask? = nil) throws {
@@ -24,7 +18,7 @@ import SpargeAttn
         var out = x, lse = [Float](repeating: 0, count: lseCount ?? 0)
         try x.withUnsafeBufferPointer { x in try out.withUnsafeMutableBufferPointer { o in try lse.withUnsafeMutableBufferPointer { l in
             _ = try SpargeAttention.sparse(q: AttentionInput(x), k: AttentionInput(x), v: AttentionInput(x), output: AttentionOutput(o),
-                                           shape: s, parameters: fp16(), backend: .cuda(), lse: lseCount == nil ? nil : l, keyPadding: keyPadding)
+                                           shape: s, parameters: CUDATestSupport.fp16(), backend: .cuda(), lse: lseCount == nil ? nil : l, keyPadding: keyPadding)
         } } }
     }
 
@@ -57,20 +51,13 @@ import SpargeAttn
     /// that the first rows attend no key (-inf on both), without and with a key padding mask
     /// (fully and partly padded key blocks). Skipped where no driver loads.
     @Test func lseAgreesWithTheCPUPathOnAGPU() throws {
-        let device: CUDADevice
-        do { device = try CUDADevice.open() } catch CUDAError.libraryNotFound(let lib, _, _) {
-            print("SKIP GPU LSE agreement test: \(lib) cannot be loaded on this machine (no NVIDIA driver)")
-            return
-        }
-        var rng = SystemRandomNumberGenerator()
+        guard let device = try CUDATestSupport.deviceOrSkip("GPU LSE agreement test") else { return }
         let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 650, keyLength: 523, headDim: 64)
-        let q = (0..<shape.queryElements).map { _ in Float16(Float.random(in: -2...2, using: &rng)) }
-        let k = (0..<shape.keyElements).map { _ in Float16(Float.random(in: -2...2, using: &rng) + 0.7) }
-        let v = (0..<shape.keyElements).map { _ in Float16(Float.random(in: -1...1, using: &rng)) }
+        let (q, k, v) = CUDATestSupport.randomHalfInputs(shape, keyOffset: 0.7)
         var sets: [(String, SpargeParameters)] = []
         for causal in [false, true] {
             for smooth in [false, true] {
-                var p = Self.fp16()
+                var p = CUDATestSupport.fp16()
                 p.causal = causal
                 p.smoothK = smooth
                 sets.append(("causal \(causal) smoothK \(smooth)", p))
