@@ -71,9 +71,10 @@ struct BenchCommand {
 
     /// What every JSON report starts with: the build, the machine and the timing rule.
     func jsonHeader(threads: Int) -> [(String, JSONValue)] {
-        [("command", .string("bench")), ("kernel_level", .string(BuildInfo.name)), ("build", .string(BuildInfo.detail)),
-         ("configuration", .string(BuildInfo.configuration)), ("machine", .string(ResidentMemory.cpuModel())),
-         ("cpus", .int(ProcessInfo.processInfo.activeProcessorCount)), ("threads", .int(threads)), ("repeat", .int(repeats))]
+        JSONValue.buildPairs(command: "bench") + [
+            ("machine", .string(ResidentMemory.cpuModel())), ("cpus", .int(ProcessInfo.processInfo.activeProcessorCount)),
+            ("threads", .int(threads)), ("repeat", .int(repeats)),
+        ]
     }
 
     func execute() throws {

@@ -107,7 +107,7 @@ struct DemoCommand {
     }
 
     /// Text goes to stdout as it is measured; with `--json` only the one JSON object at the end.
-    func say(_ line: String, terminator: String = "\n") { if !json { print(line, terminator: terminator) } }
+    func say(_ line: String) { if !json { print(line) } }
 
     func execute() throws {
         var workload = Self.workload(named: workloadName)!
@@ -176,9 +176,8 @@ struct DemoCommand {
                                 + [("accuracy", acc.json), ("sparse_seconds", .finite(seconds)), ("speedup", .finite(denseSeconds / seconds))]))
         }
         if json {
-            let doc: [(String, JSONValue)] = [
-                ("command", .string("demo")), ("kernel_level", .string(BuildInfo.name)), ("build", .string(BuildInfo.detail)),
-                ("configuration", .string(BuildInfo.configuration)), ("threads", .int(threadCount)), ("repeat", .int(repeats)),
+            let doc = JSONValue.buildPairs(command: "demo") + [
+                ("threads", .int(threadCount)), ("repeat", .int(repeats)),
                 ("workload", .object([("name", .string(workloadName)), ("seed", .int(Int(truncatingIfNeeded: seed))),
                                       ("hilbert", .bool(hilbert))])),
                 ("shape", .shape(shape)), ("dense_seconds", .finite(denseSeconds)), ("dense_gflops", .finite(gflops)),
@@ -187,7 +186,7 @@ struct DemoCommand {
             print(JSONValue.object(doc).text)
             return
         }
-        say(String(format: "\ndense: %.1f GFLOP/s (%.2f GFLOP per call)", gflops, shape.denseFlops(causal: false) / 1e9))
+        print(String(format: "\ndense: %.1f GFLOP/s (%.2f GFLOP per call)", gflops, shape.denseFlops(causal: false) / 1e9))
         print("density = selected blocks / allowed blocks (1 - sparsity; every block is allowed here: not causal);")
         print("s2 skip = selected tiles skipped by the stage-2 filter;")
         print("cosine, rel L1 = sum|o-d|/sum|d|, RMSE against exact dense attention (fp32).")

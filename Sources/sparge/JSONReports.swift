@@ -2,6 +2,12 @@ import SpargeAttn
 import SpargeFormats
 
 extension JSONValue {
+    /// What a timing report (bench, demo) starts with: the command and the build it measured.
+    static func buildPairs(command: String) -> [(String, JSONValue)] {
+        [("command", .string(command)), ("kernel_level", .string(BuildInfo.name)), ("build", .string(BuildInfo.detail)),
+         ("configuration", .string(BuildInfo.configuration))]
+    }
+
     /// The sizes of `s` under snake-case names.
     static func shape(_ s: AttentionShape) -> JSONValue {
         .object([
