@@ -98,6 +98,15 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// TileRowOps.swift: `x[r][c] += vector[c]`.
+    public static func addToRows(
+        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, vector: UnsafePointer<Float>
+    ) {
+        for r in 0..<rows {
+            for c in 0..<columns { x[r * stride + c] += vector[c] }
+        }
+    }
+
     /// MultiplyAddPeak.swift: the same dependent multiply-add chains, one lane.
     public static func multiplyAddLoop(steps: Int, seed: Float) -> Float {
         var x = (0..<12).map { seed + Float($0) }

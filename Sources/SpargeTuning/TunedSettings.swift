@@ -60,13 +60,18 @@ public struct TunedLayer: Sendable, Hashable {
     public var causal: Bool
     /// Attention sink while tuning (informative: the values fit it).
     public var attentionSink: Bool
+    /// Q smoothing while tuning (``SpargeAttn/SpargeParameters/smoothQ``): unlike the two
+    /// above it is applied, since it changes the error the values were chosen for.
+    public var smoothQ: Bool
 
     /// One layer's settings; see the properties for each parameter.
-    public init(name: String, heads: [TunedHead], causal: Bool = false, attentionSink: Bool = false) {
+    public init(name: String, heads: [TunedHead], causal: Bool = false, attentionSink: Bool = false, smoothQ: Bool = false) {
         self.name = name; self.heads = heads; self.causal = causal; self.attentionSink = attentionSink
+        self.smoothQ = smoothQ
     }
 
-    /// `base` with this layer's per-head theta, tau (or top-k) and lambda.
+    /// `base` with this layer's per-head theta, tau (or top-k) and lambda, and Q smoothing
+    /// turned on when the layer was tuned with it.
     ///
     /// Throws ``TuningError/headCountMismatch(layer:tuned:heads:)`` when `heads` differs from
     /// the tuned count, and ``TuningError/blockSizeMismatch(layer:tuned:given:)`` when `base`
@@ -78,6 +83,7 @@ public struct TunedLayer: Sendable, Hashable {
             throw TuningError.blockSizeMismatch(layer: name, tuned: "\(first.blockQ)x\(first.blockK)", given: "\(base.blockQ)x\(base.blockK)")
         }
         var p = base
+        if smoothQ { p.smoothQ = true }
         p.simThreshold = PerHead(heads.map(\.theta))
         p.pvThreshold = PerHead(heads.map(\.lambda))
         let taus = heads.compactMap(\.tau), topks = heads.compactMap(\.topK)

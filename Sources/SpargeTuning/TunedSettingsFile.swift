@@ -5,6 +5,7 @@ import SpargeFormats
 // The JSON form of ``TunedSettings``, version 1:
 // {"format": "sparge-tuned", "version": 1, "metric": "l1", "bound": 0.07, "pv_bound": 0.08,
 //  "safety_margin": 0.8, "layers": [{"name": "...", "causal": true, "attention_sink": true,
+//  ("smooth_q": true only when tuned with Q smoothing)
 //  "heads": [{"theta": 0.25, "tau": 0.89, "lambda": 12.5, "block_q": 128, "block_k": 64,
 //             "error": 0.051, "density": 0.31, "sparsity": 0.42, "dense": false}, ...]}]}
 // `tau` or `top_k` per head (files written before use `topk`, still read); `lambda: null` is infinity (stage 2 off).
@@ -14,18 +15,21 @@ extension TunedSettings {
     public var jsonText: String {
         let number = JSONValue.shortest
         let layerValues: [JSONValue] = layers.map { l in
-            .object([
+            var fields: [(String, JSONValue)] = [
                 ("name", .string(l.name)), ("causal", .bool(l.causal)), ("attention_sink", .bool(l.attentionSink)),
-                ("heads", .array(l.heads.map { h in
-                    var f: [(String, JSONValue)] = [("theta", number(h.theta))]
-                    if let tau = h.tau { f.append(("tau", number(tau))) }
-                    if let k = h.topK { f.append(("top_k", number(k))) }
-                    f += [("lambda", number(h.lambda)), ("block_q", .int(h.blockQ)), ("block_k", .int(h.blockK)),
-                          ("error", .finite(h.error)), ("density", .finite(h.density)),
-                          ("sparsity", .finite(h.sparsity)), ("dense", .bool(h.dense))]
-                    return .object(f)
-                })),
-            ])
+            ]
+            if l.smoothQ { fields.append(("smooth_q", .bool(true))) }
+            let heads: [JSONValue] = l.heads.map { h in
+                var f: [(String, JSONValue)] = [("theta", number(h.theta))]
+                if let tau = h.tau { f.append(("tau", number(tau))) }
+                if let k = h.topK { f.append(("top_k", number(k))) }
+                f += [("lambda", number(h.lambda)), ("block_q", .int(h.blockQ)), ("block_k", .int(h.blockK)),
+                      ("error", .finite(h.error)), ("density", .finite(h.density)),
+                      ("sparsity", .finite(h.sparsity)), ("dense", .bool(h.dense))]
+                return .object(f)
+            }
+            fields.append(("heads", .array(heads)))
+            return .object(fields)
         }
         let file: JSONValue = .object([
             ("format", .string(Self.format)), ("version", .int(Self.currentVersion)),
@@ -163,7 +167,7 @@ extension TunedSettings {
             throw TuningError.wrongFormat("\(lp) mixes tau and topk heads; one layer runs in one mode")
         }
         return TunedLayer(name: name, heads: heads, causal: lo["causal"]?.bool ?? false,
-                          attentionSink: lo["attention_sink"]?.bool ?? false)
+                          attentionSink: lo["attention_sink"]?.bool ?? false, smoothQ: lo["smooth_q"]?.bool ?? false)
     }
 
     /// A JSON number (not a boolean), finite.

@@ -166,7 +166,7 @@ public enum SpargeTuner {
                              density: final.density[h], sparsity: 1 - final.allowedDensity[h],
                              dense: choice[h] == .dense)
         }
-        let tuned = TunedLayer(name: layer, heads: tunedHeads, causal: base.causal, attentionSink: base.attentionSink)
+        let tuned = TunedLayer(name: layer, heads: tunedHeads, causal: base.causal, attentionSink: base.attentionSink, smoothQ: base.smoothQ)
         return TunedSettings(layers: [tuned], metric: options.metric, bound: options.bound, pvBound: options.pvBound,
                              safetyMargin: options.safetyMargin)
     }

@@ -70,6 +70,13 @@ struct KernelLevelTests {
         k.scaleRows(&eFast, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         scalar.scaleRows(&eSlow, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         #expect(try Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
+        // A per-column term added to every row (Q smoothing): one rounding per element, exact.
+        let terms = rng.gaussians(cols, scale: 5)
+        var aFast = tile, aSlow = tile
+        k.addToRows(&aFast, stride: cols, rows: rows, columns: cols - 8, vector: terms)
+        scalar.addToRows(&aSlow, stride: cols, rows: rows, columns: cols - 8, vector: terms)
+        #expect(aFast.map(\.bitPattern) == aSlow.map(\.bitPattern), "\(level) addToRows")
+        #expect(aFast[cols - 1] == tile[cols - 1], "addToRows stays within its columns")
         // Stage 1's block statistics and the INT8 quantization: bitwise the same on every set
         // (masks and INT8 tensors must not depend on the level), including rows with huge,
         // tiny and zero values.
@@ -112,6 +119,12 @@ struct KernelLevelTests {
             let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal,
                                                     blockMap: result.blockMap, blockQ: p.blockQ, blockK: p.blockK)
             #expect(try Self.relativeL2(out, masked) < 0.05, "\(level) sparse \(shape)")
+            // Q smoothing: the same map, and the output at least as close.
+            var smoothed = p
+            smoothed.smoothQ = true
+            let (outQ, resultQ) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: smoothed)
+            #expect(resultQ.blockMap == result.blockMap, "\(level) smoothQ changed the map")
+            #expect(try Self.relativeL2(outQ, masked) < 0.05, "\(level) sparse smoothQ \(shape)")
         }
     }
 
@@ -126,11 +139,22 @@ struct KernelLevelTests {
         var p = SpargeParameters.sage2CDF
         p.causal = c.causal
         var baseline: (output: [Float], result: SparseAttentionResult)?
+        var baselineQ: [Float]?
         for level in Self.levels {
             try SpargeCPU.withLevel(level) {
                 let one = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1, captureQuantized: true)
                 let three = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 3, captureQuantized: true)
                 #expect(one.output == three.output, "\(level): 1 vs 3 threads differ")
+                var smoothed = p
+                smoothed.smoothQ = true
+                let oneQ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: smoothed, threads: 1).output
+                let threeQ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: smoothed, threads: 3).output
+                #expect(oneQ == threeQ, "\(level) smoothQ: 1 vs 3 threads differ")
+                if let baseQ = baselineQ {
+                    #expect(try Self.relativeL2(oneQ, baseQ.map(Double.init)) < 1e-4, "\(level) smoothQ output vs baseline")
+                } else {
+                    baselineQ = oneQ
+                }
                 guard let base = baseline else { baseline = one; return }
                 #expect(one.result.blockMap == base.result.blockMap, "\(level) block map differs from baseline")
                 #expect(one.result.quantized == base.result.quantized, "\(level) INT8 tensors differ from baseline")

@@ -61,7 +61,7 @@ public struct ParameterSetting: Sendable, Hashable, CustomStringConvertible {
 
 extension SpargeParameters: CustomStringConvertible {
     /// Every setting, the paper's knobs first (`bq`, `bk`, `selection`, `top_k` or `cdfthreshd`,
-    /// `simthreshd1`, `pvthreshd`, `causal`, `attention_sink`, `smooth_k`), then the input
+    /// `simthreshd1`, `pvthreshd`, `causal`, `attention_sink`, `smooth_k`, `smooth_q`), then the input
     /// policy and the GPU-reproduction options; `softmax_scale` only when it is set.
     public var settings: [ParameterSetting] {
         var s: [ParameterSetting] = [
@@ -81,6 +81,7 @@ extension SpargeParameters: CustomStringConvertible {
             ParameterSetting(name: "causal_alignment", value: .choice(causalAlignment.rawValue)),
             ParameterSetting(name: "attention_sink", value: .flag(attentionSink)),
             ParameterSetting(name: "smooth_k", value: .flag(smoothK)),
+            ParameterSetting(name: "smooth_q", value: .flag(smoothQ)),
         ]
         if let scale = softmaxScale { s.append(ParameterSetting(name: "softmax_scale", value: .number(scale))) }
         s.append(ParameterSetting(name: "non_finite_policy", value: .choice(nonFinitePolicy.rawValue)))

@@ -86,6 +86,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         if parameters.gpuReproduction.pvNumerics != .fp32 {
             throw SpargeError.unsupported("pvNumerics \(parameters.gpuReproduction.pvNumerics) emulates a one-shot GPU call (its FP8 V scale spans all keys); the KV cache computes P.V in fp32")
         }
+        if parameters.smoothQ {
+            throw SpargeError.unsupported("smoothQ needs every key in fp32 beside the INT8 ones, which the KV cache does not keep; set smoothQ to false for the cache (one-shot calls and plans support it)")
+        }
         if parameters.causal && parameters.causalAlignment != .bottomRight {
             throw SpargeError.unsupported("a KV cache's queries are the last tokens of the sequence, so its causal mask is bottom-right; set causalAlignment to .bottomRight (or use SpargeAttention/SpargePlan for top-left)")
         }

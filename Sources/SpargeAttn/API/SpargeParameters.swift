@@ -108,6 +108,14 @@ public struct SpargeParameters: Sendable, Hashable {
     public var attentionSink: Bool = false
     /// Subtract the mean of K over tokens before prediction and quantization.
     public var smoothK: Bool = true
+    /// Subtract each query block's mean before INT8 quantization and add its exact fp32
+    /// product with the (smoothed) keys back to the scores: SageAttention2's Q smoothing. The
+    /// authors' SpargeAttn entry points do not do it, so it is off by default (outputs then
+    /// match theirs); on language-model queries, which share a large common component, it
+    /// roughly halves the INT8 score error. Stage 1 is unchanged; the captured INT8 Q are the
+    /// centred rows. CPU one-shot calls and plans only: ``SpargeKVCache`` and the GPU backend
+    /// refuse it.
+    public var smoothQ: Bool = false
     /// Softmax scale; `nil` means `1 / sqrt(headDim)`.
     public var softmaxScale: Float? = nil
     /// How closely to reproduce the authors' GPU kernels (their numerics and quirks), apart

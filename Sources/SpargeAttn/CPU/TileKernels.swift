@@ -25,6 +25,7 @@ protocol TileKernels: Sendable {
     static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
                                  shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)
     static func scaleRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, factors: UnsafePointer<Float>)
+    static func addToRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, vector: UnsafePointer<Float>)
     static func blockRowSums(_ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>,
                              unitSums: UnsafeMutablePointer<Float>)
     static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>) -> Float

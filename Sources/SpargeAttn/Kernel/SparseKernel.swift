@@ -54,9 +54,19 @@ func sparseQueryBlock(
     // larger units (``OverflowGuard``), and the dequantization scale is formed in Double.
     var kScaleMax: Float = 0
     for j in 0..<g.keyBlocks { kScaleMax = Swift.max(kScaleMax, ops.kScale.pointer[kHead * g.keyBlockStride + j]) }
+    // Q smoothing adds mean . k' (|k'| <= 127 k_scale) to every score of the block.
+    let qMean = ops.qMean.map { UnsafePointer($0.pointer + (qHead * g.queryBlocks + i) * d) }
+    var meanMax: Float = 0
+    if let qMean { for c in 0..<d { meanMax = Swift.max(meanMax, abs(qMean[c])) } }
     let scoreUnit = OverflowGuard.unit(
-        bound: 16129 * Double(d) * Double(qScale) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
+        bound: (16129 * Double(qScale) + 127 * Double(meanMax)) * Double(d) * Double(kScaleMax) * Double(o.scoreFactor),
+        limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
+    if let qMean {
+        // Row 0: the mean in the tile's score units; rows 1-3 stay zero (the kernel's 4-row tile).
+        let factor = Double(o.scoreFactor) / Double(scoreUnit)
+        for c in 0..<d { w.meanRows.pointer[c] = Float(Double(qMean[c]) * factor) }
+    }
     if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
     var selected = 0
     for j in 0..<g.keyBlocks where mapRow[j] != 0 { selected += 1 }
@@ -80,6 +90,11 @@ func sparseQueryBlock(
             scale: scoreUnit == 1 ? qScale * ops.kScale.pointer[t] * o.scoreFactor
                 : Float(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor) / Double(scoreUnit)),
             out: scores, outStride: stride)
+        if let kSmoothedT = ops.kSmoothedT {
+            w.kernels.floatScoreTile(q: w.meanRows.pointer, qStride: d, rows: 4, kT: kSmoothedT.pointer + t * d * stride,
+                                     columns: stride, depth: d, out: w.keyTerms.pointer, outStride: stride)
+            w.kernels.addToRows(scores, stride: stride, rows: rowsPad, columns: stride, vector: w.keyTerms.pointer)
+        }
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
                  zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,

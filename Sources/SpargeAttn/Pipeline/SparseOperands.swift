@@ -1,7 +1,8 @@
 // Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
 // K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
-// blocks and their scales (section 3) in the packed layouts of the score micro-kernel, and V
-// padded to a multiple of 8 channels when its own rows are not.
+// blocks and their scales (section 3) in the packed layouts of the score micro-kernel, V
+// padded to a multiple of 8 channels when its own rows are not, and with Q smoothing the
+// query blocks' means and the fp32 smoothed keys their exact products need.
 
 /// Prepared operands of one call. Buffers are indexed by (batch, head) or (batch, kv head).
 final class SparseOperands: @unchecked Sendable {
@@ -17,6 +18,11 @@ final class SparseOperands: @unchecked Sendable {
     let qSim: RawBuffer<Float>        // [B*H][nq]
     let qInt8: RawBuffer<Int8>?       // [B*H][Nq][D] when captured
     let kInt8: RawBuffer<Int8>?       // [B*Hkv][Nk][D] when captured
+    /// Q smoothing (``SpargeParameters/smoothQ``): each query block's mean (times the
+    /// quantization premultiplier), [B*H][nq][D], and the smoothed keys in fp32, transposed
+    /// per key block as the fp32 score kernel reads them, [B*Hkv][nk][D][columnsPad].
+    let qMean: RawBuffer<Float>?
+    let kSmoothedT: RawBuffer<Float>?
     /// V widened to fp32 with rows padded to `width` floats, when V cannot be read in place
     /// (fp16/bf16 elements, or D not a multiple of 8); allocated on first need, then reused.
     private(set) var vPadded: RawBuffer<Float>?
@@ -28,7 +34,7 @@ final class SparseOperands: @unchecked Sendable {
     /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
     private(set) var valuesScaled = false
 
-    init(geometry g: SparseGeometry, captureInt8: Bool) {
+    init(geometry g: SparseGeometry, captureInt8: Bool, smoothQ: Bool = false) {
         self.g = g
         let s = g.shape, d = s.headDim
         let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
@@ -44,6 +50,8 @@ final class SparseOperands: @unchecked Sendable {
         qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qInt8 = captureInt8 ? RawBuffer(uninitializedCount: qHeads * s.queryLength * d) : nil
         kInt8 = captureInt8 ? RawBuffer(uninitializedCount: kvHeads * s.keyLength * d) : nil
+        qMean = smoothQ ? RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0) : nil
+        kSmoothedT = smoothQ ? RawBuffer(count: kvHeads * g.keyBlockStride * d * g.columnsPad, zero: 0) : nil
         values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
     }
 
@@ -106,6 +114,7 @@ final class SparseOperands: @unchecked Sendable {
                 smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
             }
             let t = head * g.keyBlockStride + j
+            if let kSmoothedT { transposeBlock(block, rows: rows, d: d, columns: g.columnsPad, into: kSmoothedT.pointer + t * d * g.columnsPad) }
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
@@ -136,7 +145,8 @@ final class SparseOperands: @unchecked Sendable {
             let q8 = qInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             (qSim.pointer[t], qScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockQ, premultiplier: premultiplier, gpuRounding: gpuRounding,
-                partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
+                partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, int8: q8, since: t0, scratch: w,
+                center: qMean.map { $0.pointer + t * d })
             packQueryBlock(q8, rows: rows, d: d, pairs: g.pairs, rowsPad: g.rowsPad,
                            into: qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs)
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
@@ -145,18 +155,45 @@ final class SparseOperands: @unchecked Sendable {
 
     /// Stage-1 summary (section 2, steps 1-2) then INT8 quantization (section 3) of one block
     /// held in `block`; accounts the first to stage 1 and leaves `scratch.lastMark` at the
-    /// start of quantization. Returns (self-similarity, scale).
+    /// start of quantization. With `center` (Q smoothing) the rows' mean is subtracted after
+    /// the summary and written there times `premultiplier`. Returns (self-similarity, scale).
     private func summarizeAndQuantize(
-        _ block: UnsafePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
+        _ block: UnsafeMutablePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
         partialBlocks: PartialBlockRule, pooled: UnsafeMutablePointer<Float>, int8: UnsafeMutablePointer<Int8>,
-        since start: UInt64, scratch w: WorkerScratch
+        since start: UInt64, scratch w: WorkerScratch, center: UnsafeMutablePointer<Float>? = nil
     ) -> (Float, Float) {
         let d = w.headDim
         let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
                                  partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start
+        if let center { centerRows(block, rows: rows, d: d, premultiplier: premultiplier, mean: center, sums: w.sums.pointer) }
         let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8, kernels: w.kernels)
         return (sim, scale)
+    }
+}
+
+/// Q smoothing: subtracts the mean of `rows` rows (accumulated in Double, so the same on
+/// every kernel level) from each of them and writes it, times `premultiplier`, to `mean`.
+func centerRows(_ block: UnsafeMutablePointer<Float>, rows: Int, d: Int, premultiplier: Float,
+                mean: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Double>) {
+    sums.update(repeating: 0, count: d)
+    for r in 0..<rows {
+        for c in 0..<d { sums[c] += Double(block[r * d + c]) }
+    }
+    for c in 0..<d {
+        let m = Float(sums[c] / Double(Swift.max(rows, 1)))
+        for r in 0..<rows { block[r * d + c] -= m }
+        mean[c] = m * premultiplier
+    }
+}
+
+/// Writes `rows x d` values (row stride `d`) transposed to `d x columns` (row stride
+/// `columns`), zeros in the columns past `rows`.
+func transposeBlock(_ block: UnsafePointer<Float>, rows: Int, d: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+    for c in 0..<d {
+        let dst = out + c * columns
+        for r in 0..<rows { dst[r] = block[r * d + c] }
+        for r in rows..<columns { dst[r] = 0 }
     }
 }

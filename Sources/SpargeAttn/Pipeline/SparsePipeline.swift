@@ -92,7 +92,8 @@ struct SparsePipeline {
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
-            let grouped = usesGroupedDecode(g) && !perHeadKernel
+            // The grouped kernel shares one packed query group per kv head: no per-head means.
+            let grouped = usesGroupedDecode(g) && !perHeadKernel && !p.smoothQ
             let units = st.partialUnits
             if grouped {
                 // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.

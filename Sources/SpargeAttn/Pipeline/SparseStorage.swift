@@ -19,7 +19,7 @@ final class SparseStorage: @unchecked Sendable {
          captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
         let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride)
         self.g = g
-        ops = SparseOperands(geometry: g, captureInt8: captureInt8)
+        ops = SparseOperands(geometry: g, captureInt8: captureInt8, smoothQ: p.smoothQ)
         scratch = (0..<Swift.max(1, threads)).map { _ in
             WorkerScratch(tileRows: g.rowsPad, tileColumns: g.columnsPad, width: g.width,
                           blockRows: Swift.max(g.blockQ, g.blockK), d: s.headDim, keyBlocks: g.keyBlocks)
