@@ -55,6 +55,41 @@ extension KernelSet {
     }
 }
 
+extension KernelSet {
+    /// Computes `out[c] = sum_d x[d] * kT[d][c]` for one row `x` of `depth` values and
+    /// `columns` columns (a multiple of 8): Q smoothing's mean-times-key scores of a tile.
+    /// Four vector accumulators in flight (four independent multiply-add chains), then one.
+    @inline(never)
+    public static func rowTimesColumns(
+        _ x: UnsafePointer<Float>, kT: UnsafePointer<Float>, columns: Int, depth: Int, out: UnsafeMutablePointer<Float>
+    ) {
+        let n = FloatV.scalarCount
+        var c = 0
+        while c + 4 * n <= columns {
+            var a0 = FloatV(), a1 = FloatV(), a2 = FloatV(), a3 = FloatV()
+            var kp = kT + c
+            for d in 0..<depth {
+                let b = FloatV(repeating: x[d])
+                a0 = multiplyAdd(b, load(kp), a0); a1 = multiplyAdd(b, load(kp + n), a1)
+                a2 = multiplyAdd(b, load(kp + 2 * n), a2); a3 = multiplyAdd(b, load(kp + 3 * n), a3)
+                kp += columns
+            }
+            store(a0, out + c); store(a1, out + c + n); store(a2, out + c + 2 * n); store(a3, out + c + 3 * n)
+            c += 4 * n
+        }
+        while c < columns {
+            var a = Float8()
+            var kp = kT + c
+            for d in 0..<depth {
+                a = multiplyAdd(Float8(repeating: x[d]), load8(kp), a)
+                kp += columns
+            }
+            store(a, out + c)
+            c += 8
+        }
+    }
+}
+
 #if SPARGE_AVX512
 /// Four rows x four vectors of columns of the fp32 score tile.
 @inline(__always)

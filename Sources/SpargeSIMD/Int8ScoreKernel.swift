@@ -1,10 +1,12 @@
-// INT8 score tile: S[r][c] = scale * sum_d q[r][d] * k[c][d], int32 accumulation.
+// INT8 score tile: S[r][c] = scale * sum_d q[r][d] * k[c][d] (+ terms[c]), int32 accumulation.
 //
 // Register tile: 4 rows x 2 vectors of int32 accumulators (4 x 16 columns with 8 lanes, 4 x 32
 // in the AVX-512 set) + 2 key vectors + 1 broadcast: 11 registers. With AVX-512 VNNI each
 // multiply-add is one 512-bit `vpdpwssd`. Rows come in the packed-pair row layout, columns in the pair-major
 // layout (see PairPacking.swift). Integer sums are exact, so every kernel set gives the same
-// int32 sums; only the final fp32 scaling is per lane and identical too.
+// int32 sums; only the final fp32 scaling (and the optional per-column term, added after it:
+// a multiply then an add, never fused, so that every set rounds alike) is per lane and
+// identical too.
 
 extension KernelSet {
     /// Computes a score tile from packed INT8 operands.
@@ -14,12 +16,14 @@ extension KernelSet {
     ///     `rows` is a multiple of 4: the caller provides readable zero rows.
     ///   - k: pair-major key block with `columns` columns (a multiple of 16).
     ///   - scale: factor applied to every int32 sum (query scale x key scale x softmax scale).
+    ///   - terms: `columns` values added to every row after scaling (Q smoothing's
+    ///     mean-times-key scores), or nil.
     ///   - out: `rows x columns` fp32 tile with row stride `outStride`.
     @inline(never)
     public static func int8ScoreTile(
         q: UnsafePointer<Int32>, qStride: Int, rows: Int,
         k: UnsafePointer<Int16>, columns: Int, pairs: Int,
-        scale: Float,
+        scale: Float, terms: UnsafePointer<Float>?,
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
         let n = Int32V.scalarCount
@@ -32,7 +36,7 @@ extension KernelSet {
             // 4 rows x 4 zmm accumulators (64 columns): each q pair broadcast once per 64 columns.
             while c + 4 * n <= columns {
                 int8ScoreFourVectors(q: (q0, q1, q2, q3), k: k + 2 * c, columns: columns, pairs: pairs, scale: s,
-                                     out: out + r * outStride + c, outStride: outStride)
+                                     terms: terms.map { $0 + c }, out: out + r * outStride + c, outStride: outStride)
                 c += 4 * n
             }
             #endif
@@ -53,10 +57,11 @@ extension KernelSet {
                     kp += 2 * columns
                 }
                 let o = out + r * outStride + c
-                store(convertToFloat(a00) * s, o); store(convertToFloat(a01) * s, o + n)
-                store(convertToFloat(a10) * s, o + outStride); store(convertToFloat(a11) * s, o + outStride + n)
-                store(convertToFloat(a20) * s, o + 2 * outStride); store(convertToFloat(a21) * s, o + 2 * outStride + n)
-                store(convertToFloat(a30) * s, o + 3 * outStride); store(convertToFloat(a31) * s, o + 3 * outStride + n)
+                let t0 = terms.map { $0 + c }, t1 = terms.map { $0 + c + n }
+                storeScores(a00, s, t0, o); storeScores(a01, s, t1, o + n)
+                storeScores(a10, s, t0, o + outStride); storeScores(a11, s, t1, o + outStride + n)
+                storeScores(a20, s, t0, o + 2 * outStride); storeScores(a21, s, t1, o + 2 * outStride + n)
+                storeScores(a30, s, t0, o + 3 * outStride); storeScores(a31, s, t1, o + 3 * outStride + n)
                 c += 2 * n
             }
             r += 4
@@ -69,7 +74,7 @@ extension KernelSet {
 @inline(__always)
 func int8ScoreFourVectors(
     q: (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>),
-    k: UnsafePointer<Int16>, columns: Int, pairs: Int, scale s: ScoreFloatV,
+    k: UnsafePointer<Int16>, columns: Int, pairs: Int, scale s: ScoreFloatV, terms: UnsafePointer<Float>?,
     out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
     let n = Int32V.scalarCount
@@ -95,13 +100,22 @@ func int8ScoreFourVectors(
         kp += 2 * columns
     }
     let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
-    store(convertToFloat(a00) * s, out); store(convertToFloat(a01) * s, out + n)
-    store(convertToFloat(a02) * s, out + 2 * n); store(convertToFloat(a03) * s, out + 3 * n)
-    store(convertToFloat(a10) * s, o1); store(convertToFloat(a11) * s, o1 + n)
-    store(convertToFloat(a12) * s, o1 + 2 * n); store(convertToFloat(a13) * s, o1 + 3 * n)
-    store(convertToFloat(a20) * s, o2); store(convertToFloat(a21) * s, o2 + n)
-    store(convertToFloat(a22) * s, o2 + 2 * n); store(convertToFloat(a23) * s, o2 + 3 * n)
-    store(convertToFloat(a30) * s, o3); store(convertToFloat(a31) * s, o3 + n)
-    store(convertToFloat(a32) * s, o3 + 2 * n); store(convertToFloat(a33) * s, o3 + 3 * n)
+    let t0 = terms, t1 = terms.map { $0 + n }, t2 = terms.map { $0 + 2 * n }, t3 = terms.map { $0 + 3 * n }
+    storeScores(a00, s, t0, out); storeScores(a01, s, t1, out + n)
+    storeScores(a02, s, t2, out + 2 * n); storeScores(a03, s, t3, out + 3 * n)
+    storeScores(a10, s, t0, o1); storeScores(a11, s, t1, o1 + n)
+    storeScores(a12, s, t2, o1 + 2 * n); storeScores(a13, s, t3, o1 + 3 * n)
+    storeScores(a20, s, t0, o2); storeScores(a21, s, t1, o2 + n)
+    storeScores(a22, s, t2, o2 + 2 * n); storeScores(a23, s, t3, o2 + 3 * n)
+    storeScores(a30, s, t0, o3); storeScores(a31, s, t1, o3 + n)
+    storeScores(a32, s, t2, o3 + 2 * n); storeScores(a33, s, t3, o3 + 3 * n)
 }
 #endif
+
+/// Stores `sums * scale`, plus the per-column terms when there are some.
+@inline(__always)
+func storeScores(_ sums: Int32V, _ scale: ScoreFloatV, _ terms: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
+    var x = convertToFloat(sums) * scale
+    if let terms { x += load(terms, as: ScoreFloatV.self) }
+    store(x, out)
+}

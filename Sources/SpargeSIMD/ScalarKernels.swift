@@ -12,11 +12,12 @@ public enum ScalarKernels: Sendable {
     /// One element at a time.
     public static var lanes: Int { 1 }
 
-    /// Int8ScoreKernel.swift: `out[r][c] = scale * sum_d q[r][d] * k[c][d]` over packed operands.
+    /// Int8ScoreKernel.swift: `out[r][c] = scale * sum_d q[r][d] * k[c][d] (+ terms[c])` over
+    /// packed operands.
     public static func int8ScoreTile(
         q: UnsafePointer<Int32>, qStride: Int, rows: Int,
         k: UnsafePointer<Int16>, columns: Int, pairs: Int,
-        scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int
+        scale: Float, terms: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
         for r in 0..<rows {
             for c in 0..<columns {
@@ -27,7 +28,8 @@ public enum ScalarKernels: Sendable {
                     let kLow = Int32(k[(p * columns + c) * 2]), kHigh = Int32(k[(p * columns + c) * 2 + 1])
                     sum &+= qLow &* kLow &+ qHigh &* kHigh
                 }
-                out[r * outStride + c] = Float(sum) * scale
+                let scaled = Float(sum) * scale
+                out[r * outStride + c] = terms.map { scaled + $0[c] } ?? scaled
             }
         }
     }
@@ -89,21 +91,23 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// FloatScoreKernel.swift: `out[c] = sum_d x[d] * kT[d][c]`.
+    public static func rowTimesColumns(
+        _ x: UnsafePointer<Float>, kT: UnsafePointer<Float>, columns: Int, depth: Int, out: UnsafeMutablePointer<Float>
+    ) {
+        for c in 0..<columns {
+            var sum: Float = 0
+            for d in 0..<depth { sum += x[d] * kT[d * columns + c] }
+            out[c] = sum
+        }
+    }
+
     /// TileRowOps.swift: `x *= factor` per row.
     public static func scaleRows(
         _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, factors: UnsafePointer<Float>
     ) {
         for r in 0..<rows {
             for c in 0..<columns { x[r * stride + c] *= factors[r] }
-        }
-    }
-
-    /// TileRowOps.swift: `x[r][c] += vector[c]`.
-    public static func addToRows(
-        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, vector: UnsafePointer<Float>
-    ) {
-        for r in 0..<rows {
-            for c in 0..<columns { x[r * stride + c] += vector[c] }
         }
     }
 

@@ -1,7 +1,6 @@
 // Row-wise work on a whole score tile, for the online softmax: the row maxima, the
-// exponentials with their row sums, the rescaling of accumulator rows, and a per-column term
-// added to every row. One call per tile (not per row), so that a kernel set chosen at run
-// time costs one indirect call per tile.
+// exponentials with their row sums, and the rescaling of accumulator rows. One call per tile
+// (not per row), so that a kernel set chosen at run time costs one indirect call per tile.
 // Row lengths are multiples of 8; a 16-lane set finishes a row with one 8-lane step.
 
 extension KernelSet {
@@ -65,21 +64,6 @@ extension KernelSet {
             var c = 0
             while c + n <= columns { store(load(row + c) * f, row + c); c += n }
             if c < columns { store(load8(row + c) * Float8(repeating: factors[r]), row + c) }
-        }
-    }
-
-    /// `x[r][c] += vector[c]` for `columns` columns of `rows` rows (a per-key score term that
-    /// is the same for every query row of a tile).
-    @inline(never)
-    public static func addToRows(
-        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, vector: UnsafePointer<Float>
-    ) {
-        let n = FloatV.scalarCount
-        for r in 0..<rows {
-            let row = x + r * stride
-            var c = 0
-            while c + n <= columns { store(load(row + c) + load(vector + c, as: FloatV.self), row + c); c += n }
-            if c < columns { store(load8(row + c) + load8(vector + c), row + c) }
         }
     }
 }

@@ -40,14 +40,24 @@ struct KernelLevelTests {
         let qp = (0..<(rows * pairs)).map { _ in Int32(truncatingIfNeeded: rng.int(-127...127)) & 0xFFFF | Int32(rng.int(-127...127)) << 16 }
         let kp = (0..<(pairs * cols * 2)).map { _ in Int16(rng.int(-127...127)) }
         var fast = [Float](repeating: 0, count: rows * cols), slow = fast
-        k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, out: &fast, outStride: cols)
-        scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, out: &slow, outStride: cols)
+        k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: nil, out: &fast, outStride: cols)
+        scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: nil, out: &slow, outStride: cols)
         #expect(fast == slow, "\(level) int8ScoreTile d=\(d)")
+        // With per-column terms (Q smoothing): a multiply then an add on every set, bit for bit.
+        let terms = rng.gaussians(cols, scale: 50)
+        k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: terms, out: &fast, outStride: cols)
+        scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: terms, out: &slow, outStride: cols)
+        #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(level) int8ScoreTile with terms d=\(d)")
         // fp32 scores and P.V within rounding.
         let q = rng.gaussians(rows * d), kT = rng.gaussians(d * cols)
         k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &fast, outStride: cols)
         scalar.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &slow, outStride: cols)
         #expect(try Self.relativeL2(fast, slow.map(Double.init)) < 1e-6, "\(level) floatScoreTile d=\(d)")
+        // One row against the key columns (Q smoothing's terms): 56 columns, a 4-vector body and tails.
+        var rowFast = [Float](repeating: 0, count: 56), rowSlow = rowFast
+        k.rowTimesColumns(q, kT: kT, columns: 56, depth: d, out: &rowFast)
+        scalar.rowTimesColumns(q, kT: kT, columns: 56, depth: d, out: &rowSlow)
+        #expect(try Self.relativeL2(rowFast, rowSlow.map(Double.init)) < 1e-6, "\(level) rowTimesColumns d=\(d)")
         let width = (d + 7) / 8 * 8
         let v = rng.gaussians(cols * width)
         var oFast = rng.gaussians(rows * width), oSlow = oFast
@@ -70,13 +80,6 @@ struct KernelLevelTests {
         k.scaleRows(&eFast, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         scalar.scaleRows(&eSlow, stride: cols, rows: rows, columns: width < cols ? width : cols, factors: sFast)
         #expect(try Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6)
-        // A per-column term added to every row (Q smoothing): one rounding per element, exact.
-        let terms = rng.gaussians(cols, scale: 5)
-        var aFast = tile, aSlow = tile
-        k.addToRows(&aFast, stride: cols, rows: rows, columns: cols - 8, vector: terms)
-        scalar.addToRows(&aSlow, stride: cols, rows: rows, columns: cols - 8, vector: terms)
-        #expect(aFast.map(\.bitPattern) == aSlow.map(\.bitPattern), "\(level) addToRows")
-        #expect(aFast[cols - 1] == tile[cols - 1], "addToRows stays within its columns")
         // Stage 1's block statistics and the INT8 quantization: bitwise the same on every set
         // (masks and INT8 tensors must not depend on the level), including rows with huge,
         // tiny and zero values.

@@ -44,7 +44,7 @@ struct KernelTests {
         k.withUnsafeBufferPointer { kb in
             kp.withUnsafeMutableBufferPointer { packColumnPairs(kb.baseAddress!, rows: cols, d: d, stride: d, columns: cols, into: $0.baseAddress!) }
         }
-        KernelSet.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.5, out: &out, outStride: cols)
+        KernelSet.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.5, terms: nil, out: &out, outStride: cols)
         for r in 0..<rows {
             for c in 0..<cols {
                 var dot = 0

@@ -43,7 +43,7 @@ extension SpargeCPU {
             return samples.sorted()[samples.count / 2]
         }
         let fp = time { k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols) }
-        let i8 = time { k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, out: &s, outStride: cols) }
+        let i8 = time { k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, terms: nil, out: &s, outStride: cols) }
         let ops = Double(2 * rows * cols * d * iterations)
         return (ops / fp / 1e9, ops / i8 / 1e9)
     }

@@ -15,9 +15,11 @@ protocol TileKernels: Sendable {
     static var lanes: Int { get }
     static func multiplyAddLoop(steps: Int, seed: Float) -> Float
     static func int8ScoreTile(q: UnsafePointer<Int32>, qStride: Int, rows: Int, k: UnsafePointer<Int16>, columns: Int,
-                              pairs: Int, scale: Float, out: UnsafeMutablePointer<Float>, outStride: Int)
+                              pairs: Int, scale: Float, terms: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func floatScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, kT: UnsafePointer<Float>, columns: Int,
                                depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
+    static func rowTimesColumns(_ x: UnsafePointer<Float>, kT: UnsafePointer<Float>, columns: Int, depth: Int,
+                                out: UnsafeMutablePointer<Float>)
     static func accumulateProbabilityValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
                                            v: UnsafePointer<Float>, vStride: Int, width: Int,
                                            o: UnsafeMutablePointer<Float>, oStride: Int)
@@ -25,7 +27,6 @@ protocol TileKernels: Sendable {
     static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
                                  shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)
     static func scaleRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, factors: UnsafePointer<Float>)
-    static func addToRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, vector: UnsafePointer<Float>)
     static func blockRowSums(_ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>,
                              unitSums: UnsafeMutablePointer<Float>)
     static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>) -> Float

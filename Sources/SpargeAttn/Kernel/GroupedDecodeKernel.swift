@@ -83,7 +83,7 @@ func groupedDecodeBlock(
         if !any { continue }
         let t = kHead * g.keyBlockStride + j
         w.kernels.int8ScoreTile(q: qTile, qStride: g.pairs, rows: rowsPad, k: ops.kPacked.pointer + t * g.packedKeyBlock,
-                      columns: stride, pairs: g.pairs, scale: 1, out: scores, outStride: stride)
+                      columns: stride, pairs: g.pairs, scale: 1, terms: nil, out: scores, outStride: stride)
         for gh in 0..<group {
             let headRows = scores + gh * nq * stride
             if active[gh] == 0 {

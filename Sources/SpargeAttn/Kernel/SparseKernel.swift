@@ -63,9 +63,9 @@ func sparseQueryBlock(
         limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
     if let qMean {
-        // Row 0: the mean in the tile's score units; rows 1-3 stay zero (the kernel's 4-row tile).
+        // The mean in the tile's score units.
         let factor = Double(o.scoreFactor) / Double(scoreUnit)
-        for c in 0..<d { w.meanRows.pointer[c] = Float(Double(qMean[c]) * factor) }
+        for c in 0..<d { w.queryMean.pointer[c] = Float(Double(qMean[c]) * factor) }
     }
     if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
     var selected = 0
@@ -83,18 +83,18 @@ func sparseQueryBlock(
         if o.causal && kStart > qStart + rows - 1 + o.causalOffset { continue }
         counts.visited += 1
         let t = kHead * g.keyBlockStride + j
-        // Step 1: S = dequant(Q_i K_j^T) in base-2 units, then masks.
+        // Step 1: S = dequant(Q_i K_j^T) in base-2 units (+ mean . K_j^T with Q smoothing), then masks.
+        let terms = ops.kSmoothedT.map { kT -> UnsafePointer<Float> in
+            w.kernels.rowTimesColumns(w.queryMean.pointer, kT: kT.pointer + t * d * stride, columns: stride, depth: d,
+                                      out: w.keyTerms.pointer)
+            return UnsafePointer(w.keyTerms.pointer)
+        }
         w.kernels.int8ScoreTile(
             q: qPacked, qStride: g.pairs, rows: rowsPad,
             k: ops.kPacked.pointer + t * g.packedKeyBlock, columns: stride, pairs: g.pairs,
             scale: scoreUnit == 1 ? qScale * ops.kScale.pointer[t] * o.scoreFactor
                 : Float(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor) / Double(scoreUnit)),
-            out: scores, outStride: stride)
-        if let kSmoothedT = ops.kSmoothedT {
-            w.kernels.floatScoreTile(q: w.meanRows.pointer, qStride: d, rows: 4, kT: kSmoothedT.pointer + t * d * stride,
-                                     columns: stride, depth: d, out: w.keyTerms.pointer, outStride: stride)
-            w.kernels.addToRows(scores, stride: stride, rows: rowsPad, columns: stride, vector: w.keyTerms.pointer)
-        }
+            terms: terms, out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
                  zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,

@@ -18,8 +18,8 @@ final class WorkerScratch: @unchecked Sendable {
     let int8Block: RawBuffer<Int8>     // one quantized block
     let probabilities: RawBuffer<Float>
     let keys: RawBuffer<UInt64>
-    let meanRows: RawBuffer<Float>     // Q smoothing: the query block's mean, then 3 zero rows
-    let keyTerms: RawBuffer<Float>     // Q smoothing: mean . key for one tile (4 rows, 1 used)
+    let queryMean: RawBuffer<Float>     // Q smoothing: the query block's mean in score units
+    let keyTerms: RawBuffer<Float>     // Q smoothing: mean . key for each column of one tile
     /// CPU time this worker spent in stage 1 and in quantization (nanoseconds).
     var stage1Nanos: UInt64 = 0
     var quantizationNanos: UInt64 = 0
@@ -55,8 +55,8 @@ final class WorkerScratch: @unchecked Sendable {
         int8Block = RawBuffer(count: blockRows * d, zero: 0)
         probabilities = RawBuffer(count: keyBlocks, zero: 0)
         keys = RawBuffer(count: keyBlocks, zero: 0)
-        meanRows = RawBuffer(count: 4 * d, zero: 0)
-        keyTerms = RawBuffer(count: 4 * tileColumns, zero: 0)
+        queryMean = RawBuffer(count: d, zero: 0)
+        keyTerms = RawBuffer(count: tileColumns, zero: 0)
     }
 
     var softmax: OnlineSoftmax {
