@@ -4,9 +4,11 @@ mean attention density for a budget on the added KL(exact || sparse), by dynamic
 over the layers. KL increases of single layers are taken as additive (the sweep's all-layer
 runs show how far they are); an option's KL is measured with every other layer dense (D).
 
-  smollm_select_layers.py SWEEPDIR[,SWEEPDIR...] BUDGET TUNED.json OUT.json
+  smollm_select_layers.py [--smooth-q] SWEEPDIR[,SWEEPDIR...] BUDGET TUNED.json OUT.json
       BUDGET: nats per token over the all-dense settings (e.g. 0.004); several sweeps (other
-      texts) are averaged, which makes the choice carry over to new text far better
+      texts) are averaged, which makes the choice carry over to new text far better;
+      --smooth-q: the sweeps ran with Q smoothing (SMOOTH_Q=1), so every layer of OUT gets
+      "smooth_q": true
 """
 import json, math, os, re, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,9 +21,12 @@ def read(path):
     return kl, density
 
 def main():
-    if len(sys.argv) != 5:
+    args = sys.argv[1:]
+    smooth_q = '--smooth-q' in args
+    args = [a for a in args if a != '--smooth-q']
+    if len(args) != 4:
         sys.exit(__doc__)
-    sweep, budget, tuned, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+    sweep, budget, tuned, out = args[0], float(args[1]), args[2], args[3]
     if os.path.exists(out):
         sys.exit(f'{out} exists: name a new file')
     settings = json.load(open(tuned))
@@ -55,8 +60,12 @@ def main():
         best = nxt
     dens, chosen = min(best.values())
     predicted = base + sum(options[l][k][0] for l, k in enumerate(chosen))
+    result = compose(settings, chosen)
+    if smooth_q:
+        for layer in result['layers']:
+            layer['smooth_q'] = True
     with open(out, 'w') as f:
-        json.dump(compose(settings, chosen), f, indent=1)
+        json.dump(result, f, indent=1)
     print(f'options: {" ".join(chosen)}')
     print(f'predicted: KL {predicted:.5f} nats per token (all dense {base:.5f}), mean density {dens / n:.3f}; wrote {out}')
 

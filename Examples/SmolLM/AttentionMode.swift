@@ -32,6 +32,20 @@ enum AttentionMode: Sendable {
         }
     }
 
+    /// This mode with Q smoothing (``SpargeParameters/smoothQ``) in every sparse layer when `on`.
+    func smoothingQ(_ on: Bool) -> AttentionMode {
+        guard on else { return self }
+        switch self {
+        case .exact: return self
+        case .sparse(var p, let name):
+            p.smoothQ = true
+            return .sparse(p, name: name + " + smooth-q")
+        case .tuned(let settings, var base):
+            base.smoothQ = true
+            return .tuned(settings, base: base)
+        }
+    }
+
     /// Parses `exact`, `top-k[=X]` (with the attention sink; `topk` is the former spelling),
     /// `triton`, `tuned=FILE.json`.
     static func parse(_ s: String) throws -> AttentionMode {

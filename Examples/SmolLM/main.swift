@@ -23,6 +23,8 @@ let usage = """
       --threads N      worker threads (default: all CPUs)
       --attention MODE exact (default), top-k[=X] (top-k X, default 0.5, with the attention sink),
                        triton (the authors' Triton defaults), tuned=FILE.json (per layer, from `sparge tune`)
+      --smooth-q       sparse layers also centre each query block before INT8 (SpargeParameters.smoothQ;
+                       a tuned file with "smooth_q" turns it on for its layers)
     Progress and timings go to stderr; results to stdout.
     """
 
@@ -33,7 +35,7 @@ guard argv.count >= 2, !["-h", "--help", "help"].contains(argv[1]) else {
 }
 
 do {
-    let args = try Arguments(argv.dropFirst(2), flags: ["raw", "json", "kl"])
+    let args = try Arguments(argv.dropFirst(2), flags: ["raw", "json", "kl", "smooth-q"])
     let modelPath = try args.string("model") ?? ModelLocator.defaultPath()
     let threads = try args.int("threads", default: ProcessInfo.processInfo.activeProcessorCount)
     let t0 = PhaseTimings.now()
