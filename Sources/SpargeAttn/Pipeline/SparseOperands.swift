@@ -20,7 +20,7 @@ final class SparseOperands: @unchecked Sendable {
     let kInt8: RawBuffer<Int8>?       // [B*Hkv][Nk][D] when captured
     /// Q smoothing (``SpargeParameters/smoothQ``): each query block's mean (times the
     /// quantization premultiplier), [B*H][nq][D], and the smoothed keys in fp32, transposed
-    /// per key block as the fp32 score kernel reads them, [B*Hkv][nk][D][columnsPad].
+    /// per key block as the kernels' `rowTimesColumns` reads them, [B*Hkv][nk][D][columnsPad].
     let qMean: RawBuffer<Float>?
     let kSmoothedT: RawBuffer<Float>?
     /// V widened to fp32 with rows padded to `width` floats, when V cannot be read in place
@@ -114,12 +114,12 @@ final class SparseOperands: @unchecked Sendable {
                 smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
             }
             let t = head * g.keyBlockStride + j
-            if let kSmoothedT { transposeBlock(block, rows: rows, d: d, columns: g.columnsPad, into: kSmoothedT.pointer + t * d * g.columnsPad) }
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
             packKeyBlock(q8, rows: rows, d: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
+            if let kSmoothedT { transposeBlock(block, rows: rows, d: d, columns: g.columnsPad, into: kSmoothedT.pointer + t * d * g.columnsPad) }
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
     }
