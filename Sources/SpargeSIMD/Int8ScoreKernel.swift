@@ -26,46 +26,65 @@ extension KernelSet {
         scale: Float, terms: UnsafePointer<Float>?,
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
-        let n = Int32V.scalarCount
-        let s = ScoreFloatV(repeating: scale)
-        var r = 0
-        while r < rows {
-            let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
-            var c = 0
-            #if SPARGE_VNNI512
-            // 4 rows x 4 zmm accumulators (64 columns): each q pair broadcast once per 64 columns.
-            while c + 4 * n <= columns {
-                int8ScoreFourVectors(q: (q0, q1, q2, q3), k: k + 2 * c, columns: columns, pairs: pairs, scale: s,
-                                     terms: terms.map { $0 + c }, out: out + r * outStride + c, outStride: outStride)
-                c += 4 * n
-            }
-            #endif
-            while c < columns {
-                var a00 = Int32V(), a01 = Int32V(), a10 = Int32V(), a11 = Int32V()
-                var a20 = Int32V(), a21 = Int32V(), a30 = Int32V(), a31 = Int32V()
-                var kp = k + 2 * c
-                for p in 0..<pairs {
-                    let k0 = loadPairs(kp), k1 = loadPairs(kp + 2 * n)
-                    let b0 = broadcastPair(q0[p])
-                    a00 = multiplyAddPairs(b0, k0, a00); a01 = multiplyAddPairs(b0, k1, a01)
-                    let b1 = broadcastPair(q1[p])
-                    a10 = multiplyAddPairs(b1, k0, a10); a11 = multiplyAddPairs(b1, k1, a11)
-                    let b2 = broadcastPair(q2[p])
-                    a20 = multiplyAddPairs(b2, k0, a20); a21 = multiplyAddPairs(b2, k1, a21)
-                    let b3 = broadcastPair(q3[p])
-                    a30 = multiplyAddPairs(b3, k0, a30); a31 = multiplyAddPairs(b3, k1, a31)
-                    kp += 2 * columns
-                }
-                let o = out + r * outStride + c
-                let t0 = terms.map { $0 + c }, t1 = terms.map { $0 + c + n }
-                storeScores(a00, s, t0, o); storeScores(a01, s, t1, o + n)
-                storeScores(a10, s, t0, o + outStride); storeScores(a11, s, t1, o + outStride + n)
-                storeScores(a20, s, t0, o + 2 * outStride); storeScores(a21, s, t1, o + 2 * outStride + n)
-                storeScores(a30, s, t0, o + 3 * outStride); storeScores(a31, s, t1, o + 3 * outStride + n)
-                c += 2 * n
-            }
-            r += 4
+        // Two inlined copies of the tile loop, so that the usual call (no terms) carries no
+        // branch per store.
+        if let terms {
+            int8ScoreTileLoop(q: q, qStride: qStride, rows: rows, k: k, columns: columns, pairs: pairs,
+                              scale: scale, terms: terms, out: out, outStride: outStride)
+        } else {
+            int8ScoreTileLoop(q: q, qStride: qStride, rows: rows, k: k, columns: columns, pairs: pairs,
+                              scale: scale, terms: nil, out: out, outStride: outStride)
         }
+    }
+}
+
+/// The body of ``KernelSet/int8ScoreTile(q:qStride:rows:k:columns:pairs:scale:terms:out:outStride:)``.
+@inline(__always)
+func int8ScoreTileLoop(
+    q: UnsafePointer<Int32>, qStride: Int, rows: Int,
+    k: UnsafePointer<Int16>, columns: Int, pairs: Int,
+    scale: Float, terms: UnsafePointer<Float>?,
+    out: UnsafeMutablePointer<Float>, outStride: Int
+) {
+    let n = Int32V.scalarCount
+    let s = ScoreFloatV(repeating: scale)
+    var r = 0
+    while r < rows {
+        let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
+        var c = 0
+        #if SPARGE_VNNI512
+        // 4 rows x 4 zmm accumulators (64 columns): each q pair broadcast once per 64 columns.
+        while c + 4 * n <= columns {
+            int8ScoreFourVectors(q: (q0, q1, q2, q3), k: k + 2 * c, columns: columns, pairs: pairs, scale: s,
+                                 terms: terms.map { $0 + c }, out: out + r * outStride + c, outStride: outStride)
+            c += 4 * n
+        }
+        #endif
+        while c < columns {
+            var a00 = Int32V(), a01 = Int32V(), a10 = Int32V(), a11 = Int32V()
+            var a20 = Int32V(), a21 = Int32V(), a30 = Int32V(), a31 = Int32V()
+            var kp = k + 2 * c
+            for p in 0..<pairs {
+                let k0 = loadPairs(kp), k1 = loadPairs(kp + 2 * n)
+                let b0 = broadcastPair(q0[p])
+                a00 = multiplyAddPairs(b0, k0, a00); a01 = multiplyAddPairs(b0, k1, a01)
+                let b1 = broadcastPair(q1[p])
+                a10 = multiplyAddPairs(b1, k0, a10); a11 = multiplyAddPairs(b1, k1, a11)
+                let b2 = broadcastPair(q2[p])
+                a20 = multiplyAddPairs(b2, k0, a20); a21 = multiplyAddPairs(b2, k1, a21)
+                let b3 = broadcastPair(q3[p])
+                a30 = multiplyAddPairs(b3, k0, a30); a31 = multiplyAddPairs(b3, k1, a31)
+                kp += 2 * columns
+            }
+            let o = out + r * outStride + c
+            let t0 = terms.map { $0 + c }, t1 = terms.map { $0 + c + n }
+            storeScores(a00, s, t0, o); storeScores(a01, s, t1, o + n)
+            storeScores(a10, s, t0, o + outStride); storeScores(a11, s, t1, o + outStride + n)
+            storeScores(a20, s, t0, o + 2 * outStride); storeScores(a21, s, t1, o + 2 * outStride + n)
+            storeScores(a30, s, t0, o + 3 * outStride); storeScores(a31, s, t1, o + 3 * outStride + n)
+            c += 2 * n
+        }
+        r += 4
     }
 }
 
