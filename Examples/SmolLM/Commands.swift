@@ -43,9 +43,14 @@ struct Commands {
         return Array(ids.prefix(count))
     }
 
+    /// `--attention MODE` (default exact), with Q smoothing when `--smooth-q` is given.
+    func attentionMode() throws -> AttentionMode {
+        try AttentionMode.parse(args.string("attention") ?? "exact").smoothingQ(args.flag("smooth-q"))
+    }
+
     func perplexity() throws {
         let context = try args.int("context", default: 2048)
-        let mode = try AttentionMode.parse(args.string("attention") ?? "exact").smoothingQ(args.flag("smooth-q"))
+        let mode = try attentionMode()
         let tokens = try textTokens(count: context)
         progress("perplexity: \(context) tokens, attention \(mode.name)")
         var report = LlamaModel.PrefillReport()
@@ -142,7 +147,7 @@ struct Commands {
     func generate() throws {
         guard let prompt = args.string("prompt") else { throw ModelError.usage("generate needs --prompt TEXT") }
         let maxTokens = try args.int("max-tokens", default: 64)
-        let mode = try AttentionMode.parse(args.string("attention") ?? "exact").smoothingQ(args.flag("smooth-q"))
+        let mode = try attentionMode()
         let text = args.flag("raw") ? prompt
             : "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\n\(prompt)<|im_end|>\n<|im_start|>assistant\n"
         let tokens = tokenizer.encode(text)
@@ -226,7 +231,7 @@ struct Commands {
     func logits() throws {
         let context = try args.int("context", default: 64)
         guard let output = args.string("output") else { throw ModelError.usage("logits needs --output OUT.safetensors") }
-        let mode = try AttentionMode.parse(args.string("attention") ?? "exact").smoothingQ(args.flag("smooth-q"))
+        let mode = try attentionMode()
         let tokens = try textTokens(count: context)
         var report = LlamaModel.PrefillReport()
         let h = try model.prefill(tokens, attention: mode, report: &report)
