@@ -32,16 +32,20 @@ enum AttentionMode: Sendable {
         }
     }
 
-    /// This mode with Q smoothing (``SpargeParameters/smoothQ``) in every sparse layer when `on`.
-    func smoothingQ(_ on: Bool) -> AttentionMode {
-        guard on else { return self }
+    /// This mode with options turned on in every sparse layer: Q smoothing
+    /// (``SpargeParameters/smoothQ``) and fixed-point P.V (``SpargeParameters/fixedPointPV``).
+    func with(smoothQ: Bool, fixedPointPV: Bool) -> AttentionMode {
+        func apply(_ p: inout SpargeParameters) {
+            if smoothQ { p.smoothQ = true }
+            if fixedPointPV { p.fixedPointPV = true }
+        }
         switch self {
         case .exact: return self
         case .sparse(var p, let name):
-            p.smoothQ = true
-            return .sparse(p, name: name + " + smooth-q")
+            apply(&p)
+            return .sparse(p, name: name + (smoothQ ? " + smooth-q" : "") + (fixedPointPV ? " + fixed-point-pv" : ""))
         case .tuned(let settings, var base):
-            base.smoothQ = true
+            apply(&base)
             return .tuned(settings, base: base)
         }
     }

@@ -43,9 +43,10 @@ struct Commands {
         return Array(ids.prefix(count))
     }
 
-    /// `--attention MODE` (default exact), with Q smoothing when `--smooth-q` is given.
+    /// `--attention MODE` (default exact), with Q smoothing when `--smooth-q` is given and
+    /// fixed-point P.V when `--fixed-point-pv` is.
     func attentionMode() throws -> AttentionMode {
-        try AttentionMode.parse(args.string("attention") ?? "exact").smoothingQ(args.flag("smooth-q"))
+        try AttentionMode.parse(args.string("attention") ?? "exact").with(smoothQ: args.flag("smooth-q"), fixedPointPV: args.flag("fixed-point-pv"))
     }
 
     func perplexity() throws {

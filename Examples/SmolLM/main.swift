@@ -25,6 +25,8 @@ let usage = """
                        triton (the authors' Triton defaults), tuned=FILE.json (per layer, from `sparge tune`)
       --smooth-q       sparse layers also centre each query block before INT8 (SpargeParameters.smoothQ;
                        a tuned file with "smooth_q" turns it on for its layers)
+      --fixed-point-pv sparse layers compute P.V with 13/12-bit integers (SpargeParameters.fixedPointPV;
+                       a tuned file with "fixed_point_pv" turns it on for its layers)
     Progress and timings go to stderr; results to stdout.
     """
 
@@ -35,7 +37,7 @@ guard argv.count >= 2, !["-h", "--help", "help"].contains(argv[1]) else {
 }
 
 do {
-    let args = try Arguments(argv.dropFirst(2), flags: ["raw", "json", "kl", "smooth-q"])
+    let args = try Arguments(argv.dropFirst(2), flags: ["raw", "json", "kl", "smooth-q", "fixed-point-pv"])
     let modelPath = try args.string("model") ?? ModelLocator.defaultPath()
     let threads = try args.int("threads", default: ProcessInfo.processInfo.activeProcessorCount)
     let t0 = PhaseTimings.now()

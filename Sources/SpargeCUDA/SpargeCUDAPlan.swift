@@ -75,6 +75,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         guard !p.smoothQ else {
             throw CUDAError.unsupported("smoothQ: the GPU kernels quantize Q as the authors' entry points do, without Q smoothing; set smoothQ = false here, or run the CPU path")
         }
+        guard !p.fixedPointPV else {
+            throw CUDAError.unsupported("fixedPointPV is the CPU's integer P.V; the GPU kernels compute P.V on fp16 or FP8 tensor cores (pvNumerics); set fixedPointPV = false here")
+        }
         guard p.gpuReproduction.pvNumerics == .fp16 || p.gpuReproduction.pvNumerics == .fp8 else {
             throw CUDAError.unsupported("pvNumerics \(p.gpuReproduction.pvNumerics): the GPU kernels compute P.V on fp16 or FP8 tensor cores; set pvNumerics = .fp16 or .fp8 (the CPU path's emulations of them are the reference)")
         }

@@ -28,42 +28,67 @@ extension KernelSet {
     ) {
         // Two inlined copies of the tile loop, so that the usual call (no terms) carries no
         // branch per store.
+        let s = ScoreFloatV(repeating: scale)
         if let terms {
-            int8ScoreTileLoop(q: q, qStride: qStride, rows: rows, k: k, columns: columns, pairs: pairs,
-                              scale: scale, terms: terms, out: out, outStride: outStride)
+            pairProductTile(a: q, aStride: qStride, rows: rows, b: k, columns: columns, pairs: pairs,
+                            epilogue: ScaledSumsPlusTerms(scale: s, terms: terms), out: out, outStride: outStride)
         } else {
-            int8ScoreTileLoop(q: q, qStride: qStride, rows: rows, k: k, columns: columns, pairs: pairs,
-                              scale: scale, terms: nil, out: out, outStride: outStride)
+            pairProductTile(a: q, aStride: qStride, rows: rows, b: k, columns: columns, pairs: pairs,
+                            epilogue: ScaledSums(scale: s), out: out, outStride: outStride)
         }
     }
 }
 
-/// The body of ``KernelSet/int8ScoreTile(q:qStride:rows:k:columns:pairs:scale:terms:out:outStride:)``.
+/// What a pair-product tile does with each finished vector of int32 sums: `sums` are
+/// columns `column..<column + n` of the tile; `out` points at that place of the output row.
+protocol PairSumEpilogue {
+    func finish(_ sums: Int32V, row: Int, column: Int, out: UnsafeMutablePointer<Float>)
+}
+
+/// Score tile: `out = sums * scale`.
+struct ScaledSums: PairSumEpilogue {
+    let scale: ScoreFloatV
+    @inline(__always)
+    func finish(_ sums: Int32V, row: Int, column: Int, out: UnsafeMutablePointer<Float>) {
+        store(convertToFloat(sums) * scale, out)
+    }
+}
+
+/// Score tile with Q smoothing's terms: `out = sums * scale + terms[column]` (multiply, then add).
+struct ScaledSumsPlusTerms: PairSumEpilogue {
+    let scale: ScoreFloatV
+    let terms: UnsafePointer<Float>
+    @inline(__always)
+    func finish(_ sums: Int32V, row: Int, column: Int, out: UnsafeMutablePointer<Float>) {
+        store(convertToFloat(sums) * scale + load(terms + column, as: ScoreFloatV.self), out)
+    }
+}
+
+/// The register-tiled pair-product loop shared by the INT8 score tile and the fixed-point
+/// P.V tile: 4 rows at a time, `epilogue` called once per finished vector of sums.
 @inline(__always)
-func int8ScoreTileLoop(
-    q: UnsafePointer<Int32>, qStride: Int, rows: Int,
-    k: UnsafePointer<Int16>, columns: Int, pairs: Int,
-    scale: Float, terms: UnsafePointer<Float>?,
-    out: UnsafeMutablePointer<Float>, outStride: Int
+func pairProductTile<E: PairSumEpilogue>(
+    a: UnsafePointer<Int32>, aStride: Int, rows: Int,
+    b: UnsafePointer<Int16>, columns: Int, pairs: Int,
+    epilogue: E, out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
     let n = Int32V.scalarCount
-    let s = ScoreFloatV(repeating: scale)
     var r = 0
     while r < rows {
-        let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
+        let q0 = a + r * aStride, q1 = q0 + aStride, q2 = q1 + aStride, q3 = q2 + aStride
         var c = 0
         #if SPARGE_VNNI512
-        // 4 rows x 4 zmm accumulators (64 columns): each q pair broadcast once per 64 columns.
+        // 4 rows x 4 zmm accumulators (64 columns): each row pair broadcast once per 64 columns.
         while c + 4 * n <= columns {
-            int8ScoreFourVectors(q: (q0, q1, q2, q3), k: k + 2 * c, columns: columns, pairs: pairs, scale: s,
-                                 terms: terms.map { $0 + c }, out: out + r * outStride + c, outStride: outStride)
+            pairProductFourVectors(a: (q0, q1, q2, q3), b: b + 2 * c, columns: columns, pairs: pairs,
+                                   epilogue: epilogue, row: r, column: c, out: out + r * outStride + c, outStride: outStride)
             c += 4 * n
         }
         #endif
         while c < columns {
             var a00 = Int32V(), a01 = Int32V(), a10 = Int32V(), a11 = Int32V()
             var a20 = Int32V(), a21 = Int32V(), a30 = Int32V(), a31 = Int32V()
-            var kp = k + 2 * c
+            var kp = b + 2 * c
             for p in 0..<pairs {
                 let k0 = loadPairs(kp), k1 = loadPairs(kp + 2 * n)
                 let b0 = broadcastPair(q0[p])
@@ -77,11 +102,13 @@ func int8ScoreTileLoop(
                 kp += 2 * columns
             }
             let o = out + r * outStride + c
-            let t0 = terms.map { $0 + c }, t1 = terms.map { $0 + c + n }
-            storeScores(a00, s, t0, o); storeScores(a01, s, t1, o + n)
-            storeScores(a10, s, t0, o + outStride); storeScores(a11, s, t1, o + outStride + n)
-            storeScores(a20, s, t0, o + 2 * outStride); storeScores(a21, s, t1, o + 2 * outStride + n)
-            storeScores(a30, s, t0, o + 3 * outStride); storeScores(a31, s, t1, o + 3 * outStride + n)
+            epilogue.finish(a00, row: r, column: c, out: o); epilogue.finish(a01, row: r, column: c + n, out: o + n)
+            epilogue.finish(a10, row: r + 1, column: c, out: o + outStride)
+            epilogue.finish(a11, row: r + 1, column: c + n, out: o + outStride + n)
+            epilogue.finish(a20, row: r + 2, column: c, out: o + 2 * outStride)
+            epilogue.finish(a21, row: r + 2, column: c + n, out: o + 2 * outStride + n)
+            epilogue.finish(a30, row: r + 3, column: c, out: o + 3 * outStride)
+            epilogue.finish(a31, row: r + 3, column: c + n, out: o + 3 * outStride + n)
             c += 2 * n
         }
         r += 4
@@ -89,11 +116,11 @@ func int8ScoreTileLoop(
 }
 
 #if SPARGE_VNNI512
-/// Four rows x four vectors of columns of the INT8 score tile.
+/// Four rows x four vectors of columns of a pair-product tile.
 @inline(__always)
-func int8ScoreFourVectors(
-    q: (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>),
-    k: UnsafePointer<Int16>, columns: Int, pairs: Int, scale s: ScoreFloatV, terms: UnsafePointer<Float>?,
+func pairProductFourVectors<E: PairSumEpilogue>(
+    a q: (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>),
+    b k: UnsafePointer<Int16>, columns: Int, pairs: Int, epilogue e: E, row r: Int, column c: Int,
     out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
     let n = Int32V.scalarCount
@@ -119,22 +146,13 @@ func int8ScoreFourVectors(
         kp += 2 * columns
     }
     let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
-    let t0 = terms, t1 = terms.map { $0 + n }, t2 = terms.map { $0 + 2 * n }, t3 = terms.map { $0 + 3 * n }
-    storeScores(a00, s, t0, out); storeScores(a01, s, t1, out + n)
-    storeScores(a02, s, t2, out + 2 * n); storeScores(a03, s, t3, out + 3 * n)
-    storeScores(a10, s, t0, o1); storeScores(a11, s, t1, o1 + n)
-    storeScores(a12, s, t2, o1 + 2 * n); storeScores(a13, s, t3, o1 + 3 * n)
-    storeScores(a20, s, t0, o2); storeScores(a21, s, t1, o2 + n)
-    storeScores(a22, s, t2, o2 + 2 * n); storeScores(a23, s, t3, o2 + 3 * n)
-    storeScores(a30, s, t0, o3); storeScores(a31, s, t1, o3 + n)
-    storeScores(a32, s, t2, o3 + 2 * n); storeScores(a33, s, t3, o3 + 3 * n)
+    e.finish(a00, row: r, column: c, out: out); e.finish(a01, row: r, column: c + n, out: out + n)
+    e.finish(a02, row: r, column: c + 2 * n, out: out + 2 * n); e.finish(a03, row: r, column: c + 3 * n, out: out + 3 * n)
+    e.finish(a10, row: r + 1, column: c, out: o1); e.finish(a11, row: r + 1, column: c + n, out: o1 + n)
+    e.finish(a12, row: r + 1, column: c + 2 * n, out: o1 + 2 * n); e.finish(a13, row: r + 1, column: c + 3 * n, out: o1 + 3 * n)
+    e.finish(a20, row: r + 2, column: c, out: o2); e.finish(a21, row: r + 2, column: c + n, out: o2 + n)
+    e.finish(a22, row: r + 2, column: c + 2 * n, out: o2 + 2 * n); e.finish(a23, row: r + 2, column: c + 3 * n, out: o2 + 3 * n)
+    e.finish(a30, row: r + 3, column: c, out: o3); e.finish(a31, row: r + 3, column: c + n, out: o3 + n)
+    e.finish(a32, row: r + 3, column: c + 2 * n, out: o3 + 2 * n); e.finish(a33, row: r + 3, column: c + 3 * n, out: o3 + 3 * n)
 }
 #endif
-
-/// Stores `sums * scale`, plus the per-column terms when there are some.
-@inline(__always)
-func storeScores(_ sums: Int32V, _ scale: ScoreFloatV, _ terms: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
-    var x = convertToFloat(sums) * scale
-    if let terms { x += load(terms, as: ScoreFloatV.self) }
-    store(x, out)
-}

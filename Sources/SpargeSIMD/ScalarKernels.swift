@@ -34,6 +34,47 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// FixedPointValueKernel.swift: each row as `round(p * 8191 / rowMax)` in key pairs,
+    /// `scales[r] = rowMax / 8191`.
+    public static func quantizeProbabilityRows(
+        _ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
+        into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            var rowMax: Float = 0
+            for c in 0..<columns { rowMax = Swift.max(rowMax, p[r * stride + c]) }
+            scales[r] = rowMax > 0 ? rowMax / probabilityQuantizationLevels : 0
+            let factor = rowMax > 0 ? probabilityQuantizationLevels / rowMax : 0
+            for j in 0..<(columns / 2) {
+                // Round to nearest even by the 1.5 * 2^23 addition, as the vector form does.
+                func level(_ x: Float) -> Int32 { Int32(bitPattern: (x * factor + 12582912).bitPattern) &- 0x4B40_0000 }
+                let low = level(p[r * stride + 2 * j]), high = level(p[r * stride + 2 * j + 1])
+                out[r * pairStride + j] = low & 0xFFFF | high &<< 16
+            }
+        }
+    }
+
+    /// FixedPointValueKernel.swift: `o[r][c] += (sum_j p[r][j] * v[j][c]) * rowScales[r] * columnScales[c]`.
+    public static func accumulatePairProducts(
+        p: UnsafePointer<Int32>, pStride: Int, rows: Int,
+        v: UnsafePointer<Int16>, columns: Int, pairs: Int,
+        rowScales: UnsafePointer<Float>, columnScales: UnsafePointer<Float>,
+        o: UnsafeMutablePointer<Float>, oStride: Int
+    ) {
+        for r in 0..<rows {
+            for c in 0..<columns {
+                var sum: Int32 = 0
+                for j in 0..<pairs {
+                    let word = p[r * pStride + j]
+                    let pLow = Int32(Int16(truncatingIfNeeded: word)), pHigh = word >> 16
+                    let vLow = Int32(v[(j * columns + c) * 2]), vHigh = Int32(v[(j * columns + c) * 2 + 1])
+                    sum &+= pLow &* vLow &+ pHigh &* vHigh
+                }
+                o[r * oStride + c] = o[r * oStride + c] + Float(sum) * rowScales[r] * columnScales[c]
+            }
+        }
+    }
+
     /// FloatScoreKernel.swift: `out[r][c] = sum_d q[r][d] * kT[d][c]`.
     public static func floatScoreTile(
         q: UnsafePointer<Float>, qStride: Int, rows: Int,

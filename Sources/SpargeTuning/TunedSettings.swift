@@ -63,15 +63,19 @@ public struct TunedLayer: Sendable, Hashable {
     /// Q smoothing while tuning (``SpargeAttn/SpargeParameters/smoothQ``): unlike the two
     /// above it is applied, since it changes the error the values were chosen for.
     public var smoothQ: Bool
+    /// Fixed-point P.V while tuning (``SpargeAttn/SpargeParameters/fixedPointPV``): applied,
+    /// like Q smoothing.
+    public var fixedPointPV: Bool
 
     /// One layer's settings; see the properties for each parameter.
-    public init(name: String, heads: [TunedHead], causal: Bool = false, attentionSink: Bool = false, smoothQ: Bool = false) {
+    public init(name: String, heads: [TunedHead], causal: Bool = false, attentionSink: Bool = false, smoothQ: Bool = false,
+                fixedPointPV: Bool = false) {
         self.name = name; self.heads = heads; self.causal = causal; self.attentionSink = attentionSink
-        self.smoothQ = smoothQ
+        self.smoothQ = smoothQ; self.fixedPointPV = fixedPointPV
     }
 
-    /// `base` with this layer's per-head theta, tau (or top-k) and lambda, and Q smoothing
-    /// turned on when the layer was tuned with it.
+    /// `base` with this layer's per-head theta, tau (or top-k) and lambda, and Q smoothing and
+    /// fixed-point P.V turned on when the layer was tuned with them.
     ///
     /// Throws ``TuningError/headCountMismatch(layer:tuned:heads:)`` when `heads` differs from
     /// the tuned count, and ``TuningError/blockSizeMismatch(layer:tuned:given:)`` when `base`
@@ -84,6 +88,7 @@ public struct TunedLayer: Sendable, Hashable {
         }
         var p = base
         if smoothQ { p.smoothQ = true }
+        if fixedPointPV { p.fixedPointPV = true }
         p.simThreshold = PerHead(heads.map(\.theta))
         p.pvThreshold = PerHead(heads.map(\.lambda))
         let taus = heads.compactMap(\.tau), topks = heads.compactMap(\.topK)

@@ -19,6 +19,7 @@ extension TunedSettings {
                 ("name", .string(l.name)), ("causal", .bool(l.causal)), ("attention_sink", .bool(l.attentionSink)),
             ]
             if l.smoothQ { fields.append(("smooth_q", .bool(true))) }
+            if l.fixedPointPV { fields.append(("fixed_point_pv", .bool(true))) }
             let heads: [JSONValue] = l.heads.map { h in
                 var f: [(String, JSONValue)] = [("theta", number(h.theta))]
                 if let tau = h.tau { f.append(("tau", number(tau))) }
@@ -167,7 +168,8 @@ extension TunedSettings {
             throw TuningError.wrongFormat("\(lp) mixes tau and topk heads; one layer runs in one mode")
         }
         return TunedLayer(name: name, heads: heads, causal: lo["causal"]?.bool ?? false,
-                          attentionSink: lo["attention_sink"]?.bool ?? false, smoothQ: lo["smooth_q"]?.bool ?? false)
+                          attentionSink: lo["attention_sink"]?.bool ?? false, smoothQ: lo["smooth_q"]?.bool ?? false,
+                          fixedPointPV: lo["fixed_point_pv"]?.bool ?? false)
     }
 
     /// A JSON number (not a boolean), finite.

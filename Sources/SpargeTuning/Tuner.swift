@@ -166,7 +166,8 @@ public enum SpargeTuner {
                              density: final.density[h], sparsity: 1 - final.allowedDensity[h],
                              dense: choice[h] == .dense)
         }
-        let tuned = TunedLayer(name: layer, heads: tunedHeads, causal: base.causal, attentionSink: base.attentionSink, smoothQ: base.smoothQ)
+        let tuned = TunedLayer(name: layer, heads: tunedHeads, causal: base.causal, attentionSink: base.attentionSink, smoothQ: base.smoothQ,
+                               fixedPointPV: base.fixedPointPV)
         return TunedSettings(layers: [tuned], metric: options.metric, bound: options.bound, pvBound: options.pvBound,
                              safetyMargin: options.safetyMargin)
     }

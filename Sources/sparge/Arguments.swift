@@ -128,7 +128,7 @@ struct Arguments {
 extension Arguments {
     /// Applies the attention options shared by `run`, `check` and `mask` (`--bq --bk
     /// --simthreshd1 --cdfthreshd|--top-k --pvthreshd --quant --causal --attention-sink
-    /// --no-smooth-k --smooth-q --gpu-rounding`) on top of `p`; options a command does not declare are
+    /// --no-smooth-k --smooth-q --fixed-point-pv --gpu-rounding`) on top of `p`; options a command does not declare are
     /// never present, and flags only switch their setting on (a preset's stays otherwise).
     func applyAttentionOptions(to p: inout SpargeParameters) throws {
         if let bq = try int("bq", in: 1...1024) { p.blockQ = bq }
@@ -148,6 +148,7 @@ extension Arguments {
         if flag("attention-sink") { p.attentionSink = true }
         if flag("no-smooth-k") { p.smoothK = false }
         if flag("smooth-q") { p.smoothQ = true }
+        if flag("fixed-point-pv") { p.fixedPointPV = true }
         if flag("gpu-rounding") { p.gpuReproduction.gpuRounding = true }
     }
 }

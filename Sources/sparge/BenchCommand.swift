@@ -8,7 +8,7 @@ import SpargeWorkloads
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling] [--json]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling] [--kernels] [--json]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -24,6 +24,7 @@ struct BenchCommand {
           --decode          only the decode rows: 1 query against 32k and 128k cached keys
                             (H=32, Hkv=8, D=128), sparse (top-k 0.5) vs exact, per token
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
+          --kernels         only the micro-kernel rows (score and P.V tiles, one thread, every level)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
           --json            one JSON object on stdout instead of the text report
@@ -40,16 +41,18 @@ struct BenchCommand {
     var scalingOnly = false
     var hilbert = false
     var decodeOnly = false
+    var kernelsOnly = false
     var json = false
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
+        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "kernels", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
                                           usage: Self.usage) else { return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
         scalingOnly = a.flag("scaling")
         hilbert = a.flag("hilbert")
         decodeOnly = a.flag("decode")
+        kernelsOnly = a.flag("kernels")
         json = a.flag(OutputFormat.flag)
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
@@ -82,6 +85,9 @@ struct BenchCommand {
         var doc = jsonHeader(threads: threadCount)
         if memoryOnly {
             doc.append(("memory", try memoryCheck(threads: threadCount)))
+        } else if kernelsOnly {
+            say("sparge bench --kernels: build \(BuildInfo.detail), \(BuildInfo.configuration); machine: \(ResidentMemory.cpuModel())")
+            doc.append(("score_micro_kernel", .array(kernelComparison())))
         } else if decodeOnly {
             doc.append(("decode", try decodeRows(threads: threadCount)))
         } else {
@@ -355,9 +361,11 @@ struct BenchCommand {
         var entries: [JSONValue] = []
         for level in SpargeCPU.supportedLevels {
             guard let t = try? SpargeCPU.scoreTileThroughput(level: level, repeats: repeats) else { continue }
-            entries.append(.object([("level", .string(level.rawValue)), ("fp32_gflops", .finite(t.fp32)), ("int8_gops", .finite(t.int8))]))
-            say(String(format: "score micro-kernel, 128x64 tile, D=64, 1 thread, %@: fp32 %.1f GFLOP/s, INT8 %.1f GOP/s: INT8 %.2fx faster",
-                         level.rawValue, t.fp32, t.int8, t.int8 / t.fp32))
+            let pv = (try? SpargeCPU.probabilityValueThroughput(level: level, repeats: repeats)) ?? (fp32: 0, fixedPoint: 0)
+            entries.append(.object([("level", .string(level.rawValue)), ("fp32_gflops", .finite(t.fp32)), ("int8_gops", .finite(t.int8)),
+                                    ("pv_fp32_gflops", .finite(pv.fp32)), ("pv_fixed_point_gops", .finite(pv.fixedPoint))]))
+            say(String(format: "micro-kernels, 128x64 tile, D=64, 1 thread, %@: score fp32 %.1f GFLOP/s, INT8 %.1f GOP/s (%.2fx); P.V fp32 %.1f GFLOP/s, fixed point %.1f GOP/s (%.2fx)",
+                         level.rawValue, t.fp32, t.int8, t.int8 / t.fp32, pv.fp32, pv.fixedPoint, pv.fixedPoint / pv.fp32))
         }
         return entries
     }

@@ -10,7 +10,7 @@ struct EvaluateCommand {
     static let usage = """
         Usage: sparge evaluate --input IN.safetensors [--input ...] [--config tuned.json [--layer NAME]]
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --top-k X] [--pvthreshd X|inf]
-          [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--gpu-rounding] [--quant cuda|triton]
+          [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--fixed-point-pv] [--gpu-rounding] [--quant cuda|triton]
           [--l1 0.08] [--threads N] [--json]
           [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
 
@@ -25,7 +25,7 @@ struct EvaluateCommand {
         \(TokenOrderOption.help)
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "gpu-rounding", OutputFormat.flag]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "fixed-point-pv", "gpu-rounding", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
         "input", "config", "layer", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "pvthreshd", "quant",
         "threads", "l1",

@@ -10,7 +10,7 @@ struct RunCommand {
     static let usage = """
         Usage: sparge run --input IN.safetensors [--output OUT.safetensors]
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --top-k X] [--pvthreshd X|inf]
-          [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--gpu-rounding] [--quant cuda|triton]
+          [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--fixed-point-pv] [--gpu-rounding] [--quant cuda|triton]
           [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
           [--backend cpu|cuda] [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
           [--compare] [--json]
@@ -34,6 +34,8 @@ struct RunCommand {
           --smooth-q          also centre each query block before INT8 and add the mean's exact
                               product with the keys back (SageAttention2's Q smoothing; not in
                               the authors' SpargeAttn kernels, so not for reproducing them)
+          --fixed-point-pv    P.V with integer P (13 bits per tile row) and V (12 bits and a sign
+                              per key block and channel), exact int32 sums: faster on the CPU
           --gpu-rounding      round to fp16 where the GPU code does (reproduces GPU masks)
           --quant cuda|triton INT8 quantization of Q of the CUDA (default) or Triton path
           --dense             exact dense attention instead (writes o only)
@@ -59,7 +61,7 @@ struct RunCommand {
         Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "gpu-rounding", "dense", "compare", OutputFormat.flag]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "fixed-point-pv", "gpu-rounding", "dense", "compare", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
         "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "pvthreshd", "quant",
         "mask", "threads", "repeat", "config", "layer", "backend",

@@ -10,7 +10,7 @@ struct TuneCommand {
         Usage: sparge tune --input IN.safetensors [--input IN2.safetensors ...] [--layer NAME]
           [--l1 0.07] [--pv-l1 0.08] [--metric l1|cosine|rmse] [--mode cdf|top-k|auto]
           [--margin 0.6] [--output tuned.json] [--update] [--threads N]
-          [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--gpu-rounding]
+          [--bq 128] [--bk 64] [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--fixed-point-pv] [--gpu-rounding]
           [--quant cuda|triton] [--theta-grid 0,0.0625,...] [--smoothing 2]
           [--tau-iterations 8] [--lambda-iterations 6] [--min-sparsity 0.1]
           [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
@@ -34,9 +34,11 @@ struct TuneCommand {
           --margin X          tune to X times the bounds, for headroom on unseen inputs (0.6)
           --output PATH       settings file to write (default tuned.json)
           --update            add the layer to an existing --output file (replacing its namesake)
-          --bq, --bk, --causal, --attention-sink, --no-smooth-k, --smooth-q, --gpu-rounding, --quant
+          --bq, --bk, --causal, --attention-sink, --no-smooth-k, --smooth-q, --fixed-point-pv,
+          --gpu-rounding, --quant
                               the problem being tuned, as in sparge run; use the same with run
-                              (--smooth-q is recorded in the file and applied with it)
+                              (--smooth-q and --fixed-point-pv are recorded in the file and
+                              applied with it)
           --theta-grid LIST   theta values (default 0, 1/16, ..., 15/16)
           --smoothing N       neighbouring thetas pooled per head (default 2)
           --tau-iterations N, --lambda-iterations N
@@ -54,7 +56,7 @@ struct TuneCommand {
         mean_density, mean_sparsity, worst_error). Exit status 2 on bad input.
         """
 
-    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "gpu-rounding", "update", OutputFormat.flag]
+    static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "fixed-point-pv", "gpu-rounding", "update", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
         "input", "layer", "l1", "pv-l1", "metric", "mode", "margin", "output", "threads", "bq", "bk", "quant",
         "theta-grid", "smoothing", "tau-iterations", "lambda-iterations", "min-sparsity",

@@ -29,6 +29,22 @@ struct KernelLevelTests {
         }
     }
 
+    /// Fixed-point P.V at its documented bound (64 keys, p = 8191, |v| = 4095): the int32 sums
+    /// do not overflow on any level.
+    @Test(arguments: levels)
+    func fixedPointValueSumsAtTheirBound(level: CPUKernelLevel) throws {
+        let k = try #require(SpargeCPU.kernels(for: level))
+        let rows = 4, cols = 64, pairs = fixedPointKeysPerSum / 2
+        let p = [Int32](repeating: 8191 | 8191 << 16, count: rows * pairs)
+        for sign: Int16 in [1, -1] {
+            let v = [Int16](repeating: 4095 * sign, count: pairs * cols * 2)
+            var o = [Float](repeating: 0, count: rows * cols)
+            k.accumulatePairProducts(p: p, pStride: pairs, rows: rows, v: v, columns: cols, pairs: pairs,
+                                     rowScales: [1, 1, 1, 1], columnScales: [Float](repeating: 1, count: cols), o: &o, oStride: cols)
+            #expect(o.allSatisfy { $0 == Float(Int32(sign) * 64 * 8191 * 4095) }, "\(level) sign \(sign)")
+        }
+    }
+
     /// Each entry point of each level against `ScalarKernels` on tiles with padding and tails.
     @Test(arguments: levels, [1, 3, 24, 64, 80, 256])
     func tileKernelsMatchScalarTwins(level: CPUKernelLevel, d: Int) throws {
@@ -48,6 +64,28 @@ struct KernelLevelTests {
         k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: terms, out: &fast, outStride: cols)
         scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: terms, out: &slow, outStride: cols)
         #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(level) int8ScoreTile with terms d=\(d)")
+        // Fixed-point P.V (13-bit P, 12-bit V, channels = 64 columns, up to 32 key pairs): exact sums,
+        // then a multiply, a multiply and an add on every set, bit for bit.
+        let fixedPairs = min(pairs, fixedPointKeysPerSum / 2)
+        let pFixed = (0..<(rows * fixedPairs)).map { _ in Int32(truncatingIfNeeded: rng.int(0...8191)) | Int32(rng.int(0...8191)) << 16 }
+        let vFixed = (0..<(fixedPairs * cols * 2)).map { _ in Int16(rng.int(-4095...4095)) }
+        let rowScales = rng.gaussians(rows), columnScales = rng.gaussians(cols)
+        var accFast = rng.gaussians(rows * cols), accSlow = accFast
+        k.accumulatePairProducts(p: pFixed, pStride: fixedPairs, rows: rows, v: vFixed, columns: cols, pairs: fixedPairs,
+                                 rowScales: rowScales, columnScales: columnScales, o: &accFast, oStride: cols)
+        scalar.accumulatePairProducts(p: pFixed, pStride: fixedPairs, rows: rows, v: vFixed, columns: cols, pairs: fixedPairs,
+                                      rowScales: rowScales, columnScales: columnScales, o: &accSlow, oStride: cols)
+        #expect(accFast.map(\.bitPattern) == accSlow.map(\.bitPattern), "\(level) accumulatePairProducts pairs=\(fixedPairs)")
+        // The P side: per-row 13-bit levels in key pairs (row 1 all zeros, row 2 one tiny value).
+        var probabilities = (0..<(rows * cols)).map { _ in Float(rng.int(0...1000)) / 1000 * 0.7 }
+        for c in 0..<cols { probabilities[cols + c] = 0; probabilities[2 * cols + c] = c == 5 ? 1e-30 : 0 }
+        var wordsFast = [Int32](repeating: -1, count: rows * cols / 2), wordsSlow = wordsFast
+        var stepsFast = [Float](repeating: -1, count: rows), stepsSlow = stepsFast
+        k.quantizeProbabilityRows(probabilities, stride: cols, rows: rows, columns: cols, into: &wordsFast, pairStride: cols / 2, scales: &stepsFast)
+        scalar.quantizeProbabilityRows(probabilities, stride: cols, rows: rows, columns: cols, into: &wordsSlow, pairStride: cols / 2, scales: &stepsSlow)
+        #expect(wordsFast == wordsSlow && stepsFast.map(\.bitPattern) == stepsSlow.map(\.bitPattern), "\(level) quantizeProbabilityRows")
+        #expect(wordsFast[(cols / 2)..<cols].allSatisfy { $0 == 0 } && stepsFast[1] == 0)
+        #expect(wordsFast[cols + 2] == 8191 << 16, "the tiny value is its row's maximum")
         // fp32 scores and P.V within rounding.
         let q = rng.gaussians(rows * d), kT = rng.gaussians(d * cols)
         k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &fast, outStride: cols)

@@ -82,6 +82,7 @@ extension SpargeParameters: CustomStringConvertible {
             ParameterSetting(name: "attention_sink", value: .flag(attentionSink)),
             ParameterSetting(name: "smooth_k", value: .flag(smoothK)),
             ParameterSetting(name: "smooth_q", value: .flag(smoothQ)),
+            ParameterSetting(name: "fixed_point_pv", value: .flag(fixedPointPV)),
         ]
         if let scale = softmaxScale { s.append(ParameterSetting(name: "softmax_scale", value: .number(scale))) }
         s.append(ParameterSetting(name: "non_finite_policy", value: .choice(nonFinitePolicy.rawValue)))

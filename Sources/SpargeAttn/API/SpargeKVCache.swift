@@ -89,6 +89,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         if parameters.smoothQ {
             throw SpargeError.unsupported("smoothQ needs every key in fp32 beside the INT8 ones, which the KV cache does not keep; set smoothQ to false for the cache (one-shot calls and plans support it)")
         }
+        if parameters.fixedPointPV {
+            throw SpargeError.unsupported("fixedPointPV keeps V as integers per key block, which the KV cache does not; set fixedPointPV to false for the cache (one-shot calls and plans support it)")
+        }
         if parameters.causal && parameters.causalAlignment != .bottomRight {
             throw SpargeError.unsupported("a KV cache's queries are the last tokens of the sequence, so its causal mask is bottom-right; set causalAlignment to .bottomRight (or use SpargeAttention/SpargePlan for top-left)")
         }

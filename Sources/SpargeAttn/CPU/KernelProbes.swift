@@ -1,4 +1,5 @@
 import Dispatch
+import SpargeSIMD
 
 // Throughput probes of a kernel set, for benchmarks (`sparge bench`): what the machine offers
 // with that set's vectors, and what its score tiles reach. Not used by the attention calls.
@@ -46,6 +47,81 @@ extension SpargeCPU {
         let i8 = time { k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, terms: nil, out: &s, outStride: cols) }
         let ops = Double(2 * rows * cols * d * iterations)
         return (ops / fp / 1e9, ops / i8 / 1e9)
+    }
+
+    /// P.V tile throughput (GFLOP/s, or GOP/s for fixed point) of `level` on one thread:
+    /// `O += P V` for a 128 x 64 probability tile and D = 64 values, in fp32 and with the
+    /// fixed-point operands of `accumulatePairProducts`, `iterations` times, median of `repeats` runs.
+    public static func probabilityValueThroughput(level: CPUKernelLevel, iterations: Int = 20_000, repeats: Int = 3) throws
+        -> (fp32: Double, fixedPoint: Double)
+    {
+        let k = try probeKernels(level)
+        let rows = 128, cols = 64, d = 64, pairs = cols / 2
+        let p = [Float](repeating: 1e-3, count: rows * cols), v = [Float](repeating: 0.5, count: cols * d)
+        let pp = [Int32](repeating: 0x0003_0002, count: rows * pairs), vp = [Int16](repeating: 3, count: pairs * d * 2)
+        let rowScales = [Float](repeating: 1e-3, count: rows), columnScales = [Float](repeating: 1e-3, count: d)
+        var o = [Float](repeating: 0, count: rows * d)
+        func time(_ body: () -> Void) -> Double {
+            body()
+            let clock = ContinuousClock()
+            var samples: [Double] = []
+            for _ in 0..<Swift.max(1, repeats) {
+                let start = clock.now
+                for _ in 0..<iterations { body() }
+                samples.append((clock.now - start).seconds)
+            }
+            return samples.sorted()[samples.count / 2]
+        }
+        let fp = time { k.accumulateProbabilityValue(p: p, pStride: cols, rows: rows, count: cols, v: v, vStride: d, width: d, o: &o, oStride: d) }
+        let fixed = time {
+            k.accumulatePairProducts(p: pp, pStride: pairs, rows: rows, v: vp, columns: d, pairs: pairs,
+                                     rowScales: rowScales, columnScales: columnScales, o: &o, oStride: d)
+        }
+        let ops = Double(2 * rows * cols * d * iterations)
+        return (ops / fp / 1e9, ops / fixed / 1e9)
+    }
+
+    /// Whether `level`'s integer tile kernels (the INT8 score tile, with and without per-column
+    /// terms, and the fixed-point P.V tile and its P quantizer) give the same bits as their
+    /// scalar twins on random tiles of every column layout the kernel sets branch on (for
+    /// `sparge selftest`).
+    public static func integerKernelsMatchScalarTwins(level: CPUKernelLevel) throws -> Bool {
+        let k = try probeKernels(level)
+        var state: UInt64 = 0x5EED
+        func next(_ range: ClosedRange<Int>) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return range.lowerBound + Int((state >> 33) % UInt64(range.count))
+        }
+        var same = true
+        for (rows, columns, pairs) in [(4, 32, 1), (8, 64, 13), (12, 96, 32), (8, 128, 32)] {
+            let a = (0..<(rows * pairs)).map { _ in Int32(truncatingIfNeeded: next(0...8191)) | Int32(next(0...8191)) << 16 }
+            let b = (0..<(pairs * columns * 2)).map { _ in Int16(next(-4095...4095)) }
+            let rowScales = (0..<rows).map { _ in Float(next(1...1000)) * 1e-4 }
+            let columnScales = (0..<columns).map { _ in Float(next(1...1000)) * 1e-3 }
+            for terms in [nil, columnScales] {
+                var fast = [Float](repeating: 0, count: rows * columns), slow = fast
+                k.int8ScoreTile(q: a, qStride: pairs, rows: rows, k: b, columns: columns, pairs: pairs, scale: 0.37, terms: terms,
+                                out: &fast, outStride: columns)
+                SpargeSIMD.ScalarKernels.int8ScoreTile(q: a, qStride: pairs, rows: rows, k: b, columns: columns, pairs: pairs, scale: 0.37,
+                                            terms: terms, out: &slow, outStride: columns)
+                same = same && fast.map(\.bitPattern) == slow.map(\.bitPattern)
+            }
+            var fast = (0..<(rows * columns)).map { Float($0 % 7) - 3 }, slow = fast
+            k.accumulatePairProducts(p: a, pStride: pairs, rows: rows, v: b, columns: columns, pairs: pairs,
+                                     rowScales: rowScales, columnScales: columnScales, o: &fast, oStride: columns)
+            SpargeSIMD.ScalarKernels.accumulatePairProducts(p: a, pStride: pairs, rows: rows, v: b, columns: columns, pairs: pairs,
+                                                 rowScales: rowScales, columnScales: columnScales, o: &slow, oStride: columns)
+            same = same && fast.map(\.bitPattern) == slow.map(\.bitPattern)
+            let probabilities = (0..<(rows * columns)).map { i in i % 5 == 0 ? 0 : Float(next(0...100_000)) * 1e-5 }
+            var wordsFast = [Int32](repeating: 0, count: rows * columns / 2), wordsSlow = wordsFast
+            var stepsFast = [Float](repeating: 0, count: rows), stepsSlow = stepsFast
+            k.quantizeProbabilityRows(probabilities, stride: columns, rows: rows, columns: columns, into: &wordsFast,
+                                      pairStride: columns / 2, scales: &stepsFast)
+            SpargeSIMD.ScalarKernels.quantizeProbabilityRows(probabilities, stride: columns, rows: rows, columns: columns,
+                                                             into: &wordsSlow, pairStride: columns / 2, scales: &stepsSlow)
+            same = same && wordsFast == wordsSlow && stepsFast.map(\.bitPattern) == stepsSlow.map(\.bitPattern)
+        }
+        return same
     }
 
     private static func probeKernels(_ level: CPUKernelLevel) throws -> any TileKernels.Type {

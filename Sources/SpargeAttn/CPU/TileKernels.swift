@@ -20,6 +20,11 @@ protocol TileKernels: Sendable {
                                depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func rowTimesColumns(_ x: UnsafePointer<Float>, kT: UnsafePointer<Float>, columns: Int, depth: Int,
                                 out: UnsafeMutablePointer<Float>)
+    static func quantizeProbabilityRows(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
+                                        into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>)
+    static func accumulatePairProducts(p: UnsafePointer<Int32>, pStride: Int, rows: Int, v: UnsafePointer<Int16>, columns: Int,
+                                       pairs: Int, rowScales: UnsafePointer<Float>, columnScales: UnsafePointer<Float>,
+                                       o: UnsafeMutablePointer<Float>, oStride: Int)
     static func accumulateProbabilityValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
                                            v: UnsafePointer<Float>, vStride: Int, width: Int,
                                            o: UnsafeMutablePointer<Float>, oStride: Int)

@@ -61,6 +61,7 @@ func groupedDecodeBlock(
         OnlineSoftmax(rowMax: softmax.rowMax + gh * nq, rowSum: softmax.rowSum + gh * nq, tileMax: softmax.tileMax + gh * nq,
                       rowFactor: softmax.rowFactor + gh * nq, rowTotal: softmax.rowTotal + gh * nq,
                       acc: softmax.acc + gh * nq * softmax.width, width: softmax.width, kernels: softmax.kernels,
+                      probabilityPairs: softmax.probabilityPairs, probabilityScales: softmax.probabilityScales,
                       scoreUnit: softmax.scoreUnit, valueUnit: softmax.valueUnit)
     }
     let active = w.groupFlags.pointer

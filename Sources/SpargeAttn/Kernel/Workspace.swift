@@ -20,6 +20,8 @@ final class WorkerScratch: @unchecked Sendable {
     let keys: RawBuffer<UInt64>
     let queryMean: RawBuffer<Float>     // Q smoothing: the query block's mean in score units
     let keyTerms: RawBuffer<Float>     // Q smoothing: mean . key for each column of one tile
+    let probabilityPairs: RawBuffer<Int32>   // fixed-point P.V: one tile's P in key pairs
+    let probabilityScales: RawBuffer<Float>  // fixed-point P.V: per row, the value of one step
     /// CPU time this worker spent in stage 1 and in quantization (nanoseconds).
     var stage1Nanos: UInt64 = 0
     var quantizationNanos: UInt64 = 0
@@ -57,11 +59,14 @@ final class WorkerScratch: @unchecked Sendable {
         keys = RawBuffer(count: keyBlocks, zero: 0)
         queryMean = RawBuffer(count: d, zero: 0)
         keyTerms = RawBuffer(count: tileColumns, zero: 0)
+        probabilityPairs = RawBuffer(count: tileRows * (tileColumns / 2), zero: 0)
+        probabilityScales = RawBuffer(count: tileRows, zero: 0)
     }
 
     var softmax: OnlineSoftmax {
         OnlineSoftmax(rowMax: rowMax.pointer, rowSum: rowSum.pointer, tileMax: tileMax.pointer,
                       rowFactor: rowFactor.pointer, rowTotal: rowTotal.pointer,
-                      acc: acc.pointer, width: width, kernels: kernels)
+                      acc: acc.pointer, width: width, kernels: kernels,
+                      probabilityPairs: probabilityPairs.pointer, probabilityScales: probabilityScales.pointer)
     }
 }

@@ -1,3 +1,4 @@
+import SpargeSIMD
 // Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
 // K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
 // blocks and their scales (section 3) in the packed layouts of the score micro-kernel, V
@@ -33,6 +34,11 @@ final class SparseOperands: @unchecked Sendable {
     let valueUnits: RawBuffer<Float>
     /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
     private(set) var valuesScaled = false
+    /// Fixed-point P.V (``SparseGeometry/fixedPointValues``): V per key block as 12-bit (and a sign)
+    /// integers in the pair-major layout, [B*Hkv][nk][packedValueBlock], and each block's
+    /// per-channel steps, [B*Hkv][nk][width].
+    let vFixed: RawBuffer<Int16>?
+    let vFixedScale: RawBuffer<Float>?
 
     init(geometry g: SparseGeometry, captureInt8: Bool, smoothQ: Bool = false) {
         self.g = g
@@ -53,6 +59,8 @@ final class SparseOperands: @unchecked Sendable {
         qMean = smoothQ ? RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0) : nil
         kSmoothedT = smoothQ ? RawBuffer(count: kvHeads * g.keyBlockStride * d * g.columnsPad, zero: 0) : nil
         values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
+        vFixed = g.fixedPointValues ? RawBuffer(count: kvHeads * g.keyBlockStride * g.packedValueBlock, zero: 0) : nil
+        vFixedScale = g.fixedPointValues ? RawBuffer(count: kvHeads * g.keyBlockStride * g.width, zero: 0) : nil
     }
 
     /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache), stored
@@ -65,14 +73,24 @@ final class SparseOperands: @unchecked Sendable {
         let s = g.shape
         // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
         valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
-        if valuesReadInPlace(v, headDim: s.headDim, numerics: numerics) && !valuesScaled {
+        if valuesReadInPlace(v, headDim: s.headDim, width: g.width, numerics: numerics) && !valuesScaled {
             values = v
-            return
+        } else {
+            let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
+            vPadded = buf
+            values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange,
+                                 units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer)
         }
-        let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
-        vPadded = buf
-        values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange,
-                             units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer)
+        if let vFixed, let vFixedScale {
+            for head in 0..<(s.batch * s.kvHeads) {
+                for j in 0..<g.keyBlocks {
+                    let t = head * g.keyBlockStride + j, start = j * g.blockK
+                    quantizeValueBlock(values, b: head / s.kvHeads, h: head % s.kvHeads, keys: start..<Swift.min(s.keyLength, start + g.blockK),
+                                       d: s.headDim, geometry: g, into: vFixed.pointer + t * g.packedValueBlock,
+                                       steps: vFixedScale.pointer + t * g.width)
+                }
+            }
+        }
     }
 
     func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
@@ -195,5 +213,29 @@ func transposeBlock(_ block: UnsafePointer<Float>, rows: Int, d: Int, columns: I
         let dst = out + c * columns
         for r in 0..<rows { dst[r] = block[r * d + c] }
         for r in rows..<columns { dst[r] = 0 }
+    }
+}
+
+/// Fixed-point P.V: the values of `keys` (one key block of (b, kv head h)) as integers
+/// `round(v / step)` with `step = max|V[:, c]| / 4095` per channel (0 for a channel of zeros),
+/// pair-major over keys (`out[(pair * width + c) * 2 + t]` holds key `2 pair + t`); keys past
+/// the block's end and channels past `d` are 0.
+func quantizeValueBlock(_ v: TensorView, b: Int, h: Int, keys: Range<Int>, d: Int, geometry g: SparseGeometry,
+                        into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>) {
+    out.update(repeating: 0, count: g.packedValueBlock)
+    steps.update(repeating: 0, count: g.width)
+    for t in keys {
+        let row = v.row(b, h, t)
+        for c in 0..<d { steps[c] = Swift.max(steps[c], Swift.abs(row[c])) }
+    }
+    for c in 0..<d { steps[c] /= valueQuantizationLevels }
+    for (i, t) in keys.enumerated() {
+        let row = v.row(b, h, t)
+        let slot = out + (i / 2 * g.width) * 2 + i % 2
+        for c in 0..<d where steps[c] > 0 {
+            // |v / step| <= 4095 (up to rounding); the clamp keeps that certain.
+            let level = Swift.min(Swift.max((row[c] / steps[c]).rounded(), -valueQuantizationLevels), valueQuantizationLevels)
+            slot[2 * c] = Int16(level)
+        }
     }
 }

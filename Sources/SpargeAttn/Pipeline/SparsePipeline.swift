@@ -93,7 +93,8 @@ struct SparsePipeline {
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
             // The grouped kernel shares one packed query group per kv head: no per-head means.
-            let grouped = usesGroupedDecode(g) && !perHeadKernel && !p.smoothQ
+            // Nor does it read fixed-point values.
+            let grouped = usesGroupedDecode(g) && !perHeadKernel && !p.smoothQ && !p.fixedPointPV
             let units = st.partialUnits
             if grouped {
                 // Decoding with GQA: one work item per (kv head, chunk), K/V read once per group.

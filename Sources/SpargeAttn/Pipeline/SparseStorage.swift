@@ -17,7 +17,8 @@ final class SparseStorage: @unchecked Sendable {
 
     init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
          captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
-        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride)
+        let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride,
+                               fixedPointValues: p.fixedPointPV)
         self.g = g
         ops = SparseOperands(geometry: g, captureInt8: captureInt8, smoothQ: p.smoothQ)
         scratch = (0..<Swift.max(1, threads)).map { _ in

@@ -5,9 +5,10 @@
 // (`v_scale = max|V| / fp8ValueRange`) and stored dequantized (`V8 * v_scale`) for
 // ``PVNumerics/fp8``. Serial: O(N*D), small next to the attention.
 
-/// Whether the kernels can read `v` in place.
-func valuesReadInPlace(_ v: TensorView, headDim d: Int, numerics: PVNumerics) -> Bool {
-    v.isFloat32 && d % 8 == 0 && numerics == .fp32
+/// Whether the kernels can read `v` in place: fp32 rows of exactly the kernels' `width`
+/// (by default `d` rounded up to 8) channels.
+func valuesReadInPlace(_ v: TensorView, headDim d: Int, width: Int? = nil, numerics: PVNumerics) -> Bool {
+    v.isFloat32 && d == (width ?? roundUp(d, 8)) && numerics == .fp32
 }
 
 /// Widens the `B,Hkv,Nk,D` values of `v` into `buffer` (`B*Hkv*Nk*width` floats, padding

@@ -20,12 +20,15 @@ struct SparseGeometry: Sendable {
     let pairs: Int              // int16 pairs per row
     let rowsPad: Int            // blockQ rounded up to 4 (kernel row tile)
     let columnsPad: Int         // blockK rounded up to the widest kernel set's column tile
-    let width: Int              // head dim rounded up to 8
+    let width: Int              // head dim rounded up to 8 (to the column tile with fixed-point P.V)
+    /// Fixed-point P.V (``SpargeParameters/fixedPointPV``): V is also kept as integers
+    /// per key block, `width` channels (the kernels' column multiple) x `columnsPad / 2` key pairs.
+    let fixedPointValues: Bool
     /// Key blocks between consecutive kv heads in the key-side buffers: `keyBlocks`, or a KV
     /// cache's capacity (its buffers keep their layout while it grows).
     let keyBlockStride: Int
 
-    init(shape: AttentionShape, blockQ: Int, blockK: Int, keyBlockStride: Int? = nil) {
+    init(shape: AttentionShape, blockQ: Int, blockK: Int, keyBlockStride: Int? = nil, fixedPointValues: Bool = false) {
         self.shape = shape
         self.blockQ = blockQ
         self.blockK = blockK
@@ -33,7 +36,9 @@ struct SparseGeometry: Sendable {
         pairs = pairCount(shape.headDim)
         rowsPad = roundUp(blockQ, 4)
         columnsPad = roundUp(blockK, kernelColumnMultiple)
-        width = roundUp(shape.headDim, 8)
+        // The fixed-point P.V tile writes whole column tiles of the accumulator.
+        width = roundUp(shape.headDim, fixedPointValues ? kernelColumnMultiple : 8)
+        self.fixedPointValues = fixedPointValues
         self.keyBlockStride = keyBlockStride ?? keyBlocks
     }
 
@@ -41,5 +46,6 @@ struct SparseGeometry: Sendable {
     var mapCount: Int { shape.batch * shape.heads * queryBlocks * keyBlocks }
     var packedKeyBlock: Int { pairs * columnsPad * 2 }          // Int16 per packed key block
     var packedQueryHead: Int { queryBlocks * rowsPad * pairs }   // Int32 per query head
+    var packedValueBlock: Int { columnsPad / 2 * width * 2 }     // Int16 per fixed-point value block
 }
 

@@ -18,6 +18,8 @@ struct OnlineSoftmax {
     var acc: UnsafeMutablePointer<Float>         // O, rowsPad x width
     var width: Int                               // padded head dim (multiple of 8)
     var kernels: any TileKernels.Type
+    var probabilityPairs: UnsafeMutablePointer<Int32>   // fixed-point P.V: P in key pairs, rowsPad x columns / 2
+    var probabilityScales: UnsafeMutablePointer<Float>  // fixed-point P.V: per row, the value of one step
     /// Scores are stored divided by this power of two (see ``OverflowGuard``); 1 normally.
     var scoreUnit: Float = 1
     /// V was stored divided by this power of two (see ``OverflowGuard``); 1 normally.
@@ -50,10 +52,13 @@ struct OnlineSoftmax {
     }
 
     /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
-    /// into `P = 2^(S - m_new)` in place, adds their row sums to `l`, and `O += P V`.
+    /// into `P = 2^(S - m_new)` in place, adds their row sums to `l`, and `O += P V`: in fp32,
+    /// or with `fixedValues` (the tile's V as integers and per-channel steps) in fixed
+    /// point, P quantized per row (`l` is summed from the unquantized P).
     func absorb(
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
-        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32
+        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32,
+        fixedValues: (values: UnsafePointer<Int16>, steps: UnsafePointer<Float>)? = nil
     ) {
         if scoreUnit != 1 {
             absorbScaled(scores: scores, stride: stride, rows: rows, keys: keys, values: values,
@@ -89,6 +94,22 @@ struct OnlineSoftmax {
         for r in 0..<rows { rowSum[r] += rowTotal[r] }
         // fp16 / FP8 P.V: l from the unrounded P, the product with P rounded (V is rounded when bound).
         if numerics != .fp32 { for r in 0..<rows { Self.roundProbabilities(scores + r * stride, keys: keys, numerics: numerics) } }
+        if let fixedValues {
+            kernels.quantizeProbabilityRows(scores, stride: stride, rows: rows, columns: stride, into: probabilityPairs,
+                                            pairStride: stride / 2, scales: probabilityScales)
+            // Key pairs up to the last real key (the packed V is zero past it), in calls whose
+            // int32 sums cannot overflow.
+            let pairs = (keys + 1) / 2
+            var first = 0
+            while first < pairs {
+                let count = Swift.min(fixedPointKeysPerSum / 2, pairs - first)
+                kernels.accumulatePairProducts(p: probabilityPairs + first, pStride: stride / 2, rows: rows,
+                                               v: fixedValues.values + first * width * 2, columns: width, pairs: count,
+                                               rowScales: probabilityScales, columnScales: fixedValues.steps, o: acc, oStride: width)
+                first += count
+            }
+            return
+        }
         kernels.accumulateProbabilityValue(
             p: scores, pStride: stride, rows: rows, count: keys,
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)

@@ -1,0 +1,96 @@
+// Fixed-point P.V: O[r][x] += (sum_j p[r][j] * v[j][x]) * rowScales[r] * columnScales[x].
+//
+// P (probabilities, per row scaled to integers) and V (per channel scaled to integers) come as
+// int16 pairs along the key dimension, in the layouts of the INT8 score tile (PairPacking.swift:
+// P rows as packed pairs, V pair-major with the channels as columns), so the same register
+// tile does the work (`pairProductTile`): one `vpmaddwd` per 16 multiply-adds with AVX2, one
+// `vpdpwssd` per 32 with AVX-512 VNNI, against 8 or 16 per fp32 multiply-add. Integer sums are
+// exact; the scaling is a multiply, a multiply, then an add, never fused, so every kernel set
+// gives the same bits.
+//
+// The caller keeps the int32 sums in range: with 0 <= p <= 8191 (13 bits) and |v| <= 4095
+// (12 bits and a sign), 64 keys sum to at most 64 * 8191 * 4095 < 2^31. `quantizeProbabilityRows`
+// makes the P side: each row relative to its own maximum (8191), so a tile whose
+// probabilities are all small keeps its 13 bits.
+
+/// The largest quantized probability (13 bits).
+public let probabilityQuantizationLevels: Float = 8191
+/// The largest quantized value magnitude (12 bits).
+public let valueQuantizationLevels: Float = 4095
+/// Keys one call of `accumulatePairProducts` may sum with levels at their largest.
+public let fixedPointKeysPerSum = 64
+
+extension KernelSet {
+    /// Accumulates `O += P V` from fixed-point operands.
+    ///
+    /// - Parameters:
+    ///   - p: `rows` packed probability rows, `pairs` Int32 words each (two int16 keys per word),
+    ///     row stride `pStride` words. `rows` is a multiple of 4: the caller provides readable rows.
+    ///   - v: pair-major values: for each key pair, `columns` channels of two int16 values;
+    ///     `columns` is a multiple of ``KernelSet/columnTile``. At most ``fixedPointKeysPerSum``
+    ///     keys (`pairs <= 32`) when the levels reach their bounds.
+    ///   - rowScales: `rows` factors (the fp32 value of one integer step of each P row).
+    ///   - columnScales: `columns` factors (the fp32 value of one integer step of each channel).
+    ///   - o: fp32 accumulators, `rows x columns`, row stride `oStride`.
+    @inline(never)
+    public static func accumulatePairProducts(
+        p: UnsafePointer<Int32>, pStride: Int, rows: Int,
+        v: UnsafePointer<Int16>, columns: Int, pairs: Int,
+        rowScales: UnsafePointer<Float>, columnScales: UnsafePointer<Float>,
+        o: UnsafeMutablePointer<Float>, oStride: Int
+    ) {
+        pairProductTile(a: p, aStride: pStride, rows: rows, b: v, columns: columns, pairs: pairs,
+                        epilogue: ScaledSumsAdded(rowScales: rowScales, columnScales: columnScales), out: o, outStride: oStride)
+    }
+}
+
+extension KernelSet {
+    /// Quantizes each row of a probability tile (values >= 0) to integers
+    /// `round(p * 8191 / rowMax)` and packs them in key pairs, the row layout of
+    /// ``accumulatePairProducts(p:pStride:rows:v:columns:pairs:rowScales:columnScales:o:oStride:)``;
+    /// `scales[r] = rowMax / 8191` (0 for a row of zeros, whose pairs are all 0).
+    ///
+    /// - Parameters:
+    ///   - p: `rows` x `columns` probabilities, row stride `stride`; `columns` is a multiple of 8.
+    ///   - out: `rows` rows of `columns / 2` words, row stride `pairStride` words.
+    @inline(never)
+    public static func quantizeProbabilityRows(
+        _ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
+        into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>
+    ) {
+        for r in 0..<rows {
+            let row = p + r * stride, words = out + r * pairStride
+            var m = Float8()
+            var c = 0
+            while c < columns { m = maximum(m, load8(row + c)); c += 8 }
+            let rowMax = horizontalMax(m)
+            guard rowMax > 0 else {
+                words.update(repeating: 0, count: columns / 2)
+                scales[r] = 0
+                continue
+            }
+            scales[r] = rowMax / probabilityQuantizationLevels
+            let factor = Float8(repeating: probabilityQuantizationLevels / rowMax)
+            let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23: adding it rounds to an integer
+            c = 0
+            while c < columns {
+                // A multiply, then the rounding add (never fused): the same bits on every set.
+                let q = unsafeBitCast(load8(row + c) * factor + magic, to: SIMD8<Int32>.self) &- 0x4B40_0000
+                let pairs = q.evenHalf | (q.oddHalf &<< 16)
+                UnsafeMutableRawPointer(words + c / 2).storeBytes(of: pairs, as: SIMD4<Int32>.self)
+                c += 8
+            }
+        }
+    }
+}
+
+/// Fixed-point P.V: `out += sums * rowScales[row] * columnScales[column]`.
+struct ScaledSumsAdded: PairSumEpilogue {
+    let rowScales: UnsafePointer<Float>
+    let columnScales: UnsafePointer<Float>
+    @inline(__always)
+    func finish(_ sums: Int32V, row: Int, column: Int, out: UnsafeMutablePointer<Float>) {
+        let x = convertToFloat(sums) * ScoreFloatV(repeating: rowScales[row]) * load(columnScales + column, as: ScoreFloatV.self)
+        store(load(out, as: ScoreFloatV.self) + x, out)
+    }
+}
