@@ -173,20 +173,19 @@ final class LlamaModel: Sendable {
         }
     }
 
-    /// `act = silu(gate) * up` for rows of `[gate | up]`.
+    /// `act = silu(gate) * up` for rows of `[gate | up]` (SpargeSIMD's `siluGate` of the
+    /// level the library runs).
     private func swiGLU(_ gu: [Float], into act: inout [Float], rows: Int) {
         let f = config.ffn
+        let kernel = MatrixKernel.modelKernels()
         gu.withUnsafeBufferPointer { g in
             act.withUnsafeMutableBufferPointer { a in
                 let out = SharedPointer(a.baseAddress!)
                 let chunk = 64
                 parallelFor(items: (rows + chunk - 1) / chunk, threads: threads) { item in
                     for r in (item * chunk)..<min(rows, (item + 1) * chunk) {
-                        let gate = g.baseAddress! + r * 2 * f, up = gate + f
-                        for j in 0..<f {
-                            let v = gate[j]
-                            out.base[r * f + j] = v / (1 + Foundation.exp(-v)) * up[j]
-                        }
+                        let gate = g.baseAddress! + r * 2 * f
+                        kernel.siluGate(gate, gate + f, count: f, into: out.base + r * f)
                     }
                 }
             }

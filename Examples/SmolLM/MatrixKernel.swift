@@ -42,7 +42,7 @@ enum MatrixKernel {
 
     static func multiply(_ x: UnsafePointer<Float>, ldx: Int, n: Int, _ w: PackedMatrix,
                          into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool, threads: Int) {
-        let kernel = panelKernel()
+        let kernel = modelKernels()
         let panels = w.rows / PackedMatrix.panelWidth
         let rowChunks = (n + rowChunk - 1) / rowChunk
         let panelChunks = (panels + panelChunk - 1) / panelChunk
@@ -71,7 +71,7 @@ enum MatrixKernel {
     /// The panel kernel of the level the library runs now (its best, `SPARGE_ISA`'s, or
     /// `SpargeCPU.withLevel`'s); the baseline set if the level cannot be read (an invalid
     /// `SPARGE_ISA` is reported by the attention calls themselves).
-    static func panelKernel() -> any PanelKernels.Type {
+    static func modelKernels() -> any ModelKernels.Type {
         switch (try? SpargeCPU.currentLevel()) ?? .baseline {
         case .baseline: return SpargeSIMD.KernelSet.self
         #if arch(x86_64)
@@ -84,13 +84,15 @@ enum MatrixKernel {
     }
 }
 
-/// The panel kernel that each of SpargeSIMD's compiled kernel sets provides.
-protocol PanelKernels {
+/// The kernels of the model's steps besides attention (the projections' panel product and the
+/// MLP's SiLU gate) that each of SpargeSIMD's compiled kernel sets provides.
+protocol ModelKernels {
     static func multiplyPanel(x: UnsafePointer<Float>, ldx: Int, rows: Int, panel: UnsafePointer<Float>, depth: Int,
                               y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool)
+    static func siluGate(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>)
 }
-extension SpargeSIMD.KernelSet: PanelKernels {}
+extension SpargeSIMD.KernelSet: ModelKernels {}
 #if arch(x86_64)
-extension SpargeSIMDAVX2.KernelSet: PanelKernels {}
-extension SpargeSIMDAVX512.KernelSet: PanelKernels {}
+extension SpargeSIMDAVX2.KernelSet: ModelKernels {}
+extension SpargeSIMDAVX512.KernelSet: ModelKernels {}
 #endif

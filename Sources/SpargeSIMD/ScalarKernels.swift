@@ -75,6 +75,12 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// GatedActivationKernel.swift: `out[i] = gate[i] * sigmoid(gate[i]) * up[i]`.
+    public static func siluGate(_ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, count: Int,
+                                into out: UnsafeMutablePointer<Float>) {
+        for i in 0..<count { out[i] = gate[i] * siluSigmoid(gate[i]) * up[i] }
+    }
+
     /// FloatScoreKernel.swift: `out[r][c] = sum_d q[r][d] * kT[d][c]`.
     public static func floatScoreTile(
         q: UnsafePointer<Float>, qStride: Int, rows: Int,
