@@ -84,6 +84,50 @@ extension KernelSet {
     }
 }
 
+extension KernelSet {
+    /// Quantizes a block of `keys` value rows per channel to integers
+    /// `round(v * 4095 / max|v[:, c]|)` and stores them pair-major over keys, the V layout of
+    /// ``accumulatePairProducts(p:pStride:rows:v:columns:pairs:rowScales:columnScales:o:oStride:)``
+    /// (`out[(pair * columns + c) * 2 + t]` holds key `2 pair + t`; an odd last key's partner is
+    /// 0); `steps[c] = max|v[:, c]| / 4095` (0 for a channel of zeros, whose levels are 0).
+    ///
+    /// - Parameters:
+    ///   - v: `keys` rows of `columns` readable floats (a multiple of 8), row stride `stride`.
+    ///   - out: `(keys + 1) / 2 * columns * 2` int16 values.
+    @inline(never)
+    public static func quantizeValueBlock(
+        _ v: UnsafePointer<Float>, stride: Int, keys: Int, columns: Int,
+        into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>
+    ) {
+        let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23: adding it rounds to an integer
+        var c = 0
+        while c < columns {
+            var m = Float8()
+            for t in 0..<keys {
+                let x = load8(v + t * stride + c)
+                m = maximum(m, x.replacing(with: -x, where: x .< 0))
+            }
+            var factor = Float8()
+            for l in 0..<8 {
+                steps[c + l] = m[l] / valueQuantizationLevels
+                factor[l] = m[l] > 0 ? valueQuantizationLevels / m[l] : 0
+            }
+            // |v * factor| <= 4095 up to one rounding, so the levels stay in 12 bits and a sign.
+            func levels(_ t: Int) -> SIMD8<Int32> {
+                guard t < keys else { return SIMD8<Int32>() }
+                return unsafeBitCast(load8(v + t * stride + c) * factor + magic, to: SIMD8<Int32>.self) &- 0x4B40_0000
+            }
+            var t = 0
+            while t < keys {
+                let pair = (levels(t) & 0xFFFF) | (levels(t + 1) &<< 16)
+                UnsafeMutableRawPointer(out + (t / 2 * columns + c) * 2).storeBytes(of: pair, as: SIMD8<Int32>.self)
+                t += 2
+            }
+            c += 8
+        }
+    }
+}
+
 /// Fixed-point P.V: `out += sums * rowScales[row] * columnScales[column]`.
 struct ScaledSumsAdded: PairSumEpilogue {
     let rowScales: UnsafePointer<Float>

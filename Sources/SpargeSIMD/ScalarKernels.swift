@@ -54,6 +54,26 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// FixedPointValueKernel.swift: per channel `round(v * 4095 / max|v[:, c]|)`, pair-major
+    /// over keys, `steps[c] = max / 4095`.
+    public static func quantizeValueBlock(
+        _ v: UnsafePointer<Float>, stride: Int, keys: Int, columns: Int,
+        into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>
+    ) {
+        for c in 0..<columns {
+            var m: Float = 0
+            for t in 0..<keys { m = Swift.max(m, Swift.abs(v[t * stride + c])) }
+            steps[c] = m / valueQuantizationLevels
+            let factor = m > 0 ? valueQuantizationLevels / m : 0
+            for t in 0..<((keys + 1) / 2 * 2) {
+                let x = t < keys ? v[t * stride + c] : 0
+                // Round to nearest even by the 1.5 * 2^23 addition, as the vector form does.
+                let level = Int32(bitPattern: (x * factor + 12582912).bitPattern) &- 0x4B40_0000
+                out[(t / 2 * columns + c) * 2 + t % 2] = Int16(truncatingIfNeeded: level)
+            }
+        }
+    }
+
     /// FixedPointValueKernel.swift: `o[r][c] += (sum_j p[r][j] * v[j][c]) * rowScales[r] * columnScales[c]`.
     public static func accumulatePairProducts(
         p: UnsafePointer<Int32>, pStride: Int, rows: Int,

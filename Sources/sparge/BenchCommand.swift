@@ -8,7 +8,7 @@ import SpargeWorkloads
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling] [--kernels] [--json]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling] [--kernels] [--fixed-point-pv] [--json]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -25,6 +25,7 @@ struct BenchCommand {
                             (H=32, Hkv=8, D=128), sparse (top-k 0.5) vs exact, per token
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --kernels         only the micro-kernel rows (score and P.V tiles, one thread, every level)
+          --fixed-point-pv  the sparse configurations with fixed-point P.V (SpargeParameters.fixedPointPV)
           --memory          only the memory check: sparse attention at H=16 N=32768 D=64,
                             peak resident memory against the size of Q, K, V and O
           --json            one JSON object on stdout instead of the text report
@@ -42,10 +43,11 @@ struct BenchCommand {
     var hilbert = false
     var decodeOnly = false
     var kernelsOnly = false
+    var fixedPointPV = false
     var json = false
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "kernels", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
+        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "kernels", "fixed-point-pv", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
                                           usage: Self.usage) else { return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
@@ -53,6 +55,7 @@ struct BenchCommand {
         hilbert = a.flag("hilbert")
         decodeOnly = a.flag("decode")
         kernelsOnly = a.flag("kernels")
+        fixedPointPV = a.flag("fixed-point-pv")
         json = a.flag(OutputFormat.flag)
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
@@ -135,7 +138,8 @@ struct BenchCommand {
                     var p = SpargeParameters.recommended
                     p.selection = .topK(PerHead(Float(topk)))
                     p.causal = s.causal
-                    return (label, p)
+                    p.fixedPointPV = fixedPointPV
+                    return (label + (fixedPointPV ? " fxp" : ""), p)
                 }
                 if scalingInput == nil { scalingInput = (t, configs[0].1) }
                 // Warm-up, outputs and statistics.

@@ -86,6 +86,17 @@ struct KernelLevelTests {
         #expect(wordsFast == wordsSlow && stepsFast.map(\.bitPattern) == stepsSlow.map(\.bitPattern), "\(level) quantizeProbabilityRows")
         #expect(wordsFast[(cols / 2)..<cols].allSatisfy { $0 == 0 } && stepsFast[1] == 0)
         #expect(wordsFast[cols + 2] == 8191 << 16, "the tiny value is its row's maximum")
+        // The V side: per-channel 12-bit levels, pair-major over an odd number of keys (37), a
+        // channel of zeros.
+        var values = rng.gaussians(37 * 70, scale: 3)
+        for t in 0..<37 { values[t * 70 + 9] = 0 }
+        var packedFast = [Int16](repeating: -1, count: 19 * 64 * 2), packedSlow = packedFast
+        var vStepsFast = [Float](repeating: -1, count: 64), vStepsSlow = vStepsFast
+        k.quantizeValueBlock(values, stride: 70, keys: 37, columns: 64, into: &packedFast, steps: &vStepsFast)
+        scalar.quantizeValueBlock(values, stride: 70, keys: 37, columns: 64, into: &packedSlow, steps: &vStepsSlow)
+        #expect(packedFast == packedSlow && vStepsFast.map(\.bitPattern) == vStepsSlow.map(\.bitPattern), "\(level) quantizeValueBlock")
+        #expect(vStepsFast[9] == 0 && packedFast.allSatisfy { abs(Int($0)) <= 4095 })
+        #expect((0..<64).allSatisfy { packedFast[(18 * 64 + $0) * 2 + 1] == 0 }, "the odd last key's partner is 0")
         // fp32 scores and P.V within rounding.
         let q = rng.gaussians(rows * d), kT = rng.gaussians(d * cols)
         k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &fast, outStride: cols)

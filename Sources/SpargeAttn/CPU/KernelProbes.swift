@@ -82,7 +82,7 @@ extension SpargeCPU {
     }
 
     /// Whether `level`'s integer tile kernels (the INT8 score tile, with and without per-column
-    /// terms, and the fixed-point P.V tile and its P quantizer) give the same bits as their
+    /// terms, and the fixed-point P.V tile and its P and V quantizers) give the same bits as their
     /// scalar twins on random tiles of every column layout the kernel sets branch on (for
     /// `sparge selftest`).
     public static func integerKernelsMatchScalarTwins(level: CPUKernelLevel) throws -> Bool {
@@ -120,6 +120,12 @@ extension SpargeCPU {
             SpargeSIMD.ScalarKernels.quantizeProbabilityRows(probabilities, stride: columns, rows: rows, columns: columns,
                                                              into: &wordsSlow, pairStride: columns / 2, scales: &stepsSlow)
             same = same && wordsFast == wordsSlow && stepsFast.map(\.bitPattern) == stepsSlow.map(\.bitPattern)
+            let keys = 2 * pairs - 1, values = (0..<(keys * columns)).map { _ in Float(next(-100_000...100_000)) * 1e-3 }
+            var packedFast = [Int16](repeating: 0, count: pairs * columns * 2), packedSlow = packedFast
+            var vStepsFast = [Float](repeating: 0, count: columns), vStepsSlow = vStepsFast
+            k.quantizeValueBlock(values, stride: columns, keys: keys, columns: columns, into: &packedFast, steps: &vStepsFast)
+            SpargeSIMD.ScalarKernels.quantizeValueBlock(values, stride: columns, keys: keys, columns: columns, into: &packedSlow, steps: &vStepsSlow)
+            same = same && packedFast == packedSlow && vStepsFast.map(\.bitPattern) == vStepsSlow.map(\.bitPattern)
         }
         return same
     }

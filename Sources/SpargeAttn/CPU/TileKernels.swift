@@ -22,6 +22,8 @@ protocol TileKernels: Sendable {
                                 out: UnsafeMutablePointer<Float>)
     static func quantizeProbabilityRows(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
                                         into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>)
+    static func quantizeValueBlock(_ v: UnsafePointer<Float>, stride: Int, keys: Int, columns: Int,
+                                   into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>)
     static func accumulatePairProducts(p: UnsafePointer<Int32>, pStride: Int, rows: Int, v: UnsafePointer<Int16>, columns: Int,
                                        pairs: Int, rowScales: UnsafePointer<Float>, columnScales: UnsafePointer<Float>,
                                        o: UnsafeMutablePointer<Float>, oStride: Int)

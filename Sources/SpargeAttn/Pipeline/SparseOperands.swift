@@ -81,15 +81,20 @@ final class SparseOperands: @unchecked Sendable {
             values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange,
                                  units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer)
         }
-        if let vFixed, let vFixedScale {
-            for head in 0..<(s.batch * s.kvHeads) {
-                for j in 0..<g.keyBlocks {
-                    let t = head * g.keyBlockStride + j, start = j * g.blockK
-                    quantizeValueBlock(values, b: head / s.kvHeads, h: head % s.kvHeads, keys: start..<Swift.min(s.keyLength, start + g.blockK),
-                                       d: s.headDim, geometry: g, into: vFixed.pointer + t * g.packedValueBlock,
+    }
+
+    /// Fixed-point P.V: the bound values of (b, kv head h) as integers per key block
+    /// (``vFixed``, ``vFixedScale``); after ``bindValues(_:numerics:fp8ValueRange:)``.
+    func prepareFixedPointValues(b: Int, h: Int, kernels: any TileKernels.Type) {
+        guard let vFixed, let vFixedScale else { return }
+        let s = g.shape
+        for j in 0..<g.keyBlocks {
+            let t = (b * s.kvHeads + h) * g.keyBlockStride + j, start = j * g.blockK
+            // Rows of `g.width` floats are readable: widened rows are zero-padded to it, and V
+            // is read in place only when its rows are exactly that long.
+            kernels.quantizeValueBlock(values.row(b, h, start), stride: values.rowStride, keys: Swift.min(g.blockK, s.keyLength - start),
+                                       columns: g.width, into: vFixed.pointer + t * g.packedValueBlock,
                                        steps: vFixedScale.pointer + t * g.width)
-                }
-            }
         }
     }
 
@@ -213,29 +218,5 @@ func transposeBlock(_ block: UnsafePointer<Float>, rows: Int, d: Int, columns: I
         let dst = out + c * columns
         for r in 0..<rows { dst[r] = block[r * d + c] }
         for r in rows..<columns { dst[r] = 0 }
-    }
-}
-
-/// Fixed-point P.V: the values of `keys` (one key block of (b, kv head h)) as integers
-/// `round(v / step)` with `step = max|V[:, c]| / 4095` per channel (0 for a channel of zeros),
-/// pair-major over keys (`out[(pair * width + c) * 2 + t]` holds key `2 pair + t`); keys past
-/// the block's end and channels past `d` are 0.
-func quantizeValueBlock(_ v: TensorView, b: Int, h: Int, keys: Range<Int>, d: Int, geometry g: SparseGeometry,
-                        into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>) {
-    out.update(repeating: 0, count: g.packedValueBlock)
-    steps.update(repeating: 0, count: g.width)
-    for t in keys {
-        let row = v.row(b, h, t)
-        for c in 0..<d { steps[c] = Swift.max(steps[c], Swift.abs(row[c])) }
-    }
-    for c in 0..<d { steps[c] /= valueQuantizationLevels }
-    for (i, t) in keys.enumerated() {
-        let row = v.row(b, h, t)
-        let slot = out + (i / 2 * g.width) * 2 + i % 2
-        for c in 0..<d where steps[c] > 0 {
-            // |v / step| <= 4095 (up to rounding); the clamp keeps that certain.
-            let level = Swift.min(Swift.max((row[c] / steps[c]).rounded(), -valueQuantizationLevels), valueQuantizationLevels)
-            slot[2 * c] = Int16(level)
-        }
     }
 }

@@ -43,6 +43,7 @@ struct SparsePipeline {
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
                 ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
                                 gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: p.gpuReproduction.partialBlocks, geometry: g, scratch: scratch[worker])
+                if output != nil { ops.prepareFixedPointValues(b: item / s.kvHeads, h: item % s.kvHeads, kernels: scratch[worker].kernels) }
             }
         }
         // Phase 2: queries and stage-1 selection.
