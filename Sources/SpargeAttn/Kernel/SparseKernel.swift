@@ -108,11 +108,9 @@ func sparseQueryBlock(
         }
         // Steps 4-5.
         let vRows = ops.values.row(b, kvh, kStart)
-        let fixed = ops.vFixed.map { vFixed in
-            (values: UnsafePointer(vFixed.pointer + t * g.packedValueBlock), steps: UnsafePointer(ops.vFixedScale!.pointer + t * g.width))
-        }
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
-                       values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics, fixedValues: fixed)
+                       values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics,
+                       fixedValues: ops.fixedValues?.block(t, geometry: g))
     }
     if let partial {
         softmax.export(rows: g.rowsPad, into: partial, units: chunk == 0 ? units : nil)

@@ -34,11 +34,8 @@ final class SparseOperands: @unchecked Sendable {
     let valueUnits: RawBuffer<Float>
     /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
     private(set) var valuesScaled = false
-    /// Fixed-point P.V (``SparseGeometry/fixedPointValues``): V per key block as 12-bit (and a sign)
-    /// integers in the pair-major layout, [B*Hkv][nk][packedValueBlock], and each block's
-    /// per-channel steps, [B*Hkv][nk][width].
-    let vFixed: RawBuffer<Int16>?
-    let vFixedScale: RawBuffer<Float>?
+    /// Fixed-point P.V (``SparseGeometry/fixedPointValues``): V per key block as integers.
+    let fixedValues: FixedPointValueBlocks?
 
     init(geometry g: SparseGeometry, captureInt8: Bool, smoothQ: Bool = false) {
         self.g = g
@@ -59,8 +56,7 @@ final class SparseOperands: @unchecked Sendable {
         qMean = smoothQ ? RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0) : nil
         kSmoothedT = smoothQ ? RawBuffer(count: kvHeads * g.keyBlockStride * d * g.columnsPad, zero: 0) : nil
         values = TensorView(base: UnsafeRawPointer(kScale.pointer), batchStride: 0, headStride: 0, rowStride: 0)
-        vFixed = g.fixedPointValues ? RawBuffer(count: kvHeads * g.keyBlockStride * g.packedValueBlock, zero: 0) : nil
-        vFixedScale = g.fixedPointValues ? RawBuffer(count: kvHeads * g.keyBlockStride * g.width, zero: 0) : nil
+        fixedValues = g.fixedPointValues ? FixedPointValueBlocks(geometry: g) : nil
     }
 
     /// Points the kernel at fp32 V rows of `width` floats kept elsewhere (a KV cache), stored
@@ -84,17 +80,17 @@ final class SparseOperands: @unchecked Sendable {
     }
 
     /// Fixed-point P.V: the bound values of (b, kv head h) as integers per key block
-    /// (``vFixed``, ``vFixedScale``); after ``bindValues(_:numerics:fp8ValueRange:)``.
+    /// (``fixedValues``); after ``bindValues(_:numerics:fp8ValueRange:)``.
     func prepareFixedPointValues(b: Int, h: Int, kernels: any TileKernels.Type) {
-        guard let vFixed, let vFixedScale else { return }
+        guard let fixedValues else { return }
         let s = g.shape
         for j in 0..<g.keyBlocks {
             let t = (b * s.kvHeads + h) * g.keyBlockStride + j, start = j * g.blockK
             // Rows of `g.width` floats are readable: widened rows are zero-padded to it, and V
             // is read in place only when its rows are exactly that long.
             kernels.quantizeValueBlock(values.row(b, h, start), stride: values.rowStride, keys: Swift.min(g.blockK, s.keyLength - start),
-                                       columns: g.width, into: vFixed.pointer + t * g.packedValueBlock,
-                                       steps: vFixedScale.pointer + t * g.width)
+                                       columns: g.width, into: fixedValues.levels.pointer + t * g.packedValueBlock,
+                                       steps: fixedValues.steps.pointer + t * g.width)
         }
     }
 
@@ -193,6 +189,24 @@ final class SparseOperands: @unchecked Sendable {
         if let center { centerRows(block, rows: rows, d: d, premultiplier: premultiplier, mean: center, sums: w.sums.pointer) }
         let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8, kernels: w.kernels)
         return (sim, scale)
+    }
+}
+
+/// Fixed-point P.V's values: per key block the 12-bit (and a sign) integers in the pair-major
+/// layout, [B*Hkv][nk][packedValueBlock], and the per-channel steps, [B*Hkv][nk][width].
+struct FixedPointValueBlocks {
+    let levels: RawBuffer<Int16>
+    let steps: RawBuffer<Float>
+
+    init(geometry g: SparseGeometry) {
+        let kvHeads = g.shape.batch * g.shape.kvHeads
+        levels = RawBuffer(count: kvHeads * g.keyBlockStride * g.packedValueBlock, zero: 0)
+        steps = RawBuffer(count: kvHeads * g.keyBlockStride * g.width, zero: 0)
+    }
+
+    /// Block `t` (`kvHead * keyBlockStride + j`) as `OnlineSoftmax.absorb` takes it.
+    func block(_ t: Int, geometry g: SparseGeometry) -> (values: UnsafePointer<Int16>, steps: UnsafePointer<Float>) {
+        (UnsafePointer(levels.pointer + t * g.packedValueBlock), UnsafePointer(steps.pointer + t * g.width))
     }
 }
 

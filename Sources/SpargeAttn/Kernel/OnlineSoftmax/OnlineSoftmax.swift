@@ -54,7 +54,8 @@ struct OnlineSoftmax {
     /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
     /// into `P = 2^(S - m_new)` in place, adds their row sums to `l`, and `O += P V`: in fp32,
     /// or with `fixedValues` (the tile's V as integers and per-channel steps) in fixed
-    /// point, P quantized per row (`l` is summed from the unquantized P).
+    /// point, P quantized per row (`l` is summed from the unquantized P). Scores kept in
+    /// larger units (``OverflowGuard``, |Q.K| near the fp32 limit) take the fp32 product.
     func absorb(
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
         values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32,
