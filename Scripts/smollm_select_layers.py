@@ -4,11 +4,13 @@ mean attention density for a budget on the added KL(exact || sparse), by dynamic
 over the layers. KL increases of single layers are taken as additive (the sweep's all-layer
 runs show how far they are); an option's KL is measured with every other layer dense (D).
 
-  smollm_select_layers.py [--smooth-q] SWEEPDIR[,SWEEPDIR...] BUDGET TUNED.json OUT.json
+  smollm_select_layers.py [--smooth-q] [--fixed-point-pv] SWEEPDIR[,SWEEPDIR...] BUDGET TUNED.json OUT.json
       BUDGET: nats per token over the all-dense settings (e.g. 0.004); several sweeps (other
       texts) are averaged, which makes the choice carry over to new text far better;
       --smooth-q: the sweeps ran with Q smoothing (SMOOTH_Q=1), so every layer of OUT gets
-      "smooth_q": true
+      "smooth_q": true; --fixed-point-pv: every layer of OUT gets "fixed_point_pv": true
+      (SpargeParameters.fixedPointPV: faster P.V, about 1e-3 of the output, far below the
+      INT8 score error the sweeps measure)
 """
 import json, math, os, re, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -23,7 +25,8 @@ def read(path):
 def main():
     args = sys.argv[1:]
     smooth_q = '--smooth-q' in args
-    args = [a for a in args if a != '--smooth-q']
+    fixed_point_pv = '--fixed-point-pv' in args
+    args = [a for a in args if a not in ('--smooth-q', '--fixed-point-pv')]
     if len(args) != 4:
         sys.exit(__doc__)
     sweep, budget, tuned, out = args[0], float(args[1]), args[2], args[3]
@@ -61,9 +64,11 @@ def main():
     dens, chosen = min(best.values())
     predicted = base + sum(options[l][k][0] for l, k in enumerate(chosen))
     result = compose(settings, chosen)
-    if smooth_q:
-        for layer in result['layers']:
+    for layer in result['layers']:
+        if smooth_q:
             layer['smooth_q'] = True
+        if fixed_point_pv:
+            layer['fixed_point_pv'] = True
     with open(out, 'w') as f:
         json.dump(result, f, indent=1)
     print(f'options: {" ".join(chosen)}')
