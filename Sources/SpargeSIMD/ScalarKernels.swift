@@ -21,13 +21,7 @@ public enum ScalarKernels: Sendable {
     ) {
         for r in 0..<rows {
             for c in 0..<columns {
-                var sum: Int32 = 0
-                for p in 0..<pairs {
-                    let word = q[r * qStride + p]
-                    let qLow = Int32(Int16(truncatingIfNeeded: word)), qHigh = word >> 16
-                    let kLow = Int32(k[(p * columns + c) * 2]), kHigh = Int32(k[(p * columns + c) * 2 + 1])
-                    sum &+= qLow &* kLow &+ qHigh &* kHigh
-                }
+                let sum = pairDot(q + r * qStride, k, column: c, columns: columns, pairs: pairs)
                 let scaled = Float(sum) * scale
                 out[r * outStride + c] = terms.map { scaled + $0[c] } ?? scaled
             }
@@ -83,13 +77,7 @@ public enum ScalarKernels: Sendable {
     ) {
         for r in 0..<rows {
             for c in 0..<columns {
-                var sum: Int32 = 0
-                for j in 0..<pairs {
-                    let word = p[r * pStride + j]
-                    let pLow = Int32(Int16(truncatingIfNeeded: word)), pHigh = word >> 16
-                    let vLow = Int32(v[(j * columns + c) * 2]), vHigh = Int32(v[(j * columns + c) * 2 + 1])
-                    sum &+= pLow &* vLow &+ pHigh &* vHigh
-                }
+                let sum = pairDot(p + r * pStride, v, column: c, columns: columns, pairs: pairs)
                 o[r * oStride + c] = o[r * oStride + c] + Float(sum) * rowScales[r] * columnScales[c]
             }
         }
@@ -189,3 +177,15 @@ public enum ScalarKernels: Sendable {
 /// Scalar 2^x through the vector polynomial's definition (exactly 0 below -126).
 @inline(__always)
 private func exp2(_ x: Float) -> Float { exp2Scalar(x) }
+
+/// Column `column` of a pair-major operand (`columns` wide) against one packed row, summed in
+/// int32 pair by pair (wrapping, as `vpmaddwd` + `vpaddd` do).
+private func pairDot(_ row: UnsafePointer<Int32>, _ b: UnsafePointer<Int16>, column c: Int, columns: Int, pairs: Int) -> Int32 {
+    var sum: Int32 = 0
+    for p in 0..<pairs {
+        let word = row[p]
+        let low = Int32(Int16(truncatingIfNeeded: word)), high = word >> 16
+        sum &+= low &* Int32(b[(p * columns + c) * 2]) &+ high &* Int32(b[(p * columns + c) * 2 + 1])
+    }
+    return sum
+}

@@ -32,17 +32,7 @@ extension SpargeCPU {
         let q = [Float](repeating: 0.01, count: rows * d), kT = [Float](repeating: 0.02, count: d * cols)
         var s = [Float](repeating: 0, count: rows * cols)
         let qp = [Int32](repeating: 0x0003_0002, count: rows * pairs), kp = [Int16](repeating: 3, count: pairs * cols * 2)
-        func time(_ body: () -> Void) -> Double {
-            body()
-            let clock = ContinuousClock()
-            var samples: [Double] = []
-            for _ in 0..<Swift.max(1, repeats) {
-                let start = clock.now
-                for _ in 0..<iterations { body() }
-                samples.append((clock.now - start).seconds)
-            }
-            return samples.sorted()[samples.count / 2]
-        }
+        func time(_ body: () -> Void) -> Double { medianSeconds(iterations: iterations, repeats: repeats, body) }
         let fp = time { k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols) }
         let i8 = time { k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, terms: nil, out: &s, outStride: cols) }
         let ops = Double(2 * rows * cols * d * iterations)
@@ -61,17 +51,7 @@ extension SpargeCPU {
         let pp = [Int32](repeating: 0x0003_0002, count: rows * pairs), vp = [Int16](repeating: 3, count: pairs * d * 2)
         let rowScales = [Float](repeating: 1e-3, count: rows), columnScales = [Float](repeating: 1e-3, count: d)
         var o = [Float](repeating: 0, count: rows * d)
-        func time(_ body: () -> Void) -> Double {
-            body()
-            let clock = ContinuousClock()
-            var samples: [Double] = []
-            for _ in 0..<Swift.max(1, repeats) {
-                let start = clock.now
-                for _ in 0..<iterations { body() }
-                samples.append((clock.now - start).seconds)
-            }
-            return samples.sorted()[samples.count / 2]
-        }
+        func time(_ body: () -> Void) -> Double { medianSeconds(iterations: iterations, repeats: repeats, body) }
         let fp = time { k.accumulateProbabilityValue(p: p, pStride: cols, rows: rows, count: cols, v: v, vStride: d, width: d, o: &o, oStride: d) }
         let fixed = time {
             k.accumulatePairProducts(p: pp, pStride: pairs, rows: rows, v: vp, columns: d, pairs: pairs,
@@ -128,6 +108,20 @@ extension SpargeCPU {
             same = same && packedFast == packedSlow && vStepsFast.map(\.bitPattern) == vStepsSlow.map(\.bitPattern)
         }
         return same
+    }
+
+    /// Median over `repeats` runs of the seconds `iterations` calls of `body` take, after one
+    /// warm-up call.
+    private static func medianSeconds(iterations: Int, repeats: Int, _ body: () -> Void) -> Double {
+        body()
+        let clock = ContinuousClock()
+        var samples: [Double] = []
+        for _ in 0..<Swift.max(1, repeats) {
+            let start = clock.now
+            for _ in 0..<iterations { body() }
+            samples.append((clock.now - start).seconds)
+        }
+        return samples.sorted()[samples.count / 2]
     }
 
     private static func probeKernels(_ level: CPUKernelLevel) throws -> any TileKernels.Type {
