@@ -11,7 +11,9 @@
 // The caller keeps the int32 sums in range: with 0 <= p <= 8191 (13 bits) and |v| <= 4095
 // (12 bits and a sign), 64 keys sum to at most 64 * 8191 * 4095 < 2^31. `quantizeProbabilityRows`
 // makes the P side: each row relative to its own maximum (8191), so a tile whose
-// probabilities are all small keeps its 13 bits.
+// probabilities are all small keeps its 13 bits. A row or channel holding NaN or infinity
+// (possible only when the caller lets non-finite inputs through) gets a NaN step, so the
+// outputs it touches are NaN as with fp32 P.V, not finite garbage.
 
 /// The largest quantized probability (13 bits).
 public let probabilityQuantizationLevels: Float = 8191
@@ -60,16 +62,21 @@ extension KernelSet {
     ) {
         for r in 0..<rows {
             let row = p + r * stride, words = out + r * pairStride
-            var m = Float8()
+            var m = Float8(), poison = Float8()  // poison: 0, or NaN when a value is not finite
             var c = 0
-            while c < columns { m = maximum(m, load8(row + c)); c += 8 }
-            let rowMax = horizontalMax(m)
+            while c < columns {
+                let x = load8(row + c)
+                m = maximum(m, x)
+                poison += x * 0
+                c += 8
+            }
+            let rowMax = horizontalMax(m), rowPoison = horizontalSum(poison)
             guard rowMax > 0 else {
                 words.update(repeating: 0, count: columns / 2)
-                scales[r] = 0
+                scales[r] = rowPoison
                 continue
             }
-            scales[r] = rowMax / probabilityQuantizationLevels
+            scales[r] = rowMax / probabilityQuantizationLevels + rowPoison
             let factor = Float8(repeating: probabilityQuantizationLevels / rowMax)
             let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23: adding it rounds to an integer
             c = 0
@@ -102,15 +109,16 @@ extension KernelSet {
         let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23: adding it rounds to an integer
         var c = 0
         while c < columns {
-            var m = Float8()
+            var m = Float8(), poison = Float8()  // poison: 0, or NaN when a value is not finite
             for t in 0..<keys {
                 let x = load8(v + t * stride + c)
                 m = maximum(m, x.replacing(with: -x, where: x .< 0))
+                poison += x * 0
             }
             var factor = Float8()
             for l in 0..<8 {
-                steps[c + l] = m[l] / valueQuantizationLevels
-                factor[l] = m[l] > 0 ? valueQuantizationLevels / m[l] : 0
+                steps[c + l] = m[l] / valueQuantizationLevels + poison[l]
+                factor[l] = m[l] > 0 && m[l].isFinite ? valueQuantizationLevels / m[l] : 0
             }
             // |v * factor| <= 4095 up to one rounding, so the levels stay in 12 bits and a sign.
             func levels(_ t: Int) -> SIMD8<Int32> {

@@ -35,9 +35,9 @@ public enum ScalarKernels: Sendable {
         into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>
     ) {
         for r in 0..<rows {
-            var rowMax: Float = 0
-            for c in 0..<columns { rowMax = Swift.max(rowMax, p[r * stride + c]) }
-            scales[r] = rowMax > 0 ? rowMax / probabilityQuantizationLevels : 0
+            var rowMax: Float = 0, poison: Float = 0  // poison: 0, or NaN when a value is not finite
+            for c in 0..<columns { rowMax = Swift.max(rowMax, p[r * stride + c]); poison += p[r * stride + c] * 0 }
+            scales[r] = (rowMax > 0 ? rowMax / probabilityQuantizationLevels : 0) + poison
             let factor = rowMax > 0 ? probabilityQuantizationLevels / rowMax : 0
             for j in 0..<(columns / 2) {
                 // Round to nearest even by the 1.5 * 2^23 addition, as the vector form does.
@@ -55,10 +55,10 @@ public enum ScalarKernels: Sendable {
         into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>
     ) {
         for c in 0..<columns {
-            var m: Float = 0
-            for t in 0..<keys { m = Swift.max(m, Swift.abs(v[t * stride + c])) }
-            steps[c] = m / valueQuantizationLevels
-            let factor = m > 0 ? valueQuantizationLevels / m : 0
+            var m: Float = 0, poison: Float = 0  // poison: 0, or NaN when a value is not finite
+            for t in 0..<keys { m = Swift.max(m, Swift.abs(v[t * stride + c])); poison += v[t * stride + c] * 0 }
+            steps[c] = m / valueQuantizationLevels + poison
+            let factor = m > 0 && m.isFinite ? valueQuantizationLevels / m : 0
             for t in 0..<((keys + 1) / 2 * 2) {
                 let x = t < keys ? v[t * stride + c] : 0
                 // Round to nearest even by the 1.5 * 2^23 addition, as the vector form does.

@@ -103,6 +103,28 @@ struct FixedPointPVTests {
         #expect(try Accuracy(out, reference: plain.map(Double.init)).cosine >= 0.9999)
     }
 
+    /// With `nonFinitePolicy = .propagate`, an infinite or NaN value makes the outputs it
+    /// reaches non-finite, as fp32 P.V does, instead of finite garbage.
+    @Test func nonFiniteValuesPropagate() throws {
+        var rng = TestRNG(seed: 2700)
+        let shape = AttentionShape(batch: 1, heads: 2, queryLength: 200, keyLength: 200, headDim: 16)
+        let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements)
+        var p = SpargeParameters()
+        p.selection = .topK(1)
+        p.pvThreshold = PerHead(Float.infinity)
+        p.nonFinitePolicy = .propagate
+        for bad in [Float.infinity, .nan] {
+            var v = rng.gaussians(shape.keyElements)
+            v[70 * 16 + 3] = bad  // head 0, key 70, channel 3
+            let (plain, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            var fixedParameters = p
+            fixedParameters.fixedPointPV = true
+            let (fixed, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: fixedParameters)
+            #expect(fixed.map(\.isFinite) == plain.map(\.isFinite), "\(bad)")
+            #expect(fixed.contains { !$0.isFinite })
+        }
+    }
+
     /// Where it cannot run it says so: the KV cache, and with a GPU P.V emulation.
     @Test func refusals() throws {
         var p = SpargeParameters()
