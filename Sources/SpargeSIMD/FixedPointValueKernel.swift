@@ -22,6 +22,20 @@ public let valueQuantizationLevels: Float = 4095
 /// Keys one call of `accumulatePairProducts` may sum with levels at their largest.
 public let fixedPointKeysPerSum = 64
 
+/// `round(x * factor)` lane by lane, ties to even, for `|x * factor| < 2^22`: a multiply, then
+/// the 1.5 * 2^23 addition that leaves the integer in the low mantissa bits (never fused), so
+/// every kernel set and the scalar twins get the same levels.
+@inlinable @inline(__always)
+public func fixedPointLevels(_ x: Float8, _ factor: Float8) -> SIMD8<Int32> {
+    unsafeBitCast(x * factor + Float8(repeating: 12582912.0), to: SIMD8<Int32>.self) &- 0x4B40_0000
+}
+
+/// ``fixedPointLevels(_:_:)`` for one value.
+@inlinable @inline(__always)
+public func fixedPointLevel(_ x: Float, _ factor: Float) -> Int32 {
+    fixedPointLevels(Float8(repeating: x), Float8(repeating: factor))[0]
+}
+
 extension KernelSet {
     /// Accumulates `O += P V` from fixed-point operands.
     ///
@@ -78,11 +92,9 @@ extension KernelSet {
             }
             scales[r] = rowMax / probabilityQuantizationLevels + rowPoison
             let factor = Float8(repeating: probabilityQuantizationLevels / rowMax)
-            let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23: adding it rounds to an integer
             c = 0
             while c < columns {
-                // A multiply, then the rounding add (never fused): the same bits on every set.
-                let q = unsafeBitCast(load8(row + c) * factor + magic, to: SIMD8<Int32>.self) &- 0x4B40_0000
+                let q = fixedPointLevels(load8(row + c), factor)
                 let pairs = q.evenHalf | (q.oddHalf &<< 16)
                 UnsafeMutableRawPointer(words + c / 2).storeBytes(of: pairs, as: SIMD4<Int32>.self)
                 c += 8
@@ -106,7 +118,6 @@ extension KernelSet {
         _ v: UnsafePointer<Float>, stride: Int, keys: Int, columns: Int,
         into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>
     ) {
-        let magic = Float8(repeating: 12582912.0)  // 1.5 * 2^23: adding it rounds to an integer
         var c = 0
         while c < columns {
             var m = Float8(), poison = Float8()  // poison: 0, or NaN when a value is not finite
@@ -123,7 +134,7 @@ extension KernelSet {
             // |v * factor| <= 4095 up to one rounding, so the levels stay in 12 bits and a sign.
             func levels(_ t: Int) -> SIMD8<Int32> {
                 guard t < keys else { return SIMD8<Int32>() }
-                return unsafeBitCast(load8(v + t * stride + c) * factor + magic, to: SIMD8<Int32>.self) &- 0x4B40_0000
+                return fixedPointLevels(load8(v + t * stride + c), factor)
             }
             var t = 0
             while t < keys {

@@ -40,9 +40,7 @@ public enum ScalarKernels: Sendable {
             scales[r] = (rowMax > 0 ? rowMax / probabilityQuantizationLevels : 0) + poison
             let factor = rowMax > 0 ? probabilityQuantizationLevels / rowMax : 0
             for j in 0..<(columns / 2) {
-                // Round to nearest even by the 1.5 * 2^23 addition, as the vector form does.
-                func level(_ x: Float) -> Int32 { Int32(bitPattern: (x * factor + 12582912).bitPattern) &- 0x4B40_0000 }
-                let low = level(p[r * stride + 2 * j]), high = level(p[r * stride + 2 * j + 1])
+                let low = fixedPointLevel(p[r * stride + 2 * j], factor), high = fixedPointLevel(p[r * stride + 2 * j + 1], factor)
                 out[r * pairStride + j] = low & 0xFFFF | high &<< 16
             }
         }
@@ -60,9 +58,7 @@ public enum ScalarKernels: Sendable {
             steps[c] = m / valueQuantizationLevels + poison
             let factor = m > 0 && m.isFinite ? valueQuantizationLevels / m : 0
             for t in 0..<((keys + 1) / 2 * 2) {
-                let x = t < keys ? v[t * stride + c] : 0
-                // Round to nearest even by the 1.5 * 2^23 addition, as the vector form does.
-                let level = Int32(bitPattern: (x * factor + 12582912).bitPattern) &- 0x4B40_0000
+                let level = fixedPointLevel(t < keys ? v[t * stride + c] : 0, factor)
                 out[(t / 2 * columns + c) * 2 + t % 2] = Int16(truncatingIfNeeded: level)
             }
         }

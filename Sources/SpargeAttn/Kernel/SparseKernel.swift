@@ -110,7 +110,7 @@ func sparseQueryBlock(
         let vRows = ops.values.row(b, kvh, kStart)
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
                        values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics,
-                       fixedValues: ops.fixedValues?.block(t, geometry: g))
+                       fixedValues: ops.fixedValues?.block(t))
     }
     if let partial {
         softmax.export(rows: g.rowsPad, into: partial, units: chunk == 0 ? units : nil)

@@ -1,4 +1,3 @@
-import SpargeSIMD
 // Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
 // K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
 // blocks and their scales (section 3) in the packed layouts of the score micro-kernel, V
@@ -85,12 +84,12 @@ final class SparseOperands: @unchecked Sendable {
         guard let fixedValues else { return }
         let s = g.shape
         for j in 0..<g.keyBlocks {
-            let t = (b * s.kvHeads + h) * g.keyBlockStride + j, start = j * g.blockK
+            let start = j * g.blockK
+            let block = fixedValues.mutableBlock((b * s.kvHeads + h) * g.keyBlockStride + j)
             // Rows of `g.width` floats are readable: widened rows are zero-padded to it, and V
             // is read in place only when its rows are exactly that long.
             kernels.quantizeValueBlock(values.row(b, h, start), stride: values.rowStride, keys: Swift.min(g.blockK, s.keyLength - start),
-                                       columns: g.width, into: fixedValues.levels.pointer + t * g.packedValueBlock,
-                                       steps: fixedValues.steps.pointer + t * g.width)
+                                       columns: g.width, into: block.values, steps: block.steps)
         }
     }
 
@@ -195,18 +194,27 @@ final class SparseOperands: @unchecked Sendable {
 /// Fixed-point P.V's values: per key block the 12-bit (and a sign) integers in the pair-major
 /// layout, [B*Hkv][nk][packedValueBlock], and the per-channel steps, [B*Hkv][nk][width].
 struct FixedPointValueBlocks {
-    let levels: RawBuffer<Int16>
-    let steps: RawBuffer<Float>
+    private let levels: RawBuffer<Int16>
+    private let steps: RawBuffer<Float>
+    private let levelsPerBlock: Int, stepsPerBlock: Int
 
     init(geometry g: SparseGeometry) {
-        let kvHeads = g.shape.batch * g.shape.kvHeads
-        levels = RawBuffer(count: kvHeads * g.keyBlockStride * g.packedValueBlock, zero: 0)
-        steps = RawBuffer(count: kvHeads * g.keyBlockStride * g.width, zero: 0)
+        let blocks = g.shape.batch * g.shape.kvHeads * g.keyBlockStride
+        levelsPerBlock = g.packedValueBlock
+        stepsPerBlock = g.width
+        levels = RawBuffer(count: blocks * levelsPerBlock, zero: 0)
+        steps = RawBuffer(count: blocks * stepsPerBlock, zero: 0)
     }
 
-    /// Block `t` (`kvHead * keyBlockStride + j`) as `OnlineSoftmax.absorb` takes it.
-    func block(_ t: Int, geometry g: SparseGeometry) -> (values: UnsafePointer<Int16>, steps: UnsafePointer<Float>) {
-        (UnsafePointer(levels.pointer + t * g.packedValueBlock), UnsafePointer(steps.pointer + t * g.width))
+    /// Block `t` (`kvHead * keyBlockStride + j`), for writing.
+    func mutableBlock(_ t: Int) -> (values: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>) {
+        (levels.pointer + t * levelsPerBlock, steps.pointer + t * stepsPerBlock)
+    }
+
+    /// Block `t` as `OnlineSoftmax.absorb` takes it.
+    func block(_ t: Int) -> (values: UnsafePointer<Int16>, steps: UnsafePointer<Float>) {
+        let b = mutableBlock(t)
+        return (UnsafePointer(b.values), UnsafePointer(b.steps))
     }
 }
 
