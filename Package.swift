@@ -30,14 +30,22 @@ let avx512Settings: [SwiftSetting] = [
     // Cascade Lake = x86-64-v4 (AVX-512 F, CD, BW, DQ, VL) + VNNI, and nothing newer.
     .unsafeFlags(["-target-cpu", "cascadelake"], .when(traits: dispatched)),
 ]
+// Lane shuffles (Sources/SpargeSIMDShuffles), the same way: Swift source over LLVM's
+// `shufflevector`, inlined into every kernel set.
+let shuffleSettings: [SwiftSetting] = [
+    .unsafeFlags(["-parse-stdlib"], .when(traits: dispatched)),
+]
 let kernelSets: [Target.Dependency] = ["SpargeSIMD", "SpargeSIMDAVX2", "SpargeSIMDAVX512"]
+let kernelSetSupport: [Target.Dependency] = ["SpargeSIMDShuffles"]
 let kernelSetTargets: [Target] = [
-    .target(name: "SpargeSIMDAVX2", swiftSettings: avx2Settings),
+    .target(name: "SpargeSIMDShuffles", swiftSettings: shuffleSettings),
+    .target(name: "SpargeSIMDAVX2", dependencies: kernelSetSupport, swiftSettings: avx2Settings),
     .target(name: "SpargeSIMDVNNI", swiftSettings: vnniSettings),
-    .target(name: "SpargeSIMDAVX512", dependencies: ["SpargeSIMDVNNI"], swiftSettings: avx512Settings),
+    .target(name: "SpargeSIMDAVX512", dependencies: kernelSetSupport + ["SpargeSIMDVNNI"], swiftSettings: avx512Settings),
 ]
 #else
 let kernelSets: [Target.Dependency] = ["SpargeSIMD"]
+let kernelSetSupport: [Target.Dependency] = []
 let kernelSetTargets: [Target] = []
 #endif
 
@@ -59,7 +67,7 @@ let package = Package(
         .default(enabledTraits: ["DispatchedKernels"]),
     ],
     targets: kernelSetTargets + [
-        .target(name: "SpargeSIMD"),
+        .target(name: "SpargeSIMD", dependencies: kernelSetSupport),
         .target(name: "SpargeAttn", dependencies: kernelSets),
         // Tools over the public API of SpargeAttn, apart from the algorithm:
         // tensor files (safetensors, .npy), JSON text, PNG and block-map images;

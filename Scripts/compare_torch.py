@@ -79,6 +79,8 @@ def main():
                 ("sparge top-k 0.5", lambda: sparge_time(["--top-k", "0.5"])),
                 ("sparge top-k 0.25", lambda: sparge_time(["--top-k", "0.25"])),
                 ("sparge top-k 0.5 bf16-in", lambda: sparge_time(["--top-k", "0.5"], "bf16")),
+                ("sparge top-k 0.5 fxp", lambda: sparge_time(["--top-k", "0.5", "--fixed-point-pv"])),
+                ("sparge top-k 0.25 fxp", lambda: sparge_time(["--top-k", "0.25", "--fixed-point-pv"])),
             ]
             rounds = {name: [] for name, _ in contenders}
             for r in range(args.rounds):

@@ -10,7 +10,7 @@
 /// x < `flushBelow` (default -126.5, the fp32 normal range; always for -inf); NaN lanes give an
 /// unspecified finite value.
 /// (Written on the concrete `FloatV`: see VectorMath.swift for why not generic.)
-@inlinable @inline(__always)
+@_transparent
 public func exp2(_ x: FloatV, flushBelow: Float = -126.5) -> FloatV {
     typealias V = FloatV
     let lo = V(repeating: -126.5)
@@ -40,7 +40,7 @@ public func exp2(_ x: FloatV, flushBelow: Float = -126.5) -> FloatV {
 
 #if SPARGE_AVX512
 /// 2^x on eight lanes (the 16-lane set's tails): the 16-lane form on a doubled vector.
-@inlinable @inline(__always)
+@_transparent
 public func exp2(_ x: Float8, flushBelow: Float = -126.5) -> Float8 {
     exp2(FloatV(lowHalf: x, highHalf: x), flushBelow: flushBelow).lowHalf
 }

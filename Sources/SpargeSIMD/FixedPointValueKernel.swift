@@ -104,6 +104,79 @@ extension KernelSet {
 }
 
 extension KernelSet {
+    /// ``exponentiateRows(_:stride:rows:columns:shifts:sums:)`` followed by
+    /// ``quantizeProbabilityRows(_:stride:rows:columns:into:pairStride:scales:)``, bit for bit,
+    /// in one visit to each row while it sits in L1: the exponentials' maximum and sum are
+    /// gathered on the way, and the levels are narrowed to int16 in place of the pair shuffles
+    /// (little-endian int16 order is the packed-pair order), so the fixed-point softmax step
+    /// reads its tile twice instead of four times.
+    ///
+    /// - Parameters:
+    ///   - x: `rows` x `columns` scores (row stride `stride`, `columns` a multiple of 8),
+    ///     replaced by `P = 2^(x - shifts[r])` as ``exponentiateRows(_:stride:rows:columns:shifts:sums:)`` does.
+    ///   - sums: the rows' sums of P.
+    ///   - out: `rows` rows of `columns / 2` packed words, row stride `pairStride` words.
+    ///   - scales: the fp32 value of one step of each row (`rowMax / 8191`).
+    @inline(never)
+    public static func exponentiateQuantizeRows(
+        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
+        shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>,
+        into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>
+    ) {
+        // The separate quantizer's NaN term (a NaN P poisons its row's step) comes from the row's
+        // sum here: P <= 2^127 is never infinite, so the sum is NaN exactly when some P is.
+        let g = FloatV.scalarCount, levels = FloatV(repeating: probabilityQuantizationLevels)
+        var r = 0
+        while r + g <= rows {
+            let base = x + r * stride
+            let (total, largest) = GroupExponentials(rows: base, stride: stride, columns: columns, shifts: shifts + r, trackMax: true).reduce()
+            store(total, sums + r)
+            store(largest / levels + total * 0, scales + r)
+            let factors = levels / largest
+            for i in 0..<g {
+                quantizeProbabilityRow(base + i * stride, columns: columns, rowMax: largest[i], factor: factors[i],
+                                       into: out + (r + i) * pairStride)
+            }
+            r += g
+        }
+        while r < rows {
+            let row = x + r * stride
+            let e = exponentiateRow(row, columns: columns, shift: shifts[r], trackMax: true)
+            let total = treeSum(e.sum), rowMax = horizontalMax(e.max)
+            sums[r] = total
+            scales[r] = rowMax / probabilityQuantizationLevels + total * 0
+            quantizeProbabilityRow(row, columns: columns, rowMax: rowMax, factor: probabilityQuantizationLevels / rowMax,
+                                   into: out + r * pairStride)
+            r += 1
+        }
+    }
+
+    /// One row's levels `round(p * factor)` (`factor = 8191 / rowMax`) narrowed to int16 in key
+    /// order, which is the packed-pair order; all 0 when `rowMax` is not positive.
+    @inline(__always)
+    static func quantizeProbabilityRow(
+        _ row: UnsafePointer<Float>, columns: Int, rowMax: Float, factor: Float, into words: UnsafeMutablePointer<Int32>
+    ) {
+        guard rowMax > 0 else {
+            words.update(repeating: 0, count: columns / 2)
+            return
+        }
+        let levels = UnsafeMutableRawPointer(words)  // int16 level c at byte 2c
+        let n = FloatV.scalarCount, f = FloatV(repeating: factor)
+        var c = 0
+        while c + n <= columns {
+            let q = unsafeBitCast(load(row + c) * f + FloatV(repeating: 12582912.0), to: FloatV.MaskStorage.self) &- 0x4B40_0000
+            (levels + (c &<< 1)).storeBytes(of: ProbabilityLevelsV(truncatingIfNeeded: q), as: ProbabilityLevelsV.self)
+            c += n
+        }
+        if c < columns {
+            let q = fixedPointLevels(load8(row + c), Float8(repeating: factor))
+            (levels + (c &<< 1)).storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: q), as: SIMD8<Int16>.self)
+        }
+    }
+}
+
+extension KernelSet {
     /// Quantizes a block of `keys` value rows per channel to integers
     /// `round(v * 4095 / max|v[:, c]|)` and stores them pair-major over keys, the V layout of
     /// ``accumulatePairProducts(p:pStride:rows:v:columns:pairs:rowScales:columnScales:o:oStride:)``

@@ -32,6 +32,14 @@ public typealias Int32V = SIMD8<Int32>
 public typealias ScoreFloatV = SIMD8<Float>
 #endif
 
+#if SPARGE_AVX512
+/// `FloatV`'s lane count of int16 (the fixed-point probability levels, narrowed from int32).
+public typealias ProbabilityLevelsV = SIMD16<Int16>
+#else
+/// `FloatV`'s lane count of int16 (the fixed-point probability levels, narrowed from int32).
+public typealias ProbabilityLevelsV = SIMD8<Int16>
+#endif
+
 /// Lanes of `FloatV`.
 public let vectorLanes = FloatV.scalarCount
 

@@ -46,6 +46,17 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// FixedPointValueKernel.swift: ``exponentiateRows(_:stride:rows:columns:shifts:sums:)``, then
+    /// ``quantizeProbabilityRows(_:stride:rows:columns:into:pairStride:scales:)``.
+    public static func exponentiateQuantizeRows(
+        _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
+        shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>,
+        into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>
+    ) {
+        exponentiateRows(x, stride: stride, rows: rows, columns: columns, shifts: shifts, sums: sums)
+        quantizeProbabilityRows(x, stride: stride, rows: rows, columns: columns, into: out, pairStride: pairStride, scales: scales)
+    }
+
     /// FixedPointValueKernel.swift: per channel `round(v * 4095 / max|v[:, c]|)`, pair-major
     /// over keys, `steps[c] = max / 4095`.
     public static func quantizeValueBlock(

@@ -2,6 +2,9 @@
 // exponentials with their row sums, and the rescaling of accumulator rows. One call per tile
 // (not per row), so that a kernel set chosen at run time costs one indirect call per tile.
 // Row lengths are multiples of 8; a 16-lane set finishes a row with one 8-lane step.
+// Per-row results (maxima, sums) are gathered for a group of as many rows as a vector has
+// lanes and reduced together (``reduceRowGroup``): a horizontal reduction per row costs as
+// much as exponentiating a 64-wide row.
 
 extension KernelSet {
     /// `maxima[r] = max_c x[r][c]` over `columns` columns of `rows` rows (-inf for a row of
@@ -10,16 +13,27 @@ extension KernelSet {
     public static func rowMaxima(
         _ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>
     ) {
-        let n = FloatV.scalarCount
-        for r in 0..<rows {
-            let row = x + r * stride
-            var m = FloatV(repeating: -.infinity)
-            var c = 0
-            while c + n <= columns { m = maximum(m, load(row + c)); c += n }
-            var best = horizontalMax(m)
-            if c < columns { best = Swift.max(best, horizontalMax(load8(row + c))) }
-            maxima[r] = best
+        let g = FloatV.scalarCount
+        var r = 0
+        while r + g <= rows {
+            store(GroupMaxima(rows: x + r * stride, stride: stride, columns: columns).reduce(), maxima + r)
+            r += g
         }
+        while r < rows {
+            maxima[r] = horizontalMax(rowMaximumVector(x + r * stride, columns: columns))
+            r += 1
+        }
+    }
+
+    /// Lane-wise maxima of one row's vectors (an 8-lane tail fills the high lanes with -inf).
+    @inline(__always)
+    static func rowMaximumVector(_ row: UnsafePointer<Float>, columns: Int) -> FloatV {
+        let n = FloatV.scalarCount
+        var m = FloatV(repeating: -.infinity)
+        var c = 0
+        while c + n <= columns { m = maximum(m, load(row + c)); c += n }
+        if c < columns { m = maximum(m, widen(load8(row + c), filling: -.infinity)) }
+        return m
     }
 
     /// Replaces `x[r][c]` by `2^(x[r][c] - shifts[r])` for `columns` columns of `rows` rows and
@@ -30,26 +44,45 @@ extension KernelSet {
         _ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
         shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>
     ) {
-        let n = FloatV.scalarCount
-        for r in 0..<rows {
-            let row = x + r * stride
-            let s = FloatV(repeating: shifts[r])
-            var acc = FloatV()
-            var c = 0
-            while c + n <= columns {
-                let e = exp2(load(row + c) - s, flushBelow: probabilityFlushExponent)
-                store(e, row + c)
-                acc += e
-                c += n
-            }
-            var total = horizontalSum(acc)
-            if c < columns {
-                let e = exp2(load8(row + c) - Float8(repeating: shifts[r]), flushBelow: probabilityFlushExponent)
-                store(e, row + c)
-                total += horizontalSum(e)
-            }
-            sums[r] = total
+        let g = FloatV.scalarCount
+        var r = 0
+        while r + g <= rows {
+            let group = GroupExponentials(rows: x + r * stride, stride: stride, columns: columns, shifts: shifts + r, trackMax: false)
+            store(group.reduce().sum, sums + r)
+            r += g
         }
+        while r < rows {
+            sums[r] = treeSum(exponentiateRow(x + r * stride, columns: columns, shift: shifts[r], trackMax: false).sum)
+            r += 1
+        }
+    }
+
+    /// One row of ``exponentiateRows(_:stride:rows:columns:shifts:sums:)``: `2^(x - shift)` in
+    /// place, with the lane-wise sums of the row's vectors and, with `trackMax`, their lane-wise
+    /// maxima (else 0). An 8-lane tail adds zeros in the high lanes.
+    @inline(__always)
+    static func exponentiateRow(
+        _ row: UnsafeMutablePointer<Float>, columns: Int, shift: Float, trackMax: Bool
+    ) -> (sum: FloatV, max: FloatV) {
+        let n = FloatV.scalarCount
+        let s = FloatV(repeating: shift)
+        var acc = FloatV(), m = FloatV()
+        var c = 0
+        while c + n <= columns {
+            let e = exp2(load(row + c) - s, flushBelow: probabilityFlushExponent)
+            store(e, row + c)
+            acc += e
+            if trackMax { m = maximum(m, e) }
+            c += n
+        }
+        if c < columns {
+            let e = exp2(load8(row + c) - Float8(repeating: shift), flushBelow: probabilityFlushExponent)
+            store(e, row + c)
+            let wide = widen(e, filling: 0)
+            acc += wide
+            if trackMax { m = maximum(m, wide) }
+        }
+        return (acc, m)
     }
 
     /// `x[r][c] *= factors[r]` for `columns` columns of `rows` rows.
@@ -65,5 +98,24 @@ extension KernelSet {
             while c + n <= columns { store(load(row + c) * f, row + c); c += n }
             if c < columns { store(load8(row + c) * Float8(repeating: factors[r]), row + c) }
         }
+    }
+}
+
+/// ``KernelSet/rowMaxima(_:stride:rows:columns:into:)`` for one group of rows.
+struct GroupMaxima: RowGroupReduction {
+    let rows: UnsafePointer<Float>, stride: Int, columns: Int
+    @inline(__always) func row(_ i: Int) -> FloatV { KernelSet.rowMaximumVector(rows + i * stride, columns: columns) }
+    @inline(__always) func fold(_ a: FloatV, _ b: FloatV) -> FloatV { foldMaxima(a, b) }
+}
+
+/// ``KernelSet/exponentiateRows(_:stride:rows:columns:shifts:sums:)`` for one group of rows:
+/// the sums and, with `trackMax`, the maxima of P.
+struct GroupExponentials: RowGroupReduction {
+    let rows: UnsafeMutablePointer<Float>, stride: Int, columns: Int, shifts: UnsafePointer<Float>, trackMax: Bool
+    @inline(__always) func row(_ i: Int) -> (sum: FloatV, max: FloatV) {
+        KernelSet.exponentiateRow(rows + i * stride, columns: columns, shift: shifts[i], trackMax: trackMax)
+    }
+    @inline(__always) func fold(_ a: (sum: FloatV, max: FloatV), _ b: (sum: FloatV, max: FloatV)) -> (sum: FloatV, max: FloatV) {
+        (foldSums(a.sum, b.sum), trackMax ? foldMaxima(a.max, b.max) : a.max)
     }
 }

@@ -53,10 +53,15 @@ public func maximum(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, w
 public func minimum(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, where: b .< a) }
 #endif
 
+/// Lane-wise maximum of four lanes (the horizontal reductions' steps: written on the concrete
+/// type so that it is one `maxps`, not a mask conversion per lane).
+@inlinable @inline(__always)
+public func maximum(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> { a.replacing(with: b, where: b .> a) }
+
 /// Largest lane of eight, by a shuffle tree (3 steps, no branches).
 @inlinable @inline(__always)
 public func horizontalMax(_ v: Float8) -> Float {
-    let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
+    let a = maximum(v.lowHalf, v.highHalf)
     let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
     return b[1] > b[0] ? b[1] : b[0]
 }
@@ -100,3 +105,89 @@ public func load8(_ p: UnsafePointer<Float>) -> Float8 { load(p) }
 /// Stores eight floats to any address.
 @inlinable @inline(__always)
 public func store8(_ v: Float8, _ p: UnsafeMutablePointer<Float>) { store(v, p) }
+
+#if DispatchedKernels && arch(x86_64)
+import SpargeSIMDShuffles
+#else
+/// The even lanes of `a` then of `b`, and the odd lanes of `a` then of `b` (the portable
+/// form; with the `DispatchedKernels` trait on x86-64, SpargeSIMDShuffles' permutes).
+@inlinable @inline(__always)
+public func deinterleave(_ a: FloatV, _ b: FloatV) -> (even: FloatV, odd: FloatV) {
+    var even = FloatV(), odd = FloatV()
+    let half = FloatV.scalarCount / 2
+    for i in 0..<half {
+        even[i] = a[2 * i]; even[half + i] = b[2 * i]
+        odd[i] = a[2 * i + 1]; odd[half + i] = b[2 * i + 1]
+    }
+    return (even, odd)
+}
+
+/// Lane-wise maximum ignoring NaN (the portable form of SpargeSIMDShuffles' `maxnum`).
+@inlinable @inline(__always)
+public func maximumNumber(_ a: FloatV, _ b: FloatV) -> FloatV {
+    a.replacing(with: b, where: b .> a .| (a .!= a))
+}
+#endif
+
+/// An 8-lane vector as a `FloatV`, the lanes past 8 (16-lane set) set to `filling`.
+@inlinable @inline(__always)
+public func widen(_ v: Float8, filling: Float) -> FloatV {
+    #if SPARGE_AVX512
+    FloatV(lowHalf: v, highHalf: Float8(repeating: filling))
+    #else
+    v
+    #endif
+}
+
+/// Per-row reductions of a group of `FloatV.scalarCount` rows, reduced together: `row(i)` is
+/// row i's vector of partial results, `fold` combines two vectors whose lanes are split
+/// evenly among their rows into one whose lanes are split among the rows of both, each row's
+/// lanes halved by combining neighbours (``foldSums(_:_:)``, ``foldMaxima(_:_:)``).
+protocol RowGroupReduction {
+    associatedtype Partial
+    func row(_ i: Int) -> Partial
+    func fold(_ a: Partial, _ b: Partial) -> Partial
+}
+
+extension RowGroupReduction {
+    /// Lane i of the result is row i's reduction: a tree of folds, about three instructions
+    /// per row instead of a horizontal reduction each, in a fixed order (reproducible).
+    @inline(__always)
+    func reduce() -> Partial {
+        @inline(__always) func two(_ i: Int) -> Partial { fold(row(i), row(i + 1)) }
+        @inline(__always) func four(_ i: Int) -> Partial { fold(two(i), two(i + 2)) }
+        #if SPARGE_AVX512
+        @inline(__always) func eight(_ i: Int) -> Partial { fold(four(i), four(i + 4)) }
+        return fold(eight(0), eight(8))
+        #else
+        return fold(four(0), four(4))
+        #endif
+    }
+}
+
+/// The first half of the lanes: sums of adjacent lane pairs of `a`; the second half: of `b`.
+@inlinable @inline(__always)
+public func foldSums(_ a: FloatV, _ b: FloatV) -> FloatV {
+    let (even, odd) = deinterleave(a, b)
+    return even + odd
+}
+
+/// The sum of `v`'s lanes by the tree a row gets in a row group (adjacent pairs, then
+/// adjacent pairs of those, ...), so that a row's sum has the same bits wherever it falls.
+@inlinable @inline(__always)
+public func treeSum(_ v: FloatV) -> Float {
+    var x = foldSums(v, v)
+    x = foldSums(x, x)
+    x = foldSums(x, x)
+    #if SPARGE_AVX512
+    x = foldSums(x, x)
+    #endif
+    return x[0]
+}
+
+/// ``foldSums(_:_:)`` with the maximum in place of the sum.
+@inlinable @inline(__always)
+public func foldMaxima(_ a: FloatV, _ b: FloatV) -> FloatV {
+    let (even, odd) = deinterleave(a, b)
+    return maximumNumber(even, odd)
+}

@@ -29,6 +29,43 @@ struct KernelLevelTests {
         }
     }
 
+    /// The row work on tiles of several row groups and a remainder (36 rows: the 8- and 16-lane
+    /// sets reduce groups of 8 or 16 rows together, the rest one by one), rows with a tail
+    /// (72 columns): maxima exact, exponentials and sums within rounding of the scalar twins,
+    /// the fused fixed-point step bit for bit the two steps of its own set.
+    @Test(arguments: levels)
+    func rowWorkOverRowGroups(level: CPUKernelLevel) throws {
+        let k = try #require(SpargeCPU.kernels(for: level)), scalar = SpargeSIMD.ScalarKernels.self
+        var rng = TestRNG(seed: 0x5EED_0036)
+        let rows = 36, cols = 72
+        var tile = rng.gaussians(rows * cols, scale: 4)
+        for c in 0..<cols { tile[3 * cols + c] = -.infinity; tile[17 * cols + c] = c == 70 ? 2 : -.infinity }
+        tile[20 * cols + 5] = .nan  // ignored by the maxima
+        var mFast = [Float](repeating: 0, count: rows), mSlow = mFast
+        k.rowMaxima(tile, stride: cols, rows: rows, columns: cols, into: &mFast)
+        scalar.rowMaxima(tile, stride: cols, rows: rows, columns: cols, into: &mSlow)
+        #expect(mFast == mSlow && mFast[3] == -.infinity && mFast[17] == 2, "\(level) rowMaxima")
+        tile[20 * cols + 5] = 0
+        mFast[3] = .infinity  // a row with nothing visible: all zeros
+        var eFast = tile, eSlow = tile, sFast = [Float](repeating: -1, count: rows), sSlow = sFast
+        k.exponentiateRows(&eFast, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sFast)
+        scalar.exponentiateRows(&eSlow, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sSlow)
+        #expect(try Self.relativeL2(eFast, eSlow.map(Double.init)) < 1e-6, "\(level) exponentiateRows")
+        #expect(try Self.relativeL2(sFast, sSlow.map(Double.init)) < 1e-6, "\(level) exponentiateRows sums")
+        #expect(sFast[3] == 0 && sFast[17] == 1 && eFast[17 * cols + 70] == 1)
+        var fused = tile, twoSteps = tile
+        var wordsFused = [Int32](repeating: -1, count: rows * cols / 2), wordsTwo = wordsFused
+        var stepsFused = [Float](repeating: -1, count: rows), stepsTwo = stepsFused, sumsFused = stepsFused, sumsTwo = stepsFused
+        k.exponentiateQuantizeRows(&fused, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sumsFused,
+                                   into: &wordsFused, pairStride: cols / 2, scales: &stepsFused)
+        k.exponentiateRows(&twoSteps, stride: cols, rows: rows, columns: cols, shifts: mFast, sums: &sumsTwo)
+        k.quantizeProbabilityRows(twoSteps, stride: cols, rows: rows, columns: cols, into: &wordsTwo, pairStride: cols / 2, scales: &stepsTwo)
+        #expect(wordsFused == wordsTwo && stepsFused.map(\.bitPattern) == stepsTwo.map(\.bitPattern), "\(level) exponentiateQuantizeRows")
+        #expect(sumsFused.map(\.bitPattern) == sumsTwo.map(\.bitPattern) && fused.map(\.bitPattern) == twoSteps.map(\.bitPattern))
+        #expect(stepsFused[3] == 0 && wordsFused[(3 * cols / 2)..<(4 * cols / 2)].allSatisfy { $0 == 0 })
+        #expect(wordsFused[17 * cols / 2 + 35] == 8191, "a row's largest P is level 8191")
+    }
+
     /// Fixed-point P.V at its documented bound (64 keys, p = 8191, |v| = 4095): the int32 sums
     /// do not overflow on any level.
     @Test(arguments: levels)
@@ -86,6 +123,22 @@ struct KernelLevelTests {
         #expect(wordsFast == wordsSlow && stepsFast.map(\.bitPattern) == stepsSlow.map(\.bitPattern), "\(level) quantizeProbabilityRows")
         #expect(wordsFast[(cols / 2)..<cols].allSatisfy { $0 == 0 } && stepsFast[1] == 0)
         #expect(wordsFast[cols + 2] == 8191 << 16, "the tiny value is its row's maximum")
+        // The fused softmax step: exponentials and levels in one pass, the same bits as the two
+        // steps of the same set (one row far below its shift: all flushed to 0; 8 columns short of
+        // the tile, so the 16-lane set runs its 8-lane tail).
+        var scoresFast = (0..<(rows * cols)).map { _ in Float(rng.int(-4000...0)) / 100 }
+        for c in 0..<cols { scoresFast[cols + c] = -200 }
+        var scoresSlow = scoresFast
+        let shifts = (0..<rows).map { _ in Float(rng.int(0...300)) / 100 }
+        var pSumsFast = [Float](repeating: -1, count: rows), pSumsSlow = pSumsFast
+        k.exponentiateQuantizeRows(&scoresFast, stride: cols, rows: rows, columns: cols - 8, shifts: shifts, sums: &pSumsFast,
+                                   into: &wordsFast, pairStride: cols / 2, scales: &stepsFast)
+        k.exponentiateRows(&scoresSlow, stride: cols, rows: rows, columns: cols - 8, shifts: shifts, sums: &pSumsSlow)
+        k.quantizeProbabilityRows(scoresSlow, stride: cols, rows: rows, columns: cols - 8, into: &wordsSlow, pairStride: cols / 2, scales: &stepsSlow)
+        #expect(wordsFast == wordsSlow && stepsFast.map(\.bitPattern) == stepsSlow.map(\.bitPattern), "\(level) exponentiateQuantizeRows")
+        #expect(pSumsFast.map(\.bitPattern) == pSumsSlow.map(\.bitPattern) && scoresFast.map(\.bitPattern) == scoresSlow.map(\.bitPattern),
+                "\(level) exponentiateQuantizeRows: P and its sums as exponentiateRows gives them")
+        #expect(wordsFast[(cols / 2)..<(cols - 4)].allSatisfy { $0 == 0 } && stepsFast[1] == 0)
         // The V side: per-channel 12-bit levels, pair-major over an odd number of keys (37), a
         // channel of zeros.
         var values = rng.gaussians(37 * 70, scale: 3)

@@ -22,6 +22,9 @@ protocol TileKernels: Sendable {
                                 out: UnsafeMutablePointer<Float>)
     static func quantizeProbabilityRows(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
                                         into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>)
+    static func exponentiateQuantizeRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
+                                         shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>,
+                                         into out: UnsafeMutablePointer<Int32>, pairStride: Int, scales: UnsafeMutablePointer<Float>)
     static func quantizeValueBlock(_ v: UnsafePointer<Float>, stride: Int, keys: Int, columns: Int,
                                    into out: UnsafeMutablePointer<Int16>, steps: UnsafeMutablePointer<Float>)
     static func accumulatePairProducts(p: UnsafePointer<Int32>, pStride: Int, rows: Int, v: UnsafePointer<Int16>, columns: Int,

@@ -91,13 +91,11 @@ struct OnlineSoftmax {
             tileMax[r] = numerics == .fp8 ? updated - fp8ProbabilityOffset : updated
         }
         if rescale { kernels.scaleRows(acc, stride: width, rows: rows, columns: width, factors: rowFactor) }
-        kernels.exponentiateRows(scores, stride: stride, rows: rows, columns: stride, shifts: tileMax, sums: rowTotal)
-        for r in 0..<rows { rowSum[r] += rowTotal[r] }
-        // fp16 / FP8 P.V: l from the unrounded P, the product with P rounded (V is rounded when bound).
-        if numerics != .fp32 { for r in 0..<rows { Self.roundProbabilities(scores + r * stride, keys: keys, numerics: numerics) } }
         if let fixedValues {
-            kernels.quantizeProbabilityRows(scores, stride: stride, rows: rows, columns: stride, into: probabilityPairs,
-                                            pairStride: stride / 2, scales: probabilityScales)
+            // P, its row sums and its levels in one pass (fixed point is fp32-only, so no rounding step).
+            kernels.exponentiateQuantizeRows(scores, stride: stride, rows: rows, columns: stride, shifts: tileMax, sums: rowTotal,
+                                             into: probabilityPairs, pairStride: stride / 2, scales: probabilityScales)
+            for r in 0..<rows { rowSum[r] += rowTotal[r] }
             // Key pairs up to the last real key (the packed V is zero past it), in calls whose
             // int32 sums cannot overflow.
             let pairs = (keys + 1) / 2
@@ -111,6 +109,10 @@ struct OnlineSoftmax {
             }
             return
         }
+        kernels.exponentiateRows(scores, stride: stride, rows: rows, columns: stride, shifts: tileMax, sums: rowTotal)
+        for r in 0..<rows { rowSum[r] += rowTotal[r] }
+        // fp16 / FP8 P.V: l from the unrounded P, the product with P rounded (V is rounded when bound).
+        if numerics != .fp32 { for r in 0..<rows { Self.roundProbabilities(scores + r * stride, keys: keys, numerics: numerics) } }
         kernels.accumulateProbabilityValue(
             p: scores, pStride: stride, rows: rows, count: keys,
             v: values, vStride: valueStride, width: width, o: acc, oStride: width)
