@@ -127,17 +127,27 @@ extension KernelSet {
         // sum here: P <= 2^127 is never infinite, so the sum is NaN exactly when some P is.
         let g = FloatV.scalarCount, levels = FloatV(repeating: probabilityQuantizationLevels)
         var r = 0
-        while r + g <= rows {
-            let base = x + r * stride
-            let (total, largest) = GroupExponentials(rows: base, stride: stride, columns: columns, shifts: shifts + r, trackMax: true).reduce()
-            store(total, sums + r)
-            store(largest / levels + total * 0, scales + r)
-            let factors = levels / largest
-            for i in 0..<g {
-                quantizeProbabilityRow(base + i * stride, columns: columns, rowMax: largest[i], factor: factors[i],
-                                       into: out + (r + i) * pairStride)
+        // Two buffers of at most 1 KiB: larger ones are checked against the stack at run time.
+        withUnsafeTemporaryAllocation(of: FloatV.self, capacity: g) { sumsGroup in
+        withUnsafeTemporaryAllocation(of: FloatV.self, capacity: g) { maximaGroup in
+            let totals = sumsGroup.baseAddress!, largest = maximaGroup.baseAddress!
+            while r + g <= rows {
+                let base = x + r * stride
+                for i in 0..<g {
+                    (totals[i], largest[i]) = exponentiateRow(base + i * stride, columns: columns, shift: shifts[r + i], trackMax: true)
+                }
+                reduceRowGroupSums(totals)
+                reduceRowGroupMaxima(largest)
+                store(totals[0], sums + r)
+                store(largest[0] / levels + totals[0] * 0, scales + r)
+                let factors = levels / largest[0]
+                for i in 0..<g {
+                    quantizeProbabilityRow(base + i * stride, columns: columns, rowMax: largest[0][i], factor: factors[i],
+                                           into: out + (r + i) * pairStride)
+                }
+                r += g
             }
-            r += g
+        }
         }
         while r < rows {
             let row = x + r * stride

@@ -3,8 +3,8 @@
 // (not per row), so that a kernel set chosen at run time costs one indirect call per tile.
 // Row lengths are multiples of 8; a 16-lane set finishes a row with one 8-lane step.
 // Per-row results (maxima, sums) are gathered for a group of as many rows as a vector has
-// lanes and reduced together (``reduceRowGroup``): a horizontal reduction per row costs as
-// much as exponentiating a 64-wide row.
+// lanes and reduced together (``reduceRowGroupSums(_:)``): a horizontal reduction per row
+// costs about as much as exponentiating a 64-wide row.
 
 extension KernelSet {
     /// `maxima[r] = max_c x[r][c]` over `columns` columns of `rows` rows (-inf for a row of
@@ -15,9 +15,14 @@ extension KernelSet {
     ) {
         let g = FloatV.scalarCount
         var r = 0
-        while r + g <= rows {
-            store(GroupMaxima(rows: x + r * stride, stride: stride, columns: columns).reduce(), maxima + r)
-            r += g
+        withUnsafeTemporaryAllocation(of: FloatV.self, capacity: g) { group in
+            let vectors = group.baseAddress!
+            while r + g <= rows {
+                for i in 0..<g { vectors[i] = rowMaximumVector(x + (r + i) * stride, columns: columns) }
+                reduceRowGroupMaxima(vectors)
+                store(vectors[0], maxima + r)
+                r += g
+            }
         }
         while r < rows {
             maxima[r] = horizontalMax(rowMaximumVector(x + r * stride, columns: columns))
@@ -46,10 +51,16 @@ extension KernelSet {
     ) {
         let g = FloatV.scalarCount
         var r = 0
-        while r + g <= rows {
-            let group = GroupExponentials(rows: x + r * stride, stride: stride, columns: columns, shifts: shifts + r, trackMax: false)
-            store(group.reduce().sum, sums + r)
-            r += g
+        withUnsafeTemporaryAllocation(of: FloatV.self, capacity: g) { group in
+            let vectors = group.baseAddress!
+            while r + g <= rows {
+                for i in 0..<g {
+                    vectors[i] = exponentiateRow(x + (r + i) * stride, columns: columns, shift: shifts[r + i], trackMax: false).sum
+                }
+                reduceRowGroupSums(vectors)
+                store(vectors[0], sums + r)
+                r += g
+            }
         }
         while r < rows {
             sums[r] = treeSum(exponentiateRow(x + r * stride, columns: columns, shift: shifts[r], trackMax: false).sum)
@@ -101,21 +112,3 @@ extension KernelSet {
     }
 }
 
-/// ``KernelSet/rowMaxima(_:stride:rows:columns:into:)`` for one group of rows.
-struct GroupMaxima: RowGroupReduction {
-    let rows: UnsafePointer<Float>, stride: Int, columns: Int
-    @inline(__always) func row(_ i: Int) -> FloatV { KernelSet.rowMaximumVector(rows + i * stride, columns: columns) }
-    @inline(__always) func fold(_ a: FloatV, _ b: FloatV) -> FloatV { foldMaxima(a, b) }
-}
-
-/// ``KernelSet/exponentiateRows(_:stride:rows:columns:shifts:sums:)`` for one group of rows:
-/// the sums and, with `trackMax`, the maxima of P.
-struct GroupExponentials: RowGroupReduction {
-    let rows: UnsafeMutablePointer<Float>, stride: Int, columns: Int, shifts: UnsafePointer<Float>, trackMax: Bool
-    @inline(__always) func row(_ i: Int) -> (sum: FloatV, max: FloatV) {
-        KernelSet.exponentiateRow(rows + i * stride, columns: columns, shift: shifts[i], trackMax: trackMax)
-    }
-    @inline(__always) func fold(_ a: (sum: FloatV, max: FloatV), _ b: (sum: FloatV, max: FloatV)) -> (sum: FloatV, max: FloatV) {
-        (foldSums(a.sum, b.sum), trackMax ? foldMaxima(a.max, b.max) : a.max)
-    }
-}

@@ -139,29 +139,26 @@ public func widen(_ v: Float8, filling: Float) -> FloatV {
     #endif
 }
 
-/// Per-row reductions of a group of `FloatV.scalarCount` rows, reduced together: `row(i)` is
-/// row i's vector of partial results, `fold` combines two vectors whose lanes are split
-/// evenly among their rows into one whose lanes are split among the rows of both, each row's
-/// lanes halved by combining neighbours (``foldSums(_:_:)``, ``foldMaxima(_:_:)``).
-protocol RowGroupReduction {
-    associatedtype Partial
-    func row(_ i: Int) -> Partial
-    func fold(_ a: Partial, _ b: Partial) -> Partial
+/// Reduces a group of `FloatV.scalarCount` row vectors in place: afterwards lane i of
+/// `rows[0]` is the sum of row i's lanes. Each level folds neighbouring vectors
+/// (``foldSums(_:_:)``), halving the lanes per row: about three instructions per row instead of
+/// a horizontal reduction each, in a fixed order (the tree of ``treeSum(_:)``).
+@inlinable @inline(__always)
+public func reduceRowGroupSums(_ rows: UnsafeMutablePointer<FloatV>) {
+    var count = FloatV.scalarCount
+    while count > 1 {
+        count /= 2
+        for j in 0..<count { rows[j] = foldSums(rows[2 * j], rows[2 * j + 1]) }
+    }
 }
 
-extension RowGroupReduction {
-    /// Lane i of the result is row i's reduction: a tree of folds, about three instructions
-    /// per row instead of a horizontal reduction each, in a fixed order (reproducible).
-    @inline(__always)
-    func reduce() -> Partial {
-        @inline(__always) func two(_ i: Int) -> Partial { fold(row(i), row(i + 1)) }
-        @inline(__always) func four(_ i: Int) -> Partial { fold(two(i), two(i + 2)) }
-        #if SPARGE_AVX512
-        @inline(__always) func eight(_ i: Int) -> Partial { fold(four(i), four(i + 4)) }
-        return fold(eight(0), eight(8))
-        #else
-        return fold(four(0), four(4))
-        #endif
+/// ``reduceRowGroupSums(_:)`` with maxima (NaN lanes ignored).
+@inlinable @inline(__always)
+public func reduceRowGroupMaxima(_ rows: UnsafeMutablePointer<FloatV>) {
+    var count = FloatV.scalarCount
+    while count > 1 {
+        count /= 2
+        for j in 0..<count { rows[j] = foldMaxima(rows[2 * j], rows[2 * j + 1]) }
     }
 }
 
