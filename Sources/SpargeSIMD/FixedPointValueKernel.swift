@@ -136,8 +136,8 @@ extension KernelSet {
                 for i in 0..<g {
                     (totals[i], largest[i]) = exponentiateRow(base + i * stride, columns: columns, shift: shifts[r + i], trackMax: true)
                 }
-                reduceRowGroupSums(totals)
-                reduceRowGroupMaxima(largest)
+                reduceRowGroup(totals, maxima: false)
+                reduceRowGroup(largest, maxima: true)
                 store(totals[0], sums + r)
                 store(largest[0] / levels + totals[0] * 0, scales + r)
                 let factors = levels / largest[0]

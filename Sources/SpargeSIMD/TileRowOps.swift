@@ -3,7 +3,7 @@
 // (not per row), so that a kernel set chosen at run time costs one indirect call per tile.
 // Row lengths are multiples of 8; a 16-lane set finishes a row with one 8-lane step.
 // Per-row results (maxima, sums) are gathered for a group of as many rows as a vector has
-// lanes and reduced together (``reduceRowGroupSums(_:)``): a horizontal reduction per row
+// lanes and reduced together (``reduceRowGroup(_:maxima:)``): a horizontal reduction per row
 // costs about as much as exponentiating a 64-wide row.
 
 extension KernelSet {
@@ -19,7 +19,7 @@ extension KernelSet {
             let vectors = group.baseAddress!
             while r + g <= rows {
                 for i in 0..<g { vectors[i] = rowMaximumVector(x + (r + i) * stride, columns: columns) }
-                reduceRowGroupMaxima(vectors)
+                reduceRowGroup(vectors, maxima: true)
                 store(vectors[0], maxima + r)
                 r += g
             }
@@ -57,7 +57,7 @@ extension KernelSet {
                 for i in 0..<g {
                     vectors[i] = exponentiateRow(x + (r + i) * stride, columns: columns, shift: shifts[r + i], trackMax: false).sum
                 }
-                reduceRowGroupSums(vectors)
+                reduceRowGroup(vectors, maxima: false)
                 store(vectors[0], sums + r)
                 r += g
             }

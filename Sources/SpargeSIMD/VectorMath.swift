@@ -140,25 +140,18 @@ public func widen(_ v: Float8, filling: Float) -> FloatV {
 }
 
 /// Reduces a group of `FloatV.scalarCount` row vectors in place: afterwards lane i of
-/// `rows[0]` is the sum of row i's lanes. Each level folds neighbouring vectors
-/// (``foldSums(_:_:)``), halving the lanes per row: about three instructions per row instead of
-/// a horizontal reduction each, in a fixed order (the tree of ``treeSum(_:)``).
+/// `rows[0]` is the sum (with `maxima`, the maximum, NaN lanes ignored) of row i's lanes. Each
+/// level folds neighbouring vectors (``foldSums(_:_:)``, ``foldMaxima(_:_:)``), halving the
+/// lanes per row: about three instructions per row instead of a horizontal reduction each, in
+/// a fixed order (the tree of ``treeSum(_:)``).
 @inlinable @inline(__always)
-public func reduceRowGroupSums(_ rows: UnsafeMutablePointer<FloatV>) {
+public func reduceRowGroup(_ rows: UnsafeMutablePointer<FloatV>, maxima: Bool) {
     var count = FloatV.scalarCount
     while count > 1 {
         count /= 2
-        for j in 0..<count { rows[j] = foldSums(rows[2 * j], rows[2 * j + 1]) }
-    }
-}
-
-/// ``reduceRowGroupSums(_:)`` with maxima (NaN lanes ignored).
-@inlinable @inline(__always)
-public func reduceRowGroupMaxima(_ rows: UnsafeMutablePointer<FloatV>) {
-    var count = FloatV.scalarCount
-    while count > 1 {
-        count /= 2
-        for j in 0..<count { rows[j] = foldMaxima(rows[2 * j], rows[2 * j + 1]) }
+        for j in 0..<count {
+            rows[j] = maxima ? foldMaxima(rows[2 * j], rows[2 * j + 1]) : foldSums(rows[2 * j], rows[2 * j + 1])
+        }
     }
 }
 
