@@ -176,14 +176,31 @@ extension KernelSet {
         var c = 0
         while c + n <= columns {
             let q = unsafeBitCast(load(row + c) * f + FloatV(repeating: 12582912.0), to: FloatV.MaskStorage.self) &- 0x4B40_0000
-            (levels + (c &<< 1)).storeBytes(of: ProbabilityLevelsV(truncatingIfNeeded: q), as: ProbabilityLevelsV.self)
+            (levels + (c &<< 1)).storeBytes(of: narrowedLevels(q), as: ProbabilityLevelsV.self)
             c += n
         }
         if c < columns {
             let q = fixedPointLevels(load8(row + c), Float8(repeating: factor))
-            (levels + (c &<< 1)).storeBytes(of: SIMD8<Int16>(truncatingIfNeeded: q), as: SIMD8<Int16>.self)
+            (levels + (c &<< 1)).storeBytes(of: narrowedLevels(q), as: SIMD8<Int16>.self)
         }
     }
+}
+
+/// Levels (below 2^15) narrowed to int16, lane by lane: the generic conversion is a call in
+/// some builds.
+@inline(__always)
+func narrowedLevels(_ q: SIMD16<Int32>) -> SIMD16<Int16> {
+    var r = SIMD16<Int16>()
+    for i in 0..<16 { r[i] = Int16(truncatingIfNeeded: q[i]) }
+    return r
+}
+
+/// The same narrowing on eight lanes.
+@inline(__always)
+func narrowedLevels(_ q: SIMD8<Int32>) -> SIMD8<Int16> {
+    var r = SIMD8<Int16>()
+    for i in 0..<8 { r[i] = Int16(truncatingIfNeeded: q[i]) }
+    return r
 }
 
 extension KernelSet {

@@ -15,11 +15,27 @@ public func pairCount(_ d: Int) -> Int { (d + 1) / 2 }
 @inlinable @inline(__always)
 public func packRowPairs(_ src: UnsafePointer<Int8>, d: Int, into dst: UnsafeMutablePointer<Int32>) {
     let pairs = pairCount(d)
-    for p in 0..<pairs {
+    var p = 0
+    // Eight pairs at a time: 16 channels widened to int16 are, little-endian, 8 packed words.
+    while 2 * p + 16 <= d {
+        UnsafeMutableRawPointer(dst + p).storeBytes(of: widenedChannels(src + 2 * p), as: SIMD16<Int16>.self)
+        p += 8
+    }
+    while p < pairs {
         let lo = Int32(src[2 * p])
         let hi: Int32 = 2 * p + 1 < d ? Int32(src[2 * p + 1]) : 0
         dst[p] = (lo & 0xFFFF) | (hi &<< 16)
+        p += 1
     }
+}
+
+/// 16 int8 channels widened to int16 (written lane by lane: the generic conversion is a call).
+@inlinable @inline(__always)
+func widenedChannels(_ src: UnsafePointer<Int8>) -> SIMD16<Int16> {
+    let bytes = UnsafeRawPointer(src).loadUnaligned(as: SIMD16<Int8>.self)
+    var wide = SIMD16<Int16>()
+    for i in 0..<16 { wide[i] = Int16(bytes[i]) }
+    return wide
 }
 
 /// Packs `rows` int8 rows of length `d` (row stride `stride`) into the pair-major column
@@ -30,13 +46,23 @@ public func packColumnPairs(
     columns: Int, into dst: UnsafeMutablePointer<Int16>
 ) {
     let pairs = pairCount(d)
-    dst.update(repeating: 0, count: pairs * columns * 2)
+    let words = UnsafeMutableRawPointer(dst)  // word (p, c) at byte 4 (p * columns + c)
+    if rows < columns {
+        for p in 0..<pairs { (dst + (p * columns + rows) * 2).update(repeating: 0, count: (columns - rows) * 2) }
+    }
     for c in 0..<rows {
         let row = src + c * stride
-        for p in 0..<pairs {
-            let base = (p * columns + c) * 2
-            dst[base] = Int16(row[2 * p])
-            if 2 * p + 1 < d { dst[base + 1] = Int16(row[2 * p + 1]) }
+        var p = 0
+        while 2 * p + 16 <= d {
+            let packed = unsafeBitCast(widenedChannels(row + 2 * p), to: SIMD8<Int32>.self)
+            for i in 0..<8 { words.storeBytes(of: packed[i], toByteOffset: 4 * ((p + i) * columns + c), as: Int32.self) }
+            p += 8
+        }
+        while p < pairs {
+            let lo = Int32(row[2 * p])
+            let hi: Int32 = 2 * p + 1 < d ? Int32(row[2 * p + 1]) : 0
+            words.storeBytes(of: (lo & 0xFFFF) | (hi &<< 16), toByteOffset: 4 * (p * columns + c), as: Int32.self)
+            p += 1
         }
     }
 }

@@ -38,7 +38,9 @@ public func quantizeRow(
         t = t.replacing(with: t - 1, where: t .> a)
         var n = unsafeBitCast(t + magic, to: SIMD8<Int32>.self) &- 0x4B00_0000
         n.replace(with: 0 &- n, where: negative)
-        for l in 0..<8 { out[i + l] = Int8(truncatingIfNeeded: n[l]) }
+        var bytes = SIMD8<Int8>()  // lane by lane: the generic conversion is a call in some builds
+        for l in 0..<8 { bytes[l] = Int8(truncatingIfNeeded: n[l]) }
+        UnsafeMutableRawPointer(out + i).storeBytes(of: bytes, as: SIMD8<Int8>.self)
         i += 8
     }
     while i < count {
