@@ -68,6 +68,32 @@ struct InputValidationTests {
         _ = try SpargeAttention.sparse(q: q, k: zeros, v: zeros, shape: shape, parameters: p)
     }
 
+    /// A large fp32 input is scanned one head per work item on several threads: the element
+    /// reported is still the first in flat order (an infinity in a later head and a NaN in an
+    /// earlier one, which a worker may reach second), for contiguous rows and for rows with
+    /// padding (whose NaNs are not elements).
+    @Test(arguments: [1, 2, 3])
+    func firstNonFiniteElementOfALargeInputWhateverTheThreads(threads: Int) throws {
+        let (batch, heads, tokens, d) = (2, 4, 4096, 32)  // 2^20 elements
+        let first = ((1 * heads + 2) * tokens + 100) * d + 5
+        let temp = UnsafeMutablePointer<Float>.allocate(capacity: d)
+        defer { temp.deallocate() }
+        for stride in [d, d + 8] {
+            var k = [Float](repeating: 0.5, count: batch * heads * tokens * stride)
+            func at(_ flat: Int) -> Int { flat / d * stride + flat % d }
+            k[at(((1 * heads + 3) * tokens + 0) * d + 1)] = .infinity
+            k[at(first)] = .nan
+            k[at(first + 40 * d)] = -.infinity
+            if stride > d { k[at(((0 * heads + 1) * tokens + 7) * d) + d + 3] = .nan }  // padding, not an element
+            let found = k.withUnsafeBufferPointer { kp in
+                let view = TensorView(base: UnsafeRawPointer(kp.baseAddress!), batchStride: heads * tokens * stride,
+                                      headStride: tokens * stride, rowStride: stride)
+                return firstNonFiniteElement(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp, threads: threads)
+            }
+            #expect(found?.index == first && found?.value.isNaN == true, "row stride \(stride)")
+        }
+    }
+
     @Test func mismatchedBlockMapThrows() throws {
         let map = BlockMap.full(batch: 1, heads: 2, queryBlocks: 2, keyBlocks: 1)
         #expect(throws: SpargeError.self) {

@@ -78,7 +78,7 @@ public enum SpargeAttention {
             try k.withUnsafeBufferPointer { k in
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
-                                                     halfRounded: HalfRoundedInputs(parameters))
+                                                     halfRounded: HalfRoundedInputs(parameters), threads: threads ?? defaultThreadCount())
                 return SparsePipeline(shape: shape, parameters: parameters).callOnce(
                     views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized,
                     captureProbabilities: captureProbabilities)

@@ -77,7 +77,8 @@ public final class SpargePlan: Sendable {
         }
         return try workspace.exclusive.run(SpargeWorkspace.busyMessage) {
             var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                                 halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer)
+                                                 halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer,
+                                                 threads: threads)
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)

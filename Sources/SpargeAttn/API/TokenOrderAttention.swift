@@ -38,7 +38,8 @@ extension SpargeAttention {
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
-                                             parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
+                                             parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters),
+                                             threads: threads ?? defaultThreadCount())
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: parameters.causal)
@@ -120,7 +121,8 @@ extension SpargeAttention {
         p.causal = causal
         p.causalAlignment = causalAlignment
         p.softmaxScale = softmaxScale
-        var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p)
+        var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p,
+                                             threads: threads ?? defaultThreadCount())
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: causal)

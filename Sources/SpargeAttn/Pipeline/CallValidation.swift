@@ -20,10 +20,11 @@ enum CallValidation {
     ///   - parameters: nil when they were validated before (a plan).
     ///   - blockMap: a caller's map, checked against the shape and the block sizes.
     ///   - temp: one row of scratch for the scans (allocated when nil).
+    ///   - threads: workers for the scan of fp32 inputs by the non-finite policy (the call's own).
     static func views(
         q: AttentionInput, k: AttentionInput, v: AttentionInput?, output: AttentionOutput?, shape: AttentionShape,
         policy: NonFinitePolicy, parameters: SpargeParameters? = nil, blockMap: BlockMap? = nil,
-        halfRounded: HalfRoundedInputs = .none, temp: UnsafeMutablePointer<Float>? = nil
+        halfRounded: HalfRoundedInputs = .none, temp: UnsafeMutablePointer<Float>? = nil, threads: Int = 1
     ) throws -> CallViews {
         try shape.validate()
         let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
@@ -32,10 +33,13 @@ enum CallValidation {
         if policy == .reject {
             let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
             defer { if temp == nil { scratch.deallocate() } }
-            try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: scratch)
-            try requireFinite(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
+            try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim,
+                              temp: scratch, threads: threads)
+            try requireFinite(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim,
+                              temp: scratch, threads: threads)
             if let vv {
-                try requireFinite(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
+                try requireFinite(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim,
+                                  temp: scratch, threads: threads)
             }
         }
         if halfRounded.queriesAndKeys || (halfRounded.values && vv != nil) {
@@ -98,10 +102,10 @@ enum CallValidation {
     }
 
     /// Throws ``SpargeError/nonFiniteInput(name:index:value:)`` at the first NaN or infinity
-    /// of `view` (rows widened to fp32 into `temp`, one row).
+    /// of `view` (rows widened to fp32 into `temp`, one row; fp32 views on `threads` workers).
     static func requireFinite(_ view: TensorView, name: String, batch: Int, heads: Int, tokens: Int, d: Int,
-                              temp: UnsafeMutablePointer<Float>) throws {
-        if let (i, x) = firstNonFiniteElement(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) {
+                              temp: UnsafeMutablePointer<Float>, threads: Int = 1) throws {
+        if let (i, x) = firstNonFiniteElement(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp, threads: threads) {
             throw SpargeError.nonFiniteInput(name: name, index: i, value: x)
         }
     }
