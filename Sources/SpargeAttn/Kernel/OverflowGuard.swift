@@ -29,28 +29,28 @@ enum OverflowGuard {
     }
 
     /// Writes the `valueUnit` of every (batch, kv head) of V (`B,H kv,Nk,D`) to `units`
-    /// (all 1 in the common case) and returns whether any differs from 1. No heap allocation
-    /// (plans call it on every run).
-    static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>) -> Bool {
-        var scaled = false
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, s.headDim)) { t in
-            for b in 0..<s.batch {
-                for h in 0..<s.kvHeads {
-                    var m: Float = 0
+    /// (all 1 in the common case) and returns whether any differs from 1. One (batch, kv head)
+    /// per work item on `threads` workers when V is large; contiguous fp32 rows are one run. No
+    /// heap allocation for D up to 256 (plans call it on every run).
+    static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>,
+                           threads: Int = 1) -> Bool {
+        let heads = s.batch * s.kvHeads, d = s.headDim
+        let workers = heads * s.keyLength * d >= 1 << 20 ? threads : 1
+        let shared = UnsafeSendable(units)
+        parallelFor(items: heads, threads: workers) { _, item in
+            let b = item / s.kvHeads, h = item % s.kvHeads
+            var m: Float = 0
+            if v.isFloat32 && v.rowStride == d {
+                m = maxMagnitude(v.row(b, h, 0), count: s.keyLength * d)
+            } else {
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, d)) { t in
                     for n in 0..<s.keyLength {
-                        if v.isFloat32 {
-                            m = Swift.max(m, maxMagnitude(v.row(b, h, n), count: s.headDim))
-                        } else {
-                            v.load(b, h, n, into: t.baseAddress!, count: s.headDim)
-                            m = Swift.max(m, maxMagnitude(t.baseAddress!, count: s.headDim))
-                        }
+                        m = Swift.max(m, maxMagnitude(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d))
                     }
-                    let u = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
-                    units[b * s.kvHeads + h] = u
-                    scaled = scaled || u != 1
                 }
             }
+            shared.value[item] = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
         }
-        return scaled
+        return (0..<heads).contains { units[$0] != 1 }
     }
 }

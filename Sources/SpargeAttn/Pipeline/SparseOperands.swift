@@ -64,10 +64,10 @@ final class SparseOperands: @unchecked Sendable {
 
     /// Points the kernel at V (see `widenValues`): in place when it can, else widened into
     /// `vPadded`, allocated on first need and then reused.
-    func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25) {
+    func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25, threads: Int = 1) {
         let s = g.shape
         // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
-        valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
+        valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, threads: threads)
         if valuesReadInPlace(v, headDim: s.headDim, width: g.width, numerics: numerics) && !valuesScaled {
             values = v
         } else {
@@ -79,7 +79,7 @@ final class SparseOperands: @unchecked Sendable {
     }
 
     /// Fixed-point P.V: the bound values of (b, kv head h) as integers per key block
-    /// (``fixedValues``); after ``bindValues(_:numerics:fp8ValueRange:)``.
+    /// (``fixedValues``); after ``bindValues(_:numerics:fp8ValueRange:threads:)``.
     func prepareFixedPointValues(b: Int, h: Int, kernels: any TileKernels.Type) {
         guard let fixedValues else { return }
         let s = g.shape

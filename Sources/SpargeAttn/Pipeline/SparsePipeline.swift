@@ -37,7 +37,9 @@ struct SparsePipeline {
         if let given { st.map.pointer.update(from: given, count: g.mapCount) }
 
         let start = monotonicNanos()
-        if output != nil && !keysPrepared { ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange) }
+        if output != nil && !keysPrepared {
+            ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange, threads: workers)
+        }
         // Phase 1: keys.
         if !keysPrepared {
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
