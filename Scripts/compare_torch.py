@@ -2,8 +2,8 @@
 """Side-by-side CPU benchmark: PyTorch's scaled_dot_product_attention against `sparge`.
 
 The same inputs (a built-in video-like workload written by `sparge generate`) go through
-torch SDPA in fp32 and bf16 and through `sparge run` (dense, top-k 0.5, top-k 0.25, and top-k
-0.5 on the bf16 file), interleaved round by round so that a change in the machine's load
+torch SDPA in fp32 and bf16 and through `sparge run` (dense, top-k 0.5, top-k 0.25, top-k
+0.5 on the bf16 file, and top-k 0.5 and 0.25 with fixed-point P.V), interleaved round by round so that a change in the machine's load
 hits every contender alike. Reports per-contender median times, GFLOP/s (dense-equivalent:
 4 B H N^2 D) and the median over rounds of each contender's time ratio against torch.
 

@@ -85,20 +85,8 @@ extension KernelSet {
                 c += 8
             }
             let rowMax = horizontalMax(m), rowPoison = horizontalSum(poison)
-            guard rowMax > 0 else {
-                words.update(repeating: 0, count: columns / 2)
-                scales[r] = rowPoison
-                continue
-            }
-            scales[r] = rowMax / probabilityQuantizationLevels + rowPoison
-            let factor = Float8(repeating: probabilityQuantizationLevels / rowMax)
-            c = 0
-            while c < columns {
-                let q = fixedPointLevels(load8(row + c), factor)
-                let pairs = q.evenHalf | (q.oddHalf &<< 16)
-                UnsafeMutableRawPointer(words + c / 2).storeBytes(of: pairs, as: SIMD4<Int32>.self)
-                c += 8
-            }
+            scales[r] = (rowMax > 0 ? rowMax / probabilityQuantizationLevels : 0) + rowPoison
+            quantizeProbabilityRow(row, columns: columns, rowMax: rowMax, factor: probabilityQuantizationLevels / rowMax, into: words)
         }
     }
 }
@@ -107,9 +95,8 @@ extension KernelSet {
     /// ``exponentiateRows(_:stride:rows:columns:shifts:sums:)`` followed by
     /// ``quantizeProbabilityRows(_:stride:rows:columns:into:pairStride:scales:)``, bit for bit,
     /// in one visit to each row while it sits in L1: the exponentials' maximum and sum are
-    /// gathered on the way, and the levels are narrowed to int16 in place of the pair shuffles
-    /// (little-endian int16 order is the packed-pair order), so the fixed-point softmax step
-    /// reads its tile twice instead of four times.
+    /// gathered on the way, and the levels come from the same `quantizeProbabilityRow`, so the
+    /// fixed-point softmax step reads its tile twice instead of four times.
     ///
     /// - Parameters:
     ///   - x: `rows` x `columns` scores (row stride `stride`, `columns` a multiple of 8),

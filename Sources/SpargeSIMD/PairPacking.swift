@@ -22,11 +22,17 @@ public func packRowPairs(_ src: UnsafePointer<Int8>, d: Int, into dst: UnsafeMut
         p += 8
     }
     while p < pairs {
-        let lo = Int32(src[2 * p])
-        let hi: Int32 = 2 * p + 1 < d ? Int32(src[2 * p + 1]) : 0
-        dst[p] = (lo & 0xFFFF) | (hi &<< 16)
+        dst[p] = packedPair(src, p, d: d)
         p += 1
     }
+}
+
+/// Channels 2p and 2p+1 of a row (the second 0 past `d`) as one packed word.
+@inlinable @inline(__always)
+func packedPair(_ src: UnsafePointer<Int8>, _ p: Int, d: Int) -> Int32 {
+    let lo = Int32(src[2 * p])
+    let hi: Int32 = 2 * p + 1 < d ? Int32(src[2 * p + 1]) : 0
+    return (lo & 0xFFFF) | (hi &<< 16)
 }
 
 /// 16 int8 channels widened to int16 (written lane by lane: the generic conversion is a call).
@@ -59,9 +65,7 @@ public func packColumnPairs(
             p += 8
         }
         while p < pairs {
-            let lo = Int32(row[2 * p])
-            let hi: Int32 = 2 * p + 1 < d ? Int32(row[2 * p + 1]) : 0
-            words.storeBytes(of: (lo & 0xFFFF) | (hi &<< 16), toByteOffset: 4 * (p * columns + c), as: Int32.self)
+            words.storeBytes(of: packedPair(row, p, d: d), toByteOffset: 4 * (p * columns + c), as: Int32.self)
             p += 1
         }
     }

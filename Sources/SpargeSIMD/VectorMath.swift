@@ -53,15 +53,10 @@ public func maximum(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, w
 public func minimum(_ a: Float8, _ b: Float8) -> Float8 { a.replacing(with: b, where: b .< a) }
 #endif
 
-/// Lane-wise maximum of four lanes (the horizontal reductions' steps: written on the concrete
-/// type so that it is one `maxps`, not a mask conversion per lane).
-@inlinable @inline(__always)
-public func maximum(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> SIMD4<Float> { a.replacing(with: b, where: b .> a) }
-
 /// Largest lane of eight, by a shuffle tree (3 steps, no branches).
 @inlinable @inline(__always)
 public func horizontalMax(_ v: Float8) -> Float {
-    let a = maximum(v.lowHalf, v.highHalf)
+    let a = v.lowHalf.replacing(with: v.highHalf, where: v.highHalf .> v.lowHalf)
     let b = a.lowHalf.replacing(with: a.highHalf, where: a.highHalf .> a.lowHalf)
     return b[1] > b[0] ? b[1] : b[0]
 }

@@ -76,11 +76,12 @@ public enum SpargeAttention {
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
+                let threadCount = threads ?? defaultThreadCount()
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
-                                                     halfRounded: HalfRoundedInputs(parameters), threads: threads ?? defaultThreadCount())
+                                                     halfRounded: HalfRoundedInputs(parameters), threads: threadCount)
                 return SparsePipeline(shape: shape, parameters: parameters).callOnce(
-                    views, blockMap: nil, threads: threads ?? defaultThreadCount(), captureQuantized: captureQuantized,
+                    views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
                     captureProbabilities: captureProbabilities)
             }
         }

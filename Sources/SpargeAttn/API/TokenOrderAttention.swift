@@ -37,13 +37,13 @@ extension SpargeAttention {
         blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
+        let threadCount = threads ?? defaultThreadCount()
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                              parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters),
-                                             threads: threads ?? defaultThreadCount())
+                                             threads: threadCount)
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: parameters.causal)
-        let threadCount = threads ?? defaultThreadCount()
         return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil,
                               threads: threadCount) { views, keyValid in
             var pipeline = SparsePipeline(shape: shape, parameters: parameters)
@@ -121,12 +121,12 @@ extension SpargeAttention {
         p.causal = causal
         p.causalAlignment = causalAlignment
         p.softmaxScale = softmaxScale
+        let threadCount = threads ?? defaultThreadCount()
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p,
-                                             threads: threads ?? defaultThreadCount())
+                                             threads: threadCount)
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: causal)
-        let threadCount = threads ?? defaultThreadCount()
         withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil, threads: threadCount) { views, keyValid in
             denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
                            causalOffset: p.causalOffset(for: shape), scale: p.scale(headDim: shape.headDim),

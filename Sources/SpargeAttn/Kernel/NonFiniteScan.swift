@@ -34,8 +34,7 @@ func firstNonFiniteElement(_ v: TensorView, batch: Int, heads: Int, tokens: Int,
     var first = Int.max  // the smallest flagged flat index, lowered atomically by the workers
     withUnsafeMutablePointer(to: &first) { firstPointer in
         let shared = UnsafeSendable(firstPointer)
-        // Below about a million elements (4 MiB) the scan takes less than waking the workers.
-        let workers = batch * heads * tokens * d >= 1 << 20 ? threads : 1
+        let workers = scanWorkers(elements: batch * heads * tokens * d, threads: threads)
         parallelFor(items: batch * heads, threads: workers) { _, item in
             let b = item / heads, h = item % heads
             let headStart = item * tokens * d

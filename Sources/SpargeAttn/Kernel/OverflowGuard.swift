@@ -35,7 +35,7 @@ enum OverflowGuard {
     static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>,
                            threads: Int = 1) -> Bool {
         let heads = s.batch * s.kvHeads, d = s.headDim
-        let workers = heads * s.keyLength * d >= 1 << 20 ? threads : 1
+        let workers = scanWorkers(elements: heads * s.keyLength * d, threads: threads)
         let shared = UnsafeSendable(units)
         parallelFor(items: heads, threads: workers) { _, item in
             let b = item / s.kvHeads, h = item % s.kvHeads

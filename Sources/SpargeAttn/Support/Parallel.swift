@@ -61,6 +61,12 @@ private struct UnsafeAtomicCounter {
     }
 }
 
+/// Workers for one pass over `elements` input values: below about a million (4 MiB of fp32)
+/// the pass takes less than waking the workers, so it runs inline.
+func scanWorkers(elements: Int, threads: Int) -> Int {
+    elements >= 1 << 20 ? threads : 1
+}
+
 /// The number of threads to use by default: the CPUs this process may run on.
 func defaultThreadCount() -> Int {
     Swift.max(1, ProcessInfoCPU.activeProcessorCount)
