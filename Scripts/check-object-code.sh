@@ -3,7 +3,8 @@
 # x86-64; SpargeSIMDAVX2; SpargeSIMDAVX512) and of SpargeAttn's per-tile code, and fails if a
 # hot-loop object calls a per-lane libm routine (fmaf, expf, rintf, ...) or an unspecialised
 # standard-library SIMD generic, or if a specialised set lacks its instructions (AVX2: ymm
-# FMA; AVX-512: zmm FMA and VNNI vpdpwssd). Run by .ci/run; works on x86-64 Linux.
+# FMA; AVX-512: zmm FMA, VNNI vpdpbusd in the score tile and vpdpwssd in the fixed-point P.V
+# tile). Run by .ci/run; works on x86-64 Linux.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # OBJECT_CHECK_SCRATCH names a release build folder that already holds the objects (CI passes
@@ -35,7 +36,8 @@ banned='[[:space:]](fmaf|expf|exp2f|rintf|roundf|floorf|truncf|ceilf|fmaxf|fminf
 status=0
 require SpargeSIMDAVX2.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:]].*%ymm' "256-bit FMA"
 require SpargeSIMDAVX512.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:]].*%zmm' "512-bit FMA"
-require SpargeSIMDAVX512.build/Int8ScoreKernel.swift.o 'vpdpwssd.*%zmm' "512-bit VNNI vpdpwssd"
+require SpargeSIMDAVX512.build/Int8ScoreKernel.swift.o 'vpdpbusd.*%zmm' "512-bit VNNI vpdpbusd"
+require SpargeSIMDAVX512.build/FixedPointValueKernel.swift.o 'vpdpwssd.*%zmm' "512-bit VNNI vpdpwssd"
 for o in "${objects[@]}"; do
     hits=$(objdump -dr --no-show-raw-insn "$o" | grep -E 'R_X86_64_(PLT32|GOTPCREL)' | grep -E "$banned" || true)
     if [ -n "$hits" ]; then

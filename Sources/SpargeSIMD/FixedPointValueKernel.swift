@@ -3,7 +3,7 @@
 // P (probabilities, per row scaled to integers) and V (per channel scaled to integers) come as
 // int16 pairs along the key dimension, in the layouts of the INT8 score tile (PairPacking.swift:
 // P rows as packed pairs, V pair-major with the channels as columns), so the same register
-// tile does the work (`pairProductTile`): one `vpmaddwd` per 16 multiply-adds with AVX2, one
+// tile does the work (`packedProductTile`): one `vpmaddwd` per 16 multiply-adds with AVX2, one
 // `vpdpwssd` per 32 with AVX-512 VNNI, against 8 or 16 per fp32 multiply-add. Integer sums are
 // exact; the scaling is a multiply, a multiply, then an add, never fused, so every kernel set
 // gives the same bits.
@@ -55,8 +55,9 @@ extension KernelSet {
         rowScales: UnsafePointer<Float>, columnScales: UnsafePointer<Float>,
         o: UnsafeMutablePointer<Float>, oStride: Int
     ) {
-        pairProductTile(a: p, aStride: pStride, rows: rows, b: v, columns: columns, pairs: pairs,
-                        epilogue: ScaledSumsAdded(rowScales: rowScales, columnScales: columnScales), out: o, outStride: oStride)
+        packedProductTile(PairProduct.self, a: p, aStride: pStride, rows: rows,
+                          b: UnsafeRawPointer(v).assumingMemoryBound(to: Int32.self), columns: columns, depth: pairs,
+                          epilogue: ScaledSumsAdded(rowScales: rowScales, columnScales: columnScales), out: o, outStride: oStride)
     }
 }
 

@@ -1,20 +1,28 @@
 // INT8 score tile: S[r][c] = scale * sum_d q[r][d] * k[c][d] (+ terms[c]), int32 accumulation.
 //
 // Register tile: 4 rows x 2 vectors of int32 accumulators (4 x 16 columns with 8 lanes, 4 x 32
-// in the AVX-512 set) + 2 key vectors + 1 broadcast: 11 registers. With AVX-512 VNNI each
-// multiply-add is one 512-bit `vpdpwssd`. Rows come in the packed-pair row layout, columns in the pair-major
-// layout (see PairPacking.swift). Integer sums are exact, so every kernel set gives the same
-// int32 sums; only the final fp32 scaling (and the optional per-column term, added after it:
-// a multiply then an add, never fused, so that every set rounds alike) is per lane and
-// identical too.
+// in the AVX-512 set, which also has a 4 x 4-vector tile) + the key vectors + 1 broadcast.
+// The operands come in this set's score layout (ScoreOperandLayout.swift): int16 channel
+// pairs (`vpmaddwd`, or `vpdpwssd` with VNNI) or, in the AVX-512 VNNI set, int8 channel quads
+// (`vpdpbusd`: four multiply-adds per int32 lane, twice the pair rate). Integer sums are
+// exact, so every kernel set gives the same int32 sums; only the final fp32 scaling (and the
+// optional per-column term, added after it: a multiply then an add, never fused, so that
+// every set rounds alike) is per lane and identical too.
+
+#if SPARGE_VNNI512
+import SpargeSIMDVNNI
+#endif
 
 extension KernelSet {
     /// Computes a score tile from packed INT8 operands.
     ///
     /// - Parameters:
-    ///   - q: `rows` packed query rows, `pairs` Int32 words each, row stride `qStride` words.
-    ///     `rows` is a multiple of 4: the caller provides readable zero rows.
-    ///   - k: pair-major key block with `columns` columns (a multiple of 16).
+    ///   - q: `rows` query rows packed by ``packScoreQueries(_:rows:d:rowStride:rowsPad:into:)``,
+    ///     row stride `qStride` words. `rows` is a multiple of 4: the caller provides readable
+    ///     padding rows.
+    ///   - k: a key block packed by ``packScoreKeys(_:rows:d:stride:columns:into:)`` with
+    ///     `columns` columns (a multiple of ``columnTile``).
+    ///   - pairs: `pairCount(D)` (the channel count, in the unit of the pair layout).
     ///   - scale: factor applied to every int32 sum (query scale x key scale x softmax scale).
     ///   - terms: `columns` values added to every row after scaling (Q smoothing's
     ///     mean-times-key scores), or nil.
@@ -26,20 +34,35 @@ extension KernelSet {
         scale: Float, terms: UnsafePointer<Float>?,
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
+        let s = ScoreFloatV(repeating: scale)
+        let words = UnsafeRawPointer(k).assumingMemoryBound(to: Int32.self)
+        #if SPARGE_VNNI512
+        // Quads: the sums of the unsigned (q + 128) bytes carry 128 * sum(k[c]) per column,
+        // stored after the quads and subtracted before scaling.
+        let quads = (pairs + 1) / 2, corrections = words + quads * columns
+        if let terms {
+            packedProductTile(QuadProduct.self, a: q, aStride: qStride, rows: rows, b: words, columns: columns, depth: quads,
+                              epilogue: Corrected(corrections: corrections, then: ScaledSumsPlusTerms(scale: s, terms: terms)),
+                              out: out, outStride: outStride)
+        } else {
+            packedProductTile(QuadProduct.self, a: q, aStride: qStride, rows: rows, b: words, columns: columns, depth: quads,
+                              epilogue: Corrected(corrections: corrections, then: ScaledSums(scale: s)), out: out, outStride: outStride)
+        }
+        #else
         // Two inlined copies of the tile loop, so that the usual call (no terms) carries no
         // branch per store.
-        let s = ScoreFloatV(repeating: scale)
         if let terms {
-            pairProductTile(a: q, aStride: qStride, rows: rows, b: k, columns: columns, pairs: pairs,
-                            epilogue: ScaledSumsPlusTerms(scale: s, terms: terms), out: out, outStride: outStride)
+            packedProductTile(PairProduct.self, a: q, aStride: qStride, rows: rows, b: words, columns: columns, depth: pairs,
+                              epilogue: ScaledSumsPlusTerms(scale: s, terms: terms), out: out, outStride: outStride)
         } else {
-            pairProductTile(a: q, aStride: qStride, rows: rows, b: k, columns: columns, pairs: pairs,
-                            epilogue: ScaledSums(scale: s), out: out, outStride: outStride)
+            packedProductTile(PairProduct.self, a: q, aStride: qStride, rows: rows, b: words, columns: columns, depth: pairs,
+                              epilogue: ScaledSums(scale: s), out: out, outStride: outStride)
         }
+        #endif
     }
 }
 
-/// What a pair-product tile does with each finished vector of int32 sums: `sums` are
+/// What a packed-product tile does with each finished vector of int32 sums: `sums` are
 /// columns `column..<column + n` of the tile; `out` points at that place of the output row.
 protocol PairSumEpilogue {
     func finish(_ sums: Int32V, row: Int, column: Int, out: UnsafeMutablePointer<Float>)
@@ -64,12 +87,53 @@ struct ScaledSumsPlusTerms: PairSumEpilogue {
     }
 }
 
-/// The register-tiled pair-product loop shared by the INT8 score tile and the fixed-point
-/// P.V tile: 4 rows at a time, `epilogue` called once per finished vector of sums.
+/// One step of the reduction dimension of a packed-product tile: a broadcast row word times a
+/// vector of column words, accumulated into int32 lanes.
+protocol PackedProduct {
+    associatedtype Operand
+    static func broadcast(_ word: Int32) -> Operand
+    static func load(_ p: UnsafePointer<Int32>) -> Operand
+    static func multiplyAdd(_ row: Operand, _ columns: Operand, _ acc: Int32V) -> Int32V
+}
+
+/// Words of two int16 channels (`multiplyAddPairs`).
+enum PairProduct: PackedProduct {
+    @inline(__always) static func broadcast(_ word: Int32) -> Int16V { broadcastPair(word) }
+    @inline(__always) static func load(_ p: UnsafePointer<Int32>) -> Int16V { UnsafeRawPointer(p).loadUnaligned(as: Int16V.self) }
+    @inline(__always) static func multiplyAdd(_ row: Int16V, _ columns: Int16V, _ acc: Int32V) -> Int32V {
+        multiplyAddPairs(row, columns, acc)
+    }
+}
+
+#if SPARGE_VNNI512
+/// Words of four int8 channels, the row's unsigned and the columns' signed (`vpdpbusd`).
+enum QuadProduct: PackedProduct {
+    @inline(__always) static func broadcast(_ word: Int32) -> Int32V { Int32V(repeating: word) }
+    @inline(__always) static func load(_ p: UnsafePointer<Int32>) -> Int32V { UnsafeRawPointer(p).loadUnaligned(as: Int32V.self) }
+    @inline(__always) static func multiplyAdd(_ row: Int32V, _ columns: Int32V, _ acc: Int32V) -> Int32V {
+        vnniMultiplyAddQuads(row, columns, acc)
+    }
+}
+
+/// Subtracts a per-column int32 correction, then finishes with `then`.
+struct Corrected<E: PairSumEpilogue>: PairSumEpilogue {
+    let corrections: UnsafePointer<Int32>
+    let then: E
+    @inline(__always)
+    func finish(_ sums: Int32V, row: Int, column: Int, out: UnsafeMutablePointer<Float>) {
+        then.finish(sums &- UnsafeRawPointer(corrections + column).loadUnaligned(as: Int32V.self), row: row, column: column, out: out)
+    }
+}
+#endif
+
+/// The register-tiled packed-product loop shared by the INT8 score tile and the fixed-point
+/// P.V tile: 4 rows at a time, `depth` words per row, the column operand depth-major
+/// (word `(step, column)` at `b + step * columns + column`), `epilogue` called once per
+/// finished vector of sums.
 @inline(__always)
-func pairProductTile<E: PairSumEpilogue>(
-    a: UnsafePointer<Int32>, aStride: Int, rows: Int,
-    b: UnsafePointer<Int16>, columns: Int, pairs: Int,
+func packedProductTile<P: PackedProduct, E: PairSumEpilogue>(
+    _: P.Type, a: UnsafePointer<Int32>, aStride: Int, rows: Int,
+    b: UnsafePointer<Int32>, columns: Int, depth: Int,
     epilogue: E, out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
     let n = Int32V.scalarCount
@@ -78,28 +142,28 @@ func pairProductTile<E: PairSumEpilogue>(
         let q0 = a + r * aStride, q1 = q0 + aStride, q2 = q1 + aStride, q3 = q2 + aStride
         var c = 0
         #if SPARGE_VNNI512
-        // 4 rows x 4 zmm accumulators (64 columns): each row pair broadcast once per 64 columns.
+        // 4 rows x 4 zmm accumulators (64 columns): each row word broadcast once per 64 columns.
         while c + 4 * n <= columns {
-            pairProductFourVectors(a: (q0, q1, q2, q3), b: b + 2 * c, columns: columns, pairs: pairs,
-                                   epilogue: epilogue, row: r, column: c, out: out + r * outStride + c, outStride: outStride)
+            packedProductFourVectors(P.self, a: (q0, q1, q2, q3), b: b + c, columns: columns, depth: depth,
+                                     epilogue: epilogue, row: r, column: c, out: out + r * outStride + c, outStride: outStride)
             c += 4 * n
         }
         #endif
         while c < columns {
             var a00 = Int32V(), a01 = Int32V(), a10 = Int32V(), a11 = Int32V()
             var a20 = Int32V(), a21 = Int32V(), a30 = Int32V(), a31 = Int32V()
-            var kp = b + 2 * c
-            for p in 0..<pairs {
-                let k0 = loadPairs(kp), k1 = loadPairs(kp + 2 * n)
-                let b0 = broadcastPair(q0[p])
-                a00 = multiplyAddPairs(b0, k0, a00); a01 = multiplyAddPairs(b0, k1, a01)
-                let b1 = broadcastPair(q1[p])
-                a10 = multiplyAddPairs(b1, k0, a10); a11 = multiplyAddPairs(b1, k1, a11)
-                let b2 = broadcastPair(q2[p])
-                a20 = multiplyAddPairs(b2, k0, a20); a21 = multiplyAddPairs(b2, k1, a21)
-                let b3 = broadcastPair(q3[p])
-                a30 = multiplyAddPairs(b3, k0, a30); a31 = multiplyAddPairs(b3, k1, a31)
-                kp += 2 * columns
+            var kp = b + c
+            for p in 0..<depth {
+                let k0 = P.load(kp), k1 = P.load(kp + n)
+                let b0 = P.broadcast(q0[p])
+                a00 = P.multiplyAdd(b0, k0, a00); a01 = P.multiplyAdd(b0, k1, a01)
+                let b1 = P.broadcast(q1[p])
+                a10 = P.multiplyAdd(b1, k0, a10); a11 = P.multiplyAdd(b1, k1, a11)
+                let b2 = P.broadcast(q2[p])
+                a20 = P.multiplyAdd(b2, k0, a20); a21 = P.multiplyAdd(b2, k1, a21)
+                let b3 = P.broadcast(q3[p])
+                a30 = P.multiplyAdd(b3, k0, a30); a31 = P.multiplyAdd(b3, k1, a31)
+                kp += columns
             }
             let o = out + r * outStride + c
             epilogue.finish(a00, row: r, column: c, out: o); epilogue.finish(a01, row: r, column: c + n, out: o + n)
@@ -116,11 +180,11 @@ func pairProductTile<E: PairSumEpilogue>(
 }
 
 #if SPARGE_VNNI512
-/// Four rows x four vectors of columns of a pair-product tile.
+/// Four rows x four vectors of columns of a packed-product tile.
 @inline(__always)
-func pairProductFourVectors<E: PairSumEpilogue>(
-    a q: (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>),
-    b k: UnsafePointer<Int16>, columns: Int, pairs: Int, epilogue e: E, row r: Int, column c: Int,
+func packedProductFourVectors<P: PackedProduct, E: PairSumEpilogue>(
+    _: P.Type, a q: (UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>, UnsafePointer<Int32>),
+    b k: UnsafePointer<Int32>, columns: Int, depth: Int, epilogue e: E, row r: Int, column c: Int,
     out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
     let n = Int32V.scalarCount
@@ -129,21 +193,21 @@ func pairProductFourVectors<E: PairSumEpilogue>(
     var a20 = Int32V(), a21 = Int32V(), a22 = Int32V(), a23 = Int32V()
     var a30 = Int32V(), a31 = Int32V(), a32 = Int32V(), a33 = Int32V()
     var kp = k
-    for p in 0..<pairs {
-        let k0 = loadPairs(kp), k1 = loadPairs(kp + 2 * n), k2 = loadPairs(kp + 4 * n), k3 = loadPairs(kp + 6 * n)
-        let b0 = broadcastPair(q.0[p])
-        a00 = multiplyAddPairs(b0, k0, a00); a01 = multiplyAddPairs(b0, k1, a01)
-        a02 = multiplyAddPairs(b0, k2, a02); a03 = multiplyAddPairs(b0, k3, a03)
-        let b1 = broadcastPair(q.1[p])
-        a10 = multiplyAddPairs(b1, k0, a10); a11 = multiplyAddPairs(b1, k1, a11)
-        a12 = multiplyAddPairs(b1, k2, a12); a13 = multiplyAddPairs(b1, k3, a13)
-        let b2 = broadcastPair(q.2[p])
-        a20 = multiplyAddPairs(b2, k0, a20); a21 = multiplyAddPairs(b2, k1, a21)
-        a22 = multiplyAddPairs(b2, k2, a22); a23 = multiplyAddPairs(b2, k3, a23)
-        let b3 = broadcastPair(q.3[p])
-        a30 = multiplyAddPairs(b3, k0, a30); a31 = multiplyAddPairs(b3, k1, a31)
-        a32 = multiplyAddPairs(b3, k2, a32); a33 = multiplyAddPairs(b3, k3, a33)
-        kp += 2 * columns
+    for p in 0..<depth {
+        let k0 = P.load(kp), k1 = P.load(kp + n), k2 = P.load(kp + 2 * n), k3 = P.load(kp + 3 * n)
+        let b0 = P.broadcast(q.0[p])
+        a00 = P.multiplyAdd(b0, k0, a00); a01 = P.multiplyAdd(b0, k1, a01)
+        a02 = P.multiplyAdd(b0, k2, a02); a03 = P.multiplyAdd(b0, k3, a03)
+        let b1 = P.broadcast(q.1[p])
+        a10 = P.multiplyAdd(b1, k0, a10); a11 = P.multiplyAdd(b1, k1, a11)
+        a12 = P.multiplyAdd(b1, k2, a12); a13 = P.multiplyAdd(b1, k3, a13)
+        let b2 = P.broadcast(q.2[p])
+        a20 = P.multiplyAdd(b2, k0, a20); a21 = P.multiplyAdd(b2, k1, a21)
+        a22 = P.multiplyAdd(b2, k2, a22); a23 = P.multiplyAdd(b2, k3, a23)
+        let b3 = P.broadcast(q.3[p])
+        a30 = P.multiplyAdd(b3, k0, a30); a31 = P.multiplyAdd(b3, k1, a31)
+        a32 = P.multiplyAdd(b3, k2, a32); a33 = P.multiplyAdd(b3, k3, a33)
+        kp += columns
     }
     let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
     e.finish(a00, row: r, column: c, out: out); e.finish(a01, row: r, column: c + n, out: out + n)

@@ -28,6 +28,22 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// ScoreOperandLayout.swift: the pair layout's padding word (a pair of zeros).
+    public static var scoreRowPadding: Int32 { 0 }
+
+    /// ScoreOperandLayout.swift: query rows as int16 channel pairs (PairPacking.swift).
+    public static func packScoreQueries(_ q8: UnsafePointer<Int8>, rows: Int, d: Int, rowStride: Int, rowsPad: Int,
+                                        into packed: UnsafeMutablePointer<Int32>) {
+        packed.update(repeating: 0, count: rowsPad * rowStride)
+        for r in 0..<rows { packRowPairs(q8 + r * d, d: d, into: packed + r * rowStride) }
+    }
+
+    /// ScoreOperandLayout.swift: a key block as pair-major columns (PairPacking.swift).
+    public static func packScoreKeys(_ k8: UnsafePointer<Int8>, rows: Int, d: Int, stride: Int, columns: Int,
+                                     into packed: UnsafeMutablePointer<Int16>) {
+        packColumnPairs(k8, rows: rows, d: d, stride: stride, columns: columns, into: packed)
+    }
+
     /// FixedPointValueKernel.swift: each row as `round(p * 8191 / rowMax)` in key pairs,
     /// `scales[r] = rowMax / 8191`.
     public static func quantizeProbabilityRows(

@@ -89,17 +89,22 @@ struct KernelLevelTests {
         let scalar: any TileKernels.Type = ScalarKernels.self
         var rng = TestRNG(seed: UInt64(d * 7 + 1))
         let rows = 8, cols = 64, pairs = pairCount(d)
-        // INT8 scores: exact integer sums, so every level must agree bit for bit.
-        let qp = (0..<(rows * pairs)).map { _ in Int32(truncatingIfNeeded: rng.int(-127...127)) & 0xFFFF | Int32(rng.int(-127...127)) << 16 }
-        let kp = (0..<(pairs * cols * 2)).map { _ in Int16(rng.int(-127...127)) }
+        // INT8 scores: exact integer sums, so every level must agree bit for bit, each on
+        // operands packed in its own layout (int16 pairs, or quads with VNNI).
+        let q8 = (0..<(rows * d)).map { _ in Int8(rng.int(-128...127)) }, k8 = (0..<(cols * d)).map { _ in Int8(rng.int(-128...127)) }
         var fast = [Float](repeating: 0, count: rows * cols), slow = fast
-        k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: nil, out: &fast, outStride: cols)
-        scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: nil, out: &slow, outStride: cols)
+        SpargeCPU.packedScoreTile(k, q8: q8, k8: k8, rows: rows, columns: cols, d: d, terms: nil, out: &fast)
+        SpargeCPU.packedScoreTile(scalar, q8: q8, k8: k8, rows: rows, columns: cols, d: d, terms: nil, out: &slow)
         #expect(fast == slow, "\(level) int8ScoreTile d=\(d)")
+        // Against plain int8 dot products: the packings lose nothing.
+        let exact = (0..<(rows * cols)).map { i in
+            Float((0..<d).reduce(Int32(0)) { $0 + Int32(q8[i / cols * d + $1]) * Int32(k8[i % cols * d + $1]) }) * 0.37
+        }
+        #expect(slow == exact, "\(level) int8ScoreTile d=\(d) against int8 dot products")
         // With per-column terms (Q smoothing): a multiply then an add on every set, bit for bit.
         let terms = rng.gaussians(cols, scale: 50)
-        k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: terms, out: &fast, outStride: cols)
-        scalar.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.25, terms: terms, out: &slow, outStride: cols)
+        SpargeCPU.packedScoreTile(k, q8: q8, k8: k8, rows: rows, columns: cols, d: d, terms: terms, out: &fast)
+        SpargeCPU.packedScoreTile(scalar, q8: q8, k8: k8, rows: rows, columns: cols, d: d, terms: terms, out: &slow)
         #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(level) int8ScoreTile with terms d=\(d)")
         // Fixed-point P.V (13-bit P, 12-bit V, channels = 64 columns, up to 32 key pairs): exact sums,
         // then a multiply, a multiply and an add on every set, bit for bit.

@@ -28,22 +28,43 @@ struct KernelTests {
         #expect(exp2(Float8(repeating: 0))[5] == 1)
     }
 
+    /// The quad layout (QuadPacking.swift) read the way `vpdpbusd` reads it, unsigned query
+    /// bytes times signed key bytes, minus the column's correction, is the int8 dot product.
+    @Test(arguments: [1, 2, 3, 5, 16, 17, 64, 80, 256])
+    func quadLayoutGivesTheInt8DotProducts(d: Int) {
+        var rng = RNG(s: UInt64(d) &+ 99)
+        let rows = 3, cols = 32, keys = 29, quads = quadCount(d)
+        let q = (0..<(rows * d)).map { _ in rng.int8() }, k = (0..<(keys * d)).map { _ in rng.int8() }
+        var qp = [Int32](repeating: 0, count: rows * quads), kp = [Int32](repeating: -1, count: (quads + 1) * cols)
+        q.withUnsafeBufferPointer { qb in
+            qp.withUnsafeMutableBufferPointer { for r in 0..<rows { packRowQuads(qb.baseAddress! + r * d, d: d, into: $0.baseAddress! + r * quads) } }
+        }
+        kp.withUnsafeMutableBytes { packColumnQuads(k, rows: keys, d: d, stride: d, columns: cols, into: $0.baseAddress!) }
+        func bytes(_ w: Int32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: UInt32(bitPattern: w) >> (8 * $0)) } }
+        for r in 0..<rows {
+            for c in 0..<cols {
+                var sum = 0
+                for j in 0..<quads {
+                    let a = bytes(qp[r * quads + j]), b = bytes(kp[j * cols + c])
+                    for i in 0..<4 { sum += Int(a[i]) * Int(Int8(bitPattern: b[i])) }
+                }
+                var dot = 0
+                if c < keys { for x in 0..<d { dot += Int(q[r * d + x]) * Int(k[c * d + x]) } }
+                #expect(sum - Int(kp[quads * cols + c]) == dot, "row \(r) column \(c)")
+            }
+        }
+    }
+
     @Test(arguments: [1, 2, 3, 17, 64, 80, 256])
     func int8ScoreTileMatchesScalar(d: Int) {
         var rng = RNG(s: UInt64(d))
         let rows = 8, cols = 32, pairs = pairCount(d)
         let q = (0..<(rows * d)).map { _ in rng.int8() }, k = (0..<(cols * d)).map { _ in rng.int8() }
         var qp = [Int32](repeating: 0, count: rows * pairs)
-        var kp = [Int16](repeating: 0, count: pairs * cols * 2)
+        var kp = [Int16](repeating: 0, count: (pairs + 1) * cols * 2)
         var out = [Float](repeating: 0, count: rows * cols)
-        q.withUnsafeBufferPointer { qb in
-            qp.withUnsafeMutableBufferPointer { qpb in
-                for r in 0..<rows { packRowPairs(qb.baseAddress! + r * d, d: d, into: qpb.baseAddress! + r * pairs) }
-            }
-        }
-        k.withUnsafeBufferPointer { kb in
-            kp.withUnsafeMutableBufferPointer { packColumnPairs(kb.baseAddress!, rows: cols, d: d, stride: d, columns: cols, into: $0.baseAddress!) }
-        }
+        KernelSet.packScoreQueries(q, rows: rows, d: d, rowStride: pairs, rowsPad: rows, into: &qp)
+        KernelSet.packScoreKeys(k, rows: cols, d: d, stride: d, columns: cols, into: &kp)
         KernelSet.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 0.5, terms: nil, out: &out, outStride: cols)
         for r in 0..<rows {
             for c in 0..<cols {

@@ -11,7 +11,7 @@ public enum CPUKernelLevel: String, Sendable, CaseIterable, Comparable, CustomSt
     case baseline
     /// x86-64-v3: AVX2 + FMA, 8 fp32 lanes (Intel Haswell, AMD Zen and later).
     case avx2
-    /// x86-64-v4 with VNNI: AVX-512 F/CD/BW/DQ/VL + VNNI, 16 fp32 lanes and `vpdpwssd` for the
+    /// x86-64-v4 with VNNI: AVX-512 F/CD/BW/DQ/VL + VNNI, 16 fp32 lanes and `vpdpbusd` for the
     /// INT8 scores (Intel Cascade Lake, Ice Lake, Sapphire Rapids; AMD Zen 4 and later).
     case avx512
 

@@ -31,7 +31,10 @@ extension SpargeCPU {
         let rows = 128, cols = 64, d = 64, pairs = (d + 1) / 2
         let q = [Float](repeating: 0.01, count: rows * d), kT = [Float](repeating: 0.02, count: d * cols)
         var s = [Float](repeating: 0, count: rows * cols)
-        let qp = [Int32](repeating: 0x0003_0002, count: rows * pairs), kp = [Int16](repeating: 3, count: pairs * cols * 2)
+        let q8 = [Int8](repeating: 2, count: rows * d), k8 = [Int8](repeating: 3, count: cols * d)
+        var qp = [Int32](repeating: 0, count: rows * pairs), kp = [Int16](repeating: 0, count: (pairs + 1) * cols * 2)
+        k.packScoreQueries(q8, rows: rows, d: d, rowStride: pairs, rowsPad: rows, into: &qp)
+        k.packScoreKeys(k8, rows: cols, d: d, stride: d, columns: cols, into: &kp)
         func time(_ body: () -> Void) -> Double { medianSeconds(iterations: iterations, repeats: repeats, body) }
         let fp = time { k.floatScoreTile(q: q, qStride: d, rows: rows, kT: kT, columns: cols, depth: d, out: &s, outStride: cols) }
         let i8 = time { k.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: cols, pairs: pairs, scale: 1, terms: nil, out: &s, outStride: cols) }
@@ -78,12 +81,14 @@ extension SpargeCPU {
             let b = (0..<(pairs * columns * 2)).map { _ in Int16(next(-4095...4095)) }
             let rowScales = (0..<rows).map { _ in Float(next(1...1000)) * 1e-4 }
             let columnScales = (0..<columns).map { _ in Float(next(1...1000)) * 1e-3 }
+            // INT8 scores: each set packs random int8 rows (D = 2 * pairs - 1) in its own layout.
+            let d = 2 * pairs - 1
+            let q8 = (0..<(rows * d)).map { _ in Int8(next(-128...127)) }, k8 = (0..<(columns * d)).map { _ in Int8(next(-128...127)) }
+            let scalar = SpargeSIMD.ScalarKernels.self
             for terms in [nil, columnScales] {
                 var fast = [Float](repeating: 0, count: rows * columns), slow = fast
-                k.int8ScoreTile(q: a, qStride: pairs, rows: rows, k: b, columns: columns, pairs: pairs, scale: 0.37, terms: terms,
-                                out: &fast, outStride: columns)
-                SpargeSIMD.ScalarKernels.int8ScoreTile(q: a, qStride: pairs, rows: rows, k: b, columns: columns, pairs: pairs, scale: 0.37,
-                                            terms: terms, out: &slow, outStride: columns)
+                packedScoreTile(k, q8: q8, k8: k8, rows: rows, columns: columns, d: d, terms: terms, out: &fast)
+                packedScoreTile(scalar, q8: q8, k8: k8, rows: rows, columns: columns, d: d, terms: terms, out: &slow)
                 same = same && fast.map(\.bitPattern) == slow.map(\.bitPattern)
             }
             var fast = (0..<(rows * columns)).map { Float($0 % 7) - 3 }, slow = fast
@@ -130,6 +135,18 @@ extension SpargeCPU {
                                                      source: "the throughput probe")
         }
         return k
+    }
+
+    /// `set`'s INT8 score tile (scale 0.37) of int8 rows `q8` (`rows x d`) against int8 keys
+    /// `k8` (`columns x d`), each packed in that set's layout.
+    static func packedScoreTile(_ set: any TileKernels.Type, q8: [Int8], k8: [Int8], rows: Int, columns: Int, d: Int,
+                                terms: [Float]?, out: inout [Float]) {
+        let pairs = pairCount(d)
+        var qp = [Int32](repeating: 0, count: rows * pairs), kp = [Int16](repeating: 0, count: (pairs + 1) * columns * 2)
+        set.packScoreQueries(q8, rows: rows, d: d, rowStride: pairs, rowsPad: rows, into: &qp)
+        set.packScoreKeys(k8, rows: columns, d: d, stride: d, columns: columns, into: &kp)
+        set.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: columns, pairs: pairs, scale: 0.37, terms: terms,
+                          out: &out, outStride: columns)
     }
 }
 

@@ -14,6 +14,11 @@ protocol TileKernels: Sendable {
     static var isSpecialized: Bool { get }
     static var lanes: Int { get }
     static func multiplyAddLoop(steps: Int, seed: Float) -> Float
+    static var scoreRowPadding: Int32 { get }
+    static func packScoreQueries(_ q8: UnsafePointer<Int8>, rows: Int, d: Int, rowStride: Int, rowsPad: Int,
+                                 into packed: UnsafeMutablePointer<Int32>)
+    static func packScoreKeys(_ k8: UnsafePointer<Int8>, rows: Int, d: Int, stride: Int, columns: Int,
+                              into packed: UnsafeMutablePointer<Int16>)
     static func int8ScoreTile(q: UnsafePointer<Int32>, qStride: Int, rows: Int, k: UnsafePointer<Int16>, columns: Int,
                               pairs: Int, scale: Float, terms: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func floatScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, kT: UnsafePointer<Float>, columns: Int,

@@ -27,7 +27,7 @@ func groupedDecodeBlock(
     let firstHead = kvh * group
     // The group's packed query rows, one head after another.
     let qTile = w.groupQuery.pointer
-    qTile.update(repeating: 0, count: rowsPad * g.pairs)
+    qTile.update(repeating: w.kernels.scoreRowPadding, count: rowsPad * g.pairs)
     for gh in 0..<group {
         let qHead = b * s.heads + firstHead + gh
         (qTile + gh * nq * g.pairs).update(from: ops.qPacked.pointer + qHead * g.packedQueryHead, count: nq * g.pairs)

@@ -40,7 +40,7 @@ final class SparseOperands: @unchecked Sendable {
         self.g = g
         let s = g.shape, d = s.headDim
         let kvHeads = s.batch * s.kvHeads, qHeads = s.batch * s.heads
-        kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlockStride * g.packedKeyBlock)  // packColumnPairs zero-fills
+        kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlockStride * g.packedKeyBlock)  // packScoreKeys zero-fills
         kScale = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
         kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
@@ -136,7 +136,7 @@ final class SparseOperands: @unchecked Sendable {
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w)
-            packKeyBlock(q8, rows: rows, d: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
+            w.kernels.packScoreKeys(q8, rows: rows, d: d, stride: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
             if let kSmoothedT { transposeBlock(block, rows: rows, d: d, columns: g.columnsPad, into: kSmoothedT.pointer + t * d * g.columnsPad) }
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
@@ -165,8 +165,8 @@ final class SparseOperands: @unchecked Sendable {
                 block, rows: rows, blockSize: g.blockQ, premultiplier: premultiplier, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: qPooled.pointer + t * d, int8: q8, since: t0, scratch: w,
                 center: qMean.map { $0.pointer + t * d })
-            packQueryBlock(q8, rows: rows, d: d, pairs: g.pairs, rowsPad: g.rowsPad,
-                           into: qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs)
+            w.kernels.packScoreQueries(q8, rows: rows, d: d, rowStride: g.pairs, rowsPad: g.rowsPad,
+                                       into: qPacked.pointer + head * g.packedQueryHead + i * g.rowsPad * g.pairs)
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
         }
     }

@@ -44,7 +44,7 @@ struct SparseGeometry: Sendable {
 
     /// Bytes of the call's block map (`B,H,nq,nk`).
     var mapCount: Int { shape.batch * shape.heads * queryBlocks * keyBlocks }
-    var packedKeyBlock: Int { pairs * columnsPad * 2 }          // Int16 per packed key block
+    var packedKeyBlock: Int { (pairs + 1) * columnsPad * 2 }    // Int16 per packed key block (either score layout)
     var packedQueryHead: Int { queryBlocks * rowsPad * pairs }   // Int32 per query head
     var packedValueBlock: Int { columnsPad / 2 * width * 2 }     // Int16 per fixed-point value block
 }
