@@ -10,17 +10,41 @@ hits every contender alike. Reports per-contender median times, GFLOP/s (dense-e
   python3 Scripts/compare_torch.py --sparge .build/release/sparge --threads 2 \
       --shape 1,8,4096,64 --shape 1,4,4096,128 --rounds 7
 
-Installs torch (CPU wheel from PyPI) and safetensors with pip when they are missing.
+Installs torch (CPU wheel from PyPI) and safetensors with pip when they are missing (without
+safetensors it reads the files itself).
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
 
-def ensure(module, package):
+def ensure(module, package, required=True):
     try:
         __import__(module)
+        return True
     except ImportError:
         print(f"installing {package} with pip ...", file=sys.stderr)
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", package])
+        done = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", package]) == 0
+        if required and not done:
+            sys.exit(f"could not install {package}")
+        return done
+
+
+def load_safetensors(path):
+    """The tensors of a safetensors file (F32 and BF16, what `sparge generate` writes), read
+    with torch alone: for machines without the safetensors package and without a network."""
+    import torch
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    kinds = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = entry["data_offsets"]
+        buf = bytearray(data[8 + n + start:8 + n + end])
+        out[name] = torch.frombuffer(buf, dtype=kinds[entry["dtype"]]).reshape(entry["shape"])
+    return out
 
 
 def main():
@@ -34,9 +58,11 @@ def main():
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args()
     ensure("torch", "torch")
-    ensure("safetensors", "safetensors")
     import torch
-    from safetensors.torch import load_file
+    if ensure("safetensors", "safetensors", required=False):
+        from safetensors.torch import load_file
+    else:
+        load_file = load_safetensors
     torch.set_num_threads(args.threads)
     shapes = [tuple(int(x) for x in s.split(",")) for s in (args.shape or ["1,8,4096,64", "1,4,4096,128"])]
     version = subprocess.run([args.sparge, "--version"], capture_output=True, text=True).stdout.strip()

@@ -135,6 +135,30 @@ struct KernelTests {
         #expect(o3 == [0, 127, -127])
     }
 
+    /// The vector loop multiplies by 1 / scale and divides only near a rounding boundary: the
+    /// bytes must be those of the division everywhere, also for values placed on and next to
+    /// the boundaries (k + 0.5) times the scale, with and without a premultiplier.
+    @Test(arguments: [Float(1), 0.0721347])
+    func quantizationMatchesTheDivisionEverywhere(premultiplier: Float) {
+        var rng = RNG(s: 7)
+        for _ in 0..<200 {
+            let scale = (1 + abs(rng.next()) * 100) / 127 + 1e-7
+            var x = (0..<256).map { _ in rng.next() * 127 * scale / premultiplier }
+            for j in 0..<64 {  // k + 0.5 boundaries and their neighbours, a few ulps apart
+                let k = Float(j % 127) + 0.5, edge = k * scale / premultiplier * (j % 2 == 0 ? 1 : -1)
+                x[4 * j] = edge; x[4 * j + 1] = edge.nextUp; x[4 * j + 2] = edge.nextDown; x[4 * j + 3] = edge.nextUp.nextUp
+            }
+            var out = [Int8](repeating: 0, count: x.count)
+            quantizeRow(x, count: x.count, premultiplier: premultiplier, scale: scale, into: &out)
+            let divided = x.map { v -> Int8 in
+                let y = (v * premultiplier) / scale
+                let r = y >= 0 ? y + 0.5 : y - 0.5
+                return Int8(max(-127, min(127, Int32(r))))
+            }
+            #expect(out == divided, "scale \(scale)")
+        }
+    }
+
     @Test func reductionsIgnoreOrderOfEqualLanes() {
         let x: [Float] = (0..<37).map { Float($0 % 11) - 5 }
         #expect(rowMax(x, count: x.count) == 5)

@@ -147,16 +147,22 @@ final class SparseOperands: @unchecked Sendable {
                         partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
         let s = g.shape, d = s.headDim, n = s.queryLength
         let head = b * s.heads + h
-        let block = w.block.pointer
+        // Contiguous fp32 rows that nothing rewrites are read where they are, not copied.
+        let inPlace = q.isFloat32 && q.rowStride == d && !gpuRounding && qMean == nil
         for i in 0..<g.queryBlocks {
             let t0 = monotonicNanos()
             let start = i * g.blockQ
             let rows = Swift.min(g.blockQ, n - start)
-            for r in 0..<rows {
-                let dst = block + r * d
-                q.load(b, h, start + r, into: dst, count: d)
-                if gpuRounding {
-                    for c in 0..<d { dst[c] = roundToHalf(dst[c]) }
+            var block = w.block.pointer
+            if inPlace {
+                block = UnsafeMutablePointer(mutating: q.row(b, h, start))  // only read: no centring here
+            } else {
+                for r in 0..<rows {
+                    let dst = block + r * d
+                    q.load(b, h, start + r, into: dst, count: d)
+                    if gpuRounding {
+                        for c in 0..<d { dst[c] = roundToHalf(dst[c]) }
+                    }
                 }
             }
             let t = head * g.queryBlocks + i
