@@ -15,6 +15,23 @@ public func absoluteMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
     return r
 }
 
+/// Largest |x| over `count` floats, or NaN when one of them is NaN or infinite (`x * 0` is 0
+/// for every finite x and NaN otherwise: the finiteness check rides on the same pass).
+@inlinable @inline(__always)
+public func absoluteMaxOrNaN(_ x: UnsafePointer<Float>, count: Int) -> Float {
+    var m = Float8(), poison = Float8()
+    var i = 0
+    while i + 8 <= count {
+        let v = load8(x + i)
+        m = maximum(m, v.replacing(with: -v, where: v .< 0))
+        poison += v * 0
+        i += 8
+    }
+    var r = horizontalMax(m), p = horizontalSum(poison)
+    while i < count { r = Swift.max(r, Swift.abs(x[i])); p += x[i] * 0; i += 1 }
+    return r + p
+}
+
 /// `out[i] = trunc(x[i] * premultiplier / scale + 0.5 * sign)`: round half away from zero of
 /// `x / scale` computed with an fp32 division, exactly as the authors' Triton kernels do.
 /// The premultiplier (1 for plain quantization) is applied in fp32 before the division.

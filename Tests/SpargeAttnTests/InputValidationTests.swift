@@ -1,5 +1,6 @@
 import Testing
 @testable import SpargeAttn
+import SpargeTestSupport
 
 /// Bad input throws a typed error; nothing traps.
 struct InputValidationTests {
@@ -66,6 +67,64 @@ struct InputValidationTests {
         #expect(name == "q" && index == 13 && value.isNaN)
         var p = SpargeParameters(); p.nonFinitePolicy = .propagate
         _ = try SpargeAttention.sparse(q: q, k: zeros, v: zeros, shape: shape, parameters: p)
+    }
+
+    /// Sparse calls check finiteness on the pipeline's own passes (block means, V's overflow
+    /// pass): the error is the upfront scan's (tensor, first flat index, value) wherever the
+    /// NaN or infinity is, in one-shot and plan calls, and the output is not touched.
+    @Test(arguments: ["q", "k", "v"])
+    func sparseCallsReportTheFirstNonFiniteElement(tensor: String) throws {
+        let s = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 300, keyLength: 260, headDim: 24)
+        var rng = TestRNG(seed: 11)
+        var q = rng.gaussians(s.queryElements), k = rng.gaussians(s.keyElements), v = rng.gaussians(s.keyElements)
+        let count = tensor == "q" ? s.queryElements : s.keyElements
+        for (first, later) in [(0, count - 1), (count / 2 + 7, count - 3), (count - 1, count - 1)] {
+            var x = tensor == "q" ? q : tensor == "k" ? k : v
+            x[later] = -.infinity
+            x[first] = .nan
+            if tensor == "q" { q = x } else if tensor == "k" { k = x } else { v = x }
+            defer { q = rng.gaussians(s.queryElements); k = rng.gaussians(s.keyElements); v = rng.gaussians(s.keyElements) }
+            let expected = SpargeError.nonFiniteInput(name: tensor, index: first, value: .nan)
+            var out = [Float](repeating: 7, count: s.queryElements)
+            let plan = try SpargePlan(shape: s, parameters: .recommended, threads: 2)
+            let workspace = plan.makeWorkspace()
+            for usePlan in [false, true] {
+                let error = #expect(throws: SpargeError.self) {
+                    try q.withUnsafeBufferPointer { qb in
+                        try k.withUnsafeBufferPointer { kb in
+                            try v.withUnsafeBufferPointer { vb in
+                                try out.withUnsafeMutableBufferPointer { ob in
+                                    if usePlan {
+                                        try plan.run(q: AttentionInput(qb), k: AttentionInput(kb), v: AttentionInput(vb),
+                                                     output: AttentionOutput(ob), workspace: workspace)
+                                    } else {
+                                        try SpargeAttention.sparse(q: AttentionInput(qb), k: AttentionInput(kb), v: AttentionInput(vb),
+                                                                   output: AttentionOutput(ob), shape: s, threads: 2)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                #expect(error.map { "\($0)" } == "\(expected)", "\(tensor) first \(first), plan \(usePlan)")
+                #expect(out.allSatisfy { $0 == 7 }, "the output is untouched")
+            }
+        }
+    }
+
+    /// Finite inputs whose block means overflow (|x| near the fp32 limit) look non-finite to
+    /// the pipeline's check; the exact scan finds nothing and the call runs: the same output
+    /// as with the check off (`.propagate`), finite.
+    @Test func hugeFiniteInputsRunAfterTheExactScan() throws {
+        let s = AttentionShape(heads: 2, queryLength: 256, headDim: 16)
+        var rng = TestRNG(seed: 5)
+        let k = rng.gaussians(s.keyElements), v = rng.gaussians(s.keyElements)
+        let q = rng.gaussians(s.queryElements).map { 1e37 + abs($0) * 1e36 }  // every query block's sum overflows
+        let checked = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s)
+        var p = SpargeParameters.recommended; p.nonFinitePolicy = .propagate
+        let unchecked = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p)
+        #expect(checked.output.map(\.bitPattern) == unchecked.output.map(\.bitPattern))
+        #expect(checked.output.allSatisfy { $0.isFinite })
     }
 
     /// A large fp32 input is scanned one head per work item on several threads: the element

@@ -80,7 +80,7 @@ public enum SpargeAttention {
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
                                                      halfRounded: HalfRoundedInputs(parameters), threads: threadCount)
-                return SparsePipeline(shape: shape, parameters: parameters).callOnce(
+                return try SparsePipeline(shape: shape, parameters: parameters).callOnce(
                     views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
                     captureProbabilities: captureProbabilities)
             }

@@ -66,7 +66,10 @@ public enum CausalAlignment: String, Sendable, Hashable, CaseIterable {
 
 /// What to do with NaN or infinite inputs.
 public enum NonFinitePolicy: String, Sendable, Hashable {
-    /// Scan the inputs and throw ``SpargeError/nonFiniteInput(name:index:value:)`` (default).
+    /// Throw ``SpargeError/nonFiniteInput(name:index:value:)`` at the first NaN or infinity (in
+    /// flat order: Q, then K, then V) before anything is written (default). Sparse calls with
+    /// fp32 P.V check on passes they make anyway (block means, V's overflow pass) and scan
+    /// only when those find something; other calls scan the inputs first.
     case reject
     /// Skip the scan; non-finite inputs give non-finite outputs.
     case propagate

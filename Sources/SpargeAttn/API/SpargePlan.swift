@@ -76,22 +76,24 @@ public final class SpargePlan: Sendable {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
         }
         return try workspace.exclusive.run(SpargeWorkspace.busyMessage) {
+            let checksFinite = SparsePipeline.detectsNonFinite(parameters, tokenOrder: tokenOrder)
             var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                  halfRounded: HalfRoundedInputs(parameters), temp: workspace.storage.temp.pointer,
-                                                 threads: threads)
+                                                 threads: threads, pipelineChecksFinite: checksFinite)
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
-            return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: workspace.staging,
-                                  threads: threads) { views, keyValid in
+            return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: workspace.staging,
+                                      threads: threads) { views, keyValid in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
+                pipeline.detectsNonFinite = checksFinite
                 workspace.calls &+= 1
                 guard let blockMap else {
-                    return pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
+                    return try pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }
-                return blockMap.bits.withUnsafeBufferPointer {
-                    pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage, memory: workspace, call: workspace.calls)
+                return try blockMap.bits.withUnsafeBufferPointer {
+                    try pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }
             }
         }

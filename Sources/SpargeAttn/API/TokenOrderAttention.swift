@@ -38,17 +38,19 @@ extension SpargeAttention {
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
         let threadCount = threads ?? defaultThreadCount()
+        let checksFinite = SparsePipeline.detectsNonFinite(parameters, tokenOrder: tokenOrder)
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                              parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters),
-                                             threads: threadCount)
+                                             threads: threadCount, pipelineChecksFinite: checksFinite)
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: parameters.causal)
-        return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil,
-                              threads: threadCount) { views, keyValid in
+        return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil,
+                                  threads: threadCount) { views, keyValid in
             var pipeline = SparsePipeline(shape: shape, parameters: parameters)
             pipeline.keyValid = keyValid
-            return pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
+            pipeline.detectsNonFinite = checksFinite
+            return try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
         }
     }
 
@@ -96,8 +98,8 @@ extension SpargeAttention {
                                                      halfRounded: HalfRoundedInputs(parameters))
                 try tokenOrder?.validate(for: shape, causal: parameters.causal)
                 let threadCount = threads ?? defaultThreadCount()
-                return withTokenOrder(tokenOrder, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
-                    SparsePipeline(shape: shape, parameters: parameters).callOnce(
+                return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
+                    try SparsePipeline(shape: shape, parameters: parameters).callOnce(
                         views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
                         captureProbabilities: captureProbabilities)
                 }

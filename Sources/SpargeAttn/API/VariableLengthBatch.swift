@@ -94,8 +94,8 @@ extension SpargeAttention {
             let order = tokenOrders?[i]
             try order?.validate(for: shape, causal: parameters.causal)
             let threadCount = threads ?? defaultThreadCount()
-            results.append(withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
-                SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
+            results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
+                try SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
                                                                              captureQuantized: false)
             })
         }

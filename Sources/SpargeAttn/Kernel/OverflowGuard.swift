@@ -28,12 +28,22 @@ enum OverflowGuard {
         absoluteMax(x, count: count)
     }
 
+    /// What ``valueUnits(_:shape:into:threads:)`` found.
+    struct ValueScan {
+        /// Some unit differs from 1.
+        var scaled: Bool
+        /// Every element of V is finite (the same pass checks it, so that the sparse pipeline
+        /// needs no separate non-finite scan of V).
+        var finite: Bool
+    }
+
     /// Writes the `valueUnit` of every (batch, kv head) of V (`B,H kv,Nk,D`) to `units`
-    /// (all 1 in the common case) and returns whether any differs from 1. One (batch, kv head)
-    /// per work item on `threads` workers when V is large; contiguous fp32 rows are one run. No
-    /// heap allocation for D up to 256 (plans call it on every run).
+    /// (all 1 in the common case) and returns whether any differs from 1 and whether V is
+    /// finite. One (batch, kv head) per work item on `threads` workers when V is large;
+    /// contiguous fp32 rows are one run. No heap allocation for D up to 256 (plans call it on
+    /// every run).
     static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>,
-                           threads: Int = 1) -> Bool {
+                           threads: Int = 1) -> ValueScan {
         let heads = s.batch * s.kvHeads, d = s.headDim
         let workers = scanWorkers(elements: heads * s.keyLength * d, threads: threads)
         let shared = UnsafeSendable(units)
@@ -41,16 +51,22 @@ enum OverflowGuard {
             let b = item / s.kvHeads, h = item % s.kvHeads
             var m: Float = 0
             if v.isFloat32 && v.rowStride == d {
-                m = maxMagnitude(v.row(b, h, 0), count: s.keyLength * d)
+                m = absoluteMaxOrNaN(v.row(b, h, 0), count: s.keyLength * d)
             } else {
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, d)) { t in
                     for n in 0..<s.keyLength {
-                        m = Swift.max(m, maxMagnitude(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d))
+                        let row = absoluteMaxOrNaN(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d)
+                        m = row.isNaN || m.isNaN ? .nan : Swift.max(m, row)
                     }
                 }
             }
-            shared.value[item] = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+            // A head with a NaN or infinity is marked by a NaN unit here, then given unit 1.
+            shared.value[item] = m.isNaN ? .nan : unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
         }
-        return (0..<heads).contains { units[$0] != 1 }
+        var scan = ValueScan(scaled: false, finite: true)
+        for i in 0..<heads where units[i] != 1 {
+            if units[i].isNaN { units[i] = 1; scan.finite = false } else { scan.scaled = true }
+        }
+        return scan
     }
 }

@@ -27,6 +27,9 @@ final class WorkerScratch: @unchecked Sendable {
     var quantizationNanos: UInt64 = 0
     /// When the current block's quantization started (see `summarizeAndQuantize`).
     var lastMark: UInt64 = 0
+    /// A block summarized since the pipeline's start had a mean that is not finite (see
+    /// `SparseOperands.summarizeAndQuantize`).
+    var sawNonFinite = false
     let headDim: Int
     let tileRows: Int
     let tileColumns: Int

@@ -21,16 +21,19 @@ enum CallValidation {
     ///   - blockMap: a caller's map, checked against the shape and the block sizes.
     ///   - temp: one row of scratch for the scans (allocated when nil).
     ///   - threads: workers for the scan of fp32 inputs by the non-finite policy (the call's own).
+    ///   - pipelineChecksFinite: the sparse pipeline checks the values instead (see
+    ///     `SparsePipeline.detectsNonFinite(_:tokenOrder:)`): no scan here.
     static func views(
         q: AttentionInput, k: AttentionInput, v: AttentionInput?, output: AttentionOutput?, shape: AttentionShape,
         policy: NonFinitePolicy, parameters: SpargeParameters? = nil, blockMap: BlockMap? = nil,
-        halfRounded: HalfRoundedInputs = .none, temp: UnsafeMutablePointer<Float>? = nil, threads: Int = 1
+        halfRounded: HalfRoundedInputs = .none, temp: UnsafeMutablePointer<Float>? = nil, threads: Int = 1,
+        pipelineChecksFinite: Bool = false
     ) throws -> CallViews {
         try shape.validate()
         let qv = try q.view(name: "q", heads: shape.heads, tokens: shape.queryLength, shape: shape)
         let kv = try k.view(name: "k", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape)
         let vv = try v.map { try $0.view(name: "v", heads: shape.kvHeads, tokens: shape.keyLength, shape: shape) }
-        if policy == .reject {
+        if policy == .reject && !pipelineChecksFinite {
             let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
             defer { if temp == nil { scratch.deallocate() } }
             try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim,

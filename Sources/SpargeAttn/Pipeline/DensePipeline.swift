@@ -22,7 +22,7 @@ final class DenseOperands: @unchecked Sendable {
         kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
         keyMagnitude = RawBuffer(count: s.batch * s.kvHeads, zero: 0)
         valueUnits = RawBuffer(count: s.batch * s.kvHeads, zero: 1)
-        let scaled = OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer)
+        let scaled = OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer).scaled
         if valuesReadInPlace(v, headDim: s.headDim, numerics: .fp32) && !scaled {
             vPadded = nil
             values = v

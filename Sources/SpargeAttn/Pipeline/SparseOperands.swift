@@ -33,6 +33,9 @@ final class SparseOperands: @unchecked Sendable {
     let valueUnits: RawBuffer<Float>
     /// Whether some head of V is stored scaled (rare: |V| near the fp32 limit).
     private(set) var valuesScaled = false
+    /// Whether the last ``bindValues(_:numerics:fp8ValueRange:threads:)`` found V finite (its
+    /// overflow pass checks it with fp32 P.V; other numerics report true, unchecked).
+    private(set) var valuesFinite = true
     /// Fixed-point P.V (``SparseGeometry/fixedPointValues``): V per key block as integers.
     let fixedValues: FixedPointValueBlocks?
 
@@ -67,7 +70,9 @@ final class SparseOperands: @unchecked Sendable {
     func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25, threads: Int = 1) {
         let s = g.shape
         // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
-        valuesScaled = numerics == .fp32 && OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, threads: threads)
+        let scan = numerics == .fp32 ? OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, threads: threads) : nil
+        valuesScaled = scan?.scaled ?? false
+        valuesFinite = scan?.finite ?? true
         if valuesReadInPlace(v, headDim: s.headDim, width: g.width, numerics: numerics) && !valuesScaled {
             values = v
         } else {
@@ -179,7 +184,9 @@ final class SparseOperands: @unchecked Sendable {
 
     /// Stage-1 summary (section 2, steps 1-2) then INT8 quantization (section 3) of one block
     /// held in `block`; accounts the first to stage 1 and leaves `scratch.lastMark` at the
-    /// start of quantization. With `center` (Q smoothing) the rows' mean is subtracted after
+    /// start of quantization. A NaN or infinity in the block makes its mean, `pooled`, not
+    /// finite (a sum of finite values overflows only beyond about 1e36): then
+    /// `scratch.sawNonFinite` is set, for the pipeline's non-finite check. With `center` (Q smoothing) the rows' mean is subtracted after
     /// the summary and written there times `premultiplier`. Returns (self-similarity, scale).
     private func summarizeAndQuantize(
         _ block: UnsafeMutablePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
@@ -189,6 +196,9 @@ final class SparseOperands: @unchecked Sendable {
         let d = w.headDim
         let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
                                  partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
+        var poison: Float = 0
+        for c in 0..<d { poison += pooled[c] * 0 }
+        if poison.isNaN { w.sawNonFinite = true }
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start
         if let center { centerRows(block, rows: rows, d: d, premultiplier: premultiplier, mean: center, sums: w.sums.pointer) }
