@@ -56,6 +56,8 @@ def main():
     ap.add_argument("--calls", type=int, default=3, help="timed calls per contender per round (median)")
     ap.add_argument("--workload", default="medium")
     ap.add_argument("--json", help="also write the results to this JSON file")
+    ap.add_argument("--isa", action="append", default=[],
+                    help="also time dense and top-k 0.5 with SPARGE_ISA=LEVEL (repeatable: baseline, avx2, avx512)")
     args = ap.parse_args()
     ensure("torch", "torch")
     import torch
@@ -93,9 +95,11 @@ def main():
                     times.append(time.perf_counter() - t0)
                 return statistics.median(times)
 
-            def sparge_time(extra, dtype="f32"):
+            def sparge_time(extra, dtype="f32", isa=None):
+                env = dict(os.environ, SPARGE_ISA=isa) if isa else None
                 out = subprocess.run([args.sparge, "run", "--input", files[dtype], "--threads", str(args.threads),
-                                      "--repeat", str(args.calls), "--json"] + extra, capture_output=True, text=True, check=True).stdout
+                                      "--repeat", str(args.calls), "--json"] + extra, capture_output=True, text=True, check=True,
+                                     env=env).stdout
                 return json.loads(out)["seconds"]
 
             contenders = [
@@ -108,17 +112,20 @@ def main():
                 ("sparge top-k 0.5 fxp", lambda: sparge_time(["--top-k", "0.5", "--fixed-point-pv"])),
                 ("sparge top-k 0.25 fxp", lambda: sparge_time(["--top-k", "0.25", "--fixed-point-pv"])),
             ]
+            for isa in args.isa:  # forced kernel levels (the default picks the best the CPU has)
+                contenders += [(f"sparge dense [{isa}]", lambda isa=isa: sparge_time(["--dense"], isa=isa)),
+                               (f"sparge top-k 0.5 [{isa}]", lambda isa=isa: sparge_time(["--top-k", "0.5"], isa=isa))]
             rounds = {name: [] for name, _ in contenders}
             for r in range(args.rounds):
                 for name, fn in contenders:
                     rounds[name].append(fn())
             print(f"\nB={b} H={h} N={n} D={d} ({flops / 1e9:.1f} GFLOP dense-equivalent), {args.rounds} rounds x {args.calls} calls")
-            print(f"{'contender':<24} {'median ms':>10} {'GFLOP/s':>9} {'vs torch fp32':>14} {'vs torch bf16':>14}")
+            print(f"{'contender':<27} {'median ms':>10} {'GFLOP/s':>9} {'vs torch fp32':>14} {'vs torch bf16':>14}")
             for name, _ in contenders:
                 med = statistics.median(rounds[name])
                 r32 = statistics.median([a / s for a, s in zip(rounds["torch fp32"], rounds[name])])
                 r16 = statistics.median([a / s for a, s in zip(rounds["torch bf16"], rounds[name])])
-                print(f"{name:<24} {med * 1e3:>10.1f} {flops / med / 1e9:>9.1f} {r32:>13.2f}x {r16:>13.2f}x")
+                print(f"{name:<27} {med * 1e3:>10.1f} {flops / med / 1e9:>9.1f} {r32:>13.2f}x {r16:>13.2f}x")
                 results.append({"shape": [b, h, n, d], "contender": name, "median_seconds": med,
                                  "gflops": flops / med / 1e9, "vs_torch_fp32": r32, "vs_torch_bf16": r16})
     if args.json:
