@@ -15,21 +15,21 @@ final class DenseOperands: @unchecked Sendable {
     /// Per (batch, kv head): the largest |k| (set by ``prepareKeys``), for ``OverflowGuard``.
     let keyMagnitude: RawBuffer<Float>
 
-    init(shape s: AttentionShape, v: TensorView) {
+    init(shape s: AttentionShape, v: TensorView, threads: Int = 1) {
         shape = s
         keyTiles = blockCount(s.keyLength, DenseTiling.keyColumns)
         width = roundUp(s.headDim, 8)
         kTransposed = RawBuffer(uninitializedCount: s.batch * s.kvHeads * keyTiles * s.headDim * DenseTiling.keyColumns)  // zero-filled per tile
         keyMagnitude = RawBuffer(count: s.batch * s.kvHeads, zero: 0)
         valueUnits = RawBuffer(count: s.batch * s.kvHeads, zero: 1)
-        let scaled = OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer).scaled
+        let scaled = OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, threads: threads).scaled
         if valuesReadInPlace(v, headDim: s.headDim, numerics: .fp32) && !scaled {
             vPadded = nil
             values = v
         } else {
             let buf = RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * width, zero: 0)
             vPadded = buf
-            values = widenValues(v, shape: s, width: width, units: valueUnits.pointer, into: buf.pointer)
+            values = widenValues(v, shape: s, width: width, units: valueUnits.pointer, into: buf.pointer, threads: threads)
         }
     }
 
@@ -60,8 +60,8 @@ func denseAttention(
     shape s: AttentionShape, causal: Bool, causalOffset: Int, scale: Float, threads: Int,
     keyValid: UnsafePointer<UInt8>? = nil
 ) {
-    let ops = DenseOperands(shape: s, v: v)
     let workers = Swift.max(1, threads)
+    let ops = DenseOperands(shape: s, v: v, threads: workers)
     let width = roundUp(s.headDim, 8)
     let scratch = (0..<workers).map { _ in
         WorkerScratch(tileRows: DenseTiling.queryRows, tileColumns: DenseTiling.keyColumns, width: width,

@@ -79,7 +79,7 @@ final class SparseOperands: @unchecked Sendable {
             let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
             vPadded = buf
             values = widenValues(v, shape: s, width: g.width, numerics: numerics, fp8ValueRange: fp8ValueRange,
-                                 units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer)
+                                 units: valuesScaled ? UnsafePointer(valueUnits.pointer) : nil, into: buf.pointer, threads: threads)
         }
     }
 

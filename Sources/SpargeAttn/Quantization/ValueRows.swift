@@ -3,7 +3,8 @@
 // once per call into a buffer with rows padded to `width` floats, rounded to fp16 for
 // ``PVNumerics/fp16``, or quantized to FP8 e4m3 per (batch, kv head, channel)
 // (`v_scale = max|V| / fp8ValueRange`) and stored dequantized (`V8 * v_scale`) for
-// ``PVNumerics/fp8``. Serial: O(N*D), small next to the attention.
+// ``PVNumerics/fp8``. O(N*D), small next to the attention, but a serial pass would leave all but
+// one core idle: one (batch, kv head) per work item on the call's threads when V is large.
 
 /// Whether the kernels can read `v` in place: fp32 rows of exactly the kernels' `width`
 /// (by default `d` rounded up to 8) channels.
@@ -16,28 +17,30 @@ func valuesReadInPlace(_ v: TensorView, headDim d: Int, width: Int? = nil, numer
 /// With `units`, each (batch, kv head) is divided by its power of two (``OverflowGuard``).
 func widenValues(_ v: TensorView, shape s: AttentionShape, width: Int, numerics: PVNumerics = .fp32,
                  fp8ValueRange: Float = 2.25, units: UnsafePointer<Float>? = nil,
-                 into buffer: UnsafeMutablePointer<Float>) -> TensorView {
+                 into buffer: UnsafeMutablePointer<Float>, threads: Int = 1) -> TensorView {
     let d = s.headDim, n = s.keyLength
-    for b in 0..<s.batch {
-        for h in 0..<s.kvHeads {
-            let head = buffer + (b * s.kvHeads + h) * n * width
-            for t in 0..<n { v.load(b, h, t, into: head + t * width, count: d) }
-            if let unit = units?[b * s.kvHeads + h], unit != 1 {
-                for t in 0..<n { for c in 0..<d { head[t * width + c] /= unit } }
-            }
-            switch numerics {
-            case .fp32:
-                break
-            case .fp16:
-                for t in 0..<n { for c in 0..<d { head[t * width + c] = roundToHalf(head[t * width + c]) } }
-            case .fp8:
-                for c in 0..<d {
-                    var amax: Float = 0
-                    for t in 0..<n { amax = Swift.max(amax, Swift.abs(head[t * width + c])) }
-                    let scale = amax / fp8ValueRange
-                    guard scale > 0 else { continue }
-                    for t in 0..<n { head[t * width + c] = roundToE4M3(head[t * width + c] / scale) * scale }
-                }
+    let shared = UnsafeSendable(buffer), sharedUnits = units.map { UnsafeSendable($0) }
+    let workers = scanWorkers(elements: s.batch * s.kvHeads * n * d, threads: threads)
+    parallelFor(items: s.batch * s.kvHeads, threads: workers) { _, item in
+        let units = sharedUnits?.value
+        let b = item / s.kvHeads, h = item % s.kvHeads
+        let head = shared.value + (b * s.kvHeads + h) * n * width
+        for t in 0..<n { v.load(b, h, t, into: head + t * width, count: d) }
+        if let unit = units?[b * s.kvHeads + h], unit != 1 {
+            for t in 0..<n { for c in 0..<d { head[t * width + c] /= unit } }
+        }
+        switch numerics {
+        case .fp32:
+            break
+        case .fp16:
+            for t in 0..<n { for c in 0..<d { head[t * width + c] = roundToHalf(head[t * width + c]) } }
+        case .fp8:
+            for c in 0..<d {
+                var amax: Float = 0
+                for t in 0..<n { amax = Swift.max(amax, Swift.abs(head[t * width + c])) }
+                let scale = amax / fp8ValueRange
+                guard scale > 0 else { continue }
+                for t in 0..<n { head[t * width + c] = roundToE4M3(head[t * width + c] / scale) * scale }
             }
         }
     }
