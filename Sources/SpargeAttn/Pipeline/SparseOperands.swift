@@ -98,14 +98,6 @@ final class SparseOperands: @unchecked Sendable {
         }
     }
 
-    func prepareKeys(b: Int, h: Int, k: TensorView, smoothK: Bool, gpuRounding: Bool,
-                     partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
-        computeKeyMean(b: b, h: h, k: k, tokens: g.shape.keyLength, smoothK: smoothK, gpuRounding: gpuRounding,
-                       geometry: g, scratch: w)
-        prepareKeyBlocks(b: b, h: h, k: k, blocks: 0..<g.keyBlocks, gpuRounding: gpuRounding,
-                         partialBlocks: partialBlocks, geometry: g, scratch: w)
-    }
-
     /// Section 1: the mean over the first `tokens` keys of (b, kv head h) into `kMean`
     /// (zero without smoothing).
     func computeKeyMean(b: Int, h: Int, k: TensorView, tokens n: Int, smoothK: Bool, gpuRounding: Bool,
@@ -147,14 +139,14 @@ final class SparseOperands: @unchecked Sendable {
         }
     }
 
-    /// Section 2 + 3 on the query side of (batch b, head h).
-    func prepareQueries(b: Int, h: Int, q: TensorView, premultiplier: Float, gpuRounding: Bool,
+    /// Section 2 + 3 on the query side of (batch b, head h), query blocks `blocks`.
+    func prepareQueries(b: Int, h: Int, blocks: Range<Int>, q: TensorView, premultiplier: Float, gpuRounding: Bool,
                         partialBlocks: PartialBlockRule, geometry g: SparseGeometry, scratch w: WorkerScratch) {
         let s = g.shape, d = s.headDim, n = s.queryLength
         let head = b * s.heads + h
         // Contiguous fp32 rows that nothing rewrites are read where they are, not copied.
         let inPlace = q.isFloat32 && q.rowStride == d && !gpuRounding && qMean == nil
-        for i in 0..<g.queryBlocks {
+        for i in blocks {
             let t0 = monotonicNanos()
             let start = i * g.blockQ
             let rows = Swift.min(g.blockQ, n - start)

@@ -1,6 +1,7 @@
-// The order of the whole algorithm, one phase per parallel loop:
-//   1. keys    (batch x kv head):   K mean, K' blocks, summaries, INT8 + packing;
-//   2. queries (batch x head):      Q blocks, summaries, INT8 + packing, stage-1 selection;
+// The order of the whole algorithm, one phase per parallel loop (or two):
+//   1. keys    (batch x kv head):   K mean; then (x key block): K' blocks, summaries, INT8 + packing;
+//   2. queries (batch x head x query block): Q blocks, summaries, INT8 + packing;
+//              then (batch x head): stage-1 selection;
 //   3. kernel  (batch x head x query block): stage 2.
 // Each work item writes only its own region, so the result is the same for any thread count.
 
@@ -58,45 +59,57 @@ struct SparsePipeline {
         if output != nil && !keysPrepared {
             ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange, threads: workers)
         }
-        // Phase 1: keys.
+        // Phase 1: keys. The K mean (a pass over each head's keys) per (batch, kv head), then
+        // one key block per work item, so that many cores are busy even with few heads.
         if !keysPrepared {
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
-                ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, smoothK: p.smoothK,
-                                gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: p.gpuReproduction.partialBlocks, geometry: g, scratch: scratch[worker])
+                ops.computeKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, k: k, tokens: s.keyLength, smoothK: p.smoothK,
+                                   gpuRounding: p.gpuReproduction.gpuRounding, geometry: g, scratch: scratch[worker])
                 if output != nil { ops.prepareFixedPointValues(b: item / s.kvHeads, h: item % s.kvHeads, kernels: scratch[worker].kernels) }
             }
+            parallelFor(items: s.batch * s.kvHeads * g.keyBlocks, threads: workers) { worker, item in
+                let head = item / g.keyBlocks, j = item % g.keyBlocks
+                ops.prepareKeyBlocks(b: head / s.kvHeads, h: head % s.kvHeads, k: k, blocks: j..<(j + 1),
+                                     gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: p.gpuReproduction.partialBlocks,
+                                     geometry: g, scratch: scratch[worker])
+            }
         }
-        // Phase 2: queries and stage-1 selection.
+        // Phase 2: query blocks (one per work item), then stage-1 selection per (batch, head).
         let predict = given == nil
-        parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
-            let b = item / s.heads, h = item % s.heads
-            let w = scratch[worker]
-            ops.prepareQueries(b: b, h: h, q: q, premultiplier: premultiplier, gpuRounding: p.gpuReproduction.gpuRounding,
-                               partialBlocks: Self.queryPartialBlocks(shape: s, parameters: p), geometry: g, scratch: w)
-            guard predict else { return }
-            let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
-            let (selection, isTopK): (Float, Bool) = {
-                switch p.selection {
-                case .cdf(let t): return (t[h], false)
-                case .topK(let t): return (t[h], true)
-                }
-            }()
-            let inputs = SelectionInputs(
-                pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
-                simQ: ops.qSim.pointer + qHead * g.queryBlocks,
-                pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
-                simK: ops.kSim.pointer + kHead * g.keyBlockStride,
-                queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
-                blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
-                selection: selection, isTopK: isTopK, causal: p.causal,
-                causalOffset: p.causalOffset(for: s),
-                attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
-                keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
-                probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
-            let t0 = monotonicNanos()
-            selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
-                         probabilities: w.probabilities.pointer, keys: w.keys.pointer)
-            w.stage1Nanos &+= monotonicNanos() &- t0
+        let queryRule = Self.queryPartialBlocks(shape: s, parameters: p)
+        parallelFor(items: s.batch * s.heads * g.queryBlocks, threads: workers) { worker, item in
+            let head = item / g.queryBlocks, i = item % g.queryBlocks
+            ops.prepareQueries(b: head / s.heads, h: head % s.heads, blocks: i..<(i + 1), q: q, premultiplier: premultiplier,
+                               gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: queryRule, geometry: g, scratch: scratch[worker])
+        }
+        if predict {
+            parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
+                let b = item / s.heads, h = item % s.heads
+                let w = scratch[worker]
+                let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
+                let (selection, isTopK): (Float, Bool) = {
+                    switch p.selection {
+                    case .cdf(let t): return (t[h], false)
+                    case .topK(let t): return (t[h], true)
+                    }
+                }()
+                let inputs = SelectionInputs(
+                    pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
+                    simQ: ops.qSim.pointer + qHead * g.queryBlocks,
+                    pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
+                    simK: ops.kSim.pointer + kHead * g.keyBlockStride,
+                    queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
+                    blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
+                    selection: selection, isTopK: isTopK, causal: p.causal,
+                    causalOffset: p.causalOffset(for: s),
+                    attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
+                    keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
+                    probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
+                let t0 = monotonicNanos()
+                selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
+                             probabilities: w.probabilities.pointer, keys: w.keys.pointer)
+                w.stage1Nanos &+= monotonicNanos() &- t0
+            }
         }
         let prepared = monotonicNanos()
         if detectsNonFinite && (!ops.valuesFinite || scratch.contains { $0.sawNonFinite }) {
