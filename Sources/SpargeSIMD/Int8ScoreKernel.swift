@@ -188,35 +188,39 @@ func packedProductFourVectors<P: PackedProduct, E: PairSumEpilogue>(
     out: UnsafeMutablePointer<Float>, outStride: Int
 ) {
     let n = Int32V.scalarCount
-    var a00 = Int32V(), a01 = Int32V(), a02 = Int32V(), a03 = Int32V()
-    var a10 = Int32V(), a11 = Int32V(), a12 = Int32V(), a13 = Int32V()
-    var a20 = Int32V(), a21 = Int32V(), a22 = Int32V(), a23 = Int32V()
-    var a30 = Int32V(), a31 = Int32V(), a32 = Int32V(), a33 = Int32V()
+    let zero = (Int32V(), Int32V(), Int32V(), Int32V())
+    var a0 = zero, a1 = zero, a2 = zero, a3 = zero  // one row of four accumulators each
     var kp = k
     for p in 0..<depth {
-        let k0 = P.load(kp), k1 = P.load(kp + n), k2 = P.load(kp + 2 * n), k3 = P.load(kp + 3 * n)
-        let b0 = P.broadcast(q.0[p])
-        a00 = P.multiplyAdd(b0, k0, a00); a01 = P.multiplyAdd(b0, k1, a01)
-        a02 = P.multiplyAdd(b0, k2, a02); a03 = P.multiplyAdd(b0, k3, a03)
-        let b1 = P.broadcast(q.1[p])
-        a10 = P.multiplyAdd(b1, k0, a10); a11 = P.multiplyAdd(b1, k1, a11)
-        a12 = P.multiplyAdd(b1, k2, a12); a13 = P.multiplyAdd(b1, k3, a13)
-        let b2 = P.broadcast(q.2[p])
-        a20 = P.multiplyAdd(b2, k0, a20); a21 = P.multiplyAdd(b2, k1, a21)
-        a22 = P.multiplyAdd(b2, k2, a22); a23 = P.multiplyAdd(b2, k3, a23)
-        let b3 = P.broadcast(q.3[p])
-        a30 = P.multiplyAdd(b3, k0, a30); a31 = P.multiplyAdd(b3, k1, a31)
-        a32 = P.multiplyAdd(b3, k2, a32); a33 = P.multiplyAdd(b3, k3, a33)
+        let kv = (P.load(kp), P.load(kp + n), P.load(kp + 2 * n), P.load(kp + 3 * n))
+        multiplyAddRow(P.self, P.broadcast(q.0[p]), kv, &a0)
+        multiplyAddRow(P.self, P.broadcast(q.1[p]), kv, &a1)
+        multiplyAddRow(P.self, P.broadcast(q.2[p]), kv, &a2)
+        multiplyAddRow(P.self, P.broadcast(q.3[p]), kv, &a3)
         kp += columns
     }
-    let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
-    e.finish(a00, row: r, column: c, out: out); e.finish(a01, row: r, column: c + n, out: out + n)
-    e.finish(a02, row: r, column: c + 2 * n, out: out + 2 * n); e.finish(a03, row: r, column: c + 3 * n, out: out + 3 * n)
-    e.finish(a10, row: r + 1, column: c, out: o1); e.finish(a11, row: r + 1, column: c + n, out: o1 + n)
-    e.finish(a12, row: r + 1, column: c + 2 * n, out: o1 + 2 * n); e.finish(a13, row: r + 1, column: c + 3 * n, out: o1 + 3 * n)
-    e.finish(a20, row: r + 2, column: c, out: o2); e.finish(a21, row: r + 2, column: c + n, out: o2 + n)
-    e.finish(a22, row: r + 2, column: c + 2 * n, out: o2 + 2 * n); e.finish(a23, row: r + 2, column: c + 3 * n, out: o2 + 3 * n)
-    e.finish(a30, row: r + 3, column: c, out: o3); e.finish(a31, row: r + 3, column: c + n, out: o3 + n)
-    e.finish(a32, row: r + 3, column: c + 2 * n, out: o3 + 2 * n); e.finish(a33, row: r + 3, column: c + 3 * n, out: o3 + 3 * n)
+    finishRow(e, a0, row: r, column: c, out: out)
+    finishRow(e, a1, row: r + 1, column: c, out: out + outStride)
+    finishRow(e, a2, row: r + 2, column: c, out: out + 2 * outStride)
+    finishRow(e, a3, row: r + 3, column: c, out: out + 3 * outStride)
+}
+
+/// `acc.i += row * columns.i` for the four column vectors.
+@inline(__always)
+func multiplyAddRow<P: PackedProduct>(
+    _: P.Type, _ row: P.Operand, _ columns: (P.Operand, P.Operand, P.Operand, P.Operand),
+    _ acc: inout (Int32V, Int32V, Int32V, Int32V)
+) {
+    acc.0 = P.multiplyAdd(row, columns.0, acc.0); acc.1 = P.multiplyAdd(row, columns.1, acc.1)
+    acc.2 = P.multiplyAdd(row, columns.2, acc.2); acc.3 = P.multiplyAdd(row, columns.3, acc.3)
+}
+
+/// The epilogue of one row's four vectors of sums (columns `c..<c + 4n`).
+@inline(__always)
+func finishRow<E: PairSumEpilogue>(_ e: E, _ sums: (Int32V, Int32V, Int32V, Int32V), row: Int, column c: Int,
+                                   out: UnsafeMutablePointer<Float>) {
+    let n = Int32V.scalarCount
+    e.finish(sums.0, row: row, column: c, out: out); e.finish(sums.1, row: row, column: c + n, out: out + n)
+    e.finish(sums.2, row: row, column: c + 2 * n, out: out + 2 * n); e.finish(sums.3, row: row, column: c + 3 * n, out: out + 3 * n)
 }
 #endif
