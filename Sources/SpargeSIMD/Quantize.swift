@@ -1,31 +1,44 @@
 // Symmetric INT8 quantization with the GPU code's rounding.
 
-/// Largest |x| over `count` floats.
+/// Largest |x| over `count` floats (a vector at a time: the maximum is exact, so every set
+/// gives the same value).
 @inlinable @inline(__always)
 public func absoluteMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var m = Float8()
+    var m = FloatV()
     var i = 0
-    while i + 8 <= count {
-        let v = load8(x + i)
+    while i + FloatV.scalarCount <= count {
+        let v: FloatV = load(x + i)
         m = maximum(m, v.replacing(with: -v, where: v .< 0))
-        i += 8
+        i += FloatV.scalarCount
     }
     var r = horizontalMax(m)
     while i < count { r = Swift.max(r, Swift.abs(x[i])); i += 1 }
     return r
 }
 
+#if SPARGE_AVX512
+/// `FloatV`'s lanes as int32 (the quantized values before narrowing).
+public typealias QuantizedLanesV = SIMD16<Int32>
+/// `FloatV`'s lanes as int8.
+public typealias QuantizedBytesV = SIMD16<Int8>
+#else
+/// `FloatV`'s lanes as int32 (the quantized values before narrowing).
+public typealias QuantizedLanesV = SIMD8<Int32>
+/// `FloatV`'s lanes as int8.
+public typealias QuantizedBytesV = SIMD8<Int8>
+#endif
+
 /// Largest |x| over `count` floats, or NaN when one of them is NaN or infinite (`x * 0` is 0
 /// for every finite x and NaN otherwise: the finiteness check rides on the same pass).
 @inlinable @inline(__always)
 public func absoluteMaxOrNaN(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var m = Float8(), poison = Float8()
+    var m = FloatV(), poison = FloatV()
     var i = 0
-    while i + 8 <= count {
-        let v = load8(x + i)
+    while i + FloatV.scalarCount <= count {
+        let v: FloatV = load(x + i)
         m = maximum(m, v.replacing(with: -v, where: v .< 0))
         poison += v * 0
-        i += 8
+        i += FloatV.scalarCount
     }
     var r = horizontalMax(m), p = horizontalSum(poison)
     while i < count { r = Swift.max(r, Swift.abs(x[i])); p += x[i] * 0; i += 1 }
@@ -45,12 +58,13 @@ public func quantizeRow(
     _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, scale: Float,
     into out: UnsafeMutablePointer<Int8>
 ) {
-    let pm = Float8(repeating: premultiplier), sc = Float8(repeating: scale), reciprocal = Float8(repeating: 1 / scale)
-    let half = Float8(repeating: 0.5), limit = Float8(repeating: 127.5)
-    let near = Float8(repeating: 1.0 / 8192), farBelow = Float8(repeating: 1 - 1.0 / 8192)
+    typealias V = FloatV  // every lane on its own: the same bytes at any width
+    let pm = V(repeating: premultiplier), sc = V(repeating: scale), reciprocal = V(repeating: 1 / scale)
+    let half = V(repeating: 0.5), limit = V(repeating: 127.5)
+    let near = V(repeating: 1.0 / 8192), farBelow = V(repeating: 1 - 1.0 / 8192)
     var i = 0
-    while i + 8 <= count {
-        let z = load8(x + i) * pm
+    while i + V.scalarCount <= count {
+        let z = load(x + i, as: V.self) * pm
         var y = z * reciprocal
         var a = y.replacing(with: -y, where: y .< 0) + half     // |y| + 0.5, rounded as y +- 0.5
         if any(.!(a .< limit)) { break }                       // NaN, inf or out of range: scalar path
@@ -61,12 +75,12 @@ public func quantizeRow(
             if any(.!(a .< limit)) { break }
             t = floorOfSmall(a)
         }
-        var n = unsafeBitCast(t + Float8(repeating: 8388608.0), to: SIMD8<Int32>.self) &- 0x4B00_0000  // t's integer bits
+        var n = unsafeBitCast(t + V(repeating: 8388608.0), to: QuantizedLanesV.self) &- 0x4B00_0000  // t's integer bits
         n.replace(with: 0 &- n, where: y .< 0)
-        var bytes = SIMD8<Int8>()  // lane by lane: the generic conversion is a call in some builds
-        for l in 0..<8 { bytes[l] = Int8(truncatingIfNeeded: n[l]) }
-        UnsafeMutableRawPointer(out + i).storeBytes(of: bytes, as: SIMD8<Int8>.self)
-        i += 8
+        var bytes = QuantizedBytesV()  // lane by lane: the generic conversion is a call in some builds
+        for l in 0..<V.scalarCount { bytes[l] = Int8(truncatingIfNeeded: n[l]) }
+        UnsafeMutableRawPointer(out + i).storeBytes(of: bytes, as: QuantizedBytesV.self)
+        i += V.scalarCount
     }
     while i < count {
         let y = (x[i] * premultiplier) / scale
@@ -80,8 +94,8 @@ public func quantizeRow(
 
 /// floor(a) for 0 <= a < 2^23: round to nearest, then step down where that went up.
 @inlinable @inline(__always)
-func floorOfSmall(_ a: Float8) -> Float8 {
-    let magic = Float8(repeating: 8388608.0)  // 2^23: adding it rounds to an integer
+func floorOfSmall(_ a: FloatV) -> FloatV {
+    let magic = FloatV(repeating: 8388608.0)  // 2^23: adding it rounds to an integer
     let t = (a + magic) - magic
     return t.replacing(with: t - 1, where: t .> a)
 }
