@@ -22,7 +22,8 @@ def ensure(module, package, required=True):
         return True
     except ImportError:
         print(f"installing {package} with pip ...", file=sys.stderr)
-        done = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet", package]) == 0
+        quick = [] if required else ["--retries", "0", "--timeout", "10"]  # optional: give up fast offline
+        done = subprocess.call([sys.executable, "-m", "pip", "install", "--quiet"] + quick + [package]) == 0
         if required and not done:
             sys.exit(f"could not install {package}")
         return done
@@ -37,6 +38,9 @@ def load_safetensors(path):
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])
     kinds = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    unknown = {e["dtype"] for k, e in header.items() if k != "__metadata__"} - set(kinds)
+    if unknown:
+        sys.exit(f"{path}: element types {sorted(unknown)} not supported (F32, BF16, F16)")
     out = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -96,7 +100,9 @@ def main():
                 return statistics.median(times)
 
             def sparge_time(extra, dtype="f32", isa=None):
-                env = dict(os.environ, SPARGE_ISA=isa) if isa else None
+                env = {k: v for k, v in os.environ.items() if k != "SPARGE_ISA"}  # the default level...
+                if isa:
+                    env["SPARGE_ISA"] = isa  # ...or the forced one
                 out = subprocess.run([args.sparge, "run", "--input", files[dtype], "--threads", str(args.threads),
                                       "--repeat", str(args.calls), "--json"] + extra, capture_output=True, text=True, check=True,
                                      env=env).stdout

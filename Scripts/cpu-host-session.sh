@@ -14,7 +14,9 @@ lscpu | grep -E "Model name|^CPU\(s\)|Flags" | cut -c1-200
 for t in 16 2; do
     python3 Scripts/compare_torch.py --sparge "$sparge" --threads "$t" --rounds 5 --json "$out/compare_t$t.json" 2>&1 | tee "$out/compare_t$t.log"
 done
-input=$(mktemp -d)/h16.safetensors
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+input=$scratch/h16.safetensors
 "$sparge" generate --output "$input" --workload medium --heads 16 --n 16384 --d 64 > /dev/null
 one=$("$sparge" run --input "$input" --threads 1 --repeat 3 --top-k 0.5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')
 many=$("$sparge" run --input "$input" --threads 16 --repeat 9 --top-k 0.5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])')

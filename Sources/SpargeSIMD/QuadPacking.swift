@@ -43,7 +43,7 @@ public func packColumnQuads(
     let corrections = quads * columns  // word index of column 0's correction
     if rows < columns {
         for j in 0...quads {
-            (dst + 4 * (j * columns + rows)).initializeMemory(as: Int32.self, repeating: 0, count: columns - rows)
+            for c in rows..<columns { dst.storeBytes(of: 0, toByteOffset: 4 * (j * columns + c), as: Int32.self) }
         }
     }
     for c in 0..<rows {

@@ -28,10 +28,11 @@ public typealias QuantizedLanesV = SIMD8<Int32>
 public typealias QuantizedBytesV = SIMD8<Int8>
 #endif
 
-/// Largest |x| over `count` floats, or NaN when one of them is NaN or infinite (`x * 0` is 0
-/// for every finite x and NaN otherwise: the finiteness check rides on the same pass).
+/// Largest |x| over `count` floats (NaN ignored, as ``absoluteMax(_:count:)``) and whether all
+/// of them are finite (`x * 0` is 0 for every finite x and NaN otherwise: the check rides on
+/// the same pass).
 @inlinable @inline(__always)
-public func absoluteMaxOrNaN(_ x: UnsafePointer<Float>, count: Int) -> Float {
+public func absoluteMaxAndFiniteness(_ x: UnsafePointer<Float>, count: Int) -> (max: Float, finite: Bool) {
     var m = FloatV(), poison = FloatV()
     var i = 0
     while i + FloatV.scalarCount <= count {
@@ -42,7 +43,7 @@ public func absoluteMaxOrNaN(_ x: UnsafePointer<Float>, count: Int) -> Float {
     }
     var r = horizontalMax(m), p = horizontalSum(poison)
     while i < count { r = Swift.max(r, Swift.abs(x[i])); p += x[i] * 0; i += 1 }
-    return r + p
+    return (r, !p.isNaN)
 }
 
 /// `out[i] = trunc(x[i] * premultiplier / scale + 0.5 * sign)`: round half away from zero of

@@ -202,6 +202,18 @@ struct KernelLevelTests {
         let scaleFast = k.quantizeBlock(x, count: x.count, premultiplier: 0.18, into: &int8Fast)
         let scaleSlow = scalar.quantizeBlock(x, count: x.count, premultiplier: 0.18, into: &int8Slow)
         #expect(scaleFast.bitPattern == scaleSlow.bitPattern && int8Fast == int8Slow, "\(level) quantizeBlock d=\(d)")
+        // Values on and next to rounding boundaries (k + 0.5 steps of the block's scale), where
+        // the vector loop divides instead of multiplying: the same bytes on every set.
+        var edges = rng.gaussians(rows * d, scale: 2)
+        edges[edges.count - 1] = 5
+        let step = 5 / Float(127) + 1e-7
+        for i in stride(from: 0, to: edges.count - 1, by: 3) {
+            let edge = (Float(i % 120) + 0.5) * step * (i % 2 == 0 ? 1 : -1)
+            edges[i] = i % 9 == 0 ? edge : (i % 9 == 3 ? edge.nextUp : edge.nextDown)
+        }
+        let edgeScaleFast = k.quantizeBlock(edges, count: edges.count, premultiplier: 1, into: &int8Fast)
+        let edgeScaleSlow = scalar.quantizeBlock(edges, count: edges.count, premultiplier: 1, into: &int8Slow)
+        #expect(edgeScaleFast.bitPattern == edgeScaleSlow.bitPattern && int8Fast == int8Slow, "\(level) quantizeBlock at boundaries d=\(d)")
     }
 
     /// (Nq, Nk, D, heads, kvHeads, causal): ragged, below a block, GQA, Nq != Nk, D 1...256.

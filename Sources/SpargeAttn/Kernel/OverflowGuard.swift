@@ -49,23 +49,27 @@ enum OverflowGuard {
         let shared = UnsafeSendable(units)
         parallelFor(items: heads, threads: workers) { _, item in
             let b = item / s.kvHeads, h = item % s.kvHeads
-            var m: Float = 0
+            var m: Float = 0, allFinite = true
             if v.isFloat32 && v.rowStride == d {
-                m = absoluteMaxOrNaN(v.row(b, h, 0), count: s.keyLength * d)
+                (m, allFinite) = absoluteMaxAndFiniteness(v.row(b, h, 0), count: s.keyLength * d)
             } else {
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, d)) { t in
                     for n in 0..<s.keyLength {
-                        let row = absoluteMaxOrNaN(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d)
-                        m = row.isNaN || m.isNaN ? .nan : Swift.max(m, row)
+                        let row = absoluteMaxAndFiniteness(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d)
+                        m = Swift.max(m, row.max)
+                        allFinite = allFinite && row.finite
                     }
                 }
             }
-            // A head with a NaN or infinity is marked by a NaN unit here, then given unit 1.
-            shared.value[item] = m.isNaN ? .nan : unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+            // The unit of the largest |v| (an infinity gives 1), negated here to mark a head with a
+            // NaN or infinity (no allocation for the flags).
+            let u = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+            shared.value[item] = allFinite ? u : -u
         }
         var scan = ValueScan(scaled: false, finite: true)
-        for i in 0..<heads where units[i] != 1 {
-            if units[i].isNaN { units[i] = 1; scan.finite = false } else { scan.scaled = true }
+        for i in 0..<heads {
+            if units[i] < 0 { units[i] = -units[i]; scan.finite = false }
+            if units[i] != 1 { scan.scaled = true }
         }
         return scan
     }

@@ -31,7 +31,9 @@ struct SparsePipeline {
     /// query and key block's mean is computed anyway, and is not finite when the block holds a
     /// NaN or infinity, and V's overflow pass checks V with fp32 P.V. Not with fp16 rounding of
     /// the inputs (its range check must see infinities first) or a token order (the errors
-    /// name the caller's element).
+    /// name the caller's element). A finite block whose sum overflows (|x| above about 1e36)
+    /// looks the same: that call pays the exact scans and a second preparation. A rejected
+    /// call reports the non-finite input after the other argument errors, not before them.
     static func detectsNonFinite(_ p: SpargeParameters, tokenOrder: TokenOrder?) -> Bool {
         let half = HalfRoundedInputs(p)
         return p.nonFinitePolicy == .reject && p.gpuReproduction.pvNumerics == .fp32 && !half.queriesAndKeys && !half.values
