@@ -112,6 +112,64 @@ struct InputValidationTests {
         }
     }
 
+    /// The pipeline's own check under the options that change its passes: Q smoothing,
+    /// fixed-point P.V, a caller's block map (no stage 1), key padding, causal GQA with
+    /// Nq != Nk, bf16 inputs. A NaN in K (or an infinity in V) gives the upfront scan's error.
+    @Test(arguments: ["smoothQ", "fixedPointPV", "blockMap", "keyPadding", "causal", "bf16", "noSmoothK"])
+    func sparseCallsCatchNonFiniteInputsUnderEveryOption(option: String) throws {
+        let s = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 200, keyLength: 330, headDim: 40)
+        var rng = TestRNG(seed: 23)
+        let q = rng.gaussians(s.queryElements), k0 = rng.gaussians(s.keyElements), v0 = rng.gaussians(s.keyElements)
+        var p = SpargeParameters.recommended
+        var map: BlockMap? = nil, padding: KeyPaddingMask? = nil
+        switch option {
+        case "smoothQ": p.smoothQ = true
+        case "fixedPointPV": p.fixedPointPV = true
+        case "blockMap":
+            let (nq, nk) = s.blockCounts(blockQ: p.blockQ, blockK: p.blockK)
+            map = BlockMap.full(batch: s.batch, heads: s.heads, queryBlocks: nq, keyBlocks: nk)
+        case "keyPadding": padding = try KeyPaddingMask(validLengths: [330, 200], keyLength: 330)
+        case "causal": p.causal = true
+        case "noSmoothK": p.smoothK = false
+        default: break
+        }
+        for (tensor, index, value) in [("k", s.keyElements - 41, Float.nan), ("v", 1234, -Float.infinity)] {
+            var k = k0, v = v0
+            if tensor == "k" { k[index] = value } else { v[index] = value }
+            var out = [Float](repeating: 7, count: s.queryElements)
+            let error = #expect(throws: SpargeError.self, "\(option) \(tensor)") {
+                if option == "bf16" {
+                    let (qb, kb, vb) = (q.map(BFloat16.init), k.map(BFloat16.init), v.map(BFloat16.init))
+                    _ = try qb.withUnsafeBufferPointer { qp in
+                        try kb.withUnsafeBufferPointer { kp in
+                            try vb.withUnsafeBufferPointer { vp in
+                                try out.withUnsafeMutableBufferPointer { o in
+                                    try SpargeAttention.sparse(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp),
+                                                               output: AttentionOutput(o), shape: s, parameters: p, threads: 2)
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    _ = try q.withUnsafeBufferPointer { qp in
+                        try k.withUnsafeBufferPointer { kp in
+                            try v.withUnsafeBufferPointer { vp in
+                                try out.withUnsafeMutableBufferPointer { o in
+                                    try SpargeAttention.sparse(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp),
+                                                               output: AttentionOutput(o), shape: s, parameters: p, blockMap: map,
+                                                               threads: 2, keyPadding: padding)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let expected = SpargeError.nonFiniteInput(name: tensor, index: index, value: value)
+            #expect(error.map { "\($0)" } == "\(expected)", "\(option) \(tensor)")
+            #expect(out.allSatisfy { $0 == 7 }, "\(option): the output is untouched")
+        }
+    }
+
     /// Finite inputs whose block means overflow (|x| near the fp32 limit) look non-finite to
     /// the pipeline's check; the exact scan finds nothing and the call runs: the same output
     /// as with the check off (`.propagate`), finite.
