@@ -1,36 +1,14 @@
 // Symmetric INT8 quantization with the GPU code's rounding.
 
 /// Largest |x| over `count` floats (a vector at a time: the maximum is exact, so every set
-/// gives the same value).
+/// gives the same value; NaN is ignored).
 @inlinable @inline(__always)
 public func absoluteMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
-    var m = FloatV()
-    var i = 0
-    while i + FloatV.scalarCount <= count {
-        let v: FloatV = load(x + i)
-        m = maximum(m, v.replacing(with: -v, where: v .< 0))
-        i += FloatV.scalarCount
-    }
-    var r = horizontalMax(m)
-    while i < count { r = Swift.max(r, Swift.abs(x[i])); i += 1 }
-    return r
+    absoluteMaxAndFiniteness(x, count: count).max
 }
 
-#if SPARGE_AVX512
-/// `FloatV`'s lanes as int32 (the quantized values before narrowing).
-public typealias QuantizedLanesV = SIMD16<Int32>
-/// `FloatV`'s lanes as int8.
-public typealias QuantizedBytesV = SIMD16<Int8>
-#else
-/// `FloatV`'s lanes as int32 (the quantized values before narrowing).
-public typealias QuantizedLanesV = SIMD8<Int32>
-/// `FloatV`'s lanes as int8.
-public typealias QuantizedBytesV = SIMD8<Int8>
-#endif
-
-/// Largest |x| over `count` floats (NaN ignored, as ``absoluteMax(_:count:)``) and whether all
-/// of them are finite (`x * 0` is 0 for every finite x and NaN otherwise: the check rides on
-/// the same pass).
+/// ``absoluteMax(_:count:)`` and whether all `count` floats are finite (`x * 0` is 0 for every
+/// finite x and NaN otherwise: the check rides on the same pass).
 @inlinable @inline(__always)
 public func absoluteMaxAndFiniteness(_ x: UnsafePointer<Float>, count: Int) -> (max: Float, finite: Bool) {
     var m = FloatV(), poison = FloatV()
@@ -45,6 +23,18 @@ public func absoluteMaxAndFiniteness(_ x: UnsafePointer<Float>, count: Int) -> (
     while i < count { r = Swift.max(r, Swift.abs(x[i])); p += x[i] * 0; i += 1 }
     return (r, !p.isNaN)
 }
+
+#if SPARGE_AVX512
+/// `FloatV`'s lanes as int32 (the quantized values before narrowing).
+public typealias QuantizedLanesV = SIMD16<Int32>
+/// `FloatV`'s lanes as int8.
+public typealias QuantizedBytesV = SIMD16<Int8>
+#else
+/// `FloatV`'s lanes as int32 (the quantized values before narrowing).
+public typealias QuantizedLanesV = SIMD8<Int32>
+/// `FloatV`'s lanes as int8.
+public typealias QuantizedBytesV = SIMD8<Int8>
+#endif
 
 /// `out[i] = trunc(x[i] * premultiplier / scale + 0.5 * sign)`: round half away from zero of
 /// `x / scale` computed with an fp32 division, exactly as the authors' Triton kernels do.

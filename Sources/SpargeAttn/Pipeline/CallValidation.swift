@@ -36,14 +36,7 @@ enum CallValidation {
         if policy == .reject && !pipelineChecksFinite {
             let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
             defer { if temp == nil { scratch.deallocate() } }
-            try requireFinite(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim,
-                              temp: scratch, threads: threads)
-            try requireFinite(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim,
-                              temp: scratch, threads: threads)
-            if let vv {
-                try requireFinite(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim,
-                                  temp: scratch, threads: threads)
-            }
+            try requireFiniteInputs(q: qv, k: kv, v: vv, shape: shape, temp: scratch, threads: threads)
         }
         if halfRounded.queriesAndKeys || (halfRounded.values && vv != nil) {
             let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
@@ -101,6 +94,17 @@ enum CallValidation {
                                  temp: UnsafeMutablePointer<Float>) throws {
         if let (i, x) = firstBeyondHalfRange(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) {
             throw SpargeError.beyondHalfRange(name: name, index: i, value: x, reason: HalfRoundedInputs.reason(name: name))
+        }
+    }
+
+    /// ``requireFinite(_:name:batch:heads:tokens:d:temp:threads:)`` on Q, K and V (when given) of
+    /// `shape`, in that order: the error names the first non-finite element in flat order.
+    static func requireFiniteInputs(q: TensorView, k: TensorView, v: TensorView?, shape s: AttentionShape,
+                                    temp: UnsafeMutablePointer<Float>, threads: Int) throws {
+        try requireFinite(q, name: "q", batch: s.batch, heads: s.heads, tokens: s.queryLength, d: s.headDim, temp: temp, threads: threads)
+        try requireFinite(k, name: "k", batch: s.batch, heads: s.kvHeads, tokens: s.keyLength, d: s.headDim, temp: temp, threads: threads)
+        if let v {
+            try requireFinite(v, name: "v", batch: s.batch, heads: s.kvHeads, tokens: s.keyLength, d: s.headDim, temp: temp, threads: threads)
         }
     }
 

@@ -1,3 +1,5 @@
+import SpargeSIMD
+
 // Everything stage 2 reads, prepared once per call from the caller's Q, K, V:
 // K smoothing (section 1), the stage-1 block summaries (section 2, steps 1-2), the INT8
 // blocks and their scales (section 3) in the packed layouts of the score micro-kernel, V
@@ -178,8 +180,9 @@ final class SparseOperands: @unchecked Sendable {
     /// held in `block`; accounts the first to stage 1 and leaves `scratch.lastMark` at the
     /// start of quantization. A NaN or infinity in the block makes its mean, `pooled`, not
     /// finite (a sum of finite values overflows only beyond about 1e36): then
-    /// `scratch.sawNonFinite` is set, for the pipeline's non-finite check. With `center` (Q smoothing) the rows' mean is subtracted after
-    /// the summary and written there times `premultiplier`. Returns (self-similarity, scale).
+    /// `scratch.sawNonFinite` is set, for the pipeline's non-finite check. With `center` (Q
+    /// smoothing) the rows' mean is subtracted after the summary and written there times
+    /// `premultiplier`. Returns (self-similarity, scale).
     private func summarizeAndQuantize(
         _ block: UnsafeMutablePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
         partialBlocks: PartialBlockRule, pooled: UnsafeMutablePointer<Float>, int8: UnsafeMutablePointer<Int8>,
@@ -188,9 +191,7 @@ final class SparseOperands: @unchecked Sendable {
         let d = w.headDim
         let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
                                  partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
-        var poison: Float = 0
-        for c in 0..<d { poison += pooled[c] * 0 }
-        if poison.isNaN { w.sawNonFinite = true }
+        if firstNonFinite(pooled, count: d) != nil { w.sawNonFinite = true }
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start
         if let center { centerRows(block, rows: rows, d: d, premultiplier: premultiplier, mean: center, sums: w.sums.pointer) }

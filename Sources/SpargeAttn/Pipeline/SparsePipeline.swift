@@ -223,13 +223,8 @@ extension SparsePipeline {
                             _ run: (SparsePipeline) -> SparseRunOutcome) throws -> SparseRunOutcome {
         let outcome = run(self)
         guard outcome.suspectsNonFinite else { return outcome }
-        let s = shape, temp = storage.temp.pointer
-        try CallValidation.requireFinite(views.q, name: "q", batch: s.batch, heads: s.heads, tokens: s.queryLength, d: s.headDim,
-                                         temp: temp, threads: storage.workers)
-        try CallValidation.requireFinite(views.k, name: "k", batch: s.batch, heads: s.kvHeads, tokens: s.keyLength, d: s.headDim,
-                                         temp: temp, threads: storage.workers)
-        try CallValidation.requireFinite(views.v, name: "v", batch: s.batch, heads: s.kvHeads, tokens: s.keyLength, d: s.headDim,
-                                         temp: temp, threads: storage.workers)
+        try CallValidation.requireFiniteInputs(q: views.q, k: views.k, v: views.v, shape: shape, temp: storage.temp.pointer,
+                                               threads: storage.workers)
         var unchecked = self
         unchecked.detectsNonFinite = false
         return run(unchecked)
