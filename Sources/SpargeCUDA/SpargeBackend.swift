@@ -14,9 +14,8 @@ extension SpargeAttention {
     /// Sparse attention on the chosen backend, with the same inputs, outputs and result as
     /// the CPU entry point. The GPU form builds a `SpargeCUDAPlan` for the call; keep a plan
     /// to reuse its device buffers across calls. `lse` (`B,H,Nq` floats) gets each query row's
-    /// natural-log log-sum-exp on both backends alike; `keyPadding` masks padded keys on the
-    /// CPU, while the GPU refuses a mask that pads keys (``SpargeAttn/SpargeError/unsupported(_:)``:
-    /// its stage 1 does not match the CPU path's blocks for padded batches yet).
+    /// natural-log log-sum-exp on both backends alike; `keyPadding` masks padded keys on both
+    /// backends alike.
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,

@@ -91,10 +91,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     ///   - lse: where to write each query row's log-sum-exp (`B,H,Nq` floats, natural log of
     ///     the sum of `e^s` over the keys the row attended, `s` the scaled score; -inf for a
     ///     row with no key): the CPU path's definition, on both stage-2 kernels.
-    ///   - keyPadding: which keys are padding (``SpargeAttn/KeyPaddingMask``). A mask that pads
-    ///     no key is accepted; one that pads keys throws ``SpargeAttn/SpargeError/unsupported(_:)``:
-    ///     the GPU's stage 1 does not yet select the same blocks as the CPU path for padded
-    ///     batches (the experimental path behind `SPARGE_CUDA_KEY_PADDING=1` is kept for that work).
+    ///   - keyPadding: which keys are padding (``SpargeAttn/KeyPaddingMask``), as on the CPU
+    ///     path: key blocks whose keys are all padding score -inf in stage 1 and are never
+    ///     selected, and padded keys score -inf in stage 2. A mask of the wrong size throws
+    ///     ``SpargeAttn/SpargeError/invalidParameter(_:)``.
     @discardableResult
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
@@ -158,8 +158,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// block `B x nk` flags (bit 0: some key is padding, bit 1: every key is); nil without a
     /// mask or when no key is padding. A mask of the wrong size is
     /// ``SpargeAttn/SpargeError/invalidParameter(_:)``.
-    static func keyPaddingBytes(_ mask: KeyPaddingMask?, shape: AttentionShape, blockK: Int,
-                                experimental: Bool = experimentalKeyPadding) throws -> (valid: [UInt8], flags: [UInt8])? {
+    static func keyPaddingBytes(_ mask: KeyPaddingMask?, shape: AttentionShape, blockK: Int) throws -> (valid: [UInt8], flags: [UInt8])? {
         guard let mask else { return nil }
         guard mask.batch == shape.batch, mask.keyLength == shape.keyLength else {
             throw SpargeError.invalidParameter("keyPadding is \(mask.batch) x \(mask.keyLength), the shape needs batch x keyLength = \(shape.batch) x \(shape.keyLength)")
@@ -176,16 +175,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                 if real < keys.count { flags[b * nk + j] = real == 0 ? 3 : 1; any = true }
             }
         }
-        guard any else { return nil }
-        guard experimental else {
-            throw SpargeError.unsupported("keyPadding with padded keys on the CUDA backend: its stage 1 does not yet select the CPU path's blocks for padded batches (cuda-check on an H200: 15-16 of about 430 blocks differ); run padded batches with backend .cpu, or set SPARGE_CUDA_KEY_PADDING=1 to try the experimental GPU path")
-        }
-        return (valid, flags)
+        return any ? (valid, flags) : nil
     }
-
-    /// Whether `SPARGE_CUDA_KEY_PADDING=1` opts into the GPU's key padding path, which does not
-    /// match the CPU path yet (kept to be debugged on a GPU; `sparge cuda-check` shows it).
-    public static var experimentalKeyPadding: Bool { Kernels.environmentInt("SPARGE_CUDA_KEY_PADDING", in: 0...1) == 1 }
 
     private func quantizedTensors() throws -> QuantizedTensors {
         let s = shape, d = s.headDim, b = buffers
@@ -356,7 +347,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a0.add(int: H); a0.add(int: s.groupSize); a0.add(int: nq); a0.add(int: nk); a0.add(int: d)
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
             a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
-            a0.add(b.scores.pointer)
+            a0.add(keyPadding?.flags ?? 0); a0.add(b.scores.pointer)
             try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * d + 32 * (d + 1)) * 4,
                            a0, name: "block_scores")
             try profiler?.mark("scores")

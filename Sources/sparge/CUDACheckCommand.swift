@@ -102,9 +102,7 @@ struct CUDACheckCommand {
                 }
             }
         }
-        // Padded masks run only on the experimental path (SPARGE_CUDA_KEY_PADDING=1): without
-        // it the backend refuses them, which the module's tests check.
-        let masks: [KeyPaddingMask?] = SpargeCUDAPlan.experimentalKeyPadding ? [nil, padding] : [nil]
+        let masks: [KeyPaddingMask?] = [nil, padding]
         return try masks.flatMap { mask in
             try sets.map { (label, p) in
                 try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
@@ -190,11 +188,15 @@ struct CUDACheckCommand {
         p.gpuReproduction.gpuRounding = rng.uniform() < 0.3
         p.attentionSink = rng.uniform() < 0.2
         let nhd = rng.uniform() < 0.4
-        let type = [ElementType.float32, .float16, .bfloat16][rng.int(0...2)]
+        var type = [ElementType.float32, .float16, .bfloat16][rng.int(0...2)]
+        // Diagnosis: every random case in one element type (SPARGE_CHECK_TYPE=float32|float16|bfloat16).
+        if let forced = ProcessInfo.processInfo.environment["SPARGE_CHECK_TYPE"].flatMap(ElementType.init(rawValue:)) { type = forced }
         // Structured data (a few directions shared by neighbouring tokens) so selection matters.
         func tensor(heads: Int, tokens: Int, shift: Float) -> [Float] {
             var x = [Float](repeating: 0, count: batch * heads * tokens * d)
             for i in 0..<x.count { x[i] = rng.gaussian() * 0.5 + shift * sin(Float(i / d / 16) + Float(i % d)) }
+            // Diagnosis: the same cases with every value fp16-representable (SPARGE_CHECK_HALF_VALUES=1).
+            if ProcessInfo.processInfo.environment["SPARGE_CHECK_HALF_VALUES"] == "1" { x = x.map { Float(Float16($0)) } }
             return x
         }
         let q = tensor(heads: shape.heads, tokens: nq, shift: 1), k = tensor(heads: kvHeads, tokens: nk, shift: 1.5)

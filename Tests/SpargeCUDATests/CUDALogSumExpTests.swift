@@ -75,8 +75,7 @@ import SpargeAttn
         for t in 0..<140 { valid[t] = false }
         for t in 400..<523 { valid[523 + t] = false }
         let leftRight = try KeyPaddingMask(batch: 2, keyLength: 523, valid: valid)
-        // Padded masks are refused unless the experimental GPU path is on (it does not match yet).
-        let masks = SpargeCUDAPlan.experimentalKeyPadding ? [nil, padding, leftRight] : [nil]
+        let masks = [nil, padding, leftRight]
         for mask in masks {
             for (label, p) in sets {
                 let r = try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
@@ -97,13 +96,13 @@ import SpargeAttn
         for t in 0..<4 { valid[t] = false }          // batch 0: block 0 (keys 0-3) all padding
         valid[10 + 9] = false                         // batch 1: the last, short block partly
         let mask = try KeyPaddingMask(batch: 2, keyLength: 10, valid: valid)
-        let bytes = try #require(try SpargeCUDAPlan.keyPaddingBytes(mask, shape: shape, blockK: 4, experimental: true))
+        let bytes = try #require(try SpargeCUDAPlan.keyPaddingBytes(mask, shape: shape, blockK: 4))
         #expect(bytes.valid == valid.map { $0 ? 1 : 0 })
         #expect(bytes.flags == [3, 0, 0, 0, 0, 1])
         let none = try KeyPaddingMask(validLengths: [10, 10], keyLength: 10)
         #expect(try SpargeCUDAPlan.keyPaddingBytes(none, shape: shape, blockK: 4) == nil)
-        // Without the experimental path a mask that pads keys is refused with a typed error.
-        #expect(throws: SpargeError.self) { try SpargeCUDAPlan.keyPaddingBytes(mask, shape: shape, blockK: 4, experimental: false) }
+        // A mask of another shape is a typed error.
+        #expect(throws: SpargeError.self) { try SpargeCUDAPlan.keyPaddingBytes(mask, shape: AttentionShape(batch: 2, heads: 1, queryLength: 8, keyLength: 11, headDim: 32), blockK: 4) }
     }
 
     /// The comparison itself: -inf must meet -inf, NaN fails, finite rows give the largest gap.

@@ -332,12 +332,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
         ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
         // Unmasked tiles keep the biased sums: the row maxima come out exactly as in the CPU
-        // path (the bias subtracts exactly), and the bias folds into the exponent's constant
-        // (-m - 1.5 * 2^23 * sc, rounded once: 2^-13 of a unit of the exponent at worst, ten
-        // times below the fp16 rounding of P).
+        // path (the bias subtracts exactly), and each exponent is (s - 1.5 * 2^23) * sc - m,
+        // the subtraction exact. (Folding the bias into the constant, -m - 1.5 * 2^23 * sc,
+        // saved that subtraction but rounded the constant at its magnitude: with large Q and K
+        // scales, 2^-9 of a unit of the exponent per key block, 1.4e-3 in the log-sum-exp.)
         if (!masked) { ml0 = __fmul_rn(__fsub_rn(ml0, MAGIC_F), sc); ml1 = __fmul_rn(__fsub_rn(ml1, MAGIC_F), sc); }
         const float mul = masked ? 1.0f : sc;
-        const float bias = masked ? 0.0f : __fmul_rn(MAGIC_F, sc);
+        const float sub = masked ? 0.0f : MAGIC_F;
         // Steps 2-3: the filter for the whole query block (see AttentionSource).
         const bool exempt = ords[idx] >= selected - exemptTail;
         bool skip = false;
@@ -358,11 +359,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #if PV_FP8
         // P = 2^(S - m + 8.807) in fp32; l sums it unrounded, P.V takes it rounded to e4m3,
         // packed in the accumulator order (V^T's keys are permuted to match, prep_values_t8).
-        const float sh0 = __fadd_rn(__fsub_rn(mn0 == -SP_INF ? 0.0f : -mn0, bias), FP8_OFFSET);
-        const float sh1 = __fadd_rn(__fsub_rn(mn1 == -SP_INF ? 0.0f : -mn1, bias), FP8_OFFSET);
+        const float sh0 = __fadd_rn(mn0 == -SP_INF ? 0.0f : -mn0, FP8_OFFSET);
+        const float sh1 = __fadd_rn(mn1 == -SP_INF ? 0.0f : -mn1, FP8_OFFSET);
         float pf[BK / 2];
         #pragma unroll
-        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(s[e], mul, (e & 2) ? sh1 : sh0));
+        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(__fsub_rn(s[e], sub), mul, (e & 2) ? sh1 : sh0));
         if (masked || skip) {
             const bool keep0 = !(mn0 == -SP_INF || skip), keep1 = !(mn1 == -SP_INF || skip);
             #pragma unroll
@@ -382,20 +383,20 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             pn[kk][3] = e4m3pack(x[10], x[11], x[14], x[15]);
         }
 #else
-        const float sh0 = __fsub_rn(mn0 == -SP_INF ? 0.0f : -mn0, bias), sh1 = __fsub_rn(mn1 == -SP_INF ? 0.0f : -mn1, bias);
+        const float sh0 = mn0 == -SP_INF ? 0.0f : -mn0, sh1 = mn1 == -SP_INF ? 0.0f : -mn1;
         if (masked || skip) {
             // Rows without any key so far, and skipped tiles, get P = 0.
             const unsigned keep0 = mn0 == -SP_INF || skip ? 0u : 0xffffffffu, keep1 = mn1 == -SP_INF || skip ? 0u : 0xffffffffu;
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
-                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0)) & keep0;
-                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1)) & keep1;
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(__fsub_rn(s[4 * n], sub), mul, sh0), fmaf(__fsub_rn(s[4 * n + 1], sub), mul, sh0)) & keep0;
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(__fsub_rn(s[4 * n + 2], sub), mul, sh1), fmaf(__fsub_rn(s[4 * n + 3], sub), mul, sh1)) & keep1;
             }
         } else {
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
-                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(s[4 * n], mul, sh0), fmaf(s[4 * n + 1], mul, sh0));
-                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(s[4 * n + 2], mul, sh1), fmaf(s[4 * n + 3], mul, sh1));
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(__fsub_rn(s[4 * n], sub), mul, sh0), fmaf(__fsub_rn(s[4 * n + 1], sub), mul, sh0));
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(__fsub_rn(s[4 * n + 2], sub), mul, sh1), fmaf(__fsub_rn(s[4 * n + 3], sub), mul, sh1));
             }
         }
 #endif

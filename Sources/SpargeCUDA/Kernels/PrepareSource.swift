@@ -208,11 +208,13 @@ PREP_BLOCKS(prep_blocks_bf16, 2)
 
 // Section 2, step 3: compressed scores of 8 query blocks x 32 key blocks per thread block,
 // each a sequential dot product in the CPU's order, with the -inf of key blocks that are not
-// self-similar and of the causal future. grid (ceil(nq/8), ceil(nk/32), B*H), 256 threads,
+// self-similar, of the causal future and (blockFlags bit 1, [B][nk], optional) of key blocks
+// whose keys are all padding, as on the CPU: such blocks take no share of the block softmax,
+// so the CDF count does not depend on them. grid (ceil(nq/8), ceil(nk/32), B*H), 256 threads,
 // dynamic shared memory (8 * D + 32 * (D + 1)) floats.
 extern "C" __global__ void block_scores(const float* pooledQ, const float* pooledK, const float* simK,
         int H, int groupSize, int nq, int nk, int D, int bq, int bk, float scale, const float* theta,
-        int causal, int offset, int gpuRound, float* scores) {
+        int causal, int offset, int gpuRound, const unsigned char* blockFlags, float* scores) {
     extern __shared__ float sm[];
     float* pq = sm;
     float* pk = sm + 8 * D;
@@ -231,7 +233,8 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     if (i >= nq || j >= nk) return;
     float th = theta[h];
     float s;
-    if (!(simK[(i64)kh * nk + j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))) s = -SP_INF;
+    if (!(simK[(i64)kh * nk + j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))
+        || (blockFlags && (blockFlags[(i64)b * nk + j] & 2))) s = -SP_INF;
     else {
         const float* a = pq + (tid >> 5) * D;
         const float* k = pk + (tid & 31) * (D + 1);
