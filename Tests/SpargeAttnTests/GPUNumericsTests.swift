@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SpargeAttn
 @testable import SpargeWorkloads
@@ -47,5 +48,62 @@ struct GPUNumericsTests {
         #expect(SpargeParameters.preset(.sage2TopK, arch: .sm89).gpuReproduction.fp8ValueRange == 2.25)
         let triton = SpargeParameters.preset(.triton)
         #expect(triton.gpuReproduction.quantization == .triton && triton.gpuReproduction.tritonKeyPadding && triton.gpuReproduction.causalMasking == .token && !triton.pvThreshold[0].isFinite)
+    }
+}
+
+/// The fp16 and FP8 P.V emulations depend on the values, not on the element type that carried
+/// them: fp16-representable inputs give the same output as fp32 or fp16 arrays.
+struct NumericsInputTypeTests {
+    @Test(arguments: [PVNumerics.fp16, .fp8])
+    func emulationIgnoresTheInputElementType(_ numerics: PVNumerics) throws {
+        var rng = TestRNG(seed: 412)
+        let shape = AttentionShape(heads: 3, kvHeads: 1, queryLength: 439, keyLength: 413, headDim: 64)
+        func halfValues(_ n: Int, shift: Float) -> [Float] {
+            (0..<n).map { i -> Float in
+                let wave = Float(Foundation.sin(Double(i / 64 / 16 + i % 64)))
+                return Float(Float16(rng.gaussian() * 0.5 + shift * wave))
+            }
+        }
+        let q = halfValues(shape.queryElements, shift: 1), k = halfValues(shape.keyElements, shift: 1.5)
+        let v = halfValues(shape.keyElements, shift: 0)
+        var p = SpargeParameters.recommended
+        p.gpuReproduction.pvNumerics = numerics
+        var out32 = [Float](repeating: 0, count: shape.queryElements), out16 = out32
+        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+            try out32.withUnsafeMutableBufferPointer { o in
+                _ = try SpargeAttention.sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
+                                               shape: shape, parameters: p)
+            }
+        } } }
+        let (q16, k16, v16) = (q.map { Float16($0) }, k.map { Float16($0) }, v.map { Float16($0) })
+        try q16.withUnsafeBufferPointer { q in try k16.withUnsafeBufferPointer { k in try v16.withUnsafeBufferPointer { v in
+            try out16.withUnsafeMutableBufferPointer { o in
+                _ = try SpargeAttention.sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
+                                               shape: shape, parameters: p)
+            }
+        } } }
+        let acc = try Accuracy(out32, reference: out16.map(Double.init))
+        #expect(acc.cosine >= 0.99999, "\(numerics): fp32 vs fp16 arrays of the same values, cosine \(acc.cosine), rel L1 \(acc.relativeL1)")
+    }
+}
+
+/// The fp16 and FP8 emulations round P at the running max of one pass over a row's blocks, as
+/// the GPU kernels do: a call with few query blocks (which split-K would cut into ranges) gives
+/// the bits of the same head inside a call with many.
+struct EmulationSplitTests {
+    @Test(arguments: [PVNumerics.fp16, .fp8])
+    func fewQueryBlocksAreNotSplit(_ numerics: PVNumerics) throws {
+        var rng = TestRNG(seed: 913)
+        let one = AttentionShape(heads: 1, queryLength: 200, keyLength: 1000, headDim: 64)
+        let many = AttentionShape(heads: 16, queryLength: 200, keyLength: 1000, headDim: 64)
+        let q = rng.gaussians(many.queryElements), k = rng.gaussians(many.keyElements), v = rng.gaussians(many.keyElements)
+        var p = SpargeParameters.recommended
+        p.gpuReproduction.pvNumerics = numerics
+        p.selection = .topK(0.6)
+        #expect(splitFactor(items: 2, keyBlocks: 16) > 1, "the single-head call is one that fp32 numerics would split")
+        let (alone, _) = try SpargeAttention.sparse(q: Array(q[0..<one.queryElements]), k: Array(k[0..<one.keyElements]),
+                                                    v: Array(v[0..<one.keyElements]), shape: one, parameters: p)
+        let (all, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: many, parameters: p)
+        #expect(alone == Array(all[0..<one.queryElements]), "\(numerics): head 0 alone must equal head 0 of 16")
     }
 }

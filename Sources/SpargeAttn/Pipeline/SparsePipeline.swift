@@ -129,7 +129,7 @@ struct SparsePipeline {
                 scoreFactor: p.gpuReproduction.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid)
             let items = s.batch * s.heads * g.queryBlocks
-            let chunks = keysPrepared ? splitFactor(items: items, keyBlocks: g.keyBlocks) : st.chunks
+            let chunks = keysPrepared ? sparseSplitFactor(items: items, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
@@ -249,6 +249,14 @@ extension SparsePipeline {
 func splitFactor(items: Int, keyBlocks: Int, minimumItems: Int = 16) -> Int {
     if items >= minimumItems { return 1 }
     return Swift.max(1, Swift.min(keyBlocks, (minimumItems + items - 1) / items))
+}
+
+/// ``splitFactor(items:keyBlocks:minimumItems:)`` for a sparse call with P.V numerics
+/// `numerics`: 1 (no split) with the fp16 and FP8 emulations. They round P = 2^(S - m) at the
+/// running max m of the tiles seen so far, which a split restarts per share, while the GPU
+/// kernels they reproduce visit a row's blocks in one sequence (FP8: 1-2% of the output).
+func sparseSplitFactor(items: Int, keyBlocks: Int, numerics: PVNumerics) -> Int {
+    numerics == .fp32 ? splitFactor(items: items, keyBlocks: keyBlocks) : 1
 }
 
 /// Adds `scale * q_t . mean` to the log-sum-exp of each query row `t` of (b, h): K smoothing

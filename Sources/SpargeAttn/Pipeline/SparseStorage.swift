@@ -27,7 +27,7 @@ final class SparseStorage: @unchecked Sendable {
         }
         let blocks = s.batch * s.heads * g.queryBlocks
         map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
-        chunks = chunkCapacity ?? splitFactor(items: blocks, keyBlocks: g.keyBlocks)
+        chunks = chunkCapacity ?? sparseSplitFactor(items: blocks, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics)
         counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
         partials = chunks > 1
             ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
