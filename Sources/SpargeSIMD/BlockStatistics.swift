@@ -60,7 +60,52 @@ public func quantizeSymmetric(
     return scale
 }
 
+/// `sums[c] += x[r * stride + c]` for `rows` rows of `d` floats, in row order (each column's
+/// sum in the same order at every vector width).
+@inlinable @inline(__always)
+public func sumRowsInOrder(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, into sums: UnsafeMutablePointer<Float>) {
+    let vectorEnd = d - d % FloatV.scalarCount
+    for r in 0..<rows {
+        let row = x + r * stride
+        var c = 0
+        while c < vectorEnd {
+            store(load(sums + c, as: FloatV.self) + load(row + c, as: FloatV.self), sums + c)
+            c += FloatV.scalarCount
+        }
+        while c < d { sums[c] += row[c]; c += 1 }
+    }
+}
+
+/// `out[r * d + c] = x[r * stride + c] - mean[c]` for `rows` rows of `d` floats.
+@inlinable @inline(__always)
+public func subtractMeanFromRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
+                                into out: UnsafeMutablePointer<Float>) {
+    let vectorEnd = d - d % FloatV.scalarCount
+    for r in 0..<rows {
+        let row = x + r * stride, dst = out + r * d
+        var c = 0
+        while c < vectorEnd {
+            store(load(row + c, as: FloatV.self) - load(mean + c, as: FloatV.self), dst + c)
+            c += FloatV.scalarCount
+        }
+        while c < d { dst[c] = row[c] - mean[c]; c += 1 }
+    }
+}
+
 extension KernelSet {
+    /// ``sumRowsInOrder(_:rows:stride:d:into:)`` compiled for this set.
+    @inline(never)
+    public static func addRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, into sums: UnsafeMutablePointer<Float>) {
+        sumRowsInOrder(x, rows: rows, stride: stride, d: d, into: sums)
+    }
+
+    /// ``subtractMeanFromRows(_:rows:stride:d:mean:into:)`` compiled for this set.
+    @inline(never)
+    public static func subtractFromRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
+                                        into out: UnsafeMutablePointer<Float>) {
+        subtractMeanFromRows(x, rows: rows, stride: stride, d: d, mean: mean, into: out)
+    }
+
     /// ``accumulateRowAndUnitRowSums(_:rows:d:sums:unitSums:)`` compiled for this set.
     @inline(never)
     public static func blockRowSums(
@@ -91,5 +136,16 @@ extension ScalarKernels {
         _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>
     ) -> Float {
         quantizeSymmetric(x, count: count, premultiplier: premultiplier, into: out)
+    }
+
+    /// One row at a time, one element at a time (the plain twin of the set's row sums).
+    public static func addRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, into sums: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows { for c in 0..<d { sums[c] += x[r * stride + c] } }
+    }
+
+    /// One element at a time (the plain twin of the set's mean subtraction).
+    public static func subtractFromRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
+                                        into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows { for c in 0..<d { out[r * d + c] = x[r * stride + c] - mean[c] } }
     }
 }

@@ -45,6 +45,9 @@ protocol TileKernels: Sendable {
     static func blockRowSums(_ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>,
                              unitSums: UnsafeMutablePointer<Float>)
     static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>) -> Float
+    static func addRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, into sums: UnsafeMutablePointer<Float>)
+    static func subtractFromRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
+                                 into out: UnsafeMutablePointer<Float>)
 }
 
 extension SpargeSIMD.KernelSet: TileKernels {}

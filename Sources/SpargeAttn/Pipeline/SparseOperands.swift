@@ -111,7 +111,7 @@ final class SparseOperands: @unchecked Sendable {
             return
         }
         keySmoothingMean(k, b: b, h: h, tokens: n, d: d, gpuRounding: gpuRounding, into: mean,
-                         sums: w.sums.pointer, partial: w.vector.pointer, row: w.row.pointer)
+                         sums: w.sums.pointer, partial: w.vector.pointer, row: w.row.pointer, kernels: w.kernels)
     }
 
     /// Sections 1-3 for key blocks `blocks` of (b, kv head h): K' = K - kMean, summaries,
@@ -126,9 +126,13 @@ final class SparseOperands: @unchecked Sendable {
             let t0 = monotonicNanos()
             let start = j * g.blockK
             let rows = Swift.min(g.blockK, n - start)
-            for r in 0..<rows {
-                let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
-                smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
+            if k.isFloat32 && !gpuRounding {
+                w.kernels.subtractFromRows(k.row(b, h, start), rows: rows, stride: k.rowStride, d: d, mean: mean, into: block)
+            } else {
+                for r in 0..<rows {
+                    let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
+                    smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
+                }
             }
             let t = head * g.keyBlockStride + j
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer

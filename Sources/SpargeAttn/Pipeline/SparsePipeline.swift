@@ -109,7 +109,8 @@ struct SparsePipeline {
                     probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
                 let t0 = monotonicNanos()
                 selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
-                             probabilities: w.probabilities.pointer, keys: w.keys.pointer)
+                             probabilities: w.probabilities.pointer, keys: w.keys.pointer,
+                             channelMajor: w.pooledKeysByChannel.pointer)
                 w.stage1Nanos &+= monotonicNanos() &- t0
             }
         }

@@ -1,5 +1,5 @@
 // Stage 1, steps 3-7 (ExactSemantics.md section 2), one named function per step, composed here:
-// compressed scores, softmax over blocks, sort + CDF / top-k count, forced blocks, causal
+// compressed scores, softmax over blocks, probability order + CDF / top-k count, forced blocks, causal
 // clearing and the attention sink. One query block row of the block map at a time; no
 // allocation (the caller passes the scratch buffers). `Stage1Reference.selectBlocks` is the
 // plain-Swift twin the tests compare this with.
@@ -33,23 +33,26 @@ struct SelectionInputs {
 }
 
 /// Writes the block-map rows of one head into `map` (`nq * nk` bytes).
-/// `probabilities` holds `nk` floats and `keys` `nk` UInt64 of scratch.
+/// `probabilities` holds `nk` floats and `keys` `nk` UInt64 of scratch; `channelMajor`, when
+/// given, `d * roundUp(nk, 8)` floats of scratch for the pooled keys channel by channel (the
+/// compressed scores then run eight key blocks at a time, each lane in the scalar order).
 func selectBlocks(
     _ s: SelectionInputs, map: UnsafeMutablePointer<UInt8>,
-    probabilities: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<UInt64>
+    probabilities: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<UInt64>,
+    channelMajor: UnsafeMutablePointer<Float>? = nil
 ) {
     let nk = s.keyBlocks
     let topK = topKCount(fraction: s.selection, keyBlocks: nk)
+    if let channelMajor { transposePooledKeys(s, into: channelMajor) }
     for i in 0..<s.queryBlocks {
         let row = map + i * nk
-        let rowMax = compressedScores(s, queryBlock: i, into: probabilities)          // step 3
+        let rowMax = channelMajor.map { compressedScores(s, queryBlock: i, channelMajor: $0, into: probabilities) }
+            ?? compressedScores(s, queryBlock: i, into: probabilities)               // step 3
         blockSoftmax(probabilities, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding)  // step 4
         if let out = s.probabilitiesOut { (out + i * nk).update(from: probabilities, count: nk) }
-        sortByProbability(probabilities, count: nk, into: keys)                      // step 5
-        let count = s.isTopK
-            ? topK
-            : cdfCount(probabilities, sorted: keys, count: nk, tau: s.selection, gpuRounding: s.gpuRounding)
-        markSelected(row, sorted: keys, count: count, keyBlocks: nk)
+        markMostProbable(probabilities, count: nk,                                    // step 5
+                         rule: s.isTopK ? .topK(count: topK) : .cdf(tau: s.selection, gpuRounding: s.gpuRounding),
+                         keys: keys, row: row)
         forceDissimilarBlocks(row, simQ: s.simQ[i], simK: s.simK, keyBlocks: nk, theta: s.theta)  // step 6
         if s.causal {                                                                 // step 7
             clearCausalFuture(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)

@@ -2,6 +2,8 @@
 // query block against every key block, -inf where a key block is not self-similar or lies
 // in the causal future.
 
+import SpargeSIMD
+
 /// Writes the scores of query block `i` into `scores` (`nk` floats) and returns their maximum.
 @inline(__always)
 func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: UnsafeMutablePointer<Float>) -> Float {
@@ -18,6 +20,49 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: Unsa
             let pk = s.pooledK + j * d
             var dot: Float = 0
             for c in 0..<d { dot += pq[c] * pk[c] }
+            score = s.gpuRounding ? roundToHalf(roundToHalf(dot) * s.scale) : dot * s.scale
+        }
+        scores[j] = score
+        rowMax = Swift.max(rowMax, score)
+    }
+    return rowMax
+}
+
+/// The pooled keys of `s` (`nk x d`) channel by channel into `out` (`d` rows of
+/// `roundUp(nk, 8)` floats, the padding zero).
+func transposePooledKeys(_ s: SelectionInputs, into out: UnsafeMutablePointer<Float>) {
+    let nk = s.keyBlocks, stride = roundUp(nk, 8)
+    for c in 0..<s.d {
+        let row = out + c * stride
+        for j in 0..<nk { row[j] = s.pooledK[j * s.d + c] }
+        for j in nk..<stride { row[j] = 0 }
+    }
+}
+
+/// ``compressedScores(_:queryBlock:into:)`` with the dot products of eight key blocks at a time
+/// from the channel-major pooled keys (``transposePooledKeys(_:into:)``): each lane adds the
+/// products in channel order, never fused, so every score has the scalar loop's bits.
+@inline(__always)
+func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor keys: UnsafePointer<Float>,
+                      into scores: UnsafeMutablePointer<Float>) -> Float {
+    let d = s.d, nk = s.keyBlocks, stride = roundUp(nk, 8)
+    let pq = s.pooledQ + i * d
+    var j = 0
+    while j < nk {
+        var dots = Float8()
+        for c in 0..<d { dots = multiplyThenAdd(Float8(repeating: pq[c]), load8(keys + c * stride + j), dots) }
+        for l in 0..<Swift.min(8, nk - j) { scores[j + l] = dots[l] }
+        j += 8
+    }
+    var rowMax = -Float.infinity
+    for j in 0..<nk {
+        let selfSimilarK = s.simK[j] > s.theta
+        let score: Float
+        if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
+            || s.keyBlockFullyPadded(j) {
+            score = -.infinity
+        } else {
+            let dot = scores[j]
             score = s.gpuRounding ? roundToHalf(roundToHalf(dot) * s.scale) : dot * s.scale
         }
         scores[j] = score

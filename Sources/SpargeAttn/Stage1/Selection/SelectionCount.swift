@@ -1,4 +1,4 @@
-// Stage 1, step 5: the blocks of one row sorted by probability (descending, ties: lower
+// Stage 1, step 5: the blocks of one row in order of probability (descending, ties: lower
 // block index first), and how many of them to keep: the CDF rule or the top-k rule.
 
 /// The top-k count: `floor(topk * nk)` as an fp32 product truncated (as torch), at least one.
@@ -7,70 +7,64 @@ func topKCount(fraction: Float, keyBlocks nk: Int) -> Int {
     Swift.max(1, Int(fraction * Float(nk)))
 }
 
-/// Sorts the block indices of `p` by descending probability into `keys` (low 32 bits: the
-/// index). The key orders by `UInt32.max - bitPattern` (probabilities are >= 0, so the bit
-/// pattern orders like the value), then by index.
+/// How many of a row's blocks step 5 keeps.
+enum SelectionRule {
+    /// The first `count` blocks in probability order (at most all of them).
+    case topK(count: Int)
+    /// The longest prefix whose cumulative probability stays at or below `tau` (the running sum
+    /// rounded to fp16 with `gpuRounding`), at least one block.
+    case cdf(tau: Float, gpuRounding: Bool)
+}
+
+/// Step 5: clears `row` and marks the blocks `rule` keeps, taking the blocks of `p` in order of
+/// descending probability, lower index first on ties. The order key is `UInt32.max - bitPattern`
+/// (probabilities are >= 0, so the bit pattern orders like the value) above the index; the keys
+/// (`keys`: `nk` UInt64 of scratch) go into a min-heap and are popped only as far as the rule
+/// needs, so a top-k 0.5 row orders half its blocks, not all: the same blocks as sorting all
+/// of them and marking a prefix (`Stage1Reference.selectBlocks` does that).
 @inline(__always)
-func sortByProbability(_ p: UnsafePointer<Float>, count nk: Int, into keys: UnsafeMutablePointer<UInt64>) {
+func markMostProbable(_ p: UnsafePointer<Float>, count nk: Int, rule: SelectionRule,
+                      keys: UnsafeMutablePointer<UInt64>, row: UnsafeMutablePointer<UInt8>) {
     for j in 0..<nk {
         keys[j] = (UInt64(UInt32.max - p[j].bitPattern) << 32) | UInt64(j)
+        row[j] = 0
     }
-    heapSort(keys, count: nk)
-}
-
-/// The block index held by a sorted key.
-@inline(__always)
-func blockIndex(_ key: UInt64) -> Int { Int(key & 0xFFFF_FFFF) }
-
-/// The CDF count: the longest prefix of the sorted blocks whose cumulative probability stays
-/// at or below `tau` (the running sum rounded to fp16 with `gpuRounding`), at least one.
-@inline(__always)
-func cdfCount(_ p: UnsafePointer<Float>, sorted keys: UnsafePointer<UInt64>, count nk: Int, tau: Float,
-              gpuRounding: Bool) -> Int {
-    var count = 0
-    var cumulative: Float = 0
-    for t in 0..<nk {
-        let x = p[blockIndex(keys[t])]
-        cumulative = gpuRounding ? roundToHalf(cumulative + x) : cumulative + x
-        if cumulative <= tau { count = t + 1 } else { break }
-    }
-    return Swift.max(count, 1)
-}
-
-/// Clears the row, then marks the first `count` sorted blocks.
-@inline(__always)
-func markSelected(_ row: UnsafeMutablePointer<UInt8>, sorted keys: UnsafePointer<UInt64>, count: Int, keyBlocks nk: Int) {
-    for j in 0..<nk { row[j] = 0 }
-    for t in 0..<Swift.min(count, nk) { row[blockIndex(keys[t])] = 1 }
-}
-
-/// In-place ascending heap sort (no allocation; the keys are distinct, so stability is moot).
-func heapSort(_ a: UnsafeMutablePointer<UInt64>, count n: Int) {
-    func siftDown(_ start: Int, _ end: Int) {
-        var root = start
-        while true {
-            var child = 2 * root + 1
-            if child >= end { return }
-            if child + 1 < end && a[child] < a[child + 1] { child += 1 }
-            if a[root] >= a[child] { return }
-            a.swapAt(root, child)
-            root = child
-        }
-    }
-    if n < 2 { return }
+    var n = nk
     var start = n / 2 - 1
-    while start >= 0 { siftDown(start, n); start -= 1 }
-    var end = n - 1
-    while end > 0 {
-        a.swapAt(0, end)
-        siftDown(0, end)
-        end -= 1
+    while start >= 0 { siftDownSmallest(keys, start, n); start -= 1 }
+    var taken = 0
+    var cumulative: Float = 0
+    while n > 0 {
+        let block = Int(keys[0] & 0xFFFF_FFFF)
+        switch rule {
+        case .topK(let count):
+            if taken >= count { return }
+        case .cdf(let tau, let gpuRounding):
+            let x = p[block]
+            cumulative = gpuRounding ? roundToHalf(cumulative + x) : cumulative + x
+            if !(cumulative <= tau) {
+                if taken == 0 { row[block] = 1 }   // at least one block
+                return
+            }
+        }
+        row[block] = 1
+        taken += 1
+        n -= 1
+        keys[0] = keys[n]
+        siftDownSmallest(keys, 0, n)
     }
 }
 
-extension UnsafeMutablePointer where Pointee == UInt64 {
-    @inline(__always)
-    func swapAt(_ i: Int, _ j: Int) {
-        let t = self[i]; self[i] = self[j]; self[j] = t
+/// Restores the min-heap property below `root` in `a[0..<end]` (no allocation).
+@inline(__always)
+func siftDownSmallest(_ a: UnsafeMutablePointer<UInt64>, _ root: Int, _ end: Int) {
+    var root = root
+    while true {
+        var child = 2 * root + 1
+        if child >= end { return }
+        if child + 1 < end && a[child + 1] < a[child] { child += 1 }
+        if a[root] <= a[child] { return }
+        let t = a[root]; a[root] = a[child]; a[child] = t
+        root = child
     }
 }

@@ -10,7 +10,8 @@ import SpargeSIMD
 /// (`d` floats each) are scratch.
 func keySmoothingMean(
     _ k: TensorView, b: Int, h: Int, tokens n: Int, d: Int, gpuRounding: Bool, into mean: UnsafeMutablePointer<Float>,
-    sums: UnsafeMutablePointer<Double>, partial: UnsafeMutablePointer<Float>, row: UnsafeMutablePointer<Float>
+    sums: UnsafeMutablePointer<Double>, partial: UnsafeMutablePointer<Float>, row: UnsafeMutablePointer<Float>,
+    kernels: any TileKernels.Type = SpargeCPU.activeKernels
 ) {
     sums.update(repeating: 0, count: d)
     if gpuRounding {
@@ -24,7 +25,12 @@ func keySmoothingMean(
         while t < n {
             let end = Swift.min(n, t + 64)
             partial.update(repeating: 0, count: d)
-            for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: row), into: partial, count: d) }
+            if k.isFloat32 {
+                // fp32 rows are read in place, all 64 by the kernel set (the same per-column order).
+                kernels.addRows(k.row(b, h, t), rows: end - t, stride: k.rowStride, d: d, into: partial)
+            } else {
+                for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: row), into: partial, count: d) }
+            }
             for c in 0..<d { sums[c] += Double(partial[c]) }
             t = end
         }
