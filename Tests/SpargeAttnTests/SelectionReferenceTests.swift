@@ -25,22 +25,35 @@ struct SelectionReferenceTests {
                 blockQ: blockQ, blockK: blockK, scale: scale, theta: theta, selection: selection,
                 causal: causal, causalOffset: offset, attentionSink: sink, gpuRounding: gpuRounding)
 
-            var fast = [UInt8](repeating: 7, count: nq * nk)
+            // Both fast forms: scalar compressed scores, and eight key blocks at a time from the
+            // channel-major pooled keys (the pipeline's); their P_hat must agree bit for bit.
+            var fast = [UInt8](repeating: 7, count: nq * nk), fastByLanes = fast
+            var pHat = [Float](repeating: 0, count: nq * nk), pHatByLanes = pHat
             var probabilities = [Float](repeating: 0, count: nk), keys = [UInt64](repeating: 0, count: nk)
+            var channelMajor = [Float](repeating: 0, count: d * ((nk + 7) / 8 * 8))
             pooledQ.withUnsafeBufferPointer { pq in simQ.withUnsafeBufferPointer { sq in
                 pooledK.withUnsafeBufferPointer { pk in simK.withUnsafeBufferPointer { sk in
                     let (value, isTopK): (Float, Bool) = {
                         switch selection { case .cdf(let t): return (t[0], false); case .topK(let t): return (t[0], true) }
                     }()
-                    let inputs = SelectionInputs(
+                    var inputs = SelectionInputs(
                         pooledQ: pq.baseAddress!, simQ: sq.baseAddress!, pooledK: pk.baseAddress!, simK: sk.baseAddress!,
                         queryBlocks: nq, keyBlocks: nk, d: d, blockQ: blockQ, blockK: blockK, scale: scale, theta: theta,
                         selection: value, isTopK: isTopK, causal: causal, causalOffset: offset,
                         attentionSink: sink, gpuRounding: gpuRounding)
-                    selectBlocks(inputs, map: &fast, probabilities: &probabilities, keys: &keys)
+                    pHat.withUnsafeMutableBufferPointer { inputs.probabilitiesOut = $0.baseAddress!
+                        selectBlocks(inputs, map: &fast, probabilities: &probabilities, keys: &keys)
+                    }
+                    pHatByLanes.withUnsafeMutableBufferPointer { inputs.probabilitiesOut = $0.baseAddress!
+                        channelMajor.withUnsafeMutableBufferPointer {
+                            selectBlocks(inputs, map: &fastByLanes, probabilities: &probabilities, keys: &keys, channelMajor: $0.baseAddress!)
+                        }
+                    }
                 } }
             } }
             #expect(fast == plain, "trial \(trial): nq \(nq) nk \(nk) d \(d) \(selection) causal \(causal) offset \(offset)")
+            #expect(fastByLanes == plain, "trial \(trial), eight key blocks at a time: nq \(nq) nk \(nk) d \(d)")
+            #expect(pHat.map(\.bitPattern) == pHatByLanes.map(\.bitPattern), "trial \(trial): P_hat bits differ between the two score loops")
         }
     }
 }

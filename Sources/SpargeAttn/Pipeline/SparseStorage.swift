@@ -6,7 +6,7 @@ final class SparseStorage: @unchecked Sendable {
     let ops: SparseOperands
     let scratch: [WorkerScratch]
     let map: RawBuffer<UInt8>               // B,H,nq,nk
-    let chunks: Int                         // split-K factor (a function of the shape)
+    let chunks: Int                         // split-K factor (of the shape and the P.V numerics)
     let counts: RawBuffer<TileCounts>       // per (query block, chunk)
     let partials: RawBuffer<Float>?         // split-K states
     let partialUnits: RawBuffer<Float>?     // per query block: score and value units (OverflowGuard)
