@@ -69,19 +69,9 @@ struct NumericsInputTypeTests {
         var p = SpargeParameters.recommended
         p.gpuReproduction.pvNumerics = numerics
         var out32 = [Float](repeating: 0, count: shape.queryElements), out16 = out32
-        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
-            try out32.withUnsafeMutableBufferPointer { o in
-                _ = try SpargeAttention.sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
-                                               shape: shape, parameters: p)
-            }
-        } } }
-        let (q16, k16, v16) = (q.map { Float16($0) }, k.map { Float16($0) }, v.map { Float16($0) })
-        try q16.withUnsafeBufferPointer { q in try k16.withUnsafeBufferPointer { k in try v16.withUnsafeBufferPointer { v in
-            try out16.withUnsafeMutableBufferPointer { o in
-                _ = try SpargeAttention.sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
-                                               shape: shape, parameters: p)
-            }
-        } } }
+        try SpargeAttention.sparse(q: q, k: k, v: v, output: &out32, shape: shape, parameters: p)
+        try SpargeAttention.sparse(q: q.map { Float16($0) }, k: k.map { Float16($0) }, v: v.map { Float16($0) },
+                                   output: &out16, shape: shape, parameters: p)
         let acc = try Accuracy(out32, reference: out16.map(Double.init))
         #expect(acc.cosine >= 0.99999, "\(numerics): fp32 vs fp16 arrays of the same values, cosine \(acc.cosine), rel L1 \(acc.relativeL1)")
     }

@@ -4,28 +4,19 @@
 
 import SpargeSIMD
 
-/// Writes the scores of query block `i` into `scores` (`nk` floats) and returns their maximum.
+/// Writes the scores of query block `i` into `scores` (`nk` floats) and returns their maximum:
+/// the plain form, one dot product at a time (the tests' twin of the channel-major form below).
 @inline(__always)
 func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: UnsafeMutablePointer<Float>) -> Float {
     let d = s.d
     let pq = s.pooledQ + i * d
-    var rowMax = -Float.infinity
     for j in 0..<s.keyBlocks {
-        var score: Float
-        let selfSimilarK = s.simK[j] > s.theta
-        if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
-            || s.keyBlockFullyPadded(j) {
-            score = -.infinity
-        } else {
-            let pk = s.pooledK + j * d
-            var dot: Float = 0
-            for c in 0..<d { dot += pq[c] * pk[c] }
-            score = s.gpuRounding ? roundToHalf(roundToHalf(dot) * s.scale) : dot * s.scale
-        }
-        scores[j] = score
-        rowMax = Swift.max(rowMax, score)
+        let pk = s.pooledK + j * d
+        var dot: Float = 0
+        for c in 0..<d { dot += pq[c] * pk[c] }
+        scores[j] = dot
     }
-    return rowMax
+    return scaleAndMaskScores(s, queryBlock: i, dots: scores)
 }
 
 /// The pooled keys of `s` (`nk x d`) channel by channel into `out` (`d` rows of
@@ -54,18 +45,26 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor keys
         for l in 0..<Swift.min(8, nk - j) { scores[j + l] = dots[l] }
         j += 8
     }
+    return scaleAndMaskScores(s, queryBlock: i, dots: scores)
+}
+
+/// Turns the dot products of query block `i` (in `dots`, `nk` floats) into its scores in place:
+/// times the softmax scale (both roundings of the GPU code with `gpuRounding`), -inf for key
+/// blocks that are not self-similar, in the causal future or all padding. Returns the maximum.
+@inline(__always)
+func scaleAndMaskScores(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePointer<Float>) -> Float {
     var rowMax = -Float.infinity
-    for j in 0..<nk {
+    for j in 0..<s.keyBlocks {
         let selfSimilarK = s.simK[j] > s.theta
         let score: Float
         if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
             || s.keyBlockFullyPadded(j) {
             score = -.infinity
         } else {
-            let dot = scores[j]
+            let dot = dots[j]
             score = s.gpuRounding ? roundToHalf(roundToHalf(dot) * s.scale) : dot * s.scale
         }
-        scores[j] = score
+        dots[j] = score
         rowMax = Swift.max(rowMax, score)
     }
     return rowMax
