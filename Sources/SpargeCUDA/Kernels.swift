@@ -88,14 +88,23 @@ enum Kernels {
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
             // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
             let twoLevel = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)"
+            // Warps released from the per-tile __syncthreads (per-stage "empty" mbarriers), and
+            // FlashAttention-3's ping-pong of the two warpgroups (128-row query blocks).
+            // Both measured slower on the H200 (session 10: 2-7%), so off unless asked for.
+            let decouple = Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...1) ?? 0
+            let pingPong = Kernels.environmentInt("SPARGE_CUDA_WG_PINGPONG", in: 0...1) ?? 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
-                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)", "--std=c++17"]
-            // Per stage: the K tile, V^T (fp16 with its ones rows, or e4m3), the stage's mbarrier.
-            tiles = (lookahead + 1 + pipeline) * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 8)
+                       "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
+                       "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "--std=c++17"]
+            // Per stage: the K tile, V^T (fp16 with its ones rows, or e4m3), the stage's two mbarriers.
+            let stages = lookahead + 1 + pipeline
+            tiles = stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
+            voteSets = max(2, stages)
         }
+        private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + 2 * (threads / 32) * 4 + 8 }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {
@@ -180,12 +189,17 @@ public enum SpargeCUDAKernels {
                                                   options: config.options)
                     sizes.append((config.program, cubin.count))
                 }
-                // The opt-in FP8 two-level accumulation (SPARGE_CUDA_FP8_TWO_LEVEL=1) compiles too.
-                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: true) else { continue }
-                let options = config.options.map { $0 == "-DFP8_TWO_LEVEL=0" ? "-DFP8_TWO_LEVEL=1" : $0 }
-                let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_two_level.cu", arch: 90, suffix: "a",
-                                              options: options)
-                sizes.append((config.program + "_two_level", cubin.count))
+                // The opt-in variants compile too: FP8 two-level accumulation, ping-pong, the
+                // per-tile __syncthreads instead of the empty barriers.
+                let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1")]
+                for (fp8, define) in variants {
+                    guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
+                    let name = define.dropFirst(2).split(separator: "=")[0]
+                    let options = config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 }
+                    let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_\(name).cu", arch: 90, suffix: "a",
+                                                  options: options)
+                    sizes.append((config.program + "_\(name)", cubin.count))
+                }
             }
         }
         return sizes

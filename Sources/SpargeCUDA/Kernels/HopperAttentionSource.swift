@@ -74,6 +74,24 @@ enum HopperAttentionSource {
 #define LOOKAHEAD 1                 // K/V tiles copied ahead of the one computed
 #endif
 #define STAGES (LOOKAHEAD + 1 + PIPELINE)
+#ifndef DECOUPLE
+#define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
+#endif
+#if !PIPELINE
+#undef DECOUPLE
+#define DECOUPLE 0
+#endif
+#ifndef PINGPONG
+#define PINGPONG 0                  // the two warpgroups take turns to issue their wgmma (FlashAttention-3)
+#endif
+#if BQ != 128 || !PIPELINE
+#undef PINGPONG
+#define PINGPONG 0
+#endif
+// Sets of lambda votes (and named barriers 1 .. VOTE_SETS): decoupled warps drift apart by at
+// most STAGES - 1 tiles (a tile's copy waits for every warp to release the buffer's last tile).
+#define VOTE_SETS (DECOUPLE ? STAGES : 2)
+#define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 #define MAGIC_I 0x4B400000          // bit pattern of 1.5 * 2^23 (int -> float without a conversion)
 #define MAGIC_F 12582912.0f
 #ifndef MIN_BLOCKS
@@ -111,6 +129,9 @@ DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;" ::: "memo
 // copies; every thread waits for the barrier's phase (parity) to complete.
 DEV void mbar_init(u64* bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(smem_addr(bar)), "r"(count) : "memory");
+}
+DEV void mbar_arrive(u64* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(smem_addr(bar)) : "memory");
 }
 DEV void mbar_expect(u64* bar, unsigned bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(smem_addr(bar)), "r"(bytes) : "memory");
@@ -154,7 +175,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: STAGES * (KTILE + VTILE + 8) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -167,11 +188,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     unsigned char* kbuf = smem;
     unsigned char* vbuf = smem + STAGES * KTILE;
     u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
-    int* list = (int*)(full + STAGES);
+    u64* empty = full + STAGES;                  // per stage: every warp is done with its tile (DECOUPLE)
+    int* list = (int*)(empty + STAGES);
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
     float* wred = ksc + nk;
-    int* sh = (int*)(wred + 2 * WARPS);
+    int* sh = (int*)(wred + VOTE_SETS * WARPS);
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -190,7 +212,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
-        for (int st = 0; st < STAGES; st++) mbar_init(full + st, 1);
+        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
@@ -224,9 +246,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
     const unsigned kLo = desc_lo(kbuf, 128), vLo = desc_lo(vbuf, 128);
-    auto load = [&](int idx, int buf) {
+    // Tile t into buffer `buf` by one thread. DECOUPLE: first wait until every warp has
+    // released the buffer's previous tile (t - STAGES, or the zeros of tile -1); the
+    // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier.
+    auto load = [&](int t, int buf) {
         if (tid == 0) {
-            const int j = list[idx];
+#if DECOUPLE
+            const int n = (t + PIPELINE) / STAGES;   // earlier tiles of this buffer, tile -1 included
+            if (n > 0) mbar_wait(empty + buf, (n - 1) & 1);
+#endif
+            const int j = list[t];
             mbar_expect(full + buf, KTILE + VBYTES);
             bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
             bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
@@ -278,11 +307,22 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     };
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
+#if PINGPONG
+    // Warpgroup 0 issues first; then each lets the other issue once its own wgmma are queued,
+    // so that one warpgroup's softmax runs while the other's products occupy the tensor cores.
+    const int wg = warp >> 2;
+    if (wg == 1 && cnt > 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
+#endif
     for (int idx = 0; idx < cnt; idx++) {
         const int buf = idx % STAGES;
         mbar_wait(full + buf, (idx / STAGES) & 1);   // tile idx is the (idx / STAGES)-th fill of its buffer
+#if !DECOUPLE
         __syncthreads();   // every warp is done with the buffer refilled next
         if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
+#endif
+#if PINGPONG
+        asm volatile("bar.sync %0, %1;" :: "r"(PP_BAR + wg), "n"(NT) : "memory");
+#endif
         int acc[BK / 2];
         #pragma unroll
         for (int e = 0; e < BK / 2; e++) { acc[e] = MAGIC_I; pin(acc[e]); }
@@ -293,6 +333,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wg_commit();
 #if PIPELINE
         issue_pv((idx + STAGES - 1) % STAGES);
+#if PINGPONG
+        // The last arrival of warpgroup 1 would have no partner.
+        if (wg == 0 || idx + 1 < cnt) asm volatile("bar.arrive %0, %1;" :: "r"(PP_BAR + 1 - wg), "n"(NT) : "memory");
+#endif
+#if DECOUPLE
+        if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);   // while S is computed
+#endif
         wg_wait<1>();      // S is ready; P.V may still run
 #else
         wg_wait<0>();
@@ -321,11 +368,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
             }
         } else {
+            // A tree, not a chain: with two warps per scheduler (D=128) the chain's latency shows.
+            float t0[BK / 8], t1[BK / 8];
             #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
-                ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
+            for (int n = 0; n < BK / 8; n++) { t0[n] = fmaxf(s[4 * n], s[4 * n + 1]); t1[n] = fmaxf(s[4 * n + 2], s[4 * n + 3]); }
+            #pragma unroll
+            for (int w = BK / 16; w > 0; w /= 2) {
+                #pragma unroll
+                for (int n = 0; n < w; n++) { t0[n] = fmaxf(t0[n], t0[n + w]); t1[n] = fmaxf(t1[n], t1[n + w]); }
             }
+            ml0 = t0[0]; ml1 = t1[0];
         }
         ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
         ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
@@ -346,7 +398,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             float inc = -SP_INF;
             if (valid0 && ml0 != -SP_INF) inc = m0 == -SP_INF ? SP_INF : __fsub_rn(ml0, m0);
             if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, m1 == -SP_INF ? SP_INF : __fsub_rn(ml1, m1));
-            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx & 1) * WARPS, warp, lane);
+            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx % VOTE_SETS) * WARPS, warp, lane, 1 + idx % VOTE_SETS);
         }
         skipped += skip;
         // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
@@ -402,6 +454,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 #if PIPELINE
         wait_pv();
+#if DECOUPLE
+        // P.V of tile idx - 1 is done: this warp is finished with its buffer.
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty + (idx + STAGES - 1) % STAGES);
+#endif
 #endif
         // Most tiles move no row maximum of the warp: no rescale then.
         if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
