@@ -90,8 +90,10 @@ enum HopperAttentionSource {
 #endif
 // Sets of lambda votes (and named barriers 1 .. VOTE_SETS): decoupled warps drift apart by at
 // most STAGES - 1 tiles (a tile's copy waits for every warp to release the buffer's last tile).
-#define VOTE_SETS (DECOUPLE ? STAGES : 2)
+#define VOTE_SETS (DECOUPLE ? STAGES : 2)     // at most 5 (LOOKAHEAD <= 3)
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
+// (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
+// named barrier for the block.)
 #define MAGIC_I 0x4B400000          // bit pattern of 1.5 * 2^23 (int -> float without a conversion)
 #define MAGIC_F 12582912.0f
 #ifndef MIN_BLOCKS
@@ -321,7 +323,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
 #endif
 #if PINGPONG
-        asm volatile("bar.sync %0, %1;" :: "r"(PP_BAR + wg), "n"(NT) : "memory");
+        if (wg == 0) asm volatile("bar.sync %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
+        else asm volatile("bar.sync %0, %1;" :: "n"(PP_BAR + 1), "n"(NT) : "memory");
 #endif
         int acc[BK / 2];
         #pragma unroll
@@ -335,7 +338,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         issue_pv((idx + STAGES - 1) % STAGES);
 #if PINGPONG
         // The last arrival of warpgroup 1 would have no partner.
-        if (wg == 0 || idx + 1 < cnt) asm volatile("bar.arrive %0, %1;" :: "r"(PP_BAR + 1 - wg), "n"(NT) : "memory");
+        if (wg == 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR + 1), "n"(NT) : "memory");
+        else if (idx + 1 < cnt) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
 #endif
 #if DECOUPLE
         if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);   // while S is computed
@@ -368,16 +372,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
             }
         } else {
-            // A tree, not a chain: a shorter dependency path (the kernel is latency-bound; 0.5-1% at D=64).
-            float t0[BK / 8], t1[BK / 8];
             #pragma unroll
-            for (int n = 0; n < BK / 8; n++) { t0[n] = fmaxf(s[4 * n], s[4 * n + 1]); t1[n] = fmaxf(s[4 * n + 2], s[4 * n + 3]); }
-            #pragma unroll
-            for (int w = BK / 16; w > 0; w /= 2) {
-                #pragma unroll
-                for (int n = 0; n < w; n++) { t0[n] = fmaxf(t0[n], t0[n + w]); t1[n] = fmaxf(t1[n], t1[n + w]); }
+            for (int n = 0; n < BK / 8; n++) {
+                ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
+                ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
             }
-            ml0 = t0[0]; ml1 = t1[0];
         }
         ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
         ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
@@ -398,7 +397,19 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             float inc = -SP_INF;
             if (valid0 && ml0 != -SP_INF) inc = m0 == -SP_INF ? SP_INF : __fsub_rn(ml0, m0);
             if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, m1 == -SP_INF ? SP_INF : __fsub_rn(ml1, m1));
-            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx % VOTE_SETS) * WARPS, warp, lane, 1 + idx % VOTE_SETS);
+#if DECOUPLE
+            // Named barrier 1 + idx % VOTE_SETS, as an immediate.
+            float* votes = wred + (idx % VOTE_SETS) * WARPS;
+            switch (idx % VOTE_SETS) {
+            case 0: skip = block_skips<NT, WARPS, 1>(inc, lam, votes, warp, lane); break;
+            case 1: skip = block_skips<NT, WARPS, 2>(inc, lam, votes, warp, lane); break;
+            case 2: skip = block_skips<NT, WARPS, 3>(inc, lam, votes, warp, lane); break;
+            case 3: skip = block_skips<NT, WARPS, 4>(inc, lam, votes, warp, lane); break;
+            default: skip = block_skips<NT, WARPS, 5>(inc, lam, votes, warp, lane); break;
+            }
+#else
+            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx & 1) * WARPS, warp, lane);
+#endif
         }
         skipped += skip;
         // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
