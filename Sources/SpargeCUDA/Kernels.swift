@@ -190,7 +190,7 @@ public enum SpargeCUDAKernels {
                     sizes.append((config.program, cubin.count))
                 }
                 // The opt-in variants compile too: FP8 two-level accumulation, ping-pong, the
-                // per-tile __syncthreads instead of the empty barriers.
+                // per-stage empty barriers instead of the per-tile __syncthreads.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
