@@ -14,19 +14,34 @@ extension KernelSet {
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
         let n = FloatV.scalarCount
-        var r = 0
-        while r < rows {
-            let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
-            var c = 0
-            #if SPARGE_AVX512
-            // 32 zmm registers: 4 rows x 4 vectors (64 columns) read each q element once per
-            // 64 columns; the same sums in the same order as the 4 x 2 tile.
-            while c + 4 * n <= columns {
-                floatScoreFourVectors(q: (q0, q1, q2, q3), kT: kT + c, columns: columns, depth: depth,
-                                      out: out + r * outStride + c, outStride: outStride)
-                c += 4 * n
+        var firstColumn = 0  // the first column the row-by-row loop below takes
+        #if SPARGE_AVX512
+        // 32 zmm registers: 4 rows x 4 vectors (64 columns) read each q element once per
+        // 64 columns; the same sums in the same order as the 4 x 2 tile. Rows inside, and the
+        // depth in slices of 64 outside: one slice of kT (64 x 64, 16 KB) stays in L1 while
+        // every row takes it, the running sums wait in `out` (exact: the same order of additions).
+        // With D = 128 the whole kT is 32 KB, all of Zen 4's L1.
+        while firstColumn + 4 * n <= columns {
+            var d0 = 0
+            while d0 < depth {
+                let slice = Swift.min(64, depth - d0)
+                var r = 0
+                while r < rows {
+                    let q0 = q + r * qStride + d0
+                    floatScoreFourVectors(q: (q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride),
+                                          kT: kT + d0 * columns + firstColumn, columns: columns, depth: slice,
+                                          out: out + r * outStride + firstColumn, outStride: outStride, accumulate: d0 > 0)
+                    r += 4
+                }
+                d0 += slice
             }
-            #endif
+            firstColumn += 4 * n
+        }
+        #endif
+        var r = 0
+        while r < rows && firstColumn < columns {
+            let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
+            var c = firstColumn
             while c < columns {
                 var a00 = FloatV(), a01 = FloatV(), a10 = FloatV(), a11 = FloatV()
                 var a20 = FloatV(), a21 = FloatV(), a30 = FloatV(), a31 = FloatV()
@@ -95,13 +110,21 @@ extension KernelSet {
 @inline(__always)
 func floatScoreFourVectors(
     q: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
-    kT: UnsafePointer<Float>, columns: Int, depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int
+    kT: UnsafePointer<Float>, columns: Int, depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
+    accumulate: Bool
 ) {
     let n = FloatV.scalarCount
+    let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
     var a00 = FloatV(), a01 = FloatV(), a02 = FloatV(), a03 = FloatV()
     var a10 = FloatV(), a11 = FloatV(), a12 = FloatV(), a13 = FloatV()
     var a20 = FloatV(), a21 = FloatV(), a22 = FloatV(), a23 = FloatV()
     var a30 = FloatV(), a31 = FloatV(), a32 = FloatV(), a33 = FloatV()
+    if accumulate {
+        a00 = load(out); a01 = load(out + n); a02 = load(out + 2 * n); a03 = load(out + 3 * n)
+        a10 = load(o1); a11 = load(o1 + n); a12 = load(o1 + 2 * n); a13 = load(o1 + 3 * n)
+        a20 = load(o2); a21 = load(o2 + n); a22 = load(o2 + 2 * n); a23 = load(o2 + 3 * n)
+        a30 = load(o3); a31 = load(o3 + n); a32 = load(o3 + 2 * n); a33 = load(o3 + 3 * n)
+    }
     var kp = kT
     for d in 0..<depth {
         let k0: FloatV = load(kp), k1: FloatV = load(kp + n), k2: FloatV = load(kp + 2 * n), k3: FloatV = load(kp + 3 * n)
@@ -115,7 +138,6 @@ func floatScoreFourVectors(
         a30 = multiplyAdd(b3, k0, a30); a31 = multiplyAdd(b3, k1, a31); a32 = multiplyAdd(b3, k2, a32); a33 = multiplyAdd(b3, k3, a33)
         kp += columns
     }
-    let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
     store(a00, out); store(a01, out + n); store(a02, out + 2 * n); store(a03, out + 3 * n)
     store(a10, o1); store(a11, o1 + n); store(a12, o1 + 2 * n); store(a13, o1 + 3 * n)
     store(a20, o2); store(a21, o2 + n); store(a22, o2 + 2 * n); store(a23, o2 + 3 * n)

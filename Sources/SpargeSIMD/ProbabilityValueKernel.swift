@@ -21,20 +21,29 @@ extension KernelSet {
         o: UnsafeMutablePointer<Float>, oStride: Int
     ) {
         let n = FloatV.scalarCount
+        var first = 0  // the first channel the row-by-row loop below takes
+        #if SPARGE_AVX512
+        // 32 zmm registers: 4 rows x 4 vectors (16 accumulators, 4 V loads, 1 broadcast)
+        // read each P element once per 64 channels instead of twice. Channel blocks outside,
+        // rows inside: one block of V (64 keys x 64 channels, 16 KB) stays in L1 while every
+        // row takes it (with D = 128 the whole V tile is 32 KB, all of Zen 4's L1).
+        while first + 4 * n <= width {
+            var r = 0
+            while r < rows {
+                let p0 = p + r * pStride, o0 = o + r * oStride + first
+                accumulateFourVectors(p: (p0, p0 + pStride, p0 + 2 * pStride, p0 + 3 * pStride), count: count,
+                                      v: v + first, vStride: vStride,
+                                      o: (o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride))
+                r += 4
+            }
+            first += 4 * n
+        }
+        #endif
         var r = 0
-        while r < rows {
+        while r < rows && first < width {
             let p0 = p + r * pStride, p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride
             let o0 = o + r * oStride, o1 = o0 + oStride, o2 = o1 + oStride, o3 = o2 + oStride
-            var x = 0
-            #if SPARGE_AVX512
-            // 32 zmm registers: 4 rows x 4 vectors (16 accumulators, 4 V loads, 1 broadcast)
-            // read each P element once per 64 channels instead of twice.
-            while x + 4 * n <= width {
-                accumulateFourVectors(p: (p0, p1, p2, p3), count: count, v: v + x, vStride: vStride,
-                                      o: (o0 + x, o1 + x, o2 + x, o3 + x))
-                x += 4 * n
-            }
-            #endif
+            var x = first
             while x + 2 * n <= width {
                 var a00: FloatV = load(o0 + x), a01: FloatV = load(o0 + x + n)
                 var a10: FloatV = load(o1 + x), a11: FloatV = load(o1 + x + n)
