@@ -51,6 +51,25 @@ public func subtractRow(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, in
     while i < count { out[i] = x[i] - y[i]; i += 1 }
 }
 
+/// The index of the first of `count` 16-bit floats (their bits: fp16 or bf16) that is NaN or
+/// infinite, or nil: those whose exponent bits, `exponentMask` (0x7C00 for fp16, 0x7F80 for
+/// bf16), are all ones. Read as bits, never widened.
+@inlinable
+public func firstNonFinite(bits x: UnsafePointer<UInt16>, count: Int, exponentMask: UInt16) -> Int? {
+    let mask = SIMD16<UInt16>(repeating: exponentMask)
+    var i = 0
+    while i + 16 <= count {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt16>.self)
+        if any((v & mask) .== mask) { break }
+        i += 16
+    }
+    while i < count {
+        if x[i] & exponentMask == exponentMask { return i }
+        i += 1
+    }
+    return nil
+}
+
 /// Index of the first NaN or infinite value among `count` floats, or nil. Vectorised:
 /// `x - x` is 0 for finite lanes and NaN otherwise.
 @inlinable

@@ -211,6 +211,57 @@ struct InputValidationTests {
         }
     }
 
+    /// One head of 2^20 elements is cut into row ranges on several threads: fp32, fp16 and bf16
+    /// (scanned as bits) report the first element in flat order whatever the threads (an
+    /// infinity in a later range, a second NaN later in the same row).
+    @Test(arguments: [ElementType.float32, .float16, .bfloat16], [1, 2, 3])
+    func firstNonFiniteElementOfOneLargeHead(type: ElementType, threads: Int) throws {
+        let (tokens, d) = (32768, 32)
+        let first = 9000 * d + 5
+        let temp = UnsafeMutablePointer<Float>.allocate(capacity: d)
+        defer { temp.deallocate() }
+        let (half, nan, inf): (UInt16, UInt16, UInt16) = type == .float16 ? (0x3800, 0x7E00, 0x7C00) : (0x3F00, 0x7FC0, 0xFF80)
+        var bits = [UInt16](repeating: half, count: tokens * d)
+        var floats = [Float](repeating: 0.5, count: tokens * d)
+        for (i, isNaN) in [(first, true), (first + 2, true), (20000 * d + 1, false), (30000 * d, false)] {
+            bits[i] = isNaN ? nan : inf
+            floats[i] = isNaN ? .nan : -.infinity
+        }
+        let found = type == .float32
+            ? floats.withUnsafeBytes { firstNonFiniteElement(TensorView(base: $0.baseAddress!, batchStride: 0, headStride: 0, rowStride: d),
+                                                               batch: 1, heads: 1, tokens: tokens, d: d, temp: temp, threads: threads) }
+            : bits.withUnsafeBytes { firstNonFiniteElement(TensorView(base: $0.baseAddress!, type: type, batchStride: 0, headStride: 0, rowStride: d),
+                                                           batch: 1, heads: 1, tokens: tokens, d: d, temp: temp, threads: threads) }
+        #expect(found?.index == first && found?.value.isNaN == true)
+    }
+
+    /// V's power-of-two unit and finiteness come out the same when one head is cut into row
+    /// ranges on several threads (the largest |v| and a NaN sit in different ranges).
+    @Test(arguments: [1, 2, 3])
+    func valueUnitsOfOneLargeHeadWhateverTheThreads(threads: Int) throws {
+        let (tokens, d) = (32768, 32)
+        let shape = AttentionShape(batch: 1, heads: 1, queryLength: 1, keyLength: tokens, headDim: d)
+        var v = [Float](repeating: 0.25, count: tokens * d)
+        v[30000 * d + 3] = -1e37
+        var units = [Float](repeating: 0, count: 1)
+        let clean = v.withUnsafeBytes { raw in
+            OverflowGuard.valueUnits(TensorView(base: raw.baseAddress!, batchStride: 0, headStride: 0, rowStride: d),
+                                     shape: shape, into: &units, threads: threads)
+        }
+        #expect(clean.scaled && clean.finite && units[0] == OverflowGuard.unit(bound: Double(Float(1e37)) * Double(tokens), limit: OverflowGuard.valueLimit))
+        v[100 * d] = .nan
+        var reference = [Float](repeating: 0, count: 1)
+        _ = v.withUnsafeBytes { raw in
+            OverflowGuard.valueUnits(TensorView(base: raw.baseAddress!, batchStride: 0, headStride: 0, rowStride: d),
+                                     shape: shape, into: &reference, threads: 1)
+        }
+        let poisoned = v.withUnsafeBytes { raw in
+            OverflowGuard.valueUnits(TensorView(base: raw.baseAddress!, batchStride: 0, headStride: 0, rowStride: d),
+                                     shape: shape, into: &units, threads: threads)
+        }
+        #expect(!poisoned.finite && units == reference, "the units of one thread")
+    }
+
     @Test func mismatchedBlockMapThrows() throws {
         let map = BlockMap.full(batch: 1, heads: 2, queryBlocks: 2, keyBlocks: 1)
         #expect(throws: SpargeError.self) {

@@ -22,40 +22,46 @@ func firstFlaggedElement(_ v: TensorView, batch: Int, heads: Int, tokens: Int, d
     return nil
 }
 
-/// Scans a view for NaN or infinity (the SIMD row kernel). An fp32 view is scanned one
-/// (batch, head) per work item on `threads` workers (a full pass over the inputs costs about
-/// as much as stage 1, serially), with contiguous rows as one run; the first element in
-/// flat order is reported whatever the thread count.
+/// Scans a view for NaN or infinity (the SIMD row kernels: fp32 lanes, or the bits of fp16 /
+/// bf16 elements, never widened). Each (batch, head) is one work item on `threads` workers, cut
+/// into row ranges when there are few heads (a full pass over the inputs costs about as much
+/// as stage 1, serially), contiguous rows scanned as one run; the first element in flat order
+/// is reported whatever the thread count.
 func firstNonFiniteElement(_ v: TensorView, batch: Int, heads: Int, tokens: Int, d: Int,
                            temp: UnsafeMutablePointer<Float>, threads: Int = 1) -> (index: Int, value: Float)? {
-    guard v.isFloat32 else {
-        return firstFlaggedElement(v, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) { firstNonFinite($0, count: $1) }
-    }
     var first = Int.max  // the smallest flagged flat index, lowered atomically by the workers
     withUnsafeMutablePointer(to: &first) { firstPointer in
         let shared = UnsafeSendable(firstPointer)
         let workers = scanWorkers(elements: batch * heads * tokens * d, threads: threads)
-        parallelFor(items: batch * heads, threads: workers) { _, item in
-            let b = item / heads, h = item % heads
-            let headStart = item * tokens * d
-            if let n = firstFlaggedRow(v, b, h, tokens: tokens, d: d) {
-                let c = firstNonFinite(v.row(b, h, n), count: d) ?? 0
+        let parts = rowRanges(items: batch * heads, rows: tokens, workers: workers)
+        parallelFor(items: batch * heads * parts, threads: workers) { _, item in
+            let head = item / parts
+            let b = head / heads, h = head % heads
+            if let (n, c) = firstFlaggedRow(v, b, h, rows: rowRange(item % parts, of: parts, rows: tokens), d: d) {
                 let atomic = UnsafeMutableRawPointer(shared.value).assumingMemoryBound(to: Atomic<Int>.self)
-                _ = atomic.pointee.min(headStart + n * d + c, ordering: .relaxed)
+                _ = atomic.pointee.min((head * tokens + n) * d + c, ordering: .relaxed)
             }
         }
     }
     guard first != Int.max else { return nil }
     let n = first / d, c = first % d
-    return (first, v.row(n / tokens / heads, n / tokens % heads, n % tokens)[c])
+    return (first, v.floats(n / tokens / heads, n / tokens % heads, n % tokens, count: d, temp: temp)[c])
 }
 
-/// The first row of head (b, h) of an fp32 view holding a NaN or infinity: contiguous rows are
-/// scanned as one run.
-private func firstFlaggedRow(_ v: TensorView, _ b: Int, _ h: Int, tokens: Int, d: Int) -> Int? {
+/// The first row among `rows` of head (b, h) holding a NaN or infinity, and its first such
+/// channel: contiguous rows are scanned as one run.
+private func firstFlaggedRow(_ v: TensorView, _ b: Int, _ h: Int, rows: Range<Int>, d: Int) -> (row: Int, channel: Int)? {
+    guard !rows.isEmpty else { return nil }
     if v.rowStride == d {
-        return firstNonFinite(v.row(b, h, 0), count: tokens * d).map { $0 / d }
+        return firstNonFinite(v, b, h, rows.lowerBound, count: rows.count * d).map { (rows.lowerBound + $0 / d, $0 % d) }
     }
-    for n in 0..<tokens where firstNonFinite(v.row(b, h, n), count: d) != nil { return n }
+    for n in rows { if let c = firstNonFinite(v, b, h, n, count: d) { return (n, c) } }
     return nil
+}
+
+/// The first NaN or infinity among `count` elements from row (b, h, n) on.
+@inline(__always)
+private func firstNonFinite(_ v: TensorView, _ b: Int, _ h: Int, _ n: Int, count: Int) -> Int? {
+    v.isFloat32 ? firstNonFinite(v.row(b, h, n), count: count)
+        : firstNonFinite(bits: v.bits(b, h, n), count: count, exponentMask: v.halfExponentMask)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SpargeSIMD
+import Synchronization
 
 // Finite in, finite out (issue 15). Two fp32 overflows are avoided without per-element work
 // in the hot loops, with powers of two (exact scalings):
@@ -39,38 +40,59 @@ enum OverflowGuard {
 
     /// Writes the `valueUnit` of every (batch, kv head) of V (`B,H kv,Nk,D`) to `units`
     /// (all 1 in the common case) and returns whether any differs from 1 and whether V is
-    /// finite. One (batch, kv head) per work item on `threads` workers when V is large;
-    /// contiguous fp32 rows are one run. No heap allocation for D up to 256 (plans call it on
-    /// every run).
+    /// finite. One (batch, kv head) per work item on `threads` workers when V is large, cut
+    /// into row ranges when there are few heads; contiguous fp32 rows are one run. No heap
+    /// allocation for D up to 256 (plans call it on every run).
     static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>,
                            threads: Int = 1) -> ValueScan {
-        let heads = s.batch * s.kvHeads, d = s.headDim
-        let workers = scanWorkers(elements: heads * s.keyLength * d, threads: threads)
-        let shared = UnsafeSendable(units)
-        parallelFor(items: heads, threads: workers) { _, item in
-            let b = item / s.kvHeads, h = item % s.kvHeads
-            var m: Float = 0, allFinite = true
-            if v.isFloat32 && v.rowStride == d {
-                (m, allFinite) = absoluteMaxAndFiniteness(v.row(b, h, 0), count: s.keyLength * d)
-            } else {
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, d)) { t in
-                    for n in 0..<s.keyLength {
-                        let row = absoluteMaxAndFiniteness(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d)
-                        m = Swift.max(m, row.max)
-                        allFinite = allFinite && row.finite
-                    }
-                }
-            }
-            // The unit of the largest |v| (an infinity gives 1), negated here to mark a head with a
-            // NaN or infinity (no allocation for the flags).
-            let u = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
-            shared.value[item] = allFinite ? u : -u
+        let heads = s.batch * s.kvHeads
+        let workers = scanWorkers(elements: heads * s.keyLength * s.headDim, threads: threads)
+        let parts = rowRanges(items: heads, rows: s.keyLength, workers: workers)
+        // Until the end, `units` holds per head the bits of its largest |v| (non-negative floats
+        // order as their bits), raised atomically by its row ranges, or 0x7FFF_FFFF (above every
+        // finite magnitude) for a head with a NaN or infinity: no allocation for the flags, and
+        // every value below 2^31, where signed and unsigned maxima agree (`Atomic<UInt32>.max`
+        // compares as signed here: measured).
+        let raw = UnsafeMutableRawPointer(units)
+        for i in 0..<heads { raw.storeBytes(of: UInt32(0), toByteOffset: 4 * i, as: UInt32.self) }
+        let shared = UnsafeSendable(raw)
+        parallelFor(items: heads * parts, threads: workers) { _, item in
+            let head = item / parts
+            let (m, finite) = magnitude(v, head / s.kvHeads, head % s.kvHeads, rows: rowRange(item % parts, of: parts, rows: s.keyLength),
+                                        d: s.headDim)
+            let found: UInt32 = finite ? m.bitPattern & 0x7FFF_FFFF : 0x7FFF_FFFF
+            _ = (shared.value + 4 * head).assumingMemoryBound(to: Atomic<UInt32>.self).pointee.max(found, ordering: .relaxed)
         }
         var scan = ValueScan(scaled: false, finite: true)
         for i in 0..<heads {
-            if units[i] < 0 { units[i] = -units[i]; scan.finite = false }
+            let found = raw.load(fromByteOffset: 4 * i, as: UInt32.self)
+            var m = Float(bitPattern: found)
+            if found == 0x7FFF_FFFF {
+                scan.finite = false
+                // The largest |v| of a head with a NaN or infinity: the whole head again (rare).
+                m = magnitude(v, i / s.kvHeads, i % s.kvHeads, rows: 0..<s.keyLength, d: s.headDim).max
+            }
+            // The unit of the largest |v| (an infinity gives 1).
+            units[i] = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
             if units[i] != 1 { scan.scaled = true }
         }
         return scan
+    }
+
+    /// The largest |v| of `rows` of head (b, h) (NaN ignored) and whether they are all finite.
+    private static func magnitude(_ v: TensorView, _ b: Int, _ h: Int, rows: Range<Int>, d: Int) -> (max: Float, finite: Bool) {
+        guard !rows.isEmpty else { return (0, true) }
+        if v.isFloat32 && v.rowStride == d {
+            return absoluteMaxAndFiniteness(v.row(b, h, rows.lowerBound), count: rows.count * d)
+        }
+        var m: Float = 0, allFinite = true
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: Swift.max(1, d)) { t in
+            for n in rows {
+                let row = absoluteMaxAndFiniteness(v.floats(b, h, n, count: d, temp: t.baseAddress!), count: d)
+                m = Swift.max(m, row.max)
+                allFinite = allFinite && row.finite
+            }
+        }
+        return (m, allFinite)
     }
 }

@@ -4,7 +4,8 @@
 // ``PVNumerics/fp16``, or quantized to FP8 e4m3 per (batch, kv head, channel)
 // (`v_scale = max|V| / fp8ValueRange`) and stored dequantized (`V8 * v_scale`) for
 // ``PVNumerics/fp8``. O(N*D), small next to the attention, but a serial pass would leave all but
-// one core idle: one (batch, kv head) per work item on the call's threads when V is large.
+// one core idle: one (batch, kv head) per work item on the call's threads when V is large, cut into
+// row ranges when there are fewer heads than threads.
 
 /// Whether the kernels can read `v` in place: fp32 rows of exactly the kernels' `width`
 /// (by default `d` rounded up to 8) channels.
@@ -21,19 +22,23 @@ func widenValues(_ v: TensorView, shape s: AttentionShape, width: Int, numerics:
     let d = s.headDim, n = s.keyLength
     let shared = UnsafeSendable(buffer), sharedUnits = units.map { UnsafeSendable($0) }
     let workers = scanWorkers(elements: s.batch * s.kvHeads * n * d, threads: threads)
-    parallelFor(items: s.batch * s.kvHeads, threads: workers) { _, item in
+    // Row ranges of a head in parallel, except for FP8, whose scale is per channel of a whole head.
+    let parts = numerics == .fp8 ? 1 : rowRanges(items: s.batch * s.kvHeads, rows: n, workers: workers)
+    parallelFor(items: s.batch * s.kvHeads * parts, threads: workers) { _, item in
         let units = sharedUnits?.value
-        let b = item / s.kvHeads, h = item % s.kvHeads
-        let head = shared.value + (b * s.kvHeads + h) * n * width
-        for t in 0..<n { v.load(b, h, t, into: head + t * width, count: d) }
-        if let unit = units?[b * s.kvHeads + h], unit != 1 {
-            for t in 0..<n { for c in 0..<d { head[t * width + c] /= unit } }
+        let headIndex = item / parts
+        let b = headIndex / s.kvHeads, h = headIndex % s.kvHeads
+        let rows = rowRange(item % parts, of: parts, rows: n)
+        let head = shared.value + headIndex * n * width
+        for t in rows { v.load(b, h, t, into: head + t * width, count: d) }
+        if let unit = units?[headIndex], unit != 1 {
+            for t in rows { for c in 0..<d { head[t * width + c] /= unit } }
         }
         switch numerics {
         case .fp32:
             break
         case .fp16:
-            for t in 0..<n { for c in 0..<d { head[t * width + c] = roundToHalf(head[t * width + c]) } }
+            for t in rows { for c in 0..<d { head[t * width + c] = roundToHalf(head[t * width + c]) } }
         case .fp8:
             for c in 0..<d {
                 var amax: Float = 0

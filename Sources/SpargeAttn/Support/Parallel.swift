@@ -67,6 +67,21 @@ func scanWorkers(elements: Int, threads: Int) -> Int {
     elements >= 1 << 20 ? threads : 1
 }
 
+/// How many row ranges to cut each of `items` (batch, head) items of `rows` rows into for a
+/// pass over the inputs on `workers` workers: one when there are at least twice as many items
+/// as workers, else enough to give every worker two (ranges of at least 256 rows), so that a
+/// model with few (KV) heads still uses every core.
+func rowRanges(items: Int, rows: Int, workers: Int) -> Int {
+    guard workers > 1, items < 2 * workers else { return 1 }
+    return Swift.max(1, Swift.min((2 * workers + items - 1) / Swift.max(1, items), rows / 256))
+}
+
+/// The `part`-th of `parts` row ranges of `rows` rows.
+@inline(__always)
+func rowRange(_ part: Int, of parts: Int, rows: Int) -> Range<Int> {
+    (part * rows / parts)..<((part + 1) * rows / parts)
+}
+
 /// The number of threads to use by default: the CPUs this process may run on.
 func defaultThreadCount() -> Int {
     Swift.max(1, ProcessInfoCPU.activeProcessorCount)

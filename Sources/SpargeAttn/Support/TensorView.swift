@@ -47,6 +47,15 @@ struct TensorView: @unchecked Sendable {
         base.assumingMemoryBound(to: Float.self) + offset(b, h, n)
     }
 
+    /// The row's 16-bit elements as bits; only for fp16 and bf16 views.
+    @inline(__always)
+    func bits(_ b: Int, _ h: Int, _ n: Int) -> UnsafePointer<UInt16> {
+        base.assumingMemoryBound(to: UInt16.self) + offset(b, h, n)
+    }
+
+    /// The exponent bits of the element type (all ones: NaN or infinity): 0x7C00 for fp16, 0x7F80 for bf16.
+    var halfExponentMask: UInt16 { type == .float16 ? 0x7C00 : 0x7F80 }
+
     /// Copies (and widens) `count` channels of a row into `dst`.
     @inline(__always)
     func load(_ b: Int, _ h: Int, _ n: Int, into dst: UnsafeMutablePointer<Float>, count: Int) {
