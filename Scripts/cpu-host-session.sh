@@ -20,16 +20,25 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 input=$scratch/h16.safetensors
 "$sparge" generate --output "$input" --workload medium --heads 16 --n 16384 --d 64 > /dev/null
-seconds() { "$sparge" run --input "$input" --top-k 0.5 --json "$@" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seconds"])'; }
+# "seconds:preparation:kernel" of one run (the phases of its last call, wall clock)
+seconds() { "$sparge" run --input "$input" --top-k 0.5 --json "$@" | python3 -c 'import json,sys; r=json.load(sys.stdin); t=r.get("timings", {}); print(r["seconds"], t.get("preparation_seconds", 0), t.get("kernel_seconds", 0), sep=":")'; }
 pairs=""
 for i in $(seq "${PAIRS:-5}"); do
     pairs="$pairs $(seconds --threads 1 --repeat 1),$(seconds --threads 16 --repeat 5)"
 done
 python3 - $pairs <<'PY' | tee "$out/scaling.log"
 import statistics, sys
-pairs = [tuple(map(float, p.split(","))) for p in sys.argv[1:]]
+runs = [[tuple(map(float, side.split(":"))) for side in p.split(",")] for p in sys.argv[1:]]
+pairs = [(one[0], many[0]) for one, many in runs]
 ratios = [one / many for one, many in pairs]
 print(f"sparse top-k 0.5, B=1 H=16 N=16384 D=64, {len(pairs)} interleaved pairs: 1 thread "
       f"{statistics.median(p[0] for p in pairs) * 1e3:.1f} ms, 16 threads {statistics.median(p[1] for p in pairs) * 1e3:.1f} ms; "
       f"median ratio {statistics.median(ratios):.2f}x (pairs: {', '.join(f'{r:.2f}' for r in ratios)})")
+for i, side in enumerate(("1 thread", "16 threads")):
+    prep = statistics.median(r[i][1] for r in runs) * 1e3
+    kernel = statistics.median(r[i][2] for r in runs) * 1e3
+    print(f"  {side}: preparation (stage 1 + quantization) {prep:.1f} ms, kernel {kernel:.1f} ms (medians of the last calls)")
+if all(r[0][1] > 0 and r[1][1] > 0 for r in runs):
+    print(f"  phase scaling: preparation {statistics.median(r[0][1] / r[1][1] for r in runs):.2f}x, "
+          f"kernel {statistics.median(r[0][2] / r[1][2] for r in runs):.2f}x")
 PY

@@ -16,7 +16,9 @@ struct RunCommand {
           [--compare] [--json]
 
         Reads q (B,H,Nq,D), k and v (B,Hkv,Nk,D; Hkv divides H) in f16, bf16 or f32 from IN and
-        runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter).
+        runs sparse attention (stage 1 prediction, INT8 Q.K, stage-2 filter). On the CPU, f16 and
+        bf16 tensors go to the library as they are (read in place) and the --repeat calls share
+        one plan and workspace, as in an inference engine.
 
           --input PATH        safetensors file holding q, k, v (required)
           --output PATH       write o (f32 B,H,Nq,D), mask (u8 B,H,nq,nk), q_int8, q_scale,
@@ -57,7 +59,9 @@ struct RunCommand {
         Stdout: a text report; with --json one JSON object: mode, shape, threads, seconds
         (attention only, median), gflops_dense_equivalent, density (selected over allowed blocks:
         those the causal mask leaves), sparsity, density_of_all_blocks, stage2_skipped_fraction,
-        with --compare accuracy {cosine, relative_l1, relative_l2, rmse, max_abs_error}, and more.
+        sparse calls' timings {preparation_seconds, kernel_seconds (wall), stage1_cpu_seconds,
+        quantization_cpu_seconds} of the last call, with --compare accuracy {cosine, relative_l1,
+        relative_l2, rmse, max_abs_error}, and more.
         Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
         """
 
@@ -135,33 +139,33 @@ struct RunCommand {
         let threadCount = threads ?? ProcessInfo.processInfo.activeProcessorCount
 
         // The output buffer is allocated once, outside the timed region: `seconds` is the
-        // attention call alone.
+        // attention call alone. Repeated CPU sparse calls share one plan and workspace, as an
+        // engine's would (no allocation after the first call), unless the quantized tensors are
+        // captured for --output (a one-shot call's option).
         var o = [Float](repeating: 0, count: shape.queryElements)
         var result: SparseAttentionResult? = nil
         var samples: [Double] = []
-        try q.withUnsafeBufferPointer { q in
-            try k.withUnsafeBufferPointer { k in
-                try v.withUnsafeBufferPointer { v in
-                    try o.withUnsafeMutableBufferPointer { o in
-                        for _ in 0..<repeats {
-                            samples.append(try Timing.seconds {
-                                if dense {
-                                    try SpargeAttention.dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
-                                                              output: AttentionOutput(o), shape: shape, tokenOrder: order,
-                                                              causal: parameters.causal, threads: threadCount)
-                                } else if backend == .cuda {
-                                    result = try CUDABackend.sparse(
-                                        q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
-                                        shape: shape, parameters: parameters, blockMap: givenMap, captureQuantized: output != nil)
-                                } else {
-                                    result = try SpargeAttention.sparse(
-                                        q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
-                                        shape: shape, parameters: parameters, tokenOrder: order,
-                                        blockMap: givenMap, threads: threadCount, captureQuantized: output != nil)
-                                }
-                            })
+        let plan = !dense && backend == .cpu && output == nil
+            ? try SpargePlan(shape: shape, parameters: parameters, tokenOrder: order, threads: threadCount) : nil
+        let workspace = plan?.makeWorkspace()
+        try Self.withInputs(qt, kt, vt, floats: q, k, v, native: backend == .cpu) { q, k, v in
+            try o.withUnsafeMutableBufferPointer { o in
+                for _ in 0..<repeats {
+                    samples.append(try Timing.seconds {
+                        if dense {
+                            try SpargeAttention.dense(q: q, k: k, v: v, output: AttentionOutput(o), shape: shape, tokenOrder: order,
+                                                      causal: parameters.causal, threads: threadCount)
+                        } else if backend == .cuda {
+                            result = try CUDABackend.sparse(q: q, k: k, v: v, output: AttentionOutput(o), shape: shape,
+                                                            parameters: parameters, blockMap: givenMap, captureQuantized: output != nil)
+                        } else if let plan, let workspace {
+                            result = try plan.run(q: q, k: k, v: v, output: AttentionOutput(o), workspace: workspace, blockMap: givenMap)
+                        } else {
+                            result = try SpargeAttention.sparse(
+                                q: q, k: k, v: v, output: AttentionOutput(o), shape: shape, parameters: parameters, tokenOrder: order,
+                                blockMap: givenMap, threads: threadCount, captureQuantized: output != nil)
                         }
-                    }
+                    })
                 }
             }
         }
@@ -232,6 +236,34 @@ struct RunCommand {
     /// The `B,H,N,D` sizes of a 4-D tensor's shape, given as `B,N,H,D` when `nhd`.
     static func hndDimensions(_ s: [Int], nhd: Bool) -> [Int] { nhd ? [s[0], s[2], s[1], s[3]] : s }
 
+    /// q, k, v as the timed calls take them: with `native`, the file's own fp16 or bf16 storage
+    /// when all three have that type (read in place, as from an engine holding half-precision
+    /// tensors), else the fp32 arrays.
+    static func withInputs(_ qt: Tensor, _ kt: Tensor, _ vt: Tensor, floats q: [Float], _ k: [Float], _ v: [Float], native: Bool,
+                           _ body: (AttentionInput, AttentionInput, AttentionInput) throws -> Void) throws {
+        let type = qt.dtype
+        if native && (type == .float16 || type == .bfloat16) && kt.dtype == type && vt.dtype == type {
+            func input(_ raw: UnsafeRawBufferPointer, _ count: Int) -> AttentionInput {
+                type == .float16
+                    ? AttentionInput(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: Float16.self), count: count))
+                    : AttentionInput(UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: BFloat16.self), count: count))
+            }
+            try qt.data.withUnsafeBytes { qb in
+                try kt.data.withUnsafeBytes { kb in
+                    try vt.data.withUnsafeBytes { vb in
+                        try body(input(qb, qt.elementCount), input(kb, kt.elementCount), input(vb, vt.elementCount))
+                    }
+                }
+            }
+            return
+        }
+        try q.withUnsafeBufferPointer { q in
+            try k.withUnsafeBufferPointer { k in
+                try v.withUnsafeBufferPointer { v in try body(AttentionInput(q), AttentionInput(k), AttentionInput(v)) }
+            }
+        }
+    }
+
     static func floats(_ t: Tensor, _ name: String) throws -> [Float] {
         let x = try t.floats()
         // A clearer message than the library's (which reports a flat index).
@@ -276,6 +308,12 @@ struct RunCommand {
         ]
         if let r = result {
             pairs += r.statistics.jsonPairs
+            // The phases of the last timed call (wall seconds; CPU seconds summed over threads).
+            let t = r.timings
+            pairs.append(("timings", .object([
+                ("preparation_seconds", .finite(t.preparationSeconds)), ("kernel_seconds", .finite(t.kernelSeconds)),
+                ("stage1_cpu_seconds", .finite(t.stage1CPUSeconds)), ("quantization_cpu_seconds", .finite(t.quantizationCPUSeconds)),
+            ])))
             if let perHead = r.densityPerHead { pairs.append(("density_per_head", .array(perHead.map { .finite($0) }))) }
             if let m = r.blockMap {
                 pairs.append(("block_map_shape", .array([m.batch, m.heads, m.queryBlocks, m.keyBlocks].map { .int($0) })))
