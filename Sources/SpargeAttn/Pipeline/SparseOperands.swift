@@ -71,6 +71,23 @@ final class SparseOperands: @unchecked Sendable {
     /// `vPadded`, allocated on first need and then reused.
     func bindValues(_ v: TensorView, numerics: PVNumerics = .fp32, fp8ValueRange: Float = 2.25, threads: Int = 1) {
         let s = g.shape
+        if numerics == .fp32 && !valuesReadInPlace(v, headDim: s.headDim, width: g.width, numerics: numerics) {
+            // Widened anyway (fp16 / bf16, or rows to pad): one pass over the caller's V, then the
+            // units from the fp32 copy (in cache, no second conversion), divided by them after (rare).
+            let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
+            vPadded = buf
+            values = widenValues(v, shape: s, width: g.width, into: buf.pointer, threads: threads)
+            let scan = OverflowGuard.valueUnits(values, shape: s, into: valueUnits.pointer, threads: threads)
+            valuesScaled = scan.scaled
+            valuesFinite = scan.finite
+            if scan.scaled {
+                for head in 0..<(s.batch * s.kvHeads) where valueUnits.pointer[head] != 1 {
+                    let unit = valueUnits.pointer[head], rows = buf.pointer + head * s.keyLength * g.width
+                    for t in 0..<s.keyLength { for c in 0..<s.headDim { rows[t * g.width + c] /= unit } }
+                }
+            }
+            return
+        }
         // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
         let scan = numerics == .fp32 ? OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, threads: threads) : nil
         valuesScaled = scan?.scaled ?? false
