@@ -5,7 +5,8 @@
 # --product sparge). Prints, and writes to $OUT when set:
 #   1. Scripts/compare_torch.py at 16 threads (and 2) on the two issue shapes;
 #   2. the sparse path (top-k 0.5) at B=1 H=16 N=16384 D=64 on 1 thread and on 16, and the
-#      ratio (issue 14 asks for >= 12x): $PAIRS interleaved pairs (default 5), the median of
+#      ratio (issue 14 asks for >= 12x): $PAIRS interleaved pairs (default 5; each side the
+#      median of its calls through one plan: 3 on 1 thread, 5 on 16), the median of
 #      the pairs' ratios, so that a change in the shared host's load hits both sides alike.
 # THREADS (default "16 2") picks the thread counts of part 1, ROUNDS (default 5) its rounds.
 set -euo pipefail
@@ -24,7 +25,7 @@ input=$scratch/h16.safetensors
 seconds() { "$sparge" run --input "$input" --top-k 0.5 --json "$@" | python3 -c 'import json,sys; r=json.load(sys.stdin); t=r.get("timings", {}); print(r["seconds"], t.get("preparation_seconds", 0), t.get("kernel_seconds", 0), sep=":")'; }
 pairs=""
 for i in $(seq "${PAIRS:-5}"); do
-    pairs="$pairs $(seconds --threads 1 --repeat 1),$(seconds --threads 16 --repeat 5)"
+    pairs="$pairs $(seconds --threads 1 --repeat 3),$(seconds --threads 16 --repeat 5)"
 done
 python3 - $pairs <<'PY' | tee "$out/scaling.log"
 import statistics, sys
