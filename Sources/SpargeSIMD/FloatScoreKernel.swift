@@ -2,7 +2,8 @@
 //
 // Same 4 x 2-vector register tile as the INT8 kernel (4 x 4 first in the AVX-512 set); the
 // key block is stored transposed (`kT[d][c]`, row stride `columns`) so that each step is two
-// vector loads, four broadcasts and eight multiply-adds.
+// vector loads, four broadcasts and eight multiply-adds. The depth goes in slices of 64, each
+// taken by every row before the next: a slice of kT (16 KB for 64 keys) stays in L1.
 
 extension KernelSet {
     /// Computes `out[r][c] = sum_d q[r][d] * kT[d][c]` for `rows` (multiple of 4, padded rows
@@ -38,36 +39,60 @@ extension KernelSet {
             firstColumn += 4 * n
         }
         #endif
-        var r = 0
-        while r < rows && firstColumn < columns {
-            let q0 = q + r * qStride, q1 = q0 + qStride, q2 = q1 + qStride, q3 = q2 + qStride
-            var c = firstColumn
-            while c < columns {
-                var a00 = FloatV(), a01 = FloatV(), a10 = FloatV(), a11 = FloatV()
-                var a20 = FloatV(), a21 = FloatV(), a30 = FloatV(), a31 = FloatV()
-                var kp = kT + c
-                for d in 0..<depth {
-                    let k0: FloatV = load(kp), k1: FloatV = load(kp + n)
-                    let b0 = FloatV(repeating: q0[d])
-                    a00 = multiplyAdd(b0, k0, a00); a01 = multiplyAdd(b0, k1, a01)
-                    let b1 = FloatV(repeating: q1[d])
-                    a10 = multiplyAdd(b1, k0, a10); a11 = multiplyAdd(b1, k1, a11)
-                    let b2 = FloatV(repeating: q2[d])
-                    a20 = multiplyAdd(b2, k0, a20); a21 = multiplyAdd(b2, k1, a21)
-                    let b3 = FloatV(repeating: q3[d])
-                    a30 = multiplyAdd(b3, k0, a30); a31 = multiplyAdd(b3, k1, a31)
-                    kp += columns
+        // Every set: 4 rows x 2 vectors, the depth in slices of 64 outside as above.
+        var d0 = 0
+        while d0 < depth && firstColumn < columns {
+            let slice = Swift.min(64, depth - d0)
+            var r = 0
+            while r < rows {
+                let q0 = q + r * qStride + d0
+                var c = firstColumn
+                while c < columns {
+                    floatScoreTwoVectors(q: (q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride),
+                                         kT: kT + d0 * columns + c, columns: columns, depth: slice,
+                                         out: out + r * outStride + c, outStride: outStride, accumulate: d0 > 0)
+                    c += 2 * n
                 }
-                let o = out + r * outStride + c
-                store(a00, o); store(a01, o + n)
-                store(a10, o + outStride); store(a11, o + outStride + n)
-                store(a20, o + 2 * outStride); store(a21, o + 2 * outStride + n)
-                store(a30, o + 3 * outStride); store(a31, o + 3 * outStride + n)
-                c += 2 * n
+                r += 4
             }
-            r += 4
+            d0 += slice
         }
     }
+}
+
+/// Four rows x two vectors of columns of the fp32 score tile over `depth` channels, added to
+/// `out`'s sums with `accumulate`.
+@inline(__always)
+func floatScoreTwoVectors(
+    q: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>),
+    kT: UnsafePointer<Float>, columns: Int, depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
+    accumulate: Bool
+) {
+    let n = FloatV.scalarCount
+    let o1 = out + outStride, o2 = o1 + outStride, o3 = o2 + outStride
+    var a00 = FloatV(), a01 = FloatV(), a10 = FloatV(), a11 = FloatV()
+    var a20 = FloatV(), a21 = FloatV(), a30 = FloatV(), a31 = FloatV()
+    if accumulate {
+        a00 = load(out); a01 = load(out + n); a10 = load(o1); a11 = load(o1 + n)
+        a20 = load(o2); a21 = load(o2 + n); a30 = load(o3); a31 = load(o3 + n)
+    }
+    var kp = kT
+    for d in 0..<depth {
+        let k0: FloatV = load(kp), k1: FloatV = load(kp + n)
+        let b0 = FloatV(repeating: q.0[d])
+        a00 = multiplyAdd(b0, k0, a00); a01 = multiplyAdd(b0, k1, a01)
+        let b1 = FloatV(repeating: q.1[d])
+        a10 = multiplyAdd(b1, k0, a10); a11 = multiplyAdd(b1, k1, a11)
+        let b2 = FloatV(repeating: q.2[d])
+        a20 = multiplyAdd(b2, k0, a20); a21 = multiplyAdd(b2, k1, a21)
+        let b3 = FloatV(repeating: q.3[d])
+        a30 = multiplyAdd(b3, k0, a30); a31 = multiplyAdd(b3, k1, a31)
+        kp += columns
+    }
+    store(a00, out); store(a01, out + n)
+    store(a10, o1); store(a11, o1 + n)
+    store(a20, o2); store(a21, o2 + n)
+    store(a30, o3); store(a31, o3 + n)
 }
 
 extension KernelSet {

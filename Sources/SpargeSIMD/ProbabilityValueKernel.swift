@@ -3,7 +3,8 @@
 // Register tile: 4 rows x 2 vectors of output channels (8 accumulators); each key step is two
 // vector loads of V, four broadcasts of P and eight multiply-adds. The AVX-512 set first takes
 // 4 vectors (64 channels) at a time: 16 accumulators fit its 32 registers. The accumulator tile O
-// lives in the caller's workspace and is loaded/stored once per call. Channels left over
+// lives in the caller's workspace and is loaded/stored once per call. Channel blocks go outside
+// the rows, so that a block of V stays in L1 while every row takes it. Channels left over
 // after the 2-vector steps go one vector, then (16-lane sets) eight lanes, at a time.
 
 extension KernelSet {
@@ -39,35 +40,22 @@ extension KernelSet {
             first += 4 * n
         }
         #endif
+        // Every set: 4 rows x 2 vectors, channel blocks outside as above.
+        while first + 2 * n <= width {
+            var r = 0
+            while r < rows {
+                let p0 = p + r * pStride, o0 = o + r * oStride + first
+                accumulateTwoVectors(p: (p0, p0 + pStride, p0 + 2 * pStride, p0 + 3 * pStride), count: count,
+                                     v: v + first, vStride: vStride, o: (o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride))
+                r += 4
+            }
+            first += 2 * n
+        }
         var r = 0
         while r < rows && first < width {
             let p0 = p + r * pStride, p1 = p0 + pStride, p2 = p1 + pStride, p3 = p2 + pStride
             let o0 = o + r * oStride, o1 = o0 + oStride, o2 = o1 + oStride, o3 = o2 + oStride
             var x = first
-            while x + 2 * n <= width {
-                var a00: FloatV = load(o0 + x), a01: FloatV = load(o0 + x + n)
-                var a10: FloatV = load(o1 + x), a11: FloatV = load(o1 + x + n)
-                var a20: FloatV = load(o2 + x), a21: FloatV = load(o2 + x + n)
-                var a30: FloatV = load(o3 + x), a31: FloatV = load(o3 + x + n)
-                var vp = v + x
-                for c in 0..<count {
-                    let v0: FloatV = load(vp), v1: FloatV = load(vp + n)
-                    let b0 = FloatV(repeating: p0[c])
-                    a00 = multiplyAdd(b0, v0, a00); a01 = multiplyAdd(b0, v1, a01)
-                    let b1 = FloatV(repeating: p1[c])
-                    a10 = multiplyAdd(b1, v0, a10); a11 = multiplyAdd(b1, v1, a11)
-                    let b2 = FloatV(repeating: p2[c])
-                    a20 = multiplyAdd(b2, v0, a20); a21 = multiplyAdd(b2, v1, a21)
-                    let b3 = FloatV(repeating: p3[c])
-                    a30 = multiplyAdd(b3, v0, a30); a31 = multiplyAdd(b3, v1, a31)
-                    vp += vStride
-                }
-                store(a00, o0 + x); store(a01, o0 + x + n)
-                store(a10, o1 + x); store(a11, o1 + x + n)
-                store(a20, o2 + x); store(a21, o2 + x + n)
-                store(a30, o3 + x); store(a31, o3 + x + n)
-                x += 2 * n
-            }
             if x + n <= width {
                 accumulateOneVector(FloatV.self, p: (p0, p1, p2, p3), count: count, v: v + x, vStride: vStride,
                                     o: (o0 + x, o1 + x, o2 + x, o3 + x))
@@ -80,6 +68,37 @@ extension KernelSet {
             r += 4
         }
     }
+}
+
+/// Two vectors of channels of four rows: `o_r[0..<2n] += sum_c p_r[c] * v[c][0..<2n]`.
+@inline(__always)
+func accumulateTwoVectors(
+    p: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>), count: Int,
+    v: UnsafePointer<Float>, vStride: Int,
+    o: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+) {
+    let n = FloatV.scalarCount
+    var a00: FloatV = load(o.0), a01: FloatV = load(o.0 + n)
+    var a10: FloatV = load(o.1), a11: FloatV = load(o.1 + n)
+    var a20: FloatV = load(o.2), a21: FloatV = load(o.2 + n)
+    var a30: FloatV = load(o.3), a31: FloatV = load(o.3 + n)
+    var vp = v
+    for c in 0..<count {
+        let v0: FloatV = load(vp), v1: FloatV = load(vp + n)
+        let b0 = FloatV(repeating: p.0[c])
+        a00 = multiplyAdd(b0, v0, a00); a01 = multiplyAdd(b0, v1, a01)
+        let b1 = FloatV(repeating: p.1[c])
+        a10 = multiplyAdd(b1, v0, a10); a11 = multiplyAdd(b1, v1, a11)
+        let b2 = FloatV(repeating: p.2[c])
+        a20 = multiplyAdd(b2, v0, a20); a21 = multiplyAdd(b2, v1, a21)
+        let b3 = FloatV(repeating: p.3[c])
+        a30 = multiplyAdd(b3, v0, a30); a31 = multiplyAdd(b3, v1, a31)
+        vp += vStride
+    }
+    store(a00, o.0); store(a01, o.0 + n)
+    store(a10, o.1); store(a11, o.1 + n)
+    store(a20, o.2); store(a21, o.2 + n)
+    store(a30, o.3); store(a31, o.3 + n)
 }
 
 /// One vector of channels of four rows: `o_r += sum_c p_r[c] * v[c]`.
