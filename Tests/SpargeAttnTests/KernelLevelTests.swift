@@ -250,6 +250,46 @@ struct KernelLevelTests {
         }
     }
 
+    /// The pipeline's K mean (64-row partial sums one chunk per work item, then per head) has
+    /// the bits of the serial `keySmoothingMean`, for fp32 and bf16 keys, ragged key counts and
+    /// 1 or 3 threads.
+    @Test(arguments: [false, true], [1, 3])
+    func keyMeanOfChunksEqualsTheSerialMean(bf16: Bool, threads: Int) throws {
+        let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 70, keyLength: 300, headDim: 24)
+        var rng = TestRNG(seed: 77)
+        let q = rng.gaussians(shape.queryElements), v = rng.gaussians(shape.keyElements)
+        let k = rng.gaussians(shape.keyElements, scale: 3).map { bf16 ? BFloat16($0).float : $0 + 5 }
+        let kHalf = k.map { BFloat16($0) }
+        func run(_ keys: AttentionInput) throws -> [Float] {
+            try q.withUnsafeBufferPointer { qb in
+                try v.withUnsafeBufferPointer { vb in
+                    var out = [Float](repeating: 0, count: shape.queryElements)
+                    let r = try out.withUnsafeMutableBufferPointer { ob in
+                        try SpargeAttention.sparse(q: AttentionInput(qb), k: keys, v: AttentionInput(vb), output: AttentionOutput(ob),
+                                                   shape: shape, threads: threads, captureQuantized: true)
+                    }
+                    return try #require(r.quantized).kMean
+                }
+            }
+        }
+        let captured = bf16 ? try kHalf.withUnsafeBufferPointer { try run(AttentionInput($0)) }
+                            : try k.withUnsafeBufferPointer { try run(AttentionInput($0)) }
+        let d = shape.headDim
+        var expected = [Float](repeating: 0, count: 2 * shape.kvHeads * d)
+        var sums = [Double](repeating: 0, count: d), partial = [Float](repeating: 0, count: d), row = partial
+        k.withUnsafeBytes { raw in
+            let view = TensorView(base: raw.baseAddress!, batchStride: shape.kvHeads * shape.keyLength * d,
+                                  headStride: shape.keyLength * d, rowStride: d)
+            for head in 0..<(2 * shape.kvHeads) {
+                expected.withUnsafeMutableBufferPointer { e in
+                    keySmoothingMean(view, b: head / shape.kvHeads, h: head % shape.kvHeads, tokens: shape.keyLength, d: d,
+                                     gpuRounding: false, into: e.baseAddress! + head * d, sums: &sums, partial: &partial, row: &row)
+                }
+            }
+        }
+        #expect(captured.map(\.bitPattern) == expected.map(\.bitPattern))
+    }
+
     /// Masks and INT8 tensors are identical at every level; outputs agree within fp32 rounding;
     /// within a level, 1 and 3 threads give the same bits.
     @Test(arguments: 0..<shapes.count)

@@ -14,6 +14,7 @@ final class SparseOperands: @unchecked Sendable {
     let kPooled: RawBuffer<Float>     // [B*Hkv][nk][D]
     let kSim: RawBuffer<Float>        // [B*Hkv][nk]
     let kMean: RawBuffer<Float>       // [B*Hkv][D]
+    let kChunkSums: RawBuffer<Float>  // [B*Hkv][ceil(Nk / 64)][D]: the K mean's fp32 partial sums
     let qPacked: RawBuffer<Int32>     // [B*H][packedQueryHead]
     let qScale: RawBuffer<Float>      // [B*H][nq]
     let qPooled: RawBuffer<Float>     // [B*H][nq][D]
@@ -50,6 +51,7 @@ final class SparseOperands: @unchecked Sendable {
         kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
         kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
+        kChunkSums = RawBuffer(uninitializedCount: kvHeads * keyMeanChunks(s.keyLength) * d)
         valueUnits = RawBuffer(count: kvHeads, zero: 1)
         qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
         qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
@@ -129,6 +131,22 @@ final class SparseOperands: @unchecked Sendable {
         }
         keySmoothingMean(k, b: b, h: h, tokens: n, d: d, gpuRounding: gpuRounding, into: mean,
                          sums: w.sums.pointer, partial: w.vector.pointer, row: w.row.pointer, kernels: w.kernels)
+    }
+
+    /// Section 1 in two parallel steps (the same bits as ``computeKeyMean``, which is one work
+    /// item per head: with fewer heads than cores that pass left cores idle): the fp32 sum of
+    /// 64-row chunk `chunk` of (b, kv head h)'s keys ...
+    func computeKeyChunkSum(b: Int, h: Int, chunk: Int, k: TensorView, tokens n: Int, scratch w: WorkerScratch) {
+        let s = g.shape, d = s.headDim
+        let partial = kChunkSums.pointer + ((b * s.kvHeads + h) * keyMeanChunks(s.keyLength) + chunk) * d
+        keyChunkSum(k, b: b, h: h, chunk: chunk, tokens: n, d: d, into: partial, row: w.row.pointer, kernels: w.kernels)
+    }
+
+    /// ... then the mean over the first `tokens` keys of (b, kv head h) from its chunks' sums.
+    func finishKeyMean(b: Int, h: Int, tokens n: Int, scratch w: WorkerScratch) {
+        let s = g.shape, d = s.headDim, head = b * s.kvHeads + h
+        keyMean(chunkSums: kChunkSums.pointer + head * keyMeanChunks(s.keyLength) * d, tokens: n, d: d,
+                sums: w.sums.pointer, into: kMean.pointer + head * d)
     }
 
     /// Sections 1-3 for key blocks `blocks` of (b, kv head h): K' = K - kMean, summaries,

@@ -61,12 +61,27 @@ struct SparsePipeline {
         if output != nil && !keysPrepared {
             ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange, threads: workers)
         }
-        // Phase 1: keys. The K mean (a pass over each head's keys) per (batch, kv head), then
-        // one key block per work item, so that many cores are busy even with few heads.
+        // Phase 1: keys. The K mean (a pass over each head's keys): its 64-row partial sums one
+        // chunk per work item, then per (batch, kv head) the mean (or, with fp16 rounding, the
+        // whole head per item); then one key block per work item, so that many cores are busy
+        // even with few heads.
         if !keysPrepared {
+            let chunked = p.smoothK && !p.gpuReproduction.gpuRounding
+            if chunked {
+                let chunks = keyMeanChunks(s.keyLength)
+                parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, item in
+                    let head = item / chunks
+                    ops.computeKeyChunkSum(b: head / s.kvHeads, h: head % s.kvHeads, chunk: item % chunks, k: k, tokens: s.keyLength,
+                                           scratch: scratch[worker])
+                }
+            }
             parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
-                ops.computeKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, k: k, tokens: s.keyLength, smoothK: p.smoothK,
-                                   gpuRounding: p.gpuReproduction.gpuRounding, geometry: g, scratch: scratch[worker])
+                if chunked {
+                    ops.finishKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, tokens: s.keyLength, scratch: scratch[worker])
+                } else {
+                    ops.computeKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, k: k, tokens: s.keyLength, smoothK: p.smoothK,
+                                       gpuRounding: p.gpuReproduction.gpuRounding, geometry: g, scratch: scratch[worker])
+                }
                 if output != nil { ops.prepareFixedPointValues(b: item / s.kvHeads, h: item % s.kvHeads, kernels: scratch[worker].kernels) }
             }
             parallelFor(items: s.batch * s.kvHeads * g.keyBlocks, threads: workers) { worker, item in

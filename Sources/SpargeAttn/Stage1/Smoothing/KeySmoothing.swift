@@ -21,24 +21,44 @@ func keySmoothingMean(
         }
     } else {
         // fp32 partial sums of 64 rows (vectorised), flushed into the double sums.
-        var t = 0
-        while t < n {
-            let end = Swift.min(n, t + 64)
-            partial.update(repeating: 0, count: d)
-            if k.isFloat32 {
-                // fp32 rows are read in place, all 64 by the kernel set (the same per-column order).
-                kernels.addRows(k.row(b, h, t), rows: end - t, stride: k.rowStride, d: d, into: partial)
-            } else {
-                for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: row), into: partial, count: d) }
-            }
+        for chunk in 0..<keyMeanChunks(n) {
+            keyChunkSum(k, b: b, h: h, chunk: chunk, tokens: n, d: d, into: partial, row: row, kernels: kernels)
             for c in 0..<d { sums[c] += Double(partial[c]) }
-            t = end
         }
     }
     for c in 0..<d {
         let m = Float(sums[c] / Double(n))
         mean[c] = gpuRounding ? roundToHalf(m) : m
     }
+}
+
+/// The number of 64-row chunks whose fp32 sums make up the K mean of `n` keys.
+func keyMeanChunks(_ n: Int) -> Int { (n + 63) / 64 }
+
+/// The fp32 sum of rows `64 * chunk ..< min(n, 64 * chunk + 64)` of (b, h) of `k` into
+/// `partial` (`d` floats): the K mean's partial sums, the same bits whichever worker runs it.
+func keyChunkSum(_ k: TensorView, b: Int, h: Int, chunk: Int, tokens n: Int, d: Int, into partial: UnsafeMutablePointer<Float>,
+                 row: UnsafeMutablePointer<Float>, kernels: any TileKernels.Type) {
+    let t = chunk * 64, end = Swift.min(n, t + 64)
+    partial.update(repeating: 0, count: d)
+    if k.isFloat32 {
+        // fp32 rows are read in place, all 64 by the kernel set (the same per-column order).
+        kernels.addRows(k.row(b, h, t), rows: end - t, stride: k.rowStride, d: d, into: partial)
+    } else {
+        for u in t..<end { addRow(k.floats(b, h, u, count: d, temp: row), into: partial, count: d) }
+    }
+}
+
+/// The K mean of `n` keys from their chunks' fp32 sums (``keyChunkSum``), `chunks` rows of `d`
+/// floats, added in double in chunk order: the bits of ``keySmoothingMean`` without fp16 rounding.
+func keyMean(chunkSums: UnsafePointer<Float>, tokens n: Int, d: Int, sums: UnsafeMutablePointer<Double>,
+             into mean: UnsafeMutablePointer<Float>) {
+    sums.update(repeating: 0, count: d)
+    for chunk in 0..<keyMeanChunks(n) {
+        let partial = chunkSums + chunk * d
+        for c in 0..<d { sums[c] += Double(partial[c]) }
+    }
+    for c in 0..<d { mean[c] = Float(sums[c] / Double(n)) }
 }
 
 /// One smoothed key row: `dst = src - mean` (fp16 rounding of the input and of the
