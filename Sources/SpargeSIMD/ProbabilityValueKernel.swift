@@ -1,8 +1,8 @@
 // P.V accumulation: O[r][0..<width] += sum_c P[r][c] * V[c][0..<width], fp32.
 //
-// Register tile: 4 rows x 2 vectors of output channels (8 accumulators); each key step is two
-// vector loads of V, four broadcasts of P and eight multiply-adds. The AVX-512 set first takes
-// 4 vectors (64 channels) at a time: 16 accumulators fit its 32 registers. The accumulator tile O
+// The register tiles of RowTimesPanelTiles.swift with a = P's rows and B = V: 4 rows x 2 vectors
+// of output channels (8 accumulators); the AVX-512 set first takes 4 vectors (64 channels) at a
+// time: 16 accumulators fit its 32 registers. The accumulator tile O
 // lives in the caller's workspace and is loaded/stored once per call. Channel blocks go outside
 // the rows, so that a block of V stays in L1 while every row takes it. Channels left over
 // after the 2-vector steps go one vector, then (16-lane sets) eight lanes, at a time.
@@ -32,9 +32,9 @@ extension KernelSet {
             var r = 0
             while r < rows {
                 let p0 = p + r * pStride, o0 = o + r * oStride + first
-                accumulateFourVectors(p: (p0, p0 + pStride, p0 + 2 * pStride, p0 + 3 * pStride), count: count,
-                                      v: v + first, vStride: vStride,
-                                      o: (o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride))
+                fourRowsTimesFourVectors(a: (p0, p0 + pStride, p0 + 2 * pStride, p0 + 3 * pStride), count: count,
+                                         b: v + first, bStride: vStride,
+                                         out: (o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride), accumulate: true)
                 r += 4
             }
             first += 4 * n
@@ -45,8 +45,9 @@ extension KernelSet {
             var r = 0
             while r < rows {
                 let p0 = p + r * pStride, o0 = o + r * oStride + first
-                accumulateTwoVectors(p: (p0, p0 + pStride, p0 + 2 * pStride, p0 + 3 * pStride), count: count,
-                                     v: v + first, vStride: vStride, o: (o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride))
+                fourRowsTimesTwoVectors(a: (p0, p0 + pStride, p0 + 2 * pStride, p0 + 3 * pStride), count: count,
+                                        b: v + first, bStride: vStride,
+                                        out: (o0, o0 + oStride, o0 + 2 * oStride, o0 + 3 * oStride), accumulate: true)
                 r += 4
             }
             first += 2 * n
@@ -70,37 +71,6 @@ extension KernelSet {
     }
 }
 
-/// Two vectors of channels of four rows: `o_r[0..<2n] += sum_c p_r[c] * v[c][0..<2n]`.
-@inline(__always)
-func accumulateTwoVectors(
-    p: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>), count: Int,
-    v: UnsafePointer<Float>, vStride: Int,
-    o: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
-) {
-    let n = FloatV.scalarCount
-    var a00: FloatV = load(o.0), a01: FloatV = load(o.0 + n)
-    var a10: FloatV = load(o.1), a11: FloatV = load(o.1 + n)
-    var a20: FloatV = load(o.2), a21: FloatV = load(o.2 + n)
-    var a30: FloatV = load(o.3), a31: FloatV = load(o.3 + n)
-    var vp = v
-    for c in 0..<count {
-        let v0: FloatV = load(vp), v1: FloatV = load(vp + n)
-        let b0 = FloatV(repeating: p.0[c])
-        a00 = multiplyAdd(b0, v0, a00); a01 = multiplyAdd(b0, v1, a01)
-        let b1 = FloatV(repeating: p.1[c])
-        a10 = multiplyAdd(b1, v0, a10); a11 = multiplyAdd(b1, v1, a11)
-        let b2 = FloatV(repeating: p.2[c])
-        a20 = multiplyAdd(b2, v0, a20); a21 = multiplyAdd(b2, v1, a21)
-        let b3 = FloatV(repeating: p.3[c])
-        a30 = multiplyAdd(b3, v0, a30); a31 = multiplyAdd(b3, v1, a31)
-        vp += vStride
-    }
-    store(a00, o.0); store(a01, o.0 + n)
-    store(a10, o.1); store(a11, o.1 + n)
-    store(a20, o.2); store(a21, o.2 + n)
-    store(a30, o.3); store(a31, o.3 + n)
-}
-
 /// One vector of channels of four rows: `o_r += sum_c p_r[c] * v[c]`.
 @inline(__always)
 func accumulateOneVector<V: SIMD>(
@@ -122,35 +92,3 @@ func accumulateOneVector<V: SIMD>(
     store(a0, o.0); store(a1, o.1); store(a2, o.2); store(a3, o.3)
 }
 
-#if SPARGE_AVX512
-/// Four vectors of channels of four rows: `o_r[0..<4n] += sum_c p_r[c] * v[c][0..<4n]`.
-@inline(__always)
-func accumulateFourVectors(
-    p: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>), count: Int,
-    v: UnsafePointer<Float>, vStride: Int,
-    o: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
-) {
-    let n = FloatV.scalarCount
-    var a00: FloatV = load(o.0), a01: FloatV = load(o.0 + n), a02: FloatV = load(o.0 + 2 * n), a03: FloatV = load(o.0 + 3 * n)
-    var a10: FloatV = load(o.1), a11: FloatV = load(o.1 + n), a12: FloatV = load(o.1 + 2 * n), a13: FloatV = load(o.1 + 3 * n)
-    var a20: FloatV = load(o.2), a21: FloatV = load(o.2 + n), a22: FloatV = load(o.2 + 2 * n), a23: FloatV = load(o.2 + 3 * n)
-    var a30: FloatV = load(o.3), a31: FloatV = load(o.3 + n), a32: FloatV = load(o.3 + 2 * n), a33: FloatV = load(o.3 + 3 * n)
-    var vp = v
-    for c in 0..<count {
-        let v0: FloatV = load(vp), v1: FloatV = load(vp + n), v2: FloatV = load(vp + 2 * n), v3: FloatV = load(vp + 3 * n)
-        let b0 = FloatV(repeating: p.0[c])
-        a00 = multiplyAdd(b0, v0, a00); a01 = multiplyAdd(b0, v1, a01); a02 = multiplyAdd(b0, v2, a02); a03 = multiplyAdd(b0, v3, a03)
-        let b1 = FloatV(repeating: p.1[c])
-        a10 = multiplyAdd(b1, v0, a10); a11 = multiplyAdd(b1, v1, a11); a12 = multiplyAdd(b1, v2, a12); a13 = multiplyAdd(b1, v3, a13)
-        let b2 = FloatV(repeating: p.2[c])
-        a20 = multiplyAdd(b2, v0, a20); a21 = multiplyAdd(b2, v1, a21); a22 = multiplyAdd(b2, v2, a22); a23 = multiplyAdd(b2, v3, a23)
-        let b3 = FloatV(repeating: p.3[c])
-        a30 = multiplyAdd(b3, v0, a30); a31 = multiplyAdd(b3, v1, a31); a32 = multiplyAdd(b3, v2, a32); a33 = multiplyAdd(b3, v3, a33)
-        vp += vStride
-    }
-    store(a00, o.0); store(a01, o.0 + n); store(a02, o.0 + 2 * n); store(a03, o.0 + 3 * n)
-    store(a10, o.1); store(a11, o.1 + n); store(a12, o.1 + 2 * n); store(a13, o.1 + 3 * n)
-    store(a20, o.2); store(a21, o.2 + n); store(a22, o.2 + 2 * n); store(a23, o.2 + 3 * n)
-    store(a30, o.3); store(a31, o.3 + n); store(a32, o.3 + 2 * n); store(a33, o.3 + 3 * n)
-}
-#endif
