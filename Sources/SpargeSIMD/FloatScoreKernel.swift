@@ -2,8 +2,8 @@
 //
 // The register tiles of RowTimesPanelTiles.swift, 4 x 2 vectors (4 x 4 first in the AVX-512
 // set), with a = Q's rows and B = the key block stored transposed (`kT[d][c]`, row stride
-// `columns`). The depth goes in slices of 64, each
-// taken by every row before the next: a slice of kT (16 KB for 64 keys) stays in L1.
+// `columns`). The depth goes in slices of 64, each taken by every row before the next: a slice
+// of kT (16 KB for 64 keys) stays in L1.
 
 extension KernelSet {
     /// Computes `out[r][c] = sum_d q[r][d] * kT[d][c]` for `rows` (multiple of 4, padded rows

@@ -80,6 +80,33 @@ struct FiniteOutputTests {
         #expect(s1.allSatisfy { abs($0 - value) <= value * 1e-5 }, "split-K sparse")
     }
 
+    /// Huge V that the sparse path widens anyway (bf16 elements; fp32 rows padded from D = 20 to
+    /// 24) takes its units from the widened copy, then is widened again divided by them.
+    @Test(arguments: [Float(1e38), 3e37])
+    func hugeWidenedValuesDoNotOverflow(value: Float) throws {
+        let padded = AttentionShape(batch: 1, heads: 2, kvHeads: 1, queryLength: 200, headDim: 20)
+        var rng = VideoLikeWorkload.SplitMix64(seed: 5)
+        let q = (0..<padded.queryElements).map { _ in rng.gaussian() }, k = (0..<padded.keyElements).map { _ in rng.gaussian() }
+        let v = [Float](repeating: value, count: padded.keyElements)
+        let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: padded, threads: 2)
+        #expect(out.allSatisfy { abs($0 - value) <= value * 1e-5 }, "fp32 D=20: \(out.filter { !$0.isFinite }.count) non-finite")
+        let (q16, k16, _) = Self.inputs(qk: 1, v: 1)
+        let half = BFloat16(value)
+        let v16 = [BFloat16](repeating: half, count: Self.shape.keyElements)
+        var o = [Float](repeating: 0, count: Self.shape.queryElements)
+        try q16.withUnsafeBufferPointer { qb in
+            try k16.withUnsafeBufferPointer { kb in
+                try v16.withUnsafeBufferPointer { vb in
+                    try o.withUnsafeMutableBufferPointer { ob in
+                        _ = try SpargeAttention.sparse(q: AttentionInput(qb), k: AttentionInput(kb), v: AttentionInput(vb),
+                                                       output: AttentionOutput(ob), shape: Self.shape, threads: 2)
+                    }
+                }
+            }
+        }
+        #expect(o.allSatisfy { abs($0 - half.float) <= half.float * 1e-5 }, "bf16 V: \(o.filter { !$0.isFinite }.count) non-finite")
+    }
+
     /// Dense attention against float64 for q, k and v magnitudes from 1e-30 to 1e30.
     @Test func denseMatchesFloat64AcrossMagnitudes() throws {
         let magnitudes: [Float] = [1e-30, 1e-10, 1, 1e10, 1e19, 1e30]

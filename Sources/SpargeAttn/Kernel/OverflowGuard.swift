@@ -52,7 +52,7 @@ enum OverflowGuard {
         // order as their bits), raised atomically by its row ranges, or 0x7FFF_FFFF (above every
         // finite magnitude) for a head with a NaN or infinity: no allocation for the flags, and
         // every value below 2^31, where signed and unsigned maxima agree (`Atomic<UInt32>.max`
-        // compares as signed here: measured).
+        // compared as signed in this package's tests: a flag in the top bit was lost).
         let raw = UnsafeMutableRawPointer(units)
         for i in 0..<heads { raw.storeBytes(of: UInt32(0), toByteOffset: 4 * i, as: UInt32.self) }
         let shared = UnsafeSendable(raw)

@@ -75,7 +75,8 @@ final class SparseOperands: @unchecked Sendable {
         let s = g.shape
         if numerics == .fp32 && !valuesReadInPlace(v, headDim: s.headDim, width: g.width, numerics: numerics) {
             // Widened anyway (fp16 / bf16, or rows to pad): one pass over the caller's V, then the
-            // units from the fp32 copy (in cache, no second conversion), divided by them after (rare).
+            // units from the fp32 copy (in cache, no second conversion); widened again, divided by
+            // them, only when some head needs a unit (rare).
             let buf = vPadded ?? RawBuffer<Float>(count: s.batch * s.kvHeads * s.keyLength * g.width, zero: 0)
             vPadded = buf
             values = widenValues(v, shape: s, width: g.width, into: buf.pointer, threads: threads)
@@ -83,10 +84,7 @@ final class SparseOperands: @unchecked Sendable {
             valuesScaled = scan.scaled
             valuesFinite = scan.finite
             if scan.scaled {
-                for head in 0..<(s.batch * s.kvHeads) where valueUnits.pointer[head] != 1 {
-                    let unit = valueUnits.pointer[head], rows = buf.pointer + head * s.keyLength * g.width
-                    for t in 0..<s.keyLength { for c in 0..<s.headDim { rows[t * g.width + c] /= unit } }
-                }
+                values = widenValues(v, shape: s, width: g.width, units: UnsafePointer(valueUnits.pointer), into: buf.pointer, threads: threads)
             }
             return
         }
