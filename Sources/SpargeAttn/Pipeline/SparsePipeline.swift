@@ -1,8 +1,9 @@
-// The order of the whole algorithm, one phase per parallel loop (or two):
+// The order of the whole algorithm:
 //   1. keys    (batch x kv head):   K mean; then (x key block): K' blocks, summaries, INT8 + packing;
 //   2. queries (batch x head x query block): Q blocks, summaries, INT8 + packing;
 //              then (batch x head): stage-1 selection;
 //   3. kernel  (batch x head x query block): stage 2.
+// 1 and 2 run as the phases of one parallel loop, 3 as another.
 // Each work item writes only its own region, so the result is the same for any thread count.
 
 /// Phase timings and tile counts of one call (no arrays: building it does not allocate).
@@ -61,72 +62,46 @@ struct SparsePipeline {
         if output != nil && !keysPrepared {
             ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange, threads: workers)
         }
-        // Phase 1: keys. The K mean (a pass over each head's keys): its 64-row partial sums one
-        // chunk per work item, then per (batch, kv head) the mean (or, with fp16 rounding, the
-        // whole head per item); then one key block per work item, so that many cores are busy
-        // even with few heads.
-        if !keysPrepared {
-            let chunked = p.smoothK && !p.gpuReproduction.gpuRounding
-            if chunked {
-                let chunks = keyMeanChunks(s.keyLength)
-                parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, item in
-                    let head = item / chunks
-                    ops.computeKeyChunkSum(b: head / s.kvHeads, h: head % s.kvHeads, chunk: item % chunks, k: k, tokens: s.keyLength,
-                                           scratch: scratch[worker])
-                }
-            }
-            parallelFor(items: s.batch * s.kvHeads, threads: workers) { worker, item in
+        // Phases 1-2 in one dispatch (`parallelPhases`: the workers are woken once, not per step):
+        //   0. the K mean's 64-row partial sums, one chunk per item (with fp16 rounding the
+        //      whole head is one item of step 1 instead);
+        //   1. per (batch, kv head) the K mean from its chunks;
+        //   2. the key blocks, then the query blocks, one per item (many cores busy even with few
+        //      heads; the keys come right after the pass that read them, while still in cache);
+        //   3. stage-1 selection per (batch, head).
+        let chunked = !keysPrepared && p.smoothK && !p.gpuReproduction.gpuRounding
+        let chunks = keyMeanChunks(s.keyLength)
+        let kvItems = keysPrepared ? 0 : s.batch * s.kvHeads
+        let keyItems = kvItems * g.keyBlocks
+        let predict = given == nil
+        let queryRule = Self.queryPartialBlocks(shape: s, parameters: p)
+        let counts = (chunked ? kvItems * chunks : 0, kvItems, keyItems + s.batch * s.heads * g.queryBlocks, predict ? s.batch * s.heads : 0)
+        parallelPhases(4, items: { $0 == 0 ? counts.0 : $0 == 1 ? counts.1 : $0 == 2 ? counts.2 : counts.3 }, threads: workers) { worker, phase, item in
+            let w = scratch[worker]
+            switch phase {
+            case 0:
+                let head = item / chunks
+                ops.computeKeyChunkSum(b: head / s.kvHeads, h: head % s.kvHeads, chunk: item % chunks, k: k, tokens: s.keyLength, scratch: w)
+            case 1:
                 if chunked {
-                    ops.finishKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, tokens: s.keyLength, scratch: scratch[worker])
+                    ops.finishKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, tokens: s.keyLength, scratch: w)
                 } else {
                     ops.computeKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, k: k, tokens: s.keyLength, smoothK: p.smoothK,
-                                       gpuRounding: p.gpuReproduction.gpuRounding, geometry: g, scratch: scratch[worker])
+                                       gpuRounding: p.gpuReproduction.gpuRounding, geometry: g, scratch: w)
                 }
-                if output != nil { ops.prepareFixedPointValues(b: item / s.kvHeads, h: item % s.kvHeads, kernels: scratch[worker].kernels) }
-            }
-            parallelFor(items: s.batch * s.kvHeads * g.keyBlocks, threads: workers) { worker, item in
+                if output != nil { ops.prepareFixedPointValues(b: item / s.kvHeads, h: item % s.kvHeads, kernels: w.kernels) }
+            case 2 where item < keyItems:
                 let head = item / g.keyBlocks, j = item % g.keyBlocks
                 ops.prepareKeyBlocks(b: head / s.kvHeads, h: head % s.kvHeads, k: k, blocks: j..<(j + 1),
                                      gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: p.gpuReproduction.partialBlocks,
-                                     geometry: g, scratch: scratch[worker])
-            }
-        }
-        // Phase 2: query blocks (one per work item), then stage-1 selection per (batch, head).
-        let predict = given == nil
-        let queryRule = Self.queryPartialBlocks(shape: s, parameters: p)
-        parallelFor(items: s.batch * s.heads * g.queryBlocks, threads: workers) { worker, item in
-            let head = item / g.queryBlocks, i = item % g.queryBlocks
-            ops.prepareQueries(b: head / s.heads, h: head % s.heads, blocks: i..<(i + 1), q: q, premultiplier: premultiplier,
-                               gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: queryRule, geometry: g, scratch: scratch[worker])
-        }
-        if predict {
-            parallelFor(items: s.batch * s.heads, threads: workers) { worker, item in
-                let b = item / s.heads, h = item % s.heads
-                let w = scratch[worker]
-                let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
-                let (selection, isTopK): (Float, Bool) = {
-                    switch p.selection {
-                    case .cdf(let t): return (t[h], false)
-                    case .topK(let t): return (t[h], true)
-                    }
-                }()
-                let inputs = SelectionInputs(
-                    pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
-                    simQ: ops.qSim.pointer + qHead * g.queryBlocks,
-                    pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
-                    simK: ops.kSim.pointer + kHead * g.keyBlockStride,
-                    queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
-                    blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
-                    selection: selection, isTopK: isTopK, causal: p.causal,
-                    causalOffset: p.causalOffset(for: s),
-                    attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
-                    keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
-                    probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
-                let t0 = monotonicNanos()
-                selectBlocks(inputs, map: mapBase.value + qHead * g.queryBlocks * g.keyBlocks,
-                             probabilities: w.probabilities.pointer, keys: w.keys.pointer,
-                             channelMajor: w.pooledKeysByChannel.pointer)
-                w.stage1Nanos &+= monotonicNanos() &- t0
+                                     geometry: g, scratch: w)
+            case 2:
+                let head = (item - keyItems) / g.queryBlocks, i = (item - keyItems) % g.queryBlocks
+                ops.prepareQueries(b: head / s.heads, h: head % s.heads, blocks: i..<(i + 1), q: q, premultiplier: premultiplier,
+                                   gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: queryRule, geometry: g, scratch: w)
+            default:
+                selectBlocks(b: item / s.heads, h: item % s.heads, geometry: g, scale: scale, storage: st,
+                             map: mapBase.value, scratch: w)
             }
         }
         let prepared = monotonicNanos()
@@ -206,6 +181,36 @@ struct SparsePipeline {
                 preparationSeconds: Double(prepared - start) / 1e9, kernelSeconds: Double(finished - prepared) / 1e9,
                 stage1CPUSeconds: Double(stage1) / 1e9, quantizationCPUSeconds: Double(quantization) / 1e9),
             visited: visited, skipped: skipped)
+    }
+
+    /// Stage 1's selection for (batch b, head h) from the prepared summaries into `map`.
+    private func selectBlocks(b: Int, h: Int, geometry g: SparseGeometry, scale: Float, storage st: SparseStorage,
+                              map: UnsafeMutablePointer<UInt8>, scratch w: WorkerScratch) {
+        let p = parameters, s = shape, d = s.headDim, ops = st.ops
+        let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
+        let (selection, isTopK): (Float, Bool) = {
+            switch p.selection {
+            case .cdf(let t): return (t[h], false)
+            case .topK(let t): return (t[h], true)
+            }
+        }()
+        let inputs = SelectionInputs(
+            pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
+            simQ: ops.qSim.pointer + qHead * g.queryBlocks,
+            pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
+            simK: ops.kSim.pointer + kHead * g.keyBlockStride,
+            queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
+            blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
+            selection: selection, isTopK: isTopK, causal: p.causal,
+            causalOffset: p.causalOffset(for: s),
+            attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
+            keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
+            probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
+        let t0 = monotonicNanos()
+        SpargeAttn.selectBlocks(inputs, map: map + qHead * g.queryBlocks * g.keyBlocks,
+                                probabilities: w.probabilities.pointer, keys: w.keys.pointer,
+                                channelMajor: w.pooledKeysByChannel.pointer)
+        w.stage1Nanos &+= monotonicNanos() &- t0
     }
 
     /// The partial-block rule of the query side: the parameters' rule, except that a query

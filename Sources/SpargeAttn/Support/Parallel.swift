@@ -1,5 +1,12 @@
 import Dispatch
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The C entry point behind `DispatchQueue.concurrentPerform`. The Swift wrapper converts its
 /// closure into a heap-allocated block on every call; calling the function-pointer variant
@@ -48,7 +55,71 @@ func parallelFor(items: Int, threads: Int, _ body: (_ worker: Int, _ item: Int) 
     }
 }
 
-/// A relaxed fetch-and-add on a plain `Int` shared by the workers of one `parallelFor`.
+/// What the workers of one `parallelPhases` share.
+private struct PhasedContext {
+    let body: (Int, Int, Int) -> Void
+    let items: (Int) -> Int
+    let phases: Int
+    /// Per phase, on its own cache line: the next unclaimed item, then the finished count.
+    let counters: UnsafeMutablePointer<Int>
+}
+
+/// Counters one cache line apart (so that one phase's traffic does not slow another's).
+private let counterSpacing = 8
+
+/// Runs `phases` phases of independent work items in order on `threads` workers, waking them
+/// once: `body(worker, phase, item)` for every `item` in `0..<items(phase)`, each phase's items
+/// all finished before any item of the next one starts. A worker that finds no unclaimed item
+/// left in a phase waits (spinning, then yielding the CPU) until the items other workers
+/// claimed are finished. It waits only for claimed items, each run by a live worker, so it
+/// cannot deadlock even when dispatch runs fewer workers at once than asked.
+///
+/// Compared with one `parallelFor` per phase this saves waking the workers again per phase
+/// (about 0.1 ms each on a 2-core virtual machine, a tenth of a small phase). As with
+/// `parallelFor`, every item must write only its own region: results never depend on the
+/// thread count. `items` is called by every worker and must give the same counts each time.
+func parallelPhases(_ phases: Int, items: (Int) -> Int, threads: Int, _ body: (_ worker: Int, _ phase: Int, _ item: Int) -> Void) {
+    guard phases > 0 else { return }
+    var most = 0
+    for p in 0..<phases { most = Swift.max(most, items(p)) }
+    let workers = Swift.max(1, Swift.min(threads, most))
+    if workers == 1 {
+        for p in 0..<phases { for i in 0..<items(p) { body(0, p, i) } }
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        withoutActuallyEscaping(items) { items in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * phases * counterSpacing) { counters in
+                counters.initialize(repeating: 0)
+                var context = PhasedContext(body: body, items: items, phases: phases, counters: counters.baseAddress!)
+                withUnsafeMutablePointer(to: &context) { ctx in
+                    dispatchApply(workers, nil, UnsafeMutableRawPointer(ctx)) { raw, worker in
+                        let c = raw!.assumingMemoryBound(to: PhasedContext.self).pointee
+                        for p in 0..<c.phases {
+                            let n = c.items(p)
+                            let next = UnsafeAtomicCounter(c.counters + 2 * p * counterSpacing)
+                            let done = UnsafeAtomicCounter(c.counters + (2 * p + 1) * counterSpacing)
+                            while true {
+                                let item = next.increment()
+                                if item >= n { break }
+                                c.body(worker, p, item)
+                                done.finish()
+                            }
+                            var spins = 0
+                            while done.finished() < n {
+                                spins += 1
+                                if spins > 256 { sched_yield() }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Atomic operations on a plain `Int` shared by the workers of one `parallelFor` or
+/// `parallelPhases`: a relaxed fetch-and-add to claim items, release / acquire to count them done.
 private struct UnsafeAtomicCounter {
     let pointer: UnsafeMutablePointer<Int>
     init(_ pointer: UnsafeMutablePointer<Int>) { self.pointer = pointer }
@@ -58,6 +129,18 @@ private struct UnsafeAtomicCounter {
     func increment() -> Int {
         // `Atomic` must live at a fixed address it owns; reinterpret the shared word instead.
         UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Atomic<Int>.self).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// Counts one finished item, publishing what it wrote to a worker that sees the count.
+    @inline(__always)
+    func finish() {
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Atomic<Int>.self).pointee.wrappingAdd(1, ordering: .releasing)
+    }
+
+    /// The finished items so far, with what they wrote visible to the caller.
+    @inline(__always)
+    func finished() -> Int {
+        UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: Atomic<Int>.self).pointee.load(ordering: .acquiring)
     }
 }
 
