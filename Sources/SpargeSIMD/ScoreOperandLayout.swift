@@ -16,10 +16,13 @@ extension KernelSet {
     /// Packs `rows` int8 query rows of `d` channels (row stride `d`) as the rows of
     /// ``int8ScoreTile(q:qStride:rows:k:columns:pairs:scale:terms:out:outStride:)``, `rowStride`
     /// words apart (at least `pairCount(d)`), and rows `rows..<rowsPad` as rows of zeros.
+    ///
+    /// A packed row is written only as far as the tile reads it: in the quad layout that is
+    /// half of `pairCount(d)` words, and the rest of each row is left as it was (filling it
+    /// doubled the bytes this pass writes).
     @inline(never)
     public static func packScoreQueries(_ q8: UnsafePointer<Int8>, rows: Int, d: Int, rowStride: Int, rowsPad: Int,
                                         into packed: UnsafeMutablePointer<Int32>) {
-        packed.update(repeating: scoreRowPadding, count: rowsPad * rowStride)
         for r in 0..<rows {
             #if SPARGE_VNNI512
             packRowQuads(q8 + r * d, d: d, into: packed + r * rowStride)
@@ -27,6 +30,7 @@ extension KernelSet {
             packRowPairs(q8 + r * d, d: d, into: packed + r * rowStride)
             #endif
         }
+        if rows < rowsPad { (packed + rows * rowStride).update(repeating: scoreRowPadding, count: (rowsPad - rows) * rowStride) }
     }
 
     /// Packs `rows` int8 key rows of `d` channels (row stride `stride`) as the column operand of

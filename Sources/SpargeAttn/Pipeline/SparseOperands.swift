@@ -53,7 +53,7 @@ final class SparseOperands: @unchecked Sendable {
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
         kChunkSums = RawBuffer(uninitializedCount: kvHeads * keyMeanChunks(s.keyLength) * d)
         valueUnits = RawBuffer(count: kvHeads, zero: 1)
-        qPacked = RawBuffer(uninitializedCount: qHeads * g.packedQueryHead)  // zero-filled per block
+        qPacked = RawBuffer(count: qHeads * g.packedQueryHead, zero: 0)  // rows packed per block; words a set never reads stay 0
         qScale = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
         qPooled = RawBuffer(count: qHeads * g.queryBlocks * d, zero: 0)
         qSim = RawBuffer(count: qHeads * g.queryBlocks, zero: 0)
