@@ -21,7 +21,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 input=$scratch/h16.safetensors
 "$sparge" generate --output "$input" --workload medium --heads 16 --n 16384 --d 64 > /dev/null
-# "seconds:preparation:kernel" of one run (the phases of its last call, wall clock)
+# "seconds:preparation:kernel" of one run (its phases: medians over its calls, wall clock)
 seconds() { "$sparge" run --input "$input" --top-k 0.5 --json "$@" | python3 -c 'import json,sys; r=json.load(sys.stdin); t=r.get("timings", {}); print(r["seconds"], t.get("preparation_seconds", 0), t.get("kernel_seconds", 0), sep=":")'; }
 pairs=""
 for i in $(seq "${PAIRS:-5}"); do

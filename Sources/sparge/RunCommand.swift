@@ -60,7 +60,7 @@ struct RunCommand {
         (attention only, median), gflops_dense_equivalent, density (selected over allowed blocks:
         those the causal mask leaves), sparsity, density_of_all_blocks, stage2_skipped_fraction,
         sparse calls' timings {preparation_seconds, kernel_seconds (wall), stage1_cpu_seconds,
-        quantization_cpu_seconds} of the last call, with --compare accuracy {cosine, relative_l1,
+        quantization_cpu_seconds} as medians over the calls and preparation_seconds_all, with --compare accuracy {cosine, relative_l1,
         relative_l2, rmse, max_abs_error}, and more.
         Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
         """
@@ -145,6 +145,7 @@ struct RunCommand {
         var o = [Float](repeating: 0, count: shape.queryElements)
         var result: SparseAttentionResult? = nil
         var samples: [Double] = []
+        var phases: [SparseTimings] = []
         let plan = !dense && backend == .cpu && output == nil
             ? try SpargePlan(shape: shape, parameters: parameters, tokenOrder: order, threads: threadCount) : nil
         let workspace = plan?.makeWorkspace()
@@ -166,6 +167,7 @@ struct RunCommand {
                                 blockMap: givenMap, threads: threadCount, captureQuantized: output != nil)
                         }
                     })
+                    if let result { phases.append(result.timings) }
                 }
             }
         }
@@ -198,7 +200,7 @@ struct RunCommand {
         }
         if json {
             print(report(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, samples: samples,
-                         result: result, accuracy: accuracy).text)
+                         result: result, phases: phases, accuracy: accuracy).text)
         } else {
             print(textReport(shape: shape, parameters: parameters, threads: threadCount, seconds: seconds, result: result,
                              accuracy: accuracy))
@@ -294,7 +296,7 @@ struct RunCommand {
     var mode: String { dense ? "dense" : maskName != nil ? "mask" : "sparse" }
 
     func report(shape s: AttentionShape, parameters: SpargeParameters, threads: Int, seconds: Double, samples: [Double],
-                result: SparseAttentionResult?, accuracy: Accuracy?) -> JSONValue {
+                result: SparseAttentionResult?, phases: [SparseTimings] = [], accuracy: Accuracy?) -> JSONValue {
         let flops = s.denseFlops(causal: parameters.causal)
         var pairs: [(String, JSONValue)] = [
             ("mode", .string(mode)),
@@ -308,11 +310,14 @@ struct RunCommand {
         ]
         if let r = result {
             pairs += r.statistics.jsonPairs
-            // The phases of the last timed call (wall seconds; CPU seconds summed over threads).
-            let t = r.timings
+            // The phases of the timed calls, each the median over the calls (wall seconds; CPU
+            // seconds summed over threads), and the preparation of every call.
+            let all = phases.isEmpty ? [r.timings] : phases
+            func median(_ f: (SparseTimings) -> Double) -> JSONValue { .finite(Timing.median(all.map(f))) }
             pairs.append(("timings", .object([
-                ("preparation_seconds", .finite(t.preparationSeconds)), ("kernel_seconds", .finite(t.kernelSeconds)),
-                ("stage1_cpu_seconds", .finite(t.stage1CPUSeconds)), ("quantization_cpu_seconds", .finite(t.quantizationCPUSeconds)),
+                ("preparation_seconds", median(\.preparationSeconds)), ("kernel_seconds", median(\.kernelSeconds)),
+                ("stage1_cpu_seconds", median(\.stage1CPUSeconds)), ("quantization_cpu_seconds", median(\.quantizationCPUSeconds)),
+                ("preparation_seconds_all", .array(all.map { .finite($0.preparationSeconds) })),
             ])))
             if let perHead = r.densityPerHead { pairs.append(("density_per_head", .array(perHead.map { .finite($0) }))) }
             if let m = r.blockMap {
