@@ -60,8 +60,9 @@ struct RunCommand {
         (attention only, median), gflops_dense_equivalent, density (selected over allowed blocks:
         those the causal mask leaves), sparsity, density_of_all_blocks, stage2_skipped_fraction,
         sparse calls' timings {preparation_seconds, kernel_seconds (wall), stage1_cpu_seconds,
-        quantization_cpu_seconds} as medians over the calls and preparation_seconds_all, with --compare accuracy {cosine, relative_l1,
-        relative_l2, rmse, max_abs_error}, and more.
+        quantization_cpu_seconds, value_pass_seconds (wall, part of the preparation)}, each the
+        median over the calls, and preparation_seconds_all; with --compare accuracy {cosine,
+        relative_l1, relative_l2, rmse, max_abs_error}, and more.
         Exit status 2 on bad arguments, bad files or invalid inputs (message on stderr).
         """
 
@@ -317,6 +318,7 @@ struct RunCommand {
             pairs.append(("timings", .object([
                 ("preparation_seconds", median(\.preparationSeconds)), ("kernel_seconds", median(\.kernelSeconds)),
                 ("stage1_cpu_seconds", median(\.stage1CPUSeconds)), ("quantization_cpu_seconds", median(\.quantizationCPUSeconds)),
+                ("value_pass_seconds", median(\.valuePassSeconds)),
                 ("preparation_seconds_all", .array(all.map { .finite($0.preparationSeconds) })),
             ])))
             if let perHead = r.densityPerHead { pairs.append(("density_per_head", .array(perHead.map { .finite($0) }))) }

@@ -83,7 +83,8 @@ public struct QuantizedTensors: Sendable, Hashable {
 
 /// Where the time of a sparse call went.
 public struct SparseTimings: Sendable, Hashable {
-    /// Wall time of stage 1 and quantization together (phases run before the kernel).
+    /// Wall time of everything before the kernel: the pass over V (``valuePassSeconds``),
+    /// then stage 1 and quantization.
     public var preparationSeconds: Double
     /// Wall time of stage 2 (the block-sparse kernel).
     public var kernelSeconds: Double
@@ -91,18 +92,24 @@ public struct SparseTimings: Sendable, Hashable {
     public var stage1CPUSeconds: Double
     /// CPU time (summed over threads) of the INT8 quantization and packing of Q and K.
     public var quantizationCPUSeconds: Double
+    /// Wall time of the pass over V that precedes stage 1, part of ``preparationSeconds``: V's
+    /// overflow units and finiteness check (fp32 P.V), or its widening to fp32 rows. Neither
+    /// stage 1 nor quantization; 0 when the call reads V prepared (a KV cache) or not at all.
+    public var valuePassSeconds: Double
 
-    /// Wall time of stage 1 alone, apportioned from the preparation by CPU share.
+    /// Wall time of stage 1 alone, apportioned from the preparation after the V pass by CPU share.
     public var stage1Seconds: Double {
         let cpu = stage1CPUSeconds + quantizationCPUSeconds
-        return cpu == 0 ? 0 : preparationSeconds * stage1CPUSeconds / cpu
+        return cpu == 0 ? 0 : (preparationSeconds - valuePassSeconds) * stage1CPUSeconds / cpu
     }
     /// Wall time of quantization alone, apportioned likewise.
-    public var quantizationSeconds: Double { preparationSeconds - stage1Seconds }
+    public var quantizationSeconds: Double { preparationSeconds - valuePassSeconds - stage1Seconds }
 
-    package init(preparationSeconds: Double, kernelSeconds: Double, stage1CPUSeconds: Double, quantizationCPUSeconds: Double) {
+    package init(preparationSeconds: Double, kernelSeconds: Double, stage1CPUSeconds: Double, quantizationCPUSeconds: Double,
+                 valuePassSeconds: Double = 0) {
         self.preparationSeconds = preparationSeconds; self.kernelSeconds = kernelSeconds
         self.stage1CPUSeconds = stage1CPUSeconds; self.quantizationCPUSeconds = quantizationCPUSeconds
+        self.valuePassSeconds = valuePassSeconds
     }
 }
 

@@ -62,6 +62,7 @@ struct SparsePipeline {
         if output != nil && !keysPrepared {
             ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange, threads: workers)
         }
+        let valuesBound = monotonicNanos()
         // Phases 1-2 in one dispatch (`parallelPhases`: the workers are woken once, not per step):
         //   0. the K mean's 64-row partial sums, one chunk per item (with fp16 rounding the
         //      whole head is one item of step 1 instead);
@@ -107,7 +108,7 @@ struct SparsePipeline {
         let prepared = monotonicNanos()
         if detectsNonFinite && (!ops.valuesFinite || scratch.contains { $0.sawNonFinite }) {
             let t = SparseTimings(preparationSeconds: Double(prepared - start) / 1e9, kernelSeconds: 0,
-                                  stage1CPUSeconds: 0, quantizationCPUSeconds: 0)
+                                  stage1CPUSeconds: 0, quantizationCPUSeconds: 0, valuePassSeconds: Double(valuesBound - start) / 1e9)
             return SparseRunOutcome(timings: t, visited: 0, skipped: 0, suspectsNonFinite: true)
         }
         // Phase 3: stage 2 (split-K when there are few query blocks), then the merge.
@@ -179,7 +180,8 @@ struct SparsePipeline {
         return SparseRunOutcome(
             timings: SparseTimings(
                 preparationSeconds: Double(prepared - start) / 1e9, kernelSeconds: Double(finished - prepared) / 1e9,
-                stage1CPUSeconds: Double(stage1) / 1e9, quantizationCPUSeconds: Double(quantization) / 1e9),
+                stage1CPUSeconds: Double(stage1) / 1e9, quantizationCPUSeconds: Double(quantization) / 1e9,
+                valuePassSeconds: Double(valuesBound - start) / 1e9),
             visited: visited, skipped: skipped)
     }
 
