@@ -27,23 +27,45 @@ public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into
 /// For `rows` rows of `d` floats (row stride `d`): `sums[c] += x[r][c]` and
 /// `unitSums[c] += x[r][c] / |x[r]|` (each row divided by its L2 norm, not multiplied by
 /// the reciprocal). Both outputs accumulate; a zero row adds NaN to `unitSums`.
-@inlinable @inline(__always)
+///
+/// Returns the largest |x| of the rows (NaN ignored): the value ``absoluteMax(_:count:)``
+/// finds over them (a maximum is exact in any order), taken on this pass so that the
+/// quantization of the same rows need not read them again for it.
+@inlinable @inline(__always) @discardableResult
 public func accumulateRowAndUnitRowSums(
     _ x: UnsafePointer<Float>, rows: Int, d: Int,
     sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
-) {
+) -> Float {
     let vectorEnd = d & ~7
+    var largest = Float8(), largestTail: Float = 0
     for r in 0..<rows {
         let row = x + r * d
-        let norm = addRowReturningSquaredNorm(row, d: d, into: sums).squareRoot()
-        let nv = Float8(repeating: norm)
+        var squares = Float8()
         var c = 0
+        while c < vectorEnd {
+            let v = load8(row + c)
+            store8(load8(sums + c) + v, sums + c)
+            squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
+            largest = maximum(largest, v.replacing(with: -v, where: v .< 0))
+            c += 8
+        }
+        var norm2 = horizontalSum(squares)
+        while c < d {
+            sums[c] += row[c]
+            norm2 += row[c] * row[c]
+            largestTail = Swift.max(largestTail, Swift.abs(row[c]))
+            c += 1
+        }
+        let norm = norm2.squareRoot()
+        let nv = Float8(repeating: norm)
+        c = 0
         while c < vectorEnd {
             store8(load8(unitSums + c) + load8(row + c) / nv, unitSums + c)
             c += 8
         }
         while c < d { unitSums[c] += row[c] / norm; c += 1 }
     }
+    return Swift.max(horizontalMax(largest), largestTail)
 }
 
 /// Symmetric INT8 quantization of `count` floats with one scale, as the authors' kernels do:
@@ -52,9 +74,18 @@ public func accumulateRowAndUnitRowSums(
 public func quantizeSymmetric(
     _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>
 ) -> Float {
+    quantizeSymmetric(x, count: count, premultiplier: premultiplier, largest: absoluteMax(x, count: count), into: out)
+}
+
+/// ``quantizeSymmetric(_:count:premultiplier:into:)`` given `largest`, the largest |x| of the
+/// `count` floats (NaN ignored), found on an earlier pass over them.
+@inlinable @inline(__always)
+public func quantizeSymmetric(
+    _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, largest: Float, into out: UnsafeMutablePointer<Int8>
+) -> Float {
     // max|x * c| == max|x| * c in fp32 for c > 0 (rounding is monotone), so the scale matches
     // a kernel that multiplies first.
-    let amax = absoluteMax(x, count: count) * premultiplier
+    let amax = largest * premultiplier
     let scale = amax / 127 + 1e-7
     quantizeRow(x, count: count, premultiplier: premultiplier, scale: scale, into: out)
     return scale
@@ -106,11 +137,12 @@ extension KernelSet {
         subtractMeanFromRows(x, rows: rows, stride: stride, d: d, mean: mean, into: out)
     }
 
-    /// ``accumulateRowAndUnitRowSums(_:rows:d:sums:unitSums:)`` compiled for this set.
-    @inline(never)
+    /// ``accumulateRowAndUnitRowSums(_:rows:d:sums:unitSums:)`` compiled for this set; returns
+    /// the rows' largest |x|.
+    @inline(never) @discardableResult
     public static func blockRowSums(
         _ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
-    ) {
+    ) -> Float {
         accumulateRowAndUnitRowSums(x, rows: rows, d: d, sums: sums, unitSums: unitSums)
     }
 
@@ -121,13 +153,23 @@ extension KernelSet {
     ) -> Float {
         quantizeSymmetric(x, count: count, premultiplier: premultiplier, into: out)
     }
+
+    /// ``quantizeSymmetric(_:count:premultiplier:largest:into:)`` compiled for this set.
+    @inline(never)
+    public static func quantizeBlock(
+        _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, largest: Float, into out: UnsafeMutablePointer<Int8>
+    ) -> Float {
+        quantizeSymmetric(x, count: count, premultiplier: premultiplier, largest: largest, into: out)
+    }
 }
 
 extension ScalarKernels {
-    /// The portable statistics (already one operation order for every set).
+    /// The portable statistics (already one operation order for every set); returns the rows'
+    /// largest |x|.
+    @discardableResult
     public static func blockRowSums(
         _ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
-    ) {
+    ) -> Float {
         accumulateRowAndUnitRowSums(x, rows: rows, d: d, sums: sums, unitSums: unitSums)
     }
 
@@ -136,6 +178,13 @@ extension ScalarKernels {
         _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>
     ) -> Float {
         quantizeSymmetric(x, count: count, premultiplier: premultiplier, into: out)
+    }
+
+    /// The portable quantization given the largest |x| (see ``blockRowSums(_:rows:d:sums:unitSums:)``).
+    public static func quantizeBlock(
+        _ x: UnsafePointer<Float>, count: Int, premultiplier: Float, largest: Float, into out: UnsafeMutablePointer<Int8>
+    ) -> Float {
+        quantizeSymmetric(x, count: count, premultiplier: premultiplier, largest: largest, into: out)
     }
 
     /// One row at a time, one element at a time (the plain twin of the set's row sums).

@@ -194,14 +194,29 @@ struct KernelLevelTests {
         x[0] = 1e30; x[min(5, x.count - 1)] = -1e-30
         if rows * d > 16 { for c in 8..<16 { x[c] = 0 } }
         var sumsFast = [Float](repeating: 0.5, count: d), unitFast = sumsFast, sumsSlow = sumsFast, unitSlow = sumsFast
-        k.blockRowSums(x, rows: rows, d: d, sums: &sumsFast, unitSums: &unitFast)
-        scalar.blockRowSums(x, rows: rows, d: d, sums: &sumsSlow, unitSums: &unitSlow)
+        let largestFast = k.blockRowSums(x, rows: rows, d: d, sums: &sumsFast, unitSums: &unitFast)
+        let largestSlow = scalar.blockRowSums(x, rows: rows, d: d, sums: &sumsSlow, unitSums: &unitSlow)
         #expect(sumsFast.map(\.bitPattern) == sumsSlow.map(\.bitPattern), "\(level) blockRowSums d=\(d)")
         #expect(unitFast.map(\.bitPattern) == unitSlow.map(\.bitPattern), "\(level) unit-row sums d=\(d)")
-        var int8Fast = [Int8](repeating: 0, count: x.count), int8Slow = int8Fast
+        // The largest |x| found on the way is the quantizer's own (so it can skip its pass).
+        let largest = x.reduce(Float(0)) { Swift.max($0, abs($1)) }
+        #expect(largestFast.bitPattern == largest.bitPattern && largestSlow.bitPattern == largest.bitPattern, "\(level) largest d=\(d)")
+        var int8Fast = [Int8](repeating: 0, count: x.count), int8Slow = int8Fast, int8Given = int8Fast
         let scaleFast = k.quantizeBlock(x, count: x.count, premultiplier: 0.18, into: &int8Fast)
         let scaleSlow = scalar.quantizeBlock(x, count: x.count, premultiplier: 0.18, into: &int8Slow)
+        let scaleGiven = k.quantizeBlock(x, count: x.count, premultiplier: 0.18, largest: largestFast, into: &int8Given)
         #expect(scaleFast.bitPattern == scaleSlow.bitPattern && int8Fast == int8Slow, "\(level) quantizeBlock d=\(d)")
+        #expect(scaleGiven.bitPattern == scaleFast.bitPattern && int8Given == int8Fast, "\(level) quantizeBlock given the largest d=\(d)")
+        // NaN is ignored and an infinity is the largest, as the quantizer's own pass has them.
+        for special in [Float.nan, -Float.infinity] {
+            var y = x
+            y[y.count / 2] = special
+            var s1 = [Float](repeating: 0, count: d), u1 = s1, s2 = s1, u2 = s1
+            let fast = k.blockRowSums(y, rows: rows, d: d, sums: &s1, unitSums: &u1)
+            let slow = scalar.blockRowSums(y, rows: rows, d: d, sums: &s2, unitSums: &u2)
+            let own = y.withUnsafeBufferPointer { absoluteMax($0.baseAddress!, count: y.count) }
+            #expect(fast.bitPattern == own.bitPattern && slow.bitPattern == own.bitPattern, "\(level) largest with \(special) d=\(d)")
+        }
         // Values on and next to rounding boundaries (k + 0.5 steps of the block's scale), where
         // the vector loop divides instead of multiplying: the same bytes on every set.
         var edges = rng.gaussians(rows * d, scale: 2)

@@ -42,9 +42,12 @@ protocol TileKernels: Sendable {
     static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
                                  shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)
     static func scaleRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int, factors: UnsafePointer<Float>)
+    @discardableResult
     static func blockRowSums(_ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>,
-                             unitSums: UnsafeMutablePointer<Float>)
+                             unitSums: UnsafeMutablePointer<Float>) -> Float
     static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>) -> Float
+    static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, largest: Float,
+                              into out: UnsafeMutablePointer<Int8>) -> Float
     static func addRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, into sums: UnsafeMutablePointer<Float>)
     static func subtractFromRows(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
                                  into out: UnsafeMutablePointer<Float>)

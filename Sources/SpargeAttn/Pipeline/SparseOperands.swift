@@ -226,13 +226,19 @@ final class SparseOperands: @unchecked Sendable {
         since start: UInt64, scratch w: WorkerScratch, center: UnsafeMutablePointer<Float>? = nil
     ) -> (Float, Float) {
         let d = w.headDim
-        let sim = summarizeBlock(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
-                                 partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
+        let (sim, largest) = summarizeBlockAndLargest(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
+                                                      partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer,
+                                                      kernels: w.kernels)
         if firstNonFinite(pooled, count: d) != nil { w.sawNonFinite = true }
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start
         if let center { centerRows(block, rows: rows, d: d, premultiplier: premultiplier, mean: center, sums: w.sums.pointer) }
-        let scale = quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8, kernels: w.kernels)
+        // The summary's largest |x| is that of the rows quantized unless centring changed them.
+        let scale = if let largest, center == nil {
+            w.kernels.quantizeBlock(block, count: rows * d, premultiplier: premultiplier, largest: largest, into: int8)
+        } else {
+            quantizeBlock(block, rows: rows, d: d, premultiplier: premultiplier, into: int8, kernels: w.kernels)
+        }
         return (sim, scale)
     }
 }

@@ -19,6 +19,20 @@ func summarizeBlock(
     pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
     kernels: any TileKernels.Type = SpargeCPU.activeKernels
 ) -> Float {
+    summarizeBlockAndLargest(x, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding, partialBlocks: partialBlocks,
+                             pooled: pooled, scratch: scratch, kernels: kernels).similarity
+}
+
+/// ``summarizeBlock(_:rows:blockSize:d:gpuRounding:partialBlocks:pooled:scratch:kernels:)``,
+/// and the block's largest |x| (NaN ignored) when the same pass found it (not with
+/// `gpuRounding`), for the INT8 scale of the same rows.
+func summarizeBlockAndLargest(
+    _ x: UnsafePointer<Float>, rows: Int, blockSize: Int, d: Int,
+    gpuRounding: Bool, partialBlocks: PartialBlockRule,
+    pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+    kernels: any TileKernels.Type = SpargeCPU.activeKernels
+) -> (similarity: Float, largest: Float?) {
+    var largest: Float? = nil
     pooled.update(repeating: 0, count: d)
     scratch.update(repeating: 0, count: d)
     if gpuRounding {
@@ -31,15 +45,15 @@ func summarizeBlock(
     } else {
         // Column sums and sums of the unit rows (divided, not multiplied by 1/norm, as the
         // GPU code does), by the chosen kernel set: bitwise the same on every set.
-        kernels.blockRowSums(x, rows: rows, d: d, sums: pooled, unitSums: scratch)
+        largest = kernels.blockRowSums(x, rows: rows, d: d, sums: pooled, unitSums: scratch)
     }
     let n = Float(rows)
     for c in 0..<d {
         let mean = pooled[c] / n
         pooled[c] = gpuRounding ? roundToHalf(mean) : mean
     }
-    if rows < blockSize && partialBlocks == .neverSelfSimilar { return .nan }
+    if rows < blockSize && partialBlocks == .neverSelfSimilar { return (.nan, largest) }
     var total: Float = 0
     for c in 0..<d { total += scratch[c] * scratch[c] }
-    return total / (n * n)
+    return (total / (n * n), largest)
 }
