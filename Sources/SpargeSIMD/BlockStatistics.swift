@@ -6,6 +6,14 @@
 /// eight lanes at a time and never fused (the same sums on every CPU).
 @inlinable @inline(__always)
 public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into sums: UnsafeMutablePointer<Float>) -> Float {
+    var largest = LargestMagnitude()
+    return addRowReturningSquaredNorm(row, d: d, into: sums, largest: &largest)
+}
+
+/// ``addRowReturningSquaredNorm(_:d:into:)`` that also raises `largest` to the row's largest |x|.
+@inlinable @inline(__always)
+public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into sums: UnsafeMutablePointer<Float>,
+                                       largest: inout LargestMagnitude) -> Float {
     let vectorEnd = d & ~7
     var squares = Float8()
     var c = 0
@@ -13,15 +21,27 @@ public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into
         let v = load8(row + c)
         store8(load8(sums + c) + v, sums + c)
         squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
+        largest.lanes = maximum(largest.lanes, v.replacing(with: -v, where: v .< 0))
         c += 8
     }
     var norm2 = horizontalSum(squares)
     while c < d {
         sums[c] += row[c]
         norm2 += row[c] * row[c]
+        largest.tail = Swift.max(largest.tail, Swift.abs(row[c]))
         c += 1
     }
     return norm2
+}
+
+/// The largest |x| seen so far, NaN ignored: eight lanes for the vector steps, one float for
+/// the rest (a maximum is exact in any order, so ``value`` is ``absoluteMax(_:count:)``'s).
+public struct LargestMagnitude {
+    @usableFromInline var lanes = Float8()
+    @usableFromInline var tail: Float = 0
+    @inlinable public init() {}
+    /// The largest |x| over everything seen.
+    @inlinable public var value: Float { Swift.max(horizontalMax(lanes), tail) }
 }
 
 /// For `rows` rows of `d` floats (row stride `d`): `sums[c] += x[r][c]` and
@@ -37,35 +57,19 @@ public func accumulateRowAndUnitRowSums(
     sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
 ) -> Float {
     let vectorEnd = d & ~7
-    var largest = Float8(), largestTail: Float = 0
+    var largest = LargestMagnitude()
     for r in 0..<rows {
         let row = x + r * d
-        var squares = Float8()
-        var c = 0
-        while c < vectorEnd {
-            let v = load8(row + c)
-            store8(load8(sums + c) + v, sums + c)
-            squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
-            largest = maximum(largest, v.replacing(with: -v, where: v .< 0))
-            c += 8
-        }
-        var norm2 = horizontalSum(squares)
-        while c < d {
-            sums[c] += row[c]
-            norm2 += row[c] * row[c]
-            largestTail = Swift.max(largestTail, Swift.abs(row[c]))
-            c += 1
-        }
-        let norm = norm2.squareRoot()
+        let norm = addRowReturningSquaredNorm(row, d: d, into: sums, largest: &largest).squareRoot()
         let nv = Float8(repeating: norm)
-        c = 0
+        var c = 0
         while c < vectorEnd {
             store8(load8(unitSums + c) + load8(row + c) / nv, unitSums + c)
             c += 8
         }
         while c < d { unitSums[c] += row[c] / norm; c += 1 }
     }
-    return Swift.max(horizontalMax(largest), largestTail)
+    return largest.value
 }
 
 /// Symmetric INT8 quantization of `count` floats with one scale, as the authors' kernels do:

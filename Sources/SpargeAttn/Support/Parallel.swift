@@ -16,43 +16,14 @@ private func dispatchApply(
     _ iterations: Int, _ queue: OpaquePointer?, _ context: UnsafeMutableRawPointer?,
     _ work: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void)
 
-/// What the workers of one `parallelFor` share: the body and the next unclaimed item.
-private struct ApplyContext {
-    let body: (Int, Int) -> Void
-    let items: Int
-    let next: UnsafeMutablePointer<Int>
-}
-
 /// Runs `items` independent work items on `threads` workers with the same machinery as
 /// `DispatchQueue.concurrentPerform` (`dispatch_apply` on the global queue). Each worker
 /// claims items from a shared counter, so the schedule adapts to uneven items; results never
 /// depend on which worker ran an item (every item writes its own output region), which keeps
 /// outputs bitwise identical for any thread count. `body(worker, item)`: `worker` in
-/// `0..<threads` indexes per-worker workspaces.
+/// `0..<threads` indexes per-worker workspaces. One phase of `parallelPhases`.
 func parallelFor(items: Int, threads: Int, _ body: (_ worker: Int, _ item: Int) -> Void) {
-    if items <= 0 { return }
-    let workers = Swift.max(1, Swift.min(threads, items))
-    if workers == 1 {
-        for i in 0..<items { body(0, i) }
-        return
-    }
-    withoutActuallyEscaping(body) { body in
-        var next = 0
-        withUnsafeMutablePointer(to: &next) { counter in
-            var context = ApplyContext(body: body, items: items, next: counter)
-            withUnsafeMutablePointer(to: &context) { ctx in
-                dispatchApply(workers, nil, UnsafeMutableRawPointer(ctx)) { raw, worker in
-                    let c = raw!.assumingMemoryBound(to: ApplyContext.self)
-                    let counter = UnsafeAtomicCounter(c.pointee.next)
-                    while true {
-                        let item = counter.increment()
-                        if item >= c.pointee.items { break }
-                        c.pointee.body(worker, item)
-                    }
-                }
-            }
-        }
-    }
+    parallelPhases(1, items: { _ in items }, threads: threads) { worker, _, item in body(worker, item) }
 }
 
 /// What the workers of one `parallelPhases` share.
