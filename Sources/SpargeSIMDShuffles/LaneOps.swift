@@ -50,4 +50,53 @@ public func maximumNumber(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> 
     r._storage._value = Builtin.int_maxnum_Vec8xFPIEEE32(a._storage._value, b._storage._value)
     return r
 }
+
+// One step of a 16 x 16 transpose of 32-bit words: rows `a` (bit k of the row index clear) and
+// `b` (bit k set) swap bit k of the row index with bit k of the lane index (s = 2^k): lane l of
+// the new `a` is a[l] where bit k of l is clear, else b[l - s]; of the new `b`, a[l + s] where
+// it is clear, else b[l]. The four steps, in any order, transpose.
+
+/// The transpose step for bit 0 (see above).
+@_transparent
+public func swapLaneBit0(_ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> (SIMD16<Int32>, SIMD16<Int32>) {
+    var x = SIMD16<Int32>(), y = SIMD16<Int32>()
+    x._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30)._storage._value)
+    y._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31)._storage._value)
+    return (x, y)
+}
+
+/// The transpose step for bit 1 (see above).
+@_transparent
+public func swapLaneBit1(_ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> (SIMD16<Int32>, SIMD16<Int32>) {
+    var x = SIMD16<Int32>(), y = SIMD16<Int32>()
+    x._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)._storage._value)
+    y._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)._storage._value)
+    return (x, y)
+}
+
+/// The transpose step for bit 2 (see above).
+@_transparent
+public func swapLaneBit2(_ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> (SIMD16<Int32>, SIMD16<Int32>) {
+    var x = SIMD16<Int32>(), y = SIMD16<Int32>()
+    x._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27)._storage._value)
+    y._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31)._storage._value)
+    return (x, y)
+}
+
+/// The transpose step for bit 3 (see above).
+@_transparent
+public func swapLaneBit3(_ a: SIMD16<Int32>, _ b: SIMD16<Int32>) -> (SIMD16<Int32>, SIMD16<Int32>) {
+    var x = SIMD16<Int32>(), y = SIMD16<Int32>()
+    x._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)._storage._value)
+    y._storage._value = Builtin.shufflevector_Vec16xInt32_Vec16xInt32(
+        a._storage._value, b._storage._value, SIMD16<Int32>(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)._storage._value)
+    return (x, y)
+}
 #endif

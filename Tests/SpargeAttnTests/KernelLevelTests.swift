@@ -231,6 +231,25 @@ struct KernelLevelTests {
         #expect(edgeScaleFast.bitPattern == edgeScaleSlow.bitPattern && int8Fast == int8Slow, "\(level) quantizeBlock at boundaries d=\(d)")
     }
 
+
+    /// The quad layout's key packing (16 x 16 word transposes in the VNNI set) writes the bytes
+    /// of the portable word-by-word packing: keys in and out of whole 16-key groups, channels in
+    /// and out of whole 64-byte groups, a row stride longer than the row, padding columns.
+    @Test(arguments: levels, [1, 3, 24, 63, 64, 65, 80, 128, 256])
+    func quadKeyPackingMatchesThePortableOne(level: CPUKernelLevel, d: Int) throws {
+        let k = try #require(SpargeCPU.kernels(for: level))
+        guard k.scoreRowPadding == zeroQuadWord else { return }  // this set packs int16 pairs
+        var rng = TestRNG(seed: UInt64(d * 13 + 5))
+        let columns = 64, stride = d + 5
+        for keys in [1, 15, 16, 17, 45, 64] {
+            let k8 = (0..<(keys * stride)).map { _ in Int8(rng.int(-128...127)) }
+            let words = (pairCount(d) + 1) * columns
+            var fast = [Int16](repeating: -1, count: words * 2), slow = fast
+            k.packScoreKeys(k8, rows: keys, d: d, stride: stride, columns: columns, into: &fast)
+            slow.withUnsafeMutableBytes { packColumnQuads(k8, rows: keys, d: d, stride: stride, columns: columns, into: $0.baseAddress!) }
+            #expect(fast == slow, "\(level) keys \(keys) d=\(d)")
+        }
+    }
     /// (Nq, Nk, D, heads, kvHeads, causal): ragged, below a block, GQA, Nq != Nk, D 1...256.
     static let shapes: [(nq: Int, nk: Int, d: Int, h: Int, hkv: Int, causal: Bool)] = [
         (1, 1, 1, 1, 1, false), (5, 70, 3, 2, 1, true), (200, 200, 64, 4, 2, true), (130, 77, 80, 2, 2, false),
