@@ -11,14 +11,21 @@ public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into
 }
 
 /// ``addRowReturningSquaredNorm(_:d:into:)`` that also raises `largest` to the row's largest |x|.
+/// With `mean`, the row is first centred, `row[c] - mean[c]` in fp32, and written to
+/// `centered`; the sums, norm and largest |x| are then those of the centred row.
 @inlinable @inline(__always)
 public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into sums: UnsafeMutablePointer<Float>,
-                                       largest: inout LargestMagnitude) -> Float {
+                                       largest: inout LargestMagnitude, minus mean: UnsafePointer<Float>? = nil,
+                                       centered: UnsafeMutablePointer<Float>? = nil) -> Float {
     let vectorEnd = d & ~7
     var squares = Float8()
     var c = 0
     while c < vectorEnd {
-        let v = load8(row + c)
+        var v = load8(row + c)
+        if let mean, let centered {
+            v -= load8(mean + c)
+            store8(v, centered + c)
+        }
         store8(load8(sums + c) + v, sums + c)
         squares = multiplyThenAdd(v, v, squares)  // never fused: the same sums on every CPU
         largest.lanes = maximum(largest.lanes, v.replacing(with: -v, where: v .< 0))
@@ -26,9 +33,14 @@ public func addRowReturningSquaredNorm(_ row: UnsafePointer<Float>, d: Int, into
     }
     var norm2 = horizontalSum(squares)
     while c < d {
-        sums[c] += row[c]
-        norm2 += row[c] * row[c]
-        largest.tail = Swift.max(largest.tail, Swift.abs(row[c]))
+        var v = row[c]
+        if let mean, let centered {
+            v -= mean[c]
+            centered[c] = v
+        }
+        sums[c] += v
+        norm2 += v * v
+        largest.tail = Swift.max(largest.tail, Swift.abs(v))
         c += 1
     }
     return norm2
@@ -56,11 +68,25 @@ public func accumulateRowAndUnitRowSums(
     _ x: UnsafePointer<Float>, rows: Int, d: Int,
     sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
 ) -> Float {
+    accumulateRowAndUnitRowSums(x, rows: rows, stride: d, d: d, minus: nil, centered: nil, sums: sums, unitSums: unitSums)
+}
+
+/// ``accumulateRowAndUnitRowSums(_:rows:d:sums:unitSums:)`` of the rows `x[r] - mean` (row
+/// stride `stride`), which it writes to `centered` (row stride `d`) on the same pass: the
+/// sums, unit rows and largest |x| of the centred rows, bit for bit those of centring first
+/// (``subtractMeanFromRows(_:rows:stride:d:mean:into:)``) and summing after.
+@inlinable @inline(__always) @discardableResult
+public func accumulateRowAndUnitRowSums(
+    _ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, minus mean: UnsafePointer<Float>?,
+    centered: UnsafeMutablePointer<Float>?, sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
+) -> Float {
     let vectorEnd = d & ~7
     var largest = LargestMagnitude()
     for r in 0..<rows {
-        let row = x + r * d
-        let norm = addRowReturningSquaredNorm(row, d: d, into: sums, largest: &largest).squareRoot()
+        let out = centered.map { $0 + r * d }
+        let norm = addRowReturningSquaredNorm(x + r * stride, d: d, into: sums, largest: &largest, minus: mean,
+                                              centered: out).squareRoot()
+        let row = out.map { UnsafePointer($0) } ?? x + r * stride
         let nv = Float8(repeating: norm)
         var c = 0
         while c < vectorEnd {
@@ -150,6 +176,17 @@ extension KernelSet {
         accumulateRowAndUnitRowSums(x, rows: rows, d: d, sums: sums, unitSums: unitSums)
     }
 
+    /// ``accumulateRowAndUnitRowSums(_:rows:stride:d:minus:centered:sums:unitSums:)`` compiled
+    /// for this set: K's mean subtracted from a key block, written to `centered`, and the
+    /// centred rows' sums, on one pass; returns their largest |x|.
+    @inline(never) @discardableResult
+    public static func centeredBlockRowSums(
+        _ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>, into centered: UnsafeMutablePointer<Float>,
+        sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
+    ) -> Float {
+        accumulateRowAndUnitRowSums(x, rows: rows, stride: stride, d: d, minus: mean, centered: centered, sums: sums, unitSums: unitSums)
+    }
+
     /// ``quantizeSymmetric(_:count:premultiplier:into:)`` compiled for this set.
     @inline(never)
     public static func quantizeBlock(
@@ -175,6 +212,16 @@ extension ScalarKernels {
         _ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
     ) -> Float {
         accumulateRowAndUnitRowSums(x, rows: rows, d: d, sums: sums, unitSums: unitSums)
+    }
+
+    /// The two steps apart: the plain subtraction, then the portable statistics.
+    @discardableResult
+    public static func centeredBlockRowSums(
+        _ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>, into centered: UnsafeMutablePointer<Float>,
+        sums: UnsafeMutablePointer<Float>, unitSums: UnsafeMutablePointer<Float>
+    ) -> Float {
+        subtractFromRows(x, rows: rows, stride: stride, d: d, mean: mean, into: centered)
+        return blockRowSums(centered, rows: rows, d: d, sums: sums, unitSums: unitSums)
     }
 
     /// The portable quantization (already one operation order for every set).

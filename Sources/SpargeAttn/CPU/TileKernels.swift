@@ -45,6 +45,10 @@ protocol TileKernels: Sendable {
     @discardableResult
     static func blockRowSums(_ x: UnsafePointer<Float>, rows: Int, d: Int, sums: UnsafeMutablePointer<Float>,
                              unitSums: UnsafeMutablePointer<Float>) -> Float
+    @discardableResult
+    static func centeredBlockRowSums(_ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
+                                     into centered: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>,
+                                     unitSums: UnsafeMutablePointer<Float>) -> Float
     static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, into out: UnsafeMutablePointer<Int8>) -> Float
     static func quantizeBlock(_ x: UnsafePointer<Float>, count: Int, premultiplier: Float, largest: Float,
                               into out: UnsafeMutablePointer<Int8>) -> Float

@@ -47,13 +47,23 @@ func summarizeBlockAndLargest(
         // GPU code does), by the chosen kernel set: bitwise the same on every set.
         largest = kernels.blockRowSums(x, rows: rows, d: d, sums: pooled, unitSums: scratch)
     }
+    return (finishBlockSummary(rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding, partialBlocks: partialBlocks,
+                               pooled: pooled, unitSums: scratch), largest)
+}
+
+/// The end of ``summarizeBlockAndLargest(_:rows:blockSize:d:gpuRounding:partialBlocks:pooled:scratch:kernels:)``
+/// once `pooled` holds the block's column sums and `unitSums` the sums of its unit rows (as a
+/// kernel set's `blockRowSums` or `centeredBlockRowSums` leaves them): `pooled` becomes the
+/// mean row; returns the self-similarity.
+func finishBlockSummary(rows: Int, blockSize: Int, d: Int, gpuRounding: Bool, partialBlocks: PartialBlockRule,
+                        pooled: UnsafeMutablePointer<Float>, unitSums scratch: UnsafePointer<Float>) -> Float {
     let n = Float(rows)
     for c in 0..<d {
         let mean = pooled[c] / n
         pooled[c] = gpuRounding ? roundToHalf(mean) : mean
     }
-    if rows < blockSize && partialBlocks == .neverSelfSimilar { return (.nan, largest) }
+    if rows < blockSize && partialBlocks == .neverSelfSimilar { return .nan }
     var total: Float = 0
     for c in 0..<d { total += scratch[c] * scratch[c] }
-    return (total / (n * n), largest)
+    return total / (n * n)
 }
