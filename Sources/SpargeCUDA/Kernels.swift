@@ -81,12 +81,18 @@ enum Kernels {
             // Two selected key blocks per loop iteration (one barrier, one copy round and one
             // vote for both): opt-in until measured (SPARGE_CUDA_WG_PAIRS=1); pipelined only.
             let pairs = blockK == 64 ? Kernels.environmentInt("SPARGE_CUDA_WG_PAIRS", in: 0...1) ?? 0 : 0   // 128-key tiles: too many registers
-            let pipeline = pairs == 1 ? 1 : Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? 1
+            // FP8 P.V at D=128 with 128 x 64 blocks: two CTAs per SM running the serial loop
+            // (ptxas: 128 registers, 172 bytes of spills) beat one CTA with the pipelined loop
+            // (194 registers) by 7-8% of the kernel on the H200 (session 13: 4.68 -> 4.30 ms
+            // dense, 2.45 -> 2.25 at top-k 0.5, N=16384; 18.1 -> 16.7 ms dense at N=32768). With
+            // fp16 the same change is 5% slower (its accumulators hold the ones rows too).
+            let fp8Wide = fp8 && d == 128 && threads == 256 && blockK == 64 && pairs == 0
+            let pipeline = pairs == 1 ? 1 : Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (fp8Wide ? 0 : 1)
             let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? (pairs == 1 ? 1 : 2)   // pairs: two tiles ahead
             // Two blocks per SM only where ptxas (NVRTC 12.9) fits the kernel in 128 registers
             // without spills: D=64 with 128-key tiles spills (280 bytes of stack, 2.69 ms
             // against 1.47 at 128x64 on the H100).
-            let minDefault = threads == 128 || (d == 64 && blockK == 64 && pairs == 0) ? 2 : 1
+            let minDefault = threads == 128 || (d == 64 && blockK == 64 && pairs == 0) || fp8Wide ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
             // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
