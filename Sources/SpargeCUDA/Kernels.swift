@@ -95,6 +95,8 @@ enum Kernels {
             let minDefault = threads == 128 || (d == 64 && blockK == 64 && pairs == 0) || fp8Wide ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
+            // Q read by wgmma from shared memory instead of registers: opt-in until measured.
+            let qShared = Kernels.environmentInt("SPARGE_CUDA_WG_Q_SMEM", in: 0...1) ?? 0
             // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
             let twoLevel = fp8 && pairs == 0 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
             // Warps released from the per-tile __syncthreads (per-stage "empty" mbarriers), and
@@ -102,14 +104,14 @@ enum Kernels {
             // Both measured slower on the H200 (session 10: 2-7%), so off unless asked for.
             let decouple = pairs == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...1) ?? 0
             let pingPong = pairs == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_PINGPONG", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_r\(pairs)"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_r\(pairs)_s\(qShared)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
-                       "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DPAIRS=\(pairs)", "--std=c++17"]
+                       "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DPAIRS=\(pairs)", "-DQ_SMEM=\(qShared)", "--std=c++17"]
             // Per tile buffer (one per stage, two with pairs): the K tile, V^T (fp16 with its ones
             // rows, or e4m3), the buffer's two mbarriers.
             let stages = lookahead + 1 + pipeline
-            tiles = stages * (pairs + 1) * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
+            tiles = qShared * blockQ * d + stages * (pairs + 1) * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
             voteSets = max(2, stages)
             voteWords = pairs == 1 ? 3 : 1
         }
@@ -203,7 +205,7 @@ public enum SpargeCUDAKernels {
                 // The opt-in variants compile too: FP8 two-level accumulation, ping-pong, the
                 // per-stage empty barriers instead of the per-tile __syncthreads.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
-                                (false, "-DPAIRS=1"), (true, "-DPAIRS=1")]
+                                (false, "-DPAIRS=1"), (true, "-DPAIRS=1"), (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -31,13 +31,27 @@ enum HopperAttentionSource {
             """
         }
         let s8 = [64, 128].map { wrapper("wgmma_s8", n: $0, k: 32, accType: "int", types: "s32.s8.s8", constraint: "r", immediates: "") }
+        // Q.K^T with both operands in shared memory (descriptors), for Q_SMEM.
+        let s8ss = [64, 128].map { n -> String in
+            let acc = n / 2
+            let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
+            let outs = (0..<acc).map { "\"+r\"(d[\($0)])" }.joined(separator: ", ")
+            return """
+            DEV void wgmma_s8ss_n\(n)(int* d, u64 adesc, u64 desc) {
+                asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 2), 0;\\n"
+                    "wgmma.mma_async.sync.aligned.m64n\(n)k32.s32.s8.s8 {\(dl)}, %\(acc), %\(acc + 1), p;\\n}\\n"
+                    : \(outs) : "l"(adesc), "l"(desc), "r"(1));
+            }
+
+            """
+        }
         let f16 = [72, 136].map { wrapper("wgmma_f16", n: $0, k: 16, accType: "float", types: "f32.f16.f16", constraint: "f", immediates: ", 1, 1, 0") }
         // FP8 (no transpose immediates: 8-bit operands are K-major only); guarded so that the
         // source still compiles for architectures without e4m3.
         let e4m3 = [64, 128].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
             // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
             + [64, 128].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
-        return "\n" + (s8 + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
+        return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
     static let kernel = #"""
@@ -110,6 +124,17 @@ enum HopperAttentionSource {
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
+#ifndef Q_SMEM
+#define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
+#endif
+#define QBYTES (Q_SMEM ? BQ * D : 0)
+// Step kk (32 channels) of S = Q K^T into acc, K from the descriptor kdesc.
+#if Q_SMEM
+#define WG_S8SS(n) CAT3(wgmma_s8ss_n, n, )
+#define S_MMA(acc, kk, kdesc) WG_S8SS(BK)(acc, sdesc(qLo + (kk) * 16, D * 8), kdesc)
+#else
+#define S_MMA(acc, kk, kdesc) WG_S8(BK)(acc, qa[kk], kdesc)
+#endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
@@ -214,7 +239,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: NBUF * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * VOTE_WORDS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + NBUF * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * VOTE_WORDS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -224,8 +249,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
         const unsigned char* keyValid, const unsigned char* blockFlags) {
     extern __shared__ __align__(128) unsigned char smem[];
-    unsigned char* kbuf = smem;
-    unsigned char* vbuf = smem + NBUF * KTILE;
+    unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
+    unsigned char* kbuf = smem + QBYTES;
+    unsigned char* vbuf = kbuf + NBUF * KTILE;
     u64* full = (u64*)(vbuf + NBUF * VTILE);     // per buffer: its tile has arrived
     u64* empty = full + NBUF;                    // per buffer: every warp is done with its tile (DECOUPLE)
     int* list = (int*)(empty + NBUF);
@@ -257,11 +283,23 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int st = 0; st < NBUF; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
+#if Q_SMEM
+    // Row r, 16-byte chunk c at (r / 8) * D * 8 + c * 128 + (r % 8) * 16; rows past Nq zero.
+    for (int e = tid; e < BQ * (D / 16); e += NT) {
+        const int r = e / (D / 16), c = e % (D / 16);
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (qStart + r < Nq) v = *(const uint4*)(q8 + ((i64)bh * Nq + qStart + r) * D + c * 16);
+        *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
+    }
+#endif
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
 
     // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
     const int r0 = qStart + warp * 16 + g, r1 = r0 + 8;
     const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
+#if Q_SMEM
+    const unsigned qLo = desc_lo(qbuf + (warp >> 2) * 64 * D, 128);   // this warpgroup's 64 rows
+#else
     unsigned qa[D / 32][4];
     const signed char* qb = q8 + (i64)bh * Nq * D;
     #pragma unroll
@@ -271,6 +309,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         qa[kk][2] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + 16 + t4 * 4) : 0u;
         qa[kk][3] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + 16 + t4 * 4) : 0u;
     }
+#endif
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
@@ -373,7 +412,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wg_fence();
         // Step 1: S = Q K^T; the accumulators start at the bit pattern of 1.5 * 2^23.
         #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) WG_S8(BK)(acc, qa[kk], sdesc(kLo + (buf * KTILE + kk * 256) / 16, D * 8));
+        for (int kk = 0; kk < D / 32; kk++) S_MMA(acc, kk, sdesc(kLo + (buf * KTILE + kk * 256) / 16, D * 8));
         wg_commit();
 #if PIPELINE
         issue_pv((idx + STAGES - 1) % STAGES);
@@ -671,9 +710,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < BK / 2; e++) { accA[e] = MAGIC_I; accB[e] = MAGIC_I; pin(accA[e]); pin(accB[e]); }
         wg_fence();
         #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) WG_S8(BK)(accA, qa[kk], sdesc(kLo + (bufA * KTILE + kk * 256) / 16, D * 8));
+        for (int kk = 0; kk < D / 32; kk++) S_MMA(accA, kk, sdesc(kLo + (bufA * KTILE + kk * 256) / 16, D * 8));
         #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) WG_S8(BK)(accB, qa[kk], sdesc(kLo + (bufB * KTILE + kk * 256) / 16, D * 8));
+        for (int kk = 0; kk < D / 32; kk++) S_MMA(accB, kk, sdesc(kLo + (bufB * KTILE + kk * 256) / 16, D * 8));
         wg_commit();
         issue_pv2((tA + NBUF - 2) % NBUF, (tA + NBUF - 1) % NBUF);   // pair u - 1 (u = 0: the zeros of tiles -2, -1)
         wg_wait<1>();
