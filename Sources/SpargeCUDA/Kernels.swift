@@ -78,46 +78,42 @@ enum Kernels {
         init?(headDim d: Int, blockQ: Int, blockK: Int, fp8: Bool = false) {
             guard d == 64 || d == 128, blockQ == 64 || blockQ == 128, blockK == 64 || blockK == 128 else { return nil }
             threads = blockQ * 2
-            // Two selected key blocks per loop iteration (one barrier, one copy round and one
-            // vote for both): opt-in until measured (SPARGE_CUDA_WG_PAIRS=1); pipelined only.
-            let pairs = blockK == 64 ? Kernels.environmentInt("SPARGE_CUDA_WG_PAIRS", in: 0...1) ?? 0 : 0   // 128-key tiles: too many registers
             // FP8 P.V at D=128 with 128 x 64 blocks: two CTAs per SM running the serial loop
             // (ptxas: 128 registers, 172 bytes of spills) beat one CTA with the pipelined loop
             // (194 registers) by 7-8% of the kernel on the H200 (session 13: 4.68 -> 4.30 ms
             // dense, 2.45 -> 2.25 at top-k 0.5, N=16384; 18.1 -> 16.7 ms dense at N=32768). With
             // fp16 the same change is 5% slower (its accumulators hold the ones rows too).
-            let fp8Wide = fp8 && d == 128 && threads == 256 && blockK == 64 && pairs == 0
-            let pipeline = pairs == 1 ? 1 : Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (fp8Wide ? 0 : 1)
-            let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? (pairs == 1 ? 1 : 2)   // pairs: two tiles ahead
+            let fp8Wide = fp8 && d == 128 && threads == 256 && blockK == 64
+            let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (fp8Wide ? 0 : 1)
+            let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
             // Two blocks per SM only where ptxas (NVRTC 12.9) fits the kernel in 128 registers
             // without spills: D=64 with 128-key tiles spills (280 bytes of stack, 2.69 ms
             // against 1.47 at 128x64 on the H100).
-            let minDefault = threads == 128 || (d == 64 && blockK == 64 && pairs == 0) || fp8Wide ? 2 : 1
+            let minDefault = threads == 128 || (d == 64 && blockK == 64) || fp8Wide ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
             // Q read by wgmma from shared memory instead of registers: opt-in until measured.
             let qShared = Kernels.environmentInt("SPARGE_CUDA_WG_Q_SMEM", in: 0...1) ?? 0
             // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
-            let twoLevel = fp8 && pairs == 0 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
+            let twoLevel = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
             // Warps released from the per-tile __syncthreads (per-stage "empty" mbarriers), and
             // FlashAttention-3's ping-pong of the two warpgroups (128-row query blocks).
             // Both measured slower on the H200 (session 10: 2-7%), so off unless asked for.
-            let decouple = pairs == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...1) ?? 0
-            let pingPong = pairs == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_PINGPONG", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_r\(pairs)_s\(qShared)"
+            let decouple = Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...1) ?? 0
+            let pingPong = Kernels.environmentInt("SPARGE_CUDA_WG_PINGPONG", in: 0...1) ?? 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
-                       "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DPAIRS=\(pairs)", "-DQ_SMEM=\(qShared)", "--std=c++17"]
-            // Per tile buffer (one per stage, two with pairs): the K tile, V^T (fp16 with its ones
-            // rows, or e4m3), the buffer's two mbarriers.
+                       "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)", "--std=c++17"]
+            // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
+            // the stage's two mbarriers.
             let stages = lookahead + 1 + pipeline
-            tiles = qShared * blockQ * d + stages * (pairs + 1) * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
+            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
             voteSets = max(2, stages)
-            voteWords = pairs == 1 ? 3 : 1
         }
-        private let voteSets: Int, voteWords: Int
+        private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * voteWords * (threads / 32) * 4 + 8 }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {
@@ -205,19 +201,11 @@ public enum SpargeCUDAKernels {
                 // The opt-in variants compile too: FP8 two-level accumulation, ping-pong, the
                 // per-stage empty barriers instead of the per-tile __syncthreads.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
-                                (false, "-DPAIRS=1"), (true, "-DPAIRS=1"), (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1")]
+                                (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]
-                    // Pairs of key blocks: 64-key blocks only, one CTA per SM, two tiles ahead (as
-                    // SPARGE_CUDA_WG_PAIRS=1 configures them).
-                    if name == "PAIRS" && bk != 64 { continue }
-                    let pairsOptions = ["-DMIN_BLOCKS=": "-DMIN_BLOCKS=1", "-DLOOKAHEAD=": "-DLOOKAHEAD=1"]
-                    let options = config.options.map { option in
-                        if option.hasPrefix("-D\(name)=") { return define }
-                        if name == "PAIRS", let key = pairsOptions.keys.first(where: { option.hasPrefix($0) }) { return pairsOptions[key]! }
-                        return option
-                    }
+                    let options = config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 }
                     let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_\(name).cu", arch: 90, suffix: "a",
                                                   options: options)
                     sizes.append((config.program + "_\(name)", cubin.count))

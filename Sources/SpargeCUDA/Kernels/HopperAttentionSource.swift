@@ -84,36 +84,27 @@ enum HopperAttentionSource {
 #ifndef PIPELINE
 #define PIPELINE 1                  // P.V of tile idx - 1 runs during the softmax of tile idx
 #endif
-#ifndef PAIRS
-#define PAIRS 0                     // two selected key blocks per iteration (pipelined, one-level FP8)
-#endif
-#if PAIRS
-#undef PIPELINE
-#define PIPELINE 1
-#endif
 #ifndef LOOKAHEAD
 #define LOOKAHEAD 1                 // K/V tiles copied ahead of the one computed
 #endif
 #define STAGES (LOOKAHEAD + 1 + PIPELINE)
-#define NBUF (STAGES * (PAIRS ? 2 : 1))   // tile buffers: with PAIRS, two per stage
 #ifndef DECOUPLE
 #define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
 #endif
-#if !PIPELINE || PAIRS
+#if !PIPELINE
 #undef DECOUPLE
 #define DECOUPLE 0
 #endif
 #ifndef PINGPONG
 #define PINGPONG 0                  // the two warpgroups take turns to issue their wgmma (FlashAttention-3)
 #endif
-#if BQ != 128 || !PIPELINE || PAIRS
+#if BQ != 128 || !PIPELINE
 #undef PINGPONG
 #define PINGPONG 0
 #endif
 // Sets of lambda votes (and named barriers 1 .. VOTE_SETS): decoupled warps drift apart by at
 // most STAGES - 1 tiles (a tile's copy waits for every warp to release the buffer's last tile).
 #define VOTE_SETS (DECOUPLE ? STAGES : 2)     // at most 5 (LOOKAHEAD <= 3)
-#define VOTE_WORDS (PAIRS ? 3 : 1)            // per warp and set (PAIRS: see pair_skips)
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
 // named barrier for the block.)
@@ -138,7 +129,7 @@ enum HopperAttentionSource {
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
-#define TWO_LEVEL (PV_FP8 && FP8_TWO_LEVEL && !PAIRS)
+#define TWO_LEVEL (PV_FP8 && FP8_TWO_LEVEL)
 #if PV_FP8 && D == 64
 #define WG_PV wgmma_e4m3_n64
 #define WG_PV_FRESH wgmma_e4m3_fresh_n64
@@ -150,34 +141,6 @@ enum HopperAttentionSource {
 #else
 #define WG_PV wgmma_f16_n136
 #endif
-
-// PAIRS: the filter's votes for two blocks in one round (named barrier 1). `a` is this thread's
-// largest increase of a row maximum for the first block; `bk` and `bs` for the second one
-// after the first is kept, or skipped (+inf where a block is not filtered). A warp whose own
-// rows keep both (the second against the maxima after the first) knows both answers and only
-// announces its votes; the others wait and read every warp's.
-template <int THREADS, int NWARPS>
-DEV void pair_skips(float a, float bk, float bs, float lam, float* votes, int warp, int lane, bool& skipA, bool& skipB) {
-    #pragma unroll
-    for (int x = 4; x <= 16; x <<= 1) {
-        a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, x));
-        bk = fmaxf(bk, __shfl_xor_sync(0xffffffffu, bk, x));
-        bs = fmaxf(bs, __shfl_xor_sync(0xffffffffu, bs, x));
-    }
-    if (lane == 0) { votes[3 * warp] = a; votes[3 * warp + 1] = bk; votes[3 * warp + 2] = bs; }
-    __syncwarp();
-    if (__fadd_rn(a, lam) > 0.0f && __fadd_rn(bk, lam) > 0.0f) {
-        asm volatile("bar.arrive 1, %0;" :: "n"(THREADS) : "memory");
-        skipA = false; skipB = false;
-        return;
-    }
-    asm volatile("bar.sync 1, %0;" :: "n"(THREADS) : "memory");
-    float ba = -SP_INF, bbk = -SP_INF, bbs = -SP_INF;
-    #pragma unroll
-    for (int w = 0; w < NWARPS; w++) { ba = fmaxf(ba, votes[3 * w]); bbk = fmaxf(bbk, votes[3 * w + 1]); bbs = fmaxf(bbs, votes[3 * w + 2]); }
-    skipA = __fadd_rn(ba, lam) <= 0.0f;
-    skipB = __fadd_rn(skipA ? bbs : bbk, lam) <= 0.0f;
-}
 
 // Shared-memory matrix descriptor, no swizzle: 8-row x 16-byte core matrices, `lbo` bytes to the
 // next core matrix along the reduction dimension, `sbo` to the next 8 rows.
@@ -239,7 +202,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + NBUF * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * VOTE_WORDS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -251,14 +214,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
     unsigned char* kbuf = smem + QBYTES;
-    unsigned char* vbuf = kbuf + NBUF * KTILE;
-    u64* full = (u64*)(vbuf + NBUF * VTILE);     // per buffer: its tile has arrived
-    u64* empty = full + NBUF;                    // per buffer: every warp is done with its tile (DECOUPLE)
-    int* list = (int*)(empty + NBUF);
+    unsigned char* vbuf = kbuf + STAGES * KTILE;
+    u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
+    u64* empty = full + STAGES;                  // per stage: every warp is done with its tile (DECOUPLE)
+    int* list = (int*)(empty + STAGES);
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
     float* wred = ksc + nk;
-    int* sh = (int*)(wred + VOTE_SETS * WARPS * VOTE_WORDS);
+    int* sh = (int*)(wred + VOTE_SETS * WARPS);
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -270,17 +233,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
 #if !PV_FP8
-    for (int e = tid; e < NBUF * BK * 8 / 2; e += NT) {
+    for (int e = tid; e < STAGES * BK * 8 / 2; e += NT) {
         const int st = e / (BK * 4), w = e - st * (BK * 4);
         ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
     }
 #endif
-    for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (NBUF - 1) * VTILE))[e] = 0u;
-#if PAIRS
-    for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (NBUF - 2) * VTILE))[e] = 0u;   // "tile -2"
-#endif
+    for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
-        for (int st = 0; st < NBUF; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
+        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
 #if Q_SMEM
@@ -386,7 +346,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
-#if !PAIRS
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
 #if PINGPONG
@@ -574,210 +533,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wg_fence();
         issue_pv((cnt + STAGES - 1) % STAGES);
         wait_pv();
-    }
-#endif
-#else
-    // PAIRS: two selected key blocks (tiles 2u and 2u + 1 of the visit list) per iteration:
-    // one barrier, one round of copies and one vote for both, S of both in flight together,
-    // and the P.V of both issued together during the next pair's softmax. The filter decides
-    // the first block against the running maximum and the second against the maximum after
-    // the first (both of its outcomes are voted in the same round, see pair_skips), so the
-    // blocks skipped are those of one block per iteration; P of both blocks is taken against
-    // the maximum after the pair (one rescale of O per pair). A missing second block (odd
-    // count) computes on the first one's buffers with P = 0.
-    const int npairs = (cnt + 1) >> 1;
-    unsigned pp[2][PK][4];          // P of the previous pair, the A operands of its pending P.V
-    #pragma unroll
-    for (int x = 0; x < 2; x++) {
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) { pp[x][kk][0] = 0u; pp[x][kk][1] = 0u; pp[x][kk][2] = 0u; pp[x][kk][3] = 0u; }
-    }
-    auto issue_pv2 = [&](int bufA, int bufB) {
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) WG_PV(o, pp[0][kk], sdesc(vLo + (bufA * VTILE + kk * 256) / 16, BK * 8 * VELEM));
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) WG_PV(o, pp[1][kk], sdesc(vLo + (bufB * VTILE + kk * 256) / 16, BK * 8 * VELEM));
-        wg_commit();
-    };
-    auto wait_pv2 = [&]() {
-        wg_wait<0>();
-        #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
-        #pragma unroll
-        for (int x = 0; x < 2; x++) {
-            #pragma unroll
-            for (int kk = 0; kk < PK; kk++) { pin(pp[x][kk][0]); pin(pp[x][kk][1]); pin(pp[x][kk][2]); pin(pp[x][kk][3]); }
-        }
-    };
-    // Tile idx's scores from its biased sums (masked tiles: scaled, masks applied) and its row
-    // maxima, scaled; returns whether the tile is masked, with its multiplier and bias.
-    auto tile_scores = [&](const int (&acc)[BK / 2], float (&s)[BK / 2], int idx, float& ml0, float& ml1, float& mul, float& sub) -> bool {
-        const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
-        const int j = list[idx], kStart = j * BK, cols = min(BK, Nk - kStart);
-        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
-            || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
-        ml0 = -SP_INF; ml1 = -SP_INF;
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) s[e] = __int_as_float(acc[e]);
-        if (masked) {
-            #pragma unroll
-            for (int e = 0; e < BK / 2; e++) {
-                const int col = (e >> 2) * 8 + 2 * t4 + (e & 1);
-                const int row = (e & 2) ? r1 : r0;
-                float v = __fmul_rn(__fsub_rn(s[e], MAGIC_F), sc);
-                if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
-                if (causal && kStart + col > row + offset) v = -SP_INF;
-                if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
-                s[e] = v;
-                if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
-            }
-        } else {
-            #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
-                ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
-                ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
-            }
-        }
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
-        if (!masked) { ml0 = __fmul_rn(__fsub_rn(ml0, MAGIC_F), sc); ml1 = __fmul_rn(__fsub_rn(ml1, MAGIC_F), sc); }
-        mul = masked ? 1.0f : sc;
-        sub = masked ? 0.0f : MAGIC_F;
-        return masked;
-    };
-    // This thread's largest increase of a row maximum from m to ml (-inf: no row grows; +inf:
-    // a row's first key).
-    auto increase = [&](float ml0, float ml1, float mo0, float mo1) {
-        float inc = -SP_INF;
-        if (valid0 && ml0 != -SP_INF) inc = mo0 == -SP_INF ? SP_INF : __fsub_rn(ml0, mo0);
-        if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, mo1 == -SP_INF ? SP_INF : __fsub_rn(ml1, mo1));
-        return inc;
-    };
-#if PV_FP8
-    float pl0 = 0.0f, pl1 = 0.0f;   // this pair's row sums (this thread's part)
-    auto tile_p = [&](const float (&s)[BK / 2], float mul, float sub, float sh0, float sh1, bool keep0, bool keep1, bool zeroing,
-                      unsigned (&pn)[PK][4]) {
-        float pf[BK / 2];
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(__fsub_rn(s[e], sub), mul, (e & 2) ? sh1 : sh0));
-        if (zeroing) {
-            #pragma unroll
-            for (int e = 0; e < BK / 2; e++) if (!((e & 2) ? keep1 : keep0)) pf[e] = 0.0f;
-        }
-        #pragma unroll
-        for (int n = 0; n < BK / 8; n++) { pl0 += pf[4 * n] + pf[4 * n + 1]; pl1 += pf[4 * n + 2] + pf[4 * n + 3]; }
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) {
-            const float* x = pf + 16 * kk;
-            pn[kk][0] = e4m3pack(x[0], x[1], x[4], x[5]);
-            pn[kk][1] = e4m3pack(x[2], x[3], x[6], x[7]);
-            pn[kk][2] = e4m3pack(x[8], x[9], x[12], x[13]);
-            pn[kk][3] = e4m3pack(x[10], x[11], x[14], x[15]);
-        }
-    };
-#else
-    auto tile_p = [&](const float (&s)[BK / 2], float mul, float sub, float sh0, float sh1, bool keep0, bool keep1, bool zeroing,
-                      unsigned (&pn)[PK][4]) {
-        const unsigned k0 = keep0 ? 0xffffffffu : 0u, k1 = keep1 ? 0xffffffffu : 0u;
-        #pragma unroll
-        for (int n = 0; n < BK / 8; n++) {
-            unsigned lo = ex2pack(fmaf(__fsub_rn(s[4 * n], sub), mul, sh0), fmaf(__fsub_rn(s[4 * n + 1], sub), mul, sh0));
-            unsigned hi = ex2pack(fmaf(__fsub_rn(s[4 * n + 2], sub), mul, sh1), fmaf(__fsub_rn(s[4 * n + 3], sub), mul, sh1));
-            if (zeroing) { lo &= k0; hi &= k1; }
-            pn[n >> 1][(n & 1) * 2 + 0] = lo;
-            pn[n >> 1][(n & 1) * 2 + 1] = hi;
-        }
-    };
-#endif
-    #pragma unroll
-    for (int st = 0; st < 2 * LOOKAHEAD; st++) if (st < cnt) load(st, st);
-    for (int u = 0; u < npairs; u++) {
-        const int tA = 2 * u, tB = tA + 1;
-        const bool hasB = tB < cnt;
-        const int bufA = tA % NBUF, bufB = hasB ? tB % NBUF : bufA;
-        mbar_wait(full + bufA, (tA / NBUF) & 1);
-        if (hasB) mbar_wait(full + bufB, (tB / NBUF) & 1);
-        __syncthreads();   // every warp is done with the buffers refilled next (pair u - 2)
-        {
-            const int t = tA + 2 * LOOKAHEAD;
-            if (t < cnt) load(t, t % NBUF);
-            if (t + 1 < cnt) load(t + 1, (t + 1) % NBUF);
-        }
-        int accA[BK / 2], accB[BK / 2];
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) { accA[e] = MAGIC_I; accB[e] = MAGIC_I; pin(accA[e]); pin(accB[e]); }
-        wg_fence();
-        #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) S_MMA(accA, kk, sdesc(kLo + (bufA * KTILE + kk * 256) / 16, D * 8));
-        #pragma unroll
-        for (int kk = 0; kk < D / 32; kk++) S_MMA(accB, kk, sdesc(kLo + (bufB * KTILE + kk * 256) / 16, D * 8));
-        wg_commit();
-        issue_pv2((tA + NBUF - 2) % NBUF, (tA + NBUF - 1) % NBUF);   // pair u - 1 (u = 0: the zeros of tiles -2, -1)
-        wg_wait<1>();
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) { pin(accA[e]); pin(accB[e]); }
-
-        float sA[BK / 2], sB[BK / 2];
-        float mlA0, mlA1, mlB0, mlB1, mulA, subA, mulB, subB;
-        const bool maskedA = tile_scores(accA, sA, tA, mlA0, mlA1, mulA, subA);
-        const bool maskedB = tile_scores(accB, sB, hasB ? tB : tA, mlB0, mlB1, mulB, subB);
-        if (!hasB) { mlB0 = -SP_INF; mlB1 = -SP_INF; }
-        // Steps 2-3 for both blocks in one round.
-        const bool voteA = !(ords[tA] >= selected - exemptTail) && lamFinite;
-        const bool voteB = hasB && !(ords[tB] >= selected - exemptTail) && lamFinite;
-        bool skipA = false, skipB = false;
-        if (voteA || voteB) {
-            const float kA0 = fmaxf(m0, mlA0), kA1 = fmaxf(m1, mlA1);   // the maxima after A, kept
-            const float incA = voteA ? increase(mlA0, mlA1, m0, m1) : SP_INF;
-            const float incBk = voteB ? increase(mlB0, mlB1, kA0, kA1) : SP_INF;
-            const float incBs = voteB ? increase(mlB0, mlB1, m0, m1) : SP_INF;
-            pair_skips<NT, WARPS>(incA, incBk, incBs, lam, wred + (u & 1) * WARPS * 3, warp, lane, skipA, skipB);
-        }
-        skipped += skipA + (hasB && skipB);
-        if (!hasB) skipB = true;   // no block: P = 0, no maximum
-        // Steps 4-5: the maxima after the pair; P of both against them.
-        const float nA0 = skipA ? m0 : fmaxf(m0, mlA0), nA1 = skipA ? m1 : fmaxf(m1, mlA1);
-        const float mn0 = skipB ? nA0 : fmaxf(nA0, mlB0), mn1 = skipB ? nA1 : fmaxf(nA1, mlB1);
-        const float a0 = m0 == -SP_INF ? 1.0f : ex2(m0 - mn0);
-        const float a1 = m1 == -SP_INF ? 1.0f : ex2(m1 - mn1);
-        m0 = mn0; m1 = mn1;
-#if PV_FP8
-        const float sh0 = __fadd_rn(mn0 == -SP_INF ? 0.0f : -mn0, FP8_OFFSET);
-        const float sh1 = __fadd_rn(mn1 == -SP_INF ? 0.0f : -mn1, FP8_OFFSET);
-        pl0 = 0.0f; pl1 = 0.0f;
-#else
-        const float sh0 = mn0 == -SP_INF ? 0.0f : -mn0, sh1 = mn1 == -SP_INF ? 0.0f : -mn1;
-#endif
-        unsigned pnA[PK][4], pnB[PK][4];
-        const bool zA = maskedA || skipA, zB = maskedB || skipB;
-        tile_p(sA, mulA, subA, sh0, sh1, !(mn0 == -SP_INF || skipA), !(mn1 == -SP_INF || skipA), zA, pnA);
-        tile_p(sB, mulB, subB, sh0, sh1, !(mn0 == -SP_INF || skipB), !(mn1 == -SP_INF || skipB), zB, pnB);
-#if PV_FP8
-        l0 = __fmaf_rn(l0, a0, pl0);
-        l1 = __fmaf_rn(l1, a1, pl1);
-#endif
-        wait_pv2();
-        if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
-            #pragma unroll
-            for (int n = 0; n < OCH; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
-        }
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) {
-            #pragma unroll
-            for (int w = 0; w < 4; w++) { pp[0][kk][w] = pnA[kk][w]; pp[1][kk][w] = pnB[kk][w]; }
-        }
-    }
-    // The last pair's P.V (no pair: the zeros).
-    {
-        #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
-        wg_fence();
-        const int tA = 2 * (npairs - 1), hasB = tA + 1 < cnt || npairs == 0;
-        const int bufA = (tA + NBUF) % NBUF;
-        issue_pv2(bufA, hasB ? (tA + 1 + NBUF) % NBUF : bufA);
-        wait_pv2();
     }
 #endif
 #if PV_FP8
