@@ -78,22 +78,23 @@ enum Kernels {
         init?(headDim d: Int, blockQ: Int, blockK: Int, fp8: Bool = false) {
             guard d == 64 || d == 128, blockQ == 64 || blockQ == 128, blockK == 64 || blockK == 128 else { return nil }
             threads = blockQ * 2
-            // FP8 P.V at D=128 with 128 x 64 blocks: two CTAs per SM running the serial loop
-            // (ptxas: 128 registers, 172 bytes of spills) beat one CTA with the pipelined loop
-            // (194 registers) by 7-8% of the kernel on the H200 (session 13: 4.68 -> 4.30 ms
-            // dense, 2.45 -> 2.25 at top-k 0.5, N=16384; 18.1 -> 16.7 ms dense at N=32768). With
-            // fp16 the same change is 5% slower (its accumulators hold the ones rows too).
-            let fp8Wide = fp8 && d == 128 && threads == 256 && blockK == 64
-            let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (fp8Wide ? 0 : 1)
+            // D=128 with 128 x 64 blocks: Q read by wgmma from shared memory, which frees 16
+            // registers per thread, and two CTAs per SM running the serial loop (128 registers,
+            // no spills with FP8, 44 bytes with fp16) beat one CTA with Q in registers and the
+            // pipelined loop (194-200 registers) on the H200 (session 13, kernel ms at N=16384,
+            // top-k 1 / 0.5 / 0.25: FP8 4.68 / 2.45 / 1.33 -> 3.52 / 1.83 / 0.97, fp16 4.70 / 2.44 /
+            // 1.31 -> 3.93 / 2.05 / 1.10; N=32768 FP8 18.1 -> 13.5 dense). At D=64 Q in shared
+            // memory is 2-4% slower (the kernel already fits two CTAs there).
+            let wide = d == 128 && threads == 256 && blockK == 64
+            let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (wide ? 0 : 1)
             let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
             // Two blocks per SM only where ptxas (NVRTC 12.9) fits the kernel in 128 registers
             // without spills: D=64 with 128-key tiles spills (280 bytes of stack, 2.69 ms
             // against 1.47 at 128x64 on the H100).
-            let minDefault = threads == 128 || (d == 64 && blockK == 64) || fp8Wide ? 2 : 1
+            let minDefault = threads == 128 || (d == 64 && blockK == 64) || wide ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
-            // Q read by wgmma from shared memory instead of registers: opt-in until measured.
-            let qShared = Kernels.environmentInt("SPARGE_CUDA_WG_Q_SMEM", in: 0...1) ?? 0
+            let qShared = Kernels.environmentInt("SPARGE_CUDA_WG_Q_SMEM", in: 0...1) ?? (wide ? 1 : 0)
             // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
             let twoLevel = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
             // Warps released from the per-tile __syncthreads (per-stage "empty" mbarriers), and
