@@ -1,8 +1,9 @@
 #if CUDA
 /// CUDA C of stage 2 for Hopper (sm_90a): the same algorithm and numerics as
 /// ``AttentionSource``, with the products on warpgroup tensor-core instructions (`wgmma`):
-/// each warpgroup (4 warps) owns 64 query rows; Q.K^T is `wgmma` s8 (Q from registers, the K
-/// tile from shared memory), P.V is `wgmma` f16 (P from registers, V^T from shared memory).
+/// each warpgroup (4 warps) owns 64 query rows; Q.K^T is `wgmma` s8 (Q from registers, or with
+/// `Q_SMEM`, the default at D=128, from shared memory in the K tile's layout; the K tile from
+/// shared memory), P.V is `wgmma` f16 (P from registers, V^T from shared memory).
 /// K (INT8) and V^T (fp16, `prep_values_t`) arrive from the preparation kernels already in
 /// the plain K-major shared-memory layout of 8 x 16-byte core matrices, one contiguous run of
 /// bytes per tile, so one thread copies each tile with a single bulk copy (`cp.async.bulk`,
