@@ -217,6 +217,22 @@ struct KernelLevelTests {
             let own = y.withUnsafeBufferPointer { absoluteMax($0.baseAddress!, count: y.count) }
             #expect(fast.bitPattern == own.bitPattern && slow.bitPattern == own.bitPattern, "\(level) largest with \(special) d=\(d)")
         }
+        // K's mean subtracted on the same pass (rows `d + 3` apart): the centred rows, their sums
+        // and largest |x| bit for bit those of subtracting first and summing after, on every set.
+        let keyStride = d + 3
+        let keys = rng.gaussians(rows * keyStride, scale: 3), mean = rng.gaussians(d, scale: 0.5)
+        var centeredFast = [Float](repeating: -1, count: rows * d), centeredSlow = centeredFast, centeredApart = centeredFast
+        var cs1 = [Float](repeating: 0.25, count: d), cu1 = cs1, cs2 = cs1, cu2 = cs1, cs3 = cs1, cu3 = cs1
+        let cFast = k.centeredBlockRowSums(keys, rows: rows, stride: keyStride, d: d, mean: mean, into: &centeredFast, sums: &cs1, unitSums: &cu1)
+        let cSlow = scalar.centeredBlockRowSums(keys, rows: rows, stride: keyStride, d: d, mean: mean, into: &centeredSlow, sums: &cs2, unitSums: &cu2)
+        k.subtractFromRows(keys, rows: rows, stride: keyStride, d: d, mean: mean, into: &centeredApart)
+        let cApart = k.blockRowSums(centeredApart, rows: rows, d: d, sums: &cs3, unitSums: &cu3)
+        #expect(centeredFast.map(\.bitPattern) == centeredSlow.map(\.bitPattern) && centeredFast.map(\.bitPattern) == centeredApart.map(\.bitPattern),
+                "\(level) centeredBlockRowSums rows d=\(d)")
+        #expect(cs1.map(\.bitPattern) == cs2.map(\.bitPattern) && cs1.map(\.bitPattern) == cs3.map(\.bitPattern)
+                && cu1.map(\.bitPattern) == cu2.map(\.bitPattern) && cu1.map(\.bitPattern) == cu3.map(\.bitPattern),
+                "\(level) centeredBlockRowSums sums d=\(d)")
+        #expect(cFast.bitPattern == cSlow.bitPattern && cFast.bitPattern == cApart.bitPattern, "\(level) centeredBlockRowSums largest d=\(d)")
         // Values on and next to rounding boundaries (k + 0.5 steps of the block's scale), where
         // the vector loop divides instead of multiplying: the same bytes on every set.
         var edges = rng.gaussians(rows * d, scale: 2)
