@@ -161,13 +161,11 @@ final class SparseOperands: @unchecked Sendable {
             let rows = Swift.min(g.blockK, n - start)
             let t = head * g.keyBlockStride + j
             // fp32 keys: the mean subtracted on the pass that sums the block for stage 1.
-            var summed: Float? = nil
+            var summary: BlockSummary? = nil
             if k.isFloat32 && !gpuRounding {
-                let pooled = kPooled.pointer + t * d
-                pooled.update(repeating: 0, count: d)
-                w.vector.pointer.update(repeating: 0, count: d)
-                summed = w.kernels.centeredBlockRowSums(k.row(b, h, start), rows: rows, stride: k.rowStride, d: d, mean: mean,
-                                                        into: block, sums: pooled, unitSums: w.vector.pointer)
+                summary = summarizeCenteredBlockAndLargest(
+                    k.row(b, h, start), rows: rows, stride: k.rowStride, d: d, mean: mean, into: block, blockSize: g.blockK,
+                    partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, scratch: w.vector.pointer, kernels: w.kernels)
             } else {
                 for r in 0..<rows {
                     let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
@@ -177,7 +175,7 @@ final class SparseOperands: @unchecked Sendable {
             let q8 = kInt8.map { $0.pointer + (head * n + start) * d } ?? w.int8Block.pointer
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
-                partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w, summed: summed)
+                partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w, summary: summary)
             w.kernels.packScoreKeys(q8, rows: rows, d: d, stride: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
             if let kSmoothedT { transposeBlock(block, rows: rows, d: d, columns: g.columnsPad, into: kSmoothedT.pointer + t * d * g.columnsPad) }
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark
@@ -225,22 +223,17 @@ final class SparseOperands: @unchecked Sendable {
     /// finite (a sum of finite values overflows only beyond about 1e36): then
     /// `scratch.sawNonFinite` is set, for the pipeline's non-finite check. With `center` (Q
     /// smoothing) the rows' mean is subtracted after the summary and written there times
-    /// `premultiplier`. `summed` (the rows' largest |x|) says that `pooled` and
-    /// `scratch.vector` already hold the block's column and unit-row sums. Returns
-    /// (self-similarity, scale).
+    /// `premultiplier`. `summary`: the block's, when the pass that wrote it found it already.
+    /// Returns (self-similarity, scale).
     private func summarizeAndQuantize(
         _ block: UnsafeMutablePointer<Float>, rows: Int, blockSize: Int, premultiplier: Float, gpuRounding: Bool,
         partialBlocks: PartialBlockRule, pooled: UnsafeMutablePointer<Float>, int8: UnsafeMutablePointer<Int8>,
-        since start: UInt64, scratch w: WorkerScratch, center: UnsafeMutablePointer<Float>? = nil, summed: Float? = nil
+        since start: UInt64, scratch w: WorkerScratch, center: UnsafeMutablePointer<Float>? = nil, summary: BlockSummary? = nil
     ) -> (Float, Float) {
         let d = w.headDim
-        let (sim, largest) = if let summed {
-            (finishBlockSummary(rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding, partialBlocks: partialBlocks,
-                                pooled: pooled, unitSums: w.vector.pointer), Optional(summed))
-        } else {
-            summarizeBlockAndLargest(block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding,
-                                     partialBlocks: partialBlocks, pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
-        }
+        let (sim, largest) = summary ?? summarizeBlockAndLargest(
+            block, rows: rows, blockSize: blockSize, d: d, gpuRounding: gpuRounding, partialBlocks: partialBlocks,
+            pooled: pooled, scratch: w.vector.pointer, kernels: w.kernels)
         if firstNonFinite(pooled, count: d) != nil { w.sawNonFinite = true }
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start

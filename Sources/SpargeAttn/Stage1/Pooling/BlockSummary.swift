@@ -5,6 +5,10 @@ import SpargeSIMD
 // is O(n*D) instead of the Gram matrix's O(n^2*D); `Stage1Reference.selfSimilarity`
 // computes the Gram matrix literally and the tests compare the two.
 
+/// A block's self-similarity, and its largest |x| (NaN ignored) when the pass that summed it
+/// found it (not with `gpuRounding`), for the INT8 scale of the same rows.
+typealias BlockSummary = (similarity: Float, largest: Float?)
+
 /// Pooled mean and self-similarity of `rows` rows of length `d` (row stride `d`).
 ///
 /// - Parameters:
@@ -23,15 +27,14 @@ func summarizeBlock(
                              pooled: pooled, scratch: scratch, kernels: kernels).similarity
 }
 
-/// ``summarizeBlock(_:rows:blockSize:d:gpuRounding:partialBlocks:pooled:scratch:kernels:)``,
-/// and the block's largest |x| (NaN ignored) when the same pass found it (not with
-/// `gpuRounding`), for the INT8 scale of the same rows.
+/// ``summarizeBlock(_:rows:blockSize:d:gpuRounding:partialBlocks:pooled:scratch:kernels:)``
+/// with the block's largest |x| (see ``BlockSummary``).
 func summarizeBlockAndLargest(
     _ x: UnsafePointer<Float>, rows: Int, blockSize: Int, d: Int,
     gpuRounding: Bool, partialBlocks: PartialBlockRule,
     pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
     kernels: any TileKernels.Type = SpargeCPU.activeKernels
-) -> (similarity: Float, largest: Float?) {
+) -> BlockSummary {
     var largest: Float? = nil
     pooled.update(repeating: 0, count: d)
     scratch.update(repeating: 0, count: d)
@@ -51,12 +54,28 @@ func summarizeBlockAndLargest(
                                pooled: pooled, unitSums: scratch), largest)
 }
 
+/// ``summarizeBlockAndLargest(_:rows:blockSize:d:gpuRounding:partialBlocks:pooled:scratch:kernels:)``
+/// of the rows `x[r] - mean` (row stride `stride`, fp32, no `gpuRounding`), which the same pass
+/// writes to `centered` (row stride `d`): K's smoothing and the key block's summary in one read.
+func summarizeCenteredBlockAndLargest(
+    _ x: UnsafePointer<Float>, rows: Int, stride: Int, d: Int, mean: UnsafePointer<Float>,
+    into centered: UnsafeMutablePointer<Float>, blockSize: Int, partialBlocks: PartialBlockRule,
+    pooled: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>, kernels: any TileKernels.Type
+) -> BlockSummary {
+    pooled.update(repeating: 0, count: d)
+    scratch.update(repeating: 0, count: d)
+    let largest = kernels.centeredBlockRowSums(x, rows: rows, stride: stride, d: d, mean: mean, into: centered,
+                                               sums: pooled, unitSums: scratch)
+    return (finishBlockSummary(rows: rows, blockSize: blockSize, d: d, gpuRounding: false, partialBlocks: partialBlocks,
+                               pooled: pooled, unitSums: scratch), largest)
+}
+
 /// The end of ``summarizeBlockAndLargest(_:rows:blockSize:d:gpuRounding:partialBlocks:pooled:scratch:kernels:)``
 /// once `pooled` holds the block's column sums and `unitSums` the sums of its unit rows (as a
 /// kernel set's `blockRowSums` or `centeredBlockRowSums` leaves them): `pooled` becomes the
 /// mean row; returns the self-similarity.
-func finishBlockSummary(rows: Int, blockSize: Int, d: Int, gpuRounding: Bool, partialBlocks: PartialBlockRule,
-                        pooled: UnsafeMutablePointer<Float>, unitSums scratch: UnsafePointer<Float>) -> Float {
+private func finishBlockSummary(rows: Int, blockSize: Int, d: Int, gpuRounding: Bool, partialBlocks: PartialBlockRule,
+                                pooled: UnsafeMutablePointer<Float>, unitSums scratch: UnsafePointer<Float>) -> Float {
     let n = Float(rows)
     for c in 0..<d {
         let mean = pooled[c] / n
