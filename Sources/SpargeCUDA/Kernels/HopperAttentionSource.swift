@@ -17,11 +17,12 @@ enum HopperAttentionSource {
     static var wrappers: String {
         /// `wgmma` with A from registers: `acc` accumulators of `constraint` ("r" or "f"), the
         /// instruction's type suffix, and the immediates after scale-d.
+        /// `accumulate: false`: D = A B, the accumulators written only (scale-d 0).
         func wrapper(_ name: String, n: Int, k: Int, accType: String, types: String, constraint: String, immediates: String,
                      accumulate: Bool = true) -> String {
             let acc = n / 2
             let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
-            let outs = (0..<acc).map { "\"+\(constraint)\"(d[\($0)])" }.joined(separator: ", ")
+            let outs = (0..<acc).map { "\"\(accumulate ? "+" : "=")\(constraint)\"(d[\($0)])" }.joined(separator: ", ")
             return """
             DEV void \(name)_n\(n)(\(accType)* d, const unsigned* a, u64 desc) {
                 asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 5), 0;\\n"
@@ -32,16 +33,17 @@ enum HopperAttentionSource {
             """
         }
         let s8 = [64, 128].map { wrapper("wgmma_s8", n: $0, k: 32, accType: "int", types: "s32.s8.s8", constraint: "r", immediates: "") }
+            + [64, 128].map { wrapper("wgmma_s8_fresh", n: $0, k: 32, accType: "int", types: "s32.s8.s8", constraint: "r", immediates: "", accumulate: false) }
         // Q.K^T with both operands in shared memory (descriptors), for Q_SMEM.
-        let s8ss = [64, 128].map { n -> String in
+        let s8ss = [(64, true), (128, true), (64, false), (128, false)].map { n, accumulate -> String in
             let acc = n / 2
             let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
-            let outs = (0..<acc).map { "\"+r\"(d[\($0)])" }.joined(separator: ", ")
+            let outs = (0..<acc).map { "\"\(accumulate ? "+" : "=")r\"(d[\($0)])" }.joined(separator: ", ")
             return """
-            DEV void wgmma_s8ss_n\(n)(int* d, u64 adesc, u64 desc) {
+            DEV void wgmma_s8ss\(accumulate ? "" : "_fresh")_n\(n)(int* d, u64 adesc, u64 desc) {
                 asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 2), 0;\\n"
                     "wgmma.mma_async.sync.aligned.m64n\(n)k32.s32.s8.s8 {\(dl)}, %\(acc), %\(acc + 1), p;\\n}\\n"
-                    : \(outs) : "l"(adesc), "l"(desc), "r"(1));
+                    : \(outs) : "l"(adesc), "l"(desc), "r"(\(accumulate ? 1 : 0)));
             }
 
             """
@@ -123,9 +125,28 @@ enum HopperAttentionSource {
 // Step kk (32 channels) of S = Q K^T into acc, K from the descriptor kdesc.
 #if Q_SMEM
 #define WG_S8SS(n) CAT3(wgmma_s8ss_n, n, )
+#define WG_S8SS_FRESH(n) CAT3(wgmma_s8ss_fresh_n, n, )
 #define S_MMA(acc, kk, kdesc) WG_S8SS(BK)(acc, sdesc(qLo + (kk) * 16, D * 8), kdesc)
+#define S_MMA_FRESH(acc, kdesc) WG_S8SS_FRESH(BK)(acc, sdesc(qLo, D * 8), kdesc)
 #else
+#define WG_S8_FRESH(n) CAT3(wgmma_s8_fresh_n, n, )
 #define S_MMA(acc, kk, kdesc) WG_S8(BK)(acc, qa[kk], kdesc)
+#define S_MMA_FRESH(acc, kdesc) WG_S8_FRESH(BK)(acc, qa[0], kdesc)
+#endif
+#ifndef I2F
+#define I2F 0                       // S from fresh int32 accumulators by cvt (I2FP), not the 1.5 * 2^23 bias
+#endif
+// The score sum as a float: with the bias, a subtraction (exact); with I2F, already converted.
+#if I2F
+#define UNBIAS(x) (x)
+#else
+#define UNBIAS(x) __fsub_rn((x), MAGIC_F)
+#endif
+#ifndef UNROLL2
+#define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
+#endif
+#ifndef TILE_INFO
+#define TILE_INFO 1                 // each tile's scale and flags computed once, before the loop
 #endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
@@ -258,6 +279,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
     const int r0 = qStart + warp * 16 + g, r1 = r0 + 8;
     const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
+    const float pen0 = valid0 ? 0.0f : -SP_INF, pen1 = valid1 ? 0.0f : -SP_INF;   // rows past Nq never vote
 #if Q_SMEM
     const unsigned qLo = desc_lo(qbuf + (warp >> 2) * 64 * D, 128);   // this warpgroup's 64 rows
 #else
@@ -284,6 +306,20 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 
     __syncthreads();
     const int cnt = sh[0], selected = sh[1];
+#if TILE_INFO
+    // Once per selected tile instead of in the loop: its score scale (in place of the key
+    // block's scale) and its flags (in place of its order): bit 0, the tile takes the masked
+    // path (past Nk, crossing the causal diagonal, or padded keys); bit 1, exempt from the filter.
+    for (int t = tid; t < cnt; t += NT) {
+        const int j = list[t], kStart = j * BK;
+        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
+            || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
+        const bool exempt = ords[t] >= selected - exemptTail;
+        ksc[t] = __fmul_rn(__fmul_rn(qs, ksc[t]), scoreFactor);
+        ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
+    }
+    __syncthreads();
+#endif
     const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
@@ -311,9 +347,15 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // wgmma is issued unconditionally (a skipped tile, and the tile before the first, have P = 0
     // against zeros) so that the compiler never serializes them.
     int skipped = 0;
-    unsigned pa[PK][4];             // P of the previous tile, the A operand of its pending P.V
+    // P of two tiles: each step reads the previous tile's (the A operand of its pending P.V) from
+    // one and writes its own to the other. UNROLL2 runs the loop two steps at a time with the
+    // roles swapped, so no register copies P from one to the other between tiles.
+    unsigned pA[PK][4], pB[PK][4];
     #pragma unroll
-    for (int kk = 0; kk < PK; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
+    for (int kk = 0; kk < PK; kk++) {
+        pA[kk][0] = 0u; pA[kk][1] = 0u; pA[kk][2] = 0u; pA[kk][3] = 0u;
+        pB[kk][0] = 0u; pB[kk][1] = 0u; pB[kk][2] = 0u; pB[kk][3] = 0u;
+    }
     // O += P V^T(buffer) for the P in pa, issued, not waited for; then the wait, after which O
     // and pa may be touched again (pinned: no read or write of them moves across). With
     // TWO_LEVEL the tile's product goes to fresh accumulators `ot`, added to O after the wait
@@ -326,7 +368,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #else
     #define PV_ACC o
 #endif
-    auto issue_pv = [&](int buf) {
+    auto issue_pv = [&](int buf, const unsigned (&pa)[PK][4]) {
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) {
 #if TWO_LEVEL
@@ -336,7 +378,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         }
         wg_commit();
     };
-    auto wait_pv = [&]() {
+    auto wait_pv = [&](unsigned (&pa)[PK][4]) {
         wg_wait<0>();
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) pin(PV_ACC[e]);
@@ -355,7 +397,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int wg = warp >> 2;
     if (wg == 1 && cnt > 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
 #endif
-    for (int idx = 0; idx < cnt; idx++) {
+    auto step = [&](int idx, unsigned (&pa)[PK][4], unsigned (&pn)[PK][4]) {
         const int buf = idx % STAGES;
         mbar_wait(full + buf, (idx / STAGES) & 1);   // tile idx is the (idx / STAGES)-th fill of its buffer
 #if !DECOUPLE
@@ -367,15 +409,23 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         else asm volatile("bar.sync %0, %1;" :: "n"(PP_BAR + 1), "n"(NT) : "memory");
 #endif
         int acc[BK / 2];
+#if I2F
+        // Step 1: S = Q K^T, the first step into fresh accumulators.
+        wg_fence();
+        S_MMA_FRESH(acc, sdesc(kLo + (buf * KTILE) / 16, D * 8));
+        #pragma unroll
+        for (int kk = 1; kk < D / 32; kk++) S_MMA(acc, kk, sdesc(kLo + (buf * KTILE + kk * 256) / 16, D * 8));
+#else
         #pragma unroll
         for (int e = 0; e < BK / 2; e++) { acc[e] = MAGIC_I; pin(acc[e]); }
         wg_fence();
         // Step 1: S = Q K^T; the accumulators start at the bit pattern of 1.5 * 2^23.
         #pragma unroll
         for (int kk = 0; kk < D / 32; kk++) S_MMA(acc, kk, sdesc(kLo + (buf * KTILE + kk * 256) / 16, D * 8));
+#endif
         wg_commit();
 #if PIPELINE
-        issue_pv((idx + STAGES - 1) % STAGES);
+        issue_pv((idx + STAGES - 1) % STAGES, pa);
 #if PINGPONG
         // The last arrival of warpgroup 1 would have no partner.
         if (wg == 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR + 1), "n"(NT) : "memory");
@@ -391,20 +441,26 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int e = 0; e < BK / 2; e++) pin(acc[e]);
 
+#if TILE_INFO
+        const float sc = ksc[idx];
+        const int flags = ords[idx];
+        const bool masked = flags & 1;
+#else
         const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
-        const int j = list[idx], kStart = j * BK, cols = min(BK, Nk - kStart);
-        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
-            || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
+        const bool masked = list[idx] * BK + BK > Nk || (causal && list[idx] * BK + BK - 1 > qStart + offset)
+            || (blockFlags && (blockFlags[(i64)b * nk + list[idx]] & 1));
+#endif
         float s[BK / 2];
         float ml0 = -SP_INF, ml1 = -SP_INF;
         #pragma unroll
-        for (int e = 0; e < BK / 2; e++) s[e] = __int_as_float(acc[e]);   // 1.5 * 2^23 + Q.K, exact
+        for (int e = 0; e < BK / 2; e++) s[e] = I2F ? __int2float_rn(acc[e]) : __int_as_float(acc[e]);   // Q.K (+ 1.5 * 2^23), exact
         if (masked) {
+            const int kStart = list[idx] * BK, cols = min(BK, Nk - kStart);
             #pragma unroll
             for (int e = 0; e < BK / 2; e++) {
                 const int col = (e >> 2) * 8 + 2 * t4 + (e & 1);
                 const int row = (e & 2) ? r1 : r0;
-                float v = __fmul_rn(__fsub_rn(s[e], MAGIC_F), sc);
+                float v = __fmul_rn(UNBIAS(s[e]), sc);
                 if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                 if (causal && kStart + col > row + offset) v = -SP_INF;
                 if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
@@ -412,8 +468,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
             }
         } else {
+            ml0 = fmaxf(s[0], s[1]); ml1 = fmaxf(s[2], s[3]);
             #pragma unroll
-            for (int n = 0; n < BK / 8; n++) {
+            for (int n = 1; n < BK / 8; n++) {
                 ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
                 ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
             }
@@ -427,16 +484,26 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // the subtraction exact. (Folding the bias into the constant, -m - 1.5 * 2^23 * sc,
         // saved that subtraction but rounded the constant at its magnitude: with large Q and K
         // scales, 2^-9 of a unit of the exponent per key block, 1.4e-3 in the log-sum-exp.)
-        if (!masked) { ml0 = __fmul_rn(__fsub_rn(ml0, MAGIC_F), sc); ml1 = __fmul_rn(__fsub_rn(ml1, MAGIC_F), sc); }
+        if (!masked) { ml0 = __fmul_rn(UNBIAS(ml0), sc); ml1 = __fmul_rn(UNBIAS(ml1), sc); }
         const float mul = masked ? 1.0f : sc;
+#if I2F
+        #define SUB(x) (x)
+#else
         const float sub = masked ? 0.0f : MAGIC_F;
+        #define SUB(x) __fsub_rn((x), sub)
+#endif
         // Steps 2-3: the filter for the whole query block (see AttentionSource).
+#if TILE_INFO
+        const bool exempt = flags & 2;
+#else
         const bool exempt = ords[idx] >= selected - exemptTail;
+#endif
         bool skip = false;
         if (!exempt && lamFinite) {
-            float inc = -SP_INF;
-            if (valid0 && ml0 != -SP_INF) inc = m0 == -SP_INF ? SP_INF : __fsub_rn(ml0, m0);
-            if (valid1 && ml1 != -SP_INF) inc = fmaxf(inc, m1 == -SP_INF ? SP_INF : __fsub_rn(ml1, m1));
+            // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
+            // keys (m = -inf); NaN (ignored by fmaxf here, in the shuffles and in the vote, as
+            // -inf would be) for rows without keys in the tile and for rows past Nq.
+            const float inc = fmaxf(__fadd_rn(__fsub_rn(ml0, m0), pen0), __fadd_rn(__fsub_rn(ml1, m1), pen1));
 #if DECOUPLE
             // Named barrier 1 + idx % VOTE_SETS, as an immediate.
             float* votes = wred + (idx % VOTE_SETS) * WARPS;
@@ -458,7 +525,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const float a0 = m0 == -SP_INF ? 1.0f : ex2(m0 - mn0);
         const float a1 = m1 == -SP_INF ? 1.0f : ex2(m1 - mn1);
         m0 = mn0; m1 = mn1;
-        unsigned pn[PK][4];
 #if PV_FP8
         // P = 2^(S - m + 8.807) in fp32; l sums it unrounded, P.V takes it rounded to e4m3,
         // packed in the accumulator order (V^T's keys are permuted to match, prep_values_t8).
@@ -466,7 +532,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const float sh1 = __fadd_rn(mn1 == -SP_INF ? 0.0f : -mn1, FP8_OFFSET);
         float pf[BK / 2];
         #pragma unroll
-        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(__fsub_rn(s[e], sub), mul, (e & 2) ? sh1 : sh0));
+        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(SUB(s[e]), mul, (e & 2) ? sh1 : sh0));
         if (masked || skip) {
             const bool keep0 = !(mn0 == -SP_INF || skip), keep1 = !(mn1 == -SP_INF || skip);
             #pragma unroll
@@ -492,19 +558,19 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             const unsigned keep0 = mn0 == -SP_INF || skip ? 0u : 0xffffffffu, keep1 = mn1 == -SP_INF || skip ? 0u : 0xffffffffu;
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
-                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(__fsub_rn(s[4 * n], sub), mul, sh0), fmaf(__fsub_rn(s[4 * n + 1], sub), mul, sh0)) & keep0;
-                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(__fsub_rn(s[4 * n + 2], sub), mul, sh1), fmaf(__fsub_rn(s[4 * n + 3], sub), mul, sh1)) & keep1;
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(SUB(s[4 * n]), mul, sh0), fmaf(SUB(s[4 * n + 1]), mul, sh0)) & keep0;
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(SUB(s[4 * n + 2]), mul, sh1), fmaf(SUB(s[4 * n + 3]), mul, sh1)) & keep1;
             }
         } else {
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) {
-                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(__fsub_rn(s[4 * n], sub), mul, sh0), fmaf(__fsub_rn(s[4 * n + 1], sub), mul, sh0));
-                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(__fsub_rn(s[4 * n + 2], sub), mul, sh1), fmaf(__fsub_rn(s[4 * n + 3], sub), mul, sh1));
+                pn[n >> 1][(n & 1) * 2 + 0] = ex2pack(fmaf(SUB(s[4 * n]), mul, sh0), fmaf(SUB(s[4 * n + 1]), mul, sh0));
+                pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(SUB(s[4 * n + 2]), mul, sh1), fmaf(SUB(s[4 * n + 3]), mul, sh1));
             }
         }
 #endif
 #if PIPELINE
-        wait_pv();
+        wait_pv(pa);
 #if DECOUPLE
         // P.V of tile idx - 1 is done: this warp is finished with its buffer.
         __syncwarp();
@@ -516,24 +582,36 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             #pragma unroll
             for (int n = 0; n < OCH; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
         }
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
 #if !PIPELINE
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
-        issue_pv(buf);
-        wait_pv();
+        issue_pv(buf, pn);
+        wait_pv(pn);
+#elif !UNROLL2
+        #pragma unroll
+        for (int kk = 0; kk < PK; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
 #endif
+    };
+#if PIPELINE && UNROLL2
+    int idx = 0;
+    for (; idx + 1 < cnt; idx += 2) { step(idx, pA, pB); step(idx + 1, pB, pA); }
+    if (idx < cnt) {
+        step(idx, pA, pB);
+        #pragma unroll
+        for (int kk = 0; kk < PK; kk++) { pA[kk][0] = pB[kk][0]; pA[kk][1] = pB[kk][1]; pA[kk][2] = pB[kk][2]; pA[kk][3] = pB[kk][3]; }
     }
+#else
+    for (int idx = 0; idx < cnt; idx++) step(idx, pA, pB);
+#endif
 #if PIPELINE
-    // The last tile's P.V.
+    // The last tile's P.V (its P is in pA).
     {
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
-        issue_pv((cnt + STAGES - 1) % STAGES);
-        wait_pv();
+        issue_pv((cnt + STAGES - 1) % STAGES, pA);
+        wait_pv(pA);
     }
 #endif
 #if PV_FP8
