@@ -102,13 +102,19 @@ enum Kernels {
             // Both measured slower on the H200 (session 10: 2-7%), so off unless asked for.
             let decouple = Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...1) ?? 0
             let pingPong = Kernels.environmentInt("SPARGE_CUDA_WG_PINGPONG", in: 0...1) ?? 0
-            // Session 14 A/B knobs: the pipelined loop two tiles per iteration (no copies of P
-            // between tiles), and each tile's scale and flags computed before the loop.
-            let unroll2 = Kernels.environmentInt("SPARGE_CUDA_WG_UNROLL2", in: 0...1) ?? 0
+            // The pipelined loop two tiles per iteration (no register copies of P between tiles):
+            // FP8 only, where P is 8 registers; with fp16's 16 at D=64 ptxas serializes the wgmma.
+            // H200, session 14, kernel ms at N=16384 D=64 FP8, top-k 1 / 0.5 / 0.25: 2.74 / 1.40 /
+            // 0.74 -> 2.61 / 1.34 / 0.71.
+            let unroll2 = Kernels.environmentInt("SPARGE_CUDA_WG_UNROLL2", in: 0...1) ?? (fp8 && pipeline == 1 ? 1 : 0)
+            // Each tile's scale and flags computed once before the loop (fewer instructions per
+            // tile; SPARGE_CUDA_WG_TILE_INFO=0 computes them in the loop, as before session 14).
             let tileInfo = Kernels.environmentInt("SPARGE_CUDA_WG_TILE_INFO", in: 0...1) ?? 1
-            // S converted from fresh int32 accumulators (I2FP) instead of accumulators started at
-            // the bit pattern of 1.5 * 2^23 (one move per score) and the bias taken off (one add).
-            let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? 0
+            // S converted from fresh int32 accumulators (I2FP, one instruction per score) instead of
+            // accumulators started at the bit pattern of 1.5 * 2^23 (a move per score) with the bias
+            // taken off (an add): 1-3% faster, except fp16 at D=128, where the conversion's registers
+            // cost spills (20 -> 68 bytes) and 2%.
+            let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? (fp8 || d == 64 ? 1 : 0)
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_t\(tileInfo)_i\(intToFloat)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
