@@ -429,8 +429,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
-        av.add(int: parameters.blockK); av.add(b.v16.pointer)
-        try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: 32 * 36 * 4, stream: stream,
+        av.add(int: parameters.blockK); av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer)
+        try device.launch(fv, grid: (keysPadded / 32, d / 64, B * Hkv), block: 256, sharedBytes: 32 * 65 * 4, stream: stream,
                           av, name: "prep_values_t")
     }
 
@@ -446,17 +446,17 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let fa = try Kernels.prepare(device, "v_amax")
         var aa = KernelArguments()
         aa.add(v.address); aa.add(int: v.type.code); aa.add(long: v.layout.batchStride); aa.add(long: v.layout.headStride)
-        aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d); aa.add(b.vAmax.pointer)
-        let amaxThreads = d * max(1, 256 / d)
-        try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: amaxThreads, sharedBytes: amaxThreads * 4, stream: stream,
+        aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d)
+        aa.add(int: sixteenByteRows(v) ? 1 : 0); aa.add(b.vAmax.pointer)
+        try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: 256, sharedBytes: 256 * 8 * 4, stream: stream,
                           aa, name: "v_amax")
         let fv = try Kernels.prepare(device, "prep_values_t8")
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.gpuReproduction.fp8ValueRange); av.add(b.vScale.pointer)
-        av.add(b.v16.pointer)
-        try device.launch(fv, grid: (keysPadded / 32, d / 32, B * Hkv), block: 256, sharedBytes: (32 * 36 + 32) * 4, stream: stream,
+        av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer)
+        try device.launch(fv, grid: (keysPadded / 32, d / 64, B * Hkv), block: 256, sharedBytes: (32 * 65 + 64) * 4, stream: stream,
                           av, name: "prep_values_t8")
     }
 
@@ -489,6 +489,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(keyPadding?.valid ?? 0); a.add(keyPadding?.flags ?? 0)   // 0: no key padding
     }
 
+    /// Whether every row of `x` starts 16-byte aligned and holds whole 16-byte loads (the
+    /// preparation kernels' `vec`: 16-byte loads instead of one element per load).
+    private func sixteenByteRows(_ x: DeviceTensor) -> Bool {
+        let perLoad = 16 / x.type.size, l = x.layout
+        return x.address % 16 == 0 && shape.headDim % perLoad == 0
+            && [l.batchStride, l.headStride, l.tokenStride].allSatisfy { $0 % perLoad == 0 }
+    }
+
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
                                premultiplier: Float, partialNever: Bool, tiled: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
                                pooled: CUdeviceptr, sim: CUdeviceptr, stream: CUhandle? = nil) throws {
@@ -501,11 +509,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
         a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuReproduction.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
         a.add(int: tiled ? 1 : 0)
-        // 16-byte loads where every row starts 16-byte aligned.
-        let perLoad = 16 / x.type.size, l = x.layout
-        let vec = x.address % 16 == 0 && d % perLoad == 0
-            && [l.batchStride, l.headStride, l.tokenStride].allSatisfy { $0 % perLoad == 0 }
-        a.add(int: vec ? 1 : 0)
+        a.add(int: sixteenByteRows(x) ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
         let threads = max(d, Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d))   // at least one per channel
         try device.launch(f, grid: (blocks, shape.batch * heads), block: threads,

@@ -372,61 +372,91 @@ extern "C" __global__ void prep_values(const void* v, int type, i64 bs, i64 hs, 
     float x = n < N ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
     out[(i64)bh * Npad * D + e] = f2h(x);
 }
+// A tile of V, 32 keys from n0 x 64 channels from c0, into tile[key][channel] (row pitch 65:
+// the gathers below are at most 2-way bank conflicts), each value through f(value, channel);
+// keys past N zero. `vec`: 16-byte loads (the host checked that every row starts 16-byte
+// aligned), else one element per load. 256 threads.
+template <typename F>
+DEV void load_value_tile(const void* v, int type, i64 base, i64 ts, int N, int n0, int c0, int vec, float (*tile)[65], F f) {
+    const int tid = threadIdx.x;
+    if (vec) {
+        const int E = type == 0 ? 4 : 8, per = 64 / E;   // loads per key
+        for (int e = tid; e < 32 * per; e += 256) {
+            const int r = e / per, cc = (e % per) * E, n = n0 + r;
+            float x[8];
+            if (n < N) ld16(v, base + (i64)n * ts + c0 + cc, type, x);
+            for (int i = 0; i < E; i++) tile[r][cc + i] = n < N ? f(x[i], cc + i) : 0.0f;
+        }
+    } else {
+        for (int e = tid; e < 32 * 64; e += 256) {
+            const int r = e >> 6, c = e & 63, n = n0 + r;
+            tile[r][c] = n < N ? f(ldx(v, base + (i64)n * ts + c0 + c, type), c) : 0.0f;
+        }
+    }
+}
 // V transposed to fp16 for the Hopper kernel, whose shared-memory operands must be K-major:
 // one contiguous tile of D x bk per key block ([head][block][D * bk] halves, the kernel's
 // shared-memory layout: channel r, keys 8c..8c+7 at (r / 8) * bk * 8 + c * 64 + (r % 8) * 8),
-// keys past N zero. 32 keys x 32 channels per thread block through shared memory, so that the
-// reads (along channels) and the writes (64 contiguous halves per core matrix) are coalesced.
-// Block 256 threads, grid (blocks * bk / 32, D / 32, heads), 32 * 36 * 4 bytes of dynamic
-// shared memory (row pitch 36: both passes conflict-free; dynamic, since the program's
-// functions all get the device's whole dynamic limit, which leaves no room for static arrays).
+// keys past N zero. 32 keys x 64 channels per thread block through shared memory: 16-byte
+// reads along the channels, one 16-byte write (8 keys of a channel) per thread.
+// Block 256 threads, grid (blocks * bk / 32, D / 64, heads), 32 * 65 * 4 bytes of dynamic
+// shared memory (dynamic, since the program's functions all get the device's whole dynamic
+// limit, which leaves no room for static arrays). D is 64 or 128 (the Hopper kernel's).
 extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs, i64 ts,
-        int Hkv, int N, int blocks, int D, int bk, u16* out) {
+        int Hkv, int N, int blocks, int D, int bk, int vec, u16* out) {
     extern __shared__ float tileData[];
-    float (*tile)[36] = (float (*)[36])tileData;
+    float (*tile)[65] = (float (*)[65])tileData;
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
-    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
-    for (int r = ty; r < 32; r += 8) {
-        const int n = n0 + r, c = c0 + tx;
-        tile[r][tx] = n < N && c < D ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
-    }
+    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 64;
+    load_value_tile(v, type, b * bs + h * hs, ts, N, n0, c0, vec, tile, [](float x, int) { return x; });
     __syncthreads();
     const int blk = n0 / bk, k0 = n0 - blk * bk;
+    const int cl = threadIdx.x >> 2, kc = threadIdx.x & 3, ch = c0 + cl;
+    unsigned w[4];
+    for (int i = 0; i < 4; i++)
+        w[i] = (unsigned)f2h(tile[kc * 8 + 2 * i][cl]) | ((unsigned)f2h(tile[kc * 8 + 2 * i + 1][cl]) << 16);
     u16* o = out + ((i64)bh * blocks + blk) * D * bk;
-    for (int e = threadIdx.x; e < 1024; e += 256) {
-        // 16 core matrices of 8 channels x 8 keys, 64 halves each.
-        const int cm = e >> 6, w = e & 63, rh = cm >> 2, kc = cm & 3, rl = w >> 3, kk = w & 7;
-        const int ch = c0 + rh * 8 + rl, key = k0 + kc * 8 + kk;
-        o[(ch >> 3) * (bk * 8) + (key >> 3) * 64 + rl * 8 + kk] = f2h(tile[kc * 8 + kk][rh * 8 + rl]);
-    }
+    *(uint4*)(o + (ch >> 3) * (bk * 8) + ((k0 >> 3) + kc) * 64 + (ch & 7) * 8) = make_uint4(w[0], w[1], w[2], w[3]);
 }
 // FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
 // channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
 // Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
-// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), G*D threads (G = 256 / D),
-// one float of dynamic shared memory per thread (no static shared memory in this program: every
-// function gets the device's whole dynamic allowance).
-extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, unsigned* amax) {
+// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), 256 threads: with `vec`,
+// 16-byte loads of E channels (D / E threads per key), else one channel per thread (G = 256 / D
+// threads per channel); 256 * 8 floats of dynamic shared memory (no static shared memory in
+// this program: every function gets the device's whole dynamic allowance).
+extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, int vec, unsigned* amax) {
     extern __shared__ float amaxPart[];
-    const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, G = blockDim.x / D;
-    const int c = threadIdx.x % D, gi = threadIdx.x / D;
+    const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, tid = threadIdx.x;
     const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
-    float m = 0.0f;
-    for (int t = t0 + gi; t < t1; t += G) m = fmaxf(m, fabsf(ldx(v, b * bs + h * hs + (i64)t * ts + c, type)));
-    amaxPart[threadIdx.x] = m;
+    const i64 base = b * bs + h * hs;
+    const int E = vec ? (type == 0 ? 4 : 8) : 1, chunks = D / E, G = 256 / chunks;
+    const int cc = tid % chunks, gi = tid / chunks;
+    float m[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    if (gi < G) {
+        for (int t = t0 + gi; t < t1; t += G) {
+            float x[8];
+            if (vec) ld16(v, base + (i64)t * ts + cc * E, type, x);
+            else x[0] = ldx(v, base + (i64)t * ts + cc, type);
+            for (int e = 0; e < E; e++) m[e] = fmaxf(m[e], fabsf(x[e]));
+        }
+        for (int e = 0; e < E; e++) amaxPart[gi * D + cc * E + e] = m[e];
+    }
     __syncthreads();
-    if (gi == 0) {
-        for (int g = 1; g < G; g++) m = fmaxf(m, amaxPart[g * D + c]);
-        atomicMax(amax + (i64)bh * D + c, __float_as_uint(m));
+    for (int c = tid; c < D; c += 256) {
+        float r = 0.0f;
+        for (int g = 0; g < G; g++) r = fmaxf(r, amaxPart[g * D + c]);
+        atomicMax(amax + (i64)bh * D + c, __float_as_uint(r));
     }
 }
 
 #if __CUDA_ARCH__ >= 890
-// x rounded to e4m3 (nearest, ties to even, saturating at 448 like the CPU's roundToE4M3).
-DEV unsigned char f2e4m3(float x) {
+// Two values rounded to e4m3 (nearest, ties to even, saturating at 448 like the CPU's
+// roundToE4M3) and packed, `lo` in the low byte.
+DEV unsigned e4m3x2(float lo, float hi) {
     unsigned short r;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(x));
-    return (unsigned char)(r & 0xff);
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+    return r;
 }
 // Part 2: V^T in e4m3, in the Hopper kernel's tile layout for 8-bit B operands (core
 // matrices of 8 channels x 16 keys, 16 bytes a row: channel r, position p of a tile at
@@ -435,33 +465,37 @@ DEV unsigned char f2e4m3(float x) {
 // A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
 // 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
 // vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
-// grid (blocks * bk / 32, D / 32, B*Hkv), 256 threads, 32 x 36 + 32 floats of shared memory.
+// grid (blocks * bk / 32, D / 64, B*Hkv), 256 threads (one 8-byte write each: 8 positions
+// of a channel), 32 x 65 + 64 floats of shared memory.
 extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
-        int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, unsigned char* out) {
+        int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, int vec, unsigned char* out) {
     extern __shared__ float tileData[];
-    float (*tile)[36] = (float (*)[36])tileData;
-    float* scales = tileData + 32 * 36;
+    float (*tile)[65] = (float (*)[65])tileData;
+    float* scales = tileData + 32 * 65;
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
-    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
-    if (ty == 0) {
-        const float s = __fdiv_rn(amax[(i64)bh * D + c0 + tx], range);
-        scales[tx] = s;
-        if (blockIdx.x == 0) vScale[(i64)bh * D + c0 + tx] = s;
+    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 64, tid = threadIdx.x;
+    if (tid < 64) {
+        const float s = __fdiv_rn(amax[(i64)bh * D + c0 + tid], range);
+        scales[tid] = s;
+        if (blockIdx.x == 0) vScale[(i64)bh * D + c0 + tid] = s;
     }
     __syncthreads();
-    for (int r = ty; r < 32; r += 8) {
-        const int n = n0 + r, c = c0 + tx;
-        const float s = scales[tx];
-        tile[r][tx] = n < N && s > 0.0f ? __fdiv_rn(ldx(v, b * bs + h * hs + (i64)n * ts + c, type), s) : 0.0f;
-    }
+    load_value_tile(v, type, b * bs + h * hs, ts, N, n0, c0, vec, tile,
+                    [&](float x, int c) { const float s = scales[c]; return s > 0.0f ? __fdiv_rn(x, s) : 0.0f; });
     __syncthreads();
     const int blk = n0 / bk, k0 = n0 - blk * bk;
-    unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
-    for (int e = threadIdx.x; e < 1024; e += 256) {
-        const int cl = e >> 5, p = e & 31, ch = c0 + cl, pos = k0 + p;
-        const int key = 16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1);
-        o[(ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)] = f2e4m3(tile[key][cl]);
+    const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl, pos = k0 + p0;
+    unsigned w[2];
+    for (int i = 0; i < 2; i++) {
+        float x[4];
+        for (int j = 0; j < 4; j++) {
+            const int p = p0 + 4 * i + j;
+            x[j] = tile[16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1)][cl];
+        }
+        w[i] = e4m3x2(x[0], x[1]) | (e4m3x2(x[2], x[3]) << 16);
     }
+    unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
+    *(uint2*)(o + (ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)) = make_uint2(w[0], w[1]);
 }
 #endif
 """#
