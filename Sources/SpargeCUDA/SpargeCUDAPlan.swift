@@ -511,7 +511,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(int: tiled ? 1 : 0)
         a.add(int: sixteenByteRows(x) ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
-        let threads = max(d, Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, 4 * d))   // at least one per channel
+        // At least one thread per channel; four per channel for 128-row blocks, two for smaller
+        // ones, whose smaller tiles let more thread blocks share an SM (H200, session 14, N=32768
+        // top-k 0.5: K blocks of 64 rows 0.274 -> 0.226 ms at D=128 with 2 per channel, 0.128 ->
+        // 0.118 at D=64; Q blocks of 128 rows slower with 2: 0.269 -> 0.335 ms at D=128).
+        let perChannel = blockSize >= 128 ? 4 : 2
+        // Whole warps: the kernel's shuffles take every lane.
+        let asked = max(d, Kernels.environmentInt("SPARGE_CUDA_PREP_THREADS", in: 64...512) ?? max(128, perChannel * d))
+        let threads = (asked + 31) / 32 * 32
         try device.launch(f, grid: (blocks, shape.batch * heads), block: threads,
                           sharedBytes: shared, stream: stream, a, name: name)
     }

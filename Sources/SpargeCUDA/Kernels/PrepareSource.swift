@@ -239,6 +239,7 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
         const float* a = pq + (tid >> 5) * D;
         const float* k = pk + (tid & 31) * (D + 1);
         float dot = 0;
+        #pragma unroll 8
         for (int c = 0; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(a[c], k[c]));
         s = gpuRound ? roundh(__fmul_rn(roundh(dot), scale)) : __fmul_rn(dot, scale);
     }
@@ -277,7 +278,9 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
         probs[j] = rowMax == -SP_INF ? 0.0f : (float)exp((double)__fsub_rn(probs[j], rowMax));
     __syncthreads();
     if (tid == 0) {
+        // In the CPU's order; unrolled so that the loads run ahead of the chain of adds.
         float sum = 0;
+        #pragma unroll 8
         for (int j = 0; j < nk; j++) sum = __fadd_rn(sum, probs[j]);
         red[32] = sum;
     }
