@@ -107,19 +107,16 @@ enum Kernels {
             // H200, session 14, kernel ms at N=16384 D=64 FP8, top-k 1 / 0.5 / 0.25: 2.74 / 1.40 /
             // 0.74 -> 2.61 / 1.34 / 0.71.
             let unroll2 = Kernels.environmentInt("SPARGE_CUDA_WG_UNROLL2", in: 0...1) ?? (fp8 && pipeline == 1 ? 1 : 0)
-            // Each tile's scale and flags computed once before the loop (fewer instructions per
-            // tile; SPARGE_CUDA_WG_TILE_INFO=0 computes them in the loop, as before session 14).
-            let tileInfo = Kernels.environmentInt("SPARGE_CUDA_WG_TILE_INFO", in: 0...1) ?? 1
             // S converted from fresh int32 accumulators (I2FP, one instruction per score) instead of
             // accumulators started at the bit pattern of 1.5 * 2^23 (a move per score) with the bias
             // taken off (an add): 1-3% faster, except fp16 at D=128, where the conversion's registers
             // cost spills (20 -> 68 bytes) and 2%.
             let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? (fp8 || d == 64 ? 1 : 0)
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_t\(tileInfo)_i\(intToFloat)"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DTILE_INFO=\(tileInfo)", "-DI2F=\(intToFloat)", "--std=c++17"]
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
             // the stage's two mbarriers.
             let stages = lookahead + 1 + pipeline
@@ -215,10 +212,10 @@ public enum SpargeCUDAKernels {
                 }
                 // The opt-in variants compile too: FP8 two-level accumulation, ping-pong, the
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
-                // tiles per iteration, the per-tile flags computed in the loop.
+                // tiles per iteration, the scores by conversion.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=1"),
-                                (false, "-DTILE_INFO=0"), (false, "-DI2F=1"), (true, "-DI2F=1")]
+                                (false, "-DI2F=1"), (true, "-DI2F=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

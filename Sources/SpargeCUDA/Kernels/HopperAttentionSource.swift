@@ -145,9 +145,6 @@ enum HopperAttentionSource {
 #ifndef UNROLL2
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
-#ifndef TILE_INFO
-#define TILE_INFO 1                 // each tile's scale and flags computed once, before the loop
-#endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
@@ -306,7 +303,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 
     __syncthreads();
     const int cnt = sh[0], selected = sh[1];
-#if TILE_INFO
     // Once per selected tile instead of in the loop: its score scale (in place of the key
     // block's scale) and its flags (in place of its order): bit 0, the tile takes the masked
     // path (past Nk, crossing the causal diagonal, or padded keys); bit 1, exempt from the filter.
@@ -319,7 +315,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
     }
     __syncthreads();
-#endif
     const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
@@ -441,15 +436,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int e = 0; e < BK / 2; e++) pin(acc[e]);
 
-#if TILE_INFO
         const float sc = ksc[idx];
         const int flags = ords[idx];
         const bool masked = flags & 1;
-#else
-        const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
-        const bool masked = list[idx] * BK + BK > Nk || (causal && list[idx] * BK + BK - 1 > qStart + offset)
-            || (blockFlags && (blockFlags[(i64)b * nk + list[idx]] & 1));
-#endif
         float s[BK / 2];
         float ml0 = -SP_INF, ml1 = -SP_INF;
         #pragma unroll
@@ -493,11 +482,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #define SUB(x) __fsub_rn((x), sub)
 #endif
         // Steps 2-3: the filter for the whole query block (see AttentionSource).
-#if TILE_INFO
         const bool exempt = flags & 2;
-#else
-        const bool exempt = ords[idx] >= selected - exemptTail;
-#endif
         bool skip = false;
         if (!exempt && lamFinite) {
             // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
