@@ -96,13 +96,11 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         if (rr < rowsPerLoad) {
             #pragma unroll 4
             for (int r = rr; r < rows; r += rowsPerLoad) {
-                const uint4 u = *(const uint4*)((const char*)x + (b * bs + h * hs + (i64)(start + r) * ts + cc * E) * (TYPE == 0 ? 4 : 2));
-                const unsigned w[4] = {u.x, u.y, u.z, u.w};
+                float f[8];
+                ld16(x, b * bs + h * hs + (i64)(start + r) * ts + cc * E, TYPE, f);
                 #pragma unroll
                 for (int e = 0; e < E; e++) {
-                    float v = TYPE == 0 ? __uint_as_float(w[e]) : TYPE == 1 ? h2f((u16)(w[e >> 1] >> ((e & 1) * 16)))
-                                                                            : __uint_as_float((w[e >> 1] >> ((e & 1) * 16)) << 16);
-                    v = prepare(v, cc * E + e);
+                    const float v = prepare(f[e], cc * E + e);
                     xs[r * DP + cc * E + e] = v;
                     amax = fmaxf(amax, fabsf(v));
                 }
