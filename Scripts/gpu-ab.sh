@@ -4,7 +4,8 @@
 # binary ending in .xz or .gz is unpacked first. The agreement check runs once with the last
 # variant (golden files in .gpu/golden, $RANDOM_CASES random cases, default 12); then
 # `sparge bench --backend cuda` for every variant, interleaved for $ROUNDS rounds (default 2),
-# fp16 and FP8 P.V, N in $LENGTHS (default 16384), D 64 and 128. Logs also go to $OUT when set.
+# P.V numerics $PVS (default "fp16 fp8"), N in $LENGTHS (default 16384), D 64 and 128, and
+# $BENCH_ARGS appended (e.g. "--top-k 0.5 --profile"). Logs also go to $OUT when set.
 # Example: bash Scripts/gpu-ab.sh "old=.gpu/sparge-old.xz" "new=.gpu/sparge.gz" \
 #              "unroll=.gpu/sparge.gz SPARGE_CUDA_WG_UNROLL2=1"
 set -uo pipefail
@@ -32,9 +33,9 @@ env ${envs[$last]} "${bins[$last]}" cuda-check --golden "$golden" --random "${RA
     | tee "$out/check_${labels[$last]}.log" | tail -4
 for r in $(seq "${ROUNDS:-2}"); do
     for v in "${!labels[@]}"; do
-        for pv in fp16 fp8; do
+        for pv in ${PVS:-fp16 fp8}; do
             echo "== round $r ${labels[$v]} pv=$pv"
-            env ${envs[$v]} "${bins[$v]}" bench --backend cuda --lengths "${LENGTHS:-16384}" --dims 64,128 --pv "$pv" --repeat 20 2>&1 \
+            env ${envs[$v]} "${bins[$v]}" bench --backend cuda --lengths "${LENGTHS:-16384}" --dims 64,128 --pv "$pv" --repeat 20 ${BENCH_ARGS:-} 2>&1 \
                 | tee -a "$out/bench_${labels[$v]}.log" | grep -E "^ *[0-9]+ +[0-9]+ "
         done
     done
