@@ -348,12 +348,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
             a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
             a0.add(keyPadding?.flags ?? 0); a0.add(b.scores.pointer)
-            try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * d + 32 * (d + 1)) * 4,
+            try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * ((d + 3) / 4 * 4) + 32 * ((d + 7) / 8 * 8 + 4)) * 4,
                            a0, name: "block_scores")
             try profiler?.mark("scores")
             var p2 = 1
             while p2 < nk { p2 <<= 1 }
-            let shared = p2 * 8 + (nk + 64) * 4 + nk
+            let shared = p2 * 8 + (nk + 64 + 256) * 4 + nk
             let f = try Kernels.prepare(dev, "select_blocks")
             var a = KernelArguments()
             a.add(b.scores.pointer); a.add(b.qSim.pointer); a.add(b.kSim.pointer)
@@ -456,7 +456,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.gpuReproduction.fp8ValueRange); av.add(b.vScale.pointer)
         av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer)
-        try device.launch(fv, grid: (keysPadded / 32, d / 64, B * Hkv), block: 256, sharedBytes: (32 * 65 + 64) * 4, stream: stream,
+        try device.launch(fv, grid: (keysPadded / 32, d / 64, B * Hkv), block: 256, sharedBytes: (32 * 65 + 128) * 4, stream: stream,
                           av, name: "prep_values_t8")
     }
 
@@ -501,7 +501,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                                premultiplier: Float, partialNever: Bool, tiled: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
                                pooled: CUdeviceptr, sim: CUdeviceptr, stream: CUhandle? = nil) throws {
         let d = shape.headDim
-        let shared = (blockSize * (d + 1) + blockSize + d + 64) * 4
+        // The kernel's layout: the values at a row pitch of prep_row_pitch(D), the norms and their
+        // reciprocals, then 64 words of reductions and flags and the D column sums.
+        let rowPitch = (d + 7) / 8 * 8 + 4
+        let shared = (blockSize * rowPitch + 2 * blockSize + 64 + d) * 4
         let name = ["prep_blocks_f32", "prep_blocks_f16", "prep_blocks_bf16"][x.type.code]
         let f = try Kernels.prepare(device, name)
         var a = KernelArguments()

@@ -57,12 +57,45 @@ extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int 
     }
 }
 
+// Division by a divisor shared by many quotients: the reciprocal refined once (`div_reciprocal`),
+// then two fused multiply-adds per quotient (`div_by`). These are the operations of ptxas's
+// fast path for `div.rn.f32` (MUFU.RCP, then FFMA r0*(-b)+1, FFMA r0*e+r0, FMUL a*r1, FFMA
+// q0*(-b)+a, FFMA r1*rem+q0), so the quotient is the correctly rounded a / b wherever that
+// path's range check (FCHK) would have let it through; callers keep b in [2^-40, 2^40] and a
+// away from the subnormal range, or do not depend on the last bit there (the quantization,
+// whose tiny quotients round to 0 either way). The sign of a zero quotient may differ; only sums
+// see these quotients, where it cannot matter.
+DEV bool div_divisor_in_range(float b) { return b >= 0x1p-40f && b <= 0x1p40f; }
+DEV float div_reciprocal(float b) {
+    float r0;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r0) : "f"(b));
+    return __fmaf_rn(r0, __fmaf_rn(r0, -b, 1.0f), r0);
+}
+DEV float div_by(float a, float b, float r1) {
+    const float q0 = __fmul_rn(a, r1);
+    return __fmaf_rn(r1, __fmaf_rn(q0, -b, a), q0);
+}
+// The CPU's INT8 rounding of one value: round half away from zero of x * premul / scale,
+// clamped to 127, with the shared divisor when `fast` (scale in range, see above).
+DEV int quantize_int8(float x, float premul, float sc, float r1, bool fast) {
+    const float a = __fmul_rn(x, premul);
+    const float y = fast ? div_by(a, sc, r1) : __fdiv_rn(a, sc);
+    const float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
+    return (int)(y < 0 ? -t : t);
+}
+
 // Sections 1-3 for one block of Q or K: (K' = K - mean), pooled mean, self-similarity,
 // scale and INT8 values. grid (blocks, B*H), dynamic shared memory
-// (blockSize * (D + 1) + blockSize + D + 64) floats. Instantiated per input element type so the
-// loads are plain and batched. INT8 rows are row-major [head][token][D], or with `tiled` in
-// the Hopper kernel's shared-memory layout, one contiguous tile per block ([head][block]
-// [blockSize * D], 8 x 16-byte core matrices, D a multiple of 16), rows past the end zero.
+// (blockSize * prep_row_pitch(D) + 2 * blockSize + 64 + D) floats. Instantiated per input element
+// type so the loads are plain and batched. INT8 rows are row-major [head][token][D], or with
+// `tiled` in the Hopper kernel's shared-memory layout, one contiguous tile per block
+// ([head][block][blockSize * D], 8 x 16-byte core matrices, D a multiple of 16), rows past the
+// end zero.
+// The block's values are staged in shared memory with a row pitch of 4 mod 8 floats: rows are
+// 16-byte aligned for vector reads along a row, eight rows read at once by eight threads fall in
+// distinct banks, and threads reading one channel of consecutive rows (the column sums) read
+// consecutive words.
+DEV int prep_row_pitch(int D) { return ((D + 7) & ~7) + 4; }
 template <int TYPE>
 DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever, int tiled,
@@ -72,18 +105,17 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     int b = bh / H, h = bh % H;
     int start = j * blockSize, rows = min(blockSize, N - start);
     float* xs = sm;
-    const int DP = D + 1;                // padded rows: row-wise and column-wise reads are conflict-free
+    const int DP = prep_row_pitch(D);
     float* norms = xs + blockSize * DP;
-    float* usum = norms + blockSize;
-    float* red = usum + D;
+    float* rinv = norms + blockSize;    // refined reciprocals of the norms (div_reciprocal)
+    float* red = rinv + blockSize;      // 32 warp maxima, the scale, the in-range flag
+    int* normsInRange = (int*)(red + 33);
     const float* mu = mean ? mean + (i64)bh * D : 0;
     int tid = threadIdx.x, nt = blockDim.x;
     float amax = 0;
-    // Each pass of the threads covers nt / D whole rows (quantization, below).
-    const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
+    if (tid == 0) *normsInRange = 1;
     // The element transform: K - mean, fp16 rounding with GPU rounding.
-    auto prepare = [&](float v, int c) {
-        const float m = mu ? mu[c] : 0.0f;
+    auto prepare = [&](float v, float m) {
         if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), m)) : __fsub_rn(v, m);
         else if (gpuRound) v = roundh(v);
         return v;
@@ -91,47 +123,61 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     if (vec) {
         // 16-byte loads (`vec`: the host checked that rows are 16-byte aligned and D is a
         // multiple of the elements per load): fewer load instructions, more bytes in flight.
+        // Each thread keeps its channels, so their means are loaded once.
         constexpr int E = TYPE == 0 ? 4 : 8;
         const int chunks = D / E, cc = tid % chunks, rr = tid / chunks, rowsPerLoad = nt / chunks;
         if (rr < rowsPerLoad) {
+            float m[E];
+            #pragma unroll
+            for (int e = 0; e < E; e++) m[e] = mu ? mu[cc * E + e] : 0.0f;
             #pragma unroll 4
             for (int r = rr; r < rows; r += rowsPerLoad) {
                 float f[8];
                 ld16(x, b * bs + h * hs + (i64)(start + r) * ts + cc * E, TYPE, f);
+                float v[8];
                 #pragma unroll
                 for (int e = 0; e < E; e++) {
-                    const float v = prepare(f[e], cc * E + e);
-                    xs[r * DP + cc * E + e] = v;
-                    amax = fmaxf(amax, fabsf(v));
+                    v[e] = prepare(f[e], m[e]);
+                    amax = fmaxf(amax, fabsf(v[e]));
                 }
+                float4* dst = (float4*)(xs + r * DP + cc * E);
+                dst[0] = make_float4(v[0], v[1], v[2], v[3]);
+                if (E == 8) dst[1] = make_float4(v[4], v[5], v[6], v[7]);
             }
         }
-    } else if (r0 < rowsPerPass) {
-        #pragma unroll 8
-        for (int r = r0; r < rows; r += rowsPerPass) {
-            float v = prepare(ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c0, TYPE), c0);
-            xs[r * DP + c0] = v;
-            amax = fmaxf(amax, fabsf(v));
+    } else {
+        const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
+        if (r0 < rowsPerPass) {
+            const float m = mu ? mu[c0] : 0.0f;
+            #pragma unroll 8
+            for (int r = r0; r < rows; r += rowsPerPass) {
+                float v = prepare(ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c0, TYPE), m);
+                xs[r * DP + c0] = v;
+                amax = fmaxf(amax, fabsf(v));
+            }
         }
     }
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     if ((tid & 31) == 0) red[tid >> 5] = amax;
     __syncthreads();
-    // Row norms, eight lanes as the CPU's SIMD8 loop, then its horizontal sum and the tail.
+    // Row norms, eight lanes as the CPU's SIMD8 loop (two 16-byte reads per step), then its
+    // horizontal sum and the tail; and each norm's reciprocal for the unit rows below.
     int vend = D & ~7;
     for (int r = tid; r < rows; r += nt) {
         const float* row = xs + r * DP;
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         for (int c = 0; c < vend; c += 8) {
-            s0 = madd(row[c], row[c], s0); s1 = madd(row[c + 1], row[c + 1], s1);
-            s2 = madd(row[c + 2], row[c + 2], s2); s3 = madd(row[c + 3], row[c + 3], s3);
-            s4 = madd(row[c + 4], row[c + 4], s4); s5 = madd(row[c + 5], row[c + 5], s5);
-            s6 = madd(row[c + 6], row[c + 6], s6); s7 = madd(row[c + 7], row[c + 7], s7);
+            const float4 u = *(const float4*)(row + c), w = *(const float4*)(row + c + 4);
+            s0 = madd(u.x, u.x, s0); s1 = madd(u.y, u.y, s1); s2 = madd(u.z, u.z, s2); s3 = madd(u.w, u.w, s3);
+            s4 = madd(w.x, w.x, s4); s5 = madd(w.y, w.y, s5); s6 = madd(w.z, w.z, s6); s7 = madd(w.w, w.w, s7);
         }
         float a0 = __fadd_rn(s0, s4), a1 = __fadd_rn(s1, s5), a2 = __fadd_rn(s2, s6), a3 = __fadd_rn(s3, s7);
         float n2 = __fadd_rn(__fadd_rn(a0, a2), __fadd_rn(a1, a3));
         for (int c = vend; c < D; c++) n2 = __fadd_rn(n2, __fmul_rn(row[c], row[c]));
-        norms[r] = __fsqrt_rn(n2);
+        const float nr = __fsqrt_rn(n2);
+        norms[r] = nr;
+        if (div_divisor_in_range(nr)) rinv[r] = div_reciprocal(nr);
+        else *normsInRange = 0;
     }
     if (tid == 0) {
         float m = 0;
@@ -140,25 +186,41 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     }
     __syncthreads();
     const float sc = red[32];
-    // Rows past the end of a tiled block are written as zeros (the tile is copied whole).
+    // INT8 values, four channels a thread (one 4-byte store) where D allows, else one. Rows
+    // past the end of a tiled block are written as zeros (the tile is copied whole).
+    const bool fastQ = div_divisor_in_range(sc);
+    const float scInv = fastQ ? div_reciprocal(sc) : 0.0f;
     signed char* dst = q8 + (tiled ? ((i64)bh * nb + j) * blockSize * D : ((i64)bh * N + start) * D);
-    const int end = tiled ? blockSize : rows, cOff = (c0 >> 4) * 128 + (c0 & 15);
-    if (r0 < rowsPerPass) {
-        #pragma unroll 4
-        for (int r = r0; r < end; r += rowsPerPass) {
-            signed char q = 0;
-            if (r < rows) {
-                float y = __fdiv_rn(__fmul_rn(xs[r * DP + c0], premul), sc);
-                float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
-                q = (signed char)(int)(y < 0 ? -t : t);
+    const int end = tiled ? blockSize : rows;
+    if ((D & 3) == 0) {
+        const int quads = D >> 2, cq = (tid % quads) * 4, rq = tid / quads, rowsPerPass = nt / quads;
+        const int cOff = (cq >> 4) * 128 + (cq & 15);
+        if (rq < rowsPerPass) {
+            #pragma unroll 2
+            for (int r = rq; r < end; r += rowsPerPass) {
+                unsigned packed = 0;
+                if (r < rows) {
+                    const float4 v = *(const float4*)(xs + r * DP + cq);
+                    const int q0 = quantize_int8(v.x, premul, sc, scInv, fastQ), q1 = quantize_int8(v.y, premul, sc, scInv, fastQ);
+                    const int q2 = quantize_int8(v.z, premul, sc, scInv, fastQ), q3 = quantize_int8(v.w, premul, sc, scInv, fastQ);
+                    packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
+                }
+                *(unsigned*)(dst + (tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + cOff : r * D + cq)) = packed;
             }
-            dst[tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + cOff : r * D + c0] = q;
+        }
+    } else {
+        const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
+        if (r0 < rowsPerPass) {
+            #pragma unroll 4
+            for (int r = r0; r < end; r += rowsPerPass)
+                dst[r * D + c0] = r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, sc, scInv, fastQ) : 0;
         }
     }
-    // Column sums in the CPU's row order: the pooled mean from the values, then (all threads)
-    // each value divided by its row's norm as the CPU does, in place, then the sum of those
-    // unit rows. The divisions run on every thread, not inside the sequential sums.
+    // Column sums in the CPU's row order, one thread per channel and sum: the pooled mean from
+    // the values, and the sum of the unit rows (each value divided by its row's norm as the CPU
+    // does) for the self-similarity. With fewer than 2 * D threads one thread does both.
     const float n = (float)rows;
+    const bool split = nt >= 2 * D;
     if (tid < D) {
         float p = 0;
         #pragma unroll 8
@@ -166,20 +228,19 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         const float m = __fdiv_rn(p, n);
         pooledOut[((i64)bh * nb + j) * D + tid] = gpuRound ? roundh(m) : m;
     }
-    __syncthreads();
-    if (r0 < rowsPerPass) {
-        #pragma unroll 4
-        for (int r = r0; r < rows; r += rowsPerPass) {
-            const float w = __fdiv_rn(xs[r * DP + c0], norms[r]);
-            xs[r * DP + c0] = gpuRound ? roundh(w) : w;
-        }
-    }
-    __syncthreads();
-    if (tid < D) {
+    if (split ? tid >= D && tid < 2 * D : tid < D) {
+        const int c = split ? tid - D : tid;
+        // The shared reciprocal where every norm is in range and the values are not tiny (with
+        // GPU rounding they are fp16 values: 0 or at least 2^-24).
+        const bool fast = *normsInRange != 0;
         float u = 0;
         #pragma unroll 8
-        for (int r = 0; r < rows; r++) u = __fadd_rn(u, xs[r * DP + tid]);
-        usum[tid] = u;
+        for (int r = 0; r < rows; r++) {
+            const float v = xs[r * DP + c], nr = norms[r];
+            const float w = fast && (gpuRound || fabsf(v) >= 0x1p-60f) ? div_by(v, nr, rinv[r]) : __fdiv_rn(v, nr);
+            u = __fadd_rn(u, gpuRound ? roundh(w) : w);
+        }
+        red[64 + c] = u;
     }
     __syncthreads();
     if (tid == 0) {
@@ -187,7 +248,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         if (rows < blockSize && partialNever) sim = __int_as_float(0x7fc00000);
         else {
             float total = 0;
-            for (int c = 0; c < D; c++) total = __fadd_rn(total, __fmul_rn(usum[c], usum[c]));
+            for (int c = 0; c < D; c++) total = __fadd_rn(total, __fmul_rn(red[64 + c], red[64 + c]));
             sim = __fdiv_rn(total, __fmul_rn(n, n));
         }
         simOut[(i64)bh * nb + j] = sim;
@@ -204,28 +265,37 @@ PREP_BLOCKS(prep_blocks_f32, 0)
 PREP_BLOCKS(prep_blocks_f16, 1)
 PREP_BLOCKS(prep_blocks_bf16, 2)
 
+// Rows [0, rows) of a row-major [.][D] source into shared memory at `pitch`, zeros past
+// `valid`; 256 threads, the element's row and column advanced without a division per element.
+DEV void copy_rows(float* dst, int pitch, const float* src, int rows, int valid, int D) {
+    int r = threadIdx.x / D, c = threadIdx.x - r * D;
+    const int dr = 256 / D, dc = 256 - dr * D;
+    for (int e = threadIdx.x; e < rows * D; e += 256) {
+        dst[r * pitch + c] = r < valid ? src[e] : 0.0f;
+        r += dr; c += dc;
+        if (c >= D) { c -= D; r++; }
+    }
+}
 // Section 2, step 3: compressed scores of 8 query blocks x 32 key blocks per thread block,
 // each a sequential dot product in the CPU's order, with the -inf of key blocks that are not
 // self-similar, of the causal future and (blockFlags bit 1, [B][nk], optional) of key blocks
 // whose keys are all padding, as on the CPU: such blocks take no share of the block softmax,
 // so the CDF count does not depend on them. grid (ceil(nq/8), ceil(nk/32), B*H), 256 threads,
-// dynamic shared memory (8 * D + 32 * (D + 1)) floats.
+// dynamic shared memory (8 * block_scores_q_pitch(D) + 32 * prep_row_pitch(D)) floats. Both
+// operands are read 16 bytes at a time: the query row is the same for a whole warp (a
+// broadcast), the key rows' pitch of 4 mod 8 words keeps eight of them in distinct banks.
+DEV int block_scores_q_pitch(int D) { return (D + 3) & ~3; }
 extern "C" __global__ void block_scores(const float* pooledQ, const float* pooledK, const float* simK,
         int H, int groupSize, int nq, int nk, int D, int bq, int bk, float scale, const float* theta,
         int causal, int offset, int gpuRound, const unsigned char* blockFlags, float* scores) {
     extern __shared__ float sm[];
+    const int QP = block_scores_q_pitch(D), KP = prep_row_pitch(D);
     float* pq = sm;
-    float* pk = sm + 8 * D;
+    float* pk = sm + 8 * QP;
     int bh = blockIdx.z, b = bh / H, h = bh % H, kh = b * (H / groupSize) + h / groupSize;
     int i0 = blockIdx.x * 8, j0 = blockIdx.y * 32, tid = threadIdx.x;
-    for (int e = tid; e < 8 * D; e += 256) {
-        int r = e / D;
-        pq[e] = i0 + r < nq ? pooledQ[((i64)bh * nq + i0) * D + e] : 0.0f;
-    }
-    for (int e = tid; e < 32 * D; e += 256) {
-        int r = e / D, c = e - r * D;
-        pk[r * (D + 1) + c] = j0 + r < nk ? pooledK[((i64)kh * nk + j0) * D + e] : 0.0f;
-    }
+    copy_rows(pq, QP, pooledQ + ((i64)bh * nq + i0) * D, 8, nq - i0, D);
+    copy_rows(pk, KP, pooledK + ((i64)kh * nk + j0) * D, 32, nk - j0, D);
     __syncthreads();
     int i = i0 + (tid >> 5), j = j0 + (tid & 31);
     if (i >= nq || j >= nk) return;
@@ -234,18 +304,130 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     if (!(simK[(i64)kh * nk + j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))
         || (blockFlags && (blockFlags[(i64)b * nk + j] & 2))) s = -SP_INF;
     else {
-        const float* a = pq + (tid >> 5) * D;
-        const float* k = pk + (tid & 31) * (D + 1);
+        const float* a = pq + (tid >> 5) * QP;
+        const float* k = pk + (tid & 31) * KP;
         float dot = 0;
-        #pragma unroll 8
-        for (int c = 0; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(a[c], k[c]));
+        const int d4 = D & ~3;
+        #pragma unroll 4
+        for (int c = 0; c < d4; c += 4) {
+            const float4 x = *(const float4*)(a + c), y = *(const float4*)(k + c);
+            dot = __fadd_rn(dot, __fmul_rn(x.x, y.x)); dot = __fadd_rn(dot, __fmul_rn(x.y, y.y));
+            dot = __fadd_rn(dot, __fmul_rn(x.z, y.z)); dot = __fadd_rn(dot, __fmul_rn(x.w, y.w));
+        }
+        for (int c = d4; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(a[c], k[c]));
         s = gpuRound ? roundh(__fmul_rn(roundh(dot), scale)) : __fmul_rn(dot, scale);
     }
     scores[((i64)bh * nq + i) * nk + j] = s;
 }
 
+// Selection by CDF: a bitonic sort of `keys` (ascending keys = descending probability, lower
+// index first on ties; P2 entries, those past nk all ones), then the count of the leading
+// blocks whose cumulative probability stays within tau, at least one; marks them in rowm.
+DEV void select_cdf(u64* keys, const float* probs, int nk, int P2, float tau, int gpuRound, float* red, unsigned char* rowm) {
+    const int tid = threadIdx.x, nt = blockDim.x;
+    for (int k = 2; k <= P2; k <<= 1) {
+        for (int s = k >> 1; s > 0; s >>= 1) {
+            for (int t = tid; t < P2; t += nt) {
+                int p = t ^ s;
+                if (p > t) {
+                    u64 a = keys[t], c = keys[p];
+                    bool up = (t & k) == 0;
+                    if ((a > c) == up) { keys[t] = c; keys[p] = a; }
+                }
+            }
+            __syncthreads();
+        }
+    }
+    if (tid == 0) {
+        int count = 0;
+        float cum = 0;
+        for (int t = 0; t < nk; t++) {
+            float p = probs[(int)(keys[t] & 0xffffffffu)];
+            cum = gpuRound ? roundh(__fadd_rn(cum, p)) : __fadd_rn(cum, p);
+            if (cum <= tau) count = t + 1; else break;
+        }
+        red[33] = __int_as_float(min(max(count, 1), nk));
+    }
+    __syncthreads();
+    const int count = __float_as_int(red[33]);
+    for (int t = tid; t < count; t += nt) rowm[(int)(keys[t] & 0xffffffffu)] = 1;
+}
+
+// Selection of the `count` most probable blocks, lower index first among equal probabilities:
+// the same blocks as the sort above takes, found without sorting. A radix select (four 8-bit
+// digits, most significant first) finds the sort key u = ~bits(p) of the count-th block and
+// how many blocks with that key it takes (`need`); then every block with a smaller key is taken,
+// and of those with key u the `need` of lowest index (a scan over contiguous chunks of blocks).
+// 256-entry `hist`; red[34..] for the search state and the scan; marks rowm.
+DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, float* red, unsigned char* rowm) {
+    const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
+    unsigned* state = (unsigned*)(red + 34);    // [0] prefix, [1] need, [2] ties with the final key
+    unsigned* warpTies = state + 4;             // per-warp tie counts (at most 16 warps)
+    if (tid == 0) { state[0] = 0; state[1] = (unsigned)count; }
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int b = tid; b < 256; b += nt) hist[b] = 0;
+        __syncthreads();
+        const unsigned prefix = state[0], high = shift == 24 ? 0u : 0xffffffffu << (shift + 8);
+        for (int j = tid; j < nk; j += nt) {
+            const unsigned u = 0xffffffffu - __float_as_uint(probs[j]);
+            if ((u & high) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
+        }
+        __syncthreads();
+        if (warp == 0) {
+            // Lane l holds digits 8l..8l+7; an inclusive scan of the lanes' sums finds the lane
+            // whose digits reach `need`, and that lane walks them.
+            const unsigned need = state[1];
+            unsigned mine = 0;
+            #pragma unroll
+            for (int e = 0; e < 8; e++) mine += hist[lane * 8 + e];
+            unsigned incl = mine;
+            for (int o = 1; o < 32; o <<= 1) {
+                const unsigned v = __shfl_up_sync(0xffffffffu, incl, o);
+                if (lane >= o) incl += v;
+            }
+            const unsigned before = incl - mine;
+            if (before < need && incl >= need) {
+                unsigned acc = before;
+                for (int e = 0; e < 8; e++) {
+                    const unsigned hb = hist[lane * 8 + e];
+                    if (acc + hb >= need) {
+                        state[0] = prefix | ((unsigned)(lane * 8 + e) << shift);
+                        state[1] = need - acc;
+                        state[2] = hb;
+                        break;
+                    }
+                    acc += hb;
+                }
+            }
+        }
+        __syncthreads();
+    }
+    const unsigned key = state[0], need = state[1], ties = state[2];
+    // Contiguous chunks of blocks per thread, so that ranks among the ties follow the index.
+    const int chunk = (nk + nt - 1) / nt, j0 = min(nk, tid * chunk), j1 = min(nk, j0 + chunk);
+    unsigned rank = 0;
+    if (ties > need) {
+        unsigned mine = 0;
+        for (int j = j0; j < j1; j++) mine += (0xffffffffu - __float_as_uint(probs[j])) == key;
+        unsigned incl = mine;
+        for (int o = 1; o < 32; o <<= 1) {
+            const unsigned v = __shfl_up_sync(0xffffffffu, incl, o);
+            if (lane >= o) incl += v;
+        }
+        if (lane == 31) warpTies[warp] = incl;
+        __syncthreads();
+        rank = incl - mine;
+        for (int w = 0; w < warp; w++) rank += warpTies[w];
+    }
+    for (int j = j0; j < j1; j++) {
+        const unsigned u = 0xffffffffu - __float_as_uint(probs[j]);
+        if (u < key) rowm[j] = 1;
+        else if (u == key) { if (rank < need) rowm[j] = 1; rank++; }
+    }
+}
+
 // Section 2, steps 4-7, for query block blockIdx.x of head blockIdx.y, from the compressed
-// scores. Dynamic shared memory: P2 * 8 (sort keys) + (nk + 64) * 4 + nk bytes,
+// scores. Dynamic shared memory: P2 * 8 (sort keys, CDF only) + (nk + 64 + 256) * 4 + nk bytes,
 // P2 = next power of two >= nk.
 extern "C" __global__ void select_blocks(const float* scores, const float* simQ, const float* simK,
         int H, int groupSize, int nq, int nk, int P2, int bq, int bk,
@@ -254,7 +436,8 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     extern __shared__ u64 keys[];
     float* probs = (float*)(keys + P2);
     float* red = probs + nk;
-    unsigned char* rowm = (unsigned char*)(red + 64);
+    unsigned* hist = (unsigned*)(red + 64);
+    unsigned char* rowm = (unsigned char*)(hist + 256);
     int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     int kh = b * (H / groupSize) + h / groupSize;
     int tid = threadIdx.x, nt = blockDim.x;
@@ -290,43 +473,13 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
             if (rowMax != -SP_INF) { p = __fdiv_rn(p, sum); if (gpuRound) p = roundh(p); }
             probs[j] = p;
             if (probsOut) probsOut[((i64)bh * nq + i) * nk + j] = p;
-            keys[j] = ((u64)(0xffffffffu - __float_as_uint(p)) << 32) | (u64)j;
+            if (!isTopK) keys[j] = ((u64)(0xffffffffu - __float_as_uint(p)) << 32) | (u64)j;
             rowm[j] = 0;
-        } else keys[j] = ~0ull;
+        } else if (!isTopK) keys[j] = ~0ull;
     }
     __syncthreads();
-    // Bitonic sort, ascending keys = descending probability, lower index first on ties.
-    for (int k = 2; k <= P2; k <<= 1) {
-        for (int s = k >> 1; s > 0; s >>= 1) {
-            for (int t = tid; t < P2; t += nt) {
-                int p = t ^ s;
-                if (p > t) {
-                    u64 a = keys[t], c = keys[p];
-                    bool up = (t & k) == 0;
-                    if ((a > c) == up) { keys[t] = c; keys[p] = a; }
-                }
-            }
-            __syncthreads();
-        }
-    }
-    if (tid == 0) {
-        int count;
-        if (isTopK) count = max(1, (int)__fmul_rn(sel[h], (float)nk));
-        else {
-            count = 0;
-            float cum = 0;
-            for (int t = 0; t < nk; t++) {
-                float p = probs[(int)(keys[t] & 0xffffffffu)];
-                cum = gpuRound ? roundh(__fadd_rn(cum, p)) : __fadd_rn(cum, p);
-                if (cum <= sel[h]) count = t + 1; else break;
-            }
-            count = max(count, 1);
-        }
-        red[33] = __int_as_float(min(count, nk));
-    }
-    __syncthreads();
-    int count = __float_as_int(red[33]);
-    for (int t = tid; t < count; t += nt) rowm[(int)(keys[t] & 0xffffffffu)] = 1;
+    if (isTopK) select_top_k(probs, nk, min(max(1, (int)__fmul_rn(sel[h], (float)nk)), nk), hist, red, rowm);
+    else select_cdf(keys, probs, nk, P2, sel[h], gpuRound, red, rowm);
     __syncthreads();
     bool selfSimilarQ = simQ[(i64)bh * nq + i] > th;
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
@@ -475,22 +628,29 @@ DEV unsigned e4m3x2(float lo, float hi) {
 // 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
 // vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
 // grid (blocks * bk / 32, D / 64, B*Hkv), 256 threads (one 8-byte write each: 8 positions
-// of a channel), 32 x 65 + 64 floats of shared memory.
+// of a channel), 32 x 65 + 128 floats of shared memory.
 extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
         int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, int vec, unsigned char* out) {
     extern __shared__ float tileData[];
     float (*tile)[65] = (float (*)[65])tileData;
     float* scales = tileData + 32 * 65;
+    float* recips = scales + 64;         // div_reciprocal of each scale, 0 where out of range
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
     const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 64, tid = threadIdx.x;
     if (tid < 64) {
         const float s = __fdiv_rn(amax[(i64)bh * D + c0 + tid], range);
         scales[tid] = s;
+        recips[tid] = div_divisor_in_range(s) ? div_reciprocal(s) : 0.0f;
         if (blockIdx.x == 0) vScale[(i64)bh * D + c0 + tid] = s;
     }
     __syncthreads();
-    load_value_tile(v, type, b * bs + h * hs, ts, N, n0, c0, vec, tile,
-                    [&](float x, int c) { const float s = scales[c]; return s > 0.0f ? __fdiv_rn(x, s) : 0.0f; });
+    // x / scale, by the channel's shared reciprocal except for zeros (whose sign the exact
+    // division keeps) and tiny values (see div_by).
+    load_value_tile(v, type, b * bs + h * hs, ts, N, n0, c0, vec, tile, [&](float x, int c) {
+        const float s = scales[c], r1 = recips[c];
+        if (!(s > 0.0f)) return 0.0f;
+        return r1 != 0.0f && fabsf(x) >= 0x1p-60f ? div_by(x, s, r1) : __fdiv_rn(x, s);
+    });
     __syncthreads();
     const int blk = n0 / bk, k0 = n0 - blk * bk;
     const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl, pos = k0 + p0;
