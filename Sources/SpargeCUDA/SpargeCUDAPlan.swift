@@ -430,7 +430,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer)
-        try device.launch(fv, grid: (keysPadded / 32, d / 64, B * Hkv), block: 256, sharedBytes: 32 * 65 * 4, stream: stream,
+        try device.launch(fv, grid: (nk, d / 64, B * Hkv), block: 256, sharedBytes: parameters.blockK * 65 * 4, stream: stream,
                           av, name: "prep_values_t")
     }
 
@@ -456,7 +456,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.gpuReproduction.fp8ValueRange); av.add(b.vScale.pointer)
         av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer)
-        try device.launch(fv, grid: (keysPadded / 32, d / 64, B * Hkv), block: 256, sharedBytes: (32 * 65 + 128) * 4, stream: stream,
+        try device.launch(fv, grid: (nk, d / 64, B * Hkv), block: 256, sharedBytes: (parameters.blockK * 65 + 128) * 4, stream: stream,
                           av, name: "prep_values_t8")
     }
 

@@ -526,23 +526,32 @@ extern "C" __global__ void prep_values(const void* v, int type, i64 bs, i64 hs, 
     float x = n < N ? ldx(v, b * bs + h * hs + (i64)n * ts + c, type) : 0.0f;
     out[(i64)bh * Npad * D + e] = f2h(x);
 }
-// A tile of V, 32 keys from n0 x 64 channels from c0, into tile[key][channel] (row pitch 65:
-// the gathers below are at most 2-way bank conflicts), each value through f(value, channel);
-// keys past N zero. `vec`: 16-byte loads (the host checked that every row starts 16-byte
-// aligned), else one element per load. 256 threads.
+// A tile of V, `rows` keys from n0 x 64 channels from c0, into tile[key][channel] (row pitch
+// 65: the gathers below are at most 2-way bank conflicts), each value through f(value,
+// channel); keys past N zero. `vec`: 16-byte loads (the host checked that every row starts
+// 16-byte aligned), four in flight per thread, else one element per load. 256 threads.
 template <typename F>
-DEV void load_value_tile(const void* v, int type, i64 base, i64 ts, int N, int n0, int c0, int vec, float (*tile)[65], F f) {
+DEV void load_value_tile(const void* v, int type, i64 base, i64 ts, int N, int n0, int rows, int c0, int vec, float (*tile)[65], F f) {
     const int tid = threadIdx.x;
     if (vec) {
-        const int E = type == 0 ? 4 : 8, per = 64 / E;   // loads per key
-        for (int e = tid; e < 32 * per; e += 256) {
-            const int r = e / per, cc = (e % per) * E, n = n0 + r;
-            float x[8];
-            if (n < N) ld16(v, base + (i64)n * ts + c0 + cc, type, x);
-            for (int i = 0; i < E; i++) tile[r][cc + i] = n < N ? f(x[i], cc + i) : 0.0f;
+        // 64 / E loads per key.
+        const int E = type == 0 ? 4 : 8, perShift = type == 0 ? 4 : 3, total = rows << perShift;
+        for (int e0 = tid; e0 < total; e0 += 4 * 256) {
+            float x[4][8];
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int e = e0 + u * 256, r = e >> perShift, n = n0 + r;
+                if (e < total && n < N) ld16(v, base + (i64)n * ts + c0 + (e - (r << perShift)) * E, type, x[u]);
+            }
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int e = e0 + u * 256, r = e >> perShift, cc = (e - (r << perShift)) * E, n = n0 + r;
+                if (e < total)
+                    for (int i = 0; i < E; i++) tile[r][cc + i] = n < N ? f(x[u][i], cc + i) : 0.0f;
+            }
         }
     } else {
-        for (int e = tid; e < 32 * 64; e += 256) {
+        for (int e = tid; e < rows * 64; e += 256) {
             const int r = e >> 6, c = e & 63, n = n0 + r;
             tile[r][c] = n < N ? f(ldx(v, base + (i64)n * ts + c0 + c, type), c) : 0.0f;
         }
@@ -551,26 +560,28 @@ DEV void load_value_tile(const void* v, int type, i64 base, i64 ts, int N, int n
 // V transposed to fp16 for the Hopper kernel, whose shared-memory operands must be K-major:
 // one contiguous tile of D x bk per key block ([head][block][D * bk] halves, the kernel's
 // shared-memory layout: channel r, keys 8c..8c+7 at (r / 8) * bk * 8 + c * 64 + (r % 8) * 8),
-// keys past N zero. 32 keys x 64 channels per thread block through shared memory: 16-byte
-// reads along the channels, one 16-byte write (8 keys of a channel) per thread.
-// Block 256 threads, grid (blocks * bk / 32, D / 64, heads), 32 * 65 * 4 bytes of dynamic
-// shared memory (dynamic, since the program's functions all get the device's whole dynamic
-// limit, which leaves no room for static arrays). D is 64 or 128 (the Hopper kernel's).
+// keys past N zero. One key block x 64 channels per thread block through shared memory (a
+// block per 32 keys left the loads too few to hide their latency): 16-byte reads along the
+// channels, then per 32 keys one 16-byte write (8 keys of a channel) per thread.
+// Block 256 threads, grid (blocks, D / 64, heads), bk * 65 * 4 bytes of dynamic shared memory
+// (dynamic, since the program's functions all get the device's whole dynamic limit, which
+// leaves no room for static arrays). D is 64 or 128 (the Hopper kernel's), bk a multiple of 32.
 extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs, i64 ts,
         int Hkv, int N, int blocks, int D, int bk, int vec, u16* out) {
     extern __shared__ float tileData[];
     float (*tile)[65] = (float (*)[65])tileData;
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
-    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 64;
-    load_value_tile(v, type, b * bs + h * hs, ts, N, n0, c0, vec, tile, [](float x, int) { return x; });
+    const int blk = blockIdx.x, c0 = blockIdx.y * 64;
+    load_value_tile(v, type, b * bs + h * hs, ts, N, blk * bk, bk, c0, vec, tile, [](float x, int) { return x; });
     __syncthreads();
-    const int blk = n0 / bk, k0 = n0 - blk * bk;
     const int cl = threadIdx.x >> 2, kc = threadIdx.x & 3, ch = c0 + cl;
-    unsigned w[4];
-    for (int i = 0; i < 4; i++)
-        w[i] = (unsigned)f2h(tile[kc * 8 + 2 * i][cl]) | ((unsigned)f2h(tile[kc * 8 + 2 * i + 1][cl]) << 16);
     u16* o = out + ((i64)bh * blocks + blk) * D * bk;
-    *(uint4*)(o + (ch >> 3) * (bk * 8) + ((k0 >> 3) + kc) * 64 + (ch & 7) * 8) = make_uint4(w[0], w[1], w[2], w[3]);
+    for (int k0 = 0; k0 < bk; k0 += 32) {
+        unsigned w[4];
+        for (int i = 0; i < 4; i++)
+            w[i] = (unsigned)f2h(tile[k0 + kc * 8 + 2 * i][cl]) | ((unsigned)f2h(tile[k0 + kc * 8 + 2 * i + 1][cl]) << 16);
+        *(uint4*)(o + (ch >> 3) * (bk * 8) + ((k0 >> 3) + kc) * 64 + (ch & 7) * 8) = make_uint4(w[0], w[1], w[2], w[3]);
+    }
 }
 // FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
 // channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
@@ -627,44 +638,47 @@ DEV unsigned e4m3x2(float lo, float hi) {
 // A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
 // 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
 // vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
-// grid (blocks * bk / 32, D / 64, B*Hkv), 256 threads (one 8-byte write each: 8 positions
-// of a channel), 32 x 65 + 128 floats of shared memory.
+// grid (blocks, D / 64, B*Hkv): one key block x 64 channels per thread block, 256 threads
+// (per 32 keys one 8-byte write each: 8 positions of a channel), bk x 65 + 128 floats of
+// shared memory.
 extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
         int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, int vec, unsigned char* out) {
     extern __shared__ float tileData[];
     float (*tile)[65] = (float (*)[65])tileData;
-    float* scales = tileData + 32 * 65;
+    float* scales = tileData + bk * 65;
     float* recips = scales + 64;         // div_reciprocal of each scale, 0 where out of range
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
-    const int n0 = blockIdx.x * 32, c0 = blockIdx.y * 64, tid = threadIdx.x;
+    const int blk = blockIdx.x, c0 = blockIdx.y * 64, tid = threadIdx.x;
     if (tid < 64) {
         const float s = __fdiv_rn(amax[(i64)bh * D + c0 + tid], range);
         scales[tid] = s;
         recips[tid] = div_divisor_in_range(s) ? div_reciprocal(s) : 0.0f;
-        if (blockIdx.x == 0) vScale[(i64)bh * D + c0 + tid] = s;
+        if (blk == 0) vScale[(i64)bh * D + c0 + tid] = s;
     }
     __syncthreads();
     // x / scale, by the channel's shared reciprocal except for zeros (whose sign the exact
     // division keeps) and tiny values (see div_by).
-    load_value_tile(v, type, b * bs + h * hs, ts, N, n0, c0, vec, tile, [&](float x, int c) {
+    load_value_tile(v, type, b * bs + h * hs, ts, N, blk * bk, bk, c0, vec, tile, [&](float x, int c) {
         const float s = scales[c], r1 = recips[c];
         if (!(s > 0.0f)) return 0.0f;
         return r1 != 0.0f && fabsf(x) >= 0x1p-60f ? div_by(x, s, r1) : __fdiv_rn(x, s);
     });
     __syncthreads();
-    const int blk = n0 / bk, k0 = n0 - blk * bk;
-    const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl, pos = k0 + p0;
-    unsigned w[2];
-    for (int i = 0; i < 2; i++) {
-        float x[4];
-        for (int j = 0; j < 4; j++) {
-            const int p = p0 + 4 * i + j;
-            x[j] = tile[16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1)][cl];
-        }
-        w[i] = e4m3x2(x[0], x[1]) | (e4m3x2(x[2], x[3]) << 16);
-    }
+    const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl;
     unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
-    *(uint2*)(o + (ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)) = make_uint2(w[0], w[1]);
+    for (int k0 = 0; k0 < bk; k0 += 32) {
+        unsigned w[2];
+        for (int i = 0; i < 2; i++) {
+            float x[4];
+            for (int j = 0; j < 4; j++) {
+                const int p = p0 + 4 * i + j;
+                x[j] = tile[k0 + 16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1)][cl];
+            }
+            w[i] = e4m3x2(x[0], x[1]) | (e4m3x2(x[2], x[3]) << 16);
+        }
+        const int pos = k0 + p0;
+        *(uint2*)(o + (ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)) = make_uint2(w[0], w[1]);
+    }
 }
 #endif
 """#
