@@ -2,7 +2,8 @@
 // (div_reciprocal / div_by in Sources/SpargeCUDA/Kernels/PrepareSource.swift, copied below)
 // gives the same quotients as div.rn.f32 (__fdiv_rn) where the kernel uses it:
 //   A. unit rows with GPU rounding: every finite fp16 value a, divisors b in [2^-40, 2^40];
-//   B. unit rows without rounding: random fp32 a with 2^-60 <= |a| <= 2^40, same divisors;
+//   B. unit rows without rounding and V for FP8: random fp32 a with 2^-60 <= |a| <= 2^50,
+//      same divisors;
 //   C. INT8 quantization: random x (zeros, subnormals, any magnitude up to 130 * scale) and
 //      quotients placed within a few ulps of every rounding boundary k + 0.5; the INT8 values
 //      must agree.
@@ -69,7 +70,7 @@ __global__ void check_fp32(uint64_t seed, int perThread, Report* rep) {
     const float b = fabsf(random_float(mix(seed ^ id), -40, 40, false));
     const float r1 = div_reciprocal(b);
     for (int i = 0; i < perThread; i++) {
-        const float a = random_float(mix(seed + id * 0x10001ull + (uint64_t)i * 0x9e37ull), -60, 40, true);
+        const float a = random_float(mix(seed + id * 0x10001ull + (uint64_t)i * 0x9e37ull), -60, 50, true);
         const float f = div_by(a, b, r1), e = __fdiv_rn(a, b);
         if (!same(f, e)) record(rep, a, b, f, e);
     }

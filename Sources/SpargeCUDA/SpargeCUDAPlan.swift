@@ -421,6 +421,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     }
 
     /// V transposed to fp16 in the Hopper kernel's tile layout (keys padded to whole blocks).
+    /// One thread block per key block; the kernels take 32 keys at a time, so blockK must be a
+    /// multiple of 32 (the Hopper kernel's 64 or 128, the only callers).
     private func transposeValues(_ v: DeviceTensor, stream: CUhandle?) throws {
         let s = shape, d = s.headDim, b = buffers, B = s.batch, Hkv = s.kvHeads
         let keysPadded = nk * parameters.blockK

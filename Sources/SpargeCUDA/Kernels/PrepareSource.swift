@@ -63,8 +63,9 @@ extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int 
 // q0*(-b)+a, FFMA r1*rem+q0), so the quotient is the correctly rounded a / b wherever that
 // path's range check (FCHK) would have let it through; callers keep b in [2^-40, 2^40] and a
 // away from the subnormal range, or do not depend on the last bit there (the quantization,
-// whose tiny quotients round to 0 either way). The sign of a zero quotient may differ; only sums
-// see these quotients, where it cannot matter.
+// whose tiny quotients round to 0 either way). The sign of a zero quotient may differ: the
+// sums that start at +0 and the INT8 rounding cannot see it; the e4m3 conversion could, so V
+// sends zeros to the exact division.
 DEV bool div_divisor_in_range(float b) { return b >= 0x1p-40f && b <= 0x1p40f; }
 DEV float div_reciprocal(float b) {
     float r0;
@@ -213,7 +214,8 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         if (r0 < rowsPerPass) {
             #pragma unroll 4
             for (int r = r0; r < end; r += rowsPerPass)
-                dst[r * D + c0] = r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, sc, scInv, fastQ) : 0;
+                dst[tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + (c0 >> 4) * 128 + (c0 & 15) : r * D + c0] =
+                    r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, sc, scInv, fastQ) : 0;
         }
     }
     // Column sums in the CPU's row order, one thread per channel and sum: the pooled mean from
@@ -362,7 +364,7 @@ DEV void select_cdf(u64* keys, const float* probs, int nk, int P2, float tau, in
 DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, float* red, unsigned char* rowm) {
     const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
     unsigned* state = (unsigned*)(red + 34);    // [0] prefix, [1] need, [2] ties with the final key
-    unsigned* warpTies = state + 4;             // per-warp tie counts (at most 16 warps)
+    unsigned* warpTies = state + 4;             // per-warp tie counts: red[38..64), at most 26 warps (launched with 8)
     if (tid == 0) { state[0] = 0; state[1] = (unsigned)count; }
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int b = tid; b < 256; b += nt) hist[b] = 0;
