@@ -348,7 +348,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
             a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
             a0.add(keyPadding?.flags ?? 0); a0.add(b.scores.pointer)
-            try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * ((d + 3) / 4 * 4) + 32 * ((d + 7) / 8 * 8 + 4)) * 4,
+            try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * ((d + 3) / 4 * 4) + 32 * Self.preparationRowPitch(d)) * 4,
                            a0, name: "block_scores")
             try profiler?.mark("scores")
             var p2 = 1
@@ -499,14 +499,17 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             && [l.batchStride, l.headStride, l.tokenStride].allSatisfy { $0 % perLoad == 0 }
     }
 
+    /// The preparation kernels' shared-memory row pitch in floats, `prep_row_pitch` of their
+    /// source: 16-byte aligned rows, 4 mod 8 words apart.
+    private static func preparationRowPitch(_ d: Int) -> Int { (d + 7) / 8 * 8 + 4 }
+
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
                                premultiplier: Float, partialNever: Bool, tiled: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
                                pooled: CUdeviceptr, sim: CUdeviceptr, stream: CUhandle? = nil) throws {
         let d = shape.headDim
         // The kernel's layout: the values at a row pitch of prep_row_pitch(D), the norms and their
         // reciprocals, then 64 words of reductions and flags and the D column sums.
-        let rowPitch = (d + 7) / 8 * 8 + 4
-        let shared = (blockSize * rowPitch + 2 * blockSize + 64 + d) * 4
+        let shared = (blockSize * Self.preparationRowPitch(d) + 2 * blockSize + 64 + d) * 4
         let name = ["prep_blocks_f32", "prep_blocks_f16", "prep_blocks_bf16"][x.type.code]
         let f = try Kernels.prepare(device, name)
         var a = KernelArguments()

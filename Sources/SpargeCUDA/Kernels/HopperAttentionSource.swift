@@ -470,9 +470,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
         // Unmasked tiles keep the sums as they are (biased without I2F): the row maxima come out
         // exactly as in the CPU path (the bias subtracts exactly), and each exponent is
-        // (s - 1.5 * 2^23) * sc - m, the subtraction exact (with I2F, s * sc - m). (Folding the bias into the constant, -m - 1.5 * 2^23 * sc,
-        // saved that subtraction but rounded the constant at its magnitude: with large Q and K
-        // scales, 2^-9 of a unit of the exponent per key block, 1.4e-3 in the log-sum-exp.)
+        // (s - 1.5 * 2^23) * sc - m, the subtraction exact (with I2F, s * sc - m). (Folding the
+        // bias into the constant, -m - 1.5 * 2^23 * sc, saved that subtraction but rounded the
+        // constant at its magnitude: with large Q and K scales, 2^-9 of a unit of the exponent
+        // per key block, 1.4e-3 in the log-sum-exp.)
         if (!masked) { ml0 = __fmul_rn(UNBIAS(ml0), sc); ml1 = __fmul_rn(UNBIAS(ml1), sc); }
         const float mul = masked ? 1.0f : sc;
 #if I2F

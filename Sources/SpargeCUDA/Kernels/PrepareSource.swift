@@ -97,6 +97,11 @@ DEV int quantize_int8(float x, float premul, float sc, float r1, bool fast) {
 // distinct banks, and threads reading one channel of consecutive rows (the column sums) read
 // consecutive words.
 DEV int prep_row_pitch(int D) { return ((D + 7) & ~7) + 4; }
+// Offset of INT8 value (r, c) of a block: row-major, or `tiled` (8 x 16-byte core matrices,
+// D a multiple of 16; 16 consecutive channels of a row are contiguous).
+DEV int int8_offset(int r, int c, int D, int tiled) {
+    return tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + (c >> 4) * 128 + (c & 15) : r * D + c;
+}
 template <int TYPE>
 DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever, int tiled,
@@ -111,6 +116,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     float* rinv = norms + blockSize;    // refined reciprocals of the norms (div_reciprocal)
     float* red = rinv + blockSize;      // 32 warp maxima, the scale, the in-range flag
     int* normsInRange = (int*)(red + 33);
+    float* usum = red + 64;             // the D sums of the unit rows
     const float* mu = mean ? mean + (i64)bh * D : 0;
     int tid = threadIdx.x, nt = blockDim.x;
     float amax = 0;
@@ -195,7 +201,6 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     const int end = tiled ? blockSize : rows;
     if ((D & 3) == 0) {
         const int quads = D >> 2, cq = (tid % quads) * 4, rq = tid / quads, rowsPerPass = nt / quads;
-        const int cOff = (cq >> 4) * 128 + (cq & 15);
         if (rq < rowsPerPass) {
             #pragma unroll 2
             for (int r = rq; r < end; r += rowsPerPass) {
@@ -206,7 +211,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
                     const int q2 = quantize_int8(v.z, premul, sc, scInv, fastQ), q3 = quantize_int8(v.w, premul, sc, scInv, fastQ);
                     packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
                 }
-                *(unsigned*)(dst + (tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + cOff : r * D + cq)) = packed;
+                *(unsigned*)(dst + int8_offset(r, cq, D, tiled)) = packed;
             }
         }
     } else {
@@ -214,8 +219,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         if (r0 < rowsPerPass) {
             #pragma unroll 4
             for (int r = r0; r < end; r += rowsPerPass)
-                dst[tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + (c0 >> 4) * 128 + (c0 & 15) : r * D + c0] =
-                    r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, sc, scInv, fastQ) : 0;
+                dst[int8_offset(r, c0, D, tiled)] = r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, sc, scInv, fastQ) : 0;
         }
     }
     // Column sums in the CPU's row order, one thread per channel and sum: the pooled mean from
@@ -242,7 +246,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
             const float w = fast && (gpuRound || fabsf(v) >= 0x1p-60f) ? div_by(v, nr, rinv[r]) : __fdiv_rn(v, nr);
             u = __fadd_rn(u, gpuRound ? roundh(w) : w);
         }
-        red[64 + c] = u;
+        usum[c] = u;
     }
     __syncthreads();
     if (tid == 0) {
@@ -250,7 +254,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         if (rows < blockSize && partialNever) sim = __int_as_float(0x7fc00000);
         else {
             float total = 0;
-            for (int c = 0; c < D; c++) total = __fadd_rn(total, __fmul_rn(red[64 + c], red[64 + c]));
+            for (int c = 0; c < D; c++) total = __fadd_rn(total, __fmul_rn(usum[c], usum[c]));
             sim = __fdiv_rn(total, __fmul_rn(n, n));
         }
         simOut[(i64)bh * nb + j] = sim;
@@ -322,6 +326,18 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     scores[((i64)bh * nq + i) * nk + j] = s;
 }
 
+// The selection's sort key of a block probability (p >= 0, or NaN): ascending keys are
+// descending probabilities.
+DEV unsigned prob_sort_key(float p) { return 0xffffffffu - __float_as_uint(p); }
+// Inclusive sum over the lanes of a warp (all 32 lanes take part).
+DEV unsigned warp_inclusive_sum(unsigned x) {
+    const int lane = threadIdx.x & 31;
+    for (int o = 1; o < 32; o <<= 1) {
+        const unsigned v = __shfl_up_sync(0xffffffffu, x, o);
+        if (lane >= o) x += v;
+    }
+    return x;
+}
 // Selection by CDF: a bitonic sort of `keys` (ascending keys = descending probability, lower
 // index first on ties; P2 entries, those past nk all ones), then the count of the leading
 // blocks whose cumulative probability stays within tau, at least one; marks them in rowm.
@@ -357,7 +373,7 @@ DEV void select_cdf(u64* keys, const float* probs, int nk, int P2, float tau, in
 
 // Selection of the `count` most probable blocks, lower index first among equal probabilities:
 // the same blocks as the sort above takes, found without sorting. A radix select (four 8-bit
-// digits, most significant first) finds the sort key u = ~bits(p) of the count-th block and
+// digits, most significant first) finds the sort key u (prob_sort_key) of the count-th block and
 // how many blocks with that key it takes (`need`); then every block with a smaller key is taken,
 // and of those with key u the `need` of lowest index (a scan over contiguous chunks of blocks).
 // 256-entry `hist`; red[34..] for the search state and the scan; marks rowm.
@@ -371,7 +387,7 @@ DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, flo
         __syncthreads();
         const unsigned prefix = state[0], high = shift == 24 ? 0u : 0xffffffffu << (shift + 8);
         for (int j = tid; j < nk; j += nt) {
-            const unsigned u = 0xffffffffu - __float_as_uint(probs[j]);
+            const unsigned u = prob_sort_key(probs[j]);
             if ((u & high) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
         }
         __syncthreads();
@@ -382,12 +398,7 @@ DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, flo
             unsigned mine = 0;
             #pragma unroll
             for (int e = 0; e < 8; e++) mine += hist[lane * 8 + e];
-            unsigned incl = mine;
-            for (int o = 1; o < 32; o <<= 1) {
-                const unsigned v = __shfl_up_sync(0xffffffffu, incl, o);
-                if (lane >= o) incl += v;
-            }
-            const unsigned before = incl - mine;
+            const unsigned incl = warp_inclusive_sum(mine), before = incl - mine;
             if (before < need && incl >= need) {
                 unsigned acc = before;
                 for (int e = 0; e < 8; e++) {
@@ -410,19 +421,15 @@ DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, flo
     unsigned rank = 0;
     if (ties > need) {
         unsigned mine = 0;
-        for (int j = j0; j < j1; j++) mine += (0xffffffffu - __float_as_uint(probs[j])) == key;
-        unsigned incl = mine;
-        for (int o = 1; o < 32; o <<= 1) {
-            const unsigned v = __shfl_up_sync(0xffffffffu, incl, o);
-            if (lane >= o) incl += v;
-        }
+        for (int j = j0; j < j1; j++) mine += prob_sort_key(probs[j]) == key;
+        const unsigned incl = warp_inclusive_sum(mine);
         if (lane == 31) warpTies[warp] = incl;
         __syncthreads();
         rank = incl - mine;
         for (int w = 0; w < warp; w++) rank += warpTies[w];
     }
     for (int j = j0; j < j1; j++) {
-        const unsigned u = 0xffffffffu - __float_as_uint(probs[j]);
+        const unsigned u = prob_sort_key(probs[j]);
         if (u < key) rowm[j] = 1;
         else if (u == key) { if (rank < need) rowm[j] = 1; rank++; }
     }
@@ -475,7 +482,7 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
             if (rowMax != -SP_INF) { p = __fdiv_rn(p, sum); if (gpuRound) p = roundh(p); }
             probs[j] = p;
             if (probsOut) probsOut[((i64)bh * nq + i) * nk + j] = p;
-            if (!isTopK) keys[j] = ((u64)(0xffffffffu - __float_as_uint(p)) << 32) | (u64)j;
+            if (!isTopK) keys[j] = ((u64)prob_sort_key(p) << 32) | (u64)j;
             rowm[j] = 0;
         } else if (!isTopK) keys[j] = ~0ull;
     }
