@@ -80,9 +80,12 @@ struct NVRTC: @unchecked Sendable {
         try check(nvrtcGetCUBINSize(prog, &size), "nvrtcGetCUBINSize")
         var cubin = [UInt8](repeating: 0, count: size)
         try check(nvrtcGetCUBIN(prog, &cubin), "nvrtcGetCUBIN")
-        // SPARGE_NVRTC_DUMP=DIR: every CUBIN also goes to DIR/<program>.sm_<arch>.cubin (for nvdisasm).
+        // SPARGE_NVRTC_DUMP=DIR: every CUBIN also goes to DIR/<program>.sm_<arch>.cubin (for nvdisasm),
+        // with its source and options beside it (<program>.cu, .options: to compile variants by hand).
         if let dir = environmentPaths("SPARGE_NVRTC_DUMP").first {
             FileManager.default.createFile(atPath: "\(dir)/\(name).sm_\(arch)\(suffix).cubin", contents: Data(cubin))
+            FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(source.utf8))
+            FileManager.default.createFile(atPath: "\(dir)/\(name).options", contents: Data(all.joined(separator: "\n").utf8))
         }
         return cubin
     }

@@ -71,26 +71,25 @@ DEV void visit_list(const unsigned char* mrow, int nk, int bk, int causal, i64 l
 }
 
 // Steps 2-3 of stage 2 for the whole query block, from each thread's largest increase of a
-// row maximum (`inc`, -inf for rows without keys). A warp whose own rows keep the tile knows
-// the answer and only announces its vote (bar.arrive); only warps that would skip wait for
-// the others (bar.sync on the same named barrier, BAR: an immediate, so that ptxas knows
-// which barriers the kernel uses) and read every vote.
+// row maximum (`inc`; -inf or NaN for rows without keys, which never keep a tile). The block
+// skips the tile when no row keeps it (inc + lambda > 0). Each warp decides for its own rows
+// with one vote instruction and writes the answer to `votes` (as an int); a warp that keeps
+// the tile knows the block's answer and only announces itself (bar.arrive); only warps that
+// would skip wait for the others (bar.sync on the same named barrier, BAR: an immediate, so
+// that ptxas knows which barriers the kernel uses) and read every answer.
 template <int NT, int WARPS, int BAR = 1>
 DEV bool block_skips(float inc, float lam, float* votes, int warp, int lane) {
-    inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 4));
-    inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 8));
-    inc = fmaxf(inc, __shfl_xor_sync(0xffffffffu, inc, 16));
-    if (lane == 0) votes[warp] = inc;
-    __syncwarp();
-    if (__fadd_rn(inc, lam) > 0.0f) {
+    const bool keep = __any_sync(0xffffffffu, __fadd_rn(inc, lam) > 0.0f);
+    if (lane == 0) ((int*)votes)[warp] = keep;
+    if (keep) {
         asm volatile("bar.arrive %0, %1;" :: "n"(BAR), "n"(NT) : "memory");
         return false;
     }
     asm volatile("bar.sync %0, %1;" :: "n"(BAR), "n"(NT) : "memory");
-    float best = -SP_INF;
+    int any = 0;
     #pragma unroll
-    for (int w = 0; w < WARPS; w++) best = fmaxf(best, votes[w]);
-    return __fadd_rn(best, lam) <= 0.0f;
+    for (int w = 0; w < WARPS; w++) any |= ((const int*)votes)[w];
+    return any == 0;
 }
 """#
 

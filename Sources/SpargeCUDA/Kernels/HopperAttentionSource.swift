@@ -276,7 +276,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
     const int r0 = qStart + warp * 16 + g, r1 = r0 + 8;
     const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
-    const float pen0 = valid0 ? 0.0f : -SP_INF, pen1 = valid1 ? 0.0f : -SP_INF;   // rows past Nq never vote
 #if Q_SMEM
     const unsigned qLo = desc_lo(qbuf + (warp >> 2) * 64 * D, 128);   // this warpgroup's 64 rows
 #else
@@ -293,7 +292,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
-    float m0 = -SP_INF, m1 = -SP_INF;
+    // Rows past Nq start at m = +inf: ml - m is then -inf, so they never keep a tile, and their
+    // m never moves (no rescale of their O, P = 0). Their results are not written.
+    float m0 = valid0 ? -SP_INF : SP_INF, m1 = valid1 ? -SP_INF : SP_INF;
     float o[OCH * 4];
     #pragma unroll
     for (int e = 0; e < OCH * 4; e++) o[e] = 0.0f;
@@ -487,9 +488,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         bool skip = false;
         if (!exempt && lamFinite) {
             // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
-            // keys (m = -inf); NaN (ignored by fmaxf here, in the shuffles and in the vote, as
-            // -inf would be) for rows without keys in the tile and for rows past Nq.
-            const float inc = fmaxf(__fadd_rn(__fsub_rn(ml0, m0), pen0), __fadd_rn(__fsub_rn(ml1, m1), pen1));
+            // keys (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without
+            // keys in the tile, -inf for rows past Nq (m = +inf).
+            const float inc = fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1));
 #if DECOUPLE
             // Named barrier 1 + idx % VOTE_SETS, as an immediate.
             float* votes = wred + (idx % VOTE_SETS) * WARPS;
@@ -508,8 +509,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
         // A skipped tile leaves m, O and l alone and passes P = 0 to the next P.V.
         const float mn0 = skip ? m0 : fmaxf(m0, ml0), mn1 = skip ? m1 : fmaxf(m1, ml1);
-        const float a0 = m0 == -SP_INF ? 1.0f : ex2(m0 - mn0);
-        const float a1 = m1 == -SP_INF ? 1.0f : ex2(m1 - mn1);
+        // (A row's first keys: 2^-inf = 0 times O = 0 and l = 0; rows past Nq: +inf = +inf, 1.)
+        const float a0 = m0 == mn0 ? 1.0f : ex2(m0 - mn0);
+        const float a1 = m1 == mn1 ? 1.0f : ex2(m1 - mn1);
         m0 = mn0; m1 = mn1;
 #if PV_FP8
         // P = 2^(S - m + 8.807) in fp32; l sums it unrounded, P.V takes it rounded to e4m3,
@@ -524,9 +526,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             #pragma unroll
             for (int e = 0; e < BK / 2; e++) if (!((e & 2) ? keep1 : keep0)) pf[e] = 0.0f;
         }
-        float ts0 = 0.0f, ts1 = 0.0f;
+        float ts0 = pf[0] + pf[1], ts1 = pf[2] + pf[3];
         #pragma unroll
-        for (int n = 0; n < BK / 8; n++) { ts0 += pf[4 * n] + pf[4 * n + 1]; ts1 += pf[4 * n + 2] + pf[4 * n + 3]; }
+        for (int n = 1; n < BK / 8; n++) { ts0 += pf[4 * n] + pf[4 * n + 1]; ts1 += pf[4 * n + 2] + pf[4 * n + 3]; }
         l0 = __fmaf_rn(l0, a0, ts0);
         l1 = __fmaf_rn(l1, a1, ts1);
         #pragma unroll
