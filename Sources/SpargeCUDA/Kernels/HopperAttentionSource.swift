@@ -90,13 +90,20 @@ enum HopperAttentionSource {
 #ifndef LOOKAHEAD
 #define LOOKAHEAD 1                 // K/V tiles copied ahead of the one computed
 #endif
-#define STAGES (LOOKAHEAD + 1 + PIPELINE)
+#ifndef SYNC2
+#define SYNC2 0                     // the __syncthreads (and the refills) every second tile, two tiles at a time
+#endif
+#define STAGES (LOOKAHEAD + 1 + PIPELINE + SYNC2)
 #ifndef DECOUPLE
 #define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
 #endif
 #if !PIPELINE
 #undef DECOUPLE
 #define DECOUPLE 0
+#endif
+#if DECOUPLE
+#undef SYNC2
+#define SYNC2 0
 #endif
 #ifndef PINGPONG
 #define PINGPONG 0                  // the two warpgroups take turns to issue their wgmma (FlashAttention-3)
@@ -393,10 +400,20 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int wg = warp >> 2;
     if (wg == 1 && cnt > 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
 #endif
-    auto step = [&](int idx, unsigned (&pa)[PK][4], unsigned (&pn)[PK][4]) {
+    // `odd` = idx & 1 (a constant in the two-tile loop).
+    auto step = [&](int idx, int odd, unsigned (&pa)[PK][4], unsigned (&pn)[PK][4]) {
         const int buf = idx % STAGES;
         mbar_wait(full + buf, (idx / STAGES) & 1);   // tile idx is the (idx / STAGES)-th fill of its buffer
-#if !DECOUPLE
+#if SYNC2
+        // Every second tile: every warp is done with the buffers of the two tiles before the
+        // previous one (one more stage holds the second refill), so warps drift apart by at most
+        // one tile between the barriers (the votes alternate between two named barriers).
+        if (!odd) {
+            __syncthreads();
+            if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
+            if (idx + LOOKAHEAD + 1 < cnt) load(idx + LOOKAHEAD + 1, (idx + LOOKAHEAD + 1) % STAGES);
+        }
+#elif !DECOUPLE
         __syncthreads();   // every warp is done with the buffer refilled next
         if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
 #endif
@@ -501,8 +518,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             case 3: skip = block_skips<NT, WARPS, 4>(inc, lam, votes, warp, lane); break;
             default: skip = block_skips<NT, WARPS, 5>(inc, lam, votes, warp, lane); break;
             }
+#elif SYNC2
+            if (odd) skip = block_skips<NT, WARPS, 2>(inc, lam, wred + WARPS, warp, lane);
+            else skip = block_skips<NT, WARPS, 1>(inc, lam, wred, warp, lane);
 #else
-            skip = block_skips<NT, WARPS>(inc, lam, wred + (idx & 1) * WARPS, warp, lane);
+            skip = block_skips<NT, WARPS>(inc, lam, wred + odd * WARPS, warp, lane);
 #endif
         }
         skipped += skip;
@@ -583,14 +603,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     };
 #if PIPELINE && UNROLL2
     int idx = 0;
-    for (; idx + 1 < cnt; idx += 2) { step(idx, pA, pB); step(idx + 1, pB, pA); }
+    for (; idx + 1 < cnt; idx += 2) { step(idx, 0, pA, pB); step(idx + 1, 1, pB, pA); }
     if (idx < cnt) {
-        step(idx, pA, pB);
+        step(idx, 0, pA, pB);
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) { pA[kk][0] = pB[kk][0]; pA[kk][1] = pB[kk][1]; pA[kk][2] = pB[kk][2]; pA[kk][3] = pB[kk][3]; }
     }
 #else
-    for (int idx = 0; idx < cnt; idx++) step(idx, pA, pB);
+    for (int idx = 0; idx < cnt; idx++) step(idx, idx & 1, pA, pB);
 #endif
 #if PIPELINE
     // The last tile's P.V (its P is in pA).
