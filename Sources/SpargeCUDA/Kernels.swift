@@ -112,8 +112,11 @@ enum Kernels {
             // taken off (an add): 1-3% faster, except fp16 at D=128, where the conversion's registers
             // cost spills (20 -> 68 bytes) and 2%.
             let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? (fp8 || d == 64 ? 1 : 0)
-            // The per-tile __syncthreads and refill every second tile (one more stage): opt-in until measured.
-            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1) ?? 0
+            // The per-tile __syncthreads and the refill every second tile (one more stage): FP8 with
+            // 128 x 64 blocks (H200, session 16, kernel ms at N=16384 / 32768 dense: D=64 2.49 /
+            // 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal); not measured with fp16, and with
+            // 128-key tiles the extra stage can exceed the shared memory.
+            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1) ?? (fp8 && threads == 256 && blockK == 64 ? 1 : 0)
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
@@ -218,7 +221,7 @@ public enum SpargeCUDAKernels {
                 // (whose defaults have them on), so both paths of each compile.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
-                                (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=1")]
+                                (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]
