@@ -112,11 +112,13 @@ enum Kernels {
             // taken off (an add): 1-3% faster, except fp16 at D=128, where the conversion's registers
             // cost spills (20 -> 68 bytes) and 2%.
             let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? (fp8 || d == 64 ? 1 : 0)
-            // The per-tile __syncthreads and the refill every second tile (one more stage): FP8 with
-            // 128 x 64 blocks (H200, session 16, kernel ms at N=16384 / 32768 dense: D=64 2.49 /
-            // 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal); not measured with fp16, and with
-            // 128-key tiles the extra stage can exceed the shared memory.
-            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1) ?? (fp8 && threads == 256 && blockK == 64 ? 1 : 0)
+            // The per-tile __syncthreads and the refill every second tile (one more stage), with
+            // 128 x 64 blocks: FP8, and fp16 at D=64 (H200, session 16, kernel ms at N=16384 / 32768
+            // dense: FP8 D=64 2.49 / 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal; fp16 D=64 2.67 /
+            // 10.47 -> 2.61 / 10.18). fp16 at D=128 is 36% slower with it (the extra stage of fp16
+            // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
+            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
+                ?? (threads == 256 && blockK == 64 && (fp8 || d == 64) ? 1 : 0)
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
