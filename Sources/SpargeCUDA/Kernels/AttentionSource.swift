@@ -73,14 +73,14 @@ DEV void visit_list(const unsigned char* mrow, int nk, int bk, int causal, i64 l
 // Steps 2-3 of stage 2 for the whole query block, from each thread's largest increase of a
 // row maximum (`inc`; -inf or NaN for rows without keys, which never keep a tile). The block
 // skips the tile when no row keeps it (inc + lambda > 0). Each warp decides for its own rows
-// with one vote instruction and writes the answer to `votes` (as an int); a warp that keeps
+// with one vote instruction and writes the answer (1: keep) to `votes`; a warp that keeps
 // the tile knows the block's answer and only announces itself (bar.arrive); only warps that
 // would skip wait for the others (bar.sync on the same named barrier, BAR: an immediate, so
 // that ptxas knows which barriers the kernel uses) and read every answer.
 template <int NT, int WARPS, int BAR = 1>
-DEV bool block_skips(float inc, float lam, float* votes, int warp, int lane) {
+DEV bool block_skips(float inc, float lam, int* votes, int warp, int lane) {
     const bool keep = __any_sync(0xffffffffu, __fadd_rn(inc, lam) > 0.0f);
-    if (lane == 0) ((int*)votes)[warp] = keep;
+    if (lane == 0) votes[warp] = keep;
     if (keep) {
         asm volatile("bar.arrive %0, %1;" :: "n"(BAR), "n"(NT) : "memory");
         return false;
@@ -88,7 +88,7 @@ DEV bool block_skips(float inc, float lam, float* votes, int warp, int lane) {
     asm volatile("bar.sync %0, %1;" :: "n"(BAR), "n"(NT) : "memory");
     int any = 0;
     #pragma unroll
-    for (int w = 0; w < WARPS; w++) any |= ((const int*)votes)[w];
+    for (int w = 0; w < WARPS; w++) any |= votes[w];
     return any == 0;
 }
 """#
@@ -140,8 +140,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
     int* list = (int*)(vbuf + STAGES * VTILE);
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
-    float* wred = ksc + nk;                // two sets: a fast warp may write the next tile's value
-    int* sh = (int*)(wred + 2 * WARPS);
+    int* wred = (int*)(ksc + nk);          // two sets of votes: a fast warp may write the next tile's
+    int* sh = wred + 2 * WARPS;
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;

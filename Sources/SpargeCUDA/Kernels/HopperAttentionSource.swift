@@ -246,8 +246,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* list = (int*)(empty + STAGES);
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
-    float* wred = ksc + nk;
-    int* sh = (int*)(wred + VOTE_SETS * WARPS);
+    int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
+    int* sh = wred + VOTE_SETS * WARPS;
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -404,18 +404,17 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     auto step = [&](int idx, int odd, unsigned (&pa)[PK][4], unsigned (&pn)[PK][4]) {
         const int buf = idx % STAGES;
         mbar_wait(full + buf, (idx / STAGES) & 1);   // tile idx is the (idx / STAGES)-th fill of its buffer
-#if SYNC2
-        // Every second tile: every warp is done with the buffers of the two tiles before the
-        // previous one (one more stage holds the second refill), so warps drift apart by at most
-        // one tile between the barriers (the votes alternate between two named barriers).
-        if (!odd) {
+#if !DECOUPLE
+        // Every warp is done with the buffer(s) refilled next. With SYNC2 only on even tiles,
+        // refilling two (one more stage holds the second), so warps drift apart by at most one
+        // tile between the barriers (the votes alternate between two named barriers).
+        if (!(SYNC2 && odd)) {
             __syncthreads();
             if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
+#if SYNC2
             if (idx + LOOKAHEAD + 1 < cnt) load(idx + LOOKAHEAD + 1, (idx + LOOKAHEAD + 1) % STAGES);
+#endif
         }
-#elif !DECOUPLE
-        __syncthreads();   // every warp is done with the buffer refilled next
-        if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
 #endif
 #if PINGPONG
         if (wg == 0) asm volatile("bar.sync %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
@@ -510,7 +509,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             const float inc = fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1));
 #if DECOUPLE
             // Named barrier 1 + idx % VOTE_SETS, as an immediate.
-            float* votes = wred + (idx % VOTE_SETS) * WARPS;
+            int* votes = wred + (idx % VOTE_SETS) * WARPS;
             switch (idx % VOTE_SETS) {
             case 0: skip = block_skips<NT, WARPS, 1>(inc, lam, votes, warp, lane); break;
             case 1: skip = block_skips<NT, WARPS, 2>(inc, lam, votes, warp, lane); break;
