@@ -84,9 +84,6 @@ enum HopperAttentionSource {
 #ifndef EXP_F16
 #define EXP_F16 0                   // ex2.approx.f16x2 is two MUFU.EX2.F16 plus a PRMT on sm_90: fp32 is cheaper
 #endif
-#ifndef EXP_POLY
-#define EXP_POLY 0                  // FP8: of every 8 scores, this many exponentials on the FMA pipe (ex2_poly), the rest MUFU
-#endif
 #ifndef PIPELINE
 #define PIPELINE 1                  // P.V of tile idx - 1 runs during the softmax of tile idx
 #endif
@@ -96,9 +93,7 @@ enum HopperAttentionSource {
 #ifndef SYNC2
 #define SYNC2 0                     // the __syncthreads (and the refills) every second tile, two tiles at a time
 #endif
-#ifndef SYNC4
-#define SYNC4 0                     // the same every fourth tile, four tiles at a time
-#endif
+#define STAGES (LOOKAHEAD + 1 + PIPELINE + SYNC2)
 #ifndef DECOUPLE
 #define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
 #endif
@@ -109,11 +104,7 @@ enum HopperAttentionSource {
 #if DECOUPLE
 #undef SYNC2
 #define SYNC2 0
-#undef SYNC4
-#define SYNC4 0
 #endif
-#define SYNC_N (SYNC4 ? 4 : SYNC2 ? 2 : 1)    // tiles per block-wide barrier
-#define STAGES (LOOKAHEAD + PIPELINE + SYNC_N)
 #ifndef PINGPONG
 #define PINGPONG 0                  // the two warpgroups take turns to issue their wgmma (FlashAttention-3)
 #endif
@@ -122,9 +113,8 @@ enum HopperAttentionSource {
 #define PINGPONG 0
 #endif
 // Sets of lambda votes (and named barriers 1 .. VOTE_SETS): decoupled warps drift apart by at
-// most STAGES - 1 tiles (a tile's copy waits for every warp to release the buffer's last tile),
-// others by at most SYNC_N - 1 between the block-wide barriers.
-#define VOTE_SETS (DECOUPLE ? STAGES : SYNC_N > 2 ? SYNC_N : 2)     // at most 5 (LOOKAHEAD <= 3)
+// most STAGES - 1 tiles (a tile's copy waits for every warp to release the buffer's last tile).
+#define VOTE_SETS (DECOUPLE ? STAGES : 2)     // at most 5 (LOOKAHEAD <= 3)
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
 // named barrier for the block.)
@@ -229,21 +219,6 @@ DEV unsigned e4m3pack(float a, float b, float c, float d) {
     return y;
 }
 #endif
-// 2^x on the FMA pipe instead of MUFU (whose 16 results per SM and clock the softmax queues
-// on): 2^round(x) placed in the exponent of a degree-5 polynomial for 2^f, f in [-0.5, 0.5]
-// (relative error 1.8e-7 in fp32, ex2.approx's order). x below -125 gives 2^-125 (e4m3 rounds it
-// to 0; in the fp32 row sums it is 2^-133 of the largest term or less).
-DEV float ex2_poly(float x) {
-    x = fmaxf(x, -125.0f);
-    const float j = __fadd_rn(x, 12582912.0f);      // round(x) + 1.5 * 2^23: round(x) in the low bits
-    const float f = __fsub_rn(x, __fsub_rn(j, 12582912.0f));
-    float p = fmaf(0.0013264698f, f, 0.0096715093f);
-    p = fmaf(p, f, 0.0555073395f);
-    p = fmaf(p, f, 0.2402224243f);
-    p = fmaf(p, f, 0.6931470037f);
-    p = fmaf(p, f, 1.0f);
-    return __int_as_float(__float_as_int(j) * 8388608 + __float_as_int(p));
-}
 // Pins a register between the asynchronous instructions (no read or write moves across).
 DEV void pin(int& x) { asm volatile("" : "+r"(x) :: "memory"); }
 DEV void pin(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
@@ -428,18 +403,17 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // `odd` = idx & 1 (a constant in the two-tile loop).
     auto step = [&](int idx, int odd, unsigned (&pa)[PK][4], unsigned (&pn)[PK][4]) {
         const int buf = idx % STAGES;
-        // The tile's place between two block-wide barriers.
-        const int phase = SYNC_N == 4 ? idx & 3 : SYNC_N == 2 ? odd : 0;
         mbar_wait(full + buf, (idx / STAGES) & 1);   // tile idx is the (idx / STAGES)-th fill of its buffer
 #if !DECOUPLE
-        // Every warp is done with the buffer(s) refilled next. With SYNC2 (SYNC4) only every
-        // second (fourth) tile, refilling two (four) buffers (the extra stages hold them), so
-        // warps drift apart by at most SYNC_N - 1 tiles between the barriers (the votes rotate
-        // over SYNC_N named barriers).
-        if (phase == 0) {
+        // Every warp is done with the buffer(s) refilled next. With SYNC2 only on even tiles,
+        // refilling two (one more stage holds the second), so warps drift apart by at most one
+        // tile between the barriers (the votes alternate between two named barriers).
+        if (!(SYNC2 && odd)) {
             __syncthreads();
-            #pragma unroll
-            for (int r = 0; r < SYNC_N; r++) if (idx + LOOKAHEAD + r < cnt) load(idx + LOOKAHEAD + r, (idx + LOOKAHEAD + r) % STAGES);
+            if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
+#if SYNC2
+            if (idx + LOOKAHEAD + 1 < cnt) load(idx + LOOKAHEAD + 1, (idx + LOOKAHEAD + 1) % STAGES);
+#endif
         }
 #endif
 #if PINGPONG
@@ -543,13 +517,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             case 3: skip = block_skips<NT, WARPS, 4>(inc, lam, votes, warp, lane); break;
             default: skip = block_skips<NT, WARPS, 5>(inc, lam, votes, warp, lane); break;
             }
-#elif SYNC4
-            switch (phase) {
-            case 0: skip = block_skips<NT, WARPS, 1>(inc, lam, wred, warp, lane); break;
-            case 1: skip = block_skips<NT, WARPS, 2>(inc, lam, wred + WARPS, warp, lane); break;
-            case 2: skip = block_skips<NT, WARPS, 3>(inc, lam, wred + 2 * WARPS, warp, lane); break;
-            default: skip = block_skips<NT, WARPS, 4>(inc, lam, wred + 3 * WARPS, warp, lane); break;
-            }
 #elif SYNC2
             if (odd) skip = block_skips<NT, WARPS, 2>(inc, lam, wred + WARPS, warp, lane);
             else skip = block_skips<NT, WARPS, 1>(inc, lam, wred, warp, lane);
@@ -572,10 +539,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const float sh1 = __fadd_rn(mn1 == -SP_INF ? 0.0f : -mn1, FP8_OFFSET);
         float pf[BK / 2];
         #pragma unroll
-        for (int e = 0; e < BK / 2; e++) {
-            const float x = fmaf(SUB(s[e]), mul, (e & 2) ? sh1 : sh0);
-            pf[e] = (e & 7) < EXP_POLY ? ex2_poly(x) : ex2(x);
-        }
+        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(SUB(s[e]), mul, (e & 2) ? sh1 : sh0));
         if (masked || skip) {
             const bool keep0 = !(mn0 == -SP_INF || skip), keep1 = !(mn1 == -SP_INF || skip);
             #pragma unroll
