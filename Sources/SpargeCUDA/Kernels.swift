@@ -112,25 +112,22 @@ enum Kernels {
             // taken off (an add): 1-3% faster, except fp16 at D=128, where the conversion's registers
             // cost spills (20 -> 68 bytes) and 2%.
             let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? (fp8 || d == 64 ? 1 : 0)
-            // FP8 with the pipelined loop: P through shared memory instead of registers (a
-            // __syncthreads every tile then, so no SYNC2).
-            let pShared = fp8 && pipeline == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_P_SMEM", in: 0...1) ?? 0 : 0
             // The per-tile __syncthreads and the refill every second tile (one more stage), with
             // 128 x 64 blocks: FP8, and fp16 at D=64 (H200, session 16, kernel ms at N=16384 / 32768
             // dense: FP8 D=64 2.49 / 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal; fp16 D=64 2.67 /
             // 10.47 -> 2.61 / 10.18). fp16 at D=128 is 36% slower with it (the extra stage of fp16
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
-            let syncTwo = decouple == 1 || pShared == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
+            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
                 ?? (threads == 256 && blockK == 64 && (fp8 || d == 64) ? 1 : 0)
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(pShared == 1 ? "_ps" : "")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "--std=c++17"] + (pShared == 1 ? ["-DP_SMEM=1"] : [])
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
             // the stage's two mbarriers.
             let stages = lookahead + 1 + pipeline + syncTwo
-            tiles = qShared * blockQ * d + pShared * 2 * blockQ * blockK + stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
+            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
             voteSets = max(2, stages)
         }
         private let voteSets: Int
@@ -226,13 +223,11 @@ public enum SpargeCUDAKernels {
                 // (whose defaults have them on), so both paths of each compile.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
-                                (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (true, "-DP_SMEM=1")]
+                                (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]
-                    let options = config.options.contains { $0.hasPrefix("-D\(name)=") }
-                        ? config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 } : config.options + [define]
+                    let options = config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 }
                     let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_\(name).cu", arch: 90, suffix: "a",
                                                   options: options)
                     sizes.append((config.program + "_\(name)", cubin.count))

@@ -54,21 +54,7 @@ enum HopperAttentionSource {
         let e4m3 = [64, 128].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
             // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
             + [64, 128].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
-        // P.V with P from shared memory too (P_SMEM).
-        let e4m3ss = [64, 128].map { n -> String in
-            let acc = n / 2
-            let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
-            let outs = (0..<acc).map { "\"+f\"(d[\($0)])" }.joined(separator: ", ")
-            return """
-            DEV void wgmma_e4m3ss_n\(n)(float* d, u64 adesc, u64 desc) {
-                asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 2), 0;\\n"
-                    "wgmma.mma_async.sync.aligned.m64n\(n)k32.f32.e4m3.e4m3 {\(dl)}, %\(acc), %\(acc + 1), p, 1, 1;\\n}\\n"
-                    : \(outs) : "l"(adesc), "l"(desc), "r"(1));
-            }
-
-            """
-        }
-        return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + (e4m3 + e4m3ss).joined() + "#endif\n"
+        return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
     static let kernel = #"""
@@ -107,21 +93,6 @@ enum HopperAttentionSource {
 #ifndef SYNC2
 #define SYNC2 0                     // the __syncthreads (and the refills) every second tile, two tiles at a time
 #endif
-#ifndef P_SMEM
-#define P_SMEM 0                    // FP8, pipelined: P through shared memory (two buffers) instead of registers
-#endif
-#if !PV_FP8 || !PIPELINE
-#undef P_SMEM
-#define P_SMEM 0
-#endif
-#if P_SMEM
-// P(idx) is stored in step idx and read by the P.V issued in step idx + 1, after that step's
-// __syncthreads: so a barrier every tile (and no DECOUPLE, no ping-pong).
-#undef SYNC2
-#define SYNC2 0
-#undef DECOUPLE
-#define DECOUPLE 0
-#endif
 #define STAGES (LOOKAHEAD + 1 + PIPELINE + SYNC2)
 #ifndef DECOUPLE
 #define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
@@ -137,7 +108,7 @@ enum HopperAttentionSource {
 #ifndef PINGPONG
 #define PINGPONG 0                  // the two warpgroups take turns to issue their wgmma (FlashAttention-3)
 #endif
-#if BQ != 128 || !PIPELINE || P_SMEM
+#if BQ != 128 || !PIPELINE
 #undef PINGPONG
 #define PINGPONG 0
 #endif
@@ -158,7 +129,6 @@ enum HopperAttentionSource {
 #define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
 #endif
 #define QBYTES (Q_SMEM ? BQ * D : 0)
-#define PBYTES (P_SMEM ? 2 * BQ * BK : 0)   // two P buffers, rows in 8-row groups of 16-byte key chunks
 // Step kk (32 channels) of S = Q K^T into acc, K from the descriptor kdesc.
 #if Q_SMEM
 #define WG_S8SS(n) CAT3(wgmma_s8ss_n, n, )
@@ -189,11 +159,9 @@ enum HopperAttentionSource {
 #if PV_FP8 && D == 64
 #define WG_PV wgmma_e4m3_n64
 #define WG_PV_FRESH wgmma_e4m3_fresh_n64
-#define WG_PV_SS wgmma_e4m3ss_n64
 #elif PV_FP8
 #define WG_PV wgmma_e4m3_n128
 #define WG_PV_FRESH wgmma_e4m3_fresh_n128
-#define WG_PV_SS wgmma_e4m3ss_n128
 #elif D == 64
 #define WG_PV wgmma_f16_n72
 #else
@@ -260,7 +228,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + PBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -271,8 +239,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const unsigned char* keyValid, const unsigned char* blockFlags) {
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
-    unsigned char* pbuf = smem + QBYTES;          // P_SMEM: P of even and odd tiles
-    unsigned char* kbuf = pbuf + PBYTES;
+    unsigned char* kbuf = smem + QBYTES;
     unsigned char* vbuf = kbuf + STAGES * KTILE;
     u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
     u64* empty = full + STAGES;                  // per stage: every warp is done with its tile (DECOUPLE)
@@ -298,9 +265,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     }
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-#if P_SMEM
-    for (int e = tid; e < PBYTES / 4; e += NT) ((unsigned*)pbuf)[e] = 0u;   // P of "tile -1"
-#endif
     if (tid == 0) {
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -407,29 +371,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #else
     #define PV_ACC o
 #endif
-#if P_SMEM
-    // This warpgroup's 64 rows of a P buffer; in step idx the P.V of tile idx - 1 reads buffer
-    // (idx - 1) & 1 while the softmax writes buffer idx & 1.
-    const unsigned pLo = desc_lo(pbuf + (warp >> 2) * 64 * BK, 128);
-    // Where this thread's P registers go: A-fragment register c of k-step kk holds row
-    // 16 * (warp % 4) + g + 8 * (c & 1), keys 32 kk + 16 (c >> 1) + 4 t4 .. + 3.
-    unsigned char* pmine = pbuf + (warp >> 2) * 64 * BK + ((warp & 3) * 2) * (BK * 8) + g * 16 + t4 * 4;
-    auto store_p = [&](int pb, const unsigned (&pn)[PK][4]) {
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++)
-            #pragma unroll
-            for (int c = 0; c < 4; c++)
-                *(unsigned*)(pmine + pb * BQ * BK + (c & 1) * (BK * 8) + (kk * 2 + (c >> 1)) * 128) = pn[kk][c];
-    };
-#endif
-    auto issue_pv = [&](int buf, const unsigned (&pa)[PK][4], int pb = 0) {
+    auto issue_pv = [&](int buf, const unsigned (&pa)[PK][4]) {
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) {
-#if P_SMEM
-            WG_PV_SS(PV_ACC, sdesc(pLo + (pb * BQ * BK + kk * 256) / 16, BK * 8),
-                     sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 8 * VELEM));
-            continue;
-#endif
 #if TWO_LEVEL
             if (kk == 0) { WG_PV_FRESH(ot, pa[kk], sdesc(vLo + (buf * VTILE) / 16, BK * 8 * VELEM)); continue; }
 #endif
@@ -441,10 +385,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wg_wait<0>();
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) pin(PV_ACC[e]);
-#if !P_SMEM
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
-#endif
 #if TWO_LEVEL
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
@@ -495,7 +437,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
         wg_commit();
 #if PIPELINE
-        issue_pv((idx + STAGES - 1) % STAGES, pa, (idx + 1) & 1);
+        issue_pv((idx + STAGES - 1) % STAGES, pa);
 #if PINGPONG
         // The last arrival of warpgroup 1 would have no partner.
         if (wg == 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR + 1), "n"(NT) : "memory");
@@ -616,9 +558,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             pn[kk][2] = e4m3pack(x[8], x[9], x[12], x[13]);
             pn[kk][3] = e4m3pack(x[10], x[11], x[14], x[15]);
         }
-#if P_SMEM
-        store_p(idx & 1, pn);
-#endif
 #else
         const float sh0 = mn0 == -SP_INF ? 0.0f : -mn0, sh1 = mn1 == -SP_INF ? 0.0f : -mn1;
         if (masked || skip) {
@@ -639,12 +578,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 #if PIPELINE
         wait_pv(pa);
-#if P_SMEM
-        // The stores of P ordered before the wgmma (async proxy) that reads them after the next
-        // barrier. (Here, with no wgmma in flight: ptxas 12.9 and 13 crash on the fence while
-        // the P.V runs.)
-        proxy_fence();
-#endif
 #if DECOUPLE
         // P.V of tile idx - 1 is done: this warp is finished with its buffer.
         __syncwarp();
@@ -684,7 +617,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) { pin(o[e]); pin(PV_ACC[e]); }
         wg_fence();
-        issue_pv((cnt + STAGES - 1) % STAGES, pA, (cnt + 1) & 1);
+        issue_pv((cnt + STAGES - 1) % STAGES, pA);
         wait_pv(pA);
     }
 #endif
