@@ -86,19 +86,15 @@ enum Kernels {
             // 1.31 -> 3.93 / 2.05 / 1.10; N=32768 FP8 18.1 -> 13.5 dense). At D=64 Q in shared
             // memory is 2-4% slower (the kernel already fits two CTAs there).
             let wide = d == 128 && threads == 256 && blockK == 64
-            // Two selected key blocks per step (FP8, 128 x 64 blocks; Q in shared memory, P through
-            // shared memory): opt-in, for measuring.
-            let pairs = fp8 && threads == 256 && blockK == 64 ? Kernels.environmentInt("SPARGE_CUDA_WG_PAIR", in: 0...2) ?? 0 : 0
-            // 2: Q and P in registers, one CTA per SM unless SPARGE_CUDA_MIN_BLOCKS says otherwise.
-            let pipeline = pairs >= 1 ? 1 : Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (wide ? 0 : 1)
+            let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (wide ? 0 : 1)
             let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
             // Two blocks per SM only where ptxas (NVRTC 12.9) fits the kernel in 128 registers
             // without spills: D=64 with 128-key tiles spills (280 bytes of stack, 2.69 ms
             // against 1.47 at 128x64 on the H100).
-            let minDefault = pairs == 2 ? 1 : threads == 128 || (d == 64 && blockK == 64) || wide ? 2 : 1
+            let minDefault = threads == 128 || (d == 64 && blockK == 64) || wide ? 2 : 1
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 0
-            let qShared = pairs == 1 ? 1 : Kernels.environmentInt("SPARGE_CUDA_WG_Q_SMEM", in: 0...1) ?? (wide ? 1 : 0)
+            let qShared = Kernels.environmentInt("SPARGE_CUDA_WG_Q_SMEM", in: 0...1) ?? (wide ? 1 : 0)
             // FP8 two-level accumulation: opt-in until measured (SPARGE_CUDA_FP8_TWO_LEVEL=1).
             let twoLevel = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_TWO_LEVEL", in: 0...1) ?? 0 : 0
             // Warps released from the per-tile __syncthreads (per-stage "empty" mbarriers), and
@@ -121,17 +117,17 @@ enum Kernels {
             // dense: FP8 D=64 2.49 / 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal; fp16 D=64 2.67 /
             // 10.47 -> 2.61 / 10.18). fp16 at D=128 is 36% slower with it (the extra stage of fp16
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
-            let syncTwo = decouple == 1 || pairs >= 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
+            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
                 ?? (threads == 256 && blockK == 64 && (fp8 || d == 64) ? 1 : 0)
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(pairs >= 1 ? "_pr\(pairs)" : "")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "--std=c++17"] + (pairs >= 1 ? ["-DPAIR=\(pairs)"] : [])
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
             // the stage's two mbarriers.
-            let stages = pairs >= 1 ? 2 * (lookahead + 2) : lookahead + 1 + pipeline + syncTwo
-            tiles = qShared * blockQ * d + (pairs == 1 ? 2 * blockQ * 2 * blockK : 0) + stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
+            let stages = lookahead + 1 + pipeline + syncTwo
+            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
             voteSets = max(2, stages)
         }
         private let voteSets: Int

@@ -54,21 +54,7 @@ enum HopperAttentionSource {
         let e4m3 = [64, 128].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
             // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
             + [64, 128].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
-        // P.V with P from shared memory too (PAIR).
-        let e4m3ss = [64, 128].map { n -> String in
-            let acc = n / 2
-            let dl = (0..<acc).map { "%\($0)" }.joined(separator: ", ")
-            let outs = (0..<acc).map { "\"+f\"(d[\($0)])" }.joined(separator: ", ")
-            return """
-            DEV void wgmma_e4m3ss_n\(n)(float* d, u64 adesc, u64 desc) {
-                asm volatile("{\\n.reg .pred p;\\nsetp.ne.b32 p, %\(acc + 2), 0;\\n"
-                    "wgmma.mma_async.sync.aligned.m64n\(n)k32.f32.e4m3.e4m3 {\(dl)}, %\(acc), %\(acc + 1), p, 1, 1;\\n}\\n"
-                    : \(outs) : "l"(adesc), "l"(desc), "r"(1));
-            }
-
-            """
-        }
-        return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + (e4m3 + e4m3ss).joined() + "#endif\n"
+        return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
     static let kernel = #"""
@@ -107,25 +93,7 @@ enum HopperAttentionSource {
 #ifndef SYNC2
 #define SYNC2 0                     // the __syncthreads (and the refills) every second tile, two tiles at a time
 #endif
-#ifndef PAIR
-#define PAIR 0                      // two selected key blocks (128 keys) per step: FP8, 128 x 64 blocks; 1: Q and P in shared memory, 2: in registers
-#endif
-#if PAIR == 1 && !(PV_FP8 && Q_SMEM && BQ == 128 && BK == 64)
-#error "PAIR 1 needs FP8 P.V, Q in shared memory and 128 x 64 blocks"
-#endif
-#if PAIR == 2 && !(PV_FP8 && BQ == 128 && BK == 64)
-#error "PAIR 2 needs FP8 P.V and 128 x 64 blocks"
-#endif
-#if PAIR
-// One __syncthreads per pair; tile t still in buffer t % STAGES, LOOKAHEAD pairs copied ahead.
-#undef SYNC2
-#define SYNC2 0
-#undef DECOUPLE
-#define DECOUPLE 0
-#define STAGES (2 * (LOOKAHEAD + 2))
-#else
 #define STAGES (LOOKAHEAD + 1 + PIPELINE + SYNC2)
-#endif
 #ifndef DECOUPLE
 #define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
 #endif
@@ -140,7 +108,7 @@ enum HopperAttentionSource {
 #ifndef PINGPONG
 #define PINGPONG 0                  // the two warpgroups take turns to issue their wgmma (FlashAttention-3)
 #endif
-#if BQ != 128 || !PIPELINE || PAIR
+#if BQ != 128 || !PIPELINE
 #undef PINGPONG
 #define PINGPONG 0
 #endif
@@ -161,7 +129,6 @@ enum HopperAttentionSource {
 #define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
 #endif
 #define QBYTES (Q_SMEM ? BQ * D : 0)
-#define PBYTES (PAIR == 1 ? 2 * BQ * 2 * BK : 0)   // PAIR: P of even and odd pairs, 8-row groups of 16-key chunks
 // Step kk (32 channels) of S = Q K^T into acc, K from the descriptor kdesc.
 #if Q_SMEM
 #define WG_S8SS(n) CAT3(wgmma_s8ss_n, n, )
@@ -192,11 +159,9 @@ enum HopperAttentionSource {
 #if PV_FP8 && D == 64
 #define WG_PV wgmma_e4m3_n64
 #define WG_PV_FRESH wgmma_e4m3_fresh_n64
-#define WG_PV_SS wgmma_e4m3ss_n64
 #elif PV_FP8
 #define WG_PV wgmma_e4m3_n128
 #define WG_PV_FRESH wgmma_e4m3_fresh_n128
-#define WG_PV_SS wgmma_e4m3ss_n128
 #elif D == 64
 #define WG_PV wgmma_f16_n72
 #else
@@ -263,7 +228,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + PBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -274,8 +239,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const unsigned char* keyValid, const unsigned char* blockFlags) {
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
-    unsigned char* pbuf = smem + QBYTES;          // PAIR: P of even and odd pairs
-    unsigned char* kbuf = pbuf + PBYTES;
+    unsigned char* kbuf = smem + QBYTES;
     unsigned char* vbuf = kbuf + STAGES * KTILE;
     u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
     u64* empty = full + STAGES;                  // per stage: every warp is done with its tile (DECOUPLE)
@@ -300,14 +264,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
     }
 #endif
-#if PAIR
-    // Zeros in every V^T buffer (a pair without its second block reads whatever its buffer holds,
-    // against P = 0: it must be finite) and in the P buffers (the P.V of "pair -1").
-    for (int e = tid; e < STAGES * VTILE / 4; e += NT) ((unsigned*)vbuf)[e] = 0u;
-    for (int e = tid; e < PBYTES / 4; e += NT) ((unsigned*)pbuf)[e] = 0u;
-#else
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-#endif
     if (tid == 0) {
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -435,207 +392,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
-#if PAIR
-    // Pairs of selected key blocks: step p computes S of tiles 2p and 2p + 1 (128 keys) and the
-    // softmax of both while the P.V of pair p - 1 runs, P going through shared memory (buffer
-    // p & 1), so the registers hold S (64), O and little else. The filter decides each block as
-    // the single-tile loop does, in order: block 2p + 1 against the maxima after block 2p, for
-    // both outcomes of 2p in one vote. P of both blocks is taken against the maxima after the
-    // pair (the same probabilities; their FP8 rounding differs from block-by-block steps).
-#if PAIR == 1
-    const unsigned pLo = desc_lo(pbuf + (warp >> 2) * 64 * 2 * BK, 128);
-    unsigned char* pmine = pbuf + (warp >> 2) * 64 * 2 * BK + ((warp & 3) * 2) * (2 * BK * 8) + g * 16 + t4 * 4;
-    auto issue_pair_pv = [&](int pp) {      // O += P(pp) V(tiles 2pp, 2pp + 1), pp >= -1
-        const int v0 = (2 * pp + STAGES) % STAGES, v1 = (2 * pp + 1 + STAGES) % STAGES;
-        #pragma unroll
-        for (int kk = 0; kk < 2 * PK; kk++)
-            WG_PV_SS(o, sdesc(pLo + (((pp + 2) & 1) * BQ * 2 * BK + kk * 256) / 16, 2 * BK * 8),
-                     sdesc(vLo + ((kk < PK ? v0 : v1) * VTILE + (kk % PK) * 256) / 16, BK * 8 * VELEM));
-        wg_commit();
-    };
-#else
-    // PAIR 2: P of the pair whose P.V runs (pa) and of the pair being computed (pn), in registers.
-    unsigned pa[2 * PK][4], pn[2 * PK][4];
-    #pragma unroll
-    for (int kk = 0; kk < 2 * PK; kk++) { pa[kk][0] = 0u; pa[kk][1] = 0u; pa[kk][2] = 0u; pa[kk][3] = 0u; }
-    auto issue_pair_pv = [&](int pp) {      // O += P(pp) V(tiles 2pp, 2pp + 1), pp >= -1, P in pa
-        const int v0 = (2 * pp + STAGES) % STAGES, v1 = (2 * pp + 1 + STAGES) % STAGES;
-        #pragma unroll
-        for (int kk = 0; kk < 2 * PK; kk++)
-            WG_PV(o, pa[kk], sdesc(vLo + ((kk < PK ? v0 : v1) * VTILE + (kk % PK) * 256) / 16, BK * 8 * VELEM));
-        wg_commit();
-    };
-#endif
-    // Scores of one block: S converted (and scaled and masked on the masked path), this
-    // thread's two row maxima over the row's four threads; mul: the scale still to apply.
-    auto block_scores = [&](const int (&acc)[BK / 2], int t, bool masked, float sc, float (&s)[BK / 2],
-                            float& ml0, float& ml1, float& mul) {
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) s[e] = __int2float_rn(acc[e]);
-        ml0 = -SP_INF; ml1 = -SP_INF;
-        if (masked) {
-            const int kStart = list[t] * BK, cols = min(BK, Nk - kStart);
-            #pragma unroll
-            for (int e = 0; e < BK / 2; e++) {
-                const int col = (e >> 2) * 8 + 2 * t4 + (e & 1);
-                const int row = (e & 2) ? r1 : r0;
-                float v = __fmul_rn(s[e], sc);
-                if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
-                if (causal && kStart + col > row + offset) v = -SP_INF;
-                if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
-                s[e] = v;
-                if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
-            }
-        } else {
-            ml0 = fmaxf(s[0], s[1]); ml1 = fmaxf(s[2], s[3]);
-            #pragma unroll
-            for (int n = 1; n < BK / 8; n++) {
-                ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
-                ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
-            }
-        }
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
-        if (!masked) { ml0 = __fmul_rn(ml0, sc); ml1 = __fmul_rn(ml1, sc); }
-        mul = masked ? 1.0f : sc;
-    };
-    // P = 2^(S - m + 8.807) of one block into pf (0 where `keep` says so), its row sums added.
-    auto block_p = [&](const float (&s)[BK / 2], float mul, float sh0, float sh1, bool keep0, bool keep1,
-                       float (&pf)[BK / 2], float& ts0, float& ts1) {
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) {
-            const float x = ex2(fmaf(s[e], mul, (e & 2) ? sh1 : sh0));
-            pf[e] = ((e & 2) ? keep1 : keep0) ? x : 0.0f;
-        }
-        #pragma unroll
-        for (int n = 0; n < BK / 8; n++) { ts0 += pf[4 * n] + pf[4 * n + 1]; ts1 += pf[4 * n + 2] + pf[4 * n + 3]; }
-    };
-    // Register c of A-fragment k-step kk (keys 32 kk .. 32 kk + 31 of the pair) to P buffer pb.
-    auto store_p = [&](int pb, int kk0, const float (&pf)[BK / 2]) {
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) {
-            const float* x = pf + 16 * kk;
-            const unsigned r[4] = {e4m3pack(x[0], x[1], x[4], x[5]), e4m3pack(x[2], x[3], x[6], x[7]),
-                                   e4m3pack(x[8], x[9], x[12], x[13]), e4m3pack(x[10], x[11], x[14], x[15])};
-            #pragma unroll
-            for (int c = 0; c < 4; c++)
-#if PAIR == 1
-                *(unsigned*)(pmine + pb * BQ * 2 * BK + (c & 1) * (2 * BK * 8) + ((kk0 + kk) * 2 + (c >> 1)) * 128) = r[c];
-#else
-                pn[kk0 + kk][c] = r[c];
-#endif
-        }
-    };
-    #pragma unroll
-    for (int st = 0; st < 2 * LOOKAHEAD; st++) if (st < cnt) load(st, st);
-    const int pairs = (cnt + 1) / 2;
-    for (int pp = 0; pp < pairs; pp++) {
-        const int t0 = 2 * pp, t1 = t0 + 1;
-        const bool hasB = t1 < cnt;
-        const int b0 = t0 % STAGES, b1 = t1 % STAGES;
-        mbar_wait(full + b0, (t0 / STAGES) & 1);
-        if (hasB) mbar_wait(full + b1, (t1 / STAGES) & 1);
-        // Every warp is done with pair pp - 2 (its P.V waited for in step pp - 1): refill its buffers.
-        __syncthreads();
-        if (t0 + 2 * LOOKAHEAD < cnt) load(t0 + 2 * LOOKAHEAD, (t0 + 2 * LOOKAHEAD) % STAGES);
-        if (t1 + 2 * LOOKAHEAD < cnt) load(t1 + 2 * LOOKAHEAD, (t1 + 2 * LOOKAHEAD) % STAGES);
-        int accA[BK / 2], accB[BK / 2];
-        #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
-        wg_fence();
-        S_MMA_FRESH(accA, sdesc(kLo + (b0 * KTILE) / 16, D * 8));
-        #pragma unroll
-        for (int kk = 1; kk < D / 32; kk++) S_MMA(accA, kk, sdesc(kLo + (b0 * KTILE + kk * 256) / 16, D * 8));
-        S_MMA_FRESH(accB, sdesc(kLo + (b1 * KTILE) / 16, D * 8));
-        #pragma unroll
-        for (int kk = 1; kk < D / 32; kk++) S_MMA(accB, kk, sdesc(kLo + (b1 * KTILE + kk * 256) / 16, D * 8));
-        wg_commit();
-        issue_pair_pv(pp - 1);
-        wg_wait<1>();
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) { pin(accA[e]); pin(accB[e]); }
-
-        const int fA = ords[t0], fB = hasB ? ords[t1] : 0;
-        const float scA = ksc[t0], scB = hasB ? ksc[t1] : 0.0f;
-        float sA[BK / 2], sB[BK / 2], mlA0, mlA1, mlB0, mlB1, mulA, mulB;
-        block_scores(accA, t0, fA & 1, scA, sA, mlA0, mlA1, mulA);
-        block_scores(accB, t1, fB & 1, scB, sB, mlB0, mlB1, mulB);
-        if (!hasB) { mlB0 = -SP_INF; mlB1 = -SP_INF; }
-        // Steps 2-3 for both blocks: bit 0 keeps A; bit 1 keeps B if A is kept, bit 2 if A is
-        // skipped. A warp whose own answers keep both knows the block's; the others wait and OR.
-        const bool exA = fA & 2, exB = !hasB || (fB & 2);
-        bool skipA = false, skipB = !hasB;
-        if (lamFinite && !(exA && exB)) {
-            const float incA = fmaxf(__fsub_rn(mlA0, m0), __fsub_rn(mlA1, m1));
-            const float incB1 = fmaxf(__fsub_rn(mlB0, fmaxf(m0, mlA0)), __fsub_rn(mlB1, fmaxf(m1, mlA1)));
-            const float incB0 = fmaxf(__fsub_rn(mlB0, m0), __fsub_rn(mlB1, m1));
-            const int v = (exA || __any_sync(0xffffffffu, __fadd_rn(incA, lam) > 0.0f) ? 1 : 0)
-                | (exB || __any_sync(0xffffffffu, __fadd_rn(incB1, lam) > 0.0f) ? 2 : 0)
-                | (exB || __any_sync(0xffffffffu, __fadd_rn(incB0, lam) > 0.0f) ? 4 : 0);
-            if (lane == 0) wred[warp] = v;
-            if ((v & 3) == 3) {
-                asm volatile("bar.arrive 1, %0;" :: "n"(NT) : "memory");
-            } else {
-                asm volatile("bar.sync 1, %0;" :: "n"(NT) : "memory");
-                int any = 0;
-                #pragma unroll
-                for (int w = 0; w < WARPS; w++) any |= wred[w];
-                skipA = !(any & 1);
-                skipB = !hasB || !(any & (skipA ? 4 : 2));
-            }
-        }
-        skipped += skipA + (hasB && skipB);
-        const float mA0 = skipA ? m0 : fmaxf(m0, mlA0), mA1 = skipA ? m1 : fmaxf(m1, mlA1);
-        const float mn0 = skipB ? mA0 : fmaxf(mA0, mlB0), mn1 = skipB ? mA1 : fmaxf(mA1, mlB1);
-        const float a0 = m0 == mn0 ? 1.0f : ex2(m0 - mn0);
-        const float a1 = m1 == mn1 ? 1.0f : ex2(m1 - mn1);
-        m0 = mn0; m1 = mn1;
-        const float sh0 = __fadd_rn(mn0 == -SP_INF ? 0.0f : -mn0, FP8_OFFSET);
-        const float sh1 = __fadd_rn(mn1 == -SP_INF ? 0.0f : -mn1, FP8_OFFSET);
-        float ts0 = 0.0f, ts1 = 0.0f;
-        block_p(sA, mulA, sh0, sh1, !(mn0 == -SP_INF || skipA), !(mn1 == -SP_INF || skipA), sA, ts0, ts1);
-        store_p(pp & 1, 0, sA);
-        block_p(sB, mulB, sh0, sh1, !(mn0 == -SP_INF || skipB), !(mn1 == -SP_INF || skipB), sB, ts0, ts1);
-        store_p(pp & 1, PK, sB);
-        l0 = __fmaf_rn(l0, a0, ts0);
-        l1 = __fmaf_rn(l1, a1, ts1);
-        // O += P(pp - 1) V done; the stores of P ordered before the wgmma that reads them (after
-        // the next barrier). The fence only here, with no wgmma in flight: ptxas 12.9 and 13
-        // crash on it while the P.V runs.
-        wg_wait<0>();
-        #pragma unroll
-        for (int e = 0; e < OCH * 4; e++) pin(o[e]);
-#if PAIR == 1
-        proxy_fence();
-#else
-        #pragma unroll
-        for (int kk = 0; kk < 2 * PK; kk++) {
-            pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]);
-            pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3];
-        }
-#endif
-        if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
-            #pragma unroll
-            for (int n = 0; n < OCH; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
-        }
-    }
-    // The last pair's P.V (after the barrier that orders its P).
-#if PAIR == 1
-    __syncthreads();
-#endif
-    #pragma unroll
-    for (int e = 0; e < OCH * 4; e++) pin(o[e]);
-    wg_fence();
-    issue_pair_pv(pairs - 1);
-    wg_wait<0>();
-    #pragma unroll
-    for (int e = 0; e < OCH * 4; e++) pin(o[e]);
-#else
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
-#endif
 #if PINGPONG
     // Warpgroup 0 issues first; then each lets the other issue once its own wgmma are queued,
     // so that one warpgroup's softmax runs while the other's products occupy the tensor cores.
@@ -842,8 +600,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int kk = 0; kk < PK; kk++) { pa[kk][0] = pn[kk][0]; pa[kk][1] = pn[kk][1]; pa[kk][2] = pn[kk][2]; pa[kk][3] = pn[kk][3]; }
 #endif
     };
-#if PAIR
-#elif PIPELINE && UNROLL2
+#if PIPELINE && UNROLL2
     int idx = 0;
     for (; idx + 1 < cnt; idx += 2) { step(idx, 0, pA, pB); step(idx + 1, 1, pB, pA); }
     if (idx < cnt) {
@@ -854,7 +611,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #else
     for (int idx = 0; idx < cnt; idx++) step(idx, idx & 1, pA, pB);
 #endif
-#if PIPELINE && !PAIR
+#if PIPELINE
     // The last tile's P.V (its P is in pA).
     {
         #pragma unroll
