@@ -100,8 +100,7 @@ enum Kernels {
             // Warps released from the per-tile __syncthreads (per-stage "empty" mbarriers), and
             // FlashAttention-3's ping-pong of the two warpgroups (128-row query blocks).
             // Both measured slower on the H200 (session 10: 2-7%), so off unless asked for.
-            // 2: a count of releases per stage instead, the last warp to release a buffer refilling it.
-            let decouple = Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...2) ?? 0
+            let decouple = Kernels.environmentInt("SPARGE_CUDA_WG_DECOUPLE", in: 0...1) ?? 0
             let pingPong = Kernels.environmentInt("SPARGE_CUDA_WG_PINGPONG", in: 0...1) ?? 0
             // The pipelined loop two tiles per iteration (no register copies of P between tiles):
             // FP8 only, where P is 8 registers; with fp16's 16 at D=64 ptxas serializes the wgmma.
@@ -118,7 +117,7 @@ enum Kernels {
             // dense: FP8 D=64 2.49 / 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal; fp16 D=64 2.67 /
             // 10.47 -> 2.61 / 10.18). fp16 at D=128 is 36% slower with it (the extra stage of fp16
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
-            let syncTwo = decouple >= 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
+            let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
                 ?? (threads == 256 && blockK == 64 && (fp8 || d == 64) ? 1 : 0)
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",

@@ -95,8 +95,8 @@ enum HopperAttentionSource {
 #endif
 #define STAGES (LOOKAHEAD + 1 + PIPELINE + SYNC2)
 #ifndef DECOUPLE
-#define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile;
-#endif                              // 2: a count of releases per stage, the last warp to release a buffer refills it
+#define DECOUPLE 0                  // per-stage "empty" mbarriers instead of a __syncthreads per tile
+#endif
 #if !PIPELINE
 #undef DECOUPLE
 #define DECOUPLE 0
@@ -243,7 +243,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     unsigned char* vbuf = kbuf + STAGES * KTILE;
     u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
     u64* empty = full + STAGES;                  // per stage: every warp is done with its tile (DECOUPLE)
-    int* released = (int*)empty;                 // DECOUPLE 2: per stage, releases so far (in the first STAGES words)
     int* list = (int*)(empty + STAGES);
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
@@ -267,11 +266,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
-#if DECOUPLE == 2
-        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); released[st] = 0; }
-#else
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
-#endif
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
 #if Q_SMEM
@@ -335,16 +330,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // Tile t into buffer `buf` by one thread. DECOUPLE: first wait until every warp has
     // released the buffer's previous tile (t - STAGES, or the zeros of tile -1); the
     // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier.
-    // Issued by the calling thread (DECOUPLE 2: lane 0 of the last warp to release the buffer).
-    auto load_now = [&](int t, int buf) {
-        const int j = list[t];
-        mbar_expect(full + buf, KTILE + VBYTES);
-        bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-        bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
-    };
     auto load = [&](int t, int buf) {
         if (tid == 0) {
-#if DECOUPLE == 1
+#if DECOUPLE
             const int n = (t + PIPELINE) / STAGES;   // earlier tiles of this buffer, tile -1 included
             if (n > 0) mbar_wait(empty + buf, (n - 1) & 1);
 #endif
@@ -405,8 +393,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
     };
     #pragma unroll
-    // DECOUPLE 2: every buffer but the last (tile -1's zeros) at once; the rest by the releases.
-    for (int st = 0; st < (DECOUPLE == 2 ? STAGES - 1 : LOOKAHEAD); st++) if (st < cnt) load(st, st);
+    for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
 #if PINGPONG
     // Warpgroup 0 issues first; then each lets the other issue once its own wgmma are queued,
     // so that one warpgroup's softmax runs while the other's products occupy the tensor cores.
@@ -456,7 +443,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (wg == 0) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR + 1), "n"(NT) : "memory");
         else if (idx + 1 < cnt) asm volatile("bar.arrive %0, %1;" :: "n"(PP_BAR), "n"(NT) : "memory");
 #endif
-#if DECOUPLE == 1
+#if DECOUPLE
         if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);   // while S is computed
 #endif
         wg_wait<1>();      // S is ready; P.V may still run
@@ -591,18 +578,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 #if PIPELINE
         wait_pv(pa);
-#if DECOUPLE == 1
+#if DECOUPLE
         // P.V of tile idx - 1 is done: this warp is finished with its buffer.
         __syncwarp();
         if (lane == 0) mbar_arrive(empty + (idx + STAGES - 1) % STAGES);
-#elif DECOUPLE == 2
-        // P.V of tile idx - 1 is done: this warp is finished with its buffer; the last of the
-        // warps to say so copies tile idx - 1 + STAGES into it (no warp waits for another).
-        __syncwarp();
-        if (lane == 0) {
-            const int rb = (idx + STAGES - 1) % STAGES, t = idx - 1 + STAGES;
-            if (atomicAdd(released + rb, 1) % WARPS == WARPS - 1 && t < cnt) load_now(t, rb);
-        }
 #endif
 #endif
         // Most tiles move no row maximum of the warp: no rescale then.
