@@ -87,7 +87,12 @@ enum Kernels {
             // memory is 2-4% slower (the kernel already fits two CTAs there).
             let wide = d == 128 && threads == 256 && blockK == 64
             let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (wide ? 0 : 1)
-            let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? 2
+            // One tile copied ahead (two stages fewer) for FP8 with 128 x 64 blocks: 1-2% faster at
+            // D=64 and D=128 than two (H200, session 18, three interleaved rounds, kernel ms dense /
+            // top-k 0.5 at N=16384 and 32768: D=64 2.396-2.398 / 1.245-1.246, 9.34-9.41 / 4.76-4.80 ->
+            // 2.370-2.372 / 1.228-1.231, 9.23 / 4.70; D=128, with SYNC2 off below, 3.118 / 1.626-1.627,
+            // 12.04-12.11 / 6.18 -> 3.067-3.073 / 1.606, 11.85 / 6.09).
+            let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? (fp8 && threads == 256 && blockK == 64 ? 1 : 2)
             // Two blocks per SM only where ptxas (NVRTC 12.9) fits the kernel in 128 registers
             // without spills: D=64 with 128-key tiles spills (280 bytes of stack, 2.69 ms
             // against 1.47 at 128x64 on the H100).
@@ -113,12 +118,13 @@ enum Kernels {
             // cost spills (20 -> 68 bytes) and 2%.
             let intToFloat = Kernels.environmentInt("SPARGE_CUDA_WG_I2F", in: 0...1) ?? (fp8 || d == 64 ? 1 : 0)
             // The per-tile __syncthreads and the refill every second tile (one more stage), with
-            // 128 x 64 blocks: FP8, and fp16 at D=64 (H200, session 16, kernel ms at N=16384 / 32768
-            // dense: FP8 D=64 2.49 / 9.70-9.80 -> 2.39-2.40 / 9.34-9.41, D=128 equal; fp16 D=64 2.67 /
-            // 10.47 -> 2.61 / 10.18). fp16 at D=128 is 36% slower with it (the extra stage of fp16
+            // 128 x 64 blocks at D=64 (H200, session 16, kernel ms at N=16384 / 32768 dense: FP8 2.49 /
+            // 9.70-9.80 -> 2.39-2.40 / 9.34-9.41; fp16 2.67 / 10.47 -> 2.61 / 10.18). At D=128 it was
+            // equal for FP8 with two tiles ahead, and 2% slower with one (session 18: 3.14 / 12.16
+            // against 3.07 / 11.85); fp16 at D=128 is 36% slower with it (the extra stage of fp16
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
             let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
-                ?? (threads == 256 && blockK == 64 && (fp8 || d == 64) ? 1 : 0)
+                ?? (threads == 256 && blockK == 64 && d == 64 ? 1 : 0)
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
