@@ -89,9 +89,9 @@ enum Kernels {
             let pipeline = Kernels.environmentInt("SPARGE_CUDA_WG_PIPELINE", in: 0...1) ?? (wide ? 0 : 1)
             // One tile copied ahead (two stages fewer) for FP8 with 128 x 64 blocks: 1-2% faster at
             // D=64 and D=128 than two (H200, session 18, three interleaved rounds, kernel ms dense /
-            // top-k 0.5 at N=16384 and 32768: D=64 2.396-2.398 / 1.245-1.246, 9.34-9.41 / 4.76-4.80 ->
-            // 2.370-2.372 / 1.228-1.231, 9.23 / 4.70; D=128, with SYNC2 off below, 3.118 / 1.626-1.627,
-            // 12.04-12.11 / 6.18 -> 3.067-3.073 / 1.606, 11.85 / 6.09).
+            // top-k 0.5 at N=16384 and 32768: D=64 2.396-2.412 / 1.245-1.246, 9.34-9.41 / 4.76-4.80 ->
+            // 2.366-2.372 / 1.228-1.231, 9.23 / 4.70; D=128, with SYNC2 off below, 3.110-3.118 /
+            // 1.626-1.627, 12.04-12.11 / 6.18-6.19 -> 3.067-3.090 / 1.606-1.616, 11.85 / 6.09).
             let lookahead = Kernels.environmentInt("SPARGE_CUDA_WG_LOOKAHEAD", in: 1...3) ?? (fp8 && threads == 256 && blockK == 64 ? 1 : 2)
             // Two blocks per SM only where ptxas (NVRTC 12.9) fits the kernel in 128 registers
             // without spills: D=64 with 128-key tiles spills (280 bytes of stack, 2.69 ms
