@@ -149,13 +149,6 @@ enum HopperAttentionSource {
 #else
 #define UNBIAS(x) __fsub_rn((x), MAGIC_F)
 #endif
-#ifndef SPEC_VOTE
-#define SPEC_VOTE 0                 // FP8: the exponentials before the filter's vote (the vote overlapping them)
-#endif
-#if !PV_FP8
-#undef SPEC_VOTE
-#define SPEC_VOTE 0
-#endif
 #ifndef UNROLL2
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
@@ -508,7 +501,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
         // Steps 2-3: the filter for the whole query block (see AttentionSource).
         const bool exempt = flags & 2;
-        auto decide = [&]() -> bool {
         bool skip = false;
         if (!exempt && lamFinite) {
             // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
@@ -532,49 +524,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             skip = block_skips<NT, WARPS>(inc, lam, wred + odd * WARPS, warp, lane);
 #endif
         }
-        return skip;
-        };
-#if SPEC_VOTE
-        // The exponentials first, against the maxima the tile sets if it is kept; the vote after
-        // them, so that its latency overlaps theirs. A skipped tile (rare) then clears P and its
-        // sums: the same values as deciding first.
-        const float mk0 = fmaxf(m0, ml0), mk1 = fmaxf(m1, ml1);
-        const float sh0 = __fadd_rn(mk0 == -SP_INF ? 0.0f : -mk0, FP8_OFFSET);
-        const float sh1 = __fadd_rn(mk1 == -SP_INF ? 0.0f : -mk1, FP8_OFFSET);
-        float pf[BK / 2];
-        #pragma unroll
-        for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(SUB(s[e]), mul, (e & 2) ? sh1 : sh0));
-        if (masked) {
-            const bool keep0 = mk0 != -SP_INF, keep1 = mk1 != -SP_INF;
-            #pragma unroll
-            for (int e = 0; e < BK / 2; e++) if (!((e & 2) ? keep1 : keep0)) pf[e] = 0.0f;
-        }
-        float ts0 = pf[0] + pf[1], ts1 = pf[2] + pf[3];
-        #pragma unroll
-        for (int n = 1; n < BK / 8; n++) { ts0 += pf[4 * n] + pf[4 * n + 1]; ts1 += pf[4 * n + 2] + pf[4 * n + 3]; }
-        #pragma unroll
-        for (int kk = 0; kk < PK; kk++) {
-            const float* x = pf + 16 * kk;
-            pn[kk][0] = e4m3pack(x[0], x[1], x[4], x[5]);
-            pn[kk][1] = e4m3pack(x[2], x[3], x[6], x[7]);
-            pn[kk][2] = e4m3pack(x[8], x[9], x[12], x[13]);
-            pn[kk][3] = e4m3pack(x[10], x[11], x[14], x[15]);
-        }
-        const bool skip = decide();
-        skipped += skip;
-        if (skip) {
-            ts0 = 0.0f; ts1 = 0.0f;
-            #pragma unroll
-            for (int kk = 0; kk < PK; kk++) { pn[kk][0] = 0u; pn[kk][1] = 0u; pn[kk][2] = 0u; pn[kk][3] = 0u; }
-        }
-        const float mn0 = skip ? m0 : mk0, mn1 = skip ? m1 : mk1;
-        const float a0 = m0 == mn0 ? 1.0f : ex2(m0 - mn0);
-        const float a1 = m1 == mn1 ? 1.0f : ex2(m1 - mn1);
-        m0 = mn0; m1 = mn1;
-        l0 = __fmaf_rn(l0, a0, ts0);
-        l1 = __fmaf_rn(l1, a1, ts1);
-#else
-        const bool skip = decide();
         skipped += skip;
         // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
         // A skipped tile leaves m, O and l alone and passes P = 0 to the next P.V.
@@ -626,7 +575,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 pn[n >> 1][(n & 1) * 2 + 1] = ex2pack(fmaf(SUB(s[4 * n + 2]), mul, sh1), fmaf(SUB(s[4 * n + 3]), mul, sh1));
             }
         }
-#endif
 #endif
 #if PIPELINE
         wait_pv(pa);
