@@ -21,8 +21,10 @@ enum Kernels {
 
         /// Defaults measured on an H100; `SPARGE_CUDA_*` variables override them (for tuning
         /// on other GPUs): STAGES (cp.async depth), MT (16-row tiles per warp), MIN_BLOCKS
-        /// (thread blocks per SM the register budget must allow), K_LDSM, EXP_F16.
-        init(headDim d: Int, blockQ: Int, blockK: Int) {
+        /// (thread blocks per SM the register budget must allow), K_LDSM, EXP_F16. `fp8`: P.V in
+        /// e4m3 (`mma.sync` m16n8k32, compute capability 8.9 and later; head dim 64 or 128, key
+        /// blocks a multiple of 32: the layout of `prep_values_t8`).
+        init(headDim d: Int, blockQ: Int, blockK: Int, fp8: Bool = false) {
             let stages = Kernels.environmentInt("SPARGE_CUDA_STAGES", in: 2...4) ?? 2
             // Two row tiles per warp halve the shared-memory traffic per mma; their registers
             // fit only with small tiles.
@@ -34,11 +36,11 @@ enum Kernels {
             let minBlocks = Kernels.environmentInt("SPARGE_CUDA_MIN_BLOCKS", in: 1...8) ?? minDefault
             let halfExp = Kernels.environmentInt("SPARGE_CUDA_EXP_F16", in: 0...1) ?? 1
             let kLdsm = Kernels.environmentInt("SPARGE_CUDA_K_LDSM", in: 0...1) ?? (mt > 1 ? 1 : 0)
-            program = "sparge_attention_d\(d)_q\(blockQ)_k\(blockK)_s\(stages)_t\(mt)_m\(minBlocks)_e\(halfExp)_l\(kLdsm)"
+            program = "sparge_attention_d\(d)_q\(blockQ)_k\(blockK)_s\(stages)_t\(mt)_m\(minBlocks)_e\(halfExp)_l\(kLdsm)\(fp8 ? "_v8" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DSTAGES=\(stages)", "-DMT=\(mt)",
-                       "-DMIN_BLOCKS=\(minBlocks)", "-DEXP_F16=\(halfExp)", "-DK_LDSM=\(kLdsm)", "--std=c++17"]
+                       "-DMIN_BLOCKS=\(minBlocks)", "-DEXP_F16=\(halfExp)", "-DK_LDSM=\(kLdsm)", "-DPV_FP8=\(fp8 ? 1 : 0)", "--std=c++17"]
             self.threads = threads
-            sharedBytes = stages * (blockK * (d + 16) + blockK * (d + 8) * 2)
+            sharedBytes = stages * (blockK * (d + 16) + (fp8 ? blockK * d : blockK * (d + 8) * 2))
         }
 
         /// Shared memory for the K/V pipeline; the kernel adds per-key-block and per-warp state.
@@ -46,9 +48,14 @@ enum Kernels {
         func sharedBytes(keyBlocks: Int) -> Int { sharedBytes + keyBlocks * 12 + 2 * (threads / 32) * 4 + 8 }
     }
 
+    /// Whether the `mma.sync` kernel takes FP8 P.V at this shape: V^T from `prep_values_t8`
+    /// (64 channels per thread block, 32 keys per step).
+    static func fp8AttentionShape(headDim d: Int, blockK: Int) -> Bool { (d == 64 || d == 128) && blockK % 32 == 0 }
+
     /// The stage-2 kernel for a configuration, its dynamic shared memory for `keyBlocks` and its threads per block.
-    static func attention(_ device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int, keyBlocks: Int) throws -> (CUhandle, shared: Int, threads: Int) {
-        let c = AttentionConfiguration(headDim: d, blockQ: blockQ, blockK: blockK)
+    static func attention(_ device: CUDADevice, headDim d: Int, blockQ: Int, blockK: Int, keyBlocks: Int,
+                          fp8: Bool = false) throws -> (CUhandle, shared: Int, threads: Int) {
+        let c = AttentionConfiguration(headDim: d, blockQ: blockQ, blockK: blockK, fp8: fp8)
         let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
@@ -209,9 +216,12 @@ public enum SpargeCUDAKernels {
                                      options: ["--fmad=false", "-DSPARGE_FMA=\(Kernels.cpuFusesMultiplyAdd ? 1 : 0)", "--std=c++17"])
         sizes.append(("sparge_prepare", prep.count))
         for c in configurations {
-            let config = Kernels.AttentionConfiguration(headDim: c.headDim, blockQ: c.blockQ, blockK: c.blockK)
-            let cubin = try nvrtc.compile(source: AttentionSource.text, name: config.program + ".cu", arch: architecture, options: config.options)
-            sizes.append((config.program, cubin.count))
+            // FP8 P.V where the GPU has e4m3 mma (8.9 and later) and the shape allows it.
+            for fp8 in [false, true] where !fp8 || (architecture >= 89 && Kernels.fp8AttentionShape(headDim: c.headDim, blockK: c.blockK)) {
+                let config = Kernels.AttentionConfiguration(headDim: c.headDim, blockQ: c.blockQ, blockK: c.blockK, fp8: fp8)
+                let cubin = try nvrtc.compile(source: AttentionSource.text, name: config.program + ".cu", arch: architecture, options: config.options)
+                sizes.append((config.program, cubin.count))
+            }
         }
         if architecture == 90 {
             let shapes = [(64, 64, 128), (64, 128, 64), (128, 64, 128), (128, 128, 64)]

@@ -39,9 +39,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         self.device = try device ?? CUDADevice.open()
         nq = (shape.queryLength + parameters.blockQ - 1) / parameters.blockQ
         nk = (shape.keyLength + parameters.blockK - 1) / parameters.blockK
-        if parameters.gpuReproduction.pvNumerics == .fp8, Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim,
-                                                                        blockQ: parameters.blockQ, blockK: parameters.blockK, fp8: true) == nil {
-            throw CUDAError.unsupported("pvNumerics fp8: the FP8 P.V kernel runs on Hopper (compute capability 9.0, this device: \(self.device.architecture)) with head dim 64 or 128 and blockQ, blockK of 64 or 128 (SPARGE_CUDA_WGMMA unset); use pvNumerics = .fp16 here")
+        if parameters.gpuReproduction.pvNumerics == .fp8,
+           !Self.supportsFP8(device: self.device, headDim: shape.headDim, blockQ: parameters.blockQ, blockK: parameters.blockK) {
+            let cc = self.device.computeCapability
+            throw CUDAError.unsupported("pvNumerics fp8: the FP8 P.V kernels need compute capability 8.9 or later (this device: \(cc.major).\(cc.minor)), head dim 64 or 128 (here \(shape.headDim)) and blockK a multiple of 32 (here \(parameters.blockK)); use pvNumerics = .fp16 here")
         }
         buffers = Buffers(device: self.device)
         side = try StreamFork(device: self.device, points: 2)
@@ -58,6 +59,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try lambdas.withUnsafeBytes { try buffers.lambda.upload($0.baseAddress!, bytes: $0.count) }
         try thetas.withUnsafeBytes { try buffers.theta.upload($0.baseAddress!, bytes: $0.count) }
         try selections.withUnsafeBytes { try buffers.selection.upload($0.baseAddress!, bytes: $0.count) }
+    }
+
+    /// Whether `device` runs P.V in FP8 (``SpargeAttn/PVNumerics/fp8``) at this shape: the Hopper
+    /// kernel's shapes on compute capability 9.0, else the `mma.sync` kernel's on 8.9 and later
+    /// (head dim 64 or 128, blockK a multiple of 32).
+    public static func supportsFP8(device: CUDADevice, headDim: Int, blockQ: Int, blockK: Int) -> Bool {
+        if Kernels.HopperConfiguration(device: device, headDim: headDim, blockQ: blockQ, blockK: blockK, fp8: true) != nil { return true }
+        return device.architecture >= 89 && Kernels.fp8AttentionShape(headDim: headDim, blockK: blockK)
     }
 
     /// What the kernels handle; anything else is a clear error, never a wrong result.
@@ -305,8 +314,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                           sim: b.qSim.pointer, stream: side?.stream)
         try side?.mark(0)
         try profiler?.mark("Q blocks")
-        if hopper != nil {
-            if p.gpuReproduction.pvNumerics == .fp8 {
+        let fp8 = p.gpuReproduction.pvNumerics == .fp8
+        if hopper != nil || fp8 {
+            if fp8 {
                 try transposeValuesFP8(v, stream: side?.stream)
                 try profiler?.mark("V^T e4m3")
             } else {
@@ -380,9 +390,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             return
         }
         // V for the fp16 tensor cores: read in place when it is fp16 with 16-byte aligned rows,
-        // else converted once into a contiguous fp16 copy.
+        // else converted once into a contiguous fp16 copy. FP8: V^T in e4m3 from the side stream
+        // (the strides unused).
         var vTensor = (address: v.address, layout: v.layout)
-        let inPlace = v.type == .float16 && v.address % 16 == 0 && v.layout.tokenStride % 8 == 0
+        if fp8 {
+            try side?.join(1)
+            vTensor = (b.v16.pointer, .hnd(heads: Hkv, tokens: s.keyLength, headDim: d))
+        }
+        let inPlace = fp8 || v.type == .float16 && v.address % 16 == 0 && v.layout.tokenStride % 8 == 0
             && v.layout.headStride % 8 == 0 && v.layout.batchStride % 8 == 0
         if !inPlace {
             try b.v16.reserve(B * Hkv * s.keyLength * d * 2)
@@ -397,11 +412,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         try events.recordMiddle()
         // Section 4: stage 2.
-        let (fa, shared, threads) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk)
+        let (fa, shared, threads) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk, fp8: fp8)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(vTensor.address)
         a.add(long: vTensor.layout.batchStride); a.add(long: vTensor.layout.headStride); a.add(long: vTensor.layout.tokenStride)
         addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
+        a.add(fp8 ? b.vScale.pointer : CUdeviceptr(0))
         try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention")
         try addKeyMeanScores(q: q, lse: lse)
         try events.recordEnd()

@@ -19,7 +19,7 @@ struct CUDABenchCommand {
         block-sparse kernel, per top-k density. TOPS counts the dense-equivalent 4*N^2*D*H
         operations over the end-to-end time (what SDPA's TOPS counts).
 
-          --pv         P.V numerics: fp16 (default) or fp8 (e4m3 V per channel, Hopper)
+          --pv         P.V numerics: fp16 (default) or fp8 (e4m3 V per channel; compute capability 8.9+)
           --profile    also print the device time of each preparation kernel
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """

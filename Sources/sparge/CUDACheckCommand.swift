@@ -14,7 +14,7 @@ struct CUDACheckCommand {
         Usage: sparge cuda-check [--golden DIR] [--random N] [--seed S]
 
         Runs every input through the CPU path and the GPU backend (fp16 P.V numerics on both;
-        on Hopper also FP8 P.V, the sage2 presets' numerics, where the FP8 kernel applies) and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
+        on Ada and Hopper also FP8 P.V, the sage2 presets' numerics, where the FP8 kernels apply) and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
         output cosine >= 0.9999, per-row log-sum-exp (lse:) within 1e-3 (-inf rows on both sides).
         Besides the golden and random cases, the "lse" cases: causal with Nq > Nk (rows with no
         key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
@@ -76,7 +76,7 @@ struct CUDACheckCommand {
     #if CUDA
     /// The log-sum-exp cases: fp16 inputs, causal with Nq > Nk (the first rows attend no key,
     /// -inf), GQA, K smoothing on and off, both block shapes of the kernels, with and without a
-    /// key padding mask; FP8 P.V on Hopper.
+    /// key padding mask; FP8 P.V on Ada and Hopper.
     private func lseCases(device: CUDADevice) throws -> [CUDAAgreement] {
         var rng = CheckRandom(seed: seed &+ 0x15E)
         let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 650, keyLength: 523, headDim: 128)
@@ -96,7 +96,7 @@ struct CUDACheckCommand {
                 p.blockK = bk
                 p.smoothK = smooth
                 sets.append(("lse causal D128 \(bq)x\(bk)\(smooth ? "" : " no-smooth")", p))
-                if device.computeCapability.major == 9 {
+                if SpargeCUDAPlan.supportsFP8(device: device, headDim: shape.headDim, blockQ: bq, blockK: bk) {
                     p.gpuReproduction.pvNumerics = .fp8
                     sets.append(("lse causal D128 \(bq)x\(bk)\(smooth ? "" : " no-smooth") fp8", p))
                 }
@@ -141,17 +141,21 @@ struct CUDACheckCommand {
         sink.attentionSink = true
         sink.pvThreshold = 4
         sets.append(("cdf0.9 sink lambda4", sink, nil))
-        // FP8 P.V (Hopper): the sage2 presets as the authors' sm90 entry points run them.
-        if device.computeCapability.major == 9 {
-            for preset in [GPUPreset.sage2TopK, .sage2CDF] where [64, 128].contains(shape.headDim) {
-                var f = SpargeParameters.preset(preset, arch: .sm90)
-                f.causal = causal
-                sets.append(("\(preset.rawValue) sm90 fp8", f, nil))
-            }
-            var f = p
-            f.gpuReproduction.pvNumerics = .fp8
-            if [64, 128].contains(shape.headDim) { sets.append(("top-k 0.5 b128x64 fp8", f, nil)) }
+        // FP8 P.V (Ada and Hopper): the sage2 presets as the authors' sm90 and sm89 entry points
+        // run them (blocks 64 x 128 and 128 x 64), where this GPU runs FP8 at those shapes.
+        func fp8(_ q: SpargeParameters) -> Bool {
+            SpargeCUDAPlan.supportsFP8(device: device, headDim: shape.headDim, blockQ: q.blockQ, blockK: q.blockK)
         }
+        for arch in [GPUArch.sm90, .sm89] {
+            for preset in [GPUPreset.sage2TopK, .sage2CDF] {
+                var f = SpargeParameters.preset(preset, arch: arch)
+                f.causal = causal
+                if fp8(f) { sets.append(("\(preset.rawValue) \(arch.rawValue) fp8", f, nil)) }
+            }
+        }
+        var f8 = p
+        f8.gpuReproduction.pvNumerics = .fp8
+        if fp8(f8) { sets.append(("top-k 0.5 b128x64 fp8", f8, nil)) }
         if let m = try? file.tensor("mask.b128x64_cdf"), m.shape.count == 4 {
             let map = try BlockMap(batch: m.shape[0], heads: m.shape[1], queryBlocks: m.shape[2], keyBlocks: m.shape[3], bits: try m.uint8s())
             sets.append(("given mask.b128x64_cdf", p, map))
@@ -168,7 +172,7 @@ struct CUDACheckCommand {
         }
     }
 
-    /// A random shape, layout, element type and parameter set; on Hopper, where the FP8 kernel
+    /// A random shape, layout, element type and parameter set; on Ada and Hopper, where an FP8 kernel
     /// applies, the same case once more with FP8 P.V.
     private func randomCase(index: Int, rng: inout CheckRandom, device: CUDADevice) throws -> [CUDAAgreement] {
         let d = [32, 64, 96, 128][rng.int(0...3)]
@@ -232,7 +236,7 @@ struct CUDACheckCommand {
             }
         }
         var cases = [(label, p)]
-        if device.computeCapability.major == 9, [64, 128].contains(d), [64, 128].contains(p.blockK) {
+        if SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: p.blockQ, blockK: p.blockK) {
             var f = p
             f.gpuReproduction.pvNumerics = .fp8
             cases.append((label + " fp8", f))

@@ -112,8 +112,16 @@ DEV bool block_skips(float inc, float lam, int* votes, int warp, int lane) {
 #define NT (WARPS * 32)
 #define KS (D + 16)             // bytes per K row in shared memory (padding: no bank conflicts)
 #define VS (D + 8)              // halves per V row in shared memory
+#ifndef PV_FP8
+#define PV_FP8 0                // P.V in e4m3 (m16n8k32, sm_89 and later) on V^T tiles from prep_values_t8
+#endif
 #define KTILE (BK * KS)
+#if PV_FP8
+#define VTILE (BK * D)          // bytes of an e4m3 V^T tile, prep_values_t8's layout as it is in memory
+#define FP8_OFFSET 8.807f       // SageAttention2: P = 2^(S - m + 8.807) uses the e4m3 range
+#else
 #define VTILE (BK * VS * 2)
+#endif
 #ifndef STAGES
 #define STAGES 2                // K/V tiles in flight (cp.async pipeline depth)
 #endif
@@ -124,7 +132,24 @@ DEV bool block_skips(float inc, float lam, int* votes, int warp, int lane) {
 #define MIN_BLOCKS 1            // thread blocks per SM the register budget must allow
 #endif
 
+#if PV_FP8
+DEV void mma_e4m3(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// Four P values (fp32) rounded to e4m3 (saturating) and packed, the first in the low byte.
+DEV unsigned e4m3x4(float a, float b, float c, float d) {
+    unsigned y;
+    asm("{ .reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\nmov.b32 %0, {lo, hi}; }"
+        : "=r"(y) : "f"(a), "f"(b), "f"(c), "f"(d));
+    return y;
+}
+#endif
+
 // Dynamic shared memory: STAGES * (KTILE + VTILE) + nk * 12 + 2 * WARPS * 4 + 8 bytes.
+// PV_FP8: v16 is the e4m3 V^T of prep_values_t8 ([B * Hkv][nk][BK * D], the strides unused) and
+// vScale its per-channel scales ([B * Hkv][D]); else V in fp16 at the given strides.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid (optional, [B][Nk] bytes, 0 = padding) and blockFlags ([B][nk], bit 0: the key block
 // has padding): padded keys score -inf (the tiles with padding take the masked path).
@@ -133,7 +158,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
-        const unsigned char* keyValid, const unsigned char* blockFlags) {
+        const unsigned char* keyValid, const unsigned char* blockFlags, const float* vScale) {
     extern __shared__ __align__(16) unsigned char smem[];
     unsigned char* kbuf = smem;
     unsigned char* vbuf = smem + STAGES * KTILE;
@@ -174,7 +199,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
     float m[MT][2];
-    float lsum[MT][4];   // row sums of P from the tensor cores (P times a ones column)
+    float lsum[MT][4];   // row sums of P from the tensor cores (P times a ones column); PV_FP8: [mt][hf] this thread's part of the fp32 sums
     float o[MT][D / 8][4];
     #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
@@ -200,12 +225,19 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
             cp16(kd + r * KS + c * 16, ok ? (const void*)(kbase + (i64)(kStart + r) * D + c * 16) : (const void*)kbase, ok ? 16 : 0);
         }
         unsigned char* vd = vbuf + buf * VTILE;
+#if PV_FP8
+        // The whole tile is one contiguous run, stored as it is (keys past Nk are zeros there).
+        const unsigned char* vt8 = (const unsigned char*)v16 + ((i64)kvh * nk + list[idx]) * VTILE;
+        #pragma unroll
+        for (int e = tid; e < VTILE / 16; e += NT) cp16(vd + e * 16, vt8 + e * 16, 16);
+#else
         #pragma unroll
         for (int e = tid; e < BK * D / 8; e += NT) {
             int r = e / (D / 8), c = e - r * (D / 8);
             bool ok = kStart + r < Nk;
             cp16(vd + (r * VS + c * 8) * 2, ok ? (const void*)(vbase + (i64)(kStart + r) * vts + c * 8) : (const void*)vbase, ok ? 16 : 0);
         }
+#endif
     };
 
     int skipped = 0;
@@ -315,6 +347,58 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         if (skip) {
             skipped++;
         } else {
+#if PV_FP8
+            // Steps 4-5 with SageAttention2's FP8 numerics: P = 2^(S - m + 8.807) in fp32, l summed
+            // from it unrounded, P rounded to e4m3 and packed in place: the accumulator layout
+            // of S is the A-operand layout of P with V^T's keys permuted to match (prep_values_t8).
+            unsigned pa[MT][BK / 32][4];
+            #pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                float shf[2], a[2];
+                bool keep[2];
+                #pragma unroll
+                for (int hf = 0; hf < 2; hf++) {
+                    const float mn = fmaxf(m[mt][hf], ml[mt][hf]);
+                    a[hf] = m[mt][hf] == -SP_INF ? 1.0f : ex2(m[mt][hf] - mn);
+                    m[mt][hf] = mn;
+                    #pragma unroll
+                    for (int n = 0; n < D / 8; n++) { o[mt][n][2 * hf] *= a[hf]; o[mt][n][2 * hf + 1] *= a[hf]; }
+                    shf[hf] = __fadd_rn(mn == -SP_INF ? 0.0f : -mn, FP8_OFFSET);
+                    keep[hf] = mn != -SP_INF;
+                }
+                float pf[BK / 8][4];
+                #pragma unroll
+                for (int n = 0; n < BK / 8; n++) {
+                    #pragma unroll
+                    for (int e = 0; e < 4; e++) pf[n][e] = keep[e >> 1] ? ex2(fmaf(s[mt][n][e], mul, shf[e >> 1])) : 0.0f;
+                }
+                float ts0 = pf[0][0] + pf[0][1], ts1 = pf[0][2] + pf[0][3];
+                #pragma unroll
+                for (int n = 1; n < BK / 8; n++) { ts0 += pf[n][0] + pf[n][1]; ts1 += pf[n][2] + pf[n][3]; }
+                lsum[mt][0] = __fmaf_rn(lsum[mt][0], a[0], ts0);
+                lsum[mt][1] = __fmaf_rn(lsum[mt][1], a[1], ts1);
+                #pragma unroll
+                for (int kk = 0; kk < BK / 32; kk++) {
+                    pa[mt][kk][0] = e4m3x4(pf[4 * kk][0], pf[4 * kk][1], pf[4 * kk + 1][0], pf[4 * kk + 1][1]);
+                    pa[mt][kk][1] = e4m3x4(pf[4 * kk][2], pf[4 * kk][3], pf[4 * kk + 1][2], pf[4 * kk + 1][3]);
+                    pa[mt][kk][2] = e4m3x4(pf[4 * kk + 2][0], pf[4 * kk + 2][1], pf[4 * kk + 3][0], pf[4 * kk + 3][1]);
+                    pa[mt][kk][3] = e4m3x4(pf[4 * kk + 2][2], pf[4 * kk + 2][3], pf[4 * kk + 3][2], pf[4 * kk + 3][3]);
+                }
+            }
+            // B fragments: channel n * 8 + g, positions 32 kk + 4 t4 (+ 16) of the V^T tile
+            // (8 x 16-byte core matrices: 32 lanes read 32 distinct words).
+            const unsigned char* vs = vbuf + buf * VTILE;
+            #pragma unroll
+            for (int kk = 0; kk < BK / 32; kk++) {
+                #pragma unroll
+                for (int n = 0; n < D / 8; n++) {
+                    const unsigned char* vb = vs + n * (BK * 8) + kk * 256 + g * 16 + t4 * 4;
+                    const unsigned b0 = *(const unsigned*)vb, b1 = *(const unsigned*)(vb + 128);
+                    #pragma unroll
+                    for (int mt = 0; mt < MT; mt++) mma_e4m3(o[mt][n], pa[mt][kk], b0, b1);
+                }
+            }
+#else
             // Steps 4-5: rescale, P = 2^(S - m), l from the fp16 P, O += fp16(P) fp16(V).
             unsigned pa[MT][BK / 16][4];
             #pragma unroll
@@ -363,6 +447,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
                     }
                 }
             }
+#endif
         }
     }
     const i64 ob = (i64)b * obs + (i64)h * ohs;
@@ -370,16 +455,31 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
     for (int mt = 0; mt < MT; mt++) {
         #pragma unroll
         for (int hf = 0; hf < 2; hf++) {
+#if PV_FP8
+            // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
+            float l = lsum[mt][hf];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const float* vsc = vScale + (i64)kvh * D;
+            const float lb = FP8_OFFSET;    // l carries 2^8.807
+#else
             const float l = lsum[mt][2 * hf];
+            const float lb = 0.0f;
+#endif
             const float inv = l == 0.0f ? 0.0f : 1.0f / l;
             if (!valid[mt][hf]) continue;
-            if (lse && t4 == 0) lse[(i64)bh * Nq + row[mt][hf]] = row_lse(m[mt][hf], l, 0.0f);
+            if (lse && t4 == 0) lse[(i64)bh * Nq + row[mt][hf]] = row_lse(m[mt][hf], l, lb);
             const i64 base = ob + (i64)row[mt][hf] * ots;
             #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 const int c = n * 8 + 2 * t4;
-                stx(out, base + c, outType, o[mt][n][2 * hf] * inv);
-                stx(out, base + c + 1, outType, o[mt][n][2 * hf + 1] * inv);
+#if PV_FP8
+                const float s0 = vsc[c], s1 = vsc[c + 1];
+#else
+                const float s0 = 1.0f, s1 = 1.0f;
+#endif
+                stx(out, base + c, outType, o[mt][n][2 * hf] * inv * s0);
+                stx(out, base + c + 1, outType, o[mt][n][2 * hf + 1] * inv * s1);
             }
         }
     }
