@@ -91,6 +91,16 @@ DEV bool block_skips(float inc, float lam, int* votes, int warp, int lane) {
     for (int w = 0; w < WARPS; w++) any |= votes[w];
     return any == 0;
 }
+#if defined(PV_FP8) && PV_FP8
+// Four P values (fp32) rounded to e4m3 (saturating) and packed, the first in the low byte
+// (e4m3 needs sm_89: only where the options ask for FP8 P.V).
+DEV unsigned e4m3pack(float a, float b, float c, float d) {
+    unsigned y;
+    asm("{ .reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\nmov.b32 %0, {lo, hi}; }"
+        : "=r"(y) : "f"(a), "f"(b), "f"(c), "f"(d));
+    return y;
+}
+#endif
 """#
 
 
@@ -137,13 +147,6 @@ DEV void mma_e4m3(float* c, const unsigned* a, unsigned b0, unsigned b1) {
     asm("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-// Four P values (fp32) rounded to e4m3 (saturating) and packed, the first in the low byte.
-DEV unsigned e4m3x4(float a, float b, float c, float d) {
-    unsigned y;
-    asm("{ .reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\nmov.b32 %0, {lo, hi}; }"
-        : "=r"(y) : "f"(a), "f"(b), "f"(c), "f"(d));
-    return y;
 }
 #endif
 
@@ -379,10 +382,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
                 lsum[mt][1] = __fmaf_rn(lsum[mt][1], a[1], ts1);
                 #pragma unroll
                 for (int kk = 0; kk < BK / 32; kk++) {
-                    pa[mt][kk][0] = e4m3x4(pf[4 * kk][0], pf[4 * kk][1], pf[4 * kk + 1][0], pf[4 * kk + 1][1]);
-                    pa[mt][kk][1] = e4m3x4(pf[4 * kk][2], pf[4 * kk][3], pf[4 * kk + 1][2], pf[4 * kk + 1][3]);
-                    pa[mt][kk][2] = e4m3x4(pf[4 * kk + 2][0], pf[4 * kk + 2][1], pf[4 * kk + 3][0], pf[4 * kk + 3][1]);
-                    pa[mt][kk][3] = e4m3x4(pf[4 * kk + 2][2], pf[4 * kk + 2][3], pf[4 * kk + 3][2], pf[4 * kk + 3][3]);
+                    pa[mt][kk][0] = e4m3pack(pf[4 * kk][0], pf[4 * kk][1], pf[4 * kk + 1][0], pf[4 * kk + 1][1]);
+                    pa[mt][kk][1] = e4m3pack(pf[4 * kk][2], pf[4 * kk][3], pf[4 * kk + 1][2], pf[4 * kk + 1][3]);
+                    pa[mt][kk][2] = e4m3pack(pf[4 * kk + 2][0], pf[4 * kk + 2][1], pf[4 * kk + 3][0], pf[4 * kk + 3][1]);
+                    pa[mt][kk][3] = e4m3pack(pf[4 * kk + 2][2], pf[4 * kk + 2][3], pf[4 * kk + 3][2], pf[4 * kk + 3][3]);
                 }
             }
             // B fragments: channel n * 8 + g, positions 32 kk + 4 t4 (+ 16) of the V^T tile

@@ -210,15 +210,6 @@ DEV unsigned ex2pack(float lo, float hi) {
     return y;
 #endif
 }
-#if PV_FP8
-// Four P values (fp32) rounded to e4m3 (saturating) and packed, the first in the low byte.
-DEV unsigned e4m3pack(float a, float b, float c, float d) {
-    unsigned y;
-    asm("{ .reg .b16 lo, hi;\ncvt.rn.satfinite.e4m3x2.f32 lo, %2, %1;\ncvt.rn.satfinite.e4m3x2.f32 hi, %4, %3;\nmov.b32 %0, {lo, hi}; }"
-        : "=r"(y) : "f"(a), "f"(b), "f"(c), "f"(d));
-    return y;
-}
-#endif
 // Pins a register between the asynchronous instructions (no read or write moves across).
 DEV void pin(int& x) { asm volatile("" : "+r"(x) :: "memory"); }
 DEV void pin(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
