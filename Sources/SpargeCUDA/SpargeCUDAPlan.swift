@@ -461,13 +461,18 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try b.vAmax.reserve(B * Hkv * d * 4)
         try b.vScale.reserve(B * Hkv * d * 4)
         try device.api.check(device.api.cuMemsetD8Async(b.vAmax.pointer, 0, B * Hkv * d * 4, stream), "cuMemsetD8Async")
-        let fa = try Kernels.prepare(device, "v_amax")
+        // fp16 and bf16 rows of 16-byte loads: the packed-maximum kernel (FP8 needs compute
+        // capability 8.9, so max.f16x2 and max.bf16x2 are there).
+        let packed = v.type != .float32 && sixteenByteRows(v)
+        let amaxName = packed ? "v_amax_h2" : "v_amax"
+        let fa = try Kernels.prepare(device, amaxName)
         var aa = KernelArguments()
         aa.add(v.address); aa.add(int: v.type.code); aa.add(long: v.layout.batchStride); aa.add(long: v.layout.headStride)
         aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d)
-        aa.add(int: sixteenByteRows(v) ? 1 : 0); aa.add(b.vAmax.pointer)
+        if !packed { aa.add(int: sixteenByteRows(v) ? 1 : 0) }
+        aa.add(b.vAmax.pointer)
         try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: 256, sharedBytes: 256 * 8 * 4, stream: stream,
-                          aa, name: "v_amax")
+                          aa, name: amaxName)
         let fv = try Kernels.prepare(device, "prep_values_t8")
         var av = KernelArguments()
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)

@@ -78,11 +78,13 @@ DEV float div_by(float a, float b, float r1) {
 }
 // The CPU's INT8 rounding of one value: round half away from zero of x * premul / scale,
 // clamped to 127, with the shared divisor when `fast` (scale in range, see above).
-DEV int quantize_int8(float x, float premul, float sc, float r1, bool fast) {
-    const float a = __fmul_rn(x, premul);
+// floor(min(t, 127)) is min(floor(t), 127) and t >= 0.5, so the truncating conversion does the
+// floor: five instructions a value instead of six. `premul` is skipped when it is 1 (x * 1 = x).
+DEV int quantize_int8(float x, float premul, bool scaled, float sc, float r1, bool fast) {
+    const float a = scaled ? __fmul_rn(x, premul) : x;
     const float y = fast ? div_by(a, sc, r1) : __fdiv_rn(a, sc);
-    const float t = fminf(floorf(__fadd_rn(fabsf(y), 0.5f)), 127.0f);
-    return (int)(y < 0 ? -t : t);
+    const float t = fminf(__fadd_rn(fabsf(y), 0.5f), 127.0f);
+    return __float2int_rz(y < 0 ? -t : t);
 }
 
 // Sections 1-3 for one block of Q or K: (K' = K - mean), pooled mean, self-similarity,
@@ -102,13 +104,18 @@ DEV int prep_row_pitch(int D) { return ((D + 7) & ~7) + 4; }
 DEV int int8_offset(int r, int c, int D, int tiled) {
     return tiled ? (r >> 3) * (D * 8) + (r & 7) * 16 + (c >> 4) * 128 + (c & 15) : r * D + c;
 }
+// a / b and a % b (a >= 0, b > 0) by shifts when b is a power of two, as every head dimension
+// and head count seen in practice is: a division by a run-time divisor is about twenty
+// instructions, and the block kernel's index setup had a dozen of them in every warp.
+DEV int div_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a >> (__ffs(b) - 1) : a / b; }
+DEV int mod_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a & (b - 1) : a % b; }
 template <int TYPE>
 DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever, int tiled,
         int vec, signed char* q8, float* scaleOut, float* pooledOut, float* simOut) {
     extern __shared__ float sm[];
     int j = blockIdx.x, bh = blockIdx.y, nb = gridDim.x;
-    int b = bh / H, h = bh % H;
+    int b = div_pow2(bh, H), h = mod_pow2(bh, H);
     int start = j * blockSize, rows = min(blockSize, N - start);
     float* xs = sm;
     const int DP = prep_row_pitch(D);
@@ -116,11 +123,15 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     float* rinv = norms + blockSize;    // refined reciprocals of the norms (div_reciprocal)
     float* red = rinv + blockSize;      // 32 warp maxima, the scale, the in-range flag
     int* normsInRange = (int*)(red + 33);
+    int* tinyValues = (int*)(red + 34);
     float* usum = red + 64;             // the D sums of the unit rows
     const float* mu = mean ? mean + (i64)bh * D : 0;
     int tid = threadIdx.x, nt = blockDim.x;
     float amax = 0;
-    if (tid == 0) *normsInRange = 1;
+    // Whether some value is nonzero and below 2^-60 in magnitude (the unit rows then take the
+    // exact division where it is; see div_by).
+    bool tiny = false;
+    if (tid == 0) { *normsInRange = 1; *tinyValues = 0; }
     // The element transform: K - mean, fp16 rounding with GPU rounding.
     auto prepare = [&](float v, float m) {
         if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), m)) : __fsub_rn(v, m);
@@ -132,7 +143,17 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         // multiple of the elements per load): fewer load instructions, more bytes in flight.
         // Each thread keeps its channels, so their means are loaded once.
         constexpr int E = TYPE == 0 ? 4 : 8;
-        const int chunks = D / E, cc = tid % chunks, rr = tid / chunks, rowsPerLoad = nt / chunks;
+        const int chunks = div_pow2(D, E), rowsPerLoad = div_pow2(nt, chunks);
+        int cc = mod_pow2(tid, chunks), rr = div_pow2(tid, chunks);
+        if (E == 8 && (chunks & 3) == 0 && (rowsPerLoad & 1) == 0) {
+            // Each eight threads take four chunks of two rows, so that their 16-byte stores
+            // (32 bytes apart along a row, rows 4 mod 32 words apart) fall in distinct banks:
+            // eight chunks of one row put two stores on each bank (NCU: half the shared store
+            // wavefronts were conflicts).
+            const int q = chunks >> 2, rest = tid >> 3;
+            cc = mod_pow2(rest, q) * 4 + (tid & 3);
+            rr = div_pow2(rest, q) * 2 + ((tid >> 2) & 1);
+        }
         if (rr < rowsPerLoad) {
             float m[E];
             #pragma unroll
@@ -146,6 +167,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
                 for (int e = 0; e < E; e++) {
                     v[e] = prepare(f[e], m[e]);
                     amax = fmaxf(amax, fabsf(v[e]));
+                    tiny |= v[e] != 0.0f && fabsf(v[e]) < 0x1p-60f;
                 }
                 float4* dst = (float4*)(xs + r * DP + cc * E);
                 dst[0] = make_float4(v[0], v[1], v[2], v[3]);
@@ -153,7 +175,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
             }
         }
     } else {
-        const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
+        const int rowsPerPass = div_pow2(nt, D), c0 = mod_pow2(tid, D), r0 = div_pow2(tid, D);
         if (r0 < rowsPerPass) {
             const float m = mu ? mu[c0] : 0.0f;
             #pragma unroll 8
@@ -161,11 +183,13 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
                 float v = prepare(ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c0, TYPE), m);
                 xs[r * DP + c0] = v;
                 amax = fmaxf(amax, fabsf(v));
+                tiny |= v != 0.0f && fabsf(v) < 0x1p-60f;
             }
         }
     }
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     if ((tid & 31) == 0) red[tid >> 5] = amax;
+    if (__any_sync(0xffffffffu, tiny) && (tid & 31) == 0) *tinyValues = 1;
     __syncthreads();
     // Row norms, eight lanes as the CPU's SIMD8 loop (two 16-byte reads per step), then its
     // horizontal sum and the tail; and each norm's reciprocal for the unit rows below.
@@ -194,24 +218,31 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     __syncthreads();
     const float sc = red[32];
     // INT8 values, four channels a thread (one 4-byte store) where D allows, else one. Rows
-    // past the end of a tiled block are written as zeros (the tile is copied whole).
-    const bool fastQ = div_divisor_in_range(sc);
+    // past the end of a tiled block are written as zeros (the tile is copied whole). A thread's
+    // rows are rowsPerPass apart: with rowsPerPass a multiple of 8 its INT8 offset then advances
+    // by rowsPerPass * D in either layout.
+    const bool fastQ = div_divisor_in_range(sc), scaled = premul != 1.0f;
     const float scInv = fastQ ? div_reciprocal(sc) : 0.0f;
     signed char* dst = q8 + (tiled ? ((i64)bh * nb + j) * blockSize * D : ((i64)bh * N + start) * D);
     const int end = tiled ? blockSize : rows;
     if ((D & 3) == 0) {
-        const int quads = D >> 2, cq = (tid % quads) * 4, rq = tid / quads, rowsPerPass = nt / quads;
+        const int quads = D >> 2, cq = mod_pow2(tid, quads) * 4, rq = div_pow2(tid, quads), rowsPerPass = div_pow2(nt, quads);
         if (rq < rowsPerPass) {
+            const bool affine = !tiled || (rowsPerPass & 7) == 0;
+            signed char* o = dst + int8_offset(rq, cq, D, tiled);
+            const float* src = xs + rq * DP + cq;
             #pragma unroll 2
             for (int r = rq; r < end; r += rowsPerPass) {
                 unsigned packed = 0;
                 if (r < rows) {
-                    const float4 v = *(const float4*)(xs + r * DP + cq);
-                    const int q0 = quantize_int8(v.x, premul, sc, scInv, fastQ), q1 = quantize_int8(v.y, premul, sc, scInv, fastQ);
-                    const int q2 = quantize_int8(v.z, premul, sc, scInv, fastQ), q3 = quantize_int8(v.w, premul, sc, scInv, fastQ);
+                    const float4 v = *(const float4*)src;
+                    const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, fastQ), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, fastQ);
+                    const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, fastQ), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, fastQ);
                     packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
                 }
-                *(unsigned*)(dst + int8_offset(r, cq, D, tiled)) = packed;
+                *(unsigned*)(affine ? o : dst + int8_offset(r, cq, D, tiled)) = packed;
+                o += rowsPerPass * D;
+                src += rowsPerPass * DP;
             }
         }
     } else {
@@ -219,14 +250,11 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         if (r0 < rowsPerPass) {
             #pragma unroll 4
             for (int r = r0; r < end; r += rowsPerPass)
-                dst[int8_offset(r, c0, D, tiled)] = r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, sc, scInv, fastQ) : 0;
+                dst[int8_offset(r, c0, D, tiled)] = r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, scaled, sc, scInv, fastQ) : 0;
         }
     }
-    // Column sums in the CPU's row order, one thread per channel and sum: the pooled mean from
-    // the values, and the sum of the unit rows (each value divided by its row's norm as the CPU
-    // does) for the self-similarity. With fewer than 2 * D threads one thread does both.
+    // The pooled mean: column sums in the CPU's row order, one thread per channel (nt >= D).
     const float n = (float)rows;
-    const bool split = nt >= 2 * D;
     if (tid < D) {
         float p = 0;
         #pragma unroll 8
@@ -234,19 +262,46 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         const float m = __fdiv_rn(p, n);
         pooledOut[((i64)bh * nb + j) * D + tid] = gpuRound ? roundh(m) : m;
     }
-    if (split ? tid >= D && tid < 2 * D : tid < D) {
-        const int c = split ? tid - D : tid;
-        // The shared reciprocal where every norm is in range and the values are not tiny (with
-        // GPU rounding they are fp16 values: 0 or at least 2^-24).
-        const bool fast = *normsInRange != 0;
+    __syncthreads();
+    // The unit rows in place, every thread (each value divided by its row's norm as the CPU
+    // does, fp16-rounded with GPU rounding), so that the column sums below are chains of loads
+    // and adds alone. The shared reciprocal where every norm is in range and the values are not
+    // tiny (with GPU rounding they are fp16 values: 0 or at least 2^-24).
+    {
+        // Zeros take the shared reciprocal too: their quotient's sign may differ from the exact
+        // division's, which the sums (starting at +0) cannot see.
+        const bool fast = *normsInRange != 0 && (gpuRound || *tinyValues == 0);
+        const int groups = (D + 3) >> 2, cg = mod_pow2(tid, groups) * 4, rg = div_pow2(tid, groups), rowsPerPass = div_pow2(nt, groups);
+        if (rg < rowsPerPass) {
+            for (int r = rg; r < rows; r += rowsPerPass) {
+                float* row = xs + r * DP + cg;   // 16-byte aligned (the pitch is a multiple of 4)
+                const float nr = norms[r], r1 = rinv[r];
+                float4 x = *(const float4*)row;
+                float* v = &x.x;
+                if (fast) {
+                    #pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float w = div_by(v[i], nr, r1);
+                        v[i] = gpuRound ? roundh(w) : w;
+                    }
+                } else {
+                    #pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const float w = *normsInRange != 0 && (gpuRound || fabsf(v[i]) >= 0x1p-60f) ? div_by(v[i], nr, r1) : __fdiv_rn(v[i], nr);
+                        v[i] = gpuRound ? roundh(w) : w;
+                    }
+                }
+                // Channels past D (the pitch's padding) are written but never read.
+                *(float4*)row = x;
+            }
+        }
+    }
+    __syncthreads();
+    if (tid < D) {
         float u = 0;
         #pragma unroll 8
-        for (int r = 0; r < rows; r++) {
-            const float v = xs[r * DP + c], nr = norms[r];
-            const float w = fast && (gpuRound || fabsf(v) >= 0x1p-60f) ? div_by(v, nr, rinv[r]) : __fdiv_rn(v, nr);
-            u = __fadd_rn(u, gpuRound ? roundh(w) : w);
-        }
-        usum[c] = u;
+        for (int r = 0; r < rows; r++) u = __fadd_rn(u, xs[r * DP + tid]);
+        usum[tid] = u;
     }
     __syncthreads();
     if (tid == 0) {
@@ -632,6 +687,53 @@ extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 t
     }
 }
 
+#if __CUDA_ARCH__ >= 800
+// max(m, |w|) of two fp16 (type 1) or bf16 values packed in a word.
+DEV unsigned abs_max2(unsigned m, unsigned w, int type) {
+    unsigned r;
+    w &= 0x7fff7fffu;
+    if (type == 1) asm("max.f16x2 %0, %1, %2;" : "=r"(r) : "r"(m), "r"(w));
+    else asm("max.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(m), "r"(w));
+    return r;
+}
+// v_amax for fp16 and bf16 rows read 16 bytes at a time (the FP8 path's usual case): |x| is
+// the bit pattern with its sign cleared and max.f16x2 / max.bf16x2 take two at a time (exact; a
+// NaN loses, as with fmaxf), so the four loads in flight stay 16 registers of raw bits (v_amax
+// holds 32 converted floats: 85 registers, 24% occupancy). Same grid, block and shared memory.
+extern "C" __global__ void v_amax_h2(const u16* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, unsigned* amax) {
+    extern __shared__ float amaxPart[];
+    const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, tid = threadIdx.x;
+    const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
+    const u16* base = v + b * bs + h * hs;
+    const int chunks = D / 8, G = 256 / chunks, cc = tid % chunks, gi = tid / chunks;
+    unsigned m[4] = {0u, 0u, 0u, 0u};
+    if (gi < G) {
+        for (int t = t0 + gi; t < t1; t += 4 * G) {
+            uint4 x[4];
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int tu = t + u * G;
+                x[u] = tu < t1 ? *(const uint4*)(base + (i64)tu * ts + cc * 8) : make_uint4(0u, 0u, 0u, 0u);
+            }
+            #pragma unroll
+            for (int u = 0; u < 4; u++) {
+                m[0] = abs_max2(m[0], x[u].x, type); m[1] = abs_max2(m[1], x[u].y, type);
+                m[2] = abs_max2(m[2], x[u].z, type); m[3] = abs_max2(m[3], x[u].w, type);
+            }
+        }
+        for (int e = 0; e < 8; e++) {
+            const u16 hb = (u16)(m[e >> 1] >> ((e & 1) * 16));
+            amaxPart[gi * D + cc * 8 + e] = type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
+        }
+    }
+    __syncthreads();
+    for (int c = tid; c < D; c += 256) {
+        float r = 0.0f;
+        for (int g = 0; g < G; g++) r = fmaxf(r, amaxPart[g * D + c]);
+        atomicMax(amax + (i64)bh * D + c, __float_as_uint(r));
+    }
+}
+#endif
 #if __CUDA_ARCH__ >= 890
 // Two values rounded to e4m3 (nearest, ties to even, saturating at 448 like the CPU's
 // roundToE4M3) and packed, `lo` in the low byte.
@@ -650,6 +752,41 @@ DEV unsigned e4m3x2(float lo, float hi) {
 // grid (blocks, D / 64, B*Hkv): one key block x 64 channels per thread block, 256 threads
 // (per 32 keys one 8-byte write each: 8 positions of a channel), bk x 65 + 128 floats of
 // shared memory.
+// x / scale, by the channel's shared reciprocal except for zeros (whose sign the exact
+// division keeps) and tiny values (see div_by); 0 for a channel without a scale.
+DEV float value_quotient(float x, float s, float r1) {
+    if (!(s > 0.0f)) return 0.0f;
+    return r1 != 0.0f && fabsf(x) >= 0x1p-60f ? div_by(x, s, r1) : __fdiv_rn(x, s);
+}
+// prep_values_t8's fp16 / bf16 rows of 16-byte loads: rows tid / 8 + 32 u of the key block,
+// channels cc..cc+7 with their scales sv and reciprocals rv; FP16: the values' quotients
+// without checks (see the caller).
+template <bool FP16>
+DEV void value_rows_t8(const u16* src, int type, i64 ts, int N, int n0, int bk, int cc,
+                       const float* sv, const float* rv, float (*tile)[65]) {
+    for (int rb = threadIdx.x >> 3; rb < bk; rb += 128) {
+        uint4 x[4];
+        #pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int r = rb + 32 * u, n = n0 + r;
+            x[u] = r < bk && n < N ? *(const uint4*)(src + (i64)n * ts) : make_uint4(0u, 0u, 0u, 0u);
+        }
+        #pragma unroll
+        for (int u = 0; u < 4; u++) {
+            const int r = rb + 32 * u, n = n0 + r;
+            if (r < bk) {
+                const unsigned w[4] = {x[u].x, x[u].y, x[u].z, x[u].w};
+                #pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    const u16 hb = (u16)(w[i >> 1] >> ((i & 1) * 16));
+                    const float f = FP16 || type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
+                    const float q = FP16 ? (f == 0.0f ? f : div_by(f, sv[i], rv[i])) : value_quotient(f, sv[i], rv[i]);
+                    tile[r][cc + i] = n < N ? q : 0.0f;
+                }
+            }
+        }
+    }
+}
 extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
         int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, int vec, unsigned char* out) {
     extern __shared__ float tileData[];
@@ -665,13 +802,30 @@ extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 h
         if (blk == 0) vScale[(i64)bh * D + c0 + tid] = s;
     }
     __syncthreads();
-    // x / scale, by the channel's shared reciprocal except for zeros (whose sign the exact
-    // division keeps) and tiny values (see div_by).
-    load_value_tile(v, type, b * bs + h * hs, ts, N, blk * bk, bk, c0, vec, tile, [&](float x, int c) {
-        const float s = scales[c], r1 = recips[c];
-        if (!(s > 0.0f)) return 0.0f;
-        return r1 != 0.0f && fabsf(x) >= 0x1p-60f ? div_by(x, s, r1) : __fdiv_rn(x, s);
-    });
+    // x / scale (value_quotient).
+    if (vec && type != 0) {
+        // fp16 / bf16 rows of 16-byte loads: each thread always has the same eight channels
+        // ((tid % 8) * 8: eight loads a key), so their scales and reciprocals stay in registers
+        // (the generic loader reads them from shared memory after every store to the tile), and
+        // the four loads in flight stay raw bits until converted.
+        const int cc = (tid & 7) * 8, n0 = blk * bk;
+        float sv[8], rv[8];
+        bool normal = type == 1;
+        #pragma unroll
+        for (int i = 0; i < 8; i++) {
+            sv[i] = scales[cc + i]; rv[i] = recips[cc + i];
+            normal = normal && sv[i] > 0.0f && rv[i] != 0.0f;
+        }
+        // fp16 values are 0 or at least 2^-24 in magnitude, so with eight usable scales the
+        // shared reciprocal serves every nonzero value and a zero is its own quotient (sign
+        // kept): no per-value branch. bf16 or a zero channel: the checks per value.
+        const u16* src = (const u16*)v + b * bs + h * hs + c0 + cc;
+        if (normal) value_rows_t8<true>(src, type, ts, N, n0, bk, cc, sv, rv, tile);
+        else value_rows_t8<false>(src, type, ts, N, n0, bk, cc, sv, rv, tile);
+    } else {
+        load_value_tile(v, type, b * bs + h * hs, ts, N, blk * bk, bk, c0, vec, tile,
+                        [&](float x, int c) { return value_quotient(x, scales[c], recips[c]); });
+    }
     __syncthreads();
     const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl;
     unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
