@@ -358,7 +358,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
             a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
             a0.add(keyPadding?.flags ?? 0); a0.add(b.scores.pointer)
-            try dev.launch(fs, grid: ((nq + 7) / 8, (nk + 31) / 32, B * H), block: 256, sharedBytes: (8 * ((d + 3) / 4 * 4) + 32 * Self.preparationRowPitch(d)) * 4,
+            try dev.launch(fs, grid: ((nq + 15) / 16, (nk + 63) / 64, B * H), block: 256, sharedBytes: (16 * ((d + 3) / 4 * 4) + 64 * Self.preparationRowPitch(d)) * 4,
                            a0, name: "block_scores")
             try profiler?.mark("scores")
             var p2 = 1

@@ -337,14 +337,17 @@ DEV void copy_rows(float* dst, int pitch, const float* src, int rows, int valid,
         if (c >= D) { c -= D; r++; }
     }
 }
-// Section 2, step 3: compressed scores of 8 query blocks x 32 key blocks per thread block,
+// Section 2, step 3: compressed scores of 16 query blocks x 64 key blocks per thread block,
 // each a sequential dot product in the CPU's order, with the -inf of key blocks that are not
 // self-similar, of the causal future and (blockFlags bit 1, [B][nk], optional) of key blocks
 // whose keys are all padding, as on the CPU: such blocks take no share of the block softmax,
-// so the CDF count does not depend on them. grid (ceil(nq/8), ceil(nk/32), B*H), 256 threads,
-// dynamic shared memory (8 * block_scores_q_pitch(D) + 32 * prep_row_pitch(D)) floats. Both
-// operands are read 16 bytes at a time: the query row is the same for a whole warp (a
-// broadcast), the key rows' pitch of 4 mod 8 words keeps eight of them in distinct banks.
+// so the CDF count does not depend on them. grid (ceil(nq/16), ceil(nk/64), B*H), 256 threads,
+// dynamic shared memory (16 * block_scores_q_pitch(D) + 64 * prep_row_pitch(D)) floats. Each
+// thread computes one key block against four query blocks (four independent chains), so each
+// key value read from shared memory serves four products: one key row per thread made the
+// kernel bound by shared-memory wavefronts (a warp's 16-byte reads of 32 key rows take four).
+// Operands are read 16 bytes at a time: query rows are the same for a whole warp (broadcasts),
+// the key rows' pitch of 4 mod 8 words keeps eight of them in distinct banks.
 DEV int block_scores_q_pitch(int D) { return (D + 3) & ~3; }
 extern "C" __global__ void block_scores(const float* pooledQ, const float* pooledK, const float* simK,
         int H, int groupSize, int nq, int nk, int D, int bq, int bk, float scale, const float* theta,
@@ -352,33 +355,50 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     extern __shared__ float sm[];
     const int QP = block_scores_q_pitch(D), KP = prep_row_pitch(D);
     float* pq = sm;
-    float* pk = sm + 8 * QP;
+    float* pk = sm + 16 * QP;
     int bh = blockIdx.z, b = bh / H, h = bh % H, kh = b * (H / groupSize) + h / groupSize;
-    int i0 = blockIdx.x * 8, j0 = blockIdx.y * 32, tid = threadIdx.x;
-    copy_rows(pq, QP, pooledQ + ((i64)bh * nq + i0) * D, 8, nq - i0, D);
-    copy_rows(pk, KP, pooledK + ((i64)kh * nk + j0) * D, 32, nk - j0, D);
+    int i0 = blockIdx.x * 16, j0 = blockIdx.y * 64, tid = threadIdx.x;
+    copy_rows(pq, QP, pooledQ + ((i64)bh * nq + i0) * D, 16, nq - i0, D);
+    copy_rows(pk, KP, pooledK + ((i64)kh * nk + j0) * D, 64, nk - j0, D);
     __syncthreads();
-    int i = i0 + (tid >> 5), j = j0 + (tid & 31);
-    if (i >= nq || j >= nk) return;
-    float th = theta[h];
-    float s;
-    if (!(simK[(i64)kh * nk + j] > th) || (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset))
-        || (blockFlags && (blockFlags[(i64)b * nk + j] & 2))) s = -SP_INF;
-    else {
-        const float* a = pq + (tid >> 5) * QP;
-        const float* k = pk + (tid & 31) * KP;
-        float dot = 0;
+    const int jl = tid & 63, g = tid >> 6, j = j0 + jl, iFirst = i0 + 4 * g;
+    if (j >= nk || iFirst >= nq) return;
+    const float th = theta[h];
+    // Masked for all four queries: not self-similar, padding, or in the causal future of the
+    // last of them (then of all).
+    const bool keyMasked = !(simK[(i64)kh * nk + j] > th) || (blockFlags && (blockFlags[(i64)b * nk + j] & 2));
+    auto future = [&](int i) { return causal && !((i64)j * bk < (i64)(i + 1) * bq + offset); };
+    float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    if (!keyMasked && !future(min(iFirst + 3, nq - 1))) {
+        const float* a = pq + 4 * g * QP;
+        const float* k = pk + jl * KP;
         const int d4 = D & ~3;
-        #pragma unroll 4
+        #pragma unroll 2
         for (int c = 0; c < d4; c += 4) {
-            const float4 x = *(const float4*)(a + c), y = *(const float4*)(k + c);
-            dot = __fadd_rn(dot, __fmul_rn(x.x, y.x)); dot = __fadd_rn(dot, __fmul_rn(x.y, y.y));
-            dot = __fadd_rn(dot, __fmul_rn(x.z, y.z)); dot = __fadd_rn(dot, __fmul_rn(x.w, y.w));
+            const float4 y = *(const float4*)(k + c);
+            #pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const float4 x = *(const float4*)(a + q * QP + c);
+                float d = dot[q];
+                d = __fadd_rn(d, __fmul_rn(x.x, y.x)); d = __fadd_rn(d, __fmul_rn(x.y, y.y));
+                d = __fadd_rn(d, __fmul_rn(x.z, y.z)); d = __fadd_rn(d, __fmul_rn(x.w, y.w));
+                dot[q] = d;
+            }
         }
-        for (int c = d4; c < D; c++) dot = __fadd_rn(dot, __fmul_rn(a[c], k[c]));
-        s = gpuRound ? roundh(__fmul_rn(roundh(dot), scale)) : __fmul_rn(dot, scale);
+        for (int c = d4; c < D; c++) {
+            #pragma unroll
+            for (int q = 0; q < 4; q++) dot[q] = __fadd_rn(dot[q], __fmul_rn(a[q * QP + c], k[c]));
+        }
     }
-    scores[((i64)bh * nq + i) * nk + j] = s;
+    #pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int i = iFirst + q;
+        if (i < nq) {
+            const float s = keyMasked || future(i) ? -SP_INF
+                : gpuRound ? roundh(__fmul_rn(roundh(dot[q]), scale)) : __fmul_rn(dot[q], scale);
+            scores[((i64)bh * nq + i) * nk + j] = s;
+        }
+    }
 }
 
 // The selection's sort key of a block probability (p >= 0, or NaN): ascending keys are
