@@ -337,7 +337,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             var a2 = KernelArguments()
             a2.add(b.kPartial.pointer); a2.add(int: chunks); a2.add(int: s.keyLength); a2.add(int: d)
             a2.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a2.add(b.kMean.pointer)
-            try dev.launch(f2, grid: (B * Hkv, (d + 7) / 8), block: 256, sharedBytes: 128 * 8 * 8, a2, name: "k_mean_finish")
+            try dev.launch(f2, grid: (B * Hkv, (d + 7) / 8), block: 256, sharedBytes: 512 * 8 * 8, a2, name: "k_mean_finish")
             try profiler?.mark("K mean")
         } else {
             try dev.api.check(dev.api.cuMemsetD8(b.kMean.pointer, 0, B * Hkv * d * 4), "cuMemsetD8")
@@ -478,8 +478,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         av.add(v.address); av.add(int: v.type.code); av.add(long: v.layout.batchStride); av.add(long: v.layout.headStride)
         av.add(long: v.layout.tokenStride); av.add(int: Hkv); av.add(int: s.keyLength); av.add(int: nk); av.add(int: d)
         av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.gpuReproduction.fp8ValueRange); av.add(b.vScale.pointer)
-        av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer)
-        try device.launch(fv, grid: (nk, d / 64, B * Hkv), block: 256, sharedBytes: (parameters.blockK * 65 + 128) * 4, stream: stream,
+        // Four key blocks per thread block: the scales' divisions and the setup once for four.
+        let perBlock = 4
+        av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer); av.add(int: perBlock)
+        try device.launch(fv, grid: ((nk + perBlock - 1) / perBlock, d / 64, B * Hkv), block: 256, sharedBytes: (parameters.blockK * 65 + 128) * 4, stream: stream,
                           av, name: "prep_values_t8")
     }
 

@@ -33,13 +33,14 @@ extern "C" __global__ void k_mean_partial(const void* k, int type, i64 bs, i64 h
 // Section 1, part 2: the mean (fp16-rounded with GPU rounding): the partial sums of 8
 // channels per thread block, summed in chunk order by one thread per channel from shared
 // memory, where all 256 threads stage them (the loads in parallel, not one chain of global
-// loads). grid (B*H, ceil(D / 8)), 256 threads, 128 * 8 doubles of dynamic shared memory.
+// loads), 512 chunks (32768 keys) at a time. grid (B*H, ceil(D / 8)), 256 threads, 512 * 8
+// doubles of dynamic shared memory.
 extern "C" __global__ void k_mean_finish(const double* partial, int chunks, int N, int D, int gpuRound, float* mean) {
     extern __shared__ double part[];
     const int bh = blockIdx.x, c0 = blockIdx.y * 8, tid = threadIdx.x;
     double s = 0;
-    for (int base = 0; base < chunks; base += 128) {
-        const int n = min(128, chunks - base);
+    for (int base = 0; base < chunks; base += 512) {
+        const int n = min(512, chunks - base);
         for (int e = tid; e < n * 8; e += blockDim.x) {
             const int c = c0 + (e & 7);
             part[e] = c < D ? partial[((i64)bh * chunks + base + (e >> 3)) * D + c] : 0.0;
@@ -769,7 +770,7 @@ DEV unsigned e4m3x2(float lo, float hi) {
 // A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
 // 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
 // vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
-// grid (blocks, D / 64, B*Hkv): one key block x 64 channels per thread block, 256 threads
+// grid (ceil(blocks / perBlock), D / 64, B*Hkv): perBlock key blocks x 64 channels per thread block, 256 threads
 // (per 32 keys one 8-byte write each: 8 positions of a channel), bk x 65 + 128 floats of
 // shared memory.
 // x / scale, by the channel's shared reciprocal except for zeros (whose sign the exact
@@ -807,60 +808,77 @@ DEV void value_rows_t8(const u16* src, int type, i64 ts, int N, int n0, int bk, 
         }
     }
 }
-extern "C" __global__ void prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
-        int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, int vec, unsigned char* out) {
+// Four thread blocks per SM (64 registers, no spills with NVRTC 13; the generic path's loop
+// asks for 96 otherwise).
+extern "C" __global__ void __launch_bounds__(256, 4) prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
+        int Hkv, int N, int blocks, int D, int bk, const float* amax, float range, float* vScale, int vec, unsigned char* out,
+        int perBlock) {
     extern __shared__ float tileData[];
     float (*tile)[65] = (float (*)[65])tileData;
     float* scales = tileData + bk * 65;
     float* recips = scales + 64;         // div_reciprocal of each scale, 0 where out of range
     const int bh = blockIdx.z, b = bh / Hkv, h = bh % Hkv;
-    const int blk = blockIdx.x, c0 = blockIdx.y * 64, tid = threadIdx.x;
+    const int blk0 = blockIdx.x * perBlock, blkEnd = min(blocks, blk0 + perBlock), c0 = blockIdx.y * 64, tid = threadIdx.x;
     if (tid < 64) {
         const float s = __fdiv_rn(amax[(i64)bh * D + c0 + tid], range);
         scales[tid] = s;
         recips[tid] = div_divisor_in_range(s) ? div_reciprocal(s) : 0.0f;
-        if (blk == 0) vScale[(i64)bh * D + c0 + tid] = s;
+        if (blk0 == 0) vScale[(i64)bh * D + c0 + tid] = s;
     }
     __syncthreads();
-    // x / scale (value_quotient).
-    if (vec && type != 0) {
-        // fp16 / bf16 rows of 16-byte loads: each thread always has the same eight channels
-        // ((tid % 8) * 8: eight loads a key), so their scales and reciprocals stay in registers
-        // (the generic loader reads them from shared memory after every store to the tile), and
-        // the four loads in flight stay raw bits until converted.
-        const int cc = (tid & 7) * 8, n0 = blk * bk;
-        float sv[8], rv[8];
-        bool normal = type == 1;
-        #pragma unroll
-        for (int i = 0; i < 8; i++) {
-            sv[i] = scales[cc + i]; rv[i] = recips[cc + i];
-            normal = normal && sv[i] > 0.0f && rv[i] != 0.0f;
-        }
-        // fp16 values are 0 or at least 2^-24 in magnitude, so with eight usable scales the
-        // shared reciprocal serves every nonzero value and a zero is its own quotient (sign
-        // kept): no per-value branch. bf16 or a zero channel: the checks per value.
-        const u16* src = (const u16*)v + b * bs + h * hs + c0 + cc;
-        if (normal) value_rows_t8<true>(src, type, ts, N, n0, bk, cc, sv, rv, tile);
-        else value_rows_t8<false>(src, type, ts, N, n0, bk, cc, sv, rv, tile);
-    } else {
-        load_value_tile(v, type, b * bs + h * hs, ts, N, blk * bk, bk, c0, vec, tile,
-                        [&](float x, int c) { return value_quotient(x, scales[c], recips[c]); });
+    // fp16 / bf16 rows of 16-byte loads: each thread always has the same eight channels
+    // ((tid % 8) * 8: eight loads a key), so their scales and reciprocals stay in registers
+    // (the generic loader reads them from shared memory after every store to the tile), and
+    // the four loads in flight stay raw bits until converted. fp16 values are 0 or at least
+    // 2^-24 in magnitude, so with eight usable scales the shared reciprocal serves every nonzero
+    // value and a zero is its own quotient (sign kept): no per-value branch. bf16 or a zero
+    // channel: the checks per value (value_quotient).
+    const bool packed = vec && type != 0;
+    const int cc = (tid & 7) * 8;
+    float sv[8], rv[8];
+    bool normal = type == 1;
+    #pragma unroll
+    for (int i = 0; i < 8; i++) {
+        sv[i] = packed ? scales[cc + i] : 0.0f; rv[i] = packed ? recips[cc + i] : 0.0f;
+        normal = normal && sv[i] > 0.0f && rv[i] != 0.0f;
     }
-    __syncthreads();
-    const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl;
-    unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
-    for (int k0 = 0; k0 < bk; k0 += 32) {
-        unsigned w[2];
-        for (int i = 0; i < 2; i++) {
-            float x[4];
-            for (int j = 0; j < 4; j++) {
-                const int p = p0 + 4 * i + j;
-                x[j] = tile[k0 + 16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1)][cl];
+    const u16* src = (const u16*)v + b * bs + h * hs + c0 + cc;
+    // The tile of key block blk, e4m3 in the kernel's layout (32 keys: one 8-byte store each).
+    auto store = [&](int blk) {
+        const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl;
+        unsigned char* o = out + ((i64)bh * blocks + blk) * D * bk;
+        for (int k0 = 0; k0 < bk; k0 += 32) {
+            unsigned w[2];
+            for (int i = 0; i < 2; i++) {
+                float x[4];
+                for (int j = 0; j < 4; j++) {
+                    const int p = p0 + 4 * i + j;
+                    x[j] = tile[k0 + 16 * (p >> 4) + 8 * ((p & 3) >> 1) + 2 * ((p & 15) >> 2) + (p & 1)][cl];
+                }
+                w[i] = e4m3x2(x[0], x[1]) | (e4m3x2(x[2], x[3]) << 16);
             }
-            w[i] = e4m3x2(x[0], x[1]) | (e4m3x2(x[2], x[3]) << 16);
+            const int pos = k0 + p0;
+            *(uint2*)(o + (ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)) = make_uint2(w[0], w[1]);
         }
-        const int pos = k0 + p0;
-        *(uint2*)(o + (ch >> 3) * (bk * 8) + (pos >> 4) * 128 + (ch & 7) * 16 + (pos & 15)) = make_uint2(w[0], w[1]);
+    };
+    // perBlock key blocks in turn, the scales above once for all of them (a loop per path: one
+    // loop around both left the generic path's registers to the whole kernel, 128).
+    if (packed) {
+        for (int blk = blk0; blk < blkEnd; blk++) {
+            if (blk > blk0) __syncthreads();   // the previous block's tile is read
+            if (normal) value_rows_t8<true>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
+            else value_rows_t8<false>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
+            __syncthreads();
+            store(blk);
+        }
+    } else {
+        for (int blk = blk0; blk < blkEnd; blk++) {
+            if (blk > blk0) __syncthreads();
+            load_value_tile(v, type, b * bs + h * hs, ts, N, blk * bk, bk, c0, vec, tile,
+                            [&](float x, int c) { return value_quotient(x, scales[c], recips[c]); });
+            __syncthreads();
+            store(blk);
+        }
     }
 }
 #endif
