@@ -364,16 +364,22 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             var p2 = 1
             while p2 < nk { p2 <<= 1 }
             let shared = p2 * 8 + (nk + 64 + 256) * 4 + nk
+            let isTopK: Bool = { if case .topK = p.selection { return true } else { return false } }()
             let f = try Kernels.prepare(dev, "select_blocks")
             var a = KernelArguments()
             a.add(b.scores.pointer); a.add(b.qSim.pointer); a.add(b.kSim.pointer)
             a.add(int: H); a.add(int: s.groupSize); a.add(int: nq); a.add(int: nk); a.add(int: p2)
             a.add(int: p.blockQ); a.add(int: p.blockK)
             a.add(b.theta.pointer); a.add(b.selection.pointer)
-            a.add(int: { if case .topK = p.selection { return 1 } else { return 0 } }())
+            a.add(int: isTopK ? 1 : 0)
             a.add(int: p.causal ? 1 : 0); a.add(int: s.keyLength - s.queryLength); a.add(int: p.attentionSink ? 1 : 0)
             a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
-            try dev.launch(f, grid: (nq, B * H), block: 256, sharedBytes: shared, a, name: "select_blocks")
+            // Threads per row: two warps for top-k (its time is the row's serial chains and
+            // barriers, so more rows in flight pay: H200, N=32768, 0.065 ms with 256 threads,
+            // 0.045 with 128, 0.041 with 64), eight for the CDF's sort (not measured with fewer).
+            // SPARGE_CUDA_SELECT_THREADS overrides (whole warps, at most 26 by its tie counts).
+            let selectThreads = ((Kernels.environmentInt("SPARGE_CUDA_SELECT_THREADS", in: 32...832) ?? (isTopK ? 64 : 256)) + 31) / 32 * 32
+            try dev.launch(f, grid: (nq, B * H), block: selectThreads, sharedBytes: shared, a, name: "select_blocks")
             if let keyPadding {
                 let fc = try Kernels.prepare(dev, "clear_padded_blocks")
                 var ac = KernelArguments()

@@ -456,7 +456,7 @@ DEV void select_cdf(u64* keys, const float* probs, int nk, int P2, float tau, in
 DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, float* red, unsigned char* rowm) {
     const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
     unsigned* state = (unsigned*)(red + 34);    // [0] prefix, [1] need, [2] ties with the final key
-    unsigned* warpTies = state + 4;             // per-warp tie counts: red[38..64), at most 26 warps (launched with 8)
+    unsigned* warpTies = state + 4;             // per-warp tie counts: red[38..64), at most 26 warps (launched with 2 for top-k)
     if (tid == 0) { state[0] = 0; state[1] = (unsigned)count; }
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int b = tid; b < 256; b += nt) hist[b] = 0;
