@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine from the repository root with .gpu/ carried (make-gpu-bundle.sh):
-# Nsight Compute on the Hopper stage-2 kernel (`sparse_attention_wg`), one launch per
-# configuration (B=1 H=16 N=16384, fp16 and FP8 P.V, D 64 and 128, top-k 0.5 and dense): the
-# speed-of-light, warp-state, pipe and instruction sections as text, and for the first
-# configuration the SASS with its stall samples (CSV). Everything goes to $OUT (default
-# /tmp/gpu-profile). Extra `sparge bench` options for every run: $BENCH_EXTRA.
+# Nsight Compute on the Hopper stage-2 kernel (`sparse_attention_wg`; another kernel, e.g. a
+# preparation kernel such as prep_blocks_f16, by $KERNEL, its $SKIP-th launch, default 2), one
+# launch per configuration (B=1 H=16 N=$LENGTH, default 16384, fp16 and FP8 P.V, D 64 and 128,
+# top-k 0.5 and dense): the speed-of-light, warp-state, pipe and instruction sections as text,
+# and for the first configuration the SASS with its stall samples (CSV). Everything goes to
+# $OUT (default /tmp/gpu-profile). Extra `sparge bench` options for every run: $BENCH_EXTRA.
 set -uo pipefail
 out=${OUT:-/tmp/gpu-profile}; mkdir -p "$out"
 cd "${GPU_BUNDLE:-.gpu}" && { [ -x sparge ] || { { [ -f sparge.xz ] && xz -dkf sparge.xz; } || gunzip -kf sparge.gz; chmod +x sparge; }; }
@@ -18,8 +19,8 @@ for c in $configs; do
     IFS=: read -r pv d k <<< "$c"
     name="$pv-d$d-k$k"
     extra=(); [ "$first" = 1 ] && extra=(--set full --import-source no)
-    "$ncu" --kernel-name sparse_attention_wg --launch-skip 2 --launch-count 1 "${sections[@]}" "${extra[@]}" \
-        -o "/tmp/prof-$name" -f ./sparge bench --backend cuda --lengths 16384 --dims "$d" --top-k "$k" --pv "$pv" \
+    "$ncu" --kernel-name "${KERNEL:-sparse_attention_wg}" --launch-skip "${SKIP:-2}" --launch-count 1 "${sections[@]}" "${extra[@]}" \
+        -o "/tmp/prof-$name" -f ./sparge bench --backend cuda --lengths "${LENGTH:-16384}" --dims "$d" --top-k "$k" --pv "$pv" \
         --repeat 3 ${BENCH_EXTRA:-} > "$out/$name.run.log" 2>&1
     "$ncu" --import "/tmp/prof-$name.ncu-rep" --page details > "$out/$name.txt" 2>&1
     if [ "$first" = 1 ]; then
