@@ -124,7 +124,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     float* rinv = norms + blockSize;    // refined reciprocals of the norms (div_reciprocal)
     float* red = rinv + blockSize;      // 32 warp maxima, the scale, the in-range flag
     int* normsInRange = (int*)(red + 33);
-    int* tinyValues = (int*)(red + 34);
+    int* tinyValues = (int*)(red + 34);  // written by thread 0 after the loads (see red[w] below)
     float* usum = red + 64;             // the D sums of the unit rows
     const float* mu = mean ? mean + (i64)bh * D : 0;
     int tid = threadIdx.x, nt = blockDim.x;
@@ -132,7 +132,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     // Whether some value is nonzero and below 2^-60 in magnitude (the unit rows then take the
     // exact division where it is; see div_by).
     bool tiny = false;
-    if (tid == 0) { *normsInRange = 1; *tinyValues = 0; }
+    if (tid == 0) *normsInRange = 1;
     // The element transform: K - mean, fp16 rounding with GPU rounding.
     auto prepare = [&](float v, float m) {
         if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), m)) : __fsub_rn(v, m);
@@ -189,8 +189,10 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         }
     }
     for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    if ((tid & 31) == 0) red[tid >> 5] = amax;
-    if (__any_sync(0xffffffffu, tiny) && (tid & 31) == 0) *tinyValues = 1;
+    // The warp's maximum, negated when the warp saw a tiny value (then it is positive), so the
+    // flag needs no shared word set before the barrier: thread 0 decodes both after it.
+    const bool warpTiny = __any_sync(0xffffffffu, tiny);
+    if ((tid & 31) == 0) red[tid >> 5] = warpTiny ? -amax : amax;
     __syncthreads();
     // Row norms, eight lanes as the CPU's SIMD8 loop (two 16-byte reads per step), then its
     // horizontal sum and the tail; and each norm's reciprocal for the unit rows below.
@@ -213,7 +215,9 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     }
     if (tid == 0) {
         float m = 0;
-        for (int w = 0; w < (nt + 31) / 32; w++) m = fmaxf(m, red[w]);
+        int t = 0;
+        for (int w = 0; w < (nt + 31) / 32; w++) { m = fmaxf(m, fabsf(red[w])); t |= red[w] < 0.0f; }
+        *tinyValues = t;
         red[32] = __fadd_rn(__fdiv_rn(__fmul_rn(m, premul), 127.0f), 1e-7f);
     }
     __syncthreads();
