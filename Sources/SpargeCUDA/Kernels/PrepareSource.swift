@@ -275,7 +275,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     {
         // Zeros take the shared reciprocal too: their quotient's sign may differ from the exact
         // division's, which the sums (starting at +0) cannot see.
-        const bool fast = *normsInRange != 0 && (gpuRound || *tinyValues == 0);
+        const bool normsFast = *normsInRange != 0, fast = normsFast && (gpuRound || *tinyValues == 0);
         const int groups = (D + 3) >> 2, cg = mod_pow2(tid, groups) * 4, rg = div_pow2(tid, groups), rowsPerPass = div_pow2(nt, groups);
         if (rg < rowsPerPass) {
             for (int r = rg; r < rows; r += rowsPerPass) {
@@ -290,9 +290,11 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
                         v[i] = gpuRound ? roundh(w) : w;
                     }
                 } else {
+                    // Not fast: a norm out of range (every value takes the exact division), or
+                    // tiny values without GPU rounding (those take it).
                     #pragma unroll
                     for (int i = 0; i < 4; i++) {
-                        const float w = *normsInRange != 0 && (gpuRound || fabsf(v[i]) >= 0x1p-60f) ? div_by(v[i], nr, r1) : __fdiv_rn(v[i], nr);
+                        const float w = normsFast && fabsf(v[i]) >= 0x1p-60f ? div_by(v[i], nr, r1) : __fdiv_rn(v[i], nr);
                         v[i] = gpuRound ? roundh(w) : w;
                     }
                 }
@@ -679,6 +681,16 @@ extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs
 // 16-byte loads of E channels (D / E threads per key), else one channel per thread (G = 256 / D
 // threads per channel); 256 * 8 floats of dynamic shared memory (no static shared memory in
 // this program: every function gets the device's whole dynamic allowance).
+// The end of v_amax and v_amax_h2: each channel's maximum over the G groups' partial maxima
+// in shared memory, merged into the global maxima by atomic max on the bit patterns.
+DEV void amax_merge(const float* amaxPart, int G, int D, unsigned* amaxRow) {
+    __syncthreads();
+    for (int c = threadIdx.x; c < D; c += 256) {
+        float r = 0.0f;
+        for (int g = 0; g < G; g++) r = fmaxf(r, amaxPart[g * D + c]);
+        atomicMax(amaxRow + c, __float_as_uint(r));
+    }
+}
 extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, int vec, unsigned* amax) {
     extern __shared__ float amaxPart[];
     const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, tid = threadIdx.x;
@@ -704,12 +716,7 @@ extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 t
         }
         for (int e = 0; e < E; e++) amaxPart[gi * D + cc * E + e] = m[e];
     }
-    __syncthreads();
-    for (int c = tid; c < D; c += 256) {
-        float r = 0.0f;
-        for (int g = 0; g < G; g++) r = fmaxf(r, amaxPart[g * D + c]);
-        atomicMax(amax + (i64)bh * D + c, __float_as_uint(r));
-    }
+    amax_merge(amaxPart, G, D, amax + (i64)bh * D);
 }
 
 #if __CUDA_ARCH__ >= 800
@@ -751,12 +758,7 @@ extern "C" __global__ void v_amax_h2(const u16* v, int type, i64 bs, i64 hs, i64
             amaxPart[gi * D + cc * 8 + e] = type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
         }
     }
-    __syncthreads();
-    for (int c = tid; c < D; c += 256) {
-        float r = 0.0f;
-        for (int g = 0; g < G; g++) r = fmaxf(r, amaxPart[g * D + c]);
-        atomicMax(amax + (i64)bh * D + c, __float_as_uint(r));
-    }
+    amax_merge(amaxPart, G, D, amax + (i64)bh * D);
 }
 #endif
 #if __CUDA_ARCH__ >= 890
@@ -838,15 +840,6 @@ extern "C" __global__ void __launch_bounds__(256, 4) prep_values_t8(const void* 
     // value and a zero is its own quotient (sign kept): no per-value branch. bf16 or a zero
     // channel: the checks per value (value_quotient).
     const bool packed = vec && type != 0;
-    const int cc = (tid & 7) * 8;
-    float sv[8], rv[8];
-    bool normal = type == 1;
-    #pragma unroll
-    for (int i = 0; i < 8; i++) {
-        sv[i] = packed ? scales[cc + i] : 0.0f; rv[i] = packed ? recips[cc + i] : 0.0f;
-        normal = normal && sv[i] > 0.0f && rv[i] != 0.0f;
-    }
-    const u16* src = (const u16*)v + b * bs + h * hs + c0 + cc;
     // The tile of key block blk, e4m3 in the kernel's layout (32 keys: one 8-byte store each).
     auto store = [&](int blk) {
         const int cl = tid >> 2, p0 = (tid & 3) * 8, ch = c0 + cl;
@@ -868,6 +861,15 @@ extern "C" __global__ void __launch_bounds__(256, 4) prep_values_t8(const void* 
     // perBlock key blocks in turn, the scales above once for all of them (a loop per path: one
     // loop around both left the generic path's registers to the whole kernel, 128).
     if (packed) {
+        const int cc = (tid & 7) * 8;
+        float sv[8], rv[8];
+        bool normal = type == 1;
+        #pragma unroll
+        for (int i = 0; i < 8; i++) {
+            sv[i] = scales[cc + i]; rv[i] = recips[cc + i];
+            normal = normal && sv[i] > 0.0f && rv[i] != 0.0f;
+        }
+        const u16* src = (const u16*)v + b * bs + h * hs + c0 + cc;
         for (int blk = blk0; blk < blkEnd; blk++) {
             if (blk > blk0) __syncthreads();   // the previous block's tile is read
             if (normal) value_rows_t8<true>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
