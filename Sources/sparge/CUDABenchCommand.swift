@@ -12,7 +12,7 @@ import SpargeCUDA
 struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
-          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--repeat 30] [--dump DIR]
+          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--repeat 30] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after 5
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
@@ -20,6 +20,8 @@ struct CUDABenchCommand {
         operations over the end-to-end time (what SDPA's TOPS counts).
 
           --pv         P.V numerics: fp16 (default) or fp8 (e4m3 V per channel; compute capability 8.9+)
+          --lambda     stage 2's threshold (pvThreshold, default 50); inf turns the filter off, to
+                       time what its per-tile vote costs
           --profile    also print the device time of each preparation kernel
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """
@@ -33,9 +35,10 @@ struct CUDABenchCommand {
     var dump: String?
     var profile = false
     var numerics = PVNumerics.fp16
+    var lambda: Float = SpargeParameters.recommended.pvThreshold[0]
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "repeat", "dump"],
+        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "repeat", "dump"],
                                           usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
@@ -57,6 +60,10 @@ struct CUDABenchCommand {
         repeats = try a.int("repeat", in: 1...10_000) ?? repeats
         dump = a.string("dump")
         profile = a.flag("profile")
+        if let s = a.string("lambda") {
+            guard let v = Float(s), v >= 0 else { throw UsageError("--lambda '\(s)' must be a number at least 0, or inf") }
+            lambda = v
+        }
         if let s = a.string("pv") {
             guard let n = PVNumerics(rawValue: s), n != .fp32 else { throw UsageError("--pv '\(s)' must be fp16 or fp8") }
             numerics = n
@@ -66,7 +73,7 @@ struct CUDABenchCommand {
     func execute() throws {
         #if CUDA
         let device = try CUDADevice.open()
-        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), median of \(repeats)")
+        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), lambda \(lambda), median of \(repeats)")
         print("    N    D  top-k  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
         for d in dims {
             for n in lengths {
@@ -91,6 +98,7 @@ struct CUDABenchCommand {
                 for topk in topks {
                     var p = SpargeParameters.recommended
                     p.selection = .topK(PerHead(topk))
+                    p.pvThreshold = PerHead(lambda)
                     p.gpuReproduction.pvNumerics = numerics
                     (p.blockQ, p.blockK) = (blockQ, blockK)
                     let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device)
