@@ -674,13 +674,6 @@ extern "C" __global__ void prep_values_t(const void* v, int type, i64 bs, i64 hs
         *(uint4*)(o + (ch >> 3) * (bk * 8) + ((k0 >> 3) + kc) * 64 + (ch & 7) * 8) = make_uint4(w[0], w[1], w[2], w[3]);
     }
 }
-// FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
-// channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
-// Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
-// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), 256 threads: with `vec`,
-// 16-byte loads of E channels (D / E threads per key), else one channel per thread (G = 256 / D
-// threads per channel); 256 * 8 floats of dynamic shared memory (no static shared memory in
-// this program: every function gets the device's whole dynamic allowance).
 // The end of v_amax and v_amax_h2: each channel's maximum over the G groups' partial maxima
 // in shared memory, merged into the global maxima by atomic max on the bit patterns.
 DEV void amax_merge(const float* amaxPart, int G, int D, unsigned* amaxRow) {
@@ -691,6 +684,13 @@ DEV void amax_merge(const float* amaxPart, int G, int D, unsigned* amaxRow) {
         atomicMax(amaxRow + c, __float_as_uint(r));
     }
 }
+// FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
+// channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
+// Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
+// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), 256 threads: with `vec`,
+// 16-byte loads of E channels (D / E threads per key), else one channel per thread (G = 256 / D
+// threads per channel); 256 * 8 floats of dynamic shared memory (no static shared memory in
+// this program: every function gets the device's whole dynamic allowance).
 extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, int vec, unsigned* amax) {
     extern __shared__ float amaxPart[];
     const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, tid = threadIdx.x;
