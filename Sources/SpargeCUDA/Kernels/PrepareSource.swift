@@ -122,7 +122,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     const int DP = prep_row_pitch(D);
     float* norms = xs + blockSize * DP;
     float* rinv = norms + blockSize;    // refined reciprocals of the norms (div_reciprocal)
-    float* red = rinv + blockSize;      // 32 warp maxima, the scale, the in-range flag
+    float* red = rinv + blockSize;      // 32 warp maxima, the scale, the in-range and tiny-value flags
     int* normsInRange = (int*)(red + 33);
     int* tinyValues = (int*)(red + 34);  // written by thread 0 after the loads (see red[w] below)
     float* usum = red + 64;             // the D sums of the unit rows
@@ -769,16 +769,6 @@ DEV unsigned e4m3x2(float lo, float hi) {
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
     return r;
 }
-// Part 2: V^T in e4m3, in the Hopper kernel's tile layout for 8-bit B operands (core
-// matrices of 8 channels x 16 keys, 16 bytes a row: channel r, position p of a tile at
-// (r / 8) * bk * 8 + (p / 16) * 128 + (r % 8) * 16 + p % 16), with the keys of each
-// 32-key chunk permuted so that the fp32 accumulator layout of S, packed in place, is the
-// A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
-// 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
-// vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
-// grid (ceil(blocks / perBlock), D / 64, B*Hkv): perBlock key blocks x 64 channels per thread block, 256 threads
-// (per 32 keys one 8-byte write each: 8 positions of a channel), bk x 65 + 128 floats of
-// shared memory.
 // x / scale, by the channel's shared reciprocal except for zeros (whose sign the exact
 // division keeps) and tiny values (see div_by); 0 for a channel without a scale.
 DEV float value_quotient(float x, float s, float r1) {
@@ -814,6 +804,16 @@ DEV void value_rows_t8(const u16* src, int type, i64 ts, int N, int n0, int bk, 
         }
     }
 }
+// Part 2: V^T in e4m3, in the Hopper kernel's tile layout for 8-bit B operands (core
+// matrices of 8 channels x 16 keys, 16 bytes a row: channel r, position p of a tile at
+// (r / 8) * bk * 8 + (p / 16) * 128 + (r % 8) * 16 + p % 16), with the keys of each
+// 32-key chunk permuted so that the fp32 accumulator layout of S, packed in place, is the
+// A-operand layout of P (FlashAttention-3's FP8 trick): position p holds key
+// 16 * (p / 16) + 8 * ((p % 4) / 2) + 2 * ((p % 16) / 4) + p % 2. Also writes
+// vScale = amax / range per channel (0 where the channel is all zeros: V8 is then 0).
+// grid (ceil(blocks / perBlock), D / 64, B*Hkv): perBlock key blocks x 64 channels per thread block, 256 threads
+// (per 32 keys one 8-byte write each: 8 positions of a channel), bk x 65 + 128 floats of
+// shared memory.
 // Four thread blocks per SM (64 registers, no spills with NVRTC 13; the generic path's loop
 // asks for 96 otherwise).
 extern "C" __global__ void __launch_bounds__(256, 4) prep_values_t8(const void* v, int type, i64 bs, i64 hs, i64 ts,
