@@ -469,13 +469,13 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try device.api.check(device.api.cuMemsetD8Async(b.vAmax.pointer, 0, B * Hkv * d * 4, stream), "cuMemsetD8Async")
         // fp16 and bf16 rows of 16-byte loads: the packed-maximum kernel (FP8 needs compute
         // capability 8.9, so max.f16x2 and max.bf16x2 are there).
-        let packed = v.type != .float32 && sixteenByteRows(v)
+        let vec = sixteenByteRows(v), packed = v.type != .float32 && vec
         let amaxName = packed ? "v_amax_h2" : "v_amax"
         let fa = try Kernels.prepare(device, amaxName)
         var aa = KernelArguments()
         aa.add(v.address); aa.add(int: v.type.code); aa.add(long: v.layout.batchStride); aa.add(long: v.layout.headStride)
         aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d)
-        if !packed { aa.add(int: sixteenByteRows(v) ? 1 : 0) }
+        if !packed { aa.add(int: vec ? 1 : 0) }
         aa.add(b.vAmax.pointer)
         try device.launch(fa, grid: ((s.keyLength + 255) / 256, B * Hkv), block: 256, sharedBytes: 256 * 8 * 4, stream: stream,
                           aa, name: amaxName)
@@ -486,7 +486,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         av.add(int: parameters.blockK); av.add(b.vAmax.pointer); av.add(parameters.gpuReproduction.fp8ValueRange); av.add(b.vScale.pointer)
         // Four key blocks per thread block: the scales' divisions and the setup once for four.
         let perBlock = 4
-        av.add(int: sixteenByteRows(v) ? 1 : 0); av.add(b.v16.pointer); av.add(int: perBlock)
+        av.add(int: vec ? 1 : 0); av.add(b.v16.pointer); av.add(int: perBlock)
         try device.launch(fv, grid: ((nk + perBlock - 1) / perBlock, d / 64, B * Hkv), block: 256, sharedBytes: (parameters.blockK * 65 + 128) * 4, stream: stream,
                           av, name: "prep_values_t8")
     }
