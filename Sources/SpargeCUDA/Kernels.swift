@@ -132,11 +132,18 @@ enum Kernels {
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
             let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
                 ?? (threads == 256 && blockK == 64 && d == 64 ? 1 : 0)
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")"
+            // FP8: the row sums in the rescale's condition, so that ptxas interleaves them with the
+            // exponentials before the branch. Pipelined loop only (H200, session 21, three
+            // interleaved rounds, kernel ms dense / top-k 0.5: D=64 N=16384 2.335-2.343 /
+            // 1.205-1.211 -> 2.279-2.283 / 1.178-1.182, N=32768 9.116-9.126 / 4.645-4.650 ->
+            // 8.879-8.884 / 4.532-4.541); the serial loop at D=128 already interleaves them and
+            // loses 1.5-3% with it.
+            let sumsGate = Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "--std=c++17"]
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
             // the stage's two mbarriers.
             let stages = lookahead + 1 + pipeline + syncTwo

@@ -125,6 +125,9 @@ enum HopperAttentionSource {
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
+#ifndef SUMS_GATE
+#define SUMS_GATE 0                 // FP8: the row sums in the rescale's condition (see the step)
+#endif
 #ifndef Q_SMEM
 #define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
 #endif
@@ -576,7 +579,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
         // Most tiles move no row maximum of the warp: no rescale then. (Every tile without the
         // branch, by 1 where nothing moved, was 0.5-6% slower on the H200: session 21.)
+#if PV_FP8 && SUMS_GATE
+        // The row sums in the condition (a NaN sum makes its row NaN whatever O holds), so that
+        // ptxas computes them before the branch, interleaved with the exponentials, instead of
+        // issuing the exponentials in a row and the sums after the branch.
+        if (__any_sync(0xffffffffu, (a0 != 1.0f && ts0 == ts0) || (a1 != 1.0f && ts1 == ts1))) {
+#else
         if (__any_sync(0xffffffffu, a0 != 1.0f || a1 != 1.0f)) {
+#endif
             #pragma unroll
             for (int n = 0; n < OCH; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
         }
