@@ -530,9 +530,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // P = 2^(S - m + 8.807) in fp32; l sums it unrounded, P.V takes it rounded to e4m3,
         // packed in the accumulator order (V^T's keys are permuted to match, prep_values_t8).
         // Rows without keys so far, and skipped tiles, get P = 0 from a shift of -inf (2^-inf = +0;
-        // the scores are finite or -inf and `mul` positive): no branch between the exponentials
-        // and the sums and packs that use them, so that ptxas interleaves them instead of
-        // issuing 32 MUFU.EX2 in a row.
+        // scores are finite, or -inf only in masked tiles, where `mul` is 1): no branch between
+        // the exponentials and the sums and packs that use them, so that ptxas interleaves them
+        // instead of issuing 32 MUFU.EX2 in a row.
         const float sh0 = mn0 == -SP_INF || skip ? -SP_INF : __fadd_rn(-mn0, FP8_OFFSET);
         const float sh1 = mn1 == -SP_INF || skip ? -SP_INF : __fadd_rn(-mn1, FP8_OFFSET);
         float pf[BK / 2];
