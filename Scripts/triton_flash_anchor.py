@@ -15,6 +15,7 @@ import argparse
 import torch
 import triton
 import triton.language as tl
+from authors_compare import median_ms  # the one CUDA-event timing loop of the scripts
 
 
 def configs():
@@ -59,17 +60,6 @@ def flash_fwd(Q, K, VT, O, scale, N, H,
     tl.store(O + h * N * D + rows[:, None] * D + dims[None, :], acc.to(tl.float16))
 
 
-def median_ms(fn, repeats=30, warmup=5):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record(); fn(); b.record(); torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return sorted(times)[len(times) // 2]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heads", type=int, default=16)
@@ -83,7 +73,7 @@ def main():
             torch.manual_seed(0)
             q, k, v = (torch.randn(1, a.heads, n, d, device="cuda", dtype=torch.float16) for _ in range(3))
             ops = 4 * n * n * d * a.heads
-            ms = median_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v))
+            ms = median_ms(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), repeats=30)
             ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
             print(f"{n:6d} {d:4d}  sdpa fp16  {ms:9.3f} {ops / ms / 1e9:7.1f}")
             for fp8 in (False, True):
@@ -93,7 +83,7 @@ def main():
                 o = torch.empty_like(q[0])
                 grid = lambda meta: (n // meta["BLOCK_M"], a.heads)
                 run = lambda: flash_fwd[grid](qq, kk, vt, o, d ** -0.5, n, a.heads, D=d, FP8=fp8)
-                ms = median_ms(run)
+                ms = median_ms(run, repeats=30)
                 err = ((o.float() - ref[0].float()).abs().sum() / ref.float().abs().sum()).item()
                 cfg = flash_fwd.best_config
                 print(f"{n:6d} {d:4d}  triton {'fp8 ' if fp8 else 'fp16'}  {ms:9.3f} {ops / ms / 1e9:7.1f}  "
