@@ -295,6 +295,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         b.keysTiled = hopper != nil
         try b.k8.reserve(B * Hkv * (hopper != nil ? nk * p.blockK : s.keyLength) * d)
         try b.kScale.reserve(B * Hkv * nk * 4)
+        // A selection that keeps every block (top-k 1) needs no scores, so no pooled blocks or
+        // self-similarity either; nor does a given map (SPARGE_CUDA_DENSE_MAP=0: always predict
+        // from the scores, for A/B runs).
+        let keepsEveryBlock = predict && p.selectionKeepsEveryBlock(keyBlocks: nk, heads: H)
+            && Kernels.environmentInt("SPARGE_CUDA_DENSE_MAP", in: 0...1) != 0
+        let summaries = predict && !keepsEveryBlock
         try b.kPooled.reserve(B * Hkv * nk * d * 4)
         try b.kSim.reserve(B * Hkv * nk * 4)
         try b.q8.reserve(B * H * s.queryLength * d)
@@ -310,7 +316,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let queryRule = SpargeAttention.queryPartialBlockRule(shape: s, parameters: p)
         try prepareBlocks(x: q, heads: H, tokens: s.queryLength, blockSize: p.blockQ, blocks: nq,
                           mean: 0, premultiplier: premultiplier, partialNever: queryRule == .neverSelfSimilar,
-                          tiled: false, int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer,
+                          tiled: false, summaries: summaries, int8: b.q8.pointer, scaleOut: b.qScale.pointer, pooled: b.qPooled.pointer,
                           sim: b.qSim.pointer, stream: side?.stream)
         try side?.mark(0)
         try profiler?.mark("Q blocks")
@@ -345,18 +351,27 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         // Sections 1-3: K' blocks: summaries, scales, INT8 (Q blocks: on the side stream above).
         try prepareBlocks(x: k, heads: Hkv, tokens: s.keyLength, blockSize: p.blockK, blocks: nk,
                           mean: b.kMean.pointer, premultiplier: 1, partialNever: p.gpuReproduction.partialBlocks == .neverSelfSimilar,
-                          tiled: hopper != nil, int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
+                          tiled: hopper != nil, summaries: summaries, int8: b.k8.pointer, scaleOut: b.kScale.pointer, pooled: b.kPooled.pointer, sim: b.kSim.pointer)
         try profiler?.mark("K blocks")
-        try side?.join(0)
         // Section 2, steps 3-7.
-        if predict {
+        if keepsEveryBlock {
+            let f = try Kernels.prepare(dev, "fill_block_map")
+            var a = KernelArguments()
+            a.add(int: nq); a.add(int: nk); a.add(int: p.blockQ); a.add(int: p.blockK)
+            a.add(int: p.causal ? 1 : 0); a.add(int: p.causalOffset(for: s)); a.add(int: p.attentionSink ? 1 : 0); a.add(b.map.pointer)
+            try dev.launch(f, grid: (nq, B * H), block: 128, a, name: "fill_block_map")
+            if let keyPadding { try clearPaddedBlocks(flags: keyPadding.flags) }
+            try profiler?.mark("map")
+        }
+        try side?.join(0)
+        if summaries {
             try b.scores.reserve(B * H * nq * nk * 4)
             let fs = try Kernels.prepare(dev, "block_scores")
             var a0 = KernelArguments()
             a0.add(b.qPooled.pointer); a0.add(b.kPooled.pointer); a0.add(b.kSim.pointer)
             a0.add(int: H); a0.add(int: s.groupSize); a0.add(int: nq); a0.add(int: nk); a0.add(int: d)
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
-            a0.add(int: p.causal ? 1 : 0); a0.add(int: s.keyLength - s.queryLength); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
+            a0.add(int: p.causal ? 1 : 0); a0.add(int: p.causalOffset(for: s)); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
             a0.add(keyPadding?.flags ?? 0); a0.add(b.scores.pointer)
             try dev.launch(fs, grid: ((nq + 15) / 16, (nk + 63) / 64, B * H), block: 256, sharedBytes: (16 * ((d + 3) / 4 * 4) + 64 * Self.preparationRowPitch(d)) * 4,
                            a0, name: "block_scores")
@@ -372,7 +387,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a.add(int: p.blockQ); a.add(int: p.blockK)
             a.add(b.theta.pointer); a.add(b.selection.pointer)
             a.add(int: isTopK ? 1 : 0)
-            a.add(int: p.causal ? 1 : 0); a.add(int: s.keyLength - s.queryLength); a.add(int: p.attentionSink ? 1 : 0)
+            a.add(int: p.causal ? 1 : 0); a.add(int: p.causalOffset(for: s)); a.add(int: p.attentionSink ? 1 : 0)
             a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
             // Threads per row: two warps for top-k (its time is the row's serial chains and
             // barriers, so more rows in flight pay: H200, N=32768, 0.065 ms with 256 threads,
@@ -380,12 +395,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             // SPARGE_CUDA_SELECT_THREADS overrides (whole warps, at most 26 by its tie counts).
             let selectThreads = ((Kernels.environmentInt("SPARGE_CUDA_SELECT_THREADS", in: 32...832) ?? (isTopK ? 64 : 256)) + 31) / 32 * 32
             try dev.launch(f, grid: (nq, B * H), block: selectThreads, sharedBytes: shared, a, name: "select_blocks")
-            if let keyPadding {
-                let fc = try Kernels.prepare(dev, "clear_padded_blocks")
-                var ac = KernelArguments()
-                ac.add(b.map.pointer); ac.add(keyPadding.flags); ac.add(int: H); ac.add(int: nq); ac.add(int: nk)
-                try dev.launch(fc, grid: (nq, B * H), block: 128, ac, name: "clear_padded_blocks")
-            }
+            if let keyPadding { try clearPaddedBlocks(flags: keyPadding.flags) }
             try profiler?.mark("selection")
         }
         if let hopper {
@@ -427,6 +437,15 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention")
         try addKeyMeanScores(q: q, lse: lse)
         try events.recordEnd()
+    }
+
+    /// Key padding, the last step of stage 1: key blocks whose keys are all padding are cleared.
+    private func clearPaddedBlocks(flags: CUdeviceptr) throws {
+        let s = shape
+        let f = try Kernels.prepare(device, "clear_padded_blocks")
+        var a = KernelArguments()
+        a.add(buffers.map.pointer); a.add(flags); a.add(int: s.heads); a.add(int: nq); a.add(int: nk)
+        try device.launch(f, grid: (nq, s.batch * s.heads), block: 128, a, name: "clear_padded_blocks")
     }
 
     /// With K smoothing the kernels' log-sum-exp is of q.(k - mean): adds `scale * q.mean`
@@ -512,7 +531,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(b.map.pointer); a.add(int: s.heads); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.keyLength)
         a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
         a.add(p.gpuReproduction.quantization == .triton ? Float(1) : scale * 1.44269504)
-        a.add(int: p.causal && p.gpuReproduction.causalMasking == .token ? 1 : 0); a.add(int: s.keyLength - s.queryLength)
+        a.add(int: p.causal && p.gpuReproduction.causalMasking == .token ? 1 : 0); a.add(int: p.causalOffset(for: s))
         a.add(int: p.gpuReproduction.stage2ExemptTailBlocks); a.add(int: p.gpuReproduction.tritonKeyPadding ? 1 : 0)
         a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
@@ -533,7 +552,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     private static func preparationRowPitch(_ d: Int) -> Int { (d + 7) / 8 * 8 + 4 }
 
     private func prepareBlocks(x: DeviceTensor, heads: Int, tokens: Int, blockSize: Int, blocks: Int, mean: CUdeviceptr,
-                               premultiplier: Float, partialNever: Bool, tiled: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
+                               premultiplier: Float, partialNever: Bool, tiled: Bool, summaries: Bool, int8: CUdeviceptr, scaleOut: CUdeviceptr,
                                pooled: CUdeviceptr, sim: CUdeviceptr, stream: CUhandle? = nil) throws {
         let d = shape.headDim
         // The kernel's layout: the values at a row pitch of prep_row_pitch(D), the norms and their
@@ -546,7 +565,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(long: x.layout.tokenStride); a.add(int: heads); a.add(int: tokens); a.add(int: d); a.add(int: blockSize)
         a.add(mean); a.add(premultiplier); a.add(int: parameters.gpuReproduction.gpuRounding ? 1 : 0); a.add(int: partialNever ? 1 : 0)
         a.add(int: tiled ? 1 : 0)
-        a.add(int: sixteenByteRows(x) ? 1 : 0)
+        a.add(int: sixteenByteRows(x) ? 1 : 0); a.add(int: summaries ? 1 : 0)
         a.add(int8); a.add(scaleOut); a.add(pooled); a.add(sim)
         // At least one thread per channel; four per channel for 128-row blocks, two for smaller
         // ones, whose smaller tiles let more thread blocks share an SM (H200, session 14, N=32768

@@ -186,11 +186,13 @@ struct CUDACheckCommand {
         p.blockQ = [64, 128][rng.int(0...1)]
         p.blockK = [32, 64, 128][rng.int(0...2)]
         if rng.uniform() < 0.5 { p.selection = .cdf(PerHead(Float(0.5 + 0.45 * rng.uniform()))); p.simThreshold = PerHead(Float(rng.uniform() * 0.8)) }
-        else { p.selection = .topK(PerHead(Float(0.2 + 0.6 * rng.uniform()))) }
+        // Top-k 1 in some cases: the map then comes without the scores (fill_block_map).
+        else { p.selection = .topK(PerHead(rng.uniform() < 0.25 ? 1 : Float(0.2 + 0.6 * rng.uniform()))) }
         p.pvThreshold = rng.uniform() < 0.5 ? PerHead(Float(1 + 10 * rng.uniform())) : 50
         p.smoothK = rng.uniform() < 0.8
         p.gpuReproduction.gpuRounding = rng.uniform() < 0.3
         p.attentionSink = rng.uniform() < 0.2
+        if p.causal && rng.uniform() < 0.3 { p.causalAlignment = .topLeft }
         let nhd = rng.uniform() < 0.4
         var type = [ElementType.float32, .float16, .bfloat16][rng.int(0...2)]
         // Diagnosis: every random case in one element type (SPARGE_CHECK_TYPE=float32|float16|bfloat16).
@@ -216,7 +218,7 @@ struct CUDACheckCommand {
             return y
         }
         let qa = arranged(q, heads: shape.heads, tokens: nq), ka = arranged(k, heads: kvHeads, tokens: nk), va = arranged(v, heads: kvHeads, tokens: nk)
-        let label = "random \(index): B\(batch) H\(shape.heads)/\(kvHeads) \(nq)x\(nk) D\(d) \(p.blockQ)x\(p.blockK)\(p.causal ? " causal" : "")\(nhd ? " nhd" : "") \(type.rawValue)"
+        let label = "random \(index): B\(batch) H\(shape.heads)/\(kvHeads) \(nq)x\(nk) D\(d) \(p.blockQ)x\(p.blockK)\(p.causal ? (p.causalAlignment == .topLeft ? " causal top-left" : " causal") : "")\(nhd ? " nhd" : "") \(type.rawValue)"
         func run(_ body: (AttentionInput, AttentionInput, AttentionInput) throws -> CUDAAgreement) throws -> CUDAAgreement {
             switch type {
             case .float32:

@@ -57,25 +57,26 @@ struct CausalAlignmentTests {
         #expect(try Accuracy(predictedOut, reference: masked.output).cosine >= 0.999, "predicted \(shape) \(alignment)")
     }
 
-    /// Other backends (the GPU) take the offset as Nk - Nq: top-left with Nq != Nk is refused
-    /// by the validation they share, instead of giving bottom-right results.
-    @Test func otherBackendsRefuseTopLeft() throws {
+    /// Other backends (the GPU) take the offset from `causalOffset(for:)` (0 top-left, Nk - Nq
+    /// bottom-right): the validation they share accepts both alignments.
+    @Test func otherBackendsTakeEitherAlignment() throws {
         let shape = AttentionShape(heads: 1, queryLength: 8, keyLength: 16, headDim: 4)
         let x = [Float](repeating: 0.5, count: shape.keyElements)
         var out = [Float](repeating: 0, count: shape.queryElements)
         var p = SpargeParameters()
         p.causal = true
-        p.causalAlignment = .topLeft
         try x.withUnsafeBufferPointer { x in try out.withUnsafeMutableBufferPointer { o in
             let input = AttentionInput(x)
-            #expect(throws: SpargeError.self) {
+            for alignment in [CausalAlignment.topLeft, .bottomRight] {
+                p.causalAlignment = alignment
                 _ = try SpargeAttention.resolveSparseCall(q: input, k: input, v: input, output: AttentionOutput(o), shape: shape,
                                                           parameters: p, blockMap: nil)
             }
-            p.causalAlignment = .bottomRight
-            _ = try SpargeAttention.resolveSparseCall(q: input, k: input, v: input, output: AttentionOutput(o), shape: shape,
-                                                      parameters: p, blockMap: nil)
         } }
+        p.causalAlignment = .topLeft
+        #expect(p.causalOffset(for: shape) == 0)
+        p.causalAlignment = .bottomRight
+        #expect(p.causalOffset(for: shape) == 8)
     }
 
     @Test func topLeftKVCacheIsRejected() throws {

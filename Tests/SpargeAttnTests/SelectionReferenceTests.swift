@@ -56,4 +56,44 @@ struct SelectionReferenceTests {
             #expect(pHat.map(\.bitPattern) == pHatByLanes.map(\.bitPattern), "trial \(trial): P_hat bits differ between the two score loops")
         }
     }
+
+    /// `selectionKeepsEveryBlock` (the GPU's map without scores): when it holds, the plain twin's
+    /// map is every block less the causal future, plus the sink, whatever the scores.
+    @Test func keepingEveryBlockNeedsNoScores() {
+        var rng = TestRNG(seed: 977)
+        var held = 0
+        for trial in 0..<200 {
+            let nq = rng.int(1...9), nk = rng.int(1...40), d = rng.int(1...24)
+            let blockQ = [64, 128][rng.int(0...1)], blockK = [32, 64][rng.int(0...1)]
+            let fraction: Float = rng.int(0...1) == 0 ? 1 : Float(rng.uniform() * 0.2 + 0.8)
+            var p = SpargeParameters.recommended
+            p.selection = .topK(PerHead(fraction))
+            let keepsAll = p.selectionKeepsEveryBlock(keyBlocks: nk, heads: 1)
+            #expect(keepsAll == (max(1, Int(fraction * Float(nk))) >= nk), "trial \(trial): fraction \(fraction) nk \(nk)")
+            guard keepsAll else { continue }
+            held += 1
+            func sims(_ n: Int) -> [Float] { (0..<n).map { _ in rng.uniform() < 0.1 ? .nan : Float(rng.uniform()) } }
+            let causal = rng.int(0...1) == 0, sink = rng.int(0...1) == 0
+            let offset = rng.int(0...1) == 0 ? 0 : rng.int(-(nq * blockQ)...(nk * blockK))
+            let map = Stage1Reference.selectBlocks(
+                pooledQ: rng.gaussians(nq * d), selfSimilarityQ: sims(nq), pooledK: rng.gaussians(nk * d), selfSimilarityK: sims(nk),
+                headDim: d, blockQ: blockQ, blockK: blockK, scale: Float(rng.uniform() * 2 + 0.1), theta: Float(rng.uniform() * 0.6),
+                selection: p.selection, causal: causal, causalOffset: offset, attentionSink: sink, gpuRounding: rng.int(0...1) == 0)
+            let expected: [UInt8] = (0..<(nq * nk)).map { e in
+                let i = e / nk, j = e % nk
+                if sink && j == 0 { return 1 }
+                return !causal || blockCausallyAllowed(i: i, j: j, blockQ: blockQ, blockK: blockK, offset: offset) ? 1 : 0
+            }
+            #expect(map == expected, "trial \(trial): nq \(nq) nk \(nk) causal \(causal) offset \(offset) sink \(sink)")
+        }
+        #expect(held > 50)
+        var cdf = SpargeParameters.recommended
+        cdf.selection = .cdf(1)
+        #expect(!cdf.selectionKeepsEveryBlock(keyBlocks: 4, heads: 1))
+        var perHead = SpargeParameters.recommended
+        perHead.selection = .topK([1, 0.5])
+        #expect(!perHead.selectionKeepsEveryBlock(keyBlocks: 4, heads: 2))
+        perHead.selection = .topK([1, 1])
+        #expect(perHead.selectionKeepsEveryBlock(keyBlocks: 4, heads: 2))
+    }
 }

@@ -19,10 +19,6 @@ extension SpargeAttention {
     ) throws -> (q: ResolvedTensor, k: ResolvedTensor, v: ResolvedTensor, output: ResolvedTensor) {
         _ = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                      parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters))
-        // Other backends take the causal offset as Nk - Nq; refuse what they would get wrong.
-        if parameters.causal && parameters.causalAlignment != .bottomRight && shape.queryLength != shape.keyLength {
-            throw SpargeError.unsupported("causalAlignment \(parameters.causalAlignment.rawValue) with Nq != Nk runs on the CPU only; use SpargeAttention or SpargePlan")
-        }
         func resolve(_ base: UnsafeRawPointer, _ type: ElementType, _ layout: TensorLayout?, heads: Int, tokens: Int) -> ResolvedTensor {
             let l = layout ?? .hnd(heads: heads, tokens: tokens, headDim: shape.headDim)
             let last = l.lastOffset(batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim) ?? 0

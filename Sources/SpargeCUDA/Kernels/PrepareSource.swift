@@ -113,7 +113,7 @@ DEV int mod_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a & (b - 1) : a % b
 template <int TYPE>
 DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever, int tiled,
-        int vec, signed char* q8, float* scaleOut, float* pooledOut, float* simOut) {
+        int vec, int summaries, signed char* q8, float* scaleOut, float* pooledOut, float* simOut) {
     extern __shared__ float sm[];
     int j = blockIdx.x, bh = blockIdx.y, nb = gridDim.x;
     int b = div_pow2(bh, H), h = mod_pow2(bh, H);
@@ -197,7 +197,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     // Row norms, eight lanes as the CPU's SIMD8 loop (two 16-byte reads per step), then its
     // horizontal sum and the tail; and each norm's reciprocal for the unit rows below.
     int vend = D & ~7;
-    for (int r = tid; r < rows; r += nt) {
+    for (int r = tid; summaries && r < rows; r += nt) {
         const float* row = xs + r * DP;
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
         for (int c = 0; c < vend; c += 8) {
@@ -257,6 +257,12 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
             for (int r = r0; r < end; r += rowsPerPass)
                 dst[int8_offset(r, c0, D, tiled)] = r < rows ? (signed char)quantize_int8(xs[r * DP + c0], premul, scaled, sc, scInv, fastQ) : 0;
         }
+    }
+    // Without `summaries` (a block map known without the scores: given, or keeping every block)
+    // the scale and the INT8 values are all the caller needs.
+    if (!summaries) {
+        if (tid == 0) scaleOut[(i64)bh * nb + j] = sc;
+        return;
     }
     // The pooled mean: column sums in the CPU's row order, one thread per channel (nt >= D).
     const float n = (float)rows;
@@ -325,9 +331,9 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
 }
 #define PREP_BLOCKS(NAME, TYPE) \
 extern "C" __global__ void NAME(const void* x, i64 bs, i64 hs, i64 ts, int H, int N, int D, int blockSize, \
-        const float* mean, float premul, int gpuRound, int partialNever, int tiled, int vec, signed char* q8, \
+        const float* mean, float premul, int gpuRound, int partialNever, int tiled, int vec, int summaries, signed char* q8, \
         float* scaleOut, float* pooledOut, float* simOut) { \
-    prep_blocks_body<TYPE>(x, bs, hs, ts, H, N, D, blockSize, mean, premul, gpuRound, partialNever, tiled, vec, q8, scaleOut, pooledOut, simOut); \
+    prep_blocks_body<TYPE>(x, bs, hs, ts, H, N, D, blockSize, mean, premul, gpuRound, partialNever, tiled, vec, summaries, q8, scaleOut, pooledOut, simOut); \
 }
 PREP_BLOCKS(prep_blocks_f32, 0)
 PREP_BLOCKS(prep_blocks_f16, 1)
@@ -605,6 +611,20 @@ extern "C" __global__ void clear_padded_blocks(unsigned char* map, const unsigne
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H;
     unsigned char* row = map + ((i64)bh * nq + i) * nk;
     for (int j = threadIdx.x; j < nk; j += blockDim.x) if (blockFlags[(i64)b * nk + j] & 2) row[j] = 0;
+}
+
+// The block map of a selection that keeps every block (top-k 1): steps 3-6 mark every block,
+// step 7 clears the causal future and the sink marks block 0, as select_blocks does after its
+// selection. Grid (nq, B * H).
+extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int causal, int offset, int sink, unsigned char* map) {
+    const int i = blockIdx.x, bh = blockIdx.y;
+    unsigned char* out = map + ((i64)bh * nq + i) * nk;
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) {
+        unsigned char m = 1;
+        if (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset)) m = 0;
+        if (sink && j == 0) m = 1;
+        out[j] = m;
+    }
 }
 
 // V for the P.V tensor-core product: fp16, rows padded with zeros to Npad.

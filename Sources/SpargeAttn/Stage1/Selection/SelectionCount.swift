@@ -7,6 +7,19 @@ func topKCount(fraction: Float, keyBlocks nk: Int) -> Int {
     Swift.max(1, Int(fraction * Float(nk)))
 }
 
+extension SpargeParameters {
+    /// Whether step 5 keeps every key block of every row for `keyBlocks` key blocks: top-k with
+    /// `floor(fraction * keyBlocks) >= keyBlocks` for every head (a fraction of 1). The block map
+    /// is then known without the compressed scores: every block, less the causal future (steps
+    /// 6-7 only add blocks, or clear the causal future), plus the attention sink, less the
+    /// blocks whose keys are all padding. A backend may skip the pooled blocks, the
+    /// self-similarity and the scores then; the CDF rule always needs the probabilities.
+    public func selectionKeepsEveryBlock(keyBlocks nk: Int, heads: Int) -> Bool {
+        guard case .topK(let fraction) = selection else { return false }
+        return (0..<heads).allSatisfy { topKCount(fraction: fraction[$0], keyBlocks: nk) >= nk }
+    }
+}
+
 /// How many of a row's blocks step 5 keeps.
 enum SelectionRule {
     /// The first `count` blocks in probability order (at most all of them).
