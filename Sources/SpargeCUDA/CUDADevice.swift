@@ -21,6 +21,9 @@ public final class CUDADevice: @unchecked Sendable {
     private let lock = NSLock()
     private var nvrtc: NVRTC?
     private var functions: [String: CUhandle] = [:]
+    /// The preparation program's kernels by name (its options never change in a process):
+    /// found without building the program key of `function(_:program:source:options:)`.
+    private var preparation: [String: CUhandle] = [:]
 
     private nonisolated(unsafe) static var opened: [Int: CUDADevice] = [:]
     private static let openLock = NSLock()
@@ -89,6 +92,18 @@ public final class CUDADevice: @unchecked Sendable {
         let n = try NVRTC()
         nvrtc = n
         return n
+    }
+
+    /// A preparation kernel already compiled by ``function(_:program:source:options:architectureSuffix:sharedBytes:)``, or
+    /// nil; `remember` records one.
+    func preparationFunction(_ name: String) -> CUhandle? {
+        lock.lock(); defer { lock.unlock() }
+        return preparation[name]
+    }
+
+    func rememberPreparationFunction(_ name: String, _ f: CUhandle) {
+        lock.lock(); defer { lock.unlock() }
+        preparation[name] = f
     }
 
     /// The kernel `function` of the program `source` compiled with `options` (cached per

@@ -7,10 +7,16 @@ enum Kernels {
     /// matches bit for bit.
     static let cpuFusesMultiplyAdd = false
 
+    static let prepareOptions = ["--fmad=false", "-DSPARGE_FMA=\(cpuFusesMultiplyAdd ? 1 : 0)", "--std=c++17"]
+
+    /// A preparation kernel (compiled with the whole preparation program on first use; later
+    /// calls are a dictionary lookup by name: a call launches up to a dozen of them).
     static func prepare(_ device: CUDADevice, _ name: String) throws -> CUhandle {
-        try device.function(name, program: "sparge_prepare", source: PrepareSource.text,
-                            options: ["--fmad=false", "-DSPARGE_FMA=\(cpuFusesMultiplyAdd ? 1 : 0)", "--std=c++17"],
-                            sharedBytes: device.maxSharedBytes)
+        if let f = device.preparationFunction(name) { return f }
+        let f = try device.function(name, program: "sparge_prepare", source: PrepareSource.text,
+                                    options: prepareOptions, sharedBytes: device.maxSharedBytes)
+        device.rememberPreparationFunction(name, f)
+        return f
     }
 
     /// A stage-2 kernel configuration: the program's name and NVRTC options, and its block size.

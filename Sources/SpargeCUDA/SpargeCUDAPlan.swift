@@ -25,6 +25,13 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     private let buffers: Buffers
     /// The side stream of the preparation (point 0: Q blocks done, 1: V^T done).
     private let side: StreamFork
+    /// The Hopper kernel's configuration for this plan (nil: the `mma.sync` kernel), resolved on
+    /// the first call: it reads a dozen `SPARGE_CUDA_*` variables and builds its options.
+    private lazy var hopper: Kernels.HopperConfiguration? = Kernels.HopperConfiguration(
+        device: device, headDim: shape.headDim, blockQ: parameters.blockQ, blockK: parameters.blockK,
+        fp8: parameters.gpuReproduction.pvNumerics == .fp8)
+    /// The Hopper kernel and its dynamic shared memory, after the first call.
+    private var hopperKernel: (CUhandle, shared: Int)?
     var mapBuffer: DeviceBuffer { buffers.map }
 
     /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
@@ -248,9 +255,24 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         for _ in 0..<warmup { try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events) }
         try device.synchronize()
         var times: [(Double, Double)] = []
+        // Diagnosis (SPARGE_CUDA_BENCH_HOLD_US=n): a kernel spinning n microseconds ahead of each
+        // call, so that the events time the GPU alone, with every launch queued before the first
+        // kernel starts; the difference from a plain run is the host's launch time the GPU waits for.
+        let hold = Kernels.environmentInt("SPARGE_CUDA_BENCH_HOLD_US", in: 1...100_000)
+        var hostSeconds: [Double] = []
         for _ in 0..<repeats {
+            if let hold {
+                var a = KernelArguments()
+                a.add(long: hold * 1000)
+                try device.launch(try Kernels.prepare(device, "hold_stream"), grid: (1, 1), block: 32, a, name: "hold_stream")
+            }
+            let t0 = DispatchTime.now().uptimeNanoseconds
             try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events)
+            hostSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
             times.append(try events.elapsed())
+        }
+        if Kernels.environmentInt("SPARGE_CUDA_BENCH_HOST", in: 0...1) == 1 {
+            FileHandle.standardError.write(Data("host launch time, median: \(String(format: "%.1f", hostSeconds.sorted()[hostSeconds.count / 2] * 1e6)) us\n".utf8))
         }
         return times
     }
@@ -288,7 +310,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         // Q blocks and V^T go to the side stream, beside K mean and K blocks; not when
         // profiling, which times the kernels one after another (SPARGE_CUDA_SIDE_STREAM=0: never).
         let side = profiler == nil && Kernels.environmentInt("SPARGE_CUDA_SIDE_STREAM", in: 0...1) != 0 ? self.side : nil
-        let hopper = Kernels.HopperConfiguration(device: dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, fp8: p.gpuReproduction.pvNumerics == .fp8)
+        let hopper = self.hopper
         try b.kMean.reserve(B * Hkv * d * 4)
         try b.kPartial.reserve(B * Hkv * chunks * d * 8)
         // The Hopper kernel copies whole K tiles: INT8 K in its tile layout, padded to whole blocks.
@@ -515,7 +537,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                               keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
-        let (fa, shared) = try Kernels.hopperAttention(dev, c, keyBlocks: nk)
+        let (fa, shared) = try hopperKernel ?? Kernels.hopperAttention(dev, c, keyBlocks: nk)
+        hopperKernel = (fa, shared)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
