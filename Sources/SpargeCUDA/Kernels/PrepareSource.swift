@@ -339,6 +339,17 @@ PREP_BLOCKS(prep_blocks_f32, 0)
 PREP_BLOCKS(prep_blocks_f16, 1)
 PREP_BLOCKS(prep_blocks_bf16, 2)
 
+// Step 7's rule (the CPU's blockCausallyAllowed): whether query block i sees some key of key
+// block j (query t sees keys up to t + offset).
+DEV bool block_causally_allowed(int i, int j, int bq, int bk, int offset) { return (i64)j * bk < (i64)(i + 1) * bq + offset; }
+// The end of a map entry m of query block i, key block j, after the selection: the causal
+// future cleared (step 7), then block 0 marked with the attention sink.
+DEV unsigned char causal_and_sink(unsigned char m, int i, int j, int bq, int bk, int causal, int offset, int sink) {
+    if (causal && !block_causally_allowed(i, j, bq, bk, offset)) m = 0;
+    if (sink && j == 0) m = 1;
+    return m;
+}
+
 // Rows [0, rows) of a row-major [.][D] source into shared memory at `pitch`, zeros past
 // `valid`; 256 threads, the element's row and column advanced without a division per element.
 DEV void copy_rows(float* dst, int pitch, const float* src, int rows, int valid, int D) {
@@ -380,7 +391,7 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     // Masked for all four queries: not self-similar, padding, or in the causal future of the
     // last of them (then of all).
     const bool keyMasked = !(simK[(i64)kh * nk + j] > th) || (blockFlags && (blockFlags[(i64)b * nk + j] & 2));
-    auto future = [&](int i) { return causal && !((i64)j * bk < (i64)(i + 1) * bq + offset); };
+    auto future = [&](int i) { return causal && !block_causally_allowed(i, j, bq, bk, offset); };
     float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     if (!keyMasked && !future(min(iFirst + 3, nq - 1))) {
         const float* a = pq + 4 * g * QP;
@@ -583,9 +594,7 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     for (int j = tid; j < nk; j += nt) {
         unsigned char m = rowm[j];
         if (!selfSimilarQ || !(sk[j] > th)) m = 1;
-        if (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset)) m = 0;
-        if (sink && j == 0) m = 1;
-        out[j] = m;
+        out[j] = causal_and_sink(m, i, j, bq, bk, causal, offset, sink);
     }
 }
 
@@ -614,17 +623,11 @@ extern "C" __global__ void clear_padded_blocks(unsigned char* map, const unsigne
 }
 
 // The block map of a selection that keeps every block (top-k 1): steps 3-6 mark every block,
-// step 7 clears the causal future and the sink marks block 0, as select_blocks does after its
-// selection. Grid (nq, B * H).
+// then the end of select_blocks (causal_and_sink). Grid (nq, B * H).
 extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int causal, int offset, int sink, unsigned char* map) {
     const int i = blockIdx.x, bh = blockIdx.y;
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
-    for (int j = threadIdx.x; j < nk; j += blockDim.x) {
-        unsigned char m = 1;
-        if (causal && !((i64)j * bk < (i64)(i + 1) * bq + offset)) m = 0;
-        if (sink && j == 0) m = 1;
-        out[j] = m;
-    }
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) out[j] = causal_and_sink(1, i, j, bq, bk, causal, offset, sink);
 }
 
 // Diagnosis only (SPARGE_CUDA_BENCH_HOLD_US): spins for `ns` nanoseconds of the global timer.
