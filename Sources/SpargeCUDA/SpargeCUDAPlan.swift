@@ -30,8 +30,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     private lazy var hopper: Kernels.HopperConfiguration? = Kernels.HopperConfiguration(
         device: device, headDim: shape.headDim, blockQ: parameters.blockQ, blockK: parameters.blockK,
         fp8: parameters.gpuReproduction.pvNumerics == .fp8)
-    /// The Hopper kernel and its dynamic shared memory, after the first call.
-    private var hopperKernel: (CUhandle, shared: Int)?
+    /// The stage-2 kernel (the Hopper kernel where `hopper` applies, else the `mma.sync` one),
+    /// its dynamic shared memory and threads per block, after the first call.
+    private var attentionKernel: (CUhandle, shared: Int, threads: Int)?
     var mapBuffer: DeviceBuffer { buffers.map }
 
     /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
@@ -420,9 +421,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             if let keyPadding { try clearPaddedBlocks(flags: keyPadding.flags) }
             try profiler?.mark("selection")
         }
-        if let hopper {
+        if hopper != nil {
             try side?.join(1)
-            try launchHopper(hopper, output: output, events: events, lse: lse, keyPadding: keyPadding)
+            try launchHopper(output: output, events: events, lse: lse, keyPadding: keyPadding)
             try addKeyMeanScores(q: q, lse: lse)
             try events.recordEnd()
             return
@@ -450,7 +451,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         try events.recordMiddle()
         // Section 4: stage 2.
-        let (fa, shared, threads) = try Kernels.attention(dev, headDim: d, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk, fp8: fp8)
+        let (fa, shared, threads) = try stage2Kernel()
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(vTensor.address)
         a.add(long: vTensor.layout.batchStride); a.add(long: vTensor.layout.headStride); a.add(long: vTensor.layout.tokenStride)
@@ -532,18 +533,34 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                           av, name: "prep_values_t8")
     }
 
+    /// The stage-2 kernel, compiled (or found) on the first call and kept: its configuration
+    /// reads a dozen `SPARGE_CUDA_*` variables and its program key joins its options.
+    private func stage2Kernel() throws -> (CUhandle, shared: Int, threads: Int) {
+        if let k = attentionKernel { return k }
+        let p = parameters
+        let k: (CUhandle, shared: Int, threads: Int)
+        if let c = hopper {
+            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk)
+            k = (f, shared, c.threads)
+        } else {
+            k = try Kernels.attention(device, headDim: shape.headDim, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk,
+                                      fp8: p.gpuReproduction.pvNumerics == .fp8)
+        }
+        attentionKernel = k
+        return k
+    }
+
     /// Stage 2 on Hopper, the `wgmma` kernel (V^T from `transposeValues` or `transposeValuesFP8`).
-    private func launchHopper(_ c: Kernels.HopperConfiguration, output: DeviceTensor, events: EventPair, lse: CUdeviceptr,
+    private func launchHopper(output: DeviceTensor, events: EventPair, lse: CUdeviceptr,
                               keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
-        let (fa, shared) = try hopperKernel ?? Kernels.hopperAttention(dev, c, keyBlocks: nk)
-        hopperKernel = (fa, shared)
+        let (fa, shared, threads) = try stage2Kernel()
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
         addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
-        try dev.launch(fa, grid: (nq, B * H), block: c.threads, sharedBytes: shared, a, name: "sparse_attention_wg")
+        try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention_wg")
     }
 
     /// The stage-2 arguments after V, common to both kernels.
