@@ -25,9 +25,8 @@ DEV float ldx(const void* p, i64 i, int type) {
     u16 b = ((const u16*)p)[i];
     return type == 1 ? h2f(b) : __uint_as_float(((unsigned)b) << 16);
 }
-// 16 bytes from element i (16-byte aligned) as floats: 4 (fp32) or 8 (fp16, bf16); returns the count.
-DEV int ld16(const void* p, i64 i, int type, float* f) {
-    const uint4 u = *(const uint4*)((const char*)p + i * (type == 0 ? 4 : 2));
+// 16 loaded bytes as floats: 4 (fp32) or 8 (fp16, bf16); returns the count.
+DEV int unpack16(uint4 u, int type, float* f) {
     const unsigned w[4] = {u.x, u.y, u.z, u.w};
     if (type == 0) { for (int e = 0; e < 4; e++) f[e] = __uint_as_float(w[e]); return 4; }
     for (int e = 0; e < 8; e++) {
@@ -35,6 +34,10 @@ DEV int ld16(const void* p, i64 i, int type, float* f) {
         f[e] = type == 1 ? h2f(b) : __uint_as_float(((unsigned)b) << 16);
     }
     return 8;
+}
+// 16 bytes from element i (16-byte aligned) as floats: 4 (fp32) or 8 (fp16, bf16); returns the count.
+DEV int ld16(const void* p, i64 i, int type, float* f) {
+    return unpack16(*(const uint4*)((const char*)p + i * (type == 0 ? 4 : 2)), type, f);
 }
 DEV void stx(void* p, i64 i, int type, float v) {
     if (type == 0) ((float*)p)[i] = v;

@@ -110,6 +110,29 @@ DEV int int8_offset(int r, int c, int D, int tiled) {
 // instructions, and the block kernel's index setup had a dozen of them in every warp.
 DEV int div_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a >> (__ffs(b) - 1) : a / b; }
 DEV int mod_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a & (b - 1) : a % b; }
+// The INT8 values of a staged block, four channels (one 4-byte store) a thread: rows rq,
+// rq + rowsPerPass, ... up to `end` (zeros from `rows` on), read from `src` (row rq, channel cq
+// of the staged values) and written to `dst` (the block's INT8 values, see int8_offset).
+// `affine`: the thread's INT8 offset advances by rowsPerPass * D a row.
+template <bool FAST>
+DEV void quantize_quads(const float* src, signed char* dst, int rq, int cq, int rows, int end, int rowsPerPass, int DP,
+                        int D, int tiled, bool affine, float premul, bool scaled, float sc, float scInv) {
+    signed char* o = dst + int8_offset(rq, cq, D, tiled);
+    #pragma unroll 2
+    for (int r = rq; r < end; r += rowsPerPass) {
+        unsigned packed = 0;
+        if (r < rows) {
+            const float4 v = *(const float4*)src;
+            const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, FAST), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, FAST);
+            const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, FAST), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, FAST);
+            packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
+        }
+        *(unsigned*)(affine ? o : dst + int8_offset(r, cq, D, tiled)) = packed;
+        o += rowsPerPass * D;
+        src += rowsPerPass * DP;
+    }
+}
+
 template <int TYPE>
 DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         int H, int N, int D, int blockSize, const float* mean, float premul, int gpuRound, int partialNever, int tiled,
@@ -133,12 +156,15 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     // exact division where it is; see div_by).
     bool tiny = false;
     if (tid == 0) *normsInRange = 1;
-    // The element transform: K - mean, fp16 rounding with GPU rounding.
+    // The element transform: K - mean, fp16 rounding with GPU rounding (the identity on an
+    // fp16 input itself, so not done there).
     auto prepare = [&](float v, float m) {
-        if (mu) v = gpuRound ? roundh(__fsub_rn(roundh(v), m)) : __fsub_rn(v, m);
-        else if (gpuRound) v = roundh(v);
+        if (mu) v = gpuRound ? roundh(__fsub_rn(TYPE == 1 ? v : roundh(v), m)) : __fsub_rn(v, m);
+        else if (gpuRound && TYPE != 1) v = roundh(v);
         return v;
     };
+    // Tiny values matter only to the unit rows without GPU rounding (see below).
+    const bool checkTiny = summaries && !gpuRound;
     if (vec) {
         // 16-byte loads (`vec`: the host checked that rows are 16-byte aligned and D is a
         // multiple of the elements per load): fewer load instructions, more bytes in flight.
@@ -159,20 +185,38 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
             float m[E];
             #pragma unroll
             for (int e = 0; e < E; e++) m[e] = mu ? mu[cc * E + e] : 0.0f;
-            #pragma unroll 4
-            for (int r = rr; r < rows; r += rowsPerLoad) {
-                float f[8];
-                ld16(x, b * bs + h * hs + (i64)(start + r) * ts + cc * E, TYPE, f);
-                float v[8];
+            // Four rows' loads in flight before any is converted (the usual 64- and 128-row
+            // blocks take four per thread in all): with one load at a time the kernel waited out
+            // the memory latency once per row (NCU, H200: a quarter of the DRAM bandwidth).
+            const char* src = (const char*)x + (b * bs + h * hs + (i64)start * ts + cc * E) * (TYPE == 0 ? 4 : 2);
+            const i64 rowBytes = ts * (TYPE == 0 ? 4 : 2);
+            for (int r0 = rr; r0 < rows; r0 += 4 * rowsPerLoad) {
+                uint4 raw[4];
                 #pragma unroll
-                for (int e = 0; e < E; e++) {
-                    v[e] = prepare(f[e], m[e]);
-                    amax = fmaxf(amax, fabsf(v[e]));
-                    tiny |= v[e] != 0.0f && fabsf(v[e]) < 0x1p-60f;
+                for (int u = 0; u < 4; u++) {
+                    const int r = r0 + u * rowsPerLoad;
+                    raw[u] = r < rows ? *(const uint4*)(src + r * rowBytes) : make_uint4(0u, 0u, 0u, 0u);
                 }
-                float4* dst = (float4*)(xs + r * DP + cc * E);
-                dst[0] = make_float4(v[0], v[1], v[2], v[3]);
-                if (E == 8) dst[1] = make_float4(v[4], v[5], v[6], v[7]);
+                #pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    const int r = r0 + u * rowsPerLoad;
+                    if (r >= rows) break;
+                    float f[8];
+                    unpack16(raw[u], TYPE, f);
+                    float v[8];
+                    #pragma unroll
+                    for (int e = 0; e < E; e++) {
+                        v[e] = prepare(f[e], m[e]);
+                        amax = fmaxf(amax, fabsf(v[e]));
+                    }
+                    if (checkTiny) {
+                        #pragma unroll
+                        for (int e = 0; e < E; e++) tiny |= v[e] != 0.0f && fabsf(v[e]) < 0x1p-60f;
+                    }
+                    float4* dst = (float4*)(xs + r * DP + cc * E);
+                    dst[0] = make_float4(v[0], v[1], v[2], v[3]);
+                    if (E == 8) dst[1] = make_float4(v[4], v[5], v[6], v[7]);
+                }
             }
         }
     } else {
@@ -184,7 +228,7 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
                 float v = prepare(ldx(x, b * bs + h * hs + (i64)(start + r) * ts + c0, TYPE), m);
                 xs[r * DP + c0] = v;
                 amax = fmaxf(amax, fabsf(v));
-                tiny |= v != 0.0f && fabsf(v) < 0x1p-60f;
+                if (checkTiny) tiny |= v != 0.0f && fabsf(v) < 0x1p-60f;
             }
         }
     }
@@ -234,21 +278,11 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         const int quads = D >> 2, cq = mod_pow2(tid, quads) * 4, rq = div_pow2(tid, quads), rowsPerPass = div_pow2(nt, quads);
         if (rq < rowsPerPass) {
             const bool affine = !tiled || (rowsPerPass & 7) == 0;
-            signed char* o = dst + int8_offset(rq, cq, D, tiled);
             const float* src = xs + rq * DP + cq;
-            #pragma unroll 2
-            for (int r = rq; r < end; r += rowsPerPass) {
-                unsigned packed = 0;
-                if (r < rows) {
-                    const float4 v = *(const float4*)src;
-                    const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, fastQ), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, fastQ);
-                    const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, fastQ), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, fastQ);
-                    packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
-                }
-                *(unsigned*)(affine ? o : dst + int8_offset(r, cq, D, tiled)) = packed;
-                o += rowsPerPass * D;
-                src += rowsPerPass * DP;
-            }
+            // The divisor's path chosen once for the loop, not per value (a branch around every
+            // quotient kept ptxas from overlapping them).
+            if (fastQ) quantize_quads<true>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+            else quantize_quads<false>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
         }
     } else {
         const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
@@ -714,17 +748,20 @@ DEV void amax_merge(const float* amaxPart, int G, int D, unsigned* amaxRow) {
         atomicMax(amaxRow + c, __float_as_uint(r));
     }
 }
+// Keys per thread block of v_amax and v_amax_h2 (the host's grid matches): 512 fits the whole
+// grid in one wave on an H200 at N=16384 (256 took 1.3 waves).
+#define V_AMAX_KEYS 512
 // FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
 // channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
 // Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
-// integers); `amax` zeroed before. grid (ceil(N / 256), B*Hkv), 256 threads: with `vec`,
+// integers); `amax` zeroed before. grid (ceil(N / V_AMAX_KEYS), B*Hkv), 256 threads: with `vec`,
 // 16-byte loads of E channels (D / E threads per key), else one channel per thread (G = 256 / D
 // threads per channel); 256 * 8 floats of dynamic shared memory (no static shared memory in
 // this program: every function gets the device's whole dynamic allowance).
 extern "C" __global__ void v_amax(const void* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, int vec, unsigned* amax) {
     extern __shared__ float amaxPart[];
     const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, tid = threadIdx.x;
-    const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
+    const int t0 = blockIdx.x * V_AMAX_KEYS, t1 = min(N, t0 + V_AMAX_KEYS);
     const i64 base = b * bs + h * hs;
     const int E = vec ? (type == 0 ? 4 : 8) : 1, chunks = D / E, G = 256 / chunks;
     const int cc = tid % chunks, gi = tid / chunks;
@@ -765,7 +802,7 @@ DEV unsigned abs_max2(unsigned m, unsigned w, int type) {
 extern "C" __global__ void v_amax_h2(const u16* v, int type, i64 bs, i64 hs, i64 ts, int Hkv, int N, int D, unsigned* amax) {
     extern __shared__ float amaxPart[];
     const int bh = blockIdx.y, b = bh / Hkv, h = bh % Hkv, tid = threadIdx.x;
-    const int t0 = blockIdx.x * 256, t1 = min(N, t0 + 256);
+    const int t0 = blockIdx.x * V_AMAX_KEYS, t1 = min(N, t0 + V_AMAX_KEYS);
     const u16* base = v + b * bs + h * hs;
     const int chunks = D / 8, G = 256 / chunks, cc = tid % chunks, gi = tid / chunks;
     unsigned m[4] = {0u, 0u, 0u, 0u};
@@ -805,33 +842,44 @@ DEV float value_quotient(float x, float s, float r1) {
     if (!(s > 0.0f)) return 0.0f;
     return r1 != 0.0f && fabsf(x) >= 0x1p-60f ? div_by(x, s, r1) : __fdiv_rn(x, s);
 }
-// prep_values_t8's fp16 / bf16 rows of 16-byte loads: rows tid / 8 + 32 u of the key block,
-// channels cc..cc+7 with their scales sv and reciprocals rv; FP16: the values' quotients
-// without checks (see the caller).
+// prep_values_t8's fp16 / bf16 rows of 16-byte loads: U rows of the key block starting at key
+// n0 (tid / 8 + 32 u, u < U), raw, zeros past the block and past N.
+template <int U>
+DEV void value_rows_load(const u16* src, i64 ts, int N, int n0, int rb, int bk, uint4 (&x)[U]) {
+    #pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int r = rb + 32 * u, n = n0 + r;
+        x[u] = r < bk && n < N ? *(const uint4*)(src + (i64)n * ts) : make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+// Those rows' channels cc..cc+7 divided by their scales sv (reciprocals rv) into the fp32 tile;
+// FP16: the values' quotients without checks (see the caller).
+template <bool FP16, int U>
+DEV void value_rows_convert(const uint4 (&x)[U], int type, int N, int n0, int rb, int bk, int cc,
+                            const float* sv, const float* rv, float (*tile)[65]) {
+    #pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int r = rb + 32 * u, n = n0 + r;
+        if (r < bk) {
+            const unsigned w[4] = {x[u].x, x[u].y, x[u].z, x[u].w};
+            #pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const u16 hb = (u16)(w[i >> 1] >> ((i & 1) * 16));
+                const float f = FP16 || type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
+                const float q = FP16 ? (f == 0.0f ? f : div_by(f, sv[i], rv[i])) : value_quotient(f, sv[i], rv[i]);
+                tile[r][cc + i] = n < N ? q : 0.0f;
+            }
+        }
+    }
+}
+// Every row of a key block of any size, 128 rows (four loads in flight per thread) at a time.
 template <bool FP16>
 DEV void value_rows_t8(const u16* src, int type, i64 ts, int N, int n0, int bk, int cc,
                        const float* sv, const float* rv, float (*tile)[65]) {
     for (int rb = threadIdx.x >> 3; rb < bk; rb += 128) {
         uint4 x[4];
-        #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            const int r = rb + 32 * u, n = n0 + r;
-            x[u] = r < bk && n < N ? *(const uint4*)(src + (i64)n * ts) : make_uint4(0u, 0u, 0u, 0u);
-        }
-        #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            const int r = rb + 32 * u, n = n0 + r;
-            if (r < bk) {
-                const unsigned w[4] = {x[u].x, x[u].y, x[u].z, x[u].w};
-                #pragma unroll
-                for (int i = 0; i < 8; i++) {
-                    const u16 hb = (u16)(w[i >> 1] >> ((i & 1) * 16));
-                    const float f = FP16 || type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
-                    const float q = FP16 ? (f == 0.0f ? f : div_by(f, sv[i], rv[i])) : value_quotient(f, sv[i], rv[i]);
-                    tile[r][cc + i] = n < N ? q : 0.0f;
-                }
-            }
-        }
+        value_rows_load<4>(src, ts, N, n0, rb, bk, x);
+        value_rows_convert<FP16, 4>(x, type, N, n0, rb, bk, cc, sv, rv, tile);
     }
 }
 // Part 2: V^T in e4m3, in the Hopper kernel's tile layout for 8-bit B operands (core
@@ -900,12 +948,34 @@ extern "C" __global__ void __launch_bounds__(256, 4) prep_values_t8(const void* 
             normal = normal && sv[i] > 0.0f && rv[i] != 0.0f;
         }
         const u16* src = (const u16*)v + b * bs + h * hs + c0 + cc;
-        for (int blk = blk0; blk < blkEnd; blk++) {
-            if (blk > blk0) __syncthreads();   // the previous block's tile is read
-            if (normal) value_rows_t8<true>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
-            else value_rows_t8<false>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
-            __syncthreads();
-            store(blk);
+        // Key blocks of 64 rows (the default's): the next block's rows are loaded before this
+        // one's are converted and stored, so that loads stay in flight through the barriers (one
+        // block's loads at a time: NCU, H200, a quarter of the DRAM bandwidth). 128 rows would
+        // hold 32 registers of raw rows and spill at 64 registers; they take four loads at once.
+        if (bk == 64) {
+            constexpr int U = 2;
+            const int rb = tid >> 3;
+            uint4 next[U];
+            value_rows_load<U>(src, ts, N, blk0 * bk, rb, bk, next);
+            for (int blk = blk0; blk < blkEnd; blk++) {
+                uint4 x[U];
+                #pragma unroll
+                for (int u = 0; u < U; u++) x[u] = next[u];
+                if (blk + 1 < blkEnd) value_rows_load<U>(src, ts, N, (blk + 1) * bk, rb, bk, next);
+                if (blk > blk0) __syncthreads();   // the previous block's tile is read
+                if (normal) value_rows_convert<true, U>(x, type, N, blk * bk, rb, bk, cc, sv, rv, tile);
+                else value_rows_convert<false, U>(x, type, N, blk * bk, rb, bk, cc, sv, rv, tile);
+                __syncthreads();
+                store(blk);
+            }
+        } else {
+            for (int blk = blk0; blk < blkEnd; blk++) {
+                if (blk > blk0) __syncthreads();   // the previous block's tile is read
+                if (normal) value_rows_t8<true>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
+                else value_rows_t8<false>(src, type, ts, N, blk * bk, bk, cc, sv, rv, tile);
+                __syncthreads();
+                store(blk);
+            }
         }
     } else {
         for (int blk = blk0; blk < blkEnd; blk++) {
