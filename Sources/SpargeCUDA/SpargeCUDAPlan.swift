@@ -519,8 +519,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         aa.add(long: v.layout.tokenStride); aa.add(int: Hkv); aa.add(int: s.keyLength); aa.add(int: d)
         if !packed { aa.add(int: vec ? 1 : 0) }
         aa.add(b.vAmax.pointer)
-        // 512 keys per thread block (V_AMAX_KEYS in the kernels' source).
-        try device.launch(fa, grid: ((s.keyLength + 511) / 512, B * Hkv), block: 256, sharedBytes: 256 * 8 * 4, stream: stream,
+        let keysPerBlock = PrepareSource.valueMaximumKeys
+        try device.launch(fa, grid: ((s.keyLength + keysPerBlock - 1) / keysPerBlock, B * Hkv), block: 256, sharedBytes: 256 * 8 * 4, stream: stream,
                           aa, name: amaxName)
         let fv = try Kernels.prepare(device, "prep_values_t8")
         var av = KernelArguments()

@@ -4,6 +4,11 @@
 /// path's arithmetic in the same order (compiled with `--fmad=false`; fused only where the
 /// CPU build fuses), so masks and INT8 tensors come out identical.
 enum PrepareSource {
+    /// Keys per thread block of `v_amax` and `v_amax_h2` (the source's V_AMAX_KEYS; the host
+    /// sizes their grid by it): 512 fits the whole grid in one wave on an H200 at N=16384 (256
+    /// took 1.3 waves).
+    static let valueMaximumKeys = 512
+
     static let text = CommonSource.text + #"""
 
 // Section 1, part 1: fp32 partial sums of 64 keys (the CPU's flush granularity), widened to
@@ -748,9 +753,9 @@ DEV void amax_merge(const float* amaxPart, int G, int D, unsigned* amaxRow) {
         atomicMax(amaxRow + c, __float_as_uint(r));
     }
 }
-// Keys per thread block of v_amax and v_amax_h2 (the host's grid matches): 512 fits the whole
-// grid in one wave on an H200 at N=16384 (256 took 1.3 waves).
-#define V_AMAX_KEYS 512
+// Keys per thread block of v_amax and v_amax_h2 (PrepareSource.valueMaximumKeys, by which the
+// host sizes their grid).
+#define V_AMAX_KEYS \#(valueMaximumKeys)
 // FP8 P.V (Ada / Hopper, the SageAttention2 numerics): V quantized per (batch, kv head,
 // channel) to e4m3 with v_scale = max|V[:, c]| / range, as the CPU path's emulation does.
 // Part 1: max|V| per channel by atomic max on the bit patterns (non-negative floats order as
