@@ -83,6 +83,7 @@ struct NVRTC: @unchecked Sendable {
         // SPARGE_NVRTC_DUMP=DIR: every CUBIN also goes to DIR/<program>.sm_<arch>.cubin (for nvdisasm),
         // with its source and options beside it (<program>.cu, .options: to compile variants by hand).
         if let dir = environmentPaths("SPARGE_NVRTC_DUMP").first {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             FileManager.default.createFile(atPath: "\(dir)/\(name).sm_\(arch)\(suffix).cubin", contents: Data(cubin))
             FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(source.utf8))
             FileManager.default.createFile(atPath: "\(dir)/\(name).options", contents: Data(all.joined(separator: "\n").utf8))

@@ -155,6 +155,9 @@ enum HopperAttentionSource {
 #ifndef UNROLL2
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
+#ifndef LATE_WAIT
+#define LATE_WAIT 0                 // the P.V wait held below the exponentials by a store of their packs (see the step)
+#endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
@@ -222,7 +225,7 @@ DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 12 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -241,7 +244,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
-    int* sh = wred + VOTE_SETS * WARPS;
+    int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked; sh[2]: LATE_WAIT's store
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -570,6 +573,20 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         }
 #endif
 #if PIPELINE
+#if LATE_WAIT
+        // ptxas otherwise hoists the wait (WARPGROUP.DEPBAR) above the exponentials, to the top of
+        // their basic block, so that the previous tile's P.V overlaps only the maxima and the
+        // vote. It keeps a shared-memory store before the wait (the wgmma reads shared memory),
+        // so one store of a word that depends on every pack holds the wait below them all (SASS,
+        // NVRTC 13.2: exponentials and packs interleaved, then the store and the wait). Every
+        // thread writes the same slot, which nothing reads.
+        {
+            unsigned all = 0u;
+            #pragma unroll
+            for (int kk = 0; kk < PK; kk++) all ^= pn[kk][0] ^ pn[kk][1] ^ pn[kk][2] ^ pn[kk][3];
+            asm volatile("st.shared.u32 [%0], %1;" :: "r"(smem_addr(sh + 2)), "r"(all) : "memory");
+        }
+#endif
         wait_pv(pa);
 #if DECOUPLE
         // P.V of tile idx - 1 is done: this warp is finished with its buffer.
