@@ -21,6 +21,8 @@ public final class CUDADevice: @unchecked Sendable {
     private let lock = NSLock()
     private var nvrtc: NVRTC?
     private var functions: [String: CUhandle] = [:]
+    /// Loaded modules by program key: a program's kernels share one compilation.
+    private var modules: [String: CUhandle] = [:]
     /// The preparation program's kernels by name (its options never change in a process):
     /// found without building the program key of `function(_:program:source:options:)`.
     private var preparation: [String: CUhandle] = [:]
@@ -64,14 +66,32 @@ public final class CUDADevice: @unchecked Sendable {
         maxSharedBytes = try attribute(97)  // MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
         var chars = [CChar](repeating: 0, count: 256)
         try api.check(api.cuDeviceGetName(&chars, 255, dev), "cuDeviceGetName")
-        name = String(cString: chars)
+        name = String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Checked before the context is retained: a rejected device keeps no context.
+        guard computeCapability.major >= 8 else {
+            throw CUDAError.unsupported("\(name) has compute capability \(computeCapability.major).\(computeCapability.minor); the kernels need 8.0 (Ampere) or newer (INT8 and fp16 mma.sync, cp.async)")
+        }
         var ctx: CUhandle? = nil
         try api.check(api.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain")
         guard let ctx else { throw CUDAError.noDevice("no primary context") }
         context = ctx
-        guard computeCapability.major >= 8 else {
-            throw CUDAError.unsupported("\(name) has compute capability \(computeCapability.major).\(computeCapability.minor); the kernels need 8.0 (Ampere) or newer (INT8 and fp16 mma.sync, cp.async)")
+    }
+
+    /// `count` new events with `flags`, all or none (those made before a failure are destroyed).
+    func events(_ count: Int, flags: UInt32) throws -> [CUhandle] {
+        var made: [CUhandle] = []
+        do {
+            for _ in 0..<count {
+                var e: CUhandle? = nil
+                try api.check(api.cuEventCreate(&e, flags), "cuEventCreate")
+                guard let e else { throw CUDAError.noDevice("cuEventCreate returned no event") }
+                made.append(e)
+            }
+        } catch {
+            for e in made { _ = api.cuEventDestroy(e) }
+            throw error
         }
+        return made
     }
 
     /// Makes the device's context current on the calling thread (each call does this first).
@@ -106,19 +126,28 @@ public final class CUDADevice: @unchecked Sendable {
         preparation[name] = f
     }
 
-    /// The kernel `function` of the program `source` compiled with `options` (cached per
-    /// process by program key). `sharedBytes` raises the kernel's dynamic shared-memory limit.
+    /// The kernel `function` of the program `source` compiled with `options` (the program
+    /// compiled and loaded once per process and program key, its kernels looked up in it).
+    /// `sharedBytes` raises the kernel's dynamic shared-memory limit.
     func function(_ function: String, program: String, source: @autoclosure () -> String, options: [String],
                   architectureSuffix: String = "", sharedBytes: Int = 0) throws -> CUhandle {
         lock.lock(); defer { lock.unlock() }
-        let key = program + "|" + options.joined(separator: " ") + "|" + function
+        let programKey = program + "|" + architectureSuffix + "|" + options.joined(separator: " ")
+        let key = programKey + "|" + function
         if let f = functions[key] { return f }
         try makeCurrent()
-        let compiler = try loadCompiler()
-        let cubin = try compiler.compile(source: source(), name: program + ".cu", arch: architecture, suffix: architectureSuffix, options: options)
-        var module: CUhandle? = nil
-        try cubin.withUnsafeBytes { try api.check(api.cuModuleLoadData(&module, $0.baseAddress!), "cuModuleLoadData(\(program))") }
-        guard let module else { throw CUDAError.noDevice("cuModuleLoadData returned no module") }
+        let module: CUhandle
+        if let m = modules[programKey] {
+            module = m
+        } else {
+            let compiler = try loadCompiler()
+            let cubin = try compiler.compile(source: source(), name: program + ".cu", arch: architecture, suffix: architectureSuffix, options: options)
+            var loaded: CUhandle? = nil
+            try cubin.withUnsafeBytes { try api.check(api.cuModuleLoadData(&loaded, $0.baseAddress!), "cuModuleLoadData(\(program))") }
+            guard let loaded else { throw CUDAError.noDevice("cuModuleLoadData returned no module") }
+            modules[programKey] = loaded
+            module = loaded
+        }
         var f: CUhandle? = nil
         try api.check(api.cuModuleGetFunction(&f, module, function), "cuModuleGetFunction(\(function))")
         guard let f else { throw CUDAError.noDevice("no function \(function)") }
@@ -135,9 +164,16 @@ public final class CUDADevice: @unchecked Sendable {
         try launch(f, grid: (grid.0, grid.1, 1), block: block, sharedBytes: sharedBytes, stream: stream, arguments, name: name)
     }
 
-    /// Launches `f` on `stream` (nil: the legacy default stream).
+    /// Launches `f` on `stream` (nil: the legacy default stream). A grid or shared memory past
+    /// CUDA's limits is an ``CUDAError/unsupported(_:)`` that names the kernel, not a driver error.
     func launch(_ f: CUhandle, grid: (Int, Int, Int), block: Int, sharedBytes: Int = 0, stream: CUhandle? = nil,
                 _ arguments: KernelArguments, name: String) throws {
+        guard (1...Int(Int32.max)).contains(grid.0), (1...65535).contains(grid.1), (1...65535).contains(grid.2) else {
+            throw CUDAError.unsupported("\(name) needs a grid of \(grid.0) x \(grid.1) x \(grid.2) thread blocks; CUDA allows 1 to 2^31 - 1 x 65535 x 65535: split the batch or the heads into several calls")
+        }
+        guard (1...1024).contains(block), (0...maxSharedBytes).contains(sharedBytes) else {
+            throw CUDAError.unsupported("\(name) needs \(block) threads and \(sharedBytes) bytes of shared memory per thread block; this device allows 1024 and \(maxSharedBytes): use larger key blocks (blockK) or shorter sequences per call")
+        }
         try arguments.withPointers { p in
             try api.check(api.cuLaunchKernel(f, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block), 1, 1, UInt32(sharedBytes), stream, p, nil),
                           "cuLaunchKernel(\(name))")

@@ -189,12 +189,8 @@ final class EventPair {
 
     init(device: CUDADevice) throws {
         self.device = device
-        func make() throws -> CUhandle {
-            var e: CUhandle? = nil
-            try device.api.check(device.api.cuEventCreate(&e, 0), "cuEventCreate")
-            return e!
-        }
-        start = try make(); middle = try make(); end = try make()
+        let e = try device.events(3, flags: 0)
+        start = e[0]; middle = e[1]; end = e[2]
     }
 
     func recordStart() throws { try device.api.check(device.api.cuEventRecord(start, nil), "cuEventRecord") }

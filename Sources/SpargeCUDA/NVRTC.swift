@@ -73,7 +73,7 @@ struct NVRTC: @unchecked Sendable {
         _ = nvrtcGetProgramLogSize(prog, &logSize)
         var logBytes = [CChar](repeating: 0, count: Swift.max(1, logSize))
         if logSize > 1 { _ = nvrtcGetProgramLog(prog, &logBytes) }
-        let log = String(cString: logBytes)
+        let log = String(decoding: logBytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         try check(status, "nvrtcCompileProgram(\(name), sm_\(arch)\(suffix))", log: log)
         if verbose { FileHandle.standardError.write(Data("== \(name) sm_\(arch)\(suffix)\n\(log)\n".utf8)) }
         var size = 0
@@ -84,9 +84,9 @@ struct NVRTC: @unchecked Sendable {
         // with its source and options beside it (<program>.cu, .options: to compile variants by hand).
         if let dir = environmentPaths("SPARGE_NVRTC_DUMP").first {
             try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: "\(dir)/\(name).sm_\(arch)\(suffix).cubin", contents: Data(cubin))
-            FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(source.utf8))
-            FileManager.default.createFile(atPath: "\(dir)/\(name).options", contents: Data(all.joined(separator: "\n").utf8))
+            _ = FileManager.default.createFile(atPath: "\(dir)/\(name).sm_\(arch)\(suffix).cubin", contents: Data(cubin))
+            _ = FileManager.default.createFile(atPath: "\(dir)/\(name)", contents: Data(source.utf8))
+            _ = FileManager.default.createFile(atPath: "\(dir)/\(name).options", contents: Data(all.joined(separator: "\n").utf8))
         }
         return cubin
     }

@@ -80,6 +80,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// What the kernels handle; anything else is a clear error, never a wrong result.
     static func checkSupported(shape: AttentionShape, parameters p: SpargeParameters) throws {
         let d = shape.headDim
+        // Batch x heads is a grid dimension of every kernel (at most 65535 thread blocks), and
+        // lengths and counts go to the kernels as 32-bit integers.
+        guard shape.batch * shape.heads <= 65535 else {
+            throw CUDAError.unsupported("batch \(shape.batch) x heads \(shape.heads) = \(shape.batch * shape.heads): the GPU kernels take at most 65535 (a grid dimension); \(shape.heads <= 65535 ? "split the batch into calls of at most \(65535 / shape.heads) sequences" : "split the heads into several calls")")
+        }
+        guard shape.queryLength <= Int(Int32.max), shape.keyLength <= Int(Int32.max) else {
+            throw CUDAError.unsupported("sequence lengths \(shape.queryLength) and \(shape.keyLength): the GPU kernels take lengths below 2^31")
+        }
         guard d % 32 == 0, d <= 128 else {
             throw CUDAError.unsupported("head dim \(d): the GPU kernels take 32, 64, 96 or 128 (use the CPU path for other head dims)")
         }
@@ -128,7 +136,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try b.q.upload(t.q.base, bytes: t.q.span * t.q.type.size)
         try b.k.upload(t.k.base, bytes: t.k.span * t.k.type.size)
         try b.v.upload(t.v.base, bytes: t.v.span * t.v.type.size)
-        try b.out.reserve(t.output.span * t.output.type.size)
+        // The whole span comes back from the device: where the output's strides leave gaps
+        // between its rows (a view into a wider buffer), the caller's values go up first so
+        // that the gaps come back unchanged.
+        if t.output.span > shape.batch * shape.heads * shape.queryLength * shape.headDim {
+            try b.out.upload(t.output.base, bytes: t.output.span * t.output.type.size)
+        } else {
+            try b.out.reserve(t.output.span * t.output.type.size)
+        }
         if lse != nil { try b.lse.reserve(lseCount * 4) }
         if let padding {
             try padding.valid.withUnsafeBytes { try b.keyValid.upload($0.baseAddress!, bytes: $0.count) }
@@ -233,12 +248,11 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         init(_ address: CUdeviceptr, _ r: ResolvedTensor) { self.init(address: address, type: r.type, layout: r.layout) }
     }
 
-    /// Times the whole pipeline on tensors already on the device with device events:
-    /// `(stage 1 + quantization, stage 2)` in seconds for each of `repeats` runs after
-    /// `warmup` runs. The output tensor is overwritten.
     /// The device time of each preparation kernel of one call (milliseconds, in launch order),
-    /// on tensors already on the device.
+    /// on tensors already on the device (their layouts checked, their sizes the caller's
+    /// responsibility, as in ``timeResident(q:k:v:output:warmup:repeats:)``).
     public func profilePreparation(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws -> [(String, Double)] {
+        try checkResident(q: q, k: k, v: v, output: output)
         lock.lock(); defer { lock.unlock() }
         try device.makeCurrent()
         let events = try EventPair(device: device)
@@ -248,8 +262,20 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         return try profiler.times()
     }
 
+    /// Times the whole pipeline on tensors already on the device with device events:
+    /// `(stage 1 + quantization, stage 2)` in seconds for each of `repeats` runs after
+    /// `warmup` runs. The output tensor is overwritten.
+    ///
+    /// The layouts are checked (strides, rows that do not overlap); the device memory behind
+    /// each address is not known here and must hold the layout's span (``allocate(bytes:)``,
+    /// ``upload(_:)``). Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for a negative
+    /// `warmup` or fewer than one repeat.
     public func timeResident(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                              warmup: Int = 3, repeats: Int = 20) throws -> [(preparation: Double, kernel: Double)] {
+        guard warmup >= 0, repeats >= 1 else {
+            throw SpargeError.invalidParameter("timeResident: warmup \(warmup) and repeats \(repeats); warmup must be at least 0 and repeats at least 1")
+        }
+        try checkResident(q: q, k: k, v: v, output: output)
         lock.lock(); defer { lock.unlock() }
         try device.makeCurrent()
         let events = try EventPair(device: device)
@@ -278,17 +304,34 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         return times
     }
 
+    /// The resident tensors' layouts, checked as the host call checks them (their element
+    /// counts are unknown: only that the strides are valid and rows do not overlap).
+    private func checkResident(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws {
+        let s = shape
+        for (name, t, heads, tokens) in [("q", q, s.heads, s.queryLength), ("k", k, s.kvHeads, s.keyLength),
+                                         ("v", v, s.kvHeads, s.keyLength), ("output", output, s.heads, s.queryLength)] {
+            guard t.address != 0 else { throw SpargeError.invalidParameter("'\(name)' has device address 0; pass an address from allocate(bytes:) or upload(_:)") }
+            try SpargeAttention.checkResidentLayout(t.layout, name: name, batch: s.batch, heads: heads, tokens: tokens, headDim: s.headDim)
+        }
+    }
+
     /// Device memory holding a copy of `host` (freed when the allocation is released), for
-    /// ``timeResident(q:k:v:output:warmup:repeats:)``.
+    /// ``timeResident(q:k:v:output:warmup:repeats:)``. Throws
+    /// ``SpargeAttn/SpargeError/invalidParameter(_:)`` for an empty buffer.
     public func upload(_ host: UnsafeRawBufferPointer) throws -> DeviceAllocation {
+        guard let base = host.baseAddress, host.count > 0 else {
+            throw SpargeError.invalidParameter("upload: the host buffer is empty; pass the tensor's bytes")
+        }
         try device.makeCurrent()
         let buf = DeviceBuffer(device: device)
-        try buf.upload(host.baseAddress!, bytes: host.count)
+        try buf.upload(base, bytes: host.count)
         return DeviceAllocation(buffer: buf)
     }
 
     /// `bytes` bytes of uninitialised device memory (freed when the allocation is released).
+    /// Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for a negative size.
     public func allocate(bytes: Int) throws -> DeviceAllocation {
+        guard bytes >= 0 else { throw SpargeError.invalidParameter("allocate: \(bytes) bytes; the size must be at least 0") }
         try device.makeCurrent()
         let buf = DeviceBuffer(device: device)
         try buf.reserve(bytes)
@@ -641,10 +684,15 @@ public final class DeviceAllocation: @unchecked Sendable {
     let buffer: DeviceBuffer
     init(buffer: DeviceBuffer) { self.buffer = buffer }
     public var address: UInt64 { buffer.pointer }
-    /// Copies the first `bytes` bytes back to `host`.
+    /// Copies the allocation's first `host.count` bytes back to `host`. Throws
+    /// ``SpargeAttn/SpargeError/invalidParameter(_:)`` when `host` is longer than the allocation.
     public func download(into host: UnsafeMutableRawBufferPointer) throws {
+        guard let base = host.baseAddress, host.count > 0 else { return }
+        guard host.count <= buffer.capacity else {
+            throw SpargeError.invalidParameter("download: \(host.count) bytes asked for from an allocation of \(buffer.capacity); pass a host buffer of at most the allocation's size")
+        }
         try buffer.device.makeCurrent()
-        try buffer.download(into: host.baseAddress!, bytes: host.count)
+        try buffer.download(into: base, bytes: host.count)
     }
 }
 
@@ -664,6 +712,7 @@ extension ElementType {
 extension SpargeCUDAPlan {
     /// Density of the block map of the last call (downloaded from the device).
     public func lastDensity() throws -> Double {
+        lock.lock(); defer { lock.unlock() }
         try device.makeCurrent()
         let map = try mapBuffer.array(UInt8.self, count: shape.batch * shape.heads * nq * nk)
         return Double(map.reduce(0) { $0 + Int($1) }) / Double(map.count)

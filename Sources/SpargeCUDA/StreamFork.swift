@@ -17,14 +17,17 @@ final class StreamFork {
         try device.makeCurrent()
         var s: CUhandle? = nil
         try api.check(api.cuStreamCreate(&s, 1), "cuStreamCreate")   // CU_STREAM_NON_BLOCKING
-        stream = s!
-        func event() throws -> CUhandle {
-            var e: CUhandle? = nil
-            try api.check(api.cuEventCreate(&e, 2), "cuEventCreate")   // CU_EVENT_DISABLE_TIMING
-            return e!
+        guard let s else { throw CUDAError.noDevice("cuStreamCreate returned no stream") }
+        let e: [CUhandle]
+        do {
+            e = try device.events(count + 1, flags: 2)   // CU_EVENT_DISABLE_TIMING
+        } catch {
+            _ = api.cuStreamDestroy(s)
+            throw error
         }
-        forkEvent = try event()
-        points = try (0..<count).map { _ in try event() }
+        stream = s
+        forkEvent = e[0]
+        points = Array(e.dropFirst())
     }
 
     func fork() throws {

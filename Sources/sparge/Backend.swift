@@ -1,5 +1,6 @@
 import SpargeAttn
 #if CUDA
+import Foundation
 import SpargeCUDA
 #endif
 
@@ -36,15 +37,18 @@ enum CUDABackend {
 
     #if CUDA
     /// One plan for repeated calls of the same shape (`--repeat`), so device buffers are reused.
+    /// Sendable by its lock.
     final class PlanCache: @unchecked Sendable {
-        var last: (AttentionShape, SpargeParameters, SpargeCUDAPlan)?
+        private let lock = NSLock()
+        private var last: (AttentionShape, SpargeParameters, SpargeCUDAPlan)?
         func plan(shape: AttentionShape, parameters: SpargeParameters) throws -> SpargeCUDAPlan {
+            lock.lock(); defer { lock.unlock() }
             if let (s, p, plan) = last, s == shape, p == parameters { return plan }
             let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters)
             last = (shape, parameters, plan)
             return plan
         }
     }
-    nonisolated(unsafe) static let planCache = PlanCache()
+    static let planCache = PlanCache()
     #endif
 }

@@ -30,6 +30,12 @@ extension SpargeAttention {
                 resolve(UnsafeRawPointer(output.base), output.type, output.layout, heads: shape.heads, tokens: shape.queryLength))
     }
 
+    /// Checks a layout of a tensor whose element count is not known (device memory): valid
+    /// strides, rows that do not overlap.
+    package static func checkResidentLayout(_ l: TensorLayout, name: String, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+        try checkLayout(l, name: name, count: Int.max, batch: batch, heads: heads, tokens: tokens, headDim: headDim)
+    }
+
     /// A finished call's result, the CPU path's type and statistics (``SparseAttentionResult``).
     package static func sparseResult(
         shape: AttentionShape, parameters: SpargeParameters, map: [UInt8], visited: Int, skipped: Int,
