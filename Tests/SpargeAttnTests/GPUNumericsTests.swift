@@ -97,3 +97,31 @@ struct EmulationSplitTests {
         #expect(alone == Array(all[0..<one.queryElements]), "\(numerics): head 0 alone must equal head 0 of 16")
     }
 }
+
+/// FP8's V scale is `max|V| / fp8ValueRange`: below a range of 1 a large finite V overflows the
+/// scale to infinity and the output to NaN, so such ranges are refused before any work.
+struct FP8ValueRangeTests {
+    @Test func rangesBelowOneThrow() throws {
+        var rng = TestRNG(seed: 95)
+        let shape = AttentionShape(heads: 1, queryLength: 200, headDim: 64)
+        let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements)
+        var v = rng.gaussians(shape.keyElements)
+        v[7] = 3e38
+        var p = SpargeParameters.recommended
+        p.gpuReproduction.pvNumerics = .fp8
+        for range: Float in [1e-38, 0.5, 0.999] {
+            p.gpuReproduction.fp8ValueRange = range
+            #expect {
+                _ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            } throws: { error in
+                guard case SpargeError.invalidParameter(let message) = error else { return false }
+                return message.contains("fp8ValueRange") && message.contains("[1, 448]")
+            }
+        }
+        for range: Float in [1, 2.25, 448] {
+            p.gpuReproduction.fp8ValueRange = range
+            let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            #expect(out.allSatisfy { $0.isFinite }, "range \(range)")
+        }
+    }
+}

@@ -22,7 +22,8 @@ public struct GPUReproduction: Sendable, Hashable {
     /// P.V numerics: fp32, or a GPU kernel's fp16 / fp8 emulation.
     public var pvNumerics: PVNumerics = .fp32
     /// With ``PVNumerics/fp8``: V is scaled per channel to `max|V| / fp8ValueRange` before the
-    /// e4m3 rounding (2.25 in the `spas_sage2_*` entry points, 448 in `block_sparse_sage2_attn_cuda`).
+    /// e4m3 rounding (2.25 in the `spas_sage2_*` entry points, 448 in `block_sparse_sage2_attn_cuda`);
+    /// in [1, 448].
     public var fp8ValueRange: Float = 2.25
     /// Token-level (default) or the SageAttention2 entry points' block-only causal masking.
     public var causalMasking: CausalMasking = .token

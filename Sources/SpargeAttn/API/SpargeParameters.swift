@@ -191,8 +191,8 @@ public struct SpargeParameters: Sendable, Hashable {
         if let s = softmaxScale, !(s.isFinite && s > 0) {
             throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
         }
-        if !(gpuReproduction.fp8ValueRange > 0 && gpuReproduction.fp8ValueRange <= 448) {
-            throw SpargeError.invalidParameter("fp8ValueRange is \(gpuReproduction.fp8ValueRange); it must be in (0, 448] (e4m3's largest value is 448)")
+        if !(gpuReproduction.fp8ValueRange >= 1 && gpuReproduction.fp8ValueRange <= 448) {
+            throw SpargeError.invalidParameter("fp8ValueRange is \(gpuReproduction.fp8ValueRange); it must be in [1, 448] (e4m3's largest value is 448; below 1 the scale max|V| / range of a large finite V overflows)")
         }
         if fixedPointPV && gpuReproduction.pvNumerics != .fp32 {
             throw SpargeError.invalidParameter("fixedPointPV computes P.V in fixed point, pvNumerics .\(gpuReproduction.pvNumerics) emulates the GPU's rounding of it: choose one (set fixedPointPV to false, or pvNumerics to .fp32)")

@@ -9,7 +9,8 @@ import Synchronization
 //   `S - m` (never S itself) back by it;
 // - P.V: when |V| times the number of keys could exceed 2^125 (v near 1e38), V of that
 //   (batch, kv head) is stored divided by a power of two `valueUnit`, and O / l is
-//   multiplied back by it at the end.
+//   multiplied back by it at the end. The FP8 emulation's P reaches 2^8.807 (SageAttention2's
+//   offset), so there the bound counts |V| * keys * 2^9.
 enum OverflowGuard {
     /// The largest score magnitude (base-2 units) kept unscaled.
     static let scoreLimit: Double = 0x1p100
@@ -29,7 +30,7 @@ enum OverflowGuard {
         absoluteMax(x, count: count)
     }
 
-    /// What ``valueUnits(_:shape:into:threads:)`` found.
+    /// What ``valueUnits(_:shape:into:largestP:threads:)`` found.
     struct ValueScan {
         /// Some unit differs from 1.
         var scaled: Bool
@@ -42,9 +43,10 @@ enum OverflowGuard {
     /// (all 1 in the common case) and returns whether any differs from 1 and whether V is
     /// finite. One (batch, kv head) per work item on `threads` workers when V is large, cut
     /// into row ranges when there are few heads; contiguous fp32 rows are one run. No heap
-    /// allocation for D up to 256 (plans call it on every run).
+    /// allocation for D up to 256 (plans call it on every run). `largestP` bounds the P that
+    /// multiplies V (1 for a softmax's P; 2^9 for the FP8 emulation's offset P).
     static func valueUnits(_ v: TensorView, shape s: AttentionShape, into units: UnsafeMutablePointer<Float>,
-                           threads: Int = 1) -> ValueScan {
+                           largestP: Double = 1, threads: Int = 1) -> ValueScan {
         let heads = s.batch * s.kvHeads
         let workers = scanWorkers(elements: heads * s.keyLength * s.headDim, threads: threads)
         let parts = rowRanges(items: heads, rows: s.keyLength, workers: workers)
@@ -73,7 +75,7 @@ enum OverflowGuard {
                 m = magnitude(v, i / s.kvHeads, i % s.kvHeads, rows: 0..<s.keyLength, d: s.headDim).max
             }
             // The unit of the largest |v| (an infinity gives 1).
-            units[i] = unit(bound: Double(m) * Double(s.keyLength), limit: valueLimit)
+            units[i] = unit(bound: Double(m) * Double(s.keyLength) * largestP, limit: valueLimit)
             if units[i] != 1 { scan.scaled = true }
         }
         return scan

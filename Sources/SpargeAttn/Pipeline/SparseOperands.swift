@@ -88,8 +88,12 @@ final class SparseOperands: @unchecked Sendable {
             }
             return
         }
-        // fp32 P.V keeps large V from overflowing; the fp16 / FP8 emulations round V as the GPU does.
-        let scan = numerics == .fp32 ? OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, threads: threads) : nil
+        // fp32 and FP8 P.V keep large V from overflowing (the units are powers of two: FP8's
+        // e4m3 values and the result's bits are those of the GPU's arithmetic, which scales by
+        // the channel's scale only after P.V); the fp16 emulation's V is already in fp16's range.
+        let scan = numerics != .fp16
+            ? OverflowGuard.valueUnits(v, shape: s, into: valueUnits.pointer, largestP: numerics == .fp8 ? 0x1p9 : 1, threads: threads)
+            : nil
         valuesScaled = scan?.scaled ?? false
         valuesFinite = scan?.finite ?? true
         if valuesReadInPlace(v, headDim: s.headDim, width: g.width, numerics: numerics) && !valuesScaled {
