@@ -262,4 +262,70 @@ struct HalfRangeTests {
         let (out, _) = try SpargeAttention.sparse(q: q, k: bigK, v: v, shape: s, parameters: p)
         #expect(out.allSatisfy { $0.isFinite })
     }
+
+    /// K within fp16's range whose difference from its mean is not: with `gpuRounding` and
+    /// `smoothK` that difference is rounded to fp16 (the GPU kernel's arithmetic), which would
+    /// make the key scale infinite and the output NaN. The call throws, naming K's element.
+    static func keysFarFromTheirMean() -> [Float] {
+        let s = FiniteOutputTests.shape
+        var k = FiniteOutputTests.inputs(qk: 1, v: 1).k
+        // Channel 3 of kv head 0: token 0 at 60000, the others at -8000 (mean about -7660).
+        for t in 0..<s.keyLength { k[t * s.headDim + 3] = t == 0 ? 60000 : -8000 }
+        return k
+    }
+
+    @Test func gpuRoundingRejectsKeysFarFromTheirMean() throws {
+        let s = FiniteOutputTests.shape
+        let (q, _, v) = FiniteOutputTests.inputs(qk: 1, v: 1)
+        let k = Self.keysFarFromTheirMean()
+        var p = SpargeParameters.recommended
+        p.gpuReproduction.gpuRounding = true
+        do {
+            _ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p)
+            Issue.record("expected an error")
+        } catch let error as SpargeError {
+            guard case .beyondHalfRange(let name, let index, let value, _) = error else { Issue.record("\(error)"); return }
+            #expect(name == "k - mean" && index == 3 && value > 65520, "\(error)")
+            #expect(error.description.contains("smoothK"))
+        }
+        // Without the smoothing the same keys pass and give a finite output.
+        p.smoothK = false
+        let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p)
+        #expect(out.allSatisfy { $0.isFinite })
+        // Keys as large whose difference from the mean fits pass with smoothing too.
+        p.smoothK = true
+        var near = k
+        for t in 0..<s.keyLength { near[t * s.headDim + 3] = t == 0 ? 60000 : 30000 }
+        let (edge, _) = try SpargeAttention.sparse(q: q, k: near, v: v, shape: s, parameters: p)
+        #expect(edge.allSatisfy { $0.isFinite })
+    }
+
+    /// A KV cache checks an append against the mean it will use: the one these keys set, or
+    /// the one already fixed. A rejected append leaves the cache as it was.
+    @Test func kvCacheRejectsKeysFarFromTheirMean() throws {
+        let s = FiniteOutputTests.shape
+        let v = FiniteOutputTests.inputs(qk: 1, v: 1).v
+        let far = Self.keysFarFromTheirMean()
+        var p = SpargeParameters.recommended
+        p.gpuReproduction.gpuRounding = true
+        let cache = try SpargeKVCache(heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, capacity: 2 * s.keyLength, parameters: p)
+        #expect(throws: SpargeError.self) { try KVCacheTests.append(cache, far, v, tokens: s.keyLength) }
+        #expect(cache.length == 0)
+        // Ordinary keys fix a mean near 0; a later key at 60000 is within range of it ...
+        let k = FiniteOutputTests.inputs(qk: 1, v: 1).k
+        try KVCacheTests.append(cache, k, v, tokens: s.keyLength)
+        var one = [Float](repeating: 0, count: s.headDim), oneV = one
+        one[3] = 60000
+        try KVCacheTests.append(cache, one, oneV, tokens: 1)
+        // ... and a cache whose fixed mean is -8000 in that channel rejects it.
+        var mean = [Float](repeating: 0, count: s.kvHeads * s.headDim)
+        mean[3] = -8000
+        let fixed = try SpargeKVCache(heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, capacity: 4, parameters: p, keyMean: mean)
+        #expect(throws: SpargeError.self) { try KVCacheTests.append(fixed, one, oneV, tokens: 1) }
+        #expect(fixed.length == 0)
+        one[3] = 50000
+        oneV[0] = 1
+        try KVCacheTests.append(fixed, one, oneV, tokens: 1)
+        #expect(fixed.length == 1)
+    }
 }

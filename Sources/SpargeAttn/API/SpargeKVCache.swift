@@ -161,6 +161,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         }
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
                                                       policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
+                                                      keyMeans: meanIsSet ? UnsafePointer(storage.ops.kMean.pointer) : nil,
                                                       temp: storage.temp.pointer)
         for b in 0..<batch {
             for h in 0..<kvHeads {

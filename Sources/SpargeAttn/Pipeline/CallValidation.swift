@@ -45,6 +45,10 @@ enum CallValidation {
                 try requireHalfRange(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: scratch)
                 try requireHalfRange(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
             }
+            if halfRounded.queriesAndKeys && halfRounded.centeredKeys,
+               let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: shape.batch, kvHeads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim) {
+                throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
+            }
             if halfRounded.values, let vv {
                 try requireHalfRange(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
             }
@@ -56,8 +60,9 @@ enum CallValidation {
     }
 
     /// A KV-cache append's keys and values (`B,Hkv,tokens,D`; the cache checked its room).
+    /// `keyMeans`: the cache's fixed smoothing mean (`B*Hkv*D`), nil when these keys will set it.
     static func cacheAppend(k: AttentionInput, v: AttentionInput, batch: Int, kvHeads: Int, tokens: Int, headDim: Int,
-                            policy: NonFinitePolicy, halfRounded: HalfRoundedInputs = .none,
+                            policy: NonFinitePolicy, halfRounded: HalfRoundedInputs = .none, keyMeans: UnsafePointer<Float>? = nil,
                             temp: UnsafeMutablePointer<Float>) throws -> (k: TensorView, v: TensorView) {
         let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
         let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
@@ -68,6 +73,10 @@ enum CallValidation {
         }
         if halfRounded.queriesAndKeys {
             try requireHalfRange(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
+        }
+        if halfRounded.queriesAndKeys && halfRounded.centeredKeys,
+           let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: batch, kvHeads: kvHeads, tokens: tokens, d: headDim, means: keyMeans) {
+            throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
         }
         return (kv, vv)
     }

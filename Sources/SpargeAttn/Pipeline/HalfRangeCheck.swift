@@ -9,18 +9,25 @@ import SpargeSIMD
 struct HalfRoundedInputs {
     var queriesAndKeys = false
     var values = false
+    /// K minus its mean (smoothK), rounded to fp16 again: within range only if the difference is.
+    var centeredKeys = false
 
     static let none = HalfRoundedInputs()
 
-    init(queriesAndKeys: Bool = false, values: Bool = false) {
+    init(queriesAndKeys: Bool = false, values: Bool = false, centeredKeys: Bool = false) {
         self.queriesAndKeys = queriesAndKeys
         self.values = values
+        self.centeredKeys = centeredKeys
     }
 
     /// What `p` rounds.
     init(_ p: SpargeParameters) {
-        self.init(queriesAndKeys: p.gpuReproduction.gpuRounding, values: p.gpuReproduction.pvNumerics == .fp16)
+        self.init(queriesAndKeys: p.gpuReproduction.gpuRounding, values: p.gpuReproduction.pvNumerics == .fp16,
+                  centeredKeys: p.gpuReproduction.gpuRounding && p.smoothK)
     }
+
+    /// The reason for an error on K minus its mean (the element is K's).
+    static let centeredKeysReason = "gpuRounding subtracts the keys' mean (smoothK) and rounds the difference to fp16 as the GPU kernel does"
 
     /// The reason, for the error message.
     static func reason(name: String) -> String {
@@ -37,4 +44,46 @@ func firstBeyondHalfRange(_ v: TensorView, batch: Int, heads: Int, tokens: Int, 
         guard roundToHalf(absoluteMax(row, count: d)).isInfinite else { return nil }
         return (0..<d).first { roundToHalf(row[$0]).isInfinite }
     }
+}
+
+/// The first element of K (`B,Hkv,Nk,D`, already within fp16's range) whose difference from its
+/// (batch, kv head)'s smoothing mean rounds to infinity in fp16, as `smoothKeyRow` rounds it
+/// with `gpuRounding`: the element's flat index and the difference. The means are `means`
+/// (`B*Hkv*D`: a KV cache's fixed mean), else `keySmoothingMean`'s of these keys, so the check
+/// agrees with the pipeline at the boundary. A head whose largest |k| (plus, for a given mean,
+/// the mean's) is too small to reach 65520, where fp16 rounds to infinity, costs one
+/// vectorised pass.
+func firstCenteredKeyBeyondHalfRange(_ k: TensorView, batch: Int, kvHeads: Int, tokens: Int, d: Int,
+                                     means: UnsafePointer<Float>? = nil) -> (index: Int, value: Float)? {
+    guard tokens > 0, d > 0 else { return nil }
+    let row = UnsafeMutablePointer<Float>.allocate(capacity: d), computed = UnsafeMutablePointer<Float>.allocate(capacity: d)
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: d), sums = UnsafeMutablePointer<Double>.allocate(capacity: d)
+    defer { row.deallocate(); computed.deallocate(); partial.deallocate(); sums.deallocate() }
+    for b in 0..<batch {
+        for h in 0..<kvHeads {
+            var largest: Float = 0
+            for n in 0..<tokens { largest = Swift.max(largest, absoluteMax(k.floats(b, h, n, count: d, temp: row), count: d)) }
+            let mean: UnsafePointer<Float>
+            if let means {
+                mean = means + (b * kvHeads + h) * d
+                // |round(k) - mean| <= round(largest) + max|mean|; 65504 leaves room for the
+                // fp32 subtraction's rounding.
+                guard !(roundToHalf(largest) + absoluteMax(mean, count: d) < 65504) else { continue }
+            } else {
+                // The mean of rounded keys is at most round(largest) <= 32752 below 32752, and
+                // the difference of two such values at most 65504.
+                guard !(largest < 32752) else { continue }
+                keySmoothingMean(k, b: b, h: h, tokens: tokens, d: d, gpuRounding: true, into: computed, sums: sums, partial: partial, row: row)
+                mean = UnsafePointer(computed)
+            }
+            for n in 0..<tokens {
+                let x = k.floats(b, h, n, count: d, temp: row)
+                for c in 0..<d {
+                    let difference = roundToHalf(x[c]) - mean[c]
+                    if roundToHalf(difference).isInfinite { return (((b * kvHeads + h) * tokens + n) * d + c, difference) }
+                }
+            }
+        }
+    }
+    return nil
 }
