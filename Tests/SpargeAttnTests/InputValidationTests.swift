@@ -54,6 +54,38 @@ struct InputValidationTests {
         }
     }
 
+    /// Inputs may share rows (a K broadcast to every head by a zero head stride); an output
+    /// may not: two rows written to one place would race. Separated rows in any order pass.
+    @Test func outputRowsMustNotShareMemory() throws {
+        let shape = AttentionShape(batch: 2, heads: 3, queryLength: 5, headDim: 4)
+        let x = [Float](repeating: 0.5, count: shape.queryElements)
+        var out = [Float](repeating: 0, count: shape.queryElements)
+        let b = shape.heads * shape.queryLength * shape.headDim, h = shape.queryLength * shape.headDim, t = shape.headDim
+        let shared = [TensorLayout(batchStride: b, headStride: 0, tokenStride: t),          // heads on one place
+                      TensorLayout(batchStride: 0, headStride: h, tokenStride: t),          // batch entries on one place
+                      TensorLayout(batchStride: b, headStride: t, tokenStride: t),          // head h + 1 is token t + 1
+                      TensorLayout(batchStride: b, headStride: h, tokenStride: 2)]          // rows half on each other
+        for l in shared {
+            let error = #expect(throws: SpargeError.self, "\(l)") {
+                try x.withUnsafeBufferPointer { p in try out.withUnsafeMutableBufferPointer { o in
+                    _ = try SpargeAttention.sparse(q: AttentionInput(p), k: AttentionInput(p), v: AttentionInput(p),
+                                                   output: AttentionOutput(o, layout: l), shape: shape)
+                } }
+            }
+            guard case .invalidShape(let message)? = error else { Issue.record("\(l): \(String(describing: error))"); continue }
+            #expect(message.contains("'output'") && (message.contains("own") || message.contains("overlap")), "\(message)")
+        }
+        #expect(out.allSatisfy { $0 == 0 }, "nothing written")
+        // B,N,H,D (tokens outermost within a batch entry) and a broadcast K pass.
+        let bnhd = TensorLayout(batchStride: b, headStride: t, tokenStride: shape.heads * t)
+        let broadcast = TensorLayout(batchStride: shape.queryLength * t, headStride: 0, tokenStride: t)
+        try x.withUnsafeBufferPointer { p in try out.withUnsafeMutableBufferPointer { o in
+            _ = try SpargeAttention.sparse(q: AttentionInput(p), k: AttentionInput(p, layout: broadcast), v: AttentionInput(p),
+                                           output: AttentionOutput(o, layout: bnhd), shape: shape)
+        } }
+        #expect(out.allSatisfy { abs($0 - 0.5) < 1e-6 })
+    }
+
     @Test func nonFiniteInputsAreRejectedByDefault() throws {
         var q = zeros
         q[13] = .nan

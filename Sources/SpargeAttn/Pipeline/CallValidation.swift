@@ -157,6 +157,7 @@ extension AttentionOutput {
         let l = layout ?? .hnd(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
         try checkLayout(l, name: "output", count: count, batch: shape.batch, heads: shape.heads,
                         tokens: shape.queryLength, headDim: shape.headDim)
+        try checkDisjointRows(l, name: "output", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
         return MutableTensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
     }
 }
@@ -173,6 +174,31 @@ func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads:
     if l.tokenStride < headDim && tokens > 1 {
         throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
     }
+}
+
+/// Throws unless the `batch x heads x tokens` rows of `headDim` elements that `l` addresses
+/// are disjoint: an output whose rows share memory (a zero head stride, say) would be written
+/// by several rows at once. Inputs may share rows (a broadcast K); outputs may not. The test is
+/// the usual sufficient one: in order of increasing stride, each dimension's stride clears
+/// everything the smaller ones reach (it refuses interleavings that happen not to collide).
+func checkDisjointRows(_ l: TensorLayout, name: String, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+    // The three (extent, stride) pairs sorted by stride in place: plan calls allocate nothing.
+    var a = (batch, l.batchStride), b = (heads, l.headStride), c = (tokens, l.tokenStride)
+    if a.1 > b.1 { swap(&a, &b) }
+    if b.1 > c.1 { swap(&b, &c) }
+    if a.1 > b.1 { swap(&a, &b) }
+    var reach = headDim
+    func clear(_ dimension: (extent: Int, stride: Int)) throws {
+        guard dimension.extent > 1 else { return }
+        if dimension.stride < reach {
+            throw SpargeError.invalidShape("'\(name)' has strides \(l) under which rows of different tokens, heads or batch entries share memory; "
+                + "each of the \(batch) x \(heads) x \(tokens) rows of \(headDim) elements needs its own (the default layout is B,H,N,D)")
+        }
+        reach = dimension.stride * (dimension.extent - 1) + reach    // within Int: checkLayout bounded the span
+    }
+    try clear(a)
+    try clear(b)
+    try clear(c)
 }
 
 extension ViewPlacement {
