@@ -48,7 +48,7 @@ public struct CUDAAgreement: Sendable {
 
 public enum CUDAAgreementCheck {
     /// Runs the CPU path and the GPU backend on the same input, parameters and key padding
-    /// (`parameters.gpuReproduction.pvNumerics` must be `.fp16`, the GPU kernel's numerics) and compares them.
+    /// (`parameters.gpuReproduction.pvNumerics` must be `.fp16` or `.fp8`, the GPU kernels' numerics) and compares them.
     public static func compare(
         label: String, q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
         parameters: SpargeParameters, blockMap: BlockMap? = nil, keyPadding: KeyPaddingMask? = nil, device: CUDADevice

@@ -6,7 +6,8 @@ import SpargeAttn
 public enum SpargeBackend: Sendable {
     /// The CPU path with `threads` workers (`nil`: every CPU).
     case cpu(threads: Int? = nil)
-    /// The GPU backend on `device` (`nil`: device 0). Needs `pvNumerics = .fp16`.
+    /// The GPU backend on `device` (`nil`: device 0). Needs `pvNumerics = .fp16` or `.fp8`
+    /// (``SpargeCUDAPlan`` says where FP8 runs).
     case cuda(device: CUDADevice? = nil)
 }
 

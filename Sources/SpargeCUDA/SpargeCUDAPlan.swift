@@ -10,8 +10,14 @@ import SpargeAttn
 /// tensors are identical to the CPU path's with the same parameters; stage 2 runs on tensor
 /// cores (INT8 Q.K^T, fp16 or FP8 P.V), so ``SpargeAttn/GPUReproduction/pvNumerics`` must be
 /// `.fp16` or `.fp8` (the CPU path's emulations of the same numerics); `.fp8` (V in e4m3
-/// per channel, SageAttention2's scaling) needs the Hopper kernel: compute capability 9.0,
-/// head dim 64 or 128, blocks of 64 or 128.
+/// per channel, SageAttention2's scaling) needs head dim 64 or 128 and compute capability 8.9
+/// or later: on 9.0 the Hopper kernel (blocks of 64 or 128), else the `mma.sync` kernel (blockK
+/// a multiple of 32); ``supportsFP8(device:headDim:blockQ:blockK:)`` tells.
+///
+/// Limits of the kernels, each refused with ``CUDAError/unsupported(_:)`` that says what to
+/// change: head dims 32, 64, 96 and 128; batch x heads at most 65535 (a grid dimension);
+/// shared memory per thread block within the device's (long key sequences need larger key
+/// blocks).
 ///
 /// Device buffers are allocated on the first call and reused by later ones; a plan is
 /// thread-safe (calls are serialised by a lock).
