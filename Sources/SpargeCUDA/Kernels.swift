@@ -145,12 +145,14 @@ enum Kernels {
             // 8.879-8.884 / 4.532-4.541); the serial loop at D=128 already interleaves them and
             // loses 1.5-3% with it.
             let sumsGate = Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
-            // The previous tile's P.V wait held below this tile's exponentials and packs by a store
-            // of the packs (pipelined loop). Only its SASS is known (session 24: the wait moves from
-            // above the exponentials to below the packs, four logic ops and a store more per
-            // tile); unmeasured, so off unless asked for.
-            let lateWait = pipeline == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_LATE_WAIT", in: 0...1) ?? 0 : 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(lateWait == 1 ? "_w1" : "")"
+            // The previous tile's P.V wait held below this tile's exponentials by a store of their
+            // e4m3 packs (1) or, FP8 only, of the row sums (2), pipelined loop. Only the SASS is
+            // known (session 24, D=64 FP8: 1 moves the wait from above the exponentials to below
+            // the packs, interleaved with them in both steps, for four logic ops and a store per
+            // tile; 2 moves it below the exponentials and leaves the first step's packs after
+            // it); unmeasured, so off unless asked for.
+            let lateWait = pipeline == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_LATE_WAIT", in: 0...2) ?? 0 : 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(lateWait > 0 ? "_w\(lateWait)" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
@@ -255,14 +257,15 @@ public enum SpargeCUDAKernels {
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DLATE_WAIT=1"), (true, "-DLATE_WAIT=1")]
+                                (false, "-DLATE_WAIT=1"), (true, "-DLATE_WAIT=1"), (true, "-DLATE_WAIT=2")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]
                     let options = config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 }
-                    let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + "_\(name).cu", arch: 90, suffix: "a",
+                    let variant = config.program + "_" + define.dropFirst(2).replacingOccurrences(of: "=", with: "_")
+                    let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: variant + ".cu", arch: 90, suffix: "a",
                                                   options: options)
-                    sizes.append((config.program + "_\(name)", cubin.count))
+                    sizes.append((variant, cubin.count))
                 }
             }
         }

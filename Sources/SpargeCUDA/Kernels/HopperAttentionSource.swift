@@ -156,7 +156,7 @@ enum HopperAttentionSource {
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
 #ifndef LATE_WAIT
-#define LATE_WAIT 0                 // the P.V wait held below the exponentials by a store of their packs (see the step)
+#define LATE_WAIT 0                 // 1, 2: the P.V wait held below the exponentials by a store of their packs, or sums (see the step)
 #endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
@@ -578,12 +578,18 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // their basic block, so that the previous tile's P.V overlaps only the maxima and the
         // vote. It keeps a shared-memory store before the wait (the wgmma reads shared memory),
         // so one store of a word that depends on every pack holds the wait below them all (SASS,
-        // NVRTC 13.2: exponentials and packs interleaved, then the store and the wait). Every
+        // NVRTC 13.2: exponentials and packs interleaved, then the store and the wait). With
+        // LATE_WAIT 2 (FP8) the word is the row sums': the wait follows the exponentials, and
+        // ptxas may sink the packs below it (it does in the first step of UNROLL2's pair). Every
         // thread writes the same slot, which nothing reads.
         {
             unsigned all = 0u;
+#if LATE_WAIT == 2 && PV_FP8
+            all = __float_as_uint(ts0) ^ __float_as_uint(ts1);
+#else
             #pragma unroll
             for (int kk = 0; kk < PK; kk++) all ^= pn[kk][0] ^ pn[kk][1] ^ pn[kk][2] ^ pn[kk][3];
+#endif
             asm volatile("st.shared.u32 [%0], %1;" :: "r"(smem_addr(sh + 2)), "r"(all) : "memory");
         }
 #endif
