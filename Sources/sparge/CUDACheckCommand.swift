@@ -19,6 +19,7 @@ struct CUDACheckCommand {
         Besides the golden and random cases, the "lse" cases: causal with Nq > Nk (rows with no
         key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
         padding in batch 1: fully and partly padded key blocks, rows with only padded keys).
+        Then an output view with gaps between its rows (rows as a dense output's, gaps untouched).
         Prints one row per case; exit status 1 if any case fails.
 
           --golden DIR   folder of golden .safetensors cases (q, k, v; metadata 'case' with the
@@ -66,7 +67,10 @@ struct CUDACheckCommand {
                          r.int8Mismatches, r.int8Elements, (r.scalesIdentical ? "equal" : "DIFFER") as NSString, r.cosine, r.relativeL1,
                          r.maxAbsoluteError, r.lseMaxAbsoluteError, r.density, r.stage2SkippedFraction, (ok ? "PASS" : "FAIL") as NSString))
         }
-        print("\(rows.count - failures) of \(rows.count) cases pass" + (failures == 0 ? "" : " (\(failures) FAIL)"))
+        let gaps = try stridedOutputCase()
+        print("strided output (token stride D + 5): rows equal to a dense output's, gaps untouched: \(gaps ? "PASS" : "FAIL")")
+        if !gaps { failures += 1 }
+        print("\(rows.count + 1 - failures) of \(rows.count + 1) cases pass" + (failures == 0 ? "" : " (\(failures) FAIL)"))
         return failures == 0
         #else
         throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
@@ -74,6 +78,35 @@ struct CUDACheckCommand {
     }
 
     #if CUDA
+    /// An output view with gaps between its rows (a token stride of D + 5, as in a view into a
+    /// wider buffer): the GPU must write the rows as it writes a dense output and leave the
+    /// gaps as they were (the output's span goes to the device and back whole).
+    private func stridedOutputCase() throws -> Bool {
+        var rng = CheckRandom(seed: seed &+ 0x6A9)
+        let shape = AttentionShape(batch: 2, heads: 3, queryLength: 301, keyLength: 277, headDim: 64)
+        func tensor(_ n: Int) -> [Float16] { (0..<n).map { _ in Float16(rng.gaussian()) } }
+        let q = tensor(shape.queryElements), k = tensor(shape.keyElements), v = tensor(shape.keyElements)
+        var p = SpargeParameters.recommended
+        p.gpuReproduction.pvNumerics = .fp16
+        let plan = try SpargeCUDAPlan(shape: shape, parameters: p)
+        let d = shape.headDim, stride = d + 5, rows = shape.batch * shape.heads * shape.queryLength
+        let wide = TensorLayout(batchStride: shape.heads * shape.queryLength * stride, headStride: shape.queryLength * stride, tokenStride: stride)
+        var dense = [Float](repeating: 0, count: shape.queryElements)
+        var gapped = [Float](repeating: 42, count: rows * stride)
+        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+            try dense.withUnsafeMutableBufferPointer { o in
+                _ = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o))
+            }
+            try gapped.withUnsafeMutableBufferPointer { o in
+                _ = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o, layout: wide))
+            }
+        } } }
+        return (0..<rows).allSatisfy { r in
+            (0..<d).allSatisfy { gapped[r * stride + $0].bitPattern == dense[r * d + $0].bitPattern }
+                && (d..<stride).allSatisfy { gapped[r * stride + $0] == 42 }
+        }
+    }
+
     /// The log-sum-exp cases: fp16 inputs, causal with Nq > Nk (the first rows attend no key,
     /// -inf), GQA, K smoothing on and off, both block shapes of the kernels, with and without a
     /// key padding mask; FP8 P.V on Ada and Hopper.
