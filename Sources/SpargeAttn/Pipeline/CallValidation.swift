@@ -46,7 +46,8 @@ enum CallValidation {
                 try requireHalfRange(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
             }
             if halfRounded.queriesAndKeys && halfRounded.centeredKeys,
-               let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: shape.batch, kvHeads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim) {
+               let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: shape.batch, kvHeads: shape.kvHeads, tokens: shape.keyLength,
+                                                            d: shape.headDim, temp: scratch) {
                 throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
             }
             if halfRounded.values, let vv {
@@ -75,7 +76,7 @@ enum CallValidation {
             try requireHalfRange(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
         }
         if halfRounded.queriesAndKeys && halfRounded.centeredKeys,
-           let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: batch, kvHeads: kvHeads, tokens: tokens, d: headDim, means: keyMeans) {
+           let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: batch, kvHeads: kvHeads, tokens: tokens, d: headDim, means: keyMeans, temp: temp) {
             throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
         }
         return (kv, vv)

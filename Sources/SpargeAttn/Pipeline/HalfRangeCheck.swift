@@ -52,37 +52,48 @@ func firstBeyondHalfRange(_ v: TensorView, batch: Int, heads: Int, tokens: Int, 
 /// (`B*Hkv*D`: a KV cache's fixed mean), else `keySmoothingMean`'s of these keys, so the check
 /// agrees with the pipeline at the boundary. A head whose largest |k| (plus, for a given mean,
 /// the mean's) is too small to reach 65520, where fp16 rounds to infinity, costs one
-/// vectorised pass.
+/// vectorised pass and no allocation (`temp`: one row); only a head that could overflow gets
+/// the exact check, with its scratch allocated then.
 func firstCenteredKeyBeyondHalfRange(_ k: TensorView, batch: Int, kvHeads: Int, tokens: Int, d: Int,
-                                     means: UnsafePointer<Float>? = nil) -> (index: Int, value: Float)? {
+                                     means: UnsafePointer<Float>? = nil, temp row: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
     guard tokens > 0, d > 0 else { return nil }
-    let row = UnsafeMutablePointer<Float>.allocate(capacity: d), computed = UnsafeMutablePointer<Float>.allocate(capacity: d)
-    let partial = UnsafeMutablePointer<Float>.allocate(capacity: d), sums = UnsafeMutablePointer<Double>.allocate(capacity: d)
-    defer { row.deallocate(); computed.deallocate(); partial.deallocate(); sums.deallocate() }
     for b in 0..<batch {
         for h in 0..<kvHeads {
             var largest: Float = 0
             for n in 0..<tokens { largest = Swift.max(largest, absoluteMax(k.floats(b, h, n, count: d, temp: row), count: d)) }
-            let mean: UnsafePointer<Float>
             if let means {
-                mean = means + (b * kvHeads + h) * d
                 // |round(k) - mean| <= round(largest) + max|mean|; 65504 leaves room for the
                 // fp32 subtraction's rounding.
+                let mean = means + (b * kvHeads + h) * d
                 guard !(roundToHalf(largest) + absoluteMax(mean, count: d) < 65504) else { continue }
+                if let found = firstCenteredKeyBeyondHalfRange(k, b, h, kvHeads: kvHeads, tokens: tokens, d: d, mean: mean, row: row) {
+                    return found
+                }
             } else {
                 // The mean of rounded keys is at most round(largest) <= 32752 below 32752, and
                 // the difference of two such values at most 65504.
                 guard !(largest < 32752) else { continue }
-                keySmoothingMean(k, b: b, h: h, tokens: tokens, d: d, gpuRounding: true, into: computed, sums: sums, partial: partial, row: row)
-                mean = UnsafePointer(computed)
-            }
-            for n in 0..<tokens {
-                let x = k.floats(b, h, n, count: d, temp: row)
-                for c in 0..<d {
-                    let difference = roundToHalf(x[c]) - mean[c]
-                    if roundToHalf(difference).isInfinite { return (((b * kvHeads + h) * tokens + n) * d + c, difference) }
+                let mean = UnsafeMutablePointer<Float>.allocate(capacity: d), partial = UnsafeMutablePointer<Float>.allocate(capacity: d)
+                let sums = UnsafeMutablePointer<Double>.allocate(capacity: d)
+                defer { mean.deallocate(); partial.deallocate(); sums.deallocate() }
+                keySmoothingMean(k, b: b, h: h, tokens: tokens, d: d, gpuRounding: true, into: mean, sums: sums, partial: partial, row: row)
+                if let found = firstCenteredKeyBeyondHalfRange(k, b, h, kvHeads: kvHeads, tokens: tokens, d: d, mean: mean, row: row) {
+                    return found
                 }
             }
+        }
+    }
+    return nil
+}
+
+/// The exact check of one (batch, kv head) against `mean`.
+private func firstCenteredKeyBeyondHalfRange(_ k: TensorView, _ b: Int, _ h: Int, kvHeads: Int, tokens: Int, d: Int,
+                                             mean: UnsafePointer<Float>, row: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
+    for n in 0..<tokens {
+        let x = k.floats(b, h, n, count: d, temp: row)
+        for c in 0..<d {
+            let difference = roundToHalf(x[c]) - mean[c]
+            if roundToHalf(difference).isInfinite { return (((b * kvHeads + h) * tokens + n) * d + c, difference) }
         }
     }
     return nil
