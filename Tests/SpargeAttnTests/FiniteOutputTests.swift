@@ -129,6 +129,30 @@ struct FiniteOutputTests {
     }
 }
 
+/// A query near the fp32 limit against small keys: the scores are ordinary, but Q times the
+/// softmax scale is not representable. Dense attention keeps such a query in a power-of-two
+/// unit and still matches float64.
+struct LargeQuerySmallKeyTests {
+    @Test func denseQueryNearTheLimitAgainstSmallKeys() throws {
+        let tiny = AttentionShape(heads: 1, queryLength: 1, keyLength: 3, headDim: 1)
+        let out = try SpargeAttention.dense(q: [3e38], k: [1e-30, 2e-30, 0], v: [1, 2, 3], shape: tiny)
+        let ref = Float64Reference.attention(q: [3e38], k: [1e-30, 2e-30, 0], v: [1, 2, 3], shape: tiny)
+        #expect(out.allSatisfy { $0.isFinite } && abs(Double(out[0]) - ref[0]) < 1e-5, "\(out) against \(ref)")
+        // Several query and key tiles, a scale above 1, GQA, causal.
+        var rng = TestRNG(seed: 404)
+        let shape = AttentionShape(heads: 2, kvHeads: 1, queryLength: 150, keyLength: 170, headDim: 16)
+        let q = rng.gaussians(shape.queryElements).map { $0 * 1e37 }
+        let k = rng.gaussians(shape.keyElements).map { $0 * 1e-36 }
+        let v = rng.gaussians(shape.keyElements)
+        for causal in [false, true] {
+            let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: causal, softmaxScale: 4, threads: 2)
+            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, softmaxScale: 4)
+            #expect(dense.allSatisfy { $0.isFinite }, "causal \(causal)")
+            #expect(FiniteOutputTests.relativeL1(dense, exact) < 1e-4, "causal \(causal): rel L1 \(FiniteOutputTests.relativeL1(dense, exact))")
+        }
+    }
+}
+
 /// The KV cache's decode paths (exact, per-head and grouped sparse) under the same guard:
 /// q, k near 1e19 and values near the fp32 limit, with a second append raising the value unit
 /// of rows already stored.
