@@ -153,6 +153,44 @@ struct LargeQuerySmallKeyTests {
     }
 }
 
+/// Keys near the fp32 limit under K smoothing: a channel whose fp32 sums overflow, or whose
+/// mean is so large that k - mean would, is smoothed by 0 instead (the softmax is the same).
+struct LargeKeyMeanTests {
+    static func sparseWithLSE(q: [Float], k: [Float], v: [Float], shape: AttentionShape) throws -> (out: [Float], lse: [Float]) {
+        var out = [Float](repeating: 0, count: shape.queryElements), lse = [Float](repeating: 0, count: shape.batch * shape.heads * shape.queryLength)
+        try q.withUnsafeBufferPointer { qp in try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+            try out.withUnsafeMutableBufferPointer { o in try lse.withUnsafeMutableBufferPointer { l in
+                _ = try SpargeAttention.sparse(q: AttentionInput(qp), k: AttentionInput(kp), v: AttentionInput(vp), output: AttentionOutput(o),
+                                               shape: shape, lse: l)
+            } }
+        } } }
+        return (out, lse)
+    }
+
+    @Test func keysNearTheLimitKeepAFiniteOutput() throws {
+        // k - mean overflowed: 3.4e38 - (-3.4e38 ... mean 8.5e37).
+        let s4 = AttentionShape(heads: 1, queryLength: 1, keyLength: 4, headDim: 1)
+        let k4: [Float] = [3.4e38, -3.4e38, 3.4e38, 1]
+        let a = try Self.sparseWithLSE(q: [1], k: k4, v: [1, 2, 3, 4], shape: s4)
+        let exactA = Float64Reference.attentionWithLSE(q: [1], k: k4, v: [1, 2, 3, 4], shape: s4)
+        #expect(a.out.allSatisfy { $0.isFinite } && abs(Double(a.out[0]) - exactA.output[0]) < 1e-3 * abs(exactA.output[0]), "\(a.out) against \(exactA.output)")
+        #expect(a.lse.allSatisfy { $0.isFinite }, "\(a.lse)")
+        // The 16 keys' fp32 sum passes the limit.
+        let s16 = AttentionShape(heads: 1, queryLength: 1, keyLength: 16, headDim: 1)
+        let k16: [Float] = (0..<16).map { 4e37 + Float($0 % 3) * 4e34 }
+        let v16 = (0..<16).map(Float.init)
+        let b = try Self.sparseWithLSE(q: [0.01], k: k16, v: v16, shape: s16)
+        let exactB = Float64Reference.attentionWithLSE(q: [0.01], k: k16, v: v16, shape: s16)
+        #expect(b.out.allSatisfy { $0.isFinite } && b.lse.allSatisfy { $0.isFinite }, "\(b.out) \(b.lse)")
+        #expect(abs(Double(b.lse[0]) - exactB.lse[0]) <= 1e-3 * abs(exactB.lse[0]), "lse \(b.lse) against \(exactB.lse)")
+        // The KV cache's sparse attend computes the same mean.
+        let cache = try SpargeKVCache(heads: 1, headDim: 1, capacity: 16)
+        try KVCacheTests.append(cache, k16, v16, tokens: 16)
+        let c = try KVCacheTests.attend(cache, [0.01], queries: 1)
+        #expect(c.allSatisfy { $0.isFinite } && abs(Double(c[0]) - exactB.output[0]) < 0.05 * abs(exactB.output[0]) + 0.05, "\(c) against \(exactB.output)")
+    }
+}
+
 /// The KV cache's decode paths (exact, per-head and grouped sparse) under the same guard:
 /// q, k near 1e19 and values near the fp32 limit, with a second append raising the value unit
 /// of rows already stored.

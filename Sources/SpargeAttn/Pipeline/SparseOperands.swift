@@ -144,11 +144,13 @@ final class SparseOperands: @unchecked Sendable {
         keyChunkSum(k, b: b, h: h, chunk: chunk, tokens: n, d: d, into: partial, row: w.row.pointer, kernels: w.kernels)
     }
 
-    /// ... then the mean over the first `tokens` keys of (b, kv head h) from its chunks' sums.
-    func finishKeyMean(b: Int, h: Int, tokens n: Int, scratch w: WorkerScratch) {
+    /// ... then the mean over the first `tokens` keys of (b, kv head h) from its chunks' sums
+    /// (repaired near the fp32 limit, ``repairKeyMean(_:k:b:h:tokens:d:row:)``).
+    func finishKeyMean(b: Int, h: Int, k: TensorView, tokens n: Int, scratch w: WorkerScratch) {
         let s = g.shape, d = s.headDim, head = b * s.kvHeads + h
         keyMean(chunkSums: kChunkSums.pointer + head * keyMeanChunks(s.keyLength) * d, tokens: n, d: d,
                 sums: w.sums.pointer, into: kMean.pointer + head * d)
+        repairKeyMean(kMean.pointer + head * d, k: k, b: b, h: h, tokens: n, d: d, row: w.row.pointer)
     }
 
     /// Sections 1-3 for key blocks `blocks` of (b, kv head h): K' = K - kMean, summaries,

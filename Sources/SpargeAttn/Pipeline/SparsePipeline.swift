@@ -85,7 +85,7 @@ struct SparsePipeline {
                 ops.computeKeyChunkSum(b: head / s.kvHeads, h: head % s.kvHeads, chunk: item % chunks, k: k, tokens: s.keyLength, scratch: w)
             case 1:
                 if chunked {
-                    ops.finishKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, tokens: s.keyLength, scratch: w)
+                    ops.finishKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, k: k, tokens: s.keyLength, scratch: w)
                 } else {
                     ops.computeKeyMean(b: item / s.kvHeads, h: item % s.kvHeads, k: k, tokens: s.keyLength, smoothK: p.smoothK,
                                        gpuRounding: p.gpuReproduction.gpuRounding, geometry: g, scratch: w)

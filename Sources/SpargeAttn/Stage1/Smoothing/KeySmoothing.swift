@@ -30,6 +30,29 @@ func keySmoothingMean(
         let m = Float(sums[c] / Double(n))
         mean[c] = gpuRounding ? roundToHalf(m) : m
     }
+    if !gpuRounding { repairKeyMean(mean, k: k, b: b, h: h, tokens: n, d: d, row: row) }
+}
+
+/// Keys near the fp32 limit: a channel whose fp32 sums overflowed gets its mean from a Double
+/// pass over its keys, and a mean that `k - mean` could overflow with (|mean| + max|k| beyond
+/// fp32's largest value) becomes 0 (any per-channel constant leaves the softmax unchanged: it
+/// shifts each query's scores by q . mean). Means that are finite and at most 2^100 cost one
+/// test per channel; nothing changes for them, so neither do the usual bits.
+func repairKeyMean(_ mean: UnsafeMutablePointer<Float>, k: TensorView, b: Int, h: Int, tokens n: Int, d: Int,
+                   row: UnsafeMutablePointer<Float>) {
+    guard (0..<d).contains(where: { !(Swift.abs(mean[$0]) <= 0x1p100) }) else { return }
+    var sums = [Double](repeating: 0, count: d), largest = [Float](repeating: 0, count: d)
+    for t in 0..<n {
+        let x = k.floats(b, h, t, count: d, temp: row)
+        for c in 0..<d {
+            sums[c] += Double(x[c])
+            largest[c] = Swift.max(largest[c], Swift.abs(x[c]))
+        }
+    }
+    for c in 0..<d where !(Swift.abs(mean[c]) <= 0x1p100) {
+        if !mean[c].isFinite { mean[c] = Float(sums[c] / Double(n)) }
+        if !(Double(largest[c]) + Double(Swift.abs(mean[c])) <= Double(Float.greatestFiniteMagnitude)) { mean[c] = 0 }
+    }
 }
 
 /// The number of 64-row chunks whose fp32 sums make up the K mean of `n` keys.
