@@ -153,6 +153,27 @@ struct LargeQuerySmallKeyTests {
     }
 }
 
+/// The Triton quantization multiplies Q by s * log2(e) before its INT8 rounding: a query near
+/// the fp32 limit keeps a power-of-two unit there and still picks the right key.
+struct TritonLargeQueryTests {
+    @Test func tritonQueryNearTheLimit() throws {
+        let s = AttentionShape(heads: 1, queryLength: 1, keyLength: 3, headDim: 1)
+        let q: [Float] = [3e38], k: [Float] = [1, 2, 0], v: [Float] = [1, 5, 3]
+        let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: .triton)
+        let exact = Float64Reference.attention(q: q, k: k, v: v, shape: s)
+        #expect(out.allSatisfy { $0.isFinite } && abs(Double(out[0]) - exact[0]) < 1e-3, "\(out) against \(exact)")
+        // Whole blocks of such queries (a scale of 4: q * s * log2(e) passes the limit from 6e37).
+        var rng = TestRNG(seed: 515)
+        let shape = AttentionShape(heads: 2, queryLength: 130, keyLength: 140, headDim: 32)
+        let qs = rng.gaussians(shape.queryElements).map { $0 * 5e37 }
+        var p = SpargeParameters.triton
+        p.softmaxScale = 4
+        let (o2, _) = try SpargeAttention.sparse(q: qs, k: rng.gaussians(shape.keyElements), v: rng.gaussians(shape.keyElements),
+                                                 shape: shape, parameters: p)
+        #expect(o2.allSatisfy { $0.isFinite })
+    }
+}
+
 /// Keys near the fp32 limit under K smoothing: a channel whose fp32 sums overflow, or whose
 /// mean is so large that k - mean would, is smoothed by 0 instead (the softmax is the same).
 struct LargeKeyMeanTests {
