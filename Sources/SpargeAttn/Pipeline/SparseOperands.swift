@@ -244,7 +244,6 @@ final class SparseOperands: @unchecked Sendable {
         w.lastMark = monotonicNanos()
         w.stage1Nanos &+= w.lastMark &- start
         if let center { centerRows(block, rows: rows, d: d, premultiplier: premultiplier, mean: center, sums: w.sums.pointer) }
-        // The summary's largest |x| is that of the rows quantized unless centring changed them.
         // Triton's Q premultiplier (s * log2(e)) on a block near the fp32 limit: quantized by
         // premultiplier / 2^e (the same INT8 values: powers of two scale exactly, and the
         // scale's 1e-7 is far below its ulp there), the scale multiplied back.
@@ -256,6 +255,7 @@ final class SparseOperands: @unchecked Sendable {
                 factor = Float(Double(premultiplier) / Double(back))
             }
         }
+        // The summary's largest |x| is that of the rows quantized unless centring changed them.
         let scale = if let largest, center == nil {
             w.kernels.quantizeBlock(block, count: rows * d, premultiplier: factor, largest: largest, into: int8)
         } else {
