@@ -40,15 +40,11 @@ func denseQueryTile(
     let scoreUnit = OverflowGuard.unit(
         bound: Double(d) * Double(qMagnitude) * Double(ops.keyMagnitude.pointer[kHead]) * Double(scale) * Double(log2e),
         limit: OverflowGuard.scoreLimit)
-    var factor = scoreUnit == 1 ? scale * log2e : Float(Double(scale) * Double(log2e) / Double(scoreUnit))
     // A large |q| against small keys: the scores fit but q * factor would not. Q then takes
     // factor / 2^e and each score tile is multiplied by 2^e (powers of two: exact).
-    var scoreRescale: Float = 1
-    let premultiplied = Double(qMagnitude) * Double(factor)
-    if premultiplied > OverflowGuard.scoreLimit {
-        scoreRescale = OverflowGuard.unit(bound: premultiplied, limit: OverflowGuard.scoreLimit)
-        factor = Float(Double(factor) / Double(scoreRescale))
-    }
+    let (factor, scoreRescale) = OverflowGuard.split(
+        factor: scoreUnit == 1 ? scale * log2e : Float(Double(scale) * Double(log2e) / Double(scoreUnit)),
+        magnitude: qMagnitude, limit: OverflowGuard.scoreLimit)
     for r in 0..<rows {
         let dst = qTile + r * d
         for c in 0..<d { dst[c] *= factor }
@@ -66,7 +62,7 @@ func denseQueryTile(
             q: qTile, qStride: d, rows: rowsPad,
             kT: ops.kTransposed.pointer + ((b * s.kvHeads + kvh) * ops.keyTiles + j) * ops.tileSize,
             columns: tc, depth: d, out: scores, outStride: tc)
-        if scoreRescale != 1 { for e in 0..<(rowsPad * tc) { scores[e] *= scoreRescale } }
+        if scoreRescale != 1 { scaleInPlace(scores, count: rowsPad * tc, by: scoreRescale) }
         maskTile(scores: scores, stride: tc, rows: rowsPad, validColumns: cols,
                  causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset,
                  keyValid: keyValid.map { $0 + b * s.keyLength + kStart })

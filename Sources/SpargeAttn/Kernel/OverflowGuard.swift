@@ -25,6 +25,14 @@ enum OverflowGuard {
         return Float(sign: .plus, exponent: e, significand: 1)
     }
 
+    /// A factor applied to values as large as `magnitude` before they are used (Q times the
+    /// softmax scale): `factor` itself when `magnitude * factor` stays within `limit`, else
+    /// `factor / u` with the power of two `u` that the results are multiplied back by (exact).
+    static func split(factor: Float, magnitude: Float, limit: Double) -> (factor: Float, unit: Float) {
+        let u = unit(bound: Double(magnitude) * Double(factor), limit: limit)
+        return u == 1 ? (factor, 1) : (Float(Double(factor) / Double(u)), u)
+    }
+
     /// The largest |x| of `count` floats (NaN is ignored; it makes the output NaN anyway).
     static func maxMagnitude(_ x: UnsafePointer<Float>, count: Int) -> Float {
         absoluteMax(x, count: count)

@@ -247,14 +247,8 @@ final class SparseOperands: @unchecked Sendable {
         // Triton's Q premultiplier (s * log2(e)) on a block near the fp32 limit: quantized by
         // premultiplier / 2^e (the same INT8 values: powers of two scale exactly, and the
         // scale's 1e-7 is far below its ulp there), the scale multiplied back.
-        var factor = premultiplier, back: Float = 1
-        if premultiplier != 1 {
-            let premultiplied = Double(largest ?? OverflowGuard.maxMagnitude(block, count: rows * d)) * Double(premultiplier)
-            if premultiplied > 0x1p120 {
-                back = OverflowGuard.unit(bound: premultiplied, limit: 0x1p120)
-                factor = Float(Double(premultiplier) / Double(back))
-            }
-        }
+        let (factor, back) = premultiplier == 1 ? (premultiplier, 1) : OverflowGuard.split(
+            factor: premultiplier, magnitude: largest ?? OverflowGuard.maxMagnitude(block, count: rows * d), limit: 0x1p120)
         // The summary's largest |x| is that of the rows quantized unless centring changed them.
         let scale = if let largest, center == nil {
             w.kernels.quantizeBlock(block, count: rows * d, premultiplier: factor, largest: largest, into: int8)
