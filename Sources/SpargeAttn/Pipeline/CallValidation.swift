@@ -45,10 +45,9 @@ enum CallValidation {
                 try requireHalfRange(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: scratch)
                 try requireHalfRange(kv, name: "k", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
             }
-            if halfRounded.queriesAndKeys && halfRounded.centeredKeys,
-               let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: shape.batch, kvHeads: shape.kvHeads, tokens: shape.keyLength,
-                                                            d: shape.headDim, temp: scratch) {
-                throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
+            if halfRounded.queriesAndKeys && halfRounded.centeredKeys {
+                try requireCenteredKeysInHalfRange(kv, batch: shape.batch, kvHeads: shape.kvHeads, tokens: shape.keyLength,
+                                                   d: shape.headDim, temp: scratch)
             }
             if halfRounded.values, let vv {
                 try requireHalfRange(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
@@ -75,9 +74,8 @@ enum CallValidation {
         if halfRounded.queriesAndKeys {
             try requireHalfRange(kv, name: "k", batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp)
         }
-        if halfRounded.queriesAndKeys && halfRounded.centeredKeys,
-           let (i, x) = firstCenteredKeyBeyondHalfRange(kv, batch: batch, kvHeads: kvHeads, tokens: tokens, d: headDim, means: keyMeans, temp: temp) {
-            throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
+        if halfRounded.queriesAndKeys && halfRounded.centeredKeys {
+            try requireCenteredKeysInHalfRange(kv, batch: batch, kvHeads: kvHeads, tokens: tokens, d: headDim, means: keyMeans, temp: temp)
         }
         return (kv, vv)
     }
@@ -104,6 +102,16 @@ enum CallValidation {
                                  temp: UnsafeMutablePointer<Float>) throws {
         if let (i, x) = firstBeyondHalfRange(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) {
             throw SpargeError.beyondHalfRange(name: name, index: i, value: x, reason: HalfRoundedInputs.reason(name: name))
+        }
+    }
+
+    /// Throws ``SpargeError/beyondHalfRange(name:index:value:reason:)``, named `k - mean`, at the
+    /// first key whose difference from its smoothing mean fp16 cannot hold
+    /// (`firstCenteredKeyBeyondHalfRange`; `means`: a KV cache's fixed mean).
+    static func requireCenteredKeysInHalfRange(_ k: TensorView, batch: Int, kvHeads: Int, tokens: Int, d: Int,
+                                               means: UnsafePointer<Float>? = nil, temp: UnsafeMutablePointer<Float>) throws {
+        if let (i, x) = firstCenteredKeyBeyondHalfRange(k, batch: batch, kvHeads: kvHeads, tokens: tokens, d: d, means: means, temp: temp) {
+            throw SpargeError.beyondHalfRange(name: "k - mean", index: i, value: x, reason: HalfRoundedInputs.centeredKeysReason)
         }
     }
 
