@@ -88,5 +88,25 @@ public enum CUDAAgreementCheck {
             density: gpu.statistics.density, stage2SkippedFraction: gpu.statistics.stage2SkippedFraction,
             lseMaxAbsoluteError: CUDAAgreement.lseDifference(gpuLSE, cpuLSE))
     }
+
+    /// Whether the GPU backend writes an output view with gaps between its rows (token stride
+    /// D + 5, as in a view into a wider buffer) as it writes a dense output, bit for bit, and
+    /// leaves the gaps as they were (the output's span goes to the device and back whole).
+    public static func stridedOutputKeepsGaps(
+        q: AttentionInput, k: AttentionInput, v: AttentionInput, shape: AttentionShape,
+        parameters: SpargeParameters, device: CUDADevice
+    ) throws -> Bool {
+        let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters, device: device)
+        let d = shape.headDim, stride = d + 5, rows = shape.batch * shape.heads * shape.queryLength
+        let wide = TensorLayout(batchStride: shape.heads * shape.queryLength * stride, headStride: shape.queryLength * stride, tokenStride: stride)
+        var dense = [Float](repeating: 0, count: shape.queryElements)
+        var gapped = [Float](repeating: 42, count: rows * stride)
+        try dense.withUnsafeMutableBufferPointer { o in _ = try plan.run(q: q, k: k, v: v, output: AttentionOutput(o)) }
+        try gapped.withUnsafeMutableBufferPointer { o in _ = try plan.run(q: q, k: k, v: v, output: AttentionOutput(o, layout: wide)) }
+        return (0..<rows).allSatisfy { r in
+            (0..<d).allSatisfy { gapped[r * stride + $0].bitPattern == dense[r * d + $0].bitPattern }
+                && (d..<stride).allSatisfy { gapped[r * stride + $0] == 42 }
+        }
+    }
 }
 #endif

@@ -67,7 +67,7 @@ struct CUDACheckCommand {
                          r.int8Mismatches, r.int8Elements, (r.scalesIdentical ? "equal" : "DIFFER") as NSString, r.cosine, r.relativeL1,
                          r.maxAbsoluteError, r.lseMaxAbsoluteError, r.density, r.stage2SkippedFraction, (ok ? "PASS" : "FAIL") as NSString))
         }
-        let gaps = try stridedOutputCase()
+        let gaps = try stridedOutputCase(device: device)
         print("strided output (token stride D + 5): rows equal to a dense output's, gaps untouched: \(gaps ? "PASS" : "FAIL")")
         if !gaps { failures += 1 }
         print("\(rows.count + 1 - failures) of \(rows.count + 1) cases pass" + (failures == 0 ? "" : " (\(failures) FAIL)"))
@@ -78,33 +78,18 @@ struct CUDACheckCommand {
     }
 
     #if CUDA
-    /// An output view with gaps between its rows (a token stride of D + 5, as in a view into a
-    /// wider buffer): the GPU must write the rows as it writes a dense output and leave the
-    /// gaps as they were (the output's span goes to the device and back whole).
-    private func stridedOutputCase() throws -> Bool {
+    /// An output view with gaps between its rows (`CUDAAgreementCheck.stridedOutputKeepsGaps`).
+    private func stridedOutputCase(device: CUDADevice) throws -> Bool {
         var rng = CheckRandom(seed: seed &+ 0x6A9)
         let shape = AttentionShape(batch: 2, heads: 3, queryLength: 301, keyLength: 277, headDim: 64)
         func tensor(_ n: Int) -> [Float16] { (0..<n).map { _ in Float16(rng.gaussian()) } }
         let q = tensor(shape.queryElements), k = tensor(shape.keyElements), v = tensor(shape.keyElements)
         var p = SpargeParameters.recommended
         p.gpuReproduction.pvNumerics = .fp16
-        let plan = try SpargeCUDAPlan(shape: shape, parameters: p)
-        let d = shape.headDim, stride = d + 5, rows = shape.batch * shape.heads * shape.queryLength
-        let wide = TensorLayout(batchStride: shape.heads * shape.queryLength * stride, headStride: shape.queryLength * stride, tokenStride: stride)
-        var dense = [Float](repeating: 0, count: shape.queryElements)
-        var gapped = [Float](repeating: 42, count: rows * stride)
-        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
-            try dense.withUnsafeMutableBufferPointer { o in
-                _ = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o))
-            }
-            try gapped.withUnsafeMutableBufferPointer { o in
-                _ = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o, layout: wide))
-            }
+        return try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+            try CUDAAgreementCheck.stridedOutputKeepsGaps(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
+                                                          shape: shape, parameters: p, device: device)
         } } }
-        return (0..<rows).allSatisfy { r in
-            (0..<d).allSatisfy { gapped[r * stride + $0].bitPattern == dense[r * d + $0].bitPattern }
-                && (d..<stride).allSatisfy { gapped[r * stride + $0] == 42 }
-        }
     }
 
     /// The log-sum-exp cases: fp16 inputs, causal with Nq > Nk (the first rows attend no key,
