@@ -145,18 +145,16 @@ enum Kernels {
             // 8.879-8.884 / 4.532-4.541); the serial loop at D=128 already interleaves them and
             // loses 1.5-3% with it.
             let sumsGate = Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
-            // The previous tile's P.V wait held below this tile's exponentials by a store of their
-            // e4m3 packs (1) or, FP8 only, of the row sums (2), pipelined loop. Only the SASS is
-            // known (session 24, D=64 FP8: 1 moves the wait from above the exponentials to below
-            // the packs, interleaved with them in both steps, for four logic ops and a store per
-            // tile; 2 moves it below the exponentials and leaves the first step's packs after
-            // it); unmeasured, so off unless asked for.
-            let lateWait = pipeline == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_LATE_WAIT", in: 0...2) ?? 0 : 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(lateWait > 0 ? "_w\(lateWait)" : "")"
+            // Unmasked tiles: the row maxima taken of the int32 sums by a tree of three-input
+            // maxima (VIMNMX3), then converted, instead of fmaxf over the converted scores (same
+            // maxima; 16 instructions instead of 30 per thread and 64-key tile, one level less deep).
+            // Unmeasured, so off unless asked for.
+            let intMax = Kernels.environmentInt("SPARGE_CUDA_WG_IMAX3", in: 0...1) ?? 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "_x1" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DLATE_WAIT=\(lateWait)", "--std=c++17"]
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
             // the stage's two mbarriers.
             let stages = lookahead + 1 + pipeline + syncTwo
@@ -165,7 +163,7 @@ enum Kernels {
         }
         private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 12 }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {
@@ -252,12 +250,12 @@ public enum SpargeCUDAKernels {
                 // The other variants compile too: FP8 two-level accumulation, ping-pong, the
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
-                // (whose defaults have them on), so both paths of each compile; the late P.V wait
+                // (whose defaults have them on), so both paths of each compile; the integer maxima
                 // (off by default) with both.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DLATE_WAIT=1"), (true, "-DLATE_WAIT=1"), (true, "-DLATE_WAIT=2")]
+                                (false, "-DIMAX3=1"), (true, "-DIMAX3=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -155,8 +155,8 @@ enum HopperAttentionSource {
 #ifndef UNROLL2
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
-#ifndef LATE_WAIT
-#define LATE_WAIT 0                 // 1, 2: the P.V wait held below the exponentials by a store of their packs, or sums (see the step)
+#ifndef IMAX3
+#define IMAX3 0                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
 #endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
@@ -220,12 +220,24 @@ DEV unsigned ex2pack(float lo, float hi) {
 DEV void pin(int& x) { asm volatile("" : "+r"(x) :: "memory"); }
 DEV void pin(float& x) { asm volatile("" : "+f"(x) :: "memory"); }
 DEV void pin(unsigned& x) { asm volatile("" : "+r"(x) :: "memory"); }
+// The largest of v[0 .. N) (v overwritten): levels of three-input maxima (VIMNMX3 on sm_90).
+template <int N> DEV int imax_all(int* v) {
+    if constexpr (N == 1) {
+        return v[0];
+    } else {
+        #pragma unroll
+        for (int k = 0; k < N / 3; k++) v[k] = __vimax3_s32(v[3 * k], v[3 * k + 1], v[3 * k + 2]);
+        if constexpr (N % 3 == 2) v[N / 3] = max(v[N - 2], v[N - 1]);
+        if constexpr (N % 3 == 1) v[N / 3] = v[N - 1];
+        return imax_all<(N + 2) / 3>(v);
+    }
+}
 
 // K tile (KTILE bytes per key block in k8, `prep_blocks` with tiled rows): key r, 16-byte
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 12 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -244,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
-    int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked; sh[2]: LATE_WAIT's store
+    int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -471,12 +483,25 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);
             }
         } else {
+#if IMAX3
+            // The maxima of the sums as integers (the conversion, and the bias's bit pattern, keep
+            // their order, so the converted maximum is the maximum of the converted sums): a tree
+            // of three-input maxima, half the instructions of fmaxf's and one level less deep,
+            // which need not wait for the conversions.
+            int w0[BK / 4], w1[BK / 4];
+            #pragma unroll
+            for (int n = 0; n < BK / 8; n++) { w0[2 * n] = acc[4 * n]; w0[2 * n + 1] = acc[4 * n + 1]; w1[2 * n] = acc[4 * n + 2]; w1[2 * n + 1] = acc[4 * n + 3]; }
+            const int i0 = imax_all<BK / 4>(w0), i1 = imax_all<BK / 4>(w1);
+            ml0 = I2F ? __int2float_rn(i0) : __int_as_float(i0);
+            ml1 = I2F ? __int2float_rn(i1) : __int_as_float(i1);
+#else
             ml0 = fmaxf(s[0], s[1]); ml1 = fmaxf(s[2], s[3]);
             #pragma unroll
             for (int n = 1; n < BK / 8; n++) {
                 ml0 = fmaxf(ml0, fmaxf(s[4 * n], s[4 * n + 1]));
                 ml1 = fmaxf(ml1, fmaxf(s[4 * n + 2], s[4 * n + 3]));
             }
+#endif
         }
         ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
         ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
@@ -573,26 +598,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         }
 #endif
 #if PIPELINE
-#if LATE_WAIT
-        // ptxas otherwise hoists the wait (WARPGROUP.DEPBAR) above the exponentials, to the top of
-        // their basic block, so that the previous tile's P.V overlaps only the maxima and the
-        // vote. It keeps a shared-memory store before the wait (the wgmma reads shared memory),
-        // so one store of a word that depends on every pack holds the wait below them all (SASS,
-        // NVRTC 13.2: exponentials and packs interleaved, then the store and the wait). With
-        // LATE_WAIT 2 (FP8) the word is the row sums': the wait follows the exponentials, and
-        // ptxas may sink the packs below it (it does in the first step of UNROLL2's pair). Every
-        // thread writes the same slot, which nothing reads.
-        {
-            unsigned all = 0u;
-#if LATE_WAIT == 2 && PV_FP8
-            all = __float_as_uint(ts0) ^ __float_as_uint(ts1);
-#else
-            #pragma unroll
-            for (int kk = 0; kk < PK; kk++) all ^= pn[kk][0] ^ pn[kk][1] ^ pn[kk][2] ^ pn[kk][3];
-#endif
-            asm volatile("st.shared.u32 [%0], %1;" :: "r"(smem_addr(sh + 2)), "r"(all) : "memory");
-        }
-#endif
         wait_pv(pa);
 #if DECOUPLE
         // P.V of tile idx - 1 is done: this warp is finished with its buffer.
