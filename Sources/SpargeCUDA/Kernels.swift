@@ -147,10 +147,13 @@ enum Kernels {
             let sumsGate = Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
             // Unmasked tiles: the row maxima taken of the int32 sums by a tree of three-input
             // maxima (VIMNMX3), then converted, instead of fmaxf over the converted scores (same
-            // maxima; 16 instructions instead of 30 per thread and 64-key tile, one level less deep).
-            // Unmeasured, so off unless asked for.
-            let intMax = Kernels.environmentInt("SPARGE_CUDA_WG_IMAX3", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "_x1" : "")"
+            // maxima; 16 instructions instead of 30 per thread and 64-key tile, one level less deep,
+            // not waiting for the conversions). H200, session 25, three interleaved rounds, kernel
+            // ms dense / top-k 0.5, FP8: D=64 N=16384 2.259-2.276 / 1.168-1.180 -> 2.219-2.236 /
+            // 1.149-1.150, N=32768 8.803-8.807 / 4.492-4.495 -> 8.645-8.646 / 4.414-4.415; D=128
+            // 0.3-1% faster; fp16 D=64 2.591 -> 2.554-2.561.
+            let intMax = Kernels.environmentInt("SPARGE_CUDA_WG_IMAX3", in: 0...1) ?? 1
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
@@ -250,12 +253,12 @@ public enum SpargeCUDAKernels {
                 // The other variants compile too: FP8 two-level accumulation, ping-pong, the
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
-                // (whose defaults have them on), so both paths of each compile; the integer maxima
-                // (off by default) with both.
+                // (whose defaults have them on), so both paths of each compile; the float maxima
+                // (the integer ones by default) with both.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DIMAX3=1"), (true, "-DIMAX3=1")]
+                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -156,7 +156,7 @@ enum HopperAttentionSource {
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
 #ifndef IMAX3
-#define IMAX3 0                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
+#define IMAX3 1                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
 #endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
