@@ -155,9 +155,6 @@ enum HopperAttentionSource {
 #ifndef UNROLL2
 #define UNROLL2 0                   // the pipelined loop two tiles per iteration (no copies of P)
 #endif
-#ifndef EARLY_VOTE
-#define EARLY_VOTE 0                // the filter's vote on each thread's maxima, before the row's shuffles
-#endif
 #ifndef IMAX3
 #define IMAX3 1                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
 #endif
@@ -506,6 +503,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             }
 #endif
         }
+        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
+        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
+        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
+        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
         // Unmasked tiles keep the sums as they are (biased without I2F): the row maxima come out
         // exactly as in the CPU path (the bias subtracts exactly), and each exponent is
         // (s - 1.5 * 2^23) * sc - m, the subtraction exact (with I2F, s * sc - m). (Folding the
@@ -523,44 +524,28 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // Steps 2-3: the filter for the whole query block (see AttentionSource).
         const bool exempt = flags & 2;
         bool skip = false;
-        auto vote = [&]() {
-            if (!exempt && lamFinite) {
-                // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
-                // keys (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without
-                // keys in the tile, -inf for rows past Nq (m = +inf).
-                const float inc = fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1));
+        if (!exempt && lamFinite) {
+            // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
+            // keys (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without
+            // keys in the tile, -inf for rows past Nq (m = +inf).
+            const float inc = fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1));
 #if DECOUPLE
-                // Named barrier 1 + idx % VOTE_SETS, as an immediate.
-                int* votes = wred + (idx % VOTE_SETS) * WARPS;
-                switch (idx % VOTE_SETS) {
-                case 0: skip = block_skips<NT, WARPS, 1>(inc, lam, votes, warp, lane); break;
-                case 1: skip = block_skips<NT, WARPS, 2>(inc, lam, votes, warp, lane); break;
-                case 2: skip = block_skips<NT, WARPS, 3>(inc, lam, votes, warp, lane); break;
-                case 3: skip = block_skips<NT, WARPS, 4>(inc, lam, votes, warp, lane); break;
-                default: skip = block_skips<NT, WARPS, 5>(inc, lam, votes, warp, lane); break;
-                }
-#elif SYNC2
-                if (odd) skip = block_skips<NT, WARPS, 2>(inc, lam, wred + WARPS, warp, lane);
-                else skip = block_skips<NT, WARPS, 1>(inc, lam, wred, warp, lane);
-#else
-                skip = block_skips<NT, WARPS>(inc, lam, wred + odd * WARPS, warp, lane);
-#endif
+            // Named barrier 1 + idx % VOTE_SETS, as an immediate.
+            int* votes = wred + (idx % VOTE_SETS) * WARPS;
+            switch (idx % VOTE_SETS) {
+            case 0: skip = block_skips<NT, WARPS, 1>(inc, lam, votes, warp, lane); break;
+            case 1: skip = block_skips<NT, WARPS, 2>(inc, lam, votes, warp, lane); break;
+            case 2: skip = block_skips<NT, WARPS, 3>(inc, lam, votes, warp, lane); break;
+            case 3: skip = block_skips<NT, WARPS, 4>(inc, lam, votes, warp, lane); break;
+            default: skip = block_skips<NT, WARPS, 5>(inc, lam, votes, warp, lane); break;
             }
-        };
-#if EARLY_VOTE
-        // The vote on this thread's maxima, before they are combined across the row's four
-        // threads: some thread's ml - m + lambda > 0 exactly when the row's is (each rounding
-        // step is monotonic), so the decision is the same, and the shuffles' latency runs beside
-        // the vote instead of before it.
-        vote();
+#elif SYNC2
+            if (odd) skip = block_skips<NT, WARPS, 2>(inc, lam, wred + WARPS, warp, lane);
+            else skip = block_skips<NT, WARPS, 1>(inc, lam, wred, warp, lane);
+#else
+            skip = block_skips<NT, WARPS>(inc, lam, wred + odd * WARPS, warp, lane);
 #endif
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
-        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
-        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
-#if !EARLY_VOTE
-        vote();
-#endif
+        }
         skipped += skip;
         // Steps 4-5: P = 2^(S - m) in fp16 while the previous P.V runs; then rescale O and l.
         // A skipped tile leaves m, O and l alone and passes P = 0 to the next P.V.
