@@ -272,9 +272,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// `(stage 1 + quantization, stage 2)` in seconds for each of `repeats` runs after
     /// `warmup` runs. The output tensor is overwritten.
     ///
-    /// The layouts are checked (strides, rows that do not overlap); the device memory behind
-    /// each address is not known here and must hold the layout's span (``allocate(bytes:)``,
-    /// ``upload(_:)``). Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for a negative
+    /// The layouts are checked (strides, rows that do not overlap, output rows that share no
+    /// memory); the device memory behind each address is not known here and must hold the
+    /// layout's span (``allocate(bytes:)``, ``upload(_:)``). Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for a negative
     /// `warmup` or fewer than one repeat.
     public func timeResident(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
                              warmup: Int = 3, repeats: Int = 20) throws -> [(preparation: Double, kernel: Double)] {
@@ -311,13 +311,15 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     }
 
     /// The resident tensors' layouts, checked as the host call checks them (their element
-    /// counts are unknown: only that the strides are valid and rows do not overlap).
+    /// counts are unknown: only that the strides are valid, rows do not overlap, and the
+    /// output's rows share no memory).
     private func checkResident(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws {
         let s = shape
         for (name, t, heads, tokens) in [("q", q, s.heads, s.queryLength), ("k", k, s.kvHeads, s.keyLength),
                                          ("v", v, s.kvHeads, s.keyLength), ("output", output, s.heads, s.queryLength)] {
             guard t.address != 0 else { throw SpargeError.invalidParameter("'\(name)' has device address 0; pass an address from allocate(bytes:) or upload(_:)") }
-            try SpargeAttention.checkResidentLayout(t.layout, name: name, batch: s.batch, heads: heads, tokens: tokens, headDim: s.headDim)
+            try SpargeAttention.checkResidentLayout(t.layout, name: name, batch: s.batch, heads: heads, tokens: tokens, headDim: s.headDim,
+                                                   isOutput: name == "output")
         }
     }
 

@@ -86,6 +86,18 @@ struct InputValidationTests {
         #expect(out.allSatisfy { abs($0 - 0.5) < 1e-6 })
     }
 
+    /// The GPU plan's resident-tensor calls check layouts without element counts: an output
+    /// whose rows share memory is refused there as a host output view is; inputs may share rows.
+    @Test func residentOutputRowsMustNotShareMemory() throws {
+        let broadcast = TensorLayout(batchStride: 20, headStride: 0, tokenStride: 4)
+        #expect(throws: SpargeError.self) {
+            try SpargeAttention.checkResidentLayout(broadcast, name: "output", batch: 2, heads: 3, tokens: 5, headDim: 4, isOutput: true)
+        }
+        try SpargeAttention.checkResidentLayout(broadcast, name: "k", batch: 2, heads: 3, tokens: 5, headDim: 4, isOutput: false)
+        let bnhd = TensorLayout(batchStride: 60, headStride: 4, tokenStride: 12)
+        try SpargeAttention.checkResidentLayout(bnhd, name: "output", batch: 2, heads: 3, tokens: 5, headDim: 4, isOutput: true)
+    }
+
     @Test func nonFiniteInputsAreRejectedByDefault() throws {
         var q = zeros
         q[13] = .nan

@@ -31,9 +31,12 @@ extension SpargeAttention {
     }
 
     /// Checks a layout of a tensor whose element count is not known (device memory): valid
-    /// strides, rows that do not overlap.
-    package static func checkResidentLayout(_ l: TensorLayout, name: String, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+    /// strides, rows that do not overlap, and for an output (`isOutput`), rows that share no
+    /// memory, as a host output view is checked.
+    package static func checkResidentLayout(_ l: TensorLayout, name: String, batch: Int, heads: Int, tokens: Int, headDim: Int,
+                                            isOutput: Bool) throws {
         try checkLayout(l, name: name, count: Int.max, batch: batch, heads: heads, tokens: tokens, headDim: headDim)
+        if isOutput { try checkDisjointRows(l, name: name, batch: batch, heads: heads, tokens: tokens, headDim: headDim) }
     }
 
     /// A finished call's result, the CPU path's type and statistics (``SparseAttentionResult``).
