@@ -115,24 +115,38 @@ DEV int int8_offset(int r, int c, int D, int tiled) {
 // instructions, and the block kernel's index setup had a dozen of them in every warp.
 DEV int div_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a >> (__ffs(b) - 1) : a / b; }
 DEV int mod_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a & (b - 1) : a % b; }
-// The INT8 values of a staged block, four channels (one 4-byte store) a thread: rows rq,
-// rq + rowsPerPass, ... up to `end` (zeros from `rows` on), read from `src` (row rq, channel cq
-// of the staged values) and written to `dst` (the block's INT8 values, see int8_offset).
-// `affine`: the thread's INT8 offset advances by rowsPerPass * D a row.
+// Four staged values (x * premul / sc, see quantize_int8) as INT8, packed in one word.
 template <bool FAST>
+DEV unsigned quantize_quad(float4 v, float premul, bool scaled, float sc, float scInv) {
+    const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, FAST), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, FAST);
+    const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, FAST), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, FAST);
+    return (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
+}
+// The INT8 values of a staged block, W quads of channels a thread (one 4-byte store each): rows
+// rq, rq + rowsPerPass, ... up to `end` (zeros from `rows` on), channels cq .. cq + 3 and, with
+// W = 2, cq + D / 2 .. cq + D / 2 + 3, read from `src` (row rq, channel cq of the staged values)
+// and written to `dst` (the block's INT8 values, see int8_offset). Two quads a row halve the
+// per-row work (the row test, the addresses, the loop) against the quotients; the second quad
+// half a row away keeps each eight threads' 16-byte shared reads on distinct banks.
+// `affine`: the thread's INT8 offsets advance by rowsPerPass * D a row.
+template <bool FAST, int W>
 DEV void quantize_quads(const float* src, signed char* dst, int rq, int cq, int rows, int end, int rowsPerPass, int DP,
                         int D, int tiled, bool affine, float premul, bool scaled, float sc, float scInv) {
+    const int half = D >> 1;
     signed char* o = dst + int8_offset(rq, cq, D, tiled);
+    const int second = W == 2 ? int8_offset(rq, cq + half, D, tiled) - int8_offset(rq, cq, D, tiled) : 0;
     #pragma unroll 2
     for (int r = rq; r < end; r += rowsPerPass) {
-        unsigned packed = 0;
+        unsigned packed[W];
+        #pragma unroll
+        for (int w = 0; w < W; w++) packed[w] = 0u;
         if (r < rows) {
-            const float4 v = *(const float4*)src;
-            const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, FAST), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, FAST);
-            const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, FAST), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, FAST);
-            packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
+            #pragma unroll
+            for (int w = 0; w < W; w++) packed[w] = quantize_quad<FAST>(*(const float4*)(src + w * half), premul, scaled, sc, scInv);
         }
-        *(unsigned*)(affine ? o : dst + int8_offset(r, cq, D, tiled)) = packed;
+        signed char* at = affine ? o : dst + int8_offset(r, cq, D, tiled);
+        *(unsigned*)at = packed[0];
+        if (W == 2) *(unsigned*)(at + second) = packed[W - 1];
         o += rowsPerPass * D;
         src += rowsPerPass * DP;
     }
@@ -168,8 +182,12 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
         else if (gpuRound && TYPE != 1) v = roundh(v);
         return v;
     };
-    // Tiny values matter only to the unit rows without GPU rounding (see below).
-    const bool checkTiny = summaries && !gpuRound;
+    // Tiny values matter only to the unit rows without GPU rounding (see below), and an fp16
+    // input has none: its nonzero values are at least 2^-24, and K - mean is 0 or at least
+    // 2^-60 (the mean of fp16 values, a multiple of 2^-24 over N < 2^31, is 0 or above 2^-55;
+    // a nonzero difference of it from an fp16 value is a multiple of ulp(mean) >= 2^-60 or
+    // dominated by a value of at least 2^-24). The test cost three instructions a value.
+    const bool checkTiny = TYPE != 1 && summaries && !gpuRound;
     if (vec) {
         // 16-byte loads (`vec`: the host checked that rows are 16-byte aligned and D is a
         // multiple of the elements per load): fewer load instructions, more bytes in flight.
@@ -280,14 +298,21 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     signed char* dst = q8 + (tiled ? ((i64)bh * nb + j) * blockSize * D : ((i64)bh * N + start) * D);
     const int end = tiled ? blockSize : rows;
     if ((D & 3) == 0) {
-        const int quads = D >> 2, cq = mod_pow2(tid, quads) * 4, rq = div_pow2(tid, quads), rowsPerPass = div_pow2(nt, quads);
+        // Two quads a thread where D is a multiple of 8 (every usual head dimension).
+        const bool pairs = (D & 7) == 0;
+        const int quads = pairs ? D >> 3 : D >> 2, cq = mod_pow2(tid, quads) * 4, rq = div_pow2(tid, quads), rowsPerPass = div_pow2(nt, quads);
         if (rq < rowsPerPass) {
             const bool affine = !tiled || (rowsPerPass & 7) == 0;
             const float* src = xs + rq * DP + cq;
             // The divisor's path chosen once for the loop, not per value (a branch around every
             // quotient kept ptxas from overlapping them).
-            if (fastQ) quantize_quads<true>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
-            else quantize_quads<false>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+            if (pairs) {
+                if (fastQ) quantize_quads<true, 2>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+                else quantize_quads<false, 2>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+            } else {
+                if (fastQ) quantize_quads<true, 1>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+                else quantize_quads<false, 1>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+            }
         }
     } else {
         const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
