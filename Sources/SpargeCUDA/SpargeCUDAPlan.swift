@@ -411,11 +411,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             var a = KernelArguments()
             a.add(k.address); a.add(int: k.type.code); a.add(long: k.layout.batchStride); a.add(long: k.layout.headStride)
             a.add(long: k.layout.tokenStride); a.add(int: Hkv); a.add(int: s.keyLength); a.add(int: d)
-            // Eight channels a thread by 16-byte loads where the rows allow (see k_mean_partial).
-            let vec = k.type != .float32 && !p.gpuReproduction.gpuRounding && sixteenByteRows(k) && d % 8 == 0 && 64 % (d / 8) == 0
-            let chunksPerBlock = vec ? 64 / (d / 8) : 1
+            // The rows staged in shared memory by 16-byte loads where they allow (see k_mean_partial).
+            let vec = k.type != .float32 && !p.gpuReproduction.gpuRounding && sixteenByteRows(k) && d % 8 == 0 && 256 % d == 0
+            let chunksPerBlock = vec ? 256 / d : 1
             a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(int: vec ? 1 : 0); a.add(b.kPartial.pointer)
-            try dev.launch(f1, grid: ((chunks + chunksPerBlock - 1) / chunksPerBlock, B * Hkv), block: 64, a, name: "k_mean_partial")
+            try dev.launch(f1, grid: ((chunks + chunksPerBlock - 1) / chunksPerBlock, B * Hkv), block: vec ? 256 : 64,
+                           sharedBytes: vec ? 256 * 64 * 2 : 0, a, name: "k_mean_partial")
             let f2 = try Kernels.prepare(dev, "k_mean_finish")
             var a2 = KernelArguments()
             a2.add(b.kPartial.pointer); a2.add(int: chunks); a2.add(int: s.keyLength); a2.add(int: d)
