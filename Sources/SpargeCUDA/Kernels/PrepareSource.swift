@@ -19,10 +19,10 @@ enum PrepareSource {
 // (chunks, B*H). Each channel's sum runs over its chunk's keys in order either way.
 template <int TYPE>
 DEV void k_mean_partial_vec(const char* src, i64 rowBytes, int N, int D, int t0, double* dst) {
-    // The block's rows are staged in shared memory by eight independent 16-byte loads a thread
-    // (a thread summing its channel straight from memory waited out one load latency per few
-    // keys: NCU, H200, 14.4 us at 11% occupancy for 32 MiB at N=16384 D=64), then each thread
-    // sums one channel of one chunk from there.
+    // The block's rows are staged in shared memory by eight independent 16-byte loads a thread,
+    // then each thread sums one channel of one chunk from there. (NCU, H200, N=16384 D=64:
+    // 13.2 us; one channel a thread from memory 15.3; eight channels a thread by 16-byte loads
+    // from memory 14.4 at 11% occupancy, each thread waiting out a load latency every few keys.)
     extern __shared__ __align__(16) u16 rowsK[];
     const int tid = threadIdx.x, groups = D >> 3;
     #pragma unroll
@@ -150,38 +150,24 @@ DEV int int8_offset(int r, int c, int D, int tiled) {
 // instructions, and the block kernel's index setup had a dozen of them in every warp.
 DEV int div_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a >> (__ffs(b) - 1) : a / b; }
 DEV int mod_pow2(int a, int b) { return (b & (b - 1)) == 0 ? a & (b - 1) : a % b; }
-// Four staged values (x * premul / sc, see quantize_int8) as INT8, packed in one word.
+// The INT8 values of a staged block, four channels (one 4-byte store) a thread: rows rq,
+// rq + rowsPerPass, ... up to `end` (zeros from `rows` on), read from `src` (row rq, channel cq
+// of the staged values) and written to `dst` (the block's INT8 values, see int8_offset).
+// `affine`: the thread's INT8 offset advances by rowsPerPass * D a row.
 template <bool FAST>
-DEV unsigned quantize_quad(float4 v, float premul, bool scaled, float sc, float scInv) {
-    const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, FAST), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, FAST);
-    const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, FAST), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, FAST);
-    return (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
-}
-// The INT8 values of a staged block, W quads of channels a thread (one 4-byte store each): rows
-// rq, rq + rowsPerPass, ... up to `end` (zeros from `rows` on), channels cq .. cq + 3 and, with
-// W = 2, cq + D / 2 .. cq + D / 2 + 3, read from `src` (row rq, channel cq of the staged values)
-// and written to `dst` (the block's INT8 values, see int8_offset). Two quads a row halve the
-// per-row work (the row test, the addresses, the loop) against the quotients; the second quad
-// half a row away keeps each eight threads' 16-byte shared reads on distinct banks.
-// `affine`: the thread's INT8 offsets advance by rowsPerPass * D a row.
-template <bool FAST, int W>
 DEV void quantize_quads(const float* src, signed char* dst, int rq, int cq, int rows, int end, int rowsPerPass, int DP,
                         int D, int tiled, bool affine, float premul, bool scaled, float sc, float scInv) {
-    const int half = D >> 1;
     signed char* o = dst + int8_offset(rq, cq, D, tiled);
-    const int second = W == 2 ? int8_offset(rq, cq + half, D, tiled) - int8_offset(rq, cq, D, tiled) : 0;
     #pragma unroll 2
     for (int r = rq; r < end; r += rowsPerPass) {
-        unsigned packed[W];
-        #pragma unroll
-        for (int w = 0; w < W; w++) packed[w] = 0u;
+        unsigned packed = 0;
         if (r < rows) {
-            #pragma unroll
-            for (int w = 0; w < W; w++) packed[w] = quantize_quad<FAST>(*(const float4*)(src + w * half), premul, scaled, sc, scInv);
+            const float4 v = *(const float4*)src;
+            const int q0 = quantize_int8(v.x, premul, scaled, sc, scInv, FAST), q1 = quantize_int8(v.y, premul, scaled, sc, scInv, FAST);
+            const int q2 = quantize_int8(v.z, premul, scaled, sc, scInv, FAST), q3 = quantize_int8(v.w, premul, scaled, sc, scInv, FAST);
+            packed = (q0 & 0xff) | (q1 & 0xff) << 8 | (q2 & 0xff) << 16 | (unsigned)(q3 & 0xff) << 24;
         }
-        signed char* at = affine ? o : dst + int8_offset(r, cq, D, tiled);
-        *(unsigned*)at = packed[0];
-        if (W == 2) *(unsigned*)(at + second) = packed[W - 1];
+        *(unsigned*)(affine ? o : dst + int8_offset(r, cq, D, tiled)) = packed;
         o += rowsPerPass * D;
         src += rowsPerPass * DP;
     }
@@ -333,21 +319,14 @@ DEV void prep_blocks_body(const void* x, i64 bs, i64 hs, i64 ts,
     signed char* dst = q8 + (tiled ? ((i64)bh * nb + j) * blockSize * D : ((i64)bh * N + start) * D);
     const int end = tiled ? blockSize : rows;
     if ((D & 3) == 0) {
-        // Two quads a thread where D is a multiple of 8 (every usual head dimension).
-        const bool pairs = (D & 7) == 0;
-        const int quads = pairs ? D >> 3 : D >> 2, cq = mod_pow2(tid, quads) * 4, rq = div_pow2(tid, quads), rowsPerPass = div_pow2(nt, quads);
+        const int quads = D >> 2, cq = mod_pow2(tid, quads) * 4, rq = div_pow2(tid, quads), rowsPerPass = div_pow2(nt, quads);
         if (rq < rowsPerPass) {
             const bool affine = !tiled || (rowsPerPass & 7) == 0;
             const float* src = xs + rq * DP + cq;
             // The divisor's path chosen once for the loop, not per value (a branch around every
             // quotient kept ptxas from overlapping them).
-            if (pairs) {
-                if (fastQ) quantize_quads<true, 2>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
-                else quantize_quads<false, 2>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
-            } else {
-                if (fastQ) quantize_quads<true, 1>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
-                else quantize_quads<false, 1>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
-            }
+            if (fastQ) quantize_quads<true>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
+            else quantize_quads<false>(src, dst, rq, cq, rows, end, rowsPerPass, DP, D, tiled, affine, premul, scaled, sc, scInv);
         }
     } else {
         const int rowsPerPass = nt / D, c0 = tid % D, r0 = tid / D;
