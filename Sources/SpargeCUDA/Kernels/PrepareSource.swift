@@ -21,8 +21,9 @@ template <int TYPE>
 DEV void k_mean_partial_vec(const char* src, i64 rowBytes, int N, int D, int t0, double* dst) {
     // The block's rows are staged in shared memory by eight independent 16-byte loads a thread,
     // then each thread sums one channel of one chunk from there. (NCU, H200, N=16384 D=64:
-    // 13.2 us; one channel a thread from memory 15.3; eight channels a thread by 16-byte loads
-    // from memory 14.4 at 11% occupancy, each thread waiting out a load latency every few keys.)
+    // 13.2 us against 15.3 for one channel a thread from memory in the same run; eight channels
+    // a thread by 16-byte loads from memory took 14.4-15.0 at 11% occupancy, each thread waiting
+    // out a load latency every few keys.)
     extern __shared__ __align__(16) u16 rowsK[];
     const int tid = threadIdx.x, groups = D >> 3;
     #pragma unroll
