@@ -20,18 +20,18 @@ DEV u16 f2bf(float f) {
     return (u16)(u >> 16);
 }
 // Element types: 0 fp32, 1 fp16, 2 bf16.
+// The bits of a 16-bit element (type 1 or 2) as a float.
+DEV float bits16f(u16 b, int type) { return type == 1 ? h2f(b) : __uint_as_float(((unsigned)b) << 16); }
 DEV float ldx(const void* p, i64 i, int type) {
     if (type == 0) return ((const float*)p)[i];
-    u16 b = ((const u16*)p)[i];
-    return type == 1 ? h2f(b) : __uint_as_float(((unsigned)b) << 16);
+    return bits16f(((const u16*)p)[i], type);
 }
 // 16 loaded bytes as floats: 4 (fp32) or 8 (fp16, bf16); returns the count.
 DEV int unpack16(uint4 u, int type, float* f) {
     const unsigned w[4] = {u.x, u.y, u.z, u.w};
     if (type == 0) { for (int e = 0; e < 4; e++) f[e] = __uint_as_float(w[e]); return 4; }
     for (int e = 0; e < 8; e++) {
-        const u16 b = (u16)(w[e >> 1] >> ((e & 1) * 16));
-        f[e] = type == 1 ? h2f(b) : __uint_as_float(((unsigned)b) << 16);
+        f[e] = bits16f((u16)(w[e >> 1] >> ((e & 1) * 16)), type);
     }
     return 8;
 }

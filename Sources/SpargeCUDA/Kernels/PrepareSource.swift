@@ -37,7 +37,7 @@ DEV void k_mean_partial_vec(const char* src, i64 rowBytes, int N, int D, int t0,
     const u16* col = rowsK + cb * 64 * D + c;
     float s = 0.0f;
     #pragma unroll 8
-    for (int t = 0; t < n; t++) s = __fadd_rn(s, TYPE == 1 ? h2f(col[t * D]) : __uint_as_float((unsigned)col[t * D] << 16));
+    for (int t = 0; t < n; t++) s = __fadd_rn(s, bits16f(col[t * D], TYPE));
     dst[(i64)(first >> 6) * D + c] = (double)s;
 }
 extern "C" __global__ void k_mean_partial(const void* k, int type, i64 bs, i64 hs, i64 ts,
@@ -867,7 +867,7 @@ extern "C" __global__ void v_amax_h2(const u16* v, int type, i64 bs, i64 hs, i64
         }
         for (int e = 0; e < 8; e++) {
             const u16 hb = (u16)(m[e >> 1] >> ((e & 1) * 16));
-            amaxPart[gi * D + cc * 8 + e] = type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
+            amaxPart[gi * D + cc * 8 + e] = bits16f(hb, type);
         }
     }
     amax_merge(amaxPart, G, D, amax + (i64)bh * D);
@@ -910,7 +910,7 @@ DEV void value_rows_convert(const uint4 (&x)[U], int type, int N, int n0, int rb
             #pragma unroll
             for (int i = 0; i < 8; i++) {
                 const u16 hb = (u16)(w[i >> 1] >> ((i & 1) * 16));
-                const float f = FP16 || type == 1 ? h2f(hb) : __uint_as_float(((unsigned)hb) << 16);
+                const float f = bits16f(hb, FP16 ? 1 : type);
                 const float q = FP16 ? (f == 0.0f ? f : div_by(f, sv[i], rv[i])) : value_quotient(f, sv[i], rv[i]);
                 tile[r][cc + i] = n < N ? q : 0.0f;
             }
