@@ -2,7 +2,8 @@
 # A/B of sparge binaries and/or SPARGE_CUDA_* settings on the GPU machine, from the repository
 # root with .gpu/ carried. Each argument is one variant, "label=binary [NAME=VALUE ...]"; a
 # binary ending in .xz or .gz is unpacked first. The agreement check runs once with the last
-# variant (golden files in .gpu/golden, $RANDOM_CASES random cases, default 12); then
+# variant (golden files in .gpu/golden, $RANDOM_CASES random cases, default 12; with CHECK_ALL=1
+# for every variant); then
 # `sparge bench --backend cuda` for every variant, interleaved for $ROUNDS rounds (default 2),
 # P.V numerics $PVS (default "fp16 fp8"), N in $LENGTHS (default 16384), D 64 and 128, and
 # $BENCH_ARGS appended (e.g. "--top-k 0.5 --profile"). Logs also go to $OUT when set.
@@ -28,9 +29,12 @@ done
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 last=$((${#labels[@]} - 1))
 golden=${GOLDEN:-.gpu/golden}
-echo "== cuda-check: ${labels[$last]} (${envs[$last]})"
-env ${envs[$last]} "${bins[$last]}" cuda-check --golden "$golden" --random "${RANDOM_CASES:-12}" 2>&1 \
-    | tee "$out/check_${labels[$last]}.log" | tail -4
+first=$last; [ "${CHECK_ALL:-0}" = 1 ] && first=0
+for v in $(seq "$first" "$last"); do
+    echo "== cuda-check: ${labels[$v]} (${envs[$v]})"
+    env ${envs[$v]} "${bins[$v]}" cuda-check --golden "$golden" --random "${RANDOM_CASES:-12}" 2>&1 \
+        | tee "$out/check_${labels[$v]}.log" | tail -4
+done
 for r in $(seq "${ROUNDS:-2}"); do
     for v in "${!labels[@]}"; do
         for pv in ${PVS:-fp16 fp8}; do
