@@ -339,7 +339,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
     const unsigned kLo = desc_lo(kbuf, 128), vLo = desc_lo(vbuf, 128);
-    // Tile t into buffer `buf` by one thread. DECOUPLE: first wait until every warp has
+    // Tile t into buffer `buf` by thread 0 (see SPREAD_LOADS below). DECOUPLE: first wait until every warp has
     // released the buffer's previous tile (t - STAGES, or the zeros of tile -1); the
     // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier.
     // SPREAD_LOADS: the warp that issues copies runs about 25 instructions a copy more than the
