@@ -6,7 +6,9 @@
 # for every variant); then
 # `sparge bench --backend cuda` for every variant, interleaved for $ROUNDS rounds (default 2),
 # P.V numerics $PVS (default "fp16 fp8"), N in $LENGTHS (default 16384), D 64 and 128, and
-# $BENCH_ARGS appended (e.g. "--top-k 0.5 --profile"). Logs also go to $OUT when set.
+# $BENCH_ARGS appended (e.g. "--top-k 0.5 --profile"). Logs also go to $OUT when set. Each
+# command is stopped after $STEP_TIMEOUT seconds (default 240), so that a variant that hangs
+# the GPU costs one step, not the device call.
 # Example: bash Scripts/gpu-ab.sh "old=.gpu/sparge-old.xz" "new=.gpu/sparge.gz" \
 #              "unroll=.gpu/sparge.gz SPARGE_CUDA_WG_UNROLL2=1"
 set -uo pipefail
@@ -32,14 +34,14 @@ golden=${GOLDEN:-.gpu/golden}
 first=$last; [ "${CHECK_ALL:-0}" = 1 ] && first=0
 for v in $(seq "$first" "$last"); do
     echo "== cuda-check: ${labels[$v]} (${envs[$v]})"
-    env ${envs[$v]} "${bins[$v]}" cuda-check --golden "$golden" --random "${RANDOM_CASES:-12}" 2>&1 \
+    timeout "${STEP_TIMEOUT:-240}" env ${envs[$v]} "${bins[$v]}" cuda-check --golden "$golden" --random "${RANDOM_CASES:-12}" 2>&1 \
         | tee "$out/check_${labels[$v]}.log" | tail -4
 done
 for r in $(seq "${ROUNDS:-2}"); do
     for v in "${!labels[@]}"; do
         for pv in ${PVS:-fp16 fp8}; do
             echo "== round $r ${labels[$v]} pv=$pv"
-            env ${envs[$v]} "${bins[$v]}" bench --backend cuda --lengths "${LENGTHS:-16384}" --dims 64,128 --pv "$pv" --repeat 20 ${BENCH_ARGS:-} 2>&1 \
+            timeout "${STEP_TIMEOUT:-240}" env ${envs[$v]} "${bins[$v]}" bench --backend cuda --lengths "${LENGTHS:-16384}" --dims 64,128 --pv "$pv" --repeat 20 ${BENCH_ARGS:-} 2>&1 \
                 | tee -a "$out/bench_${labels[$v]}.log" | grep -E "^ *[0-9]+ +[0-9]+ "
         done
     done
