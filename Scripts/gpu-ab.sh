@@ -6,7 +6,8 @@
 # for every variant); then
 # `sparge bench --backend cuda` for every variant, interleaved for $ROUNDS rounds (default 2),
 # P.V numerics $PVS (default "fp16 fp8"), N in $LENGTHS (default 16384), D 64 and 128, and
-# $BENCH_ARGS appended (e.g. "--top-k 0.5 --profile"). Logs also go to $OUT when set. Each
+# $BENCH_ARGS appended (e.g. "--top-k 0.5 --profile"); last, a table of the ranges and of the
+# medians against the first variant (ab_summary.py). Logs also go to $OUT when set. Each
 # command is stopped after $STEP_TIMEOUT seconds (default 240), so that a variant that hangs
 # the GPU costs one step, not the device call.
 # Example: bash Scripts/gpu-ab.sh "old=.gpu/sparge-old.xz" "new=.gpu/sparge.gz" \
@@ -46,3 +47,5 @@ for r in $(seq "${ROUNDS:-2}"); do
         done
     done
 done
+echo "== summary (medians against ${labels[0]})"
+python3 "$(dirname "$0")/ab_summary.py" "$out" "${labels[@]}" | tee "$out/summary.txt"
