@@ -363,15 +363,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             if (n > 0) mbar_wait(empty + buf, (n - 1) & 1);
 #endif
             const int j = list[t];
-#if SPREAD_LOADS == 2
-            mbar_expect(full + buf, copiesK ? KTILE : VBYTES);
+            mbar_expect(full + buf, (copiesK ? KTILE : 0) + (copiesV ? VBYTES : 0));
             if (copiesK) bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-            else bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
-#else
-            mbar_expect(full + buf, KTILE + VBYTES);
-            bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-            bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
-#endif
+            if (copiesV) bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
         }
     };
 
