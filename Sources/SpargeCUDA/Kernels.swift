@@ -138,13 +138,21 @@ enum Kernels {
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
             let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
                 ?? (threads == 256 && blockK == 64 && d == 64 ? 1 : 0)
+            // FP8: the row sums l by the P.V wgmma itself, from eight rows of e4m3 ones below V^T
+            // (as the fp16 kernel does), instead of 32 fp32 additions per thread and tile (D=64
+            // 128 x 64: 240 SASS instructions a tile on a warp's path instead of 270.5, no
+            // spills). A probe of what the fp32 sums cost, not a candidate default: l then sums
+            // the rounded P (the CPU emulation and the authors' kernels sum the unrounded one,
+            // up to 2% apart on rows of a few keys), in the FP8 accumulator, which keeps about
+            // 13 mantissa bits (SageAttention2's FP22) and so may bias l on long rows.
+            let sumsMMA = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_SUMS_MMA", in: 0...1) ?? 0 : 0
             // FP8: the row sums in the rescale's condition, so that ptxas interleaves them with the
             // exponentials before the branch. Pipelined loop only (H200, session 21, three
             // interleaved rounds, kernel ms dense / top-k 0.5: D=64 N=16384 2.335-2.343 /
             // 1.205-1.211 -> 2.279-2.283 / 1.178-1.182, N=32768 9.116-9.126 / 4.645-4.650 ->
             // 8.879-8.884 / 4.532-4.541); the serial loop at D=128 already interleaves them and
             // loses 1.5-3% with it.
-            let sumsGate = Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
+            let sumsGate = sumsMMA == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
             // Unmasked tiles: the row maxima taken of the int32 sums by a tree of three-input
             // maxima (VIMNMX3), then converted, instead of fmaxf over the converted scores (same
             // maxima; 16 instructions instead of 30 per thread and 64-key tile, one level less deep,
@@ -158,15 +166,16 @@ enum Kernels {
             // Opt-in until measured: with every copy on warp 0, its scheduler issues about 50
             // instructions per tile more than the others (NVRTC 13.2 SASS, D=64 FP8).
             let spread = Kernels.environmentInt("SPARGE_CUDA_WG_SPREAD_LOADS", in: 0...2) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(spread == 0 ? "" : "_w\(spread)")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(spread == 0 ? "" : "_w\(spread)")\(sumsMMA == 0 ? "" : "_r1")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DSPREAD_LOADS=\(spread)", "--std=c++17"]
-            // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3),
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DSPREAD_LOADS=\(spread)", "-DFP8_SUMS_MMA=\(sumsMMA)", "--std=c++17"]
+            // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
+            // with ones rows for FP8_SUMS_MMA),
             // the stage's two mbarriers.
             let stages = lookahead + 1 + pipeline + syncTwo
-            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? d * blockK : (d + 8) * blockK * 2) + 16)
+            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? (d + 8 * sumsMMA) * blockK : (d + 8) * blockK * 2) + 16)
             voteSets = max(2, stages)
         }
         private let voteSets: Int
@@ -259,12 +268,12 @@ public enum SpargeCUDAKernels {
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
-                // (the integer ones by default) with both; the copies spread over two and four warps.
+                // (the integer ones by default) with both; the copies spread over two and four warps; the FP8 row sums by the P.V.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
                                 (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DSPREAD_LOADS=1"), (false, "-DSPREAD_LOADS=2"),
-                                (true, "-DSPREAD_LOADS=2")]
+                                (true, "-DSPREAD_LOADS=2"), (true, "-DFP8_SUMS_MMA=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

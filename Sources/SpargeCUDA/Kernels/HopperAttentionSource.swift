@@ -51,9 +51,9 @@ enum HopperAttentionSource {
         let f16 = [72, 136].map { wrapper("wgmma_f16", n: $0, k: 16, accType: "float", types: "f32.f16.f16", constraint: "f", immediates: ", 1, 1, 0") }
         // FP8 (no transpose immediates: 8-bit operands are K-major only); guarded so that the
         // source still compiles for architectures without e4m3.
-        let e4m3 = [64, 128].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
+        let e4m3 = [64, 72, 128, 136].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
             // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
-            + [64, 128].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
+            + [64, 72, 128, 136].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
         return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
@@ -67,10 +67,17 @@ enum HopperAttentionSource {
 #ifndef PV_FP8
 #define PV_FP8 0                    // P.V in e4m3 (V^T from prep_values_t8), else fp16
 #endif
-#if PV_FP8
+#ifndef FP8_SUMS_MMA
+#define FP8_SUMS_MMA 0              // FP8: l from the P.V wgmma with ones rows below V^T (a probe, see Kernels.swift)
+#endif
+#if PV_FP8 && !FP8_SUMS_MMA
 #define DV D                        // V^T rows in shared memory: D channels (l is summed in fp32)
 #define VELEM 1                     // bytes per V element
 #define OCH (D / 8)                 // accumulator chunks of 8 columns per thread
+#elif PV_FP8
+#define DV (D + 8)                  // V^T rows in shared memory: D channels, then 8 rows of ones (e4m3 1.0)
+#define VELEM 1
+#define OCH (D / 8 + 1)             // chunk D/8: the row sums of the e4m3 P
 #else
 #define DV (D + 8)                  // V^T rows in shared memory: D channels, then 8 rows of ones
 #define VELEM 2
@@ -128,6 +135,10 @@ enum HopperAttentionSource {
 #ifndef SUMS_GATE
 #define SUMS_GATE 0                 // FP8: the row sums in the rescale's condition (see the step)
 #endif
+#if FP8_SUMS_MMA
+#undef SUMS_GATE
+#define SUMS_GATE 0                 // no fp32 sums to put there
+#endif
 #ifndef Q_SMEM
 #define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
 #endif
@@ -165,7 +176,13 @@ enum HopperAttentionSource {
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
 #define TWO_LEVEL (PV_FP8 && FP8_TWO_LEVEL)
-#if PV_FP8 && D == 64
+#if PV_FP8 && FP8_SUMS_MMA && D == 64
+#define WG_PV wgmma_e4m3_n72
+#define WG_PV_FRESH wgmma_e4m3_fresh_n72
+#elif PV_FP8 && FP8_SUMS_MMA
+#define WG_PV wgmma_e4m3_n136
+#define WG_PV_FRESH wgmma_e4m3_fresh_n136
+#elif PV_FP8 && D == 64
 #define WG_PV wgmma_e4m3_n64
 #define WG_PV_FRESH wgmma_e4m3_fresh_n64
 #elif PV_FP8
@@ -275,6 +292,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const int st = e / (BK * 4), w = e - st * (BK * 4);
         ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
     }
+#elif FP8_SUMS_MMA
+    for (int e = tid; e < STAGES * BK * 8 / 4; e += NT) {
+        const int st = e / (BK * 2), w = e - st * (BK * 2);
+        ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 8))[w] = 0x38383838u;     // e4m3 1.0
+    }
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
@@ -317,7 +339,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     float o[OCH * 4];
     #pragma unroll
     for (int e = 0; e < OCH * 4; e++) o[e] = 0.0f;
-#if PV_FP8
+#if PV_FP8 && !FP8_SUMS_MMA
     float l0 = 0.0f, l1 = 0.0f;     // this thread's part of the row sums of the fp32 P
 #endif
 
@@ -572,7 +594,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const float a1 = m1 == mn1 ? 1.0f : ex2(m1 - mn1);
         m0 = mn0; m1 = mn1;
 #if PV_FP8
-        // P = 2^(S - m + 8.807) in fp32; l sums it unrounded, P.V takes it rounded to e4m3,
+        // P = 2^(S - m + 8.807) in fp32; l sums it unrounded (with FP8_SUMS_MMA the P.V's ones
+        // rows sum it rounded), P.V takes it rounded to e4m3,
         // packed in the accumulator order (V^T's keys are permuted to match, prep_values_t8).
         // Rows without keys so far, and skipped tiles, get P = 0 from a shift of -inf (2^-inf = +0;
         // scores are finite, or -inf only in masked tiles, where `mul` is 1): no branch between
@@ -583,11 +606,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         float pf[BK / 2];
         #pragma unroll
         for (int e = 0; e < BK / 2; e++) pf[e] = ex2(fmaf(SUB(s[e]), mul, (e & 2) ? sh1 : sh0));
+#if !FP8_SUMS_MMA
         float ts0 = pf[0] + pf[1], ts1 = pf[2] + pf[3];
         #pragma unroll
         for (int n = 1; n < BK / 8; n++) { ts0 += pf[4 * n] + pf[4 * n + 1]; ts1 += pf[4 * n + 2] + pf[4 * n + 3]; }
         l0 = __fmaf_rn(l0, a0, ts0);
         l1 = __fmaf_rn(l1, a1, ts1);
+#endif
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) {
             const float* x = pf + 16 * kk;      // n-chunks 4kk .. 4kk + 3: keys 32kk .. 32kk + 31
@@ -667,12 +692,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wait_pv(pA);
     }
 #endif
-#if PV_FP8
+#if PV_FP8 && !FP8_SUMS_MMA
     // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float* vsc = vScale + (i64)kvh * D;
+#elif PV_FP8
+    // The row sums of the e4m3 P from the ones rows, whole rows already.
+    const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
     const float* vsc = vScale + (i64)kvh * D;
 #else
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
