@@ -138,21 +138,23 @@ enum Kernels {
             // V^T leaves room for one CTA per SM), and with 128-key tiles it can exceed the shared memory.
             let syncTwo = decouple == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SYNC2", in: 0...1)
                 ?? (threads == 256 && blockK == 64 && d == 64 ? 1 : 0)
-            // FP8: the row sums l by the P.V wgmma itself, from eight rows of e4m3 ones below V^T
-            // (as the fp16 kernel does), instead of 32 fp32 additions per thread and tile (D=64
-            // 128 x 64: 240 SASS instructions a tile on a warp's path instead of 270.5, no
-            // spills). A probe of what the fp32 sums cost, not a candidate default: l then sums
-            // the rounded P (the CPU emulation and the authors' kernels sum the unrounded one,
-            // up to 2% apart on rows of a few keys), in the FP8 accumulator, which keeps about
-            // 13 mantissa bits (SageAttention2's FP22) and so may bias l on long rows.
-            let sumsMMA = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_SUMS_MMA", in: 0...1) ?? 0 : 0
+            // FP8: the row sums l by wgmma from rows of e4m3 ones instead of 32 fp32 additions
+            // per thread and tile. 1: eight ones rows below V^T, so the P.V itself sums P (as
+            // the fp16 kernel does; D=64 128 x 64: 240 SASS instructions a tile on a warp's
+            // path instead of 270.5, no spills), in the running FP8 accumulator, which keeps
+            // about 13 mantissa bits (SageAttention2's FP22) and so may bias l on long rows.
+            // 2: a separate m64n8k32 per P.V step into fresh registers, added to l in fp32 each
+            // tile. Probes of what the fp32 sums cost, not candidate defaults: either way l sums
+            // the rounded P (the CPU emulation and the authors' kernels sum the unrounded one:
+            // up to 2% apart on rows of a few keys, 0.02 in the log-sum-exp).
+            let sumsMMA = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_SUMS_MMA", in: 0...2) ?? 0 : 0
             // FP8: the row sums in the rescale's condition, so that ptxas interleaves them with the
             // exponentials before the branch. Pipelined loop only (H200, session 21, three
             // interleaved rounds, kernel ms dense / top-k 0.5: D=64 N=16384 2.335-2.343 /
             // 1.205-1.211 -> 2.279-2.283 / 1.178-1.182, N=32768 9.116-9.126 / 4.645-4.650 ->
             // 8.879-8.884 / 4.532-4.541); the serial loop at D=128 already interleaves them and
             // loses 1.5-3% with it.
-            let sumsGate = sumsMMA == 1 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
+            let sumsGate = sumsMMA != 0 ? 0 : Kernels.environmentInt("SPARGE_CUDA_WG_SUMS_GATE", in: 0...1) ?? (fp8 ? pipeline : 0)
             // Unmasked tiles: the row maxima taken of the int32 sums by a tree of three-input
             // maxima (VIMNMX3), then converted, instead of fmaxf over the converted scores (same
             // maxima; 16 instructions instead of 30 per thread and 64-key tile, one level less deep,
@@ -166,16 +168,17 @@ enum Kernels {
             // Opt-in until measured: with every copy on warp 0, its scheduler issues about 50
             // instructions per tile more than the others (NVRTC 13.2 SASS, D=64 FP8).
             let spread = Kernels.environmentInt("SPARGE_CUDA_WG_SPREAD_LOADS", in: 0...2) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(spread == 0 ? "" : "_w\(spread)")\(sumsMMA == 0 ? "" : "_r1")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(spread == 0 ? "" : "_w\(spread)")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DSPREAD_LOADS=\(spread)", "-DFP8_SUMS_MMA=\(sumsMMA)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
-            // with ones rows for FP8_SUMS_MMA),
-            // the stage's two mbarriers.
+            // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
+            // ones for FP8_SUMS_MMA=2.
             let stages = lookahead + 1 + pipeline + syncTwo
-            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? (d + 8 * sumsMMA) * blockK : (d + 8) * blockK * 2) + 16)
+            tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? (d + (sumsMMA == 1 ? 8 : 0)) * blockK : (d + 8) * blockK * 2) + 16)
+                + (sumsMMA == 2 ? blockK * 8 : 0)
             voteSets = max(2, stages)
         }
         private let voteSets: Int
@@ -273,7 +276,7 @@ public enum SpargeCUDAKernels {
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
                                 (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DSPREAD_LOADS=1"), (false, "-DSPREAD_LOADS=2"),
-                                (true, "-DSPREAD_LOADS=2"), (true, "-DFP8_SUMS_MMA=1")]
+                                (true, "-DSPREAD_LOADS=2"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -51,9 +51,9 @@ enum HopperAttentionSource {
         let f16 = [72, 136].map { wrapper("wgmma_f16", n: $0, k: 16, accType: "float", types: "f32.f16.f16", constraint: "f", immediates: ", 1, 1, 0") }
         // FP8 (no transpose immediates: 8-bit operands are K-major only); guarded so that the
         // source still compiles for architectures without e4m3.
-        let e4m3 = [64, 72, 128, 136].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
+        let e4m3 = [8, 64, 72, 128, 136].map { wrapper("wgmma_e4m3", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1") }
             // D = A B (the accumulators' old values ignored): the first P.V of a tile with two-level accumulation.
-            + [64, 72, 128, 136].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
+            + [8, 64, 72, 128, 136].map { wrapper("wgmma_e4m3_fresh", n: $0, k: 32, accType: "float", types: "f32.e4m3.e4m3", constraint: "f", immediates: ", 1, 1", accumulate: false) }
         return "\n" + (s8 + s8ss + f16).joined() + "#if PV_FP8\n" + e4m3.joined() + "#endif\n"
     }
 
@@ -68,9 +68,11 @@ enum HopperAttentionSource {
 #define PV_FP8 0                    // P.V in e4m3 (V^T from prep_values_t8), else fp16
 #endif
 #ifndef FP8_SUMS_MMA
-#define FP8_SUMS_MMA 0              // FP8: l from the P.V wgmma with ones rows below V^T (a probe, see Kernels.swift)
+#define FP8_SUMS_MMA 0              // FP8: l by wgmma from e4m3 ones: 1 rows below V^T, 2 a separate n8 per tile (probes, see Kernels.swift)
 #endif
-#if PV_FP8 && !FP8_SUMS_MMA
+#define SEP_SUMS (PV_FP8 && FP8_SUMS_MMA == 2)
+#define ONES_BYTES (SEP_SUMS ? BK * 8 : 0)  // mode 2: 8 rows of e4m3 ones, the B operand of its n8 wgmma
+#if PV_FP8 && FP8_SUMS_MMA != 1
 #define DV D                        // V^T rows in shared memory: D channels (l is summed in fp32)
 #define VELEM 1                     // bytes per V element
 #define OCH (D / 8)                 // accumulator chunks of 8 columns per thread
@@ -176,10 +178,10 @@ enum HopperAttentionSource {
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
 #define TWO_LEVEL (PV_FP8 && FP8_TWO_LEVEL)
-#if PV_FP8 && FP8_SUMS_MMA && D == 64
+#if PV_FP8 && FP8_SUMS_MMA == 1 && D == 64
 #define WG_PV wgmma_e4m3_n72
 #define WG_PV_FRESH wgmma_e4m3_fresh_n72
-#elif PV_FP8 && FP8_SUMS_MMA
+#elif PV_FP8 && FP8_SUMS_MMA == 1
 #define WG_PV wgmma_e4m3_n136
 #define WG_PV_FRESH wgmma_e4m3_fresh_n136
 #elif PV_FP8 && D == 64
@@ -257,7 +259,7 @@ template <int N> DEV int imax_all(int* v) {
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -270,7 +272,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
     unsigned char* kbuf = smem + QBYTES;
     unsigned char* vbuf = kbuf + STAGES * KTILE;
-    u64* full = (u64*)(vbuf + STAGES * VTILE);   // per stage: its tile has arrived
+    unsigned char* ones = vbuf + STAGES * VTILE; // ONES_BYTES (FP8_SUMS_MMA=2)
+    u64* full = (u64*)(ones + ONES_BYTES);       // per stage: its tile has arrived
     u64* empty = full + STAGES;                  // per stage: every warp is done with its tile (DECOUPLE)
     int* list = (int*)(empty + STAGES);
     int* ords = list + nk;
@@ -292,6 +295,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const int st = e / (BK * 4), w = e - st * (BK * 4);
         ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
     }
+#elif FP8_SUMS_MMA == 2
+    for (int e = tid; e < ONES_BYTES / 4; e += NT) ((unsigned*)ones)[e] = 0x38383838u;     // e4m3 1.0
 #elif FP8_SUMS_MMA
     for (int e = tid; e < STAGES * BK * 8 / 4; e += NT) {
         const int st = e / (BK * 2), w = e - st * (BK * 2);
@@ -341,6 +346,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int e = 0; e < OCH * 4; e++) o[e] = 0.0f;
 #if PV_FP8 && !FP8_SUMS_MMA
     float l0 = 0.0f, l1 = 0.0f;     // this thread's part of the row sums of the fp32 P
+#elif SEP_SUMS
+    float l0 = 0.0f, l1 = 0.0f;     // the row sums of the e4m3 P (whole rows), added tile by tile in fp32
+    float ls[4];                    // one tile's sums by the n8 wgmma: ls[0], ls[1] row r0, ls[2], ls[3] row r1
+    #pragma unroll
+    for (int e = 0; e < 4; e++) ls[e] = 0.0f;
 #endif
 
     __syncthreads();
@@ -361,6 +371,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
     const unsigned kLo = desc_lo(kbuf, 128), vLo = desc_lo(vbuf, 128);
+#if SEP_SUMS
+    const unsigned onesLo = desc_lo(ones, 128);
+#endif
     // Tile t into buffer `buf` by thread 0 (see SPREAD_LOADS below). DECOUPLE: first wait until every warp has
     // released the buffer's previous tile (t - STAGES, or the zeros of tile -1); the
     // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier.
@@ -423,9 +436,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) {
 #if TWO_LEVEL
-            if (kk == 0) { WG_PV_FRESH(ot, pa[kk], sdesc(vLo + (buf * VTILE) / 16, BK * 8 * VELEM)); continue; }
+            if (kk == 0) WG_PV_FRESH(ot, pa[kk], sdesc(vLo + (buf * VTILE) / 16, BK * 8 * VELEM));
+            else
 #endif
             WG_PV(PV_ACC, pa[kk], sdesc(vLo + (buf * VTILE + kk * 256) / 16, BK * 8 * VELEM));
+#if SEP_SUMS
+            // The tile's row sums into fresh accumulators (not the running ones: the FP8
+            // accumulator's 13-bit additions would bias a long row's sum).
+            if (kk == 0) wgmma_e4m3_fresh_n8(ls, pa[kk], sdesc(onesLo, BK * 8));
+            else wgmma_e4m3_n8(ls, pa[kk], sdesc(onesLo + kk * 16, BK * 8));
+#endif
         }
         wg_commit();
     };
@@ -435,6 +455,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) pin(PV_ACC[e]);
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) { pin(pa[kk][0]); pin(pa[kk][1]); pin(pa[kk][2]); pin(pa[kk][3]); }
+#if SEP_SUMS
+        #pragma unroll
+        for (int e = 0; e < 4; e++) pin(ls[e]);
+        l0 += ls[0]; l1 += ls[2];
+#endif
 #if TWO_LEVEL
         #pragma unroll
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
@@ -659,6 +684,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
             #pragma unroll
             for (int n = 0; n < OCH; n++) { o[4 * n] *= a0; o[4 * n + 1] *= a0; o[4 * n + 2] *= a1; o[4 * n + 3] *= a1; }
+#if SEP_SUMS
+            l0 *= a0; l1 *= a1;
+#endif
         }
 #if !PIPELINE
         #pragma unroll
@@ -699,6 +727,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const float* vsc = vScale + (i64)kvh * D;
+#elif SEP_SUMS
+    const float* vsc = vScale + (i64)kvh * D;     // l0, l1: whole rows already
 #elif PV_FP8
     // The row sums of the e4m3 P from the ones rows, whole rows already.
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
