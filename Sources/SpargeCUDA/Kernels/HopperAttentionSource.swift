@@ -290,18 +290,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
-#if !PV_FP8
-    for (int e = tid; e < STAGES * BK * 8 / 2; e += NT) {
-        const int st = e / (BK * 4), w = e - st * (BK * 4);
-        ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 16))[w] = 0x3c003c00u;
+#if !PV_FP8 || FP8_SUMS_MMA == 1
+    // (1.0 as fp16 pairs, or as four e4m3 bytes)
+    for (int e = tid; e < STAGES * BK * 8 * VELEM / 4; e += NT) {
+        const int st = e / (BK * 2 * VELEM), w = e - st * (BK * 2 * VELEM);
+        ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 8 * VELEM))[w] = VELEM == 2 ? 0x3c003c00u : 0x38383838u;
     }
-#elif FP8_SUMS_MMA == 2
+#elif SEP_SUMS
     for (int e = tid; e < ONES_BYTES / 4; e += NT) ((unsigned*)ones)[e] = 0x38383838u;     // e4m3 1.0
-#elif FP8_SUMS_MMA
-    for (int e = tid; e < STAGES * BK * 8 / 4; e += NT) {
-        const int st = e / (BK * 2), w = e - st * (BK * 2);
-        ((unsigned*)(vbuf + st * VTILE + (D / 8) * BK * 8))[w] = 0x38383838u;     // e4m3 1.0
-    }
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
@@ -726,15 +722,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float* vsc = vScale + (i64)kvh * D;
-#elif SEP_SUMS
-    const float* vsc = vScale + (i64)kvh * D;     // l0, l1: whole rows already
-#elif PV_FP8
-    // The row sums of the e4m3 P from the ones rows, whole rows already.
+#elif !SEP_SUMS
+    // The row sums from the ones rows below V^T, whole rows already (SEP_SUMS: l0, l1 are too).
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
+#endif
+#if PV_FP8
     const float* vsc = vScale + (i64)kvh * D;
-#else
-    const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
 #endif
     const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
     if (lse && t4 == 0) {
