@@ -630,9 +630,15 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     int tid = threadIdx.x, nt = blockDim.x;
     float th = theta[h];
     const float* sk = simK + (i64)kh * nk;
+    // Step 7's inputs are read first, beside the scores: read at the end, each load waited
+    // behind the map's byte store before it (a quarter of the kernel's time, NCU session 29).
+    // rowm starts as "key block not self-similar" (kept whatever the selection says); the
+    // selection only sets entries.
+    const bool selfSimilarQ = simQ[(i64)bh * nq + i] > th;
     float lmax = -SP_INF;
     for (int j = tid; j < nk; j += nt) {
         float s = scores[((i64)bh * nq + i) * nk + j];
+        rowm[j] = !(sk[j] > th);
         probs[j] = s;
         lmax = fmaxf(lmax, s);
     }
@@ -661,18 +667,15 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
             probs[j] = p;
             if (probsOut) probsOut[((i64)bh * nq + i) * nk + j] = p;
             if (!isTopK) keys[j] = ((u64)prob_sort_key(p) << 32) | (u64)j;
-            rowm[j] = 0;
         } else if (!isTopK) keys[j] = ~0ull;
     }
     __syncthreads();
     if (isTopK) select_top_k(probs, nk, min(max(1, (int)__fmul_rn(sel[h], (float)nk)), nk), hist, red, rowm);
     else select_cdf(keys, probs, nk, P2, sel[h], gpuRound, red, rowm);
     __syncthreads();
-    bool selfSimilarQ = simQ[(i64)bh * nq + i] > th;
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
     for (int j = tid; j < nk; j += nt) {
-        unsigned char m = rowm[j];
-        if (!selfSimilarQ || !(sk[j] > th)) m = 1;
+        const unsigned char m = selfSimilarQ ? rowm[j] : 1;
         out[j] = causal_and_sink(m, i, j, bq, bk, causal, offset, sink);
     }
 }
