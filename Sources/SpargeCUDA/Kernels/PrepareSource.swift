@@ -630,8 +630,8 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     int tid = threadIdx.x, nt = blockDim.x;
     float th = theta[h];
     const float* sk = simK + (i64)kh * nk;
-    // Step 7's inputs are read first, beside the scores: read at the end, each load waited
-    // behind the map's byte store before it (a quarter of the kernel's time, NCU session 29).
+    // Step 7's inputs are read here, beside the scores: read after the selection, each load
+    // waited behind the map's byte store before it (a quarter of the stall samples, NCU).
     // rowm starts as "key block not self-similar" (kept whatever the selection says); the
     // selection only sets entries.
     const bool selfSimilarQ = simQ[(i64)bh * nq + i] > th;
