@@ -144,9 +144,9 @@ enum Kernels {
             // path instead of 270.5, no spills), in the running FP8 accumulator, which keeps
             // about 13 mantissa bits (SageAttention2's FP22) and so may bias l on long rows.
             // 2: a separate m64n8k32 per P.V step into fresh registers, added to l in fp32 each
-            // tile. Probes of what the fp32 sums cost, not candidate defaults: either way l sums
-            // the rounded P (the CPU emulation and the authors' kernels sum the unrounded one:
-            // up to 2% apart on rows of a few keys, 0.02 in the log-sum-exp).
+            // tile. Opt-in: either way l sums the rounded P (the CPU emulation and the authors'
+            // kernels sum the unrounded one: up to 2% apart on rows of a few keys). H100, session
+            // 29: the D=64 kernel 1.3-3.3% faster, D=128 -1.4 to +0.3%; the LSE up to 0.027 off.
             let sumsMMA = fp8 ? Kernels.environmentInt("SPARGE_CUDA_FP8_SUMS_MMA", in: 0...2) ?? 0 : 0
             // FP8: the row sums in the rescale's condition, so that ptxas interleaves them with the
             // exponentials before the branch. Pipelined loop only (H200, session 21, three
@@ -163,16 +163,11 @@ enum Kernels {
             // 1.149-1.150, N=32768 8.803-8.807 / 4.492-4.495 -> 8.645-8.646 / 4.414-4.415; D=128
             // 0.3-1% faster; fp16 D=64 2.591 -> 2.554-2.561.
             let intMax = Kernels.environmentInt("SPARGE_CUDA_WG_IMAX3", in: 0...1) ?? 1
-            // Which threads issue the tile copies: thread 0 (0, the default), a lane of one of two
-            // warps by tile parity (1), K and V by lanes of four warps, one per scheduler (2).
-            // Opt-in until measured: with every copy on warp 0, its scheduler issues about 50
-            // instructions per tile more than the others (NVRTC 13.2 SASS, D=64 FP8).
-            let spread = Kernels.environmentInt("SPARGE_CUDA_WG_SPREAD_LOADS", in: 0...2) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(spread == 0 ? "" : "_w\(spread)")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
-                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DSPREAD_LOADS=\(spread)", "-DFP8_SUMS_MMA=\(sumsMMA)", "--std=c++17"]
+                       "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -271,12 +266,11 @@ public enum SpargeCUDAKernels {
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
-                // (the integer ones by default) with both; the copies spread over two and four warps; the FP8 row sums by the P.V.
+                // (the integer ones by default) with both; the FP8 row sums by the P.V.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DSPREAD_LOADS=1"), (false, "-DSPREAD_LOADS=2"),
-                                (true, "-DSPREAD_LOADS=2"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2")]
+                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

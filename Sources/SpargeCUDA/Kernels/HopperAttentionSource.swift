@@ -171,9 +171,6 @@ enum HopperAttentionSource {
 #ifndef IMAX3
 #define IMAX3 1                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
 #endif
-#ifndef SPREAD_LOADS
-#define SPREAD_LOADS 0              // tile copies by thread 0 (0), by two warps (1), by four (2): see `load`
-#endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
@@ -301,7 +298,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
     if (tid == 0) {
-        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, SPREAD_LOADS == 2 ? 2 : 1); mbar_init(empty + st, WARPS); }
+        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
 #if Q_SMEM
@@ -370,33 +367,21 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #if SEP_SUMS
     const unsigned onesLo = desc_lo(ones, 128);
 #endif
-    // Tile t into buffer `buf` by thread 0 (see SPREAD_LOADS below). DECOUPLE: first wait until every warp has
+    // Tile t into buffer `buf` by thread 0. DECOUPLE: first wait until every warp has
     // released the buffer's previous tile (t - STAGES, or the zeros of tile -1); the
-    // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier.
-    // SPREAD_LOADS: the warp that issues copies runs about 25 instructions a copy more than the
-    // others (the ELECT loop, 64-bit addresses), and its warpgroup's next wgmma waits for it;
-    // with thread 0 issuing all of them, warp 0 and its scheduler carry every copy. 1: tile t's
-    // copies by the first lane of warp 0, or for odd t of a warp on another scheduler (warp w
-    // runs on scheduler w % 4) in the other warpgroup; 2: its K and its V by two such lanes,
-    // four warps in all, one per scheduler (each announces its own bytes: two arrivals a fill).
+    // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier. Thread 0's warp
+    // runs about 47 instructions a tile more than the others, but handing the copies to warps
+    // on other schedulers measured 1-9% slower (H100, session 29).
     auto load = [&](int t, int buf) {
-#if SPREAD_LOADS == 0
-        const bool copiesK = tid == 0, copiesV = copiesK;
-#elif SPREAD_LOADS == 1
-        const bool copiesK = tid == ((t & 1) ? (WARPS == 8 ? 5 : 1) * 32 : 0), copiesV = copiesK;
-#else
-        const bool copiesK = tid == ((t & 1) ? (WARPS == 8 ? 5 : 1) * 32 : 0);
-        const bool copiesV = tid == ((t & 1) ? 3 * 32 : (WARPS == 8 ? 6 : 2) * 32);
-#endif
-        if (copiesK || copiesV) {
+        if (tid == 0) {
 #if DECOUPLE
             const int n = (t + PIPELINE) / STAGES;   // earlier tiles of this buffer, tile -1 included
             if (n > 0) mbar_wait(empty + buf, (n - 1) & 1);
 #endif
             const int j = list[t];
-            mbar_expect(full + buf, (copiesK ? KTILE : 0) + (copiesV ? VBYTES : 0));
-            if (copiesK) bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-            if (copiesV) bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
+            mbar_expect(full + buf, KTILE + VBYTES);
+            bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
+            bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
         }
     };
 
