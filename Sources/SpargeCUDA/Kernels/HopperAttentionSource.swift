@@ -371,7 +371,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // released the buffer's previous tile (t - STAGES, or the zeros of tile -1); the
     // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier. Thread 0's warp
     // runs about 47 instructions a tile more than the others, but handing the copies to warps
-    // on other schedulers measured 1-9% slower (H100, session 29).
+    // on other schedulers measured up to 9% slower, never faster (H100, session 29).
     auto load = [&](int t, int buf) {
         if (tid == 0) {
 #if DECOUPLE
