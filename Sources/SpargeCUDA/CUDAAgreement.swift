@@ -19,15 +19,18 @@ public struct CUDAAgreement: Sendable {
     public var maxAbsoluteError: Double
     public var density: Double
     public var stage2SkippedFraction: Double
+    /// Tiles stage 2's filter skipped (or, where skipping cannot change the output, would
+    /// skip), on the GPU and on the CPU: the same rule, so the same count.
+    public var skippedTiles: (gpu: Int, cpu: Int) = (0, 0)
     /// Largest |GPU - CPU| of the per-row log-sum-exp (natural log); rows that are -inf on
     /// one side must be -inf on the other (else infinity), NaN on either side gives NaN.
     public var lseMaxAbsoluteError: Double = 0
 
-    /// The acceptance rule: identical maps and INT8 tensors, output cosine >= `minimumCosine`,
-    /// log-sum-exp within `maximumLSEError`.
+    /// The acceptance rule: identical maps, INT8 tensors and filter counts, output cosine >=
+    /// `minimumCosine`, log-sum-exp within `maximumLSEError`.
     public func passed(minimumCosine: Double = 0.9999, maximumLSEError: Double = 1e-3) -> Bool {
         mapMismatches == 0 && int8Mismatches == 0 && scalesIdentical && cosine >= minimumCosine
-            && lseMaxAbsoluteError <= maximumLSEError
+            && lseMaxAbsoluteError <= maximumLSEError && skippedTiles.gpu == skippedTiles.cpu
     }
 
     /// Largest |a - b| over rows of two log-sum-exp arrays (see ``lseMaxAbsoluteError``).
@@ -80,13 +83,15 @@ public enum CUDAAgreementCheck {
             scalesIdentical = bits(a.qScale) == bits(b.qScale) && bits(a.kScale) == bits(b.kScale) && bits(a.kMean) == bits(b.kMean)
         }
         let accuracy = try Accuracy(gpuOut, reference: cpuOut)
-        return CUDAAgreement(
+        var agreement = CUDAAgreement(
             label: label, mapMismatches: mapMismatches, mapEntries: cpuBits.count,
             int8Mismatches: int8Mismatches, int8Elements: int8Elements, scalesIdentical: scalesIdentical,
             cosine: accuracy.cosine.isNaN ? 0 : accuracy.cosine, relativeL1: accuracy.relativeL1,
             maxAbsoluteError: accuracy.maxAbsoluteError,
             density: gpu.statistics.density, stage2SkippedFraction: gpu.statistics.stage2SkippedFraction,
             lseMaxAbsoluteError: CUDAAgreement.lseDifference(gpuLSE, cpuLSE))
+        agreement.skippedTiles = (gpu.statistics.skippedTiles, cpu.statistics.skippedTiles)
+        return agreement
     }
 
     /// Whether the GPU backend writes an output view with gaps between its rows (token stride

@@ -56,16 +56,18 @@ struct CUDACheckCommand {
         var rng = CheckRandom(seed: seed)
         for n in 0..<random { rows += try randomCase(index: n, rng: &rng, device: device) }
         rows += try lseCases(device: device)
-        print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
+        rows += try filterCases(device: device)
+        print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@ %11@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
                      "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "lse err" as NSString,
-                     "density" as NSString, "skip" as NSString))
+                     "density" as NSString, "skip" as NSString, "skips g/c" as NSString))
         var failures = 0
         for r in rows {
             let ok = r.passed()
             if !ok { failures += 1 }
-            print(String(format: "%-44@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %9.2e %7.3f %7.3f %@", r.label as NSString, r.mapMismatches, r.mapEntries,
+            print(String(format: "%-44@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %9.2e %7.3f %7.3f %5d/%-5d %@", r.label as NSString, r.mapMismatches, r.mapEntries,
                          r.int8Mismatches, r.int8Elements, (r.scalesIdentical ? "equal" : "DIFFER") as NSString, r.cosine, r.relativeL1,
-                         r.maxAbsoluteError, r.lseMaxAbsoluteError, r.density, r.stage2SkippedFraction, (ok ? "PASS" : "FAIL") as NSString))
+                         r.maxAbsoluteError, r.lseMaxAbsoluteError, r.density, r.stage2SkippedFraction, r.skippedTiles.gpu, r.skippedTiles.cpu,
+                         (ok ? "PASS" : "FAIL") as NSString))
         }
         let gaps = try stridedOutputCase(device: device)
         print("strided output (token stride D + 5): rows equal to a dense output's, gaps untouched: \(gaps ? "PASS" : "FAIL")")
@@ -128,6 +130,47 @@ struct CUDACheckCommand {
                                                    v: AttentionInput(v), shape: shape, parameters: p, keyPadding: mask, device: device)
                 } } }
             }
+        }
+    }
+
+    /// The stage-2 filter where it skips many tiles: every query close to one direction that
+    /// the first 64 keys share, far above the other keys (a sink). Lambda 50 (above 40, where
+    /// the Hopper kernel counts skips instead of taking them), 40 and 12 (taken), fp16 and FP8
+    /// P.V; both blocks shapes, dense and top-k 0.5.
+    private func filterCases(device: CUDADevice) throws -> [CUDAAgreement] {
+        var rng = CheckRandom(seed: seed &+ 0x5C1)
+        let d = 64, shape = AttentionShape(batch: 1, heads: 4, kvHeads: 2, queryLength: 700, keyLength: 900, headDim: d)
+        var u = (0..<d).map { _ in rng.gaussian() }
+        let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        u = u.map { $0 / norm }
+        let q = (0..<shape.queryElements).map { Float16(24 * u[$0 % d] + 0.7 * rng.gaussian()) }
+        let k = (0..<shape.keyElements).map { e -> Float16 in
+            let token = (e / d) % shape.keyLength
+            return Float16(token < 64 ? 24 * u[e % d] + 0.3 * rng.gaussian() : rng.gaussian())
+        }
+        let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+        var sets: [(String, SpargeParameters)] = []
+        for (bq, bk) in [(128, 64), (64, 128)] {
+            for keep in [Float(1), 0.5] {
+                for lambda in [Float(50), 40, 12] {
+                    var p = SpargeParameters.recommended
+                    p.blockQ = bq
+                    p.blockK = bk
+                    p.selection = .topK(PerHead(keep))
+                    p.pvThreshold = PerHead(lambda)
+                    for numerics in [PVNumerics.fp16, .fp8] {
+                        p.gpuReproduction.pvNumerics = numerics
+                        if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
+                        sets.append(("sink \(bq)x\(bk) top-k \(keep) lambda \(Int(lambda))\(numerics == .fp8 ? " fp8" : "")", p))
+                    }
+                }
+            }
+        }
+        return try sets.map { (label, p) in
+            try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+                try CUDAAgreementCheck.compare(label: label, q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
+                                               shape: shape, parameters: p, device: device)
+            } } }
         }
     }
 

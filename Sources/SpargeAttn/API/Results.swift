@@ -26,7 +26,9 @@ public struct SparseStatistics: Sendable, Hashable {
     public var selectedBlocks: Int
     /// Selected key blocks that stage 2 visited.
     public var visitedTiles: Int
-    /// Visited tiles that the stage-2 filter skipped.
+    /// Visited tiles that the stage-2 filter skipped. (The GPU's Hopper kernel saves no work
+    /// by a skip; at lambda above 40, where a skip cannot change the output, it computes these
+    /// tiles and only counts them.)
     public var skippedTiles: Int
 
     /// Selected blocks over allowed blocks (0 when nothing is allowed).
