@@ -165,8 +165,8 @@ enum Kernels {
             // 1.149-1.150, N=32768 8.803-8.807 / 4.492-4.495 -> 8.645-8.646 / 4.414-4.415; D=128
             // 0.3-1% faster; fp16 D=64 2.591 -> 2.554-2.561.
             let intMax = Kernels.environmentInt("SPARGE_CUDA_WG_IMAX3", in: 0...1) ?? 1
-            // Lambda above 40: the filter only counts the tiles it would skip, which it cannot
-            // change (HopperAttentionSource, COUNT_FILTER); 0 keeps the vote at every lambda.
+            // Lambda above 40, without SYNC2: the filter only counts the tiles it would skip,
+            // which it cannot change (HopperAttentionSource, COUNT_FILTER); 0 keeps the vote.
             let countFilter = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_FILTER", in: 0...1) ?? 1
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
@@ -184,9 +184,7 @@ enum Kernels {
         }
         private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int {
-            tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 + (keyBlocks + 31) / 32 * 4
-        }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {

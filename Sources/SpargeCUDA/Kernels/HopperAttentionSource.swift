@@ -132,12 +132,16 @@ enum HopperAttentionSource {
 // 2^-32 (fp16). Either rounds to 0 in e4m3 (below 2^-10) and in fp16 (below 2^-25); m stays
 // (each row's tile maximum is below it) and O gains zeros. Only l, the FP8 path's fp32 sums of
 // the unrounded P, may gain such values: for |m| < 2^23 under 2^-18 of l over a million keys
-// (l is at least 2^8.807). So above it each warp only votes whether it would keep the tile,
-// and the block counts the tiles no warp keeps (the result's statistics) without the vote's
-// barrier. COUNT_FILTER=0: the vote at every finite lambda.
+// (l is at least 2^8.807). So there, where a __syncthreads starts every step (no SYNC2 or
+// DECOUPLE), each thread only notes whether its rows keep the tile, and the next step's
+// barrier reduces the notes (bar.red.or) to count the tiles the filter would skip, for the
+// result's statistics: no vote, no named barrier. (With SYNC2 the vote costs 0.5% of the D=64
+// kernel and a count kept in registers 2.4-3.2%: H100, session 30.) COUNT_FILTER=0: the vote
+// at every finite lambda.
 #ifndef COUNT_FILTER
 #define COUNT_FILTER 1
 #endif
+#define COUNT_BY_BARRIER (COUNT_FILTER && !SYNC2 && !DECOUPLE)
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -271,8 +275,7 @@ template <int N> DEV int imax_all(int* v) {
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8
-// + ceil(nk / 32) * 4 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -293,7 +296,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     float* ksc = (float*)(ords + nk);
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
     int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked
-    unsigned* kept = (unsigned*)(sh + 2);        // the filter as a count: bit t, some warp keeps tile t
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -314,7 +316,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int e = tid; e < ONES_BYTES / 4; e += NT) ((unsigned*)ones)[e] = 0x38383838u;     // e4m3 1.0
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-    for (int e = tid; e < (nk + 31) / 32; e += NT) kept[e] = 0u;
     if (tid == 0) {
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -349,7 +350,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
-    const bool lamCount = COUNT_FILTER && lamFinite && lam > FILTER_NOOP_LAMBDA, lamVote = lamFinite && !lamCount;
+    const bool lamCount = COUNT_BY_BARRIER && lamFinite && lam > FILTER_NOOP_LAMBDA, lamVote = lamFinite && !lamCount;
     // Rows past Nq start at m = +inf: ml - m is then -inf, so they never keep a tile, and their
     // m never moves (no rescale of their O, P = 0). Their results are not written.
     float m0 = valid0 ? -SP_INF : SP_INF, m1 = valid1 ? -SP_INF : SP_INF;
@@ -411,7 +412,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // wgmma is issued unconditionally (a skipped tile, and the tile before the first, have P = 0
     // against zeros) so that the compiler never serializes them.
     int skipped = 0;
-    unsigned kb = 0u;       // lamCount: whether this warp keeps tiles 32c .. 32c + 31 (bit t % 32)
+    int keeps = 1;          // lamCount: whether this thread's rows keep the previous tile (1 before the first)
     // P of two tiles: each step reads the previous tile's (the A operand of its pending P.V) from
     // one and writes its own to the other. UNROLL2 runs the loop two steps at a time with the
     // roles swapped, so no register copies P from one to the other between tiles.
@@ -483,7 +484,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // refilling two (one more stage holds the second), so warps drift apart by at most one
         // tile between the barriers (the votes alternate between two named barriers).
         if (!(SYNC2 && odd)) {
+#if COUNT_BY_BARRIER
+            // (keeps stays 1 unless lamCount.)
+            skipped += !__syncthreads_or(keeps);
+#else
             __syncthreads();
+#endif
             if (idx + LOOKAHEAD < cnt) load(idx + LOOKAHEAD, (idx + LOOKAHEAD) % STAGES);
 #if SYNC2
             if (idx + LOOKAHEAD + 1 < cnt) load(idx + LOOKAHEAD + 1, (idx + LOOKAHEAD + 1) % STAGES);
@@ -590,13 +596,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const bool exempt = flags & 2;
         bool skip = false;
         if (lamCount) {
-            // Bit idx % 32: this warp keeps the tile (the vote's rule, without its barrier).
-            const float inc = fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1));
-            kb |= (unsigned)__any_sync(0xffffffffu, exempt || __fadd_rn(inc, lam) > 0.0f) << (idx & 31);
-            if (odd && (idx & 31) == 31) {     // (a constant false on even steps of the two-tile loop)
-                if (lane == 0 && kb) atomicOr(kept + (idx >> 5), kb);
-                kb = 0u;
-            }
+            // The vote's rule for this thread's rows, reduced at the next step's barrier.
+            keeps = exempt || __fadd_rn(fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1)), lam) > 0.0f;
         } else if (!exempt && lamVote) {
             // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
             // keys (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without
@@ -761,16 +762,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
-    if (lamCount) {
-        // The tiles no warp keeps.
-        if (lane == 0 && kb) atomicOr(kept + ((cnt - 1) >> 5), kb);
-        __syncthreads();
-        if (tid == 0) {
-            int k = 0;
-            for (int w = 0; w < (cnt + 31) / 32; w++) k += __popc(kept[w]);
-            skipped = cnt - k;
-        }
-    }
+    if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 }
 """#
