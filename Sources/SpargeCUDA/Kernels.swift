@@ -167,6 +167,9 @@ enum Kernels {
             let intMax = Kernels.environmentInt("SPARGE_CUDA_WG_IMAX3", in: 0...1) ?? 1
             // Lambda above 40, without SYNC2: the filter only counts the tiles it would skip,
             // which it cannot change (HopperAttentionSource, COUNT_FILTER); 0 keeps the vote.
+            // H100, session 30, three interleaved rounds, kernel ms dense / top-k 0.5, FP8 D=128:
+            // N=16384 2.874-2.908 / 1.508-1.523 -> 2.852-2.881 / 1.484-1.486, N=32768
+            // 11.08-11.13 / 5.69-5.70 -> 10.89-10.92 / 5.61; fp16 D=128 0.2-1.2% (two rounds).
             let countFilter = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_FILTER", in: 0...1) ?? 1
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",

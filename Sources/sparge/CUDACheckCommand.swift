@@ -7,18 +7,20 @@ import SpargeCUDA
 #endif
 
 /// `sparge cuda-check`: the GPU backend against the CPU path on the golden cases and on
-/// random shapes: block maps and INT8 tensors must be identical, outputs within cosine 0.9999,
-/// per-row log-sum-exp within 1e-3.
+/// random shapes: block maps, INT8 tensors and stage-2 skip counts must be identical, outputs
+/// within cosine 0.9999, per-row log-sum-exp within 1e-3.
 struct CUDACheckCommand {
     static let usage = """
         Usage: sparge cuda-check [--golden DIR] [--random N] [--seed S]
 
         Runs every input through the CPU path and the GPU backend (fp16 P.V numerics on both;
         on Ada and Hopper also FP8 P.V, the sage2 presets' numerics, where the FP8 kernels apply) and compares: block maps and INT8 tensors identical, scales and K mean bitwise equal,
-        output cosine >= 0.9999, per-row log-sum-exp (lse:) within 1e-3 (-inf rows on both sides).
+        the tiles stage 2's filter skips equal in number ("skips g/c", GPU / CPU), output cosine
+        >= 0.9999, per-row log-sum-exp (lse:) within 1e-3 (-inf rows on both sides).
         Besides the golden and random cases, the "lse" cases: causal with Nq > Nk (rows with no
         key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
-        padding in batch 1: fully and partly padded key blocks, rows with only padded keys).
+        padding in batch 1: fully and partly padded key blocks, rows with only padded keys); and
+        the "sink" cases, where the filter skips tiles (lambda 50 and 12, D 64 and 128).
         Then an output view with gaps between its rows (rows as a dense output's, gaps untouched).
         Prints one row per case; exit status 1 if any case fails.
 
