@@ -595,14 +595,15 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // Steps 2-3: the filter for the whole query block (see AttentionSource).
         const bool exempt = flags & 2;
         bool skip = false;
+        // This thread's largest increase of a row maximum: ml - m, +inf for a row's first keys
+        // (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without keys in
+        // the tile, -inf for rows past Nq (m = +inf). Computed where a branch needs it.
+        auto increase = [&]() { return fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1)); };
         if (lamCount) {
             // The vote's rule for this thread's rows, reduced at the next step's barrier.
-            keeps = exempt || __fadd_rn(fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1)), lam) > 0.0f;
+            keeps = exempt || __fadd_rn(increase(), lam) > 0.0f;
         } else if (!exempt && lamVote) {
-            // This thread's largest increase of a row maximum: ml - m, +inf for a row's first
-            // keys (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without
-            // keys in the tile, -inf for rows past Nq (m = +inf).
-            const float inc = fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1));
+            const float inc = increase();
 #if DECOUPLE
             // Named barrier 1 + idx % VOTE_SETS, as an immediate.
             int* votes = wred + (idx % VOTE_SETS) * WARPS;
