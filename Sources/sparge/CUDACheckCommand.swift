@@ -126,13 +126,21 @@ struct CUDACheckCommand {
         }
         let masks: [KeyPaddingMask?] = [nil, padding]
         return try masks.flatMap { mask in
-            try sets.map { (label, p) in
-                try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
-                    try CUDAAgreementCheck.compare(label: label + (mask == nil ? "" : " padded"), q: AttentionInput(q), k: AttentionInput(k),
-                                                   v: AttentionInput(v), shape: shape, parameters: p, keyPadding: mask, device: device)
-                } } }
-            }
+            try compare(sets.map { ($0.0 + (mask == nil ? "" : " padded"), $0.1, nil) }, q: q, k: k, v: v, shape: shape,
+                        keyPadding: mask, device: device)
         }
+    }
+
+    /// Every parameter set of `sets` (each with its given block map, if any) on the same fp16
+    /// inputs and key padding.
+    private func compare(_ sets: [(String, SpargeParameters, BlockMap?)], q: [Float16], k: [Float16], v: [Float16],
+                         shape: AttentionShape, keyPadding: KeyPaddingMask? = nil, device: CUDADevice) throws -> [CUDAAgreement] {
+        try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
+            try sets.map { (label, p, map) in
+                try CUDAAgreementCheck.compare(label: label, q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), shape: shape,
+                                               parameters: p, blockMap: map, keyPadding: keyPadding, device: device)
+            }
+        } } }
     }
 
     /// The stage-2 filter where it skips tiles: every query close to one direction that the
@@ -155,7 +163,7 @@ struct CUDACheckCommand {
                     return Float16(token < 64 ? strength * u[e % d] + 0.3 * rng.gaussian() : rng.gaussian())
                 }
                 let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
-                var sets: [(String, SpargeParameters)] = []
+                var sets: [(String, SpargeParameters, BlockMap?)] = []
                 for (bq, bk) in [(128, 64), (64, 128)] {
                     for keep in [Float(1), 0.5] {
                         for lambda in [Float(50), 12] {
@@ -167,17 +175,12 @@ struct CUDACheckCommand {
                             for numerics in [PVNumerics.fp16, .fp8] {
                                 p.gpuReproduction.pvNumerics = numerics
                                 if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
-                                sets.append(("sink\(Int(strength)) D\(d) \(bq)x\(bk) top-k \(keep) lambda \(Int(lambda))\(numerics == .fp8 ? " fp8" : "")", p))
+                                sets.append(("sink\(Int(strength)) D\(d) \(bq)x\(bk) top-k \(keep) lambda \(Int(lambda))\(numerics == .fp8 ? " fp8" : "")", p, nil))
                             }
                         }
                     }
                 }
-                rows += try sets.map { (label, p) in
-                    try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
-                        try CUDAAgreementCheck.compare(label: label, q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
-                                                       shape: shape, parameters: p, device: device)
-                    } } }
-                }
+                rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
             }
         }
         return rows
@@ -230,16 +233,7 @@ struct CUDACheckCommand {
             let map = try BlockMap(batch: m.shape[0], heads: m.shape[1], queryBlocks: m.shape[2], keyBlocks: m.shape[3], bits: try m.uint8s())
             sets.append(("given mask.b128x64_cdf", p, map))
         }
-        return try sets.map { (label, params, map) in
-            try q.withUnsafeBufferPointer { q in
-                try k.withUnsafeBufferPointer { k in
-                    try v.withUnsafeBufferPointer { v in
-                        try CUDAAgreementCheck.compare(label: "\(base) \(label)", q: AttentionInput(q), k: AttentionInput(k),
-                                                       v: AttentionInput(v), shape: shape, parameters: params, blockMap: map, device: device)
-                    }
-                }
-            }
-        }
+        return try compare(sets.map { ("\(base) \($0.0)", $0.1, $0.2) }, q: q, k: k, v: v, shape: shape, device: device)
     }
 
     /// A random shape, layout, element type and parameter set; on Ada and Hopper, where an FP8 kernel
