@@ -70,45 +70,6 @@ DEV void visit_list(const unsigned char* mrow, int nk, int bk, int causal, i64 l
     if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
 }
 
-#if defined(EARLY_COPY) && EARLY_COPY
-// visit_list with the mask bytes and K scales of 8 chunks of 32 blocks loaded before any is
-// used (the stores to shared memory may alias them for the compiler, which otherwise waits for
-// each chunk's loads in turn); returns the number to visit and, in `selected`, the number marked.
-DEV int visit_list_batched(const unsigned char* mrow, int nk, int bk, int causal, i64 lastRow, const float* kScale,
-                           int lane, int* list, int* ords, float* ksc, int& selected) {
-    int cnt = 0;
-    selected = 0;
-    for (int batch = 0; batch < nk; batch += 32 * 8) {
-        unsigned char mk[8];
-        float ks[8];
-        #pragma unroll
-        for (int u = 0; u < 8; u++) {
-            const int j = batch + u * 32 + lane;
-            mk[u] = j < nk ? __ldg(mrow + j) : 0;
-            ks[u] = j < nk ? __ldg(kScale + j) : 0.0f;
-        }
-        #pragma unroll
-        for (int u = 0; u < 8; u++) {
-            const int j = batch + u * 32 + lane;
-            const bool marked = mk[u] != 0;
-            const bool future = causal && (i64)j * bk > lastRow;
-            const unsigned mm = __ballot_sync(0xffffffffu, marked);
-            const unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
-            const unsigned below = (1u << lane) - 1u;
-            if (marked && !future) {
-                const int pos = cnt + __popc(mv & below);
-                list[pos] = j;
-                ords[pos] = selected + __popc(mm & below);
-                ksc[pos] = ks[u];
-            }
-            selected += __popc(mm);
-            cnt += __popc(mv);
-        }
-    }
-    return cnt;
-}
-#endif
-
 // Steps 2-3 of stage 2 for the whole query block, from each thread's largest increase of a
 // row maximum (`inc`; -inf or NaN for rows without keys, which never keep a tile). The block
 // skips the tile when no row keeps it (inc + lambda > 0). Each warp decides for its own rows

@@ -303,49 +303,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
-#if EARLY_COPY
-    // The first tiles' copies leave as soon as warp 0 knows them, before the block's first
-    // barrier, while the other warps load Q and fill the constant rows (of stage STAGES - 1,
-    // and bytes the copies do not write). Warp 0 also finishes the list (the tiles' score
-    // scales and flags), so the block meets once before the loop instead of twice.
-    const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
-    const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
-    auto load = [&](int t, int buf) {
-        if (tid == 0) {
-#if DECOUPLE
-            const int n = (t + PIPELINE) / STAGES;
-            if (n > 0) mbar_wait(empty + buf, (n - 1) & 1);
-#endif
-            const int j = list[t];
-            mbar_expect(full + buf, KTILE + VBYTES);
-            bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-            bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
-        }
-    };
-    if (tid == 0) {
-        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    if (warp == 0) {
-        int selectedW;
-        const int cntW = visit_list_batched(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, selectedW);
-        __syncwarp();
-        #pragma unroll
-        for (int st = 0; st < LOOKAHEAD; st++) if (st < cntW) load(st, st);
-        const float qsW = qScale[(i64)bh * nq + i];
-        for (int t = lane; t < cntW; t += 32) {
-            const int j = list[t], kStart = j * BK;
-            const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
-                || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
-            const bool exempt = ords[t] >= selectedW - exemptTail;
-            ksc[t] = __fmul_rn(__fmul_rn(qsW, ksc[t]), scoreFactor);
-            ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
-        }
-        if (lane == 0) sh[0] = cntW;
-    }
-#else
     if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
-#endif
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
 #if !PV_FP8 || FP8_SUMS_MMA == 1
@@ -358,12 +316,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int e = tid; e < ONES_BYTES / 4; e += NT) ((unsigned*)ones)[e] = 0x38383838u;     // e4m3 1.0
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-#if !EARLY_COPY
     if (tid == 0) {
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-#endif
 #if Q_SMEM
     // Row r, 16-byte chunk c at (r / 8) * D * 8 + c * 128 + (r % 8) * 16; rows past Nq zero.
     for (int e = tid; e < BQ * (D / 16); e += NT) {
@@ -411,9 +367,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 
     __syncthreads();
-#if EARLY_COPY
-    const int cnt = sh[0];
-#else
     const int cnt = sh[0], selected = sh[1];
     // Once per selected tile instead of in the loop: its score scale (in place of the key
     // block's scale) and its flags (in place of its order): bit 0, the tile takes the masked
@@ -429,7 +382,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     __syncthreads();
     const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
-#endif
 
     const unsigned kLo = desc_lo(kbuf, 128), vLo = desc_lo(vbuf, 128);
 #if SEP_SUMS
@@ -440,7 +392,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // (n - 1)-th release completes phase n - 1 of the buffer's empty barrier. Thread 0's warp
     // runs about 47 instructions a tile more than the others, but handing the copies to warps
     // on other schedulers measured up to 9% slower, never faster (H100, session 29).
-#if !EARLY_COPY
     auto load = [&](int t, int buf) {
         if (tid == 0) {
 #if DECOUPLE
@@ -453,7 +404,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
         }
     };
-#endif
 
     // With PIPELINE the loop is software-pipelined across tiles (FlashAttention-3's
     // intra-warpgroup overlap): iteration idx issues S(idx) = Q K(idx)^T and O += P(idx - 1)
@@ -517,10 +467,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
-#if !EARLY_COPY
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
-#endif
 #if PINGPONG
     // Warpgroup 0 issues first; then each lets the other issue once its own wgmma are queued,
     // so that one warpgroup's softmax runs while the other's products occupy the tensor cores.
