@@ -12,7 +12,7 @@ import SpargeCUDA
 struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
-          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--repeat 30] [--dump DIR]
+          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--sink S] [--repeat 30] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after 5
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
@@ -22,6 +22,10 @@ struct CUDABenchCommand {
           --pv         P.V numerics: fp16 (default) or fp8 (e4m3 V per channel; compute capability 8.9+)
           --lambda     stage 2's threshold (pvThreshold, default 50); inf turns the filter off, to
                        time what its per-tile vote costs
+          --sink S     an attention sink: every query and the first 64 keys of each head near one
+                       direction (S times a unit vector, plus noise), so that each row's maximum
+                       is in the first key block and the running maxima stop rising after it
+                       (S = 8: about 11 base-2 units above the other scores' mean at D=64, 8 at D=128)
           --profile    also print the device time of each preparation kernel
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """
@@ -36,9 +40,10 @@ struct CUDABenchCommand {
     var profile = false
     var numerics = PVNumerics.fp16
     var lambda: Float = SpargeParameters.recommended.pvThreshold[0]
+    var sink: Float = 0
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "repeat", "dump"],
+        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "sink", "repeat", "dump"],
                                           usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
@@ -64,6 +69,10 @@ struct CUDABenchCommand {
             guard let v = Float(s), v >= 0 else { throw UsageError("--lambda '\(s)' must be a number at least 0, or inf") }
             lambda = v
         }
+        if let s = a.string("sink") {
+            guard let v = Float(s), v >= 0, v <= 100 else { throw UsageError("--sink '\(s)' must be a number from 0 to 100") }
+            sink = v
+        }
         if let s = a.string("pv") {
             guard let n = PVNumerics(rawValue: s), n != .fp32 else { throw UsageError("--pv '\(s)' must be fp16 or fp8") }
             numerics = n
@@ -80,15 +89,26 @@ struct CUDABenchCommand {
                 let shape = AttentionShape(batch: 1, heads: heads, queryLength: n, headDim: d)
                 let count = shape.queryElements
                 var rng = CheckRandom(seed: UInt64(n * 1000 + d))
-                func tensor() -> [Float16] {
-                    (0..<count).map { _ in
-                        // Irwin-Hall: the sum of four uniforms, scaled to unit variance.
-                        let r = rng.next()
-                        let u = Double(r & 0xFFFF) + Double((r >> 16) & 0xFFFF) + Double((r >> 32) & 0xFFFF) + Double(r >> 48)
-                        return Float16((u / 65536 - 2) * 1.7320508)
+                // Irwin-Hall: the sum of four uniforms, scaled to unit variance.
+                func value() -> Double {
+                    let r = rng.next()
+                    let u = Double(r & 0xFFFF) + Double((r >> 16) & 0xFFFF) + Double((r >> 32) & 0xFFFF) + Double(r >> 48)
+                    return (u / 65536 - 2) * 1.7320508
+                }
+                func tensor() -> [Float16] { (0..<count).map { _ in Float16(value()) } }
+                var q = tensor(), k = tensor(), v = tensor()
+                if sink > 0 {
+                    // One unit direction u; queries sink * u + 0.7 x, the first 64 keys of each
+                    // head sink * u + 0.3 x, the other keys x (x: the Irwin-Hall values above).
+                    var u = (0..<d).map { _ in value() }
+                    let norm = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    u = u.map { $0 / norm }
+                    for e in 0..<count {
+                        let c = e % d, token = (e / d) % n
+                        q[e] = Float16(Double(sink) * u[c] + 0.7 * Double(q[e]))
+                        if token < 64 { k[e] = Float16(Double(sink) * u[c] + 0.3 * Double(k[e])) }
                     }
                 }
-                let q = tensor(), k = tensor(), v = tensor()
                 if let dump {
                     for (name, x) in [("q", q), ("k", k), ("v", v)] {
                         let t = try Tensor(float16: x.map { Float($0) }, shape: [1, heads, n, d])
