@@ -132,17 +132,16 @@ enum HopperAttentionSource {
 // 2^-32 (fp16). Either rounds to 0 in e4m3 (below 2^-10) and in fp16 (below 2^-25); m stays
 // (each row's tile maximum is below it) and O gains zeros. Only l, the FP8 path's fp32 sums of
 // the unrounded P, may gain such values: for |m| < 2^23 under 2^-18 of l over a million keys
-// (l is at least 2^8.807). So there (without DECOUPLE) each thread only notes whether its rows
-// keep the tile, and the next __syncthreads reduces the notes to count the tiles the filter
-// would skip, for the result's statistics: no vote, no named barrier. A barrier every step
-// reduces one note (bar.red.or); with SYNC2 one barrier every second step reduces the notes of
-// two tiles in one count (bar.red.popc: lane 0 of each warp counts once for the first tile,
-// lanes 1 .. WARPS + 1 each once for the second, so the count is n1 + (WARPS + 1) n2 with
-// n1 <= WARPS). COUNT_FILTER=0: the vote at every finite lambda.
+// (l is at least 2^8.807). So there, where a __syncthreads starts every step (no SYNC2 or
+// DECOUPLE), each thread only notes whether its rows keep the tile, and the next step's
+// barrier reduces the notes (bar.red.or) to count the tiles the filter would skip, for the
+// result's statistics: no vote, no named barrier. (With SYNC2 the vote costs 0.5% of the D=64
+// kernel and a count kept in registers 2.4-3.2%: H100, session 30.) COUNT_FILTER=0: the vote
+// at every finite lambda.
 #ifndef COUNT_FILTER
 #define COUNT_FILTER 1
 #endif
-#define COUNT_BY_BARRIER (COUNT_FILTER && !DECOUPLE)
+#define COUNT_BY_BARRIER (COUNT_FILTER && !SYNC2 && !DECOUPLE)
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -414,17 +413,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // against zeros) so that the compiler never serializes them.
     int skipped = 0;
     int keeps = 1;          // lamCount: whether this thread's rows keep the previous tile (1 before the first)
-#if COUNT_BY_BARRIER && SYNC2
-    int keepsOdd = 1;       // ... and with SYNC2, keeps for the even tile since the last barrier, this for the odd one
-    // The tiles no row kept since the last barrier (notes not taken since are 1).
-    auto count_notes = [&]() {
-        const int anyEven = __any_sync(0xffffffffu, keeps), anyOdd = __any_sync(0xffffffffu, keepsOdd);
-        const int n = __syncthreads_count(lane == 0 ? anyEven : (lane <= WARPS + 1 ? anyOdd : 0));
-        skipped += (n % (WARPS + 1) == 0) + (n < WARPS + 1);
-        keeps = 1;
-        keepsOdd = 1;
-    };
-#endif
     // P of two tiles: each step reads the previous tile's (the A operand of its pending P.V) from
     // one and writes its own to the other. UNROLL2 runs the loop two steps at a time with the
     // roles swapped, so no register copies P from one to the other between tiles.
@@ -496,9 +484,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // refilling two (one more stage holds the second), so warps drift apart by at most one
         // tile between the barriers (the votes alternate between two named barriers).
         if (!(SYNC2 && odd)) {
-#if COUNT_BY_BARRIER && SYNC2
-            count_notes();      // (the notes stay 1 unless lamCount)
-#elif COUNT_BY_BARRIER
+#if COUNT_BY_BARRIER
             // (keeps stays 1 unless lamCount.)
             skipped += !__syncthreads_or(keeps);
 #else
@@ -614,11 +600,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // the tile, -inf for rows past Nq (m = +inf). Computed where a branch needs it.
         auto increase = [&]() { return fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1)); };
         if (lamCount) {
-            // The vote's rule for this thread's rows, reduced at the next barrier.
-#if COUNT_BY_BARRIER && SYNC2
-            if (odd) keepsOdd = exempt || __fadd_rn(increase(), lam) > 0.0f;
-            else
-#endif
+            // The vote's rule for this thread's rows, reduced at the next step's barrier.
             keeps = exempt || __fadd_rn(increase(), lam) > 0.0f;
         } else if (!exempt && lamVote) {
             const float inc = increase();
@@ -781,11 +763,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
-#if COUNT_BY_BARRIER && SYNC2
-    if (lamCount && cnt > 0) count_notes();     // the tiles after the last barrier
-#else
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
-#endif
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 }
 """#
