@@ -200,6 +200,10 @@ enum Kernels {
         return (f, shared)
     }
 
+    /// The Hopper kernel's FILTER_NOOP_LAMBDA: above this threshold (base 2) skipping a tile
+    /// cannot change the output (HopperAttentionSource derives why).
+    static let filterNoopThreshold: Float = 40
+
     static func environmentInt(_ name: String, in range: ClosedRange<Int>) -> Int? {
         guard let s = environmentPaths(name).first, let v = Int(s), range.contains(v) else { return nil }
         return v

@@ -41,10 +41,28 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     private var attentionKernel: (CUhandle, shared: Int, threads: Int)?
     var mapBuffer: DeviceBuffer { buffers.map }
 
+    /// Whether calls count every tile the stage-2 filter skips (``SpargeAttn/SparseStatistics/skippedTiles``);
+    /// see ``init(shape:parameters:device:countSkippedTiles:)``.
+    public let countSkippedTiles: Bool
+    /// Whether the results' skip counts are complete: false when `countSkippedTiles` is false
+    /// and the Hopper kernel runs heads whose threshold is above 40 without the filter.
+    private let skipsCounted: Bool
+
     /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
     /// (device 0 by default). Throws ``SpargeAttn/SpargeError`` for invalid input and
     /// ``CUDAError`` for what the GPU backend cannot do or a missing driver.
-    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, device: CUDADevice? = nil) throws {
+    ///
+    /// - Parameter countSkippedTiles: with `false`, the Hopper kernel does no filter work for
+    ///   heads whose ``SpargeAttn/SpargeParameters/pvThreshold`` is above 40 (base 2), where
+    ///   skipping a tile cannot change the output (see *Exact semantics*, section 4): it runs
+    ///   them as with an infinite threshold, the output the counting kernel gives, and their
+    ///   skips go uncounted (the results' ``SpargeAttn/SparseStatistics/skippedTilesCounted``
+    ///   is false). The filter's per-tile decision is about 4% of the D=64 kernel and 1% at
+    ///   D=128 (H100). No effect on heads at 40 or below, where skips can change the output, nor
+    ///   on the `mma.sync` kernel, where a skip saves the tile's work. The default counts every
+    ///   skip.
+    public init(shape: AttentionShape, parameters: SpargeParameters = .recommended, device: CUDADevice? = nil,
+                countSkippedTiles: Bool = true) throws {
         try shape.validate()
         try parameters.validate(for: shape)
         try Self.checkSupported(shape: shape, parameters: parameters)
@@ -60,8 +78,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         buffers = Buffers(device: self.device)
         side = try StreamFork(device: self.device, points: 2)
-        // The per-head hyper-parameters go to the device once.
-        let lambdas = (0..<shape.heads).map { parameters.pvThreshold[$0] }
+        // The per-head hyper-parameters go to the device once; without skip counts, thresholds
+        // above 40 go to the Hopper kernel as +inf (nothing there for the filter to decide).
+        self.countSkippedTiles = countSkippedTiles
+        let hopperKernel = Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim, blockQ: parameters.blockQ,
+                                                       blockK: parameters.blockK, fp8: parameters.gpuReproduction.pvNumerics == .fp8) != nil
+        let uncounted = { (lambda: Float) in !countSkippedTiles && hopperKernel && lambda.isFinite && lambda > Kernels.filterNoopThreshold }
+        let lambdas = (0..<shape.heads).map { uncounted(parameters.pvThreshold[$0]) ? Float.infinity : parameters.pvThreshold[$0] }
+        skipsCounted = !(0..<shape.heads).contains { uncounted(parameters.pvThreshold[$0]) }
         let thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
         let selections = (0..<shape.heads).map { h -> Float in
             switch parameters.selection {
@@ -170,10 +194,12 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var visited = 0, skipped = 0
         for n in stride(from: 0, to: counts.count, by: 2) { visited += Int(counts[n]); skipped += Int(counts[n + 1]) }
         let quantized = captureQuantized ? try quantizedTensors() : nil
-        return try SpargeAttention.sparseResult(
+        var result = try SpargeAttention.sparseResult(
             shape: shape, parameters: parameters, map: map, visited: visited, skipped: skipped,
             timings: SparseTimings(preparationSeconds: prep, kernelSeconds: kernel, stage1CPUSeconds: 0, quantizationCPUSeconds: 0),
             quantized: quantized)
+        result.statistics.skippedTilesCounted = skipsCounted
+        return result
     }
 
     /// The LSE destination's required length (`B * H * Nq`), checked (``SpargeAttn/SpargeError/bufferTooSmall(name:expected:actual:)``

@@ -12,7 +12,8 @@ import SpargeCUDA
 struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
-          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--sink S] [--repeat 30] [--dump DIR]
+          [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--no-skip-counts] [--sink S]
+          [--repeat 30] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after 5
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
@@ -22,6 +23,9 @@ struct CUDABenchCommand {
           --pv         P.V numerics: fp16 (default) or fp8 (e4m3 V per channel; compute capability 8.9+)
           --lambda     stage 2's threshold (pvThreshold, default 50); inf turns the filter off, to
                        time what its per-tile vote costs
+          --no-skip-counts
+                       plans made with countSkippedTiles: false (no filter work above lambda 40
+                       on the Hopper kernel; the authors' kernels count no skips either)
           --sink S     an attention sink: every query and the first 64 keys of each head near one
                        direction (S times a unit vector, plus noise), so that each row's maximum
                        is in the first key block and the running maxima stop rising after it
@@ -41,9 +45,10 @@ struct CUDABenchCommand {
     var numerics = PVNumerics.fp16
     var lambda: Float = SpargeParameters.recommended.pvThreshold[0]
     var sink: Float = 0
+    var countSkippedTiles = true
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["profile"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "sink", "repeat", "dump"],
+        guard let a = try Arguments.parse(arguments, flags: ["profile", "no-skip-counts"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "sink", "repeat", "dump"],
                                           usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
@@ -65,6 +70,7 @@ struct CUDABenchCommand {
         repeats = try a.int("repeat", in: 1...10_000) ?? repeats
         dump = a.string("dump")
         profile = a.flag("profile")
+        countSkippedTiles = !a.flag("no-skip-counts")
         if let s = a.string("lambda") {
             guard let v = Float(s), v >= 0 else { throw UsageError("--lambda '\(s)' must be a number at least 0, or inf") }
             lambda = v
@@ -82,7 +88,7 @@ struct CUDABenchCommand {
     func execute() throws {
         #if CUDA
         let device = try CUDADevice.open()
-        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), lambda \(lambda), median of \(repeats)")
+        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), lambda \(lambda)\(countSkippedTiles ? "" : " (skips not counted)"), median of \(repeats)")
         print("    N    D  top-k  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
         for d in dims {
             for n in lengths {
@@ -121,7 +127,7 @@ struct CUDABenchCommand {
                     p.pvThreshold = PerHead(lambda)
                     p.gpuReproduction.pvNumerics = numerics
                     (p.blockQ, p.blockK) = (blockQ, blockK)
-                    let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device)
+                    let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device, countSkippedTiles: countSkippedTiles)
                     let layout = TensorLayout.hnd(heads: heads, tokens: n, headDim: d)
                     let dq = try q.withUnsafeBytes { try plan.upload($0) }
                     let dk = try k.withUnsafeBytes { try plan.upload($0) }

@@ -20,7 +20,8 @@ struct CUDACheckCommand {
         Besides the golden and random cases, the "lse" cases: causal with Nq > Nk (rows with no
         key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
         padding in batch 1: fully and partly padded key blocks, rows with only padded keys); and
-        the "sink" cases, where the filter skips tiles (lambda 50 and 12, D 64 and 128).
+        the "sink" cases, where the filter skips tiles (lambda 50 and 12, D 64 and 128; at lambda 50
+        also on plans that do not count skips, "nocount").
         Then an output view with gaps between its rows (rows as a dense output's, gaps untouched).
         Prints one row per case; exit status 1 if any case fails.
 
@@ -59,14 +60,14 @@ struct CUDACheckCommand {
         for n in 0..<random { rows += try randomCase(index: n, rng: &rng, device: device) }
         rows += try lseCases(device: device)
         rows += try filterCases(device: device)
-        print(String(format: "%-44@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@ %11@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
+        print(String(format: "%-52@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@ %11@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
                      "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "lse err" as NSString,
                      "density" as NSString, "skip" as NSString, "skips g/c" as NSString))
         var failures = 0
         for r in rows {
             let ok = r.passed()
             if !ok { failures += 1 }
-            print(String(format: "%-44@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %9.2e %7.3f %7.3f %5d/%-5d %@", r.label as NSString, r.mapMismatches, r.mapEntries,
+            print(String(format: "%-52@ %4d/%-5d %5d/%-6d %8@ %10.7f %9.2e %9.2e %9.2e %7.3f %7.3f %5d/%-5d %@", r.label as NSString, r.mapMismatches, r.mapEntries,
                          r.int8Mismatches, r.int8Elements, (r.scalesIdentical ? "equal" : "DIFFER") as NSString, r.cosine, r.relativeL1,
                          r.maxAbsoluteError, r.lseMaxAbsoluteError, r.density, r.stage2SkippedFraction, r.skippedTiles.gpu, r.skippedTiles.cpu,
                          (ok ? "PASS" : "FAIL") as NSString))
@@ -134,11 +135,13 @@ struct CUDACheckCommand {
     /// Every parameter set of `sets` (each with its given block map, if any) on the same fp16
     /// inputs and key padding.
     private func compare(_ sets: [(String, SpargeParameters, BlockMap?)], q: [Float16], k: [Float16], v: [Float16],
-                         shape: AttentionShape, keyPadding: KeyPaddingMask? = nil, device: CUDADevice) throws -> [CUDAAgreement] {
+                         shape: AttentionShape, keyPadding: KeyPaddingMask? = nil, device: CUDADevice,
+                         countSkippedTiles: Bool = true) throws -> [CUDAAgreement] {
         try q.withUnsafeBufferPointer { q in try k.withUnsafeBufferPointer { k in try v.withUnsafeBufferPointer { v in
             try sets.map { (label, p, map) in
                 try CUDAAgreementCheck.compare(label: label, q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), shape: shape,
-                                               parameters: p, blockMap: map, keyPadding: keyPadding, device: device)
+                                               parameters: p, blockMap: map, keyPadding: keyPadding, device: device,
+                                               countSkippedTiles: countSkippedTiles)
             }
         } } }
     }
@@ -147,7 +150,8 @@ struct CUDACheckCommand {
     /// first 64 keys share, far above the other keys (a sink; strong: about 100 and 70 base-2
     /// units above the rest at D 64 and 128, mild: a quarter of that). Lambda 50 (above 40,
     /// where the Hopper kernel counts skips instead of taking them) and 12 (taken); fp16 and
-    /// FP8 P.V, both block shapes, dense and top-k 0.5.
+    /// FP8 P.V, both block shapes, dense and top-k 0.5; the lambda-50 sets also with
+    /// `countSkippedTiles: false`.
     private func filterCases(device: CUDADevice) throws -> [CUDAAgreement] {
         var rng = CheckRandom(seed: seed &+ 0x5C1)
         var rows: [CUDAAgreement] = []
@@ -181,6 +185,10 @@ struct CUDACheckCommand {
                     }
                 }
                 rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
+                // The lambda-50 sets again on plans that do not count skips: the same outputs,
+                // at most the CPU's count.
+                let uncounted = sets.filter { $0.1.pvThreshold[0] > 40 }.map { ($0.0 + " nocount", $0.1, $0.2) }
+                rows += try compare(uncounted, q: q, k: k, v: v, shape: shape, device: device, countSkippedTiles: false)
             }
         }
         return rows

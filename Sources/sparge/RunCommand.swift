@@ -349,7 +349,8 @@ struct RunCommand {
         ]
         if let r = result {
             let st = r.statistics
-            lines.append(st.densityText + String(format: "; stage 2 skipped %.3f of visited tiles", st.stage2SkippedFraction))
+            lines.append(st.densityText + String(format: "; stage 2 skipped %@%.3f of visited tiles", (st.skippedTilesCounted ? "" : "at least ") as NSString,
+                                                 st.stage2SkippedFraction))
             if let perHead = r.densityPerHead {
                 lines.append("density per head: " + perHead.map { String(format: "%.3f", $0) }.joined(separator: " "))
             }

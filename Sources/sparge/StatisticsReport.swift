@@ -25,6 +25,7 @@ extension SparseStatistics {
             ("selected_blocks", .int(selectedBlocks)),
             ("visited_tiles", .int(visitedTiles)),
             ("skipped_tiles", .int(skippedTiles)),
+            ("skipped_tiles_counted", .bool(skippedTilesCounted)),
         ]
     }
 }

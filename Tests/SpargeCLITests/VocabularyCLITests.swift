@@ -40,6 +40,11 @@ struct VocabularyCLITests {
             #expect(abs((Self.number(report["sparsity"]) ?? -1) - (1 - st.density)) < 1e-12, "\(name)")
             #expect(abs((Self.number(report["density_of_all_blocks"]) ?? -1) - st.densityOfAllBlocks) < 1e-12, "\(name)")
         }
+        // The CPU counts every stage-2 skip (only a GPU plan told not to leaves some uncounted).
+        #expect(st.skippedTilesCounted)
+        for (name, report) in [("run", r), ("evaluate", e)] {
+            #expect(report["skipped_tiles_counted"] as? Bool == true, "\(name)")
+        }
         // The per-head densities too (one batch entry, so mask's equal run's).
         let perHead = try #require(result.densityPerHead)
         for (name, report) in [("run", r), ("mask", m)] {

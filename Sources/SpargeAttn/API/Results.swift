@@ -28,8 +28,13 @@ public struct SparseStatistics: Sendable, Hashable {
     public var visitedTiles: Int
     /// Visited tiles that the stage-2 filter skipped. (The GPU's Hopper kernel saves no work
     /// by a skip; at lambda above 40, where a skip cannot change the output, it computes these
-    /// tiles and only counts them.)
+    /// tiles and only counts them.) A lower bound when ``skippedTilesCounted`` is false.
     public var skippedTiles: Int
+    /// Whether ``skippedTiles`` counts every skip. Always true on the CPU; false after a GPU plan
+    /// made with `countSkippedTiles: false`, whose Hopper kernel does no filter work for heads
+    /// whose threshold is above 40 (where a skip cannot change the output) and so counts none
+    /// of their skips.
+    public var skippedTilesCounted: Bool
 
     /// Selected blocks over allowed blocks (0 when nothing is allowed).
     public var density: Double { allowedBlocks == 0 ? 0 : Double(selectedBlocks) / Double(allowedBlocks) }
@@ -47,9 +52,10 @@ public struct SparseStatistics: Sendable, Hashable {
     }
 
     /// Statistics from block and tile counts.
-    public init(totalBlocks: Int, allowedBlocks: Int, selectedBlocks: Int, visitedTiles: Int, skippedTiles: Int) {
+    public init(totalBlocks: Int, allowedBlocks: Int, selectedBlocks: Int, visitedTiles: Int, skippedTiles: Int,
+                skippedTilesCounted: Bool = true) {
         self.totalBlocks = totalBlocks; self.allowedBlocks = allowedBlocks; self.selectedBlocks = selectedBlocks
-        self.visitedTiles = visitedTiles; self.skippedTiles = skippedTiles
+        self.visitedTiles = visitedTiles; self.skippedTiles = skippedTiles; self.skippedTilesCounted = skippedTilesCounted
     }
 
     /// The old name of ``density`` (selected over allowed blocks).
