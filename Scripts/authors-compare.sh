@@ -4,7 +4,8 @@
 #   1. builds the authors' CUDA extension (their setup.py, sm90 only, the two instantiations
 #      of the top-k / CDF entry points) in the background, while
 #   2. `sparge cuda-check` compares our GPU backend with the CPU path (fp16 and FP8 P.V);
-#   3. times ours (fp16 and FP8 P.V), the authors' spas_sage2_attn_meansim_topk_cuda and
+#   3. times ours (fp16 and FP8 P.V; FP8 also with --no-skip-counts, whose plans count no
+#      filter skips, as the authors' kernel counts none), the authors' spas_sage2_attn_meansim_topk_cuda and
 #      PyTorch SDPA on the same inputs (B=1 H=16 fp16, N 16384/32768, D 64/128, top-k 1/0.5/0.25);
 #   4. runs `sparge check` on the authors' outputs (sage2-topk and sage2-cdf at sm90).
 # Logs go to $OUT (when set), else /tmp/authors-compare.
@@ -52,10 +53,10 @@ wait $build_pid; tail -2 "$out/authors-build.log"
 for d in 64 128; do
     ./sparge bench --backend cuda --lengths 16384,32768 --dims $d --repeat 20 --dump "$work/inputs" 2>&1 | tee -a "$out/ours-fp16.log"
     ./sparge bench --backend cuda --lengths 16384,32768 --dims $d --repeat 20 --pv fp8 2>&1 | tee -a "$out/ours-fp8.log"
-    ./sparge bench --backend cuda --lengths 16384,32768 --dims $d --repeat 20 --pv fp8 --bq 64 --bk 128 2>&1 | tee -a "$out/ours-fp8-64x128.log"
+    ./sparge bench --backend cuda --lengths 16384,32768 --dims $d --repeat 20 --pv fp8 --no-skip-counts 2>&1 | tee -a "$out/ours-fp8-nocount.log"
 done
 python3 "$here/authors_compare.py" time --authors "$work/spargeattn" --inputs "$work/inputs" \
-    --ours "$out/ours-fp16.log" "$out/ours-fp8.log" "$out/ours-fp8-64x128.log" 2>&1 | tee "$out/compare.log"
+    --ours "$out/ours-fp16.log" "$out/ours-fp8.log" "$out/ours-fp8-nocount.log" 2>&1 | tee "$out/compare.log"
 
 # 4. `sparge check` on the authors' outputs (smaller shapes: the CPU recomputes them).
 python3 "$here/authors_compare.py" dump --authors "$work/spargeattn" --inputs "$work/check" 2>&1 | tee "$out/sparge-check.log"

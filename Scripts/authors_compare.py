@@ -32,12 +32,13 @@ def median_ms(f, repeats=20, warmup=5):
 
 def ours_from(log):
     """(N, D, topk) -> (density, total ms) from a `sparge bench --backend cuda` log; the blocks
-    and P.V numerics from its header."""
+    and P.V numerics from its header ("nocount": plans that do not count the filter's skips,
+    as the authors' kernel counts none)."""
     rows, label = {}, os.path.basename(log)
     for line in open(log):
         m = re.search(r"blocks (\d+x\d+), P.V (\w+)", line)
         if m:
-            label = f"ours {m.group(2)} {m.group(1)}"
+            label = f"ours {m.group(2)} {m.group(1)}" + (" nocount" if "skips not counted" in line else "")
         f = line.split()
         if len(f) >= 7 and f[0].isdigit() and f[1].isdigit():
             rows[(int(f[0]), int(f[1]), float(f[2]))] = (float(f[3]), float(f[6]))
