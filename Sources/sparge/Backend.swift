@@ -26,9 +26,10 @@ enum Backend: String {
 /// shape (`--repeat`), where `SpargeAttention.sparse(..., backend: .cuda())` would build one per call.
 enum CUDABackend {
     static func sparse(q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput, shape: AttentionShape,
-                       parameters: SpargeParameters, blockMap: BlockMap?, captureQuantized: Bool) throws -> SparseAttentionResult {
+                       parameters: SpargeParameters, blockMap: BlockMap?, captureQuantized: Bool,
+                       countSkippedTiles: Bool = true) throws -> SparseAttentionResult {
         #if CUDA
-        let plan = try planCache.plan(shape: shape, parameters: parameters)
+        let plan = try planCache.plan(shape: shape, parameters: parameters, countSkippedTiles: countSkippedTiles)
         return try plan.run(q: q, k: k, v: v, output: output, blockMap: blockMap, captureQuantized: captureQuantized)
         #else
         throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
@@ -41,10 +42,10 @@ enum CUDABackend {
     final class PlanCache: @unchecked Sendable {
         private let lock = NSLock()
         private var last: (AttentionShape, SpargeParameters, SpargeCUDAPlan)?
-        func plan(shape: AttentionShape, parameters: SpargeParameters) throws -> SpargeCUDAPlan {
+        func plan(shape: AttentionShape, parameters: SpargeParameters, countSkippedTiles: Bool) throws -> SpargeCUDAPlan {
             lock.lock(); defer { lock.unlock() }
-            if let (s, p, plan) = last, s == shape, p == parameters { return plan }
-            let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters)
+            if let (s, p, plan) = last, s == shape, p == parameters, plan.countSkippedTiles == countSkippedTiles { return plan }
+            let plan = try SpargeCUDAPlan(shape: shape, parameters: parameters, countSkippedTiles: countSkippedTiles)
             last = (shape, parameters, plan)
             return plan
         }

@@ -298,6 +298,7 @@ struct CLITests {
             ("block size out of range", ["run", "--input", unequal.path, "--causal", "--bk", "4096"]),
             ("non-finite input", ["run", "--input", nonFinite.path]),
             ("--dense with --mask", ["run", "--input", input.path, "--mask", "q", "--dense"]),
+            ("--no-skip-counts on the CPU", ["run", "--input", input.path, "--no-skip-counts"]),
             ("K/V heads that do not divide the query heads", ["run", "--input", gqa.path]),
             ("unwritable output", ["run", "--input", input.path, "--output", dir.appendingPathComponent("no/such/dir/out.safetensors").path]),
             ("demo with bad --n", ["demo", "--n", "0"]),
