@@ -31,11 +31,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     private let buffers: Buffers
     /// The side stream of the preparation (point 0: Q blocks done, 1: V^T done).
     private let side: StreamFork
-    /// The Hopper kernel's configuration for this plan (nil: the `mma.sync` kernel), resolved on
-    /// the first call: it reads a dozen `SPARGE_CUDA_*` variables and builds its options.
-    private lazy var hopper: Kernels.HopperConfiguration? = Kernels.HopperConfiguration(
-        device: device, headDim: shape.headDim, blockQ: parameters.blockQ, blockK: parameters.blockK,
-        fp8: parameters.gpuReproduction.pvNumerics == .fp8)
+    /// The Hopper kernel's configuration for this plan (nil: the `mma.sync` kernel), resolved
+    /// when the plan is made (it reads a dozen `SPARGE_CUDA_*` variables and builds its options):
+    /// the thresholds uploaded then depend on which kernel runs.
+    private let hopper: Kernels.HopperConfiguration?
     /// The stage-2 kernel (the Hopper kernel where `hopper` applies, else the `mma.sync` one),
     /// its dynamic shared memory and threads per block, after the first call.
     private var attentionKernel: (CUhandle, shared: Int, threads: Int)?
@@ -81,11 +80,13 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         // The per-head hyper-parameters go to the device once; without skip counts, thresholds
         // above 40 go to the Hopper kernel as +inf (nothing there for the filter to decide).
         self.countSkippedTiles = countSkippedTiles
-        let hopperKernel = Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim, blockQ: parameters.blockQ,
-                                                       blockK: parameters.blockK, fp8: parameters.gpuReproduction.pvNumerics == .fp8) != nil
-        let uncounted = { (lambda: Float) in !countSkippedTiles && hopperKernel && lambda.isFinite && lambda > Kernels.filterNoopThreshold }
-        let lambdas = (0..<shape.heads).map { uncounted(parameters.pvThreshold[$0]) ? Float.infinity : parameters.pvThreshold[$0] }
-        skipsCounted = !(0..<shape.heads).contains { uncounted(parameters.pvThreshold[$0]) }
+        let hopper = Kernels.HopperConfiguration(device: self.device, headDim: shape.headDim, blockQ: parameters.blockQ,
+                                                 blockK: parameters.blockK, fp8: parameters.gpuReproduction.pvNumerics == .fp8)
+        self.hopper = hopper
+        let thresholds = (0..<shape.heads).map { parameters.pvThreshold[$0] }
+        let uncounted = thresholds.map { !countSkippedTiles && hopper != nil && $0.isFinite && $0 > Kernels.filterNoopThreshold }
+        let lambdas = zip(thresholds, uncounted).map { $1 ? Float.infinity : $0 }
+        skipsCounted = !uncounted.contains(true)
         let thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
         let selections = (0..<shape.heads).map { h -> Float in
             switch parameters.selection {
