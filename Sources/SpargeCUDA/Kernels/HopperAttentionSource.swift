@@ -191,6 +191,17 @@ enum HopperAttentionSource {
 #ifndef IMAX3
 #define IMAX3 1                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
 #endif
+// PERSIST > 1: each CTA runs query blocks blockIdx.x, blockIdx.x + gridDim.x, ... of its head
+// (the host launches ceil(nq / PERSIST) per head), and between two of them builds the next one's
+// visit list, issues its first tile copies and loads its Q before the epilogue of the one it
+// finishes, so that the next block's start overlaps the end of the last (the per-block time
+// that does not depend on the tiles, session 31). Not with DECOUPLE or PINGPONG.
+#ifndef PERSIST
+#define PERSIST 1
+#endif
+#if PERSIST > 1 && (DECOUPLE || PINGPONG)
+#error "PERSIST needs DECOUPLE=0 and PINGPONG=0"
+#endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
@@ -227,6 +238,9 @@ DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;" ::: "memo
 // copies; every thread waits for the barrier's phase (parity) to complete.
 DEV void mbar_init(u64* bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(smem_addr(bar)), "r"(count) : "memory");
+}
+DEV void mbar_inval(u64* bar) {
+    asm volatile("mbarrier.inval.shared::cta.b64 [%0];" :: "r"(smem_addr(bar)) : "memory");
 }
 DEV void mbar_arrive(u64* bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(smem_addr(bar)) : "memory");
@@ -298,12 +312,25 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
     int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked
 
-    const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
+    const int bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
+#if PERSIST > 1
+#if !Q_SMEM
+    unsigned qa[D / 32][4];
+#endif
+    for (int i = blockIdx.x; i < nq; i += gridDim.x) {
+    // The first block sets up the CTA; later ones find their visit list, first tiles and Q in place.
+    const bool firstItem = i == (int)blockIdx.x;
+#else
+    const int i = blockIdx.x;
+#endif
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
+#if PERSIST > 1
+    if (firstItem) {
+#endif
     if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
@@ -330,6 +357,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
     }
 #endif
+#if PERSIST > 1
+    }
+#endif
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
 
     // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
@@ -338,7 +368,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #if Q_SMEM
     const unsigned qLo = desc_lo(qbuf + (warp >> 2) * 64 * D, 128);   // this warpgroup's 64 rows
 #else
+#if PERSIST == 1
     unsigned qa[D / 32][4];
+#else
+    if (firstItem) {
+#endif
     const signed char* qb = q8 + (i64)bh * Nq * D;
     #pragma unroll
     for (int kk = 0; kk < D / 32; kk++) {
@@ -347,6 +381,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         qa[kk][2] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + 16 + t4 * 4) : 0u;
         qa[kk][3] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + 16 + t4 * 4) : 0u;
     }
+#if PERSIST > 1
+    }
+#endif
 #endif
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
@@ -468,6 +505,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
+#if PERSIST > 1
+    if (firstItem)
+#endif
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
 #if PINGPONG
@@ -732,6 +772,58 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wait_pv(pA);
     }
 #endif
+#if PERSIST > 1
+    // Every warp is done with this block's tiles, lists and Q: the next block's visit list (warp
+    // 0), its first tiles (thread 0, on barriers set up afresh: every phase of the old ones has
+    // completed), the zeros of its "tile -1" and its Q, all before this block's epilogue.
+    {
+        const int anyKeeps = __syncthreads_or(keeps);
+        if (lamCount && cnt > 0) skipped += !anyKeeps;   // the last tile
+    }
+    const int next = i + gridDim.x;
+    if (next < nq) {
+        const int nStart = next * BQ;
+        if (warp == 0) {
+            visit_list(map + ((i64)bh * nq + next) * nk, nk, BK, causal, (i64)nStart + min(BQ, Nq - nStart) - 1 + offset,
+                       kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
+            __syncwarp();
+            if (tid == 0) {
+                for (int st = 0; st < STAGES; st++) {
+                    mbar_inval(full + st); mbar_inval(empty + st);
+                    mbar_init(full + st, 1); mbar_init(empty + st, WARPS);
+                }
+                asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+                const int ncnt = sh[0];
+                #pragma unroll
+                for (int st = 0; st < LOOKAHEAD; st++) if (st < ncnt) load(st, st);
+            }
+        }
+#if PIPELINE
+        for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
+#endif
+#if Q_SMEM
+        for (int e = tid; e < BQ * (D / 16); e += NT) {
+            const int r = e / (D / 16), c = e % (D / 16);
+            uint4 v = make_uint4(0u, 0u, 0u, 0u);
+            if (nStart + r < Nq) v = *(const uint4*)(q8 + ((i64)bh * Nq + nStart + r) * D + c * 16);
+            *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
+        }
+#else
+        {
+            const int n0 = nStart + warp * 16 + g, n1 = n0 + 8;
+            const signed char* qb = q8 + (i64)bh * Nq * D;
+            #pragma unroll
+            for (int kk = 0; kk < D / 32; kk++) {
+                qa[kk][0] = n0 < Nq ? *(const unsigned*)(qb + (i64)n0 * D + kk * 32 + t4 * 4) : 0u;
+                qa[kk][1] = n1 < Nq ? *(const unsigned*)(qb + (i64)n1 * D + kk * 32 + t4 * 4) : 0u;
+                qa[kk][2] = n0 < Nq ? *(const unsigned*)(qb + (i64)n0 * D + kk * 32 + 16 + t4 * 4) : 0u;
+                qa[kk][3] = n1 < Nq ? *(const unsigned*)(qb + (i64)n1 * D + kk * 32 + 16 + t4 * 4) : 0u;
+            }
+        }
+#endif
+        proxy_fence();
+    }
+#endif
 #if PV_FP8 && !FP8_SUMS_MMA
     // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -764,8 +856,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
+#if PERSIST == 1
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
+#endif
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
+#if PERSIST > 1
+    }
+#endif
 }
 """#
 }
