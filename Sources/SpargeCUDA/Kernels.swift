@@ -194,7 +194,8 @@ enum Kernels {
         }
         private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 }
+        /// (PERSIST: a third word after the visit count and the number marked, the query block.)
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (queryBlocksPerBlock > 1 ? 16 : 8) }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {

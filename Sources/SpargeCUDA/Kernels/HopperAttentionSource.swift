@@ -242,6 +242,11 @@ DEV void mbar_init(u64* bar, unsigned count) {
 DEV void mbar_inval(u64* bar) {
     asm volatile("mbarrier.inval.shared::cta.b64 [%0];" :: "r"(smem_addr(bar)) : "memory");
 }
+DEV int opaque_ctaid_y() {
+    int v;
+    asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(v));
+    return v;
+}
 DEV void mbar_arrive(u64* bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(smem_addr(bar)) : "memory");
 }
@@ -290,7 +295,7 @@ template <int N> DEV int imax_all(int* v) {
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes (16 with PERSIST).
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -312,17 +317,25 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
     int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked
 
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
-    const int kvh = b * (H / groupSize) + h / groupSize;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
 #if PERSIST > 1
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
 #if !Q_SMEM
     unsigned qa[D / 32][4];
 #endif
-    for (int i = blockIdx.x; i < nq; i += gridDim.x) {
+    int i = blockIdx.x;     // gridDim.x <= nq: every thread block has a first query block
+    do {
+    // The head through an opaque read, and the query block kept in shared memory for the end of
+    // the block (sh[2]): values the compiler could compute once for all blocks (base addresses)
+    // would otherwise stay in registers through the tile loop, which then spilled.
+    const int bh = opaque_ctaid_y(), b = bh / H, h = bh % H;
+    const int kvh = b * (H / groupSize) + h / groupSize;
     // The first block sets up the CTA; later ones find their visit list, first tiles and Q in place.
     const bool firstItem = i == (int)blockIdx.x;
+    if (tid == 0) sh[2] = i;
 #else
+    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const int kvh = b * (H / groupSize) + h / groupSize;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int i = blockIdx.x;
 #endif
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
@@ -359,6 +372,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 #if PERSIST > 1
     }
+    if (firstItem)      // (later blocks: fenced at the end of the block before)
 #endif
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
 
@@ -780,12 +794,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const int anyKeeps = __syncthreads_or(keeps);
         if (lamCount && cnt > 0) skipped += !anyKeeps;   // the last tile
     }
-    const int next = i + gridDim.x;
+    // This block's index and head afresh (see the top of the loop).
+    int iT;
+    asm volatile("ld.shared.u32 %0, [%1];" : "=r"(iT) : "r"(smem_addr(sh + 2)) : "memory");
+    const int bhT = opaque_ctaid_y(), bT = bhT / H, hT = bhT % H, kvhT = bT * (H / groupSize) + hT / groupSize;
+    const int next = iT + gridDim.x;
     if (next < nq) {
         const int nStart = next * BQ;
         if (warp == 0) {
-            visit_list(map + ((i64)bh * nq + next) * nk, nk, BK, causal, (i64)nStart + min(BQ, Nq - nStart) - 1 + offset,
-                       kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
+            visit_list(map + ((i64)bhT * nq + next) * nk, nk, BK, causal, (i64)nStart + min(BQ, Nq - nStart) - 1 + offset,
+                       kScale + (i64)kvhT * nk, lane, list, ords, ksc, sh);
             __syncwarp();
             if (tid == 0) {
                 for (int st = 0; st < STAGES; st++) {
@@ -793,6 +811,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                     mbar_init(full + st, 1); mbar_init(empty + st, WARPS);
                 }
                 asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+                proxy_fence();  // the initialized barriers, before the bulk copies that signal them
                 const int ncnt = sh[0];
                 #pragma unroll
                 for (int st = 0; st < LOOKAHEAD; st++) if (st < ncnt) load(st, st);
@@ -805,13 +824,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = tid; e < BQ * (D / 16); e += NT) {
             const int r = e / (D / 16), c = e % (D / 16);
             uint4 v = make_uint4(0u, 0u, 0u, 0u);
-            if (nStart + r < Nq) v = *(const uint4*)(q8 + ((i64)bh * Nq + nStart + r) * D + c * 16);
+            if (nStart + r < Nq) v = *(const uint4*)(q8 + ((i64)bhT * Nq + nStart + r) * D + c * 16);
             *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
         }
 #else
         {
             const int n0 = nStart + warp * 16 + g, n1 = n0 + 8;
-            const signed char* qb = q8 + (i64)bh * Nq * D;
+            const signed char* qb = q8 + (i64)bhT * Nq * D;
             #pragma unroll
             for (int kk = 0; kk < D / 32; kk++) {
                 qa[kk][0] = n0 < Nq ? *(const unsigned*)(qb + (i64)n0 * D + kk * 32 + t4 * 4) : 0u;
@@ -823,6 +842,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
         proxy_fence();
     }
+    {
+    // The epilogue with this block's values as read above.
+    const int i = iT, bh = bhT, b = bT, h = hT, kvh = kvhT;
 #endif
 #if PV_FP8 && !FP8_SUMS_MMA
     // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
@@ -862,6 +884,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 #if PERSIST > 1
     }
+    i = next;
+    } while (i < nq);
 #endif
 }
 """#
