@@ -597,10 +597,19 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < BK / 2; e++) s[e] = I2F ? __int2float_rn(acc[e]) : __int_as_float(acc[e]);   // Q.K (+ 1.5 * 2^23), exact
         if (masked) {
             const int kStart = list[idx] * BK, cols = min(BK, Nk - kStart);
+#if PERSIST > 1
+            // The rows from the block index in shared memory (see the top of the loop), so that
+            // r0 and r1 hold no registers through the loop.
+            int blockIndex;
+            asm volatile("ld.shared.u32 %0, [%1];" : "=r"(blockIndex) : "r"(smem_addr(sh + 2)) : "memory");
+            const int mr0 = blockIndex * BQ + warp * 16 + g, mr1 = mr0 + 8;
+#else
+            const int mr0 = r0, mr1 = r1;
+#endif
             #pragma unroll
             for (int e = 0; e < BK / 2; e++) {
                 const int col = (e >> 2) * 8 + 2 * t4 + (e & 1);
-                const int row = (e & 2) ? r1 : r0;
+                const int row = (e & 2) ? mr1 : mr0;
                 float v = __fmul_rn(UNBIAS(s[e]), sc);
                 if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                 if (causal && kStart + col > row + offset) v = -SP_INF;
@@ -845,6 +854,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     {
     // The epilogue with this block's values as read above.
     const int i = iT, bh = bhT, b = bT, h = hT, kvh = kvhT;
+    const int r0 = i * BQ + warp * 16 + g, r1 = r0 + 8;
+    const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
 #endif
 #if PV_FP8 && !FP8_SUMS_MMA
     // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
