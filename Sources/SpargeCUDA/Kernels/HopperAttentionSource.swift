@@ -242,6 +242,44 @@ DEV void mbar_init(u64* bar, unsigned count) {
 DEV void mbar_inval(u64* bar) {
     asm volatile("mbarrier.inval.shared::cta.b64 [%0];" :: "r"(smem_addr(bar)) : "memory");
 }
+#if PERSIST > 1
+// visit_list (AttentionSource) with the loads batched: the marks and key scales of eight chunks
+// of 32 key blocks are all requested before the first is used (visit_list waits for a map load
+// and then a scale load chunk by chunk, its shared-memory stores possibly aliasing them). Same
+// list, orders, scales and counts.
+DEV void visit_list_batched(const unsigned char* mrow, int nk, int bk, int causal, i64 lastRow, const float* kScale,
+                            int lane, int* list, int* ords, float* ksc, int* sh) {
+    int selected = 0, cnt = 0;
+    for (int base0 = 0; base0 < nk; base0 += 256) {
+        unsigned char mk[8];
+        float ks[8];
+        #pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const int j = base0 + c * 32 + lane;
+            mk[c] = j < nk ? mrow[j] : 0;
+            ks[c] = j < nk ? kScale[j] : 0.0f;
+        }
+        #pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const int j = base0 + c * 32 + lane;
+            const bool marked = mk[c] != 0;
+            const bool future = causal && (i64)j * bk > lastRow;
+            const unsigned mm = __ballot_sync(0xffffffffu, marked);
+            const unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
+            const unsigned below = (1u << lane) - 1u;
+            if (marked && !future) {
+                const int pos = cnt + __popc(mv & below);
+                list[pos] = j;
+                ords[pos] = selected + __popc(mm & below);
+                ksc[pos] = ks[c];
+            }
+            selected += __popc(mm);
+            cnt += __popc(mv);
+        }
+    }
+    if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
+}
+#endif
 DEV int opaque_ctaid_y() {
     int v;
     asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(v));
@@ -811,7 +849,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     if (next < nq) {
         const int nStart = next * BQ;
         if (warp == 0) {
-            visit_list(map + ((i64)bhT * nq + next) * nk, nk, BK, causal, (i64)nStart + min(BQ, Nq - nStart) - 1 + offset,
+            visit_list_batched(map + ((i64)bhT * nq + next) * nk, nk, BK, causal, (i64)nStart + min(BQ, Nq - nStart) - 1 + offset,
                        kScale + (i64)kvhT * nk, lane, list, ords, ksc, sh);
             __syncwarp();
             if (tid == 0) {
