@@ -410,7 +410,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 #if PERSIST > 1
     }
-    if (firstItem)      // (later blocks: fenced at the end of the block before)
+#if Q_SMEM
+    if (!firstItem) cp_wait<0>();   // this block's Q, copied at the end of the block before
+#endif
 #endif
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
 
@@ -868,12 +870,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
 #endif
 #if Q_SMEM
+        // By asynchronous copies (no registers, no wait before the epilogue; rows past Nq filled
+        // with zeros by a source size of 0), waited for at the next block's start.
         for (int e = tid; e < BQ * (D / 16); e += NT) {
             const int r = e / (D / 16), c = e % (D / 16);
-            uint4 v = make_uint4(0u, 0u, 0u, 0u);
-            if (nStart + r < Nq) v = *(const uint4*)(q8 + ((i64)bhT * Nq + nStart + r) * D + c * 16);
-            *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
+            const bool in = nStart + r < Nq;
+            cp16(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16, q8 + ((i64)bhT * Nq + (in ? nStart + r : 0)) * D + c * 16, in ? 16 : 0);
         }
+        cp_commit();
 #else
         {
             const int n0 = nStart + warp * 16 + g, n1 = n0 + 8;
