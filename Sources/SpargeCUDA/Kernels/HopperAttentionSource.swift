@@ -246,7 +246,8 @@ DEV void mbar_inval(u64* bar) {
 // visit_list (AttentionSource) with the loads batched: the marks and key scales of eight chunks
 // of 32 key blocks are all requested before the first is used (visit_list waits for a map load
 // and then a scale load chunk by chunk, its shared-memory stores possibly aliasing them). Same
-// list, orders, scales and counts.
+// list, orders, scales and counts. (A per-chunk helper shared with visit_list changed the SASS of
+// every stage-2 kernel, 102 of 105 programs, so the two stay apart.)
 DEV void visit_list_batched(const unsigned char* mrow, int nk, int bk, int causal, i64 lastRow, const float* kScale,
                             int lane, int* list, int* ords, float* ksc, int* sh) {
     int selected = 0, cnt = 0;
