@@ -856,10 +856,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                        kScale + (i64)kvhT * nk, lane, list, ords, ksc, sh);
             __syncwarp();
             if (tid == 0) {
-                for (int st = 0; st < STAGES; st++) {
-                    mbar_inval(full + st); mbar_inval(empty + st);
-                    mbar_init(full + st, 1); mbar_init(empty + st, WARPS);
-                }
+                // (Only the full barriers: the empty ones serve DECOUPLE, which PERSIST excludes.)
+                for (int st = 0; st < STAGES; st++) { mbar_inval(full + st); mbar_init(full + st, 1); }
                 asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
                 proxy_fence();  // the initialized barriers, before the bulk copies that signal them
                 const int ncnt = sh[0];
