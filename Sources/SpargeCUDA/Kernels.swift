@@ -79,9 +79,6 @@ enum Kernels {
         let program: String
         let options: [String]
         let threads: Int
-        /// Query blocks each thread block runs one after another (PERSIST; 1: one, the default):
-        /// the grid has ceil(nq / this) thread blocks per head.
-        let queryBlocksPerBlock: Int
         private let tiles: Int
 
         /// The configuration on `device`: nil when it is not a Hopper GPU or the kernel is turned off.
@@ -174,16 +171,12 @@ enum Kernels {
             // N=16384 2.874-2.908 / 1.508-1.523 -> 2.852-2.881 / 1.484-1.486, N=32768
             // 11.08-11.13 / 5.69-5.70 -> 10.89-10.92 / 5.61; fp16 D=128 0.2-1.2% (two rounds).
             let countFilter = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_FILTER", in: 0...1) ?? 1
-            // Several query blocks per thread block, the next one's start overlapping the last
-            // one's end (opt-in, being measured; not with DECOUPLE or PINGPONG).
-            let persist = decouple == 1 || pingPong == 1 ? 1 : Kernels.environmentInt("SPARGE_CUDA_WG_PERSIST", in: 1...8) ?? 1
-            queryBlocksPerBlock = persist
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(persist == 1 ? "" : "_n\(persist)")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DPERSIST=\(persist)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -194,8 +187,7 @@ enum Kernels {
         }
         private let voteSets: Int
 
-        /// (PERSIST: a third word after the visit count and the number marked, the query block.)
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (queryBlocksPerBlock > 1 ? 16 : 8) }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {
@@ -287,13 +279,11 @@ public enum SpargeCUDAKernels {
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
-                // (the integer ones by default) with both; the FP8 row sums by the P.V; several query
-                // blocks per thread block (PERSIST).
+                // (the integer ones by default) with both; the FP8 row sums by the P.V.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
-                                (false, "-DPERSIST=2"), (true, "-DPERSIST=2")]
+                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -643,8 +643,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
         addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
-        let perBlock = hopper?.queryBlocksPerBlock ?? 1
-        try dev.launch(fa, grid: ((nq + perBlock - 1) / perBlock, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention_wg")
+        try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention_wg")
     }
 
     /// The stage-2 arguments after V, common to both kernels.

@@ -191,17 +191,6 @@ enum HopperAttentionSource {
 #ifndef IMAX3
 #define IMAX3 1                     // unmasked tiles: the row maxima of the int32 sums by three-input max (VIMNMX3), then converted
 #endif
-// PERSIST > 1: each CTA runs query blocks blockIdx.x, blockIdx.x + gridDim.x, ... of its head
-// (the host launches ceil(nq / PERSIST) per head), and between two of them builds the next one's
-// visit list, issues its first tile copies and loads its Q before the epilogue of the one it
-// finishes, so that the next block's start overlaps the end of the last (the per-block time
-// that does not depend on the tiles, session 31). Not with DECOUPLE or PINGPONG.
-#ifndef PERSIST
-#define PERSIST 1
-#endif
-#if PERSIST > 1 && (DECOUPLE || PINGPONG)
-#error "PERSIST needs DECOUPLE=0 and PINGPONG=0"
-#endif
 #ifndef FP8_TWO_LEVEL
 #define FP8_TWO_LEVEL 0             // FP8: each tile's P.V into fresh accumulators, added to O in fp32
 #endif
@@ -238,53 +227,6 @@ DEV void proxy_fence() { asm volatile("fence.proxy.async.shared::cta;" ::: "memo
 // copies; every thread waits for the barrier's phase (parity) to complete.
 DEV void mbar_init(u64* bar, unsigned count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(smem_addr(bar)), "r"(count) : "memory");
-}
-DEV void mbar_inval(u64* bar) {
-    asm volatile("mbarrier.inval.shared::cta.b64 [%0];" :: "r"(smem_addr(bar)) : "memory");
-}
-#if PERSIST > 1
-// visit_list (AttentionSource) with the loads batched: the marks and key scales of eight chunks
-// of 32 key blocks are all requested before the first is used (visit_list waits for a map load
-// and then a scale load chunk by chunk, its shared-memory stores possibly aliasing them). Same
-// list, orders, scales and counts. (A per-chunk helper shared with visit_list changed the SASS of
-// every stage-2 kernel, 102 of 105 programs, so the two stay apart.)
-DEV void visit_list_batched(const unsigned char* mrow, int nk, int bk, int causal, i64 lastRow, const float* kScale,
-                            int lane, int* list, int* ords, float* ksc, int* sh) {
-    int selected = 0, cnt = 0;
-    for (int base0 = 0; base0 < nk; base0 += 256) {
-        unsigned char mk[8];
-        float ks[8];
-        #pragma unroll
-        for (int c = 0; c < 8; c++) {
-            const int j = base0 + c * 32 + lane;
-            mk[c] = j < nk ? mrow[j] : 0;
-            ks[c] = j < nk ? kScale[j] : 0.0f;
-        }
-        #pragma unroll
-        for (int c = 0; c < 8; c++) {
-            const int j = base0 + c * 32 + lane;
-            const bool marked = mk[c] != 0;
-            const bool future = causal && (i64)j * bk > lastRow;
-            const unsigned mm = __ballot_sync(0xffffffffu, marked);
-            const unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
-            const unsigned below = (1u << lane) - 1u;
-            if (marked && !future) {
-                const int pos = cnt + __popc(mv & below);
-                list[pos] = j;
-                ords[pos] = selected + __popc(mm & below);
-                ksc[pos] = ks[c];
-            }
-            selected += __popc(mm);
-            cnt += __popc(mv);
-        }
-    }
-    if (lane == 0) { sh[0] = cnt; sh[1] = selected; }
-}
-#endif
-DEV int opaque_ctaid_y() {
-    int v;
-    asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(v));
-    return v;
 }
 DEV void mbar_arrive(u64* bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" :: "r"(smem_addr(bar)) : "memory");
@@ -334,7 +276,7 @@ template <int N> DEV int imax_all(int* v) {
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes (16 with PERSIST).
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -356,33 +298,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
     int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked
 
-#if PERSIST > 1
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-#if !Q_SMEM
-    unsigned qa[D / 32][4];
-#endif
-    int i = blockIdx.x;     // gridDim.x <= nq: every thread block has a first query block
-    do {
-    // The head through an opaque read, and the query block kept in shared memory for the end of
-    // the block (sh[2]): values the compiler could compute once for all blocks (base addresses)
-    // would otherwise stay in registers through the tile loop, which then spilled.
-    const int bh = opaque_ctaid_y(), b = bh / H, h = bh % H;
-    const int kvh = b * (H / groupSize) + h / groupSize;
-    // The first block sets up the CTA; later ones find their visit list, first tiles and Q in place.
-    const bool firstItem = i == (int)blockIdx.x;
-    if (tid == 0) sh[2] = i;
-#else
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    const int i = blockIdx.x;
-#endif
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
-#if PERSIST > 1
-    if (firstItem) {
-#endif
     if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
@@ -409,12 +330,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
     }
 #endif
-#if PERSIST > 1
-    }
-#if Q_SMEM
-    if (!firstItem) cp_wait<0>();   // this block's Q, copied at the end of the block before
-#endif
-#endif
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
 
     // Rows of this thread: g and g + 8 of its warp's 16 (the wgmma fragment layout).
@@ -423,11 +338,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #if Q_SMEM
     const unsigned qLo = desc_lo(qbuf + (warp >> 2) * 64 * D, 128);   // this warpgroup's 64 rows
 #else
-#if PERSIST == 1
     unsigned qa[D / 32][4];
-#else
-    if (firstItem) {
-#endif
     const signed char* qb = q8 + (i64)bh * Nq * D;
     #pragma unroll
     for (int kk = 0; kk < D / 32; kk++) {
@@ -436,9 +347,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         qa[kk][2] = valid0 ? *(const unsigned*)(qb + (i64)r0 * D + kk * 32 + 16 + t4 * 4) : 0u;
         qa[kk][3] = valid1 ? *(const unsigned*)(qb + (i64)r1 * D + kk * 32 + 16 + t4 * 4) : 0u;
     }
-#if PERSIST > 1
-    }
-#endif
 #endif
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
@@ -560,9 +468,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
-#if PERSIST > 1
-    if (firstItem)
-#endif
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
 #if PINGPONG
@@ -638,19 +543,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < BK / 2; e++) s[e] = I2F ? __int2float_rn(acc[e]) : __int_as_float(acc[e]);   // Q.K (+ 1.5 * 2^23), exact
         if (masked) {
             const int kStart = list[idx] * BK, cols = min(BK, Nk - kStart);
-#if PERSIST > 1
-            // The rows from the block index in shared memory (see the top of the loop), so that
-            // r0 and r1 hold no registers through the loop.
-            int blockIndex;
-            asm volatile("ld.shared.u32 %0, [%1];" : "=r"(blockIndex) : "r"(smem_addr(sh + 2)) : "memory");
-            const int mr0 = blockIndex * BQ + warp * 16 + g, mr1 = mr0 + 8;
-#else
-            const int mr0 = r0, mr1 = r1;
-#endif
             #pragma unroll
             for (int e = 0; e < BK / 2; e++) {
                 const int col = (e >> 2) * 8 + 2 * t4 + (e & 1);
-                const int row = (e & 2) ? mr1 : mr0;
+                const int row = (e & 2) ? r1 : r0;
                 float v = __fmul_rn(UNBIAS(s[e]), sc);
                 if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                 if (causal && kStart + col > row + offset) v = -SP_INF;
@@ -836,68 +732,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wait_pv(pA);
     }
 #endif
-#if PERSIST > 1
-    // Every warp is done with this block's tiles, lists and Q: the next block's visit list (warp
-    // 0), its first tiles (thread 0, on barriers set up afresh: every phase of the old ones has
-    // completed), the zeros of its "tile -1" and its Q, all before this block's epilogue.
-    {
-        const int anyKeeps = __syncthreads_or(keeps);
-        if (lamCount && cnt > 0) skipped += !anyKeeps;   // the last tile
-    }
-    // This block's index and head afresh (see the top of the loop).
-    int iT;
-    asm volatile("ld.shared.u32 %0, [%1];" : "=r"(iT) : "r"(smem_addr(sh + 2)) : "memory");
-    const int bhT = opaque_ctaid_y(), bT = bhT / H, hT = bhT % H, kvhT = bT * (H / groupSize) + hT / groupSize;
-    const int next = iT + gridDim.x;
-    if (next < nq) {
-        const int nStart = next * BQ;
-        if (warp == 0) {
-            visit_list_batched(map + ((i64)bhT * nq + next) * nk, nk, BK, causal, (i64)nStart + min(BQ, Nq - nStart) - 1 + offset,
-                       kScale + (i64)kvhT * nk, lane, list, ords, ksc, sh);
-            __syncwarp();
-            if (tid == 0) {
-                // (Only the full barriers: the empty ones serve DECOUPLE, which PERSIST excludes.)
-                for (int st = 0; st < STAGES; st++) { mbar_inval(full + st); mbar_init(full + st, 1); }
-                asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-                proxy_fence();  // the initialized barriers, before the bulk copies that signal them
-                const int ncnt = sh[0];
-                #pragma unroll
-                for (int st = 0; st < LOOKAHEAD; st++) if (st < ncnt) load(st, st);
-            }
-        }
-#if PIPELINE
-        for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-#endif
-#if Q_SMEM
-        // By asynchronous copies (no registers, no wait before the epilogue; rows past Nq filled
-        // with zeros by a source size of 0), waited for at the next block's start.
-        for (int e = tid; e < BQ * (D / 16); e += NT) {
-            const int r = e / (D / 16), c = e % (D / 16);
-            const bool in = nStart + r < Nq;
-            cp16(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16, q8 + ((i64)bhT * Nq + (in ? nStart + r : 0)) * D + c * 16, in ? 16 : 0);
-        }
-        cp_commit();
-#else
-        {
-            const int n0 = nStart + warp * 16 + g, n1 = n0 + 8;
-            const signed char* qb = q8 + (i64)bhT * Nq * D;
-            #pragma unroll
-            for (int kk = 0; kk < D / 32; kk++) {
-                qa[kk][0] = n0 < Nq ? *(const unsigned*)(qb + (i64)n0 * D + kk * 32 + t4 * 4) : 0u;
-                qa[kk][1] = n1 < Nq ? *(const unsigned*)(qb + (i64)n1 * D + kk * 32 + t4 * 4) : 0u;
-                qa[kk][2] = n0 < Nq ? *(const unsigned*)(qb + (i64)n0 * D + kk * 32 + 16 + t4 * 4) : 0u;
-                qa[kk][3] = n1 < Nq ? *(const unsigned*)(qb + (i64)n1 * D + kk * 32 + 16 + t4 * 4) : 0u;
-            }
-        }
-#endif
-        proxy_fence();
-    }
-    {
-    // The epilogue with this block's values as read above.
-    const int i = iT, bh = bhT, b = bT, h = hT, kvh = kvhT;
-    const int r0 = i * BQ + warp * 16 + g, r1 = r0 + 8;
-    const bool valid0 = r0 < Nq, valid1 = r1 < Nq;
-#endif
 #if PV_FP8 && !FP8_SUMS_MMA
     // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -930,15 +764,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
-#if PERSIST == 1
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
-#endif
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
-#if PERSIST > 1
-    }
-    i = next;
-    } while (i < nq);
-#endif
 }
 """#
 }
