@@ -123,8 +123,7 @@ enum HopperAttentionSource {
 #endif
 // Sets of lambda votes (and named barriers 1 .. VOTE_SETS): decoupled warps drift apart by at
 // most STAGES - 1 tiles (a tile's copy waits for every warp to release the buffer's last tile).
-#define VOTE_SETS (DECOUPLE ? STAGES : COUNT_BY_STAMP ? 6 : 2)     // at most 6 (LOOKAHEAD <= 3)
-#define STAMPS (2 * WARPS)          // COUNT_BY_STAMP: four sets of stamps after the two of votes
+#define VOTE_SETS (DECOUPLE ? STAGES : 2)     // at most 5 (LOOKAHEAD <= 3)
 // The filter as a count: above FILTER_NOOP_LAMBDA (40), skipping a tile cannot change the
 // output, and this kernel saves no work by it (a skipped tile's P = 0 goes to the same wgmma).
 // A tile the filter would skip has every score more than lambda - 1 below its row's running
@@ -144,14 +143,6 @@ enum HopperAttentionSource {
 #define COUNT_FILTER 1
 #endif
 #define COUNT_BY_BARRIER (COUNT_FILTER && !SYNC2 && !DECOUPLE)
-// COUNT_STAMPS=1 (opt-in, being measured): with SYNC2 the count too, without the vote. Each warp
-// stamps whether its rows keep the tile (one ballot, one store by every lane, in slot idx % 4), and
-// after each SYNC2 barrier the last warp reads the stamps of the two tiles before it and counts
-// those no warp kept; the exponentials no longer wait for the other warps.
-#ifndef COUNT_STAMPS
-#define COUNT_STAMPS 0
-#endif
-#define COUNT_BY_STAMP (COUNT_FILTER && COUNT_STAMPS && SYNC2 && !DECOUPLE)
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -254,17 +245,6 @@ DEV void mbar_wait(u64* bar, unsigned parity) {
     asm volatile("{ .reg .pred p;\nWAIT:\nmbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n@!p bra WAIT;\n}"
         :: "r"(smem_addr(bar)), "r"(parity) : "memory");
 }
-#if COUNT_BY_STAMP
-// Of the tiles first .. first + n - 1 (n <= 2), those no warp kept, from the warps' stamps (slot
-// tile % 4): lanes 0 .. WARPS - 1 read the first tile's, the next WARPS lanes the second's.
-template <int WARPS_>
-DEV int count_stamps(const int* stamps, int first, int n, int lane) {
-    const int off = lane / WARPS_;
-    const int v = off < n ? stamps[((first + off) & 3) * WARPS_ + lane % WARPS_] : 1;
-    const unsigned kept = __ballot_sync(0xffffffffu, v != 0), m = (1u << WARPS_) - 1u;
-    return (int)(n > 0 && (kept & m) == 0) + (int)(n > 1 && ((kept >> WARPS_) & m) == 0);
-}
-#endif
 // P = 2^x for two scores, packed to fp16x2.
 DEV unsigned ex2pack(float lo, float hi) {
 #if EXP_F16
@@ -371,7 +351,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float qs = qScale[(i64)bh * nq + i];
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
-    const bool lamCount = (COUNT_BY_BARRIER || COUNT_BY_STAMP) && lamFinite && lam > FILTER_NOOP_LAMBDA, lamVote = lamFinite && !lamCount;
+    const bool lamCount = COUNT_BY_BARRIER && lamFinite && lam > FILTER_NOOP_LAMBDA, lamVote = lamFinite && !lamCount;
     // Rows past Nq start at m = +inf: ml - m is then -inf, so they never keep a tile, and their
     // m never moves (no rescale of their O, P = 0). Their results are not written.
     float m0 = valid0 ? -SP_INF : SP_INF, m1 = valid1 ? -SP_INF : SP_INF;
@@ -515,9 +495,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #if SYNC2
             if (idx + LOOKAHEAD + 1 < cnt) load(idx + LOOKAHEAD + 1, (idx + LOOKAHEAD + 1) % STAGES);
 #endif
-#if COUNT_BY_STAMP
-            if (lamCount && warp == WARPS - 1 && idx >= 2) skipped += count_stamps<WARPS>(wred + STAMPS, idx - 2, 2, lane);
-#endif
         }
 #endif
 #if PINGPONG
@@ -623,13 +600,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without keys in
         // the tile, -inf for rows past Nq (m = +inf). Computed where a branch needs it.
         auto increase = [&]() { return fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1)); };
-#if COUNT_BY_STAMP
-        {   // Whatever lambda, without a branch: every lane stores its warp's stamp (one word, one value).
-            const bool k = exempt || __fadd_rn(increase(), lam) > 0.0f;
-            wred[STAMPS + (idx & 3) * WARPS + warp] = __any_sync(0xffffffffu, k);
-        }
-#endif
-        if (!COUNT_BY_STAMP && lamCount) {
+        if (lamCount) {
             // The vote's rule for this thread's rows, reduced at the next step's barrier.
             keeps = exempt || __fadd_rn(increase(), lam) > 0.0f;
         } else if (!exempt && lamVote) {
@@ -793,19 +764,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
-#if COUNT_BY_STAMP
-    if (lamCount && cnt > 0) {      // the tiles since the last SYNC2 barrier
-        __syncthreads();
-        const int first = (cnt - 1) & ~1;
-        if (warp == WARPS - 1) skipped += count_stamps<WARPS>(wred + STAMPS, first, cnt - first, lane);
-    }
-    if (tid == NT - 32 && counts) {     // (every thread's count but the stamps' is the block's)
-#else
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
-    if (tid == 0 && counts) {
-#endif
-        counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped;
-    }
+    if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 }
 """#
 }
