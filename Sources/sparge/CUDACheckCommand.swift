@@ -60,6 +60,7 @@ struct CUDACheckCommand {
         for n in 0..<random { rows += try randomCase(index: n, rng: &rng, device: device) }
         rows += try lseCases(device: device)
         rows += try filterCases(device: device)
+        rows += try longKeyCases(device: device)
         print(String(format: "%-52@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@ %11@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
                      "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "lse err" as NSString,
                      "density" as NSString, "skip" as NSString, "skips g/c" as NSString))
@@ -190,6 +191,40 @@ struct CUDACheckCommand {
                 let uncounted = sets.filter { $0.1.pvThreshold[0] > 40 }.map { ($0.0 + " nocount", $0.1, $0.2) }
                 rows += try compare(uncounted, q: q, k: k, v: v, shape: shape, device: device, countSkippedTiles: false)
             }
+        }
+        return rows
+    }
+
+    /// Many key blocks for few queries: 20,000 keys (313 blocks of 64, 157 of 128), so that the
+    /// visit list spans more chunks of 32 key blocks than a thread block has warps; causal
+    /// (rows see all but the last keys) and not, top-k 1 and 0.4 and CDF selection, both block
+    /// shapes, fp16 and FP8 P.V, GQA.
+    private func longKeyCases(device: CUDADevice) throws -> [CUDAAgreement] {
+        var rng = CheckRandom(seed: seed &+ 0x10C)
+        var rows: [CUDAAgreement] = []
+        for d in [64, 128] {
+            let shape = AttentionShape(batch: 1, heads: 2, kvHeads: 1, queryLength: 300, keyLength: 20_000, headDim: d)
+            let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
+            let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + 0.5) }
+            let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+            var sets: [(String, SpargeParameters, BlockMap?)] = []
+            for (bq, bk) in [(128, 64), (64, 128)] {
+                for causal in [false, true] {
+                    for selection in [BlockSelection.topK(PerHead(1)), .topK(PerHead(0.4)), .cdf(PerHead(0.7))] {
+                        var p = SpargeParameters.recommended
+                        p.blockQ = bq
+                        p.blockK = bk
+                        p.causal = causal
+                        p.selection = selection
+                        for numerics in [PVNumerics.fp16, .fp8] {
+                            p.gpuReproduction.pvNumerics = numerics
+                            if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
+                            sets.append(("long keys D\(d) \(bq)x\(bk)\(causal ? " causal" : "") \(selection)\(numerics == .fp8 ? " fp8" : "")", p, nil))
+                        }
+                    }
+                }
+            }
+            rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
         }
         return rows
     }

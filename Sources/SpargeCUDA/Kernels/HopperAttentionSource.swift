@@ -152,6 +152,12 @@ enum HopperAttentionSource {
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1
 #endif
+#ifndef VISIT_PAR
+#define VISIT_PAR 0                 // the visit list by every warp, a chunk of 32 key blocks each
+#endif
+#ifndef VSC_LDG
+#define VSC_LDG 0                   // the output's V scales by ld.global.nc (free to pass the stores of O)
+#endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
 #ifndef SUMS_GATE
@@ -276,7 +282,8 @@ template <int N> DEV int imax_all(int* v) {
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8 bytes.
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8
+// + 8 * ceil(nk / 32) bytes (the last: VISIT_PAR's two ballots per chunk of key blocks).
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -304,7 +311,25 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
+#if VISIT_PAR
+    // The visit list in two phases around the first barrier. Here every warp loads the marks
+    // of its chunks of 32 key blocks at once (one round trip, where warp 0 alone waited for
+    // each chunk's marks and then its K scales) and keeps two ballots per chunk: marked, and
+    // marked and not entirely in the future of every row (causal).
+    unsigned* cmask = (unsigned*)(sh + 2);
+    const int chunks = (nk + 31) / 32;
+    // (Loop bounds that do not depend on the warp: a per-warp trip count here makes ptxas treat
+    // the tile loop as divergent and move its descriptors off the uniform datapath.)
+    for (int c0 = 0; c0 < chunks; c0 += WARPS) {
+        const int c = c0 + warp, j = c * 32 + lane;
+        const bool marked = c < chunks && j < nk && mrow[j] != 0;
+        const bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
+        const unsigned mm = __ballot_sync(0xffffffffu, marked), mv = __ballot_sync(0xffffffffu, marked && !future);
+        if (lane == 0 && c < chunks) { cmask[2 * c] = mm; cmask[2 * c + 1] = mv; }
+    }
+#else
     if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
+#endif
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
 #if !PV_FP8 || FP8_SUMS_MMA == 1
@@ -368,10 +393,40 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 
     __syncthreads();
-    const int cnt = sh[0], selected = sh[1];
     // Once per selected tile instead of in the loop: its score scale (in place of the key
     // block's scale) and its flags (in place of its order): bit 0, the tile takes the masked
     // path (past Nk, crossing the causal diagonal, or padded keys); bit 1, exempt from the filter.
+#if VISIT_PAR
+    // Second phase: every warp sums the chunks' counts, then writes the entries of its own
+    // chunks at the positions the chunks before them leave, with their scales and flags.
+    int cnt = 0, selected = 0;
+    for (int c0 = 0; c0 < chunks; c0 += 32) {
+        const int c = c0 + lane;
+        selected += __reduce_add_sync(0xffffffffu, c < chunks ? __popc(cmask[2 * c]) : 0);
+        cnt += __reduce_add_sync(0xffffffffu, c < chunks ? __popc(cmask[2 * c + 1]) : 0);
+    }
+    for (int w0 = 0; w0 < chunks; w0 += WARPS) {
+        const int c = w0 + warp;
+        int before = 0, beforeVisited = 0;
+        for (int c0 = 0; c0 < w0 + WARPS; c0 += 32) {
+            const int cc = c0 + lane;
+            const bool earlier = cc < c && cc < chunks;
+            before += __reduce_add_sync(0xffffffffu, earlier ? __popc(cmask[2 * cc]) : 0);
+            beforeVisited += __reduce_add_sync(0xffffffffu, earlier ? __popc(cmask[2 * cc + 1]) : 0);
+        }
+        const unsigned mm = c < chunks ? cmask[2 * c] : 0u, mv = c < chunks ? cmask[2 * c + 1] : 0u, below = (1u << lane) - 1u;
+        if ((mv >> lane) & 1u) {
+            const int j = c * 32 + lane, t = beforeVisited + __popc(mv & below), kStart = j * BK;
+            const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
+                || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
+            const bool exempt = before + __popc(mm & below) >= selected - exemptTail;
+            list[t] = j;
+            ksc[t] = __fmul_rn(__fmul_rn(qs, kScale[(i64)kvh * nk + j]), scoreFactor);
+            ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
+        }
+    }
+#else
+    const int cnt = sh[0], selected = sh[1];
     for (int t = tid; t < cnt; t += NT) {
         const int j = list[t], kStart = j * BK;
         const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
@@ -380,6 +435,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         ksc[t] = __fmul_rn(__fmul_rn(qs, ksc[t]), scoreFactor);
         ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
     }
+#endif
     __syncthreads();
     const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
@@ -757,7 +813,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int n = 0; n < D / 8; n++) {
         const int c = n * 8 + 2 * t4;
 #if PV_FP8
+#if VSC_LDG
+        const float s0 = __ldg(vsc + c), s1 = __ldg(vsc + c + 1);
+#else
         const float s0 = vsc[c], s1 = vsc[c + 1];
+#endif
 #else
         const float s0 = 1.0f, s1 = 1.0f;
 #endif
