@@ -21,7 +21,8 @@ struct CUDACheckCommand {
         key), K smoothing on and off, and a key padding mask (left padding in batch 0, right
         padding in batch 1: fully and partly padded key blocks, rows with only padded keys); and
         the "sink" cases, where the filter skips tiles (lambda 50 and 12, D 64 and 128; at lambda 50
-        also on plans that do not count skips, "nocount").
+        also on plans that do not count skips, "nocount"); and the "long keys" cases, 300 queries
+        against 20,000 keys (visit lists of up to 313 key blocks).
         Then an output view with gaps between its rows (rows as a dense output's, gaps untouched).
         Prints one row per case; exit status 1 if any case fails.
 
