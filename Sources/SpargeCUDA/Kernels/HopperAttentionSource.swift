@@ -153,10 +153,7 @@ enum HopperAttentionSource {
 #define MIN_BLOCKS 1
 #endif
 #ifndef VISIT_PAR
-#define VISIT_PAR 0                 // the visit list by every warp, a chunk of 32 key blocks each
-#endif
-#ifndef VSC_LDG
-#define VSC_LDG 0                   // the output's V scales by ld.global.nc (free to pass the stores of O)
+#define VISIT_PAR 1                 // the visit list by every warp, a chunk of 32 key blocks each (0: warp 0 alone)
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
@@ -813,11 +810,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int n = 0; n < D / 8; n++) {
         const int c = n * 8 + 2 * t4;
 #if PV_FP8
-#if VSC_LDG
-        const float s0 = __ldg(vsc + c), s1 = __ldg(vsc + c + 1);
-#else
         const float s0 = vsc[c], s1 = vsc[c + 1];
-#endif
 #else
         const float s0 = 1.0f, s1 = 1.0f;
 #endif
