@@ -180,12 +180,13 @@ enum Kernels {
             // The output's V scales by ld.global.nc (batched ahead of the stores of O) measured
             // 0.997-1.007 in the same run: not kept.
             let visitParallel = Kernels.environmentInt("SPARGE_CUDA_WG_VISIT_PAR", in: 0...1) ?? 1
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(visitParallel == 1 ? "" : "_w0")"
+            let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(visitParallel == 1 ? "" : "_w0")\(firstCopies == 1 ? "_fc" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DVISIT_PAR=\(visitParallel)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DVISIT_PAR=\(visitParallel)", "-DFIRST_COPIES=\(firstCopies)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.

@@ -155,6 +155,9 @@ enum HopperAttentionSource {
 #ifndef VISIT_PAR
 #define VISIT_PAR 1                 // the visit list by every warp, a chunk of 32 key blocks each (0: warp 0 alone)
 #endif
+#ifndef FIRST_COPIES
+#define FIRST_COPIES 0              // VISIT_PAR: the first tiles' copies issued before the list is written
+#endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
 #ifndef SUMS_GATE
@@ -394,6 +397,24 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // block's scale) and its flags (in place of its order): bit 0, the tile takes the masked
     // path (past Nk, crossing the causal diagonal, or padded keys); bit 1, exempt from the filter.
 #if VISIT_PAR
+#if FIRST_COPIES
+    // The first LOOKAHEAD tiles' copies now, from the ballots, instead of after the list is
+    // written and the block has met again: their latency overlaps the second phase.
+    if (tid == 0) {
+        int found = 0;
+        for (int c = 0; c < chunks && found < LOOKAHEAD; c++) {
+            unsigned v = cmask[2 * c + 1];
+            while (v != 0u && found < LOOKAHEAD) {
+                const int j = c * 32 + __ffs(v) - 1;
+                v &= v - 1u;
+                mbar_expect(full + found, KTILE + VBYTES);
+                bulk_copy(kbuf + found * KTILE, k8 + ((i64)kvh * nk + j) * KTILE, KTILE, full + found);
+                bulk_copy(vbuf + found * VTILE, (const unsigned char*)vt + ((i64)kvh * nk + j) * VBYTES, VBYTES, full + found);
+                found++;
+            }
+        }
+    }
+#endif
     // Second phase: every warp sums the chunks' counts, then writes the entries of its own
     // chunks at the positions the chunks before them leave, with their scales and flags.
     int cnt = 0, selected = 0;
@@ -521,8 +542,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
+#if !(VISIT_PAR && FIRST_COPIES)
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
+#endif
 #if PINGPONG
     // Warpgroup 0 issues first; then each lets the other issue once its own wgmma are queued,
     // so that one warpgroup's softmax runs while the other's products occupy the tensor cores.
