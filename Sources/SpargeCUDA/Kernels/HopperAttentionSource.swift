@@ -156,7 +156,7 @@ enum HopperAttentionSource {
 #define VISIT_PAR 1                 // the visit list by every warp, a chunk of 32 key blocks each (0: warp 0 alone)
 #endif
 #ifndef FIRST_COPIES
-#define FIRST_COPIES 0              // VISIT_PAR: the first tiles' copies issued before the list is written
+#define FIRST_COPIES 0              // VISIT_PAR: the first tiles' copies issued before the list is written (host: on at 128 x 64)
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
