@@ -180,12 +180,12 @@ enum Kernels {
             // The output's V scales by ld.global.nc (batched ahead of the stores of O) measured
             // 0.997-1.007 in the same run: not kept.
             let visitParallel = Kernels.environmentInt("SPARGE_CUDA_WG_VISIT_PAR", in: 0...1) ?? 1
-            // With it, thread 0 issues the first tiles' copies from the chunks' ballots right after
-            // the first barrier, so that their latency overlaps the list's second phase (H200,
-            // session 34, two interleaved rounds, FP8 128 x 64, kernel median ratio 1 / 0, top-k 1 /
-            // 0.5 / 0.25: D=64 N=16384 0.995 / 0.996 / 0.998, N=32768 0.998 / 0.998 / 0.996; D=128
-            // 0.979 / 0.986 / 0.990 and 0.981 / 0.983 / 0.985). On for 128 x 64 blocks, where it was
-            // measured; 64 x 128 is unmeasured.
+            // With the list by every warp, thread 0 issues the first tiles' copies from the
+            // chunks' ballots right after the first barrier, so that their latency overlaps the
+            // list's second phase (H200, session 34, two interleaved rounds, FP8 128 x 64, kernel
+            // median ratio 1 / 0, top-k 1 / 0.5 / 0.25: D=64 N=16384 0.995 / 0.996 / 0.998, N=32768
+            // 0.998 / 0.998 / 0.996; D=128 0.979 / 0.986 / 0.990 and 0.981 / 0.983 / 0.985). On for
+            // 128 x 64 blocks, where it was measured; 64 x 128 is unmeasured.
             let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? (threads == 256 && blockK == 64 ? 1 : 0)
             program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(visitParallel == 1 ? "" : "_w0")\(firstCopies == 1 ? "_fc" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
