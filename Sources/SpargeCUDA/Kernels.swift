@@ -171,15 +171,6 @@ enum Kernels {
             // N=16384 2.874-2.908 / 1.508-1.523 -> 2.852-2.881 / 1.484-1.486, N=32768
             // 11.08-11.13 / 5.69-5.70 -> 10.89-10.92 / 5.61; fp16 D=128 0.2-1.2% (two rounds).
             let countFilter = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_FILTER", in: 0...1) ?? 1
-            // The visit list built by every warp, each loading the marks of its chunks of 32 key
-            // blocks at once, instead of by warp 0 waiting for each chunk's marks and then its K
-            // scales: part of the per-CTA fixed time. H200, session 34, three interleaved rounds,
-            // FP8, kernel median ratio 1 / 0, top-k 1 / 0.5 / 0.25: D=64 N=16384 0.999 / 0.994 /
-            // 0.989, N=32768 0.998 / 0.996 / 0.989; D=128 0.996 / 0.995 / 0.989 and 0.994 /
-            // 0.997 / 0.988 (for example D=128 N=16384 top-k 0.25: 0.816-0.822 -> 0.806-0.808 ms).
-            // The output's V scales by ld.global.nc (batched ahead of the stores of O) measured
-            // 0.997-1.007 in the same run: not kept.
-            let visitParallel = Kernels.environmentInt("SPARGE_CUDA_WG_VISIT_PAR", in: 0...1) ?? 1
             // With the list by every warp, thread 0 issues the first tiles' copies from the
             // chunks' ballots right after the first barrier, so that their latency overlaps the
             // list's second phase (H200, session 34, two interleaved rounds, FP8 128 x 64, kernel
@@ -191,12 +182,12 @@ enum Kernels {
             // phase may go: the first tile's own __syncthreads orders the list's writes before
             // their reads (0: without it; being measured).
             let listBarrier = firstCopies == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_LIST_BARRIER", in: 0...1) ?? 1 : 1
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(visitParallel == 1 ? "" : "_w0")\(firstCopies == 1 ? "_fc" : "")\(listBarrier == 1 ? "" : "_b0")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(listBarrier == 1 ? "" : "_b0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DVISIT_PAR=\(visitParallel)", "-DFIRST_COPIES=\(firstCopies)", "-DLIST_BARRIER=\(listBarrier)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DLIST_BARRIER=\(listBarrier)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -207,7 +198,7 @@ enum Kernels {
         }
         private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + 8 + (keyBlocks + 31) / 32 * 8 }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * 8 }
     }
 
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {

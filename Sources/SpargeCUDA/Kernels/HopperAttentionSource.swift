@@ -152,11 +152,8 @@ enum HopperAttentionSource {
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1
 #endif
-#ifndef VISIT_PAR
-#define VISIT_PAR 1                 // the visit list by every warp, a chunk of 32 key blocks each (0: warp 0 alone)
-#endif
 #ifndef FIRST_COPIES
-#define FIRST_COPIES 0              // VISIT_PAR: the first tiles' copies issued before the list is written (host: on at 128 x 64)
+#define FIRST_COPIES 0              // the first tiles' copies issued before the visit list is written (host: on at 128 x 64)
 #endif
 #ifndef LIST_BARRIER
 #define LIST_BARRIER 1              // 0 with FIRST_COPIES: the first tile's __syncthreads also orders the list's writes
@@ -285,8 +282,8 @@ template <int N> DEV int imax_all(int* v) {
 // chunk c of its D bytes at (r / 8) * D * 8 + c * 128 + (r % 8) * 16.
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
-// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4 + 8
-// + 8 * ceil(nk / 32) bytes (the last: VISIT_PAR's two ballots per chunk of key blocks).
+// Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4
+// + 8 * ceil(nk / 32) bytes (the last: the visit list's two ballots per chunk of key blocks).
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -306,7 +303,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int* ords = list + nk;
     float* ksc = (float*)(ords + nk);
     int* wred = (int*)(ksc + nk);                // the filter's votes, VOTE_SETS sets
-    int* sh = wred + VOTE_SETS * WARPS;          // the visit count and the number marked
+    unsigned* cmask = (unsigned*)(wred + VOTE_SETS * WARPS);   // the visit list's two ballots per chunk of 32 key blocks
 
     const int i = blockIdx.x, bh = blockIdx.y, b = bh / H, h = bh % H;
     const int kvh = b * (H / groupSize) + h / groupSize;
@@ -314,12 +311,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
-#if VISIT_PAR
     // The visit list in two phases around the first barrier. Here every warp loads the marks
     // of its chunks of 32 key blocks at once (one round trip, where warp 0 alone waited for
-    // each chunk's marks and then its K scales) and keeps two ballots per chunk: marked, and
-    // marked and not entirely in the future of every row (causal).
-    unsigned* cmask = (unsigned*)(sh + 2);
+    // each chunk's marks and then its K scales: 0.1-4.4% more kernel time on the H200) and
+    // keeps two ballots per chunk: marked, and marked and not entirely in the future of every
+    // row (causal).
     const int chunks = (nk + 31) / 32;
     // (Loop bounds that do not depend on the warp: a per-warp trip count here makes ptxas treat
     // the tile loop as divergent and move its descriptors off the uniform datapath.)
@@ -330,9 +326,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const unsigned mm = __ballot_sync(0xffffffffu, marked), mv = __ballot_sync(0xffffffffu, marked && !future);
         if (lane == 0 && c < chunks) { cmask[2 * c] = mm; cmask[2 * c + 1] = mv; }
     }
-#else
-    if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
-#endif
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
 #if !PV_FP8 || FP8_SUMS_MMA == 1
@@ -396,10 +389,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 
     __syncthreads();
-    // Once per selected tile instead of in the loop: its score scale (in place of the key
-    // block's scale) and its flags (in place of its order): bit 0, the tile takes the masked
-    // path (past Nk, crossing the causal diagonal, or padded keys); bit 1, exempt from the filter.
-#if VISIT_PAR
+    // Key block j's K tile and V^T into buffer `buf` (thread 0), both counted by its barrier.
+    auto copy_tile = [&](int j, int buf, const signed char* kbase, const unsigned char* vtbase) {
+        mbar_expect(full + buf, KTILE + VBYTES);
+        bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
+        bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
+    };
 #if FIRST_COPIES
     // The first LOOKAHEAD tiles' copies now, from the ballots, instead of after the list is
     // written and the block has met again: their latency overlaps the second phase.
@@ -410,16 +405,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             while (v != 0u && found < LOOKAHEAD) {
                 const int j = c * 32 + __ffs(v) - 1;
                 v &= v - 1u;
-                mbar_expect(full + found, KTILE + VBYTES);
-                bulk_copy(kbuf + found * KTILE, k8 + ((i64)kvh * nk + j) * KTILE, KTILE, full + found);
-                bulk_copy(vbuf + found * VTILE, (const unsigned char*)vt + ((i64)kvh * nk + j) * VBYTES, VBYTES, full + found);
-                found++;
+                copy_tile(j, found++, k8 + (i64)kvh * nk * KTILE, (const unsigned char*)vt + (i64)kvh * nk * VBYTES);
             }
         }
     }
 #endif
     // Second phase: every warp sums the chunks' counts, then writes the entries of its own
-    // chunks at the positions the chunks before them leave, with their scales and flags.
+    // chunks at the positions the chunks before them leave. Once per selected tile instead of
+    // in the loop: its score scale (in place of the key block's scale) and its flags (in place
+    // of its order): bit 0, the tile takes the masked path (past Nk, crossing the causal
+    // diagonal, or padded keys); bit 1, exempt from the filter.
     int cnt = 0, selected = 0;
     for (int c0 = 0; c0 < chunks; c0 += 32) {
         const int c = c0 + lane;
@@ -446,18 +441,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
         }
     }
-#else
-    const int cnt = sh[0], selected = sh[1];
-    for (int t = tid; t < cnt; t += NT) {
-        const int j = list[t], kStart = j * BK;
-        const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
-            || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
-        const bool exempt = ords[t] >= selected - exemptTail;
-        ksc[t] = __fmul_rn(__fmul_rn(qs, ksc[t]), scoreFactor);
-        ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
-    }
-#endif
-#if !(VISIT_PAR && FIRST_COPIES && !LIST_BARRIER && !DECOUPLE && !PINGPONG)
+#if !(FIRST_COPIES && !LIST_BARRIER && !DECOUPLE && !PINGPONG)
     // (Without it, the first tile's __syncthreads, in the loop, is the one that orders the
     // list's writes before their reads: nothing reads the list before it once the first copies
     // are issued. DECOUPLE's loop and PINGPONG's arrival need it.)
@@ -481,10 +465,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             const int n = (t + PIPELINE) / STAGES;   // earlier tiles of this buffer, tile -1 included
             if (n > 0) mbar_wait(empty + buf, (n - 1) & 1);
 #endif
-            const int j = list[t];
-            mbar_expect(full + buf, KTILE + VBYTES);
-            bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-            bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
+            copy_tile(list[t], buf, kbase, vtbase);
         }
     };
 
@@ -550,7 +531,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int e = 0; e < OCH * 4; e++) o[e] += ot[e];
 #endif
     };
-#if !(VISIT_PAR && FIRST_COPIES)
+#if !FIRST_COPIES
     #pragma unroll
     for (int st = 0; st < LOOKAHEAD; st++) if (st < cnt) load(st, st);
 #endif
