@@ -175,19 +175,18 @@ enum Kernels {
             // chunks' ballots right after the first barrier, so that their latency overlaps the
             // list's second phase (H200, session 34, two interleaved rounds, FP8 128 x 64, kernel
             // median ratio 1 / 0, top-k 1 / 0.5 / 0.25: D=64 N=16384 0.995 / 0.996 / 0.998, N=32768
-            // 0.998 / 0.998 / 0.996; D=128 0.979 / 0.986 / 0.990 and 0.981 / 0.983 / 0.985). On for
-            // 128 x 64 blocks, where it was measured; 64 x 128 is unmeasured.
-            let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? (threads == 256 && blockK == 64 ? 1 : 0)
-            // With the first copies issued from the ballots, the barrier after the list's second
-            // phase may go: the first tile's own __syncthreads orders the list's writes before
-            // their reads (0: without it; being measured).
-            let listBarrier = firstCopies == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_LIST_BARRIER", in: 0...1) ?? 1 : 1
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(listBarrier == 1 ? "" : "_b0")"
+            // 0.998 / 0.998 / 0.996; D=128 0.979 / 0.986 / 0.990 and 0.981 / 0.983 / 0.985). With
+            // 64 x 128 blocks (H100, session 35, two rounds, N=16384, same ratio): fp16 D=64 1.003
+            // / 0.994 / 0.984, D=128 0.974 / 0.970 / 0.975; FP8 D=128 0.996 / 0.993 / 0.999, but
+            // D=64 1.006 / 1.006 / 1.006: off there, and with the block shapes not measured.
+            let measuredFaster = (threads == 256 && blockK == 64) || (threads == 128 && blockK == 128 && !(fp8 && d == 64))
+            let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? (measuredFaster ? 1 : 0)
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DLIST_BARRIER=\(listBarrier)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -290,13 +289,11 @@ public enum SpargeCUDAKernels {
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
-                // (the integer ones by default) with both; the FP8 row sums by the P.V; no barrier after the
-                // visit list (where the first copies are on).
+                // (the integer ones by default) with both; the FP8 row sums by the P.V.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
-                                (false, "-DLIST_BARRIER=0"), (true, "-DLIST_BARRIER=0")]
+                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -153,10 +153,7 @@ enum HopperAttentionSource {
 #define MIN_BLOCKS 1
 #endif
 #ifndef FIRST_COPIES
-#define FIRST_COPIES 0              // the first tiles' copies issued before the visit list is written (host: on at 128 x 64)
-#endif
-#ifndef LIST_BARRIER
-#define LIST_BARRIER 1              // 0 with FIRST_COPIES: the first tile's __syncthreads also orders the list's writes
+#define FIRST_COPIES 0              // the first tiles' copies issued before the visit list is written (host: where measured faster)
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
@@ -441,12 +438,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
         }
     }
-#if !(FIRST_COPIES && !LIST_BARRIER && !DECOUPLE && !PINGPONG)
-    // (Without it, the first tile's __syncthreads, in the loop, is the one that orders the
-    // list's writes before their reads: nothing reads the list before it once the first copies
-    // are issued. DECOUPLE's loop and PINGPONG's arrival need it.)
     __syncthreads();
-#endif
     const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
