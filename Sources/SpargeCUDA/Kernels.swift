@@ -176,8 +176,8 @@ enum Kernels {
             // list's second phase (H200, session 34, two interleaved rounds, FP8 128 x 64, kernel
             // median ratio 1 / 0, top-k 1 / 0.5 / 0.25: D=64 N=16384 0.995 / 0.996 / 0.998, N=32768
             // 0.998 / 0.998 / 0.996; D=128 0.979 / 0.986 / 0.990 and 0.981 / 0.983 / 0.985). With
-            // 64 x 128 blocks (H100, session 35, two rounds, N=16384, same ratio): fp16 D=64 1.003
-            // / 0.994 / 0.984, D=128 0.974 / 0.970 / 0.975; FP8 D=128 0.996 / 0.993 / 0.999, but
+            // 64 x 128 blocks (H100, session 35, two rounds, N=16384, same ratio): fp16 D=64 0.984
+            // / 0.994 / 1.003, D=128 0.975 / 0.970 / 0.974; FP8 D=128 0.999 / 0.993 / 0.996, but
             // D=64 1.006 / 1.006 / 1.006: off there, and with the block shapes not measured.
             let measuredFaster = (threads == 256 && blockK == 64) || (threads == 128 && blockK == 128 && !(fp8 && d == 64))
             let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? (measuredFaster ? 1 : 0)
