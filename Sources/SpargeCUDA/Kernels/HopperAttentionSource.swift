@@ -153,7 +153,7 @@ enum HopperAttentionSource {
 #define MIN_BLOCKS 1
 #endif
 #ifndef FIRST_COPIES
-#define FIRST_COPIES 0              // the first tiles' copies issued before the visit list is written (host: where measured faster)
+#define FIRST_COPIES 0              // the first tiles' copies issued before the visit list is written (host: with 128 x 64 and 64 x 128 blocks)
 #endif
 #define CAT3(a, b, c) a##b##c
 #define WG_S8(n) CAT3(wgmma_s8_n, n, )
