@@ -402,6 +402,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             while (v != 0u && found < LOOKAHEAD) {
                 const int j = c * 32 + __ffs(v) - 1;
                 v &= v - 1u;
+                // (The head's bases computed here, not hoisted with kbase and vtbase above the
+                // list: hoisted, they changed the register allocation of every program with
+                // the first copies.)
                 copy_tile(j, found++, k8 + (i64)kvh * nk * KTILE, (const unsigned char*)vt + (i64)kvh * nk * VBYTES);
             }
         }
