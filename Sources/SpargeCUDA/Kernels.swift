@@ -202,13 +202,16 @@ enum Kernels {
         func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * 8 }
     }
 
-    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int) throws -> (CUhandle, shared: Int) {
+    /// The Hopper kernel for `keyBlocks` key blocks; `filters`: whether some head has a finite
+    /// lambda (else a program without the filter's code, unless SPARGE_CUDA_WG_FILTER_CODE=1).
+    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filters: Bool = true) throws -> (CUhandle, shared: Int) {
         let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let f = try device.function("sparse_attention_wg", program: c.program, source: HopperAttentionSource.text,
-                                    options: c.options, architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
+        let code = filters || Kernels.environmentInt("SPARGE_CUDA_WG_FILTER_CODE", in: 0...1) == 1
+        let f = try device.function("sparse_attention_wg", program: c.program + (code ? "" : "_nf"), source: HopperAttentionSource.text,
+                                    options: c.options + (code ? [] : ["-DFILTER=0"]), architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
         return (f, shared)
     }
 
@@ -291,15 +294,18 @@ public enum SpargeCUDAKernels {
                 // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
-                // (the integer ones by default) with both; the FP8 row sums by the P.V.
+                // (the integer ones by default) with both; the FP8 row sums by the P.V; the
+                // program without the filter's code.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2")]
+                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
+                                (false, "-DFILTER=0"), (true, "-DFILTER=0")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]
-                    let options = config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 }
+                    let options = config.options.contains { $0.hasPrefix("-D\(name)=") }
+                        ? config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 } : config.options + [define]
                     let variant = config.program + "_" + define.dropFirst(2).replacingOccurrences(of: "=", with: "_")
                     let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: variant + ".cu", arch: 90, suffix: "a",
                                                   options: options)

@@ -142,7 +142,12 @@ enum HopperAttentionSource {
 #ifndef COUNT_FILTER
 #define COUNT_FILTER 1
 #endif
-#define COUNT_BY_BARRIER (COUNT_FILTER && !SYNC2 && !DECOUPLE)
+// FILTER=0: a program for plans whose every head has an infinite lambda (no filter, or skips
+// not counted): no vote or count code at all, a plain __syncthreads per step.
+#ifndef FILTER
+#define FILTER 1
+#endif
+#define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE)
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -367,8 +372,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     }
 #endif
     const float qs = qScale[(i64)bh * nq + i];
+#if FILTER
     const float lam = lambdas[h];
     const bool lamFinite = fabsf(lam) < SP_INF;
+#else
+    const float lam = SP_INF;
+    const bool lamFinite = false;
+#endif
     const bool lamCount = COUNT_BY_BARRIER && lamFinite && lam > FILTER_NOOP_LAMBDA, lamVote = lamFinite && !lamCount;
     // Rows past Nq start at m = +inf: ml - m is then -inf, so they never keep a tile, and their
     // m never moves (no rescale of their O, P = 0). Their results are not written.
