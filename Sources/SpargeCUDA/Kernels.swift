@@ -196,22 +196,45 @@ enum Kernels {
             tiles = qShared * blockQ * d + stages * (blockK * d + (fp8 ? (d + (sumsMMA == 1 ? 8 : 0)) * blockK : (d + 8) * blockK * 2) + 16)
                 + (sumsMMA == 2 ? blockK * 8 : 0)
             voteSets = max(2, stages)
+            countsAboveNoop = countFilter == 1
         }
+        /// Whether the kernel only counts above lambda 40 (COUNT_FILTER), so that FILTER=2 applies.
+        let countsAboveNoop: Bool
         private let voteSets: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * 8 }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * (8 + threads / 8) }
     }
 
-    /// The Hopper kernel for `keyBlocks` key blocks; `filters`: whether some head has a finite
-    /// lambda (else a program without the filter's code, unless SPARGE_CUDA_WG_FILTER_CODE=1).
-    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filters: Bool = true) throws -> (CUhandle, shared: Int) {
+    /// What the Hopper kernel's lambdas ask of its filter code (its `FILTER`).
+    enum FilterCode: Int {
+        /// Every lambda infinite: no filter code.
+        case none = 0
+        /// The vote, and the count above lambda 40.
+        case full = 1
+        /// Every finite lambda above 40: the count alone.
+        case countOnly = 2
+
+        /// The code `lambdas` (one a head, as uploaded) need. SPARGE_CUDA_WG_FILTER_CODE=1 asks
+        /// for the full code whatever they are (A/B runs).
+        init(lambdas: [Float], countsAboveNoop: Bool) {
+            if Kernels.environmentInt("SPARGE_CUDA_WG_FILTER_CODE", in: 1...1) != nil { self = .full; return }
+            let finite = lambdas.filter { $0.magnitude < .infinity }
+            if finite.isEmpty { self = .none }
+            else if countsAboveNoop && finite.allSatisfy({ $0 > Kernels.filterNoopThreshold }) { self = .countOnly }
+            else { self = .full }
+        }
+    }
+
+    /// The Hopper kernel for `keyBlocks` key blocks with the filter code `filter`.
+    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filter: FilterCode = .full) throws -> (CUhandle, shared: Int) {
         let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let code = filters || Kernels.environmentInt("SPARGE_CUDA_WG_FILTER_CODE", in: 0...1) == 1
-        let f = try device.function("sparse_attention_wg", program: c.program + (code ? "" : "_nf"), source: HopperAttentionSource.text,
-                                    options: c.options + (code ? [] : ["-DFILTER=0"]), architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
+        let suffix = [FilterCode.none: "_nf", .full: "", .countOnly: "_co"][filter]!
+        let f = try device.function("sparse_attention_wg", program: c.program + suffix, source: HopperAttentionSource.text,
+                                    options: c.options + (filter == .full ? [] : ["-DFILTER=\(filter.rawValue)"]), architectureSuffix: "a",
+                                    sharedBytes: device.maxSharedBytes)
         return (f, shared)
     }
 
@@ -295,12 +318,12 @@ public enum SpargeCUDAKernels {
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
                 // (the integer ones by default) with both; the FP8 row sums by the P.V; the
-                // program without the filter's code.
+                // programs without the filter's code and with the count alone.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
                                 (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
-                                (false, "-DFILTER=0"), (true, "-DFILTER=0")]
+                                (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -46,9 +46,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// Whether the results' skip counts are complete: false when `countSkippedTiles` is false
     /// and the Hopper kernel runs heads whose threshold is above 40 without the filter.
     private let skipsCounted: Bool
-    /// Whether some head's threshold reaches the kernel finite (else the Hopper kernel is built
-    /// without the filter's code).
-    private let filters: Bool
+    /// The Hopper kernel's filter code for the uploaded thresholds: none when every one is
+    /// infinite, the count alone when every finite one is above 40 (Hopper only).
+    private let filterCode: Kernels.FilterCode
 
     /// Checks that the GPU backend supports `shape` and `parameters` and opens `device`
     /// (device 0 by default). Throws ``SpargeAttn/SpargeError`` for invalid input and
@@ -90,7 +90,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let uncounted = thresholds.map { !countSkippedTiles && hopper != nil && $0.isFinite && $0 > Kernels.filterNoopThreshold }
         let lambdas = zip(thresholds, uncounted).map { $1 ? Float.infinity : $0 }
         skipsCounted = !uncounted.contains(true)
-        filters = lambdas.contains { $0.magnitude < .infinity }
+        filterCode = Kernels.FilterCode(lambdas: lambdas, countsAboveNoop: hopper?.countsAboveNoop ?? false)
         let thetas = (0..<shape.heads).map { parameters.simThreshold[$0] }
         let selections = (0..<shape.heads).map { h -> Float in
             switch parameters.selection {
@@ -627,7 +627,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let p = parameters
         let k: (CUhandle, shared: Int, threads: Int)
         if let c = hopper {
-            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filters: filters)
+            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode)
             k = (f, shared, c.threads)
         } else {
             k = try Kernels.attention(device, headDim: shape.headDim, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk,

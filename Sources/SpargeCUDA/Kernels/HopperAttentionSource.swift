@@ -142,12 +142,19 @@ enum HopperAttentionSource {
 #ifndef COUNT_FILTER
 #define COUNT_FILTER 1
 #endif
-// FILTER=0: a program for plans whose every head has an infinite lambda (no filter, or skips
-// not counted): no vote or count code at all, a plain __syncthreads per step.
+// The program's filter code, chosen by the host from the plan's lambdas. FILTER=0: every head's
+// lambda is infinite (no filter, or skips not counted): no vote or count code at all, a plain
+// __syncthreads per step. FILTER=2: every finite lambda is above 40: only the count, no vote
+// code; without the per-step __syncthreads (SYNC2, DECOUPLE) each warp ORs whether it keeps the
+// tile into a bit mask of 32 tiles and stores the mask to its own word of `kept` every step (an
+// __any_sync and a predicated store: no barrier, branch or atomic; a shared atomic became a
+// branch around a warp reduction), and the block counts the tiles no warp kept at the end.
+// FILTER=1: the vote and the count.
 #ifndef FILTER
 #define FILTER 1
 #endif
 #define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE)
+#define COUNT_BY_BITS (FILTER == 2 && !COUNT_BY_BARRIER)
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -285,7 +292,8 @@ template <int N> DEV int imax_all(int* v) {
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
 // Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4
-// + 8 * ceil(nk / 32) bytes (the last: the visit list's two ballots per chunk of key blocks).
+// + (8 + 4 * WARPS) * ceil(nk / 32) bytes (the last: the visit list's two ballots per chunk of key
+// blocks, and the kept bits of COUNT_BY_BITS).
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -319,6 +327,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // keeps two ballots per chunk: marked, and marked and not entirely in the future of every
     // row (causal).
     const int chunks = (nk + 31) / 32;
+    // COUNT_BY_BITS: word w * chunks + t / 32, bit t % 32: warp w keeps visited tile t (every
+    // word up to the last tile's is written by its warp, so none needs clearing).
+    unsigned* kept = cmask + 2 * chunks;
     // (Loop bounds that do not depend on the warp: a per-warp trip count here makes ptxas treat
     // the tile loop as divergent and move its descriptors off the uniform datapath.)
     for (int c0 = 0; c0 < chunks; c0 += WARPS) {
@@ -379,7 +390,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float lam = SP_INF;
     const bool lamFinite = false;
 #endif
+#if FILTER == 2
+    const bool lamCount = lamFinite, lamVote = false;   // (the host: every finite lambda above 40)
+#else
     const bool lamCount = COUNT_BY_BARRIER && lamFinite && lam > FILTER_NOOP_LAMBDA, lamVote = lamFinite && !lamCount;
+#endif
     // Rows past Nq start at m = +inf: ml - m is then -inf, so they never keep a tile, and their
     // m never moves (no rescale of their O, P = 0). Their results are not written.
     float m0 = valid0 ? -SP_INF : SP_INF, m1 = valid1 ? -SP_INF : SP_INF;
@@ -482,6 +497,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // against zeros) so that the compiler never serializes them.
     int skipped = 0;
     int keeps = 1;          // lamCount: whether this thread's rows keep the previous tile (1 before the first)
+    unsigned kb = 0u;       // COUNT_BY_BITS: whether this warp keeps tiles 32c .. idx (bit t % 32)
     // P of two tiles: each step reads the previous tile's (the A operand of its pending P.V) from
     // one and writes its own to the other. UNROLL2 runs the loop two steps at a time with the
     // roles swapped, so no register copies P from one to the other between tiles.
@@ -670,7 +686,16 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         // (m = -inf); NaN (ignored by fmaxf, never keeping the tile) for rows without keys in
         // the tile, -inf for rows past Nq (m = +inf). Computed where a branch needs it.
         auto increase = [&]() { return fmaxf(__fsub_rn(ml0, m0), __fsub_rn(ml1, m1)); };
-        if (lamCount) {
+#if COUNT_BY_BITS
+        {
+            // The vote's rule for this warp's rows, one bit per warp that keeps the tile.
+            const bool wk = __any_sync(0xffffffffu, exempt || __fadd_rn(increase(), lam) > 0.0f);
+            kb |= (unsigned)wk << (idx & 31);
+            if (lamCount && lane == 0) kept[warp * chunks + (idx >> 5)] = kb;
+            if ((idx & 31) == 31) kb = 0u;
+        }
+#endif
+        if (COUNT_BY_BARRIER && lamCount) {
             // The vote's rule for this thread's rows, reduced at the next step's barrier.
             keeps = exempt || __fadd_rn(increase(), lam) > 0.0f;
         } else if (!exempt && lamVote) {
@@ -834,7 +859,24 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
+#if COUNT_BY_BARRIER
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
+#elif COUNT_BY_BITS
+    if (lamCount) {
+        __syncthreads();    // every warp's bits stored
+        if (warp == 0) {
+            int k = 0;
+            for (int c = lane; c < (cnt + 31) / 32; c += 32) {
+                unsigned m = 0u;
+                #pragma unroll
+                for (int w = 0; w < WARPS; w++) m |= kept[w * chunks + c];
+                k += __popc(m);
+            }
+            k = __reduce_add_sync(0xffffffffu, k);
+            skipped = cnt - k;
+        }
+    }
+#endif
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 }
 """#
