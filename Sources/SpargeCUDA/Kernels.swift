@@ -225,16 +225,18 @@ enum Kernels {
         }
     }
 
-    /// The Hopper kernel for `keyBlocks` key blocks with the filter code `filter`.
-    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filter: FilterCode = .full) throws -> (CUhandle, shared: Int) {
+    /// The Hopper kernel for `keyBlocks` key blocks with the filter code `filter`; `unmasked`:
+    /// without the masked path (ANY_MASKED=0), for calls where no tile needs a mask.
+    static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filter: FilterCode = .full,
+                                unmasked: Bool = false) throws -> (CUhandle, shared: Int) {
         let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let suffix = [FilterCode.none: "_nf", .full: "", .countOnly: "_co"][filter]!
+        let suffix = [FilterCode.none: "_nf", .full: "", .countOnly: "_co"][filter]! + (unmasked ? "_um" : "")
+        let options = c.options + (filter == .full ? [] : ["-DFILTER=\(filter.rawValue)"]) + (unmasked ? ["-DANY_MASKED=0"] : [])
         let f = try device.function("sparse_attention_wg", program: c.program + suffix, source: HopperAttentionSource.text,
-                                    options: c.options + (filter == .full ? [] : ["-DFILTER=\(filter.rawValue)"]), architectureSuffix: "a",
-                                    sharedBytes: device.maxSharedBytes)
+                                    options: options, architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
         return (f, shared)
     }
 
@@ -318,12 +320,13 @@ public enum SpargeCUDAKernels {
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
                 // (the integer ones by default) with both; the FP8 row sums by the P.V; the
-                // programs without the filter's code and with the count alone.
+                // programs without the filter's code, with the count alone, and without the masked path.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
                                 (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
-                                (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2")]
+                                (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2"),
+                                (false, "-DANY_MASKED=0"), (true, "-DANY_MASKED=0")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -38,6 +38,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// The stage-2 kernel (the Hopper kernel where `hopper` applies, else the `mma.sync` one),
     /// its dynamic shared memory and threads per block, after the first call.
     private var attentionKernel: (CUhandle, shared: Int, threads: Int)?
+    /// The Hopper kernel built for calls without masked tiles (see `launchHopper`), after the first such call.
+    private var unmaskedKernel: (CUhandle, shared: Int, threads: Int)?
     var mapBuffer: DeviceBuffer { buffers.map }
 
     /// Whether calls count every tile the stage-2 filter skips (``SpargeAttn/SparseStatistics/skippedTiles``);
@@ -621,8 +623,15 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     }
 
     /// The stage-2 kernel, compiled (or found) on the first call and kept: its configuration
-    /// reads a dozen `SPARGE_CUDA_*` variables and its program key joins its options.
-    private func stage2Kernel() throws -> (CUhandle, shared: Int, threads: Int) {
+    /// reads a dozen `SPARGE_CUDA_*` variables and its program key joins its options. `unmasked`:
+    /// the Hopper program for calls where no tile needs a mask.
+    private func stage2Kernel(unmasked: Bool = false) throws -> (CUhandle, shared: Int, threads: Int) {
+        if unmasked, let c = hopper {
+            if let k = unmaskedKernel { return k }
+            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode, unmasked: true)
+            unmaskedKernel = (f, shared, c.threads)
+            return (f, shared, c.threads)
+        }
         if let k = attentionKernel { return k }
         let p = parameters
         let k: (CUhandle, shared: Int, threads: Int)
@@ -642,7 +651,13 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                               keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
-        let (fa, shared, threads) = try stage2Kernel()
+        // No tile needs a mask without token-level causal masking, key padding or a partial
+        // last key block: then the program without the masked path
+        // (SPARGE_CUDA_WG_MASK_CODE=1 keeps it, for A/B runs).
+        let p = parameters
+        let unmasked = !(p.causal && p.gpuReproduction.causalMasking == .token) && keyPadding == nil
+            && s.keyLength % p.blockK == 0 && Kernels.environmentInt("SPARGE_CUDA_WG_MASK_CODE", in: 1...1) == nil
+        let (fa, shared, threads) = try stage2Kernel(unmasked: unmasked)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))

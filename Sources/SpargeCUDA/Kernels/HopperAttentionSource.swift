@@ -155,6 +155,11 @@ enum HopperAttentionSource {
 #endif
 #define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE)
 #define COUNT_BY_BITS (FILTER == 2 && !COUNT_BY_BARRIER)
+// ANY_MASKED=0: a program for calls where no tile needs a mask (no token-level causal mask, no
+// key padding, Nk a multiple of BK; the host decides), without the masked path's code.
+#ifndef ANY_MASKED
+#define ANY_MASKED 1
+#endif
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -622,7 +627,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 
         const float sc = ksc[idx];
         const int flags = ords[idx];
-        const bool masked = flags & 1;
+        const bool masked = ANY_MASKED && (flags & 1);
         float s[BK / 2];
         float ml0 = -SP_INF, ml1 = -SP_INF;
         #pragma unroll
