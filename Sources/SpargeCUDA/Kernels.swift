@@ -205,7 +205,11 @@ enum Kernels {
         func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * (8 + threads / 8) }
     }
 
-    /// What the Hopper kernel's lambdas ask of its filter code (its `FILTER`).
+    /// What the Hopper kernel's lambdas ask of its filter code (its `FILTER`). Code a plan
+    /// never runs still costs: left out, the kernel was 4-5.5% faster with no filter and 2-3%
+    /// (D=64) and 1.3-1.7% (D=128) faster counting at lambda 50 (H100, session 36, FP8 128 x 64,
+    /// N 16384 and 32768, top-k 1 / 0.5 / 0.25, two interleaved rounds, kernel medians). Counting
+    /// by the barrier at D=64 too (SYNC2=0) was 1.9-3.2% slower than the bit masks.
     enum FilterCode: Int {
         /// Every lambda infinite: no filter code.
         case none = 0
@@ -223,18 +227,24 @@ enum Kernels {
             else if countsAboveNoop && finite.allSatisfy({ $0 > Kernels.filterNoopThreshold }) { self = .countOnly }
             else { self = .full }
         }
+
+        /// The program key's suffix and the compiler options of this filter code.
+        var programSuffix: String { [FilterCode.none: "_nf", .full: "", .countOnly: "_co"][self]! }
+        var options: [String] { self == .full ? [] : ["-DFILTER=\(rawValue)"] }
     }
 
     /// The Hopper kernel for `keyBlocks` key blocks with the filter code `filter`; `unmasked`:
-    /// without the masked path (ANY_MASKED=0), for calls where no tile needs a mask.
+    /// without the masked path (ANY_MASKED=0), for calls where no tile needs a mask (5-7% less
+    /// kernel time counting at lambda 50 and 2.5-4.5% without counts on the H100 in session 36,
+    /// same runs as above; its SASS is about half the size at D=64).
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filter: FilterCode = .full,
                                 unmasked: Bool = false) throws -> (CUhandle, shared: Int) {
         let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let suffix = [FilterCode.none: "_nf", .full: "", .countOnly: "_co"][filter]! + (unmasked ? "_um" : "")
-        let options = c.options + (filter == .full ? [] : ["-DFILTER=\(filter.rawValue)"]) + (unmasked ? ["-DANY_MASKED=0"] : [])
+        let suffix = filter.programSuffix + (unmasked ? "_um" : "")
+        let options = c.options + filter.options + (unmasked ? ["-DANY_MASKED=0"] : [])
         let f = try device.function("sparse_attention_wg", program: c.program + suffix, source: HopperAttentionSource.text,
                                     options: options, architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
         return (f, shared)

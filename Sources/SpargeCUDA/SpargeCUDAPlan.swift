@@ -651,18 +651,24 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                               keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
-        // No tile needs a mask without token-level causal masking, key padding or a partial
-        // last key block: then the program without the masked path
+        // Calls without masked tiles run the program without the masked path
         // (SPARGE_CUDA_WG_MASK_CODE=1 keeps it, for A/B runs).
-        let p = parameters
-        let unmasked = !(p.causal && p.gpuReproduction.causalMasking == .token) && keyPadding == nil
-            && s.keyLength % p.blockK == 0 && Kernels.environmentInt("SPARGE_CUDA_WG_MASK_CODE", in: 1...1) == nil
+        let unmasked = !Self.hasMaskedTiles(shape: s, parameters: parameters, padded: keyPadding != nil)
+            && Kernels.environmentInt("SPARGE_CUDA_WG_MASK_CODE", in: 1...1) == nil
         let (fa, shared, threads) = try stage2Kernel(unmasked: unmasked)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
         addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
         try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention_wg")
+    }
+
+    /// Whether some tile of a call takes the stage-2 kernels' masked path: with token-level
+    /// causal masking, key padding (`padded`: the call has a mask with some key masked) or a
+    /// partial last key block. The Hopper kernel's program for calls without such tiles leaves
+    /// that path out (ANY_MASKED=0).
+    static func hasMaskedTiles(shape: AttentionShape, parameters p: SpargeParameters, padded: Bool) -> Bool {
+        (p.causal && p.gpuReproduction.causalMasking == .token) || padded || shape.keyLength % p.blockK != 0
     }
 
     /// The stage-2 arguments after V, common to both kernels.
