@@ -183,12 +183,13 @@ enum Kernels {
             // Off with the block shapes not measured (64 x 64, 128 x 128).
             let measured = (threads == 256 && blockK == 64) || (threads == 128 && blockK == 128)
             let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? (measured ? 1 : 0)
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")"
+            let countBits = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_BITS", in: 0...1) ?? 0
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "_cb" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -234,8 +235,8 @@ enum Kernels {
     }
 
     /// The Hopper kernel for `keyBlocks` key blocks with the filter code `filter`; `unmasked`:
-    /// without the masked path (ANY_MASKED=0), for calls where no tile needs a mask (5-7% less
-    /// kernel time counting at lambda 50 and 2.5-4.5% without counts on the H100 in session 36,
+    /// without the masked path (ANY_MASKED=0), for calls where no tile needs a mask (4.7-6.7% less
+    /// kernel time counting at lambda 50 and 2.5-4.3% without counts on the H100 in session 36,
     /// same runs as above; its SASS is about half the size at D=64).
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filter: FilterCode = .full,
                                 unmasked: Bool = false) throws -> (CUhandle, shared: Int) {

@@ -153,7 +153,10 @@ enum HopperAttentionSource {
 #ifndef FILTER
 #define FILTER 1
 #endif
-#define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE)
+#ifndef COUNT_BITS
+#define COUNT_BITS 0                // FILTER=2: count by the bit masks even with a __syncthreads per step
+#endif
+#define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE && !COUNT_BITS)
 #define COUNT_BY_BITS (FILTER == 2 && !COUNT_BY_BARRIER)
 // ANY_MASKED=0: a program for calls where no tile needs a mask (no token-level causal mask, no
 // key padding, Nk a multiple of BK; the host decides), without the masked path's code.
