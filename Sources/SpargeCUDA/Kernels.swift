@@ -183,8 +183,12 @@ enum Kernels {
             // Off with the block shapes not measured (64 x 64, 128 x 128).
             let measured = (threads == 256 && blockK == 64) || (threads == 128 && blockK == 128)
             let firstCopies = Kernels.environmentInt("SPARGE_CUDA_WG_FIRST_COPIES", in: 0...1) ?? (measured ? 1 : 0)
-            let countBits = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_BITS", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "_cb" : "")"
+            // The count alone (FILTER=2) by per-warp bit masks also where a barrier starts every
+            // step, not on that barrier (H100, session 36, two rounds, FP8 D=128 128 x 64, kernel
+            // ratio bits / barrier, top-k 1 / 0.5 / 0.25: N=16384 0.984 / 0.985 / 0.974, N=32768
+            // 0.986 / 0.993 / 0.984; D=64, the same program either way, 0.995-1.005).
+            let countBits = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_BITS", in: 0...1) ?? 1
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",

@@ -145,7 +145,7 @@ enum HopperAttentionSource {
 // The program's filter code, chosen by the host from the plan's lambdas. FILTER=0: every head's
 // lambda is infinite (no filter, or skips not counted): no vote or count code at all, a plain
 // __syncthreads per step. FILTER=2: every finite lambda is above 40: only the count, no vote
-// code; without the per-step __syncthreads (SYNC2, DECOUPLE) each warp ORs whether it keeps the
+// code; each warp (COUNT_BITS, or without the per-step __syncthreads: SYNC2, DECOUPLE) ORs whether it keeps the
 // tile into a bit mask of 32 tiles and stores the mask to its own word of `kept` every step (an
 // __any_sync and a predicated store: no barrier, branch or atomic; a shared atomic became a
 // branch around a warp reduction), and the block counts the tiles no warp kept at the end.
@@ -154,9 +154,9 @@ enum HopperAttentionSource {
 #define FILTER 1
 #endif
 #ifndef COUNT_BITS
-#define COUNT_BITS 0                // FILTER=2: count by the bit masks even with a __syncthreads per step
+#define COUNT_BITS 1                // FILTER=2: count by the bit masks even with a __syncthreads per step
 #endif
-#define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE && !COUNT_BITS)
+#define COUNT_BY_BARRIER (FILTER && COUNT_FILTER && !SYNC2 && !DECOUPLE && !(FILTER == 2 && COUNT_BITS))
 #define COUNT_BY_BITS (FILTER == 2 && !COUNT_BY_BARRIER)
 // ANY_MASKED=0: a program for calls where no tile needs a mask (no token-level causal mask, no
 // key padding, Nk a multiple of BK; the host decides), without the masked path's code.
