@@ -211,10 +211,10 @@ enum Kernels {
     }
 
     /// What the Hopper kernel's lambdas ask of its filter code (its `FILTER`). Code a plan
-    /// never runs still costs: left out, the kernel was 4-5.5% faster with no filter and 2-3%
+    /// never runs still costs: left out, the kernel was 2.9-5.5% faster with no filter and 2-3%
     /// (D=64) and 1.3-1.7% (D=128) faster counting at lambda 50 (H100, session 36, FP8 128 x 64,
     /// N 16384 and 32768, top-k 1 / 0.5 / 0.25, two interleaved rounds, kernel medians). Counting
-    /// by the barrier at D=64 too (SYNC2=0) was 1.9-3.2% slower than the bit masks.
+    /// by the barrier at D=64 too (SYNC2=0) was 1.9-3.2% slower than the general program.
     enum FilterCode: Int {
         /// Every lambda infinite: no filter code.
         case none = 0

@@ -135,10 +135,11 @@ enum HopperAttentionSource {
 // (l is at least 2^8.807). So there, where a __syncthreads starts every step (no SYNC2 or
 // DECOUPLE), each thread only notes whether its rows keep the tile, and the next step's
 // barrier reduces the notes (bar.red.or) to count the tiles the filter would skip, for the
-// result's statistics: no vote, no named barrier. With SYNC2 (D=64) the vote stays: it costs 4%
-// of the D=64 kernel (lambda 50 against inf), but a count kept in registers cost 2.4-3.2% more
-// (H100, session 30) and one on the SYNC2 barrier (bar.red.popc, two tiles' notes at once)
-// 2.6-4.6% more (session 31). COUNT_FILTER=0: the vote at every finite lambda.
+// result's statistics: no vote, no named barrier. With SYNC2 (D=64) the general program
+// (FILTER=1) keeps the vote: in it a count kept in registers cost 2.4-3.2% more (H100, session
+// 30) and one on the SYNC2 barrier (bar.red.popc, two tiles' notes at once) 2.6-4.6% more
+// (session 31); a program without the vote's code (FILTER=2, below) counts by bit masks, 2-3%
+// faster than the vote (session 36). COUNT_FILTER=0: the vote at every finite lambda.
 #ifndef COUNT_FILTER
 #define COUNT_FILTER 1
 #endif
