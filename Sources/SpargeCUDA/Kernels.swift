@@ -234,7 +234,13 @@ enum Kernels {
         }
 
         /// The program key's suffix and the compiler options of this filter code.
-        var programSuffix: String { [FilterCode.none: "_nf", .full: "", .countOnly: "_co"][self]! }
+        var programSuffix: String {
+            switch self {
+            case .none: return "_nf"
+            case .full: return ""
+            case .countOnly: return "_co"
+            }
+        }
         var options: [String] { self == .full ? [] : ["-DFILTER=\(rawValue)"] }
     }
 
