@@ -202,9 +202,13 @@ enum Kernels {
                 + (sumsMMA == 2 ? blockK * 8 : 0)
             voteSets = max(2, stages)
             countsAboveNoop = countFilter == 1
+            specializesUnmasked = Kernels.environmentInt("SPARGE_CUDA_WG_MASK_CODE", in: 1...1) == nil
         }
         /// Whether the kernel only counts above lambda 40 (COUNT_FILTER), so that FILTER=2 applies.
         let countsAboveNoop: Bool
+        /// Whether calls without masked tiles get the program without the masked path
+        /// (SPARGE_CUDA_WG_MASK_CODE=1 keeps that path in every call's program, for A/B runs).
+        let specializesUnmasked: Bool
         private let voteSets: Int
 
         func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * (8 + threads / 8) }

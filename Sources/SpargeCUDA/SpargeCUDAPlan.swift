@@ -36,10 +36,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// the thresholds uploaded then depend on which kernel runs.
     private let hopper: Kernels.HopperConfiguration?
     /// The stage-2 kernel (the Hopper kernel where `hopper` applies, else the `mma.sync` one),
-    /// its dynamic shared memory and threads per block, after the first call.
-    private var attentionKernel: (CUhandle, shared: Int, threads: Int)?
-    /// The Hopper kernel built for calls without masked tiles (see `launchHopper`), after the first such call.
-    private var unmaskedKernel: (CUhandle, shared: Int, threads: Int)?
+    /// its dynamic shared memory and threads per block, after the first call that needs it;
+    /// keyed by `unmasked` (the Hopper program without the masked path, see `launchHopper`).
+    private var attentionKernels: [Bool: (CUhandle, shared: Int, threads: Int)] = [:]
     var mapBuffer: DeviceBuffer { buffers.map }
 
     /// Whether calls count every tile the stage-2 filter skips (``SpargeAttn/SparseStatistics/skippedTiles``);
@@ -626,23 +625,17 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// reads a dozen `SPARGE_CUDA_*` variables and its program key joins its options. `unmasked`:
     /// the Hopper program for calls where no tile needs a mask.
     private func stage2Kernel(unmasked: Bool = false) throws -> (CUhandle, shared: Int, threads: Int) {
-        if unmasked, let c = hopper {
-            if let k = unmaskedKernel { return k }
-            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode, unmasked: true)
-            unmaskedKernel = (f, shared, c.threads)
-            return (f, shared, c.threads)
-        }
-        if let k = attentionKernel { return k }
+        if let k = attentionKernels[unmasked] { return k }
         let p = parameters
         let k: (CUhandle, shared: Int, threads: Int)
         if let c = hopper {
-            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode)
+            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode, unmasked: unmasked)
             k = (f, shared, c.threads)
         } else {
             k = try Kernels.attention(device, headDim: shape.headDim, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk,
                                       fp8: p.gpuReproduction.pvNumerics == .fp8)
         }
-        attentionKernel = k
+        attentionKernels[unmasked] = k
         return k
     }
 
@@ -651,10 +644,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
                               keyPadding: (valid: CUdeviceptr, flags: CUdeviceptr)?) throws {
         let s = shape, dev = device, b = buffers, B = s.batch, H = s.heads
         try events.recordMiddle()
-        // Calls without masked tiles run the program without the masked path
-        // (SPARGE_CUDA_WG_MASK_CODE=1 keeps it, for A/B runs).
-        let unmasked = !Self.hasMaskedTiles(shape: s, parameters: parameters, padded: keyPadding != nil)
-            && Kernels.environmentInt("SPARGE_CUDA_WG_MASK_CODE", in: 1...1) == nil
+        // Calls without masked tiles run the program without the masked path.
+        let unmasked = hopper?.specializesUnmasked == true
+            && !Self.hasMaskedTiles(shape: s, parameters: parameters, padded: keyPadding != nil)
         let (fa, shared, threads) = try stage2Kernel(unmasked: unmasked)
         var a = KernelArguments()
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
