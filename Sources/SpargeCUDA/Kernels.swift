@@ -188,18 +188,12 @@ enum Kernels {
             // ratio bits / barrier, top-k 1 / 0.5 / 0.25: N=16384 0.984 / 0.985 / 0.974, N=32768
             // 0.986 / 0.993 / 0.984; D=64, the same program either way, 0.995-1.005).
             let countBits = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_BITS", in: 0...1) ?? 1
-            // Probes (session 37): the count's store pointer set before the loop; the quad maxima
-            // in one round of shuffles; the K scales loaded with the marks.
-            let countHoist = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_HOIST", in: 0...1) ?? 0
-            let quadMax = Kernels.environmentInt("SPARGE_CUDA_WG_QUAD_MAX", in: 0...1) ?? 0
-            kscEarly = Kernels.environmentInt("SPARGE_CUDA_WG_KSC_EARLY", in: 0...1) ?? 0
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")\(countHoist == 1 ? "_ch" : "")\(quadMax == 1 ? "_qm" : "")\(kscEarly == 1 ? "_ke" : "")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)",
-                       "-DCOUNT_HOIST=\(countHoist)", "-DQUAD_MAX=\(quadMax)", "-DKSC_EARLY=\(kscEarly)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -216,10 +210,8 @@ enum Kernels {
         /// (SPARGE_CUDA_WG_MASK_CODE=1 keeps that path in every call's program, for A/B runs).
         let specializesUnmasked: Bool
         private let voteSets: Int
-        private let kscEarly: Int
 
-        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * (8 + threads / 8)
-            + kscEarly * keyBlocks * 4 }
+        func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * (8 + threads / 8) }
     }
 
     /// What the Hopper kernel's lambdas ask of its filter code (its `FILTER`). Code a plan

@@ -164,15 +164,6 @@ enum HopperAttentionSource {
 #ifndef ANY_MASKED
 #define ANY_MASKED 1
 #endif
-#ifndef COUNT_HOIST
-#define COUNT_HOIST 0               // COUNT_BY_BITS: the store's per-warp base pointer and flag set before the loop
-#endif
-#ifndef QUAD_MAX
-#define QUAD_MAX 0                  // unmasked tiles: the row maxima over a quad by three shuffles at once (one round), as integers
-#endif
-#ifndef KSC_EARLY
-#define KSC_EARLY 0                 // the K scales loaded with the marks (one round trip before the list, not after)
-#endif
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -310,8 +301,8 @@ template <int N> DEV int imax_all(int* v) {
 // V^T tile (VBYTES per key block in vt, `prep_values_t`): channel r, chunk c (8 keys) at
 // (r / 8) * BK * 16 + c * 128 + (r % 8) * 16.
 // Dynamic shared memory: QBYTES + STAGES * (KTILE + VTILE + 16) + ONES_BYTES + nk * 12 + VOTE_SETS * WARPS * 4
-// + (8 + 4 * WARPS) * ceil(nk / 32) bytes (the visit list's two ballots per chunk of key blocks,
-// and the kept bits of COUNT_BY_BITS) + nk * 4 with KSC_EARLY.
+// + (8 + 4 * WARPS) * ceil(nk / 32) bytes (the last: the visit list's two ballots per chunk of key
+// blocks, and the kept bits of COUNT_BY_BITS).
 // lse (optional, [B][H][Nq] fp32): each row's natural-log log-sum-exp of the scores it attended.
 // keyValid, blockFlags (optional): the key padding mask, as in AttentionSource.
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
@@ -348,11 +339,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // COUNT_BY_BITS: word w * chunks + t / 32, bit t % 32: warp w keeps visited tile t (every
     // word up to the last tile's is written by its warp, so none needs clearing).
     unsigned* kept = cmask + 2 * chunks;
-#if KSC_EARLY
-    // Each marked key block's K scale by block index, loaded with the marks (nk floats after the
-    // kept bits, which take WARPS words a chunk).
-    float* kscJ = (float*)(kept + WARPS * chunks);
-#endif
     // (Loop bounds that do not depend on the warp: a per-warp trip count here makes ptxas treat
     // the tile loop as divergent and move its descriptors off the uniform datapath.)
     for (int c0 = 0; c0 < chunks; c0 += WARPS) {
@@ -361,9 +347,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
         const unsigned mm = __ballot_sync(0xffffffffu, marked), mv = __ballot_sync(0xffffffffu, marked && !future);
         if (lane == 0 && c < chunks) { cmask[2 * c] = mm; cmask[2 * c + 1] = mv; }
-#if KSC_EARLY
-        if (marked && !future) kscJ[j] = kScale[(i64)kvh * nk + j];
-#endif
     }
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
@@ -488,11 +471,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
             const bool exempt = before + __popc(mm & below) >= selected - exemptTail;
             list[t] = j;
-#if KSC_EARLY
-            ksc[t] = __fmul_rn(__fmul_rn(qs, kscJ[j]), scoreFactor);
-#else
             ksc[t] = __fmul_rn(__fmul_rn(qs, kScale[(i64)kvh * nk + j]), scoreFactor);
-#endif
             ords[t] = (masked ? 1 : 0) | (exempt ? 2 : 0);
         }
     }
@@ -528,11 +507,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     int skipped = 0;
     int keeps = 1;          // lamCount: whether this thread's rows keep the previous tile (1 before the first)
     unsigned kb = 0u;       // COUNT_BY_BITS: whether this warp keeps tiles 32c .. idx (bit t % 32)
-#if COUNT_HOIST
-    // COUNT_BY_BITS: this warp's words, or null where lane 0 of a counting head does not store
-    // (one pointer test per step instead of the flag's test and the address chain).
-    unsigned* const keptw = lamCount && lane == 0 ? kept + warp * chunks : nullptr;
-#endif
     // P of two tiles: each step reads the previous tile's (the A operand of its pending P.V) from
     // one and writes its own to the other. UNROLL2 runs the loop two steps at a time with the
     // roles swapped, so no register copies P from one to the other between tiles.
@@ -684,17 +658,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             int w0[BK / 4], w1[BK / 4];
             #pragma unroll
             for (int n = 0; n < BK / 8; n++) { w0[2 * n] = acc[4 * n]; w0[2 * n + 1] = acc[4 * n + 1]; w1[2 * n] = acc[4 * n + 2]; w1[2 * n + 1] = acc[4 * n + 3]; }
-            int i0 = imax_all<BK / 4>(w0), i1 = imax_all<BK / 4>(w1);
-#if QUAD_MAX
-            // The quad's maxima (the row's four threads) from three shuffles issued together,
-            // on the integers (same order), instead of two rounds of shuffles after the conversion.
-            {
-                const int a1 = __shfl_xor_sync(0xffffffffu, i0, 1), a2 = __shfl_xor_sync(0xffffffffu, i0, 2), a3 = __shfl_xor_sync(0xffffffffu, i0, 3);
-                const int b1 = __shfl_xor_sync(0xffffffffu, i1, 1), b2 = __shfl_xor_sync(0xffffffffu, i1, 2), b3 = __shfl_xor_sync(0xffffffffu, i1, 3);
-                i0 = max(__vimax3_s32(i0, a1, a2), a3);
-                i1 = max(__vimax3_s32(i1, b1, b2), b3);
-            }
-#endif
+            const int i0 = imax_all<BK / 4>(w0), i1 = imax_all<BK / 4>(w1);
             ml0 = I2F ? __int2float_rn(i0) : __int_as_float(i0);
             ml1 = I2F ? __int2float_rn(i1) : __int_as_float(i1);
 #else
@@ -706,12 +670,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             }
 #endif
         }
-        if (!(QUAD_MAX && IMAX3) || masked) {
-            ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
-            ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
-            ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
-            ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
-        }
+        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 1));
+        ml0 = fmaxf(ml0, __shfl_xor_sync(0xffffffffu, ml0, 2));
+        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 1));
+        ml1 = fmaxf(ml1, __shfl_xor_sync(0xffffffffu, ml1, 2));
         // Unmasked tiles keep the sums as they are (biased without I2F): the row maxima come out
         // exactly as in the CPU path (the bias subtracts exactly), and each exponent is
         // (s - 1.5 * 2^23) * sc - m, the subtraction exact (with I2F, s * sc - m). (Folding the
@@ -738,11 +700,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             // The vote's rule for this warp's rows, one bit per warp that keeps the tile.
             const bool wk = __any_sync(0xffffffffu, exempt || __fadd_rn(increase(), lam) > 0.0f);
             kb |= (unsigned)wk << (idx & 31);
-#if COUNT_HOIST
-            if (keptw) keptw[idx >> 5] = kb;
-#else
             if (lamCount && lane == 0) kept[warp * chunks + (idx >> 5)] = kb;
-#endif
             if ((idx & 31) == 31) kb = 0u;
         }
 #endif
