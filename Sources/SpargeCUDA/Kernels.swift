@@ -188,12 +188,28 @@ enum Kernels {
             // ratio bits / barrier, top-k 1 / 0.5 / 0.25: N=16384 0.984 / 0.985 / 0.974, N=32768
             // 0.986 / 0.993 / 0.984; D=64, the same program either way, 0.995-1.005).
             let countBits = Kernels.environmentInt("SPARGE_CUDA_WG_COUNT_BITS", in: 0...1) ?? 1
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")"
+            // Diagnosis: each CTA's phases stamped into a buffer (SpargeCUDAPlan writes it to
+            // SPARGE_CUDA_PROBE_FILE; Scripts/probe_times.py reads it).
+            let probeTimes = Kernels.environmentInt("SPARGE_CUDA_WG_PROBE_TIMES", in: 0...1) ?? 0
+            // fp16 and bf16 outputs staged in shared memory and written by 16-byte coalesced
+            // stores instead of 2-byte stores over 8 rows each: the CTA's epilogue 4.0 -> 1.7 us
+            // at D=64 and 8.9 -> 2.4 us at D=128 (per-CTA stamps, PROBE_TIMES), kernel median
+            // ratio on -> off (H100, session 37, FP8 128 x 64, three interleaved rounds, top-k
+            // 0.25 / 0.5 / 1): D=64 N=16384 0.960 / 0.976 / 0.980, N=32768 0.980 / 0.989 / 1.000;
+            // D=128 0.930 / 0.978 / 0.985 and 0.990 / 0.999 / 1.004.
+            let stagedOutput = Kernels.environmentInt("SPARGE_CUDA_WG_EPI_SMEM", in: 0...1) ?? 1
+            // With Q_SMEM: the query block's loads issued before the marks' (stored after the
+            // ballots), so that their round trips overlap: the first list phase 2.43 -> 2.04 us a
+            // CTA at D=128 (H100, session 37), kernel ratio on / off 0.986 / 0.995 / 0.996 (FP8
+            // N=16384 top-k 0.25 / 0.5 / 1, two rounds); the loop's SASS is the same.
+            let earlyQuery = qShared == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_Q_EARLY", in: 0...1) ?? 1 : 0
+            self.probeTimes = probeTimes == 1
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")\(probeTimes == 1 ? "_pt" : "")\(stagedOutput == 1 ? "" : "_es0")\(qShared == 1 && earlyQuery == 0 ? "_qe0" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)", "-DPROBE_TIMES=\(probeTimes)", "-DEPI_SMEM=\(stagedOutput)", "-DQ_EARLY=\(earlyQuery)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.
@@ -210,6 +226,8 @@ enum Kernels {
         /// (SPARGE_CUDA_WG_MASK_CODE=1 keeps that path in every call's program, for A/B runs).
         let specializesUnmasked: Bool
         private let voteSets: Int
+        /// Whether the kernel stamps its CTAs' phases (PROBE_TIMES).
+        let probeTimes: Bool
 
         func sharedBytes(keyBlocks: Int) -> Int { tiles + keyBlocks * 12 + voteSets * (threads / 32) * 4 + (keyBlocks + 31) / 32 * (8 + threads / 8) }
     }
@@ -345,13 +363,15 @@ public enum SpargeCUDAKernels {
                 // tiles per iteration and the scores by conversion: on with fp16, off with FP8
                 // (whose defaults have them on), so both paths of each compile; the float maxima
                 // (the integer ones by default) with both; the FP8 row sums by the P.V; the
-                // programs without the filter's code, with the count alone, and without the masked path.
+                // programs without the filter's code, with the count alone, and without the masked path;
+                // the old epilogue's stores, Q's loads after the marks (Q_SMEM, at D=128), and the per-CTA stamps.
                 let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                                 (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                                 (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
                                 (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
                                 (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2"),
-                                (false, "-DANY_MASKED=0"), (true, "-DANY_MASKED=0")]
+                                (false, "-DANY_MASKED=0"), (true, "-DANY_MASKED=0"), (false, "-DEPI_SMEM=0"), (true, "-DEPI_SMEM=0"),
+                                (false, "-DQ_EARLY=0"), (true, "-DQ_EARLY=0"), (false, "-DPROBE_TIMES=1"), (true, "-DPROBE_TIMES=1")]
                 for (fp8, define) in variants {
                     guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
                     let name = define.dropFirst(2).split(separator: "=")[0]

@@ -336,10 +336,30 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             hostSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
             times.append(try events.elapsed())
         }
+        if hopper?.probeTimes == true, let prefix = environmentPaths("SPARGE_CUDA_PROBE_FILE").first {
+            try writeProbeTimes(prefix: prefix)
+        }
         if Kernels.environmentInt("SPARGE_CUDA_BENCH_HOST", in: 0...1) == 1 {
             FileHandle.standardError.write(Data("host launch time, median: \(String(format: "%.1f", hostSeconds.sorted()[hostSeconds.count / 2] * 1e6)) us\n".utf8))
         }
         return times
+    }
+
+    /// Diagnosis: the last call's per-CTA stamps (PROBE_TIMES) to a new file
+    /// `<prefix>-N<Nq>-D<D>-k<percent of blocks kept>.u64` (12 little-endian words a CTA in
+    /// grid order; never overwrites a file).
+    private func writeProbeTimes(prefix: String) throws {
+        let ctas = shape.batch * shape.heads * nq
+        let words = try buffers.probe.array(UInt64.self, count: ctas * 12)
+        let map = try mapBuffer.array(UInt8.self, count: ctas * nk)
+        let kept = Int((Double(map.reduce(0) { $0 + Int($1) }) * 100 / Double(map.count)).rounded())
+        let path = "\(prefix)-N\(shape.queryLength)-D\(shape.headDim)-k\(kept).u64"
+        let data = words.withUnsafeBytes { Data($0) }
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .withoutOverwriting)
+        } catch {
+            throw SpargeError.invalidParameter("SPARGE_CUDA_PROBE_FILE: cannot create '\(path)' (\(error.localizedDescription)); name a prefix whose files do not exist yet")
+        }
     }
 
     /// The resident tensors' layouts, checked as the host call checks them (their element
@@ -652,6 +672,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(b.q8.pointer); a.add(b.qScale.pointer); a.add(b.k8.pointer); a.add(b.kScale.pointer); a.add(b.v16.pointer)
         a.add(parameters.gpuReproduction.pvNumerics == .fp8 ? b.vScale.pointer : CUdeviceptr(0))
         addStage2Arguments(&a, output: output, lse: lse, keyPadding: keyPadding)
+        // Diagnosis (PROBE_TIMES): 12 words a CTA, written by the kernel; 0 otherwise.
+        a.add(hopper?.probeTimes == true ? try b.probe.reserve(B * H * nq * 12 * 8) : CUdeviceptr(0))
         try dev.launch(fa, grid: (nq, B * H), block: threads, sharedBytes: shared, a, name: "sparse_attention_wg")
     }
 
@@ -722,7 +744,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// The plan's device memory, grown on demand and kept between calls.
     final class Buffers: @unchecked Sendable {
         let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
-            lambda, theta, selection, scores, vAmax, vScale, lse, keyValid, blockFlags: DeviceBuffer
+            lambda, theta, selection, scores, vAmax, vScale, lse, keyValid, blockFlags, probe: DeviceBuffer
         /// Whether the last call wrote INT8 K in the Hopper kernel's tile layout.
         var keysTiled = false
         init(device: CUDADevice) {
@@ -730,7 +752,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             (q, k, v, out, kMean, kPartial, k8) = (make(), make(), make(), make(), make(), make(), make())
             (kScale, kPooled, kSim, q8, qScale, qPooled, qSim) = (make(), make(), make(), make(), make(), make(), make())
             (map, v16, counts, lambda, theta, selection, scores) = (make(), make(), make(), make(), make(), make(), make())
-            (vAmax, vScale, lse, keyValid, blockFlags) = (make(), make(), make(), make(), make())
+            (vAmax, vScale, lse, keyValid, blockFlags, probe) = (make(), make(), make(), make(), make(), make())
         }
     }
 }

@@ -164,6 +164,15 @@ enum HopperAttentionSource {
 #ifndef ANY_MASKED
 #define ANY_MASKED 1
 #endif
+#ifndef EPI_SMEM
+#define EPI_SMEM 1                  // 2-byte outputs: O staged in shared memory, written by 16-byte coalesced stores
+#endif
+#ifndef Q_EARLY
+#define Q_EARLY 1                   // Q_SMEM: the query block's loads issued before the marks', stored after the ballots
+#endif
+#ifndef PROBE_TIMES
+#define PROBE_TIMES 0               // diagnosis: thread 0 stamps each CTA's phases into `probe` (see PROBE)
+#endif
 #define FILTER_NOOP_LAMBDA 40.0f
 #define PP_BAR 8                    // named barriers 8 and 9: whose turn it is to issue
 // (Barrier numbers are immediates throughout: a register operand makes ptxas reserve every
@@ -189,6 +198,12 @@ enum HopperAttentionSource {
 #define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
 #endif
 #define QBYTES (Q_SMEM ? BQ * D : 0)
+// (The staged rows fit in the Q and tile buffers, or the old stores stay.)
+#define OPITCH (D * 2 + 16)         // EPI_SMEM: bytes a staged row (16 more than its values: no bank conflicts)
+#if EPI_SMEM && BQ * OPITCH > QBYTES + STAGES * (KTILE + VTILE)
+#undef EPI_SMEM
+#define EPI_SMEM 0
+#endif
 // Step kk (32 channels) of S = Q K^T into acc, K from the descriptor kdesc.
 #if Q_SMEM
 #define WG_S8SS(n) CAT3(wgmma_s8ss_n, n, )
@@ -310,7 +325,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
-        const unsigned char* keyValid, const unsigned char* blockFlags) {
+        const unsigned char* keyValid, const unsigned char* blockFlags, unsigned long long* probe) {
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
     unsigned char* kbuf = smem + QBYTES;
@@ -329,6 +344,22 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
+#if PROBE_TIMES
+    // PROBE_TIMES: 12 words a CTA at probe[(bh * nq + i) * 12]: clock64 at stamps 0-6 (entry,
+    // first barrier, list written, first step done, loop done, last P.V done, end), globaltimer
+    // at entry (7) and end (8), the SM (9), the tiles visited (10).
+    unsigned long long* const pr = probe && threadIdx.x == 0 ? probe + ((i64)bh * nq + i) * 12 : nullptr;
+    #define PROBE(k) do { if (pr) { pr[k] = clock64(); } } while (0)
+    if (pr) {
+        unsigned long long g; unsigned sm;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g));
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        pr[7] = g; pr[9] = sm;
+    }
+    PROBE(0);
+#else
+    #define PROBE(k) do { } while (0)
+#endif
 
     // The visit list in two phases around the first barrier. Here every warp loads the marks
     // of its chunks of 32 key blocks at once (one round trip, where warp 0 alone waited for
@@ -336,6 +367,18 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // keeps two ballots per chunk: marked, and marked and not entirely in the future of every
     // row (causal).
     const int chunks = (nk + 31) / 32;
+#if Q_SMEM && Q_EARLY
+    // The query block's 16-byte chunks loaded first, so that their round trip overlaps the marks'
+    // (stored to shared memory after the ballots; row r, chunk c as below).
+    #define QV ((BQ * (D / 16) + NT - 1) / NT)
+    uint4 qv[QV];
+    #pragma unroll
+    for (int k = 0; k < QV; k++) {
+        const int e = tid + k * NT, r = e / (D / 16), c = e % (D / 16);
+        qv[k] = make_uint4(0u, 0u, 0u, 0u);
+        if (e < BQ * (D / 16) && qStart + r < Nq) qv[k] = *(const uint4*)(q8 + ((i64)bh * Nq + qStart + r) * D + c * 16);
+    }
+#endif
     // COUNT_BY_BITS: word w * chunks + t / 32, bit t % 32: warp w keeps visited tile t (every
     // word up to the last tile's is written by its warp, so none needs clearing).
     unsigned* kept = cmask + 2 * chunks;
@@ -364,7 +407,13 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-#if Q_SMEM
+#if Q_SMEM && Q_EARLY
+    #pragma unroll
+    for (int k = 0; k < QV; k++) {
+        const int e = tid + k * NT, r = e / (D / 16), c = e % (D / 16);
+        if (e < BQ * (D / 16)) *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = qv[k];
+    }
+#elif Q_SMEM
     // Row r, 16-byte chunk c at (r / 8) * D * 8 + c * 128 + (r % 8) * 16; rows past Nq zero.
     for (int e = tid; e < BQ * (D / 16); e += NT) {
         const int r = e / (D / 16), c = e % (D / 16);
@@ -420,6 +469,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
 
     __syncthreads();
+    PROBE(1);
     // Key block j's K tile and V^T into buffer `buf` (thread 0), both counted by its barrier.
     auto copy_tile = [&](int j, int buf, const signed char* kbase, const unsigned char* vtbase) {
         mbar_expect(full + buf, KTILE + VBYTES);
@@ -476,6 +526,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         }
     }
     __syncthreads();
+    PROBE(2);
     const signed char* kbase = k8 + (i64)kvh * nk * KTILE;
     const unsigned char* vtbase = (const unsigned char*)vt + (i64)kvh * nk * VBYTES;
 
@@ -817,15 +868,27 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     };
 #if PIPELINE && UNROLL2
     int idx = 0;
-    for (; idx + 1 < cnt; idx += 2) { step(idx, 0, pA, pB); step(idx + 1, 1, pB, pA); }
+    for (; idx + 1 < cnt; idx += 2) {
+        step(idx, 0, pA, pB);
+#if PROBE_TIMES
+        if (idx == 0) PROBE(3);
+#endif
+        step(idx + 1, 1, pB, pA);
+    }
     if (idx < cnt) {
         step(idx, 0, pA, pB);
         #pragma unroll
         for (int kk = 0; kk < PK; kk++) { pA[kk][0] = pB[kk][0]; pA[kk][1] = pB[kk][1]; pA[kk][2] = pB[kk][2]; pA[kk][3] = pB[kk][3]; }
     }
 #else
-    for (int idx = 0; idx < cnt; idx++) step(idx, idx & 1, pA, pB);
+    for (int idx = 0; idx < cnt; idx++) {
+        step(idx, idx & 1, pA, pB);
+#if PROBE_TIMES
+        if (idx == 0) PROBE(3);
 #endif
+    }
+#endif
+    PROBE(4);
 #if PIPELINE
     // The last tile's P.V (its P is in pA).
     {
@@ -836,6 +899,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         wait_pv(pA);
     }
 #endif
+    PROBE(5);
 #if PV_FP8 && !FP8_SUMS_MMA
     // The row sums over the four threads of a row; O = O / l * v_scale (the 2^8.807 cancels).
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -857,6 +921,37 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if (valid1) lse[(i64)bh * Nq + r1] = row_lse(m1, l1, lb);
     }
     const i64 ob = (i64)b * obs + (i64)h * ohs;
+#if EPI_SMEM
+    // fp16 and bf16 outputs whose rows start 16-byte aligned: the block's O is staged in the
+    // tile buffers (free once every warp's last P.V is done) and written by 16-byte stores, a
+    // row by D / 8 consecutive threads, instead of 2-byte stores scattered over 8 rows each.
+    const bool staged = outType != 0 && ((((unsigned long long)out + (unsigned long long)ob * 2) | ((unsigned long long)ots * 2)) & 15u) == 0;
+    if (staged) {
+        __syncthreads();        // every warpgroup's last P.V has read its tiles
+        unsigned char* const st = smem;
+        const int lr = warp * 16 + g;
+        #pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            const int c = n * 8 + 2 * t4;
+#if PV_FP8
+            const float s0 = vsc[c], s1 = vsc[c + 1];
+#else
+            const float s0 = 1.0f, s1 = 1.0f;
+#endif
+            const float x0 = o[4 * n] * inv0 * s0, x1 = o[4 * n + 1] * inv0 * s1, y0 = o[4 * n + 2] * inv1 * s0, y1 = o[4 * n + 3] * inv1 * s1;
+            const unsigned p0 = outType == 1 ? (unsigned)f2h(x0) | ((unsigned)f2h(x1) << 16) : (unsigned)f2bf(x0) | ((unsigned)f2bf(x1) << 16);
+            const unsigned p1 = outType == 1 ? (unsigned)f2h(y0) | ((unsigned)f2h(y1) << 16) : (unsigned)f2bf(y0) | ((unsigned)f2bf(y1) << 16);
+            *(unsigned*)(st + lr * OPITCH + c * 2) = p0;
+            *(unsigned*)(st + (lr + 8) * OPITCH + c * 2) = p1;
+        }
+        __syncthreads();
+        for (int e = tid; e < BQ * (D / 8); e += NT) {
+            const int r = e / (D / 8), cc = e % (D / 8);
+            if (qStart + r < Nq) *(uint4*)((u16*)out + ob + (i64)(qStart + r) * ots + cc * 8) = *(const uint4*)(st + r * OPITCH + cc * 16);
+        }
+    } else
+#endif
+    {
     #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         const int c = n * 8 + 2 * t4;
@@ -867,6 +962,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 #endif
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
+    }
     }
 #if COUNT_BY_BARRIER
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
@@ -887,6 +983,15 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     }
 #endif
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
+#if PROBE_TIMES
+    PROBE(6);
+    if (pr) {
+        unsigned long long g;
+        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g));
+        pr[8] = g; pr[10] = cnt;
+    }
+#endif
+    #undef PROBE
 }
 """#
 }
