@@ -191,8 +191,6 @@ enum Kernels {
             // Diagnosis: each CTA's phases stamped into a buffer (SpargeCUDAPlan writes it to
             // SPARGE_CUDA_PROBE_FILE; Scripts/probe_times.py reads it).
             let probeTimes = Kernels.environmentInt("SPARGE_CUDA_WG_PROBE_TIMES", in: 0...1) ?? 0
-            let epilogueCount = Kernels.environmentInt("SPARGE_CUDA_WG_EPI_COUNT", in: 0...1) ?? 0
-            let copyInList = Kernels.environmentInt("SPARGE_CUDA_WG_COPY_IN_LIST", in: 0...1) ?? 0
             // fp16 and bf16 outputs staged in shared memory and written by 16-byte coalesced
             // stores instead of 2-byte stores over 8 rows each: the CTA's epilogue 4.0 -> 1.7 us
             // at D=64 and 8.9 -> 2.4 us at D=128 (per-CTA stamps, PROBE_TIMES), kernel median
@@ -206,12 +204,12 @@ enum Kernels {
             // N=16384 top-k 0.25 / 0.5 / 1, two rounds); the loop's SASS is the same.
             let earlyQuery = qShared == 1 ? Kernels.environmentInt("SPARGE_CUDA_WG_Q_EARLY", in: 0...1) ?? 1 : 0
             self.probeTimes = probeTimes == 1
-            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")\(probeTimes == 1 ? "_pt" : "")\(stagedOutput == 1 ? "" : "_es0")\(qShared == 1 && earlyQuery == 0 ? "_qe0" : "")\(epilogueCount == 1 ? "_ec" : "")\(copyInList == 1 ? "_cil" : "")"
+            program = "sparge_attention_wg_d\(d)_q\(blockQ)_k\(blockK)_m\(minBlocks)_p\(pipeline)_l\(lookahead)_e\(halfExp)_v\(fp8 ? 8 : 16)_a\(twoLevel)_c\(decouple)_g\(pingPong)_s\(qShared)_u\(unroll2)_i\(intToFloat)\(syncTwo == 1 ? "_y2" : "")\(sumsGate == 1 ? "_t1" : "")\(intMax == 1 ? "" : "_x0")\(sumsMMA == 0 ? "" : "_r\(sumsMMA)")\(countFilter == 1 ? "" : "_f0")\(firstCopies == 1 ? "_fc" : "")\(countBits == 1 ? "" : "_cb0")\(probeTimes == 1 ? "_pt" : "")\(stagedOutput == 1 ? "" : "_es0")\(qShared == 1 && earlyQuery == 0 ? "_qe0" : "")"
             options = ["-DHEAD_DIM=\(d)", "-DBLOCK_Q=\(blockQ)", "-DBLOCK_K=\(blockK)", "-DMIN_BLOCKS=\(minBlocks)",
                        "-DPIPELINE=\(pipeline)", "-DLOOKAHEAD=\(lookahead)", "-DEXP_F16=\(halfExp)", "-DPV_FP8=\(fp8 ? 1 : 0)", "-DFP8_TWO_LEVEL=\(twoLevel)",
                        "-DDECOUPLE=\(decouple)", "-DPINGPONG=\(pingPong)", "-DQ_SMEM=\(qShared)",
                        "-DUNROLL2=\(unroll2)", "-DI2F=\(intToFloat)", "-DSYNC2=\(syncTwo)", "-DSUMS_GATE=\(sumsGate)", "-DIMAX3=\(intMax)", "-DFP8_SUMS_MMA=\(sumsMMA)",
-                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)", "-DPROBE_TIMES=\(probeTimes)", "-DEPI_SMEM=\(stagedOutput)", "-DQ_EARLY=\(earlyQuery)", "-DEPI_COUNT=\(epilogueCount)", "-DCOPY_IN_LIST=\(copyInList)", "--std=c++17"]
+                       "-DCOUNT_FILTER=\(countFilter)", "-DFIRST_COPIES=\(firstCopies)", "-DCOUNT_BITS=\(countBits)", "-DPROBE_TIMES=\(probeTimes)", "-DEPI_SMEM=\(stagedOutput)", "-DQ_EARLY=\(earlyQuery)", "--std=c++17"]
             // Q (with Q_SMEM), then per stage: the K tile, V^T (fp16 with its ones rows, or e4m3,
             // with ones rows for FP8_SUMS_MMA=1), the stage's two mbarriers; then one tile of
             // ones for FP8_SUMS_MMA=2.

@@ -170,12 +170,6 @@ enum HopperAttentionSource {
 #ifndef Q_EARLY
 #define Q_EARLY 1                   // Q_SMEM: the query block's loads issued before the marks', stored after the ballots
 #endif
-#ifndef EPI_COUNT
-#define EPI_COUNT 0                 // COUNT_BY_BITS with the staged epilogue: the count after its barriers, without one of its own
-#endif
-#ifndef COPY_IN_LIST
-#define COPY_IN_LIST 0              // FIRST_COPIES: thread 0 issues the first tile's copy from its own ballot of chunk 0, before the first barrier
-#endif
 #ifndef PROBE_TIMES
 #define PROBE_TIMES 0               // diagnosis: thread 0 stamps each CTA's phases into `probe` (see PROBE)
 #endif
@@ -390,33 +384,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     unsigned* kept = cmask + 2 * chunks;
     // (Loop bounds that do not depend on the warp: a per-warp trip count here makes ptxas treat
     // the tile loop as divergent and move its descriptors off the uniform datapath.)
-    // Key block j's K tile and V^T into buffer `buf` (thread 0), both counted by its barrier.
-    auto copy_tile = [&](int j, int buf, const signed char* kbase, const unsigned char* vtbase) {
-        mbar_expect(full + buf, KTILE + VBYTES);
-        bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
-        bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
-    };
-#if FIRST_COPIES && COPY_IN_LIST
-    // The barriers first: thread 0 may issue the first copy from its ballot below.
-    if (tid == 0) {
-        for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    int issued = 0;     // thread 0: the first tile's copy is issued
-#endif
     for (int c0 = 0; c0 < chunks; c0 += WARPS) {
         const int c = c0 + warp, j = c * 32 + lane;
         const bool marked = c < chunks && j < nk && mrow[j] != 0;
         const bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
         const unsigned mm = __ballot_sync(0xffffffffu, marked), mv = __ballot_sync(0xffffffffu, marked && !future);
         if (lane == 0 && c < chunks) { cmask[2 * c] = mm; cmask[2 * c + 1] = mv; }
-#if FIRST_COPIES && COPY_IN_LIST
-        // Chunk 0 is warp 0's first: its first visited block is the first tile.
-        if (tid == 0 && c0 == 0 && mv != 0u) {
-            copy_tile(__ffs(mv) - 1, 0, k8 + (i64)kvh * nk * KTILE, (const unsigned char*)vt + (i64)kvh * nk * VBYTES);
-            issued = 1;
-        }
-#endif
     }
     // The rows of ones below V^T in every stage (never overwritten by the copies), and zeros in
     // the V rows of the last stage: the first iteration's P.V (P = 0) reads them as "tile -1".
@@ -430,12 +403,10 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int e = tid; e < ONES_BYTES / 4; e += NT) ((unsigned*)ones)[e] = 0x38383838u;     // e4m3 1.0
 #endif
     for (int e = tid; e < VBYTES / 4; e += NT) ((unsigned*)(vbuf + (STAGES - 1) * VTILE))[e] = 0u;
-#if !(FIRST_COPIES && COPY_IN_LIST)
     if (tid == 0) {
         for (int st = 0; st < STAGES; st++) { mbar_init(full + st, 1); mbar_init(empty + st, WARPS); }
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
-#endif
 #if Q_SMEM && Q_EARLY
     #pragma unroll
     for (int k = 0; k < QV; k++) {
@@ -499,22 +470,22 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
 
     __syncthreads();
     PROBE(1);
+    // Key block j's K tile and V^T into buffer `buf` (thread 0), both counted by its barrier.
+    auto copy_tile = [&](int j, int buf, const signed char* kbase, const unsigned char* vtbase) {
+        mbar_expect(full + buf, KTILE + VBYTES);
+        bulk_copy(kbuf + buf * KTILE, kbase + (i64)j * KTILE, KTILE, full + buf);
+        bulk_copy(vbuf + buf * VTILE, vtbase + (i64)j * VBYTES, VBYTES, full + buf);
+    };
 #if FIRST_COPIES
     // The first LOOKAHEAD tiles' copies now, from the ballots, instead of after the list is
     // written and the block has met again: their latency overlaps the second phase.
     if (tid == 0) {
         int found = 0;
-#if COPY_IN_LIST
-        int skip = issued;  // the first tile's copy went out with the list
-#endif
         for (int c = 0; c < chunks && found < LOOKAHEAD; c++) {
             unsigned v = cmask[2 * c + 1];
             while (v != 0u && found < LOOKAHEAD) {
                 const int j = c * 32 + __ffs(v) - 1;
                 v &= v - 1u;
-#if COPY_IN_LIST
-                if (skip) { skip = 0; found++; continue; }
-#endif
                 // (The head's bases computed here, not hoisted with kbase and vtbase above the
                 // list: hoisted, they changed the register allocation of every program with
                 // the first copies.)
@@ -997,9 +968,6 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     if (lamCount && cnt > 0) skipped += !__syncthreads_or(keeps);   // the last tile
 #elif COUNT_BY_BITS
     if (lamCount) {
-#if EPI_SMEM && EPI_COUNT
-        if (!staged)        // (the staged epilogue's barriers already followed every warp's last store of its bits)
-#endif
         __syncthreads();    // every warp's bits stored
         if (warp == 0) {
             int k = 0;
