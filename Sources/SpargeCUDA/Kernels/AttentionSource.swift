@@ -12,6 +12,9 @@ enum AttentionSource {
     /// Asynchronous copies, warp-level mma, ldmatrix and the fp16 exponential, shared with
     /// the Hopper kernel.
     static let helpers = #"""
+// s0, s1: the V scales of channels c and c + 1, per channel from `vsc` with FP8 P.V, else 1
+// (a constant condition: fp16 programs never read `vsc`).
+#define CHANNEL_SCALES(c) const float s0 = PV_FP8 ? vsc[c] : 1.0f, s1 = PV_FP8 ? vsc[(c) + 1] : 1.0f
 DEV void cp16(void* dst, const void* src, int bytes) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(smem_addr(dst)), "l"(src), "r"(bytes));
 }
@@ -467,6 +470,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
             const float lb = FP8_OFFSET;    // l carries 2^8.807
 #else
             const float l = lsum[mt][2 * hf];
+            const float* vsc = nullptr;
             const float lb = 0.0f;
 #endif
             const float inv = l == 0.0f ? 0.0f : 1.0f / l;
@@ -476,11 +480,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
             #pragma unroll
             for (int n = 0; n < D / 8; n++) {
                 const int c = n * 8 + 2 * t4;
-#if PV_FP8
-                const float s0 = vsc[c], s1 = vsc[c + 1];
-#else
-                const float s0 = 1.0f, s1 = 1.0f;
-#endif
+                CHANNEL_SCALES(c);
                 stx(out, base + c, outType, o[mt][n][2 * hf] * inv * s0);
                 stx(out, base + c + 1, outType, o[mt][n][2 * hf + 1] * inv * s1);
             }

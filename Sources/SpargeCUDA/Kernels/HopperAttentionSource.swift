@@ -910,9 +910,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // The row sums from the ones rows below V^T, whole rows already (SEP_SUMS: l0, l1 are too).
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
 #endif
-#if PV_FP8
-    const float* vsc = vScale + (i64)kvh * D;
-#endif
+    const float* const vsc = PV_FP8 ? vScale + (i64)kvh * D : nullptr;   // (fp16 P.V: no V scales)
     const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
     if (lse && t4 == 0) {
         // l carries 2^FP8_OFFSET in the FP8 path (P = 2^(S - m + 8.807)).
@@ -933,11 +931,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         #pragma unroll
         for (int n = 0; n < D / 8; n++) {
             const int c = n * 8 + 2 * t4;
-#if PV_FP8
-            const float s0 = vsc[c], s1 = vsc[c + 1];
-#else
-            const float s0 = 1.0f, s1 = 1.0f;
-#endif
+            CHANNEL_SCALES(c);
             const float x0 = o[4 * n] * inv0 * s0, x1 = o[4 * n + 1] * inv0 * s1, y0 = o[4 * n + 2] * inv1 * s0, y1 = o[4 * n + 3] * inv1 * s1;
             const unsigned p0 = outType == 1 ? (unsigned)f2h(x0) | ((unsigned)f2h(x1) << 16) : (unsigned)f2bf(x0) | ((unsigned)f2bf(x1) << 16);
             const unsigned p1 = outType == 1 ? (unsigned)f2h(y0) | ((unsigned)f2h(y1) << 16) : (unsigned)f2bf(y0) | ((unsigned)f2bf(y1) << 16);
@@ -955,11 +949,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         const int c = n * 8 + 2 * t4;
-#if PV_FP8
-        const float s0 = vsc[c], s1 = vsc[c + 1];
-#else
-        const float s0 = 1.0f, s1 = 1.0f;
-#endif
+        CHANNEL_SCALES(c);
         if (valid0) { stx(out, ob + (i64)r0 * ots + c, outType, o[4 * n] * inv0 * s0); stx(out, ob + (i64)r0 * ots + c + 1, outType, o[4 * n + 1] * inv0 * s1); }
         if (valid1) { stx(out, ob + (i64)r1 * ots + c, outType, o[4 * n + 2] * inv1 * s0); stx(out, ob + (i64)r1 * ots + c + 1, outType, o[4 * n + 3] * inv1 * s1); }
     }
