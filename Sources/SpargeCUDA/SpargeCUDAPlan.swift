@@ -351,8 +351,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     private func writeProbeTimes(prefix: String) throws {
         let ctas = shape.batch * shape.heads * nq
         let words = try buffers.probe.array(UInt64.self, count: ctas * 12)
-        let map = try mapBuffer.array(UInt8.self, count: ctas * nk)
-        let kept = Int((Double(map.reduce(0) { $0 + Int($1) }) * 100 / Double(map.count)).rounded())
+        let kept = Int((try keptFraction() * 100).rounded())
         let path = "\(prefix)-N\(shape.queryLength)-D\(shape.headDim)-k\(kept).u64"
         let data = words.withUnsafeBytes { Data($0) }
         do {
@@ -792,6 +791,11 @@ extension SpargeCUDAPlan {
     public func lastDensity() throws -> Double {
         lock.lock(); defer { lock.unlock() }
         try device.makeCurrent()
+        return try keptFraction()
+    }
+
+    /// The fraction of blocks the last call's map marks (the caller holds the lock).
+    private func keptFraction() throws -> Double {
         let map = try mapBuffer.array(UInt8.self, count: shape.batch * shape.heads * nq * nk)
         return Double(map.reduce(0) { $0 + Int($1) }) / Double(map.count)
     }

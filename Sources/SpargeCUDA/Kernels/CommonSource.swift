@@ -39,6 +39,12 @@ DEV int unpack16(uint4 u, int type, float* f) {
 DEV int ld16(const void* p, i64 i, int type, float* f) {
     return unpack16(*(const uint4*)((const char*)p + i * (type == 0 ? 4 : 2)), type, f);
 }
+// Two values as one 32-bit word of type 1 (fp16) or 2 (bf16), the first in the low half.
+DEV unsigned pack16x2(int type, float a, float b) {
+    return type == 1 ? (unsigned)f2h(a) | ((unsigned)f2h(b) << 16) : (unsigned)f2bf(a) | ((unsigned)f2bf(b) << 16);
+}
+// The global timer, in nanoseconds.
+DEV u64 global_ns() { u64 t; asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); return t; }
 DEV void stx(void* p, i64 i, int type, float v) {
     if (type == 0) ((float*)p)[i] = v;
     else if (type == 1) ((u16*)p)[i] = f2h(v);

@@ -198,6 +198,10 @@ enum HopperAttentionSource {
 #define Q_SMEM 0                    // Q read by wgmma from shared memory (16 registers fewer per thread)
 #endif
 #define QBYTES (Q_SMEM ? BQ * D : 0)
+// Q_SMEM: row r, 16-byte chunk c of the query block, in global memory and in qbuf (the K tile's
+// layout: (r / 8) * D * 8 + c * 128 + (r % 8) * 16).
+#define Q_CHUNK(r, c) (*(const uint4*)(q8 + ((i64)bh * Nq + qStart + (r)) * D + (c) * 16))
+#define Q_SHARED(r, c) (*(uint4*)(qbuf + ((r) >> 3) * D * 8 + (c) * 128 + ((r) & 7) * 16))
 // (The staged rows fit in the Q and tile buffers, or the old stores stay.)
 #define OPITCH (D * 2 + 16)         // EPI_SMEM: bytes a staged row (16 more than its values: no bank conflicts)
 #if EPI_SMEM && BQ * OPITCH > QBYTES + STAGES * (KTILE + VTILE)
@@ -351,10 +355,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     unsigned long long* const pr = probe && threadIdx.x == 0 ? probe + ((i64)bh * nq + i) * 12 : nullptr;
     #define PROBE(k) do { if (pr) { pr[k] = clock64(); } } while (0)
     if (pr) {
-        unsigned long long g; unsigned sm;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g));
+        unsigned sm;
         asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
-        pr[7] = g; pr[9] = sm;
+        pr[7] = global_ns(); pr[9] = sm;
     }
     PROBE(0);
 #else
@@ -369,14 +372,14 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const int chunks = (nk + 31) / 32;
 #if Q_SMEM && Q_EARLY
     // The query block's 16-byte chunks loaded first, so that their round trip overlaps the marks'
-    // (stored to shared memory after the ballots; row r, chunk c as below).
+    // (stored to shared memory after the ballots; rows past Nq zero).
     #define QV ((BQ * (D / 16) + NT - 1) / NT)
     uint4 qv[QV];
     #pragma unroll
     for (int k = 0; k < QV; k++) {
         const int e = tid + k * NT, r = e / (D / 16), c = e % (D / 16);
         qv[k] = make_uint4(0u, 0u, 0u, 0u);
-        if (e < BQ * (D / 16) && qStart + r < Nq) qv[k] = *(const uint4*)(q8 + ((i64)bh * Nq + qStart + r) * D + c * 16);
+        if (e < BQ * (D / 16) && qStart + r < Nq) qv[k] = Q_CHUNK(r, c);
     }
 #endif
     // COUNT_BY_BITS: word w * chunks + t / 32, bit t % 32: warp w keeps visited tile t (every
@@ -411,15 +414,15 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     #pragma unroll
     for (int k = 0; k < QV; k++) {
         const int e = tid + k * NT, r = e / (D / 16), c = e % (D / 16);
-        if (e < BQ * (D / 16)) *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = qv[k];
+        if (e < BQ * (D / 16)) Q_SHARED(r, c) = qv[k];
     }
 #elif Q_SMEM
-    // Row r, 16-byte chunk c at (r / 8) * D * 8 + c * 128 + (r % 8) * 16; rows past Nq zero.
+    // Rows past Nq zero.
     for (int e = tid; e < BQ * (D / 16); e += NT) {
         const int r = e / (D / 16), c = e % (D / 16);
         uint4 v = make_uint4(0u, 0u, 0u, 0u);
-        if (qStart + r < Nq) v = *(const uint4*)(q8 + ((i64)bh * Nq + qStart + r) * D + c * 16);
-        *(uint4*)(qbuf + (r >> 3) * D * 8 + c * 128 + (r & 7) * 16) = v;
+        if (qStart + r < Nq) v = Q_CHUNK(r, c);
+        Q_SHARED(r, c) = v;
     }
 #endif
     proxy_fence();      // the generic writes above are ordered before the bulk copies and wgmma
@@ -933,10 +936,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
             const int c = n * 8 + 2 * t4;
             CHANNEL_SCALES(c);
             const float x0 = o[4 * n] * inv0 * s0, x1 = o[4 * n + 1] * inv0 * s1, y0 = o[4 * n + 2] * inv1 * s0, y1 = o[4 * n + 3] * inv1 * s1;
-            const unsigned p0 = outType == 1 ? (unsigned)f2h(x0) | ((unsigned)f2h(x1) << 16) : (unsigned)f2bf(x0) | ((unsigned)f2bf(x1) << 16);
-            const unsigned p1 = outType == 1 ? (unsigned)f2h(y0) | ((unsigned)f2h(y1) << 16) : (unsigned)f2bf(y0) | ((unsigned)f2bf(y1) << 16);
-            *(unsigned*)(st + lr * OPITCH + c * 2) = p0;
-            *(unsigned*)(st + (lr + 8) * OPITCH + c * 2) = p1;
+            *(unsigned*)(st + lr * OPITCH + c * 2) = pack16x2(outType, x0, x1);
+            *(unsigned*)(st + (lr + 8) * OPITCH + c * 2) = pack16x2(outType, y0, y1);
         }
         __syncthreads();
         for (int e = tid; e < BQ * (D / 8); e += NT) {
@@ -975,11 +976,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     if (tid == 0 && counts) { counts[((i64)bh * nq + i) * 2] = cnt; counts[((i64)bh * nq + i) * 2 + 1] = skipped; }
 #if PROBE_TIMES
     PROBE(6);
-    if (pr) {
-        unsigned long long g;
-        asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(g));
-        pr[8] = g; pr[10] = cnt;
-    }
+    if (pr) { pr[8] = global_ns(); pr[10] = cnt; }
 #endif
     #undef PROBE
 }

@@ -714,9 +714,8 @@ extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int ca
 
 // Diagnosis only (SPARGE_CUDA_BENCH_HOLD_US): spins for `ns` nanoseconds of the global timer.
 extern "C" __global__ void hold_stream(long long ns) {
-    unsigned long long t0, t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
-    do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t)); } while ((long long)(t - t0) < ns);
+    const u64 t0 = global_ns();
+    while ((long long)(global_ns() - t0) < ns) {}
 }
 
 // V for the P.V tensor-core product: fp16, rows padded with zeros to Npad.
