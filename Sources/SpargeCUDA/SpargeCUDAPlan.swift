@@ -286,18 +286,44 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         init(_ address: CUdeviceptr, _ r: ResolvedTensor) { self.init(address: address, type: r.type, layout: r.layout) }
     }
 
-    /// The device time of each preparation kernel of one call (milliseconds, in launch order),
-    /// on tensors already on the device (their layouts checked, their sizes the caller's
-    /// responsibility, as in ``timeResident(q:k:v:output:warmup:repeats:)``).
-    public func profilePreparation(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor) throws -> [(String, Double)] {
+    /// The device time of each preparation kernel of a call (milliseconds, in launch order; the
+    /// median of `repeats` calls), on tensors already on the device (their layouts checked, their
+    /// sizes the caller's responsibility, as in ``timeResident(q:k:v:output:warmup:repeats:)``).
+    /// The kernels run one after another, each timed alone.
+    ///
+    /// Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for fewer than one repeat.
+    public func profilePreparation(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
+                                   repeats: Int = 5) throws -> [(String, Double)] {
+        guard repeats >= 1 else {
+            throw SpargeError.invalidParameter("profilePreparation: repeats \(repeats); it must be at least 1")
+        }
         try checkResident(q: q, k: k, v: v, output: output)
         lock.lock(); defer { lock.unlock() }
         try device.makeCurrent()
         let events = try EventPair(device: device)
-        let profiler = KernelProfiler(device: device)
-        try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events, profiler: profiler)
-        _ = try events.elapsed()
-        return try profiler.times()
+        var runs: [[(String, Double)]] = []
+        for _ in 0..<repeats {
+            // Every launch of the call queued behind a 2 ms spin before the first kernel starts:
+            // otherwise the first interval also holds the host's time to launch that kernel
+            // (the Q blocks read 0.05 ms at D=64 N=16384 whatever their work; NCU: 0.026-0.046).
+            try holdStream(microseconds: 2000)
+            let profiler = KernelProfiler(device: device)
+            try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events, profiler: profiler)
+            _ = try events.elapsed()
+            runs.append(try profiler.times())
+        }
+        return runs[0].indices.map { n in
+            let t = runs.map { $0[n].1 }.sorted()
+            return (runs[0][n].0, t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2)
+        }
+    }
+
+    /// A kernel spinning `microseconds` on the main stream, so that what is launched after it
+    /// queues up before it ends (diagnosis and profiling only).
+    private func holdStream(microseconds: Int) throws {
+        var a = KernelArguments()
+        a.add(long: microseconds * 1000)
+        try device.launch(try Kernels.prepare(device, "hold_stream"), grid: (1, 1), block: 32, a, name: "hold_stream")
     }
 
     /// Times the whole pipeline on tensors already on the device with device events:
@@ -326,11 +352,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let hold = Kernels.environmentInt("SPARGE_CUDA_BENCH_HOLD_US", in: 1...100_000)
         var hostSeconds: [Double] = []
         for _ in 0..<repeats {
-            if let hold {
-                var a = KernelArguments()
-                a.add(long: hold * 1000)
-                try device.launch(try Kernels.prepare(device, "hold_stream"), grid: (1, 1), block: 32, a, name: "hold_stream")
-            }
+            if let hold { try holdStream(microseconds: hold) }
             let t0 = DispatchTime.now().uptimeNanoseconds
             try launchAll(q: q, k: k, v: v, output: output, predict: true, events: events)
             hostSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)

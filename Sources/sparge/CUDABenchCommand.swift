@@ -30,7 +30,8 @@ struct CUDABenchCommand {
                        direction (S times a unit vector, plus noise), so that each row's maximum
                        is in the first key block and the running maxima stop rising after it
                        (S = 8: about 11 base-2 units above the other scores' mean at D=64, 8 at D=128)
-          --profile    also print the device time of each preparation kernel
+          --profile    also print the device time of each preparation kernel, run one after
+                       another (median of 5 calls)
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """
 

@@ -712,7 +712,8 @@ extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int ca
     for (int j = threadIdx.x; j < nk; j += blockDim.x) out[j] = causal_and_sink(1, i, j, bq, bk, causal, offset, sink);
 }
 
-// Diagnosis only (SPARGE_CUDA_BENCH_HOLD_US): spins for `ns` nanoseconds of the global timer.
+// Diagnosis and profiling only (SPARGE_CUDA_BENCH_HOLD_US, profilePreparation): spins for `ns`
+// nanoseconds of the global timer.
 extern "C" __global__ void hold_stream(long long ns) {
     const u64 t0 = global_ns();
     while ((long long)(global_ns() - t0) < ns) {}
