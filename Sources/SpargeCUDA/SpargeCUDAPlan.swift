@@ -312,7 +312,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             _ = try events.elapsed()
             runs.append(try profiler.times())
         }
-        return runs[0].indices.map { n in
+        // (Every call launches the same kernels; the shortest list bounds the indices all the same.)
+        return (0..<(runs.map(\.count).min() ?? 0)).map { n in
             let t = runs.map { $0[n].1 }.sorted()
             return (runs[0][n].0, t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2)
         }
