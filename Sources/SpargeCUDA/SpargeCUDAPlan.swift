@@ -286,14 +286,14 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         init(_ address: CUdeviceptr, _ r: ResolvedTensor) { self.init(address: address, type: r.type, layout: r.layout) }
     }
 
-    /// The device time of each preparation kernel of a call (milliseconds, in launch order; the
-    /// median of `repeats` calls), on tensors already on the device (their layouts checked, their
+    /// The device time of each preparation kernel (milliseconds, in launch order), one list for
+    /// each of `repeats` calls, on tensors already on the device (their layouts checked, their
     /// sizes the caller's responsibility, as in ``timeResident(q:k:v:output:warmup:repeats:)``).
-    /// The kernels run one after another, each timed alone.
+    /// The kernels run one after another, each timed alone; every call launches the same kernels.
     ///
     /// Throws ``SpargeAttn/SpargeError/invalidParameter(_:)`` for fewer than one repeat.
     public func profilePreparation(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, output: DeviceTensor,
-                                   repeats: Int = 5) throws -> [(String, Double)] {
+                                   repeats: Int = 5) throws -> [[(String, Double)]] {
         guard repeats >= 1 else {
             throw SpargeError.invalidParameter("profilePreparation: repeats \(repeats); it must be at least 1")
         }
@@ -312,11 +312,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             _ = try events.elapsed()
             runs.append(try profiler.times())
         }
-        // (Every call launches the same kernels; the shortest list bounds the indices all the same.)
-        return (0..<(runs.map(\.count).min() ?? 0)).map { n in
-            let t = runs.map { $0[n].1 }.sorted()
-            return (runs[0][n].0, t.count % 2 == 1 ? t[t.count / 2] : (t[t.count / 2 - 1] + t[t.count / 2]) / 2)
-        }
+        return runs
     }
 
     /// A kernel spinning `microseconds` on the main stream, so that what is launched after it
