@@ -84,7 +84,7 @@ let package = Package(
         // (a library, so tests and fuzz targets can use it) and the SmolLM2 program.
         .target(name: "SpargeGGUF", path: "Examples/SpargeGGUF"),
         .executableTarget(name: "smollm", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeGGUF"] + kernelSets, path: "Examples/SmolLM",
-                          exclude: ["tuned-smollm2-135m.json"]),
+                          exclude: ["tuned-smollm2-135m.json", "layer-choice-smollm2-135m.json"]),
         .testTarget(name: "SpargeGGUFTests", dependencies: ["SpargeGGUF"], path: "Examples/SpargeGGUFTests",
                     exclude: ["TokenizerExpected.json"]),
         // Counts heap allocations of plan calls in a separate process (it replaces malloc),
