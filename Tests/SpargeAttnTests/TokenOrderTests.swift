@@ -217,7 +217,7 @@ struct TokenOrderTests {
             }
             #expect(out.map(\.bitPattern) == hand.map(\.bitPattern), "\(type) call \(call)")
             #expect(lse.map(\.bitPattern) == (try order.unpermuted(handLSE, rowWidth: 1)).map(\.bitPattern))
-            #expect(summary.density == handSummary.density && summary.skippedTiles == handSummary.skippedTiles)
+            #expect(summary.statistics.density == handSummary.statistics.density && summary.statistics.skippedTiles == handSummary.statistics.skippedTiles)
             #expect(try workspace.blockMap == plainWorkspace.blockMap)
         }
     }

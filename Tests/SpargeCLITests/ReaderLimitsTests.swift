@@ -80,7 +80,7 @@ struct ReaderLimitsTests {
         let dir = try CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("big.json").path
-        FileManager.default.createFile(atPath: path, contents: big)
+        #expect(FileManager.default.createFile(atPath: path, contents: big))
         do {
             _ = try TunedSettings.read(path: path)
             Issue.record("read")
