@@ -13,15 +13,16 @@ if [ -n "$(ls -A "$out" 2>/dev/null)" ] && [ ! -f "$out/metadata.json" ]; then
 fi
 command -v docc >/dev/null || { echo "docc not found: it ships with the Swift toolchain (swift.org); put the toolchain's bin folder on PATH" >&2; exit 1; }
 # A build folder of its own (.build-docs), holding its graphs: the compiler writes them only when
-# it compiles the module, so they must live and go with the objects they came from.
-scratch=.build-docs graphs=.build-docs/symbol-graphs
-rm -rf .build/docs-symbols && mkdir -p .build/docs-symbols
+# it compiles the module, so they must live and go with the objects they came from. DocC reads
+# the library's graphs only, staged beside them.
+scratch=.build-docs graphs=.build-docs/symbol-graphs staged=.build-docs/docs-symbols
+rm -rf "$staged" && mkdir -p "$staged"
 swift build --scratch-path "$scratch" --target SpargeAttn -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$PWD/$graphs"
-cp "$graphs"/SpargeAttn.symbols.json .build/docs-symbols/
-for f in "$graphs"/SpargeAttn@*.symbols.json; do [ -e "$f" ] && cp "$f" .build/docs-symbols/; done   # extensions of other modules' types
+cp "$graphs"/SpargeAttn.symbols.json "$staged"/
+for f in "$graphs"/SpargeAttn@*.symbols.json; do [ -e "$f" ] && cp "$f" "$staged"/; done   # extensions of other modules' types
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 docc convert Sources/SpargeAttn/SpargeAttn.docc --output-path "$out" \
-    --additional-symbol-graph-dir .build/docs-symbols 2>&1 | tee "$log"
+    --additional-symbol-graph-dir "$staged" 2>&1 | tee "$log"
 if grep -q "warning:" "$log"; then
     echo "DocC reported $(grep -c 'warning:' "$log") warning(s) above" >&2; exit 1
 fi

@@ -142,7 +142,7 @@ struct CUDABenchCommand {
                     if profile {
                         // Each kernel's median over the calls (which launch the same kernels; the
                         // shortest list bounds the indices all the same).
-                        let calls = try plan.profilePreparation(q: t(dq), k: t(dk), v: t(dv), output: t(out))
+                        let calls = try plan.profilePreparation(q: t(dq), k: t(dk), v: t(dv), output: t(out), repeats: 5)   // (the help's 5)
                         let parts = (0..<(calls.map(\.count).min() ?? 0)).map { n in (calls[0][n].0, Timing.median(calls.map { $0[n].1 })) }
                         print("        preparation: " + parts.map { String(format: "%@ %.3f ms", $0.0 as NSString, $0.1) }.joined(separator: ", "))
                     }
