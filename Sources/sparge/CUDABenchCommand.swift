@@ -10,12 +10,15 @@ import SpargeCUDA
 /// inputs as .npy so that PyTorch's SDPA can be timed on the same data
 /// (Scripts/bench_sdpa.py).
 struct CUDABenchCommand {
+    /// Untimed runs before the timed ones, and the calls `--profile` takes the median of (the help says both).
+    static let warmupRuns = 5, profileCalls = 5
+
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
           [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--no-skip-counts] [--sink S]
           [--repeat 30] [--dump DIR]
 
-        Times sparse attention on the GPU (device events, median of --repeat runs after 5
+        Times sparse attention on the GPU (device events, median of --repeat runs after \(warmupRuns)
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
         block-sparse kernel, per top-k density. TOPS counts the dense-equivalent 4*N^2*D*H
         operations over the end-to-end time (what SDPA's TOPS counts).
@@ -31,7 +34,7 @@ struct CUDABenchCommand {
                        is in the first key block and the running maxima stop rising after it
                        (S = 8: about 11 base-2 units above the other scores' mean at D=64, 8 at D=128)
           --profile    also print the device time of each preparation kernel, run one after
-                       another (median of 5 calls)
+                       another (median of \(profileCalls) calls)
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
         """
 
@@ -135,14 +138,14 @@ struct CUDABenchCommand {
                     let dv = try v.withUnsafeBytes { try plan.upload($0) }
                     let out = try plan.allocate(bytes: count * 2)
                     func t(_ a: DeviceAllocation) -> SpargeCUDAPlan.DeviceTensor { .init(address: a.address, type: .float16, layout: layout) }
-                    let times = try plan.timeResident(q: t(dq), k: t(dk), v: t(dv), output: t(out), warmup: 5, repeats: repeats)
+                    let times = try plan.timeResident(q: t(dq), k: t(dk), v: t(dv), output: t(out), warmup: Self.warmupRuns, repeats: repeats)
                     let prep = Timing.median(times.map(\.preparation)), kernel = Timing.median(times.map(\.kernel))
                     let total = Timing.median(times.map { $0.preparation + $0.kernel })
                     let density = try plan.lastDensity()
                     if profile {
                         // Each kernel's median over the calls (which launch the same kernels; the
                         // shortest list bounds the indices all the same).
-                        let calls = try plan.profilePreparation(q: t(dq), k: t(dk), v: t(dv), output: t(out), repeats: 5)   // (the help's 5)
+                        let calls = try plan.profilePreparation(q: t(dq), k: t(dk), v: t(dv), output: t(out), repeats: Self.profileCalls)
                         let parts = (0..<(calls.map(\.count).min() ?? 0)).map { n in (calls[0][n].0, Timing.median(calls.map { $0[n].1 })) }
                         print("        preparation: " + parts.map { String(format: "%@ %.3f ms", $0.0 as NSString, $0.1) }.joined(separator: ", "))
                     }
