@@ -293,7 +293,8 @@ struct NumpyFileTests {
 
     /// Swift writes every dtype x byte order x version x shape; NumPy loads each file and checks
     /// dtype, shape and data bit for bit, and that its own writer produces identical bytes.
-    @Test func numpyReadsWhatSwiftWrites() throws {
+    @Test(.enabled(if: InteropPython.mayRun("numpy"), "needs python3 with NumPy 2.x (python3 -m pip install numpy): skipped; SPARGE_REQUIRE_PYTHON=1 makes that a failure"))
+    func numpyReadsWhatSwiftWrites() throws {
         let dir = try InteropPython.temporaryDirectory("npy-swift")
         defer { try? FileManager.default.removeItem(at: dir) }
         var manifest: [[String: Any]] = []
@@ -345,7 +346,8 @@ struct NumpyFileTests {
     /// NumPy writes every dtype x byte order x version x shape with
     /// `numpy.lib.format.write_array`; Swift reads each bit for bit and re-serializes it to the
     /// identical bytes. Fortran-order and unsupported arrays written by NumPy give typed errors.
-    @Test func swiftReadsWhatNumpyWrites() throws {
+    @Test(.enabled(if: InteropPython.mayRun("numpy"), "needs python3 with NumPy 2.x (python3 -m pip install numpy): skipped; SPARGE_REQUIRE_PYTHON=1 makes that a failure"))
+    func swiftReadsWhatNumpyWrites() throws {
         let dir = try InteropPython.temporaryDirectory("npy-numpy")
         defer { try? FileManager.default.removeItem(at: dir) }
         let script = """
@@ -438,9 +440,9 @@ struct NumpyFileTests {
 
 /// Cross-check of the safetensors reader and writer against the reference implementation
 /// (the `safetensors` Python package, Rust inside). Skipped, with a message, when the package
-/// is not installed: `.ci/run` installs it (`python3 -m pip install safetensors numpy`).
-@Suite(.enabled(if: InteropPython.hasModule("safetensors"),
-                "the Python 'safetensors' package is not installed (python3 -m pip install safetensors): skipping the safetensors cross-check"))
+/// is not installed, unless `SPARGE_REQUIRE_PYTHON=1`: `.ci/run` installs it and sets that.
+@Suite(.enabled(if: InteropPython.mayRun("numpy", "safetensors"),
+                "needs python3 with NumPy and the 'safetensors' package (python3 -m pip install safetensors numpy): skipped; SPARGE_REQUIRE_PYTHON=1 makes that a failure"))
 struct SafeTensorsPackageTests {
     static let dtypes: [TensorDType] = [.float32, .float16, .bfloat16, .float64, .int8, .uint8, .int16, .int32, .int64, .bool]
 

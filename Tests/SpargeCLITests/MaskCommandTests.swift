@@ -15,7 +15,8 @@ struct MaskCommandTests {
     }
 
     /// The Gaussian case's CDF map (all blocks kept) and the language model's causal top-k map.
-    @Test(arguments: [("gauss_1000_d64", "mask.b128x64_cdf"), ("smollm2_l15_2048_d64_causal", "mask.b128x64_topk")])
+    @Test(.enabled(if: InteropPython.mayRun("zlib"), "needs python3 (its zlib module): skipped; SPARGE_REQUIRE_PYTHON=1 makes that a failure"),
+          arguments: [("gauss_1000_d64", "mask.b128x64_cdf"), ("smollm2_l15_2048_d64_causal", "mask.b128x64_topk")])
     func maskCommandOnGoldenFile(file: String, name: String) throws {
         let dir = try InteropPython.temporaryDirectory("mask-cli")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -2,10 +2,22 @@ import Foundation
 
 /// Runs `python3 -c SCRIPT ARGS...` for the interoperability tests.
 ///
-/// A missing `python3` (or a missing NumPy) is a test failure, never a skip: CI must not go
-/// green without having compared against the real NumPy. Only the optional `safetensors`
-/// package check is skipped when the package is absent.
+/// The tests that need Python are gated by ``mayRun(_:)``: a clone with only the Swift toolchain
+/// skips them (with a message naming what is missing), while `SPARGE_REQUIRE_PYTHON=1`, which
+/// `.ci/run` sets, makes a missing `python3` or package a failure, so CI never goes green
+/// without having compared against the real zlib, NumPy and safetensors.
 package enum InteropPython {
+    /// The environment variable that turns a missing `python3` or package into a failure.
+    package static let requireVariable = "SPARGE_REQUIRE_PYTHON"
+
+    /// Whether a test that needs `python3` with `modules` should run: always under
+    /// `SPARGE_REQUIRE_PYTHON=1` (the test then fails if they are missing), otherwise only when
+    /// `python3` imports every one of them.
+    package static func mayRun(_ modules: String...) -> Bool {
+        if ProcessInfo.processInfo.environment[requireVariable] == "1" { return true }
+        return hasModule(modules.joined(separator: ", "))
+    }
+
     package struct Outcome {
         package var status: Int32
         package var stdout: String
@@ -60,7 +72,8 @@ package enum InteropPython {
         return r.stdout
     }
 
-    /// Whether `import NAME` succeeds (false also when python3 is missing).
+    /// Whether `import NAME` succeeds (false also when python3 is missing); NAME may be a
+    /// comma-separated list.
     package static func hasModule(_ name: String) -> Bool {
         (try? run("import \(name)"))?.status == 0
     }
