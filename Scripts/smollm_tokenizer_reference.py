@@ -3,7 +3,7 @@
 
 Builds Hugging Face's `tokenizers` BPE (Rust) from the vocabulary and merges in the GGUF file,
 with SmolLM2's pre-tokenizer (digits isolated, then GPT-2 byte level) and its control tokens,
-and prints the ids of a few strings as JSON (the file Examples/SpargeGGUFTests/Resources/...).
+and prints the ids of a few strings as JSON (the file Examples/SpargeGGUFTests/TokenizerExpected.json).
 
     pip install gguf tokenizers
     python3 Scripts/smollm_tokenizer_reference.py PATH.gguf > expected.json

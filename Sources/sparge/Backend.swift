@@ -15,7 +15,7 @@ enum Backend: String {
         guard let b = Backend(rawValue: name) else { throw UsageError("--backend '\(name)' is not cpu or cuda") }
         #if !CUDA
         if b == .cuda {
-            throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+            throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits default,CUDA`")
         }
         #endif
         self = b
@@ -32,7 +32,7 @@ enum CUDABackend {
         let plan = try planCache.plan(shape: shape, parameters: parameters, countSkippedTiles: countSkippedTiles)
         return try plan.run(q: q, k: k, v: v, output: output, blockMap: blockMap, captureQuantized: captureQuantized)
         #else
-        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits default,CUDA`")
         #endif
     }
 

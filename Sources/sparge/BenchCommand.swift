@@ -22,7 +22,7 @@ struct BenchCommand {
           --workloads LIST  comma-separated subset of mild,medium,sharp,gaussian
           --hilbert         tokens in Hilbert-curve order (non-causal shapes; the grid is frames x 16 x 32)
           --decode          only the decode rows: 1 query against 32k and 128k cached keys
-                            (H=32, Hkv=8, D=128), sparse (top-k 0.5) vs exact, per token
+                            (H=32, Hkv=8, D=128), sparse (top-k 0.5 and 0.25) vs exact, per token
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --kernels         only the micro-kernel rows (score and P.V tiles, one thread, every level)
           --fixed-point-pv  the sparse configurations with fixed-point P.V (SpargeParameters.fixedPointPV)
@@ -30,6 +30,8 @@ struct BenchCommand {
                             peak resident memory against the size of Q, K, V and O
           --json            one JSON object on stdout instead of the text report
                             (times in seconds, rates in GFLOP/s or GOP/s, under the text's names)
+
+        On the GPU: sparge bench --backend cuda --help (a build with --traits default,CUDA).
         """
 
     struct Shape { var heads: Int; var n: Int; var d: Int; var causal: Bool }

@@ -16,7 +16,7 @@ struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
           [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--no-skip-counts] [--sink S]
-          [--repeat 30] [--dump DIR]
+          [--repeat 30] [--profile] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after \(warmupRuns)
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
@@ -156,7 +156,7 @@ struct CUDABenchCommand {
             }
         }
         #else
-        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits default,CUDA`")
         #endif
     }
 }

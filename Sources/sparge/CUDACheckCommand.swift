@@ -80,7 +80,7 @@ struct CUDACheckCommand {
         print("\(rows.count + 1 - failures) of \(rows.count + 1) cases pass" + (failures == 0 ? "" : " (\(failures) FAIL)"))
         return failures == 0
         #else
-        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits CUDA`")
+        throw UsageError("this sparge was built without the GPU backend; build it with `swift build -c release --traits default,CUDA`")
         #endif
     }
 

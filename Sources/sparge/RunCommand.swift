@@ -47,8 +47,9 @@ struct RunCommand {
           --layer NAME        the layer of --config to use (needed when it holds several)
           --threads N         worker threads (default: all CPUs)
           --repeat N          run the attention N times and report the median time (default 1)
-          --backend cpu|cuda  where to run (default cpu); cuda needs a build with --traits CUDA,
-                              an NVIDIA GPU (compute capability 8.0+), its driver and NVRTC,
+          --backend cpu|cuda  where to run (default cpu); cuda needs a build with
+                              --traits default,CUDA, an NVIDIA GPU (compute capability 8.0+),
+                              its driver and NVRTC,
                               and computes P.V in fp16 (the CPU reference of it: pvNumerics fp16)
           --no-skip-counts    with --backend cuda: leave the filter's skips above lambda 40 uncounted
                               (they cannot change the output; deciding them costs the Hopper kernel

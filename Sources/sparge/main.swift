@@ -23,7 +23,7 @@ let usage = """
                                  verify a GPU attention output against the CPU (exit 0 pass, 1 fail)
       sparge cuda-check [--golden DIR]
                                  GPU backend vs CPU path: identical masks and INT8, close outputs
-                                 (builds with --traits CUDA)
+                                 (builds with --traits default,CUDA)
       sparge tune --input IN.safetensors [--input ...] [--l1 0.07 --pv-l1 0.08] [--output tuned.json]
                                  tune theta, tau and lambda per head under an error bound
       sparge evaluate --input IN.safetensors [--config tuned.json] [options]
@@ -55,13 +55,13 @@ func printHelp(_ command: String?) {
     case "tune": print(TuneCommand.usage)
     case "evaluate": print(EvaluateCommand.usage)
     case nil: print(usage)
-    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate, selftest and help")
+    case let other?: fail("unknown command '\(other)'; the commands are demo, run, bench, generate, mask, check, cuda-check, tune, evaluate, selftest and help")
     }
 }
 
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let command = argv.first else {
-    fail("no command given; the commands are demo, run, bench, generate, mask, check, tune, evaluate, selftest and help (see sparge --help)")
+    fail("no command given; the commands are demo, run, bench, generate, mask, check, cuda-check, tune, evaluate, selftest and help (see sparge --help)")
 }
 let rest = Array(argv.dropFirst())
 
@@ -99,7 +99,7 @@ do {
     case "evaluate":
         try EvaluateCommand(arguments: rest)?.execute()
     default:
-        fail("unknown command '\(command)'; the commands are demo, run, bench, generate, mask, check, tune, evaluate, selftest and help (see sparge --help)")
+        fail("unknown command '\(command)'; the commands are demo, run, bench, generate, mask, check, cuda-check, tune, evaluate, selftest and help (see sparge --help)")
     }
 } catch let error as UsageError {
     fail(error.message)
