@@ -80,11 +80,14 @@ do {
     case "generate":
         try GenerateCommand(arguments: rest)?.execute()
     case "bench":
-        let backend = rest.firstIndex(of: "--backend").flatMap { $0 + 1 < rest.count ? rest[$0 + 1] : nil }
-        if try Backend(backend) == .cuda {
+        let at = rest.firstIndex(of: "--backend")
+        if try Backend(at.flatMap { $0 + 1 < rest.count ? rest[$0 + 1] : nil }) == .cuda {
             try CUDABenchCommand(arguments: rest)?.execute()
         } else {
-            try BenchCommand(arguments: rest.filter { $0 != "--backend" && $0 != "cpu" })?.execute()
+            // The CPU bench takes no --backend: drop that pair only (a bare one stays, and is refused).
+            var cpuArguments = rest
+            if let at, at + 1 < rest.count { cpuArguments.removeSubrange(at...(at + 1)) }
+            try BenchCommand(arguments: cpuArguments)?.execute()
         }
     case "selftest":
         if try SelfTestCommand(arguments: rest)?.execute() == false { exit(1) }

@@ -75,6 +75,13 @@ struct CLITests {
         return try #require(object as? [String: Any])
     }
 
+    /// `bench --backend cpu` drops that pair only: a value "cpu" elsewhere reaches its option.
+    @Test func benchBackendCPUKeepsOtherArguments() throws {
+        let r = try Self.sparge(["bench", "--backend", "cpu", "--workloads", "cpu"])
+        Self.expectUsageError(r, "bench --backend cpu --workloads cpu")
+        #expect(r.stderr.contains("--workloads: 'cpu' is not one of"), "\(r.stderr)")
+    }
+
     static func expectUsageError(_ r: Outcome, _ context: String) {
         #expect(!r.crashed, "\(context): crashed")
         #expect(r.status == 2, "\(context): exit status \(r.status), stderr \(r.stderr)")
@@ -274,6 +281,7 @@ struct CLITests {
             ("--backend cuda in a build without the trait", ["run", "--input", input.path, "--backend", "cuda"]),
             ("--backend metal", ["run", "--input", input.path, "--backend", "metal"]),
             ("bench --backend cuda in a build without the trait", ["bench", "--backend", "cuda"]),
+            ("bench with a bare --backend", ["bench", "--backend"]),
             ("cuda-check in a build without the trait", ["cuda-check", "--random", "0"]),
             ("missing value", ["run", "--input"]),
             ("--topk 2", ["run", "--input", input.path, "--topk", "2"]),
