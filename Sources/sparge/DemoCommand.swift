@@ -146,7 +146,7 @@ struct DemoCommand {
         var recommendedMap: BlockMap? = nil
         for c in Self.configurations {
             let (nq, nk) = shape.blockCounts(for: c.parameters)
-            let map = c.fullMap ? BlockMap.full(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk) : nil
+            let map = try c.fullMap ? BlockMap.full(batch: shape.batch, heads: shape.heads, queryBlocks: nq, keyBlocks: nk) : nil
             var output = [Float]()
             var result: SparseAttentionResult!
             let seconds = try Timing.median(of: repeats) {

@@ -38,7 +38,7 @@ struct CausalAlignmentTests {
         p.causalAlignment = alignment
         p.pvThreshold = PerHead(Float.infinity)
         let (nq, nk) = shape.blockCounts(blockQ: 64, blockK: 64)
-        let full = BlockMap.full(batch: 2, heads: c.h, queryBlocks: nq, keyBlocks: nk)
+        let full = try BlockMap.full(batch: 2, heads: c.h, queryBlocks: nq, keyBlocks: nk)
         let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: full, captureLSE: true)
         let acc = try Accuracy(out, reference: ref.output)
         #expect(acc.cosine >= 0.999 && acc.relativeL2 <= 0.05, "sparse \(shape) \(alignment): \(acc.cosine) \(acc.relativeL2)")

@@ -28,7 +28,7 @@ struct FiniteOutputTests {
     static func allFinite(_ x: [Float]) -> Bool { x.allSatisfy(\.isFinite) }
 
     static var fullMap: BlockMap {
-        BlockMap.full(batch: 1, heads: shape.heads, queryBlocks: 2, keyBlocks: 4)
+        get throws { try BlockMap.full(batch: 1, heads: shape.heads, queryBlocks: 2, keyBlocks: 4) }
     }
 
     /// The reproducers: q, k times 1e19 and 3e18 (NaN before), dense, causal and

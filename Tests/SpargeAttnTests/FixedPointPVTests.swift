@@ -29,7 +29,7 @@ struct FixedPointPVTests {
         p.blockK = c.bk
         p.causal = c.causal
         p.pvThreshold = PerHead(Float.infinity)
-        let map = BlockMap.full(batch: 2, heads: c.h, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
+        let map = try BlockMap.full(batch: 2, heads: c.h, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
         let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
         let (plain, plainResult) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map, captureLSE: true)
         p.fixedPointPV = true

@@ -171,7 +171,7 @@ struct InputValidationTests {
         case "fixedPointPV": p.fixedPointPV = true
         case "blockMap":
             let (nq, nk) = s.blockCounts(blockQ: p.blockQ, blockK: p.blockK)
-            map = BlockMap.full(batch: s.batch, heads: s.heads, queryBlocks: nq, keyBlocks: nk)
+            map = try BlockMap.full(batch: s.batch, heads: s.heads, queryBlocks: nq, keyBlocks: nk)
         case "keyPadding": padding = try KeyPaddingMask(validLengths: [330, 200], keyLength: 330)
         case "causal": p.causal = true
         case "noSmoothK": p.smoothK = false
@@ -307,7 +307,7 @@ struct InputValidationTests {
     }
 
     @Test func mismatchedBlockMapThrows() throws {
-        let map = BlockMap.full(batch: 1, heads: 2, queryBlocks: 2, keyBlocks: 1)
+        let map = try BlockMap.full(batch: 1, heads: 2, queryBlocks: 2, keyBlocks: 1)
         #expect(throws: SpargeError.self) {
             _ = try SpargeAttention.sparse(q: zeros, k: zeros, v: zeros, shape: shape, blockMap: map)
         }

@@ -55,7 +55,7 @@ struct KeyPaddingTests {
         p.causal = c.causal
         p.pvThreshold = PerHead(Float.infinity)
         let (nqb, nkb) = shape.blockCounts(blockQ: 64, blockK: 64)
-        let full = BlockMap.full(batch: 3, heads: c.h, queryBlocks: nqb, keyBlocks: nkb)
+        let full = try BlockMap.full(batch: 3, heads: c.h, queryBlocks: nqb, keyBlocks: nkb)
         let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: full,
                                                   captureLSE: true, keyPadding: mask)
         let acc = try Accuracy(out, reference: ref.output)

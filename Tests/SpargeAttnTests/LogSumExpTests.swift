@@ -99,7 +99,7 @@ struct LogSumExpTests {
         let (wholeOut, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, captureLSE: true)
         let map = try #require(r.blockMap)
         func part(_ blocks: Range<Int>) throws -> BlockMap {
-            var m = BlockMap(batch: map.batch, heads: map.heads, queryBlocks: map.queryBlocks, keyBlocks: blocks.count)
+            var m = try BlockMap(batch: map.batch, heads: map.heads, queryBlocks: map.queryBlocks, keyBlocks: blocks.count)
             for b in 0..<map.batch { for h in 0..<map.heads { for i in 0..<map.queryBlocks { for (n, j) in blocks.enumerated() {
                 m[b, h, i, n] = map[b, h, i, j]
             } } } }

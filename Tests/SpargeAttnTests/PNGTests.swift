@@ -165,7 +165,7 @@ struct PNGTests {
     // MARK: Block-map pictures
 
     @Test func blockMapImageLayoutAndColors() throws {
-        var map = BlockMap(batch: 2, heads: 3, queryBlocks: 4, keyBlocks: 5)
+        var map = try BlockMap(batch: 2, heads: 3, queryBlocks: 4, keyBlocks: 5)
         map[1, 0, 0, 0] = true
         map[1, 0, 3, 4] = true
         map[1, 2, 1, 2] = true
@@ -241,8 +241,8 @@ struct PNGTests {
         #expect(throws: PNGEncoderError.self) { try BlockMapImage.render(map, style: .init(cellSize: 0)) }
     }
 
-    @Test func blockMapTextShowsStatesAndLegend() {
-        var map = BlockMap(batch: 1, heads: 1, queryBlocks: 3, keyBlocks: 3)
+    @Test func blockMapTextShowsStatesAndLegend() throws {
+        var map = try BlockMap(batch: 1, heads: 1, queryBlocks: 3, keyBlocks: 3)
         map[0, 0, 0, 0] = true
         map[0, 0, 2, 1] = true
         map[0, 0, 0, 2] = true   // masked: drawn as masked whatever the map says

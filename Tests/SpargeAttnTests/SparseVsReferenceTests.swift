@@ -23,7 +23,7 @@ struct SparseVsReferenceTests {
         p.blockK = c.bk
         p.causal = c.causal
         p.pvThreshold = PerHead(Float.infinity)
-        let map = BlockMap.full(batch: 2, heads: 2, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
+        let map = try BlockMap.full(batch: 2, heads: 2, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
         for variant in QuantizationVariant.allCases {
             p.gpuReproduction.quantization = variant
             let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map)

@@ -252,7 +252,7 @@ struct TokenOrderTests {
         var p = Self.parameters()
         p.pvThreshold = PerHead(Float.infinity)
         let (nq, nk) = s.blockCounts(blockQ: p.blockQ, blockK: p.blockK)
-        let full = BlockMap.full(batch: 1, heads: 3, queryBlocks: nq, keyBlocks: nk)
+        let full = try BlockMap.full(batch: 1, heads: 3, queryBlocks: nq, keyBlocks: nk)
         let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p, tokenOrder: order, blockMap: full)
         let exact = Float64Reference.attention(q: q, k: k, v: v, shape: s)
         let accuracy = try Accuracy(out, reference: exact)

@@ -14,21 +14,20 @@ public struct BlockMap: Sendable, Hashable {
     /// `batch * heads * queryBlocks * keyBlocks` bytes, 0 or 1.
     public var bits: [UInt8]
 
-    /// An all-zero map.
-    public init(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int) {
+    /// An all-zero map. Throws ``SpargeError/invalidBlockMap(_:)`` unless every dimension is
+    /// positive and their product is addressable.
+    public init(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int) throws {
+        let count = try Self.entryCount(batch, heads, queryBlocks, keyBlocks)
         self.batch = batch
         self.heads = heads
         self.queryBlocks = queryBlocks
         self.keyBlocks = keyBlocks
-        bits = [UInt8](repeating: 0, count: batch * heads * queryBlocks * keyBlocks)
+        bits = [UInt8](repeating: 0, count: count)
     }
 
     /// Wraps existing bytes (any non-zero byte counts as 1).
     public init(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int, bits: [UInt8]) throws {
-        guard batch > 0, heads > 0, queryBlocks > 0, keyBlocks > 0 else {
-            throw SpargeError.invalidBlockMap("dimensions \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks) must all be positive")
-        }
-        guard bits.count == batch * heads * queryBlocks * keyBlocks else {
+        guard bits.count == (try Self.entryCount(batch, heads, queryBlocks, keyBlocks)) else {
             throw SpargeError.invalidBlockMap("\(bits.count) entries for \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks); give B*H*nq*nk bytes")
         }
         self.batch = batch
@@ -39,10 +38,25 @@ public struct BlockMap: Sendable, Hashable {
     }
 
     /// A map with every block marked.
-    public static func full(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int) -> BlockMap {
-        var m = BlockMap(batch: batch, heads: heads, queryBlocks: queryBlocks, keyBlocks: keyBlocks)
+    public static func full(batch: Int, heads: Int, queryBlocks: Int, keyBlocks: Int) throws -> BlockMap {
+        var m = try BlockMap(batch: batch, heads: heads, queryBlocks: queryBlocks, keyBlocks: keyBlocks)
         for i in m.bits.indices { m.bits[i] = 1 }
         return m
+    }
+
+    /// `B * H * nq * nk`, checked before anything is allocated.
+    static func entryCount(_ batch: Int, _ heads: Int, _ queryBlocks: Int, _ keyBlocks: Int) throws -> Int {
+        let dims = "\(batch)x\(heads)x\(queryBlocks)x\(keyBlocks)"
+        guard batch > 0, heads > 0, queryBlocks > 0, keyBlocks > 0 else {
+            throw SpargeError.invalidBlockMap("dimensions \(dims) must all be positive")
+        }
+        var count = 1
+        for d in [batch, heads, queryBlocks, keyBlocks] {
+            let (c, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, c <= Int(Int32.max) * 64 else { throw SpargeError.invalidBlockMap("dimensions \(dims) are too large to address") }
+            count = c
+        }
+        return count
     }
 
     @inline(__always)

@@ -19,9 +19,7 @@ public struct KeyPaddingMask: Sendable, Hashable {
 
     /// A mask from `B * Nk` booleans in `B,Nk` order (`true` = a real key to attend).
     public init(batch: Int, keyLength: Int, valid: [Bool]) throws {
-        guard batch > 0, keyLength > 0 else {
-            throw SpargeError.invalidParameter("a key padding mask of \(batch) x \(keyLength); both must be positive")
-        }
+        try Self.checkSize(batch: batch, keyLength: keyLength)
         guard valid.count == batch * keyLength else {
             throw SpargeError.invalidParameter("a key padding mask needs batch * keyLength = \(batch * keyLength) booleans, got \(valid.count)")
         }
@@ -32,11 +30,24 @@ public struct KeyPaddingMask: Sendable, Hashable {
 
     /// Right padding: batch entry `b` has `validLengths[b]` real keys, then padding up to `keyLength`.
     public init(validLengths: [Int], keyLength: Int) throws {
+        try Self.checkSize(batch: validLengths.count, keyLength: keyLength)
         if let bad = validLengths.first(where: { $0 < 0 || $0 > keyLength }) {
             throw SpargeError.invalidParameter("a valid length of \(bad) keys; each must be in 0...\(keyLength)")
         }
         try self.init(batch: validLengths.count, keyLength: keyLength,
                       valid: validLengths.flatMap { n in (0..<keyLength).map { $0 < n } })
+    }
+
+    /// Both sizes positive and `B * Nk` bytes addressable (as ``AttentionShape/validate()``
+    /// bounds a call), before anything is allocated.
+    static func checkSize(batch: Int, keyLength: Int) throws {
+        guard batch > 0, keyLength > 0 else {
+            throw SpargeError.invalidParameter("a key padding mask of \(batch) x \(keyLength); both must be positive")
+        }
+        let (n, overflow) = batch.multipliedReportingOverflow(by: keyLength)
+        guard !overflow, n <= Int(Int32.max) * 64 else {
+            throw SpargeError.invalidParameter("a key padding mask of \(batch) x \(keyLength) is too large to address")
+        }
     }
 
     /// Whether key `j` of batch entry `b` is a real key.

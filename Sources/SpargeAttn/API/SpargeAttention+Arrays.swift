@@ -38,6 +38,7 @@ extension SpargeAttention {
         blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
+        try shape.validate()  // before its sizes are multiplied
         var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
         var result = try q.withAttentionInput { q in
             try k.withAttentionInput { k in

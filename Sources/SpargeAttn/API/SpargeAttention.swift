@@ -76,7 +76,7 @@ public enum SpargeAttention {
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
-                let threadCount = threads ?? defaultThreadCount()
+                let threadCount = try resolvedThreadCount(threads)
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
                                                      halfRounded: HalfRoundedInputs(parameters), threads: threadCount)
@@ -121,6 +121,7 @@ public enum SpargeAttention {
         causalAlignment: CausalAlignment = .bottomRight, softmaxScale: Float? = nil, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> [Float] {
+        try shape.validate()  // before its sizes are multiplied
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in

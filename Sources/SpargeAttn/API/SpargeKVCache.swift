@@ -79,8 +79,10 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
                 parameters: SpargeParameters = .recommended, keyMean: [Float]? = nil, threads: Int? = nil) throws {
         let kvh = kvHeads ?? heads
-        let maxShape = AttentionShape(batch: batch, heads: heads, kvHeads: kvh, queryLength: Swift.max(1, maxQueryLength),
-                                      keyLength: Swift.max(1, capacity), headDim: headDim)
+        if capacity < 1 { throw SpargeError.invalidShape("capacity is \(capacity); a cache holds at least one key") }
+        if maxQueryLength < 1 { throw SpargeError.invalidShape("maxQueryLength is \(maxQueryLength); a call attends at least one query") }
+        let maxShape = AttentionShape(batch: batch, heads: heads, kvHeads: kvh, queryLength: maxQueryLength,
+                                      keyLength: capacity, headDim: headDim)
         try maxShape.validate()
         try parameters.validate(for: maxShape)
         if parameters.gpuReproduction.pvNumerics != .fp32 {
@@ -98,6 +100,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         if let m = keyMean, m.count != batch * kvh * headDim {
             throw SpargeError.invalidParameter("keyMean has \(m.count) values; give batch * kvHeads * headDim = \(batch * kvh * headDim)")
         }
+        if let m = keyMean, let i = m.firstIndex(where: { !$0.isFinite }) {
+            throw SpargeError.nonFiniteInput(name: "keyMean", index: i, value: m[i])
+        }
         self.batch = batch
         self.heads = heads
         self.kvHeads = kvh
@@ -110,7 +115,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         width = g.width
         // Split-K can need the most chunks when a call has a single query block.
         let chunkCapacity = splitFactor(items: batch * heads, keyBlocks: capacityBlocks)
-        storage = SparseStorage(shape: maxShape, parameters: parameters, threads: threads ?? defaultThreadCount(),
+        storage = SparseStorage(shape: maxShape, parameters: parameters, threads: try resolvedThreadCount(threads),
                                 chunkCapacity: chunkCapacity)
         keys = RawBuffer(count: batch * kvh * capacity * headDim, zero: 0)
         values = RawBuffer(count: batch * kvh * capacity * g.width, zero: 0)
@@ -156,7 +161,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private func appendAlone(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
         let length = self.length
         if tokens < 1 { throw SpargeError.invalidShape("append needs at least one token, got \(tokens)") }
-        if length + tokens > capacity {
+        if tokens > capacity - length {
             throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
@@ -216,7 +221,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
 
     /// Exact fp32 attention of `queries` tokens to every visible cached key (the dense decode
     /// path, same causal convention): reads the cached fp32 keys row by row, splits the key
-    /// range across the cores and merges by log-sum-exp. For comparison and fallback.
+    /// range across the cores and merges by log-sum-exp. For comparison and fallback. Non-finite
+    /// queries follow the cache's `nonFinitePolicy`, as in ``attend(q:output:queries:lse:)``.
     public func attendExact(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float? = nil) throws {
         try exclusive.run(Self.busyMessage) { try attendExactAlone(q: q, output: output, queries: queries, softmaxScale: softmaxScale) }
     }
@@ -224,9 +230,13 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private func attendExactAlone(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float?) throws {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
+        if let s = softmaxScale, !(s.isFinite && s > 0) {
+            throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
+        }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
-        // The exact path has never scanned q: non-finite queries propagate to the output.
-        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: .propagate,
+        try shape.validate()
+        // The cache's policy, as `attend`: the cached keys and values were checked by append.
+        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       temp: storage.temp.pointer)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
         exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, factor: factor, cache: buffers)

@@ -43,11 +43,10 @@ public final class SpargePlan: Sendable {
         try shape.validate()
         try parameters.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: parameters.causal)
-        if let t = threads, t < 1 { throw SpargeError.invalidParameter("threads is \(t); it must be at least 1") }
+        self.threads = try resolvedThreadCount(threads)
         self.shape = shape
         self.parameters = parameters
         self.tokenOrder = tokenOrder
-        self.threads = threads ?? defaultThreadCount()
     }
 
     /// Allocates the memory of one caller's calls (INT8 blocks, summaries, the block map,

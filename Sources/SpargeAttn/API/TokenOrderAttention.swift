@@ -37,7 +37,7 @@ extension SpargeAttention {
         blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws -> SparseAttentionResult {
-        let threadCount = threads ?? defaultThreadCount()
+        let threadCount = try resolvedThreadCount(threads)
         let checksFinite = SparsePipeline.detectsNonFinite(parameters, tokenOrder: tokenOrder)
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                              parameters: parameters, blockMap: blockMap, halfRounded: HalfRoundedInputs(parameters),
@@ -64,6 +64,7 @@ extension SpargeAttention {
         captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
         // Every output element is written by the kernel, so the array is not zero-filled first.
+        try shape.validate()  // before its sizes are multiplied
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
         var result = try q.withUnsafeBufferPointer { q in
@@ -97,7 +98,7 @@ extension SpargeAttention {
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
                                                      halfRounded: HalfRoundedInputs(parameters))
                 try tokenOrder?.validate(for: shape, causal: parameters.causal)
-                let threadCount = threads ?? defaultThreadCount()
+                let threadCount = try resolvedThreadCount(threads)
                 return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
                     try SparsePipeline(shape: shape, parameters: parameters).callOnce(
                         views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
@@ -123,7 +124,7 @@ extension SpargeAttention {
         p.causal = causal
         p.causalAlignment = causalAlignment
         p.softmaxScale = softmaxScale
-        let threadCount = threads ?? defaultThreadCount()
+        let threadCount = try resolvedThreadCount(threads)
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p,
                                              threads: threadCount)
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
@@ -143,6 +144,7 @@ extension SpargeAttention {
         causalAlignment: CausalAlignment = .bottomRight, softmaxScale: Float? = nil, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> [Float] {
+        try shape.validate()  // before its sizes are multiplied
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in

@@ -69,6 +69,9 @@ extension SpargeAttention {
             throw SpargeError.invalidTokenOrder("\(tokenOrders.count) token orders for \(batch.count) sequences; give one per sequence (nil for the caller's order)")
         }
         let kvh = kvHeads ?? heads
+        // The packed tensors as one shape: sizes checked before any stride or count is multiplied.
+        try AttentionShape(heads: heads, kvHeads: kvh, queryLength: batch.totalQueries, keyLength: batch.totalKeys,
+                           headDim: headDim).validate()
         let qLayout = q.layout ?? .nhd(heads: heads, tokens: batch.totalQueries, headDim: headDim)
         let kLayout = k.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
         let vLayout = v.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
@@ -93,7 +96,7 @@ extension SpargeAttention {
             }
             let order = tokenOrders?[i]
             try order?.validate(for: shape, causal: parameters.causal)
-            let threadCount = threads ?? defaultThreadCount()
+            let threadCount = try resolvedThreadCount(threads)
             results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
                 try SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
                                                                              captureQuantized: false)

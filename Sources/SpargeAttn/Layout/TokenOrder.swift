@@ -110,7 +110,11 @@ public struct TokenOrder: Sendable, Hashable, CustomStringConvertible {
         guard prefix >= 0 else {
             throw SpargeError.invalidTokenOrder("prefix is \(prefix); give the number of leading tokens that keep their places (0 or more)")
         }
-        try Self.checkCount(prefix + n, of: "a permutation with prefix \(prefix)")
+        let (total, overflow) = prefix.addingReportingOverflow(n)
+        guard !overflow else {
+            throw SpargeError.invalidTokenOrder("prefix \(prefix) plus \(n) permuted tokens is too many to address")
+        }
+        try Self.checkCount(total, of: "a permutation with prefix \(prefix)")
         var seenAt = [Int32](repeating: -1, count: n)
         var ordered = [Int32](repeating: 0, count: n)
         for (p, entry) in permutation.enumerated() {

@@ -143,6 +143,20 @@ func defaultThreadCount() -> Int {
     Swift.max(1, ProcessInfoCPU.activeProcessorCount)
 }
 
+/// The most workers a call takes: each has its own scratch, so an unbounded count would let a
+/// caller's slip (a byte count passed as `threads`) allocate without bound.
+let maximumThreadCount = Swift.max(1024, defaultThreadCount())
+
+/// A `threads` argument as every entry point takes it: nil is `defaultThreadCount()`,
+/// otherwise 1...`maximumThreadCount` (`SpargeError.invalidParameter` outside).
+func resolvedThreadCount(_ threads: Int?) throws -> Int {
+    guard let t = threads else { return defaultThreadCount() }
+    guard t >= 1, t <= maximumThreadCount else {
+        throw SpargeError.invalidParameter("threads is \(t); give 1...\(maximumThreadCount) workers, or nil for every CPU this process may run on")
+    }
+    return t
+}
+
 /// Wraps a value that is shared across workers by construction (disjoint writes, or a closure
 /// whose captured state is only read), to cross the `concurrentPerform` boundary.
 struct UnsafeSendable<T>: @unchecked Sendable {

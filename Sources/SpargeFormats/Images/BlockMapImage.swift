@@ -67,7 +67,9 @@ public struct RGBImage: Sendable, Hashable {
     /// Fills a rectangle, clipped to the image (parts outside are ignored).
     public mutating func fillRect(x: Int, y: Int, width w: Int, height h: Int, color: RGBColor) {
         let x0 = max(0, x), y0 = max(0, y)
-        let x1 = min(width, x + w), y1 = min(height, y + h)
+        // Saturating ends: a huge width or height is clipped, not an overflow.
+        let (xe, ox) = x.addingReportingOverflow(w), (ye, oy) = y.addingReportingOverflow(h)
+        let x1 = min(width, ox ? (w > 0 ? Int.max : Int.min) : xe), y1 = min(height, oy ? (h > 0 ? Int.max : Int.min) : ye)
         guard x0 < x1, y0 < y1 else { return }
         let (r, g, b) = (color.red, color.green, color.blue)
         pixels.withUnsafeMutableBufferPointer { p in
