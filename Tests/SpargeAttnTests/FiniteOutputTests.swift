@@ -268,6 +268,35 @@ struct KVCacheFiniteOutputTests {
     /// Sparse decode (grouped for one query, per head for three): finite, a convex combination
     /// of the values, and, with values near the limit, the same as with those values divided
     /// by 2^100 and the output multiplied back (a power of two changes nothing but the range).
+    /// V at the largest float: every output is a weighted mean of it, so exactly it; fp32
+    /// rounding in O / l times the value unit once made some of them infinite.
+    @Test func valuesAtTheLargestFloatStayFinite() throws {
+        let big = Float.greatestFiniteMagnitude
+        let s = FiniteOutputTests.shape
+        var (q, k, _) = FiniteOutputTests.inputs(qk: 1, v: 1)
+        q = q.map { $0 * 3 }; k = k.map { $0 * 3 }
+        let v = [Float](repeating: big, count: s.keyElements)
+        var full = SpargeParameters.recommended; full.selection = .topK(1)
+        let outputs: [(String, [Float])] = [
+            ("dense", try SpargeAttention.dense(q: q, k: k, v: v, shape: s)),
+            ("sparse", try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: full).output),
+            ("sparse top-k 0.5", try SpargeAttention.sparse(q: q, k: k, v: v, shape: s).output),
+        ]
+        for (name, o) in outputs {
+            #expect(o.allSatisfy { $0.isFinite && abs($0 - big) <= big * 1e-6 }, "\(name): \(o.filter { !$0.isFinite }.count) not finite")
+        }
+        let tiny = AttentionShape(heads: 1, queryLength: 1, keyLength: 3, headDim: 1)
+        let one: [Float] = try SpargeAttention.dense(q: [0.5], k: [0.3, -1.2, 0.7], v: [big, big, big], shape: tiny)
+        #expect(one == [big])
+        let cache = try SpargeKVCache(heads: 1, headDim: 1, capacity: 3)
+        try cache.append(k: [Float(0.3), -1.2, 0.7], v: [big, big, big], tokens: 3)
+        var o: [Float] = [0]
+        try cache.attend(q: [Float(0.5)], output: &o, queries: 1)
+        #expect(o[0].isFinite && abs(o[0] - big) <= big * 1e-6, "\(o)")
+        try cache.attendExact(q: [Float(0.5)], output: &o, queries: 1)
+        #expect(o[0].isFinite && abs(o[0] - big) <= big * 1e-6, "\(o)")
+    }
+
     @Test func sparseDecodeStaysFinite() throws {
         var rng = TestRNG(seed: 93)
         for queries in [1, 3] {

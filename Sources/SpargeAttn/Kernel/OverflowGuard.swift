@@ -33,6 +33,15 @@ enum OverflowGuard {
         return u == 1 ? (factor, 1) : (Float(Double(factor) / Double(u)), u)
     }
 
+    /// An output element after the multiplication by a value unit above 1: the exact result is
+    /// a weighted mean of finite values, so an infinity can only be fp32 rounding past the
+    /// largest float, and becomes that float (NaN stays NaN).
+    @inline(__always)
+    static func finiteRounding(_ x: Float) -> Float {
+        x.isInfinite ? Float(sign: x.sign, exponent: Float.greatestFiniteMagnitude.exponent,
+                             significand: Float.greatestFiniteMagnitude.significand) : x
+    }
+
     /// The largest |x| of `count` floats (NaN is ignored; it makes the output NaN anyway).
     static func maxMagnitude(_ x: UnsafePointer<Float>, count: Int) -> Float {
         absoluteMax(x, count: count)

@@ -195,6 +195,7 @@ struct OnlineSoftmax {
                 let inv = valueUnit / l
                 let src = acc + r * width
                 for c in 0..<d { temp[c] = src[c] * inv }
+                if valueUnit != 1 { for c in 0..<d { temp[c] = OverflowGuard.finiteRounding(temp[c]) } }
             }
             output.store(b, h, first + r, from: temp, count: d)
             output.storeLSE(b, h, first + r, m: rowMax[r], l: l, unit: scoreUnit)

@@ -61,6 +61,7 @@ extension OnlineSoftmax {
                 for c in 0..<d { dst[c] /= l }
                 if valueUnit != 1 { for c in 0..<d { dst[c] *= valueUnit } }
             }
+            if valueUnit != 1 { for c in 0..<d { dst[c] = OverflowGuard.finiteRounding(dst[c]) } }
         }
     }
 }
