@@ -79,6 +79,12 @@ struct HostileSizesTests {
             #expect(throws: SpargeError.self, "\(scale)") { try c.attendExact(q: row, output: &o, queries: 1, softmaxScale: scale) }
         }
         #expect(throws: SpargeError.self) { try c.attendExact(q: [Float.nan, 0.1, 0.2, 0.3], output: &o, queries: 1) }
+        // Under the propagate policy a NaN query gives a NaN row (it gave zeros).
+        var propagate = SpargeParameters.recommended; propagate.nonFinitePolicy = .propagate
+        let p = try SpargeKVCache(heads: 1, headDim: 4, capacity: 16, parameters: propagate)
+        try p.append(k: row, v: row, tokens: 1)
+        try p.attendExact(q: [Float.nan, 0.1, 0.2, 0.3], output: &o, queries: 1)
+        #expect(o.allSatisfy { $0.isNaN }, "\(o)")
         // The cache still works after the refusals.
         try c.attendExact(q: row, output: &o, queries: 1)
         #expect(o == row)
