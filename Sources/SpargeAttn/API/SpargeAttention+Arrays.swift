@@ -26,7 +26,7 @@ extension SpargeAttention {
     ///   - tokenOrder: the order attention visits the tokens in (``TokenOrder``); nil is the
     ///     caller's order. Tensors, output and log-sum-exps stay in the caller's order.
     ///   - blockMap: a caller-supplied map (in token order) used instead of stage 1's prediction.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors.
     ///   - captureLSE: also return each query row's log-sum-exp in the result's `lse`.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
@@ -73,7 +73,7 @@ extension SpargeAttention {
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
     public static func dense<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
@@ -112,7 +112,7 @@ extension SpargeAttention {
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - lse: where each query row's log-sum-exp goes.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
     public static func dense<Output: AttentionElement>(
@@ -156,7 +156,7 @@ extension SpargeAttention {
     ///   - parameters: the hyper-parameters and options of every sequence's call.
     ///   - tokenOrders: one ``TokenOrder`` per sequence (nil entries: the caller's order); nil
     ///     for the caller's order everywhere.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     /// - Returns: one result per sequence.
     @discardableResult
     public static func sparse<Output: AttentionElement>(

@@ -26,7 +26,7 @@ public enum SpargeAttention {
     ///   - parameters: the hyper-parameters and options.
     ///   - blockMap: a caller-supplied map (`B,H,nq,nk` for the parameters' block sizes) used
     ///     instead of stage 1's prediction.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors.
     ///   - lse: where to write each query row's log-sum-exp (`B,H,Nq` floats, natural log;
     ///     see <doc:EmbeddingInAnInferenceEngine> for the exact definition).

@@ -75,7 +75,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///   - parameters: the hyper-parameters and options.
     ///   - keyMean: a fixed K mean (`batch * kvHeads * headDim` values) instead of the
     ///     mean of the first append; ignored without `parameters.smoothK`.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
                 parameters: SpargeParameters = .recommended, keyMean: [Float]? = nil, threads: Int? = nil) throws {
         let kvh = kvHeads ?? heads

@@ -29,7 +29,7 @@ public final class SpargePlan: Sendable {
     public let tokenOrder: TokenOrder?
 
     /// Validates `shape`, `parameters` and `tokenOrder` once for every later call; throws
-    /// ``SpargeError`` when one is unusable or `threads` is below 1.
+    /// ``SpargeError`` when one is unusable or `threads` is outside 1...1024 (or the CPU count, where that is larger).
     ///
     /// With a `tokenOrder` (``TokenOrder``: a permutation, or a Hilbert curve over an image or
     /// video grid after a prefix such as a CLS token) every call takes and returns tensors in

@@ -26,7 +26,7 @@ extension SpargeAttention {
     ///   - tokenOrder: the order attention visits the tokens in; nil is the caller's order (the
     ///     call without a token order).
     ///   - blockMap: a caller-supplied map in token order (`B,H,nq,nk`) used instead of stage 1's.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - captureQuantized: also return the INT8 tensors (in token order).
     ///   - lse: where to write each query row's log-sum-exp (`B,H,N` floats, caller's order).
     ///   - keyPadding: which keys (caller's order) are padding.

@@ -55,7 +55,7 @@ extension SpargeAttention {
     ///   - tokenOrders: one ``TokenOrder`` per sequence (nil entries: the caller's order), each
     ///     covering its sequence's tokens (`Nq == Nk` then); tensors stay in the caller's
     ///     order, each result's block map is in its sequence's token order.
-    ///   - threads: worker count; `nil` uses every CPU this process may run on.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - lse: each query row's log-sum-exp, `heads x totalQueries` (FlashAttention's varlen layout).
     /// - Returns: one result per sequence.
     @discardableResult
