@@ -38,8 +38,7 @@ enum OverflowGuard {
     /// largest float, and becomes that float (NaN stays NaN).
     @inline(__always)
     static func finiteRounding(_ x: Float) -> Float {
-        x.isInfinite ? Float(sign: x.sign, exponent: Float.greatestFiniteMagnitude.exponent,
-                             significand: Float.greatestFiniteMagnitude.significand) : x
+        x.isInfinite ? (x < 0 ? -.greatestFiniteMagnitude : .greatestFiniteMagnitude) : x
     }
 
     /// The largest |x| of `count` floats (NaN is ignored; it makes the output NaN anyway).
