@@ -134,7 +134,7 @@ struct MaskCommand {
         let selected = counts.map(\.selected).reduce(0, +), allowed = counts.map(\.allowed).reduce(0, +)
         let density = allowed == 0 ? 0 : Double(selected) / Double(allowed)
         let ofAll = Double(selected) / Double(map.heads * map.queryBlocks * map.keyBlocks)
-        let maps = text ? (0..<map.heads).map { BlockMapText.render(map, batch: batch, head: $0, isMasked: isMasked) } : []
+        let maps = try text ? (0..<map.heads).map { try BlockMapText.render(map, batch: batch, head: $0, isMasked: isMasked) } : []
         if json {
             var pairs: [(String, JSONValue)] = [
                 ("source", .string(source)), ("input", .string(input)),

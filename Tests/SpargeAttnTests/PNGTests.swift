@@ -246,9 +246,11 @@ struct PNGTests {
         map[0, 0, 0, 0] = true
         map[0, 0, 2, 1] = true
         map[0, 0, 0, 2] = true   // masked: drawn as masked whatever the map says
-        #expect(BlockMapText.render(map, head: 0, isMasked: { i, j in j > i }) == "#--\n..-\n.#.\n")
-        #expect(BlockMapText.render(map, head: 0) == "#.#\n...\n.#.\n")
-        #expect(BlockMapText.render(map, head: 0) == map.render(head: 0))
+        #expect(try BlockMapText.render(map, head: 0, isMasked: { i, j in j > i }) == "#--\n..-\n.#.\n")
+        #expect(try BlockMapText.render(map, head: 0) == "#.#\n...\n.#.\n")
+        #expect(try BlockMapText.render(map, head: 0) == map.render(head: 0))
+        #expect(throws: SpargeError.self) { try BlockMapText.render(map, head: 1) }
+        #expect(throws: SpargeError.self) { try map.render(batch: 1, head: 0) }
         #expect(BlockMapText.legend.contains("# selected") && BlockMapText.legend.contains(". skipped")
                 && BlockMapText.legend.contains("- masked"))
     }

@@ -76,7 +76,7 @@ struct MaskCommandTests {
         let shape = AttentionShape(batch: 1, heads: 2, kvHeads: 2, queryLength: 200, keyLength: 200, headDim: 32)
         let qf = try Tensor(float16: q, shape: [1, 2, 200, 32]).floats(), kf = try Tensor(float16: k, shape: [1, 2, 200, 32]).floats()
         let expected = try #require(try SpargeAttention.predictBlockMap(q: qf, k: kf, shape: shape, parameters: p).blockMap)
-        for h in 0..<2 { #expect(predicted.stdout.contains(expected.render(head: h)), "head \(h)") }
+        for h in 0..<2 { #expect(predicted.stdout.contains(try expected.render(head: h)), "head \(h)") }
         let png = dir.appendingPathComponent("p.png")
         let withPNG = try Self.sparge(["mask", "--input", input.path, "--predict", "--png", png.path, "--cell", "3", "--columns", "1"])
         #expect(withPNG.status == 0, "stderr: \(withPNG.stderr)")

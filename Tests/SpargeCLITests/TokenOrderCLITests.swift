@@ -86,7 +86,7 @@ struct TokenOrderCLITests {
         #expect(m.status == 0, "stderr: \(m.stderr)")
         let predicted = try SpargeAttention.predictBlockMap(q: q, k: k, shape: Self.shape, parameters: Self.parameters,
                                                             tokenOrder: .hilbert(height: 5, width: 7, prefix: 1))
-        #expect(m.stdout.contains((try #require(predicted.blockMap)).render(head: 0)), "\(m.stdout)")
+        #expect(m.stdout.contains(try (try #require(predicted.blockMap)).render(head: 0)), "\(m.stdout)")
         #expect(m.stdout.contains("token order hilbert 5x7 + prefix 1"), "\(m.stdout)")
 
         let tuned = dir.appendingPathComponent("tuned.json")

@@ -44,6 +44,14 @@ public struct BlockMap: Sendable, Hashable {
         return m
     }
 
+    /// Throws unless `batch` and `head` index this map (the text and picture renderers take
+    /// them from users).
+    public func checkEntry(batch b: Int, head h: Int) throws {
+        guard (0..<batch).contains(b), (0..<heads).contains(h) else {
+            throw SpargeError.invalidBlockMap("batch \(b), head \(h) is outside this \(batch)x\(heads)x\(queryBlocks)x\(keyBlocks) map")
+        }
+    }
+
     /// `B * H * nq * nk`, checked before anything is allocated.
     static func entryCount(_ batch: Int, _ heads: Int, _ queryBlocks: Int, _ keyBlocks: Int) throws -> Int {
         let dims = "\(batch)x\(heads)x\(queryBlocks)x\(keyBlocks)"
@@ -87,7 +95,9 @@ public struct BlockMap: Sendable, Hashable {
     }
 
     /// Text picture of one head's map: `#` marked, `.` skipped; one line per query block.
-    public func render(batch b: Int = 0, head h: Int) -> String {
+    /// Throws ``SpargeError/invalidBlockMap(_:)`` when `batch` or `head` is out of range.
+    public func render(batch b: Int = 0, head h: Int) throws -> String {
+        try checkEntry(batch: b, head: h)
         var s = ""
         for i in 0..<queryBlocks {
             for j in 0..<keyBlocks { s.append(self[b, h, i, j] ? "#" : ".") }

@@ -17,9 +17,11 @@ public enum BlockMapText {
     public static let legend = "legend: # selected (computed), . skipped, - masked (causal or padding); rows: query blocks, columns: key blocks"
 
     /// Head `head` of batch entry `batch` of `map`, one line per query block; `isMasked(queryBlock,
-    /// keyBlock)` says which blocks are masked (none without it).
+    /// keyBlock)` says which blocks are masked (none without it). Throws
+    /// ``SpargeError/invalidBlockMap(_:)`` when `batch` or `head` is out of range.
     public static func render(_ map: BlockMap, batch b: Int = 0, head h: Int,
-                              isMasked: ((_ queryBlock: Int, _ keyBlock: Int) -> Bool)? = nil) -> String {
+                              isMasked: ((_ queryBlock: Int, _ keyBlock: Int) -> Bool)? = nil) throws -> String {
+        try map.checkEntry(batch: b, head: h)
         var s = ""
         for i in 0..<map.queryBlocks {
             for j in 0..<map.keyBlocks {
