@@ -67,10 +67,7 @@ public struct AttentionShape: Sendable, Hashable, CustomStringConvertible {
         if headDim < 1 || headDim > 256 {
             try fail("headDim is \(headDim); supported head dimensions are 1...256 (split larger heads)")
         }
-        let (a, o1) = batch.multipliedReportingOverflow(by: Swift.max(heads, kvHeads))
-        let (b, o2) = a.multipliedReportingOverflow(by: Swift.max(queryLength, keyLength))
-        let (c, o3) = b.multipliedReportingOverflow(by: headDim)
-        if o1 || o2 || o3 || c > Int(Int32.max) * 64 {
+        if addressableProduct(batch, Swift.max(heads, kvHeads), Swift.max(queryLength, keyLength), headDim) == nil {
             try fail("\(self) is too large to address")
         }
     }

@@ -58,11 +58,8 @@ public struct BlockMap: Sendable, Hashable {
         guard batch > 0, heads > 0, queryBlocks > 0, keyBlocks > 0 else {
             throw SpargeError.invalidBlockMap("dimensions \(dims) must all be positive")
         }
-        var count = 1
-        for d in [batch, heads, queryBlocks, keyBlocks] {
-            let (c, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow, c <= Int(Int32.max) * 64 else { throw SpargeError.invalidBlockMap("dimensions \(dims) are too large to address") }
-            count = c
+        guard let count = addressableProduct(batch, heads, queryBlocks, keyBlocks) else {
+            throw SpargeError.invalidBlockMap("dimensions \(dims) are too large to address")
         }
         return count
     }

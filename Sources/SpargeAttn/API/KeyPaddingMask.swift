@@ -44,8 +44,7 @@ public struct KeyPaddingMask: Sendable, Hashable {
         guard batch > 0, keyLength > 0 else {
             throw SpargeError.invalidParameter("a key padding mask of \(batch) x \(keyLength); both must be positive")
         }
-        let (n, overflow) = batch.multipliedReportingOverflow(by: keyLength)
-        guard !overflow, n <= Int(Int32.max) * 64 else {
+        guard addressableProduct(batch, keyLength) != nil else {
             throw SpargeError.invalidParameter("a key padding mask of \(batch) x \(keyLength) is too large to address")
         }
     }
