@@ -107,6 +107,58 @@ struct FiniteOutputTests {
         #expect(o.allSatisfy { abs($0 - half.float) <= half.float * 1e-5 }, "bf16 V: \(o.filter { !$0.isFinite }.count) non-finite")
     }
 
+    /// Products past fp32's range (|q| |k| s up to about 2^262: q and k both near 3e38 or
+    /// 1e34): the score unit passes fp32's range and is applied in steps. Exact attention is
+    /// then in effect one key a row; dense, split-K and the cache's exact decode match float64,
+    /// the sparse paths stay finite and convex.
+    @Test(arguments: [Float(3e38), 1e34, 1e25])
+    func productsBeyondTheFloatRange(magnitude: Float) throws {
+        var (q, k, v) = Self.inputs(qk: 1, v: 1, seed: 11)
+        q = q.map { min(max($0 * magnitude / 4, -.greatestFiniteMagnitude), .greatestFiniteMagnitude) }
+        k = k.map { min(max($0 * magnitude / 4, -.greatestFiniteMagnitude), .greatestFiniteMagnitude) }
+        let vMax = v.map(abs).max()!
+        for causal in [false, true] {
+            let out = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, causal: causal, threads: 2)
+            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape, causal: causal)
+            #expect(Self.allFinite(out), "dense causal \(causal): \(out.filter { !$0.isFinite }.count) non-finite")
+            #expect(Self.relativeL1(out, ref) < 1e-4, "dense causal \(causal): rel L1 \(Self.relativeL1(out, ref))")
+            for p in [SpargeParameters.recommended, .triton, .sage2CDF] {
+                var p = p
+                p.causal = causal
+                let (s, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: Self.shape, parameters: p, threads: 2)
+                #expect(s.allSatisfy { $0.isFinite && abs($0) <= vMax * 1.001 }, "sparse \(p.selection) causal \(causal)")
+            }
+        }
+        // Split-K: one query tile's keys on both workers, merged with the stored units.
+        let one = AttentionShape(batch: 1, heads: 1, queryLength: 8, keyLength: 4096, headDim: 32)
+        var rng = VideoLikeWorkload.SplitMix64(seed: 13)
+        let q1 = (0..<one.queryElements).map { _ in max(-3e38, min(3e38, rng.gaussian() * magnitude / 4)) }
+        let k1 = (0..<one.keyElements).map { _ in max(-3e38, min(3e38, rng.gaussian() * magnitude / 4)) }
+        let v1 = (0..<one.keyElements).map { _ in rng.gaussian() }
+        let o1 = try SpargeAttention.dense(q: q1, k: k1, v: v1, shape: one, threads: 2)
+        let r1 = Float64Reference.attention(q: q1, k: k1, v: v1, shape: one)
+        #expect(Self.relativeL1(o1, r1) < 1e-4, "split-K dense: rel L1 \(Self.relativeL1(o1, r1))")
+        let (s1, _) = try SpargeAttention.sparse(q: q1, k: k1, v: v1, shape: one, threads: 2)
+        #expect(Self.allFinite(s1), "split-K sparse")
+        // The cache: exact decode against float64, sparse decode finite.
+        let n = Self.shape.keyLength, d = Self.shape.headDim, kv = Self.shape.kvHeads
+        let cache = try SpargeKVCache(heads: Self.shape.heads, kvHeads: kv, headDim: d, capacity: n)
+        try cache.append(k: k, v: v, tokens: n)
+        let queries = 2
+        let qd = (0..<(Self.shape.heads * queries * d)).map { q[$0] }
+        var od = [Float](repeating: 0, count: qd.count)
+        try cache.attendExact(q: qd, output: &od, queries: queries)
+        let decodeShape = AttentionShape(heads: Self.shape.heads, kvHeads: kv, queryLength: queries, keyLength: n, headDim: d)
+        let rd = Float64Reference.attention(q: qd, k: k, v: v, shape: decodeShape)
+        #expect(Self.relativeL1(od, rd) < 1e-4, "exact decode: rel L1 \(Self.relativeL1(od, rd))")
+        for count in [1, queries] {
+            var os = [Float](repeating: 0, count: Self.shape.heads * count * d)
+            let qs = (0..<os.count).map { q[$0] }
+            try cache.attend(q: qs, output: &os, queries: count)
+            #expect(os.allSatisfy { $0.isFinite && abs($0) <= vMax * 1.001 }, "sparse decode, \(count) queries")
+        }
+    }
+
     /// Dense attention against float64 for q, k and v magnitudes from 1e-30 to 1e30.
     @Test func denseMatchesFloat64AcrossMagnitudes() throws {
         let magnitudes: [Float] = [1e-30, 1e-10, 1, 1e10, 1e19, 1e30]

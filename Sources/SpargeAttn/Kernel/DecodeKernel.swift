@@ -27,7 +27,7 @@ struct DecodeRows {
 /// were divided by it (``OverflowGuard``) and the softmax takes differences in that unit.
 func decodeChunk(
     _ group: DecodeRows, d: Int, width: Int, keys: Range<Int>, k: TensorView, v: TensorView,
-    b: Int, kvh: Int, factor: Float, scoreUnit: Float = 1, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>
+    b: Int, kvh: Int, factor: Float, scoreUnit: ScoreUnit = .one, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>
 ) {
     let stride = 2 + width
     for r in 0..<group.rows {
@@ -63,13 +63,13 @@ func decodeChunk(
             }
             let updated = OnlineSoftmax.raiseMax(part, sum: part + 1, acc: part + 2, width: width, tileMax: tileMax,
                                                  unit: scoreUnit)
-            if scoreUnit == 1 {
+            if scoreUnit.isOne {
                 part[1] += exp2InPlace(sr, count: decodeTileKeys, shift: updated)
             } else {
                 // Rare (|q.k| near the fp32 limit): one element at a time.
                 var sum: Float = 0
                 for j in 0..<decodeTileKeys {
-                    let e = (sr[j] - updated) * scoreUnit
+                    let e = scoreUnit.scale(sr[j] - updated)
                     sr[j] = e < probabilityFlushExponent ? 0 : exp2Scalar(e)
                     sum += sr[j]
                 }

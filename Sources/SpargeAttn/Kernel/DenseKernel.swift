@@ -37,17 +37,26 @@ func denseQueryTile(
     }
     // |score| <= D max|q| max|k| s log2(e): above 2^100 the tile keeps its scores in larger units.
     let kHead = b * s.kvHeads + kvh
-    let scoreUnit = OverflowGuard.unit(
+    let scoreUnit = ScoreUnit(
         bound: Double(d) * Double(qMagnitude) * Double(ops.keyMagnitude.pointer[kHead]) * Double(scale) * Double(log2e),
         limit: OverflowGuard.scoreLimit)
     // A large |q| against small keys: the scores fit but q * factor would not. Q then takes
     // factor / 2^e and each score tile is multiplied by 2^e (powers of two: exact).
-    let (factor, scoreRescale) = OverflowGuard.split(
-        factor: scoreUnit == 1 ? scale * log2e : Float(Double(scale) * Double(log2e) / Double(scoreUnit)),
-        magnitude: qMagnitude, limit: OverflowGuard.scoreLimit)
-    for r in 0..<rows {
-        let dst = qTile + r * d
-        for c in 0..<d { dst[c] *= factor }
+    let factor = scoreUnit.divide(Double(scale) * Double(log2e))   // can be below fp32's range
+    let scoreRescale = OverflowGuard.unit(bound: Double(qMagnitude) * factor, limit: OverflowGuard.scoreLimit)
+    if scoreUnit.isOne && scoreRescale == 1 {
+        let factor = scale * log2e
+        for r in 0..<rows {
+            let dst = qTile + r * d
+            for c in 0..<d { dst[c] *= factor }
+        }
+    } else {
+        // Rare (|q| or |q.k| near the fp32 limit): the product in Double, then rounded once.
+        let qFactor = factor / Double(scoreRescale)
+        for r in 0..<rows {
+            let dst = qTile + r * d
+            for c in 0..<d { dst[c] = Float(Double(dst[c]) * qFactor) }
+        }
     }
     let scores = w.scores.pointer
     var softmax = w.softmax

@@ -53,7 +53,7 @@ func groupedDecodeBlock(
     var kScaleMax: Float = 0, qScaleMax: Float = 0
     for j in 0..<g.keyBlocks { kScaleMax = Swift.max(kScaleMax, ops.kScale.pointer[kHead * g.keyBlockStride + j]) }
     for gh in 0..<group { qScaleMax = Swift.max(qScaleMax, ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]) }
-    let scoreUnit = OverflowGuard.unit(
+    let scoreUnit = ScoreUnit(
         bound: 16129 * Double(d) * Double(qScaleMax) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
     if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
@@ -93,8 +93,8 @@ func groupedDecodeBlock(
             }
             // The same product as the per-head kernel: int32 sum (exact in fp32) times one scale.
             let qScale = ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]
-            let scale = scoreUnit == 1 ? qScale * ops.kScale.pointer[t] * o.scoreFactor
-                : Float(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor) / Double(scoreUnit))
+            let scale = scoreUnit.isOne ? qScale * ops.kScale.pointer[t] * o.scoreFactor
+                : Float(scoreUnit.divide(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor)))
             for r in 0..<nq { scaleInPlace(headRows + r * stride, count: stride, by: scale) }
             maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
                      firstQuery: 0, firstKey: kStart, offset: o.causalOffset,

@@ -5,8 +5,8 @@ import Synchronization
 // Finite in, finite out (issue 15). Two fp32 overflows are avoided without per-element work
 // in the hot loops, with powers of two (exact scalings):
 // - scores: when |Q.K| * s * log2(e) could exceed 2^100 (q, k near 1e19), a query tile keeps
-//   its scores divided by a power of two `scoreUnit`; the softmax multiplies differences
-//   `S - m` (never S itself) back by it;
+//   its scores divided by a power of two (``ScoreUnit``, which may pass fp32's range); the
+//   softmax multiplies differences `S - m` (never S itself) back by it;
 // - P.V: when |V| times the number of keys could exceed 2^125 (v near 1e38), V of that
 //   (batch, kv head) is stored divided by a power of two `valueUnit`, and O / l is
 //   multiplied back by it at the end. The FP8 emulation's P reaches 2^8.807 (SageAttention2's
@@ -23,6 +23,14 @@ enum OverflowGuard {
         guard bound.isFinite, bound > limit else { return 1 }
         let e = Swift.min(127, Int((bound / limit).exponent) + 1)
         return Float(sign: .plus, exponent: e, significand: 1)
+    }
+
+    /// Per item a score unit (``ScoreUnit/stored``) and a value unit, both 1: the split-K
+    /// state's units before a share writes them.
+    static func identityUnits(items: Int) -> RawBuffer<Float> {
+        let units = RawBuffer<Float>(count: items * 2, zero: 1)
+        for i in 0..<items { units.pointer[2 * i] = ScoreUnit.one.stored }
+        return units
     }
 
     /// A factor applied to values as large as `magnitude` before they are used (Q times the

@@ -58,13 +58,13 @@ func sparseQueryBlock(
     let qMean = ops.qMean.map { UnsafePointer($0.pointer + (qHead * g.queryBlocks + i) * d) }
     var meanMax: Float = 0
     if let qMean { for c in 0..<d { meanMax = Swift.max(meanMax, abs(qMean[c])) } }
-    let scoreUnit = OverflowGuard.unit(
+    let scoreUnit = ScoreUnit(
         bound: (16129 * Double(qScale) + 127 * Double(meanMax)) * Double(d) * Double(kScaleMax) * Double(o.scoreFactor),
         limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
     if let qMean {
         // The mean in the tile's score units.
-        let factor = Double(o.scoreFactor) / Double(scoreUnit)
+        let factor = scoreUnit.divide(Double(o.scoreFactor))
         for c in 0..<d { w.queryMean.pointer[c] = Float(Double(qMean[c]) * factor) }
     }
     if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
@@ -92,8 +92,8 @@ func sparseQueryBlock(
         w.kernels.int8ScoreTile(
             q: qPacked, qStride: g.pairs, rows: rowsPad,
             k: ops.kPacked.pointer + t * g.packedKeyBlock, columns: stride, pairs: g.pairs,
-            scale: scoreUnit == 1 ? qScale * ops.kScale.pointer[t] * o.scoreFactor
-                : Float(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor) / Double(scoreUnit)),
+            scale: scoreUnit.isOne ? qScale * ops.kScale.pointer[t] * o.scoreFactor
+                : Float(scoreUnit.divide(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor))),
             terms: terms, out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,

@@ -76,7 +76,7 @@ func denseAttention(
     let partSize = OnlineSoftmax.exportSize(rows: DenseTiling.queryRows, width: width)
     let partials = chunks > 1 ? RawBuffer<Float>(count: items * chunks * partSize, zero: 0) : nil
     // The score and value units of each split tile (``OverflowGuard``), written by its first share.
-    let units = chunks > 1 ? RawBuffer<Float>(count: items * 2, zero: 1) : nil
+    let units = chunks > 1 ? OverflowGuard.identityUnits(items: items) : nil
     parallelFor(items: items * chunks, threads: workers) { worker, work in
         let item = work / chunks, chunk = work % chunks
         let i = item % tiles, bh = item / tiles

@@ -114,7 +114,7 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     let qRows = RawBuffer<Float>(uninitializedCount: rows * d)
     let visible = RawBuffer<Int>(uninitializedCount: rows)
     let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
-    let units = RawBuffer<Float>(uninitializedCount: 2 * s.batch * s.kvHeads)   // score, value unit per group
+    let units = RawBuffer<Float>(uninitializedCount: 2 * s.batch * s.kvHeads)   // score unit (stored), value unit per group
     for b in 0..<s.batch {
         for h in 0..<s.heads {
             for t in 0..<queries {
@@ -128,9 +128,9 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let first = bk * groupRows   // (b * heads + kvh * group) * queries
         let qMax = OverflowGuard.maxMagnitude(qRows.pointer + first * d, count: groupRows * d)
         let bound = Double(d) * Double(qMax) * Double(c.magnitudes.keys.pointer[bk]) * Swift.max(1, Double(factor))
-        let unit = OverflowGuard.unit(bound: bound, limit: OverflowGuard.scoreLimit)
-        if unit != 1 { scaleRowsInPlace(qRows.pointer + first * d, count: groupRows * d, by: 1 / unit) }
-        units.pointer[2 * bk] = unit
+        let unit = ScoreUnit(bound: bound, limit: OverflowGuard.scoreLimit)
+        if !unit.isOne { divideRowsInPlace(qRows.pointer + first * d, count: groupRows * d, by: unit) }
+        units.pointer[2 * bk] = unit.stored
         units.pointer[2 * bk + 1] = c.storage.ops.valueUnits.pointer[bk]
     }
     let workers = c.storage.workers
@@ -144,7 +144,7 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows)
         let local = groupParts.pointer + worker * groupRows * partSize
         decodeChunk(rowsOfGroup, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
-                    k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: units.pointer[2 * bk],
+                    k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: ScoreUnit(stored: units.pointer[2 * bk]),
                     scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
         for r in 0..<groupRows {
             (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
@@ -168,7 +168,7 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     }
 }
 
-/// `x[i] *= factor` for any `count` (the SIMD row kernel wants multiples of 8).
-private func scaleRowsInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by factor: Float) {
-    for i in 0..<count { x[i] *= factor }
+/// `x[i] /= unit` for any `count`, through Double (`1 / unit` can be below fp32's range).
+private func divideRowsInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by unit: ScoreUnit) {
+    for i in 0..<count { x[i] = Float(unit.divide(Double(x[i]))) }
 }

@@ -31,7 +31,7 @@ final class SparseStorage: @unchecked Sendable {
         counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
         partials = chunks > 1
             ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
-        partialUnits = chunks > 1 ? RawBuffer(count: blocks * 2, zero: 1) : nil
+        partialUnits = chunks > 1 ? OverflowGuard.identityUnits(items: blocks) : nil
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
         selectedPerHead = RawBuffer(count: s.heads, zero: 0)

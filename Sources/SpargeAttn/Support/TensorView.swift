@@ -107,7 +107,7 @@ struct MutableTensorView: @unchecked Sendable {
     /// Stores the log-sum-exp of row (b, h, n) from the online-softmax state of that row:
     /// `m` (base-2 units times `unit`) and `l`; a row that saw no key gets -inf.
     @inline(__always)
-    func storeLSE(_ b: Int, _ h: Int, _ n: Int, m: Float, l: Float, unit: Float) {
+    func storeLSE(_ b: Int, _ h: Int, _ n: Int, m: Float, l: Float, unit: ScoreUnit) {
         guard let lse else { return }
         lse.store(b, h, n, m: m, l: l, unit: unit)
     }
@@ -140,10 +140,10 @@ struct LSEDestination: @unchecked Sendable {
 
     /// `(m * unit + log2 l + bias) * ln 2`, computed in Double; -inf when `l == 0`.
     @inline(__always)
-    func store(_ b: Int, _ h: Int, _ n: Int, m: Float, l: Float, unit: Float) {
+    func store(_ b: Int, _ h: Int, _ n: Int, m: Float, l: Float, unit: ScoreUnit) {
         let value: Float
         if l > 0 && m != -.infinity {
-            let log2Sum = Double(m) * Double(unit) + Foundation.log2(Double(l)) + Double(bias)
+            let log2Sum = unit.scale(Double(m)) + Foundation.log2(Double(l)) + Double(bias)
             value = Float(log2Sum * 0.693_147_180_559_945_3)
         } else {
             value = l.isNaN || m.isNaN ? .nan : -.infinity

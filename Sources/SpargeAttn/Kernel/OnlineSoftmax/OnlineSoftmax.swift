@@ -21,7 +21,7 @@ struct OnlineSoftmax {
     var probabilityPairs: UnsafeMutablePointer<Int32>   // fixed-point P.V: P in key pairs, rowsPad x columns / 2
     var probabilityScales: UnsafeMutablePointer<Float>  // fixed-point P.V: per row, the value of one step
     /// Scores are stored divided by this power of two (see ``OverflowGuard``); 1 normally.
-    var scoreUnit: Float = 1
+    var scoreUnit: ScoreUnit = .one
     /// V was stored divided by this power of two (see ``OverflowGuard``); 1 normally.
     var valueUnit: Float = 1
 
@@ -48,7 +48,7 @@ struct OnlineSoftmax {
             if running == -.infinity { return .infinity }
             best = Swift.max(best, local - running)
         }
-        return best == -.infinity ? best : best * scoreUnit
+        return best == -.infinity ? best : scoreUnit.scale(best)
     }
 
     /// Folds a measured tile into the accumulator: rescales by `2^(m - m_new)`, turns the scores
@@ -61,7 +61,7 @@ struct OnlineSoftmax {
         values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32,
         fixedValues: (values: UnsafePointer<Int16>, steps: UnsafePointer<Float>)? = nil
     ) {
-        if scoreUnit != 1 {
+        if !scoreUnit.isOne {
             absorbScaled(scores: scores, stride: stride, rows: rows, keys: keys, values: values,
                          valueStride: valueStride, numerics: numerics)
             return
@@ -136,7 +136,7 @@ struct OnlineSoftmax {
                                         unit: scoreUnit)
             var sum: Float = 0
             for c in 0..<stride {
-                let e = (row[c] - updated) * scoreUnit
+                let e = scoreUnit.scale(row[c] - updated)
                 row[c] = e < probabilityFlushExponent ? 0 : exp2Scalar(e)
                 sum += row[c]
             }
@@ -171,11 +171,11 @@ struct OnlineSoftmax {
     /// Every online softmax of the package (tiled kernels, exact decode) goes through it.
     @inline(__always)
     static func raiseMax(_ m: UnsafeMutablePointer<Float>, sum l: UnsafeMutablePointer<Float>,
-                         acc: UnsafeMutablePointer<Float>, width: Int, tileMax: Float, unit: Float = 1) -> Float {
+                         acc: UnsafeMutablePointer<Float>, width: Int, tileMax: Float, unit: ScoreUnit = .one) -> Float {
         let running = m.pointee
         let updated = Swift.max(running, tileMax)
         if updated > running && running != -.infinity {
-            let alpha = rescaleFactor((running - updated) * unit)
+            let alpha = rescaleFactor(unit.scale(running - updated))
             l.pointee *= alpha
             scaleInPlace(acc, count: width, by: alpha)
         }

@@ -17,7 +17,7 @@ extension OnlineSoftmax {
     /// With `units`, also stores this softmax's score and value units there (for ``merge``).
     func export(rows: Int, layoutRows: Int? = nil, into dst: UnsafeMutablePointer<Float>,
                 units: UnsafeMutablePointer<Float>? = nil) {
-        if let units { units[0] = scoreUnit; units[1] = valueUnit }
+        if let units { units[0] = scoreUnit.stored; units[1] = valueUnit }
         let stride = layoutRows ?? rows
         dst.update(from: rowMax, count: rows)
         (dst + stride).update(from: rowSum, count: rows)
@@ -27,14 +27,14 @@ extension OnlineSoftmax {
     /// Merges `count` exported states of `rows` rows (in order, so the result does not depend
     /// on which thread produced which) and writes `O / l` for `validRows` rows of `d` channels:
     /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`; a row that saw no
-    /// key gets zeros. `units` (score and value unit of the shares, ``OverflowGuard``) are 1
-    /// when nil.
+    /// key gets zeros. `units` (score unit as ``ScoreUnit/stored`` and value unit of the
+    /// shares, ``OverflowGuard``) are 1 when nil.
     static func merge(
         _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
         normalization: Normalization = .reciprocal, units: UnsafePointer<Float>? = nil,
         into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
     ) {
-        let scoreUnit = units?[0] ?? 1, valueUnit = units?[1] ?? 1
+        let scoreUnit = units.map { ScoreUnit(stored: $0[0]) } ?? .one, valueUnit = units?[1] ?? 1
         let size = exportSize(rows: rows, width: width)
         for r in 0..<validRows {
             defer { output.store(b, h, first + r, from: dst, count: d) }
@@ -48,7 +48,7 @@ extension OnlineSoftmax {
                 let part = parts + s * size
                 let ms = part[r]
                 if ms == -.infinity { continue }
-                let f = exp2Scalar((ms - m) * scoreUnit)
+                let f = exp2Scalar(scoreUnit.scale(ms - m))
                 l += part[rows + r] * f
                 let o = part + 2 * rows + r * width
                 for c in 0..<d { dst[c] += o[c] * f }
