@@ -185,7 +185,7 @@ struct RunCommand {
         let seconds = Timing.median(samples)
         // Exact attention in float64 over the same inputs, masks and scale, in the order of q, k,
         // v here (permuted for the GPU: attention without a causal mask commutes with the order).
-        let accuracy = try compare ? Accuracy(o, reference: Float64Reference.attentionWithLSE(
+        let accuracy = try compare ? Accuracy(o, reference: try Float64Reference.attentionWithLSE(
             q: q, k: k, v: v, shape: shape, causalOffset: parameters.causal ? parameters.causalOffset(for: shape) : nil,
             softmaxScale: parameters.softmaxScale).output) : nil
         if let permuteHere { o = try permuteHere.unpermuted(o, rowWidth: shape.headDim) }

@@ -69,7 +69,7 @@ struct SelfTestCommand {
             let v = (0..<shape.keyElements).map { _ in gaussian() }
             var p = SpargeParameters.sage2CDF
             p.causal = c.5
-            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5)
+            let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5)
             var first: SparseAttentionResult?
             var firstOutput: [Float]?
             for level in levels {
@@ -77,7 +77,7 @@ struct SelfTestCommand {
                     (try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: c.5),
                      try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, captureQuantized: true))
                 }
-                let masked = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5, blockMap: sparse.result.blockMap,
+                let masked = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.5, blockMap: sparse.result.blockMap,
                                                         blockQ: p.blockQ, blockK: p.blockK)
                 let denseError = try Accuracy(dense, reference: exact).relativeL2
                 let sparseError = try Accuracy(sparse.output, reference: masked).relativeL2

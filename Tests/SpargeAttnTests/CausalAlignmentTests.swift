@@ -19,7 +19,7 @@ struct CausalAlignmentTests {
         let q = rng.gaussians(shape.queryElements, scale: 1.5), k = rng.gaussians(shape.keyElements, scale: 1.5)
         let v = rng.gaussians(shape.keyElements)
         let offset = alignment == .topLeft ? 0 : c.nk - c.nq
-        let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset)
+        let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset)
         // Dense: exact.
         let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: true, causalAlignment: alignment)
         #expect(try Accuracy(dense, reference: ref.output).relativeL2 <= 1e-5, "dense \(shape) \(alignment)")
@@ -52,7 +52,7 @@ struct CausalAlignmentTests {
             // The GPU code's block rule (ExactSemantics section 2, step 7), shifted by the offset.
             #expect(j * 64 < (i + 1) * 64 + offset, "block (\(i), \(j)) is in the causal future")
         } } } }
-        let masked = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset,
+        let masked = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset,
                                                  blockMap: map, blockQ: 64, blockK: 64)
         #expect(try Accuracy(predictedOut, reference: masked.output).cosine >= 0.999, "predicted \(shape) \(alignment)")
     }

@@ -11,8 +11,8 @@ enum ExtendedReference {
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil,
         keyMask: [Bool]? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64,
         softmaxScale: Float? = nil
-    ) -> (output: [Double], lse: [Double]) {
-        Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causalOffset, keyMask: keyMask,
+    ) throws -> (output: [Double], lse: [Double]) {
+        try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causalOffset, keyMask: keyMask,
                                           softmaxScale: softmaxScale, blockMap: blockMap, blockQ: blockQ, blockK: blockK)
     }
 

@@ -39,7 +39,7 @@ struct FiniteOutputTests {
         for causal in [false, true] {
             let out = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, causal: causal, threads: 2)
             #expect(Self.allFinite(out), "dense causal \(causal): \(out.filter { !$0.isFinite }.count) non-finite")
-            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape, causal: causal)
+            let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape, causal: causal)
             #expect(Self.relativeL1(out, ref) < 1e-4, "dense causal \(causal) vs float64")
         }
         for p in [SpargeParameters.recommended, .triton, .sage2CDF] {
@@ -119,7 +119,7 @@ struct FiniteOutputTests {
         let vMax = v.map(abs).max()!
         for causal in [false, true] {
             let out = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, causal: causal, threads: 2)
-            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape, causal: causal)
+            let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape, causal: causal)
             #expect(Self.allFinite(out), "dense causal \(causal): \(out.filter { !$0.isFinite }.count) non-finite")
             #expect(Self.relativeL1(out, ref) < 1e-4, "dense causal \(causal): rel L1 \(Self.relativeL1(out, ref))")
             for p in [SpargeParameters.recommended, .triton, .sage2CDF] {
@@ -136,7 +136,7 @@ struct FiniteOutputTests {
         let k1 = (0..<one.keyElements).map { _ in max(-3e38, min(3e38, rng.gaussian() * magnitude / 4)) }
         let v1 = (0..<one.keyElements).map { _ in rng.gaussian() }
         let o1 = try SpargeAttention.dense(q: q1, k: k1, v: v1, shape: one, threads: 2)
-        let r1 = Float64Reference.attention(q: q1, k: k1, v: v1, shape: one)
+        let r1 = try Float64Reference.attention(q: q1, k: k1, v: v1, shape: one)
         #expect(Self.relativeL1(o1, r1) < 1e-4, "split-K dense: rel L1 \(Self.relativeL1(o1, r1))")
         let (s1, _) = try SpargeAttention.sparse(q: q1, k: k1, v: v1, shape: one, threads: 2)
         #expect(Self.allFinite(s1), "split-K sparse")
@@ -149,7 +149,7 @@ struct FiniteOutputTests {
         var od = [Float](repeating: 0, count: qd.count)
         try cache.attendExact(q: qd, output: &od, queries: queries)
         let decodeShape = AttentionShape(heads: Self.shape.heads, kvHeads: kv, queryLength: queries, keyLength: n, headDim: d)
-        let rd = Float64Reference.attention(q: qd, k: k, v: v, shape: decodeShape)
+        let rd = try Float64Reference.attention(q: qd, k: k, v: v, shape: decodeShape, causal: true)   // the cache's default
         #expect(Self.relativeL1(od, rd) < 1e-4, "exact decode: rel L1 \(Self.relativeL1(od, rd))")
         for count in [1, queries] {
             var os = [Float](repeating: 0, count: Self.shape.heads * count * d)
@@ -167,7 +167,7 @@ struct FiniteOutputTests {
                 let (q, k, v) = Self.inputs(qk: qk, v: vs, seed: UInt64(qk.exponent + 200) &* 31 &+ UInt64(vs.exponent + 200))
                 let out = try SpargeAttention.dense(q: q, k: k, v: v, shape: Self.shape, threads: 2)
                 #expect(Self.allFinite(out), "q,k \(qk), v \(vs)")
-                let ref = Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape)
+                let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: Self.shape)
                 #expect(Self.relativeL1(out, ref) < 1e-4, "q,k \(qk), v \(vs): rel L1 \(Self.relativeL1(out, ref))")
                 // Sparse with every block kept and stage 2 off: finite, and close where scores are moderate
                 // (INT8 rounding of huge scores may change which key dominates a row).
@@ -188,7 +188,7 @@ struct LargeQuerySmallKeyTests {
     @Test func denseQueryNearTheLimitAgainstSmallKeys() throws {
         let tiny = AttentionShape(heads: 1, queryLength: 1, keyLength: 3, headDim: 1)
         let out = try SpargeAttention.dense(q: [3e38], k: [1e-30, 2e-30, 0], v: [1, 2, 3], shape: tiny)
-        let ref = Float64Reference.attention(q: [3e38], k: [1e-30, 2e-30, 0], v: [1, 2, 3], shape: tiny)
+        let ref = try Float64Reference.attention(q: [3e38], k: [1e-30, 2e-30, 0], v: [1, 2, 3], shape: tiny)
         #expect(out.allSatisfy { $0.isFinite } && abs(Double(out[0]) - ref[0]) < 1e-5, "\(out) against \(ref)")
         // Several query and key tiles, a scale above 1, GQA, causal.
         var rng = TestRNG(seed: 404)
@@ -198,7 +198,7 @@ struct LargeQuerySmallKeyTests {
         let v = rng.gaussians(shape.keyElements)
         for causal in [false, true] {
             let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: causal, softmaxScale: 4, threads: 2)
-            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, softmaxScale: 4)
+            let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, softmaxScale: 4)
             #expect(dense.allSatisfy { $0.isFinite }, "causal \(causal)")
             #expect(FiniteOutputTests.relativeL1(dense, exact) < 1e-4, "causal \(causal): rel L1 \(FiniteOutputTests.relativeL1(dense, exact))")
         }
@@ -212,7 +212,7 @@ struct TritonLargeQueryTests {
         let s = AttentionShape(heads: 1, queryLength: 1, keyLength: 3, headDim: 1)
         let q: [Float] = [3e38], k: [Float] = [1, 2, 0], v: [Float] = [1, 5, 3]
         let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: .triton)
-        let exact = Float64Reference.attention(q: q, k: k, v: v, shape: s)
+        let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: s)
         #expect(out.allSatisfy { $0.isFinite } && abs(Double(out[0]) - exact[0]) < 1e-3, "\(out) against \(exact)")
         // Whole blocks of such queries (a scale of 4: q * s * log2(e) passes the limit from 6e37).
         var rng = TestRNG(seed: 515)
@@ -245,7 +245,7 @@ struct LargeKeyMeanTests {
         let s4 = AttentionShape(heads: 1, queryLength: 1, keyLength: 4, headDim: 1)
         let k4: [Float] = [3.4e38, -3.4e38, 3.4e38, 1]
         let a = try Self.sparseWithLSE(q: [1], k: k4, v: [1, 2, 3, 4], shape: s4)
-        let exactA = Float64Reference.attentionWithLSE(q: [1], k: k4, v: [1, 2, 3, 4], shape: s4)
+        let exactA = try Float64Reference.attentionWithLSE(q: [1], k: k4, v: [1, 2, 3, 4], shape: s4)
         #expect(a.out.allSatisfy { $0.isFinite } && abs(Double(a.out[0]) - exactA.output[0]) < 1e-3 * abs(exactA.output[0]), "\(a.out) against \(exactA.output)")
         #expect(a.lse.allSatisfy { $0.isFinite }, "\(a.lse)")
         // The 16 keys' fp32 sum passes the limit.
@@ -253,7 +253,7 @@ struct LargeKeyMeanTests {
         let k16: [Float] = (0..<16).map { 4e37 + Float($0 % 3) * 4e34 }
         let v16 = (0..<16).map(Float.init)
         let b = try Self.sparseWithLSE(q: [0.01], k: k16, v: v16, shape: s16)
-        let exactB = Float64Reference.attentionWithLSE(q: [0.01], k: k16, v: v16, shape: s16)
+        let exactB = try Float64Reference.attentionWithLSE(q: [0.01], k: k16, v: v16, shape: s16)
         #expect(b.out.allSatisfy { $0.isFinite } && b.lse.allSatisfy { $0.isFinite }, "\(b.out) \(b.lse)")
         #expect(abs(Double(b.lse[0]) - exactB.lse[0]) <= 1e-3 * abs(exactB.lse[0]), "lse \(b.lse) against \(exactB.lse)")
         // The KV cache's sparse attend computes the same mean.
@@ -311,7 +311,7 @@ struct KVCacheFiniteOutputTests {
                 #expect(out.allSatisfy { $0.isFinite }, "\(label): \(out.filter { !$0.isFinite }.count) non-finite")
                 let shape = AttentionShape(heads: Self.heads, kvHeads: Self.kvHeads, queryLength: queries,
                                            keyLength: Self.prefill + Self.later, headDim: Self.d)
-                let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
+                let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
                 #expect(FiniteOutputTests.relativeL1(out, ref) < 1e-4, "\(label): rel L1 \(FiniteOutputTests.relativeL1(out, ref))")
             }
         }

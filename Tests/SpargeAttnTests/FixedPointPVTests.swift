@@ -30,7 +30,7 @@ struct FixedPointPVTests {
         p.causal = c.causal
         p.pvThreshold = PerHead(Float.infinity)
         let map = try BlockMap.full(batch: 2, heads: c.h, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
-        let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
+        let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
         let (plain, plainResult) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map, captureLSE: true)
         p.fixedPointPV = true
         let (fixed, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map, captureLSE: true)
@@ -81,7 +81,7 @@ struct FixedPointPVTests {
             p.pvThreshold = PerHead(Float.infinity)
             p.fixedPointPV = true
             let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
-            let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: 700 - nq)
+            let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: 700 - nq)
             #expect(try Accuracy(out, reference: ref.output).relativeL1 <= 0.02, "Nq \(nq)")
         }
     }

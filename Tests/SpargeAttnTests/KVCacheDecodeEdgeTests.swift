@@ -82,7 +82,7 @@ struct KVCacheDecodeEdgeTests {
         let shape = AttentionShape(heads: Self.heads, kvHeads: Self.kvHeads, queryLength: 1, keyLength: n, headDim: Self.d)
 
         // (1) The sparse output is float64 attention on the reported map, in every head.
-        let onMap = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: true, blockMap: map)
+        let onMap = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: true, blockMap: map)
         let onMapCosines = try Self.headCosines(out, onMap)
         #expect(onMapCosines.allSatisfy { $0 > 0.9999 }, "per head cosine on its map \(onMapCosines)")
 
@@ -95,7 +95,7 @@ struct KVCacheDecodeEdgeTests {
 
         // (3) The newest (1-key) block is marked in every head; what the weak head lacks is a full
         // block that stage 1's mean-pooled scores ranked below the top half.
-        let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: true)
+        let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: true)
         let exactCosines = try Self.headCosines(out, exact)
         for h in 0..<Self.heads {
             let row = Array(map.bits[h * map.keyBlocks..<(h + 1) * map.keyBlocks])

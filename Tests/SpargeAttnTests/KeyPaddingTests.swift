@@ -33,7 +33,7 @@ struct KeyPaddingTests {
         let mask = try Self.mask(nk: c.nk, rng: &rng)
         let validFlags = (0..<(3 * c.nk)).map { mask[$0 / c.nk, $0 % c.nk] }
         let offset: Int? = c.causal ? c.nk - c.nq : nil
-        let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset, keyMask: validFlags)
+        let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset, keyMask: validFlags)
         let rows = shape.batch * shape.heads * c.nq
         let lastBatch = (2 * shape.heads * c.nq * c.d)..<shape.queryElements
 
@@ -72,7 +72,7 @@ struct KeyPaddingTests {
                 for h in 0..<c.h { for i in 0..<nqb { #expect(!map[b, h, i, j], "all-padding block \(j) of batch \(b) selected") } }
             }
         }
-        let masked = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset, keyMask: validFlags,
+        let masked = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: offset, keyMask: validFlags,
                                                  blockMap: map, blockQ: 64, blockK: 64)
         #expect(try Accuracy(predictedOut, reference: masked.output).cosine >= 0.999, "predicted \(shape)")
 

@@ -94,7 +94,7 @@ struct LayoutTypeMatrixTests {
                         try SpargeAttention.dense(q: qi, k: ki, v: vi, output: o, shape: s, causal: causal)
                         return read()
                     }
-                    let ref = Float64Reference.attention(q: q, k: k, v: v, shape: s, causal: causal)
+                    let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: s, causal: causal)
                     #expect(try Accuracy(dense, reference: ref).relativeL2 <= outTolerance, "dense \(label)")
                     // Sparse against the core fp32 HND path on the same data.
                     var p = SpargeParameters()

@@ -25,7 +25,7 @@ struct LogSumExpTests {
             try out.withUnsafeMutableBufferPointer { o in try lse.withUnsafeMutableBufferPointer { l in
                 try SpargeAttention.dense(q: q, k: k, v: v, output: o, shape: shape, causal: c.causal, lse: l)
             } } } } }
-        let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
+        let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
         #expect(ExtendedReference.maxLSEError(lse, ref.lse) <= 1e-4, "dense \(shape)")
         #expect(try Accuracy(out, reference: ref.output).relativeL2 <= 1e-5)
         // Sparse with a predicted map, stage 2 off: against float64 from the call's own INT8
@@ -39,7 +39,7 @@ struct LogSumExpTests {
         p.pvThreshold = PerHead(Float.infinity)
         let (sparseOut, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p,
                                                         captureQuantized: true, captureLSE: true)
-        let masked = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil,
+        let masked = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil,
                                                  blockMap: r.blockMap, blockQ: 64, blockK: 64)
         let sparseLSE = try #require(r.lse)
         let int8Reference = ExtendedReference.dequantizedLSE(

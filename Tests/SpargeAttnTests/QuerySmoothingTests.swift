@@ -42,7 +42,7 @@ struct QuerySmoothingTests {
         p.causal = c.causal
         p.pvThreshold = PerHead(Float.infinity)
         let map = try BlockMap.full(batch: 2, heads: c.h, queryBlocks: blockCount(c.nq, c.bq), keyBlocks: blockCount(c.nk, c.bk))
-        let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
+        let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil)
         for variant in QuantizationVariant.allCases {
             p.gpuReproduction.quantization = variant
             p.smoothQ = false
@@ -81,7 +81,7 @@ struct QuerySmoothingTests {
         let (one, r1) = try expectDeterministicSparse(q: q, k: k, v: v, shape: shape, parameters: p)
         #expect(r1.blockMap == plain.blockMap)
         #expect(r1.statistics.selectedBlocks == plain.statistics.selectedBlocks)
-        let masked = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil,
+        let masked = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: c.causal ? c.nk - c.nq : nil,
                                                  blockMap: r1.blockMap, blockQ: c.bq, blockK: c.bk)
         #expect(try Accuracy(one, reference: masked.output).cosine >= 0.999)
     }
@@ -100,7 +100,7 @@ struct QuerySmoothingTests {
             p.pvThreshold = PerHead(Float.infinity)
             p.smoothQ = true
             let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
-            let ref = ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: 700 - nq)
+            let ref = try ExtendedReference.attention(q: q, k: k, v: v, shape: shape, causalOffset: 700 - nq)
             let err = try Accuracy(out, reference: ref.output).relativeL1
             #expect(err <= (nq == 1 ? 1e-5 : 5e-3), "Nq \(nq): relative L1 \(err)")
         }
@@ -118,7 +118,7 @@ struct QuerySmoothingTests {
         p.smoothQ = true
         let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         #expect(out.allSatisfy { $0.isFinite })
-        let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape)
+        let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape)
         #expect(try Accuracy(out, reference: ref).cosine >= 0.99)
     }
 

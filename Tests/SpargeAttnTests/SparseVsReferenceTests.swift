@@ -27,7 +27,7 @@ struct SparseVsReferenceTests {
         for variant in QuantizationVariant.allCases {
             p.gpuReproduction.quantization = variant
             let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: map)
-            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal)
+            let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal)
             let acc = try Accuracy(out, reference: ref)
             #expect(acc.cosine >= 0.999, "cosine \(acc.cosine) for \(shape) causal \(c.causal) \(variant)")
             #expect(result.statistics.skippedTiles == 0)
@@ -50,7 +50,7 @@ struct SparseVsReferenceTests {
         p.simThreshold = [-1, -0.1, 0.5]
         p.pvThreshold = PerHead(Float.infinity)
         let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
-        let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal,
+        let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: c.causal,
                                              blockMap: result.blockMap, blockQ: c.bq, blockK: c.bk)
         let acc = try Accuracy(out, reference: ref)
         #expect(acc.cosine >= 0.999, "cosine \(acc.cosine) for \(shape), density \(result.statistics.density)")
@@ -72,7 +72,7 @@ struct SparseVsReferenceTests {
         p.gpuReproduction.stage2ExemptTailBlocks = 0
         let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
         #expect(r.statistics.skippedTiles > 0)
-        let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape)
+        let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape)
         #expect(try Accuracy(out, reference: ref).cosine >= 0.999)
         p.pvThreshold = 1e9
         let (_, r2) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
@@ -91,10 +91,10 @@ struct SparseVsReferenceTests {
             p.causal = causal
             p.pvThreshold = PerHead(Float.infinity)
             let (out, r) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
-            let ref = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
+            let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal, blockMap: r.blockMap)
             #expect(try Accuracy(out, reference: ref).cosine >= 0.9995)
             let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: causal)
-            let exact = Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
+            let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
             #expect(try Accuracy(dense, reference: exact).relativeL2 <= 1e-5)
             let (one, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1)
             #expect(one.map(\.bitPattern) == out.map(\.bitPattern), "split-K output depends on the thread count")

@@ -254,14 +254,14 @@ struct TokenOrderTests {
         let (nq, nk) = s.blockCounts(blockQ: p.blockQ, blockK: p.blockK)
         let full = try BlockMap.full(batch: 1, heads: 3, queryBlocks: nq, keyBlocks: nk)
         let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p, tokenOrder: order, blockMap: full)
-        let exact = Float64Reference.attention(q: q, k: k, v: v, shape: s)
+        let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: s)
         let accuracy = try Accuracy(out, reference: exact)
         #expect(accuracy.cosine >= 0.999 && accuracy.relativeL1 <= 0.03, "\(accuracy)")
 
         let (sparse, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p, tokenOrder: order)
         #expect(try #require(result.blockMap).density < 1)
         let d = s.headDim
-        let masked = Float64Reference.attention(q: try order.permuted(q, rowWidth: d), k: try order.permuted(k, rowWidth: d),
+        let masked = try Float64Reference.attention(q: try order.permuted(q, rowWidth: d), k: try order.permuted(k, rowWidth: d),
                                                 v: try order.permuted(v, rowWidth: d), shape: s,
                                                 blockMap: result.blockMap, blockQ: p.blockQ, blockK: p.blockK)
         let maskedInCallersOrder = try order.unpermuted(masked, rowWidth: d)

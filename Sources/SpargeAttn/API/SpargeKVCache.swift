@@ -13,9 +13,9 @@ import Synchronization
 /// arithmetic; only the INT8 rounding of K depends on it. A recomputation from scratch with the
 /// same mean (a new cache given ``keyMean``, filled in one append) gives bit-identical outputs.
 ///
-/// Queries attend causally by default as the last tokens of the sequence (query `t` of `Nq`
-/// sees keys up to `t + length - Nq`); with `parameters.causal == false` every query sees
-/// every key. A query shorter than one block is its own, measured, stage-1 block.
+/// Queries attend causally by default (``defaultParameters``) as the last tokens of the
+/// sequence (query `t` of `Nq` sees keys up to `t + length - Nq`); with `parameters.causal ==
+/// false` (cross-attention to a fixed memory) every query sees every key. A query shorter than one block is its own, measured, stage-1 block.
 ///
 /// A single decoding query is one stage-1 row, so a poor block ranking is not averaged out:
 /// stage 1 scores each full key block by its mean, and a block holding most of a head's
@@ -60,9 +60,22 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     let width: Int
     let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
     private var meanIsSet: Bool
+    /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none);
+    /// kept under ``NonFinitePolicy/propagate`` only.
+    private var firstNonFiniteKey: [Int]
     /// Attend calls so far, and the last one's shape: a result reads the map only while they match.
     private var calls: UInt64 = 0
     private var lastShape: AttentionShape?
+
+    /// The parameters of a cache created without any: ``SpargeParameters/recommended`` with
+    /// ``SpargeParameters/causal`` set, since a cache's queries are the newest tokens of a
+    /// sequence (chunked prefill, speculative decoding). A single decoding query sees every key
+    /// either way.
+    public static var defaultParameters: SpargeParameters {
+        var p = SpargeParameters.recommended
+        p.causal = true
+        return p
+    }
 
     /// Creates an empty cache.
     /// - Parameters:
@@ -72,12 +85,13 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///   - headDim: the head dimension `D`.
     ///   - capacity: the most keys the cache can hold.
     ///   - maxQueryLength: the most query tokens of one call.
-    ///   - parameters: the hyper-parameters and options.
+    ///   - parameters: the hyper-parameters and options; the default is
+    ///     ``defaultParameters`` (causal).
     ///   - keyMean: a fixed K mean (`batch * kvHeads * headDim` values) instead of the
     ///     mean of the first append; ignored without `parameters.smoothK`.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
-                parameters: SpargeParameters = .recommended, keyMean: [Float]? = nil, threads: Int? = nil) throws {
+                parameters: SpargeParameters = SpargeKVCache.defaultParameters, keyMean: [Float]? = nil, threads: Int? = nil) throws {
         let kvh = kvHeads ?? heads
         if capacity < 1 { throw SpargeError.invalidShape("capacity is \(capacity); a cache holds at least one key") }
         if maxQueryLength < 1 { throw SpargeError.invalidShape("maxQueryLength is \(maxQueryLength); a call attends at least one query") }
@@ -121,6 +135,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         values = RawBuffer(count: batch * kvh * capacity * g.width, zero: 0)
         magnitudes = CacheMagnitudes(heads: batch * kvh)
         meanIsSet = false
+        firstNonFiniteKey = [Int](repeating: .max, count: batch * kvh)
         if let m = keyMean, parameters.smoothK {
             storage.ops.kMean.pointer.update(from: m, count: m.count)
             meanIsSet = true
@@ -177,6 +192,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                 }
             }
         }
+        if parameters.nonFinitePolicy == .propagate {
+            recordNonFiniteRows(first: length, count: tokens, meanFromThese: parameters.smoothK && !meanIsSet)
+        }
         buffers.guardAppendedRows(first: length, count: tokens, capacity: capacity, headDim: headDim)
         let firstDirty = length / parameters.blockK
         held.store(length + tokens, ordering: .releasing)
@@ -207,8 +225,35 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         calls &+= 1
         lastShape = shape
-        return SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers,
-                                                                                 memory: self, call: calls)
+        let result = SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers,
+                                                                                       memory: self, call: calls)
+        markNonFiniteRows(q: qv, output: out, shape: shape)
+        return result
+    }
+
+    /// Under ``NonFinitePolicy/propagate``: the first appended key of each (batch, kv head)
+    /// whose key or value row holds a NaN or infinity, for ``markNonFiniteRows(q:output:shape:)``;
+    /// key 0 when the K mean is taken from these keys and one of their key rows is not finite
+    /// (the mean then reaches every row).
+    private func recordNonFiniteRows(first: Int, count: Int, meanFromThese: Bool) {
+        for head in 0..<(batch * kvHeads) where firstNonFiniteKey[head] == Int.max {
+            for t in first..<(first + count) {
+                let k = keys.pointer + (head * capacity + t) * headDim, v = values.pointer + (head * capacity + t) * width
+                if (0..<headDim).contains(where: { !k[$0].isFinite }) { firstNonFiniteKey[head] = meanFromThese ? 0 : t; break }
+                if (0..<headDim).contains(where: { !v[$0].isFinite }) {
+                    firstNonFiniteKey[head] = t
+                    if !meanFromThese { break }
+                }
+            }
+        }
+    }
+
+    /// The rows of an attend call that exact attention makes NaN (``NonFinitePolicy/propagate``).
+    private func markNonFiniteRows(q: TensorView, output: MutableTensorView, shape: AttentionShape) {
+        firstNonFiniteKey.withUnsafeBufferPointer { bad in
+            parameters.markNonFiniteRows(CallViews(q: q, k: buffers.keys, v: buffers.values, output: output), shape: shape,
+                                         keyValid: nil, firstBadKeys: bad.baseAddress)
+        }
     }
 
     func maps(ofCall call: UInt64) -> (map: BlockMap, densityPerHead: [Double])? {
@@ -240,5 +285,6 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                                                       temp: storage.temp.pointer)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
         exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, factor: factor, cache: buffers)
+        markNonFiniteRows(q: qv, output: out, shape: shape)
     }
 }

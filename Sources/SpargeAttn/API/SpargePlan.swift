@@ -88,6 +88,7 @@ public final class SpargePlan: Sendable {
                 pipeline.keyValid = keyValid
                 pipeline.detectsNonFinite = checksFinite
                 workspace.calls &+= 1
+                defer { parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid) }
                 guard let blockMap else {
                     return try pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }

@@ -50,7 +50,9 @@ extension SpargeAttention {
             var pipeline = SparsePipeline(shape: shape, parameters: parameters)
             pipeline.keyValid = keyValid
             pipeline.detectsNonFinite = checksFinite
-            return try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
+            let result = try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
+            parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid)
+            return result
         }
     }
 
@@ -124,6 +126,7 @@ extension SpargeAttention {
         p.causal = causal
         p.causalAlignment = causalAlignment
         p.softmaxScale = softmaxScale
+        p.nonFinitePolicy = nonFinitePolicy
         let threadCount = try resolvedThreadCount(threads)
         var views = try CallValidation.views(q: q, k: k, v: v, output: output, shape: shape, policy: nonFinitePolicy, parameters: p,
                                              threads: threadCount)
@@ -134,6 +137,7 @@ extension SpargeAttention {
             denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
                            causalOffset: p.causalOffset(for: shape), scale: p.scale(headDim: shape.headDim),
                            threads: threadCount, keyValid: keyValid)
+            p.markNonFiniteRows(views, shape: shape, keyValid: keyValid, sparse: false)
         }
     }
 

@@ -98,8 +98,10 @@ extension SpargeAttention {
             try order?.validate(for: shape, causal: parameters.causal)
             let threadCount = try resolvedThreadCount(threads)
             results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
-                try SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
-                                                                             captureQuantized: false)
+                let result = try SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
+                                                                                          captureQuantized: false)
+                parameters.markNonFiniteRows(views, shape: shape, keyValid: nil)
+                return result
             })
         }
         return results

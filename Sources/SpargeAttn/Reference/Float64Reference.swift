@@ -6,12 +6,13 @@ import Foundation
 public enum Float64Reference {
     /// Exact attention in float64 of `B,H,Nq,D` / `B,Hkv,Nk,D` inputs, optionally restricted to
     /// the marked blocks of `blockMap` (blocks `blockQ x blockK`). With `causal`, query `i`
-    /// sees keys `j <= i + (Nk - Nq)`. A row that sees no key is 0.
+    /// sees keys `j <= i + (Nk - Nq)`. A row that sees no key is 0. Throws
+    /// ``SpargeError`` when a buffer, the map or the scale does not fit the shape.
     public static func attention(
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causal: Bool = false,
         softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
-    ) -> [Double] {
-        attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causal ? s.keyLength - s.queryLength : nil,
+    ) throws -> [Double] {
+        try attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causal ? s.keyLength - s.queryLength : nil,
                          softmaxScale: softmaxScale, blockMap: blockMap, blockQ: blockQ, blockK: blockK).output
     }
 
@@ -32,10 +33,15 @@ public enum Float64Reference {
     ///   - blockK: the key block size of `blockMap`.
     /// - Returns: the output `B,H,Nq,D` and the natural-log log-sum-exp `B,H,Nq` of the scaled
     ///   scores each row sees (-inf, with a zero output row, when it sees no key).
+    /// - Throws: ``SpargeError`` when the shape is invalid, a buffer's size is not the shape's
+    ///   (dense `B,H,N,D`), `keyMask` is not `B x Nk`, the block map's sizes are not the shape's
+    ///   blocks, or the scale is not finite and positive.
     public static func attentionWithLSE(
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil, keyMask: [Bool]? = nil,
         softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
-    ) -> (output: [Double], lse: [Double]) {
+    ) throws -> (output: [Double], lse: [Double]) {
+        try checkInputs(q: q, k: k, v: v, shape: s, keyMask: keyMask, softmaxScale: softmaxScale,
+                        blockMap: blockMap, blockQ: blockQ, blockK: blockK)
         let d = s.headDim
         let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
         var out = [Double](repeating: 0, count: s.queryElements)
@@ -71,5 +77,30 @@ public enum Float64Reference {
             }
         }
         return (out, lse)
+    }
+
+    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:keyMask:softmaxScale:blockMap:blockQ:blockK:)``.
+    private static func checkInputs(q: [Float], k: [Float], v: [Float], shape s: AttentionShape, keyMask: [Bool]?,
+                                    softmaxScale: Float?, blockMap: BlockMap?, blockQ: Int, blockK: Int) throws {
+        try s.validate()
+        for (name, count, needed, layout) in [("q", q.count, s.queryElements, "B,H,Nq,D"), ("k", k.count, s.keyElements, "B,Hkv,Nk,D"),
+                                              ("v", v.count, s.keyElements, "B,Hkv,Nk,D")] where count != needed {
+            throw SpargeError.invalidShape("\(name) holds \(count) values but the shape needs \(needed) (\(layout), dense); the reference reads whole arrays")
+        }
+        if let keyMask, keyMask.count != s.batch * s.keyLength {
+            throw SpargeError.invalidShape("keyMask holds \(keyMask.count) flags but the shape needs B x Nk = \(s.batch * s.keyLength)")
+        }
+        if let scale = softmaxScale, !(scale.isFinite && scale > 0) {
+            throw SpargeError.invalidParameter("softmaxScale is \(scale); it must be finite and positive")
+        }
+        if let m = blockMap {
+            guard blockQ > 0, blockK > 0 else {
+                throw SpargeError.invalidParameter("blockQ \(blockQ) and blockK \(blockK) must be positive")
+            }
+            let qb = (s.queryLength + blockQ - 1) / blockQ, kb = (s.keyLength + blockK - 1) / blockK
+            if m.batch != s.batch || m.heads != s.heads || m.queryBlocks != qb || m.keyBlocks != kb {
+                throw SpargeError.invalidShape("the block map is \(m.batch) x \(m.heads) x \(m.queryBlocks) x \(m.keyBlocks) but the shape with blocks \(blockQ) x \(blockK) needs \(s.batch) x \(s.heads) x \(qb) x \(kb)")
+            }
+        }
     }
 }

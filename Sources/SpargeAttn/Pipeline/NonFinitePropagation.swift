@@ -1,0 +1,76 @@
+// NonFinitePolicy.propagate: NaN goes where exact attention would put it. The kernels' row
+// maxima skip NaN scores and INT8 rounds NaN to 0, so without this pass a NaN query could give
+// a zero row and a NaN key a finite one.
+
+/// After a call's kernels, under ``NonFinitePolicy/propagate``: every output row whose exact
+/// attention reads a NaN or infinity (its query row, or the key or value row of a key it sees
+/// under the causal mask and the key padding) is set to NaN, and so is its log-sum-exp. A row
+/// that sees no key keeps its zeros. One pass over Q, K and V; the rows are those of `views`
+/// (token order, where the call has one: without a causal mask the rule does not depend on it).
+/// `firstBadKeys` (per (batch, kv head), a KV cache's record of its appends) replaces the scan
+/// of K and V. Smoothing spreads a NaN through its mean: with `keyMean` (K smoothing) a
+/// non-finite key row reaches every row of its kv head that sees a key, with `queryBlock` (Q
+/// smoothing, the block size) a non-finite query row reaches every row of its query block.
+func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset: Int?, keyValid: UnsafePointer<UInt8>?,
+                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil) {
+    guard let output = views.output, s.keyLength > 0 else { return }
+    let d = s.headDim, nk = s.keyLength
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * d) { buffer in
+        let temp = buffer.baseAddress!, nanRow = temp + d
+        func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool {
+            let row = view.floats(b, h, n, count: d, temp: temp)
+            for c in 0..<d where !row[c].isFinite { return false }
+            return true
+        }
+        for b in 0..<s.batch {
+            // The first key that is not padding, and per kv head the first such key with a
+            // non-finite key or value row.
+            var firstKey = 0
+            if let keyValid { while firstKey < nk && keyValid[b * nk + firstKey] == 0 { firstKey += 1 } }
+            if firstKey == nk { continue }   // every row sees no key
+            for kvh in 0..<s.kvHeads {
+                var firstBad = nk
+                if let firstBadKeys {
+                    firstBad = Swift.min(nk, firstBadKeys[b * s.kvHeads + kvh])
+                } else {
+                    for j in firstKey..<nk where keyValid.map({ $0[b * nk + j] != 0 }) ?? true {
+                        if !finite(views.k, b, kvh, j) { firstBad = keyMean ? firstKey : Swift.min(firstBad, j); break }
+                        if firstBad == nk && !finite(views.v, b, kvh, j) {
+                            firstBad = j
+                            if !keyMean { break }   // else a later key row may still reach every row
+                        }
+                    }
+                }
+                for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
+                    // With Q smoothing, the query blocks holding a non-finite row.
+                    var badBlocks = Set<Int>()
+                    if let queryBlock {
+                        for t in 0..<s.queryLength where !finite(views.q, b, h, t) { badBlocks.insert(t / queryBlock) }
+                    }
+                    for t in 0..<s.queryLength {
+                        let seen = causalOffset.map { Swift.min(nk, Swift.max(0, t + $0 + 1)) } ?? nk   // keys 0..<seen
+                        guard firstKey < seen else { continue }
+                        if firstBad < seen || badBlocks.contains(t / (queryBlock ?? 1)) || !finite(views.q, b, h, t) {
+                            nanRow.update(repeating: .nan, count: d)
+                            output.store(b, h, t, from: nanRow, count: d)
+                            output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension SpargeParameters {
+    /// ``markNonFiniteRows(_:shape:causalOffset:keyValid:)`` when the policy is
+    /// ``NonFinitePolicy/propagate`` (with ``NonFinitePolicy/reject`` the inputs are finite).
+    /// `sparse`: the call smooths as these parameters say (the dense path does not).
+    func markNonFiniteRows(_ views: CallViews, shape: AttentionShape, keyValid: UnsafePointer<UInt8>?, sparse: Bool = true,
+                           firstBadKeys: UnsafePointer<Int>? = nil) {
+        guard nonFinitePolicy == .propagate else { return }
+        SpargeAttn.markNonFiniteRows(views, shape: shape, causalOffset: causal ? causalOffset(for: shape) : nil, keyValid: keyValid,
+                                     keyMean: sparse && smoothK, queryBlock: sparse && smoothQ ? blockQ : nil,
+                                     firstBadKeys: firstBadKeys)
+    }
+}
