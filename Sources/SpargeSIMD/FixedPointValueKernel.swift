@@ -191,6 +191,12 @@ func narrowedLevels(_ q: SIMD8<Int32>) -> SIMD8<Int16> {
     return r
 }
 
+/// The power of two a value channel with largest magnitude `m` is multiplied by before its
+/// levels are formed: 2^100 below 2^-100, where `4095 / m` would pass fp32's range (exact; the
+/// levels are the same), else 1.
+@inline(__always)
+public func valueChannelPrescale(_ m: Float) -> Float { m < 0x1p-100 ? 0x1p100 : 1 }
+
 extension KernelSet {
     /// Quantizes a block of `keys` value rows per channel to integers
     /// `round(v * 4095 / max|v[:, c]|)` and stores them pair-major over keys, the V layout of
@@ -214,15 +220,16 @@ extension KernelSet {
                 m = maximum(m, x.replacing(with: -x, where: x .< 0))
                 poison += x * 0
             }
-            var factor = Float8()
+            var factor = Float8(), pre = Float8(repeating: 1)
             for l in 0..<8 {
                 steps[c + l] = m[l] / valueQuantizationLevels + poison[l]
-                factor[l] = m[l] > 0 && m[l].isFinite ? valueQuantizationLevels / m[l] : 0
+                pre[l] = valueChannelPrescale(m[l])
+                factor[l] = m[l] > 0 && m[l].isFinite ? valueQuantizationLevels / (m[l] * pre[l]) : 0
             }
             // |v * factor| <= 4095 up to one rounding, so the levels stay in 12 bits and a sign.
             func levels(_ t: Int) -> SIMD8<Int32> {
                 guard t < keys else { return SIMD8<Int32>() }
-                return fixedPointLevels(load8(v + t * stride + c), factor)
+                return fixedPointLevels(load8(v + t * stride + c) * pre, factor)
             }
             var t = 0
             while t < keys {

@@ -83,9 +83,10 @@ public enum ScalarKernels: Sendable {
             var m: Float = 0, poison: Float = 0  // poison: 0, or NaN when a value is not finite
             for t in 0..<keys { m = Swift.max(m, Swift.abs(v[t * stride + c])); poison += v[t * stride + c] * 0 }
             steps[c] = m / valueQuantizationLevels + poison
-            let factor = m > 0 && m.isFinite ? valueQuantizationLevels / m : 0
+            let pre = valueChannelPrescale(m)
+            let factor = m > 0 && m.isFinite ? valueQuantizationLevels / (m * pre) : 0
             for t in 0..<((keys + 1) / 2 * 2) {
-                let level = fixedPointLevel(t < keys ? v[t * stride + c] : 0, factor)
+                let level = fixedPointLevel(t < keys ? v[t * stride + c] * pre : 0, factor)
                 out[(t / 2 * columns + c) * 2 + t % 2] = Int16(truncatingIfNeeded: level)
             }
         }

@@ -159,6 +159,45 @@ struct FiniteOutputTests {
         }
     }
 
+    /// Three corners a differential fuzzer found (session 42): fixed-point P.V of values below
+    /// 1e-35 (4095 / max|v| overflowed: zeros), INT8 scales whose product passes fp32 with a
+    /// small softmax scale (NaN), Q smoothing of queries near the limit (zero rows).
+    @Test func cornersOfTheQuantizedPaths() throws {
+        var rng = TestRNG(seed: 4242)
+        let small = AttentionShape(heads: 1, queryLength: 64, headDim: 64)
+        let q = rng.gaussians(small.queryElements), k = rng.gaussians(small.keyElements)
+        for scale: Float in [1e-36, 1e-40] {
+            let v = rng.gaussians(small.keyElements).map { $0 * scale }
+            var p = SpargeParameters.recommended
+            p.selection = .topK(1)
+            let (plain, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: small, parameters: p)
+            p.fixedPointPV = true
+            let (fixed, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: small, parameters: p)
+            #expect(Self.relativeL1(fixed, plain.map(Double.init)) < 1e-2, "fixed-point P.V, v x \(scale)")
+        }
+
+        let wide = AttentionShape(heads: 1, queryLength: 128, headDim: 64)
+        let qw = rng.gaussians(wide.queryElements).map { $0 * 1e30 }, kw = rng.gaussians(wide.keyElements).map { $0 * 1e30 }
+        let vw = rng.gaussians(wide.keyElements)
+        var p = SpargeParameters.recommended
+        p.selection = .topK(1)
+        p.softmaxScale = 1e-38
+        let (sparse, _) = try SpargeAttention.sparse(q: qw, k: kw, v: vw, shape: wide, parameters: p)
+        let ref = try Float64Reference.attention(q: qw, k: kw, v: vw, shape: wide, softmaxScale: 1e-38)
+        #expect(Self.allFinite(sparse) && Self.relativeL1(sparse, ref) < 0.05, "q_scale k_scale past fp32: rel L1 \(Self.relativeL1(sparse, ref))")
+
+        let tiny = AttentionShape(heads: 1, queryLength: 4, headDim: 16)
+        let qs = (0..<tiny.queryElements).map { _ in rng.gaussian() < 0 ? Float(-2.5e38) : 2.5e38 }
+        let ks = rng.gaussians(tiny.keyElements).map { $0 * 1e-38 }, vs = rng.gaussians(tiny.keyElements)
+        var smooth = SpargeParameters.recommended
+        let (plain, _) = try SpargeAttention.sparse(q: qs, k: ks, v: vs, shape: tiny, parameters: smooth)
+        smooth.smoothQ = true
+        let (smoothed, _) = try SpargeAttention.sparse(q: qs, k: ks, v: vs, shape: tiny, parameters: smooth)
+        // (Keys near 1e-38 quantize to 0 with the authors' scale max/127 + 1e-7, so both are the
+        // uniform average; smoothing must not change that into zeros.)
+        #expect(Self.allFinite(smoothed) && Self.relativeL1(smoothed, plain.map(Double.init)) < 1e-3, "Q smoothing near the limit")
+    }
+
     /// Dense attention against float64 for q, k and v magnitudes from 1e-30 to 1e30.
     @Test func denseMatchesFloat64AcrossMagnitudes() throws {
         let magnitudes: [Float] = [1e-30, 1e-10, 1, 1e10, 1e19, 1e30]
