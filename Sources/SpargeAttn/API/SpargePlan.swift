@@ -88,13 +88,15 @@ public final class SpargePlan: Sendable {
                 pipeline.keyValid = keyValid
                 pipeline.detectsNonFinite = checksFinite
                 workspace.calls &+= 1
-                defer { parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid) }
-                guard let blockMap else {
-                    return try pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
+                let result = if let blockMap {
+                    try blockMap.bits.withUnsafeBufferPointer {
+                        try pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage, memory: workspace, call: workspace.calls)
+                    }
+                } else {
+                    try pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }
-                return try blockMap.bits.withUnsafeBufferPointer {
-                    try pipeline.callWithWorkspace(views, given: $0.baseAddress, storage: workspace.storage, memory: workspace, call: workspace.calls)
-                }
+                parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid)   // after a call that did not throw
+                return result
             }
         }
     }
