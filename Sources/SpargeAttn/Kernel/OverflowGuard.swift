@@ -17,12 +17,11 @@ enum OverflowGuard {
     /// The largest `max|V| * keys` kept unscaled (the accumulator stays below 2^126).
     static let valueLimit: Double = 0x1p125
 
-    /// 1 when `bound <= limit` (or not finite: non-finite inputs stay as they are), else the
-    /// smallest power of two `u` with `bound / u <= limit`.
+    /// The power of two of ``ScoreUnit/init(bound:limit:)`` as one fp32 value, capped at 2^127:
+    /// the unit of V and of Q's premultiplier (score bounds, which pass fp32's range, keep a
+    /// ``ScoreUnit``).
     static func unit(bound: Double, limit: Double) -> Float {
-        guard bound.isFinite, bound > limit else { return 1 }
-        let e = Swift.min(127, Int((bound / limit).exponent) + 1)
-        return Float(sign: .plus, exponent: e, significand: 1)
+        Float(sign: .plus, exponent: Swift.min(127, ScoreUnit(bound: bound, limit: limit).exponent), significand: 1)
     }
 
     /// Per item a score unit (``ScoreUnit/stored``) and a value unit, both 1: the split-K
