@@ -40,6 +40,13 @@ enum OverflowGuard {
         return u == 1 ? (factor, 1) : (Float(Double(factor) / Double(u)), u)
     }
 
+    /// A mean to subtract from values up to `largest` in magnitude (K and Q smoothing): itself,
+    /// or 0 where `x - mean` could pass fp32's range (subtracting 0 is exact too; INT8 then
+    /// keeps less of that channel's variation). NaN input gives 0 too.
+    static func centringMean(_ mean: Float, largest: Float) -> Float {
+        Double(largest) + Double(Swift.abs(mean)) <= Double(Float.greatestFiniteMagnitude) ? mean : 0
+    }
+
     /// An output element after the multiplication by a value unit above 1: the exact result is
     /// a weighted mean of finite values, so an infinity can only be fp32 rounding past the
     /// largest float, and becomes that float (NaN stays NaN).

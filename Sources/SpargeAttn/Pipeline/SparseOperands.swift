@@ -295,12 +295,12 @@ func centerRows(_ block: UnsafeMutablePointer<Float>, rows: Int, d: Int, premult
         for c in 0..<d { sums[c] += Double(block[r * d + c]) }
     }
     for c in 0..<d {
-        var m = Float(sums[c] / Double(Swift.max(rows, 1)))
         // Near the fp32 limit `q - mean` (or the mean times the premultiplier) could overflow:
-        // that channel is not centred (a mean of 0 is exact too; INT8 keeps less of it).
+        // that channel is not centred, as with K smoothing.
         var largest: Float = 0
         for r in 0..<rows { largest = Swift.max(largest, Swift.abs(block[r * d + c])) }
-        if !(Double(largest) + Double(Swift.abs(m)) <= Double(Float.greatestFiniteMagnitude)) || !(m * premultiplier).isFinite { m = 0 }
+        var m = OverflowGuard.centringMean(Float(sums[c] / Double(Swift.max(rows, 1))), largest: largest)
+        if !(m * premultiplier).isFinite { m = 0 }
         for r in 0..<rows { block[r * d + c] -= m }
         mean[c] = m * premultiplier
     }

@@ -51,7 +51,7 @@ func repairKeyMean(_ mean: UnsafeMutablePointer<Float>, k: TensorView, b: Int, h
     }
     for c in 0..<d where !(Swift.abs(mean[c]) <= 0x1p100) {
         if !mean[c].isFinite { mean[c] = Float(sums[c] / Double(n)) }
-        if !(Double(largest[c]) + Double(Swift.abs(mean[c])) <= Double(Float.greatestFiniteMagnitude)) { mean[c] = 0 }
+        mean[c] = OverflowGuard.centringMean(mean[c], largest: largest[c])
     }
 }
 
