@@ -56,7 +56,7 @@ func groupedDecodeBlock(
     let scoreUnit = ScoreUnit(
         bound: 16129 * Double(d) * Double(qScaleMax) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
-    let wideScale = !scoreUnit.isOne || Double(qScaleMax) * Double(kScaleMax) > 0x1p120   // as sparseQueryBlock
+    let dequantization = DequantizationScale(unit: scoreUnit, factor: o.scoreFactor, qScaleMax: qScaleMax, kScaleMax: kScaleMax)
     if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
     func headSoftmax(_ gh: Int) -> OnlineSoftmax {
         OnlineSoftmax(rowMax: softmax.rowMax + gh * nq, rowSum: softmax.rowSum + gh * nq, tileMax: softmax.tileMax + gh * nq,
@@ -94,8 +94,7 @@ func groupedDecodeBlock(
             }
             // The same product as the per-head kernel: int32 sum (exact in fp32) times one scale.
             let qScale = ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]
-            let scale = !wideScale ? qScale * ops.kScale.pointer[t] * o.scoreFactor
-                : Float(scoreUnit.divide(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor)))
+            let scale = dequantization(qScale, ops.kScale.pointer[t])
             for r in 0..<nq { scaleInPlace(headRows + r * stride, count: stride, by: scale) }
             maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
                      firstQuery: 0, firstKey: kStart, offset: o.causalOffset,

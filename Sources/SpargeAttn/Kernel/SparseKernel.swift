@@ -62,9 +62,7 @@ func sparseQueryBlock(
         bound: (16129 * Double(qScale) + 127 * Double(meanMax)) * Double(d) * Double(kScaleMax) * Double(o.scoreFactor),
         limit: OverflowGuard.scoreLimit)
     softmax.scoreUnit = scoreUnit
-    // The dequantization scale in Double also when q_scale k_scale alone would pass fp32's
-    // range (a small softmax scale keeping the scores ordinary).
-    let wideScale = !scoreUnit.isOne || Double(qScale) * Double(kScaleMax) > 0x1p120
+    let dequantization = DequantizationScale(unit: scoreUnit, factor: o.scoreFactor, qScaleMax: qScale, kScaleMax: kScaleMax)
     if let qMean {
         // The mean in the tile's score units.
         let factor = scoreUnit.divide(Double(o.scoreFactor))
@@ -95,8 +93,7 @@ func sparseQueryBlock(
         w.kernels.int8ScoreTile(
             q: qPacked, qStride: g.pairs, rows: rowsPad,
             k: ops.kPacked.pointer + t * g.packedKeyBlock, columns: stride, pairs: g.pairs,
-            scale: !wideScale ? qScale * ops.kScale.pointer[t] * o.scoreFactor
-                : Float(scoreUnit.divide(Double(qScale) * Double(ops.kScale.pointer[t]) * Double(o.scoreFactor))),
+            scale: dequantization(qScale, ops.kScale.pointer[t]),
             terms: terms, out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
