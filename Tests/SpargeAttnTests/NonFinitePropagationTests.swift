@@ -84,6 +84,18 @@ struct NonFinitePropagationTests {
         }
     }
 
+    /// Q smoothing: a NaN query row makes its block's mean NaN, which every row of the block reads.
+    @Test func querySmoothingSpreadsOverTheBlock() throws {
+        let s = Self.shape, d = s.headDim
+        let (q, k, v) = Self.inputs(badQuery: (1, 40), badKey: nil, inValue: false, seed: 9)
+        var p = SpargeParameters.recommended
+        p.smoothQ = true
+        p.nonFinitePolicy = .propagate
+        let (out, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p)
+        let want = (0..<(s.heads * s.queryLength)).map { $0 / s.queryLength == 1 && $0 % s.queryLength < p.blockQ }
+        #expect(Self.badRows(out, d: d) == want)
+    }
+
     /// A NaN in a padded key is never seen; a NaN key in a KV cache reaches the decoding rows
     /// that see it, sparse and exact.
     @Test func paddingAndTheCache() throws {

@@ -17,6 +17,7 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
     let d = s.headDim, nk = s.keyLength
     withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * d) { buffer in
         let temp = buffer.baseAddress!, nanRow = temp + d
+        nanRow.update(repeating: .nan, count: d)
         func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool {
             let row = view.floats(b, h, n, count: d, temp: temp)
             for c in 0..<d where !row[c].isFinite { return false }
@@ -42,16 +43,18 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
                     }
                 }
                 for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
-                    // With Q smoothing, the query blocks holding a non-finite row.
-                    var badBlocks = Set<Int>()
+                    // Each query row read once; with Q smoothing a row's block counts (its mean).
+                    var badQuery = (0..<s.queryLength).map { !finite(views.q, b, h, $0) }
                     if let queryBlock {
-                        for t in 0..<s.queryLength where !finite(views.q, b, h, t) { badBlocks.insert(t / queryBlock) }
+                        for start in stride(from: 0, to: s.queryLength, by: queryBlock) {
+                            let block = start..<Swift.min(s.queryLength, start + queryBlock)
+                            if badQuery[block].contains(true) { for t in block { badQuery[t] = true } }
+                        }
                     }
                     for t in 0..<s.queryLength {
                         let seen = causalOffset.map { Swift.min(nk, Swift.max(0, t + $0 + 1)) } ?? nk   // keys 0..<seen
                         guard firstKey < seen else { continue }
-                        if firstBad < seen || badBlocks.contains(t / (queryBlock ?? 1)) || !finite(views.q, b, h, t) {
-                            nanRow.update(repeating: .nan, count: d)
+                        if firstBad < seen || badQuery[t] {
                             output.store(b, h, t, from: nanRow, count: d)
                             output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
                         }
