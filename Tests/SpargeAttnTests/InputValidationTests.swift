@@ -4,6 +4,24 @@ import SpargeTestSupport
 
 /// Bad input throws a typed error; nothing traps.
 struct InputValidationTests {
+    /// The float64 reference throws (it trapped on an index) for buffers, masks, maps or scales
+    /// that do not fit the shape.
+    @Test func float64ReferenceRejectsWhatDoesNotFit() throws {
+        let s = AttentionShape(heads: 2, kvHeads: 1, queryLength: 10, keyLength: 12, headDim: 4)
+        let q = [Float](repeating: 0.1, count: s.queryElements), kv = [Float](repeating: 0.2, count: s.keyElements)
+        _ = try Float64Reference.attention(q: q, k: kv, v: kv, shape: s)
+        #expect(throws: SpargeError.self) { _ = try Float64Reference.attention(q: Array(q.dropLast()), k: kv, v: kv, shape: s) }
+        #expect(throws: SpargeError.self) { _ = try Float64Reference.attention(q: q, k: kv + kv, v: kv + kv, shape: s) }
+        #expect(throws: SpargeError.self) { _ = try Float64Reference.attention(q: q, k: kv, v: kv, shape: s, softmaxScale: 0) }
+        #expect(throws: SpargeError.self) {
+            _ = try Float64Reference.attentionWithLSE(q: q, k: kv, v: kv, shape: s, keyMask: [true])
+        }
+        let map = try BlockMap.full(batch: 1, heads: 2, queryBlocks: 1, keyBlocks: 1)
+        _ = try Float64Reference.attention(q: q, k: kv, v: kv, shape: s, blockMap: map)
+        #expect(throws: SpargeError.self) { _ = try Float64Reference.attention(q: q, k: kv, v: kv, shape: s, blockMap: map, blockK: 4) }
+        #expect(throws: SpargeError.self) { _ = try Float64Reference.attention(q: q, k: kv, v: kv, shape: s, blockMap: map, blockQ: 0) }
+    }
+
     let shape = AttentionShape(batch: 1, heads: 2, queryLength: 10, headDim: 4)
     var zeros: [Float] { [Float](repeating: 0.1, count: 80) }
 

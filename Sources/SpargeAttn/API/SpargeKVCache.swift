@@ -275,9 +275,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private func attendExactAlone(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float?) throws {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
-        if let s = softmaxScale, !(s.isFinite && s > 0) {
-            throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
-        }
+        try SpargeParameters.validate(softmaxScale: softmaxScale)
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
         try shape.validate()
         // The cache's policy, as `attend`: the cached keys and values were checked by append.

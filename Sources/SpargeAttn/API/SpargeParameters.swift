@@ -183,6 +183,14 @@ public struct SpargeParameters: Sendable, Hashable {
     /// The softmax scale for a head dimension.
     public func scale(headDim: Int) -> Float { softmaxScale ?? 1 / Float(headDim).squareRoot() }
 
+    /// Throws ``SpargeError/invalidParameter(_:)`` unless a given scale is positive and finite
+    /// (every call that takes a softmax scale checks it so).
+    static func validate(softmaxScale: Float?) throws {
+        if let s = softmaxScale, !(s.isFinite && s > 0) {
+            throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
+        }
+    }
+
     /// Throws ``SpargeError/invalidParameter(_:)`` for out-of-range values.
     public func validate(for shape: AttentionShape) throws {
         if blockQ < 1 || blockQ > 1024 { throw SpargeError.invalidParameter("blockQ is \(blockQ); use 1...1024 (the GPU code uses 128 or 64)") }
@@ -195,9 +203,7 @@ public struct SpargeParameters: Sendable, Hashable {
         case .topK(let k):
             try k.validate(name: "top-k", heads: shape.heads, { $0 > 0 && $0 <= 1 }, range: "in (0, 1]")
         }
-        if let s = softmaxScale, !(s.isFinite && s > 0) {
-            throw SpargeError.invalidParameter("softmaxScale is \(s); it must be a positive finite number")
-        }
+        try Self.validate(softmaxScale: softmaxScale)
         if !(gpuReproduction.fp8ValueRange >= 1 && gpuReproduction.fp8ValueRange <= 448) {
             throw SpargeError.invalidParameter("fp8ValueRange is \(gpuReproduction.fp8ValueRange); it must be in [1, 448] (e4m3's largest value is 448; below 1 the scale max|V| / range of a large finite V overflows)")
         }

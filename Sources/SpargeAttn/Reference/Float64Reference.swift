@@ -90,17 +90,12 @@ public enum Float64Reference {
         if let keyMask, keyMask.count != s.batch * s.keyLength {
             throw SpargeError.invalidShape("keyMask holds \(keyMask.count) flags but the shape needs B x Nk = \(s.batch * s.keyLength)")
         }
-        if let scale = softmaxScale, !(scale.isFinite && scale > 0) {
-            throw SpargeError.invalidParameter("softmaxScale is \(scale); it must be finite and positive")
-        }
-        if let m = blockMap {
+        try SpargeParameters.validate(softmaxScale: softmaxScale)
+        if let blockMap {
             guard blockQ > 0, blockK > 0 else {
                 throw SpargeError.invalidParameter("blockQ \(blockQ) and blockK \(blockK) must be positive")
             }
-            let qb = (s.queryLength + blockQ - 1) / blockQ, kb = (s.keyLength + blockK - 1) / blockK
-            if m.batch != s.batch || m.heads != s.heads || m.queryBlocks != qb || m.keyBlocks != kb {
-                throw SpargeError.invalidShape("the block map is \(m.batch) x \(m.heads) x \(m.queryBlocks) x \(m.keyBlocks) but the shape with blocks \(blockQ) x \(blockK) needs \(s.batch) x \(s.heads) x \(qb) x \(kb)")
-            }
+            try blockMap.validate(for: s, blockQ: blockQ, blockK: blockK)
         }
     }
 }
