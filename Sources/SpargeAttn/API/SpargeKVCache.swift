@@ -1,3 +1,4 @@
+import SpargeSIMD
 import Synchronization
 
 /// A growing key/value cache for decoding, with the key side of SpargeAttn kept up to date
@@ -239,8 +240,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         for head in 0..<(batch * kvHeads) where firstNonFiniteKey[head] == Int.max {
             for t in first..<(first + count) {
                 let k = keys.pointer + (head * capacity + t) * headDim, v = values.pointer + (head * capacity + t) * width
-                if (0..<headDim).contains(where: { !k[$0].isFinite }) { firstNonFiniteKey[head] = meanFromThese ? 0 : t; break }
-                if (0..<headDim).contains(where: { !v[$0].isFinite }) {
+                if firstNonFinite(k, count: headDim) != nil { firstNonFiniteKey[head] = meanFromThese ? 0 : t; break }
+                if firstNonFinite(v, count: headDim) != nil {
                     firstNonFiniteKey[head] = t
                     if !meanFromThese { break }
                 }

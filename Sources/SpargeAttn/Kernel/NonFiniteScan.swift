@@ -61,7 +61,7 @@ private func firstFlaggedRow(_ v: TensorView, _ b: Int, _ h: Int, rows: Range<In
 
 /// The first NaN or infinity among `count` elements from row (b, h, n) on.
 @inline(__always)
-private func firstNonFinite(_ v: TensorView, _ b: Int, _ h: Int, _ n: Int, count: Int) -> Int? {
+func firstNonFinite(_ v: TensorView, _ b: Int, _ h: Int, _ n: Int, count: Int) -> Int? {
     v.isFloat32 ? firstNonFinite(v.row(b, h, n), count: count)
         : firstNonFinite(bits: v.bits(b, h, n), count: count, exponentMask: v.halfExponentMask)
 }

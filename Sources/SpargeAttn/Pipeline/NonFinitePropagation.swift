@@ -15,14 +15,10 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
                        keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil) {
     guard let output = views.output, s.keyLength > 0 else { return }
     let d = s.headDim, nk = s.keyLength
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * d) { buffer in
-        let temp = buffer.baseAddress!, nanRow = temp + d
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { buffer in
+        let nanRow = buffer.baseAddress!
         nanRow.update(repeating: .nan, count: d)
-        func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool {
-            let row = view.floats(b, h, n, count: d, temp: temp)
-            for c in 0..<d where !row[c].isFinite { return false }
-            return true
-        }
+        func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
         for b in 0..<s.batch {
             // The first key that is not padding, and per kv head the first such key with a
             // non-finite key or value row.
