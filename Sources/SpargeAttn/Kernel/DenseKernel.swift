@@ -40,10 +40,11 @@ func denseQueryTile(
     let scoreUnit = ScoreUnit(
         bound: Double(d) * Double(qMagnitude) * Double(ops.keyMagnitude.pointer[kHead]) * Double(scale) * Double(log2e),
         limit: OverflowGuard.scoreLimit)
-    // A large |q| against small keys: the scores fit but q * factor would not. Q then takes
+    // Q's factor s * log2(e) over the score unit (in Double: it can be below fp32's range). A
+    // large |q| against small keys: the scores fit but q * factor would not. Q then takes
     // factor / 2^e and each score tile is multiplied by 2^e (powers of two: exact).
-    let factor = scoreUnit.divide(Double(scale) * Double(log2e))   // can be below fp32's range
-    let scoreRescale = OverflowGuard.unit(bound: Double(qMagnitude) * factor, limit: OverflowGuard.scoreLimit)
+    let unitFactor = scoreUnit.divide(Double(scale) * Double(log2e))
+    let scoreRescale = OverflowGuard.unit(bound: Double(qMagnitude) * unitFactor, limit: OverflowGuard.scoreLimit)
     if scoreUnit.isOne && scoreRescale == 1 {
         let factor = scale * log2e
         for r in 0..<rows {
@@ -52,7 +53,7 @@ func denseQueryTile(
         }
     } else {
         // Rare (|q| or |q.k| near the fp32 limit): the product in Double, then rounded once.
-        let qFactor = factor / Double(scoreRescale)
+        let qFactor = unitFactor / Double(scoreRescale)
         for r in 0..<rows {
             let dst = qTile + r * d
             for c in 0..<d { dst[c] = Float(Double(dst[c]) * qFactor) }
