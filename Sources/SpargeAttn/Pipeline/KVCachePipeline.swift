@@ -157,14 +157,6 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         OnlineSoftmax.merge(parts.pointer + row * chunks * partSize, count: chunks, rows: 1, width: w, validRows: 1, d: d,
                             normalization: .division, units: units.pointer + 2 * bk, into: out, b: bh / s.heads, h: bh % s.heads,
                             first: t, temp: scratch[worker].row.pointer)
-        // A NaN query's scores drop out of the maxima, which would leave a zero row: under the
-        // propagate policy a non-finite query gives a NaN row instead.
-        let qRow = qRows.pointer + row * d
-        if (0..<d).contains(where: { !qRow[$0].isFinite }) {
-            let nanRow = scratch[worker].row.pointer
-            nanRow.update(repeating: .nan, count: d)
-            out.store(bh / s.heads, bh % s.heads, t, from: nanRow, count: d)
-        }
     }
 }
 
