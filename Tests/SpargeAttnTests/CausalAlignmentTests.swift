@@ -62,17 +62,18 @@ struct CausalAlignmentTests {
     @Test func otherBackendsTakeEitherAlignment() throws {
         let shape = AttentionShape(heads: 1, queryLength: 8, keyLength: 16, headDim: 4)
         let x = [Float](repeating: 0.5, count: shape.keyElements)
+        let qs = [Float](repeating: 0.5, count: shape.queryElements)
         var out = [Float](repeating: 0, count: shape.queryElements)
         var p = SpargeParameters()
         p.causal = true
-        try x.withUnsafeBufferPointer { x in try out.withUnsafeMutableBufferPointer { o in
+        try x.withUnsafeBufferPointer { x in try qs.withUnsafeBufferPointer { qs in try out.withUnsafeMutableBufferPointer { o in
             let input = AttentionInput(x)
             for alignment in [CausalAlignment.topLeft, .bottomRight] {
                 p.causalAlignment = alignment
-                _ = try SpargeAttention.resolveSparseCall(q: input, k: input, v: input, output: AttentionOutput(o), shape: shape,
-                                                          parameters: p, blockMap: nil)
+                _ = try SpargeAttention.resolveSparseCall(q: AttentionInput(qs), k: input, v: input, output: AttentionOutput(o),
+                                                          shape: shape, parameters: p, blockMap: nil)
             }
-        } }
+        } } }
         p.causalAlignment = .topLeft
         #expect(p.causalOffset(for: shape) == 0)
         p.causalAlignment = .bottomRight

@@ -332,3 +332,61 @@ struct InputValidationTests {
         #expect(throws: SpargeError.self) { _ = try BlockMap(batch: 1, heads: 1, queryBlocks: 2, keyBlocks: 2, bits: [1, 0, 1]) }
     }
 }
+
+/// A buffer given without a layout is read as the dense tensor of the shape and must hold
+/// exactly that many elements: a longer one is nearly always a shape mistake (GQA's K passed
+/// with every query head), which would otherwise read the wrong rows without a word.
+struct ExactBufferSizeTests {
+    @Test func longerBuffersWithoutALayoutThrow() throws {
+        let shape = AttentionShape(heads: 4, kvHeads: 2, queryLength: 12, headDim: 8)
+        var rng = TestRNG(seed: 81)
+        let q = rng.gaussians(shape.queryElements), kv = rng.gaussians(shape.keyElements)
+        let kvAllHeads = rng.gaussians(shape.queryElements)   // K with `heads` heads: the GQA mistake
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "k", expected: shape.keyElements, actual: shape.queryElements)) {
+            _ = try SpargeAttention.sparse(q: q, k: kvAllHeads, v: kv, shape: shape)
+        }
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "v", expected: shape.keyElements, actual: shape.queryElements)) {
+            _ = try SpargeAttention.dense(q: q, k: kv, v: kvAllHeads, shape: shape)
+        }
+        var long = [Float](repeating: 0, count: shape.queryElements + 1)
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "output", expected: shape.queryElements, actual: shape.queryElements + 1)) {
+            try SpargeAttention.sparse(q: q, k: kv, v: kv, output: &long, shape: shape)
+        }
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "q", expected: shape.queryElements, actual: shape.queryElements + 8)) {
+            _ = try SpargeAttention.sparse(q: q + [Float](repeating: 0, count: 8), k: kv, v: kv, shape: shape)
+        }
+        // A plan and a cache append take the same rule.
+        let plan = try SpargePlan(shape: shape)
+        var out = [Float](repeating: 0, count: shape.queryElements)
+        #expect(throws: SpargeError.self) { try plan.run(q: q, k: kvAllHeads, v: kv, output: &out, workspace: plan.makeWorkspace()) }
+        let cache = try SpargeKVCache(heads: 4, kvHeads: 2, headDim: 8, capacity: 20)
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "k", expected: 2 * 12 * 8, actual: 4 * 12 * 8)) {
+            try cache.append(k: kvAllHeads, v: kv, tokens: 12)
+        }
+        #expect(cache.length == 0)
+        // The same memory with a layout, or as a TensorArray view, may be longer: that is a choice.
+        try SpargeAttention.sparse(q: q, k: TensorArray(kvAllHeads), v: kv, output: &out, shape: shape)
+        try kvAllHeads.withUnsafeBufferPointer { big in
+            try q.withUnsafeBufferPointer { qp in try kv.withUnsafeBufferPointer { vp in try out.withUnsafeMutableBufferPointer { o in
+                _ = try SpargeAttention.sparse(q: AttentionInput(qp), k: AttentionInput(big, layout: .hnd(heads: 2, tokens: 12, headDim: 8)),
+                                               v: AttentionInput(vp), output: AttentionOutput(o), shape: shape)
+            } } }
+        }
+    }
+
+    @Test func packedBuffersWithoutALayoutMustFitExactly() throws {
+        let batch = try VariableLengthBatch(cumulativeQueryLengths: [0, 5, 12])
+        let heads = 2, d = 8, total = 12
+        var rng = TestRNG(seed: 82)
+        let x = rng.gaussians(total * heads * d)
+        var out = [Float](repeating: 0, count: x.count)
+        _ = try SpargeAttention.sparse(q: x, k: x, v: x, output: &out, batch: batch, heads: heads, headDim: d)
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "k", expected: x.count / 2, actual: x.count)) {
+            try SpargeAttention.sparse(q: x, k: x, v: x, output: &out, batch: batch, heads: heads, kvHeads: 1, headDim: d)
+        }
+        var longOut = out + [0]
+        #expect(throws: SpargeError.bufferSizeMismatch(name: "output", expected: x.count, actual: x.count + 1)) {
+            try SpargeAttention.sparse(q: x, k: x, v: x, output: &longOut, batch: batch, heads: heads, headDim: d)
+        }
+    }
+}

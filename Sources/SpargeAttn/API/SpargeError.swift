@@ -4,6 +4,10 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidShape(String)
     /// A buffer is shorter than the shape requires.
     case bufferTooSmall(name: String, expected: Int, actual: Int)
+    /// A buffer given without a ``TensorLayout`` (so read as a dense tensor of the shape) holds
+    /// more elements than that tensor has: usually a shape mistake, such as K and V passed with
+    /// `heads` heads where the shape says `kvHeads`.
+    case bufferSizeMismatch(name: String, expected: Int, actual: Int)
     /// A view into a larger array (a ``TensorArray`` with an offset, such as the K part of a
     /// fused QKV buffer) reaches past the array's end: from element `offset` its layout needs
     /// the array to hold `needed` elements, and it holds `actual`.
@@ -35,6 +39,10 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidShape(let s): return "invalid shape: \(s)"
         case .bufferTooSmall(let name, let expected, let actual):
             return "buffer '\(name)' holds \(actual) elements but the shape needs \(expected); pass a buffer of the shape's size"
+        case .bufferSizeMismatch(let name, let expected, let actual):
+            return "buffer '\(name)' holds \(actual) elements but, given without a layout, it is read as a dense tensor of the shape, "
+                + "which has \(expected) (k and v have kvHeads heads and Nk tokens); check the shape, or pass a TensorLayout "
+                + "(or a TensorArray view, or a buffer rebased to the tensor's part) to use part of a larger buffer"
         case .viewOutOfBounds(let name, let offset, let needed, let actual):
             return "'\(name)' starts at element \(offset) of an array of \(actual) elements, and its layout reaches element \(needed - 1) "
                 + "(the array would need \(needed)); check the offset and the layout's strides against the shape, or pass a larger array"

@@ -76,6 +76,14 @@ extension SpargeAttention {
         let kLayout = k.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
         let vLayout = v.layout ?? .nhd(heads: kvh, tokens: batch.totalKeys, headDim: headDim)
         let oLayout = output.layout ?? .nhd(heads: heads, tokens: batch.totalQueries, headDim: headDim)
+        // Buffers without a layout are the packed tensors themselves: exactly their size (see checkLayout).
+        try q.requirePackedSize(name: "q", tokens: batch.totalQueries, heads: heads, headDim: headDim)
+        try k.requirePackedSize(name: "k", tokens: batch.totalKeys, heads: kvh, headDim: headDim)
+        try v.requirePackedSize(name: "v", tokens: batch.totalKeys, heads: kvh, headDim: headDim)
+        if output.layout == nil {
+            try checkLayout(oLayout, name: "output", count: output.count, batch: 1, heads: heads, tokens: batch.totalQueries,
+                            headDim: headDim, exact: true)
+        }
         if let lse, lse.count < heads * batch.totalQueries {
             throw SpargeError.bufferTooSmall(name: "lse", expected: heads * batch.totalQueries, actual: lse.count)
         }
@@ -109,6 +117,14 @@ extension SpargeAttention {
 }
 
 extension AttentionInput {
+    /// Throws unless an input given without a layout holds exactly the packed `tokens x heads x
+    /// headDim` tensor (shorter or longer; a ``TensorArray`` view may sit in a larger array).
+    func requirePackedSize(name: String, tokens: Int, heads: Int, headDim: Int) throws {
+        guard layout == nil && placement == nil else { return }
+        try checkLayout(.nhd(heads: heads, tokens: tokens, headDim: headDim), name: name, count: count, batch: 1, heads: heads,
+                        tokens: tokens, headDim: headDim, exact: true)
+    }
+
     /// The same buffer seen from token `first` on, with `layout` (batch stride unused).
     func tokens(from first: Int, layout: TensorLayout, name: String) throws -> AttentionInput {
         let offset = first * layout.tokenStride

@@ -155,7 +155,8 @@ extension AttentionInput {
         if let placement {
             try placement.check(l, name: name, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
         }
-        try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim)
+        try checkLayout(l, name: name, count: count, batch: shape.batch, heads: heads, tokens: tokens, headDim: shape.headDim,
+                        exact: layout == nil && placement == nil)
         return TensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
     }
 }
@@ -165,20 +166,26 @@ extension AttentionOutput {
     func view(shape: AttentionShape) throws -> MutableTensorView {
         let l = layout ?? .hnd(heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
         try checkLayout(l, name: "output", count: count, batch: shape.batch, heads: shape.heads,
-                        tokens: shape.queryLength, headDim: shape.headDim)
+                        tokens: shape.queryLength, headDim: shape.headDim, exact: layout == nil)
         try checkDisjointRows(l, name: "output", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, headDim: shape.headDim)
         return MutableTensorView(base: base, type: type, batchStride: l.batchStride, headStride: l.headStride, rowStride: l.tokenStride)
     }
 }
 
 /// Throws unless `l` addresses `batch x heads x tokens x headDim` elements inside `count`
-/// without overlapping rows.
-func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads: Int, tokens: Int, headDim: Int) throws {
+/// without overlapping rows; `exact` (a buffer given without a layout, read as the dense
+/// tensor `l`) also refuses one longer than that tensor, which is a shape mistake far more
+/// often than an intent (the data would be read from the wrong places without a word).
+func checkLayout(_ l: TensorLayout, name: String, count: Int, batch: Int, heads: Int, tokens: Int, headDim: Int,
+                 exact: Bool = false) throws {
     guard let last = l.lastOffset(batch: batch, heads: heads, tokens: tokens, headDim: headDim) else {
         throw SpargeError.invalidShape("'\(name)' has negative or overflowing strides \(l); strides are in elements and must be >= 0")
     }
     if last >= count {
         throw SpargeError.bufferTooSmall(name: name, expected: last + 1, actual: count)
+    }
+    if exact && count > last + 1 && batch > 0 && heads > 0 && tokens > 0 && headDim > 0 {
+        throw SpargeError.bufferSizeMismatch(name: name, expected: last + 1, actual: count)
     }
     if l.tokenStride < headDim && tokens > 1 {
         throw SpargeError.invalidShape("'\(name)' token stride \(l.tokenStride) is smaller than headDim \(headDim): rows would overlap")
