@@ -109,13 +109,19 @@ struct KVCacheTests {
             let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, parameters: p)
             try Self.append(cache, k, v, tokens: n)
             let q = rng.gaussians(heads * 3 * d)
-            var out = [Float](repeating: 0, count: q.count)
-            try q.withUnsafeBufferPointer { qp in try out.withUnsafeMutableBufferPointer { op in
-                try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: 3)
-            } }
+            var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: heads * 3)
+            try q.withUnsafeBufferPointer { qp in try out.withUnsafeMutableBufferPointer { op in try lse.withUnsafeMutableBufferPointer { l in
+                try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: 3, lse: l)
+            } } }
             let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: 3, keyLength: n, headDim: d)
-            let ref = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: causal)
-            #expect(try Accuracy(out, reference: ref).relativeL2 <= 1e-5, "causal \(causal)")
+            let ref = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: shape, causalOffset: causal ? n - 3 : nil)
+            #expect(try Accuracy(out, reference: ref.output).relativeL2 <= 1e-5, "causal \(causal)")
+            let lseError = zip(lse, ref.lse).map { abs(Double($0) - $1) }.max()!
+            #expect(lseError <= 1e-4, "causal \(causal): lse off by \(lseError)")
+            var short = [Float](repeating: 0, count: heads * 3 - 1)
+            #expect(throws: SpargeError.bufferTooSmall(name: "lse", expected: heads * 3, actual: heads * 3 - 1)) {
+                try cache.attendExact(q: q, output: &out, queries: 3, lse: &short)
+            }
         }
     }
 

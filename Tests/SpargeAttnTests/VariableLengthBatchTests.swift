@@ -34,6 +34,11 @@ struct VariableLengthBatchTests {
                                            batch: batch, heads: heads, kvHeads: kvHeads, headDim: d, parameters: p, lse: l)
             } } } } }
         #expect(results.count == 3)
+        // The array form's LSE is the pointer form's.
+        var arrayOut = [Float](repeating: 0, count: q.count), arrayLSE = [Float](repeating: 0, count: lse.count)
+        try SpargeAttention.sparse(q: q, k: k, v: v, output: &arrayOut, batch: batch, heads: heads, kvHeads: kvHeads, headDim: d,
+                                   parameters: p, lse: &arrayLSE)
+        #expect(arrayOut.map(\.bitPattern) == out.map(\.bitPattern) && arrayLSE.map(\.bitPattern) == lse.map(\.bitPattern))
         for i in 0..<3 {
             let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: qLengths[i], keyLength: kLengths[i], headDim: d)
             let (alone, r) = try SpargeAttention.sparse(

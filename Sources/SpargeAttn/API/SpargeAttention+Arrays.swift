@@ -165,12 +165,56 @@ extension SpargeAttention {
         batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
         parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil
     ) throws -> [SparseAttentionResult] {
+        try variableLength(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, batch: batch, heads: heads,
+                           kvHeads: kvHeads, headDim: headDim, parameters: parameters, tokenOrders: tokenOrders,
+                           threads: threads, lse: nil)
+    }
+
+    /// The variable-length call above that also writes each query row's log-sum-exp into `lse`
+    /// (`heads x totalQueries` floats, FlashAttention's varlen layout, natural log).
+    ///
+    /// - Parameters:
+    ///   - q: packed queries, `totalQueries x heads x headDim`.
+    ///   - k: packed keys, `totalKeys x kvHeads x headDim`.
+    ///   - v: packed values, like `k`.
+    ///   - output: packed output, like `q` (token-major unless `outputLayout` says otherwise).
+    ///   - outputLayout: the strides of `output` (its batch stride is unused); nil means token-major.
+    ///   - batch: the sequences' offsets.
+    ///   - heads: query heads `H`.
+    ///   - kvHeads: key/value heads, dividing `heads`; `nil` means `heads`.
+    ///   - headDim: `D`.
+    ///   - parameters: the hyper-parameters and options of every sequence's call.
+    ///   - tokenOrders: one ``TokenOrder`` per sequence (nil entries: the caller's order); nil
+    ///     for the caller's order everywhere.
+    ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
+    ///   - lse: where each query row's log-sum-exp goes, at least `heads x totalQueries` floats.
+    /// - Returns: one result per sequence.
+    @discardableResult
+    public static func sparse<Output: AttentionElement>(
+        q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
+        output: inout [Output], outputLayout: TensorLayout? = nil,
+        batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
+        parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil,
+        lse: inout [Float]
+    ) throws -> [SparseAttentionResult] {
+        try lse.withUnsafeMutableBufferPointer { l in
+            try variableLength(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, batch: batch, heads: heads,
+                               kvHeads: kvHeads, headDim: headDim, parameters: parameters, tokenOrders: tokenOrders,
+                               threads: threads, lse: l)
+        }
+    }
+
+    private static func variableLength<Output: AttentionElement>(
+        q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
+        output: inout [Output], outputLayout: TensorLayout?, batch: VariableLengthBatch, heads: Int, kvHeads: Int?, headDim: Int,
+        parameters: SpargeParameters, tokenOrders: [TokenOrder?]?, threads: Int?, lse: UnsafeMutableBufferPointer<Float>?
+    ) throws -> [SparseAttentionResult] {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try sparse(q: q, k: k, v: v, output: o, batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                   parameters: parameters, tokenOrders: tokenOrders, threads: threads)
+                                   parameters: parameters, tokenOrders: tokenOrders, threads: threads, lse: lse)
                     }
                 }
             }

@@ -74,4 +74,27 @@ extension SpargeKVCache {
             }
         }
     }
+
+    /// The call above that also writes each query row's log-sum-exp into `lse`
+    /// (`B*H*queries` floats, natural log).
+    ///
+    /// - Parameters:
+    ///   - q: the queries, `B,H,queries,D`.
+    ///   - output: where the result goes.
+    ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
+    ///   - queries: the query tokens of the call.
+    ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
+    ///   - lse: where each query row's log-sum-exp goes.
+    public func attendExact<Output: AttentionElement>(
+        q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
+        softmaxScale: Float? = nil, lse: inout [Float]
+    ) throws {
+        try q.withAttentionInput { q in
+            try output.withAttentionOutput(layout: outputLayout) { o in
+                try lse.withUnsafeMutableBufferPointer { l in
+                    try attendExact(q: q, output: o, queries: queries, softmaxScale: softmaxScale, lse: l)
+                }
+            }
+        }
+    }
 }

@@ -24,11 +24,11 @@ import Synchronization
 /// computed). That step's output for that head is then far from exact attention even though it
 /// is exact attention on the reported ``SparseAttentionResult/blockMap``; where every step
 /// matters, raise the top-k fraction or use CDF selection, or check or replace short-context
-/// steps with ``attendExact(q:output:queries:softmaxScale:)``.
+/// steps with ``attendExact(q:output:queries:softmaxScale:lse:)``.
 ///
 /// One call at a time: a cache may move between threads (it is `Sendable`), but a call that
 /// finds it busy with another (``append(k:v:tokens:)-(AttentionInput,_,_)``, ``attend(q:output:queries:lse:)``,
-/// ``attendExact(q:output:queries:softmaxScale:)``, ``keyMean``) throws
+/// ``attendExact(q:output:queries:softmaxScale:lse:)``, ``truncate(to:)``, ``keyMean``) throws
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
@@ -52,7 +52,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private let held = Atomic<Int>(0)
     let exclusive = ExclusiveUse()
     static let busyMessage: StaticString =
-        "this SpargeKVCache is already running another call (append, attend, attendExact or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
+        "this SpargeKVCache is already running another call (append, attend, attendExact, truncate or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
 
     let storage: SparseStorage
     let keys: RawBuffer<Float>          // [B*Hkv][capacity][D]
@@ -61,6 +61,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     let width: Int
     let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
     private var meanIsSet: Bool
+    /// The mean was given at creation (or smoothing is off): emptying the cache keeps it.
+    private let meanFixedAtCreation: Bool
     /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none);
     /// kept under ``NonFinitePolicy/propagate`` only.
     private var firstNonFiniteKey: [Int]
@@ -145,6 +147,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             storage.ops.kMean.pointer.update(repeating: 0, count: batch * kvh * headDim)
             meanIsSet = true
         }
+        meanFixedAtCreation = meanIsSet
     }
 
     /// The K mean used for smoothing (`batch * kvHeads * headDim`), once fixed.
@@ -202,6 +205,48 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length + tokens, headDim: headDim)
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: firstDirty, setMean: !meanIsSet)
         meanIsSet = true
+    }
+
+    /// Drops every key and value from token `newLength` on, as if they had never been appended:
+    /// the rollback of speculative decoding (rejected draft tokens) or of a cut conversation.
+    /// Complete key blocks are kept as they are and the new trailing partial block is prepared
+    /// again (at most `blockK` rows), so the cost does not grow with the cache. Afterwards
+    /// the cache answers as one that received the same appends up to `newLength`; the K mean
+    /// stays fixed, except that `truncate(to: 0)` empties the cache entirely and the next append
+    /// sets the mean again (unless it was given at creation). Results of earlier calls no longer
+    /// read their block maps from the cache (``SparseAttentionResult/blockMap`` is then nil).
+    ///
+    /// One thing keeps a trace of the dropped tokens: the overflow guard's running maxima of
+    /// `|k|` and `|v|` (and V's unit) only grow, so that truncating stays O(`blockK`). They
+    /// change a result only where scores or sums near fp32's range (`|q|·|k|·D` beyond 2^100 or
+    /// `|v|·capacity` beyond 2^125), and then by a power-of-two change of unit. `truncate(to: 0)`
+    /// resets them too: the cache is then as new.
+    ///
+    /// Throws ``SpargeError/invalidShape(_:)`` unless `0 <= newLength <= length`, and
+    /// ``SpargeError/concurrentUse(_:)`` while another call runs.
+    public func truncate(to newLength: Int) throws {
+        try exclusive.run(Self.busyMessage) { try truncateAlone(to: newLength) }
+    }
+
+    private func truncateAlone(to newLength: Int) throws {
+        let length = self.length
+        guard newLength >= 0 && newLength <= length else {
+            throw SpargeError.invalidShape("truncate(to: \(newLength)) on a cache holding \(length) keys; give 0...\(length)")
+        }
+        calls &+= 1         // earlier results' maps describe keys that may be gone
+        lastShape = nil
+        held.store(newLength, ordering: .releasing)
+        for head in firstNonFiniteKey.indices where firstNonFiniteKey[head] >= newLength { firstNonFiniteKey[head] = .max }
+        if newLength == 0 {
+            magnitudes.keys.pointer.update(repeating: 0, count: batch * kvHeads)
+            magnitudes.values.pointer.update(repeating: 0, count: batch * kvHeads)
+            storage.ops.valueUnits.pointer.update(repeating: 1, count: batch * kvHeads)
+            if !meanFixedAtCreation { meanIsSet = false }
+            return
+        }
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: newLength, headDim: headDim)
+        SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: newLength / parameters.blockK,
+                                                                              setMean: false)
     }
 
     /// Attention of `queries` new tokens (`q` is `B,H,queries,D`) to the cached keys and values,
@@ -269,19 +314,26 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// path, same causal convention): reads the cached fp32 keys row by row, splits the key
     /// range across the cores and merges by log-sum-exp. For comparison and fallback. Non-finite
     /// queries follow the cache's `nonFinitePolicy`, as in ``attend(q:output:queries:lse:)``.
-    public func attendExact(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float? = nil) throws {
-        try exclusive.run(Self.busyMessage) { try attendExactAlone(q: q, output: output, queries: queries, softmaxScale: softmaxScale) }
+    /// With `lse` (`B*H*queries` floats) each query row's log-sum-exp too (natural log, of the
+    /// scaled scores).
+    public func attendExact(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float? = nil,
+                            lse: UnsafeMutableBufferPointer<Float>? = nil) throws {
+        try exclusive.run(Self.busyMessage) {
+            try attendExactAlone(q: q, output: output, queries: queries, softmaxScale: softmaxScale, lse: lse)
+        }
     }
 
-    private func attendExactAlone(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float?) throws {
+    private func attendExactAlone(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float?,
+                                  lse: UnsafeMutableBufferPointer<Float>?) throws {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
         try SpargeParameters.validate(softmaxScale: softmaxScale)
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
         try shape.validate()
         // The cache's policy, as `attend`: the cached keys and values were checked by append.
-        let (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
+        var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       temp: storage.temp.pointer)
+        out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
         exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, factor: factor, cache: buffers)
         markNonFiniteRows(q: qv, output: out, shape: shape)
