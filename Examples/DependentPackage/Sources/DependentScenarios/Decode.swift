@@ -2,7 +2,8 @@ import SpargeAttn
 
 /// (b) A prompt appended to a KV cache from a fused fp16 QKV array, then 64 decoding steps,
 /// each appending one token's K and V and attending its query (fp32 output), checked against
-/// the cache's exact decode path.
+/// the cache's exact decode path; then a rejected speculative draft of four tokens, attended in
+/// one call and rolled back with `truncate(to:)`.
 func decode() throws -> String {
     let heads = 4, kvHeads = 2, headDim = 64, prompt = 256, steps = 64
     let rowWidth = (heads + 2 * kvHeads) * headDim
@@ -19,8 +20,9 @@ func decode() throws -> String {
     }
     var parameters = SpargeParameters.recommended
     parameters.causal = true
-    let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: prompt + steps,
-                                  maxQueryLength: 1, parameters: parameters)
+    let draft = 4
+    let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: prompt + steps + draft,
+                                  maxQueryLength: draft, parameters: parameters)
 
     let promptQKV = Array(all[0..<prompt * rowWidth])
     let promptLayout = TensorLayout(batchStride: prompt * rowWidth, headStride: headDim, tokenStride: rowWidth)
@@ -45,8 +47,23 @@ func decode() throws -> String {
         exacts += exact
     }
     guard cache.length == prompt + steps else { throw Check(description: "decode: the cache holds \(cache.length) keys") }
+    // A draft of `draft` tokens (here the prompt's first rows) appended and attended in one
+    // call, as speculative decoding verifies them; all rejected, so rolled back.
+    let draftQKV = Array(all[0..<draft * rowWidth])
+    let draftLayout = TensorLayout(batchStride: draft * rowWidth, headStride: headDim, tokenStride: rowWidth)
+    try cache.append(k: TensorArray(draftQKV, offset: kOffset, layout: draftLayout),
+                     v: TensorArray(draftQKV, offset: vOffset, layout: draftLayout), tokens: draft)
+    var draftOutput = [Float](repeating: 0, count: heads * draft * headDim)
+    try cache.attend(q: TensorArray(draftQKV, offset: 0, layout: draftLayout), output: &draftOutput, queries: draft)
+    try cache.truncate(to: prompt + steps)
+    let last = prompt + steps - 1, lastQKV = Array(all[last * rowWidth..<(last + 1) * rowWidth])
+    var again = [Float](repeating: 0, count: heads * headDim)
+    try cache.attend(q: TensorArray(lastQKV, offset: 0, layout: tokenLayout), output: &again, queries: 1)
+    guard cache.length == prompt + steps, again == output else {
+        throw Check(description: "decode: after the rollback the last step's output differs (cache holds \(cache.length) keys)")
+    }
     // One decoding step can miss a block that matters (stage 1 predicts from block means); the
     // check is on all steps together, and the worst step is reported.
     let c = try requireClose("decode, all steps", outputs, exacts)
-    return "\(steps) steps, cosine \(c), worst step \(worst)"
+    return "\(steps) steps, cosine \(c), worst step \(worst); a \(draft)-token draft rolled back"
 }
