@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Compiles and runs the Swift code of the DocC articles against this checkout's library, so a
+# changed API or a changed number cannot leave the articles behind:
+# - whole programs (EmbeddingInAnInferenceEngine, HowSpargeAttnWorks): every ```swift block,
+#   built and run in a scratch folder; every output block of the article must appear in what
+#   the program prints (Scripts/doc_programs.py says the rule);
+# - fragments (SpargeAttn.md, TuningForYourModel.md): type-checked after a prelude that
+#   declares what they take as given.
+# Not covered: the GPU article (SpargeCUDA exists only with the CUDA trait; cuda-check runs
+# its calls on a GPU) and the code in DocC comments of the sources.
+# Needs python3; builds what it links first (the release build with the test command's flags).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+catalog=Sources/SpargeAttn/SpargeAttn.docc
+# The README's test build (its flags: nothing is rebuilt after `swift test`).
+swift build -c release -Xswiftc -enable-testing >/dev/null
+bin=$(swift build -c release -Xswiftc -enable-testing --show-bin-path)
+work=$(mktemp -d "${TMPDIR:-/tmp}/sparge-doc-programs.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+objects=()
+for t in SpargeAttn SpargeSIMD SpargeSIMDAVX2 SpargeSIMDAVX512 SpargeSIMDVNNI SpargeSIMDShuffles SpargeWorkloads SpargeFormats SpargeTuning; do
+    [ -d "$bin/$t.build" ] && objects+=("$bin/$t.build"/*.o)
+done
+status=0
+
+for article in EmbeddingInAnInferenceEngine HowSpargeAttnWorks; do
+    python3 Scripts/doc_programs.py program "$catalog/$article.md" "$work/$article.swift"
+    if ! swiftc -O -swift-version 6 -I "$bin/Modules" "$work/$article.swift" "${objects[@]}" -o "$work/$article" 2> "$work/$article.build.log"; then
+        grep -E "error" "$work/$article.build.log" | head -20 >&2
+        echo "FAILED: the Swift code of $catalog/$article.md does not compile (program in $work/$article.swift)" >&2
+        status=1; continue
+    fi
+    mkdir -p "$work/run-$article"
+    if ! (cd "$work/run-$article" && "$work/$article" > "$work/$article.out"); then
+        tail -20 "$work/$article.out" >&2
+        echo "FAILED: the program of $catalog/$article.md stopped with an error" >&2
+        status=1; continue
+    fi
+    python3 Scripts/doc_programs.py outputs "$catalog/$article.md" "$work/$article.out" || status=1
+done
+
+cat > "$work/prelude-SpargeAttn.swift" <<'SWIFT'
+let q = [Float](repeating: 0, count: 8 * 4096 * 64), k = q, v = q
+SWIFT
+cat > "$work/prelude-TuningForYourModel.swift" <<'SWIFT'
+let shape = AttentionShape(heads: 8, queryLength: 4096, headDim: 64)
+let q = [Float](repeating: 0, count: shape.queryElements), k = q, v = q
+let passages = [(q: q, k: k, v: v, shape: shape)]
+SWIFT
+for article in SpargeAttn TuningForYourModel; do
+    python3 Scripts/doc_programs.py fragments "$catalog/$article.md" "$work/prelude-$article.swift" "$work/doc_$article.swift"
+    if ! swiftc -typecheck -swift-version 6 -I "$bin/Modules" "$work/doc_$article.swift" 2> "$work/$article.check.log"; then
+        grep -E "error" "$work/$article.check.log" | head -20 >&2
+        echo "FAILED: the Swift fragments of $catalog/$article.md do not type-check" >&2
+        status=1
+    else
+        echo "$catalog/$article.md: fragments type-check"
+    fi
+done
+[ $status -eq 0 ] && echo "the articles' Swift code compiles, runs and prints what they show"
+exit $status
