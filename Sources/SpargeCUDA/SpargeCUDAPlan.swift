@@ -124,6 +124,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         guard shape.queryLength <= Int(Int32.max), shape.keyLength <= Int(Int32.max) else {
             throw CUDAError.unsupported("sequence lengths \(shape.queryLength) and \(shape.keyLength): the GPU kernels take lengths below 2^31")
         }
+        if let w = p.slidingWindow {
+            throw CUDAError.unsupported("slidingWindow \(w): the GPU kernels have no sliding window; leave it nil here (the CPU path supports it)")
+        }
         guard d % 32 == 0, d <= 128 else {
             throw CUDAError.unsupported("head dim \(d): the GPU kernels take 32, 64, 96 or 128 (use the CPU path for other head dims)")
         }

@@ -127,7 +127,7 @@ struct Arguments {
 
 extension Arguments {
     /// Applies the attention options shared by `run`, `check` and `mask` (`--bq --bk
-    /// --simthreshd1 --cdfthreshd|--top-k --pvthreshd --quant --causal --attention-sink
+    /// --simthreshd1 --cdfthreshd|--top-k --pvthreshd --quant --causal --sliding-window --attention-sink
     /// --no-smooth-k --smooth-q --fixed-point-pv --gpu-rounding`) on top of `p`; options a command does not declare are
     /// never present, and flags only switch their setting on (a preset's stays otherwise).
     func applyAttentionOptions(to p: inout SpargeParameters) throws {
@@ -145,6 +145,7 @@ extension Arguments {
             p.gpuReproduction.quantization = variant
         }
         if flag("causal") { p.causal = true }
+        if let window = try int("sliding-window", in: 1...Int(Int32.max)) { p.slidingWindow = window }
         if flag("attention-sink") { p.attentionSink = true }
         if flag("no-smooth-k") { p.smoothK = false }
         if flag("smooth-q") { p.smoothQ = true }

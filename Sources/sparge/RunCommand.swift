@@ -10,8 +10,8 @@ struct RunCommand {
     static let usage = """
         Usage: sparge run --input IN.safetensors [--output OUT.safetensors]
           [--bq 128] [--bk 64] [--simthreshd1 X] [--cdfthreshd X | --top-k X] [--pvthreshd X|inf]
-          [--causal] [--attention-sink] [--no-smooth-k] [--smooth-q] [--fixed-point-pv] [--gpu-rounding] [--quant cuda|triton]
-          [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
+          [--causal [--sliding-window W]] [--attention-sink] [--no-smooth-k] [--smooth-q] [--fixed-point-pv] [--gpu-rounding]
+          [--quant cuda|triton] [--dense] [--mask NAME] [--config tuned.json [--layer NAME]] [--threads N] [--repeat N]
           [--backend cpu|cuda] [--token-order raster|hilbert|FILE.npy [--grid HxW|TxHxW] [--prefix K]]
           [--compare] [--json]
 
@@ -31,6 +31,8 @@ struct RunCommand {
           --pvthreshd X|inf   lambda of the stage-2 filter (default 50); inf turns stage 2 off
           --causal            causal attention; with Nq != Nk the queries are the last Nq
                               positions: query t sees keys up to t + Nk - Nq
+          --sliding-window W  with --causal, each query sees only the last W keys up to its
+                              position, itself included (local attention; CPU only)
           --attention-sink    always keep key block 0
           --no-smooth-k       do not subtract the mean of K
           --smooth-q          also centre each query block before INT8 and add the mean's exact
@@ -73,7 +75,7 @@ struct RunCommand {
     static let flags: Set<String> = ["causal", "attention-sink", "no-smooth-k", "smooth-q", "fixed-point-pv", "gpu-rounding", "dense", "compare", "no-skip-counts", OutputFormat.flag]
     static let options: Set<String> = TokenOrderOption.names.union([
         "input", "output", "bq", "bk", "simthreshd1", "cdfthreshd", "top-k", "pvthreshd", "quant",
-        "mask", "threads", "repeat", "config", "layer", "backend",
+        "mask", "threads", "repeat", "config", "layer", "backend", "sliding-window",
     ])
 
     var input: String
@@ -165,7 +167,8 @@ struct RunCommand {
                     samples.append(try Timing.seconds {
                         if dense {
                             try SpargeAttention.dense(q: q, k: k, v: v, output: AttentionOutput(o), shape: shape, tokenOrder: order,
-                                                      causal: parameters.causal, threads: threadCount)
+                                                      causal: parameters.causal, slidingWindow: parameters.slidingWindow,
+                                                      threads: threadCount)
                         } else if backend == .cuda {
                             result = try CUDABackend.sparse(q: q, k: k, v: v, output: AttentionOutput(o), shape: shape,
                                                             parameters: parameters, blockMap: givenMap, captureQuantized: output != nil,
@@ -187,7 +190,7 @@ struct RunCommand {
         // v here (permuted for the GPU: attention without a causal mask commutes with the order).
         let accuracy = try compare ? Accuracy(o, reference: try Float64Reference.attentionWithLSE(
             q: q, k: k, v: v, shape: shape, causalOffset: parameters.causal ? parameters.causalOffset(for: shape) : nil,
-            softmaxScale: parameters.softmaxScale).output) : nil
+            slidingWindow: parameters.slidingWindow, softmaxScale: parameters.softmaxScale).output) : nil
         if let permuteHere { o = try permuteHere.unpermuted(o, rowWidth: shape.headDim) }
 
         if let output {

@@ -19,11 +19,15 @@ struct SelectionReferenceTests {
             let causal = rng.int(0...1) == 0, sink = rng.int(0...1) == 0, gpuRounding = rng.int(0...1) == 0
             let offset = rng.int(0...1) == 0 ? 0 : rng.int(0...(nk * blockK))
             let scale = Float(rng.uniform() * 2 + 0.1)
+            // A sliding window (causal only) of 1 key to a few blocks, and a ragged last key block.
+            let window = causal && rng.int(0...1) == 0 ? rng.int(1...(3 * max(blockQ, blockK))) : 0
+            let keyLength = nk * blockK - rng.int(0...(blockK - 1))
 
             let plain = Stage1Reference.selectBlocks(
                 pooledQ: pooledQ, selfSimilarityQ: simQ, pooledK: pooledK, selfSimilarityK: simK, headDim: d,
                 blockQ: blockQ, blockK: blockK, scale: scale, theta: theta, selection: selection,
-                causal: causal, causalOffset: offset, attentionSink: sink, gpuRounding: gpuRounding)
+                causal: causal, causalOffset: offset, attentionSink: sink, gpuRounding: gpuRounding,
+                slidingWindow: window > 0 ? window : nil, keyLength: keyLength)
 
             // Both fast forms: scalar compressed scores, and eight key blocks at a time from the
             // channel-major pooled keys (the pipeline's); their P_hat must agree bit for bit.
@@ -39,8 +43,8 @@ struct SelectionReferenceTests {
                     var inputs = SelectionInputs(
                         pooledQ: pq.baseAddress!, simQ: sq.baseAddress!, pooledK: pk.baseAddress!, simK: sk.baseAddress!,
                         queryBlocks: nq, keyBlocks: nk, d: d, blockQ: blockQ, blockK: blockK, scale: scale, theta: theta,
-                        selection: value, isTopK: isTopK, causal: causal, causalOffset: offset,
-                        attentionSink: sink, gpuRounding: gpuRounding)
+                        selection: value, isTopK: isTopK, causal: causal, causalOffset: offset, window: window,
+                        attentionSink: sink, gpuRounding: gpuRounding, keyLength: keyLength)
                     pHat.withUnsafeMutableBufferPointer { inputs.probabilitiesOut = $0.baseAddress!
                         selectBlocks(inputs, map: &fast, probabilities: &probabilities, keys: &keys)
                     }
@@ -51,7 +55,7 @@ struct SelectionReferenceTests {
                     }
                 } }
             } }
-            #expect(fast == plain, "trial \(trial): nq \(nq) nk \(nk) d \(d) \(selection) causal \(causal) offset \(offset)")
+            #expect(fast == plain, "trial \(trial): nq \(nq) nk \(nk) d \(d) \(selection) causal \(causal) offset \(offset) window \(window)")
             #expect(fastByLanes == plain, "trial \(trial), eight key blocks at a time: nq \(nq) nk \(nk) d \(d)")
             #expect(pHat.map(\.bitPattern) == pHatByLanes.map(\.bitPattern), "trial \(trial): P_hat bits differ between the two score loops")
         }

@@ -86,6 +86,28 @@ struct VocabularyCLITests {
         #expect(BlockSelection.topK(0.5).description == "top-k 0.5")
     }
 
+    /// `--sliding-window W` reaches the library (the same output as the call with the window)
+    /// and the float64 comparison (windowed too); without `--causal` it is refused.
+    @Test func runTakesASlidingWindow() throws {
+        let dir = try CLITests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("in.safetensors")
+        let (q, k, v) = try CLITests.writeInput(to: input)
+        let r = try CLITests.sparge(["run", "--input", input.path, "--causal", "--sliding-window", "37", "--compare", "--json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let accuracy = try #require(try CLITests.json(r.stdout)["accuracy"] as? [String: Any])
+        var p = SpargeParameters.recommended
+        p.causal = true
+        p.slidingWindow = 37
+        let (o, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: CLITests.shape, parameters: p)
+        let exact = try Float64Reference.attention(q: q, k: k, v: v, shape: CLITests.shape, causal: true, slidingWindow: 37)
+        let expected = try Accuracy(o, reference: exact)
+        let cosine = try #require(Self.number(accuracy["cosine"]))
+        #expect(abs(cosine - expected.cosine) <= 1e-12, "cosine \(cosine) vs \(expected.cosine)")
+        #expect(expected.cosine > 0.99)
+        #expect(try CLITests.sparge(["run", "--input", input.path, "--sliding-window", "37"]).status == 2)
+    }
+
     @Test func runCompareReportsAccuracyAgainstExactAttention() throws {
         let dir = try CLITests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -71,6 +71,8 @@ extension SpargeAttention {
     ///   - tokenOrder: the order attention visits the tokens in (``TokenOrder``); nil is the caller's order.
     ///   - causal: apply a causal mask.
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
+    ///   - slidingWindow: with `causal`, each query sees only the last `slidingWindow` keys up to
+    ///     its causal limit (``SpargeParameters/slidingWindow``); nil: no window.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
@@ -79,7 +81,7 @@ extension SpargeAttention {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -88,7 +90,7 @@ extension SpargeAttention {
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
-                                  causalAlignment: causalAlignment,
+                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow,
                                   softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                                   keyPadding: keyPadding)
                     }
@@ -110,6 +112,8 @@ extension SpargeAttention {
     ///   - tokenOrder: the order attention visits the tokens in (``TokenOrder``); nil is the caller's order.
     ///   - causal: apply a causal mask.
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
+    ///   - slidingWindow: with `causal`, each query sees only the last `slidingWindow` keys up to
+    ///     its causal limit (``SpargeParameters/slidingWindow``); nil: no window.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
@@ -119,7 +123,7 @@ extension SpargeAttention {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: inout [Float], keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -129,7 +133,7 @@ extension SpargeAttention {
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try lse.withUnsafeMutableBufferPointer { l in
                             try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
-                                  causalAlignment: causalAlignment,
+                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow,
                                       softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                                       lse: l, keyPadding: keyPadding)
                         }

@@ -114,6 +114,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         if parameters.causal && parameters.causalAlignment != .bottomRight {
             throw SpargeError.unsupported("a KV cache's queries are the last tokens of the sequence, so its causal mask is bottom-right; set causalAlignment to .bottomRight (or use SpargeAttention/SpargePlan for top-left)")
         }
+        if parameters.slidingWindow != nil && parameters.nonFinitePolicy == .propagate {
+            throw SpargeError.unsupported("a KV cache records only the first non-finite key of each head, which a sliding window may have left behind; use nonFinitePolicy .reject with slidingWindow (one-shot calls and plans support both)")
+        }
         if let m = keyMean, m.count != batch * kvh * headDim {
             throw SpargeError.invalidParameter("keyMean has \(m.count) values; give batch * kvHeads * headDim = \(batch * kvh * headDim)")
         }
@@ -335,7 +338,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                                                       temp: storage.temp.pointer)
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
-        exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, factor: factor, cache: buffers)
+        exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, window: parameters.windowKeys,
+                             factor: factor, cache: buffers)
         markNonFiniteRows(q: qv, output: out, shape: shape)
     }
 }

@@ -114,7 +114,15 @@ public struct SpargeParameters: Sendable, Hashable {
     /// Where the causal diagonal sits when `queryLength != keyLength` (see ``CausalAlignment``):
     /// bottom-right (the default, described above) or top-left (torch's `is_causal`).
     public var causalAlignment: CausalAlignment = .bottomRight
-    /// Always keep key block 0 (the attention sink).
+    /// A sliding window (local attention, as the sliding layers of Mistral, Gemma 2/3 or
+    /// gpt-oss): with ``causal``, each query sees only the last `slidingWindow` keys up to its
+    /// causal limit, itself included (query `t` sees keys `t + offset - slidingWindow + 1 ...
+    /// t + offset`; Hugging Face's `sliding_window`, FlashAttention's `window_size = (W - 1, 0)`).
+    /// Key blocks entirely outside every window of a query block are *masked* like the causal
+    /// future: never selected, never computed, not counted in the density. `nil` (the default):
+    /// no window. Needs ``causal`` and token-level causal masking; the GPU backend refuses it.
+    public var slidingWindow: Int? = nil
+    /// Always keep key block 0 (the attention sink), unless a ``slidingWindow`` masks it.
     public var attentionSink: Bool = false
     /// Subtract the mean of K over tokens before prediction and quantization.
     public var smoothK: Bool = true
@@ -173,12 +181,17 @@ public struct SpargeParameters: Sendable, Hashable {
         causalAlignment == .topLeft ? 0 : shape.keyLength - shape.queryLength
     }
 
-    /// Whether the causal rule leaves query block `queryBlock` of `shape` anything to attend in
+    /// Whether the causal rule (and the ``slidingWindow``) leaves query block `queryBlock` of `shape` anything to attend in
     /// key block `keyBlock` (always true when not ``causal``): a block it does not allow is
     /// *masked* (see ``SparseStatistics``), never computed, and drawn apart by `sparge mask`.
     public func causallyAllows(queryBlock: Int, keyBlock: Int, shape: AttentionShape) -> Bool {
-        !causal || blockCausallyAllowed(i: queryBlock, j: keyBlock, blockQ: blockQ, blockK: blockK, offset: causalOffset(for: shape))
+        !causal || (blockCausallyAllowed(i: queryBlock, j: keyBlock, blockQ: blockQ, blockK: blockK, offset: causalOffset(for: shape))
+                    && blockInsideWindow(i: queryBlock, j: keyBlock, blockQ: blockQ, blockK: blockK, offset: causalOffset(for: shape),
+                                         window: windowKeys, keyLength: shape.keyLength))
     }
+
+    /// ``slidingWindow`` as the kernels take it: 0 for no window.
+    var windowKeys: Int { causal ? (slidingWindow ?? 0) : 0 }
 
     /// The softmax scale for a head dimension.
     public func scale(headDim: Int) -> Float { softmaxScale ?? 1 / Float(headDim).squareRoot() }
@@ -209,6 +222,17 @@ public struct SpargeParameters: Sendable, Hashable {
         }
         if fixedPointPV && gpuReproduction.pvNumerics != .fp32 {
             throw SpargeError.invalidParameter("fixedPointPV computes P.V in fixed point, pvNumerics .\(gpuReproduction.pvNumerics) emulates the GPU's rounding of it: choose one (set fixedPointPV to false, or pvNumerics to .fp32)")
+        }
+        if let w = slidingWindow {
+            if w < 1 || w > Int(Int32.max) {
+                throw SpargeError.invalidParameter("slidingWindow is \(w); give the keys each query sees, 1...\(Int32.max), or nil for no window")
+            }
+            if !causal {
+                throw SpargeError.invalidParameter("slidingWindow \(w) needs causal attention (a window ends at each query's causal limit); set causal to true")
+            }
+            if gpuReproduction.causalMasking != .token {
+                throw SpargeError.invalidParameter("slidingWindow masks single keys, causalMasking .\(gpuReproduction.causalMasking) only whole blocks; set causalMasking to .token")
+            }
         }
         if gpuReproduction.stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(gpuReproduction.stage2ExemptTailBlocks); it must be at least 0") }
     }

@@ -12,12 +12,14 @@ let decodeChunkKeys = 2048
 /// Keys per inner tile of the decode kernel.
 let decodeTileKeys = 64
 
-/// The query rows of one kv group for `decodeChunk`: row r's fp32 query, how many keys it
-/// sees (`visible[r]`: keys `0..<visible[r]`), and where its state goes.
+/// The query rows of one kv group for `decodeChunk`: row r's fp32 query, which keys it sees
+/// (`firstVisible[r]..<visible[r]`; from key 0 when `firstVisible` is nil), and where its state goes.
 struct DecodeRows {
     var queries: UnsafePointer<Float>      // rows x d, contiguous
     var visible: UnsafePointer<Int>        // rows
     var rows: Int
+    /// Per row, the first key of its sliding window (nil: no window).
+    var firstVisible: UnsafePointer<Int>? = nil
 }
 
 /// Computes the unnormalised online-softmax states of `group` rows over keys `keys`: per row
@@ -48,7 +50,8 @@ func decodeChunk(
                 while c + 8 <= d { s = multiplyAdd(load8(q + c), load8(row + c), s); c += 8 }
                 var dot = horizontalSum(s)
                 while c < d { dot += q[c] * row[c]; c += 1 }
-                scores[r * decodeTileKeys + j] = start + j < group.visible[r] ? dot * factor : -.infinity
+                let seen = start + j < group.visible[r] && start + j >= (group.firstVisible?[r] ?? 0)
+                scores[r * decodeTileKeys + j] = seen ? dot * factor : -.infinity
             }
         }
         // Online-softmax update per row.

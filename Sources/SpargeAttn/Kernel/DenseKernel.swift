@@ -1,7 +1,8 @@
 import SpargeSIMD
 
 // Exact attention: the same tiled online softmax as stage 2, with fp32 Q.K^T, every key
-// tile visited (up to the diagonal when causal), no N x N buffer.
+// tile visited (up to the diagonal when causal, from the first row's window with a sliding
+// window), no N x N buffer.
 
 /// Tile sizes of the dense path (query rows x keys per tile).
 struct DenseTiling {
@@ -13,7 +14,7 @@ struct DenseTiling {
 /// only the `chunk`-th share of the key tiles, exported unnormalised to `partial` (split-K).
 func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
-    causalOffset: Int, output: MutableTensorView, scratch w: WorkerScratch,
+    causalOffset: Int, window: Int = 0, output: MutableTensorView, scratch w: WorkerScratch,
     chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil,
     keyValid: UnsafePointer<UInt8>? = nil
 ) {
@@ -64,7 +65,10 @@ func denseQueryTile(
     softmax.scoreUnit = scoreUnit
     softmax.valueUnit = ops.valueUnits.pointer[kHead]
     softmax.reset(rows: rowsPad)
-    for j in (chunk * ops.keyTiles / chunks)..<((chunk + 1) * ops.keyTiles / chunks) {
+    // A sliding window (with causal): the tiles before the first row's window hold nothing.
+    let firstTile = causal && window > 0 ? Swift.max(0, qStart + causalOffset - window + 1) / tc : 0
+    let span = ops.keyTiles - firstTile
+    for j in (firstTile + chunk * span / chunks)..<(firstTile + (chunk + 1) * span / chunks) {
         let kStart = j * tc
         if causal && kStart > qStart + rows - 1 + causalOffset { break }
         let cols = Swift.min(tc, s.keyLength - kStart)
@@ -74,7 +78,7 @@ func denseQueryTile(
             columns: tc, depth: d, out: scores, outStride: tc)
         if scoreRescale != 1 { scaleInPlace(scores, count: rowsPad * tc, by: scoreRescale) }
         maskTile(scores: scores, stride: tc, rows: rowsPad, validColumns: cols,
-                 causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset,
+                 causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset, window: window,
                  keyValid: keyValid.map { $0 + b * s.keyLength + kStart })
         softmax.measure(scores: scores, stride: tc, rows: rowsPad)
         softmax.absorb(scores: scores, stride: tc, rows: rowsPad, keys: cols,

@@ -77,6 +77,7 @@ func groupedDecodeBlock(
             defer { ordinal[gh] += 1 }
             if ordinal[gh] < first[gh] || ordinal[gh] >= last[gh] { continue }
             if o.causal && kStart > nq - 1 + o.causalOffset { continue }
+            if o.window > 0 && kStart + cols - 1 <= o.causalOffset - o.window { continue }   // before the window
             let item = (b * s.heads + firstHead + gh) * g.queryBlocks
             counts[item * chunks + chunk].visited += 1
             active[gh] = 1
@@ -97,7 +98,7 @@ func groupedDecodeBlock(
             let scale = dequantization(qScale, ops.kScale.pointer[t])
             for r in 0..<nq { scaleInPlace(headRows + r * stride, count: stride, by: scale) }
             maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
-                     firstQuery: 0, firstKey: kStart, offset: o.causalOffset,
+                     firstQuery: 0, firstKey: kStart, offset: o.causalOffset, window: o.window,
                      zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
                      keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart })
         }

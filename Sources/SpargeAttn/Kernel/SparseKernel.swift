@@ -14,6 +14,8 @@ struct SparseKernelOptions {
     var causal: Bool
     /// Nk - Nq: query i sees keys up to i + offset under the causal mask.
     var causalOffset: Int
+    /// With `causal`: each query sees only the last `window` keys up to its limit (0: no window).
+    var window: Int = 0
     var exemptTailBlocks: Int
     /// Multiplies the dequantized INT8 dot products into base-2 score units
     /// (`s * log2(e)` on the CUDA path; 1 on the Triton path, whose Q already carries it).
@@ -82,6 +84,8 @@ func sparseQueryBlock(
         let cols = Swift.min(g.blockK, s.keyLength - kStart)
         // Under the causal mask a block entirely in the future of every row has nothing to add.
         if o.causal && kStart > qStart + rows - 1 + o.causalOffset { continue }
+        // Nor does one entirely before the window of its first (earliest) row.
+        if o.window > 0 && kStart + cols - 1 <= qStart + o.causalOffset - o.window { continue }
         counts.visited += 1
         let t = kHead * g.keyBlockStride + j
         // Step 1: S = dequant(Q_i K_j^T) in base-2 units (+ mean . K_j^T with Q smoothing), then masks.
@@ -96,7 +100,7 @@ func sparseQueryBlock(
             scale: dequantization(qScale, ops.kScale.pointer[t]),
             terms: terms, out: scores, outStride: stride)
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
-                 causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset,
+                 causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset, window: o.window,
                  zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
                  keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart })
         // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).

@@ -1,12 +1,12 @@
-// The masks of a score tile: key padding and the token-level causal mask.
+// The masks of a score tile: key padding, the token-level causal mask and the sliding window.
 
 /// Sets to -inf the padding columns (`>= validColumns`) and, with `causal`, the scores of keys
-/// after `query + offset`. With `zeroPaddingUpTo > validColumns` the padding columns below it
+/// after `query + offset` and (with `window > 0`) those before `query + offset - window + 1`. With `zeroPaddingUpTo > validColumns` the padding columns below it
 /// score 0 instead (the Triton kernel's unmasked key padding).
 @inline(__always)
 func maskTile(
     scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, validColumns: Int,
-    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, zeroPaddingUpTo: Int = 0,
+    causal: Bool, firstQuery: Int, firstKey: Int, offset: Int, window: Int = 0, zeroPaddingUpTo: Int = 0,
     keyValid: UnsafePointer<UInt8>? = nil
 ) {
     let visibleColumns = Swift.max(validColumns, Swift.min(zeroPaddingUpTo, stride))
@@ -21,6 +21,11 @@ func maskTile(
             limit = Swift.min(limit, Swift.max(0, firstQuery + r + offset - firstKey + 1))
         }
         if limit < stride { (row + limit).update(repeating: -.infinity, count: stride - limit) }
+        if causal && window > 0 {
+            // Keys before firstQuery + r + offset - window + 1 lie outside the sliding window.
+            let before = Swift.min(Swift.max(0, firstQuery + r + offset - window + 1 - firstKey), limit)
+            if before > 0 { row.update(repeating: -.infinity, count: before) }
+        }
         // Key padding mask (`keyValid[c]` for key firstKey + c): padded keys get -inf.
         if let keyValid { for c in 0..<Swift.min(limit, validColumns) where keyValid[c] == 0 { row[c] = -.infinity } }
     }

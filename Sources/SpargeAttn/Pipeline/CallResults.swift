@@ -2,16 +2,19 @@
 // and captured buffers) becomes the public result type, `SparseAttentionResult`, for every
 // entry point. Nothing below the pipeline builds a public type.
 
-/// What decides which blocks of a call are masked: the causal rule and the key padding.
+/// What decides which blocks of a call are masked: the causal rule, the sliding window and the key padding.
 struct BlockMaskRule {
     var causal: Bool
     var causalOffset: Int
+    /// The sliding window in keys (0: none).
+    var window: Int
     /// `B x Nk` bytes, 1 = a real key; nil without padding.
     var keyValid: UnsafePointer<UInt8>?
 
     init(parameters: SpargeParameters, shape: AttentionShape, keyValid: UnsafePointer<UInt8>?) {
         causal = parameters.causal
         causalOffset = parameters.causalOffset(for: shape)
+        window = parameters.windowKeys
         self.keyValid = keyValid
     }
 }
@@ -35,6 +38,8 @@ func countBlocks(map: UnsafePointer<UInt8>, geometry g: SparseGeometry, shape s:
             }
             for i in 0..<g.queryBlocks {
                 if rule.causal && !blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: rule.causalOffset) { continue }
+                if !blockInsideWindow(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: rule.causalOffset, window: rule.window,
+                                      keyLength: s.keyLength) { continue }
                 allowed += s.heads
                 for h in 0..<s.heads where map[((b * s.heads + h) * g.queryBlocks + i) * g.keyBlocks + j] != 0 {
                     selected += 1

@@ -57,7 +57,7 @@ final class DenseOperands: @unchecked Sendable {
 /// Exact attention over views (the body of ``SpargeAttention/dense``).
 func denseAttention(
     q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
-    shape s: AttentionShape, causal: Bool, causalOffset: Int, scale: Float, threads: Int,
+    shape s: AttentionShape, causal: Bool, causalOffset: Int, window: Int = 0, scale: Float, threads: Int,
     keyValid: UnsafePointer<UInt8>? = nil
 ) {
     let workers = Swift.max(1, threads)
@@ -81,7 +81,7 @@ func denseAttention(
         let item = work / chunks, chunk = work % chunks
         let i = item % tiles, bh = item / tiles
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
-                       causalOffset: causalOffset, output: output, scratch: scratch[worker],
+                       causalOffset: causalOffset, window: window, output: output, scratch: scratch[worker],
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
                        units: units.map { $0.pointer + item * 2 }, keyValid: keyValid)
     }

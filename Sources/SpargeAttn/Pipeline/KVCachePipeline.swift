@@ -103,7 +103,7 @@ extension SparsePipeline {
 /// group whose |q.k| bound exceeds the limit has its fp32 queries divided by a power of two
 /// (scores in that unit), and V's unit of the cache is applied after the merge.
 func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s: AttentionShape, causal: Bool,
-                          factor: Float, cache c: CacheBuffers) {
+                          window: Int = 0, factor: Float, cache c: CacheBuffers) {
     let n = s.keyLength, queries = s.queryLength, d = s.headDim, w = c.values.rowStride
     let chunks = (n + decodeChunkKeys - 1) / decodeChunkKeys
     let group = s.groupSize, groupRows = group * queries
@@ -113,6 +113,9 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     // Row order within a kv group is (head in group, query), so a group's rows are consecutive.
     let qRows = RawBuffer<Float>(uninitializedCount: rows * d)
     let visible = RawBuffer<Int>(uninitializedCount: rows)
+    // With a sliding window, each row's first key; per kv group the smallest, before which a chunk holds nothing.
+    let firstVisible = window > 0 ? RawBuffer<Int>(uninitializedCount: rows) : nil
+    let groupFirst = RawBuffer<Int>(count: s.batch * s.kvHeads, zero: 0)
     let parts = RawBuffer<Float>(uninitializedCount: rows * chunks * partSize)
     let units = RawBuffer<Float>(uninitializedCount: 2 * s.batch * s.kvHeads)   // score unit (stored), value unit per group
     for b in 0..<s.batch {
@@ -121,7 +124,13 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
                 let row = (b * s.heads + h) * queries + t
                 q.load(b, h, t, into: qRows.pointer + row * d, count: d)
                 visible.pointer[row] = causal ? Swift.min(n, t + n - queries + 1) : n
+                firstVisible?.pointer[row] = Swift.max(0, t + n - queries + 1 - window)
             }
+        }
+    }
+    if let firstVisible {
+        for bk in 0..<(s.batch * s.kvHeads) {
+            groupFirst.pointer[bk] = (0..<groupRows).map { firstVisible.pointer[bk * groupRows + $0] }.min() ?? 0
         }
     }
     for bk in 0..<(s.batch * s.kvHeads) {
@@ -141,9 +150,12 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let bk = item / chunks, chunk = item % chunks
         let b = bk / s.kvHeads, kvh = bk % s.kvHeads
         let first = (b * s.heads + kvh * group) * queries   // the group's first row
-        let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows)
+        let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows,
+                                     firstVisible: firstVisible.map { UnsafePointer($0.pointer + first) })
         let local = groupParts.pointer + worker * groupRows * partSize
-        decodeChunk(rowsOfGroup, d: d, width: w, keys: chunk * decodeChunkKeys..<Swift.min(n, (chunk + 1) * decodeChunkKeys),
+        let end = Swift.min(n, (chunk + 1) * decodeChunkKeys)
+        let start = Swift.min(end, Swift.max(chunk * decodeChunkKeys, groupFirst.pointer[bk]))   // empty before every window
+        decodeChunk(rowsOfGroup, d: d, width: w, keys: start..<end,
                     k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: ScoreUnit(stored: units.pointer[2 * bk]),
                     scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
         for r in 0..<groupRows {

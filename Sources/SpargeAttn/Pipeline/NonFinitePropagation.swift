@@ -12,8 +12,12 @@
 /// non-finite key row reaches every row of its kv head that sees a key, with `queryBlock` (Q
 /// smoothing, the block size) a non-finite query row reaches every row of its query block.
 func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset: Int?, keyValid: UnsafePointer<UInt8>?,
-                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil) {
+                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil, window: Int = 0) {
     guard let output = views.output, s.keyLength > 0 else { return }
+    if let causalOffset, window > 0 {
+        return markNonFiniteWindowRows(views, output: output, shape: s, causalOffset: causalOffset, window: window,
+                                       keyValid: keyValid, keyMean: keyMean, queryBlock: queryBlock)
+    }
     let d = s.headDim, nk = s.keyLength
     withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { buffer in
         let nanRow = buffer.baseAddress!
@@ -61,6 +65,47 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
     }
 }
 
+/// ``markNonFiniteRows(_:shape:causalOffset:keyValid:keyMean:queryBlock:firstBadKeys:window:)``
+/// under a sliding window: row `t` sees keys `lo..<hi` (`hi = t + offset + 1`, `lo = hi -
+/// window` before clipping to the keys), so a non-finite key matters only inside that range; counts of
+/// non-finite and of real keys before each key answer every row in O(1).
+private func markNonFiniteWindowRows(_ views: CallViews, output: MutableTensorView, shape s: AttentionShape, causalOffset: Int,
+                                     window: Int, keyValid: UnsafePointer<UInt8>?, keyMean: Bool, queryBlock: Int?) {
+    let d = s.headDim, nk = s.keyLength
+    let nanRow = [Float](repeating: .nan, count: d)
+    func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
+    var real = [Int](repeating: 0, count: nk + 1), bad = [Int](repeating: 0, count: nk + 1)
+    for b in 0..<s.batch {
+        for kvh in 0..<s.kvHeads {
+            var badKeyRow = false   // with K smoothing it reaches every row through the mean
+            for j in 0..<nk {
+                let isReal = keyValid.map { $0[b * nk + j] != 0 } ?? true
+                let kBad = isReal && !finite(views.k, b, kvh, j)
+                badKeyRow = badKeyRow || kBad
+                real[j + 1] = real[j] + (isReal ? 1 : 0)
+                bad[j + 1] = bad[j] + (kBad || (isReal && !finite(views.v, b, kvh, j)) ? 1 : 0)
+            }
+            for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
+                var badQuery = (0..<s.queryLength).map { !finite(views.q, b, h, $0) }
+                if let queryBlock {
+                    for start in stride(from: 0, to: s.queryLength, by: queryBlock) {
+                        let block = start..<Swift.min(s.queryLength, start + queryBlock)
+                        if badQuery[block].contains(true) { for t in block { badQuery[t] = true } }
+                    }
+                }
+                for t in 0..<s.queryLength {
+                    let hi = Swift.min(nk, Swift.max(0, t + causalOffset + 1)), lo = Swift.min(hi, Swift.max(0, t + causalOffset + 1 - window))
+                    guard real[hi] > real[lo] else { continue }   // sees no key: keeps its zeros
+                    if badQuery[t] || bad[hi] > bad[lo] || (keyMean && badKeyRow) {
+                        nanRow.withUnsafeBufferPointer { output.store(b, h, t, from: $0.baseAddress!, count: d) }
+                        output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
+                    }
+                }
+            }
+        }
+    }
+}
+
 extension SpargeParameters {
     /// ``markNonFiniteRows(_:shape:causalOffset:keyValid:)`` when the policy is
     /// ``NonFinitePolicy/propagate`` (with ``NonFinitePolicy/reject`` the inputs are finite).
@@ -70,6 +115,6 @@ extension SpargeParameters {
         guard nonFinitePolicy == .propagate else { return }
         SpargeAttn.markNonFiniteRows(views, shape: shape, causalOffset: causal ? causalOffset(for: shape) : nil, keyValid: keyValid,
                                      keyMean: sparse && smoothK, queryBlock: sparse && smoothQ ? blockQ : nil,
-                                     firstBadKeys: firstBadKeys)
+                                     firstBadKeys: firstBadKeys, window: windowKeys)
     }
 }

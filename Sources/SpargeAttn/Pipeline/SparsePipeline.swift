@@ -117,6 +117,7 @@ struct SparsePipeline {
             // Block-only causal masking: stage 1 clears the future blocks, the kernel masks nothing.
             let options = SparseKernelOptions(
                 causal: p.causal && p.gpuReproduction.causalMasking == .token, causalOffset: p.causalOffset(for: s),
+                window: p.windowKeys,
                 exemptTailBlocks: p.gpuReproduction.stage2ExemptTailBlocks,
                 scoreFactor: p.gpuReproduction.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid)
@@ -204,7 +205,7 @@ struct SparsePipeline {
             queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
             blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
             selection: selection, isTopK: isTopK, causal: p.causal,
-            causalOffset: p.causalOffset(for: s),
+            causalOffset: p.causalOffset(for: s), window: p.windowKeys,
             attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
             keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
             probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })

@@ -6,17 +6,19 @@ import Foundation
 public enum Float64Reference {
     /// Exact attention in float64 of `B,H,Nq,D` / `B,Hkv,Nk,D` inputs, optionally restricted to
     /// the marked blocks of `blockMap` (blocks `blockQ x blockK`). With `causal`, query `i`
-    /// sees keys `j <= i + (Nk - Nq)`. A row that sees no key is 0. Throws
+    /// sees keys `j <= i + (Nk - Nq)`, and with `slidingWindow` only the last `slidingWindow` of
+    /// them (``SpargeParameters/slidingWindow``). A row that sees no key is 0. Throws
     /// ``SpargeError`` when a buffer, the map or the scale does not fit the shape.
     public static func attention(
-        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causal: Bool = false,
+        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causal: Bool = false, slidingWindow: Int? = nil,
         softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
     ) throws -> [Double] {
         try attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causal ? s.keyLength - s.queryLength : nil,
-                         softmaxScale: softmaxScale, blockMap: blockMap, blockQ: blockQ, blockK: blockK).output
+                             slidingWindow: slidingWindow, softmaxScale: softmaxScale, blockMap: blockMap,
+                             blockQ: blockQ, blockK: blockK).output
     }
 
-    /// ``attention(q:k:v:shape:causal:softmaxScale:blockMap:blockQ:blockK:)`` with every option
+    /// ``attention(q:k:v:shape:causal:slidingWindow:softmaxScale:blockMap:blockQ:blockK:)`` with every option
     /// of the embedding API, and the log-sum-exp of each row.
     ///
     /// - Parameters:
@@ -26,6 +28,8 @@ public enum Float64Reference {
     ///   - s: the shape.
     ///   - causalOffset: query `i` sees keys `j <= i + causalOffset` (`Nk - Nq` is bottom-right
     ///     alignment, 0 top-left); `nil` is not causal.
+    ///   - slidingWindow: with `causalOffset`, query `i` sees only keys `j > i + causalOffset -
+    ///     slidingWindow` as well; nil: no window.
     ///   - keyMask: `B x Nk`, `false` for a padded key (never seen).
     ///   - softmaxScale: the score scale; `nil` means `1 / sqrt(D)`.
     ///   - blockMap: when given, only its marked blocks are seen.
@@ -37,11 +41,14 @@ public enum Float64Reference {
     ///   (dense `B,H,N,D`), `keyMask` is not `B x Nk`, the block map's sizes are not the shape's
     ///   blocks, or the scale is not finite and positive.
     public static func attentionWithLSE(
-        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil, keyMask: [Bool]? = nil,
-        softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
+        q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil, slidingWindow: Int? = nil,
+        keyMask: [Bool]? = nil, softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
     ) throws -> (output: [Double], lse: [Double]) {
         try checkInputs(q: q, k: k, v: v, shape: s, keyMask: keyMask, softmaxScale: softmaxScale,
                         blockMap: blockMap, blockQ: blockQ, blockK: blockK)
+        if let w = slidingWindow, w < 1 || causalOffset == nil {
+            throw SpargeError.invalidParameter("slidingWindow \(w) needs a causal offset and at least 1 key")
+        }
         let d = s.headDim
         let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
         var out = [Double](repeating: 0, count: s.queryElements)
@@ -56,6 +63,7 @@ public enum Float64Reference {
                     var best = -Double.infinity
                     for j in 0..<s.keyLength {
                         var visible = causalOffset.map { j <= i + $0 } ?? true
+                        if let w = slidingWindow, let o = causalOffset, j <= i + o - w { visible = false }
                         if let m = keyMask, !m[b * s.keyLength + j] { visible = false }
                         if let m = blockMap, !m[b, h, i / blockQ, j / blockK] { visible = false }
                         if !visible { scores[j] = -.infinity; continue }
@@ -79,7 +87,7 @@ public enum Float64Reference {
         return (out, lse)
     }
 
-    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:keyMask:softmaxScale:blockMap:blockQ:blockK:)``.
+    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:slidingWindow:keyMask:softmaxScale:blockMap:blockQ:blockK:)``.
     private static func checkInputs(q: [Float], k: [Float], v: [Float], shape s: AttentionShape, keyMask: [Bool]?,
                                     softmaxScale: Float?, blockMap: BlockMap?, blockQ: Int, blockK: Int) throws {
         try s.validate()

@@ -1,6 +1,6 @@
 // Stage 1, steps 3-7 (ExactSemantics.md section 2), one named function per step, composed here:
 // compressed scores, softmax over blocks, probability order + CDF / top-k count, forced blocks, causal
-// clearing and the attention sink. One query block row of the block map at a time; no
+// clearing, the attention sink and the sliding window. One query block row of the block map at a time; no
 // allocation (the caller passes the scratch buffers). `Stage1Reference.selectBlocks` is the
 // plain-Swift twin the tests compare this with.
 
@@ -22,6 +22,8 @@ struct SelectionInputs {
     var causal: Bool
     /// Nk - Nq (see ``blockCausallyAllowed(i:j:blockQ:blockK:offset:)``).
     var causalOffset: Int = 0
+    /// The sliding window in keys (0: none; see ``blockInsideWindow(i:j:blockQ:blockK:offset:window:keyLength:)``).
+    var window: Int = 0
     var attentionSink: Bool
     var gpuRounding: Bool
     /// The key padding mask of this head's batch entry (`keyLength` bytes, 1 = real key):
@@ -58,6 +60,8 @@ func selectBlocks(
             clearCausalFuture(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)
         }
         if s.attentionSink { markAttentionSink(row) }
+        clearOutsideWindow(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset,
+                           window: s.window, keyLength: s.keyLength)
         if s.keyValid != nil {                                                        // key padding
             for j in 0..<nk where row[j] != 0 && s.keyBlockFullyPadded(j) { row[j] = 0 }
         }

@@ -16,6 +16,24 @@ func clearCausalFuture(_ row: UnsafeMutablePointer<UInt8>, queryBlock i: Int, ke
     for j in 0..<nk where !blockCausallyAllowed(i: i, j: j, blockQ: blockQ, blockK: blockK, offset: offset) { row[j] = 0 }
 }
 
+/// Whether some query of block `i` sees some key of block `j` through a sliding window of
+/// `window` keys ending at each query's causal limit (`window` 0: no window, always true). The
+/// block's first query has the earliest window; the block's last key is clipped to `keyLength`.
+@inline(__always)
+func blockInsideWindow(i: Int, j: Int, blockQ: Int, blockK: Int, offset: Int, window: Int, keyLength: Int) -> Bool {
+    window == 0 || Swift.min((j + 1) * blockK, keyLength) - 1 > i * blockQ + offset - window
+}
+
+/// Unmarks the key blocks of query block `i`'s row that lie entirely before every window of
+/// its queries (after the attention sink: the window masks the sink too).
+@inline(__always)
+func clearOutsideWindow(_ row: UnsafeMutablePointer<UInt8>, queryBlock i: Int, keyBlocks nk: Int,
+                        blockQ: Int, blockK: Int, offset: Int, window: Int, keyLength: Int) {
+    guard window > 0 else { return }
+    for j in 0..<nk where !blockInsideWindow(i: i, j: j, blockQ: blockQ, blockK: blockK, offset: offset, window: window,
+                                             keyLength: keyLength) { row[j] = 0 }
+}
+
 /// Marks the first key block (the attention sink), whatever the rules above decided.
 @inline(__always)
 func markAttentionSink(_ row: UnsafeMutablePointer<UInt8>) { row[0] = 1 }

@@ -50,7 +50,7 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor keys
 
 /// Turns the dot products of query block `i` (in `dots`, `nk` floats) into its scores in place:
 /// times the softmax scale (both roundings of the GPU code with `gpuRounding`), -inf for key
-/// blocks that are not self-similar, in the causal future or all padding. Returns the maximum.
+/// blocks that are not self-similar, in the causal future, outside the sliding window or all padding. Returns the maximum.
 @inline(__always)
 func scaleAndMaskScores(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePointer<Float>) -> Float {
     var rowMax = -Float.infinity
@@ -58,6 +58,8 @@ func scaleAndMaskScores(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMut
         let selfSimilarK = s.simK[j] > s.theta
         let score: Float
         if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
+            || !blockInsideWindow(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset, window: s.window,
+                                  keyLength: s.keyLength)
             || s.keyBlockFullyPadded(j) {
             score = -.infinity
         } else {
