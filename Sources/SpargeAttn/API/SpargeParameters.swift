@@ -121,6 +121,7 @@ public struct SpargeParameters: Sendable, Hashable {
     /// Key blocks entirely outside every window of a query block are *masked* like the causal
     /// future: never selected, never computed, not counted in the density. `nil` (the default):
     /// no window. Needs ``causal`` and token-level causal masking; the GPU backend refuses it.
+    /// Top-k counts its fraction over all key blocks, so with a window prefer CDF selection.
     public var slidingWindow: Int? = nil
     /// Always keep key block 0 (the attention sink), unless a ``slidingWindow`` masks it.
     public var attentionSink: Bool = false
