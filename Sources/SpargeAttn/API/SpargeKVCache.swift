@@ -28,7 +28,7 @@ import Synchronization
 ///
 /// One call at a time: a cache may move between threads (it is `Sendable`), but a call that
 /// finds it busy with another (``append(k:v:tokens:)-(AttentionInput,_,_)``, ``attend(q:output:queries:lse:)``,
-/// ``attendExact(q:output:queries:softmaxScale:lse:)``, ``truncate(to:)``, ``keyMean``) throws
+/// ``attendExact(q:output:queries:softmaxScale:lse:)``, ``truncate(to:)``, ``copy(capacity:maxQueryLength:threads:)``, ``keyMean``) throws
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
@@ -52,7 +52,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private let held = Atomic<Int>(0)
     let exclusive = ExclusiveUse()
     static let busyMessage: StaticString =
-        "this SpargeKVCache is already running another call (append, attend, attendExact, truncate or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
+        "this SpargeKVCache is already running another call (append, attend, attendExact, truncate, copy or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
 
     let storage: SparseStorage
     let keys: RawBuffer<Float>          // [B*Hkv][capacity][D]
@@ -250,6 +250,59 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: newLength, headDim: headDim)
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: newLength / parameters.blockK,
                                                                               setMean: false)
+    }
+
+    /// A new cache holding this one's keys and values, which then goes its own way: prefix
+    /// caching (a prefilled system prompt copied for each request) or beam search. The copy
+    /// has the same parameters and K mean (fixed in it as if given at creation) and answers
+    /// every later call bit for bit as this cache would (up to the overflow guard's units,
+    /// which differ only for values near fp32's limit; see ``truncate(to:)``); its capacity and
+    /// query limit may differ. It costs one append of `length` keys (their blocks are prepared again) and
+    /// allocates the whole copy.
+    ///
+    /// - Parameters:
+    ///   - capacity: the copy's capacity, at least ``length``; nil: this cache's.
+    ///   - maxQueryLength: the copy's most queries per call; nil: this cache's.
+    ///   - threads: the copy's workers; nil: this cache's.
+    /// - Throws: ``SpargeError/invalidShape(_:)`` for a capacity below ``length``, and
+    ///   ``SpargeError/concurrentUse(_:)`` while another call runs on this cache.
+    public func copy(capacity newCapacity: Int? = nil, maxQueryLength newMaxQueryLength: Int? = nil,
+                     threads: Int? = nil) throws -> SpargeKVCache {
+        try exclusive.run(Self.busyMessage) {
+            let length = self.length, cap = newCapacity ?? capacity
+            if cap < length {
+                throw SpargeError.invalidShape("a copy of capacity \(cap) cannot hold this cache's \(length) keys; give at least \(length)")
+            }
+            // A mean made from non-finite keys (NonFinitePolicy.propagate) is not a valid keyMean:
+            // the copy then takes it from the same keys again, which gives the same NaN rows.
+            let mean = Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
+            let fixMean = parameters.smoothK && meanIsSet && mean.allSatisfy { $0.isFinite }
+            let copy = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: cap,
+                                         maxQueryLength: newMaxQueryLength ?? maxQueryLength, parameters: parameters,
+                                         keyMean: fixMean ? mean : nil, threads: threads ?? storage.workers)
+            guard length > 0 else { return copy }
+            // The stored rows: keys as appended, values in their heads' units (1 unless near fp32's limit).
+            let heads = batch * kvHeads
+            let keyLayout = TensorLayout(batchStride: kvHeads * capacity * headDim, headStride: capacity * headDim, tokenStride: headDim)
+            let valueLayout = TensorLayout(batchStride: kvHeads * capacity * width, headStride: capacity * width, tokenStride: width)
+            let k = AttentionInput(base: UnsafeRawPointer(keys.pointer), count: heads * capacity * headDim, type: .float32, layout: keyLayout)
+            let units = UnsafeBufferPointer(start: storage.ops.valueUnits.pointer, count: heads)
+            if units.allSatisfy({ $0 == 1 }) {
+                let v = AttentionInput(base: UnsafeRawPointer(values.pointer), count: heads * capacity * width, type: .float32,
+                                       layout: valueLayout)
+                try copy.append(k: k, v: v, tokens: length)
+            } else {
+                var unscaled = [Float](repeating: 0, count: heads * length * headDim)
+                for head in 0..<heads {
+                    for t in 0..<length {
+                        let row = values.pointer + (head * capacity + t) * width
+                        for c in 0..<headDim { unscaled[(head * length + t) * headDim + c] = row[c] * units[head] }
+                    }
+                }
+                try unscaled.withUnsafeBufferPointer { try copy.append(k: k, v: AttentionInput($0), tokens: length) }
+            }
+            return copy
+        }
     }
 
     /// Attention of `queries` new tokens (`q` is `B,H,queries,D`) to the cached keys and values,
