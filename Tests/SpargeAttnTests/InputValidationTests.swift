@@ -390,3 +390,26 @@ struct ExactBufferSizeTests {
         }
     }
 }
+
+/// The Triton quantization scales Q by `softmaxScale * log2(e)` before INT8 (in fp32, as the
+/// Triton kernel): a block whose scale would be beyond fp32's range throws a typed error
+/// instead of returning garbage; just inside the range the output is finite.
+struct TritonQueryScaleTests {
+    @Test func beyondFloatRangeThrowsAndJustInsideWorks() throws {
+        let shape = AttentionShape(heads: 2, queryLength: 70, headDim: 16)
+        var rng = TestRNG(seed: 83)
+        var q = rng.gaussians(shape.queryElements).map { $0 * 1e19 }
+        let k = rng.gaussians(shape.keyElements).map { $0 * 1e-30 }, v = rng.gaussians(shape.keyElements)
+        var p = SpargeParameters.triton
+        p.softmaxScale = 1e30
+        #expect(throws: SpargeError.self) { _ = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p) }
+        let plan = try SpargePlan(shape: shape, parameters: p)
+        var out = [Float](repeating: 0, count: shape.queryElements)
+        #expect(throws: SpargeError.self) { try plan.run(q: q, k: k, v: v, output: &out, workspace: plan.makeWorkspace()) }
+        // q * factor beyond fp32 (about 1e40) but the block scales (about 1e38) inside: finite.
+        p.softmaxScale = 1e19
+        q = q.map { $0 * 30 }
+        let (inside, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+        #expect(inside.allSatisfy { $0.isFinite })
+    }
+}

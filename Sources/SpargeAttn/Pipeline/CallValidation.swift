@@ -53,6 +53,15 @@ enum CallValidation {
                 try requireHalfRange(vv, name: "v", batch: shape.batch, heads: shape.kvHeads, tokens: shape.keyLength, d: shape.headDim, temp: scratch)
             }
         }
+        if halfRounded.tritonQueries {
+            let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
+            defer { if temp == nil { scratch.deallocate() } }
+            let factor = (halfRounded.softmaxScale ?? 1 / Float(shape.headDim).squareRoot()) * log2e
+            if let (i, x) = firstBeyondTritonScaleRange(qv, batch: shape.batch, heads: shape.heads, tokens: shape.queryLength,
+                                                        d: shape.headDim, factor: factor, temp: scratch) {
+                throw SpargeError.unsupported("q has \(x) at element \(i); the Triton quantization multiplies Q by softmaxScale * log2(e) = \(factor) before INT8, as the Triton kernel does in fp32, and that block's scale (\(Double(abs(x)) * Double(factor) / 127)) is beyond fp32's range. Use the CUDA quantization (quantization .cuda, the default), a smaller softmaxScale, or scale q down")
+            }
+        }
         let out = try output.map { try $0.view(shape: shape) }
         try parameters?.validate(for: shape)
         if let m = blockMap, let p = parameters { try m.validate(for: shape, blockQ: p.blockQ, blockK: p.blockK) }

@@ -5,12 +5,19 @@ import SpargeSIMD
 // infinity) could never have reached the GPU kernel, and its emulation would turn it into
 // inf / NaN outputs; the call throws before anything is written instead.
 
-/// Which inputs a call rounds to fp16.
+/// Which inputs a call rounds to fp16 (and, with the Triton quantization, whether Q's
+/// INT8 scale must fit fp32: see ``tritonQueries``).
 struct HalfRoundedInputs {
     var queriesAndKeys = false
     var values = false
     /// K minus its mean (smoothK), rounded to fp16 again: within range only if the difference is.
     var centeredKeys = false
+    /// The Triton quantization scales Q by `softmaxScale * log2(e)` before INT8 (as the Triton
+    /// kernel does in fp32): a block whose scale `max|q| * factor / 127` is beyond fp32's range
+    /// cannot be stored, on the GPU or here; the call throws instead of returning garbage.
+    var tritonQueries = false
+    /// The call's softmax scale (nil: `1 / sqrt(D)`), for ``tritonQueries``.
+    var softmaxScale: Float? = nil
 
     static let none = HalfRoundedInputs()
 
@@ -24,6 +31,8 @@ struct HalfRoundedInputs {
     init(_ p: SpargeParameters) {
         self.init(queriesAndKeys: p.gpuReproduction.gpuRounding, values: p.gpuReproduction.pvNumerics == .fp16,
                   centeredKeys: p.gpuReproduction.gpuRounding && p.smoothK)
+        tritonQueries = p.gpuReproduction.quantization == .triton
+        softmaxScale = p.softmaxScale
     }
 
     /// The reason for an error on K minus its mean (the element is K's).
@@ -43,6 +52,19 @@ func firstBeyondHalfRange(_ v: TensorView, batch: Int, heads: Int, tokens: Int, 
     firstFlaggedElement(v, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) { row, d in
         guard roundToHalf(absoluteMax(row, count: d)).isInfinite else { return nil }
         return (0..<d).first { roundToHalf(row[$0]).isInfinite }
+    }
+}
+
+/// The first element of Q (`B,H,Nq,D`) whose block's Triton INT8 scale could not be stored
+/// in fp32: `|q| * factor / 127` beyond fp32's largest value (`factor = softmaxScale *
+/// log2(e)`; the block's scale is its largest such value). Its flat index and value.
+func firstBeyondTritonScaleRange(_ q: TensorView, batch: Int, heads: Int, tokens: Int, d: Int, factor: Float,
+                                 temp: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
+    let limit = Double(Float.greatestFiniteMagnitude) * 127 / Double(factor)
+    guard limit < Double(Float.greatestFiniteMagnitude) else { return nil }   // no finite q reaches it
+    return firstFlaggedElement(q, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) { row, d in
+        guard Double(absoluteMax(row, count: d)) > limit else { return nil }
+        return (0..<d).first { Double(abs(row[$0])) > limit }
     }
 }
 
