@@ -406,6 +406,13 @@ struct TritonQueryScaleTests {
         let plan = try SpargePlan(shape: shape, parameters: p)
         var out = [Float](repeating: 0, count: shape.queryElements)
         #expect(throws: SpargeError.self) { try plan.run(q: q, k: k, v: v, output: &out, workspace: plan.makeWorkspace()) }
+        var cacheParameters = SpargeKVCache.defaultParameters
+        cacheParameters.gpuReproduction.quantization = .triton
+        cacheParameters.softmaxScale = 1e30
+        let cache = try SpargeKVCache(heads: 2, headDim: 16, capacity: 70, parameters: cacheParameters)
+        try cache.append(k: k, v: v, tokens: 70)
+        var step = [Float](repeating: 0, count: 2 * 16)
+        #expect(throws: SpargeError.self) { try cache.attend(q: Array(q[0..<16] + q[70 * 16..<71 * 16]), output: &step, queries: 1) }
         // q * factor beyond fp32 (about 1e40) but the block scales (about 1e38) inside: finite.
         p.softmaxScale = 1e19
         q = q.map { $0 * 30 }

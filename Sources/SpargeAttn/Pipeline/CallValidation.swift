@@ -56,11 +56,7 @@ enum CallValidation {
         if halfRounded.tritonQueries {
             let scratch = temp ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.headDim)
             defer { if temp == nil { scratch.deallocate() } }
-            let factor = (halfRounded.softmaxScale ?? 1 / Float(shape.headDim).squareRoot()) * log2e
-            if let (i, x) = firstBeyondTritonScaleRange(qv, batch: shape.batch, heads: shape.heads, tokens: shape.queryLength,
-                                                        d: shape.headDim, factor: factor, temp: scratch) {
-                throw SpargeError.unsupported("q has \(x) at element \(i); the Triton quantization multiplies Q by softmaxScale * log2(e) = \(factor) before INT8, as the Triton kernel does in fp32, and that block's scale (\(Double(abs(x)) * Double(factor) / 127)) is beyond fp32's range. Use the CUDA quantization (quantization .cuda, the default), a smaller softmaxScale, or scale q down")
-            }
+            try requireTritonScaleRange(qv, shape: shape, softmaxScale: halfRounded.softmaxScale, temp: scratch)
         }
         let out = try output.map { try $0.view(shape: shape) }
         try parameters?.validate(for: shape)
@@ -102,6 +98,9 @@ enum CallValidation {
         if halfRounded.queriesAndKeys {
             try requireHalfRange(qv, name: "q", batch: shape.batch, heads: shape.heads, tokens: shape.queryLength, d: shape.headDim, temp: temp)
         }
+        if halfRounded.tritonQueries {
+            try requireTritonScaleRange(qv, shape: shape, softmaxScale: halfRounded.softmaxScale, temp: temp)
+        }
         return (qv, out)
     }
 
@@ -111,6 +110,17 @@ enum CallValidation {
                                  temp: UnsafeMutablePointer<Float>) throws {
         if let (i, x) = firstBeyondHalfRange(view, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) {
             throw SpargeError.beyondHalfRange(name: name, index: i, value: x, reason: HalfRoundedInputs.reason(name: name))
+        }
+    }
+
+    /// Throws ``SpargeError/unsupported(_:)`` at the first query whose Triton INT8 block scale
+    /// could not be stored in fp32 (``HalfRoundedInputs/tritonQueries``).
+    static func requireTritonScaleRange(_ q: TensorView, shape: AttentionShape, softmaxScale: Float?,
+                                        temp: UnsafeMutablePointer<Float>) throws {
+        let factor = (softmaxScale ?? 1 / Float(shape.headDim).squareRoot()) * log2e
+        if let (i, x) = firstBeyondTritonScaleRange(q, batch: shape.batch, heads: shape.heads, tokens: shape.queryLength,
+                                                    d: shape.headDim, factor: factor, temp: temp) {
+            throw SpargeError.unsupported("q has \(x) at element \(i); the Triton quantization multiplies Q by softmaxScale * log2(e) = \(factor) before INT8, as the Triton kernel does in fp32, and that block's scale (\(Double(abs(x)) * Double(factor) / 127)) is beyond fp32's range. Use the CUDA quantization (quantization .cuda, the default), a smaller softmaxScale, or scale q down")
         }
     }
 
