@@ -124,6 +124,9 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         guard shape.queryLength <= Int(Int32.max), shape.keyLength <= Int(Int32.max) else {
             throw CUDAError.unsupported("sequence lengths \(shape.queryLength) and \(shape.keyLength): the GPU kernels take lengths below 2^31")
         }
+        if p.sinkLogits != nil {
+            throw CUDAError.unsupported("sinkLogits: the GPU kernels have no learned sinks; leave them nil here (the CPU path supports them)")
+        }
         if let w = p.slidingWindow {
             throw CUDAError.unsupported("slidingWindow \(w): the GPU kernels have no sliding window; leave it nil here (the CPU path supports it)")
         }

@@ -10,7 +10,7 @@ struct KVCacheCopyTests {
     @Test(arguments: [false, true])
     func copyContinuesAsTheOriginal(smoothK: Bool) throws {
         var rng = TestRNG(seed: smoothK ? 91 : 92)
-        let batch = 2, heads = 4, kvHeads = 2, d = 20, total = 300
+        let batch = 2, heads = 6, kvHeads = 2, d = 20, total = 300
         var p = SpargeKVCache.defaultParameters
         p.smoothK = smoothK
         p.selection = .topK(0.4)

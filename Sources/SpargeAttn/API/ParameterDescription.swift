@@ -62,7 +62,7 @@ public struct ParameterSetting: Sendable, Hashable, CustomStringConvertible {
 extension SpargeParameters: CustomStringConvertible {
     /// Every setting, the paper's knobs first (`bq`, `bk`, `selection`, `top_k` or `cdfthreshd`,
     /// `simthreshd1`, `pvthreshd`, `causal`, `attention_sink`, `smooth_k`, `smooth_q`), then the input
-    /// policy and the GPU-reproduction options; `sliding_window` and `softmax_scale` only when set.
+    /// policy and the GPU-reproduction options; `sliding_window`, `sink_logits` and `softmax_scale` only when set.
     public var settings: [ParameterSetting] {
         var s: [ParameterSetting] = [
             ParameterSetting(name: "bq", value: .integer(blockQ)),
@@ -85,6 +85,7 @@ extension SpargeParameters: CustomStringConvertible {
             ParameterSetting(name: "fixed_point_pv", value: .flag(fixedPointPV)),
         ]
         if let window = slidingWindow { s.append(ParameterSetting(name: "sliding_window", value: .integer(window))) }
+        if let sinks = sinkLogits { s.append(ParameterSetting(name: "sink_logits", value: .perHead(sinks))) }
         if let scale = softmaxScale { s.append(ParameterSetting(name: "softmax_scale", value: .number(scale))) }
         s.append(ParameterSetting(name: "non_finite_policy", value: .choice(nonFinitePolicy.rawValue)))
         s += [

@@ -73,6 +73,8 @@ extension SpargeAttention {
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
     ///   - slidingWindow: with `causal`, each query sees only the last `slidingWindow` keys up to
     ///     its causal limit (``SpargeParameters/slidingWindow``); nil: no window.
+    ///   - sinkLogits: learned sink logits, one for all heads or one per query head
+    ///     (``SpargeParameters/sinkLogits``); nil: none.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
@@ -81,7 +83,7 @@ extension SpargeAttention {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -90,7 +92,7 @@ extension SpargeAttention {
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
-                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow,
+                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits,
                                   softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                                   keyPadding: keyPadding)
                     }
@@ -114,6 +116,8 @@ extension SpargeAttention {
     ///   - causalAlignment: where the diagonal sits when `Nq != Nk` (``CausalAlignment``).
     ///   - slidingWindow: with `causal`, each query sees only the last `slidingWindow` keys up to
     ///     its causal limit (``SpargeParameters/slidingWindow``); nil: no window.
+    ///   - sinkLogits: learned sink logits, one for all heads or one per query head
+    ///     (``SpargeParameters/sinkLogits``); nil: none.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
@@ -123,7 +127,7 @@ extension SpargeAttention {
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: inout [Float], keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -133,7 +137,7 @@ extension SpargeAttention {
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try lse.withUnsafeMutableBufferPointer { l in
                             try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
-                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow,
+                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits,
                                       softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                                       lse: l, keyPadding: keyPadding)
                         }

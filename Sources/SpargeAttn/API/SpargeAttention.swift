@@ -93,12 +93,12 @@ public enum SpargeAttention {
     /// `causalAlignment` places the diagonal when `Nq != Nk` (``CausalAlignment``).
     public static func dense(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
+        shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
         try dense(q: q, k: k, v: v, output: output, shape: shape, tokenOrder: nil, causal: causal,
-                  causalAlignment: causalAlignment, slidingWindow: slidingWindow, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy,
+                  causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy,
                   threads: threads, lse: lse, keyPadding: keyPadding)
     }
 
@@ -106,19 +106,19 @@ public enum SpargeAttention {
     public static func dense(
         q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>, v: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
         try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
-                  shape: shape, causal: causal, causalAlignment: causalAlignment, slidingWindow: slidingWindow, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
+                  shape: shape, causal: causal, causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
                   lse: lse, keyPadding: keyPadding)
     }
 
-    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:slidingWindow:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_,_)``.
+    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_,_,_)``.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, softmaxScale: Float? = nil, threads: Int? = nil,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil, softmaxScale: Float? = nil, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> [Float] {
         try shape.validate()  // before its sizes are multiplied
@@ -128,7 +128,7 @@ public enum SpargeAttention {
                 try v.withUnsafeBufferPointer { v in
                     try out.withUnsafeMutableBufferPointer { o in
                         try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal,
-                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow, softmaxScale: softmaxScale, threads: threads,
+                                  causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, threads: threads,
                                   keyPadding: keyPadding)
                     }
                 }

@@ -266,10 +266,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///   - threads: the copy's workers; nil: this cache's.
     /// - Throws: ``SpargeError/invalidShape(_:)`` for a capacity below ``length``, and
     ///   ``SpargeError/concurrentUse(_:)`` while another call runs on this cache.
-    public func copy(capacity newCapacity: Int? = nil, maxQueryLength newMaxQueryLength: Int? = nil,
-                     threads: Int? = nil) throws -> SpargeKVCache {
+    public func copy(capacity: Int? = nil, maxQueryLength: Int? = nil, threads: Int? = nil) throws -> SpargeKVCache {
         try exclusive.run(Self.busyMessage) {
-            let length = self.length, cap = newCapacity ?? capacity
+            let length = self.length, cap = capacity ?? self.capacity
             if cap < length {
                 throw SpargeError.invalidShape("a copy of capacity \(cap) cannot hold this cache's \(length) keys; give at least \(length)")
             }
@@ -278,24 +277,24 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             let mean = Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
             let fixMean = parameters.smoothK && meanIsSet && mean.allSatisfy { $0.isFinite }
             let copy = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: cap,
-                                         maxQueryLength: newMaxQueryLength ?? maxQueryLength, parameters: parameters,
+                                         maxQueryLength: maxQueryLength ?? self.maxQueryLength, parameters: parameters,
                                          keyMean: fixMean ? mean : nil, threads: threads ?? storage.workers)
             guard length > 0 else { return copy }
             // The stored rows: keys as appended, values in their heads' units (1 unless near fp32's limit).
-            let heads = batch * kvHeads
-            let keyLayout = TensorLayout(batchStride: kvHeads * capacity * headDim, headStride: capacity * headDim, tokenStride: headDim)
-            let valueLayout = TensorLayout(batchStride: kvHeads * capacity * width, headStride: capacity * width, tokenStride: width)
-            let k = AttentionInput(base: UnsafeRawPointer(keys.pointer), count: heads * capacity * headDim, type: .float32, layout: keyLayout)
-            let units = UnsafeBufferPointer(start: storage.ops.valueUnits.pointer, count: heads)
+            let kvRows = batch * kvHeads, slots = self.capacity
+            let keyLayout = TensorLayout(batchStride: kvHeads * slots * headDim, headStride: slots * headDim, tokenStride: headDim)
+            let valueLayout = TensorLayout(batchStride: kvHeads * slots * width, headStride: slots * width, tokenStride: width)
+            let k = AttentionInput(base: UnsafeRawPointer(keys.pointer), count: kvRows * slots * headDim, type: .float32, layout: keyLayout)
+            let units = UnsafeBufferPointer(start: storage.ops.valueUnits.pointer, count: kvRows)
             if units.allSatisfy({ $0 == 1 }) {
-                let v = AttentionInput(base: UnsafeRawPointer(values.pointer), count: heads * capacity * width, type: .float32,
+                let v = AttentionInput(base: UnsafeRawPointer(values.pointer), count: kvRows * slots * width, type: .float32,
                                        layout: valueLayout)
                 try copy.append(k: k, v: v, tokens: length)
             } else {
-                var unscaled = [Float](repeating: 0, count: heads * length * headDim)
-                for head in 0..<heads {
+                var unscaled = [Float](repeating: 0, count: kvRows * length * headDim)
+                for head in 0..<kvRows {
                     for t in 0..<length {
-                        let row = values.pointer + (head * capacity + t) * width
+                        let row = values.pointer + (head * slots + t) * width
                         for c in 0..<headDim { unscaled[(head * length + t) * headDim + c] = row[c] * units[head] }
                     }
                 }
@@ -392,7 +391,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
         exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, window: parameters.windowKeys,
-                             factor: factor, cache: buffers)
+                             factor: factor, sinkLogits: parameters.sinkLogits, cache: buffers)
         markNonFiniteRows(q: qv, output: out, shape: shape)
     }
 }

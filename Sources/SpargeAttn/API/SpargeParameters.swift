@@ -123,6 +123,14 @@ public struct SpargeParameters: Sendable, Hashable {
     /// no window. Needs ``causal`` and token-level causal masking; the GPU backend refuses it.
     /// Top-k counts its fraction over all key blocks, so with a window prefer CDF selection.
     public var slidingWindow: Int? = nil
+    /// Learned sink logits (gpt-oss's attention sinks), one value for all heads or one per
+    /// query head, in natural-log score units: each row's softmax denominator gets
+    /// `exp(logit)` added, an entry with no value, so `O = sum_j e^(s_j) v_j / (sum_j e^(s_j) +
+    /// e^logit)`; the log-sum-exp includes it, and a row that sees no key outputs zeros. Stage
+    /// 1 and stage 2 are unchanged. `nil` (the default): none. Not to be confused with
+    /// ``attentionSink``, which keeps key block 0. Needs `pvNumerics` `.fp32`; the GPU backend
+    /// refuses it.
+    public var sinkLogits: PerHead? = nil
     /// Always keep key block 0 (the attention sink), unless a ``slidingWindow`` masks it.
     public var attentionSink: Bool = false
     /// Subtract the mean of K over tokens before prediction and quantization.
@@ -233,6 +241,12 @@ public struct SpargeParameters: Sendable, Hashable {
             }
             if gpuReproduction.causalMasking != .token {
                 throw SpargeError.invalidParameter("slidingWindow masks single keys, causalMasking .\(gpuReproduction.causalMasking) only whole blocks; set causalMasking to .token")
+            }
+        }
+        if let sinks = sinkLogits {
+            try sinks.validate(name: "sinkLogits", heads: shape.heads, { $0.isFinite }, range: "a finite logit")
+            if gpuReproduction.pvNumerics != .fp32 {
+                throw SpargeError.invalidParameter("sinkLogits join an fp32 softmax denominator; pvNumerics .\(gpuReproduction.pvNumerics) emulates a GPU kernel that has none: set pvNumerics to .fp32 or sinkLogits to nil")
             }
         }
         if gpuReproduction.stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(gpuReproduction.stage2ExemptTailBlocks); it must be at least 0") }

@@ -118,7 +118,7 @@ extension SpargeAttention {
     /// tokenOrder.count`, and for a non-identity order with `causal`.
     public static func dense(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
-        shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil,
+        shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
         lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
     ) throws {
@@ -126,6 +126,7 @@ extension SpargeAttention {
         p.causal = causal
         p.causalAlignment = causalAlignment
         p.slidingWindow = slidingWindow
+        p.sinkLogits = sinkLogits
         p.softmaxScale = softmaxScale
         p.nonFinitePolicy = nonFinitePolicy
         let threadCount = try resolvedThreadCount(threads)
@@ -137,16 +138,16 @@ extension SpargeAttention {
         withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil, threads: threadCount) { views, keyValid in
             denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
                            causalOffset: p.causalOffset(for: shape), window: p.windowKeys, scale: p.scale(headDim: shape.headDim),
-                           threads: threadCount, keyValid: keyValid)
+                           threads: threadCount, keyValid: keyValid, sinkLogits: sinkLogits)
             p.markNonFiniteRows(views, shape: shape, keyValid: keyValid, sparse: false)
         }
     }
 
-    /// Array form of ``dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
+    /// Array form of ``dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
     /// for dense `B,H,N,D` fp32 arrays in the caller's order.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false,
-        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, softmaxScale: Float? = nil, threads: Int? = nil,
+        causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil, softmaxScale: Float? = nil, threads: Int? = nil,
         keyPadding: KeyPaddingMask? = nil
     ) throws -> [Float] {
         try shape.validate()  // before its sizes are multiplied
@@ -156,7 +157,7 @@ extension SpargeAttention {
                 try v.withUnsafeBufferPointer { v in
                     try out.withUnsafeMutableBufferPointer { o in
                         try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
-                                  shape: shape, tokenOrder: tokenOrder, causal: causal, causalAlignment: causalAlignment, slidingWindow: slidingWindow,
+                                  shape: shape, tokenOrder: tokenOrder, causal: causal, causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits,
                                   softmaxScale: softmaxScale, threads: threads, keyPadding: keyPadding)
                     }
                 }

@@ -16,7 +16,7 @@ func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
     causalOffset: Int, window: Int = 0, output: MutableTensorView, scratch w: WorkerScratch,
     chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil,
-    keyValid: UnsafePointer<UInt8>? = nil
+    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -87,6 +87,14 @@ func denseQueryTile(
     if let partial {
         softmax.export(rows: DenseTiling.queryRows, into: partial, units: chunk == 0 ? units : nil)
     } else {
-        softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
+        let sinks = sinkLogits.map { constantRowSinks($0[h], rows: rows, scratch: w) }
+        softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, sinks: sinks, temp: w.row.pointer)
     }
+}
+
+/// `rows` copies of a sink logit in base-2 units, in `w.rowSinks` (exact attention scores
+/// `q . k` unshifted, so every row's sink is the same).
+func constantRowSinks(_ logit: Float, rows: Int, scratch w: WorkerScratch) -> UnsafePointer<Float> {
+    w.rowSinks.pointer.update(repeating: logit * log2e, count: rows)
+    return UnsafePointer(w.rowSinks.pointer)
 }

@@ -125,7 +125,8 @@ func groupedDecodeBlock(
                       into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width),
                       units: chunk == 0 ? units.map { $0 + item * 2 } : nil)
         } else {
-            hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, temp: w.row.pointer)
+            let sinks = o.sinks?.rows(nq, first: 0, b: b, h: h, shape: s, scratch: w)
+            hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, sinks: sinks, temp: w.row.pointer)
         }
     }
 }

@@ -9,6 +9,25 @@ struct TileCounts {
     var skipped: Int32 = 0
 }
 
+/// Where a kernel finds each row's learned sink (``SpargeParameters/sinkLogits``): the
+/// per-head logits, the fp32 queries and, with K smoothing, the K means the scores are relative
+/// to (see ``fillRowSinks(_:rows:first:logit:q:b:h:mean:scale:d:temp:)``).
+struct SinkSource {
+    var logits: PerHead
+    var queries: TensorView
+    /// `B*Hkv*D` means, nil without K smoothing.
+    var keyMeans: UnsafePointer<Float>?
+    var scale: Float
+
+    /// Rows `first..<first + rows` of query head `h` of batch `b` into `w.rowSinks`.
+    func rows(_ rows: Int, first: Int, b: Int, h: Int, shape s: AttentionShape, scratch w: WorkerScratch) -> UnsafePointer<Float> {
+        let d = s.headDim
+        fillRowSinks(w.rowSinks.pointer, rows: rows, first: first, logit: logits[h], q: queries, b: b, h: h,
+                     mean: keyMeans.map { $0 + (b * s.kvHeads + h / s.groupSize) * d }, scale: scale, d: d, temp: w.row.pointer)
+        return UnsafePointer(w.rowSinks.pointer)
+    }
+}
+
 /// Options of the stage-2 kernel that do not change per tile.
 struct SparseKernelOptions {
     var causal: Bool
@@ -26,6 +45,8 @@ struct SparseKernelOptions {
     var numerics: PVNumerics = .fp32
     /// The key padding mask, `B x Nk` bytes (1 = real key), when the call has one.
     var keyValid: UnsafePointer<UInt8>? = nil
+    /// The learned sinks, when the call has them.
+    var sinks: SinkSource? = nil
 }
 
 /// Computes the output rows of query block `i` of (batch b, head h) from the marked key
@@ -119,7 +140,8 @@ func sparseQueryBlock(
     if let partial {
         softmax.export(rows: g.rowsPad, into: partial, units: chunk == 0 ? units : nil)
     } else {
-        softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, temp: w.row.pointer)
+        let sinks = o.sinks?.rows(rows, first: qStart, b: b, h: h, shape: s, scratch: w)
+        softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, sinks: sinks, temp: w.row.pointer)
     }
     return counts
 }

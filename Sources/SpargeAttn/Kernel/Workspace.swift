@@ -23,6 +23,7 @@ final class WorkerScratch: @unchecked Sendable {
     let keyTerms: RawBuffer<Float>     // Q smoothing: mean . key for each column of one tile
     let probabilityPairs: RawBuffer<Int32>   // fixed-point P.V: one tile's P in key pairs
     let probabilityScales: RawBuffer<Float>  // fixed-point P.V: per row, the value of one step
+    let rowSinks: RawBuffer<Float>     // learned sink logits: per row of one tile, in the kernel's units
     /// CPU time this worker spent in stage 1 and in quantization (nanoseconds).
     var stage1Nanos: UInt64 = 0
     var quantizationNanos: UInt64 = 0
@@ -66,6 +67,7 @@ final class WorkerScratch: @unchecked Sendable {
         keyTerms = RawBuffer(count: tileColumns, zero: 0)
         probabilityPairs = RawBuffer(count: tileRows * (tileColumns / 2), zero: 0)
         probabilityScales = RawBuffer(count: tileRows, zero: 0)
+        rowSinks = RawBuffer(count: tileRows, zero: 0)
     }
 
     var softmax: OnlineSoftmax {

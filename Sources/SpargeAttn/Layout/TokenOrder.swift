@@ -10,7 +10,7 @@
 ///
 /// Every entry point takes a token order (``SpargePlan/init(shape:parameters:tokenOrder:threads:)``,
 /// ``SpargeAttention/sparse(q:k:v:output:shape:parameters:tokenOrder:blockMap:threads:captureQuantized:lse:keyPadding:)``,
-/// ``SpargeAttention/dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
+/// ``SpargeAttention/dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
 /// and their array forms). The caller passes and receives tensors in its own order: Q, K and V
 /// are gathered into token order, attended, and the output (and the log-sum-exp) scattered
 /// back. What describes blocks is in token order: the returned ``BlockMap``, a caller-supplied

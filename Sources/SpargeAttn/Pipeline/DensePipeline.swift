@@ -58,7 +58,7 @@ final class DenseOperands: @unchecked Sendable {
 func denseAttention(
     q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
     shape s: AttentionShape, causal: Bool, causalOffset: Int, window: Int = 0, scale: Float, threads: Int,
-    keyValid: UnsafePointer<UInt8>? = nil
+    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil
 ) {
     let workers = Swift.max(1, threads)
     let ops = DenseOperands(shape: s, v: v, threads: workers)
@@ -83,16 +83,18 @@ func denseAttention(
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
                        causalOffset: causalOffset, window: window, output: output, scratch: scratch[worker],
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
-                       units: units.map { $0.pointer + item * 2 }, keyValid: keyValid)
+                       units: units.map { $0.pointer + item * 2 }, keyValid: keyValid, sinkLogits: sinkLogits)
     }
     if let partials {
         parallelFor(items: items, threads: workers) { worker, item in
             let i = item % tiles, bh = item / tiles
             let qStart = i * DenseTiling.queryRows
+            let validRows = Swift.min(DenseTiling.queryRows, s.queryLength - qStart)
+            let sinks = sinkLogits.map { constantRowSinks($0[bh % s.heads], rows: validRows, scratch: scratch[worker]) }
             OnlineSoftmax.merge(
                 partials.pointer + item * chunks * partSize, count: chunks, rows: DenseTiling.queryRows, width: width,
-                validRows: Swift.min(DenseTiling.queryRows, s.queryLength - qStart), d: s.headDim,
-                units: units.map { UnsafePointer($0.pointer + item * 2) }, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
+                validRows: validRows, d: s.headDim,
+                units: units.map { UnsafePointer($0.pointer + item * 2) }, sinks: sinks, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
         }
     }
 }

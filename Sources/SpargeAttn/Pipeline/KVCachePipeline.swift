@@ -103,7 +103,7 @@ extension SparsePipeline {
 /// group whose |q.k| bound exceeds the limit has its fp32 queries divided by a power of two
 /// (scores in that unit), and V's unit of the cache is applied after the merge.
 func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s: AttentionShape, causal: Bool,
-                          window: Int = 0, factor: Float, cache c: CacheBuffers) {
+                          window: Int = 0, factor: Float, sinkLogits: PerHead? = nil, cache c: CacheBuffers) {
     let n = s.keyLength, queries = s.queryLength, d = s.headDim, w = c.values.rowStride
     let chunks = (n + decodeChunkKeys - 1) / decodeChunkKeys
     let group = s.groupSize, groupRows = group * queries
@@ -166,8 +166,10 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     parallelFor(items: rows, threads: workers) { worker, row in
         let t = row % queries, bh = row / queries
         let bk = (bh / s.heads) * s.kvHeads + (bh % s.heads) / group
+        let sinks = sinkLogits.map { constantRowSinks($0[bh % s.heads], rows: 1, scratch: scratch[worker]) }
         OnlineSoftmax.merge(parts.pointer + row * chunks * partSize, count: chunks, rows: 1, width: w, validRows: 1, d: d,
-                            normalization: .division, units: units.pointer + 2 * bk, into: out, b: bh / s.heads, h: bh % s.heads,
+                            normalization: .division, units: units.pointer + 2 * bk, sinks: sinks,
+                            into: out, b: bh / s.heads, h: bh % s.heads,
                             first: t, temp: scratch[worker].row.pointer)
     }
 }

@@ -120,7 +120,9 @@ struct SparsePipeline {
                 window: p.windowKeys,
                 exemptTailBlocks: p.gpuReproduction.stage2ExemptTailBlocks,
                 scoreFactor: p.gpuReproduction.quantization == .triton ? 1 : scale * log2e,
-                tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid)
+                tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid,
+                sinks: p.sinkLogits.map { SinkSource(logits: $0, queries: q, keyMeans: p.smoothK ? UnsafePointer(ops.kMean.pointer) : nil,
+                                                     scale: scale) })
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? sparseSplitFactor(items: items, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
@@ -156,10 +158,13 @@ struct SparsePipeline {
                 parallelFor(items: items, threads: workers) { worker, item in
                     let i = item % g.queryBlocks, bh = item / g.queryBlocks
                     let qStart = i * g.blockQ
+                    let validRows = Swift.min(g.blockQ, s.queryLength - qStart)
+                    let sinks = options.sinks?.rows(validRows, first: qStart, b: bh / s.heads, h: bh % s.heads, shape: s,
+                                                    scratch: scratch[worker])
                     OnlineSoftmax.merge(
                         partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
-                        validRows: Swift.min(g.blockQ, s.queryLength - qStart), d: d,
-                        units: units.map { UnsafePointer($0.pointer + item * 2) }, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
+                        validRows: validRows, d: d,
+                        units: units.map { UnsafePointer($0.pointer + item * 2) }, sinks: sinks, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
                 }
             }
             for n in 0..<(items * chunks) {

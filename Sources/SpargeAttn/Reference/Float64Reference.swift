@@ -11,14 +11,14 @@ public enum Float64Reference {
     /// ``SpargeError`` when a buffer, the map or the scale does not fit the shape.
     public static func attention(
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causal: Bool = false, slidingWindow: Int? = nil,
-        softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
+        sinkLogits: PerHead? = nil, softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
     ) throws -> [Double] {
         try attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causal ? s.keyLength - s.queryLength : nil,
-                             slidingWindow: slidingWindow, softmaxScale: softmaxScale, blockMap: blockMap,
+                             slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, blockMap: blockMap,
                              blockQ: blockQ, blockK: blockK).output
     }
 
-    /// ``attention(q:k:v:shape:causal:slidingWindow:softmaxScale:blockMap:blockQ:blockK:)`` with every option
+    /// ``attention(q:k:v:shape:causal:slidingWindow:sinkLogits:softmaxScale:blockMap:blockQ:blockK:)`` with every option
     /// of the embedding API, and the log-sum-exp of each row.
     ///
     /// - Parameters:
@@ -30,6 +30,8 @@ public enum Float64Reference {
     ///     alignment, 0 top-left); `nil` is not causal.
     ///   - slidingWindow: with `causalOffset`, query `i` sees only keys `j > i + causalOffset -
     ///     slidingWindow` as well; nil: no window.
+    ///   - sinkLogits: learned sink logits (``SpargeParameters/sinkLogits``): `exp(logit)` joins
+    ///     each row's denominator and its log-sum-exp; nil: none.
     ///   - keyMask: `B x Nk`, `false` for a padded key (never seen).
     ///   - softmaxScale: the score scale; `nil` means `1 / sqrt(D)`.
     ///   - blockMap: when given, only its marked blocks are seen.
@@ -42,13 +44,15 @@ public enum Float64Reference {
     ///   blocks, or the scale is not finite and positive.
     public static func attentionWithLSE(
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil, slidingWindow: Int? = nil,
-        keyMask: [Bool]? = nil, softmaxScale: Float? = nil, blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
+        sinkLogits: PerHead? = nil, keyMask: [Bool]? = nil, softmaxScale: Float? = nil, blockMap: BlockMap? = nil,
+        blockQ: Int = 128, blockK: Int = 64
     ) throws -> (output: [Double], lse: [Double]) {
         try checkInputs(q: q, k: k, v: v, shape: s, keyMask: keyMask, softmaxScale: softmaxScale,
                         blockMap: blockMap, blockQ: blockQ, blockK: blockK)
         if let w = slidingWindow, w < 1 || causalOffset == nil {
             throw SpargeError.invalidParameter("slidingWindow \(w) needs a causal offset and at least 1 key")
         }
+        try sinkLogits?.validate(name: "sinkLogits", heads: s.heads, { $0.isFinite }, range: "a finite logit")
         let d = s.headDim
         let scale = Double(softmaxScale ?? 1 / Float(d).squareRoot())
         var out = [Double](repeating: 0, count: s.queryElements)
@@ -72,8 +76,14 @@ public enum Float64Reference {
                         scores[j] = dot * scale
                         best = max(best, scores[j])
                     }
-                    if best == -.infinity { continue }
-                    var sum = 0.0
+                    // The sink: one more entry of the denominator, with no value.
+                    let sink = sinkLogits.map { Double($0[h]) }
+                    if best == -.infinity {
+                        if let sink { lse[(b * s.heads + h) * s.queryLength + i] = sink }
+                        continue
+                    }
+                    if let sink { best = max(best, sink) }
+                    var sum = sink.map { Foundation.exp($0 - best) } ?? 0
                     for j in 0..<s.keyLength where scores[j] != -.infinity {
                         let e = Foundation.exp(scores[j] - best)
                         sum += e
@@ -87,7 +97,7 @@ public enum Float64Reference {
         return (out, lse)
     }
 
-    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:slidingWindow:keyMask:softmaxScale:blockMap:blockQ:blockK:)``.
+    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:slidingWindow:sinkLogits:keyMask:softmaxScale:blockMap:blockQ:blockK:)``.
     private static func checkInputs(q: [Float], k: [Float], v: [Float], shape s: AttentionShape, keyMask: [Bool]?,
                                     softmaxScale: Float?, blockMap: BlockMap?, blockQ: Int, blockK: Int) throws {
         try s.validate()

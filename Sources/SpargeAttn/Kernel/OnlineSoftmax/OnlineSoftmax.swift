@@ -184,21 +184,22 @@ struct OnlineSoftmax {
     }
 
     /// Writes `O / l` for `rows` rows of `d` channels as rows `first...` of (b, h) of `output`;
-    /// a row that saw no key gets zeros. `temp` holds one row.
+    /// a row that saw no key gets zeros. `sinks`: each row's learned sink logit in base-2 units
+    /// (nil: none; see ``foldSink(m:l:sink:unit:)``). `temp` holds one row.
     func finish(rows: Int, d: Int, into output: MutableTensorView, b: Int, h: Int, first: Int,
-                temp: UnsafeMutablePointer<Float>) {
+                sinks: UnsafePointer<Float>? = nil, temp: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
-            let l = rowSum[r]
-            if l == 0 {
+            let row = foldSink(m: rowMax[r], l: rowSum[r], sink: sinks?[r] ?? -.infinity, unit: scoreUnit)
+            if rowSum[r] == 0 {
                 temp.update(repeating: 0, count: d)
             } else {
-                let inv = valueUnit / l
+                let inv = row.outputFactor == 1 ? valueUnit / row.l : valueUnit * row.outputFactor / row.l
                 let src = acc + r * width
                 for c in 0..<d { temp[c] = src[c] * inv }
                 if valueUnit != 1 { for c in 0..<d { temp[c] = OverflowGuard.finiteRounding(temp[c]) } }
             }
             output.store(b, h, first + r, from: temp, count: d)
-            output.storeLSE(b, h, first + r, m: rowMax[r], l: l, unit: scoreUnit)
+            output.storeLSE(b, h, first + r, m: row.m, l: row.l, unit: scoreUnit)
         }
     }
 }

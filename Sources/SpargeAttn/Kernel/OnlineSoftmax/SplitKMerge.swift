@@ -28,21 +28,26 @@ extension OnlineSoftmax {
     /// on which thread produced which) and writes `O / l` for `validRows` rows of `d` channels:
     /// `m = max m_s`, `l = sum l_s 2^(m_s - m)`, `O = sum O_s 2^(m_s - m)`; a row that saw no
     /// key gets zeros. `units` (score unit as ``ScoreUnit/stored`` and value unit of the
-    /// shares, ``OverflowGuard``) are 1 when nil.
+    /// shares, ``OverflowGuard``) are 1 when nil. `sinks`: each row's sink logit in base-2 units
+    /// (nil: none), folded in once, after the shares.
     static func merge(
         _ parts: UnsafePointer<Float>, count: Int, rows: Int, width: Int, validRows: Int, d: Int,
-        normalization: Normalization = .reciprocal, units: UnsafePointer<Float>? = nil,
+        normalization: Normalization = .reciprocal, units: UnsafePointer<Float>? = nil, sinks: UnsafePointer<Float>? = nil,
         into output: MutableTensorView, b: Int, h: Int, first: Int, temp dst: UnsafeMutablePointer<Float>
     ) {
         let scoreUnit = units.map { ScoreUnit(stored: $0[0]) } ?? .one, valueUnit = units?[1] ?? 1
         let size = exportSize(rows: rows, width: width)
         for r in 0..<validRows {
+            let sink = sinks?[r] ?? -.infinity
             defer { output.store(b, h, first + r, from: dst, count: d) }
             var m = -Float.infinity
             for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
             dst.update(repeating: 0, count: d)
             var l: Float = 0
-            defer { output.storeLSE(b, h, first + r, m: m, l: l, unit: scoreUnit) }
+            defer {
+                let row = foldSink(m: m, l: l, sink: sink, unit: scoreUnit)
+                output.storeLSE(b, h, first + r, m: row.m, l: row.l, unit: scoreUnit)
+            }
             if m == -.infinity { continue }
             for s in 0..<count {
                 let part = parts + s * size
@@ -52,6 +57,20 @@ extension OnlineSoftmax {
                 l += part[rows + r] * f
                 let o = part + 2 * rows + r * width
                 for c in 0..<d { dst[c] += o[c] * f }
+            }
+            if sink > -.infinity && l > 0 {
+                // The sink joins the denominator (O moves with the row maximum when the sink is larger).
+                let row = foldSink(m: m, l: l, sink: sink, unit: scoreUnit)
+                if row.outputFactor != 1 { for c in 0..<d { dst[c] *= row.outputFactor } }
+                let inv = valueUnit / row.l
+                switch normalization {
+                case .reciprocal: for c in 0..<d { dst[c] *= inv }
+                case .division:
+                    for c in 0..<d { dst[c] /= row.l }
+                    if valueUnit != 1 { for c in 0..<d { dst[c] *= valueUnit } }
+                }
+                if valueUnit != 1 { for c in 0..<d { dst[c] = OverflowGuard.finiteRounding(dst[c]) } }
+                continue
             }
             switch normalization {
             case .reciprocal:
