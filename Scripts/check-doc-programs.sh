@@ -17,14 +17,17 @@ catalog=Sources/SpargeAttn/SpargeAttn.docc
 swift build -c release -Xswiftc -enable-testing >/dev/null
 bin=$(swift build -c release -Xswiftc -enable-testing --show-bin-path)
 work=$(mktemp -d "${TMPDIR:-/tmp}/sparge-doc-programs.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+status=0
+# Kept when something failed: the messages point into it.
+trap '[ $status -eq 0 ] && rm -rf "$work"' EXIT
 objects=()
 for t in SpargeAttn SpargeSIMD SpargeSIMDAVX2 SpargeSIMDAVX512 SpargeSIMDVNNI SpargeSIMDShuffles SpargeWorkloads SpargeFormats SpargeTuning; do
     [ -d "$bin/$t.build" ] && objects+=("$bin/$t.build"/*.o)
 done
-status=0
 
-for article in EmbeddingInAnInferenceEngine HowSpargeAttnWorks; do
+# Each whole-program article with the number of its output blocks (fenced, no language).
+for entry in EmbeddingInAnInferenceEngine:1 HowSpargeAttnWorks:11; do
+    article=${entry%%:*} blocks=${entry##*:}
     python3 Scripts/doc_programs.py program "$catalog/$article.md" "$work/$article.swift"
     if ! swiftc -O -swift-version 6 -I "$bin/Modules" "$work/$article.swift" "${objects[@]}" -o "$work/$article" 2> "$work/$article.build.log"; then
         grep -E "error" "$work/$article.build.log" | head -20 >&2
@@ -37,7 +40,7 @@ for article in EmbeddingInAnInferenceEngine HowSpargeAttnWorks; do
         echo "FAILED: the program of $catalog/$article.md stopped with an error" >&2
         status=1; continue
     fi
-    python3 Scripts/doc_programs.py outputs "$catalog/$article.md" "$work/$article.out" || status=1
+    python3 Scripts/doc_programs.py outputs "$catalog/$article.md" "$work/$article.out" "$blocks" || status=1
 done
 
 cat > "$work/prelude-SpargeAttn.swift" <<'SWIFT'

@@ -5,9 +5,10 @@
       continues the one before it (an article's sections build on each other)
   doc_programs.py fragments ARTICLE.md PRELUDE.swift OUT.swift   the same, after a prelude that
       declares what the article's fragments take as given (q, k, v, a shape, ...)
-  doc_programs.py outputs ARTICLE.md OUTPUT.txt   every fenced block without a language whose
-      first line the program printed must appear in its output, line by line in order (blocks
-      that show output may leave lines out, never change one)
+  doc_programs.py outputs ARTICLE.md OUTPUT.txt EXPECTED   every fenced block without a
+      language whose first line the program printed must appear in its output, line by line in
+      order (blocks that show output may leave lines out, never change one); and at least
+      EXPECTED blocks must be found so, since a block whose first line changed is not recognised
 """
 import sys
 
@@ -43,7 +44,7 @@ def program(path, prelude=""):
     return head + "\n".join("do {\n" + "\n".join(s) + "\n}" for s in scopes) + "\n"
 
 
-def check_outputs(path, output_path):
+def check_outputs(path, output_path, expected):
     printed = open(output_path, encoding="utf-8").read().splitlines()
     checked, failures = 0, []
     for language, lines in fenced_blocks(path):
@@ -59,9 +60,13 @@ def check_outputs(path, output_path):
                 failures.append(f"{path}: the block that begins '{shown[0]}' shows '{line}', which the program does not print there")
                 break
             at += 1
+    if checked < expected:
+        failures.append(f"{path}: only {checked} of the {expected} output blocks were recognised (their first lines are no "
+                        "longer printed: a number in one changed, or a block was removed; update the article or the count "
+                        "in Scripts/check-doc-programs.sh)")
     for f in failures:
         print(f, file=sys.stderr)
-    print(f"{path}: {checked} output blocks checked against the program's output, {len(failures)} differ")
+    print(f"{path}: {checked} output blocks checked against the program's output, {len(failures)} failures")
     return not failures
 
 
@@ -73,6 +78,6 @@ if __name__ == "__main__":
         prelude = open(sys.argv[3], encoding="utf-8").read()
         open(sys.argv[4], "w", encoding="utf-8").write(program(sys.argv[2], prelude))
     elif mode == "outputs":
-        sys.exit(0 if check_outputs(sys.argv[2], sys.argv[3]) else 1)
+        sys.exit(0 if check_outputs(sys.argv[2], sys.argv[3], int(sys.argv[4])) else 1)
     else:
         sys.exit(f"unknown mode {mode}")

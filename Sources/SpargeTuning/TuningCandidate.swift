@@ -63,11 +63,13 @@ struct CalibrationEvaluator {
         self.options = options
     }
 
-    /// Exact attention of every sample (the problem `base` fixes: causal, softmax scale).
+    /// Exact attention of every sample (the problem `base` fixes: causal and its alignment, the
+    /// sliding window, the sink logits, the softmax scale).
     static func references(samples: [CalibrationSample], base: SpargeParameters, threads: Int?) throws -> [[Float]] {
         try samples.map {
             try SpargeAttention.dense(q: $0.q, k: $0.k, v: $0.v, shape: $0.shape, causal: base.causal,
-                                      softmaxScale: base.softmaxScale, threads: threads)
+                                      causalAlignment: base.causalAlignment, slidingWindow: base.slidingWindow,
+                                      sinkLogits: base.sinkLogits, softmaxScale: base.softmaxScale, threads: threads)
         }
     }
 

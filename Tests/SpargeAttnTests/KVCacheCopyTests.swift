@@ -40,6 +40,12 @@ struct KVCacheCopyTests {
             #expect(exacts[0].map(\.bitPattern) == exacts[1].map(\.bitPattern), "exact, step \(step)")
             #expect(maps[0] == maps[1], "map, step \(step)")
         }
+        // A cut inside the prefill (the append that set the mean) moves both means alike.
+        let twin = try original.copy()
+        try original.truncate(to: 120)
+        try twin.truncate(to: 120)
+        #expect(try twin.keyMean == original.keyMean)
+        for c in [original, twin] { try Cache.append(c, rows(k, 120..<160), rows(v, 120..<160), tokens: 40) }
         // Apart: keys appended to the copy do not reach the original.
         try Cache.append(copy, rows(k, 200..<240), rows(v, 200..<240), tokens: 40)
         #expect(copy.length == 200 && original.length == 160)

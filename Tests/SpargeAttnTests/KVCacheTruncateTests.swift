@@ -54,6 +54,35 @@ struct KVCacheTruncateTests {
         }
     }
 
+    /// A cut inside the append that set the K mean (prompt and draft appended together) takes
+    /// the mean again from the keys kept: the cache then equals one whose first append held
+    /// only those, bit for bit; under `.propagate` a NaN in a dropped key leaves no trace.
+    @Test(arguments: [NonFinitePolicy.reject, .propagate])
+    func cutInsideTheMeanSettingAppend(policy: NonFinitePolicy) throws {
+        var rng = TestRNG(seed: 75)
+        let heads = 4, kvHeads = 2, d = 16, prompt = 150, draft = 7
+        var p = SpargeKVCache.defaultParameters
+        p.nonFinitePolicy = policy
+        var k = rng.gaussians(kvHeads * (prompt + draft) * d, scale: 1.5)
+        let v = rng.gaussians(kvHeads * (prompt + draft) * d)
+        if policy == .propagate { k[(prompt + 2) * d + 1] = .nan }   // a draft key of kv head 0
+        func rows(_ x: [Float], _ r: Range<Int>) -> [Float] { Cache.rows(x, heads: kvHeads, n: prompt + draft, d: d, r) }
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: 200, maxQueryLength: 2, parameters: p)
+        try Cache.append(cache, rows(k, 0..<prompt + draft), rows(v, 0..<prompt + draft), tokens: prompt + draft)
+        for kept in [prompt, 100, 64] {
+            try cache.truncate(to: kept)
+            let fresh = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: 200, maxQueryLength: 2, parameters: p)
+            try Cache.append(fresh, rows(k, 0..<kept), rows(v, 0..<kept), tokens: kept)
+            #expect(try cache.keyMean == fresh.keyMean, "kept \(kept)")
+            let q = rng.gaussians(heads * 2 * d)
+            var a = [Float](repeating: 0, count: q.count), b = a
+            try cache.attend(q: q, output: &a, queries: 2)
+            try fresh.attend(q: q, output: &b, queries: 2)
+            #expect(a.map(\.bitPattern) == b.map(\.bitPattern), "kept \(kept)")
+            #expect(a.allSatisfy { $0.isFinite }, "kept \(kept)")
+        }
+    }
+
     /// `truncate(to: 0)` empties the cache: the next append sets the K mean again, and the cache
     /// equals a new one; a mean given at creation survives it.
     @Test func truncatingToZeroMakesTheCacheNew() throws {

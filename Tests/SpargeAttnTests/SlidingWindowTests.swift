@@ -147,3 +147,32 @@ struct SlidingWindowTests {
         #expect(throws: SpargeError.self) { _ = try SpargeKVCache(heads: 1, headDim: 4, capacity: 10, parameters: cacheParameters) }
     }
 }
+
+/// Regressions of the review of the window.
+struct SlidingWindowEdgeTests {
+    /// Top-left alignment with Nq far above Nk and a window of one key: the query tiles whose
+    /// windows start after the last key see nothing (zeros, lse -inf), no trap.
+    @Test func windowsPastTheLastKey() throws {
+        let shape = AttentionShape(heads: 1, queryLength: 200, keyLength: 64, headDim: 8)
+        var rng = TestRNG(seed: 1361)
+        let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements), v = rng.gaussians(shape.keyElements)
+        for window in [1, 3, 70] {
+            var out = [Float](repeating: 1, count: shape.queryElements), lse = [Float](repeating: 0, count: 200)
+            try SpargeAttention.dense(q: q, k: k, v: v, output: &out, shape: shape, causal: true, causalAlignment: .topLeft,
+                                      slidingWindow: window, lse: &lse)
+            let ref = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: shape, causalOffset: 0, slidingWindow: window)
+            #expect(try Accuracy(out, reference: ref.output).relativeL2 <= 1e-5, "window \(window)")
+            #expect(ExtendedReference.maxLSEError(lse, ref.lse) <= 1e-4, "window \(window) lse")
+            var p = SpargeParameters()
+            p.causal = true
+            p.causalAlignment = .topLeft
+            p.slidingWindow = window
+            p.blockQ = 64
+            let (sparse, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+            #expect(sparse[(64 + window) * 8..<200 * 8].allSatisfy { $0 == 0 }, "window \(window): rows past every key")
+        }
+        #expect(throws: SpargeError.self) {
+            _ = try Float64Reference.attention(q: q, k: k, v: v, shape: shape, causal: true, slidingWindow: Int.max)
+        }
+    }
+}

@@ -62,7 +62,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
     private var meanIsSet: Bool
     /// The mean was given at creation (or smoothing is off): emptying the cache keeps it.
-    private let meanFixedAtCreation: Bool
+    private var meanFixedAtCreation: Bool
+    /// How many keys the mean was taken from (the append that set it); 0 when given.
+    private var meanSourceLength = 0
     /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none);
     /// kept under ``NonFinitePolicy/propagate`` only.
     private var firstNonFiniteKey: [Int]
@@ -207,6 +209,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         held.store(length + tokens, ordering: .releasing)
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length + tokens, headDim: headDim)
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: firstDirty, setMean: !meanIsSet)
+        if !meanIsSet { meanSourceLength = length + tokens }
         meanIsSet = true
     }
 
@@ -214,9 +217,11 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// the rollback of speculative decoding (rejected draft tokens) or of a cut conversation.
     /// Complete key blocks are kept as they are and the new trailing partial block is prepared
     /// again (at most `blockK` rows), so the cost does not grow with the cache. Afterwards
-    /// the cache answers as one that received the same appends up to `newLength`; the K mean
-    /// stays fixed, except that `truncate(to: 0)` empties the cache entirely and the next append
-    /// sets the mean again (unless it was given at creation). Results of earlier calls no longer
+    /// the cache answers as one that received the same appends up to `newLength`: the K mean
+    /// stays fixed, except when the cut falls inside the append that set it (a prompt and its
+    /// draft appended together), where the mean is taken again from the keys kept and every
+    /// block is prepared again (O(`newLength`) that once); `truncate(to: 0)` empties the cache
+    /// entirely and the next append sets the mean again. A mean given at creation never moves. Results of earlier calls no longer
     /// read their block maps from the cache (``SparseAttentionResult/blockMap`` is then nil).
     ///
     /// One thing keeps a trace of the dropped tokens: the overflow guard's running maxima of
@@ -245,16 +250,28 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             magnitudes.values.pointer.update(repeating: 0, count: batch * kvHeads)
             storage.ops.valueUnits.pointer.update(repeating: 1, count: batch * kvHeads)
             if !meanFixedAtCreation { meanIsSet = false }
+            meanSourceLength = 0
             return
         }
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: newLength, headDim: headDim)
+        if newLength < meanSourceLength {
+            // Cut into the append that set the mean: take it again from the keys kept, as a cache
+            // whose first append held only those would have, and prepare every block again.
+            meanSourceLength = newLength
+            SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: 0, setMean: true)
+            if parameters.nonFinitePolicy == .propagate {
+                for head in firstNonFiniteKey.indices { firstNonFiniteKey[head] = .max }
+                recordNonFiniteRows(first: 0, count: newLength, meanFromThese: true)
+            }
+            return
+        }
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: newLength / parameters.blockK,
                                                                               setMean: false)
     }
 
     /// A new cache holding this one's keys and values, which then goes its own way: prefix
     /// caching (a prefilled system prompt copied for each request) or beam search. The copy
-    /// has the same parameters and K mean (fixed in it as if given at creation) and answers
+    /// has the same parameters and K mean (and truncates as this cache would) and answers
     /// every later call bit for bit as this cache would (up to the overflow guard's units,
     /// which differ only for values near fp32's limit; see ``truncate(to:)``); its capacity and
     /// query limit may differ. It costs one append of `length` keys (their blocks are prepared again) and
@@ -300,6 +317,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                 }
                 try unscaled.withUnsafeBufferPointer { try copy.append(k: k, v: AttentionInput($0), tokens: length) }
             }
+            // Where the mean came from, so that a later truncation treats it as this cache would.
+            copy.meanFixedAtCreation = meanFixedAtCreation
+            copy.meanSourceLength = meanSourceLength
             return copy
         }
     }

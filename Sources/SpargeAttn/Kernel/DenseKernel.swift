@@ -66,7 +66,8 @@ func denseQueryTile(
     softmax.valueUnit = ops.valueUnits.pointer[kHead]
     softmax.reset(rows: rowsPad)
     // A sliding window (with causal): the tiles before the first row's window hold nothing.
-    let firstTile = causal && window > 0 ? Swift.max(0, qStart + causalOffset - window + 1) / tc : 0
+    // (Capped: with top-left alignment and Nq > Nk a window can start after the last key.)
+    let firstTile = causal && window > 0 ? Swift.min(ops.keyTiles, Swift.max(0, qStart + causalOffset - window + 1) / tc) : 0
     let span = ops.keyTiles - firstTile
     for j in (firstTile + chunk * span / chunks)..<(firstTile + (chunk + 1) * span / chunks) {
         let kStart = j * tc

@@ -49,8 +49,8 @@ public enum Float64Reference {
     ) throws -> (output: [Double], lse: [Double]) {
         try checkInputs(q: q, k: k, v: v, shape: s, keyMask: keyMask, softmaxScale: softmaxScale,
                         blockMap: blockMap, blockQ: blockQ, blockK: blockK)
-        if let w = slidingWindow, w < 1 || causalOffset == nil {
-            throw SpargeError.invalidParameter("slidingWindow \(w) needs a causal offset and at least 1 key")
+        if let w = slidingWindow, w < 1 || w > Int(Int32.max) || causalOffset == nil {
+            throw SpargeError.invalidParameter("slidingWindow \(w) needs a causal offset and 1...\(Int32.max) keys")
         }
         try sinkLogits?.validate(name: "sinkLogits", heads: s.heads, { $0.isFinite }, range: "a finite logit")
         let d = s.headDim

@@ -61,7 +61,9 @@ extension Stage1Reference {
         let nq = selfSimilarityQ.count, nk = selfSimilarityK.count
         func half(_ x: Float) -> Float { gpuRounding ? Float(Float16(x)) : x }
         func inWindow(_ i: Int, _ j: Int) -> Bool {
-            guard causal, let w = slidingWindow else { return true }
+            // (Windows beyond 2^31 keys are no window: capped so the subtraction cannot overflow.)
+            guard causal, let window = slidingWindow else { return true }
+            let w = Swift.min(Swift.max(window, 1), Int(Int32.max))
             // The block's last key against the window of its first (earliest) query.
             return Swift.min((j + 1) * blockK, keyLength ?? nk * blockK) - 1 >= i * blockQ + causalOffset - w + 1
         }
