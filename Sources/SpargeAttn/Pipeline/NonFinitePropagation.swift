@@ -43,14 +43,7 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
                     }
                 }
                 for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
-                    // Each query row read once; with Q smoothing a row's block counts (its mean).
-                    var badQuery = (0..<s.queryLength).map { !finite(views.q, b, h, $0) }
-                    if let queryBlock {
-                        for start in stride(from: 0, to: s.queryLength, by: queryBlock) {
-                            let block = start..<Swift.min(s.queryLength, start + queryBlock)
-                            if badQuery[block].contains(true) { for t in block { badQuery[t] = true } }
-                        }
-                    }
+                    let badQuery = nonFiniteQueryRows(views.q, b: b, h: h, shape: s, queryBlock: queryBlock)
                     for t in 0..<s.queryLength {
                         let seen = causalOffset.map { Swift.min(nk, Swift.max(0, t + $0 + 1)) } ?? nk   // keys 0..<seen
                         guard firstKey < seen else { continue }
@@ -63,6 +56,19 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
             }
         }
     }
+}
+
+/// Which query rows of (b, h) hold a NaN or infinity, each row read once; with Q smoothing
+/// (`queryBlock`, the block size) a row's whole block counts, through its mean.
+private func nonFiniteQueryRows(_ q: TensorView, b: Int, h: Int, shape s: AttentionShape, queryBlock: Int?) -> [Bool] {
+    var bad = (0..<s.queryLength).map { firstNonFinite(q, b, h, $0, count: s.headDim) != nil }
+    if let queryBlock {
+        for start in stride(from: 0, to: s.queryLength, by: queryBlock) {
+            let block = start..<Swift.min(s.queryLength, start + queryBlock)
+            if bad[block].contains(true) { for t in block { bad[t] = true } }
+        }
+    }
+    return bad
 }
 
 /// ``markNonFiniteRows(_:shape:causalOffset:keyValid:keyMean:queryBlock:firstBadKeys:window:)``
@@ -86,13 +92,7 @@ private func markNonFiniteWindowRows(_ views: CallViews, output: MutableTensorVi
                 bad[j + 1] = bad[j] + (kBad || (isReal && !finite(views.v, b, kvh, j)) ? 1 : 0)
             }
             for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
-                var badQuery = (0..<s.queryLength).map { !finite(views.q, b, h, $0) }
-                if let queryBlock {
-                    for start in stride(from: 0, to: s.queryLength, by: queryBlock) {
-                        let block = start..<Swift.min(s.queryLength, start + queryBlock)
-                        if badQuery[block].contains(true) { for t in block { badQuery[t] = true } }
-                    }
-                }
+                let badQuery = nonFiniteQueryRows(views.q, b: b, h: h, shape: s, queryBlock: queryBlock)
                 for t in 0..<s.queryLength {
                     let hi = Swift.min(nk, Swift.max(0, t + causalOffset + 1)), lo = Swift.min(hi, Swift.max(0, t + causalOffset + 1 - window))
                     guard real[hi] > real[lo] else { continue }   // sees no key: keeps its zeros
