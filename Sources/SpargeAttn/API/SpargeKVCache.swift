@@ -221,8 +221,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// stays fixed, except when the cut falls inside the append that set it (a prompt and its
     /// draft appended together), where the mean is taken again from the keys kept and every
     /// block is prepared again (O(`newLength`) that once); `truncate(to: 0)` empties the cache
-    /// entirely and the next append sets the mean again. A mean given at creation never moves. Results of earlier calls no longer
-    /// read their block maps from the cache (``SparseAttentionResult/blockMap`` is then nil).
+    /// entirely and the next append sets the mean again. A mean given at creation never moves.
+    /// Results of earlier calls no longer read their block maps from the cache
+    /// (``SparseAttentionResult/blockMap`` is then nil).
     ///
     /// One thing keeps a trace of the dropped tokens: the overflow guard's running maxima of
     /// `|k|` and `|v|` (and V's unit) only grow, so that truncating stays O(`blockK`). They
@@ -274,8 +275,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// has the same parameters and K mean (and truncates as this cache would) and answers
     /// every later call bit for bit as this cache would (up to the overflow guard's units,
     /// which differ only for values near fp32's limit; see ``truncate(to:)``); its capacity and
-    /// query limit may differ. It costs one append of `length` keys (their blocks are prepared again) and
-    /// allocates the whole copy.
+    /// query limit may differ. It costs one append of `length` keys (their blocks are prepared
+    /// again) and allocates the whole copy.
     ///
     /// - Parameters:
     ///   - capacity: the copy's capacity, at least ``length``; nil: this cache's.
