@@ -44,11 +44,13 @@ extension OnlineSoftmax {
             for s in 0..<count { m = Swift.max(m, parts[s * size + r]) }
             dst.update(repeating: 0, count: d)
             var l: Float = 0
-            defer {
+            defer { output.storeLSE(b, h, first + r, m: m, l: l, unit: scoreUnit) }
+            if m == -.infinity {
+                // No key: zeros, and the sink alone (if any) as the denominator.
                 let row = foldSink(m: m, l: l, sink: sink, unit: scoreUnit)
-                output.storeLSE(b, h, first + r, m: row.m, l: row.l, unit: scoreUnit)
+                (m, l) = (row.m, row.l)
+                continue
             }
-            if m == -.infinity { continue }
             for s in 0..<count {
                 let part = parts + s * size
                 let ms = part[r]
@@ -58,20 +60,10 @@ extension OnlineSoftmax {
                 let o = part + 2 * rows + r * width
                 for c in 0..<d { dst[c] += o[c] * f }
             }
-            if sink > -.infinity && l > 0 {
-                // The sink joins the denominator (O moves with the row maximum when the sink is larger).
-                let row = foldSink(m: m, l: l, sink: sink, unit: scoreUnit)
-                if row.outputFactor != 1 { for c in 0..<d { dst[c] *= row.outputFactor } }
-                let inv = valueUnit / row.l
-                switch normalization {
-                case .reciprocal: for c in 0..<d { dst[c] *= inv }
-                case .division:
-                    for c in 0..<d { dst[c] /= row.l }
-                    if valueUnit != 1 { for c in 0..<d { dst[c] *= valueUnit } }
-                }
-                if valueUnit != 1 { for c in 0..<d { dst[c] = OverflowGuard.finiteRounding(dst[c]) } }
-                continue
-            }
+            // The sink joins the denominator (O moves with the row maximum when the sink is larger).
+            let row = foldSink(m: m, l: l, sink: sink, unit: scoreUnit)
+            if row.outputFactor != 1 { for c in 0..<d { dst[c] *= row.outputFactor } }
+            (m, l) = (row.m, row.l)
             switch normalization {
             case .reciprocal:
                 let inv = valueUnit / l
