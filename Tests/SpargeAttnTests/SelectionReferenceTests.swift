@@ -22,12 +22,18 @@ struct SelectionReferenceTests {
             // A sliding window (causal only) of 1 key to a few blocks, and a ragged last key block.
             let window = causal && rng.int(0...1) == 0 ? rng.int(1...(3 * max(blockQ, blockK))) : 0
             let keyLength = nk * blockK - rng.int(0...(blockK - 1))
+            // Blocks an attention mask forbids entirely (in half the trials): 0, else mixed or allowed.
+            let masks = rng.int(0...1) == 0
+            let states: [UInt8] = (0..<(nq * nk)).map { _ in masks && rng.uniform() < 0.2 ? 0 : UInt8(rng.int(1...2)) }
+            let stateBytes = UnsafeMutablePointer<UInt8>.allocate(capacity: states.count)
+            stateBytes.initialize(from: states, count: states.count)
+            defer { stateBytes.deallocate() }
 
             let plain = Stage1Reference.selectBlocks(
                 pooledQ: pooledQ, selfSimilarityQ: simQ, pooledK: pooledK, selfSimilarityK: simK, headDim: d,
                 blockQ: blockQ, blockK: blockK, scale: scale, theta: theta, selection: selection,
                 causal: causal, causalOffset: offset, attentionSink: sink, gpuRounding: gpuRounding,
-                slidingWindow: window > 0 ? window : nil, keyLength: keyLength)
+                slidingWindow: window > 0 ? window : nil, keyLength: keyLength, forbiddenBlocks: masks ? states.map { $0 == 0 } : nil)
 
             // Both fast forms: scalar compressed scores, and eight key blocks at a time from the
             // channel-major pooled keys (the pipeline's); their P_hat must agree bit for bit.
@@ -45,6 +51,7 @@ struct SelectionReferenceTests {
                         queryBlocks: nq, keyBlocks: nk, d: d, blockQ: blockQ, blockK: blockK, scale: scale, theta: theta,
                         selection: value, isTopK: isTopK, causal: causal, causalOffset: offset, window: window,
                         attentionSink: sink, gpuRounding: gpuRounding, keyLength: keyLength)
+                    if masks { inputs.pairBlocks = UnsafePointer(stateBytes) }
                     pHat.withUnsafeMutableBufferPointer { inputs.probabilitiesOut = $0.baseAddress!
                         selectBlocks(inputs, map: &fast, probabilities: &probabilities, keys: &keys)
                     }

@@ -30,13 +30,14 @@ extension SpargeAttention {
     ///   - captureQuantized: also return the INT8 tensors.
     ///   - captureLSE: also return each query row's log-sum-exp in the result's `lse`.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     @discardableResult
     public static func sparse<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder? = nil,
         blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false,
-        keyPadding: KeyPaddingMask? = nil
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try shape.validate()  // before its sizes are multiplied
         var lse = [Float](repeating: 0, count: captureLSE ? shape.batch * shape.heads * shape.queryLength : 0)
@@ -48,7 +49,7 @@ extension SpargeAttention {
                             try sparse(q: q, k: k, v: v, output: o, shape: shape, parameters: parameters,
                                        tokenOrder: tokenOrder, blockMap: blockMap,
                                        threads: threads, captureQuantized: captureQuantized, lse: captureLSE ? l : nil,
-                                       keyPadding: keyPadding)
+                                       keyPadding: keyPadding, attentionMask: attentionMask)
                         }
                     }
                 }
@@ -79,13 +80,14 @@ extension SpargeAttention {
     ///   - nonFinitePolicy: whether NaN and infinity in the inputs are rejected.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     public static func dense<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        keyPadding: KeyPaddingMask? = nil
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
@@ -94,7 +96,7 @@ extension SpargeAttention {
                         try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
                                   causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits,
                                   softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
-                                  keyPadding: keyPadding)
+                                  keyPadding: keyPadding, attentionMask: attentionMask)
                     }
                 }
             }
@@ -123,13 +125,14 @@ extension SpargeAttention {
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - lse: where each query row's log-sum-exp goes.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     public static func dense<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         shape: AttentionShape, tokenOrder: TokenOrder? = nil, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        lse: inout [Float], keyPadding: KeyPaddingMask? = nil
+        lse: inout [Float], keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
@@ -139,7 +142,7 @@ extension SpargeAttention {
                             try dense(q: q, k: k, v: v, output: o, shape: shape, tokenOrder: tokenOrder, causal: causal,
                                   causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits,
                                       softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
-                                      lse: l, keyPadding: keyPadding)
+                                      lse: l, keyPadding: keyPadding, attentionMask: attentionMask)
                         }
                     }
                 }

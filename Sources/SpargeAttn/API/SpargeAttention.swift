@@ -31,15 +31,16 @@ public enum SpargeAttention {
     ///   - lse: where to write each query row's log-sum-exp (`B,H,Nq` floats, natural log;
     ///     see <doc:EmbeddingInAnInferenceEngine> for the exact definition).
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
         threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil,
-        keyPadding: KeyPaddingMask? = nil
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try sparse(q: q, k: k, v: v, output: output, shape: shape, parameters: parameters, tokenOrder: nil,
-                   blockMap: blockMap, threads: threads, captureQuantized: captureQuantized, lse: lse, keyPadding: keyPadding)
+                   blockMap: blockMap, threads: threads, captureQuantized: captureQuantized, lse: lse, keyPadding: keyPadding, attentionMask: attentionMask)
     }
 
     /// Sparse attention over dense `B,H,N,D` fp32 buffers (see the ``AttentionInput`` form
@@ -50,22 +51,22 @@ public enum SpargeAttention {
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
         threads: Int? = nil, captureQuantized: Bool = false, lse: UnsafeMutableBufferPointer<Float>? = nil,
-        keyPadding: KeyPaddingMask? = nil
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
                    shape: shape, parameters: parameters, blockMap: blockMap, threads: threads,
-                   captureQuantized: captureQuantized, lse: lse, keyPadding: keyPadding)
+                   captureQuantized: captureQuantized, lse: lse, keyPadding: keyPadding, attentionMask: attentionMask)
     }
 
-    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:keyPadding:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_)``;
+    /// Array convenience for ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:keyPadding:attentionMask:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_)``;
     /// with `captureLSE` the result's ``SparseAttentionResult/lse`` holds each row's log-sum-exp.
     public static func sparse(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape,
         parameters: SpargeParameters = .recommended, blockMap: BlockMap? = nil,
-        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
+        threads: Int? = nil, captureQuantized: Bool = false, captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
         try sparse(q: q, k: k, v: v, shape: shape, parameters: parameters, tokenOrder: nil, blockMap: blockMap,
-                   threads: threads, captureQuantized: captureQuantized, captureLSE: captureLSE, keyPadding: keyPadding)
+                   threads: threads, captureQuantized: captureQuantized, captureLSE: captureLSE, keyPadding: keyPadding, attentionMask: attentionMask)
     }
 
     /// Stage 1 alone: the predicted block map (and, optionally, the INT8 tensors and the block
@@ -95,11 +96,11 @@ public enum SpargeAttention {
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws {
         try dense(q: q, k: k, v: v, output: output, shape: shape, tokenOrder: nil, causal: causal,
                   causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy,
-                  threads: threads, lse: lse, keyPadding: keyPadding)
+                  threads: threads, lse: lse, keyPadding: keyPadding, attentionMask: attentionMask)
     }
 
     /// Exact attention over dense `B,H,N,D` fp32 buffers.
@@ -108,18 +109,18 @@ public enum SpargeAttention {
         output: UnsafeMutableBufferPointer<Float>, shape: AttentionShape, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws {
         try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(output),
                   shape: shape, causal: causal, causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, nonFinitePolicy: nonFinitePolicy, threads: threads,
-                  lse: lse, keyPadding: keyPadding)
+                  lse: lse, keyPadding: keyPadding, attentionMask: attentionMask)
     }
 
-    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_,_,_)``.
+    /// Array convenience for ``dense(q:k:v:output:shape:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:attentionMask:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_,_,_,_)``.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil, softmaxScale: Float? = nil, threads: Int? = nil,
-        keyPadding: KeyPaddingMask? = nil
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> [Float] {
         try shape.validate()  // before its sizes are multiplied
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
@@ -129,7 +130,7 @@ public enum SpargeAttention {
                     try out.withUnsafeMutableBufferPointer { o in
                         try dense(q: q, k: k, v: v, output: o, shape: shape, causal: causal,
                                   causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits, softmaxScale: softmaxScale, threads: threads,
-                                  keyPadding: keyPadding)
+                                  keyPadding: keyPadding, attentionMask: attentionMask)
                     }
                 }
             }

@@ -28,17 +28,18 @@ extension SpargePlan {
     ///   - workspace: the memory of this caller's calls (``makeWorkspace()``).
     ///   - blockMap: a map used instead of stage 1's prediction.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     @discardableResult
     public func run<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
-        workspace: SpargeWorkspace, blockMap: BlockMap? = nil, keyPadding: KeyPaddingMask? = nil
+        workspace: SpargeWorkspace, blockMap: BlockMap? = nil, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
-                        try run(q: q, k: k, v: v, output: o, workspace: workspace, blockMap: blockMap, keyPadding: keyPadding)
+                        try run(q: q, k: k, v: v, output: o, workspace: workspace, blockMap: blockMap, keyPadding: keyPadding, attentionMask: attentionMask)
                     }
                 }
             }
@@ -58,11 +59,12 @@ extension SpargePlan {
     ///   - blockMap: a map used instead of stage 1's prediction.
     ///   - lse: where each query row's log-sum-exp goes.
     ///   - keyPadding: which keys are padding (``KeyPaddingMask``): they get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     @discardableResult
     public func run<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
-        workspace: SpargeWorkspace, blockMap: BlockMap? = nil, lse: inout [Float], keyPadding: KeyPaddingMask? = nil
+        workspace: SpargeWorkspace, blockMap: BlockMap? = nil, lse: inout [Float], keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
@@ -70,7 +72,7 @@ extension SpargePlan {
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try lse.withUnsafeMutableBufferPointer { l in
                             try run(q: q, k: k, v: v, output: o, workspace: workspace, blockMap: blockMap, lse: l,
-                                    keyPadding: keyPadding)
+                                    keyPadding: keyPadding, attentionMask: attentionMask)
                         }
                     }
                 }

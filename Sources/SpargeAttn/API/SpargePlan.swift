@@ -2,7 +2,7 @@
 ///
 /// Build the plan once (it validates everything that does not depend on the data), give every
 /// thread that calls it its own ``SpargeWorkspace`` (``makeWorkspace()``), and call
-/// ``run(q:k:v:output:workspace:blockMap:lse:keyPadding:)``: after the workspace's first call (which widens
+/// ``run(q:k:v:output:workspace:blockMap:lse:keyPadding:attentionMask:)``: after the workspace's first call (which widens
 /// fp16/bf16 V into a buffer it then keeps) a call performs no heap allocation. A call returns
 /// the same ``SparseAttentionResult`` as the one-shot call; its block map stays in the workspace
 /// and is copied out only when read. The plan is
@@ -61,7 +61,8 @@ public final class SpargePlan: Sendable {
     /// is skipped and that map is used; with `lse`
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
     /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
-    /// (``KeyPaddingMask``). With the plan's ``tokenOrder`` the tensors, `lse` and
+    /// (``KeyPaddingMask``), with `attentionMask` the pairs it forbids (``AttentionMask``; not
+    /// with a token order). With the plan's ``tokenOrder`` the tensors, `lse` and
     /// `keyPadding` are in the caller's order and `blockMap` in token order. The result's
     /// ``SparseAttentionResult/blockMap`` (in token order) and
     /// ``SparseAttentionResult/densityPerHead`` are read from `workspace` on demand, until its next call.
@@ -69,7 +70,7 @@ public final class SpargePlan: Sendable {
     public func run(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         workspace: SpargeWorkspace, blockMap: BlockMap? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         guard workspace.plan === self else {
             throw SpargeError.invalidParameter("the workspace belongs to another plan; make one with this plan's makeWorkspace()")
@@ -82,10 +83,12 @@ public final class SpargePlan: Sendable {
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
+            try attentionMask?.validate(for: shape, tokenOrder: tokenOrder)
             return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: workspace.staging,
-                                      threads: threads) { views, keyValid in
+                                      threads: threads) { views, keyValid in try withPairMask(attentionMask) { pairMask in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
+                pipeline.pairMask = pairMask
                 pipeline.detectsNonFinite = checksFinite
                 workspace.calls &+= 1
                 let result = if let blockMap {
@@ -95,9 +98,9 @@ public final class SpargePlan: Sendable {
                 } else {
                     try pipeline.callWithWorkspace(views, given: nil, storage: workspace.storage, memory: workspace, call: workspace.calls)
                 }
-                parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid)   // after a call that did not throw
+                parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid, pairMask: pairMask)   // after a call that did not throw
                 return result
-            }
+            } }
         }
     }
 }

@@ -1,5 +1,5 @@
 /// What every sparse attention call returns besides its output: the one-shot calls of
-/// ``SpargeAttention``, ``SpargePlan/run(q:k:v:output:workspace:blockMap:lse:keyPadding:)``,
+/// ``SpargeAttention``, ``SpargePlan/run(q:k:v:output:workspace:blockMap:lse:keyPadding:attentionMask:)``,
 /// ``SpargeKVCache/attend(q:output:queries:lse:)`` and the GPU backend.
 ///
 /// ``statistics`` and ``timings`` are always there. The arrays are there when the call made

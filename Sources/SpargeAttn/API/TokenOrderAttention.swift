@@ -9,7 +9,7 @@ extension SpargeAttention {
     /// order. The result's ``SparseAttentionResult/blockMap``, a given `blockMap` and the
     /// ``QuantizedTensors`` are in token order. The same as permuting Q, K and V by hand
     /// (``TokenOrder/permute(_:into:rowWidth:)``), calling
-    /// ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:keyPadding:)-(AttentionInput,_,_,_,_,_,_,_,_,_,_)``
+    /// ``sparse(q:k:v:output:shape:parameters:blockMap:threads:captureQuantized:lse:keyPadding:attentionMask:)-(AttentionInput,_,_,_,_,_,_,_,_,_,_,_)``
     /// and unpermuting the output, bit for bit.
     ///
     /// Throws ``SpargeError/invalidTokenOrder(_:)`` unless `queryLength == keyLength ==
@@ -30,12 +30,13 @@ extension SpargeAttention {
     ///   - captureQuantized: also return the INT8 tensors (in token order).
     ///   - lse: where to write each query row's log-sum-exp (`B,H,N` floats, caller's order).
     ///   - keyPadding: which keys (caller's order) are padding.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, parameters: SpargeParameters = .recommended, tokenOrder: TokenOrder?,
         blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
-        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         let threadCount = try resolvedThreadCount(threads)
         let checksFinite = SparsePipeline.detectsNonFinite(parameters, tokenOrder: tokenOrder)
@@ -45,25 +46,29 @@ extension SpargeAttention {
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: parameters.causal)
+        try attentionMask?.validate(for: shape, tokenOrder: tokenOrder)
         return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil,
                                   threads: threadCount) { views, keyValid in
-            var pipeline = SparsePipeline(shape: shape, parameters: parameters)
-            pipeline.keyValid = keyValid
-            pipeline.detectsNonFinite = checksFinite
-            let result = try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
-            parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid)
-            return result
+            try withPairMask(attentionMask) { pairMask in
+                var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+                pipeline.keyValid = keyValid
+                pipeline.pairMask = pairMask
+                pipeline.detectsNonFinite = checksFinite
+                let result = try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
+                parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid, pairMask: pairMask)
+                return result
+            }
         }
     }
 
-    /// Array form of ``sparse(q:k:v:output:shape:parameters:tokenOrder:blockMap:threads:captureQuantized:lse:keyPadding:)``
+    /// Array form of ``sparse(q:k:v:output:shape:parameters:tokenOrder:blockMap:threads:captureQuantized:lse:keyPadding:attentionMask:)``
     /// for dense `B,H,N,D` fp32 arrays in the caller's order; the output is in the caller's
     /// order too, and with `captureLSE` the result's ``SparseAttentionResult/lse`` holds each
     /// row's log-sum-exp (caller's order).
     public static func sparse(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, parameters: SpargeParameters = .recommended,
         tokenOrder: TokenOrder?, blockMap: BlockMap? = nil, threads: Int? = nil, captureQuantized: Bool = false,
-        captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil
+        captureLSE: Bool = false, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> (output: [Float], result: SparseAttentionResult) {
         // Every output element is written by the kernel, so the array is not zero-filled first.
         try shape.validate()  // before its sizes are multiplied
@@ -77,7 +82,7 @@ extension SpargeAttention {
                             try sparse(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
                                        shape: shape, parameters: parameters, tokenOrder: tokenOrder, blockMap: blockMap,
                                        threads: threads, captureQuantized: captureQuantized, lse: captureLSE ? l : nil,
-                                       keyPadding: keyPadding)
+                                       keyPadding: keyPadding, attentionMask: attentionMask)
                         }
                     }
                 }
@@ -120,7 +125,7 @@ extension SpargeAttention {
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false, causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil,
         softmaxScale: Float? = nil, nonFinitePolicy: NonFinitePolicy = .reject, threads: Int? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws {
         var p = SpargeParameters()
         p.causal = causal
@@ -135,20 +140,23 @@ extension SpargeAttention {
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: causal)
+        try attentionMask?.validate(for: shape, tokenOrder: tokenOrder)
         withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil, threads: threadCount) { views, keyValid in
-            denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
-                           causalOffset: p.causalOffset(for: shape), window: p.windowKeys, scale: p.scale(headDim: shape.headDim),
-                           threads: threadCount, keyValid: keyValid, sinkLogits: sinkLogits)
-            p.markNonFiniteRows(views, shape: shape, keyValid: keyValid, sparse: false)
+            withPairMask(attentionMask) { pairMask in
+                denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
+                               causalOffset: p.causalOffset(for: shape), window: p.windowKeys, scale: p.scale(headDim: shape.headDim),
+                               threads: threadCount, keyValid: keyValid, sinkLogits: sinkLogits, pairMask: pairMask)
+                p.markNonFiniteRows(views, shape: shape, keyValid: keyValid, sparse: false, pairMask: pairMask)
+            }
         }
     }
 
-    /// Array form of ``dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
+    /// Array form of ``dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:attentionMask:)``
     /// for dense `B,H,N,D` fp32 arrays in the caller's order.
     public static func dense(
         q: [Float], k: [Float], v: [Float], shape: AttentionShape, tokenOrder: TokenOrder?, causal: Bool = false,
         causalAlignment: CausalAlignment = .bottomRight, slidingWindow: Int? = nil, sinkLogits: PerHead? = nil, softmaxScale: Float? = nil, threads: Int? = nil,
-        keyPadding: KeyPaddingMask? = nil
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> [Float] {
         try shape.validate()  // before its sizes are multiplied
         var out = [Float](unsafeUninitializedCapacity: shape.queryElements) { _, n in n = shape.queryElements }
@@ -158,7 +166,7 @@ extension SpargeAttention {
                     try out.withUnsafeMutableBufferPointer { o in
                         try dense(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v), output: AttentionOutput(o),
                                   shape: shape, tokenOrder: tokenOrder, causal: causal, causalAlignment: causalAlignment, slidingWindow: slidingWindow, sinkLogits: sinkLogits,
-                                  softmaxScale: softmaxScale, threads: threads, keyPadding: keyPadding)
+                                  softmaxScale: softmaxScale, threads: threads, keyPadding: keyPadding, attentionMask: attentionMask)
                     }
                 }
             }

@@ -2,7 +2,7 @@ import SpargeSIMD
 
 // Exact attention: the same tiled online softmax as stage 2, with fp32 Q.K^T, every key
 // tile visited (up to the diagonal when causal, from the first row's window with a sliding
-// window), no N x N buffer.
+// window, except those an attention mask forbids entirely), no N x N buffer.
 
 /// Tile sizes of the dense path (query rows x keys per tile).
 struct DenseTiling {
@@ -16,7 +16,7 @@ func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
     causalOffset: Int, window: Int = 0, output: MutableTensorView, scratch w: WorkerScratch,
     chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil,
-    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil
+    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil, pairMask: PairMaskView? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -73,6 +73,15 @@ func denseQueryTile(
         let kStart = j * tc
         if causal && kStart > qStart + rows - 1 + causalOffset { break }
         let cols = Swift.min(tc, s.keyLength - kStart)
+        // The attention mask: a tile it forbids entirely adds nothing; one it allows entirely needs no test.
+        var pairs: UnsafePointer<UInt8>? = nil
+        if let pairMask {
+            switch pairMask.state(b, firstQuery: qStart, rows: rows, firstKey: kStart, columns: cols) {
+            case .forbidden: continue
+            case .mixed: pairs = pairMask.row(b, qStart, from: kStart)
+            case .allowed: break
+            }
+        }
         w.kernels.floatScoreTile(
             q: qTile, qStride: d, rows: rowsPad,
             kT: ops.kTransposed.pointer + ((b * s.kvHeads + kvh) * ops.keyTiles + j) * ops.tileSize,
@@ -80,7 +89,7 @@ func denseQueryTile(
         if scoreRescale != 1 { scaleInPlace(scores, count: rowsPad * tc, by: scoreRescale) }
         maskTile(scores: scores, stride: tc, rows: rowsPad, validColumns: cols,
                  causal: causal, firstQuery: qStart, firstKey: kStart, offset: causalOffset, window: window,
-                 keyValid: keyValid.map { $0 + b * s.keyLength + kStart })
+                 keyValid: keyValid.map { $0 + b * s.keyLength + kStart }, pairs: pairs, pairStride: s.keyLength, pairRows: rows)
         softmax.measure(scores: scores, stride: tc, rows: rowsPad)
         softmax.absorb(scores: scores, stride: tc, rows: rowsPad, keys: cols,
                        values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)

@@ -78,6 +78,7 @@ func groupedDecodeBlock(
             if ordinal[gh] < first[gh] || ordinal[gh] >= last[gh] { continue }
             if o.causal && kStart > nq - 1 + o.causalOffset { continue }
             if o.window > 0 && kStart + cols - 1 <= o.causalOffset - o.window { continue }   // before the window
+            if o.pairMask?.state(b, 0, j) == .forbidden { continue }   // every pair forbidden by the mask
             let item = (b * s.heads + firstHead + gh) * g.queryBlocks
             counts[item * chunks + chunk].visited += 1
             active[gh] = 1
@@ -100,7 +101,9 @@ func groupedDecodeBlock(
             maskTile(scores: headRows, stride: stride, rows: nq, validColumns: cols, causal: o.causal,
                      firstQuery: 0, firstKey: kStart, offset: o.causalOffset, window: o.window,
                      zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
-                     keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart })
+                     keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart },
+                     pairs: o.pairMask.flatMap { $0.state(b, 0, j) == .mixed ? $0.view.row(b, 0, from: kStart) : nil },
+                     pairStride: s.keyLength, pairRows: nq)
         }
         if rowsPad > rows { (scores + rows * stride).update(repeating: -.infinity, count: (rowsPad - rows) * stride) }
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)

@@ -47,6 +47,8 @@ struct SparseKernelOptions {
     var keyValid: UnsafePointer<UInt8>? = nil
     /// The learned sinks, when the call has them.
     var sinks: SinkSource? = nil
+    /// The attention mask's block states (for the call's block sizes), when the call has one.
+    var pairMask: PairBlockStates? = nil
 }
 
 /// Computes the output rows of query block `i` of (batch b, head h) from the marked key
@@ -107,6 +109,9 @@ func sparseQueryBlock(
         if o.causal && kStart > qStart + rows - 1 + o.causalOffset { continue }
         // Nor does one entirely before the window of its first (earliest) row.
         if o.window > 0 && kStart + cols - 1 <= qStart + o.causalOffset - o.window { continue }
+        // Nor does one whose pairs the attention mask all forbids (a map given by the caller may mark it).
+        let pairState = o.pairMask?.state(b, i, j) ?? .allowed
+        if pairState == .forbidden { continue }
         counts.visited += 1
         let t = kHead * g.keyBlockStride + j
         // Step 1: S = dequant(Q_i K_j^T) in base-2 units (+ mean . K_j^T with Q smoothing), then masks.
@@ -123,7 +128,9 @@ func sparseQueryBlock(
         maskTile(scores: scores, stride: stride, rows: rowsPad, validColumns: cols,
                  causal: o.causal, firstQuery: qStart, firstKey: kStart, offset: o.causalOffset, window: o.window,
                  zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
-                 keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart })
+                 keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart },
+                 pairs: pairState == .mixed ? o.pairMask?.view.row(b, qStart, from: kStart) : nil, pairStride: s.keyLength,
+                 pairRows: rows)
         // Steps 2-3: tile maxima and the filter (the first visit always passes: m = -inf).
         softmax.measure(scores: scores, stride: stride, rows: rowsPad)
         let exempt = ordinal >= selected - o.exemptTailBlocks

@@ -9,8 +9,8 @@
 /// compact patch of the image or video instead of a thin strip of rows.
 ///
 /// Every entry point takes a token order (``SpargePlan/init(shape:parameters:tokenOrder:threads:)``,
-/// ``SpargeAttention/sparse(q:k:v:output:shape:parameters:tokenOrder:blockMap:threads:captureQuantized:lse:keyPadding:)``,
-/// ``SpargeAttention/dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:)``
+/// ``SpargeAttention/sparse(q:k:v:output:shape:parameters:tokenOrder:blockMap:threads:captureQuantized:lse:keyPadding:attentionMask:)``,
+/// ``SpargeAttention/dense(q:k:v:output:shape:tokenOrder:causal:causalAlignment:slidingWindow:sinkLogits:softmaxScale:nonFinitePolicy:threads:lse:keyPadding:attentionMask:)``
 /// and their array forms). The caller passes and receives tensors in its own order: Q, K and V
 /// are gathered into token order, attended, and the output (and the log-sum-exp) scattered
 /// back. What describes blocks is in token order: the returned ``BlockMap``, a caller-supplied

@@ -2,7 +2,8 @@
 // and captured buffers) becomes the public result type, `SparseAttentionResult`, for every
 // entry point. Nothing below the pipeline builds a public type.
 
-/// What decides which blocks of a call are masked: the causal rule, the sliding window and the key padding.
+/// What decides which blocks of a call are masked: the causal rule, the sliding window, the key
+/// padding and the attention mask.
 struct BlockMaskRule {
     var causal: Bool
     var causalOffset: Int
@@ -10,12 +11,15 @@ struct BlockMaskRule {
     var window: Int
     /// `B x Nk` bytes, 1 = a real key; nil without padding.
     var keyValid: UnsafePointer<UInt8>?
+    /// The attention mask's block states; nil without a mask.
+    var pairBlocks: PairBlockStates?
 
-    init(parameters: SpargeParameters, shape: AttentionShape, keyValid: UnsafePointer<UInt8>?) {
+    init(parameters: SpargeParameters, shape: AttentionShape, keyValid: UnsafePointer<UInt8>?, pairBlocks: PairBlockStates? = nil) {
         causal = parameters.causal
         causalOffset = parameters.causalOffset(for: shape)
         window = parameters.windowKeys
         self.keyValid = keyValid
+        self.pairBlocks = pairBlocks
     }
 }
 
@@ -40,6 +44,7 @@ func countBlocks(map: UnsafePointer<UInt8>, geometry g: SparseGeometry, shape s:
                 if rule.causal && !blockCausallyAllowed(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: rule.causalOffset) { continue }
                 if !blockInsideWindow(i: i, j: j, blockQ: g.blockQ, blockK: g.blockK, offset: rule.causalOffset, window: rule.window,
                                       keyLength: s.keyLength) { continue }
+                if rule.pairBlocks?.state(b, i, j) == .forbidden { continue }
                 allowed += s.heads
                 for h in 0..<s.heads where map[((b * s.heads + h) * g.queryBlocks + i) * g.keyBlocks + j] != 0 {
                     selected += 1
@@ -90,11 +95,11 @@ func storedMaps(_ storage: SparseStorage, geometry g: SparseGeometry,
 /// as arrays. `map` holds the call's `B,H,nq,nk` bytes.
 func attentionResult(
     map: UnsafeBufferPointer<UInt8>, shape: AttentionShape, parameters: SpargeParameters, keyValid: UnsafePointer<UInt8>? = nil,
-    visited: Int, skipped: Int, timings: SparseTimings, quantized: QuantizedTensors?, probabilities: UnsafePointer<Float>? = nil,
+    pairBlocks: PairBlockStates? = nil, visited: Int, skipped: Int, timings: SparseTimings, quantized: QuantizedTensors?, probabilities: UnsafePointer<Float>? = nil,
     wroteLSE: Bool
 ) throws -> SparseAttentionResult {
     let g = SparseGeometry(shape: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
-    let rule = BlockMaskRule(parameters: parameters, shape: shape, keyValid: keyValid)
+    let rule = BlockMaskRule(parameters: parameters, shape: shape, keyValid: keyValid, pairBlocks: pairBlocks)
     let owned = try ownedMaps(map, geometry: g, shape: shape, rule: rule)
     return SparseAttentionResult(
         statistics: sparseStatistics(map: map.baseAddress!, geometry: g, shape: shape, rule: rule, visited: visited, skipped: skipped),
@@ -108,7 +113,7 @@ extension SparsePipeline {
         // The map's dimensions come from validated parameters, so it is well formed.
         try! attentionResult(
             map: UnsafeBufferPointer(start: st.map.pointer, count: st.g.mapCount), shape: shape, parameters: parameters,
-            keyValid: keyValid, visited: outcome.visited, skipped: outcome.skipped, timings: outcome.timings,
+            keyValid: keyValid, pairBlocks: pairBlockStates(st), visited: outcome.visited, skipped: outcome.skipped, timings: outcome.timings,
             quantized: captureQuantized ? quantizedTensors(st.ops) : nil, probabilities: st.probabilities?.pointer,
             wroteLSE: wroteLSE)
     }
@@ -119,7 +124,8 @@ extension SparsePipeline {
     func memoryResult(_ outcome: SparseRunOutcome, storage: SparseStorage, geometry g: SparseGeometry,
                       memory: any CallMemory, call: UInt64, wroteLSE: Bool) -> SparseAttentionResult {
         let c = countBlocks(map: storage.map.pointer, geometry: g, shape: shape,
-                            rule: BlockMaskRule(parameters: parameters, shape: shape, keyValid: keyValid),
+                            rule: BlockMaskRule(parameters: parameters, shape: shape, keyValid: keyValid,
+                                                pairBlocks: pairBlockStates(storage)),
                             selectedPerHead: storage.selectedPerHead.pointer)
         storage.allowedBlocks = c.allowed
         return SparseAttentionResult(

@@ -58,7 +58,7 @@ final class DenseOperands: @unchecked Sendable {
 func denseAttention(
     q: TensorView, k: TensorView, v: TensorView, output: MutableTensorView,
     shape s: AttentionShape, causal: Bool, causalOffset: Int, window: Int = 0, scale: Float, threads: Int,
-    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil
+    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil, pairMask: PairMaskView? = nil
 ) {
     let workers = Swift.max(1, threads)
     let ops = DenseOperands(shape: s, v: v, threads: workers)
@@ -83,7 +83,8 @@ func denseAttention(
         denseQueryTile(b: bh / s.heads, h: bh % s.heads, i: i, ops: ops, q: q, scale: scale, causal: causal,
                        causalOffset: causalOffset, window: window, output: output, scratch: scratch[worker],
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
-                       units: units.map { $0.pointer + item * 2 }, keyValid: keyValid, sinkLogits: sinkLogits)
+                       units: units.map { $0.pointer + item * 2 }, keyValid: keyValid, sinkLogits: sinkLogits,
+                       pairMask: pairMask)
     }
     if let partials {
         parallelFor(items: items, threads: workers) { worker, item in

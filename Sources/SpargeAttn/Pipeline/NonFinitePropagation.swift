@@ -4,7 +4,7 @@
 
 /// After a call's kernels, under ``NonFinitePolicy/propagate``: every output row whose exact
 /// attention reads a NaN or infinity (its query row, or the key or value row of a key it sees
-/// under the causal mask and the key padding) is set to NaN, and so is its log-sum-exp. A row
+/// under the causal mask, the window, the key padding and the attention mask) is set to NaN, and so is its log-sum-exp. A row
 /// that sees no key keeps its zeros. One pass over Q, K and V; the rows are those of `views`
 /// (token order, where the call has one: without a causal mask the rule does not depend on it).
 /// `firstBadKeys` (per (batch, kv head), a KV cache's record of its appends) replaces the scan
@@ -12,8 +12,13 @@
 /// non-finite key row reaches every row of its kv head that sees a key, with `queryBlock` (Q
 /// smoothing, the block size) a non-finite query row reaches every row of its query block.
 func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset: Int?, keyValid: UnsafePointer<UInt8>?,
-                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil, window: Int = 0) {
+                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil, window: Int = 0,
+                       pairMask: PairMaskView? = nil) {
     guard let output = views.output, s.keyLength > 0 else { return }
+    if let pairMask {
+        return markNonFinitePairRows(views, output: output, shape: s, causalOffset: causalOffset, window: window,
+                                     keyValid: keyValid, pairMask: pairMask, keyMean: keyMean, queryBlock: queryBlock)
+    }
     if let causalOffset, window > 0 {
         return markNonFiniteWindowRows(views, output: output, shape: s, causalOffset: causalOffset, window: window,
                                        keyValid: keyValid, keyMean: keyMean, queryBlock: queryBlock)
@@ -71,7 +76,7 @@ private func nonFiniteQueryRows(_ q: TensorView, b: Int, h: Int, shape s: Attent
     return bad
 }
 
-/// ``markNonFiniteRows(_:shape:causalOffset:keyValid:keyMean:queryBlock:firstBadKeys:window:)``
+/// ``markNonFiniteRows(_:shape:causalOffset:keyValid:keyMean:queryBlock:firstBadKeys:window:pairMask:)``
 /// under a sliding window: row `t` sees keys `lo..<hi` (`hi = t + offset + 1`, `lo = hi -
 /// window` before clipping to the keys), so a non-finite key matters only inside that range; counts of
 /// non-finite and of real keys before each key answer every row in O(1).
@@ -106,15 +111,59 @@ private func markNonFiniteWindowRows(_ views: CallViews, output: MutableTensorVi
     }
 }
 
+/// ``markNonFiniteRows(_:shape:causalOffset:keyValid:keyMean:queryBlock:firstBadKeys:window:pairMask:)``
+/// with an attention mask: row `t` sees key `j` when the mask, the causal limit, the window and
+/// the padding all allow it, so each row tests its own keys (O(Nq Nk) per batch entry and kv
+/// head, shared by the heads of the group; only under the propagate policy).
+private func markNonFinitePairRows(_ views: CallViews, output: MutableTensorView, shape s: AttentionShape, causalOffset: Int?,
+                                   window: Int, keyValid: UnsafePointer<UInt8>?, pairMask: PairMaskView, keyMean: Bool,
+                                   queryBlock: Int?) {
+    let d = s.headDim, nk = s.keyLength
+    let nanRow = [Float](repeating: .nan, count: d)
+    func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
+    var real = [Bool](repeating: true, count: nk), badKey = [Bool](repeating: false, count: nk)
+    for b in 0..<s.batch {
+        for j in 0..<nk { real[j] = keyValid.map { $0[b * nk + j] != 0 } ?? true }
+        for kvh in 0..<s.kvHeads {
+            var badKeyRow = false   // with K smoothing it reaches every row through the mean
+            for j in 0..<nk {
+                let kBad = real[j] && !finite(views.k, b, kvh, j)
+                badKeyRow = badKeyRow || kBad
+                badKey[j] = kBad || (real[j] && !finite(views.v, b, kvh, j))
+            }
+            let heads = (kvh * s.groupSize)..<((kvh + 1) * s.groupSize)
+            let badQueries = heads.map { nonFiniteQueryRows(views.q, b: b, h: $0, shape: s, queryBlock: queryBlock) }
+            for t in 0..<s.queryLength {
+                var lo = 0, hi = nk
+                if let o = causalOffset {
+                    hi = Swift.min(nk, Swift.max(0, t + o + 1))
+                    if window > 0 { lo = Swift.min(hi, Swift.max(0, t + o + 1 - window)) }
+                }
+                let allowed = pairMask.row(b, t)
+                var sees = false, seesBad = false
+                for j in lo..<hi where allowed[j] != 0 && real[j] {
+                    sees = true
+                    if badKey[j] { seesBad = true; break }
+                }
+                guard sees else { continue }   // sees no key: keeps its zeros
+                for (n, h) in heads.enumerated() where badQueries[n][t] || seesBad || (keyMean && badKeyRow) {
+                    nanRow.withUnsafeBufferPointer { output.store(b, h, t, from: $0.baseAddress!, count: d) }
+                    output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
+                }
+            }
+        }
+    }
+}
+
 extension SpargeParameters {
     /// ``markNonFiniteRows(_:shape:causalOffset:keyValid:)`` when the policy is
     /// ``NonFinitePolicy/propagate`` (with ``NonFinitePolicy/reject`` the inputs are finite).
     /// `sparse`: the call smooths as these parameters say (the dense path does not).
     func markNonFiniteRows(_ views: CallViews, shape: AttentionShape, keyValid: UnsafePointer<UInt8>?, sparse: Bool = true,
-                           firstBadKeys: UnsafePointer<Int>? = nil) {
+                           firstBadKeys: UnsafePointer<Int>? = nil, pairMask: PairMaskView? = nil) {
         guard nonFinitePolicy == .propagate else { return }
         SpargeAttn.markNonFiniteRows(views, shape: shape, causalOffset: causal ? causalOffset(for: shape) : nil, keyValid: keyValid,
                                      keyMean: sparse && smoothK, queryBlock: sparse && smoothQ ? blockQ : nil,
-                                     firstBadKeys: firstBadKeys, window: windowKeys)
+                                     firstBadKeys: firstBadKeys, window: windowKeys, pairMask: pairMask)
     }
 }

@@ -23,6 +23,8 @@ struct SparsePipeline {
     var perHeadKernel = false
     /// The call's key padding mask (`B x Nk` bytes, 1 = real key), alive during the call.
     var keyValid: UnsafePointer<UInt8>? = nil
+    /// The call's attention mask, alive during the call.
+    var pairMask: PairMaskView? = nil
     /// Whether the pipeline checks that the inputs are finite on its own passes (see
     /// ``detectsNonFinite(_:tokenOrder:)``) and stops before stage 2 when they may not be.
     var detectsNonFinite = false
@@ -59,6 +61,8 @@ struct SparsePipeline {
         if let given { st.map.pointer.update(from: given, count: g.mapCount) }
 
         let start = monotonicNanos()
+        let pairBlocks = pairBlockStates(st)
+        pairBlocks?.fill(batch: s.batch, threads: workers)
         if output != nil && !keysPrepared {
             ops.bindValues(v, numerics: p.gpuReproduction.pvNumerics, fp8ValueRange: p.gpuReproduction.fp8ValueRange, threads: workers)
         }
@@ -102,7 +106,7 @@ struct SparsePipeline {
                                    gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: queryRule, geometry: g, scratch: w)
             default:
                 selectBlocks(b: item / s.heads, h: item % s.heads, geometry: g, scale: scale, storage: st,
-                             map: mapBase.value, scratch: w)
+                             pairBlocks: pairBlocks, map: mapBase.value, scratch: w)
             }
         }
         let prepared = monotonicNanos()
@@ -122,7 +126,8 @@ struct SparsePipeline {
                 scoreFactor: p.gpuReproduction.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid,
                 sinks: p.sinkLogits.map { SinkSource(logits: $0, queries: q, keyMeans: p.smoothK ? UnsafePointer(ops.kMean.pointer) : nil,
-                                                     scale: scale) })
+                                                     scale: scale) },
+                pairMask: pairBlocks)
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? sparseSplitFactor(items: items, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
@@ -193,7 +198,7 @@ struct SparsePipeline {
 
     /// Stage 1's selection for (batch b, head h) from the prepared summaries into `map`.
     private func selectBlocks(b: Int, h: Int, geometry g: SparseGeometry, scale: Float, storage st: SparseStorage,
-                              map: UnsafeMutablePointer<UInt8>, scratch w: WorkerScratch) {
+                              pairBlocks: PairBlockStates?, map: UnsafeMutablePointer<UInt8>, scratch w: WorkerScratch) {
         let p = parameters, s = shape, d = s.headDim, ops = st.ops
         let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
         let (selection, isTopK): (Float, Bool) = {
@@ -213,12 +218,19 @@ struct SparsePipeline {
             causalOffset: p.causalOffset(for: s), window: p.windowKeys,
             attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
             keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
+            pairBlocks: pairBlocks?.rows(b),
             probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
         let t0 = monotonicNanos()
         SpargeAttn.selectBlocks(inputs, map: map + qHead * g.queryBlocks * g.keyBlocks,
                                 probabilities: w.probabilities.pointer, keys: w.keys.pointer,
                                 channelMajor: w.pooledKeysByChannel.pointer)
         w.stage1Nanos &+= monotonicNanos() &- t0
+    }
+
+    /// The attention mask's block states in `st` (computed by ``PairBlockStates/fill(batch:threads:)``
+    /// at the start of `run`); nil without a mask.
+    func pairBlockStates(_ st: SparseStorage) -> PairBlockStates? {
+        pairMask.map { PairBlockStates(view: $0, blockQ: st.g.blockQ, blockK: st.g.blockK, states: st.pairStates.pointer) }
     }
 
     /// The partial-block rule of the query side: the parameters' rule, except that a query

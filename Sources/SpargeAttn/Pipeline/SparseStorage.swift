@@ -13,6 +13,7 @@ final class SparseStorage: @unchecked Sendable {
     let probabilities: RawBuffer<Float>?    // stage-1 P_hat, when captured
     let temp: RawBuffer<Float>              // one row, for input scans
     let selectedPerHead: RawBuffer<Int>     // the last call's selected blocks per query head
+    let pairStates: RawBuffer<UInt8>        // B,nq,nk: an attention mask's block states
     var allowedBlocks = 0                   // the last call's allowed blocks (all heads)
 
     init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
@@ -35,6 +36,7 @@ final class SparseStorage: @unchecked Sendable {
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
         selectedPerHead = RawBuffer(count: s.heads, zero: 0)
+        pairStates = RawBuffer(count: s.batch * g.queryBlocks * g.keyBlocks, zero: 0)
     }
 
     var workers: Int { scratch.count }

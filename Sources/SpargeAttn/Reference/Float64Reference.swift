@@ -33,6 +33,7 @@ public enum Float64Reference {
     ///   - sinkLogits: learned sink logits (``SpargeParameters/sinkLogits``): `exp(logit)` joins
     ///     each row's denominator and its log-sum-exp; nil: none.
     ///   - keyMask: `B x Nk`, `false` for a padded key (never seen).
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``); nil: all.
     ///   - softmaxScale: the score scale; `nil` means `1 / sqrt(D)`.
     ///   - blockMap: when given, only its marked blocks are seen.
     ///   - blockQ: the query block size of `blockMap`.
@@ -40,15 +41,16 @@ public enum Float64Reference {
     /// - Returns: the output `B,H,Nq,D` and the natural-log log-sum-exp `B,H,Nq` of the scaled
     ///   scores each row sees (-inf, with a zero output row, when it sees no key).
     /// - Throws: ``SpargeError`` when the shape is invalid, a buffer's size is not the shape's
-    ///   (dense `B,H,N,D`), `keyMask` is not `B x Nk`, the block map's sizes are not the shape's
+    ///   (dense `B,H,N,D`), `keyMask` is not `B x Nk`, `attentionMask` does not fit the shape, the block map's sizes are not the shape's
     ///   blocks, or the scale is not finite and positive.
     public static func attentionWithLSE(
         q: [Float], k: [Float], v: [Float], shape s: AttentionShape, causalOffset: Int? = nil, slidingWindow: Int? = nil,
-        sinkLogits: PerHead? = nil, keyMask: [Bool]? = nil, softmaxScale: Float? = nil, blockMap: BlockMap? = nil,
-        blockQ: Int = 128, blockK: Int = 64
+        sinkLogits: PerHead? = nil, keyMask: [Bool]? = nil, attentionMask: AttentionMask? = nil, softmaxScale: Float? = nil,
+        blockMap: BlockMap? = nil, blockQ: Int = 128, blockK: Int = 64
     ) throws -> (output: [Double], lse: [Double]) {
         try checkInputs(q: q, k: k, v: v, shape: s, keyMask: keyMask, softmaxScale: softmaxScale,
                         blockMap: blockMap, blockQ: blockQ, blockK: blockK)
+        try attentionMask?.validate(for: s)
         if let w = slidingWindow, w < 1 || w > Int(Int32.max) || causalOffset == nil {
             throw SpargeError.invalidParameter("slidingWindow \(w) needs a causal offset and 1...\(Int32.max) keys")
         }
@@ -69,6 +71,7 @@ public enum Float64Reference {
                         var visible = causalOffset.map { j <= i + $0 } ?? true
                         if let w = slidingWindow, let o = causalOffset, j <= i + o - w { visible = false }
                         if let m = keyMask, !m[b * s.keyLength + j] { visible = false }
+                        if let m = attentionMask, !m[m.batch == 1 ? 0 : b, i, j] { visible = false }
                         if let m = blockMap, !m[b, h, i / blockQ, j / blockK] { visible = false }
                         if !visible { scores[j] = -.infinity; continue }
                         var dot = 0.0
@@ -97,7 +100,7 @@ public enum Float64Reference {
         return (out, lse)
     }
 
-    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:slidingWindow:sinkLogits:keyMask:softmaxScale:blockMap:blockQ:blockK:)``.
+    /// The checks of ``attentionWithLSE(q:k:v:shape:causalOffset:slidingWindow:sinkLogits:keyMask:attentionMask:softmaxScale:blockMap:blockQ:blockK:)``.
     private static func checkInputs(q: [Float], k: [Float], v: [Float], shape s: AttentionShape, keyMask: [Bool]?,
                                     softmaxScale: Float?, blockMap: BlockMap?, blockQ: Int, blockK: Int) throws {
         try s.validate()

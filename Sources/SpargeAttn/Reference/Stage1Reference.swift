@@ -51,12 +51,15 @@ extension Stage1Reference {
     ///     (``SpargeParameters/slidingWindow``): key blocks before every window of a query block
     ///     score -inf and are cleared after the sink; nil: no window.
     ///   - keyLength: the keys (the last key block may be partial); nil: `nk * blockK`.
+    ///   - forbiddenBlocks: `nq x nk`, true for a block in which no pair may attend (all its keys
+    ///     padding, or an ``AttentionMask`` forbidding every pair): it scores -inf and is cleared
+    ///     last; nil: none.
     /// - Returns: the block map of one head, `nq x nk` bytes (0 or 1).
     public static func selectBlocks(
         pooledQ: [Float], selfSimilarityQ: [Float], pooledK: [Float], selfSimilarityK: [Float], headDim d: Int,
         blockQ: Int, blockK: Int, scale: Float, theta: Float, selection: BlockSelection, head: Int = 0,
         causal: Bool, causalOffset: Int = 0, attentionSink: Bool, gpuRounding: Bool,
-        slidingWindow: Int? = nil, keyLength: Int? = nil
+        slidingWindow: Int? = nil, keyLength: Int? = nil, forbiddenBlocks: [Bool]? = nil
     ) -> [UInt8] {
         let nq = selfSimilarityQ.count, nk = selfSimilarityK.count
         func half(_ x: Float) -> Float { gpuRounding ? Float(Float16(x)) : x }
@@ -67,7 +70,10 @@ extension Stage1Reference {
             // The block's last key against the window of its first (earliest) query.
             return Swift.min((j + 1) * blockK, keyLength ?? nk * blockK) - 1 >= i * blockQ + causalOffset - w + 1
         }
-        func allowed(_ i: Int, _ j: Int) -> Bool { !causal || (j * blockK < (i + 1) * blockQ + causalOffset && inWindow(i, j)) }
+        func forbidden(_ i: Int, _ j: Int) -> Bool { forbiddenBlocks?[i * nk + j] ?? false }
+        func allowed(_ i: Int, _ j: Int) -> Bool {
+            !forbidden(i, j) && (!causal || (j * blockK < (i + 1) * blockQ + causalOffset && inWindow(i, j)))
+        }
         var map = [UInt8](repeating: 0, count: nq * nk)
         for i in 0..<nq {
             // Step 3: compressed scores (-inf for a dissimilar or future key block).
@@ -102,10 +108,10 @@ extension Stage1Reference {
             for j in order.prefix(count) { map[i * nk + j] = 1 }
             // Step 6: blocks that are not self-similar are always computed.
             for j in 0..<nk where !(selfSimilarityQ[i] > theta) || !(selfSimilarityK[j] > theta) { map[i * nk + j] = 1 }
-            // Step 7: causal clearing, then the sink, then the window (which masks the sink too).
+            // Step 7: causal clearing, then the sink, then the window and the forbidden blocks (which mask the sink too).
             for j in 0..<nk where !allowed(i, j) { map[i * nk + j] = 0 }
             if attentionSink { map[i * nk] = 1 }
-            for j in 0..<nk where !inWindow(i, j) { map[i * nk + j] = 0 }
+            for j in 0..<nk where !inWindow(i, j) || forbidden(i, j) { map[i * nk + j] = 0 }
         }
         return map
     }

@@ -28,7 +28,7 @@ func parallelPhases(_ s: AttentionShape, blockQ: Int) -> Int {
 }
 
 func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, half: Bool, useMap: Bool, threads: Int,
-           tokenOrder: TokenOrder? = nil) throws -> Int {
+           tokenOrder: TokenOrder? = nil, attentionMask: AttentionMask? = nil) throws -> Int {
     var q = [Float](repeating: 0, count: shape.queryElements), k = [Float](repeating: 0, count: shape.keyElements)
     var state: UInt64 = 1
     for i in q.indices { state = state &* 6364136223846793005 &+ 1; q[i] = Float(Int64(bitPattern: state) >> 40) / 1e6 }
@@ -56,7 +56,7 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
                 malloc_counter_start()
                 for _ in 0..<5 {
                     try plan.run(q: inputs.0, k: inputs.1, v: inputs.2, output: output, workspace: workspace,
-                                 blockMap: map)
+                                 blockMap: map, attentionMask: attentionMask)
                 }
                 counted = min(counted, malloc_counter_stop())
             }
@@ -64,7 +64,9 @@ func check(_ name: String, shape: AttentionShape, parameters: SpargeParameters, 
     } } } } } } }
     // With one thread nothing is dispatched: every allocation would be this library's.
     // A token order adds the gathers of Q, K and V and the scatter of the output (B*H > 1 here).
+    // An attention mask adds the pass that finds its block states.
     let phases = parallelPhases(shape, blockQ: parameters.blockQ) + (tokenOrder.map { $0.isIdentity ? 0 : 4 } ?? 0)
+        + (attentionMask == nil ? 0 : 1)
     let expected = threads == 1 ? 0 : 5 * phases * baseline
     print("\(name), \(threads) thread(s): \(counted) allocations in 5 calls"
           + (threads == 1 ? "" : "; libdispatch's own for its \(phases) dispatch_apply per call: \(expected)"))
@@ -116,6 +118,9 @@ for threads in [1, 2] {
                    parameters: p, half: true, useMap: false, threads: threads, tokenOrder: .hilbert(height: 31, width: 33, prefix: 1))
     p.causal = true
     n += try check("fp32 causal split-K H=1 N=300 D=64", shape: AttentionShape(heads: 1, queryLength: 300, headDim: 64), parameters: p, half: false, useMap: false, threads: threads)
+    n += try check("fp32 causal documents (attention mask) H=2 N=600 D=32", shape: AttentionShape(heads: 2, queryLength: 600, headDim: 32),
+                   parameters: p, half: false, useMap: false, threads: threads,
+                   attentionMask: try AttentionMask(queryLength: 600, keyLength: 600) { _, i, j in i / 250 == j / 250 })
     n += try check("fp32 caller map H=2 N=512 D=64", shape: AttentionShape(heads: 2, queryLength: 512, headDim: 64), parameters: p, half: false, useMap: true, threads: threads)
     if threads == 1 { own = n } else { dispatched = n }
 }

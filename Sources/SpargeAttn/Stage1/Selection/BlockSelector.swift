@@ -1,6 +1,6 @@
 // Stage 1, steps 3-7 (ExactSemantics.md section 2), one named function per step, composed here:
 // compressed scores, softmax over blocks, probability order + CDF / top-k count, forced blocks, causal
-// clearing, the attention sink and the sliding window. One query block row of the block map at a time; no
+// clearing, the attention sink, the sliding window and the masks. One query block row of the block map at a time; no
 // allocation (the caller passes the scratch buffers). `Stage1Reference.selectBlocks` is the
 // plain-Swift twin the tests compare this with.
 
@@ -30,6 +30,9 @@ struct SelectionInputs {
     /// key blocks whose keys are all padding score -inf and are never selected.
     var keyValid: UnsafePointer<UInt8>? = nil
     var keyLength: Int = 0
+    /// The attention mask's block states of this head's batch entry (`queryBlocks x keyBlocks`,
+    /// ``PairBlockState`` raw values): a block whose pairs it all forbids scores -inf and is never selected.
+    var pairBlocks: UnsafePointer<UInt8>? = nil
     /// When set, receives `P_hat` (nq x nk) for inspection.
     var probabilitiesOut: UnsafeMutablePointer<Float>? = nil
 }
@@ -64,6 +67,9 @@ func selectBlocks(
                            window: s.window, keyLength: s.keyLength)
         if s.keyValid != nil {                                                        // key padding
             for j in 0..<nk where row[j] != 0 && s.keyBlockFullyPadded(j) { row[j] = 0 }
+        }
+        if let pairBlocks = s.pairBlocks {                                            // attention mask
+            for j in 0..<nk where row[j] != 0 && pairBlocks[i * nk + j] == PairBlockState.forbidden.rawValue { row[j] = 0 }
         }
     }
 }

@@ -50,7 +50,7 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor keys
 
 /// Turns the dot products of query block `i` (in `dots`, `nk` floats) into its scores in place:
 /// times the softmax scale (both roundings of the GPU code with `gpuRounding`), -inf for key
-/// blocks that are not self-similar, in the causal future, outside the sliding window or all padding. Returns the maximum.
+/// blocks that are not self-similar, in the causal future, outside the sliding window, all padding or all forbidden by the attention mask. Returns the maximum.
 @inline(__always)
 func scaleAndMaskScores(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePointer<Float>) -> Float {
     var rowMax = -Float.infinity
@@ -60,7 +60,7 @@ func scaleAndMaskScores(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMut
         if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
             || !blockInsideWindow(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset, window: s.window,
                                   keyLength: s.keyLength)
-            || s.keyBlockFullyPadded(j) {
+            || s.keyBlockFullyPadded(j) || s.pairBlocks.map({ $0[i * s.keyBlocks + j] == PairBlockState.forbidden.rawValue }) == true {
             score = -.infinity
         } else {
             let dot = dots[j]

@@ -1,0 +1,208 @@
+import Testing
+@testable import SpargeAttn
+import SpargeTestSupport
+
+/// `AttentionMask` (the per-pair mask of the one-shot calls and plans): every CPU path against
+/// float64, the blocks it forbids, and the rules it shares with causal, window and padding.
+struct AttentionMaskTests {
+    /// (Nq, Nk, D, heads, kvHeads): N below a block, ragged, GQA (decode kernel at Nq = 1),
+    /// Nq != Nk both ways, D 1-256.
+    static let shapes: [(nq: Int, nk: Int, d: Int, h: Int, hkv: Int)] = [
+        (5, 9, 3, 2, 1), (9, 5, 1, 1, 1), (200, 77, 64, 2, 2), (77, 300, 80, 4, 2),
+        (130, 257, 256, 2, 1), (300, 300, 17, 3, 3), (1, 70, 128, 4, 2),
+    ]
+
+    enum Pattern: CaseIterable {
+        /// Each pair on a coin flip, some rows with no key at all.
+        case random
+        /// Prefix-LM: a prefix seen both ways, a causal suffix.
+        case prefixLM
+        /// Documents packed into one sequence (boundaries off the block grid), causal inside each.
+        case documents
+        /// One mask for the whole batch (batch 1), columns in stripes.
+        case sharedStripes
+    }
+
+    static func mask(_ pattern: Pattern, batch: Int, nq: Int, nk: Int, rng: inout TestRNG) throws -> AttentionMask {
+        let offset = nk - nq
+        switch pattern {
+        case .random:
+            let allowed = (0..<(batch * nq * nk)).map { _ in rng.uniform() < 0.5 }
+            var rows = allowed
+            for b in 0..<batch { for i in stride(from: 3, to: nq, by: 7) { for j in 0..<nk { rows[(b * nq + i) * nk + j] = false } } }
+            return try AttentionMask(batch: batch, queryLength: nq, keyLength: nk, allowed: rows)
+        case .prefixLM:
+            return try AttentionMask(batch: batch, queryLength: nq, keyLength: nk) { b, i, j in j <= i + offset || j < 40 + 13 * b }
+        case .documents:
+            return try AttentionMask(batch: batch, queryLength: nq, keyLength: nk) { b, i, j in
+                j <= i + offset && (i + offset) / (70 + 9 * b) == j / (70 + 9 * b)
+            }
+        case .sharedStripes:
+            return try AttentionMask(queryLength: nq, keyLength: nk) { _, i, j in (j / 3 + i) % 4 != 0 }
+        }
+    }
+
+    @Test(arguments: 0..<shapes.count, Pattern.allCases)
+    func everyPathMatchesFloat64(index: Int, pattern: Pattern) throws {
+        let c = Self.shapes[index]
+        var rng = TestRNG(seed: UInt64(1700 + index))
+        let shape = AttentionShape(batch: 2, heads: c.h, kvHeads: c.hkv, queryLength: c.nq, keyLength: c.nk, headDim: c.d)
+        let q = rng.gaussians(shape.queryElements, scale: 1.5), k = rng.gaussians(shape.keyElements, scale: 1.5)
+        let v = rng.gaussians(shape.keyElements)
+        let mask = try Self.mask(pattern, batch: 2, nq: c.nq, nk: c.nk, rng: &rng)
+        let ref = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: shape, attentionMask: mask)
+        let what = "\(shape) \(pattern)"
+
+        // Dense: exact, with the log-sum-exps (-inf and zeros for rows that see no key).
+        var dense = [Float](repeating: 0, count: shape.queryElements), denseLSE = [Float](repeating: 0, count: 2 * c.h * c.nq)
+        try SpargeAttention.dense(q: q, k: k, v: v, output: &dense, shape: shape, lse: &denseLSE, attentionMask: mask)
+        #expect(try Accuracy(dense, reference: ref.output).relativeL2 <= 1e-5, "dense \(what)")
+        #expect(ExtendedReference.maxLSEError(denseLSE, ref.lse) <= 1e-4, "dense lse \(what)")
+
+        // Sparse, every block marked, stage 2 off: only INT8 separates it from exact.
+        var p = SpargeParameters()
+        p.blockQ = 64
+        p.pvThreshold = PerHead(Float.infinity)
+        let (nq, nk) = shape.blockCounts(blockQ: 64, blockK: 64)
+        let full = try BlockMap.full(batch: 2, heads: c.h, queryBlocks: nq, keyBlocks: nk)
+        let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: full, captureLSE: true,
+                                                       attentionMask: mask)
+        let acc = try Accuracy(out, reference: ref.output)
+        #expect(acc.cosine >= 0.999 && acc.relativeL2 <= 0.05, "sparse \(what): \(acc.cosine) \(acc.relativeL2)")
+        #expect(ExtendedReference.maxLSEError(try #require(result.lse), ref.lse) <= 0.15, "sparse lse \(what)")
+        for (n, lse) in ref.lse.enumerated() where lse == -.infinity {
+            #expect(out[(n * c.d)..<((n + 1) * c.d)].allSatisfy { $0 == 0 }, "row \(n) sees no key: zeros, \(what)")
+        }
+        // The statistics leave out the blocks in which the mask forbids every pair.
+        let forbidden = Self.forbiddenBlocks(mask, batch: 2, nq: nq, nk: nk, blockQ: 64, blockK: 64, shape: shape)
+        #expect(result.statistics.allowedBlocks == forbidden.filter { !$0 }.count * c.h, "allowed blocks \(what)")
+
+        // Stage 1: never a forbidden block; the kernel equals float64 restricted to the predicted map.
+        p.selection = .topK(0.5)
+        p.attentionSink = true
+        p.pvThreshold = 50
+        let (predictedOut, predicted) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, attentionMask: mask)
+        let map = try #require(predicted.blockMap)
+        for b in 0..<2 { for h in 0..<c.h { for i in 0..<nq { for j in 0..<nk where map[b, h, i, j] {
+            #expect(!forbidden[(b * nq + i) * nk + j], "block (\(i), \(j)) of batch \(b) is forbidden, \(what)")
+        } } } }
+        let masked = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: shape, attentionMask: mask,
+                                                           blockMap: map, blockQ: 64, blockK: 64)
+        #expect(try Accuracy(predictedOut, reference: masked.output).cosine >= 0.999, "predicted \(what)")
+
+        // The same call on one thread and through a plan: bit for bit.
+        let one = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1, attentionMask: mask)
+        #expect(one.output.map(\.bitPattern) == predictedOut.map(\.bitPattern), "one thread, \(what)")
+        let plan = try SpargePlan(shape: shape, parameters: p)
+        var planned = [Float](repeating: 0, count: shape.queryElements)
+        let planResult = try plan.run(q: q, k: k, v: v, output: &planned, workspace: plan.makeWorkspace(), attentionMask: mask)
+        #expect(planned.map(\.bitPattern) == predictedOut.map(\.bitPattern), "plan, \(what)")
+        #expect(planResult.statistics == predicted.statistics, "plan statistics, \(what)")
+    }
+
+    /// Which `blockQ x blockK` blocks of each batch entry the mask forbids entirely (`B,nq,nk`).
+    static func forbiddenBlocks(_ mask: AttentionMask, batch: Int, nq: Int, nk: Int, blockQ: Int, blockK: Int,
+                                shape s: AttentionShape) -> [Bool] {
+        var out = [Bool]()
+        for b in 0..<batch { for i in 0..<nq { for j in 0..<nk {
+            var any = false
+            for t in (i * blockQ)..<min(s.queryLength, (i + 1) * blockQ) {
+                for u in (j * blockK)..<min(s.keyLength, (j + 1) * blockK) where mask[mask.batch == 1 ? 0 : b, t, u] { any = true }
+            }
+            out.append(!any)
+        } } }
+        return out
+    }
+
+    /// A mask that spells out the causal rule, the sliding window or the key padding gives the
+    /// very bits of the call with that rule: the same blocks masked, the same scores -inf.
+    @Test(arguments: [false, true])
+    func maskOfABuiltInRuleIsBitIdentical(window: Bool) throws {
+        var rng = TestRNG(seed: 1790)
+        let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 333, keyLength: 400, headDim: 40)
+        let q = rng.gaussians(shape.queryElements), k = rng.gaussians(shape.keyElements), v = rng.gaussians(shape.keyElements)
+        let offset = shape.keyLength - shape.queryLength, w = 150
+        let causalMask = try AttentionMask(queryLength: shape.queryLength, keyLength: shape.keyLength) { _, i, j in
+            j <= i + offset && (!window || j > i + offset - w)
+        }
+        var p = SpargeParameters.recommended
+        p.selection = .topK(0.4)
+        var causal = p
+        causal.causal = true
+        causal.slidingWindow = window ? w : nil
+        let byRule = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: causal, captureLSE: true)
+        let byMask = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, captureLSE: true, attentionMask: causalMask)
+        #expect(byMask.output.map(\.bitPattern) == byRule.output.map(\.bitPattern))
+        #expect(byMask.result.lse == byRule.result.lse)
+        #expect(byMask.result.blockMap == byRule.result.blockMap && byMask.result.statistics == byRule.result.statistics)
+        let denseRule = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, causal: true, slidingWindow: window ? w : nil)
+        let denseMask = try SpargeAttention.dense(q: q, k: k, v: v, shape: shape, attentionMask: causalMask)
+        #expect(denseMask.map(\.bitPattern) == denseRule.map(\.bitPattern))
+
+        // Key padding as a mask (batch entries of 250 and 400 real keys).
+        let lengths = [250, 400]
+        let padding = try KeyPaddingMask(validLengths: lengths, keyLength: shape.keyLength)
+        let paddingMask = try AttentionMask(batch: 2, queryLength: shape.queryLength, keyLength: shape.keyLength) { b, _, j in j < lengths[b] }
+        let padded = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, keyPadding: padding)
+        let masked = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, attentionMask: paddingMask)
+        #expect(masked.output.map(\.bitPattern) == padded.output.map(\.bitPattern))
+        #expect(masked.result.statistics == padded.result.statistics)
+
+        // A mask that allows every pair changes nothing.
+        let open = try AttentionMask(queryLength: shape.queryLength, keyLength: shape.keyLength) { _, _, _ in true }
+        let plain = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p)
+        let opened = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, attentionMask: open)
+        #expect(opened.output.map(\.bitPattern) == plain.output.map(\.bitPattern))
+    }
+
+    /// Under `.propagate`, a NaN key makes NaN exactly the rows whose mask lets them see it.
+    @Test func nonFiniteKeysCountOnlyWhereTheMaskAllows() throws {
+        var rng = TestRNG(seed: 1791)
+        let n = 200, d = 8, bad = 20
+        let shape = AttentionShape(heads: 1, queryLength: n, headDim: d)
+        let q = rng.gaussians(n * d), v = rng.gaussians(n * d)
+        var k = rng.gaussians(n * d)
+        k[bad * d + 3] = .nan
+        // Rows see keys of their own parity, and row 7 sees nothing.
+        let mask = try AttentionMask(queryLength: n, keyLength: n) { _, i, j in i != 7 && i % 2 == j % 2 }
+        var p = SpargeParameters.recommended
+        p.smoothK = false
+        p.nonFinitePolicy = .propagate
+        let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, captureLSE: true, attentionMask: mask)
+        let lse = try #require(result.lse)
+        var dense = [Float](repeating: 0, count: n * d)
+        try SpargeAttention.dense(q: q, k: k, v: v, output: &dense, shape: shape, nonFinitePolicy: .propagate, attentionMask: mask)
+        for t in 0..<n {
+            let sees = t % 2 == bad % 2 && t != 7
+            let row = Array(out[t * d..<(t + 1) * d]), denseRow = Array(dense[t * d..<(t + 1) * d])
+            #expect(row.allSatisfy { $0.isNaN } == sees && (sees || row.allSatisfy { $0.isFinite }), "sparse row \(t)")
+            #expect(lse[t].isNaN == sees, "lse row \(t)")
+            #expect(denseRow.allSatisfy { $0.isNaN } == sees, "dense row \(t)")
+        }
+        #expect(out[(7 * d)..<(8 * d)].allSatisfy { $0 == 0 } && lse[7] == -.infinity, "row 7 sees no key")
+    }
+
+    @Test func misuseThrows() throws {
+        let shape = AttentionShape(batch: 2, heads: 1, queryLength: 10, headDim: 4)
+        let x = [Float](repeating: 0.1, count: shape.queryElements)
+        #expect(throws: SpargeError.self) { _ = try AttentionMask(queryLength: 10, keyLength: 10, allowed: [true]) }
+        #expect(throws: SpargeError.self) { _ = try AttentionMask(queryLength: 0, keyLength: 10) { _, _, _ in true } }
+        #expect(throws: SpargeError.self) { _ = try AttentionMask(batch: Int.max / 2, queryLength: 3, keyLength: 3) { _, _, _ in true } }
+        let wrongKeys = try AttentionMask(queryLength: 10, keyLength: 9) { _, _, _ in true }
+        let wrongBatch = try AttentionMask(batch: 3, queryLength: 10, keyLength: 10) { _, _, _ in true }
+        for mask in [wrongKeys, wrongBatch] {
+            #expect(throws: SpargeError.self) { _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, attentionMask: mask) }
+            #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: x, k: x, v: x, shape: shape, attentionMask: mask) }
+            #expect(throws: SpargeError.self) { _ = try Float64Reference.attentionWithLSE(q: x, k: x, v: x, shape: shape, attentionMask: mask) }
+        }
+        // A token order would have to permute the mask: refused with a typed error.
+        let fine = try AttentionMask(queryLength: 10, keyLength: 10) { _, i, j in j <= i }
+        let order = try TokenOrder(permutation: Array((0..<10).reversed()))
+        #expect(throws: SpargeError.self) {
+            _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, tokenOrder: order, attentionMask: fine)
+        }
+        #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: x, k: x, v: x, shape: shape, tokenOrder: order, attentionMask: fine) }
+        // The identity order is no order.
+        _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, tokenOrder: try .identity(count: 10), attentionMask: fine)
+    }
+}
