@@ -8,7 +8,7 @@ import SpargeWorkloads
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--memory] [--scaling] [--kernels] [--fixed-point-pv] [--json]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--masks] [--memory] [--scaling] [--kernels] [--fixed-point-pv] [--json]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -23,6 +23,8 @@ struct BenchCommand {
           --hilbert         tokens in Hilbert-curve order (non-causal shapes; the grid is frames x 16 x 32)
           --decode          only the decode rows: 1 query against 32k and 128k cached keys
                             (H=32, Hkv=8, D=128), sparse (top-k 0.5 and 0.25) vs exact, per token
+          --masks           only the attention-mask rows: causal, prefix-LM and packed documents as an
+                            AttentionMask at B=1 H=8 N=4096 D=64, dense and sparse, beside the causal rule
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
           --kernels         only the micro-kernel rows (score and P.V tiles, one thread, every level)
           --fixed-point-pv  the sparse configurations with fixed-point P.V (SpargeParameters.fixedPointPV)
@@ -44,18 +46,20 @@ struct BenchCommand {
     var scalingOnly = false
     var hilbert = false
     var decodeOnly = false
+    var masksOnly = false
     var kernelsOnly = false
     var fixedPointPV = false
     var json = false
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "kernels", "fixed-point-pv", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
+        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "masks", "kernels", "fixed-point-pv", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
                                           usage: Self.usage) else { return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
         scalingOnly = a.flag("scaling")
         hilbert = a.flag("hilbert")
         decodeOnly = a.flag("decode")
+        masksOnly = a.flag("masks")
         kernelsOnly = a.flag("kernels")
         fixedPointPV = a.flag("fixed-point-pv")
         json = a.flag(OutputFormat.flag)
@@ -95,6 +99,8 @@ struct BenchCommand {
             doc.append(("score_micro_kernel", .array(kernelComparison())))
         } else if decodeOnly {
             doc.append(("decode", try decodeRows(threads: threadCount)))
+        } else if masksOnly {
+            doc.append(("masks", try maskRows(threads: threadCount)))
         } else {
             try measure(threads: threadCount, into: &doc)
         }

@@ -16,7 +16,7 @@ func denseQueryTile(
     b: Int, h: Int, i: Int, ops: DenseOperands, q: TensorView, scale: Float, causal: Bool,
     causalOffset: Int, window: Int = 0, output: MutableTensorView, scratch w: WorkerScratch,
     chunk: Int = 0, chunks: Int = 1, partial: UnsafeMutablePointer<Float>? = nil, units: UnsafeMutablePointer<Float>? = nil,
-    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil, pairMask: PairMaskView? = nil
+    keyValid: UnsafePointer<UInt8>? = nil, sinkLogits: PerHead? = nil, pairBlocks: PairBlockStates? = nil
 ) {
     let s = ops.shape, d = s.headDim
     let tr = DenseTiling.queryRows, tc = DenseTiling.keyColumns
@@ -75,10 +75,10 @@ func denseQueryTile(
         let cols = Swift.min(tc, s.keyLength - kStart)
         // The attention mask: a tile it forbids entirely adds nothing; one it allows entirely needs no test.
         var pairs: UnsafePointer<UInt8>? = nil
-        if let pairMask {
-            switch pairMask.state(b, firstQuery: qStart, rows: rows, firstKey: kStart, columns: cols) {
+        if let pairBlocks {
+            switch pairBlocks.state(b, i, j) {
             case .forbidden: continue
-            case .mixed: pairs = pairMask.row(b, qStart, from: kStart)
+            case .mixed: pairs = pairBlocks.view.row(b, qStart, from: kStart)
             case .allowed: break
             }
         }

@@ -15,19 +15,6 @@ struct PairMaskView {
     func row(_ b: Int, _ query: Int, from firstKey: Int = 0) -> UnsafePointer<UInt8> {
         allowed + b * batchStride + query * keyLength + firstKey
     }
-
-    /// What the mask says of the pairs `rows x columns` from (`firstQuery`, `firstKey`).
-    func state(_ b: Int, firstQuery: Int, rows: Int, firstKey: Int, columns: Int) -> PairBlockState {
-        var any = false, all = true
-        for r in 0..<rows {
-            let row = self.row(b, firstQuery + r, from: firstKey)
-            for c in 0..<columns {
-                if row[c] != 0 { any = true } else { all = false }
-            }
-            if any && !all { return .mixed }
-        }
-        return any ? .allowed : .forbidden
-    }
 }
 
 /// One block of pairs under the mask.
@@ -61,18 +48,50 @@ struct PairBlockStates {
     }
 
     /// Computes every state from the mask, one (mask batch entry, query block) per work item.
+    /// Row by row through the mask (sequential reads: a block's rows lie `Nk` bytes apart),
+    /// each block's byte collecting two bits: 1 when a pair of it attends, 2 when one does not.
     func fill(batch: Int, threads: Int) {
         let (nq, nk, view, blockQ, blockK) = (queryBlocks, keyBlocks, view, blockQ, blockK)
         let out = UnsafeSendable(states)
         parallelFor(items: (view.batchStride == 0 ? 1 : batch) * nq, threads: threads) { _, item in
             let b = item / nq, i = item % nq
-            let qStart = i * blockQ, rows = Swift.min(blockQ, view.queryLength - qStart)
+            let seen = out.value + item * nk
+            seen.update(repeating: 0, count: nk)
+            for t in (i * blockQ)..<Swift.min(view.queryLength, (i + 1) * blockQ) {
+                let row = view.row(b, t)
+                for j in 0..<nk {
+                    let kStart = j * blockK
+                    seen[j] |= Self.pairBits(row + kStart, count: Swift.min(blockK, view.keyLength - kStart))
+                }
+            }
             for j in 0..<nk {
-                let kStart = j * blockK
-                out.value[item * nk + j] = view.state(b, firstQuery: qStart, rows: rows, firstKey: kStart,
-                                                      columns: Swift.min(blockK, view.keyLength - kStart)).rawValue
+                let state: PairBlockState = switch seen[j] { case 1: .allowed; case 2: .forbidden; default: .mixed }
+                seen[j] = state.rawValue
             }
         }
+    }
+
+    /// Bit 1 when one of `count` mask bytes is 1, bit 2 when one is 0: eight bytes at a time,
+    /// OR-ed and AND-ed (each byte is 0 or 1, so the AND of words of ones is 0x0101...01).
+    @inline(__always)
+    static func pairBits(_ bytes: UnsafePointer<UInt8>, count: Int) -> UInt8 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let raw = UnsafeRawPointer(bytes)
+        var some: UInt64 = 0, every = ones
+        var c = 0
+        while c + 8 <= count {
+            let word = raw.loadUnaligned(fromByteOffset: c, as: UInt64.self)
+            some |= word
+            every &= word
+            c += 8
+        }
+        while c < count {
+            let byte = UInt64(bytes[c])
+            some |= byte
+            every &= byte | ~1   // a zero byte clears bit 0 of `every`
+            c += 1
+        }
+        return (some != 0 ? 1 : 0) | (every != ones ? 2 : 0)
     }
 
     /// The state of block (`i`, `j`) of batch entry `b`.

@@ -32,8 +32,9 @@ func maskTile(
         // Key padding mask (`keyValid[c]` for key firstKey + c): padded keys get -inf.
         if let keyValid { for c in 0..<Swift.min(limit, validColumns) where keyValid[c] == 0 { row[c] = -.infinity } }
         if let pairs, r < pairRows {
+            // Branch-free, so that it vectorizes (a select per lane).
             let allowed = pairs + r * pairStride
-            for c in 0..<Swift.min(limit, validColumns) where allowed[c] == 0 { row[c] = -.infinity }
+            for c in 0..<Swift.min(limit, validColumns) { row[c] = allowed[c] != 0 ? row[c] : -.infinity }
         }
     }
 }

@@ -71,6 +71,12 @@ func denseAttention(
         ops.prepareKeys(b: item / s.kvHeads, h: item % s.kvHeads, k: k, scratch: scratch[worker])
     }
     let tiles = blockCount(s.queryLength, DenseTiling.queryRows)
+    // The attention mask's state per tile, found once for all heads.
+    let pairStates = pairMask.map { RawBuffer<UInt8>(count: ($0.batchStride == 0 ? 1 : s.batch) * tiles * ops.keyTiles, zero: 0) }
+    let pairBlocks = pairMask.map { view in
+        PairBlockStates(view: view, blockQ: DenseTiling.queryRows, blockK: DenseTiling.keyColumns, states: pairStates!.pointer)
+    }
+    pairBlocks?.fill(batch: s.batch, threads: workers)
     let items = s.batch * s.heads * tiles
     let chunks = splitFactor(items: items, keyBlocks: ops.keyTiles)
     let partSize = OnlineSoftmax.exportSize(rows: DenseTiling.queryRows, width: width)
@@ -84,7 +90,7 @@ func denseAttention(
                        causalOffset: causalOffset, window: window, output: output, scratch: scratch[worker],
                        chunk: chunk, chunks: chunks, partial: partials.map { $0.pointer + work * partSize },
                        units: units.map { $0.pointer + item * 2 }, keyValid: keyValid, sinkLogits: sinkLogits,
-                       pairMask: pairMask)
+                       pairBlocks: pairBlocks)
     }
     if let partials {
         parallelFor(items: items, threads: workers) { worker, item in
