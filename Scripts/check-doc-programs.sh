@@ -6,8 +6,10 @@
 #   the program prints (Scripts/doc_programs.py says the rule);
 # - fragments (SpargeAttn.md, TuningForYourModel.md): type-checked after a prelude that
 #   declares what they take as given.
-# Not covered: the GPU article (SpargeCUDA exists only with the CUDA trait; cuda-check runs
-# its calls on a GPU) and the code in DocC comments of the sources.
+# - the code in the DocC comments of the sources (every module but SpargeCUDA): each block
+#   type-checked in a scope of its own after a prelude of the names the comments take as given.
+# Not covered: the GPU article and SpargeCUDA's comments (that module exists only with the CUDA
+# trait; cuda-check runs its calls on a GPU).
 # Needs python3; builds what it links first (the release build with the test command's flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,5 +63,26 @@ for article in SpargeAttn TuningForYourModel; do
         echo "$catalog/$article.md: fragments type-check"
     fi
 done
+cat > "$work/prelude-comments.swift" <<'SWIFT'
+import SpargeAttn
+import SpargeTuning
+import SpargeWorkloads
+let n = 1370, h = 8, d = 64
+let shape = AttentionShape(heads: h, queryLength: 4096, headDim: d)
+let q = [Float](repeating: 0, count: shape.queryElements), k = q, v = q
+let qkv = [Float16](repeating: 0, count: n * 3 * h * d)
+let plan = try SpargePlan(shape: shape, parameters: .recommended)
+let workspace = plan.makeWorkspace()
+let layers = [(q, k, v), (q, k, v)]
+SWIFT
+sources=$(grep -rl '/// ```swift' Sources --include='*.swift' | grep -v '^Sources/SpargeCUDA/' | sort)
+python3 Scripts/doc_programs.py comments "$work/prelude-comments.swift" "$work/doc_comments.swift" $sources
+if ! swiftc -typecheck -swift-version 6 -I "$bin/Modules" "$work/doc_comments.swift" 2> "$work/comments.check.log"; then
+    grep -E "error" "$work/comments.check.log" | head -20 >&2
+    echo "FAILED: Swift code in the DocC comments of the sources does not type-check (in $work/doc_comments.swift)" >&2
+    status=1
+else
+    echo "the DocC comments' Swift code type-checks"
+fi
 [ $status -eq 0 ] && echo "the articles' Swift code compiles, runs and prints what they show"
 exit $status

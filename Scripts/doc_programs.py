@@ -5,6 +5,9 @@
       continues the one before it (an article's sections build on each other)
   doc_programs.py fragments ARTICLE.md PRELUDE.swift OUT.swift   the same, after a prelude that
       declares what the article's fragments take as given (q, k, v, a shape, ...)
+  doc_programs.py comments PRELUDE.swift OUT.swift SOURCE.swift...   every ```swift block of
+      the sources' DocC comments (`///`), each in a scope of its own after the prelude, with a
+      comment naming where it came from
   doc_programs.py outputs ARTICLE.md OUTPUT.txt EXPECTED   every fenced block without a
       language whose first line the program printed must appear in its output, line by line in
       order (blocks that show output may leave lines out, never change one); and at least
@@ -44,6 +47,33 @@ def program(path, prelude=""):
     return head + "\n".join("do {\n" + "\n".join(s) + "\n}" for s in scopes) + "\n"
 
 
+def comment_blocks(path):
+    """(line number, lines) of every ```swift block in the `///` comments of a Swift file."""
+    blocks, lines, start = [], None, 0
+    for number, line in enumerate(open(path, encoding="utf-8").read().splitlines(), 1):
+        text = line.strip()
+        if not text.startswith("///"):
+            lines = None
+            continue
+        body = text[3:][1:] if text[3:].startswith(" ") else text[3:]
+        if lines is None and body.strip() == "```swift":
+            lines, start = [], number + 1
+        elif lines is not None and body.strip() == "```":
+            blocks.append((start, lines))
+            lines = None
+        elif lines is not None:
+            lines.append(body)
+    return blocks
+
+
+def comments_program(prelude, sources):
+    scopes = []
+    for path in sources:
+        for start, lines in comment_blocks(path):
+            scopes.append(f"do {{  // {path}:{start}\n" + "\n".join("    " + l for l in lines) + "\n}")
+    return prelude + "\n".join(scopes) + "\n", len(scopes)
+
+
 def check_outputs(path, output_path, expected):
     printed = open(output_path, encoding="utf-8").read().splitlines()
     checked, failures = 0, []
@@ -77,6 +107,10 @@ if __name__ == "__main__":
     elif mode == "fragments":
         prelude = open(sys.argv[3], encoding="utf-8").read()
         open(sys.argv[4], "w", encoding="utf-8").write(program(sys.argv[2], prelude))
+    elif mode == "comments":
+        text, count = comments_program(open(sys.argv[2], encoding="utf-8").read(), sys.argv[4:])
+        open(sys.argv[3], "w", encoding="utf-8").write(text)
+        print(f"{count} code blocks from the DocC comments of {len(sys.argv) - 4} source files")
     elif mode == "outputs":
         sys.exit(0 if check_outputs(sys.argv[2], sys.argv[3], int(sys.argv[4])) else 1)
     else:

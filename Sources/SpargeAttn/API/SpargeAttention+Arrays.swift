@@ -8,6 +8,8 @@ extension SpargeAttention {
     /// ``BFloat16``, mixed freely. Reads the inputs in place and writes `output`'s elements in place.
     ///
     /// ```swift
+    /// // A fused QKV projection [1, N, 3, H, D]: q at 0, k at H*D, v at 2*H*D.
+    /// let fused = TensorLayout(batchStride: n * 3 * h * d, headStride: d, tokenStride: 3 * h * d)
     /// var out = [Float16](repeating: 0, count: shape.queryElements)
     /// let result = try SpargeAttention.sparse(q: TensorArray(qkv, offset: 0, layout: fused),
     ///                                         k: TensorArray(qkv, offset: h * d, layout: fused),

@@ -12,9 +12,10 @@
 /// ```swift
 /// let plan = try SpargePlan(shape: shape, parameters: .recommended)
 /// let workspace = plan.makeWorkspace()
-/// for layer in layers {
-///     let result = try plan.run(q: AttentionInput(q), k: AttentionInput(k), v: AttentionInput(v),
-///                                output: AttentionOutput(out), workspace: workspace)
+/// var out = [Float](repeating: 0, count: shape.queryElements)
+/// for (q, k, v) in layers {   // each layer's projections, dense B,H,N,D arrays
+///     let result = try plan.run(q: q, k: k, v: v, output: &out, workspace: workspace)
+///     print(result.statistics.density)
 /// }
 /// ```
 public final class SpargePlan: Sendable {
