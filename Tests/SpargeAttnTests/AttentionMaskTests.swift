@@ -206,3 +206,63 @@ struct AttentionMaskTests {
         _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, tokenOrder: try .identity(count: 10), attentionMask: fine)
     }
 }
+
+/// A KV cache's calls with an attention mask: tree attention over drafted tokens.
+struct KVCacheAttentionMaskTests {
+    /// A prefix of 300 cached tokens, then 5 drafted tokens forming a tree (0 the root, 1 and 2
+    /// its children, 3 a child of 1, 4 a child of 2): each sees the prefix and its ancestors.
+    /// Sparse (every block, stage 2 off) and exact, GQA, against float64.
+    @Test(arguments: [1, 2])
+    func treeAttentionOverDraftedTokens(batch: Int) throws {
+        var rng = TestRNG(seed: 1795)
+        let heads = 4, kvHeads = 2, d = 40, prefix = 300, drafted = 5
+        let parent = [-1, 0, 0, 1, 2]
+        func sees(_ t: Int, _ u: Int) -> Bool {   // drafted token t sees drafted token u
+            var a = t
+            while a >= 0 { if a == u { return true }; a = parent[a] }
+            return false
+        }
+        var p = SpargeKVCache.defaultParameters
+        p.selection = .topK(1)
+        p.pvThreshold = PerHead(Float.infinity)
+        let n = prefix + drafted
+        let k = rng.gaussians(batch * kvHeads * n * d, scale: 1.5), v = rng.gaussians(batch * kvHeads * n * d)
+        let cache = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted,
+                                      parameters: p)
+        func rows(_ x: [Float], _ range: Range<Int>) -> [Float] {
+            (0..<(batch * kvHeads)).flatMap { head in x[(head * n + range.lowerBound) * d..<(head * n + range.upperBound) * d] }
+        }
+        try cache.append(k: rows(k, 0..<prefix), v: rows(v, 0..<prefix), tokens: prefix)
+        try cache.append(k: rows(k, prefix..<n), v: rows(v, prefix..<n), tokens: drafted)
+        // Batch entry 1 (when there is one) also hides the prefix's first 50 keys.
+        let mask = try AttentionMask(batch: batch, queryLength: drafted, keyLength: n) { b, t, j in
+            j < prefix ? (b == 0 || j >= 50) : sees(t, j - prefix)
+        }
+        let q = rng.gaussians(batch * heads * drafted * d, scale: 1.5)
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: drafted, keyLength: n, headDim: d)
+        let ref = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: shape, causalOffset: n - drafted, attentionMask: mask)
+        var sparse = [Float](repeating: 0, count: q.count), exact = sparse
+        var sparseLSE = [Float](repeating: 0, count: batch * heads * drafted), exactLSE = sparseLSE
+        try cache.attend(q: q, output: &sparse, queries: drafted, lse: &sparseLSE, attentionMask: mask)
+        try cache.attendExact(q: q, output: &exact, queries: drafted, lse: &exactLSE, attentionMask: mask)
+        #expect(try Accuracy(exact, reference: ref.output).relativeL2 <= 1e-5, "exact")
+        #expect(ExtendedReference.maxLSEError(exactLSE, ref.lse) <= 1e-4, "exact lse")
+        #expect(try Accuracy(sparse, reference: ref.output).cosine >= 0.999, "sparse")
+        #expect(ExtendedReference.maxLSEError(sparseLSE, ref.lse) <= 0.15, "sparse lse")
+        // Without the mask the drafted tokens would see each other causally: a different result.
+        var plain = sparse
+        try cache.attend(q: q, output: &plain, queries: drafted)
+        #expect(plain != sparse)
+
+        // Misuse: a mask of the wrong length, and the propagate policy.
+        let short = try AttentionMask(queryLength: drafted, keyLength: n - 1) { _, _, _ in true }
+        #expect(throws: SpargeError.self) { try cache.attend(q: q, output: &sparse, queries: drafted, attentionMask: short) }
+        #expect(throws: SpargeError.self) { try cache.attendExact(q: q, output: &exact, queries: drafted, attentionMask: short) }
+        var propagating = p
+        propagating.nonFinitePolicy = .propagate
+        let other = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted,
+                                      parameters: propagating)
+        try other.append(k: rows(k, 0..<n), v: rows(v, 0..<n), tokens: n)
+        #expect(throws: SpargeError.self) { try other.attend(q: q, output: &sparse, queries: drafted, attentionMask: mask) }
+    }
+}

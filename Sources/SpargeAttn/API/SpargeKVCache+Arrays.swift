@@ -21,13 +21,15 @@ extension SpargeKVCache {
     ///   - output: where the result goes.
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
     ///   - queries: the query tokens of the call (at most ``maxQueryLength``).
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
     @discardableResult
     public func attend<Output: AttentionElement>(
-        q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int
+        q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
+        attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try output.withAttentionOutput(layout: outputLayout) { o in
-                try attend(q: q, output: o, queries: queries)
+                try attend(q: q, output: o, queries: queries, attentionMask: attentionMask)
             }
         }
     }
@@ -41,15 +43,16 @@ extension SpargeKVCache {
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
     ///   - queries: the query tokens of the call (at most ``maxQueryLength``).
     ///   - lse: where each query row's log-sum-exp goes.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
     @discardableResult
     public func attend<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
-        lse: inout [Float]
+        lse: inout [Float], attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try q.withAttentionInput { q in
             try output.withAttentionOutput(layout: outputLayout) { o in
                 try lse.withUnsafeMutableBufferPointer { l in
-                    try attend(q: q, output: o, queries: queries, lse: l)
+                    try attend(q: q, output: o, queries: queries, lse: l, attentionMask: attentionMask)
                 }
             }
         }
@@ -64,13 +67,14 @@ extension SpargeKVCache {
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
     ///   - queries: the query tokens of the call.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
     public func attendExact<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
-        softmaxScale: Float? = nil
+        softmaxScale: Float? = nil, attentionMask: AttentionMask? = nil
     ) throws {
         try q.withAttentionInput { q in
             try output.withAttentionOutput(layout: outputLayout) { o in
-                try attendExact(q: q, output: o, queries: queries, softmaxScale: softmaxScale)
+                try attendExact(q: q, output: o, queries: queries, softmaxScale: softmaxScale, attentionMask: attentionMask)
             }
         }
     }
@@ -85,14 +89,15 @@ extension SpargeKVCache {
     ///   - queries: the query tokens of the call.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - lse: where each query row's log-sum-exp goes.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
     public func attendExact<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
-        softmaxScale: Float? = nil, lse: inout [Float]
+        softmaxScale: Float? = nil, lse: inout [Float], attentionMask: AttentionMask? = nil
     ) throws {
         try q.withAttentionInput { q in
             try output.withAttentionOutput(layout: outputLayout) { o in
                 try lse.withUnsafeMutableBufferPointer { l in
-                    try attendExact(q: q, output: o, queries: queries, softmaxScale: softmaxScale, lse: l)
+                    try attendExact(q: q, output: o, queries: queries, softmaxScale: softmaxScale, lse: l, attentionMask: attentionMask)
                 }
             }
         }

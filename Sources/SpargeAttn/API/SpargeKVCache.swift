@@ -24,11 +24,11 @@ import Synchronization
 /// computed). That step's output for that head is then far from exact attention even though it
 /// is exact attention on the reported ``SparseAttentionResult/blockMap``; where every step
 /// matters, raise the top-k fraction or use CDF selection, or check or replace short-context
-/// steps with ``attendExact(q:output:queries:softmaxScale:lse:)``.
+/// steps with ``attendExact(q:output:queries:softmaxScale:lse:attentionMask:)``.
 ///
 /// One call at a time: a cache may move between threads (it is `Sendable`), but a call that
-/// finds it busy with another (``append(k:v:tokens:)-(AttentionInput,_,_)``, ``attend(q:output:queries:lse:)``,
-/// ``attendExact(q:output:queries:softmaxScale:lse:)``, ``truncate(to:)``, ``copy(capacity:maxQueryLength:threads:)``, ``keyMean``) throws
+/// finds it busy with another (``append(k:v:tokens:)-(AttentionInput,_,_)``, ``attend(q:output:queries:lse:attentionMask:)``,
+/// ``attendExact(q:output:queries:softmaxScale:lse:attentionMask:)``, ``truncate(to:)``, ``copy(capacity:maxQueryLength:threads:)``, ``keyMean``) throws
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
@@ -43,7 +43,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     public let headDim: Int
     /// Keys the cache can hold.
     public let capacity: Int
-    /// Most query tokens of one ``attend(q:output:queries:lse:)`` call.
+    /// Most query tokens of one ``attend(q:output:queries:lse:attentionMask:)`` call.
     public let maxQueryLength: Int
     /// The configuration of every call (validated at creation; `pvNumerics` must be fp32).
     public let parameters: SpargeParameters
@@ -329,14 +329,28 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// into `output` (`B,H,queries,D`); with `lse` (`B*H*queries` floats) each query row's
     /// log-sum-exp too (natural log). The result is the one-shot call's type; its
     /// ``SparseAttentionResult/blockMap`` is read from the cache on demand, until its next call.
+    /// With `attentionMask` (``AttentionMask``, `B` or 1 x `queries` x ``length``) only the pairs
+    /// it allows are seen, besides the causal rule and the window: the tree of draft tokens of
+    /// speculative decoding, for example (not with ``NonFinitePolicy/propagate``).
     @discardableResult
     public func attend(q: AttentionInput, output: AttentionOutput, queries: Int,
-                       lse: UnsafeMutableBufferPointer<Float>? = nil) throws -> SparseAttentionResult {
-        try exclusive.run(Self.busyMessage) { try attendAlone(q: q, output: output, queries: queries, lse: lse) }
+                       lse: UnsafeMutableBufferPointer<Float>? = nil, attentionMask: AttentionMask? = nil) throws -> SparseAttentionResult {
+        try exclusive.run(Self.busyMessage) {
+            try attendAlone(q: q, output: output, queries: queries, lse: lse, attentionMask: attentionMask)
+        }
+    }
+
+    /// Throws unless `mask` fits a call of `shape` on this cache (see ``attend(q:output:queries:lse:attentionMask:)``).
+    private func validate(_ mask: AttentionMask?, for shape: AttentionShape) throws {
+        guard let mask else { return }
+        try mask.validate(for: shape)
+        if parameters.nonFinitePolicy == .propagate {
+            throw SpargeError.unsupported("a KV cache records only the first non-finite key of each head, which an attention mask may hide from some rows; use nonFinitePolicy .reject with an attention mask (one-shot calls and plans support both)")
+        }
     }
 
     private func attendAlone(q: AttentionInput, output: AttentionOutput, queries: Int,
-                             lse: UnsafeMutableBufferPointer<Float>?) throws -> SparseAttentionResult {
+                             lse: UnsafeMutableBufferPointer<Float>?, attentionMask: AttentionMask?) throws -> SparseAttentionResult {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 || queries > maxQueryLength {
             throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
@@ -345,10 +359,14 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       halfRounded: HalfRoundedInputs(parameters), temp: storage.temp.pointer)
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
+        try validate(attentionMask, for: shape)
         calls &+= 1
         lastShape = shape
-        let result = SparsePipeline(shape: shape, parameters: parameters).attendCached(q: qv, output: out, cache: buffers,
-                                                                                       memory: self, call: calls)
+        let result = withPairMask(attentionMask) { pairMask in
+            var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+            pipeline.pairMask = pairMask
+            return pipeline.attendCached(q: qv, output: out, cache: buffers, memory: self, call: calls)
+        }
         markNonFiniteRows(q: qv, output: out, shape: shape)
         return result
     }
@@ -389,18 +407,19 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// Exact fp32 attention of `queries` tokens to every visible cached key (the dense decode
     /// path, same causal convention): reads the cached fp32 keys row by row, splits the key
     /// range across the cores and merges by log-sum-exp. For comparison and fallback. Non-finite
-    /// queries follow the cache's `nonFinitePolicy`, as in ``attend(q:output:queries:lse:)``.
+    /// queries follow the cache's `nonFinitePolicy`, as in ``attend(q:output:queries:lse:attentionMask:)``.
     /// With `lse` (`B*H*queries` floats) each query row's log-sum-exp too (natural log, of the
-    /// scaled scores).
+    /// scaled scores). With `attentionMask`, as in ``attend(q:output:queries:lse:attentionMask:)``.
     public func attendExact(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float? = nil,
-                            lse: UnsafeMutableBufferPointer<Float>? = nil) throws {
+                            lse: UnsafeMutableBufferPointer<Float>? = nil, attentionMask: AttentionMask? = nil) throws {
         try exclusive.run(Self.busyMessage) {
-            try attendExactAlone(q: q, output: output, queries: queries, softmaxScale: softmaxScale, lse: lse)
+            try attendExactAlone(q: q, output: output, queries: queries, softmaxScale: softmaxScale, lse: lse,
+                                 attentionMask: attentionMask)
         }
     }
 
     private func attendExactAlone(q: AttentionInput, output: AttentionOutput, queries: Int, softmaxScale: Float?,
-                                  lse: UnsafeMutableBufferPointer<Float>?) throws {
+                                  lse: UnsafeMutableBufferPointer<Float>?, attentionMask: AttentionMask?) throws {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
         try SpargeParameters.validate(softmaxScale: softmaxScale)
@@ -410,9 +429,12 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       temp: storage.temp.pointer)
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
+        try validate(attentionMask, for: shape)
         let factor = (softmaxScale ?? 1 / Float(headDim).squareRoot()) * log2e
-        exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, window: parameters.windowKeys,
-                             factor: factor, sinkLogits: parameters.sinkLogits, cache: buffers)
+        withPairMask(attentionMask) { pairMask in
+            exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, window: parameters.windowKeys,
+                                 factor: factor, sinkLogits: parameters.sinkLogits, pairMask: pairMask, cache: buffers)
+        }
         markNonFiniteRows(q: qv, output: out, shape: shape)
     }
 }

@@ -1,6 +1,6 @@
 /// What every sparse attention call returns besides its output: the one-shot calls of
 /// ``SpargeAttention``, ``SpargePlan/run(q:k:v:output:workspace:blockMap:lse:keyPadding:attentionMask:)``,
-/// ``SpargeKVCache/attend(q:output:queries:lse:)`` and the GPU backend.
+/// ``SpargeKVCache/attend(q:output:queries:lse:attentionMask:)`` and the GPU backend.
 ///
 /// ``statistics`` and ``timings`` are always there. The arrays are there when the call made
 /// them: a one-shot or GPU call owns its block map; a plan or KV-cache call allocates nothing,

@@ -20,6 +20,11 @@ struct DecodeRows {
     var rows: Int
     /// Per row, the first key of its sliding window (nil: no window).
     var firstVisible: UnsafePointer<Int>? = nil
+    /// The attention mask of the group's batch entry (`queryCount x keyLength` bytes, 1 =
+    /// attend); row r is query `r % queryCount` (rows run over the group's heads, then queries).
+    var allowed: UnsafePointer<UInt8>? = nil
+    var queryCount = 1
+    var keyLength = 0
 }
 
 /// Computes the unnormalised online-softmax states of `group` rows over keys `keys`: per row
@@ -51,6 +56,7 @@ func decodeChunk(
                 var dot = horizontalSum(s)
                 while c < d { dot += q[c] * row[c]; c += 1 }
                 let seen = start + j < group.visible[r] && start + j >= (group.firstVisible?[r] ?? 0)
+                    && group.allowed.map { $0[(r % group.queryCount) * group.keyLength + start + j] != 0 } ?? true
                 scores[r * decodeTileKeys + j] = seen ? dot * factor : -.infinity
             }
         }

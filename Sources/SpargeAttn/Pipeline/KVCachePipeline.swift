@@ -103,7 +103,8 @@ extension SparsePipeline {
 /// group whose |q.k| bound exceeds the limit has its fp32 queries divided by a power of two
 /// (scores in that unit), and V's unit of the cache is applied after the merge.
 func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s: AttentionShape, causal: Bool,
-                          window: Int = 0, factor: Float, sinkLogits: PerHead? = nil, cache c: CacheBuffers) {
+                          window: Int = 0, factor: Float, sinkLogits: PerHead? = nil, pairMask: PairMaskView? = nil,
+                          cache c: CacheBuffers) {
     let n = s.keyLength, queries = s.queryLength, d = s.headDim, w = c.values.rowStride
     let chunks = (n + decodeChunkKeys - 1) / decodeChunkKeys
     let group = s.groupSize, groupRows = group * queries
@@ -151,7 +152,8 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let b = bk / s.kvHeads, kvh = bk % s.kvHeads
         let first = (b * s.heads + kvh * group) * queries   // the group's first row
         let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows,
-                                     firstVisible: firstVisible.map { UnsafePointer($0.pointer + first) })
+                                     firstVisible: firstVisible.map { UnsafePointer($0.pointer + first) },
+                                     allowed: pairMask?.row(b, 0), queryCount: queries, keyLength: n)
         let local = groupParts.pointer + worker * groupRows * partSize
         let end = Swift.min(n, (chunk + 1) * decodeChunkKeys)
         let start = Swift.min(end, Swift.max(chunk * decodeChunkKeys, groupFirst.pointer[bk]))   // empty before every window
