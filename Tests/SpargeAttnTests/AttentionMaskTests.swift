@@ -114,8 +114,10 @@ struct AttentionMaskTests {
         return out
     }
 
-    /// A mask that spells out the causal rule, the sliding window or the key padding gives the
-    /// very bits of the call with that rule: the same blocks masked, the same scores -inf.
+    /// A mask that spells out the (bottom-right) causal rule, the sliding window or the key
+    /// padding gives the very bits of the call with that rule: the same blocks masked, the same
+    /// scores -inf. (Not top-left with Nk > Nq and a partial last query block, nor the sink's
+    /// block when the rule clears it: see the embedding article.)
     @Test(arguments: [false, true])
     func maskOfABuiltInRuleIsBitIdentical(window: Bool) throws {
         var rng = TestRNG(seed: 1790)

@@ -3,8 +3,10 @@
 ///
 /// A *block* is one `blockQ x blockK` tile of one (batch, head)'s score matrix. A block is
 /// *masked* when the causal rule (``SpargeParameters/causal``) puts all its keys in every one
-/// of its queries' future, or when all its keys are padding (``KeyPaddingMask``): no entry
-/// point computes a masked block. The others are *allowed*. The block map (stage 1's
+/// of its queries' future, when the sliding window (``SpargeParameters/slidingWindow``) puts
+/// them before every window of its queries, when all its keys are padding
+/// (``KeyPaddingMask``), or when an ``AttentionMask`` forbids every pair of it (each rule on
+/// its own): no entry point computes a masked block. The others are *allowed*. The block map (stage 1's
 /// prediction, or the caller's) *selects* some allowed blocks; stage 2 computes each selected
 /// block unless its filter skips the tile.
 ///
@@ -15,7 +17,8 @@
 /// - ``computedDensity``: blocks actually computed (selected, not skipped by stage 2) over
 ///   allowed blocks.
 ///
-/// Without a causal mask or padding every block is allowed and the two densities agree.
+/// Without a causal mask, a window, padding or an attention mask every block is allowed and the
+/// two densities agree.
 public struct SparseStatistics: Sendable, Hashable {
     /// All blocks of the call's map, `B*H*nq*nk`.
     public var totalBlocks: Int

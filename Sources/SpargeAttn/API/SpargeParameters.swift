@@ -73,11 +73,13 @@ public enum NonFinitePolicy: String, Sendable, Hashable {
     case reject
     /// Skip the scan; NaN goes where exact attention puts it: every output row (and its
     /// log-sum-exp) whose attention reads a NaN or infinity (its query row, or the key or value
-    /// row of a key it sees under the causal mask and the key padding) is NaN. Smoothing spreads
+    /// row of a key it sees under the causal mask, the window, the key padding and an attention
+    /// mask) is NaN. Smoothing spreads
     /// it through its mean: with ``SpargeParameters/smoothK`` on a sparse call a non-finite key
     /// row reaches every row of its kv head, with ``SpargeParameters/smoothQ`` a non-finite
     /// query row every row of its query block. A non-finite value can also reach the rows of a
-    /// tile that the causal mask or padding hides it from (a zero weight times infinity is NaN).
+    /// tile that the causal mask, padding or an attention mask hides it from (a zero weight times
+    /// infinity is NaN).
     /// Other rows are computed as usual.
     case propagate
 }

@@ -36,7 +36,7 @@ final class SparseStorage: @unchecked Sendable {
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
         selectedPerHead = RawBuffer(count: s.heads, zero: 0)
-        pairStates = RawBuffer(count: s.batch * g.queryBlocks * g.keyBlocks, zero: 0)
+        pairStates = RawBuffer(uninitializedCount: s.batch * g.queryBlocks * g.keyBlocks)   // written by each masked call
     }
 
     var workers: Int { scratch.count }
