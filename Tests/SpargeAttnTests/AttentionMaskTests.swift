@@ -90,6 +90,9 @@ struct AttentionMaskTests {
                                                            blockMap: map, blockQ: 64, blockK: 64)
         #expect(try Accuracy(predictedOut, reference: masked.output).cosine >= 0.999, "predicted \(what)")
 
+        // Stage 1 alone predicts the same map.
+        let alone = try SpargeAttention.predictBlockMap(q: q, k: k, shape: shape, parameters: p, attentionMask: mask)
+        #expect(alone.blockMap == predicted.blockMap, "stage 1 alone, \(what)")
         // The same call on one thread and through a plan: bit for bit.
         let one = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, threads: 1, attentionMask: mask)
         #expect(one.output.map(\.bitPattern) == predictedOut.map(\.bitPattern), "one thread, \(what)")

@@ -17,10 +17,10 @@
 /// find the blocks that are wholly forbidden or wholly allowed (the kernels test single
 /// pairs only in blocks that are neither).
 ///
-/// Taken by the one-shot sparse and dense calls, ``SpargePlan`` and a ``SpargeKVCache``'s
-/// `attend` and `attendExact` (`B` or 1 x `queries` x the cache's length; not with
-/// ``NonFinitePolicy/propagate`` there); not with a ``TokenOrder`` other than the identity, nor
-/// by stage 1 alone (`predictBlockMap`), variable-length batches or the GPU backend.
+/// Taken by the one-shot sparse and dense calls, stage 1 alone (`predictBlockMap`),
+/// ``SpargePlan`` and a ``SpargeKVCache``'s `attend` and `attendExact` (`B` or 1 x `queries` x
+/// the cache's length; not with ``NonFinitePolicy/propagate`` there); not with a ``TokenOrder``
+/// other than the identity, nor by variable-length batches or the GPU backend.
 public struct AttentionMask: Sendable, Hashable {
     /// Batch entries the mask holds: 1 (shared by the whole batch) or `B`.
     public let batch: Int

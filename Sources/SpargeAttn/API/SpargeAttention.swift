@@ -70,10 +70,13 @@ public enum SpargeAttention {
     }
 
     /// Stage 1 alone: the predicted block map (and, optionally, the INT8 tensors and the block
-    /// probabilities `P_hat` each row's selection was made from).
+    /// probabilities `P_hat` each row's selection was made from). With `keyPadding` or
+    /// `attentionMask`, the map a sparse call with them would predict: blocks they leave
+    /// nothing in are masked, never selected.
     public static func predictBlockMap(
         q: [Float], k: [Float], shape: AttentionShape, parameters: SpargeParameters = .recommended,
-        threads: Int? = nil, captureQuantized: Bool = false, captureProbabilities: Bool = false
+        threads: Int? = nil, captureQuantized: Bool = false, captureProbabilities: Bool = false,
+        keyPadding: KeyPaddingMask? = nil, attentionMask: AttentionMask? = nil
     ) throws -> SparseAttentionResult {
         try q.withUnsafeBufferPointer { q in
             try k.withUnsafeBufferPointer { k in
@@ -81,9 +84,17 @@ public enum SpargeAttention {
                 let views = try CallValidation.views(q: AttentionInput(q), k: AttentionInput(k), v: nil, output: nil, shape: shape,
                                                      policy: parameters.nonFinitePolicy, parameters: parameters,
                                                      halfRounded: HalfRoundedInputs(parameters), threads: threadCount)
-                return try SparsePipeline(shape: shape, parameters: parameters).callOnce(
-                    views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
-                    captureProbabilities: captureProbabilities)
+                try keyPadding?.validate(for: shape)
+                try attentionMask?.validate(for: shape)
+                return try withKeyValid(keyPadding) { keyValid in
+                    try withPairMask(attentionMask) { pairMask in
+                        var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+                        pipeline.keyValid = keyValid
+                        pipeline.pairMask = pairMask
+                        return try pipeline.callOnce(views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
+                                                     captureProbabilities: captureProbabilities)
+                    }
+                }
             }
         }
     }

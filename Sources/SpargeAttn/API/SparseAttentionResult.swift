@@ -19,7 +19,7 @@ public struct SparseAttentionResult: Sendable, Hashable {
     /// The INT8 tensors, when the call asked for them.
     public var quantized: QuantizedTensors?
     /// Stage 1's block probabilities `P_hat` (`B,H,nq,nk`), when the call asked for them
-    /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:)``).
+    /// (see ``SpargeAttention/predictBlockMap(q:k:shape:parameters:threads:captureQuantized:captureProbabilities:keyPadding:attentionMask:)``).
     public var blockProbabilities: [Float]? = nil
     /// Each query row's log-sum-exp (`B,H,Nq`, natural log), when the array call asked for it
     /// (`captureLSE`): `ln sum_j e^(scale * q_i . k_j)` over the keys the row attended; -inf
