@@ -53,15 +53,21 @@ let shape = AttentionShape(heads: 8, queryLength: 4096, headDim: 64)
 let q = [Float](repeating: 0, count: shape.queryElements), k = q, v = q
 let passages = [(q: q, k: k, v: v, shape: shape)]
 SWIFT
-for article in SpargeAttn TuningForYourModel; do
-    python3 Scripts/doc_programs.py fragments "$catalog/$article.md" "$work/prelude-$article.swift" "$work/doc_$article.swift"
-    if ! swiftc -typecheck -swift-version 6 -I "$bin/Modules" "$work/doc_$article.swift" 2> "$work/$article.check.log"; then
-        grep -E "error" "$work/$article.check.log" | head -20 >&2
-        echo "FAILED: the Swift fragments of $catalog/$article.md do not type-check" >&2
+# Type-checks FILE against the library; on failure prints its first errors and FAILED: WHAT.
+typecheck() {
+    local file=$1 what=$2 passed=$3
+    if ! swiftc -typecheck -swift-version 6 -I "$bin/Modules" "$file" 2> "$file.log"; then
+        grep -E "error" "$file.log" | head -20 >&2
+        echo "FAILED: $what (in $file)" >&2
         status=1
     else
-        echo "$catalog/$article.md: fragments type-check"
+        echo "$passed"
     fi
+}
+for article in SpargeAttn TuningForYourModel; do
+    python3 Scripts/doc_programs.py fragments "$catalog/$article.md" "$work/prelude-$article.swift" "$work/doc_$article.swift"
+    typecheck "$work/doc_$article.swift" "the Swift fragments of $catalog/$article.md do not type-check" \
+        "$catalog/$article.md: fragments type-check"
 done
 cat > "$work/prelude-comments.swift" <<'SWIFT'
 import SpargeAttn
@@ -77,12 +83,7 @@ let layers = [(q, k, v), (q, k, v)]
 SWIFT
 sources=$(grep -rl '/// ```swift' Sources --include='*.swift' | grep -v '^Sources/SpargeCUDA/' | sort)
 python3 Scripts/doc_programs.py comments "$work/prelude-comments.swift" "$work/doc_comments.swift" $sources
-if ! swiftc -typecheck -swift-version 6 -I "$bin/Modules" "$work/doc_comments.swift" 2> "$work/comments.check.log"; then
-    grep -E "error" "$work/comments.check.log" | head -20 >&2
-    echo "FAILED: Swift code in the DocC comments of the sources does not type-check (in $work/doc_comments.swift)" >&2
-    status=1
-else
-    echo "the DocC comments' Swift code type-checks"
-fi
+typecheck "$work/doc_comments.swift" "Swift code in the DocC comments of the sources does not type-check" \
+    "the DocC comments' Swift code type-checks"
 [ $status -eq 0 ] && echo "the articles' Swift code compiles, runs and prints what they show"
 exit $status

@@ -10,11 +10,7 @@ import SpargeWorkloads
 extension BenchCommand {
     /// The mask rows: B=1 H=8 N=4096 D=64, medium workload, one-shot calls into a reused output.
     func maskRows(threads: Int) throws -> JSONValue {
-        var w = VideoLikeWorkload.medium
-        w.heads = 8
-        w.tokens = 4096
-        w.headDim = 64
-        let t = try w.generate(threads: threads)
+        let t = try Self.mediumInput(heads: 8, tokens: 4096, headDim: 64, threads: threads)
         let n = t.shape.queryLength
         say("masks: \(t.shape), medium input; build \(BuildInfo.detail); \(threads) threads; machine: \(ResidentMemory.cpuModel())")
         say("median of \(repeats) calls after a warm-up, each beside the same call with the built-in causal rule\n")

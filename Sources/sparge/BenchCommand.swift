@@ -402,11 +402,7 @@ struct BenchCommand {
 
     /// Sparse attention at H=16, N=32768, D=64 and the process's peak resident memory.
     func memoryCheck(threads: Int) throws -> JSONValue {
-        var w = VideoLikeWorkload.medium
-        w.heads = 16
-        w.tokens = 32768
-        w.headDim = 64
-        let t = try w.generate(threads: threads)
+        let t = try Self.mediumInput(heads: 16, tokens: 32768, headDim: 64, threads: threads)
         var out = [Float](repeating: 0, count: t.shape.queryElements)
         let ioBytes = 4 * (t.q.count + t.k.count + t.v.count + out.count)
         let before = ResidentMemory.peakBytes() ?? 0
@@ -427,6 +423,15 @@ struct BenchCommand {
                    Double(after) / Double(ioBytes), Double(before) / 1048576))
         return .object([("shape", .shape(t.shape)), ("seconds", .finite(seconds)), ("io_bytes", .int(ioBytes)),
                         ("peak_resident_bytes", .int(Int(after))), ("peak_resident_before_bytes", .int(Int(before)))])
+    }
+
+    /// The medium video-like input at B=1 and the given sizes.
+    static func mediumInput(heads: Int, tokens: Int, headDim: Int, threads: Int) throws -> VideoLikeWorkload.Tensors {
+        var w = VideoLikeWorkload.medium
+        w.heads = heads
+        w.tokens = tokens
+        w.headDim = headDim
+        return try w.generate(threads: threads)
     }
 
     /// Sparse attention into a caller-owned output that is reused across calls, as an
