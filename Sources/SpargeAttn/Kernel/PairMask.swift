@@ -37,7 +37,7 @@ struct PairBlockStates {
     let blockK: Int
 
     /// The states of `view` for blocks `blockQ x blockK`, kept in `states` (`batch x nq x nk`
-    /// bytes, `batch` 1 for a shared mask, else the call's `B`); ``fill(threads:)`` computes them.
+    /// bytes, `batch` 1 for a shared mask, else the call's `B`); ``fill(batch:threads:)`` computes them.
     init(view: PairMaskView, blockQ: Int, blockK: Int, states: UnsafeMutablePointer<UInt8>) {
         self.view = view
         self.states = states
