@@ -333,58 +333,79 @@ public enum SpargeCUDAKernels {
         (64, 128, 64), (128, 128, 64), (64, 64, 128), (128, 64, 128), (32, 64, 64), (96, 128, 32),
     ]
 
-    /// Compiles every program for `sm_<architecture>` and returns the CUBIN size of each.
-    public static func compileAll(architecture: Int) throws -> [(program: String, bytes: Int)] {
-        let nvrtc = try NVRTC()
-        var sizes: [(String, Int)] = []
-        let prep = try nvrtc.compile(source: PrepareSource.text, name: "sparge_prepare.cu", arch: architecture,
-                                     options: ["--fmad=false", "-DSPARGE_FMA=\(Kernels.cpuFusesMultiplyAdd ? 1 : 0)", "--std=c++17"])
-        sizes.append(("sparge_prepare", prep.count))
+    /// One NVRTC compilation: a kernel program with the options of one configuration or variant.
+    public struct Program: Sendable, CustomStringConvertible {
+        /// The program's name with its variant, e.g. `sparge_hopper_d64_q128_k64_fp8_PINGPONG_1`.
+        public let name: String
+        /// The compute capability it is compiled for, e.g. 90.
+        public let architecture: Int
+        let source: String
+        let suffix: String
+        let options: [String]
+        public var description: String { "\(name) sm_\(architecture)\(suffix)" }
+    }
+
+    /// Every program ``compileAll(architecture:)`` compiles for `sm_<architecture>`: the
+    /// preparation, each attention configuration (FP8 too from 8.9 on), and on 9.0 the Hopper
+    /// programs of four block shapes with, at the shipped 128 x 64 blocks, each compile-time
+    /// variant the kernel keeps (so a variant's path cannot rot unseen).
+    public static func programs(architecture: Int) -> [Program] {
+        var list = [Program(name: "sparge_prepare", architecture: architecture, source: PrepareSource.text, suffix: "",
+                            options: ["--fmad=false", "-DSPARGE_FMA=\(Kernels.cpuFusesMultiplyAdd ? 1 : 0)", "--std=c++17"])]
         for c in configurations {
             // FP8 P.V where the GPU has e4m3 mma (8.9 and later) and the shape allows it.
             for fp8 in [false, true] where !fp8 || (architecture >= 89 && Kernels.fp8AttentionShape(headDim: c.headDim, blockK: c.blockK)) {
                 let config = Kernels.AttentionConfiguration(headDim: c.headDim, blockQ: c.blockQ, blockK: c.blockK, fp8: fp8)
-                let cubin = try nvrtc.compile(source: AttentionSource.text, name: config.program + ".cu", arch: architecture, options: config.options)
-                sizes.append((config.program, cubin.count))
+                list.append(Program(name: config.program, architecture: architecture, source: AttentionSource.text, suffix: "",
+                                    options: config.options))
             }
         }
-        if architecture == 90 {
-            let shapes = [(64, 64, 128), (64, 128, 64), (128, 64, 128), (128, 128, 64)]
-            for (d, bq, bk) in shapes {
-                for fp8 in [false, true] {
-                    // The same program and options as a run on a Hopper GPU.
-                    guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
-                    let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: config.program + ".cu", arch: 90, suffix: "a",
-                                                  options: config.options)
-                    sizes.append((config.program, cubin.count))
-                }
-                // The other variants compile too: FP8 two-level accumulation, ping-pong, the
-                // per-stage empty barriers instead of the per-tile __syncthreads, the loop two
-                // tiles per iteration and the scores by conversion: on with fp16, off with FP8
-                // (whose defaults have them on), so both paths of each compile; the float maxima
-                // (the integer ones by default) with both; the FP8 row sums by the P.V; the
-                // programs without the filter's code, with the count alone, and without the masked path;
-                // the old epilogue's stores, Q's loads after the marks (Q_SMEM, at D=128), and the per-CTA stamps.
-                let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
-                                (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
-                                (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
-                                (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
-                                (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2"),
-                                (false, "-DANY_MASKED=0"), (true, "-DANY_MASKED=0"), (false, "-DEPI_SMEM=0"), (true, "-DEPI_SMEM=0"),
-                                (false, "-DQ_EARLY=0"), (true, "-DQ_EARLY=0"), (false, "-DPROBE_TIMES=1"), (true, "-DPROBE_TIMES=1")]
-                for (fp8, define) in variants {
-                    guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
-                    let name = define.dropFirst(2).split(separator: "=")[0]
-                    let options = config.options.contains { $0.hasPrefix("-D\(name)=") }
-                        ? config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 } : config.options + [define]
-                    let variant = config.program + "_" + define.dropFirst(2).replacingOccurrences(of: "=", with: "_")
-                    let cubin = try nvrtc.compile(source: HopperAttentionSource.text, name: variant + ".cu", arch: 90, suffix: "a",
-                                                  options: options)
-                    sizes.append((variant, cubin.count))
-                }
+        guard architecture == 90 else { return list }
+        for (d, bq, bk) in [(64, 128, 64), (128, 128, 64), (64, 64, 128), (128, 64, 128)] {
+            for fp8 in [false, true] {
+                // The same program and options as a run on a Hopper GPU.
+                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: bq, blockK: bk, fp8: fp8) else { continue }
+                list.append(Program(name: config.program, architecture: 90, source: HopperAttentionSource.text, suffix: "a",
+                                    options: config.options))
             }
         }
-        return sizes
+        // The other variants compile too, at the blocks the presets ship (128 x 64): FP8 two-level
+        // accumulation, ping-pong, the per-stage empty barriers instead of the per-tile
+        // __syncthreads, the loop two tiles per iteration and the scores by conversion: on with
+        // fp16, off with FP8 (whose defaults have them on), so both paths of each compile; the
+        // float maxima (the integer ones by default) with both; the FP8 row sums by the P.V; the
+        // programs without the filter's code, with the count alone, and without the masked path;
+        // the old epilogue's stores, Q's loads after the marks (Q_SMEM), and the per-CTA stamps.
+        // (All four shapes took CI 4 minutes on two cores for no path the shipped blocks lack.)
+        let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
+                        (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
+                        (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),
+                        (false, "-DIMAX3=0"), (true, "-DIMAX3=0"), (true, "-DFP8_SUMS_MMA=1"), (true, "-DFP8_SUMS_MMA=2"),
+                        (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2"),
+                        (false, "-DANY_MASKED=0"), (true, "-DANY_MASKED=0"), (false, "-DEPI_SMEM=0"), (true, "-DEPI_SMEM=0"),
+                        (false, "-DQ_EARLY=0"), (true, "-DQ_EARLY=0"), (false, "-DPROBE_TIMES=1"), (true, "-DPROBE_TIMES=1")]
+        for d in [64, 128] {
+            for (fp8, define) in variants {
+                guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: 128, blockK: 64, fp8: fp8) else { continue }
+                let name = define.dropFirst(2).split(separator: "=")[0]
+                let options = config.options.contains { $0.hasPrefix("-D\(name)=") }
+                    ? config.options.map { $0.hasPrefix("-D\(name)=") ? define : $0 } : config.options + [define]
+                let variant = config.program + "_" + define.dropFirst(2).replacingOccurrences(of: "=", with: "_")
+                list.append(Program(name: variant, architecture: 90, source: HopperAttentionSource.text, suffix: "a", options: options))
+            }
+        }
+        return list
+    }
+
+    /// Compiles one program to a CUBIN and returns its size in bytes.
+    public static func compile(_ program: Program) throws -> Int {
+        try NVRTC().compile(source: program.source, name: program.name + ".cu", arch: program.architecture,
+                            suffix: program.suffix, options: program.options).count
+    }
+
+    /// Compiles every program of ``programs(architecture:)`` and returns the CUBIN size of each.
+    public static func compileAll(architecture: Int) throws -> [(program: String, bytes: Int)] {
+        try programs(architecture: architecture).map { ($0.name, try compile($0)) }
     }
 
     /// The version of the NVRTC that ``compileAll(architecture:)`` loads.

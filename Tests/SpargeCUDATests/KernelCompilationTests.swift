@@ -3,15 +3,34 @@ import Testing
 import SpargeCUDA
 
 /// The CUDA C sources compile with NVRTC for Ampere, Ada (the FP8 mma.sync kernels) and Hopper (no GPU needed; skipped only
-/// when NVRTC itself cannot be loaded, with the reason printed).
+/// when NVRTC itself cannot be loaded, with the reason printed once). One test case a program,
+/// so the compilations run side by side on every core.
 @Suite struct KernelCompilationTests {
-    @Test(arguments: [80, 89, 90]) func kernelsCompile(architecture: Int) throws {
-        do {
-            let sizes = try SpargeCUDAKernels.compileAll(architecture: architecture)
-            for s in sizes { #expect(s.bytes > 1000, "\(s.program) for sm_\(architecture): \(s.bytes) bytes") }
-        } catch CUDAError.libraryNotFound(let lib, _, let hint) {
-            print("SKIP kernel compilation: \(lib) not found (\(hint))")
-        }
+    static let programs = [80, 89, 90].flatMap { SpargeCUDAKernels.programs(architecture: $0) }
+
+    /// Why NVRTC cannot be loaded, or nil when it can.
+    static let missingCompiler: String? = {
+        do { _ = try SpargeCUDAKernels.compilerVersion(); return nil }
+        catch CUDAError.libraryNotFound(let lib, _, let hint) { return "\(lib) not found (\(hint))" }
+        catch { return "\(error)" }
+    }()
+
+    @Test func compilerLoadsOrTheSkipSaysWhy() {
+        if let why = Self.missingCompiler { print("SKIP kernel compilation: \(why)") }
+    }
+
+    @Test(.enabled(if: missingCompiler == nil), arguments: programs)
+    func kernelCompiles(_ program: SpargeCUDAKernels.Program) throws {
+        let bytes = try SpargeCUDAKernels.compile(program)
+        #expect(bytes > 1000, "\(program): \(bytes) bytes")
+    }
+
+    @Test func everyArchitectureHasItsPrograms() {
+        let count = { (arch: Int) in Self.programs.filter { $0.architecture == arch }.count }
+        #expect(count(80) == 1 + SpargeCUDAKernels.configurations.count)
+        #expect(count(89) > count(80), "FP8 programs from 8.9 on")
+        #expect(count(90) > count(89) + 8, "the Hopper programs and their variants")
+        #expect(Set(Self.programs.map(\.description)).count == Self.programs.count, "no program twice")
     }
 }
 #endif
