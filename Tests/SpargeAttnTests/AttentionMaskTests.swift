@@ -235,7 +235,12 @@ struct KVCacheAttentionMaskTests {
         let cache = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted,
                                       parameters: p)
         func rows(_ x: [Float], _ range: Range<Int>) -> [Float] {
-            (0..<(batch * kvHeads)).flatMap { head in x[(head * n + range.lowerBound) * d..<(head * n + range.upperBound) * d] }
+            var out: [Float] = []
+            for head in 0..<(batch * kvHeads) {
+                let start: Int = (head * n + range.lowerBound) * d, end: Int = (head * n + range.upperBound) * d
+                out += x[start..<end]
+            }
+            return out
         }
         try cache.append(k: rows(k, 0..<prefix), v: rows(v, 0..<prefix), tokens: prefix)
         try cache.append(k: rows(k, prefix..<n), v: rows(v, prefix..<n), tokens: drafted)

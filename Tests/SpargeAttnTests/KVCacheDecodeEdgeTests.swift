@@ -50,7 +50,12 @@ struct KVCacheDecodeEdgeTests {
 
     /// Rows `r` of every head of an `[heads][n][d]` array.
     static func rows(_ x: [Float], heads: Int, n: Int, _ r: Range<Int>) -> [Float] {
-        (0..<heads).flatMap { h in x[(h * n + r.lowerBound) * d..<(h * n + r.upperBound) * d] }
+        var out: [Float] = []
+        for h in 0..<heads {
+            let start: Int = (h * n + r.lowerBound) * d, end: Int = (h * n + r.upperBound) * d
+            out += x[start..<end]
+        }
+        return out
     }
 
     /// Per head: the cosine of `x` against `reference` (`heads` rows of `d`).

@@ -27,7 +27,10 @@ struct KVCacheTests {
     /// Rows [from, to) of every (batch, kv head) of a `B*Hkv x N x D` array.
     static func rows(_ x: [Float], heads: Int, n: Int, d: Int, _ r: Range<Int>) -> [Float] {
         var out: [Float] = []
-        for h in 0..<heads { out += x[(h * n + r.lowerBound) * d..<(h * n + r.upperBound) * d] }
+        for h in 0..<heads {
+            let start: Int = (h * n + r.lowerBound) * d, end: Int = (h * n + r.upperBound) * d
+            out += x[start..<end]
+        }
         return out
     }
 

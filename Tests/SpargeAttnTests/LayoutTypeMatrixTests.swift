@@ -126,8 +126,9 @@ struct LayoutTypeMatrixTests {
         let tail = AttentionShape(heads: 2, queryLength: 7, keyLength: 90, headDim: 16)
         var qTail: [Float] = [], expected: [Float] = []
         for h in 0..<2 {
-            qTail += q[(h * 90 + 83) * 16..<(h * 90 + 90) * 16]
-            expected += all[(h * 90 + 83) * 16..<(h * 90 + 90) * 16]
+            let rows: Range<Int> = (h * 90 + 83) * 16..<(h * 90 + 90) * 16
+            qTail += q[rows]
+            expected += all[rows]
         }
         let out = try SpargeAttention.dense(q: qTail, k: k, v: v, shape: tail, causal: true)
         #expect(try Accuracy(out, reference: expected.map(Double.init)).relativeL2 <= 1e-6)

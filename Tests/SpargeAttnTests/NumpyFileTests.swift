@@ -414,7 +414,9 @@ struct NumpyFileTests {
             #expect(InteropPython.hex(t.data) == m["le_hex"] as? String, "\(name): data differs")
             // Same array, same version, same byte order: NumPy's exact bytes.
             let again = try NumpyFile.serialized(t, version: header.version, byteOrder: header.byteOrder)
-            let firstDifference = (0..<min(again.count, raw.count)).first { again[$0] != raw[$0] } ?? (again.count == raw.count ? nil : min(again.count, raw.count))
+            let common: Int = min(again.count, raw.count)
+            let firstMismatch: Int? = (0..<common).first { again[$0] != raw[$0] }
+            let firstDifference: Int? = firstMismatch ?? (again.count == raw.count ? nil : common)
             #expect(firstDifference == nil, "\(name): re-serialized bytes differ from NumPy's at byte \(firstDifference ?? -1)")
         }
         func error(_ name: String) -> NumpyFileError? {
@@ -540,7 +542,8 @@ struct SafeTensorsPackageTests {
         let manifest = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("manifest.json"))) as? [String: Any])
         let tensors = try #require(manifest["tensors"] as? [String: [String: Any]])
-        #expect(tensors.count == 9 * 2 * 5)
+        let expectedCount: Int = 9 * 2 * 5   // dtypes x byte orders x shapes
+        #expect(tensors.count == expectedCount)
         let file = try SafeTensorsFile.read(path: dir.appendingPathComponent("numpy.safetensors").path)
         #expect(Set(file.names) == Set(tensors.keys))
         #expect(file.metadata == manifest["metadata"] as? [String: String])

@@ -58,7 +58,8 @@ import Testing
 
     /// The acceptance check: >= 95% of held-out heads within the bound, all within 1.5x.
     static func expectBoundKept(_ l1: [Double], bound: Double) {
-        #expect(Double(l1.filter { $0 <= bound }.count) >= 0.95 * Double(l1.count), "held-out errors \(l1)")
+        let kept: Int = l1.filter { $0 <= bound }.count
+        #expect(Double(kept) >= 0.95 * Double(l1.count), "held-out errors \(l1)")
         #expect(l1.allSatisfy { $0 <= 1.5 * bound }, "held-out errors \(l1)")
     }
 
