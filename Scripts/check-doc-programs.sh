@@ -15,8 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 catalog=Sources/SpargeAttn/SpargeAttn.docc
-# The README's test build (its flags: nothing is rebuilt after `swift test`).
-swift build -c release -Xswiftc -enable-testing >/dev/null
+# The README's test build. `swift test list` builds exactly as `swift test` does (which adds its
+# own -enable-testing), so after the README's test command nothing is rebuilt; `swift build`
+# with the same arguments differs by that flag and would recompile every module (80-140 s).
+swift test list -c release -Xswiftc -enable-testing >/dev/null
 bin=$(swift build -c release -Xswiftc -enable-testing --show-bin-path)
 work=$(mktemp -d "${TMPDIR:-/tmp}/sparge-doc-programs.XXXXXX")
 status=0
