@@ -35,31 +35,52 @@ flags=(-O -sanitize=fuzzer,address -parse-as-library -swift-version 6 -g -packag
 # SpargeAttn, SpargeFormats, SpargeTuning, and the SmolLM example's SpargeGGUF), instrumented for coverage and ASan; rebuilt only
 # when a source is newer than the objects. The AVX2 / AVX-512 kernel sets are compiled without
 # their instruction-set flags here, so the run-time choice never picks them (portable code).
-stamp="$out/obj/SpargeGGUF.o"
+stamp="$out/obj/complete.stamp"   # touched once every module has built
 modules=(SpargeSIMD:Sources/SpargeSIMD: SpargeSIMDAVX2:Sources/SpargeSIMD:-DSPARGE_AVX2
          SpargeSIMDAVX512:Sources/SpargeSIMD:-DSPARGE_AVX512 SpargeAttn:Sources/SpargeAttn:
          SpargeFormats:Sources/SpargeFormats: SpargeTuning:Sources/SpargeTuning: SpargeGGUF:Examples/SpargeGGUF:)
 objects=()
+# One module: NAME:DIR:DEFINE (each compile is one single-threaded job, so independent modules
+# run side by side).
+build_module() {
+    local name dir define
+    IFS=: read -r name dir define <<< "$1"
+    find "$dir" -name '*.swift' -print0 | xargs -0 \
+        swiftc "${flags[@]}" -wmo -module-name "$name" ${define:+"$define"} -I "$out/obj" -emit-module \
+        -emit-module-path "$out/obj/$name.swiftmodule" -c -o "$out/obj/$name.o"
+}
+# Waits for every pid given and fails if one failed.
+wait_all() { local failed=0; for pid in "$@"; do wait "$pid" || failed=1; done; return $failed; }
 if [ ! -f "$stamp" ] || [ -n "$(find Sources/SpargeSIMD Sources/SpargeAttn Sources/SpargeFormats Sources/SpargeTuning Examples/SpargeGGUF -name '*.swift' -newer "$stamp" | head -1)" ]; then
     echo "fuzz: building the instrumented library (a few minutes)"
-    for m in "${modules[@]}"; do
-        IFS=: read -r name dir define <<< "$m"
-        find "$dir" -name '*.swift' -print0 | xargs -0 \
-            swiftc "${flags[@]}" -wmo -module-name "$name" ${define:+"$define"} -I "$out/obj" -emit-module \
-            -emit-module-path "$out/obj/$name.swiftmodule" -c -o "$out/obj/$name.o"
-    done
+    rm -f "$stamp"
+    # SpargeGGUF needs nothing; the three kernel sets need nothing; SpargeAttn needs the kernel
+    # sets, SpargeFormats SpargeAttn, SpargeTuning both.
+    build_module "${modules[6]}" & gguf=$!
+    pids=()
+    for m in "${modules[@]:0:3}"; do build_module "$m" & pids+=($!); done
+    wait_all "${pids[@]}" || { wait "$gguf"; echo "fuzz: a kernel set did not build" >&2; exit 1; }
+    for m in "${modules[@]:3:3}"; do build_module "$m"; done
+    wait "$gguf"
+    touch "$stamp"
 fi
 for m in "${modules[@]}"; do objects+=("$out/obj/${m%%:*}.o"); done
 
-# Build every target, then run them side by side (the smoke run takes about FUZZ_SECONDS in all).
+# Build every target (side by side), then run them side by side (the smoke run takes about
+# FUZZ_SECONDS in all). ld.gold's "Cannot export local symbol '__asan_...'" warnings are noise.
+pids=()
 for name in "${targets[@]}"; do
     src="Fuzz/Targets/${name}Fuzz.swift"
     [ -f "$src" ] || { echo "fuzz: no target $src" >&2; exit 2; }
     bin="$out/fuzz-$name"
     if [ ! -f "$bin" ] || [ "$src" -nt "$bin" ] || [ "$stamp" -nt "$bin" ]; then
-        swiftc "${flags[@]}" -module-name "${name}Fuzz" -I "$out/obj" "$src" "${objects[@]}" -o "$bin"
+        rm -f "$bin"
+        { swiftc "${flags[@]}" -module-name "${name}Fuzz" -I "$out/obj" "$src" "${objects[@]}" -o "$bin" 2>&1 \
+            | grep -v "warning: Cannot export local symbol '__asan" || true; [ -f "$bin" ]; } &
+        pids+=($!)
     fi
 done
+[ ${#pids[@]} -eq 0 ] || wait_all "${pids[@]}" || { echo "fuzz: a target did not build" >&2; exit 1; }
 [ "$build_only" = 1 ] && exit 0
 
 pids=()
