@@ -69,6 +69,7 @@ func groupedDecodeBlock(
     for j in 0..<g.keyBlocks {
         let kStart = j * g.blockK
         let cols = Swift.min(g.blockK, s.keyLength - kStart)
+        let pairState = o.pairMask?.state(b, 0, j)   // shared by the group's heads
         var any = false
         for gh in 0..<group {
             active[gh] = 0
@@ -78,7 +79,7 @@ func groupedDecodeBlock(
             if ordinal[gh] < first[gh] || ordinal[gh] >= last[gh] { continue }
             if o.causal && kStart > nq - 1 + o.causalOffset { continue }
             if o.window > 0 && kStart + cols - 1 <= o.causalOffset - o.window { continue }   // before the window
-            if o.pairMask?.state(b, 0, j) == .forbidden { continue }   // every pair forbidden by the mask
+            if pairState == .forbidden { continue }   // every pair forbidden by the mask
             let item = (b * s.heads + firstHead + gh) * g.queryBlocks
             counts[item * chunks + chunk].visited += 1
             active[gh] = 1
@@ -102,7 +103,7 @@ func groupedDecodeBlock(
                      firstQuery: 0, firstKey: kStart, offset: o.causalOffset, window: o.window,
                      zeroPaddingUpTo: o.tritonKeyPadding ? g.blockK : 0,
                      keyValid: o.keyValid.map { $0 + b * s.keyLength + kStart },
-                     pairs: o.pairMask.flatMap { $0.state(b, 0, j) == .mixed ? $0.view.row(b, 0, from: kStart) : nil },
+                     pairs: pairState == .mixed ? o.pairMask?.view.row(b, 0, from: kStart) : nil,
                      pairStride: s.keyLength, pairRows: nq)
         }
         if rowsPad > rows { (scores + rows * stride).update(repeating: -.infinity, count: (rowsPad - rows) * stride) }

@@ -72,7 +72,7 @@ func denseAttention(
     }
     let tiles = blockCount(s.queryLength, DenseTiling.queryRows)
     // The attention mask's state per tile, found once for all heads.
-    let pairStates = pairMask.map { RawBuffer<UInt8>(count: ($0.batchStride == 0 ? 1 : s.batch) * tiles * ops.keyTiles, zero: 0) }
+    let pairStates = pairMask.map { RawBuffer<UInt8>(uninitializedCount: ($0.batchStride == 0 ? 1 : s.batch) * tiles * ops.keyTiles) }
     let pairBlocks = pairMask.map { view in
         PairBlockStates(view: view, blockQ: DenseTiling.queryRows, blockK: DenseTiling.keyColumns, states: pairStates!.pointer)
     }

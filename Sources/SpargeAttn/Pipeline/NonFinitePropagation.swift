@@ -24,38 +24,33 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
                                        keyValid: keyValid, keyMean: keyMean, queryBlock: queryBlock)
     }
     let d = s.headDim, nk = s.keyLength
-    withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { buffer in
-        let nanRow = buffer.baseAddress!
-        nanRow.update(repeating: .nan, count: d)
-        func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
-        for b in 0..<s.batch {
-            // The first key that is not padding, and per kv head the first such key with a
-            // non-finite key or value row.
-            var firstKey = 0
-            if let keyValid { while firstKey < nk && keyValid[b * nk + firstKey] == 0 { firstKey += 1 } }
-            if firstKey == nk { continue }   // every row sees no key
-            for kvh in 0..<s.kvHeads {
-                var firstBad = nk
-                if let firstBadKeys {
-                    firstBad = Swift.min(nk, firstBadKeys[b * s.kvHeads + kvh])
-                } else {
-                    for j in firstKey..<nk where keyValid.map({ $0[b * nk + j] != 0 }) ?? true {
-                        if !finite(views.k, b, kvh, j) { firstBad = keyMean ? firstKey : Swift.min(firstBad, j); break }
-                        if firstBad == nk && !finite(views.v, b, kvh, j) {
-                            firstBad = j
-                            if !keyMean { break }   // else a later key row may still reach every row
-                        }
+    func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
+    for b in 0..<s.batch {
+        // The first key that is not padding, and per kv head the first such key with a
+        // non-finite key or value row.
+        var firstKey = 0
+        if let keyValid { while firstKey < nk && keyValid[b * nk + firstKey] == 0 { firstKey += 1 } }
+        if firstKey == nk { continue }   // every row sees no key
+        for kvh in 0..<s.kvHeads {
+            var firstBad = nk
+            if let firstBadKeys {
+                firstBad = Swift.min(nk, firstBadKeys[b * s.kvHeads + kvh])
+            } else {
+                for j in firstKey..<nk where keyValid.map({ $0[b * nk + j] != 0 }) ?? true {
+                    if !finite(views.k, b, kvh, j) { firstBad = keyMean ? firstKey : Swift.min(firstBad, j); break }
+                    if firstBad == nk && !finite(views.v, b, kvh, j) {
+                        firstBad = j
+                        if !keyMean { break }   // else a later key row may still reach every row
                     }
                 }
-                for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
-                    let badQuery = nonFiniteQueryRows(views.q, b: b, h: h, shape: s, queryBlock: queryBlock)
-                    for t in 0..<s.queryLength {
-                        let seen = causalOffset.map { Swift.min(nk, Swift.max(0, t + $0 + 1)) } ?? nk   // keys 0..<seen
-                        guard firstKey < seen else { continue }
-                        if firstBad < seen || badQuery[t] {
-                            output.store(b, h, t, from: nanRow, count: d)
-                            output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
-                        }
+            }
+            for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
+                let badQuery = nonFiniteQueryRows(views.q, b: b, h: h, shape: s, queryBlock: queryBlock)
+                for t in 0..<s.queryLength {
+                    let seen = causalOffset.map { Swift.min(nk, Swift.max(0, t + $0 + 1)) } ?? nk   // keys 0..<seen
+                    guard firstKey < seen else { continue }
+                    if firstBad < seen || badQuery[t] {
+                        storeNaNRow(output, b, h, t, headDim: d)
                     }
                 }
             }
@@ -82,28 +77,23 @@ private func nonFiniteQueryRows(_ q: TensorView, b: Int, h: Int, shape s: Attent
 /// non-finite and of real keys before each key answer every row in O(1).
 private func markNonFiniteWindowRows(_ views: CallViews, output: MutableTensorView, shape s: AttentionShape, causalOffset: Int,
                                      window: Int, keyValid: UnsafePointer<UInt8>?, keyMean: Bool, queryBlock: Int?) {
-    let d = s.headDim, nk = s.keyLength
-    let nanRow = [Float](repeating: .nan, count: d)
-    func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
-    var real = [Int](repeating: 0, count: nk + 1), bad = [Int](repeating: 0, count: nk + 1)
+    let nk = s.keyLength
+    var keys = KeyRowScan(keyLength: nk)
+    var realBefore = [Int](repeating: 0, count: nk + 1), badBefore = [Int](repeating: 0, count: nk + 1)
     for b in 0..<s.batch {
         for kvh in 0..<s.kvHeads {
-            var badKeyRow = false   // with K smoothing it reaches every row through the mean
+            keys.scan(views, b: b, kvh: kvh, shape: s, keyValid: keyValid)
             for j in 0..<nk {
-                let isReal = keyValid.map { $0[b * nk + j] != 0 } ?? true
-                let kBad = isReal && !finite(views.k, b, kvh, j)
-                badKeyRow = badKeyRow || kBad
-                real[j + 1] = real[j] + (isReal ? 1 : 0)
-                bad[j + 1] = bad[j] + (kBad || (isReal && !finite(views.v, b, kvh, j)) ? 1 : 0)
+                realBefore[j + 1] = realBefore[j] + (keys.real[j] ? 1 : 0)
+                badBefore[j + 1] = badBefore[j] + (keys.bad[j] ? 1 : 0)
             }
             for h in (kvh * s.groupSize)..<((kvh + 1) * s.groupSize) {
                 let badQuery = nonFiniteQueryRows(views.q, b: b, h: h, shape: s, queryBlock: queryBlock)
                 for t in 0..<s.queryLength {
                     let hi = Swift.min(nk, Swift.max(0, t + causalOffset + 1)), lo = Swift.min(hi, Swift.max(0, t + causalOffset + 1 - window))
-                    guard real[hi] > real[lo] else { continue }   // sees no key: keeps its zeros
-                    if badQuery[t] || bad[hi] > bad[lo] || (keyMean && badKeyRow) {
-                        nanRow.withUnsafeBufferPointer { output.store(b, h, t, from: $0.baseAddress!, count: d) }
-                        output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
+                    guard realBefore[hi] > realBefore[lo] else { continue }   // sees no key: keeps its zeros
+                    if badQuery[t] || badBefore[hi] > badBefore[lo] || (keyMean && keys.anyBadKeyRow) {
+                        storeNaNRow(output, b, h, t, headDim: s.headDim)
                     }
                 }
             }
@@ -118,19 +108,11 @@ private func markNonFiniteWindowRows(_ views: CallViews, output: MutableTensorVi
 private func markNonFinitePairRows(_ views: CallViews, output: MutableTensorView, shape s: AttentionShape, causalOffset: Int?,
                                    window: Int, keyValid: UnsafePointer<UInt8>?, pairMask: PairMaskView, keyMean: Bool,
                                    queryBlock: Int?) {
-    let d = s.headDim, nk = s.keyLength
-    let nanRow = [Float](repeating: .nan, count: d)
-    func finite(_ view: TensorView, _ b: Int, _ h: Int, _ n: Int) -> Bool { firstNonFinite(view, b, h, n, count: d) == nil }
-    var real = [Bool](repeating: true, count: nk), badKey = [Bool](repeating: false, count: nk)
+    let nk = s.keyLength
+    var keys = KeyRowScan(keyLength: nk)
     for b in 0..<s.batch {
-        for j in 0..<nk { real[j] = keyValid.map { $0[b * nk + j] != 0 } ?? true }
         for kvh in 0..<s.kvHeads {
-            var badKeyRow = false   // with K smoothing it reaches every row through the mean
-            for j in 0..<nk {
-                let kBad = real[j] && !finite(views.k, b, kvh, j)
-                badKeyRow = badKeyRow || kBad
-                badKey[j] = kBad || (real[j] && !finite(views.v, b, kvh, j))
-            }
+            keys.scan(views, b: b, kvh: kvh, shape: s, keyValid: keyValid)
             let heads = (kvh * s.groupSize)..<((kvh + 1) * s.groupSize)
             let badQueries = heads.map { nonFiniteQueryRows(views.q, b: b, h: $0, shape: s, queryBlock: queryBlock) }
             for t in 0..<s.queryLength {
@@ -141,18 +123,51 @@ private func markNonFinitePairRows(_ views: CallViews, output: MutableTensorView
                 }
                 let allowed = pairMask.row(b, t)
                 var sees = false, seesBad = false
-                for j in lo..<hi where allowed[j] != 0 && real[j] {
+                for j in lo..<hi where allowed[j] != 0 && keys.real[j] {
                     sees = true
-                    if badKey[j] { seesBad = true; break }
+                    if keys.bad[j] { seesBad = true; break }
                 }
                 guard sees else { continue }   // sees no key: keeps its zeros
-                for (n, h) in heads.enumerated() where badQueries[n][t] || seesBad || (keyMean && badKeyRow) {
-                    nanRow.withUnsafeBufferPointer { output.store(b, h, t, from: $0.baseAddress!, count: d) }
-                    output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
+                for (n, h) in heads.enumerated() where badQueries[n][t] || seesBad || (keyMean && keys.anyBadKeyRow) {
+                    storeNaNRow(output, b, h, t, headDim: s.headDim)
                 }
             }
         }
     }
+}
+
+/// The keys of one (batch entry, kv head), read once: which are real (not padding) and which
+/// real ones have a NaN or infinity in their key or value row.
+private struct KeyRowScan {
+    var real: [Bool], bad: [Bool]
+    /// A real key's K row holds a NaN or infinity: with K smoothing it reaches every row through the mean.
+    var anyBadKeyRow = false
+
+    init(keyLength: Int) {
+        real = [Bool](repeating: true, count: keyLength)
+        bad = [Bool](repeating: false, count: keyLength)
+    }
+
+    mutating func scan(_ views: CallViews, b: Int, kvh: Int, shape s: AttentionShape, keyValid: UnsafePointer<UInt8>?) {
+        let d = s.headDim, nk = s.keyLength
+        anyBadKeyRow = false
+        for j in 0..<nk {
+            let isReal = keyValid.map { $0[b * nk + j] != 0 } ?? true
+            let kBad = isReal && firstNonFinite(views.k, b, kvh, j, count: d) != nil
+            anyBadKeyRow = anyBadKeyRow || kBad
+            real[j] = isReal
+            bad[j] = kBad || (isReal && firstNonFinite(views.v, b, kvh, j, count: d) != nil)
+        }
+    }
+}
+
+/// Sets output row `t` of (b, h) to NaN, and its log-sum-exp when the call returns one.
+private func storeNaNRow(_ output: MutableTensorView, _ b: Int, _ h: Int, _ t: Int, headDim d: Int) {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { row in
+        row.initialize(repeating: .nan)
+        output.store(b, h, t, from: row.baseAddress!, count: d)
+    }
+    output.lse?.store(b, h, t, m: .nan, l: .nan, unit: .one)
 }
 
 extension SpargeParameters {
