@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "SpargeSIMDTests", dependencies: ["SpargeSIMD"]),
         // The two large test targets are compiled without optimization even in the README's
         // release test build: the code under test (the library, its float64 reference and the
-        // test support) stays optimized, and the build takes a minute and a half less on two
+        // test support) stays optimized, and these targets compile in half the time on two
         // cores (Zen 3: SpargeAttnTests 110 -> 52 s); the test run took 31-37 s either way.
         .testTarget(name: "SpargeAttnTests", dependencies: ["SpargeAttn", "SpargeFormats", "SpargeTuning", "SpargeWorkloads", "SpargeTestSupport"],
                     swiftSettings: testSettings),
