@@ -335,7 +335,8 @@ public enum SpargeCUDAKernels {
 
     /// One NVRTC compilation: a kernel program with the options of one configuration or variant.
     public struct Program: Sendable, CustomStringConvertible {
-        /// The program's name with its variant, e.g. `sparge_hopper_d64_q128_k64_fp8_PINGPONG_1`.
+        /// The program's name, with the variant's define appended for a Hopper variant (e.g.
+        /// `..._PINGPONG_1`).
         public let name: String
         /// The compute capability it is compiled for, e.g. 90.
         public let architecture: Int
@@ -347,7 +348,7 @@ public enum SpargeCUDAKernels {
 
     /// Every program ``compileAll(architecture:)`` compiles for `sm_<architecture>`: the
     /// preparation, each attention configuration (FP8 too from 8.9 on), and on 9.0 the Hopper
-    /// programs of four block shapes with, at the shipped 128 x 64 blocks, each compile-time
+    /// programs of four block shapes with, at the default 128 x 64 blocks, each compile-time
     /// variant the kernel keeps (so a variant's path cannot rot unseen).
     public static func programs(architecture: Int) -> [Program] {
         var list = [Program(name: "sparge_prepare", architecture: architecture, source: PrepareSource.text, suffix: "",
@@ -369,14 +370,15 @@ public enum SpargeCUDAKernels {
                                     options: config.options))
             }
         }
-        // The other variants compile too, at the blocks the presets ship (128 x 64): FP8 two-level
+        // The other variants compile too, at the default blocks (128 x 64): FP8 two-level
         // accumulation, ping-pong, the per-stage empty barriers instead of the per-tile
         // __syncthreads, the loop two tiles per iteration and the scores by conversion: on with
         // fp16, off with FP8 (whose defaults have them on), so both paths of each compile; the
         // float maxima (the integer ones by default) with both; the FP8 row sums by the P.V; the
         // programs without the filter's code, with the count alone, and without the masked path;
         // the old epilogue's stores, Q's loads after the marks (Q_SMEM), and the per-CTA stamps.
-        // (All four shapes took CI 4 minutes on two cores for no path the shipped blocks lack.)
+        // (At all four shapes they took CI's step 4 minutes on two cores; the 64 x 128 shapes of
+        // the sage2 presets compile above with their own options.)
         let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
                         (false, "-DQ_SMEM=1"), (true, "-DQ_SMEM=1"), (false, "-DUNROLL2=1"), (true, "-DUNROLL2=0"),
                         (false, "-DI2F=1"), (true, "-DI2F=0"), (false, "-DSYNC2=1"), (true, "-DSYNC2=0"),

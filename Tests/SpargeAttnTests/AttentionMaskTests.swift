@@ -234,14 +234,7 @@ struct KVCacheAttentionMaskTests {
         let k = rng.gaussians(batch * kvHeads * n * d, scale: 1.5), v = rng.gaussians(batch * kvHeads * n * d)
         let cache = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted,
                                       parameters: p)
-        func rows(_ x: [Float], _ range: Range<Int>) -> [Float] {
-            var out: [Float] = []
-            for head in 0..<(batch * kvHeads) {
-                let start: Int = (head * n + range.lowerBound) * d, end: Int = (head * n + range.upperBound) * d
-                out += x[start..<end]
-            }
-            return out
-        }
+        func rows(_ x: [Float], _ range: Range<Int>) -> [Float] { KVCacheTests.rows(x, heads: batch * kvHeads, n: n, d: d, range) }
         try cache.append(k: rows(k, 0..<prefix), v: rows(v, 0..<prefix), tokens: prefix)
         try cache.append(k: rows(k, prefix..<n), v: rows(v, prefix..<n), tokens: drafted)
         // Batch entry 1 (when there is one) also hides the prefix's first 50 keys.

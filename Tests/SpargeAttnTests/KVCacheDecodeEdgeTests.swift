@@ -50,12 +50,7 @@ struct KVCacheDecodeEdgeTests {
 
     /// Rows `r` of every head of an `[heads][n][d]` array.
     static func rows(_ x: [Float], heads: Int, n: Int, _ r: Range<Int>) -> [Float] {
-        var out: [Float] = []
-        for h in 0..<heads {
-            let start: Int = (h * n + r.lowerBound) * d, end: Int = (h * n + r.upperBound) * d
-            out += x[start..<end]
-        }
-        return out
+        KVCacheTests.rows(x, heads: heads, n: n, d: d, r)
     }
 
     /// Per head: the cosine of `x` against `reference` (`heads` rows of `d`).
