@@ -17,7 +17,9 @@ import SpargeAttn
 /// Limits of the kernels, each refused with ``CUDAError/unsupported(_:)`` that says what to
 /// change: head dims 32, 64, 96 and 128; batch x heads at most 65535 (a grid dimension);
 /// shared memory per thread block within the device's (long key sequences need larger key
-/// blocks).
+/// blocks); no learned sinks (`sinkLogits`), Q smoothing or fixed-point P.V. Causal
+/// attention in either alignment, sliding windows, the attention sink block, key padding and
+/// the log-sum-exp are supported as on the CPU path.
 ///
 /// Device buffers are allocated on the first call and reused by later ones; a plan is
 /// thread-safe (calls are serialised by a lock).
@@ -126,9 +128,6 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         if p.sinkLogits != nil {
             throw CUDAError.unsupported("sinkLogits: the GPU kernels have no learned sinks; leave them nil here (the CPU path supports them)")
-        }
-        if let w = p.slidingWindow {
-            throw CUDAError.unsupported("slidingWindow \(w): the GPU kernels have no sliding window; leave it nil here (the CPU path supports it)")
         }
         guard d % 32 == 0, d <= 128 else {
             throw CUDAError.unsupported("head dim \(d): the GPU kernels take 32, 64, 96 or 128 (use the CPU path for other head dims)")
@@ -512,7 +511,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             let f = try Kernels.prepare(dev, "fill_block_map")
             var a = KernelArguments()
             a.add(int: nq); a.add(int: nk); a.add(int: p.blockQ); a.add(int: p.blockK)
-            a.add(int: p.causal ? 1 : 0); a.add(int: p.causalOffset(for: s)); a.add(int: p.attentionSink ? 1 : 0); a.add(b.map.pointer)
+            a.add(int: p.causal ? 1 : 0); a.add(int: p.causalOffset(for: s)); a.add(int: p.attentionSink ? 1 : 0)
+            a.add(long: p.kernelWindow); a.add(int: s.keyLength); a.add(b.map.pointer)
             try dev.launch(f, grid: (nq, B * H), block: 128, a, name: "fill_block_map")
             if let keyPadding { try clearPaddedBlocks(flags: keyPadding.flags) }
             try profiler?.mark("map")
@@ -525,7 +525,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a0.add(b.qPooled.pointer); a0.add(b.kPooled.pointer); a0.add(b.kSim.pointer)
             a0.add(int: H); a0.add(int: s.groupSize); a0.add(int: nq); a0.add(int: nk); a0.add(int: d)
             a0.add(int: p.blockQ); a0.add(int: p.blockK); a0.add(scale); a0.add(b.theta.pointer)
-            a0.add(int: p.causal ? 1 : 0); a0.add(int: p.causalOffset(for: s)); a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
+            a0.add(int: p.causal ? 1 : 0); a0.add(int: p.causalOffset(for: s)); a0.add(long: p.kernelWindow); a0.add(int: s.keyLength)
+            a0.add(int: p.gpuReproduction.gpuRounding ? 1 : 0)
             a0.add(keyPadding?.flags ?? 0); a0.add(b.scores.pointer)
             try dev.launch(fs, grid: ((nq + 15) / 16, (nk + 63) / 64, B * H), block: 256, sharedBytes: (16 * ((d + 3) / 4 * 4) + 64 * Self.preparationRowPitch(d)) * 4,
                            a0, name: "block_scores")
@@ -542,6 +543,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             a.add(b.theta.pointer); a.add(b.selection.pointer)
             a.add(int: isTopK ? 1 : 0)
             a.add(int: p.causal ? 1 : 0); a.add(int: p.causalOffset(for: s)); a.add(int: p.attentionSink ? 1 : 0)
+            a.add(long: p.kernelWindow); a.add(int: s.keyLength)
             a.add(int: p.gpuReproduction.gpuRounding ? 1 : 0); a.add(b.map.pointer); a.add(CUdeviceptr(0))
             // Threads per row: two warps for top-k (its time is the row's serial chains and
             // barriers, so more rows in flight pay: H200, N=32768, 0.065 ms with 256 threads,
@@ -673,7 +675,8 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let p = parameters
         let k: (CUhandle, shared: Int, threads: Int)
         if let c = hopper {
-            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode, unmasked: unmasked)
+            let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode, unmasked: unmasked,
+                                                          window: p.kernelWindow > 0)
             k = (f, shared, c.threads)
         } else {
             k = try Kernels.attention(device, headDim: shape.headDim, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk,
@@ -718,6 +721,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(int: nq); a.add(int: nk); a.add(b.lambda.pointer)
         a.add(p.gpuReproduction.quantization == .triton ? Float(1) : scale * 1.44269504)
         a.add(int: p.causal && p.gpuReproduction.causalMasking == .token ? 1 : 0); a.add(int: p.causalOffset(for: s))
+        a.add(long: p.kernelWindow)   // 0: none (a window needs token-level causal masking: validated)
         a.add(int: p.gpuReproduction.stage2ExemptTailBlocks); a.add(int: p.gpuReproduction.tritonKeyPadding ? 1 : 0)
         a.add(output.address); a.add(int: output.type.code); a.add(long: output.layout.batchStride)
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
@@ -824,5 +828,13 @@ extension SpargeCUDAPlan {
         let map = try mapBuffer.array(UInt8.self, count: shape.batch * shape.heads * nq * nk)
         return Double(map.reduce(0) { $0 + Int($1) }) / Double(map.count)
     }
+}
+
+extension SpargeParameters {
+    /// ``SpargeAttn/SpargeParameters/slidingWindow`` as the kernels take it: 0 for none (a
+    /// window applies only with `causal`; validation refuses one without it). Capped at 2^32:
+    /// lengths are below 2^31, so a longer window hides nothing either, and the kernels'
+    /// 64-bit limits (a row's causal limit minus the window) cannot overflow.
+    var kernelWindow: Int { causal ? Swift.min(slidingWindow ?? 0, 1 << 32) : 0 }
 }
 #endif

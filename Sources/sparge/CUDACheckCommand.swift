@@ -22,7 +22,8 @@ struct CUDACheckCommand {
         padding in batch 1: fully and partly padded key blocks, rows with only padded keys); and
         the "sink" cases, where the filter skips tiles (lambda 50 and 12, D 64 and 128; at lambda 50
         also on plans that do not count skips, "nocount"); and the "long keys" cases, 300 queries
-        against 20,000 keys (visit lists of up to 313 key blocks).
+        against 20,000 keys (visit lists of up to 313 key blocks); and the "window" cases, causal
+        sliding windows of 1 to 3000 keys in both alignments (rows whose window is empty).
         Then an output view with gaps between its rows (rows as a dense output's, gaps untouched).
         Prints one row per case; exit status 1 if any case fails.
 
@@ -62,6 +63,7 @@ struct CUDACheckCommand {
         rows += try lseCases(device: device)
         rows += try filterCases(device: device)
         rows += try longKeyCases(device: device)
+        rows += try windowCases(device: device)
         print(String(format: "%-52@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@ %11@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
                      "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "lse err" as NSString,
                      "density" as NSString, "skip" as NSString, "skips g/c" as NSString))
@@ -225,6 +227,57 @@ struct CUDACheckCommand {
                     }
                 }
             }
+            rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
+        }
+        return rows
+    }
+
+    /// The sliding-window cases: windows of 1 key (each row sees itself), 37 (inside a block),
+    /// 200 and 3000 (longer than the keys), bottom-right and top-left causal alignment with Nq
+    /// != Nk (rows whose window holds no key), both block shapes, top-k 0.5, top-k 1 (the map
+    /// without scores), CDF with the attention sink (masked by the window), fp16 and FP8 P.V,
+    /// D 32, 64 and 128, GQA, K smoothing on; and a window over a caller's block map that marks
+    /// every block (stage 2 must skip the blocks before the window itself).
+    private func windowCases(device: CUDADevice) throws -> [CUDAAgreement] {
+        var rng = CheckRandom(seed: seed &+ 0x3D0)
+        var rows: [CUDAAgreement] = []
+        // (D 32 runs the mma.sync kernel on every GPU; 64 and 128 the Hopper kernel on 9.0.)
+        for (d, nq, nk) in [(64, 700, 900), (128, 650, 523), (32, 333, 410)] {
+            let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: nq, keyLength: nk, headDim: d)
+            let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
+            let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + 0.7) }
+            let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+            var sets: [(String, SpargeParameters, BlockMap?)] = []
+            for (n, window) in [1, 37, 200, 3000].enumerated() {
+                let (bq, bk) = n % 2 == 0 ? (128, 64) : (64, 128)
+                for alignment in [CausalAlignment.bottomRight, .topLeft] {
+                    for selection in [BlockSelection.topK(PerHead(0.5)), .topK(PerHead(1)), .cdf(PerHead(0.8))] {
+                        var p = SpargeParameters.recommended
+                        p.blockQ = bq
+                        p.blockK = bk
+                        p.causal = true
+                        p.causalAlignment = alignment
+                        p.slidingWindow = window
+                        p.selection = selection
+                        if case .cdf = selection { p.attentionSink = true }
+                        for numerics in [PVNumerics.fp16, .fp8] {
+                            p.gpuReproduction.pvNumerics = numerics
+                            if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
+                            let label = "window \(window) D\(d) \(bq)x\(bk)\(alignment == .topLeft ? " top-left" : "") \(selection)\(p.attentionSink ? " sink" : "")\(numerics == .fp8 ? " fp8" : "")"
+                            sets.append((label, p, nil))
+                        }
+                    }
+                }
+            }
+            // A caller's map that marks every block, under a window of 100 keys.
+            var p = SpargeParameters.recommended
+            p.causal = true
+            p.slidingWindow = 100
+            p.gpuReproduction.pvNumerics = .fp16
+            let qBlocks = (nq + p.blockQ - 1) / p.blockQ, kBlocks = (nk + p.blockK - 1) / p.blockK
+            let full = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: qBlocks, keyBlocks: kBlocks,
+                                    bits: [UInt8](repeating: 1, count: shape.batch * shape.heads * qBlocks * kBlocks))
+            sets.append(("window 100 D\(d) given full map", p, full))
             rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
         }
         return rows

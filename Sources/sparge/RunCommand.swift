@@ -32,7 +32,7 @@ struct RunCommand {
           --causal            causal attention; with Nq != Nk the queries are the last Nq
                               positions: query t sees keys up to t + Nk - Nq
           --sliding-window W  with --causal, each query sees only the last W keys up to its
-                              position, itself included (local attention; CPU only)
+                              position, itself included (local attention)
           --attention-sink    always keep key block 0
           --no-smooth-k       do not subtract the mean of K
           --smooth-q          also centre each query block before INT8 and add the mean's exact

@@ -34,6 +34,23 @@ import SpargeCUDA
                           mentions: "at most 2047 sequences")
     }
 
+    /// A causal sliding window is not among the refused configurations (the kernels skip and
+    /// mask by it): without a driver the plan fails at the driver, with one it is made.
+    @Test func slidingWindowIsNotRefused() throws {
+        var p = CUDATestSupport.fp16()
+        p.causal = true
+        for window in [1, 100, Int.max] {
+            p.slidingWindow = window
+            do {
+                _ = try SpargeCUDAPlan(shape: Self.shape, parameters: p)
+            } catch CUDAError.unsupported(let message) {
+                Issue.record("window \(window) refused: \(message)")
+            } catch {
+                // No driver or no device here: every check before the driver passed.
+            }
+        }
+    }
+
     /// An output view with gaps between its rows (token stride wider than the head dim, as in
     /// a fused buffer): the GPU writes the rows as a dense output's and leaves the gaps as they
     /// were. Skipped where no driver can be loaded.

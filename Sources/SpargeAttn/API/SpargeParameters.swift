@@ -122,7 +122,8 @@ public struct SpargeParameters: Sendable, Hashable {
     /// t + offset`; Hugging Face's `sliding_window`, FlashAttention's `window_size = (W - 1, 0)`).
     /// Key blocks entirely outside every window of a query block are *masked* like the causal
     /// future: never selected, never computed, not counted in the density. `nil` (the default):
-    /// no window. Needs ``causal`` and token-level causal masking; the GPU backend refuses it.
+    /// no window. Needs ``causal`` and token-level causal masking. The GPU backend takes it too
+    /// (its kernels skip and mask exactly these keys).
     /// Top-k counts its fraction over all key blocks, so with a window prefer CDF selection.
     public var slidingWindow: Int? = nil
     /// Learned sink logits (gpt-oss's attention sinks), one value for all heads or one per

@@ -48,16 +48,18 @@ DEV unsigned ex2h2(float lo, float hi) {
 DEV unsigned pack2(float lo, float hi) { return (unsigned)f2h(lo) | ((unsigned)f2h(hi) << 16); }
 
 // Stage 2's visit list, built by one warp: the marked key blocks in ascending order, without
-// those entirely in the future of every row (causal); `ords` keeps each one's ordinal among
-// all marked blocks, `ksc` its K scale (prefetched: no global load in the loop); sh[0] = the
-// number to visit, sh[1] = the number marked.
-DEV void visit_list(const unsigned char* mrow, int nk, int bk, int causal, i64 lastRow, const float* kScale,
-                    int lane, int* list, int* ords, float* ksc, int* sh) {
+// those entirely in the future of every row (causal) or entirely before the sliding window of
+// every row (`window` > 0: keys up to `firstLimit`, the first row's causal limit minus the
+// window, are outside it); `ords` keeps each one's ordinal among all marked blocks, `ksc` its
+// K scale (prefetched: no global load in the loop); sh[0] = the number to visit, sh[1] = the
+// number marked.
+DEV void visit_list(const unsigned char* mrow, int nk, int bk, int Nk, int causal, i64 lastRow, i64 window, i64 firstLimit,
+                    const float* kScale, int lane, int* list, int* ords, float* ksc, int* sh) {
     int selected = 0, cnt = 0;
     for (int base = 0; base < nk; base += 32) {
         int j = base + lane;
         bool marked = j < nk && mrow[j] != 0;
-        bool future = causal && (i64)j * bk > lastRow;
+        bool future = (causal && (i64)j * bk > lastRow) || (window > 0 && min((i64)(j + 1) * bk, (i64)Nk) - 1 <= firstLimit);
         unsigned mm = __ballot_sync(0xffffffffu, marked);
         unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
         unsigned below = (1u << lane) - 1u;
@@ -162,7 +164,7 @@ DEV void mma_e4m3(float* c, const unsigned* a, unsigned b0, unsigned b1) {
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const u16* v16, i64 vbs, i64 vhs, i64 vts,
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
-        const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
+        const float* lambdas, float scoreFactor, int causal, int offset, i64 window, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
         const unsigned char* keyValid, const unsigned char* blockFlags, const float* vScale) {
     extern __shared__ __align__(16) unsigned char smem[];
@@ -180,7 +182,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
     const int qStart = i * BQ, rows = min(BQ, Nq - qStart);
     const unsigned char* mrow = map + ((i64)bh * nq + i) * nk;
 
-    if (warp == 0) visit_list(mrow, nk, BK, causal, (i64)qStart + rows - 1 + offset, kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
+    if (warp == 0) visit_list(mrow, nk, BK, Nk, causal, (i64)qStart + rows - 1 + offset, window, (i64)qStart + offset - window,
+                              kScale + (i64)kvh * nk, lane, list, ords, ksc, sh);
 
     // This warp's rows: MT tiles of 16, rows g and g + 8 of each (the mma fragment layout).
     // Q fragments (A operand of m16n8k32) stay in registers for the whole loop.
@@ -292,10 +295,11 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
 #endif
         }
         const float sc = __fmul_rn(__fmul_rn(qs, ksc[idx]), scoreFactor);
-        // Only the tiles at the end of the keys or on the causal diagonal need masks; the
-        // others keep the raw sums (exact in fp32) and fold the scale into the exp:
-        // max(acc * sc) = max(acc) * sc since rounding is monotone.
+        // Only the tiles at the end of the keys, on the causal diagonal or on the window's start
+        // need masks; the others keep the raw sums (exact in fp32) and fold the scale into the
+        // exp: max(acc * sc) = max(acc) * sc since rounding is monotone.
         const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
+            || (window > 0 && (i64)kStart <= (i64)qStart + BQ - 1 + offset - window)
             || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
         float s[MT][BK / 8][4];
         float ml[MT][2];
@@ -316,6 +320,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
                         float v = __fmul_rn(s[mt][n][e], sc);
                         if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                         if (causal && kStart + col > row[mt][e >> 1] + offset) v = -SP_INF;
+                        if (window > 0 && (i64)kStart + col <= (i64)row[mt][e >> 1] + offset - window) v = -SP_INF;
                         if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
                         s[mt][n][e] = v;
                         ml[mt][e >> 1] = fmaxf(ml[mt][e >> 1], v);

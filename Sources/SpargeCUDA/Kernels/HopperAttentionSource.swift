@@ -170,6 +170,10 @@ enum HopperAttentionSource {
 #ifndef Q_EARLY
 #define Q_EARLY 1                   // Q_SMEM: the query block's loads issued before the marks', stored after the ballots
 #endif
+#ifndef WINDOW
+#define WINDOW 0                    // the sliding window's skips and masks (the host: calls with a window > 0); a
+                                    // runtime test instead changed the loop's schedule in every program
+#endif
 #ifndef PROBE_TIMES
 #define PROBE_TIMES 0               // diagnosis: thread 0 stamps each CTA's phases into `probe` (see PROBE)
 #endif
@@ -327,7 +331,7 @@ template <int N> DEV int imax_all(int* v) {
 extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg(
         const signed char* q8, const float* qScale, const signed char* k8, const float* kScale, const void* vt, const float* vScale,
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
-        const float* lambdas, float scoreFactor, int causal, int offset, int exemptTail, int tritonPad,
+        const float* lambdas, float scoreFactor, int causal, int offset, i64 window, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
         const unsigned char* keyValid, const unsigned char* blockFlags, unsigned long long* probe) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -390,7 +394,9 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     for (int c0 = 0; c0 < chunks; c0 += WARPS) {
         const int c = c0 + warp, j = c * 32 + lane;
         const bool marked = c < chunks && j < nk && mrow[j] != 0;
-        const bool future = causal && (i64)j * BK > (i64)qStart + rows - 1 + offset;
+        // (Before the sliding window of every row counts as the future does: not visited.)
+        const bool future = (causal && (i64)j * BK > (i64)qStart + rows - 1 + offset)
+            || (WINDOW && min((i64)(j + 1) * BK, (i64)Nk) - 1 <= (i64)qStart + offset - window);
         const unsigned mm = __ballot_sync(0xffffffffu, marked), mv = __ballot_sync(0xffffffffu, marked && !future);
         if (lane == 0 && c < chunks) { cmask[2 * c] = mm; cmask[2 * c + 1] = mv; }
     }
@@ -501,7 +507,8 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     // chunks at the positions the chunks before them leave. Once per selected tile instead of
     // in the loop: its score scale (in place of the key block's scale) and its flags (in place
     // of its order): bit 0, the tile takes the masked path (past Nk, crossing the causal
-    // diagonal, or padded keys); bit 1, exempt from the filter.
+    // diagonal or the start of a row's sliding window, or padded keys); bit 1, exempt from the
+    // filter.
     int cnt = 0, selected = 0;
     for (int c0 = 0; c0 < chunks; c0 += 32) {
         const int c = c0 + lane;
@@ -521,6 +528,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         if ((mv >> lane) & 1u) {
             const int j = c * 32 + lane, t = beforeVisited + __popc(mv & below), kStart = j * BK;
             const bool masked = kStart + BK > Nk || (causal && kStart + BK - 1 > qStart + offset)
+                || (WINDOW && (i64)kStart <= (i64)qStart + BQ - 1 + offset - window)
                 || (blockFlags && (blockFlags[(i64)b * nk + j] & 1));
             const bool exempt = before + __popc(mm & below) >= selected - exemptTail;
             list[t] = j;
@@ -699,6 +707,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
                 float v = __fmul_rn(UNBIAS(s[e]), sc);
                 if (col >= cols) v = tritonPad ? 0.0f : -SP_INF;
                 if (causal && kStart + col > row + offset) v = -SP_INF;
+                if (WINDOW && (i64)kStart + col <= (i64)row + offset - window) v = -SP_INF;
                 if (keyValid && col < cols && !keyValid[(i64)b * Nk + kStart + col]) v = -SP_INF;
                 s[e] = v;
                 if (e & 2) ml1 = fmaxf(ml1, v); else ml0 = fmaxf(ml0, v);

@@ -421,11 +421,20 @@ PREP_BLOCKS(prep_blocks_bf16, 2)
 // Step 7's rule (the CPU's blockCausallyAllowed): whether query block i sees some key of key
 // block j (query t sees keys up to t + offset).
 DEV bool block_causally_allowed(int i, int j, int bq, int bk, int offset) { return (i64)j * bk < (i64)(i + 1) * bq + offset; }
+// The CPU's blockInsideWindow: whether some query of block i sees some key of block j through a
+// sliding window of `window` keys ending at each query's causal limit (0: no window). The
+// block's first query has the earliest window; the block's last key is clipped to Nk.
+DEV bool block_inside_window(int i, int j, int bq, int bk, int offset, i64 window, int Nk) {
+    return window == 0 || min((i64)(j + 1) * bk, (i64)Nk) - 1 > (i64)i * bq + offset - window;
+}
 // The end of a map entry m of query block i, key block j, after the selection: the causal
-// future cleared (step 7), then block 0 marked with the attention sink.
-DEV unsigned char causal_and_sink(unsigned char m, int i, int j, int bq, int bk, int causal, int offset, int sink) {
+// future cleared (step 7), then block 0 marked with the attention sink, then the blocks before
+// every window of the query block cleared (the window masks the sink too).
+DEV unsigned char causal_and_sink(unsigned char m, int i, int j, int bq, int bk, int causal, int offset, int sink,
+                                  i64 window, int Nk) {
     if (causal && !block_causally_allowed(i, j, bq, bk, offset)) m = 0;
     if (sink && j == 0) m = 1;
+    if (!block_inside_window(i, j, bq, bk, offset, window, Nk)) m = 0;
     return m;
 }
 
@@ -442,7 +451,7 @@ DEV void copy_rows(float* dst, int pitch, const float* src, int rows, int valid,
 }
 // Section 2, step 3: compressed scores of 16 query blocks x 64 key blocks per thread block,
 // each a sequential dot product in the CPU's order, with the -inf of key blocks that are not
-// self-similar, of the causal future and (blockFlags bit 1, [B][nk], optional) of key blocks
+// self-similar, of the causal future, before the sliding window and (blockFlags bit 1, [B][nk], optional) of key blocks
 // whose keys are all padding, as on the CPU: such blocks take no share of the block softmax,
 // so the CDF count does not depend on them. grid (ceil(nq/16), ceil(nk/64), B*H), 256 threads,
 // dynamic shared memory (16 * block_scores_q_pitch(D) + 64 * prep_row_pitch(D)) floats. Each
@@ -454,7 +463,7 @@ DEV void copy_rows(float* dst, int pitch, const float* src, int rows, int valid,
 DEV int block_scores_q_pitch(int D) { return (D + 3) & ~3; }
 extern "C" __global__ void block_scores(const float* pooledQ, const float* pooledK, const float* simK,
         int H, int groupSize, int nq, int nk, int D, int bq, int bk, float scale, const float* theta,
-        int causal, int offset, int gpuRound, const unsigned char* blockFlags, float* scores) {
+        int causal, int offset, i64 window, int Nk, int gpuRound, const unsigned char* blockFlags, float* scores) {
     extern __shared__ float sm[];
     const int QP = block_scores_q_pitch(D), KP = prep_row_pitch(D);
     float* pq = sm;
@@ -467,12 +476,13 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     const int jl = tid & 63, g = tid >> 6, j = j0 + jl, iFirst = i0 + 4 * g;
     if (j >= nk || iFirst >= nq) return;
     const float th = theta[h];
-    // Masked for all four queries: not self-similar, padding, or in the causal future of the
-    // last of them (then of all).
+    // Masked for all four queries: not self-similar, padding, in the causal future of the last
+    // of them (then of all) or before the window of the first (then of all).
     const bool keyMasked = !(simK[(i64)kh * nk + j] > th) || (blockFlags && (blockFlags[(i64)b * nk + j] & 2));
     auto future = [&](int i) { return causal && !block_causally_allowed(i, j, bq, bk, offset); };
+    auto beforeWindow = [&](int i) { return !block_inside_window(i, j, bq, bk, offset, window, Nk); };
     float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    if (!keyMasked && !future(min(iFirst + 3, nq - 1))) {
+    if (!keyMasked && !future(min(iFirst + 3, nq - 1)) && !beforeWindow(iFirst)) {
         const float* a = pq + 4 * g * QP;
         const float* k = pk + jl * KP;
         const int d4 = D & ~3;
@@ -497,7 +507,7 @@ extern "C" __global__ void block_scores(const float* pooledQ, const float* poole
     for (int q = 0; q < 4; q++) {
         const int i = iFirst + q;
         if (i < nq) {
-            const float s = keyMasked || future(i) ? -SP_INF
+            const float s = keyMasked || future(i) || beforeWindow(i) ? -SP_INF
                 : gpuRound ? roundh(__fmul_rn(roundh(dot[q]), scale)) : __fmul_rn(dot[q], scale);
             scores[((i64)bh * nq + i) * nk + j] = s;
         }
@@ -618,7 +628,7 @@ DEV void select_top_k(const float* probs, int nk, int count, unsigned* hist, flo
 // P2 = next power of two >= nk.
 extern "C" __global__ void select_blocks(const float* scores, const float* simQ, const float* simK,
         int H, int groupSize, int nq, int nk, int P2, int bq, int bk,
-        const float* theta, const float* sel, int isTopK, int causal, int offset, int sink, int gpuRound,
+        const float* theta, const float* sel, int isTopK, int causal, int offset, int sink, i64 window, int Nk, int gpuRound,
         unsigned char* map, float* probsOut) {
     extern __shared__ u64 keys[];
     float* probs = (float*)(keys + P2);
@@ -676,7 +686,7 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
     for (int j = tid; j < nk; j += nt) {
         const unsigned char m = selfSimilarQ ? rowm[j] : 1;
-        out[j] = causal_and_sink(m, i, j, bq, bk, causal, offset, sink);
+        out[j] = causal_and_sink(m, i, j, bq, bk, causal, offset, sink, window, Nk);
     }
 }
 
@@ -706,10 +716,11 @@ extern "C" __global__ void clear_padded_blocks(unsigned char* map, const unsigne
 
 // The block map of a selection that keeps every block (top-k 1): steps 3-6 mark every block,
 // then the end of select_blocks (causal_and_sink). Grid (nq, B * H).
-extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int causal, int offset, int sink, unsigned char* map) {
+extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int causal, int offset, int sink, i64 window, int Nk,
+                                          unsigned char* map) {
     const int i = blockIdx.x, bh = blockIdx.y;
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
-    for (int j = threadIdx.x; j < nk; j += blockDim.x) out[j] = causal_and_sink(1, i, j, bq, bk, causal, offset, sink);
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) out[j] = causal_and_sink(1, i, j, bq, bk, causal, offset, sink, window, Nk);
 }
 
 // Diagnosis and profiling only (SPARGE_CUDA_BENCH_HOLD_US, profilePreparation): spins for `ns`
