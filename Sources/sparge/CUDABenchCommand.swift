@@ -16,7 +16,7 @@ struct CUDABenchCommand {
     static let usage = """
         Usage: sparge bench --backend cuda [--heads 16] [--lengths 16384,32768] [--dims 64,128]
           [--top-k 1,0.5,0.25] [--bq 128] [--bk 64] [--pv fp16|fp8] [--lambda 50|inf] [--no-skip-counts] [--sink S]
-          [--repeat 30] [--profile] [--dump DIR]
+          [--causal [--sliding-window W]] [--repeat 30] [--profile] [--dump DIR]
 
         Times sparse attention on the GPU (device events, median of --repeat runs after \(warmupRuns)
         warm-up runs) on B=1 fp16 Gaussian q, k, v: stage 1 + quantization and the
@@ -33,6 +33,10 @@ struct CUDABenchCommand {
                        direction (S times a unit vector, plus noise), so that each row's maximum
                        is in the first key block and the running maxima stop rising after it
                        (S = 8: about 11 base-2 units above the other scores' mean at D=64, 8 at D=128)
+          --causal     causal attention (the density then counts the blocks kept of all blocks,
+                       so the causal future counts as dropped; the dense-equivalent work is half)
+          --sliding-window W
+                       with --causal, each query sees only its last W keys
           --profile    also print the device time of each preparation kernel, run one after
                        another (median of \(profileCalls) calls)
           --dump DIR   also write q, k, v of every shape to DIR/{q,k,v}_N_D.npy (fp16, B,H,N,D)
@@ -50,9 +54,11 @@ struct CUDABenchCommand {
     var lambda: Float = SpargeParameters.recommended.pvThreshold[0]
     var sink: Float = 0
     var countSkippedTiles = true
+    var causal = false
+    var window: Int?
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["profile", "no-skip-counts"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "sink", "repeat", "dump"],
+        guard let a = try Arguments.parse(arguments, flags: ["profile", "no-skip-counts", "causal"], options: ["backend", "heads", "lengths", "dims", "top-k", "bq", "bk", "pv", "lambda", "sink", "repeat", "dump", "sliding-window"],
                                           usage: Self.usage) else { return nil }
         heads = try a.int("heads", in: 1...1024) ?? heads
         func ints(_ name: String) throws -> [Int]? {
@@ -75,6 +81,9 @@ struct CUDABenchCommand {
         dump = a.string("dump")
         profile = a.flag("profile")
         countSkippedTiles = !a.flag("no-skip-counts")
+        causal = a.flag("causal")
+        window = try a.int("sliding-window", in: 1...Int(Int32.max))
+        if window != nil && !causal { throw UsageError("--sliding-window needs --causal (a window ends at each query's causal limit)") }
         if let s = a.string("lambda") {
             guard let v = Float(s), v >= 0 else { throw UsageError("--lambda '\(s)' must be a number at least 0, or inf") }
             lambda = v
@@ -92,7 +101,7 @@ struct CUDABenchCommand {
     func execute() throws {
         #if CUDA
         let device = try CUDADevice.open()
-        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), lambda \(lambda)\(countSkippedTiles ? "" : " (skips not counted)"), median of \(repeats)")
+        print("device: \(device.name) (\(device.multiprocessorCount) SMs, compute capability \(device.computeCapability.major).\(device.computeCapability.minor)), B=1 H=\(heads) fp16, blocks \(blockQ)x\(blockK), P.V \(numerics.rawValue), lambda \(lambda)\(countSkippedTiles ? "" : " (skips not counted)")\(causal ? ", causal" : "")\(window.map { ", sliding window \($0)" } ?? ""), median of \(repeats)")
         print("    N    D  top-k  density  stage1+quant ms  kernel ms  total ms   TOPS (dense-equiv.)  kernel TOPS on kept blocks")
         for d in dims {
             for n in lengths {
@@ -131,6 +140,8 @@ struct CUDABenchCommand {
                     p.pvThreshold = PerHead(lambda)
                     p.gpuReproduction.pvNumerics = numerics
                     (p.blockQ, p.blockK) = (blockQ, blockK)
+                    p.causal = causal
+                    p.slidingWindow = window
                     let plan = try SpargeCUDAPlan(shape: shape, parameters: p, device: device, countSkippedTiles: countSkippedTiles)
                     let layout = TensorLayout.hnd(heads: heads, tokens: n, headDim: d)
                     let dq = try q.withUnsafeBytes { try plan.upload($0) }
@@ -149,9 +160,11 @@ struct CUDABenchCommand {
                         let parts = (0..<(calls.map(\.count).min() ?? 0)).map { n in (calls[0][n].0, Timing.median(calls.map { $0[n].1 })) }
                         print("        preparation: " + parts.map { String(format: "%@ %.3f ms", $0.0 as NSString, $0.1) }.joined(separator: ", "))
                     }
-                    let ops = 4 * Double(n) * Double(n) * Double(d) * Double(heads)
+                    // Dense-equivalent work: 4 N^2 D H, half of it under the causal mask (as
+                    // FlashAttention counts); the kept blocks' work is the density of all blocks.
+                    let all = 4 * Double(n) * Double(n) * Double(d) * Double(heads), ops = causal ? all / 2 : all
                     print(String(format: "%6d %4d %6.2f %8.3f %16.3f %10.3f %9.3f %12.1f %24.1f", n, d, topk, density, prep * 1e3, kernel * 1e3,
-                                 total * 1e3, ops / total / 1e12, ops * density / kernel / 1e12))
+                                 total * 1e3, ops / total / 1e12, all * density / kernel / 1e12))
                 }
             }
         }
