@@ -94,9 +94,39 @@ struct SinkLogitTests {
             p.sinkLogits = bad
             #expect(throws: SpargeError.self) { _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, parameters: p) }
         }
-        p.sinkLogits = 1
-        p.gpuReproduction.pvNumerics = .fp16
-        #expect(throws: SpargeError.self) { _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, parameters: p) }
         #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: x, k: x, v: x, shape: shape, sinkLogits: [1, 2, 3]) }
+    }
+
+    /// The GPU emulations (fp16 and FP8 P.V, whose `P` and `l` carry 2^8.807) with sinks from
+    /// far below to far above the scores, K smoothing on and off, causal with rows that see no
+    /// key: output and log-sum-exp against float64 within those numerics' error.
+    @Test(arguments: [PVNumerics.fp16, .fp8])
+    func gpuNumericsFoldTheSink(numerics: PVNumerics) throws {
+        var rng = TestRNG(seed: 1460)
+        let shape = AttentionShape(batch: 1, heads: 4, kvHeads: 2, queryLength: 150, keyLength: 120, headDim: 64)
+        let q = rng.gaussians(shape.queryElements, scale: 1.5), k = rng.gaussians(shape.keyElements, scale: 1.5).map { $0 + 0.7 }
+        let v = rng.gaussians(shape.keyElements)
+        let sinks = Self.sinks(heads: shape.heads)
+        let ref = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: shape, causalOffset: -30, sinkLogits: sinks)
+        for smooth in [true, false] {
+            var p = SpargeParameters()
+            p.causal = true
+            p.sinkLogits = sinks
+            p.smoothK = smooth
+            p.pvThreshold = PerHead(Float.infinity)
+            p.gpuReproduction.pvNumerics = numerics
+            let (nq, nk) = shape.blockCounts(blockQ: p.blockQ, blockK: p.blockK)
+            let full = try BlockMap.full(batch: 1, heads: shape.heads, queryBlocks: nq, keyBlocks: nk)
+            let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: shape, parameters: p, blockMap: full, captureLSE: true)
+            let acc = try Accuracy(out, reference: ref.output)
+            #expect(acc.cosine >= 0.995, "\(numerics) smooth \(smooth): cosine \(acc.cosine)")
+            let lse = try #require(result.lse)
+            #expect(ExtendedReference.maxLSEError(lse, ref.lse) <= 0.15, "\(numerics) smooth \(smooth) lse")
+            // The first 30 rows see no key: zeros, and the sink as the log-sum-exp.
+            for h in 0..<shape.heads {
+                #expect(out[(h * shape.queryLength) * 64..<(h * shape.queryLength + 30) * 64].allSatisfy { $0 == 0 })
+                #expect(lse[h * shape.queryLength..<h * shape.queryLength + 30].allSatisfy { abs($0 - sinks[h]) <= 1e-4 })
+            }
+        }
     }
 }

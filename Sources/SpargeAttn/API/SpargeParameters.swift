@@ -131,8 +131,8 @@ public struct SpargeParameters: Sendable, Hashable {
     /// `exp(logit)` added, an entry with no value, so `O = sum_j e^(s_j) v_j / (sum_j e^(s_j) +
     /// e^logit)`; the log-sum-exp includes it, and a row that sees no key outputs zeros. Stage
     /// 1 and stage 2 are unchanged. `nil` (the default): none. Not to be confused with
-    /// ``attentionSink``, which keeps key block 0. Needs `pvNumerics` `.fp32`; the GPU backend
-    /// refuses it.
+    /// ``attentionSink``, which keeps key block 0. Every `pvNumerics` takes them (the FP16 and
+    /// FP8 emulations add the sink to their fp32 `l`, as the GPU backend's kernels do).
     public var sinkLogits: PerHead? = nil
     /// Always keep key block 0 (the attention sink), unless a ``slidingWindow`` masks it.
     public var attentionSink: Bool = false
@@ -248,9 +248,6 @@ public struct SpargeParameters: Sendable, Hashable {
         }
         if let sinks = sinkLogits {
             try sinks.validate(name: "sinkLogits", heads: shape.heads, { $0.isFinite }, range: "a finite logit")
-            if gpuReproduction.pvNumerics != .fp32 {
-                throw SpargeError.invalidParameter("sinkLogits join an fp32 softmax denominator; pvNumerics .\(gpuReproduction.pvNumerics) emulates a GPU kernel that has none: set pvNumerics to .fp32 or sinkLogits to nil")
-            }
         }
         if gpuReproduction.stage2ExemptTailBlocks < 0 { throw SpargeError.invalidParameter("stage2ExemptTailBlocks is \(gpuReproduction.stage2ExemptTailBlocks); it must be at least 0") }
     }

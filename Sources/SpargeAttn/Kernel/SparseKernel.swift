@@ -11,19 +11,23 @@ struct TileCounts {
 
 /// Where a kernel finds each row's learned sink (``SpargeParameters/sinkLogits``): the
 /// per-head logits, the fp32 queries and, with K smoothing, the K means the scores are relative
-/// to (see ``fillRowSinks(_:rows:first:logit:q:b:h:mean:scale:d:temp:)``).
+/// to (see ``fillRowSinks(_:rows:first:logit:q:b:h:mean:scale:d:offset:temp:)``).
 struct SinkSource {
     var logits: PerHead
     var queries: TensorView
     /// `B*Hkv*D` means, nil without K smoothing.
     var keyMeans: UnsafePointer<Float>?
     var scale: Float
+    /// Base-2 units added to every row's sink: the FP8 emulation's `P` and `l` carry
+    /// `2^fp8ProbabilityOffset`, so its sink must too (0 otherwise).
+    var offset: Float = 0
 
     /// Rows `first..<first + rows` of query head `h` of batch `b` into `w.rowSinks`.
     func rows(_ rows: Int, first: Int, b: Int, h: Int, shape s: AttentionShape, scratch w: WorkerScratch) -> UnsafePointer<Float> {
         let d = s.headDim
         fillRowSinks(w.rowSinks.pointer, rows: rows, first: first, logit: logits[h], q: queries, b: b, h: h,
-                     mean: keyMeans.map { $0 + (b * s.kvHeads + h / s.groupSize) * d }, scale: scale, d: d, temp: w.row.pointer)
+                     mean: keyMeans.map { $0 + (b * s.kvHeads + h / s.groupSize) * d }, scale: scale, d: d, offset: offset,
+                     temp: w.row.pointer)
         return UnsafePointer(w.rowSinks.pointer)
     }
 }

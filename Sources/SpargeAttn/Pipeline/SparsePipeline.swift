@@ -126,7 +126,8 @@ struct SparsePipeline {
                 scoreFactor: p.gpuReproduction.quantization == .triton ? 1 : scale * log2e,
                 tritonKeyPadding: p.gpuReproduction.tritonKeyPadding, numerics: p.gpuReproduction.pvNumerics, keyValid: keyValid,
                 sinks: p.sinkLogits.map { SinkSource(logits: $0, queries: q, keyMeans: p.smoothK ? UnsafePointer(ops.kMean.pointer) : nil,
-                                                     scale: scale) },
+                                                     scale: scale,
+                                                     offset: p.gpuReproduction.pvNumerics == .fp8 ? fp8ProbabilityOffset : 0) },
                 pairMask: pairBlocks)
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? sparseSplitFactor(items: items, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics) : st.chunks

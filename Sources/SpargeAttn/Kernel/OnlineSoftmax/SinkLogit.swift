@@ -33,9 +33,10 @@ func foldSink(m: Float, l: Float, sink: Float, unit: ScoreUnit) -> SinkFoldedRow
 /// Each row's sink in the kernel's base-2 score units, for rows `first..<first + rows` of
 /// (b, h): `logit * log2(e)`, less the row's `s * log2(e) * q . mean` when the kernel scores
 /// `q . (k - mean)` (K smoothing: the sink must move with the row's scores; the log-sum-exp's
-/// later correction, `addKeyMeanScores`, adds the same product back, in Double as here).
+/// later correction, `addKeyMeanScores`, adds the same product back, in Double as here),
+/// plus `offset` (the FP8 emulation's `2^8.807`, which its `P` and `l` carry).
 func fillRowSinks(_ out: UnsafeMutablePointer<Float>, rows: Int, first: Int, logit: Float, q: TensorView, b: Int, h: Int,
-                  mean: UnsafePointer<Float>?, scale: Float, d: Int, temp: UnsafeMutablePointer<Float>) {
+                  mean: UnsafePointer<Float>?, scale: Float, d: Int, offset: Float = 0, temp: UnsafeMutablePointer<Float>) {
     for r in 0..<rows {
         var shift = 0.0
         if let mean {
@@ -44,6 +45,6 @@ func fillRowSinks(_ out: UnsafeMutablePointer<Float>, rows: Int, first: Int, log
             for c in 0..<d { dot += Double(x[c]) * Double(mean[c]) }
             shift = Double(scale) * dot
         }
-        out[r] = Float((Double(logit) - shift) * Double(log2e))
+        out[r] = Float((Double(logit) - shift) * Double(log2e) + Double(offset))
     }
 }
