@@ -271,13 +271,14 @@ enum Kernels {
     /// kernel time counting at lambda 50 and 2.5-4.3% without counts on the H100 in session 36,
     /// same runs as above; its SASS is about half the size at D=64).
     static func hopperAttention(_ device: CUDADevice, _ c: HopperConfiguration, keyBlocks: Int, filter: FilterCode = .full,
-                                unmasked: Bool = false, window: Bool = false) throws -> (CUhandle, shared: Int) {
+                                unmasked: Bool = false, window: Bool = false, sinks: Bool = false) throws -> (CUhandle, shared: Int) {
         let shared = c.sharedBytes(keyBlocks: keyBlocks)
         guard shared <= device.maxSharedBytes else {
             throw CUDAError.unsupported("\(keyBlocks) key blocks need \(shared) bytes of shared memory, the device has \(device.maxSharedBytes); use larger key blocks")
         }
-        let suffix = filter.programSuffix + (unmasked ? "_um" : "") + (window ? "_sw" : "")
+        let suffix = filter.programSuffix + (unmasked ? "_um" : "") + (window ? "_sw" : "") + (sinks ? "_sk" : "")
         let options = c.options + filter.options + (unmasked ? ["-DANY_MASKED=0"] : []) + (window ? ["-DWINDOW=1"] : [])
+            + (sinks ? ["-DSINKS=1"] : [])
         let f = try device.function("sparse_attention_wg", program: c.program + suffix, source: HopperAttentionSource.text,
                                     options: options, architectureSuffix: "a", sharedBytes: device.maxSharedBytes)
         return (f, shared)
@@ -377,7 +378,7 @@ public enum SpargeCUDAKernels {
         // float maxima (the integer ones by default) with both; the FP8 row sums by the P.V; the
         // programs without the filter's code, with the count alone, and without the masked path;
         // the old epilogue's stores, Q's loads after the marks (Q_SMEM), the per-CTA stamps, and
-        // the sliding window's program.
+        // the programs of sliding windows and of learned sinks.
         // (At all four shapes they took CI's step 4 minutes on two cores; the 64 x 128 shapes of
         // the sage2 presets compile above with their own options.)
         let variants = [(true, "-DFP8_TWO_LEVEL=1"), (false, "-DPINGPONG=1"), (true, "-DPINGPONG=1"), (false, "-DDECOUPLE=1"), (true, "-DDECOUPLE=1"),
@@ -387,7 +388,7 @@ public enum SpargeCUDAKernels {
                         (false, "-DFILTER=0"), (true, "-DFILTER=0"), (false, "-DFILTER=2"), (true, "-DFILTER=2"),
                         (false, "-DANY_MASKED=0"), (true, "-DANY_MASKED=0"), (false, "-DEPI_SMEM=0"), (true, "-DEPI_SMEM=0"),
                         (false, "-DQ_EARLY=0"), (true, "-DQ_EARLY=0"), (false, "-DPROBE_TIMES=1"), (true, "-DPROBE_TIMES=1"),
-                        (false, "-DWINDOW=1"), (true, "-DWINDOW=1")]
+                        (false, "-DWINDOW=1"), (true, "-DWINDOW=1"), (false, "-DSINKS=1"), (true, "-DSINKS=1")]
         for d in [64, 128] {
             for (fp8, define) in variants {
                 guard let config = Kernels.HopperConfiguration(headDim: d, blockQ: 128, blockK: 64, fp8: fp8) else { continue }

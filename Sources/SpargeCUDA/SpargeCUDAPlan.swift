@@ -17,9 +17,9 @@ import SpargeAttn
 /// Limits of the kernels, each refused with ``CUDAError/unsupported(_:)`` that says what to
 /// change: head dims 32, 64, 96 and 128; batch x heads at most 65535 (a grid dimension);
 /// shared memory per thread block within the device's (long key sequences need larger key
-/// blocks); no learned sinks (`sinkLogits`), Q smoothing or fixed-point P.V. Causal
-/// attention in either alignment, sliding windows, the attention sink block, key padding and
-/// the log-sum-exp are supported as on the CPU path.
+/// blocks); no Q smoothing or fixed-point P.V. Causal attention in either alignment, sliding
+/// windows, learned sinks, the attention sink block, key padding and the log-sum-exp are
+/// supported as on the CPU path.
 ///
 /// Device buffers are allocated on the first call and reused by later ones; a plan is
 /// thread-safe (calls are serialised by a lock).
@@ -105,6 +105,10 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         try lambdas.withUnsafeBytes { try buffers.lambda.upload($0.baseAddress!, bytes: $0.count) }
         try thetas.withUnsafeBytes { try buffers.theta.upload($0.baseAddress!, bytes: $0.count) }
         try selections.withUnsafeBytes { try buffers.selection.upload($0.baseAddress!, bytes: $0.count) }
+        if let sinks = parameters.sinkLogits {
+            let logits = (0..<shape.heads).map { sinks[$0] }
+            try logits.withUnsafeBytes { try buffers.sinkLogits.upload($0.baseAddress!, bytes: $0.count) }
+        }
     }
 
     /// Whether `device` runs P.V in FP8 (``SpargeAttn/PVNumerics/fp8``) at this shape: the Hopper
@@ -125,9 +129,6 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         }
         guard shape.queryLength <= Int(Int32.max), shape.keyLength <= Int(Int32.max) else {
             throw CUDAError.unsupported("sequence lengths \(shape.queryLength) and \(shape.keyLength): the GPU kernels take lengths below 2^31")
-        }
-        if p.sinkLogits != nil {
-            throw CUDAError.unsupported("sinkLogits: the GPU kernels have no learned sinks; leave them nil here (the CPU path supports them)")
         }
         guard d % 32 == 0, d <= 128 else {
             throw CUDAError.unsupported("head dim \(d): the GPU kernels take 32, 64, 96 or 128 (use the CPU path for other head dims)")
@@ -554,6 +555,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             if let keyPadding { try clearPaddedBlocks(flags: keyPadding.flags) }
             try profiler?.mark("selection")
         }
+        try launchRowSinks(q: q)
         if hopper != nil {
             try side?.join(1)
             try launchHopper(output: output, events: events, lse: lse, keyPadding: keyPadding)
@@ -602,6 +604,20 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         var a = KernelArguments()
         a.add(buffers.map.pointer); a.add(flags); a.add(int: s.heads); a.add(int: nq); a.add(int: nk)
         try device.launch(f, grid: (nq, s.batch * s.heads), block: 128, a, name: "clear_padded_blocks")
+    }
+
+    /// Each row's learned sink in the stage-2 kernels' units (`row_sinks`, after the K mean):
+    /// nothing without ``SpargeAttn/SpargeParameters/sinkLogits``.
+    private func launchRowSinks(q: DeviceTensor) throws {
+        guard parameters.sinkLogits != nil else { return }
+        let s = shape
+        let f = try Kernels.prepare(device, "row_sinks")
+        var a = KernelArguments()
+        a.add(q.address); a.add(int: q.type.code); a.add(long: q.layout.batchStride); a.add(long: q.layout.headStride)
+        a.add(long: q.layout.tokenStride); a.add(int: s.heads); a.add(int: s.groupSize); a.add(int: s.queryLength); a.add(int: s.headDim)
+        a.add(buffers.kMean.pointer); a.add(parameters.softmaxScale ?? (1 / Float(s.headDim).squareRoot()))
+        a.add(buffers.sinkLogits.pointer); a.add(try buffers.rowSinks.reserve(s.batch * s.heads * s.queryLength * 4))
+        try device.launch(f, grid: ((s.queryLength + 127) / 128, s.batch * s.heads), block: 128, a, name: "row_sinks")
     }
 
     /// With K smoothing the kernels' log-sum-exp is of q.(k - mean): adds `scale * q.mean`
@@ -676,7 +692,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         let k: (CUhandle, shared: Int, threads: Int)
         if let c = hopper {
             let (f, shared) = try Kernels.hopperAttention(device, c, keyBlocks: nk, filter: filterCode, unmasked: unmasked,
-                                                          window: p.kernelWindow > 0)
+                                                          window: p.kernelWindow > 0, sinks: p.sinkLogits != nil)
             k = (f, shared, c.threads)
         } else {
             k = try Kernels.attention(device, headDim: shape.headDim, blockQ: p.blockQ, blockK: p.blockK, keyBlocks: nk,
@@ -727,6 +743,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
         a.add(long: output.layout.headStride); a.add(long: output.layout.tokenStride); a.add(b.counts.pointer)
         a.add(lse)   // 0: no log-sum-exp
         a.add(keyPadding?.valid ?? 0); a.add(keyPadding?.flags ?? 0)   // 0: no key padding
+        a.add(p.sinkLogits == nil ? CUdeviceptr(0) : b.rowSinks.pointer)   // 0: no learned sinks
     }
 
     /// Whether every row of `x` starts 16-byte aligned and holds whole 16-byte loads (the
@@ -772,7 +789,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
     /// The plan's device memory, grown on demand and kept between calls.
     final class Buffers: @unchecked Sendable {
         let q, k, v, out, kMean, kPartial, k8, kScale, kPooled, kSim, q8, qScale, qPooled, qSim, map, v16, counts,
-            lambda, theta, selection, scores, vAmax, vScale, lse, keyValid, blockFlags, probe: DeviceBuffer
+            lambda, theta, selection, scores, vAmax, vScale, lse, keyValid, blockFlags, probe, sinkLogits, rowSinks: DeviceBuffer
         /// Whether the last call wrote INT8 K in the Hopper kernel's tile layout.
         var keysTiled = false
         init(device: CUDADevice) {
@@ -781,6 +798,7 @@ public final class SpargeCUDAPlan: @unchecked Sendable {
             (kScale, kPooled, kSim, q8, qScale, qPooled, qSim) = (make(), make(), make(), make(), make(), make(), make())
             (map, v16, counts, lambda, theta, selection, scores) = (make(), make(), make(), make(), make(), make(), make())
             (vAmax, vScale, lse, keyValid, blockFlags, probe) = (make(), make(), make(), make(), make(), make())
+            (sinkLogits, rowSinks) = (make(), make())
         }
     }
 }

@@ -23,7 +23,8 @@ struct CUDACheckCommand {
         the "sink" cases, where the filter skips tiles (lambda 50 and 12, D 64 and 128; at lambda 50
         also on plans that do not count skips, "nocount"); and the "long keys" cases, 300 queries
         against 20,000 keys (visit lists of up to 313 key blocks); and the "window" cases, causal
-        sliding windows of 1 to 3000 keys in both alignments (rows whose window is empty).
+        sliding windows of 1 to 3000 keys in both alignments (rows whose window is empty); and
+        the "sinks" cases, learned sink logits with and without a window.
         Then an output view with gaps between its rows (rows as a dense output's, gaps untouched).
         Prints one row per case; exit status 1 if any case fails.
 
@@ -64,6 +65,7 @@ struct CUDACheckCommand {
         rows += try filterCases(device: device)
         rows += try longKeyCases(device: device)
         rows += try windowCases(device: device)
+        rows += try sinkLogitCases(device: device)
         print(String(format: "%-52@ %10@ %12@ %8@ %10@ %9@ %9@ %9@ %7@ %7@ %11@", "case" as NSString, "map diff" as NSString, "int8 diff" as NSString,
                      "scales" as NSString, "cosine" as NSString, "rel L1" as NSString, "max abs" as NSString, "lse err" as NSString,
                      "density" as NSString, "skip" as NSString, "skips g/c" as NSString))
@@ -278,6 +280,40 @@ struct CUDACheckCommand {
             let full = try BlockMap(batch: shape.batch, heads: shape.heads, queryBlocks: qBlocks, keyBlocks: kBlocks,
                                     bits: [UInt8](repeating: 1, count: shape.batch * shape.heads * qBlocks * kBlocks))
             sets.append(("window 100 D\(d) given full map", p, full))
+            rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
+        }
+        return rows
+    }
+
+    /// The learned-sink cases (gpt-oss): per-head sink logits from below to above the scores,
+    /// causal with Nq > Nk (the first rows see no key: zeros, the sink as the log-sum-exp),
+    /// alone and with a sliding window of 200, K smoothing on and off, both block shapes, fp16
+    /// and FP8 P.V, D 32 / 64 / 128.
+    private func sinkLogitCases(device: CUDADevice) throws -> [CUDAAgreement] {
+        var rng = CheckRandom(seed: seed &+ 0x51C)
+        var rows: [CUDAAgreement] = []
+        for d in [64, 128, 32] {
+            let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 650, keyLength: 523, headDim: d)
+            let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
+            let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + 0.7) }
+            let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+            var sets: [(String, SpargeParameters, BlockMap?)] = []
+            for (n, window) in [nil, 200].enumerated() {
+                for smooth in [true, false] {
+                    var p = SpargeParameters.recommended
+                    (p.blockQ, p.blockK) = (n + (smooth ? 0 : 1)) % 2 == 0 ? (128, 64) : (64, 128)
+                    p.causal = true
+                    p.slidingWindow = window
+                    p.smoothK = smooth
+                    p.sinkLogits = [-5, 0.5, 3, 8]
+                    for numerics in [PVNumerics.fp16, .fp8] {
+                        p.gpuReproduction.pvNumerics = numerics
+                        if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: p.blockQ, blockK: p.blockK) { continue }
+                        let label = "sinks D\(d) \(p.blockQ)x\(p.blockK)\(window.map { " window \($0)" } ?? "")\(smooth ? "" : " no-smooth")\(numerics == .fp8 ? " fp8" : "")"
+                        sets.append((label, p, nil))
+                    }
+                }
+            }
             rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
         }
         return rows

@@ -166,7 +166,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, i64 window, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
-        const unsigned char* keyValid, const unsigned char* blockFlags, const float* vScale) {
+        const unsigned char* keyValid, const unsigned char* blockFlags, const float* sinks, const float* vScale) {
     extern __shared__ __align__(16) unsigned char smem[];
     unsigned char* kbuf = smem;
     unsigned char* vbuf = smem + STAGES * KTILE;
@@ -478,9 +478,12 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention(
             const float* vsc = nullptr;
             const float lb = 0.0f;
 #endif
-            const float inv = l == 0.0f ? 0.0f : 1.0f / l;
             if (!valid[mt][hf]) continue;
-            if (lse && t4 == 0) lse[(i64)bh * Nq + row[mt][hf]] = row_lse(m[mt][hf], l, lb);
+            // A learned sink joins the denominator (with the offset l carries).
+            float lf = l, f = 1.0f, mf = m[mt][hf];
+            if (sinks) fold_sink(mf, lf, f, sinks[(i64)bh * Nq + row[mt][hf]] + lb);
+            const float inv = lf == 0.0f ? 0.0f : f / lf;
+            if (lse && t4 == 0) lse[(i64)bh * Nq + row[mt][hf]] = row_lse(mf, lf, lb);
             const i64 base = ob + (i64)row[mt][hf] * ots;
             #pragma unroll
             for (int n = 0; n < D / 8; n++) {

@@ -71,6 +71,17 @@ DEV float row_lse(float m, float l, float bias) {
     if (!(l > 0.0f) || m == -SP_INF) return -SP_INF;
     return (float)(((double)m + (double)log2f(l) - (double)bias) * 0.6931471805599453);
 }
+// A learned sink s (base-2 units, with the P offset of the kernel; -inf: none) folded into a
+// row's state m, l (the CPU path's foldSink): when the sink is the larger the state moves to it
+// and O is to be multiplied by f; a row that attended no key takes the sink alone (f = 0, so
+// its zero O stays zero and its log-sum-exp is the sink).
+DEV void fold_sink(float& m, float& l, float& f, float s) {
+    f = 1.0f;
+    if (!(s > -SP_INF)) return;
+    if (!(m > -SP_INF) || !(l > 0.0f)) { m = s; l = 1.0f; f = 0.0f; return; }
+    if (s > m) { f = exp2f(m - s); l = __fadd_rn(__fmul_rn(l, f), 1.0f); m = s; }
+    else l = __fadd_rn(l, exp2f(s - m));
+}
 """#
 }
 #endif

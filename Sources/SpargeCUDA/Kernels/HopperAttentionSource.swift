@@ -170,6 +170,9 @@ enum HopperAttentionSource {
 #ifndef Q_EARLY
 #define Q_EARLY 1                   // Q_SMEM: the query block's loads issued before the marks', stored after the ballots
 #endif
+#ifndef SINKS
+#define SINKS 0                     // learned sinks in the epilogue (the host: calls with sinkLogits)
+#endif
 #ifndef WINDOW
 #define WINDOW 0                    // the sliding window's skips and masks (the host: calls with a window > 0); a
                                     // runtime test instead changed the loop's schedule in every program
@@ -333,7 +336,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const unsigned char* map, int H, int groupSize, int Nq, int Nk, int nq, int nk,
         const float* lambdas, float scoreFactor, int causal, int offset, i64 window, int exemptTail, int tritonPad,
         void* out, int outType, i64 obs, i64 ohs, i64 ots, int* counts, float* lse,
-        const unsigned char* keyValid, const unsigned char* blockFlags, unsigned long long* probe) {
+        const unsigned char* keyValid, const unsigned char* blockFlags, const float* sinks, unsigned long long* probe) {
     extern __shared__ __align__(128) unsigned char smem[];
     unsigned char* qbuf = smem;                  // Q_SMEM: the query block in the K tile's layout
     unsigned char* kbuf = smem + QBYTES;
@@ -923,12 +926,18 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
     const float l0 = o[(D / 8) * 4], l1 = o[(D / 8) * 4 + 2];
 #endif
     const float* const vsc = PV_FP8 ? vScale + (i64)kvh * D : nullptr;   // (fp16 P.V: no V scales)
-    const float inv0 = l0 == 0.0f ? 0.0f : 1.0f / l0, inv1 = l1 == 0.0f ? 0.0f : 1.0f / l1;
+    // l carries 2^FP8_OFFSET in the FP8 path (P = 2^(S - m + 8.807)).
+    const float lb = PV_FP8 ? FP8_OFFSET : 0.0f;
+    float lf0 = l0, lf1 = l1, f0 = 1.0f, f1 = 1.0f;
+#if SINKS
+    // Learned sinks (per row, from row_sinks) join the denominators, with l's offset.
+    fold_sink(m0, lf0, f0, valid0 ? sinks[(i64)bh * Nq + r0] + lb : -SP_INF);
+    fold_sink(m1, lf1, f1, valid1 ? sinks[(i64)bh * Nq + r1] + lb : -SP_INF);
+#endif
+    const float inv0 = lf0 == 0.0f ? 0.0f : f0 / lf0, inv1 = lf1 == 0.0f ? 0.0f : f1 / lf1;
     if (lse && t4 == 0) {
-        // l carries 2^FP8_OFFSET in the FP8 path (P = 2^(S - m + 8.807)).
-        const float lb = PV_FP8 ? FP8_OFFSET : 0.0f;
-        if (valid0) lse[(i64)bh * Nq + r0] = row_lse(m0, l0, lb);
-        if (valid1) lse[(i64)bh * Nq + r1] = row_lse(m1, l1, lb);
+        if (valid0) lse[(i64)bh * Nq + r0] = row_lse(m0, lf0, lb);
+        if (valid1) lse[(i64)bh * Nq + r1] = row_lse(m1, lf1, lb);
     }
     const i64 ob = (i64)b * obs + (i64)h * ohs;
 #if EPI_SMEM

@@ -706,6 +706,22 @@ extern "C" __global__ void lse_add_key_mean(const void* q, int type, i64 bs, i64
     *x = (float)((double)*x + (double)scale * dot);
 }
 
+// Learned sinks per row, in the stage-2 kernels' base-2 units (the CPU path's fillRowSinks):
+// (logit - scale * q.mean) * log2(e), in double, so that the sink moves with the row's scores
+// under K smoothing (mean zero without it); lse_add_key_mean adds the same product back to the
+// log-sum-exp. logits: one per head. One thread per query row; grid (ceil(N / 128), B * H), block 128.
+extern "C" __global__ void row_sinks(const void* q, int type, i64 bs, i64 hs, i64 ts, int H, int groupSize,
+        int N, int D, const float* mean, float scale, const float* logits, float* sinks) {
+    const int bh = blockIdx.y, b = bh / H, h = bh % H;
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= N) return;
+    const float* mu = mean + ((i64)b * (H / groupSize) + h / groupSize) * D;
+    const i64 base = (i64)b * bs + (i64)h * hs + (i64)t * ts;
+    double dot = 0.0;
+    for (int c = 0; c < D; c++) dot += (double)ldx(q, base + c, type) * (double)mu[c];
+    sinks[(i64)bh * N + t] = (float)(((double)logits[h] - (double)scale * dot) * (double)1.4426950408889634f);   // log2(e) as the CPU's Float constant
+}
+
 // Key padding, after the selection (the CPU's last step of stage 1): a key block whose keys are
 // all padding (blockFlags bit 1, [B][nk]) is never selected. Grid (nq, B * H).
 extern "C" __global__ void clear_padded_blocks(unsigned char* map, const unsigned char* blockFlags, int H, int nq, int nk) {
