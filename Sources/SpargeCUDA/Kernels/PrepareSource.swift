@@ -430,7 +430,7 @@ DEV bool block_inside_window(int i, int j, int bq, int bk, int offset, i64 windo
 // The end of a map entry m of query block i, key block j, after the selection: the causal
 // future cleared (step 7), then block 0 marked with the attention sink, then the blocks before
 // every window of the query block cleared (the window masks the sink too).
-DEV unsigned char causal_and_sink(unsigned char m, int i, int j, int bq, int bk, int causal, int offset, int sink,
+DEV unsigned char causal_sink_window(unsigned char m, int i, int j, int bq, int bk, int causal, int offset, int sink,
                                   i64 window, int Nk) {
     if (causal && !block_causally_allowed(i, j, bq, bk, offset)) m = 0;
     if (sink && j == 0) m = 1;
@@ -451,8 +451,8 @@ DEV void copy_rows(float* dst, int pitch, const float* src, int rows, int valid,
 }
 // Section 2, step 3: compressed scores of 16 query blocks x 64 key blocks per thread block,
 // each a sequential dot product in the CPU's order, with the -inf of key blocks that are not
-// self-similar, of the causal future, before the sliding window and (blockFlags bit 1, [B][nk], optional) of key blocks
-// whose keys are all padding, as on the CPU: such blocks take no share of the block softmax,
+// self-similar, of the causal future, before every sliding window and (blockFlags bit 1,
+// [B][nk], optional) of key blocks whose keys are all padding, as on the CPU: such blocks take no share of the block softmax,
 // so the CDF count does not depend on them. grid (ceil(nq/16), ceil(nk/64), B*H), 256 threads,
 // dynamic shared memory (16 * block_scores_q_pitch(D) + 64 * prep_row_pitch(D)) floats. Each
 // thread computes one key block against four query blocks (four independent chains), so each
@@ -686,7 +686,7 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
     for (int j = tid; j < nk; j += nt) {
         const unsigned char m = selfSimilarQ ? rowm[j] : 1;
-        out[j] = causal_and_sink(m, i, j, bq, bk, causal, offset, sink, window, Nk);
+        out[j] = causal_sink_window(m, i, j, bq, bk, causal, offset, sink, window, Nk);
     }
 }
 
@@ -731,12 +731,12 @@ extern "C" __global__ void clear_padded_blocks(unsigned char* map, const unsigne
 }
 
 // The block map of a selection that keeps every block (top-k 1): steps 3-6 mark every block,
-// then the end of select_blocks (causal_and_sink). Grid (nq, B * H).
+// then the end of select_blocks (causal_sink_window). Grid (nq, B * H).
 extern "C" __global__ void fill_block_map(int nq, int nk, int bq, int bk, int causal, int offset, int sink, i64 window, int Nk,
                                           unsigned char* map) {
     const int i = blockIdx.x, bh = blockIdx.y;
     unsigned char* out = map + ((i64)bh * nq + i) * nk;
-    for (int j = threadIdx.x; j < nk; j += blockDim.x) out[j] = causal_and_sink(1, i, j, bq, bk, causal, offset, sink, window, Nk);
+    for (int j = threadIdx.x; j < nk; j += blockDim.x) out[j] = causal_sink_window(1, i, j, bq, bk, causal, offset, sink, window, Nk);
 }
 
 // Diagnosis and profiling only (SPARGE_CUDA_BENCH_HOLD_US, profilePreparation): spins for `ns`
