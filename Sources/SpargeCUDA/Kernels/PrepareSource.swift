@@ -690,36 +690,38 @@ extern "C" __global__ void select_blocks(const float* scores, const float* simQ,
     }
 }
 
-// K smoothing leaves the softmax alone but shifts each row's scores, so its log-sum-exp, by
-// q.mean: the stage-2 kernels' LSE (of q.(k - mean)) gets scale * q.mean added back, in double
-// like the CPU path. One thread per query row; grid (ceil(N / 128), B * H), block 128.
-extern "C" __global__ void lse_add_key_mean(const void* q, int type, i64 bs, i64 hs, i64 ts, int H, int groupSize,
-        int N, int D, const float* mean, float scale, float* lse) {
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
-    const int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= N) return;
+// scale * q.mean of query row t of head bh (in double, like the CPU path), for the kernels
+// below: one thread per query row, grid (ceil(N / 128), B * H), block 128.
+DEV double scaled_key_mean_score(const void* q, int type, i64 bs, i64 hs, i64 ts, int H, int groupSize, int D,
+                                 const float* mean, float scale, int bh, int t) {
+    const int b = bh / H, h = bh % H;
     const float* mu = mean + ((i64)b * (H / groupSize) + h / groupSize) * D;
     const i64 base = (i64)b * bs + (i64)h * hs + (i64)t * ts;
     double dot = 0.0;
     for (int c = 0; c < D; c++) dot += (double)ldx(q, base + c, type) * (double)mu[c];
+    return (double)scale * dot;
+}
+
+// K smoothing leaves the softmax alone but shifts each row's scores, so its log-sum-exp, by
+// q.mean: the stage-2 kernels' LSE (of q.(k - mean)) gets scale * q.mean added back.
+extern "C" __global__ void lse_add_key_mean(const void* q, int type, i64 bs, i64 hs, i64 ts, int H, int groupSize,
+        int N, int D, const float* mean, float scale, float* lse) {
+    const int bh = blockIdx.y, t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= N) return;
     float* x = lse + (i64)bh * N + t;
-    *x = (float)((double)*x + (double)scale * dot);
+    *x = (float)((double)*x + scaled_key_mean_score(q, type, bs, hs, ts, H, groupSize, D, mean, scale, bh, t));
 }
 
 // Learned sinks per row, in the stage-2 kernels' base-2 units (the CPU path's fillRowSinks):
-// (logit - scale * q.mean) * log2(e), in double, so that the sink moves with the row's scores
-// under K smoothing (mean zero without it); lse_add_key_mean adds the same product back to the
-// log-sum-exp. logits: one per head. One thread per query row; grid (ceil(N / 128), B * H), block 128.
+// (logit - scale * q.mean) * log2(e), so that the sink moves with the row's scores under K
+// smoothing (mean zero without it); lse_add_key_mean adds the same product back to the
+// log-sum-exp. logits: one per head; log2(e) as the CPU's Float constant.
 extern "C" __global__ void row_sinks(const void* q, int type, i64 bs, i64 hs, i64 ts, int H, int groupSize,
         int N, int D, const float* mean, float scale, const float* logits, float* sinks) {
-    const int bh = blockIdx.y, b = bh / H, h = bh % H;
-    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    const int bh = blockIdx.y, t = blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= N) return;
-    const float* mu = mean + ((i64)b * (H / groupSize) + h / groupSize) * D;
-    const i64 base = (i64)b * bs + (i64)h * hs + (i64)t * ts;
-    double dot = 0.0;
-    for (int c = 0; c < D; c++) dot += (double)ldx(q, base + c, type) * (double)mu[c];
-    sinks[(i64)bh * N + t] = (float)(((double)logits[h] - (double)scale * dot) * (double)1.4426950408889634f);   // log2(e) as the CPU's Float constant
+    const double shift = scaled_key_mean_score(q, type, bs, hs, ts, H, groupSize, D, mean, scale, bh, t);
+    sinks[(i64)bh * N + t] = (float)(((double)logits[bh % H] - shift) * (double)1.4426950408889634f);
 }
 
 // Key padding, after the selection (the CPU's last step of stage 1): a key block whose keys are
