@@ -8,8 +8,9 @@
 #   declares what they take as given.
 # - the code in the DocC comments of the sources (every module but SpargeCUDA): each block
 #   type-checked in a scope of its own after a prelude of the names the comments take as given.
-# Not covered: the GPU article and SpargeCUDA's comments (that module exists only with the CUDA
-# trait; cuda-check runs its calls on a GPU).
+# Not here: the GPU article, whose fragment .ci/run type-checks after its CUDA-trait build
+# (SpargeCUDA exists only with the trait; SpargeCUDA's comments hold no code; cuda-check runs
+# its calls on a GPU).
 # Needs python3; builds what it links first (the release build with the test command's flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
