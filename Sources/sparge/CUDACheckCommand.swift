@@ -138,6 +138,16 @@ struct CUDACheckCommand {
         }
     }
 
+    /// `p` with fp16 P.V, and with FP8 P.V (label + " fp8") where the device's kernels take it.
+    private func bothNumerics(_ label: String, _ p: SpargeParameters, headDim d: Int,
+                              device: CUDADevice) -> [(String, SpargeParameters, BlockMap?)] {
+        var half = p, fp8 = p
+        half.gpuReproduction.pvNumerics = .fp16
+        fp8.gpuReproduction.pvNumerics = .fp8
+        let withFP8 = SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: p.blockQ, blockK: p.blockK)
+        return [(label, half, nil)] + (withFP8 ? [(label + " fp8", fp8, nil)] : [])
+    }
+
     /// Every parameter set of `sets` (each with its given block map, if any) on the same fp16
     /// inputs and key padding.
     private func compare(_ sets: [(String, SpargeParameters, BlockMap?)], q: [Float16], k: [Float16], v: [Float16],
@@ -182,11 +192,8 @@ struct CUDACheckCommand {
                             p.blockK = bk
                             p.selection = .topK(PerHead(keep))
                             p.pvThreshold = PerHead(lambda)
-                            for numerics in [PVNumerics.fp16, .fp8] {
-                                p.gpuReproduction.pvNumerics = numerics
-                                if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
-                                sets.append(("sink\(Int(strength)) D\(d) \(bq)x\(bk) top-k \(keep) lambda \(Int(lambda))\(numerics == .fp8 ? " fp8" : "")", p, nil))
-                            }
+                            sets += bothNumerics("sink\(Int(strength)) D\(d) \(bq)x\(bk) top-k \(keep) lambda \(Int(lambda))", p,
+                                                 headDim: d, device: device)
                         }
                     }
                 }
@@ -221,11 +228,7 @@ struct CUDACheckCommand {
                         p.blockK = bk
                         p.causal = causal
                         p.selection = selection
-                        for numerics in [PVNumerics.fp16, .fp8] {
-                            p.gpuReproduction.pvNumerics = numerics
-                            if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
-                            sets.append(("long keys D\(d) \(bq)x\(bk)\(causal ? " causal" : "") \(selection)\(numerics == .fp8 ? " fp8" : "")", p, nil))
-                        }
+                        sets += bothNumerics("long keys D\(d) \(bq)x\(bk)\(causal ? " causal" : "") \(selection)", p, headDim: d, device: device)
                     }
                 }
             }
@@ -262,12 +265,8 @@ struct CUDACheckCommand {
                         p.slidingWindow = window
                         p.selection = selection
                         if case .cdf = selection { p.attentionSink = true }
-                        for numerics in [PVNumerics.fp16, .fp8] {
-                            p.gpuReproduction.pvNumerics = numerics
-                            if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: bq, blockK: bk) { continue }
-                            let label = "window \(window) D\(d) \(bq)x\(bk)\(alignment == .topLeft ? " top-left" : "") \(selection)\(p.attentionSink ? " sink" : "")\(numerics == .fp8 ? " fp8" : "")"
-                            sets.append((label, p, nil))
-                        }
+                        let label = "window \(window) D\(d) \(bq)x\(bk)\(alignment == .topLeft ? " top-left" : "") \(selection)\(p.attentionSink ? " sink" : "")"
+                        sets += bothNumerics(label, p, headDim: d, device: device)
                     }
                 }
             }
@@ -306,12 +305,8 @@ struct CUDACheckCommand {
                     p.slidingWindow = window
                     p.smoothK = smooth
                     p.sinkLogits = [-5, 0.5, 3, 8]
-                    for numerics in [PVNumerics.fp16, .fp8] {
-                        p.gpuReproduction.pvNumerics = numerics
-                        if numerics == .fp8 && !SpargeCUDAPlan.supportsFP8(device: device, headDim: d, blockQ: p.blockQ, blockK: p.blockK) { continue }
-                        let label = "sinks D\(d) \(p.blockQ)x\(p.blockK)\(window.map { " window \($0)" } ?? "")\(smooth ? "" : " no-smooth")\(numerics == .fp8 ? " fp8" : "")"
-                        sets.append((label, p, nil))
-                    }
+                    let label = "sinks D\(d) \(p.blockQ)x\(p.blockK)\(window.map { " window \($0)" } ?? "")\(smooth ? "" : " no-smooth")"
+                    sets += bothNumerics(label, p, headDim: d, device: device)
                 }
             }
             rows += try compare(sets, q: q, k: k, v: v, shape: shape, device: device)
