@@ -59,7 +59,7 @@ DEV void visit_list(const unsigned char* mrow, int nk, int bk, int Nk, int causa
     for (int base = 0; base < nk; base += 32) {
         int j = base + lane;
         bool marked = j < nk && mrow[j] != 0;
-        bool future = (causal && (i64)j * bk > lastRow) || (window > 0 && min((i64)(j + 1) * bk, (i64)Nk) - 1 <= firstLimit);
+        bool future = (causal && (i64)j * bk > lastRow) || (window > 0 && before_window(j, bk, Nk, firstLimit));
         unsigned mm = __ballot_sync(0xffffffffu, marked);
         unsigned mv = __ballot_sync(0xffffffffu, marked && !future);
         unsigned below = (1u << lane) - 1u;

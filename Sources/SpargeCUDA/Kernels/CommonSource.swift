@@ -71,6 +71,9 @@ DEV float row_lse(float m, float l, float bias) {
     if (!(l > 0.0f) || m == -SP_INF) return -SP_INF;
     return (float)(((double)m + (double)log2f(l) - (double)bias) * 0.6931471805599453);
 }
+// Whether key block j (bk keys, its last clipped to Nk) lies at or before key `limit`: with
+// limit = a row's causal limit minus the sliding window, entirely before that row's window.
+DEV bool before_window(int j, int bk, int Nk, i64 limit) { return min((i64)(j + 1) * bk, (i64)Nk) - 1 <= limit; }
 // A learned sink s (base-2 units, with the P offset of the kernel; -inf: none) folded into a
 // row's state m, l (the CPU path's foldSink): when the sink is the larger the state moves to it
 // and O is to be multiplied by f; a row that attended no key takes the sink alone (f = 0, so

@@ -399,7 +399,7 @@ extern "C" __global__ void __launch_bounds__(NT, MIN_BLOCKS) sparse_attention_wg
         const bool marked = c < chunks && j < nk && mrow[j] != 0;
         // (Before the sliding window of every row counts as the future does: not visited.)
         const bool future = (causal && (i64)j * BK > (i64)qStart + rows - 1 + offset)
-            || (WINDOW && min((i64)(j + 1) * BK, (i64)Nk) - 1 <= (i64)qStart + offset - window);
+            || (WINDOW && before_window(j, BK, Nk, (i64)qStart + offset - window));
         const unsigned mm = __ballot_sync(0xffffffffu, marked), mv = __ballot_sync(0xffffffffu, marked && !future);
         if (lane == 0 && c < chunks) { cmask[2 * c] = mm; cmask[2 * c + 1] = mv; }
     }

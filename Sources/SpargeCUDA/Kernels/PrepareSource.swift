@@ -425,7 +425,7 @@ DEV bool block_causally_allowed(int i, int j, int bq, int bk, int offset) { retu
 // sliding window of `window` keys ending at each query's causal limit (0: no window). The
 // block's first query has the earliest window; the block's last key is clipped to Nk.
 DEV bool block_inside_window(int i, int j, int bq, int bk, int offset, i64 window, int Nk) {
-    return window == 0 || min((i64)(j + 1) * bk, (i64)Nk) - 1 > (i64)i * bq + offset - window;
+    return window == 0 || !before_window(j, bk, Nk, (i64)i * bq + offset - window);
 }
 // The end of a map entry m of query block i, key block j, after the selection: the causal
 // future cleared (step 7), then block 0 marked with the attention sink, then the blocks before
