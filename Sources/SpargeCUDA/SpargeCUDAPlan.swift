@@ -849,10 +849,9 @@ extension SpargeCUDAPlan {
 }
 
 extension SpargeParameters {
-    /// ``SpargeAttn/SpargeParameters/slidingWindow`` as the kernels take it: 0 for none (a
-    /// window applies only with `causal`; validation refuses one without it). Capped at 2^32:
-    /// lengths are below 2^31, so a longer window hides nothing either, and the kernels'
-    /// 64-bit limits (a row's causal limit minus the window) cannot overflow.
-    var kernelWindow: Int { causal ? Swift.min(slidingWindow ?? 0, 1 << 32) : 0 }
+    /// `windowKeys` (the sliding window, 0 for none) capped at 2^32: lengths are below 2^31, so
+    /// a longer window hides nothing either, and the kernels' 64-bit limits (a row's causal
+    /// limit minus the window) cannot overflow.
+    var kernelWindow: Int { Swift.min(windowKeys, 1 << 32) }
 }
 #endif

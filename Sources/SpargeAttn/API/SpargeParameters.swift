@@ -202,8 +202,9 @@ public struct SpargeParameters: Sendable, Hashable {
                                          window: windowKeys, keyLength: shape.keyLength))
     }
 
-    /// ``slidingWindow`` as the kernels take it: 0 for no window.
-    var windowKeys: Int { causal ? (slidingWindow ?? 0) : 0 }
+    /// ``slidingWindow`` as the kernels take it (the CPU's and, through the package, the GPU
+    /// backend's): 0 for no window.
+    package var windowKeys: Int { causal ? (slidingWindow ?? 0) : 0 }
 
     /// The softmax scale for a head dimension.
     public func scale(headDim: Int) -> Float { softmaxScale ?? 1 / Float(headDim).squareRoot() }
