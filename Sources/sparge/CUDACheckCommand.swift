@@ -138,6 +138,15 @@ struct CUDACheckCommand {
         }
     }
 
+    /// Gaussian fp16 q, k (every value shifted by `keyShift`) and v of `shape`, drawn in that order.
+    private static func gaussianInputs(_ shape: AttentionShape, keyShift: Float,
+                                       rng: inout CheckRandom) -> (q: [Float16], k: [Float16], v: [Float16]) {
+        let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
+        let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + keyShift) }
+        let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+        return (q, k, v)
+    }
+
     /// `p` with fp16 P.V, and with FP8 P.V (label + " fp8") where the device's kernels take it.
     private func bothNumerics(_ label: String, _ p: SpargeParameters, headDim d: Int,
                               device: CUDADevice) -> [(String, SpargeParameters, BlockMap?)] {
@@ -216,9 +225,7 @@ struct CUDACheckCommand {
         var rows: [CUDAAgreement] = []
         for d in [64, 128] {
             let shape = AttentionShape(batch: 1, heads: 2, kvHeads: 1, queryLength: 300, keyLength: 20_000, headDim: d)
-            let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
-            let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + 0.5) }
-            let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+            let (q, k, v) = Self.gaussianInputs(shape, keyShift: 0.5, rng: &rng)
             var sets: [(String, SpargeParameters, BlockMap?)] = []
             for (bq, bk) in [(128, 64), (64, 128)] {
                 for causal in [false, true] {
@@ -249,9 +256,7 @@ struct CUDACheckCommand {
         // (D 32 runs the mma.sync kernel on every GPU; 64 and 128 the Hopper kernel on 9.0.)
         for (d, nq, nk) in [(64, 700, 900), (128, 650, 523), (32, 333, 410)] {
             let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: nq, keyLength: nk, headDim: d)
-            let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
-            let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + 0.7) }
-            let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+            let (q, k, v) = Self.gaussianInputs(shape, keyShift: 0.7, rng: &rng)
             var sets: [(String, SpargeParameters, BlockMap?)] = []
             for (n, window) in [1, 37, 200, 3000].enumerated() {
                 let (bq, bk) = n % 2 == 0 ? (128, 64) : (64, 128)
@@ -293,9 +298,7 @@ struct CUDACheckCommand {
         var rows: [CUDAAgreement] = []
         for d in [64, 128, 32] {
             let shape = AttentionShape(batch: 2, heads: 4, kvHeads: 2, queryLength: 650, keyLength: 523, headDim: d)
-            let q = (0..<shape.queryElements).map { _ in Float16(rng.gaussian()) }
-            let k = (0..<shape.keyElements).map { _ in Float16(rng.gaussian() + 0.7) }
-            let v = (0..<shape.keyElements).map { _ in Float16(rng.gaussian()) }
+            let (q, k, v) = Self.gaussianInputs(shape, keyShift: 0.7, rng: &rng)
             var sets: [(String, SpargeParameters, BlockMap?)] = []
             for (n, window) in [nil, 200].enumerated() {
                 for smooth in [true, false] {
