@@ -21,7 +21,7 @@ extension SpargeKVCache {
     ///   - output: where the result goes.
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
     ///   - queries: the query tokens of the call (at most ``maxQueryLength``).
-    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``); nil: all.
     @discardableResult
     public func attend<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
@@ -43,7 +43,7 @@ extension SpargeKVCache {
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
     ///   - queries: the query tokens of the call (at most ``maxQueryLength``).
     ///   - lse: where each query row's log-sum-exp goes.
-    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``); nil: all.
     @discardableResult
     public func attend<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
@@ -67,7 +67,7 @@ extension SpargeKVCache {
     ///   - outputLayout: the strides of `output`; nil means dense `B,H,queries,D`.
     ///   - queries: the query tokens of the call.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
-    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``); nil: all.
     public func attendExact<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
         softmaxScale: Float? = nil, attentionMask: AttentionMask? = nil
@@ -89,7 +89,7 @@ extension SpargeKVCache {
     ///   - queries: the query tokens of the call.
     ///   - softmaxScale: the scale of the scores; nil means `1 / sqrt(D)`.
     ///   - lse: where each query row's log-sum-exp goes.
-    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``length``); nil: all.
+    ///   - attentionMask: the pairs that may attend (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``); nil: all.
     public func attendExact<Output: AttentionElement>(
         q: some AttentionTensor, output: inout [Output], outputLayout: TensorLayout? = nil, queries: Int,
         softmaxScale: Float? = nil, lse: inout [Float], attentionMask: AttentionMask? = nil

@@ -32,7 +32,7 @@ import Synchronization
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
-    // `length` is atomic so it can be read from any thread.
+    // `length` and `firstHeldKey` are atomic so they can be read from any thread.
     /// Batch entries (`B`).
     public let batch: Int
     /// Query heads (`H`).
@@ -47,9 +47,18 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     public let maxQueryLength: Int
     /// The configuration of every call (validated at creation; `pvNumerics` must be fp32).
     public let parameters: SpargeParameters
-    /// Keys held.
+    /// Keys appended so far, less those rolled back by ``truncate(to:)``: the sequence's length,
+    /// which the causal rule and the window count from. With a ``SpargeParameters/slidingWindow``
+    /// the first ``firstHeldKey`` of them may have been discarded (see ``append(k:v:tokens:)-(AttentionInput,_,_)``).
     public var length: Int { held.load(ordering: .acquiring) }
     private let held = Atomic<Int>(0)
+    /// The first key the cache still holds: 0, unless a cache with a
+    /// ``SpargeParameters/slidingWindow`` discarded keys no call can see any more to make room
+    /// (always a multiple of `blockK`). The cache holds keys `firstHeldKey..<length`.
+    public var firstHeldKey: Int { discarded.load(ordering: .acquiring) }
+    let discarded = Atomic<Int>(0)
+    /// Keys held now: ``length`` less ``firstHeldKey``.
+    public var heldKeys: Int { length - firstHeldKey }
     let exclusive = ExclusiveUse()
     static let busyMessage: StaticString =
         "this SpargeKVCache is already running another call (append, attend, attendExact, truncate, copy or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
@@ -69,8 +78,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// kept under ``NonFinitePolicy/propagate`` only.
     private var firstNonFiniteKey: [Int]
     /// Attend calls so far, and the last one's shape: a result reads the map only while they match.
-    private var calls: UInt64 = 0
-    private var lastShape: AttentionShape?
+    var calls: UInt64 = 0
+    var lastShape: AttentionShape?
 
     /// The parameters of a cache created without any: ``SpargeParameters/recommended`` with
     /// ``SpargeParameters/causal`` set, since a cache's queries are the newest tokens of a
@@ -166,7 +175,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     }
 
     /// The cache's memory as the pipeline reads it.
-    private var buffers: CacheBuffers {
+    var buffers: CacheBuffers {
         CacheBuffers(
             storage: storage,
             keys: TensorView(base: UnsafeRawPointer(keys.pointer), batchStride: kvHeads * capacity * headDim,
@@ -178,15 +187,25 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
 
     /// Appends `tokens` keys and values (`B,Hkv,tokens,D` tensors, any layout and element type)
     /// and updates the key side of the blocks they touch.
+    ///
+    /// With a ``SpargeParameters/slidingWindow`` `W`, a cache whose capacity an append would
+    /// exceed first discards the key blocks that no later call can see (those wholly before
+    /// `length - maxQueryLength - W + 1`), so that a sliding-window layer decodes for ever in a
+    /// fixed capacity: give at least `W + maxQueryLength + blockK - 2` plus the largest append
+    /// (twice that moves the held keys less often). Every later call answers as a cache that
+    /// kept every key would (``firstHeldKey`` says where the held keys start).
     public func append(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
         try exclusive.run(Self.busyMessage) { try appendAlone(k: k, v: v, tokens: tokens) }
     }
 
     private func appendAlone(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
-        let length = self.length
         if tokens < 1 { throw SpargeError.invalidShape("append needs at least one token, got \(tokens)") }
+        if tokens > capacity - heldKeys && parameters.windowKeys > 0 { discardKeysOutsideEveryWindow(toMakeRoomFor: tokens) }
+        let length = heldKeys       // rows are addressed from the first held key
         if tokens > capacity - length {
-            throw SpargeError.invalidShape("the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
+            throw SpargeError.invalidShape(parameters.windowKeys > 0
+                ? "the cache holds \(length) of \(capacity) keys, and discarding the key blocks that its sliding window of \(parameters.windowKeys) keys and calls of up to \(maxQueryLength) queries no longer see leaves no room for \(tokens) more: append fewer at a time, or make a cache of capacity at least \(parameters.windowKeys + maxQueryLength + parameters.blockK - 2 + tokens)"
+                : "the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
                                                       policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
@@ -206,10 +225,10 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         }
         buffers.guardAppendedRows(first: length, count: tokens, capacity: capacity, headDim: headDim)
         let firstDirty = length / parameters.blockK
-        held.store(length + tokens, ordering: .releasing)
+        held.store(self.length + tokens, ordering: .releasing)
         let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length + tokens, headDim: headDim)
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: firstDirty, setMean: !meanIsSet)
-        if !meanIsSet { meanSourceLength = length + tokens }
+        if !meanIsSet { meanSourceLength = length + tokens }   // nothing is discarded before the mean is set
         meanIsSet = true
     }
 
@@ -231,8 +250,13 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// `|v|·capacity` beyond 2^125), and then by a power-of-two change of unit. `truncate(to: 0)`
     /// resets them too: the cache is then as new.
     ///
-    /// Throws ``SpargeError/invalidShape(_:)`` unless `0 <= newLength <= length`, and
-    /// ``SpargeError/concurrentUse(_:)`` while another call runs.
+    /// After a sliding-window cache discarded keys (``firstHeldKey`` above 0), a cut must leave
+    /// every key a later call can see: `newLength` at least `firstHeldKey + W + maxQueryLength - 1`,
+    /// and not inside the append that set the K mean (give ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:threads:)``
+    /// a `keyMean` to be free of that); `truncate(to: 0)` is always allowed.
+    ///
+    /// Throws ``SpargeError/invalidShape(_:)`` unless `0 <= newLength <= length` and the cut
+    /// keeps what it must, and ``SpargeError/concurrentUse(_:)`` while another call runs.
     public func truncate(to newLength: Int) throws {
         try exclusive.run(Self.busyMessage) { try truncateAlone(to: newLength) }
     }
@@ -242,11 +266,14 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         guard newLength >= 0 && newLength <= length else {
             throw SpargeError.invalidShape("truncate(to: \(newLength)) on a cache holding \(length) keys; give 0...\(length)")
         }
+        let first = firstHeldKey
+        if newLength > 0 && first > 0 { try checkCutKeepsTheWindow(newLength, first: first, meanSourceLength: meanSourceLength) }
         calls &+= 1         // earlier results' maps describe keys that may be gone
         lastShape = nil
         held.store(newLength, ordering: .releasing)
         for head in firstNonFiniteKey.indices where firstNonFiniteKey[head] >= newLength { firstNonFiniteKey[head] = .max }
         if newLength == 0 {
+            discarded.store(0, ordering: .releasing)
             magnitudes.keys.pointer.update(repeating: 0, count: batch * kvHeads)
             magnitudes.values.pointer.update(repeating: 0, count: batch * kvHeads)
             storage.ops.valueUnits.pointer.update(repeating: 1, count: batch * kvHeads)
@@ -254,8 +281,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             meanSourceLength = 0
             return
         }
-        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: newLength, headDim: headDim)
-        if newLength < meanSourceLength {
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: newLength - first, headDim: headDim)
+        if newLength < meanSourceLength {   // (nothing discarded: checked above)
             // Cut into the append that set the mean: take it again from the keys kept, as a cache
             // whose first append held only those would have, and prepare every block again.
             meanSourceLength = newLength
@@ -266,7 +293,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             }
             return
         }
-        SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: newLength / parameters.blockK,
+        SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: (newLength - first) / parameters.blockK,
                                                                               setMean: false)
     }
 
@@ -275,27 +302,31 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// has the same parameters and K mean (and truncates as this cache would) and answers
     /// every later call bit for bit as this cache would (up to the overflow guard's units,
     /// which differ only for values near fp32's limit; see ``truncate(to:)``); its capacity and
-    /// query limit may differ. It costs one append of `length` keys (their blocks are prepared
-    /// again) and allocates the whole copy.
+    /// query limit may differ. It costs one append of the ``heldKeys`` (their blocks are prepared
+    /// again) and allocates the whole copy; it starts at the same ``firstHeldKey``.
     ///
     /// - Parameters:
-    ///   - capacity: the copy's capacity, at least ``length``; nil: this cache's.
+    ///   - capacity: the copy's capacity, at least ``heldKeys``; nil: this cache's.
     ///   - maxQueryLength: the copy's most queries per call; nil: this cache's.
     ///   - threads: the copy's workers; nil: this cache's.
-    /// - Throws: ``SpargeError/invalidShape(_:)`` for a capacity below ``length``, and
+    /// - Throws: ``SpargeError/invalidShape(_:)`` for a capacity below ``heldKeys``, and
     ///   ``SpargeError/concurrentUse(_:)`` while another call runs on this cache.
     public func copy(capacity: Int? = nil, maxQueryLength: Int? = nil, threads: Int? = nil) throws -> SpargeKVCache {
         try exclusive.run(Self.busyMessage) {
-            let length = self.length, cap = capacity ?? self.capacity
+            let length = heldKeys, first = firstHeldKey, cap = capacity ?? self.capacity
             if cap < length {
                 throw SpargeError.invalidShape("a copy of capacity \(cap) cannot hold this cache's \(length) keys; give at least \(length)")
+            }
+            let queryLimit = maxQueryLength ?? self.maxQueryLength
+            if first > 0 && queryLimit > self.maxQueryLength {
+                throw SpargeError.invalidShape("this cache discarded the keys before \(first), which calls of more than its maxQueryLength \(self.maxQueryLength) queries could see; give the copy at most \(self.maxQueryLength)")
             }
             // A mean made from non-finite keys (NonFinitePolicy.propagate) is not a valid keyMean:
             // the copy then takes it from the same keys again, which gives the same NaN rows.
             let mean = Array(UnsafeBufferPointer(start: storage.ops.kMean.pointer, count: batch * kvHeads * headDim))
             let fixMean = parameters.smoothK && meanIsSet && mean.allSatisfy { $0.isFinite }
             let copy = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: cap,
-                                         maxQueryLength: maxQueryLength ?? self.maxQueryLength, parameters: parameters,
+                                         maxQueryLength: queryLimit, parameters: parameters,
                                          keyMean: fixMean ? mean : nil, threads: threads ?? storage.workers)
             guard length > 0 else { return copy }
             // The stored rows: keys as appended, values in their heads' units (1 unless near fp32's limit).
@@ -318,6 +349,11 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                 }
                 try unscaled.withUnsafeBufferPointer { try copy.append(k: k, v: AttentionInput($0), tokens: length) }
             }
+            // The copy's rows start at this cache's first held key.
+            if first > 0 {
+                copy.discarded.store(first, ordering: .releasing)
+                copy.held.store(first + length, ordering: .releasing)
+            }
             // Where the mean came from, so that a later truncation treats it as this cache would.
             copy.meanFixedAtCreation = meanFixedAtCreation
             copy.meanSourceLength = meanSourceLength
@@ -329,7 +365,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// into `output` (`B,H,queries,D`); with `lse` (`B*H*queries` floats) each query row's
     /// log-sum-exp too (natural log). The result is the one-shot call's type; its
     /// ``SparseAttentionResult/blockMap`` is read from the cache on demand, until its next call.
-    /// With `attentionMask` (``AttentionMask``, `B` or 1 x `queries` x ``length``) only the pairs
+    /// With `attentionMask` (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``, whose key `j`
+    /// is the sequence's key `firstHeldKey + j`) only the pairs
     /// it allows are seen, besides the causal rule and the window: the tree of draft tokens of
     /// speculative decoding, for example (not with ``NonFinitePolicy/propagate``).
     @discardableResult
@@ -355,7 +392,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         if queries < 1 || queries > maxQueryLength {
             throw SpargeError.invalidShape("\(queries) queries; this cache takes 1...\(maxQueryLength) per call (maxQueryLength)")
         }
-        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
+        try checkQueriesSeeOnlyHeldKeys(queries)
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: heldKeys, headDim: headDim)
         var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,
                                                       halfRounded: HalfRoundedInputs(parameters), temp: storage.temp.pointer)
         out.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
@@ -365,6 +403,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         let result = withPairMask(attentionMask) { pairMask in
             var pipeline = SparsePipeline(shape: shape, parameters: parameters)
             pipeline.pairMask = pairMask
+            pipeline.discardedKeyBlocks = firstHeldKey / parameters.blockK
             return pipeline.attendCached(q: qv, output: out, cache: buffers, memory: self, call: calls)
         }
         markNonFiniteRows(q: qv, output: out, shape: shape)
@@ -422,8 +461,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                                   lse: UnsafeMutableBufferPointer<Float>?, attentionMask: AttentionMask?) throws {
         if length == 0 { throw SpargeError.invalidShape("the cache is empty: append keys and values first") }
         if queries < 1 { throw SpargeError.invalidShape("\(queries) queries; give at least one") }
+        try checkQueriesSeeOnlyHeldKeys(queries)
         try SpargeParameters.validate(softmaxScale: softmaxScale)
-        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: length, headDim: headDim)
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: heldKeys, headDim: headDim)
         try shape.validate()
         // The cache's policy, as `attend`: the cached keys and values were checked by append.
         var (qv, out) = try CallValidation.cacheQuery(q: q, output: output, shape: shape, policy: parameters.nonFinitePolicy,

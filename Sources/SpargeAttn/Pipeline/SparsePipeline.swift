@@ -28,6 +28,10 @@ struct SparsePipeline {
     /// Whether the pipeline checks that the inputs are finite on its own passes (see
     /// ``detectsNonFinite(_:tokenOrder:)``) and stops before stage 2 when they may not be.
     var detectsNonFinite = false
+    /// Key blocks a KV cache discarded before its first held key (outside every window a call
+    /// can have): key block 0 of the call is key block `discardedKeyBlocks` of the sequence.
+    /// Top-k counts them, and the attention sink (the sequence's block 0) is among them.
+    var discardedKeyBlocks = 0
 
     /// Whether a sparse call with an output can leave the non-finite policy's check to the
     /// pipeline instead of scanning Q, K and V first (about 4% of a top-k 0.25 call): every
@@ -216,8 +220,8 @@ struct SparsePipeline {
             queryBlocks: g.queryBlocks, keyBlocks: g.keyBlocks, d: d,
             blockQ: g.blockQ, blockK: g.blockK, scale: scale, theta: p.simThreshold[h],
             selection: selection, isTopK: isTopK, causal: p.causal,
-            causalOffset: p.causalOffset(for: s), window: p.windowKeys,
-            attentionSink: p.attentionSink, gpuRounding: p.gpuReproduction.gpuRounding,
+            causalOffset: p.causalOffset(for: s), window: p.windowKeys, discardedKeyBlocks: discardedKeyBlocks,
+            attentionSink: p.attentionSink && discardedKeyBlocks == 0, gpuRounding: p.gpuReproduction.gpuRounding,
             keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
             pairBlocks: pairBlocks?.rows(b),
             probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })

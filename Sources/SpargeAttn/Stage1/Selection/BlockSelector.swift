@@ -24,6 +24,9 @@ struct SelectionInputs {
     var causalOffset: Int = 0
     /// The sliding window in keys (0: none; see ``blockInsideWindow(i:j:blockQ:blockK:offset:window:keyLength:)``).
     var window: Int = 0
+    /// Key blocks before key block 0 that are no longer held (a KV cache that discarded keys
+    /// outside every window): the top-k count is a fraction of them too, as of a cache that kept them.
+    var discardedKeyBlocks: Int = 0
     var attentionSink: Bool
     var gpuRounding: Bool
     /// The key padding mask of this head's batch entry (`keyLength` bytes, 1 = real key):
@@ -47,7 +50,7 @@ func selectBlocks(
     channelMajor: UnsafeMutablePointer<Float>? = nil
 ) {
     let nk = s.keyBlocks
-    let topK = topKCount(fraction: s.selection, keyBlocks: nk)
+    let topK = topKCount(fraction: s.selection, keyBlocks: nk + s.discardedKeyBlocks)
     if let channelMajor { transposePooledKeys(s, into: channelMajor) }
     for i in 0..<s.queryBlocks {
         let row = map + i * nk
