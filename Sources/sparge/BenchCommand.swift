@@ -22,7 +22,8 @@ struct BenchCommand {
           --workloads LIST  comma-separated subset of mild,medium,sharp,gaussian
           --hilbert         tokens in Hilbert-curve order (non-causal shapes; the grid is frames x 16 x 32)
           --decode          only the decode rows: 1 query against 32k and 128k cached keys
-                            (H=32, Hkv=8, D=128), sparse (top-k 0.5 and 0.25) vs exact, per token
+                            (H=32, Hkv=8, D=128), sparse (top-k 0.5 and 0.25) vs exact, per token; then a
+                            sliding-window layer in a cache of fixed capacity against one holding every key
           --masks           only the attention-mask rows: causal, prefix-LM and packed documents as an
                             AttentionMask at B=1 H=8 N=4096 D=64, dense and sparse, beside the causal rule
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
@@ -99,6 +100,7 @@ struct BenchCommand {
             doc.append(("score_micro_kernel", .array(kernelComparison())))
         } else if decodeOnly {
             doc.append(("decode", try decodeRows(threads: threadCount)))
+            doc.append(("window_decode", try windowDecodeRows(threads: threadCount)))
         } else if masksOnly {
             doc.append(("masks", try maskRows(threads: threadCount)))
         } else {
