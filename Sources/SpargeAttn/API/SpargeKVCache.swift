@@ -97,7 +97,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///   - heads: the query heads `H`.
     ///   - kvHeads: the key/value heads (dividing `heads`); `nil` means `heads`.
     ///   - headDim: the head dimension `D`.
-    ///   - capacity: the most keys the cache can hold.
+    ///   - capacity: the most keys the cache can hold (at once, with a sliding window: see
+    ///     ``append(k:v:tokens:)-(AttentionInput,_,_)``).
     ///   - maxQueryLength: the most query tokens of one call.
     ///   - parameters: the hyper-parameters and options; the default is
     ///     ``defaultParameters`` (causal).
@@ -364,7 +365,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// Attention of `queries` new tokens (`q` is `B,H,queries,D`) to the cached keys and values,
     /// into `output` (`B,H,queries,D`); with `lse` (`B*H*queries` floats) each query row's
     /// log-sum-exp too (natural log). The result is the one-shot call's type; its
-    /// ``SparseAttentionResult/blockMap`` is read from the cache on demand, until its next call.
+    /// ``SparseAttentionResult/blockMap`` is read from the cache on demand, until its next call,
+    /// and covers the held keys (its key block `j` is the sequence's block `firstHeldKey / blockK + j`).
     /// With `attentionMask` (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``, whose key `j`
     /// is the sequence's key `firstHeldKey + j`) only the pairs
     /// it allows are seen, besides the causal rule and the window: the tree of draft tokens of
