@@ -12,10 +12,10 @@ extension SpargeKVCache {
     }
 
     /// Moves the held keys that some later call can see to the front of the buffers, dropping
-    /// the whole key blocks before them, and prepares the kept blocks again (bit for bit what
-    /// they held: a block's INT8 keys, scale and summaries depend only on its keys and the
-    /// fixed K mean). Costs O(held keys); a cache of twice the minimum capacity does it once
-    /// every `capacity / 2` appended keys or so.
+    /// the whole key blocks before them, with their blocks' prepared INT8 keys, scales and
+    /// summaries (which depend only on the block's keys and the fixed K mean, so the blocks
+    /// answer as before). Costs a memmove of the held keys; a cache of twice the minimum
+    /// capacity does it once every `capacity / 2` appended keys or so.
     /// Nothing happens unless that leaves room for `tokens` more keys (the append then throws
     /// with the cache as it was).
     func discardKeysOutsideEveryWindow(toMakeRoomFor tokens: Int) {
@@ -33,8 +33,11 @@ extension SpargeKVCache {
         discarded.store(newFirst, ordering: .releasing)
         calls &+= 1         // earlier results' maps are laid out from the old first key
         lastShape = nil
-        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: keep, headDim: headDim)
-        SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: 0, setMean: false)
+        let keptBlocks = (keep + blockK - 1) / blockK
+        if !buffers.moveKeyBlocksToFront(from: shift / blockK, count: keptBlocks, heads: batch * kvHeads) {
+            let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: keep, headDim: headDim)
+            SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: 0, setMean: false)
+        }
     }
 
     /// Throws unless a cut to `newLength` (above 0) keeps every key a later call can see and

@@ -180,3 +180,28 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
 private func divideRowsInPlace(_ x: UnsafeMutablePointer<Float>, count: Int, by unit: ScoreUnit) {
     for i in 0..<count { x[i] = Float(unit.divide(Double(x[i]))) }
 }
+
+extension CacheBuffers {
+    /// Moves the prepared key side of key blocks `first..<first + count` of each of `heads`
+    /// (batch, kv head) pairs to blocks `0..<count`: a sliding-window cache dropping its first
+    /// blocks keeps its other blocks' INT8 keys, scales and summaries as they are, which costs
+    /// a memmove instead of preparing them again. Returns false, moving nothing, when the
+    /// storage holds per-block state this move does not carry (the caller then prepares).
+    func moveKeyBlocksToFront(from first: Int, count: Int, heads: Int) -> Bool {
+        let ops = storage.ops, g = storage.g, d = g.shape.headDim
+        guard ops.kInt8 == nil && ops.kSmoothedT == nil && ops.fixedValues == nil && g.keyBlockStride == capacityBlocks else {
+            return false
+        }
+        func move<T>(_ buffer: RawBuffer<T>, perBlock: Int) {
+            for head in 0..<heads {
+                let base = buffer.pointer + head * capacityBlocks * perBlock
+                UnsafeMutableRawPointer(base).copyMemory(from: base + first * perBlock, byteCount: count * perBlock * MemoryLayout<T>.stride)
+            }
+        }
+        move(ops.kPacked, perBlock: g.packedKeyBlock)
+        move(ops.kScale, perBlock: 1)
+        move(ops.kPooled, perBlock: d)
+        move(ops.kSim, perBlock: 1)
+        return true
+    }
+}
