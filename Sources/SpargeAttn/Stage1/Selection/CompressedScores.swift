@@ -21,12 +21,22 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: Unsa
 
 /// The pooled keys of `s` (`nk x d`) channel by channel into `out` (`d` rows of
 /// `roundUp(nk, 8)` floats, the padding zero).
+/// Eight key blocks at a time: their rows (8 x d floats) stay in L1 while each channel's eight
+/// values are written side by side. A sweep of every block per channel read one cache line per
+/// value from the whole summary, d times over (a decoding step at 128k keys spent most of
+/// stage 1 there).
 func transposePooledKeys(_ s: SelectionInputs, into out: UnsafeMutablePointer<Float>) {
-    let nk = s.keyBlocks, stride = roundUp(nk, 8)
-    for c in 0..<s.d {
-        let row = out + c * stride
-        for j in 0..<nk { row[j] = s.pooledK[j * s.d + c] }
-        for j in nk..<stride { row[j] = 0 }
+    let nk = s.keyBlocks, d = s.d, stride = roundUp(nk, 8)
+    var j = 0
+    while j < nk {
+        let lanes = Swift.min(8, nk - j)
+        let blocks = s.pooledK + j * d
+        for c in 0..<d {
+            let group = out + c * stride + j
+            for l in 0..<lanes { group[l] = blocks[l * d + c] }
+            for l in lanes..<8 { group[l] = 0 }
+        }
+        j += 8
     }
 }
 
