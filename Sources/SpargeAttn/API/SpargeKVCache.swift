@@ -58,7 +58,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     public var firstHeldKey: Int { discarded.load(ordering: .acquiring) }
     let discarded = Atomic<Int>(0)
     /// Keys held now: ``length`` less ``firstHeldKey``.
-    public var heldKeys: Int { length - firstHeldKey }
+    public var heldKeys: Int { Swift.max(0, length - firstHeldKey) }
     let exclusive = ExclusiveUse()
     static let busyMessage: StaticString =
         "this SpargeKVCache is already running another call (append, attend, attendExact, truncate, copy or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
@@ -193,7 +193,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// exceed first discards the key blocks that no later call can see (those wholly before
     /// `length - maxQueryLength - W + 1`), so that a sliding-window layer decodes for ever in a
     /// fixed capacity: give at least `W + maxQueryLength + blockK - 2` plus the largest append
-    /// (twice that moves the held keys less often). Every later call answers as a cache that
+    /// (the room above that is how many keys are appended between two discards, each a memmove
+    /// of the held keys and their prepared blocks). Every later call answers as a cache that
     /// kept every key would (``firstHeldKey`` says where the held keys start).
     public func append(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
         try exclusive.run(Self.busyMessage) { try appendAlone(k: k, v: v, tokens: tokens) }
