@@ -77,6 +77,43 @@ struct KVCacheWindowDiscardTests {
         #expect(discards >= 5, "the small cache discarded \(discards) times")
     }
 
+    /// Top-k ties among blocks of probability 0 go to the lower index, so in a cache that kept
+    /// every key the discarded blocks (outside every window, probability 0) take the first of
+    /// those places: the discarding cache must leave them empty, not give them to held blocks
+    /// of probability 0 (fp16 rounding of the block softmax makes those with block-constant
+    /// keys far apart). Found by review; maps and outputs against the full cache.
+    @Test func zeroProbabilityTiesMatchTheFullCache() throws {
+        var rng = TestRNG(seed: 1405)
+        let d = 16, window = 256, n = 1500, blockK = 64
+        var p = SpargeKVCache.defaultParameters
+        p.slidingWindow = window
+        p.selection = .topK(0.5)
+        p.gpuReproduction.gpuRounding = true
+        let small = try SpargeKVCache(heads: 1, headDim: d, capacity: window + blockK + 64, maxQueryLength: 1, parameters: p, threads: 1)
+        let big = try SpargeKVCache(heads: 1, headDim: d, capacity: n, maxQueryLength: 1, parameters: p, threads: 1)
+        // Keys constant within a block, each channel +-2.5: block scores far apart.
+        var k: [Float] = []
+        for _ in 0..<((n + blockK - 1) / blockK) {
+            let row = (0..<d).map { _ in rng.uniform() < 0.5 ? Float(-2.5) : 2.5 }
+            for _ in 0..<blockK { k += row }
+        }
+        let v = rng.gaussians(k.count)
+        var differing = 0
+        for t in 0..<n {
+            let kt = Array(k[(t * d)..<((t + 1) * d)]), vt = Array(v[(t * d)..<((t + 1) * d)])
+            try Cache.append(small, kt, vt, tokens: 1)
+            try Cache.append(big, kt, vt, tokens: 1)
+            let q = (0..<d).map { _ in rng.uniform() < 0.5 ? Float(-2.5) : 2.5 }
+            let (a, ra) = try Cache.attendWithResult(small, q, queries: 1)
+            let (b, rb) = try Cache.attendWithResult(big, q, queries: 1)
+            let shift = small.firstHeldKey / blockK
+            guard let ma = ra.blockMap, let mb = rb.blockMap else { Issue.record("no map"); return }
+            if ma.bits != Array(mb.bits[shift...]) || a != b { differing += 1 }
+        }
+        #expect(small.firstHeldKey > 0)
+        #expect(differing == 0, "\(differing) of \(n) steps differ from the full cache")
+    }
+
     /// Truncation after a discard: a cut that keeps what later calls see works and answers
     /// as the full cache cut alike; a deeper cut, or one into the append that set the K mean,
     /// throws and changes nothing; `truncate(to: 0)` starts again. A copy starts at the same
@@ -126,7 +163,7 @@ struct KVCacheWindowDiscardTests {
     }
 
     /// What cannot be served throws before touching the cache: an append that discarding
-    /// cannot make room for (the cache keeps its keys), an exact call whose earliest query
+    /// cannot make room for, or one whose input is bad (the cache keeps its keys), an exact call whose earliest query
     /// would see discarded keys, a mask over every key instead of the held ones.
     @Test func whatCannotBeServedThrows() throws {
         var rng = TestRNG(seed: 1404)
@@ -138,6 +175,13 @@ struct KVCacheWindowDiscardTests {
         let first = cache.firstHeldKey, held = cache.heldKeys
         #expect(first > 0)
         #expect(throws: SpargeError.self) { try Cache.append(cache, Array(x[0..<(150 * d)]), Array(x[0..<(150 * d)]), tokens: 150) }
+        #expect(cache.firstHeldKey == first && cache.heldKeys == held)
+        // An append that needs a discard and fits after it, but holds a NaN: nothing discarded.
+        let fitsAfterDiscard = cache.capacity - (cache.length - cache.discardPoint)
+        #expect(fitsAfterDiscard > cache.capacity - held)
+        var bad = Array(x[0..<(fitsAfterDiscard * d)])
+        bad[3] = .nan
+        #expect(throws: SpargeError.self) { try Cache.append(cache, bad, bad, tokens: fitsAfterDiscard) }
         #expect(cache.firstHeldKey == first && cache.heldKeys == held)
         let many = cache.length - first - window + 2
         var out = [Float](repeating: 0, count: many * d)

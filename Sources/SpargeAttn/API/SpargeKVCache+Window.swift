@@ -11,17 +11,20 @@ extension SpargeKVCache {
         return w > 0 ? Swift.max(0, length - queries - w + 1) : 0
     }
 
-    /// Moves the held keys that some later call can see to the front of the buffers, dropping
-    /// the whole key blocks before them, with their blocks' prepared INT8 keys, scales and
+    /// Where the held keys would start after discarding the whole key blocks no later call can
+    /// see: `firstHeldKey` when there are none (or no window).
+    var discardPoint: Int {
+        let blockK = parameters.blockK
+        return Swift.max(firstHeldKey, firstVisibleKey(length: length, queries: maxQueryLength) / blockK * blockK)
+    }
+
+    /// Moves the held keys from `newFirst` (``discardPoint``) on to the front of the buffers,
+    /// dropping the key blocks before them, with their blocks' prepared INT8 keys, scales and
     /// summaries (which depend only on the block's keys and the fixed K mean, so the blocks
-    /// answer as before). Costs a memmove of the held keys; a cache of twice the minimum
-    /// capacity does it once every `capacity / 2` appended keys or so.
-    /// Nothing happens unless that leaves room for `tokens` more keys (the append then throws
-    /// with the cache as it was).
-    func discardKeysOutsideEveryWindow(toMakeRoomFor tokens: Int) {
+    /// answer as before). Costs a memmove of the held keys.
+    func discardKeys(before newFirst: Int) {
         let first = firstHeldKey, length = self.length, blockK = parameters.blockK
-        let newFirst = firstVisibleKey(length: length, queries: maxQueryLength) / blockK * blockK
-        guard newFirst > first && tokens <= capacity - (length - newFirst) else { return }
+        guard newFirst > first else { return }
         // No window without `.reject` (init): `firstNonFiniteKey` is not kept, nothing to shift.
         let shift = newFirst - first, keep = length - newFirst
         for head in 0..<(batch * kvHeads) {
@@ -45,7 +48,7 @@ extension SpargeKVCache {
     func checkCutKeepsTheWindow(_ newLength: Int, first: Int, meanSourceLength: Int) throws {
         let least = first + parameters.windowKeys + maxQueryLength - 1
         if newLength < least {
-            throw SpargeError.invalidShape("truncate(to: \(newLength)): this sliding-window cache discarded the keys before \(first), which calls at that length could see; truncate to \(least)...\(length), or to 0 to start again")
+            throw SpargeError.invalidShape("truncate(to: \(newLength)): this sliding-window cache discarded the keys before \(first), which calls at that length could see; truncate to \(Swift.max(least, meanSourceLength))...\(length), or to 0 to start again")
         }
         if newLength < meanSourceLength {
             throw SpargeError.invalidShape("truncate(to: \(newLength)) cuts into the append that set the K mean (its first \(meanSourceLength) keys), whose discarded keys the mean would be taken from again; truncate to at least \(meanSourceLength), or create the cache with a keyMean")

@@ -32,7 +32,8 @@ import Synchronization
 /// ``SpargeError/concurrentUse(_:)`` before touching the cache.
 public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     // @unchecked: the buffers are touched only inside `exclusive.run` (one call at a time);
-    // `length` and `firstHeldKey` are atomic so they can be read from any thread.
+    // `length` and `firstHeldKey` are atomic so they can be read from any thread (each alone:
+    // while a call runs, a reader may see one from before it and the other from after).
     /// Batch entries (`B`).
     public let batch: Int
     /// Query heads (`H`).
@@ -194,17 +195,21 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// `length - maxQueryLength - W + 1`), so that a sliding-window layer decodes for ever in a
     /// fixed capacity: give at least `W + maxQueryLength + blockK - 2` plus the largest append
     /// (the room above that is how many keys are appended between two discards, each a memmove
-    /// of the held keys and their prepared blocks). Every later call answers as a cache that
-    /// kept every key would (``firstHeldKey`` says where the held keys start).
+    /// of the held keys and their prepared blocks). Every later call selects the blocks a cache
+    /// that kept every key would, and computes the same output up to rounding where the count
+    /// of held key blocks changes how a call splits the keys across the cores, and (only for
+    /// values near fp32's limit) the overflow guard's unit, which depends on the capacity
+    /// (``firstHeldKey`` says where the held keys start).
     public func append(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
         try exclusive.run(Self.busyMessage) { try appendAlone(k: k, v: v, tokens: tokens) }
     }
 
     private func appendAlone(k: AttentionInput, v: AttentionInput, tokens: Int) throws {
         if tokens < 1 { throw SpargeError.invalidShape("append needs at least one token, got \(tokens)") }
-        if tokens > capacity - heldKeys && parameters.windowKeys > 0 { discardKeysOutsideEveryWindow(toMakeRoomFor: tokens) }
-        let length = heldKeys       // rows are addressed from the first held key
-        if tokens > capacity - length {
+        // A window lets the cache discard what no later call sees, once the inputs are valid.
+        let newFirst = tokens > capacity - heldKeys ? discardPoint : firstHeldKey
+        if tokens > capacity - (self.length - newFirst) {
+            let length = heldKeys
             throw SpargeError.invalidShape(parameters.windowKeys > 0
                 ? "the cache holds \(length) of \(capacity) keys, and discarding the key blocks that its sliding window of \(parameters.windowKeys) keys and calls of up to \(maxQueryLength) queries no longer see leaves no room for \(tokens) more: append fewer at a time, or make a cache of capacity at least \(parameters.windowKeys + maxQueryLength + parameters.blockK - 2 + tokens)"
                 : "the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
@@ -213,6 +218,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                                                       policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
                                                       keyMeans: meanIsSet ? UnsafePointer(storage.ops.kMean.pointer) : nil,
                                                       temp: storage.temp.pointer)
+        discardKeys(before: newFirst)
+        let length = heldKeys       // rows are addressed from the first held key
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
@@ -304,7 +311,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// has the same parameters and K mean (and truncates as this cache would) and answers
     /// every later call bit for bit as this cache would (up to the overflow guard's units,
     /// which differ only for values near fp32's limit; see ``truncate(to:)``); its capacity and
-    /// query limit may differ. It costs one append of the ``heldKeys`` (their blocks are prepared
+    /// query limit may differ (with a sliding window, a different capacity or query limit
+    /// discards at other points, which moves a call's split across the cores: the outputs then
+    /// agree to rounding). It costs one append of the ``heldKeys`` (their blocks are prepared
     /// again) and allocates the whole copy; it starts at the same ``firstHeldKey``.
     ///
     /// - Parameters:

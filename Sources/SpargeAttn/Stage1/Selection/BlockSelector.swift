@@ -59,7 +59,8 @@ func selectBlocks(
         blockSoftmax(probabilities, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding)  // step 4
         if let out = s.probabilitiesOut { (out + i * nk).update(from: probabilities, count: nk) }
         markMostProbable(probabilities, count: nk,                                    // step 5
-                         rule: s.isTopK ? .topK(count: topK) : .cdf(tau: s.selection, gpuRounding: s.gpuRounding),
+                         rule: s.isTopK ? .topK(count: topK, zerosBefore: s.discardedKeyBlocks)
+                                        : .cdf(tau: s.selection, gpuRounding: s.gpuRounding),
                          keys: keys, row: row)
         forceDissimilarBlocks(row, simQ: s.simQ[i], simK: s.simK, keyBlocks: nk, theta: s.theta)  // step 6
         if s.causal {                                                                 // step 7

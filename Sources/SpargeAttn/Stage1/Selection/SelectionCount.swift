@@ -22,8 +22,11 @@ extension SpargeParameters {
 
 /// How many of a row's blocks step 5 keeps.
 enum SelectionRule {
-    /// The first `count` blocks in probability order (at most all of them).
-    case topK(count: Int)
+    /// The first `count` blocks in probability order (at most all of them). `zerosBefore`
+    /// blocks of probability 0 precede the row's blocks (key blocks a KV cache discarded,
+    /// outside every window): ties go to the lower index, so they would take the first places
+    /// among the zero-probability blocks, and `count` shrinks by them once those are reached.
+    case topK(count: Int, zerosBefore: Int = 0)
     /// The longest prefix whose cumulative probability stays at or below `tau` (the running sum
     /// rounded to fp16 with `gpuRounding`), at least one block.
     case cdf(tau: Float, gpuRounding: Bool)
@@ -47,11 +50,13 @@ func markMostProbable(_ p: UnsafePointer<Float>, count nk: Int, rule: SelectionR
     while start >= 0 { siftDownSmallest(keys, start, n); start -= 1 }
     var taken = 0
     var cumulative: Float = 0
+    var zerosReached = false
     while n > 0 {
         let block = Int(keys[0] & 0xFFFF_FFFF)
         switch rule {
-        case .topK(let count):
-            if taken >= count { return }
+        case .topK(let count, let zerosBefore):
+            if !zerosReached && p[block] == 0 { zerosReached = true }
+            if taken >= (zerosReached ? count - zerosBefore : count) { return }
         case .cdf(let tau, let gpuRounding):
             let x = p[block]
             cumulative = gpuRounding ? roundToHalf(cumulative + x) : cumulative + x
