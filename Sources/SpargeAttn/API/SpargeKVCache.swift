@@ -208,36 +208,35 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         if tokens < 1 { throw SpargeError.invalidShape("append needs at least one token, got \(tokens)") }
         // A window lets the cache discard what no later call sees, once the inputs are valid.
         let newFirst = tokens > capacity - heldKeys ? discardPoint : firstHeldKey
-        if tokens > capacity - (self.length - newFirst) {
-            let length = heldKeys
+        if tokens > capacity - (length - newFirst) {
             throw SpargeError.invalidShape(parameters.windowKeys > 0
-                ? "the cache holds \(length) of \(capacity) keys, and discarding the key blocks that its sliding window of \(parameters.windowKeys) keys and calls of up to \(maxQueryLength) queries no longer see leaves no room for \(tokens) more: append fewer at a time, or make a cache of capacity at least \(parameters.windowKeys + maxQueryLength + parameters.blockK - 2 + tokens)"
-                : "the cache holds \(length) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
+                ? "the cache holds \(heldKeys) of \(capacity) keys, and discarding the key blocks that its sliding window of \(parameters.windowKeys) keys and calls of up to \(maxQueryLength) queries no longer see leaves no room for \(tokens) more: append fewer at a time, or make a cache of capacity at least \(parameters.windowKeys + maxQueryLength + parameters.blockK - 2 + tokens)"
+                : "the cache holds \(heldKeys) of \(capacity) keys; \(tokens) more do not fit: make a larger cache")
         }
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
                                                       policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
                                                       keyMeans: meanIsSet ? UnsafePointer(storage.ops.kMean.pointer) : nil,
                                                       temp: storage.temp.pointer)
         discardKeys(before: newFirst)
-        let length = heldKeys       // rows are addressed from the first held key
+        let rows = heldKeys         // buffer rows in use: they start at the first held key
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
                 for t in 0..<tokens {
-                    kv.load(b, h, t, into: keys.pointer + (head * capacity + length + t) * headDim, count: headDim)
-                    vv.load(b, h, t, into: values.pointer + (head * capacity + length + t) * width, count: headDim)
+                    kv.load(b, h, t, into: keys.pointer + (head * capacity + rows + t) * headDim, count: headDim)
+                    vv.load(b, h, t, into: values.pointer + (head * capacity + rows + t) * width, count: headDim)
                 }
             }
         }
         if parameters.nonFinitePolicy == .propagate {
-            recordNonFiniteRows(first: length, count: tokens, meanFromThese: parameters.smoothK && !meanIsSet)
+            recordNonFiniteRows(first: rows, count: tokens, meanFromThese: parameters.smoothK && !meanIsSet)
         }
-        buffers.guardAppendedRows(first: length, count: tokens, capacity: capacity, headDim: headDim)
-        let firstDirty = length / parameters.blockK
-        held.store(self.length + tokens, ordering: .releasing)
-        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: length + tokens, headDim: headDim)
+        buffers.guardAppendedRows(first: rows, count: tokens, capacity: capacity, headDim: headDim)
+        let firstDirty = rows / parameters.blockK
+        held.store(length + tokens, ordering: .releasing)
+        let shape = AttentionShape(batch: batch, heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: rows + tokens, headDim: headDim)
         SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: firstDirty, setMean: !meanIsSet)
-        if !meanIsSet { meanSourceLength = length + tokens }   // nothing is discarded before the mean is set
+        if !meanIsSet { meanSourceLength = rows + tokens }   // nothing is discarded before the mean is set
         meanIsSet = true
     }
 
