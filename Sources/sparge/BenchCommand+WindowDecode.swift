@@ -23,11 +23,8 @@ extension BenchCommand {
         say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
         var rows: [JSONValue] = []
         for n in [32768, 131072] {
-            var state: UInt64 = 0x9E37_79B9
-            func uniforms(_ count: Int) -> [Float] {
-                (0..<count).map { _ in state = state &* 6364136223846793005 &+ 1442695040888963407
-                    return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23) }
-            }
+            var draws = DecodeUniforms()
+            func uniforms(_ count: Int) -> [Float] { draws.next(count) }
             let full = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n + steps + 1, maxQueryLength: 1,
                                          parameters: p, threads: threads)
             let fixed = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: windowed, maxQueryLength: 1,

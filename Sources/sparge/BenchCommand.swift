@@ -320,11 +320,8 @@ struct BenchCommand {
         say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
         for (n, topk) in [(32768, Float(0.5)), (131072, 0.5), (32768, 0.25), (131072, 0.25)] {
             let heads = 32, kvHeads = 8, d = 128
-            var state: UInt64 = 0x9E37_79B9
-            func uniforms(_ count: Int) -> [Float] {
-                (0..<count).map { _ in state = state &* 6364136223846793005 &+ 1442695040888963407
-                    return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23) }
-            }
+            var draws = DecodeUniforms()
+            func uniforms(_ count: Int) -> [Float] { draws.next(count) }
             var p = SpargeParameters.recommended
             p.causal = true
             p.selection = .topK(PerHead(topk))
@@ -466,5 +463,18 @@ struct BenchCommand {
     static func medianTimings(_ t: [SparseTimings]) -> SparseTimings {
         let sorted = t.sorted { $0.preparationSeconds + $0.kernelSeconds < $1.preparationSeconds + $1.kernelSeconds }
         return sorted.isEmpty ? t[0] : sorted[sorted.count / 2]
+    }
+}
+
+/// The decode tables' keys, values and queries: uniform in [-1, 1) from a 64-bit LCG, the same
+/// stream in every run (each table row starts a new one).
+struct DecodeUniforms {
+    private var state: UInt64 = 0x9E37_79B9
+
+    mutating func next(_ count: Int) -> [Float] {
+        (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) / Float(1 << 23)
+        }
     }
 }
