@@ -29,7 +29,7 @@ extension KernelSet {
                 var r = 0
                 while r < rows {
                     let q0 = q + r * qStride + d0, o0 = out + r * outStride + firstColumn
-                    fourRowsTimesFourVectors(a: (q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride), count: slice,
+                    fourRowsTimesFourVectors(Float32Rows.self, a: (q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride), count: slice,
                                              b: kT + d0 * columns + firstColumn, bStride: columns,
                                              out: (o0, o0 + outStride, o0 + 2 * outStride, o0 + 3 * outStride), accumulate: d0 > 0)
                     r += 4
@@ -49,7 +49,7 @@ extension KernelSet {
                 var c = firstColumn
                 while c < columns {
                     let o0 = out + r * outStride + c
-                    fourRowsTimesTwoVectors(a: (q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride), count: slice,
+                    fourRowsTimesTwoVectors(Float32Rows.self, a: (q0, q0 + qStride, q0 + 2 * qStride, q0 + 3 * qStride), count: slice,
                                             b: kT + d0 * columns + c, bStride: columns,
                                             out: (o0, o0 + outStride, o0 + 2 * outStride, o0 + 3 * outStride), accumulate: d0 > 0)
                     c += 2 * n

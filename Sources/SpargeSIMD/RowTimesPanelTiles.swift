@@ -3,7 +3,8 @@
 // takes them with a = Q's rows and B = the transposed key block, the P.V tile with a = P's rows
 // and B = V: one product, one register tile. Every accumulator is a named variable so that the
 // tile stays in registers; each step is w / lanes vector loads of B, four broadcasts and
-// 4 w / lanes multiply-adds, in the same order whatever the caller.
+// 4 w / lanes multiply-adds, in the same order whatever the caller. B's rows are fp32, or
+// 16-bit rows widened as they are loaded (`RowElements`).
 
 /// Four row pointers (of `a`, or of the output).
 typealias FourRows = (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
@@ -11,8 +12,8 @@ typealias FourMutableRows = (UnsafeMutablePointer<Float>, UnsafeMutablePointer<F
 
 /// Four rows x two vectors: `out_r[0..<2n] (+)= sum_i a_r[i] * b[i][0..<2n]` (`+=` with `accumulate`).
 @inline(__always)
-func fourRowsTimesTwoVectors(a: FourRows, count: Int, b: UnsafePointer<Float>, bStride: Int, out o: FourMutableRows,
-                             accumulate: Bool) {
+func fourRowsTimesTwoVectors<E: RowElements>(_: E.Type, a: FourRows, count: Int, b: UnsafePointer<E.Stored>, bStride: Int,
+    out o: FourMutableRows, accumulate: Bool) {
     let n = FloatV.scalarCount
     var a00 = FloatV(), a01 = FloatV(), a10 = FloatV(), a11 = FloatV()
     var a20 = FloatV(), a21 = FloatV(), a30 = FloatV(), a31 = FloatV()
@@ -22,7 +23,7 @@ func fourRowsTimesTwoVectors(a: FourRows, count: Int, b: UnsafePointer<Float>, b
     }
     var bp = b
     for i in 0..<count {
-        let b0: FloatV = load(bp), b1: FloatV = load(bp + n)
+        let b0: FloatV = E.load(bp), b1: FloatV = E.load(bp + n)
         let x0 = FloatV(repeating: a.0[i])
         a00 = multiplyAdd(x0, b0, a00); a01 = multiplyAdd(x0, b1, a01)
         let x1 = FloatV(repeating: a.1[i])
@@ -43,8 +44,8 @@ func fourRowsTimesTwoVectors(a: FourRows, count: Int, b: UnsafePointer<Float>, b
 /// Four rows x four vectors (16 accumulators of the 32 zmm registers): `out_r[0..<4n] (+)=
 /// sum_i a_r[i] * b[i][0..<4n]`; each a element is read once per 64 columns.
 @inline(__always)
-func fourRowsTimesFourVectors(a: FourRows, count: Int, b: UnsafePointer<Float>, bStride: Int, out o: FourMutableRows,
-                              accumulate: Bool) {
+func fourRowsTimesFourVectors<E: RowElements>(_: E.Type, a: FourRows, count: Int, b: UnsafePointer<E.Stored>, bStride: Int,
+    out o: FourMutableRows, accumulate: Bool) {
     let n = FloatV.scalarCount
     var a00 = FloatV(), a01 = FloatV(), a02 = FloatV(), a03 = FloatV()
     var a10 = FloatV(), a11 = FloatV(), a12 = FloatV(), a13 = FloatV()
@@ -58,7 +59,7 @@ func fourRowsTimesFourVectors(a: FourRows, count: Int, b: UnsafePointer<Float>, 
     }
     var bp = b
     for i in 0..<count {
-        let b0: FloatV = load(bp), b1: FloatV = load(bp + n), b2: FloatV = load(bp + 2 * n), b3: FloatV = load(bp + 3 * n)
+        let b0: FloatV = E.load(bp), b1: FloatV = E.load(bp + n), b2: FloatV = E.load(bp + 2 * n), b3: FloatV = E.load(bp + 3 * n)
         let x0 = FloatV(repeating: a.0[i])
         a00 = multiplyAdd(x0, b0, a00); a01 = multiplyAdd(x0, b1, a01); a02 = multiplyAdd(x0, b2, a02); a03 = multiplyAdd(x0, b3, a03)
         let x1 = FloatV(repeating: a.1[i])

@@ -142,6 +142,24 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// ProbabilityValueKernel.swift: the same over fp16 or bf16 values, widened one by one.
+    public static func accumulateProbabilityHalfValue(
+        p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
+        v: UnsafePointer<UInt16>, vStride: Int, width: Int, bfloat16: Bool,
+        o: UnsafeMutablePointer<Float>, oStride: Int
+    ) {
+        for r in 0..<rows {
+            for c in 0..<count {
+                let weight = p[r * pStride + c]
+                for x in 0..<width {
+                    let bits = v[c * vStride + x]
+                    let value = bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
+                    o[r * oStride + x] += weight * value
+                }
+            }
+        }
+    }
+
     /// TileRowOps.swift: the largest entry of each row.
     public static func rowMaxima(
         _ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>

@@ -38,6 +38,9 @@ protocol TileKernels: Sendable {
     static func accumulateProbabilityValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
                                            v: UnsafePointer<Float>, vStride: Int, width: Int,
                                            o: UnsafeMutablePointer<Float>, oStride: Int)
+    static func accumulateProbabilityHalfValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
+                                               v: UnsafePointer<UInt16>, vStride: Int, width: Int, bfloat16: Bool,
+                                               o: UnsafeMutablePointer<Float>, oStride: Int)
     static func rowMaxima(_ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>)
     static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
                                  shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)

@@ -92,7 +92,7 @@ func denseQueryTile(
                  keyValid: keyValid.map { $0 + b * s.keyLength + kStart }, pairs: pairs, pairStride: s.keyLength, pairRows: rows)
         softmax.measure(scores: scores, stride: tc, rows: rowsPad)
         softmax.absorb(scores: scores, stride: tc, rows: rowsPad, keys: cols,
-                       values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride)
+                       values: ops.values.storedRows(b, kvh, kStart))
     }
     if let partial {
         softmax.export(rows: DenseTiling.queryRows, into: partial, units: chunk == 0 ? units : nil)

@@ -118,7 +118,7 @@ func groupedDecodeBlock(
             }
         }
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
-                       values: ops.values.row(b, kvh, kStart), valueStride: ops.values.rowStride, numerics: o.numerics)
+                       values: ops.values.storedRows(b, kvh, kStart), numerics: o.numerics)
     }
     for gh in 0..<group {
         let h = firstHead + gh

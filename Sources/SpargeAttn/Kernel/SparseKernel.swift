@@ -143,9 +143,8 @@ func sparseQueryBlock(
             continue
         }
         // Steps 4-5.
-        let vRows = ops.values.row(b, kvh, kStart)
         softmax.absorb(scores: scores, stride: stride, rows: rowsPad, keys: cols,
-                       values: vRows, valueStride: ops.values.rowStride, numerics: o.numerics,
+                       values: ops.values.storedRows(b, kvh, kStart), numerics: o.numerics,
                        fixedValues: ops.fixedValues?.block(t))
     }
     if let partial {

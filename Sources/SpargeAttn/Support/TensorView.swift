@@ -1,4 +1,5 @@
 import Foundation
+import SpargeSIMD
 
 /// Storage type of a tensor's elements. Compute is always fp32.
 public enum ElementType: String, Sendable, Hashable, CaseIterable {
@@ -53,6 +54,12 @@ struct TensorView: @unchecked Sendable {
         base.assumingMemoryBound(to: UInt16.self) + offset(b, h, n)
     }
 
+    /// Rows from (b, h, n) on, where a kernel reads them in place (any element type).
+    @inline(__always)
+    func storedRows(_ b: Int, _ h: Int, _ n: Int) -> StoredRows {
+        StoredRows(base: base + offset(b, h, n) * type.size, type: type, stride: rowStride)
+    }
+
     /// The exponent bits of the element type (all ones: NaN or infinity): 0x7C00 for fp16, 0x7F80 for bf16.
     var halfExponentMask: UInt16 { type == .float16 ? 0x7C00 : 0x7F80 }
 
@@ -63,13 +70,15 @@ struct TensorView: @unchecked Sendable {
         switch type {
         case .float32:
             dst.update(from: base.assumingMemoryBound(to: Float.self) + o, count: count)
-        case .float16:
-            let src = base.assumingMemoryBound(to: Float16.self) + o
-            for c in 0..<count { dst[c] = Float(src[c]) }
-        case .bfloat16:
-            let src = base.assumingMemoryBound(to: UInt16.self) + o
-            for c in 0..<count { dst[c] = Float(bitPattern: UInt32(src[c]) << 16) }
+        case .float16, .bfloat16:
+            widenRow(base.assumingMemoryBound(to: UInt16.self) + o, count: count, bfloat16: type == .bfloat16, into: dst)
         }
+    }
+
+    /// The same memory, writable (a KV cache's own buffers).
+    var writable: MutableTensorView {
+        MutableTensorView(base: UnsafeMutableRawPointer(mutating: base), type: type, batchStride: batchStride,
+                          headStride: headStride, rowStride: rowStride)
     }
 
     /// The row as fp32: in place for fp32 views, else widened into `temp`.
@@ -79,6 +88,14 @@ struct TensorView: @unchecked Sendable {
         load(b, h, n, into: temp, count: count)
         return UnsafePointer(temp)
     }
+}
+
+/// Consecutive rows of a tensor as stored: the first row's address, the element type and
+/// the row stride in elements (the P.V kernels read fp32, fp16 or bf16 value rows in place).
+struct StoredRows {
+    var base: UnsafeRawPointer
+    var type: ElementType
+    var stride: Int
 }
 
 /// The writable counterpart of ``TensorView``.
@@ -119,12 +136,8 @@ struct MutableTensorView: @unchecked Sendable {
         switch type {
         case .float32:
             (base.assumingMemoryBound(to: Float.self) + o).update(from: src, count: count)
-        case .float16:
-            let dst = base.assumingMemoryBound(to: Float16.self) + o
-            for c in 0..<count { dst[c] = Float16(src[c]) }
-        case .bfloat16:
-            let dst = base.assumingMemoryBound(to: UInt16.self) + o
-            for c in 0..<count { dst[c] = BFloat16(src[c]).bitPattern }
+        case .float16, .bfloat16:
+            narrowRow(src, count: count, bfloat16: type == .bfloat16, into: base.assumingMemoryBound(to: UInt16.self) + o)
         }
     }
 }

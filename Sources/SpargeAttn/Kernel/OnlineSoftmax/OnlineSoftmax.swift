@@ -58,12 +58,11 @@ struct OnlineSoftmax {
     /// larger units (``OverflowGuard``, |Q.K| near the fp32 limit) take the fp32 product.
     func absorb(
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
-        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics = .fp32,
+        values: StoredRows, numerics: PVNumerics = .fp32,
         fixedValues: (values: UnsafePointer<Int16>, steps: UnsafePointer<Float>)? = nil
     ) {
         if !scoreUnit.isOne {
-            absorbScaled(scores: scores, stride: stride, rows: rows, keys: keys, values: values,
-                         valueStride: valueStride, numerics: numerics)
+            absorbScaled(scores: scores, stride: stride, rows: rows, keys: keys, values: values, numerics: numerics)
             return
         }
         // Per row: the new maximum, the rescale factor, and the exponent shift, which replaces
@@ -113,9 +112,22 @@ struct OnlineSoftmax {
         for r in 0..<rows { rowSum[r] += rowTotal[r] }
         // fp16 / FP8 P.V: l from the unrounded P, the product with P rounded (V is rounded when bound).
         if numerics != .fp32 { for r in 0..<rows { Self.roundProbabilities(scores + r * stride, keys: keys, numerics: numerics) } }
-        kernels.accumulateProbabilityValue(
-            p: scores, pStride: stride, rows: rows, count: keys,
-            v: values, vStride: valueStride, width: width, o: acc, oStride: width)
+        accumulateValues(p: scores, pStride: stride, rows: rows, keys: keys, values: values)
+    }
+
+    /// `acc += P V` over `keys` value rows as stored: fp32, or fp16 / bf16 (a KV cache's)
+    /// widened as the kernel loads them.
+    @inline(__always)
+    private func accumulateValues(p: UnsafePointer<Float>, pStride: Int, rows: Int, keys: Int, values: StoredRows) {
+        if values.type == .float32 {
+            kernels.accumulateProbabilityValue(p: p, pStride: pStride, rows: rows, count: keys,
+                                               v: values.base.assumingMemoryBound(to: Float.self), vStride: values.stride,
+                                               width: width, o: acc, oStride: width)
+        } else {
+            kernels.accumulateProbabilityHalfValue(p: p, pStride: pStride, rows: rows, count: keys,
+                                                   v: values.base.assumingMemoryBound(to: UInt16.self), vStride: values.stride,
+                                                   width: width, bfloat16: values.type == .bfloat16, o: acc, oStride: width)
+        }
     }
 
     /// ``absorb(scores:stride:rows:keys:values:valueStride:numerics:)`` for scores stored in
@@ -123,7 +135,7 @@ struct OnlineSoftmax {
     /// at a time: `P = 2^((S - m) * unit)`.
     private func absorbScaled(
         scores: UnsafeMutablePointer<Float>, stride: Int, rows: Int, keys: Int,
-        values: UnsafePointer<Float>, valueStride: Int, numerics: PVNumerics
+        values: StoredRows, numerics: PVNumerics
     ) {
         for r in 0..<rows {
             let local = tileMax[r]
@@ -150,9 +162,7 @@ struct OnlineSoftmax {
             Self.roundProbabilities(row, keys: keys, numerics: numerics)
             rowSum[r] += sum
         }
-        kernels.accumulateProbabilityValue(
-            p: scores, pStride: stride, rows: rows, count: keys,
-            v: values, vStride: valueStride, width: width, o: acc, oStride: width)
+        accumulateValues(p: scores, pStride: stride, rows: rows, keys: keys, values: values)
     }
 
     /// Rounds the first `keys` probabilities of a row as the GPU's P.V takes them (fp16 or FP8

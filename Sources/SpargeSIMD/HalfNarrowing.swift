@@ -1,0 +1,54 @@
+// fp32 rows rounded to 16 bits (fp16 or bf16, to nearest even) as a KV cache or a 16-bit
+// output stores them. Baseline x86-64 has no fp16 instruction, and Swift's `Float16(x)` there
+// is a library call per value; these are vector integer operations at every level, bit for
+// bit Swift's conversion (NaN stays NaN, quiet).
+
+/// Rounds `count` floats of `src` to fp16 bits (or bf16 with `bfloat16`) into `out`.
+public func narrowRow(_ src: UnsafePointer<Float>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<UInt16>) {
+    var c = 0
+    while c + 8 <= count {
+        let x = UnsafeRawPointer(src + c).loadUnaligned(as: SIMD8<Int32>.self)
+        let bits = bfloat16 ? narrowToBFloat16(x) : narrowToFloat16(x)
+        UnsafeMutableRawPointer(out + c).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits), as: SIMD8<UInt16>.self)
+        c += 8
+    }
+    if c < count {
+        var tail = SIMD8<Int32>()
+        for i in 0..<(count - c) { tail[i] = Int32(bitPattern: src[c + i].bitPattern) }
+        let bits = bfloat16 ? narrowToBFloat16(tail) : narrowToFloat16(tail)
+        for i in 0..<(count - c) { out[c + i] = UInt16(truncatingIfNeeded: bits[i]) }
+    }
+}
+
+/// `(a - b) >> 31`: all ones where `a < b`, for lanes in 0..<2^31 (a compare without Swift's
+/// lane-by-lane mask).
+@inline(__always)
+private func lanesBelow(_ a: SIMD8<Int32>, _ b: Int32) -> SIMD8<Int32> { (a &- b) &>> 31 }
+
+/// fp32 bits to fp16 bits in the low half of each lane (F. Giesen's round-to-nearest-even
+/// conversion): normals rebias the exponent and round the 13 dropped mantissa bits; values
+/// below fp16's smallest normal are rounded by an fp32 addition of 0.5, whose ulp is fp16's
+/// subnormal step; from 65520 on (rounding up past 65504) the result is infinity; NaN becomes
+/// a quiet NaN with its sign.
+@inline(__always)
+func narrowToFloat16(_ x: SIMD8<Int32>) -> SIMD8<Int32> {
+    let sign = x & Int32(bitPattern: 0x8000_0000)
+    let a = x ^ sign                                         // |x|
+    let normal = (a &+ (-112 << 23) &+ 0xFFF &+ ((a &>> 13) & 1)) &>> 13
+    let subnormal = unsafeBitCast(unsafeBitCast(a, to: SIMD8<Float>.self) + 0.5, to: SIMD8<Int32>.self) &- 0x3F00_0000
+    let special = 0x7C00 | (((0x7F80_0000 &- a) &>> 31) & 0x0200)   // infinity, or a quiet NaN
+    var o = normal ^ ((normal ^ subnormal) & lanesBelow(a, 0x3880_0000))   // below 2^-14: subnormal
+    let finite = lanesBelow(a, 0x4780_0000)                                // below 65536: rounds as a number
+    o = special ^ ((special ^ o) & finite)
+    return o | ((sign &>> 16) & 0x8000)
+}
+
+/// fp32 bits to bf16 bits in the low half of each lane, as ``BFloat16``'s initializer rounds.
+@inline(__always)
+func narrowToBFloat16(_ x: SIMD8<Int32>) -> SIMD8<Int32> {
+    let u = SIMD8<UInt32>(truncatingIfNeeded: x)
+    let rounded = (u &+ 0x7FFF &+ ((u &>> 16) & 1)) &>> 16
+    let quiet = (u &>> 16) | 0x0040
+    let nan = SIMD8<UInt32>(truncatingIfNeeded: (0x7F80_0000 &- (x & 0x7FFF_FFFF)) &>> 31)   // all ones where NaN
+    return SIMD8<Int32>(truncatingIfNeeded: rounded ^ ((rounded ^ quiet) & nan))
+}

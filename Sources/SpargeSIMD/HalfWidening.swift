@@ -1,0 +1,95 @@
+// 16-bit rows (fp16 or bf16: a KV cache that stores its values in half the memory) widened to
+// fp32 as a tile loads them. The widening is exact, so a tile over 16-bit rows computes, bit
+// for bit, what the fp32 tile computes over the widened rows; only the bytes read change.
+
+/// How a register tile reads a vector of fp32 from a row of stored elements.
+protocol RowElements {
+    associatedtype Stored
+    /// `V.scalarCount` elements from `p` (any alignment), as fp32.
+    static func load<V: SIMD>(_ p: UnsafePointer<Stored>) -> V where V.Scalar == Float
+}
+
+/// fp32 rows, read as they are.
+enum Float32Rows: RowElements {
+    @inline(__always)
+    static func load<V: SIMD>(_ p: UnsafePointer<Float>) -> V where V.Scalar == Float { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+}
+
+/// bf16 rows: a bf16 is the upper half of the fp32 with the same bits.
+enum BFloat16Rows: RowElements {
+    @inline(__always)
+    static func load<V: SIMD>(_ p: UnsafePointer<UInt16>) -> V where V.Scalar == Float {
+        if V.scalarCount == 16 {
+            let bits = SIMD16<UInt32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt16>.self)) &<< 16
+            return unsafeBitCast(bits, to: V.self)
+        }
+        precondition(V.scalarCount == 8)
+        let bits = SIMD8<UInt32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)) &<< 16
+        return unsafeBitCast(bits, to: V.self)
+    }
+}
+
+/// IEEE fp16 rows.
+enum Float16Rows: RowElements {
+    @inline(__always)
+    static func load<V: SIMD>(_ p: UnsafePointer<UInt16>) -> V where V.Scalar == Float {
+        if V.scalarCount == 16 {
+            return unsafeBitCast(widen(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt16>.self)), to: V.self)
+        }
+        precondition(V.scalarCount == 8)
+        return unsafeBitCast(widen(UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)), to: V.self)
+    }
+
+    /// fp16 bits to fp32. With F16C (the AVX2 and AVX-512 sets) and on arm64 Swift's own
+    /// conversion is one instruction; baseline x86-64 would call a library routine per lane,
+    /// so there the bits are moved: exponent and mantissa shifted into fp32's places and
+    /// multiplied by 2^112 (which rebiases the exponent and turns fp16's subnormals into fp32
+    /// normals, exactly), infinity and NaN given fp32's all-ones exponent, the sign put back.
+    @inline(__always)
+    static func widen(_ h: SIMD8<UInt16>) -> SIMD8<Float> {
+        #if arch(x86_64) && !SPARGE_FMA
+        return widenBits(SIMD8<Int32>(truncatingIfNeeded: SIMD8<UInt32>(truncatingIfNeeded: h)))
+        #else
+        return SIMD8<Float>(unsafeBitCast(h, to: SIMD8<Float16>.self))
+        #endif
+    }
+
+    @inline(__always)
+    static func widen(_ h: SIMD16<UInt16>) -> SIMD16<Float> {
+        #if arch(x86_64) && !SPARGE_FMA
+        return widenBits(SIMD16<Int32>(truncatingIfNeeded: SIMD16<UInt32>(truncatingIfNeeded: h)))
+        #else
+        return SIMD16<Float>(unsafeBitCast(h, to: SIMD16<Float16>.self))
+        #endif
+    }
+
+    /// The bit-moving widening of `widen`, for any lane count (`x` holds fp16 bits). No
+    /// comparison: in generic code Swift's SIMD compares build their mask lane by lane.
+    @inline(__always)
+    static func widenBits<W: SIMD, F: SIMD>(_ x: W) -> F where W.Scalar == Int32, F.Scalar == Float {
+        let magnitude = (x & 0x7FFF) &<< 13
+        let scaled = unsafeBitCast(unsafeBitCast(magnitude, to: F.self) * 0x1p112, to: W.self)
+        // All ones where the exponent is 31 (infinity or NaN): magnitude >= 0x0F80_0000, which
+        // is bit 28 of magnitude + 2^23.
+        let special = W.zero &- ((magnitude &+ 0x0080_0000) &>> 28)
+        let bits = scaled ^ ((scaled ^ (magnitude | 0x7F80_0000)) & special)
+        return unsafeBitCast(bits | ((x & 0x8000) &<< 16), to: F.self)
+    }
+}
+
+/// Widens `count` 16-bit elements (fp16, or bf16 with `bfloat16`) of `bits` into `out`.
+public func widenRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>) {
+    var c = 0
+    if bfloat16 {
+        while c + 8 <= count { store(BFloat16Rows.load(bits + c) as Float8, out + c); c += 8 }
+        while c < count { out[c] = Float(bitPattern: UInt32(bits[c]) << 16); c += 1 }
+    } else {
+        while c + 8 <= count { store(Float16Rows.load(bits + c) as Float8, out + c); c += 8 }
+        if c < count {
+            var tail = SIMD8<UInt16>()
+            for i in 0..<(count - c) { tail[i] = bits[c + i] }
+            let wide = Float16Rows.widen(tail)
+            for i in 0..<(count - c) { out[c + i] = wide[i] }
+        }
+    }
+}

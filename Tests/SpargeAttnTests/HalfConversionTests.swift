@@ -1,0 +1,56 @@
+import SpargeSIMD
+import SpargeTestSupport
+import Testing
+@testable import SpargeAttn
+
+/// The vector conversions between fp32 and 16-bit rows (SpargeSIMD's `widenRow` and
+/// `narrowRow`) against Swift's `Float16` and ``BFloat16``: every fp16 and bf16 value, every
+/// tie between neighbours and its neighbours, and random fp32 bits.
+struct HalfConversionTests {
+    static func sameValue(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
+
+    @Test func widenRowIsExact() {
+        let all = (0..<65_536).map { UInt16($0) }
+        for bfloat16 in [false, true] {
+            for count in [65_536, 13] {   // 13: a tail
+                var out = [Float](repeating: 0, count: count)
+                widenRow(all, count: count, bfloat16: bfloat16, into: &out)
+                for i in 0..<count {
+                    let want = bfloat16 ? BFloat16(bitPattern: all[i]).float : Float(Float16(bitPattern: all[i]))
+                    #expect(Self.sameValue(out[i], want), "bits \(all[i]), bf16 \(bfloat16)")
+                }
+            }
+        }
+    }
+
+    @Test func narrowRowRoundsToNearestEven() {
+        var values: [Float] = [0, -0, 65504, 65519.996, 65520, -65520, 1e10, .infinity, -.infinity, .nan, -.nan,
+                               Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC0_1234), .leastNonzeroMagnitude, 1e-45, 3e-8, -2.98e-8,
+                               Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude, 3.3961776e38, 3.3961775e38]
+        // Each fp16 value, the midpoint to the next (a tie) and the floats on either side of it.
+        for h in 0..<0x7C00 {
+            let x = Float(Float16(bitPattern: UInt16(h))), next = Float(Float16(bitPattern: UInt16(h + 1)))
+            let mid = (x + next) / 2
+            values += [x, -x, mid, -mid, mid.nextUp, mid.nextDown, -mid.nextUp]
+        }
+        // The same for bf16, over a spread of exponents.
+        for h in stride(from: 0, to: 0x7F80, by: 7) {
+            let x = Float(bitPattern: UInt32(h) << 16), next = Float(bitPattern: UInt32(h + 1) << 16)
+            let mid = Float(bitPattern: (x.bitPattern + next.bitPattern) / 2)
+            values += [x, mid, mid.nextUp, mid.nextDown, -mid]
+        }
+        var rng = TestRNG(seed: 4805)
+        for _ in 0..<100_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        for bfloat16 in [false, true] {
+            var out = [UInt16](repeating: 0, count: values.count)
+            narrowRow(values, count: values.count, bfloat16: bfloat16, into: &out)
+            for (i, x) in values.enumerated() {
+                let got = bfloat16 ? BFloat16(bitPattern: out[i]).float : Float(Float16(bitPattern: out[i]))
+                let want = bfloat16 ? BFloat16(x).float : Float(Float16(x))
+                #expect(Self.sameValue(got, want), "\(x) (bits \(x.bitPattern)): \(got), want \(want), bf16 \(bfloat16)")
+                if bfloat16 && !x.isNaN { #expect(out[i] == BFloat16(x).bitPattern) }
+                if !bfloat16 && !x.isNaN { #expect(out[i] == Float16(x).bitPattern) }
+            }
+        }
+    }
+}
