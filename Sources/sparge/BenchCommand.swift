@@ -8,7 +8,7 @@ import SpargeWorkloads
 /// the share of the machine's measured peak. Medians of several calls after a warm-up.
 struct BenchCommand {
     static let usage = """
-        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode] [--masks] [--memory] [--scaling] [--kernels] [--fixed-point-pv] [--json]
+        Usage: sparge bench [--quick] [--repeat N] [--threads N] [--workloads LIST] [--hilbert] [--decode [--kv-types LIST]] [--masks] [--memory] [--scaling] [--kernels] [--fixed-point-pv] [--json]
 
         Times exact dense attention and sparse attention (top-k 0.5, the recommended default,
         and top-k 0.25) on the shapes B=1 H=8 N=4096 D=64, B=1 H=4 N=4096 D=128,
@@ -24,6 +24,8 @@ struct BenchCommand {
           --decode          only the decode rows: 1 query against 32k and 128k cached keys
                             (H=32, Hkv=8, D=128), sparse (top-k 0.5 and 0.25) vs exact, per token; then a
                             sliding-window layer in a cache of fixed capacity against one holding every key
+          --kv-types LIST   with --decode: the caches' element types, comma-separated from float32, float16,
+                            bfloat16 (default float32); each row's caches take the same steps, interleaved
           --masks           only the attention-mask rows: causal, prefix-LM and packed documents as an
                             AttentionMask at B=1 H=8 N=4096 D=64, dense and sparse, beside the causal rule
           --scaling         only the thread-scaling row (B=1 H=8 N=4096 D=64, medium input)
@@ -51,9 +53,10 @@ struct BenchCommand {
     var kernelsOnly = false
     var fixedPointPV = false
     var json = false
+    var kvTypes: [ElementType] = [.float32]
 
     init?(arguments: [String]) throws {
-        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "masks", "kernels", "fixed-point-pv", OutputFormat.flag], options: ["repeat", "threads", "workloads"],
+        guard let a = try Arguments.parse(arguments, flags: ["quick", "memory", "scaling", "hilbert", "decode", "masks", "kernels", "fixed-point-pv", OutputFormat.flag], options: ["repeat", "threads", "workloads", "kv-types"],
                                           usage: Self.usage) else { return nil }
         quick = a.flag("quick")
         memoryOnly = a.flag("memory")
@@ -66,6 +69,16 @@ struct BenchCommand {
         json = a.flag(OutputFormat.flag)
         repeats = try a.int("repeat", in: 1...1000) ?? repeats
         threads = try a.int("threads", in: 1...4096)
+        if let list = a.string("kv-types") {
+            kvTypes = try list.split(separator: ",").map { name in
+                guard let t = ElementType(rawValue: String(name)) else {
+                    throw UsageError("--kv-types: '\(name)' is not one of float32, float16, bfloat16")
+                }
+                return t
+            }
+            if kvTypes.isEmpty { throw UsageError("--kv-types is empty; give a comma-separated list of float32, float16, bfloat16") }
+            if !decodeOnly { throw UsageError("--kv-types applies to --decode only") }
+        }
         if let w = a.string("workloads") {
             let names = w.split(separator: ",").map(String.init)
             if names.isEmpty { throw UsageError("--workloads is empty; give a comma-separated subset of mild, medium, sharp, gaussian") }
@@ -314,8 +327,8 @@ struct BenchCommand {
         var rows: [JSONValue] = []
         say("decode: B=1 H=32 Hkv=8 D=128, one query per step, causal; build \(BuildInfo.detail); \(threads) threads")
         say("median of \(repeats) steps after a warm-up; keys and values uniform in [-1, 1]\n")
-        let header: [(String, Int)] = [("keys", 7), ("top-k", 5), ("prefill s", 9), ("append ms", 9), ("sparse ms", 9), ("exact ms", 8),
-                                       ("speedup", 7), ("density", 7), ("cosine", 7)]
+        let header: [(String, Int)] = [("keys", 7), ("top-k", 5), ("kv type", 8), ("prefill s", 9), ("append ms", 9), ("sparse ms", 9),
+                                       ("exact ms", 8), ("speedup", 7), ("density", 7), ("cosine", 7)]
         say(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
         say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
         for (n, topk) in [(32768, Float(0.5)), (131072, 0.5), (32768, 0.25), (131072, 0.25)] {
@@ -325,56 +338,69 @@ struct BenchCommand {
             var p = SpargeParameters.recommended
             p.causal = true
             p.selection = .topK(PerHead(topk))
-            let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n + repeats + 2, maxQueryLength: 1,
-                                          parameters: p, threads: threads)
+            // One cache per element type, given the same keys, values and queries; their steps interleave.
             let k = uniforms(kvHeads * n * d), v = uniforms(kvHeads * n * d)
-            let prefill = try Timing.seconds {
-                try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
-                    try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: n) } }
+            var caches: [SpargeKVCache] = [], prefills: [Double] = []
+            for type in kvTypes {
+                let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n + repeats + 2, maxQueryLength: 1,
+                                              parameters: p, elementType: type, threads: threads)
+                prefills.append(try Timing.seconds {
+                    try k.withUnsafeBufferPointer { kp in try v.withUnsafeBufferPointer { vp in
+                        try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: n) } }
+                })
+                caches.append(cache)
             }
-            var appendTimes: [Double] = [], sparseTimes: [Double] = [], exactTimes: [Double] = [], ratios: [Double] = []
-            var sparseOut = [Float](repeating: 0, count: heads * d), exactOut = sparseOut
-            var summary: SparseAttentionResult? = nil
+            let types = caches.count
+            var appendTimes = [[Double]](repeating: [], count: types), sparseTimes = appendTimes, exactTimes = appendTimes, ratios = appendTimes
+            var sparseOut = [[Float]](repeating: [Float](repeating: 0, count: heads * d), count: types), exactOut = sparseOut
+            var summary = [SparseAttentionResult?](repeating: nil, count: types)
             for step in 0...repeats {
                 let q = uniforms(heads * d), kt = uniforms(kvHeads * d), vt = uniforms(kvHeads * d)
-                let a = try Timing.seconds {
-                    try kt.withUnsafeBufferPointer { kp in try vt.withUnsafeBufferPointer { vp in
-                        try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: 1) } }
+                for (i, cache) in caches.enumerated() {
+                    let a = try Timing.seconds {
+                        try kt.withUnsafeBufferPointer { kp in try vt.withUnsafeBufferPointer { vp in
+                            try cache.append(k: AttentionInput(kp), v: AttentionInput(vp), tokens: 1) } }
+                    }
+                    let sp = try Timing.seconds {
+                        try q.withUnsafeBufferPointer { qp in try sparseOut[i].withUnsafeMutableBufferPointer { op in
+                            summary[i] = try cache.attend(q: AttentionInput(qp), output: AttentionOutput(op), queries: 1) } }
+                    }
+                    let ex = try Timing.seconds {
+                        try q.withUnsafeBufferPointer { qp in try exactOut[i].withUnsafeMutableBufferPointer { op in
+                            try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: 1) } }
+                    }
+                    if step == 0 { continue }  // warm-up
+                    appendTimes[i].append(a); sparseTimes[i].append(sp); exactTimes[i].append(ex); ratios[i].append(ex / (sp + a))
                 }
-                let sp = try Timing.seconds {
-                    try q.withUnsafeBufferPointer { qp in try sparseOut.withUnsafeMutableBufferPointer { op in
-                        summary = try cache.attend(q: AttentionInput(qp), output: AttentionOutput(op), queries: 1) } }
-                }
-                let ex = try Timing.seconds {
-                    try q.withUnsafeBufferPointer { qp in try exactOut.withUnsafeMutableBufferPointer { op in
-                        try cache.attendExact(q: AttentionInput(qp), output: AttentionOutput(op), queries: 1) } }
-                }
-                if step == 0 { continue }  // warm-up
-                appendTimes.append(a); sparseTimes.append(sp); exactTimes.append(ex); ratios.append(ex / (sp + a))
             }
-            let acc = try Accuracy(sparseOut, reference: exactOut)
-            let row: [(String, Int)] = [
-                ("\(n / 1024)k", 7), (String(format: "%.2f", topk), 5), (String(format: "%.2f", prefill), 9),
-                (String(format: "%.3f", Timing.median(appendTimes) * 1e3), 9),
-                (String(format: "%.2f", Timing.median(sparseTimes) * 1e3), 9),
-                (String(format: "%.2f", Timing.median(exactTimes) * 1e3), 8),
-                (String(format: "%.2fx", Timing.median(ratios)), 7),
-                (String(format: "%.3f", summary?.statistics.density ?? 0), 7),
-                (String(format: "%.4f", acc.cosine), 7),
-            ]
-            say(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
-            rows.append(.object([
-                ("keys", .int(n)), ("top_k", .shortest(topk)), ("heads", .int(heads)), ("kv_heads", .int(kvHeads)), ("head_dim", .int(d)),
-                ("prefill_seconds", .finite(prefill)), ("append_seconds", .finite(Timing.median(appendTimes))),
-                ("sparse_seconds", .finite(Timing.median(sparseTimes))), ("exact_seconds", .finite(Timing.median(exactTimes))),
-                ("speedup", .finite(Timing.median(ratios))), ("density", .finite(summary?.statistics.density ?? 0)),
-                ("cosine", .finite(acc.cosine)),
-            ]))
+            for i in 0..<types {
+                let acc = try Accuracy(sparseOut[i], reference: exactOut[i])
+                let density = summary[i]?.statistics.density ?? 0
+                let row: [(String, Int)] = [
+                    ("\(n / 1024)k", 7), (String(format: "%.2f", topk), 5), (kvTypes[i].rawValue, 8), (String(format: "%.2f", prefills[i]), 9),
+                    (String(format: "%.3f", Timing.median(appendTimes[i]) * 1e3), 9),
+                    (String(format: "%.2f", Timing.median(sparseTimes[i]) * 1e3), 9),
+                    (String(format: "%.2f", Timing.median(exactTimes[i]) * 1e3), 8),
+                    (String(format: "%.2fx", Timing.median(ratios[i])), 7),
+                    (String(format: "%.3f", density), 7),
+                    (String(format: "%.4f", acc.cosine), 7),
+                ]
+                say(row.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
+                rows.append(.object([
+                    ("keys", .int(n)), ("top_k", .shortest(topk)), ("kv_type", .string(kvTypes[i].rawValue)), ("heads", .int(heads)),
+                    ("kv_heads", .int(kvHeads)), ("head_dim", .int(d)),
+                    ("prefill_seconds", .finite(prefills[i])), ("append_seconds", .finite(Timing.median(appendTimes[i]))),
+                    ("sparse_seconds", .finite(Timing.median(sparseTimes[i]))), ("exact_seconds", .finite(Timing.median(exactTimes[i]))),
+                    ("speedup", .finite(Timing.median(ratios[i]))), ("density", .finite(density)),
+                    ("cosine", .finite(acc.cosine)),
+                ]))
+            }
         }
         say("""
 
             prefill s: appending the whole cache once (key side for every block); append ms: one token's
             key and value; sparse ms: stage 1 + INT8 kernel for one query; exact ms: the exact fp32 decode;
+            kv type: the element type the cache stores keys and values in (16-bit: half the bytes read);
             speedup: exact / (append + sparse); cosine: sparse against exact output of the last step.
             The 4 query heads of a kv group share each K/V block read, so the blocks read are the union of
             their selections (for independent picks at top-k 0.5: 1 - 0.5^4 = 94% in expectation; at 0.25: 68%).

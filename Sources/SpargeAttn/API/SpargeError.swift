@@ -21,6 +21,9 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An input that a GPU emulation rounds to fp16 (`reason` says which option) holds a
     /// value fp16 cannot represent (|x| >= 65520 rounds to infinity there).
     case beyondHalfRange(name: String, index: Int, value: Float, reason: String)
+    /// An input to a ``SpargeKVCache`` that stores 16-bit elements holds a value that
+    /// `type` cannot represent (it would become infinity there).
+    case beyondStorageRange(name: String, index: Int, value: Float, type: ElementType)
     /// The combination of options is not supported.
     case unsupported(String)
     /// An object that holds one call's memory (a ``SpargeWorkspace`` or a ``SpargeKVCache``)
@@ -53,6 +56,11 @@ public enum SpargeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .beyondHalfRange(let name, let index, let value, let reason):
             return "input '\(name)' has \(value) at element \(index), beyond fp16's range (65504): \(reason), where it would become "
                 + "infinity. Scale '\(name)' into fp16's range or turn the fp16 emulation off (gpuRounding false, pvNumerics .fp32)"
+        case .beyondStorageRange(let name, let index, let value, let type):
+            let largest = type == .float16 ? "65504" : "about 3.39e38"
+            return "input '\(name)' has \(value) at element \(index), beyond the range of \(type) (largest \(largest)), the element type "
+                + "this KV cache stores, where it would become infinity. Scale '\(name)' into that range, or create the cache with a "
+                + "wider elementType (.bfloat16 or .float32)"
         case .unsupported(let s): return "unsupported: \(s)"
         case .concurrentUse(let s): return "concurrent use: \(s)"
         case .invalidTokenOrder(let s): return "invalid token order: \(s)"

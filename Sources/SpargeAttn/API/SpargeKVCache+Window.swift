@@ -27,11 +27,12 @@ extension SpargeKVCache {
         guard newFirst > first else { return }
         // No window without `.reject` (init): `firstNonFiniteKey` is not kept, nothing to shift.
         let shift = newFirst - first, keep = length - newFirst
+        let size = elementType.size
         for head in 0..<(batch * kvHeads) {
-            let k = UnsafeMutableRawPointer(keys.pointer + head * capacity * headDim)
-            k.copyMemory(from: k + shift * headDim * MemoryLayout<Float>.stride, byteCount: keep * headDim * MemoryLayout<Float>.stride)
-            let v = UnsafeMutableRawPointer(values.pointer + head * capacity * width)
-            v.copyMemory(from: v + shift * width * MemoryLayout<Float>.stride, byteCount: keep * width * MemoryLayout<Float>.stride)
+            let k = UnsafeMutableRawPointer(keys.pointer + head * capacity * headDim * size)
+            k.copyMemory(from: k + shift * headDim * size, byteCount: keep * headDim * size)
+            let v = UnsafeMutableRawPointer(values.pointer + head * capacity * width * size)
+            v.copyMemory(from: v + shift * width * size, byteCount: keep * width * size)
         }
         discarded.store(newFirst, ordering: .releasing)
         calls &+= 1         // earlier results' maps are laid out from the old first key

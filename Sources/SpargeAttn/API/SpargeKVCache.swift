@@ -65,8 +65,10 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         "this SpargeKVCache is already running another call (append, attend, attendExact, truncate, copy or keyMean); serialize the calls of one sequence, or give each sequence its own cache"
 
     let storage: SparseStorage
-    let keys: RawBuffer<Float>          // [B*Hkv][capacity][D]
-    let values: RawBuffer<Float>        // [B*Hkv][capacity][width]
+    /// The element type the keys and values are stored in (`elementType` at creation).
+    public let elementType: ElementType
+    let keys: RawBuffer<UInt8>          // [B*Hkv][capacity][D] of `elementType`
+    let values: RawBuffer<UInt8>        // [B*Hkv][capacity][width] of `elementType`
     let capacityBlocks: Int
     let width: Int
     let magnitudes: CacheMagnitudes     // the overflow guard's per-head |k| and |v|
@@ -105,9 +107,15 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///     ``defaultParameters`` (causal).
     ///   - keyMean: a fixed K mean (`batch * kvHeads * headDim` values) instead of the
     ///     mean of the first append; ignored without `parameters.smoothK`.
+    ///   - elementType: how the keys and values are stored. `.float16` or `.bfloat16` halve
+    ///     the cache's largest buffers and the bytes a decoding step reads; appended values are
+    ///     rounded to it (to nearest even; exact when they come in that type already), and
+    ///     every call then computes, bit for bit, what an fp32 cache given the rounded values
+    ///     would. An append holding a value the type cannot hold (beyond fp16's 65504) throws.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
-                parameters: SpargeParameters = SpargeKVCache.defaultParameters, keyMean: [Float]? = nil, threads: Int? = nil) throws {
+                parameters: SpargeParameters = SpargeKVCache.defaultParameters, keyMean: [Float]? = nil,
+                elementType: ElementType = .float32, threads: Int? = nil) throws {
         let kvh = kvHeads ?? heads
         if capacity < 1 { throw SpargeError.invalidShape("capacity is \(capacity); a cache holds at least one key") }
         if maxQueryLength < 1 { throw SpargeError.invalidShape("maxQueryLength is \(maxQueryLength); a call attends at least one query") }
@@ -143,6 +151,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         self.capacity = capacity
         self.maxQueryLength = maxQueryLength
         self.parameters = parameters
+        self.elementType = elementType
         let g = SparseGeometry(shape: maxShape, blockQ: parameters.blockQ, blockK: parameters.blockK)
         capacityBlocks = g.keyBlocks
         width = g.width
@@ -150,8 +159,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         let chunkCapacity = splitFactor(items: batch * heads, keyBlocks: capacityBlocks)
         storage = SparseStorage(shape: maxShape, parameters: parameters, threads: try resolvedThreadCount(threads),
                                 chunkCapacity: chunkCapacity)
-        keys = RawBuffer(count: batch * kvh * capacity * headDim, zero: 0)
-        values = RawBuffer(count: batch * kvh * capacity * g.width, zero: 0)
+        keys = RawBuffer(count: batch * kvh * capacity * headDim * elementType.size, zero: 0)
+        values = RawBuffer(count: batch * kvh * capacity * g.width * elementType.size, zero: 0)
         magnitudes = CacheMagnitudes(heads: batch * kvh)
         meanIsSet = false
         firstNonFiniteKey = [Int](repeating: .max, count: batch * kvh)
@@ -180,9 +189,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     var buffers: CacheBuffers {
         CacheBuffers(
             storage: storage,
-            keys: TensorView(base: UnsafeRawPointer(keys.pointer), batchStride: kvHeads * capacity * headDim,
+            keys: TensorView(base: UnsafeRawPointer(keys.pointer), type: elementType, batchStride: kvHeads * capacity * headDim,
                              headStride: capacity * headDim, rowStride: headDim),
-            values: TensorView(base: UnsafeRawPointer(values.pointer), batchStride: kvHeads * capacity * width,
+            values: TensorView(base: UnsafeRawPointer(values.pointer), type: elementType, batchStride: kvHeads * capacity * width,
                                headStride: capacity * width, rowStride: width),
             capacityBlocks: capacityBlocks, magnitudes: magnitudes)
     }
@@ -216,15 +225,18 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         let (kv, vv) = try CallValidation.cacheAppend(k: k, v: v, batch: batch, kvHeads: kvHeads, tokens: tokens, headDim: headDim,
                                                       policy: parameters.nonFinitePolicy, halfRounded: HalfRoundedInputs(parameters),
                                                       keyMeans: meanIsSet ? UnsafePointer(storage.ops.kMean.pointer) : nil,
-                                                      temp: storage.temp.pointer)
+                                                      storedAs: elementType, temp: storage.temp.pointer)
         discardKeys(before: newFirst)
         let rows = heldKeys         // buffer rows in use: they start at the first held key
+        let stored = buffers, row = storage.temp.pointer
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
                 for t in 0..<tokens {
-                    kv.load(b, h, t, into: keys.pointer + (head * capacity + rows + t) * headDim, count: headDim)
-                    vv.load(b, h, t, into: values.pointer + (head * capacity + rows + t) * width, count: headDim)
+                    kv.load(b, h, t, into: row, count: headDim)
+                    stored.keys.writable.store(0, head, rows + t, from: row, count: headDim)
+                    vv.load(b, h, t, into: row, count: headDim)
+                    stored.values.writable.store(0, head, rows + t, from: row, count: headDim)
                 }
             }
         }
@@ -337,23 +349,24 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             let fixMean = parameters.smoothK && meanIsSet && mean.allSatisfy { $0.isFinite }
             let copy = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim, capacity: cap,
                                          maxQueryLength: queryLimit, parameters: parameters,
-                                         keyMean: fixMean ? mean : nil, threads: threads ?? storage.workers)
+                                         keyMean: fixMean ? mean : nil, elementType: elementType, threads: threads ?? storage.workers)
             guard length > 0 else { return copy }
             // The stored rows: keys as appended, values in their heads' units (1 unless near fp32's limit).
             let kvRows = batch * kvHeads, slots = self.capacity
             let keyLayout = TensorLayout(batchStride: kvHeads * slots * headDim, headStride: slots * headDim, tokenStride: headDim)
             let valueLayout = TensorLayout(batchStride: kvHeads * slots * width, headStride: slots * width, tokenStride: width)
-            let k = AttentionInput(base: UnsafeRawPointer(keys.pointer), count: kvRows * slots * headDim, type: .float32, layout: keyLayout)
+            let k = AttentionInput(base: UnsafeRawPointer(keys.pointer), count: kvRows * slots * headDim, type: elementType, layout: keyLayout)
             let units = UnsafeBufferPointer(start: storage.ops.valueUnits.pointer, count: kvRows)
             if units.allSatisfy({ $0 == 1 }) {
-                let v = AttentionInput(base: UnsafeRawPointer(values.pointer), count: kvRows * slots * width, type: .float32,
+                let v = AttentionInput(base: UnsafeRawPointer(values.pointer), count: kvRows * slots * width, type: elementType,
                                        layout: valueLayout)
                 try copy.append(k: k, v: v, tokens: length)
             } else {
                 var unscaled = [Float](repeating: 0, count: kvRows * length * headDim)
+                let stored = buffers.values
                 for head in 0..<kvRows {
                     for t in 0..<length {
-                        let row = values.pointer + (head * slots + t) * width
+                        let row = stored.floats(0, head, t, count: headDim, temp: storage.temp.pointer)
                         for c in 0..<headDim { unscaled[(head * length + t) * headDim + c] = row[c] * units[head] }
                     }
                 }
@@ -426,11 +439,14 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// key 0 when the K mean is taken from these keys and one of their key rows is not finite
     /// (the mean then reaches every row).
     private func recordNonFiniteRows(first: Int, count: Int, meanFromThese: Bool) {
+        let stored = buffers, row = storage.temp.pointer
         for head in 0..<(batch * kvHeads) where firstNonFiniteKey[head] == Int.max {
             for t in first..<(first + count) {
-                let k = keys.pointer + (head * capacity + t) * headDim, v = values.pointer + (head * capacity + t) * width
-                if firstNonFinite(k, count: headDim) != nil { firstNonFiniteKey[head] = meanFromThese ? 0 : t; break }
-                if firstNonFinite(v, count: headDim) != nil {
+                if firstNonFinite(stored.keys.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil {
+                    firstNonFiniteKey[head] = meanFromThese ? 0 : t
+                    break
+                }
+                if firstNonFinite(stored.values.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil {
                     firstNonFiniteKey[head] = t
                     if !meanFromThese { break }
                 }

@@ -115,6 +115,49 @@ extension SpargeCPU {
         return same
     }
 
+    /// Whether `level`'s P.V tile over 16-bit values (a KV cache's fp16 or bf16 storage) gives
+    /// the bits of its fp32 tile over the widened values: every fp16 bit pattern read alone
+    /// (NaN staying NaN), then random fp16 and bf16 tiles of widths the kernel sets branch on
+    /// (for `sparge selftest`).
+    public static func halfValueKernelMatchesWidenedValues(level: CPUKernelLevel) throws -> Bool {
+        let k = try probeKernels(level)
+        var same = true
+        let patterns = (0..<65_536).map { UInt16($0) }
+        let ones = [Float](repeating: 1, count: 4)
+        for key in 0..<64 {
+            var o = [Float](repeating: 0, count: 4 * 1024)
+            patterns.withUnsafeBufferPointer { v in
+                k.accumulateProbabilityHalfValue(p: ones, pStride: 1, rows: 4, count: 1, v: v.baseAddress! + key * 1024, vStride: 1024,
+                                                 width: 1024, bfloat16: false, o: &o, oStride: 1024)
+            }
+            for c in 0..<1024 {
+                let want = Float(Float16(bitPattern: patterns[key * 1024 + c]))
+                same = same && (o[c] == want || (o[c].isNaN && want.isNaN))
+            }
+        }
+        var state: UInt64 = 0x5EED_16
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) * 0x1p-21
+        }
+        for (bfloat16, width) in [(false, 24), (true, 24), (false, 136), (true, 72), (false, 64)] {
+            let rows = 8, count = 37, vStride = width + 8
+            let p = (0..<(rows * count)).map { _ in abs(next()) }
+            var values = (0..<(count * vStride)).map { _ in next() }
+            values[5] = 3e-6; values[9] = -6e-8   // fp16 subnormals
+            let bits = values.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
+            let widened = bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
+            let start = (0..<(rows * width)).map { _ in next() }
+            var half = start, wide = start
+            k.accumulateProbabilityHalfValue(p: p, pStride: count, rows: rows, count: count, v: bits, vStride: vStride, width: width,
+                                             bfloat16: bfloat16, o: &half, oStride: width)
+            k.accumulateProbabilityValue(p: p, pStride: count, rows: rows, count: count, v: widened, vStride: vStride, width: width,
+                                         o: &wide, oStride: width)
+            same = same && half.map(\.bitPattern) == wide.map(\.bitPattern)
+        }
+        return same
+    }
+
     /// Median over `repeats` runs of the seconds `iterations` calls of `body` take, after one
     /// warm-up call.
     private static func medianSeconds(iterations: Int, repeats: Int, _ body: () -> Void) -> Double {

@@ -68,7 +68,7 @@ enum CallValidation {
     /// `keyMeans`: the cache's fixed smoothing mean (`B*Hkv*D`), nil when these keys will set it.
     static func cacheAppend(k: AttentionInput, v: AttentionInput, batch: Int, kvHeads: Int, tokens: Int, headDim: Int,
                             policy: NonFinitePolicy, halfRounded: HalfRoundedInputs = .none, keyMeans: UnsafePointer<Float>? = nil,
-                            temp: UnsafeMutablePointer<Float>) throws -> (k: TensorView, v: TensorView) {
+                            storedAs: ElementType = .float32, temp: UnsafeMutablePointer<Float>) throws -> (k: TensorView, v: TensorView) {
         let part = AttentionShape(batch: batch, heads: kvHeads, queryLength: tokens, headDim: headDim)
         let kv = try k.view(name: "k", heads: kvHeads, tokens: tokens, shape: part)
         let vv = try v.view(name: "v", heads: kvHeads, tokens: tokens, shape: part)
@@ -81,6 +81,11 @@ enum CallValidation {
         }
         if halfRounded.queriesAndKeys && halfRounded.centeredKeys {
             try requireCenteredKeysInHalfRange(kv, batch: batch, kvHeads: kvHeads, tokens: tokens, d: headDim, means: keyMeans, temp: temp)
+        }
+        for (view, name) in [(kv, "k"), (vv, "v")] {
+            if let (i, x) = firstBeyondRange(of: storedAs, view, batch: batch, heads: kvHeads, tokens: tokens, d: headDim, temp: temp) {
+                throw SpargeError.beyondStorageRange(name: name, index: i, value: x, type: storedAs)
+            }
         }
         return (kv, vv)
     }

@@ -55,6 +55,24 @@ func firstBeyondHalfRange(_ v: TensorView, batch: Int, heads: Int, tokens: Int, 
     }
 }
 
+/// The first finite element of a view that becomes infinity when stored as `type` (a KV
+/// cache's 16-bit storage); nil when every value of the view's own type fits.
+func firstBeyondRange(of type: ElementType, _ v: TensorView, batch: Int, heads: Int, tokens: Int, d: Int,
+                      temp: UnsafeMutablePointer<Float>) -> (index: Int, value: Float)? {
+    switch (type, v.type) {
+    case (.float32, _), (.float16, .float16), (.bfloat16, .bfloat16), (.bfloat16, .float16): return nil
+    case (.float16, _), (.bfloat16, _):
+        // Infinities and NaN are the non-finite policy's to reject or keep.
+        let overflows: (Float) -> Bool = type == .float16 ? { $0.isFinite && roundToHalf($0).isInfinite }
+                                                          : { $0.isFinite && BFloat16($0).float.isInfinite }
+        return firstFlaggedElement(v, batch: batch, heads: heads, tokens: tokens, d: d, temp: temp) { row, d in
+            let largest = absoluteMax(row, count: d)   // one vector pass for the common row
+            if largest.isFinite && !overflows(largest) { return nil }
+            return (0..<d).first { overflows(row[$0]) }
+        }
+    }
+}
+
 /// The first element of Q (`B,H,Nq,D`) whose block's Triton INT8 scale could not be stored
 /// in fp32: `|q| * factor / 127` beyond fp32's largest value (`factor = softmaxScale *
 /// log2(e)`; the block's scale is its largest such value). Its flat index and value.

@@ -34,31 +34,40 @@ extension CacheBuffers {
     /// Updates the magnitudes and value units after rows `first..<first + count` of every
     /// (batch, kv head) were written unscaled.
     func guardAppendedRows(first: Int, count: Int, capacity: Int, headDim d: Int) {
-        let units = storage.ops.valueUnits.pointer
-        let kBase = UnsafeMutablePointer(mutating: keys.base.assumingMemoryBound(to: Float.self))
-        let vBase = UnsafeMutablePointer(mutating: values.base.assumingMemoryBound(to: Float.self))
-        let w = values.rowStride, heads = magnitudes.keys.count
+        let units = storage.ops.valueUnits.pointer, row = storage.temp.pointer
+        let heads = magnitudes.keys.count
         for head in 0..<heads {
             var kMax = magnitudes.keys.pointer[head], vMax = magnitudes.values.pointer[head]
             for t in first..<(first + count) {
-                kMax = Swift.max(kMax, OverflowGuard.maxMagnitude(kBase + (head * capacity + t) * d, count: d))
-                vMax = Swift.max(vMax, OverflowGuard.maxMagnitude(vBase + (head * capacity + t) * w, count: d))
+                kMax = Swift.max(kMax, OverflowGuard.maxMagnitude(keys.floats(0, head, t, count: d, temp: row), count: d))
+                vMax = Swift.max(vMax, OverflowGuard.maxMagnitude(values.floats(0, head, t, count: d, temp: row), count: d))
             }
             magnitudes.keys.pointer[head] = kMax
             magnitudes.values.pointer[head] = vMax
             let old = units[head]
             let unit = Swift.max(old, OverflowGuard.unit(bound: Double(vMax) * Double(capacity), limit: OverflowGuard.valueLimit))
-            let rows = vBase + head * capacity * w
             if unit != old {
                 // Rows stored before: from units of `old` to units of `unit`.
-                let ratio = old / unit
-                for t in 0..<first { scaleInPlace(rows + t * w, count: w, by: ratio) }
+                for t in 0..<first { scaleValueRow(head: head, t, by: old / unit, headDim: d) }
                 units[head] = unit
             }
             if unit != 1 {
-                for t in first..<(first + count) { scaleInPlace(rows + t * w, count: w, by: 1 / unit) }
+                for t in first..<(first + count) { scaleValueRow(head: head, t, by: 1 / unit, headDim: d) }
             }
         }
+    }
+
+    /// Multiplies value row `t` of (batch, kv head) `head` by a power of two in place (16-bit
+    /// rows through fp32, where the product is exact unless it falls below the normal range).
+    private func scaleValueRow(head: Int, _ t: Int, by factor: Float, headDim d: Int) {
+        if values.isFloat32 {
+            scaleInPlace(UnsafeMutablePointer(mutating: values.row(0, head, t)), count: values.rowStride, by: factor)
+            return
+        }
+        let row = storage.temp.pointer
+        values.load(0, head, t, into: row, count: d)
+        scaleInPlace(row, count: d, by: factor)
+        values.writable.store(0, head, t, from: row, count: d)
     }
 }
 
@@ -146,6 +155,8 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     let workers = c.storage.workers
     let groupScores = RawBuffer<Float>(uninitializedCount: workers * groupRows * decodeTileKeys)
     let groupParts = RawBuffer<Float>(uninitializedCount: workers * groupRows * partSize)
+    // 16-bit caches: one key row and one value row widened per worker (fp32 rows are read in place).
+    let rowTemps = RawBuffer<Float>(uninitializedCount: c.keys.isFloat32 ? 1 : workers * (d + w))
     let kView = c.keys, vView = c.values
     parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, item in
         let bk = item / chunks, chunk = item % chunks
@@ -159,7 +170,8 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let start = Swift.min(end, Swift.max(chunk * decodeChunkKeys, groupFirst.pointer[bk]))   // empty before every window
         decodeChunk(rowsOfGroup, d: d, width: w, keys: start..<end,
                     k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: ScoreUnit(stored: units.pointer[2 * bk]),
-                    scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local)
+                    scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local,
+                    rowTemp: c.keys.isFloat32 ? nil : rowTemps.pointer + worker * (d + w))
         for r in 0..<groupRows {
             (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
         }
