@@ -17,7 +17,7 @@ else
     swift build -c release --scratch-path "$scratch" --product sparge >/dev/null
 fi
 objects=("$scratch"/release/SpargeSIMD.build/*.o "$scratch"/release/SpargeSIMDAVX2.build/*.o "$scratch"/release/SpargeSIMDAVX512.build/*.o)
-for f in SparseKernel DenseKernel OnlineSoftmax SparseOperands BlockSummary BlockQuantizer; do
+for f in SparseKernel DenseKernel GroupedDecodeKernel DecodeKernel OnlineSoftmax SparseOperands BlockSummary BlockQuantizer; do
     objects+=("$scratch/release/SpargeAttn.build/$f.swift.o")
 done
 require() {  # object, pattern, what
@@ -39,7 +39,7 @@ require SpargeSIMDAVX512.build/FloatScoreKernel.swift.o 'vfmadd[0-9]+ps[[:space:
 require SpargeSIMDAVX512.build/Int8ScoreKernel.swift.o 'vpdpbusd.*%zmm' "512-bit VNNI vpdpbusd"
 require SpargeSIMDAVX512.build/FixedPointValueKernel.swift.o 'vpdpwssd.*%zmm' "512-bit VNNI vpdpwssd"
 for o in "${objects[@]}"; do
-    hits=$(objdump -dr --no-show-raw-insn "$o" | grep -E 'R_X86_64_(PLT32|GOTPCREL)' | grep -E "$banned" || true)
+    hits=$(objdump -dr --no-show-raw-insn "$o" | grep -E 'R_X86_64_(PLT32|GOTPCREL|PC32)' | grep -E "$banned" || true)
     if [ -n "$hits" ]; then
         echo "FAIL $(basename "$o") calls per-lane or generic routines:"
         echo "$hits" | sed 's/^/    /' | head -20

@@ -3,13 +3,17 @@
 // is a library call per value; these are vector integer operations at every level, bit for
 // bit Swift's conversion (NaN stays NaN, quiet).
 
+#if DispatchedKernels && arch(x86_64)
+import SpargeSIMDShuffles
+#endif
+
 /// Rounds `count` floats of `src` to fp16 bits (or bf16 with `bfloat16`) into `out`.
 public func narrowRow(_ src: UnsafePointer<Float>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<UInt16>) {
     var c = 0
     while c + 8 <= count {
         let x = UnsafeRawPointer(src + c).loadUnaligned(as: SIMD8<Int32>.self)
         let bits = bfloat16 ? narrowToBFloat16(x) : narrowToFloat16(x)
-        UnsafeMutableRawPointer(out + c).storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: bits), as: SIMD8<UInt16>.self)
+        UnsafeMutableRawPointer(out + c).storeBytes(of: lowHalves(bits), as: SIMD8<UInt16>.self)
         c += 8
     }
     if c < count {
@@ -18,6 +22,16 @@ public func narrowRow(_ src: UnsafePointer<Float>, count: Int, bfloat16: Bool, i
         let bits = bfloat16 ? narrowToBFloat16(tail) : narrowToFloat16(tail)
         for i in 0..<(count - c) { out[c + i] = UInt16(truncatingIfNeeded: bits[i]) }
     }
+}
+
+/// The low 16 bits of each lane.
+@inline(__always)
+private func lowHalves(_ x: SIMD8<Int32>) -> SIMD8<UInt16> {
+    #if DispatchedKernels && arch(x86_64)
+    return truncateToLow16(x)
+    #else
+    return SIMD8<UInt16>(truncatingIfNeeded: x)
+    #endif
 }
 
 /// `(a - b) >> 31`: all ones where `a < b`, for lanes in 0..<2^31 (a compare without Swift's
@@ -46,9 +60,9 @@ func narrowToFloat16(_ x: SIMD8<Int32>) -> SIMD8<Int32> {
 /// fp32 bits to bf16 bits in the low half of each lane, as ``BFloat16``'s initializer rounds.
 @inline(__always)
 func narrowToBFloat16(_ x: SIMD8<Int32>) -> SIMD8<Int32> {
-    let u = SIMD8<UInt32>(truncatingIfNeeded: x)
+    let u = unsafeBitCast(x, to: SIMD8<UInt32>.self)
     let rounded = (u &+ 0x7FFF &+ ((u &>> 16) & 1)) &>> 16
     let quiet = (u &>> 16) | 0x0040
-    let nan = SIMD8<UInt32>(truncatingIfNeeded: (0x7F80_0000 &- (x & 0x7FFF_FFFF)) &>> 31)   // all ones where NaN
-    return SIMD8<Int32>(truncatingIfNeeded: rounded ^ ((rounded ^ quiet) & nan))
+    let nan = unsafeBitCast((0x7F80_0000 &- (x & 0x7FFF_FFFF)) &>> 31, to: SIMD8<UInt32>.self)   // all ones where NaN
+    return unsafeBitCast(rounded ^ ((rounded ^ quiet) & nan), to: SIMD8<Int32>.self)
 }

@@ -2,6 +2,30 @@
 // fp32 as a tile loads them. The widening is exact, so a tile over 16-bit rows computes, bit
 // for bit, what the fp32 tile computes over the widened rows; only the bytes read change.
 
+#if DispatchedKernels && arch(x86_64)
+import SpargeSIMDShuffles
+#endif
+
+/// Each 16-bit lane zero-extended to 32 bits (with the `DispatchedKernels` trait on x86-64 one
+/// instruction from SpargeSIMDShuffles; the portable form is Swift's generic conversion).
+@inline(__always)
+func zeroExtended(_ h: SIMD8<UInt16>) -> SIMD8<Int32> {
+    #if DispatchedKernels && arch(x86_64)
+    return zeroExtend(h)
+    #else
+    return SIMD8<Int32>(truncatingIfNeeded: h)
+    #endif
+}
+
+@inline(__always)
+func zeroExtended(_ h: SIMD16<UInt16>) -> SIMD16<Int32> {
+    #if DispatchedKernels && arch(x86_64)
+    return zeroExtend(h)
+    #else
+    return SIMD16<Int32>(truncatingIfNeeded: h)
+    #endif
+}
+
 /// How a register tile reads a vector of fp32 from a row of stored elements.
 protocol RowElements {
     associatedtype Stored
@@ -20,12 +44,10 @@ enum BFloat16Rows: RowElements {
     @inline(__always)
     static func load<V: SIMD>(_ p: UnsafePointer<UInt16>) -> V where V.Scalar == Float {
         if V.scalarCount == 16 {
-            let bits = SIMD16<UInt32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt16>.self)) &<< 16
-            return unsafeBitCast(bits, to: V.self)
+            return unsafeBitCast(zeroExtended(UnsafeRawPointer(p).loadUnaligned(as: SIMD16<UInt16>.self)) &<< 16, to: V.self)
         }
         precondition(V.scalarCount == 8)
-        let bits = SIMD8<UInt32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)) &<< 16
-        return unsafeBitCast(bits, to: V.self)
+        return unsafeBitCast(zeroExtended(UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)) &<< 16, to: V.self)
     }
 }
 
@@ -40,15 +62,17 @@ enum Float16Rows: RowElements {
         return unsafeBitCast(widen(UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt16>.self)), to: V.self)
     }
 
-    /// fp16 bits to fp32. With F16C (the AVX2 and AVX-512 sets) and on arm64 Swift's own
-    /// conversion is one instruction; baseline x86-64 would call a library routine per lane,
-    /// so there the bits are moved: exponent and mantissa shifted into fp32's places and
-    /// multiplied by 2^112 (which rebiases the exponent and turns fp16's subnormals into fp32
-    /// normals, exactly), infinity and NaN given fp32's all-ones exponent, the sign put back.
+    /// fp16 bits to fp32. With F16C (the AVX2 and AVX-512 sets) one instruction; baseline
+    /// x86-64 would call a library routine per lane, so there the bits are moved: exponent
+    /// and mantissa shifted into fp32's places and multiplied by 2^112 (which rebiases the
+    /// exponent and turns fp16's subnormals into fp32 normals, exactly), infinity and NaN
+    /// given fp32's all-ones exponent, the sign put back. arm64 converts natively.
     @inline(__always)
     static func widen(_ h: SIMD8<UInt16>) -> SIMD8<Float> {
-        #if arch(x86_64) && !SPARGE_FMA
-        return widenBits(SIMD8<Int32>(truncatingIfNeeded: SIMD8<UInt32>(truncatingIfNeeded: h)))
+        #if SPARGE_FMA && arch(x86_64)
+        return widenHalfBits(h)
+        #elseif arch(x86_64)
+        return widenBits(zeroExtended(h))
         #else
         return SIMD8<Float>(unsafeBitCast(h, to: SIMD8<Float16>.self))
         #endif
@@ -56,8 +80,10 @@ enum Float16Rows: RowElements {
 
     @inline(__always)
     static func widen(_ h: SIMD16<UInt16>) -> SIMD16<Float> {
-        #if arch(x86_64) && !SPARGE_FMA
-        return widenBits(SIMD16<Int32>(truncatingIfNeeded: SIMD16<UInt32>(truncatingIfNeeded: h)))
+        #if SPARGE_FMA && arch(x86_64)
+        return widenHalfBits(h)
+        #elseif arch(x86_64)
+        return widenBits(zeroExtended(h))
         #else
         return SIMD16<Float>(unsafeBitCast(h, to: SIMD16<Float16>.self))
         #endif
