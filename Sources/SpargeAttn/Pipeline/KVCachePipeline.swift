@@ -1,14 +1,14 @@
 import SpargeSIMD
 
-// A KV cache's calls through the pipeline. The cache owns fp32 keys and fp32 values padded to
-// `width` ([B*Hkv][capacity][...]) and a storage sized for its largest call, whose key-side
-// buffers keep the capacity's layout (`keyBlockStride`) while the cache grows.
+// A KV cache's calls through the pipeline. The cache owns keys and values padded to `width`
+// ([B*Hkv][capacity][...], fp32, fp16 or bf16) and a storage sized for its largest call, whose
+// key-side buffers keep the capacity's layout (`keyBlockStride`) while the cache grows.
 
 /// A KV cache's memory as the pipeline reads it.
 struct CacheBuffers {
     let storage: SparseStorage
-    let keys: TensorView            // [B*Hkv][capacity][D], fp32
-    let values: TensorView          // [B*Hkv][capacity][width], fp32, divided by `valueUnits`
+    let keys: TensorView            // [B*Hkv][capacity][D], the cache's element type
+    let values: TensorView          // [B*Hkv][capacity][width], the same type, divided by `valueUnits`
     let capacityBlocks: Int
     /// Per (batch, kv head): the largest |k| and |v| appended so far (``OverflowGuard``).
     let magnitudes: CacheMagnitudes
