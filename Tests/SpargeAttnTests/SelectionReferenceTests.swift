@@ -40,7 +40,11 @@ struct SelectionReferenceTests {
             var fast = [UInt8](repeating: 7, count: nq * nk), fastByLanes = fast
             var pHat = [Float](repeating: 0, count: nq * nk), pHatByLanes = pHat
             var probabilities = [Float](repeating: 0, count: nk), keys = [UInt64](repeating: 0, count: nk)
-            var channelMajor = [Float](repeating: 0, count: d * ((nk + 7) / 8 * 8))
+            // The pipeline's layout, with a stride past the least (a cache's capacity) and the
+            // lanes past nk holding garbage, which the scores must never use.
+            let stride = (nk + 7) / 8 * 8 + 8 * (trial % 3)
+            var channelMajor = [Float](repeating: .nan, count: d * stride)
+            for j in 0..<nk { for c in 0..<d { channelMajor[c * stride + j] = pooledK[j * d + c] } }
             pooledQ.withUnsafeBufferPointer { pq in simQ.withUnsafeBufferPointer { sq in
                 pooledK.withUnsafeBufferPointer { pk in simK.withUnsafeBufferPointer { sk in
                     let (value, isTopK): (Float, Bool) = {
@@ -56,8 +60,9 @@ struct SelectionReferenceTests {
                         selectBlocks(inputs, map: &fast, probabilities: &probabilities, keys: &keys)
                     }
                     pHatByLanes.withUnsafeMutableBufferPointer { inputs.probabilitiesOut = $0.baseAddress!
-                        channelMajor.withUnsafeMutableBufferPointer {
-                            selectBlocks(inputs, map: &fastByLanes, probabilities: &probabilities, keys: &keys, channelMajor: $0.baseAddress!)
+                        channelMajor.withUnsafeBufferPointer {
+                            selectBlocks(inputs, map: &fastByLanes, probabilities: &probabilities, keys: &keys,
+                                         channelMajor: ChannelMajorKeys(base: $0.baseAddress!, stride: stride))
                         }
                     }
                 } }

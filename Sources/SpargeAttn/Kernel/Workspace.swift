@@ -18,7 +18,6 @@ final class WorkerScratch: @unchecked Sendable {
     let int8Block: RawBuffer<Int8>     // one quantized block
     let probabilities: RawBuffer<Float>
     let keys: RawBuffer<UInt64>
-    let pooledKeysByChannel: RawBuffer<Float>  // stage 1: one head's pooled keys, d x roundUp(nk, 8)
     let queryMean: RawBuffer<Float>     // Q smoothing: the query block's mean in score units
     let keyTerms: RawBuffer<Float>     // Q smoothing: mean . key for each column of one tile
     let probabilityPairs: RawBuffer<Int32>   // fixed-point P.V: one tile's P in key pairs
@@ -62,7 +61,6 @@ final class WorkerScratch: @unchecked Sendable {
         int8Block = RawBuffer(count: blockRows * d, zero: 0)
         probabilities = RawBuffer(count: keyBlocks, zero: 0)
         keys = RawBuffer(count: keyBlocks, zero: 0)
-        pooledKeysByChannel = RawBuffer(count: d * roundUp(keyBlocks, 8), zero: 0)
         queryMean = RawBuffer(count: d, zero: 0)
         keyTerms = RawBuffer(count: tileColumns, zero: 0)
         probabilityPairs = RawBuffer(count: tileRows * (tileColumns / 2), zero: 0)

@@ -214,6 +214,12 @@ extension CacheBuffers {
         move(ops.kScale, perBlock: 1)
         move(ops.kPooled, perBlock: d)
         move(ops.kSim, perBlock: 1)
+        // The channel-major copy: each channel's row of blocks moves within itself.
+        let cs = ops.pooledChannelStride
+        for row in 0..<(heads * d) {
+            let base = ops.kPooledByChannel.pointer + row * cs
+            UnsafeMutableRawPointer(base).copyMemory(from: base + first, byteCount: count * MemoryLayout<Float>.stride)
+        }
         return true
     }
 }

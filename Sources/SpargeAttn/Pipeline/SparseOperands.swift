@@ -12,6 +12,10 @@ final class SparseOperands: @unchecked Sendable {
     let kPacked: RawBuffer<Int16>     // [B*Hkv][nk][packedKeyBlock]
     let kScale: RawBuffer<Float>      // [B*Hkv][nk]
     let kPooled: RawBuffer<Float>     // [B*Hkv][nk][D]
+    /// The same pooled keys channel by channel, [B*Hkv][D][``pooledChannelStride``], written
+    /// with each key block: stage 1's scores read eight key blocks a vector (a KV cache keeps
+    /// it across calls, so a decoding step does not transpose every block again).
+    let kPooledByChannel: RawBuffer<Float>
     let kSim: RawBuffer<Float>        // [B*Hkv][nk]
     let kMean: RawBuffer<Float>       // [B*Hkv][D]
     let kChunkSums: RawBuffer<Float>  // [B*Hkv][ceil(Nk / 64)][D]: the K mean's fp32 partial sums
@@ -42,6 +46,9 @@ final class SparseOperands: @unchecked Sendable {
     /// Fixed-point P.V (``SparseGeometry/fixedPointValues``): V per key block as integers.
     let fixedValues: FixedPointValueBlocks?
 
+    /// Floats between two channels of ``kPooledByChannel`` (the key blocks a head can hold, to eight).
+    var pooledChannelStride: Int { roundUp(g.keyBlockStride, 8) }
+
     init(geometry g: SparseGeometry, captureInt8: Bool, smoothQ: Bool = false) {
         self.g = g
         let s = g.shape, d = s.headDim
@@ -49,6 +56,7 @@ final class SparseOperands: @unchecked Sendable {
         kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlockStride * g.packedKeyBlock)  // packScoreKeys zero-fills
         kScale = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
+        kPooledByChannel = RawBuffer(count: kvHeads * d * roundUp(g.keyBlockStride, 8), zero: 0)
         kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
         kChunkSums = RawBuffer(uninitializedCount: kvHeads * keyMeanChunks(s.keyLength) * d)
@@ -182,6 +190,9 @@ final class SparseOperands: @unchecked Sendable {
             (kSim.pointer[t], kScale.pointer[t]) = summarizeAndQuantize(
                 block, rows: rows, blockSize: g.blockK, premultiplier: 1, gpuRounding: gpuRounding,
                 partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, int8: q8, since: t0, scratch: w, summary: summary)
+            let pooled = kPooled.pointer + t * d, cs = pooledChannelStride
+            let column = kPooledByChannel.pointer + head * d * cs + j
+            for c in 0..<d { column[c * cs] = pooled[c] }
             w.kernels.packScoreKeys(q8, rows: rows, d: d, stride: d, columns: g.columnsPad, into: kPacked.pointer + t * g.packedKeyBlock)
             if let kSmoothedT { transposeBlock(block, rows: rows, d: d, columns: g.columnsPad, into: kSmoothedT.pointer + t * d * g.columnsPad) }
             w.quantizationNanos &+= monotonicNanos() &- w.lastMark

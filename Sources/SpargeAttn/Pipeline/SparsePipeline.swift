@@ -228,7 +228,8 @@ struct SparsePipeline {
         let t0 = monotonicNanos()
         SpargeAttn.selectBlocks(inputs, map: map + qHead * g.queryBlocks * g.keyBlocks,
                                 probabilities: w.probabilities.pointer, keys: w.keys.pointer,
-                                channelMajor: w.pooledKeysByChannel.pointer)
+                                channelMajor: ChannelMajorKeys(base: ops.kPooledByChannel.pointer + kHead * d * ops.pooledChannelStride,
+                                                               stride: ops.pooledChannelStride))
         w.stage1Nanos &+= monotonicNanos() &- t0
     }
 

@@ -41,17 +41,16 @@ struct SelectionInputs {
 }
 
 /// Writes the block-map rows of one head into `map` (`nq * nk` bytes).
-/// `probabilities` holds `nk` floats and `keys` `nk` UInt64 of scratch; `channelMajor`, when
-/// given, `d * roundUp(nk, 8)` floats of scratch for the pooled keys channel by channel (the
-/// compressed scores then run eight key blocks at a time, each lane in the scalar order).
+/// `probabilities` holds `nk` floats and `keys` `nk` UInt64 of scratch; with `channelMajor`
+/// (the pooled keys channel by channel) the compressed scores run eight key blocks at a time,
+/// each lane in the scalar order.
 func selectBlocks(
     _ s: SelectionInputs, map: UnsafeMutablePointer<UInt8>,
     probabilities: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<UInt64>,
-    channelMajor: UnsafeMutablePointer<Float>? = nil
+    channelMajor: ChannelMajorKeys? = nil
 ) {
     let nk = s.keyBlocks
     let topK = topKCount(fraction: s.selection, keyBlocks: nk + s.discardedKeyBlocks)
-    if let channelMajor { transposePooledKeys(s, into: channelMajor) }
     for i in 0..<s.queryBlocks {
         let row = map + i * nk
         let rowMax = channelMajor.map { compressedScores(s, queryBlock: i, channelMajor: $0, into: probabilities) }

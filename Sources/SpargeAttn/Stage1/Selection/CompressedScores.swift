@@ -19,34 +19,22 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: Unsa
     return scaleAndMaskScores(s, queryBlock: i, dots: scores)
 }
 
-/// The pooled keys of `s` (`nk x d`) channel by channel into `out` (`d` rows of
-/// `roundUp(nk, 8)` floats, the padding zero).
-/// Eight key blocks at a time: their rows (8 x d floats) stay in L1 while each channel's eight
-/// values are written side by side. A sweep of every block per channel read one cache line per
-/// value from the whole summary, d times over (a decoding step at 128k keys spent most of
-/// stage 1 there).
-func transposePooledKeys(_ s: SelectionInputs, into out: UnsafeMutablePointer<Float>) {
-    let nk = s.keyBlocks, d = s.d, stride = roundUp(nk, 8)
-    var j = 0
-    while j < nk {
-        let lanes = Swift.min(8, nk - j)
-        let blocks = s.pooledK + j * d
-        for c in 0..<d {
-            let group = out + c * stride + j
-            for l in 0..<lanes { group[l] = blocks[l * d + c] }
-            for l in lanes..<8 { group[l] = 0 }
-        }
-        j += 8
-    }
+/// The pooled keys of one head channel by channel: channel `c` of key block `j` at
+/// `base[c * stride + j]`, `stride` a multiple of 8 and at least `roundUp(nk, 8)` (the lanes
+/// past `nk` are read but never used). The pipeline writes them with each key block
+/// (`SparseOperands.kPooledByChannel`).
+struct ChannelMajorKeys {
+    var base: UnsafePointer<Float>
+    var stride: Int
 }
 
 /// ``compressedScores(_:queryBlock:into:)`` with the dot products of eight key blocks at a time
-/// from the channel-major pooled keys (``transposePooledKeys(_:into:)``): each lane adds the
-/// products in channel order, never fused, so every score has the scalar loop's bits.
+/// from the channel-major pooled keys: each lane adds the products in channel order, never
+/// fused, so every score has the scalar loop's bits.
 @inline(__always)
-func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor keys: UnsafePointer<Float>,
+func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor byChannel: ChannelMajorKeys,
                       into scores: UnsafeMutablePointer<Float>) -> Float {
-    let d = s.d, nk = s.keyBlocks, stride = roundUp(nk, 8)
+    let d = s.d, nk = s.keyBlocks, stride = byChannel.stride, keys = byChannel.base
     let pq = s.pooledQ + i * d
     var j = 0
     while j < nk {
