@@ -119,3 +119,12 @@ public func widenRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, 
         }
     }
 }
+
+extension KernelSet {
+    /// `count` fp16 elements (bf16 with `bfloat16`) widened to fp32 with this set's instructions
+    /// (one `vcvtph2ps` per vector with F16C): the exact decode path's 16-bit cache rows.
+    @inline(never)
+    public static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>) {
+        widenRow(bits, count: count, bfloat16: bfloat16, into: out)
+    }
+}

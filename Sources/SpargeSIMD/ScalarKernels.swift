@@ -142,6 +142,11 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// HalfWidening.swift: fp16 (or bf16) elements widened one by one by Swift's conversion.
+    public static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>) {
+        for c in 0..<count { out[c] = bfloat16 ? Float(bitPattern: UInt32(bits[c]) << 16) : Float(Float16(bitPattern: bits[c])) }
+    }
+
     /// ProbabilityValueKernel.swift: the same over fp16 or bf16 values, widened one by one.
     public static func accumulateProbabilityHalfValue(
         p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,

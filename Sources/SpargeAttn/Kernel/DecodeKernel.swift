@@ -32,12 +32,18 @@ struct DecodeRows {
 /// ``OnlineSoftmax/merge``), rows consecutive in `parts` with stride `2 + width`.
 /// `scores` holds `rows * decodeTileKeys` floats. With `scoreUnit` other than 1 the queries
 /// were divided by it (``OverflowGuard``) and the softmax takes differences in that unit.
-/// 16-bit `k` and `v` (a KV cache's) are widened a row at a time into `rowTemp` (`d + width` floats).
+/// 16-bit `k` and `v` (a KV cache's) are widened a row at a time into `rowTemp` (`d + width`
+/// floats) by `kernels`.
 func decodeChunk(
     _ group: DecodeRows, d: Int, width: Int, keys: Range<Int>, k: TensorView, v: TensorView,
     b: Int, kvh: Int, factor: Float, scoreUnit: ScoreUnit = .one, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>,
-    rowTemp: UnsafeMutablePointer<Float>? = nil
+    rowTemp: UnsafeMutablePointer<Float>? = nil, kernels: any TileKernels.Type = SpargeSIMD.KernelSet.self
 ) {
+    /// Row `t` of a 16-bit view widened into `temp`.
+    func widened(_ view: TensorView, _ t: Int, count: Int, temp: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        kernels.widenHalfRow(view.bits(b, kvh, t), count: count, bfloat16: view.type == .bfloat16, into: temp)
+        return UnsafePointer(temp)
+    }
     let stride = 2 + width
     for r in 0..<group.rows {
         parts[r * stride] = -.infinity
@@ -49,7 +55,7 @@ func decodeChunk(
         let count = Swift.min(decodeTileKeys, keys.upperBound - start)
         // Scores of every row against this tile's keys (each key row loaded once).
         for j in 0..<count {
-            let row = rowTemp.map { k.floats(b, kvh, start + j, count: d, temp: $0) } ?? k.row(b, kvh, start + j)
+            let row = rowTemp.map { widened(k, start + j, count: d, temp: $0) } ?? k.row(b, kvh, start + j)
             for r in 0..<group.rows {
                 let q = group.queries + r * d
                 var s = Float8()
@@ -89,7 +95,7 @@ func decodeChunk(
         }
         // P.V with each value row loaded once for all rows.
         for j in 0..<count {
-            let vRow = rowTemp.map { v.floats(b, kvh, start + j, count: width, temp: $0 + d) } ?? v.row(b, kvh, start + j)
+            let vRow = rowTemp.map { widened(v, start + j, count: width, temp: $0 + d) } ?? v.row(b, kvh, start + j)
             for r in 0..<group.rows {
                 let p = Float8(repeating: scores[r * decodeTileKeys + j])
                 let acc = parts + r * stride + 2

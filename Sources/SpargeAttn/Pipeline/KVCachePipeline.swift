@@ -171,7 +171,7 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         decodeChunk(rowsOfGroup, d: d, width: w, keys: start..<end,
                     k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: ScoreUnit(stored: units.pointer[2 * bk]),
                     scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local,
-                    rowTemp: c.keys.isFloat32 ? nil : rowTemps.pointer + worker * (d + w))
+                    rowTemp: c.keys.isFloat32 ? nil : rowTemps.pointer + worker * (d + w), kernels: c.storage.scratch[worker].kernels)
         for r in 0..<groupRows {
             (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
         }
