@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// K smoothing subtracts a mean of K. A cache cannot re-quantize every block whenever the mean
 /// moves, so it fixes the mean once: the mean of the keys of its first ``append(k:v:tokens:)-(AttentionInput,_,_)``
-/// (the prefill), or the mean given to ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:threads:)``.
+/// (the prefill), or the mean given to ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:elementType:threads:)``.
 /// Softmax is invariant to the subtracted vector, so any fixed mean is exact attention in real
 /// arithmetic; only the INT8 rounding of K depends on it. A recomputation from scratch with the
 /// same mean (a new cache given ``keyMean``, filled in one append) gives bit-identical outputs.
@@ -272,7 +272,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///
     /// After a sliding-window cache discarded keys (``firstHeldKey`` above 0), a cut must leave
     /// every key a later call can see: `newLength` at least `firstHeldKey + W + maxQueryLength - 1`,
-    /// and not inside the append that set the K mean (give ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:threads:)``
+    /// and not inside the append that set the K mean (give ``init(batch:heads:kvHeads:headDim:capacity:maxQueryLength:parameters:keyMean:elementType:threads:)``
     /// a `keyMean` to be free of that); `truncate(to: 0)` is always allowed.
     ///
     /// Throws ``SpargeError/invalidShape(_:)`` unless `0 <= newLength <= length` and the cut
