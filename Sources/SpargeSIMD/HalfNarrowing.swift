@@ -1,7 +1,7 @@
 // fp32 rows rounded to 16 bits (fp16 or bf16, to nearest even) as a KV cache or a 16-bit
 // output stores them. Baseline x86-64 has no fp16 instruction, and Swift's `Float16(x)` there
 // is a library call per value; these are vector integer operations at every level, bit for
-// bit Swift's conversion (NaN stays NaN, quiet).
+// bit Swift's conversion for every number (a NaN becomes the quiet NaN of its sign).
 
 #if DispatchedKernels && arch(x86_64)
 import SpargeSIMDShuffles

@@ -63,10 +63,8 @@ enum Float16Rows: RowElements {
     }
 
     /// fp16 bits to fp32. With F16C (the AVX2 and AVX-512 sets) one instruction; baseline
-    /// x86-64 would call a library routine per lane, so there the bits are moved: exponent
-    /// and mantissa shifted into fp32's places and multiplied by 2^112 (which rebiases the
-    /// exponent and turns fp16's subnormals into fp32 normals, exactly), infinity and NaN
-    /// given fp32's all-ones exponent, the sign put back. arm64 converts natively.
+    /// x86-64 would call a library routine per lane, so there the bits are moved
+    /// (``widenBits(_:)``). arm64 converts natively.
     @inline(__always)
     static func widen(_ h: SIMD8<UInt16>) -> SIMD8<Float> {
         #if SPARGE_FMA && arch(x86_64)
@@ -89,16 +87,21 @@ enum Float16Rows: RowElements {
         #endif
     }
 
-    /// The bit-moving widening of `widen`, for any lane count (`x` holds fp16 bits). No
-    /// comparison: in generic code Swift's SIMD compares build their mask lane by lane.
+    /// The bit-moving widening of `widen`, for any lane count (`x` holds fp16 bits), with no
+    /// fp32 subnormal anywhere (so a host that sets denormals-are-zero gets the same values):
+    /// normals and infinity / NaN by integer moves (exponent rebiased by 112, or set to all
+    /// ones), subnormals as their 10-bit mantissa times 2^-24 (the mantissa made a float by
+    /// the 2^23 trick). No comparison: in generic code Swift's SIMD compares build their mask
+    /// lane by lane.
     @inline(__always)
     static func widenBits<W: SIMD, F: SIMD>(_ x: W) -> F where W.Scalar == Int32, F.Scalar == Float {
-        let magnitude = (x & 0x7FFF) &<< 13
-        let scaled = unsafeBitCast(unsafeBitCast(magnitude, to: F.self) * 0x1p112, to: W.self)
-        // All ones where the exponent is 31 (infinity or NaN): magnitude >= 0x0F80_0000, which
-        // is bit 28 of magnitude + 2^23.
-        let special = W.zero &- ((magnitude &+ 0x0080_0000) &>> 28)
-        let bits = scaled ^ ((scaled ^ (magnitude | 0x7F80_0000)) & special)
+        let magnitude = (x & 0x7FFF) &<< 13                          // exponent and mantissa in fp32's places
+        let special = W.zero &- ((magnitude &+ 0x0080_0000) &>> 28)   // all ones where the exponent is 31
+        let tiny = (magnitude &- 0x0080_0000) &>> 31                  // all ones where it is 0 (zero, subnormal)
+        let normal = (magnitude &+ 0x3800_0000) ^ (((magnitude &+ 0x3800_0000) ^ (magnitude | 0x7F80_0000)) & special)
+        let mantissa = unsafeBitCast((x & 0x03FF) | 0x4B00_0000, to: F.self) - 8_388_608   // 2^23 + m, less 2^23
+        let subnormal = unsafeBitCast(mantissa * 0x1p-24, to: W.self)
+        let bits = normal ^ ((normal ^ subnormal) & tiny)
         return unsafeBitCast(bits | ((x & 0x8000) &<< 16), to: F.self)
     }
 }

@@ -111,6 +111,35 @@ struct KVCacheElementTypeTests {
         }
     }
 
+    /// The overflow guard (a bf16 value near fp32's limit raises V's unit above 1, and the rows
+    /// stored before are rescaled), its copy, and non-finite rows under `.propagate` answer
+    /// as in an fp32 cache of the rounded values.
+    @Test func overflowGuardAndPropagationKeepTheBits() throws {
+        var rng = TestRNG(seed: 4806)
+        let heads = 2, d = 16
+        var p = SpargeKVCache.defaultParameters
+        p.nonFinitePolicy = .propagate
+        let k = rng.gaussians(heads * 140 * d), v = rng.gaussians(heads * 140 * d)
+        var late = rng.gaussians(heads * 2 * d)
+        late[5] = 1e37   // head 0: |v| * capacity above 2^125
+        late[d + 9] = .nan   // head 0, second token: a NaN value row
+        for type in [ElementType.bfloat16, .float16] {
+            if type == .float16 { late[5] = 60_000 }
+            let half = try SpargeKVCache(heads: heads, headDim: d, capacity: 256, parameters: p, elementType: type)
+            let wide = try SpargeKVCache(heads: heads, headDim: d, capacity: 256, parameters: p)
+            for (kc, vc, n) in [(k, v, 140), (rng.gaussians(heads * 2 * d), late, 2)] {
+                try Cache.append(half, kc, vc, tokens: n)
+                try Cache.append(wide, Self.rounded(kc, to: type), Self.rounded(vc, to: type), tokens: n)
+            }
+            #expect(type == .float16 || half.storage.ops.valueUnits.pointer[0] > 1, "the guard rescaled head 0")
+            let q = rng.gaussians(heads * d)
+            let a = try Self.answers(half, q, queries: 1)
+            #expect(Self.same(a, try Self.answers(wide, q, queries: 1)), "\(type)")
+            #expect(a[0][0..<d].allSatisfy(\.isNaN) && a[0][d..<(2 * d)].allSatisfy(\.isFinite), "\(type): head 0 NaN, head 1 finite")
+            #expect(Self.same(try Self.answers(half.copy(), q, queries: 1), try Self.answers(wide.copy(), q, queries: 1)), "\(type) copy")
+        }
+    }
+
     /// A value beyond the type's range throws a typed error naming it, before anything is
     /// written; infinities stay the non-finite policy's; fp16 values fit a bf16 cache as they are.
     @Test func valuesBeyondTheTypeAreRefused() throws {
@@ -139,6 +168,9 @@ struct KVCacheElementTypeTests {
         #expect(throws: SpargeError.nonFiniteInput(name: "k", index: 3, value: .infinity)) { try Cache.append(fp16, huge, k, tokens: 2) }
         try bf16.append(k: [Float16](repeating: 65504, count: 2 * d), v: k.map { Float16($0) }, tokens: 2)
         #expect(bf16.length == 4)
+        var gpu = SpargeKVCache.defaultParameters
+        gpu.gpuReproduction.gpuRounding = true
+        #expect(throws: SpargeError.self) { try SpargeKVCache(heads: 1, headDim: d, capacity: 64, parameters: gpu, elementType: .bfloat16) }
         let message = SpargeError.beyondStorageRange(name: "v", index: 11, value: 70_000, type: .float16).description
         #expect(message.contains("65504") && message.contains("elementType"))
     }

@@ -111,7 +111,10 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     ///     the cache's largest buffers and the bytes a decoding step reads; appended values are
     ///     rounded to it (to nearest even; exact when they come in that type already), and
     ///     every call then computes, bit for bit, what an fp32 cache given the rounded values
-    ///     would. An append holding a value the type cannot hold (beyond fp16's 65504) throws.
+    ///     would (but for values near fp32's limit in a bf16 cache, whose overflow guard divides
+    ///     the stored V by a power of two and rounds what falls below 2^-126 again). An append
+    ///     holding a value the type cannot hold (beyond fp16's 65504) throws; not with
+    ///     `gpuRounding`.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     public init(batch: Int = 1, heads: Int, kvHeads: Int? = nil, headDim: Int, capacity: Int, maxQueryLength: Int = 16,
                 parameters: SpargeParameters = SpargeKVCache.defaultParameters, keyMean: [Float]? = nil,
@@ -125,6 +128,9 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         try parameters.validate(for: maxShape)
         if parameters.gpuReproduction.pvNumerics != .fp32 {
             throw SpargeError.unsupported("pvNumerics \(parameters.gpuReproduction.pvNumerics) emulates a one-shot GPU call (its FP8 V scale spans all keys); the KV cache computes P.V in fp32")
+        }
+        if elementType != .float32 && parameters.gpuReproduction.gpuRounding {
+            throw SpargeError.unsupported("gpuRounding reproduces the GPU kernel's fp16 rounding of fp32 inputs, and its range checks read the values before a 16-bit cache would round them again; use elementType .float32 with gpuRounding")
         }
         if parameters.smoothQ {
             throw SpargeError.unsupported("smoothQ needs every key in fp32 beside the INT8 ones, which the KV cache does not keep; set smoothQ to false for the cache (one-shot calls and plans support it)")
