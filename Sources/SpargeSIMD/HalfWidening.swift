@@ -33,6 +33,22 @@ protocol RowElements {
     static func load<V: SIMD>(_ p: UnsafePointer<Stored>) -> V where V.Scalar == Float
 }
 
+extension RowElements {
+    /// The first `count` (< `V.scalarCount` <= 16) elements from `p` as fp32, the other lanes
+    /// zero: a row's last, partial vector, read without touching memory past the row. The
+    /// widening is `load`'s, so a partial vector converts exactly as a full one.
+    @inline(__always)
+    static func loadPartial<V: SIMD>(_ p: UnsafePointer<Stored>, count: Int) -> V where V.Scalar == Float {
+        // Stored is fp32 or 16-bit: zero bits are +0 either way.
+        withUnsafeTemporaryAllocation(of: Stored.self, capacity: 16) { buffer in
+            let base = buffer.baseAddress!
+            UnsafeMutableRawPointer(base).initializeMemory(as: UInt8.self, repeating: 0, count: 16 * MemoryLayout<Stored>.stride)
+            UnsafeMutableRawPointer(base).copyMemory(from: p, byteCount: count * MemoryLayout<Stored>.stride)
+            return load(UnsafePointer(base))
+        }
+    }
+}
+
 /// fp32 rows, read as they are.
 enum Float32Rows: RowElements {
     @inline(__always)
@@ -120,14 +136,5 @@ public func widenRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, 
             let wide = Float16Rows.widen(tail)
             for i in 0..<(count - c) { out[c + i] = wide[i] }
         }
-    }
-}
-
-extension KernelSet {
-    /// `count` fp16 elements (bf16 with `bfloat16`) widened to fp32 with this set's instructions
-    /// (one `vcvtph2ps` per vector with F16C): the exact decode path's 16-bit cache rows.
-    @inline(never)
-    public static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>) {
-        widenRow(bits, count: count, bfloat16: bfloat16, into: out)
     }
 }

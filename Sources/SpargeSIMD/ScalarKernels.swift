@@ -128,6 +128,40 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// KeyRowScoreKernel.swift: `out[r][j] = sum_c q[r][c] * k[j][c]`.
+    public static func keyRowScoreTile(
+        q: UnsafePointer<Float>, qStride: Int, rows: Int,
+        k: UnsafePointer<Float>, kStride: Int, count: Int, depth: Int,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        for r in 0..<rows {
+            for j in 0..<count {
+                var sum: Float = 0
+                for c in 0..<depth { sum += q[r * qStride + c] * k[j * kStride + c] }
+                out[r * outStride + j] = sum
+            }
+        }
+    }
+
+    /// KeyRowScoreKernel.swift: the same over fp16 or bf16 keys, widened one by one.
+    public static func halfKeyRowScoreTile(
+        q: UnsafePointer<Float>, qStride: Int, rows: Int,
+        k: UnsafePointer<UInt16>, kStride: Int, count: Int, depth: Int, bfloat16: Bool,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        for r in 0..<rows {
+            for j in 0..<count {
+                var sum: Float = 0
+                for c in 0..<depth {
+                    let bits = k[j * kStride + c]
+                    let key = bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
+                    sum += q[r * qStride + c] * key
+                }
+                out[r * outStride + j] = sum
+            }
+        }
+    }
+
     /// ProbabilityValueKernel.swift: `o[r][x] += sum_c p[r][c] * v[c][x]`.
     public static func accumulateProbabilityValue(
         p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
@@ -140,11 +174,6 @@ public enum ScalarKernels: Sendable {
                 for x in 0..<width { o[r * oStride + x] += weight * v[c * vStride + x] }
             }
         }
-    }
-
-    /// HalfWidening.swift: fp16 (or bf16) elements widened one by one by Swift's conversion.
-    public static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>) {
-        for c in 0..<count { out[c] = bfloat16 ? Float(bitPattern: UInt32(bits[c]) << 16) : Float(Float16(bitPattern: bits[c])) }
     }
 
     /// ProbabilityValueKernel.swift: the same over fp16 or bf16 values, widened one by one.

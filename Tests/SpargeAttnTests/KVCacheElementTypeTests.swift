@@ -176,19 +176,13 @@ struct KVCacheElementTypeTests {
     }
 
     /// The 16-bit P.V kernel of every level: bit for bit its own fp32 kernel over the widened
-    /// values (every fp16 bit pattern among them: `sparge selftest`'s probe), and its scalar twin.
+    /// values (every fp16 bit pattern among them: `sparge selftest`'s probe), and its scalar
+    /// twin; the 16-bit key-row score tile likewise (the exact decode path's).
     @Test(arguments: KernelLevelTests.levels)
     func halfValueKernelIsTheFloat32KernelOnWidenedValues(level: CPUKernelLevel) throws {
         #expect(try SpargeCPU.halfValueKernelMatchesWidenedValues(level: level), "\(level)")
+        #expect(try SpargeCPU.halfKeyScoreKernelMatchesWidenedKeys(level: level), "\(level) key-row score tile")
         let k = try #require(SpargeCPU.kernels(for: level))
-        // The exact decode path's row widening, every pattern, against the scalar twin.
-        let all = (0..<65_536).map { UInt16($0) }
-        for bfloat16 in [false, true] {
-            var fast = [Float](repeating: 0, count: all.count), twin = fast
-            k.widenHalfRow(all, count: all.count - 3, bfloat16: bfloat16, into: &fast)
-            ScalarKernels.widenHalfRow(all, count: all.count - 3, bfloat16: bfloat16, into: &twin)
-            #expect(zip(fast, twin).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }, "\(level) widenHalfRow bf16 \(bfloat16)")
-        }
         var rng = TestRNG(seed: 4804)
         for (bfloat16, width) in [(false, 24), (true, 24), (false, 136), (true, 72)] {
             let rows = 8, count = 37, vStride = width + 8

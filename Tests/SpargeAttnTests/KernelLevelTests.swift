@@ -266,6 +266,84 @@ struct KernelLevelTests {
             #expect(fast == slow, "\(level) keys \(keys) d=\(d)")
         }
     }
+    /// The exact decode path's score tile (query rows against key rows read in place): within
+    /// rounding of float64 dot products and of the scalar twin, each score the same bits
+    /// whatever tile computes it (one row block and one key alone, or the whole tile), and over
+    /// fp16 / bf16 keys the bits of the fp32 tile on the widened keys. Depths with and without
+    /// 8- and 16-lane tails; an odd key count; a key stride longer than the row.
+    @Test(arguments: levels, [1, 3, 8, 17, 24, 64, 72, 128, 136, 256])
+    func keyRowScoreTileMatchesFloat64(level: CPUKernelLevel, d: Int) throws {
+        let k = try #require(SpargeCPU.kernels(for: level))
+        var rng = TestRNG(seed: UInt64(d * 31 + 7))
+        let rows = 8, count = 37, kStride = d + 3, outStride = 40
+        let q = rng.gaussians(rows * d), keys = rng.gaussians(count * kStride, scale: 2)
+        var fast = [Float](repeating: .nan, count: rows * outStride), slow = fast
+        k.keyRowScoreTile(q: q, qStride: d, rows: rows, k: keys, kStride: kStride, count: count, depth: d, out: &fast, outStride: outStride)
+        ScalarKernels.keyRowScoreTile(q: q, qStride: d, rows: rows, k: keys, kStride: kStride, count: count, depth: d,
+                                      out: &slow, outStride: outStride)
+        var worst = 0.0
+        for r in 0..<rows {
+            for j in 0..<count {
+                let exact = (0..<d).reduce(0.0) { $0 + Double(q[r * d + $1]) * Double(keys[j * kStride + $1]) }
+                let bound = (0..<d).reduce(0.0) { $0 + abs(Double(q[r * d + $1]) * Double(keys[j * kStride + $1])) }
+                worst = max(worst, abs(Double(fast[r * outStride + j]) - exact) / bound, abs(Double(slow[r * outStride + j]) - exact) / bound)
+            }
+        }
+        #expect(worst < Double(d) * 1.2e-7, "\(level) d=\(d): error \(worst) of the sum of |products|")
+        // One row block and one key at a time: the same bits.
+        for (r, j) in [(4, 0), (0, 36), (4, 17)] {
+            var alone = [Float](repeating: .nan, count: 4)
+            k.keyRowScoreTile(q: Array(q[(r * d)...]), qStride: d, rows: 4, k: Array(keys[(j * kStride)...]), kStride: kStride,
+                              count: 1, depth: d, out: &alone, outStride: 1)
+            #expect(alone[0].bitPattern == fast[r * outStride + j].bitPattern, "\(level) d=\(d) row \(r) key \(j)")
+        }
+        // 16-bit keys: the fp32 tile's bits on the widened keys.
+        for bfloat16 in [false, true] {
+            let bits = keys.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
+            let widened = bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
+            var half = [Float](repeating: .nan, count: rows * outStride), wide = half
+            k.halfKeyRowScoreTile(q: q, qStride: d, rows: rows, k: bits, kStride: kStride, count: count, depth: d, bfloat16: bfloat16,
+                                  out: &half, outStride: outStride)
+            k.keyRowScoreTile(q: q, qStride: d, rows: rows, k: widened, kStride: kStride, count: count, depth: d,
+                              out: &wide, outStride: outStride)
+            #expect(half.map(\.bitPattern) == wide.map(\.bitPattern), "\(level) d=\(d) bf16 \(bfloat16)")
+            ScalarKernels.halfKeyRowScoreTile(q: q, qStride: d, rows: rows, k: bits, kStride: kStride, count: count, depth: d,
+                                              bfloat16: bfloat16, out: &half, outStride: outStride)
+            ScalarKernels.keyRowScoreTile(q: q, qStride: d, rows: rows, k: widened, kStride: kStride, count: count, depth: d,
+                                          out: &wide, outStride: outStride)
+            #expect(half.map(\.bitPattern) == wide.map(\.bitPattern), "scalar twin d=\(d) bf16 \(bfloat16)")
+        }
+    }
+
+    /// Exact KV-cache decoding at each level against float64 (output and LSE): group sizes 1,
+    /// 3 and 4 (4, 3 and 12 rows, so padded row blocks), one and two queries, causal or not,
+    /// depths with tails, key counts across several chunks and a partial tile.
+    @Test(arguments: levels, [(1, 1, 1), (6, 2, 20), (4, 1, 72), (8, 8, 128)])
+    func exactDecodeAtEachLevelMatchesFloat64(level: CPUKernelLevel, shape: (heads: Int, kvHeads: Int, d: Int)) throws {
+        var rng = TestRNG(seed: UInt64(shape.d * 5 + shape.heads))
+        let n = 4_500 + shape.d   // three chunks of 2048 keys, the last partial, its last tile too
+        let k = rng.gaussians(shape.kvHeads * n * shape.d), v = rng.gaussians(shape.kvHeads * n * shape.d)
+        try SpargeCPU.withLevel(level) {
+            for causal in [true, false] {
+                var p = SpargeParameters.recommended
+                p.causal = causal
+                let cache = try SpargeKVCache(heads: shape.heads, kvHeads: shape.kvHeads, headDim: shape.d, capacity: n, parameters: p)
+                try KVCacheTests.append(cache, k, v, tokens: n)
+                for queries in [1, 2] {
+                    let q = rng.gaussians(shape.heads * queries * shape.d)
+                    var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: shape.heads * queries)
+                    try cache.attendExact(q: q, output: &out, queries: queries, lse: &lse)
+                    let s = AttentionShape(heads: shape.heads, kvHeads: shape.kvHeads, queryLength: queries, keyLength: n,
+                                           headDim: shape.d)
+                    let ref = try Float64Reference.attentionWithLSE(q: q, k: k, v: v, shape: s, causalOffset: causal ? n - queries : nil)
+                    let label = "\(level) \(shape) causal \(causal) Nq \(queries)"
+                    #expect(try Accuracy(out, reference: ref.output).relativeL2 <= 1e-5, "\(label)")
+                    #expect(zip(lse, ref.lse).map { abs(Double($0) - $1) }.max()! <= 1e-4, "\(label) lse")
+                }
+            }
+        }
+    }
+
     /// (Nq, Nk, D, heads, kvHeads, causal): ragged, below a block, GQA, Nq != Nk, D 1...256.
     static let shapes: [(nq: Int, nk: Int, d: Int, h: Int, hkv: Int, causal: Bool)] = [
         (1, 1, 1, 1, 1, false), (5, 70, 3, 2, 1, true), (200, 200, 64, 4, 2, true), (130, 77, 80, 2, 2, false),

@@ -158,6 +158,34 @@ extension SpargeCPU {
         return same
     }
 
+    /// Whether `level`'s key-row score tile (the exact decode path's Q K^T) over 16-bit keys
+    /// gives the bits of its fp32 tile over the widened keys: random fp16 and bf16 keys (fp16
+    /// subnormals among them) at depths with and without vector tails (for `sparge selftest`).
+    public static func halfKeyScoreKernelMatchesWidenedKeys(level: CPUKernelLevel) throws -> Bool {
+        let k = try probeKernels(level)
+        var same = true
+        var state: UInt64 = 0x5EED_4B
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state) >> 40) * 0x1p-21
+        }
+        for (bfloat16, depth) in [(false, 128), (true, 128), (false, 72), (true, 20), (false, 3)] {
+            let rows = 8, count = 37, kStride = depth + 5
+            let q = (0..<(rows * depth)).map { _ in next() }
+            var keys = (0..<(count * kStride)).map { _ in next() }
+            keys[2] = 3e-6; keys[kStride + 1] = -6e-8   // fp16 subnormals
+            let bits = keys.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
+            let widened = bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
+            var half = [Float](repeating: .nan, count: rows * count), wide = half
+            k.halfKeyRowScoreTile(q: q, qStride: depth, rows: rows, k: bits, kStride: kStride, count: count, depth: depth,
+                                  bfloat16: bfloat16, out: &half, outStride: count)
+            k.keyRowScoreTile(q: q, qStride: depth, rows: rows, k: widened, kStride: kStride, count: count, depth: depth,
+                              out: &wide, outStride: count)
+            same = same && half.map(\.bitPattern) == wide.map(\.bitPattern)
+        }
+        return same
+    }
+
     /// Median over `repeats` runs of the seconds `iterations` calls of `body` take, after one
     /// warm-up call.
     private static func medianSeconds(iterations: Int, repeats: Int, _ body: () -> Void) -> Double {

@@ -23,6 +23,10 @@ protocol TileKernels: Sendable {
                               pairs: Int, scale: Float, terms: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func floatScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, kT: UnsafePointer<Float>, columns: Int,
                                depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
+    static func keyRowScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, k: UnsafePointer<Float>, kStride: Int,
+                                count: Int, depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
+    static func halfKeyRowScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, k: UnsafePointer<UInt16>, kStride: Int,
+                                    count: Int, depth: Int, bfloat16: Bool, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func rowTimesColumns(_ x: UnsafePointer<Float>, kT: UnsafePointer<Float>, columns: Int, depth: Int,
                                 out: UnsafeMutablePointer<Float>)
     static func quantizeProbabilityRows(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
@@ -41,7 +45,6 @@ protocol TileKernels: Sendable {
     static func accumulateProbabilityHalfValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
                                                v: UnsafePointer<UInt16>, vStride: Int, width: Int, bfloat16: Bool,
                                                o: UnsafeMutablePointer<Float>, oStride: Int)
-    static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>)
     static func rowMaxima(_ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>)
     static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
                                  shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)

@@ -30,22 +30,20 @@ struct DecodeRows {
 /// Computes the unnormalised online-softmax states of `group` rows over keys `keys`: per row
 /// an exported state of one row (`m`, `l`, then `width` accumulators; see
 /// ``OnlineSoftmax/merge``), rows consecutive in `parts` with stride `2 + width`.
-/// `scores` holds `rows * decodeTileKeys` floats. With `scoreUnit` other than 1 the queries
-/// were divided by it (``OverflowGuard``) and the softmax takes differences in that unit.
-/// 16-bit `k` and `v` (a KV cache's) are widened a row at a time into `rowTemp` (`d + width`
-/// floats) by `kernels`.
+/// The kernel set's tiles take the rows four at a time, so `group.queries` has
+/// `roundUp(group.rows, 4)` readable rows and `parts` room for as many states; the padded
+/// rows' states are scratch. `scores` holds `roundUp(group.rows, 4) * decodeTileKeys` floats.
+/// With `scoreUnit` other than 1 the queries were divided by it (``OverflowGuard``) and the
+/// softmax takes differences in that unit. 16-bit `k` and `v` (a KV cache's) are widened as
+/// the tiles load them, which gives the bits of an fp32 cache holding the widened values.
 func decodeChunk(
     _ group: DecodeRows, d: Int, width: Int, keys: Range<Int>, k: TensorView, v: TensorView,
     b: Int, kvh: Int, factor: Float, scoreUnit: ScoreUnit = .one, scores: UnsafeMutablePointer<Float>, parts: UnsafeMutablePointer<Float>,
-    rowTemp: UnsafeMutablePointer<Float>? = nil, kernels: any TileKernels.Type = SpargeSIMD.KernelSet.self
+    kernels: any TileKernels.Type = SpargeSIMD.KernelSet.self
 ) {
-    /// Row `t` of a 16-bit view widened into `temp`.
-    func widened(_ view: TensorView, _ t: Int, count: Int, temp: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        kernels.widenHalfRow(view.bits(b, kvh, t), count: count, bfloat16: view.type == .bfloat16, into: temp)
-        return UnsafePointer(temp)
-    }
     let stride = 2 + width
-    for r in 0..<group.rows {
+    let rowsPad = roundUp(group.rows, 4)
+    for r in 0..<rowsPad {
         parts[r * stride] = -.infinity
         parts[r * stride + 1] = 0
         (parts + r * stride + 2).update(repeating: 0, count: width)
@@ -53,22 +51,25 @@ func decodeChunk(
     var start = keys.lowerBound
     while start < keys.upperBound {
         let count = Swift.min(decodeTileKeys, keys.upperBound - start)
-        // Scores of every row against this tile's keys (each key row loaded once).
-        for j in 0..<count {
-            let row = rowTemp.map { widened(k, start + j, count: d, temp: $0) } ?? k.row(b, kvh, start + j)
-            for r in 0..<group.rows {
-                let q = group.queries + r * d
-                var s = Float8()
-                var c = 0
-                while c + 8 <= d { s = multiplyAdd(load8(q + c), load8(row + c), s); c += 8 }
-                var dot = horizontalSum(s)
-                while c < d { dot += q[c] * row[c]; c += 1 }
-                let seen = start + j < group.visible[r] && start + j >= (group.firstVisible?[r] ?? 0)
-                    && group.allowed.map { $0[(r % group.queryCount) * group.keyLength + start + j] != 0 } ?? true
-                scores[r * decodeTileKeys + j] = seen ? dot * factor : -.infinity
+        // Q K^T of every row against this tile's keys, each key row read once for all rows.
+        if k.isFloat32 {
+            kernels.keyRowScoreTile(q: group.queries, qStride: d, rows: rowsPad, k: k.row(b, kvh, start), kStride: k.rowStride,
+                                    count: count, depth: d, out: scores, outStride: decodeTileKeys)
+        } else {
+            kernels.halfKeyRowScoreTile(q: group.queries, qStride: d, rows: rowsPad, k: k.bits(b, kvh, start), kStride: k.rowStride,
+                                        count: count, depth: d, bfloat16: k.type == .bfloat16, out: scores, outStride: decodeTileKeys)
+        }
+        // Scaled, and -inf where the row does not see the key (causal, window, mask).
+        for r in 0..<group.rows {
+            let sr = scores + r * decodeTileKeys
+            let mask = group.allowed.map { $0 + (r % group.queryCount) * group.keyLength + start }
+            let first = group.firstVisible?[r] ?? 0, visible = group.visible[r]
+            for j in 0..<count {
+                let seen = start + j < visible && start + j >= first && (mask.map { $0[j] != 0 } ?? true)
+                sr[j] = seen ? sr[j] * factor : -.infinity
             }
         }
-        // Online-softmax update per row.
+        // Online-softmax update per row; the padded rows weigh nothing.
         for r in 0..<group.rows {
             let sr = scores + r * decodeTileKeys
             for j in count..<decodeTileKeys { sr[j] = -.infinity }
@@ -93,15 +94,16 @@ func decodeChunk(
                 part[1] += sum
             }
         }
-        // P.V with each value row loaded once for all rows.
-        for j in 0..<count {
-            let vRow = rowTemp.map { widened(v, start + j, count: width, temp: $0 + d) } ?? v.row(b, kvh, start + j)
-            for r in 0..<group.rows {
-                let p = Float8(repeating: scores[r * decodeTileKeys + j])
-                let acc = parts + r * stride + 2
-                var c = 0
-                while c < width { store8(multiplyAdd(p, load8(vRow + c), load8(acc + c)), acc + c); c += 8 }
-            }
+        (scores + group.rows * decodeTileKeys).update(repeating: 0, count: (rowsPad - group.rows) * decodeTileKeys)
+        // P.V, each value row read once for all rows.
+        if v.isFloat32 {
+            kernels.accumulateProbabilityValue(p: scores, pStride: decodeTileKeys, rows: rowsPad, count: count,
+                                               v: v.row(b, kvh, start), vStride: v.rowStride, width: width,
+                                               o: parts + 2, oStride: stride)
+        } else {
+            kernels.accumulateProbabilityHalfValue(p: scores, pStride: decodeTileKeys, rows: rowsPad, count: count,
+                                                   v: v.bits(b, kvh, start), vStride: v.rowStride, width: width,
+                                                   bfloat16: v.type == .bfloat16, o: parts + 2, oStride: stride)
         }
         start += count
     }

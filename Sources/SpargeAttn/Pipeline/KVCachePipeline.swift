@@ -121,7 +121,9 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
     let partSize = OnlineSoftmax.exportSize(rows: 1, width: w)
     // Per row: fp32 query, visible key count, and one exported one-row state per chunk.
     // Row order within a kv group is (head in group, query), so a group's rows are consecutive.
-    let qRows = RawBuffer<Float>(uninitializedCount: rows * d)
+    // (Zeroed rows past the last group: the decode tiles read a group's rows four at a time.)
+    let groupRowsPad = roundUp(groupRows, 4)
+    let qRows = RawBuffer<Float>(count: (rows + groupRowsPad - groupRows) * d, zero: 0)
     let visible = RawBuffer<Int>(uninitializedCount: rows)
     // With a sliding window, each row's first key; per kv group the smallest, before which a chunk holds nothing.
     let firstVisible = window > 0 ? RawBuffer<Int>(uninitializedCount: rows) : nil
@@ -153,10 +155,8 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         units.pointer[2 * bk + 1] = c.storage.ops.valueUnits.pointer[bk]
     }
     let workers = c.storage.workers
-    let groupScores = RawBuffer<Float>(uninitializedCount: workers * groupRows * decodeTileKeys)
-    let groupParts = RawBuffer<Float>(uninitializedCount: workers * groupRows * partSize)
-    // 16-bit caches: one key row and one value row widened per worker (fp32 rows are read in place).
-    let rowTemps = RawBuffer<Float>(uninitializedCount: c.keys.isFloat32 ? 1 : workers * (d + w))
+    let groupScores = RawBuffer<Float>(uninitializedCount: workers * groupRowsPad * decodeTileKeys)
+    let groupParts = RawBuffer<Float>(uninitializedCount: workers * groupRowsPad * partSize)
     let kView = c.keys, vView = c.values
     parallelFor(items: s.batch * s.kvHeads * chunks, threads: workers) { worker, item in
         let bk = item / chunks, chunk = item % chunks
@@ -165,13 +165,13 @@ func exactCachedAttention(q: TensorView, output out: MutableTensorView, shape s:
         let rowsOfGroup = DecodeRows(queries: qRows.pointer + first * d, visible: visible.pointer + first, rows: groupRows,
                                      firstVisible: firstVisible.map { UnsafePointer($0.pointer + first) },
                                      allowed: pairMask?.row(b, 0), queryCount: queries, keyLength: n)
-        let local = groupParts.pointer + worker * groupRows * partSize
+        let local = groupParts.pointer + worker * groupRowsPad * partSize
         let end = Swift.min(n, (chunk + 1) * decodeChunkKeys)
         let start = Swift.min(end, Swift.max(chunk * decodeChunkKeys, groupFirst.pointer[bk]))   // empty before every window
         decodeChunk(rowsOfGroup, d: d, width: w, keys: start..<end,
                     k: kView, v: vView, b: b, kvh: kvh, factor: factor, scoreUnit: ScoreUnit(stored: units.pointer[2 * bk]),
-                    scores: groupScores.pointer + worker * groupRows * decodeTileKeys, parts: local,
-                    rowTemp: c.keys.isFloat32 ? nil : rowTemps.pointer + worker * (d + w), kernels: c.storage.scratch[worker].kernels)
+                    scores: groupScores.pointer + worker * groupRowsPad * decodeTileKeys, parts: local,
+                    kernels: c.storage.scratch[worker].kernels)
         for r in 0..<groupRows {
             (parts.pointer + ((first + r) * chunks + chunk) * partSize).update(from: local + r * partSize, count: partSize)
         }
