@@ -477,8 +477,10 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     }
 
     /// Exact fp32 attention of `queries` tokens to every visible cached key (the dense decode
-    /// path, same causal convention): reads the cached fp32 keys row by row, splits the key
-    /// range across the cores and merges by log-sum-exp. For comparison and fallback. Non-finite
+    /// path, same causal convention): reads the cached keys and values row by row in place
+    /// (16-bit ones widened as the tiles load them) with the run-time kernel set, each row once
+    /// for the query heads of its kv group, splits the key range across the cores and merges by
+    /// log-sum-exp. For layers kept dense, comparison and fallback. Non-finite
     /// queries follow the cache's `nonFinitePolicy`, as in ``attend(q:output:queries:lse:attentionMask:)``.
     /// With `lse` (`B*H*queries` floats) each query row's log-sum-exp too (natural log, of the
     /// scaled scores). With `attentionMask`, as in ``attend(q:output:queries:lse:attentionMask:)``.
