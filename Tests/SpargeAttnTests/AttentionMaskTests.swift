@@ -200,15 +200,13 @@ struct AttentionMaskTests {
             #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: x, k: x, v: x, shape: shape, attentionMask: mask) }
             #expect(throws: SpargeError.self) { _ = try Float64Reference.attentionWithLSE(q: x, k: x, v: x, shape: shape, attentionMask: mask) }
         }
-        // A token order would have to permute the mask: refused with a typed error.
-        let fine = try AttentionMask(queryLength: 10, keyLength: 10) { _, i, j in j <= i }
+        // With a token order the mask's sizes are checked as without one (its pairs follow the
+        // order: TokenOrderTests).
         let order = try TokenOrder(permutation: Array((0..<10).reversed()))
         #expect(throws: SpargeError.self) {
-            _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, tokenOrder: order, attentionMask: fine)
+            _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, tokenOrder: order, attentionMask: wrongKeys)
         }
-        #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: x, k: x, v: x, shape: shape, tokenOrder: order, attentionMask: fine) }
-        // The identity order is no order.
-        _ = try SpargeAttention.sparse(q: x, k: x, v: x, shape: shape, tokenOrder: try .identity(count: 10), attentionMask: fine)
+        #expect(throws: SpargeError.self) { _ = try SpargeAttention.dense(q: x, k: x, v: x, shape: shape, tokenOrder: order, attentionMask: wrongBatch) }
     }
 }
 

@@ -222,6 +222,54 @@ struct TokenOrderTests {
         }
     }
 
+    /// An attention mask with a token order stays in the caller's order: sparse (one-shot and
+    /// plan, whose workspace keeps the permuted mask across calls), dense and their LSEs equal,
+    /// bit for bit, permuting Q, K, V and the mask's rows and keys by hand, calling without an
+    /// order and unpermuting. A mask per batch entry and one shared by both.
+    @Test func attentionMaskFollowsTheTokenOrder() throws {
+        let order = Self.video, n = Self.video.count
+        let s = AttentionShape(batch: 2, heads: 2, queryLength: n, headDim: 16)
+        var rng = TestRNG(seed: 4909)
+        let q = rng.gaussians(s.queryElements, scale: 2), k = rng.gaussians(s.keyElements, scale: 2), v = rng.gaussians(s.keyElements)
+        let p = Self.parameters()
+        let toCaller = order.permutation.map { Int($0) }
+        // Two documents of different lengths per entry, and a few pairs cut inside them.
+        let perEntry = try AttentionMask(batch: 2, queryLength: n, keyLength: n) { b, i, j in
+            let split = b == 0 ? 25 : 40
+            return (i < split) == (j < split) && (i * 7 + j * 3) % 13 != 0
+        }
+        let shared = try AttentionMask(queryLength: n, keyLength: n) { _, i, j in abs(i - j) < 20 || j == 0 }
+        func permuted(_ mask: AttentionMask) throws -> AttentionMask {
+            try AttentionMask(batch: mask.batch, queryLength: n, keyLength: n) { b, i, j in mask[b, toCaller[i], toCaller[j]] }
+        }
+        let plan = try SpargePlan(shape: s, parameters: p, tokenOrder: order, threads: 2), workspace = plan.makeWorkspace()
+        let plain = try SpargePlan(shape: s, parameters: p, threads: 2), plainWorkspace = plain.makeWorkspace()
+        let (unmasked, _) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p, tokenOrder: order)
+        for mask in [perEntry, shared, perEntry] {
+            let byHand = try permuted(mask)
+            let (handOut, handResult) = try SpargeAttention.sparse(
+                q: order.permuted(q, rowWidth: 16), k: order.permuted(k, rowWidth: 16), v: order.permuted(v, rowWidth: 16),
+                shape: s, parameters: p, captureLSE: true, attentionMask: byHand)
+            let (out, result) = try SpargeAttention.sparse(q: q, k: k, v: v, shape: s, parameters: p, tokenOrder: order, captureLSE: true,
+                                                           attentionMask: mask)
+            #expect(out.map(\.bitPattern) == (try order.unpermuted(handOut, rowWidth: 16)).map(\.bitPattern), "sparse, batch \(mask.batch)")
+            #expect(try #require(result.lse).map(\.bitPattern) == (try order.unpermuted(try #require(handResult.lse), rowWidth: 1)).map(\.bitPattern))
+            #expect(result.blockMap == handResult.blockMap && result.statistics == handResult.statistics)
+            #expect(out != unmasked, "the mask changes the output")
+            // The plan: the same through its workspace (a second masked call reuses the permuted bytes' memory).
+            var planOut = [Float](repeating: .nan, count: s.queryElements), planHand = planOut
+            _ = try plan.run(q: q, k: k, v: v, output: &planOut, workspace: workspace, attentionMask: mask)
+            _ = try plain.run(q: order.permuted(q, rowWidth: 16), k: order.permuted(k, rowWidth: 16), v: order.permuted(v, rowWidth: 16),
+                              output: &planHand, workspace: plainWorkspace, attentionMask: byHand)
+            #expect(planOut.map(\.bitPattern) == (try order.unpermuted(planHand, rowWidth: 16)).map(\.bitPattern), "plan, batch \(mask.batch)")
+            // Dense.
+            let dense = try SpargeAttention.dense(q: q, k: k, v: v, shape: s, tokenOrder: order, attentionMask: mask)
+            let denseHand = try SpargeAttention.dense(q: order.permuted(q, rowWidth: 16), k: order.permuted(k, rowWidth: 16),
+                                                      v: order.permuted(v, rowWidth: 16), shape: s, tokenOrder: nil, attentionMask: byHand)
+            #expect(dense.map(\.bitPattern) == (try order.unpermuted(denseHand, rowWidth: 16)).map(\.bitPattern), "dense, batch \(mask.batch)")
+        }
+    }
+
     /// The identity order (given as such, or a grid whose curve moves nothing) is the plain call.
     @Test func identityOrderIsThePlainCall() throws {
         var rng = TestRNG(seed: 5)

@@ -81,15 +81,11 @@ public struct AttentionMask: Sendable, Hashable {
     /// Whether query `query` of batch entry `b` may attend to key `key` (`b` is 0 for a shared mask).
     public subscript(b: Int, query: Int, key: Int) -> Bool { bytes[(b * queryLength + query) * keyLength + key] != 0 }
 
-    /// Throws unless the mask fits `shape` (`1` or `B` batch entries, `Nq x Nk` pairs) and the
-    /// call's other options (a token order other than the identity permutes rows and keys,
-    /// which the mask would have to follow: not supported).
-    func validate(for shape: AttentionShape, tokenOrder: TokenOrder? = nil) throws {
+    /// Throws unless the mask fits `shape` (`1` or `B` batch entries, `Nq x Nk` pairs). With a
+    /// token order the mask stays in the caller's order: the call permutes its rows and keys.
+    func validate(for shape: AttentionShape) throws {
         guard batch == 1 || batch == shape.batch, queryLength == shape.queryLength, keyLength == shape.keyLength else {
             throw SpargeError.invalidParameter("the attention mask is \(batch) x \(queryLength) x \(keyLength) but the call has batch \(shape.batch), \(shape.queryLength) queries and \(shape.keyLength) keys; make it B x Nq x Nk (or 1 x Nq x Nk for every batch entry)")
-        }
-        if let tokenOrder, !tokenOrder.isIdentity {
-            throw SpargeError.unsupported("an attention mask with a token order: permute the mask's rows and columns yourself and call without a token order, or drop the mask")
         }
     }
 

@@ -62,9 +62,10 @@ public final class SpargePlan: Sendable {
     /// is skipped and that map is used; with `lse`
     /// (`B*H*Nq` floats) each query row's log-sum-exp is written (natural log, as
     /// FlashAttention's `softmax_lse`); with `keyPadding` the padded keys get no weight
-    /// (``KeyPaddingMask``), with `attentionMask` the pairs it forbids (``AttentionMask``; not
-    /// with a token order). With the plan's ``tokenOrder`` the tensors, `lse` and
-    /// `keyPadding` are in the caller's order and `blockMap` in token order. The result's
+    /// (``KeyPaddingMask``), with `attentionMask` the pairs it forbids (``AttentionMask``).
+    /// With the plan's ``tokenOrder`` the tensors, `lse`, `keyPadding` and `attentionMask` are
+    /// in the caller's order and `blockMap` in token order (a masked call permutes the mask
+    /// into memory the workspace keeps: allocated by its first masked call, reused after). The result's
     /// ``SparseAttentionResult/blockMap`` (in token order) and
     /// ``SparseAttentionResult/densityPerHead`` are read from `workspace` on demand, until its next call.
     @discardableResult
@@ -84,9 +85,9 @@ public final class SpargePlan: Sendable {
             views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
             try blockMap?.validate(for: shape, blockQ: parameters.blockQ, blockK: parameters.blockK)
             try keyPadding?.validate(for: shape)
-            try attentionMask?.validate(for: shape, tokenOrder: tokenOrder)
-            return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: workspace.staging,
-                                      threads: threads) { views, keyValid in try withPairMask(attentionMask) { pairMask in
+            try attentionMask?.validate(for: shape)
+            return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, attentionMask: attentionMask,
+                                      staging: workspace.staging, threads: threads) { views, keyValid, pairMask in
                 var pipeline = SparsePipeline(shape: shape, parameters: parameters)
                 pipeline.keyValid = keyValid
                 pipeline.pairMask = pairMask
@@ -101,7 +102,7 @@ public final class SpargePlan: Sendable {
                 }
                 parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid, pairMask: pairMask)   // after a call that did not throw
                 return result
-            } }
+            }
         }
     }
 }

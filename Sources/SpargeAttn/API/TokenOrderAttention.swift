@@ -30,7 +30,7 @@ extension SpargeAttention {
     ///   - captureQuantized: also return the INT8 tensors (in token order).
     ///   - lse: where to write each query row's log-sum-exp (`B,H,N` floats, caller's order).
     ///   - keyPadding: which keys (caller's order) are padding.
-    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads): the others get no weight.
+    ///   - attentionMask: which query-key pairs may attend (``AttentionMask``, shared by the heads, in the caller's order): the others get no weight.
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
@@ -46,18 +46,16 @@ extension SpargeAttention {
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: parameters.gpuReproduction.pvNumerics)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: parameters.causal)
-        try attentionMask?.validate(for: shape, tokenOrder: tokenOrder)
-        return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil,
-                                  threads: threadCount) { views, keyValid in
-            try withPairMask(attentionMask) { pairMask in
-                var pipeline = SparsePipeline(shape: shape, parameters: parameters)
-                pipeline.keyValid = keyValid
-                pipeline.pairMask = pairMask
-                pipeline.detectsNonFinite = checksFinite
-                let result = try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
-                parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid, pairMask: pairMask)
-                return result
-            }
+        try attentionMask?.validate(for: shape)
+        return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, attentionMask: attentionMask, staging: nil,
+                                  threads: threadCount) { views, keyValid, pairMask in
+            var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+            pipeline.keyValid = keyValid
+            pipeline.pairMask = pairMask
+            pipeline.detectsNonFinite = checksFinite
+            let result = try pipeline.callOnce(views, blockMap: blockMap, threads: threadCount, captureQuantized: captureQuantized)
+            parameters.markNonFiniteRows(views, shape: shape, keyValid: keyValid, pairMask: pairMask)
+            return result
         }
     }
 
@@ -106,7 +104,7 @@ extension SpargeAttention {
                                                      halfRounded: HalfRoundedInputs(parameters))
                 try tokenOrder?.validate(for: shape, causal: parameters.causal)
                 let threadCount = try resolvedThreadCount(threads)
-                return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
+                return try withTokenOrder(tokenOrder, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _, _ in
                     try SparsePipeline(shape: shape, parameters: parameters).callOnce(
                         views, blockMap: nil, threads: threadCount, captureQuantized: captureQuantized,
                         captureProbabilities: captureProbabilities)
@@ -140,14 +138,13 @@ extension SpargeAttention {
         views.output?.lse = try CallValidation.lseDestination(lse, shape: shape, numerics: .fp32)
         try keyPadding?.validate(for: shape)
         try tokenOrder?.validate(for: shape, causal: causal)
-        try attentionMask?.validate(for: shape, tokenOrder: tokenOrder)
-        withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, staging: nil, threads: threadCount) { views, keyValid in
-            withPairMask(attentionMask) { pairMask in
-                denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
-                               causalOffset: p.causalOffset(for: shape), window: p.windowKeys, scale: p.scale(headDim: shape.headDim),
-                               threads: threadCount, keyValid: keyValid, sinkLogits: sinkLogits, pairMask: pairMask)
-                p.markNonFiniteRows(views, shape: shape, keyValid: keyValid, sparse: false, pairMask: pairMask)
-            }
+        try attentionMask?.validate(for: shape)
+        withTokenOrder(tokenOrder, views, shape: shape, keyPadding: keyPadding, attentionMask: attentionMask, staging: nil,
+                       threads: threadCount) { views, keyValid, pairMask in
+            denseAttention(q: views.q, k: views.k, v: views.v, output: views.output!, shape: shape, causal: causal,
+                           causalOffset: p.causalOffset(for: shape), window: p.windowKeys, scale: p.scale(headDim: shape.headDim),
+                           threads: threadCount, keyValid: keyValid, sinkLogits: sinkLogits, pairMask: pairMask)
+            p.markNonFiniteRows(views, shape: shape, keyValid: keyValid, sparse: false, pairMask: pairMask)
         }
     }
 

@@ -105,7 +105,7 @@ extension SpargeAttention {
             let order = tokenOrders?[i]
             try order?.validate(for: shape, causal: parameters.causal)
             let threadCount = try resolvedThreadCount(threads)
-            results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _ in
+            results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _, _ in
                 let result = try SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
                                                                                           captureQuantized: false)
                 parameters.markNonFiniteRows(views, shape: shape, keyValid: nil)

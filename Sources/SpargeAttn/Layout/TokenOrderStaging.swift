@@ -1,7 +1,8 @@
 // How an entry point runs in a token order: the caller's Q, K and V (any layout and element
 // type, already validated) are gathered into dense HND copies of the same element type, the
 // call runs on those, and its output rows and log-sum-exps are scattered back to the caller's
-// positions. Keeping the element type makes the call bit-identical to permuting by hand.
+// positions. Keeping the element type makes the call bit-identical to permuting by hand. An
+// attention mask is permuted the same way (rows and columns), into bytes the staging keeps.
 
 /// The token-order copies of one call: allocated per call by the one-shot entry points and
 /// once per ``SpargeWorkspace`` by a plan with a token order (so plan calls allocate nothing).
@@ -13,6 +14,9 @@ final class TokenOrderStaging: @unchecked Sendable {
     let output: RawBuffer<UInt8>   // B,H,N,D
     let lse: RawBuffer<Float>      // B,H,N
     let keyValid: RawBuffer<UInt8> // B,N
+    /// The attention mask in token order (1 or B, N, N), made by the first call with a mask
+    /// and kept for the later ones, so a plan's masked calls allocate once, not per call.
+    private var mask: RawBuffer<UInt8>?
 
     /// Room for a call of `shape` (`queryLength == keyLength`) in any element type.
     init(shape s: AttentionShape) {
@@ -24,15 +28,26 @@ final class TokenOrderStaging: @unchecked Sendable {
         lse = RawBuffer(uninitializedCount: s.batch * s.heads * s.queryLength)
         keyValid = RawBuffer(uninitializedCount: s.batch * s.keyLength)
     }
+
+    /// Room for `count` mask bytes.
+    func maskBytes(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+        if let mask, mask.count >= count { return mask.pointer }
+        let grown = RawBuffer<UInt8>(uninitializedCount: count)
+        mask = grown
+        return grown.pointer
+    }
 }
 
 /// Runs `body` on `views` seen in `order` (validated for `shape` by the caller) with the key
-/// padding bytes in the same order, then scatters the output and log-sum-exp back; with no
-/// order or the identity, `body` runs on the caller's views. `staging` nil: allocated here.
+/// padding bytes and the attention mask in the same order, then scatters the output and
+/// log-sum-exp back; with no order or the identity, `body` runs on the caller's views and
+/// mask. `staging` nil: allocated here.
 func withTokenOrder<R>(_ order: TokenOrder?, _ views: CallViews, shape s: AttentionShape, keyPadding: KeyPaddingMask?,
-                       staging: TokenOrderStaging?, threads: Int,
-                       _ body: (CallViews, UnsafePointer<UInt8>?) throws -> R) rethrows -> R {
-    guard let order, !order.isIdentity else { return try withKeyValid(keyPadding) { try body(views, $0) } }
+                       attentionMask: AttentionMask? = nil, staging: TokenOrderStaging?, threads: Int,
+                       _ body: (CallViews, UnsafePointer<UInt8>?, PairMaskView?) throws -> R) rethrows -> R {
+    guard let order, !order.isIdentity else {
+        return try withKeyValid(keyPadding) { keyValid in try withPairMask(attentionMask) { try body(views, keyValid, $0) } }
+    }
     let buffers = staging ?? TokenOrderStaging(shape: s)
     return try order.forward.withUnsafeBufferPointer { forward in
         let toCaller = forward.baseAddress!
@@ -73,7 +88,19 @@ func withTokenOrder<R>(_ order: TokenOrder?, _ views: CallViews, shape s: Attent
             }
             return UnsafePointer(buffers.keyValid.pointer)
         }
-        let result = try body(ordered, keyValid)
+        // Pair (i, j) in token order is pair (toCaller[i], toCaller[j]) of the caller's mask.
+        let pairMask: PairMaskView? = attentionMask.map { mask in
+            let bytes = buffers.maskBytes(mask.batch * n * n)
+            mask.bytes.withUnsafeBufferPointer { caller in
+                let source = caller.baseAddress!
+                parallelFor(items: mask.batch * n, threads: threads) { _, row in
+                    let from = source + (row / n * n + Int(toCaller[row % n])) * n, to = bytes + row * n
+                    for j in 0..<n { to[j] = from[Int(toCaller[j])] }
+                }
+            }
+            return PairMaskView(allowed: UnsafePointer(bytes), batchStride: mask.batch == 1 ? 0 : n * n, queryLength: n, keyLength: n)
+        }
+        let result = try body(ordered, keyValid, pairMask)
         if let out = views.output, let o = ordered.output {
             let bytes = d * out.type.size
             parallelFor(items: s.batch * s.heads, threads: threads) { _, item in
