@@ -57,6 +57,64 @@ struct VariableLengthBatchTests {
         }
     }
 
+    /// One attention mask per sequence (one sequence without), with a token order on another:
+    /// each sequence as its own masked call, bit for bit; masks of the wrong count or size are
+    /// refused before anything is written.
+    @Test func masksPerSequence() throws {
+        let heads = 2, d = 16
+        let order = try TokenOrder.hilbert(height: 6, width: 8, prefix: 2)   // 50 tokens
+        let lengths = [50, 80, 33]
+        let cu = [0] + lengths.indices.map { lengths[...$0].reduce(0, +) }
+        let batch = try VariableLengthBatch(cumulativeQueryLengths: cu)
+        var rng = TestRNG(seed: 4910)
+        let q = rng.gaussians(batch.totalQueries * heads * d), k = rng.gaussians(batch.totalKeys * heads * d)
+        let v = rng.gaussians(batch.totalKeys * heads * d)
+        var p = SpargeParameters.recommended
+        p.blockQ = 16
+        p.blockK = 16
+        let masks: [AttentionMask?] = [
+            try AttentionMask(queryLength: 50, keyLength: 50) { _, i, j in (i < 20) == (j < 20) },
+            nil,
+            try AttentionMask(queryLength: 33, keyLength: 33) { _, i, j in j <= i || j > 30 },
+        ]
+        let orders: [TokenOrder?] = [order, nil, nil]
+        var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: heads * batch.totalQueries)
+        let results = try SpargeAttention.sparse(q: q, k: k, v: v, output: &out, batch: batch, heads: heads, headDim: d, parameters: p,
+                                                 tokenOrders: orders, lse: &lse, attentionMasks: masks)
+        for i in 0..<3 {
+            let shape = AttentionShape(heads: heads, queryLength: lengths[i], headDim: d)
+            let (alone, r) = try SpargeAttention.sparse(
+                q: Self.hnd(q, first: cu[i], count: lengths[i], heads: heads, d: d),
+                k: Self.hnd(k, first: cu[i], count: lengths[i], heads: heads, d: d),
+                v: Self.hnd(v, first: cu[i], count: lengths[i], heads: heads, d: d),
+                shape: shape, parameters: p, tokenOrder: orders[i], captureLSE: true, attentionMask: masks[i])
+            #expect(Self.hnd(out, first: cu[i], count: lengths[i], heads: heads, d: d).map(\.bitPattern) == alone.map(\.bitPattern),
+                    "sequence \(i)")
+            let aloneLSE = try #require(r.lse)
+            for h in 0..<heads {
+                let row = lse[(h * batch.totalQueries + cu[i])..<(h * batch.totalQueries + cu[i] + lengths[i])]
+                #expect(row.map(\.bitPattern) == aloneLSE[(h * lengths[i])..<((h + 1) * lengths[i])].map(\.bitPattern), "sequence \(i) lse")
+            }
+            #expect(results[i].blockMap == r.blockMap)
+        }
+        let (unmasked, _) = try SpargeAttention.sparse(
+            q: Self.hnd(q, first: cu[2], count: 33, heads: heads, d: d), k: Self.hnd(k, first: cu[2], count: 33, heads: heads, d: d),
+            v: Self.hnd(v, first: cu[2], count: 33, heads: heads, d: d), shape: AttentionShape(heads: heads, queryLength: 33, headDim: d),
+            parameters: p)
+        #expect(Self.hnd(out, first: cu[2], count: 33, heads: heads, d: d) != unmasked, "the mask changes the output")
+        // Refusals, with the output untouched.
+        let wrongSize = try AttentionMask(queryLength: 80, keyLength: 79) { _, _, _ in true }
+        let twoEntries = try AttentionMask(batch: 2, queryLength: 33, keyLength: 33) { _, _, _ in true }
+        for bad in [[masks[0], masks[1]], [masks[0], wrongSize, nil], [nil, nil, twoEntries]] {
+            var untouched = [Float](repeating: 7, count: q.count)
+            #expect(throws: SpargeError.self) {
+                try SpargeAttention.sparse(q: q, k: k, v: v, output: &untouched, batch: batch, heads: heads, headDim: d, parameters: p,
+                                           attentionMasks: bad)
+            }
+            #expect(untouched.allSatisfy { $0 == 7 })
+        }
+    }
+
     @Test func badOffsetsAreRejected() {
         #expect(throws: SpargeError.self) { try VariableLengthBatch(cumulativeQueryLengths: [1, 5]) }
         #expect(throws: SpargeError.self) { try VariableLengthBatch(cumulativeQueryLengths: [0, 5, 5]) }

@@ -170,17 +170,19 @@ extension SpargeAttention {
     ///   - tokenOrders: one ``TokenOrder`` per sequence (nil entries: the caller's order); nil
     ///     for the caller's order everywhere.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
+    ///   - attentionMasks: one ``AttentionMask`` per sequence (nil entries: none), each `1 x Nq x Nk` of its sequence; nil for none.
     /// - Returns: one result per sequence.
     @discardableResult
     public static func sparse<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout? = nil,
         batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
-        parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil
+        parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil,
+        attentionMasks: [AttentionMask?]? = nil
     ) throws -> [SparseAttentionResult] {
         try variableLength(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, batch: batch, heads: heads,
                            kvHeads: kvHeads, headDim: headDim, parameters: parameters, tokenOrders: tokenOrders,
-                           threads: threads, lse: nil)
+                           threads: threads, lse: nil, attentionMasks: attentionMasks)
     }
 
     /// The variable-length call above that also writes each query row's log-sum-exp into `lse`
@@ -201,6 +203,7 @@ extension SpargeAttention {
     ///     for the caller's order everywhere.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - lse: where each query row's log-sum-exp goes, at least `heads x totalQueries` floats.
+    ///   - attentionMasks: one ``AttentionMask`` per sequence (nil entries: none), each `1 x Nq x Nk` of its sequence; nil for none.
     /// - Returns: one result per sequence.
     @discardableResult
     public static func sparse<Output: AttentionElement>(
@@ -208,26 +211,28 @@ extension SpargeAttention {
         output: inout [Output], outputLayout: TensorLayout? = nil,
         batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
         parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil,
-        lse: inout [Float]
+        lse: inout [Float], attentionMasks: [AttentionMask?]? = nil
     ) throws -> [SparseAttentionResult] {
         try lse.withUnsafeMutableBufferPointer { l in
             try variableLength(q: q, k: k, v: v, output: &output, outputLayout: outputLayout, batch: batch, heads: heads,
                                kvHeads: kvHeads, headDim: headDim, parameters: parameters, tokenOrders: tokenOrders,
-                               threads: threads, lse: l)
+                               threads: threads, lse: l, attentionMasks: attentionMasks)
         }
     }
 
     private static func variableLength<Output: AttentionElement>(
         q: some AttentionTensor, k: some AttentionTensor, v: some AttentionTensor,
         output: inout [Output], outputLayout: TensorLayout?, batch: VariableLengthBatch, heads: Int, kvHeads: Int?, headDim: Int,
-        parameters: SpargeParameters, tokenOrders: [TokenOrder?]?, threads: Int?, lse: UnsafeMutableBufferPointer<Float>?
+        parameters: SpargeParameters, tokenOrders: [TokenOrder?]?, threads: Int?, lse: UnsafeMutableBufferPointer<Float>?,
+        attentionMasks: [AttentionMask?]?
     ) throws -> [SparseAttentionResult] {
         try q.withAttentionInput { q in
             try k.withAttentionInput { k in
                 try v.withAttentionInput { v in
                     try output.withAttentionOutput(layout: outputLayout) { o in
                         try sparse(q: q, k: k, v: v, output: o, batch: batch, heads: heads, kvHeads: kvHeads, headDim: headDim,
-                                   parameters: parameters, tokenOrders: tokenOrders, threads: threads, lse: lse)
+                                   parameters: parameters, tokenOrders: tokenOrders, threads: threads, lse: lse,
+                                   attentionMasks: attentionMasks)
                     }
                 }
             }

@@ -57,16 +57,21 @@ extension SpargeAttention {
     ///     order, each result's block map is in its sequence's token order.
     ///   - threads: worker count, 1...1024 (up to the CPU count where that is larger); `nil` uses every CPU this process may run on.
     ///   - lse: each query row's log-sum-exp, `heads x totalQueries` (FlashAttention's varlen layout).
+    ///   - attentionMasks: one ``AttentionMask`` per sequence (nil entries: none), each `1 x Nq x
+    ///     Nk` of its sequence (in the caller's order with a token order); nil for none at all.
     /// - Returns: one result per sequence.
     @discardableResult
     public static func sparse(
         q: AttentionInput, k: AttentionInput, v: AttentionInput, output: AttentionOutput,
         batch: VariableLengthBatch, heads: Int, kvHeads: Int? = nil, headDim: Int,
         parameters: SpargeParameters = .recommended, tokenOrders: [TokenOrder?]? = nil, threads: Int? = nil,
-        lse: UnsafeMutableBufferPointer<Float>? = nil
+        lse: UnsafeMutableBufferPointer<Float>? = nil, attentionMasks: [AttentionMask?]? = nil
     ) throws -> [SparseAttentionResult] {
         if let tokenOrders, tokenOrders.count != batch.count {
             throw SpargeError.invalidTokenOrder("\(tokenOrders.count) token orders for \(batch.count) sequences; give one per sequence (nil for the caller's order)")
+        }
+        if let attentionMasks, attentionMasks.count != batch.count {
+            throw SpargeError.invalidParameter("\(attentionMasks.count) attention masks for \(batch.count) sequences; give one per sequence (nil for none)")
         }
         let kvh = kvHeads ?? heads
         // The packed tensors as one shape: sizes checked before any stride or count is multiplied.
@@ -87,6 +92,15 @@ extension SpargeAttention {
         if let lse, lse.count < heads * batch.totalQueries {
             throw SpargeError.bufferTooSmall(name: "lse", expected: heads * batch.totalQueries, actual: lse.count)
         }
+        // Every mask against its sequence before any output is written.
+        for i in 0..<batch.count {
+            guard let mask = attentionMasks?[i] else { continue }
+            let nq = batch.cumulativeQueryLengths[i + 1] - batch.cumulativeQueryLengths[i]
+            let nk = batch.cumulativeKeyLengths[i + 1] - batch.cumulativeKeyLengths[i]
+            guard mask.batch == 1, mask.queryLength == nq, mask.keyLength == nk else {
+                throw SpargeError.invalidParameter("attentionMasks[\(i)] is \(mask.batch) x \(mask.queryLength) x \(mask.keyLength) but sequence \(i) has \(nq) queries and \(nk) keys; make it 1 x \(nq) x \(nk)")
+            }
+        }
         var results = [SparseAttentionResult]()
         results.reserveCapacity(batch.count)
         for i in 0..<batch.count {
@@ -105,10 +119,12 @@ extension SpargeAttention {
             let order = tokenOrders?[i]
             try order?.validate(for: shape, causal: parameters.causal)
             let threadCount = try resolvedThreadCount(threads)
-            results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, staging: nil, threads: threadCount) { views, _, _ in
-                let result = try SparsePipeline(shape: shape, parameters: parameters).callOnce(views, blockMap: nil, threads: threadCount,
-                                                                                          captureQuantized: false)
-                parameters.markNonFiniteRows(views, shape: shape, keyValid: nil)
+            results.append(try withTokenOrder(order, views, shape: shape, keyPadding: nil, attentionMask: attentionMasks?[i],
+                                              staging: nil, threads: threadCount) { views, _, pairMask in
+                var pipeline = SparsePipeline(shape: shape, parameters: parameters)
+                pipeline.pairMask = pairMask
+                let result = try pipeline.callOnce(views, blockMap: nil, threads: threadCount, captureQuantized: false)
+                parameters.markNonFiniteRows(views, shape: shape, keyValid: nil, pairMask: pairMask)
                 return result
             })
         }
