@@ -65,7 +65,8 @@ public final class SpargePlan: Sendable {
     /// (``KeyPaddingMask``), with `attentionMask` the pairs it forbids (``AttentionMask``).
     /// With the plan's ``tokenOrder`` the tensors, `lse`, `keyPadding` and `attentionMask` are
     /// in the caller's order and `blockMap` in token order (a masked call permutes the mask
-    /// into memory the workspace keeps: allocated by its first masked call, reused after). The result's
+    /// into memory the workspace keeps: allocated by the first masked call, and again only
+    /// when a mask with more batch entries comes). The result's
     /// ``SparseAttentionResult/blockMap`` (in token order) and
     /// ``SparseAttentionResult/densityPerHead`` are read from `workspace` on demand, until its next call.
     @discardableResult

@@ -15,7 +15,9 @@ final class TokenOrderStaging: @unchecked Sendable {
     let lse: RawBuffer<Float>      // B,H,N
     let keyValid: RawBuffer<UInt8> // B,N
     /// The attention mask in token order (1 or B, N, N), made by the first call with a mask
-    /// and kept for the later ones, so a plan's masked calls allocate once, not per call.
+    /// and kept for the later ones (grown when a mask with more batch entries comes), so a
+    /// plan's masked calls do not allocate per call. Sized by the mask, not by B, since a
+    /// shared mask is one N x N.
     private var mask: RawBuffer<UInt8>?
 
     /// Room for a call of `shape` (`queryLength == keyLength`) in any element type.
