@@ -154,11 +154,34 @@ struct GroupedDecodeTests {
         return (out, outcome)
     }
 
+    /// The block-map row scans that place a chunk's share: counts and positions as a plain loop gives them.
+    @Test func markedBlockScansMatchAPlainLoop() {
+        var rng = TestRNG(seed: 4911)
+        for count in [0, 1, 15, 16, 17, 100, 2049] {
+            for density in [0.0, 0.1, 0.5, 1.0] {
+                let row = (0..<count).map { _ in UInt8(rng.uniform() < density ? 1 + rng.int(0...2) : 0) }
+                let marked = row.indices.filter { row[$0] != 0 }
+                row.withUnsafeBufferPointer { r in
+                    let base = r.baseAddress ?? UnsafePointer(bitPattern: 1)!
+                    for cut in Set([0, count / 3, count]) {
+                        #expect(markedBlocks(base, 0..<cut) == marked.filter { $0 < cut }.count, "count \(count) cut \(cut)")
+                    }
+                    for k in 0..<(marked.count + 2) {
+                        #expect(markedBlockPosition(base, count: count, ordinal: k) == (k < marked.count ? marked[k] : count))
+                    }
+                }
+            }
+        }
+    }
+
     @Test func groupedDecodeEqualsPerHeadKernel() throws {
         var rng = TestRNG(seed: 71)
-        for (heads, kvHeads, nq, nk, causal) in [(4, 2, 1, 700, true), (8, 2, 3, 1300, false), (6, 3, 2, 64, true), (32, 8, 1, 4100, true)] {
+        for (heads, kvHeads, nq, nk, causal) in [(4, 2, 1, 700, true), (8, 2, 3, 1300, false), (6, 3, 2, 64, true), (32, 8, 1, 4100, true),
+                                               (16, 4, 1, 20_000, false)] {
             let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: nq, keyLength: nk, headDim: 48)
-            #expect(usesGroupedDecode(SparseGeometry(shape: shape, blockQ: 128, blockK: 64)))
+            let g = SparseGeometry(shape: shape, blockQ: 128, blockK: 64)
+            #expect(usesGroupedDecode(g))
+            if nk == 20_000 { #expect(sparseSplitFactor(shape: shape, geometry: g, numerics: .fp32) == 16, "a decoding step split for the cores") }
             let q = rng.gaussians(shape.queryElements, scale: 2), k = rng.gaussians(shape.keyElements, scale: 2)
             let v = rng.gaussians(shape.keyElements)
             var p = SpargeParameters.recommended

@@ -161,10 +161,8 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         let g = SparseGeometry(shape: maxShape, blockQ: parameters.blockQ, blockK: parameters.blockK)
         capacityBlocks = g.keyBlocks
         width = g.width
-        // Split-K can need the most chunks when a call has a single query block.
-        let chunkCapacity = splitFactor(items: batch * heads, keyBlocks: capacityBlocks)
         storage = SparseStorage(shape: maxShape, parameters: parameters, threads: try resolvedThreadCount(threads),
-                                chunkCapacity: chunkCapacity)
+                                chunkStates: SparseStorage.cachedChunkStates(maxShape: maxShape, parameters: parameters))
         keys = RawBuffer(count: batch * kvh * capacity * headDim * elementType.size, zero: 0)
         values = RawBuffer(count: batch * kvh * capacity * g.width * elementType.size, zero: 0)
         magnitudes = CacheMagnitudes(heads: batch * kvh)

@@ -32,18 +32,29 @@ func groupedDecodeBlock(
         let qHead = b * s.heads + firstHead + gh
         (qTile + gh * nq * g.pairs).update(from: ops.qPacked.pointer + qHead * g.packedQueryHead, count: nq * g.pairs)
     }
-    // Per head: selected count, ordinal, share of this chunk, counters.
+    // Per head: selected count, share of this chunk, counters. The chunk's blocks lie between
+    // the first block of the earliest share and the last block of the latest one: the loop
+    // below runs over those alone (a long cache split in many chunks would otherwise walk
+    // every key block in every chunk), each head's ordinal counted up to its start.
+    // (The tile counts are summed here and stored once: the chunks of one head are neighbours
+    // in `counts`, and workers bumping them block by block would share their cache line.)
     let selected = w.groupInts.pointer, ordinal = selected + group, first = ordinal + group, last = first + group
+    let visitedTiles = last + group, skippedTiles = visitedTiles + group
+    visitedTiles.update(repeating: 0, count: 2 * group)
+    var start = g.keyBlocks, end = 0
     for gh in 0..<group {
         let row = map + (b * s.heads + firstHead + gh) * g.keyBlocks
-        var n = 0
-        for j in 0..<g.keyBlocks where row[j] != 0 { n += 1 }
+        let n = markedBlocks(row, 0..<g.keyBlocks)
         selected[gh] = n
-        ordinal[gh] = 0
         first[gh] = chunk * n / chunks
         last[gh] = (chunk + 1) * n / chunks
-        let item = (b * s.heads + firstHead + gh) * g.queryBlocks
-        counts[item * chunks + chunk] = TileCounts()
+        if first[gh] < last[gh] {
+            start = Swift.min(start, markedBlockPosition(row, count: g.keyBlocks, ordinal: first[gh]))
+            end = Swift.max(end, markedBlockPosition(row, count: g.keyBlocks, ordinal: last[gh] - 1) + 1)
+        }
+    }
+    for gh in 0..<group {
+        ordinal[gh] = start < end ? markedBlocks(map + (b * s.heads + firstHead + gh) * g.keyBlocks, 0..<start) : 0
     }
     let scores = w.scores.pointer
     var softmax = w.softmax
@@ -51,7 +62,7 @@ func groupedDecodeBlock(
     // The overflow guard of `sparseQueryBlock` (``OverflowGuard``), one score unit for the
     // group (its largest query scale): 1, and the same products as per head, in normal ranges.
     var kScaleMax: Float = 0, qScaleMax: Float = 0
-    for j in 0..<g.keyBlocks { kScaleMax = Swift.max(kScaleMax, ops.kScale.pointer[kHead * g.keyBlockStride + j]) }
+    kScaleMax = Swift.max(kScaleMax, rowMax(ops.kScale.pointer + kHead * g.keyBlockStride, count: g.keyBlocks))
     for gh in 0..<group { qScaleMax = Swift.max(qScaleMax, ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]) }
     let scoreUnit = ScoreUnit(
         bound: 16129 * Double(d) * Double(qScaleMax) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
@@ -66,7 +77,7 @@ func groupedDecodeBlock(
                       scoreUnit: softmax.scoreUnit, valueUnit: softmax.valueUnit)
     }
     let active = w.groupFlags.pointer
-    for j in 0..<g.keyBlocks {
+    for j in start..<Swift.max(start, end) {
         let kStart = j * g.blockK
         let cols = Swift.min(g.blockK, s.keyLength - kStart)
         let pairState = o.pairMask?.state(b, 0, j)   // shared by the group's heads
@@ -80,8 +91,7 @@ func groupedDecodeBlock(
             if o.causal && kStart > nq - 1 + o.causalOffset { continue }
             if o.window > 0 && kStart + cols - 1 <= o.causalOffset - o.window { continue }   // before the window
             if pairState == .forbidden { continue }   // every pair forbidden by the mask
-            let item = (b * s.heads + firstHead + gh) * g.queryBlocks
-            counts[item * chunks + chunk].visited += 1
+            visitedTiles[gh] += 1
             active[gh] = 1
             any = true
         }
@@ -111,8 +121,7 @@ func groupedDecodeBlock(
         for gh in 0..<group where active[gh] != 0 {
             let exempt = ordinal[gh] - 1 >= selected[gh] - o.exemptTailBlocks
             if stage2SkipsTile(headSoftmax(gh), rows: nq, lambda: lambda(firstHead + gh), exempt: exempt) {
-                let item = (b * s.heads + firstHead + gh) * g.queryBlocks
-                counts[item * chunks + chunk].skipped += 1
+                skippedTiles[gh] += 1
                 (scores + gh * nq * stride).update(repeating: -.infinity, count: nq * stride)
                 headSoftmax(gh).tileMax.update(repeating: -.infinity, count: nq)
             }
@@ -122,6 +131,8 @@ func groupedDecodeBlock(
     }
     for gh in 0..<group {
         let h = firstHead + gh
+        counts[((b * s.heads + h) * g.queryBlocks) * chunks + chunk] = TileCounts(visited: Int32(visitedTiles[gh]),
+                                                                               skipped: Int32(skippedTiles[gh]))
         let hs = headSoftmax(gh)
         if let partials {
             let item = (b * s.heads + h) * g.queryBlocks
@@ -133,4 +144,41 @@ func groupedDecodeBlock(
             hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, sinks: sinks, temp: w.row.pointer)
         }
     }
+}
+
+/// How many of the blocks `range` of a block-map row are marked (nonzero bytes), eight at a time.
+func markedBlocks(_ row: UnsafePointer<UInt8>, _ range: Range<Int>) -> Int {
+    var j = range.lowerBound, n = 0
+    while j + 8 <= range.upperBound { n += markedBytes(row, at: j); j += 8 }
+    while j < range.upperBound { if row[j] != 0 { n += 1 }; j += 1 }
+    return n
+}
+
+/// The position of the marked block with index `ordinal` (0-based, among the marked ones) in a
+/// block-map row of `count` blocks; `count` when there are not that many.
+func markedBlockPosition(_ row: UnsafePointer<UInt8>, count: Int, ordinal: Int) -> Int {
+    var seen = 0, j = 0
+    while j + 8 <= count {
+        let marked = markedBytes(row, at: j)
+        if seen + marked > ordinal { break }
+        seen += marked
+        j += 8
+    }
+    while j < count {
+        if row[j] != 0 {
+            if seen == ordinal { return j }
+            seen += 1
+        }
+        j += 1
+    }
+    return count
+}
+
+/// The nonzero bytes among the eight at `row + j`: bit 7 of each byte of
+/// `((x & 0x7F..) + 0x7F..) | x` is set exactly when the byte is nonzero (no carry crosses a byte).
+@inline(__always)
+private func markedBytes(_ row: UnsafePointer<UInt8>, at j: Int) -> Int {
+    let x = UnsafeRawPointer(row + j).loadUnaligned(as: UInt64.self)
+    let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+    return ((((x & low) &+ low) | x) & ~low).nonzeroBitCount
 }

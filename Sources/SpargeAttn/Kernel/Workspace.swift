@@ -13,7 +13,7 @@ final class WorkerScratch: @unchecked Sendable {
     let sums: RawBuffer<Double>        // one row (K mean)
     let row: RawBuffer<Float>          // one input row widened to fp32, or one output row
     let groupQuery: RawBuffer<Int32>   // grouped decode: the group's packed query rows
-    let groupInts: RawBuffer<Int>      // grouped decode: per-head selected, ordinal, share
+    let groupInts: RawBuffer<Int>      // grouped decode: per-head selected, ordinal, share, tile counts
     let groupFlags: RawBuffer<UInt8>   // grouped decode: heads active for the current block
     let int8Block: RawBuffer<Int8>     // one quantized block
     let probabilities: RawBuffer<Float>
@@ -56,7 +56,7 @@ final class WorkerScratch: @unchecked Sendable {
         sums = RawBuffer(count: d, zero: 0)
         row = RawBuffer(count: width, zero: 0)
         groupQuery = RawBuffer(count: tileRows * ((d + 1) / 2), zero: 0)
-        groupInts = RawBuffer(count: 4 * tileRows, zero: 0)
+        groupInts = RawBuffer(count: 6 * tileRows, zero: 0)
         groupFlags = RawBuffer(count: tileRows, zero: 0)
         int8Block = RawBuffer(count: blockRows * d, zero: 0)
         probabilities = RawBuffer(count: keyBlocks, zero: 0)

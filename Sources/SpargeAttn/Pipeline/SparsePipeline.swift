@@ -134,7 +134,7 @@ struct SparsePipeline {
                                                      offset: p.gpuReproduction.pvNumerics == .fp8 ? fp8ProbabilityOffset : 0) },
                 pairMask: pairBlocks)
             let items = s.batch * s.heads * g.queryBlocks
-            let chunks = keysPrepared ? sparseSplitFactor(items: items, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics) : st.chunks
+            let chunks = keysPrepared ? sparseSplitFactor(shape: s, geometry: g, numerics: p.gpuReproduction.pvNumerics) : st.chunks
             let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
@@ -298,12 +298,25 @@ func splitFactor(items: Int, keyBlocks: Int, minimumItems: Int = 16) -> Int {
     return Swift.max(1, Swift.min(keyBlocks, (minimumItems + items - 1) / items))
 }
 
-/// ``splitFactor(items:keyBlocks:minimumItems:)`` for a sparse call with P.V numerics
-/// `numerics`: 1 (no split) with the fp16 and FP8 emulations. They round P = 2^(S - m) at the
-/// running max m of the tiles seen so far, which a split restarts per share, while the GPU
-/// kernels they reproduce visit a row's blocks in one sequence (FP8: 1-2% of the output).
-func sparseSplitFactor(items: Int, keyBlocks: Int, numerics: PVNumerics) -> Int {
-    numerics == .fp32 ? splitFactor(items: items, keyBlocks: keyBlocks) : 1
+/// The split-K factor of a sparse call of shape `s` (geometry `g`) with P.V numerics
+/// `numerics`, a function of the shape alone:
+/// - ``splitFactor(items:keyBlocks:minimumItems:)`` over the call's query blocks;
+/// - and at least enough ranges for about `decodeItems` work items, each of at least
+///   `decodeKeyBlocks` key blocks: a decoding step has one query block per head, and the
+///   grouped decode kernel makes one item per (batch, kv head), so without this a model
+///   with 8 kv heads would keep 8 cores busy whatever the machine has (the exact path splits
+///   its keys in chunks of 2048 for the same reason).
+///
+/// 1 (no split) with the fp16 and FP8 emulations: they round P = 2^(S - m) at the running
+/// max m of the tiles seen so far, which a split restarts per share, while the GPU kernels
+/// they reproduce visit a row's blocks in one sequence (FP8: 1-2% of the output).
+func sparseSplitFactor(shape s: AttentionShape, geometry g: SparseGeometry, numerics: PVNumerics,
+                       decodeItems: Int = 64, decodeKeyBlocks: Int = 16) -> Int {
+    guard numerics == .fp32 else { return 1 }
+    let items = s.batch * s.heads * g.queryBlocks
+    let workItems = usesGroupedDecode(g) ? s.batch * s.kvHeads : items
+    let forCores = workItems >= decodeItems ? 1 : Swift.min(g.keyBlocks / decodeKeyBlocks, (decodeItems + workItems - 1) / workItems)
+    return Swift.max(splitFactor(items: items, keyBlocks: g.keyBlocks), forCores)
 }
 
 /// Adds `scale * q_t . mean` to the log-sum-exp of each query row `t` of (b, h): K smoothing

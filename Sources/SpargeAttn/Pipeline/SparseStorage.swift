@@ -17,7 +17,7 @@ final class SparseStorage: @unchecked Sendable {
     var allowedBlocks = 0                   // the last call's allowed blocks (all heads)
 
     init(shape s: AttentionShape, parameters p: SpargeParameters, threads: Int,
-         captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkCapacity: Int? = nil) {
+         captureInt8: Bool = false, captureProbabilities: Bool = false, keyBlockStride: Int? = nil, chunkStates: Int? = nil) {
         let g = SparseGeometry(shape: s, blockQ: p.blockQ, blockK: p.blockK, keyBlockStride: keyBlockStride,
                                fixedPointValues: p.fixedPointPV)
         self.g = g
@@ -28,15 +28,34 @@ final class SparseStorage: @unchecked Sendable {
         }
         let blocks = s.batch * s.heads * g.queryBlocks
         map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
-        chunks = chunkCapacity ?? sparseSplitFactor(items: blocks, keyBlocks: g.keyBlocks, numerics: p.gpuReproduction.pvNumerics)
-        counts = RawBuffer(count: blocks * chunks, zero: TileCounts())
-        partials = chunks > 1
-            ? RawBuffer(uninitializedCount: blocks * chunks * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
-        partialUnits = chunks > 1 ? OverflowGuard.identityUnits(items: blocks) : nil
+        chunks = sparseSplitFactor(shape: s, geometry: g, numerics: p.gpuReproduction.pvNumerics)
+        // A KV cache's calls: fewer query blocks than `s` may take more ranges each.
+        let states = Swift.max(blocks * chunks, chunkStates ?? 0)
+        counts = RawBuffer(count: states, zero: TileCounts())
+        partials = states > blocks
+            ? RawBuffer(uninitializedCount: states * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
+        partialUnits = states > blocks ? OverflowGuard.identityUnits(items: blocks) : nil
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
         selectedPerHead = RawBuffer(count: s.heads, zero: 0)
         pairStates = RawBuffer(uninitializedCount: s.batch * g.queryBlocks * g.keyBlocks)   // written by each masked call
+    }
+
+    /// The split-K states (query blocks x ranges) the calls of a KV cache can need: every
+    /// query length up to `maxShape.queryLength` against `maxShape.keyLength` keys (the
+    /// capacity); a decoding step (one query, grouped) splits its keys the most.
+    static func cachedChunkStates(maxShape m: AttentionShape, parameters p: SpargeParameters) -> Int {
+        let maxBlocks = (m.queryLength + p.blockQ - 1) / p.blockQ
+        var most = 0
+        for queryBlocks in 1...maxBlocks {
+            let nq = queryBlocks == 1 ? 1 : Swift.min(m.queryLength, queryBlocks * p.blockQ)
+            let shape = AttentionShape(batch: m.batch, heads: m.heads, kvHeads: m.kvHeads, queryLength: nq, keyLength: m.keyLength,
+                                       headDim: m.headDim)
+            let g = SparseGeometry(shape: shape, blockQ: p.blockQ, blockK: p.blockK, fixedPointValues: p.fixedPointPV)
+            let chunks = sparseSplitFactor(shape: shape, geometry: g, numerics: p.gpuReproduction.pvNumerics)
+            most = Swift.max(most, m.batch * m.heads * g.queryBlocks * chunks)
+        }
+        return most
     }
 
     var workers: Int { scratch.count }
