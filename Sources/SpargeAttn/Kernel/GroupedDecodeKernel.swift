@@ -136,8 +136,8 @@ func groupedDecodeBlock(
         let hs = headSoftmax(gh)
         if let partials {
             let item = (b * s.heads + h) * g.queryBlocks
-            hs.export(rows: nq, layoutRows: g.rowsPad,
-                      into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width),
+            hs.export(rows: nq, layoutRows: g.partialRows,
+                      into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.partialRows, width: g.width),
                       units: chunk == 0 ? units.map { $0 + item * 2 } : nil)
         } else {
             let sinks = o.sinks?.rows(nq, first: 0, b: b, h: h, shape: s, scratch: w)

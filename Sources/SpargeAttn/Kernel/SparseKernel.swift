@@ -148,7 +148,7 @@ func sparseQueryBlock(
                        fixedValues: ops.fixedValues?.block(t))
     }
     if let partial {
-        softmax.export(rows: g.rowsPad, into: partial, units: chunk == 0 ? units : nil)
+        softmax.export(rows: g.partialRows, into: partial, units: chunk == 0 ? units : nil)
     } else {
         let sinks = o.sinks?.rows(rows, first: qStart, b: b, h: h, shape: s, scratch: w)
         softmax.finish(rows: rows, d: d, into: output, b: b, h: h, first: qStart, sinks: sinks, temp: w.row.pointer)

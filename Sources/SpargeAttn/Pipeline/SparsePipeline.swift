@@ -135,7 +135,7 @@ struct SparsePipeline {
                 pairMask: pairBlocks)
             let items = s.batch * s.heads * g.queryBlocks
             let chunks = keysPrepared ? sparseSplitFactor(shape: s, geometry: g, numerics: p.gpuReproduction.pvNumerics) : st.chunks
-            let partSize = OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)
+            let partSize = OnlineSoftmax.exportSize(rows: g.partialRows, width: g.width)
             let countBase = UnsafeSendable(st.counts.pointer)
             let partials = st.partials
             // The grouped kernel shares one packed query group per kv head: no per-head means.
@@ -172,7 +172,7 @@ struct SparsePipeline {
                     let sinks = options.sinks?.rows(validRows, first: qStart, b: bh / s.heads, h: bh % s.heads, shape: s,
                                                     scratch: scratch[worker])
                     OnlineSoftmax.merge(
-                        partials.pointer + item * chunks * partSize, count: chunks, rows: g.rowsPad, width: g.width,
+                        partials.pointer + item * chunks * partSize, count: chunks, rows: g.partialRows, width: g.width,
                         validRows: validRows, d: d,
                         units: units.map { UnsafePointer($0.pointer + item * 2) }, sinks: sinks, into: output, b: bh / s.heads, h: bh % s.heads, first: qStart, temp: scratch[worker].row.pointer)
                 }

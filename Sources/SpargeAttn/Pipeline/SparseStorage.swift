@@ -33,7 +33,7 @@ final class SparseStorage: @unchecked Sendable {
         let states = Swift.max(blocks * chunks, chunkStates ?? 0)
         counts = RawBuffer(count: states, zero: TileCounts())
         partials = states > blocks
-            ? RawBuffer(uninitializedCount: states * OnlineSoftmax.exportSize(rows: g.rowsPad, width: g.width)) : nil
+            ? RawBuffer(uninitializedCount: states * OnlineSoftmax.exportSize(rows: g.partialRows, width: g.width)) : nil
         partialUnits = states > blocks ? OverflowGuard.identityUnits(items: blocks) : nil
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)

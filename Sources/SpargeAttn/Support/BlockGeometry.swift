@@ -47,5 +47,8 @@ struct SparseGeometry: Sendable {
     var packedKeyBlock: Int { (pairs + 1) * columnsPad * 2 }    // Int16 per packed key block (either score layout)
     var packedQueryHead: Int { queryBlocks * rowsPad * pairs }   // Int32 per query head
     var packedValueBlock: Int { columnsPad / 2 * width * 2 }     // Int16 per fixed-point value block
+    /// Rows of an exported split-K state: a query block's rows, or fewer when the call has fewer
+    /// queries (a decoding step exports one row per head, not a whole block's).
+    var partialRows: Int { Swift.min(rowsPad, roundUp(shape.queryLength, 4)) }
 }
 
