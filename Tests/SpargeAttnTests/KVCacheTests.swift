@@ -154,6 +154,28 @@ struct GroupedDecodeTests {
         return (out, outcome)
     }
 
+    /// A cache sized for long chunked prefills (many query blocks, which never split) still
+    /// holds the split states of a decoding step (one query, its keys split for the cores):
+    /// the step gives finite output, and with every block kept it is near the exact step.
+    @Test func decodeSplitsInACacheSizedForLongPrefills() throws {
+        var rng = TestRNG(seed: 4912)
+        // 32 heads x 16 query blocks: no call of two or more blocks splits, a decoding step does.
+        let heads = 32, kvHeads = 8, d = 16, n = 4096
+        let k = rng.gaussians(kvHeads * n * d), v = rng.gaussians(kvHeads * n * d)
+        let shape = AttentionShape(heads: heads, kvHeads: kvHeads, queryLength: 1, keyLength: n, headDim: d)
+        #expect(sparseSplitFactor(shape: shape, geometry: SparseGeometry(shape: shape, blockQ: 128, blockK: 64), numerics: .fp32) > 1)
+        var p = SpargeKVCache.defaultParameters
+        p.selection = .topK(1)
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: 2048, parameters: p)
+        try KVCacheTests.append(cache, k, v, tokens: n)
+        let q = rng.gaussians(heads * d)
+        let sparse = try KVCacheTests.attend(cache, q, queries: 1)
+        var exact = [Float](repeating: 0, count: heads * d)
+        try cache.attendExact(q: q, output: &exact, queries: 1)
+        #expect(sparse.allSatisfy { $0.isFinite })
+        #expect(try Accuracy(sparse, reference: exact.map(Double.init)).relativeL2 < 2e-2, "every block kept: near exact")
+    }
+
     /// The block-map row scans that place a chunk's share: counts and positions as a plain loop gives them.
     @Test func markedBlockScansMatchAPlainLoop() {
         var rng = TestRNG(seed: 4911)

@@ -29,21 +29,23 @@ final class SparseStorage: @unchecked Sendable {
         let blocks = s.batch * s.heads * g.queryBlocks
         map = RawBuffer(count: blocks * g.keyBlocks, zero: 0)
         chunks = sparseSplitFactor(shape: s, geometry: g, numerics: p.gpuReproduction.pvNumerics)
-        // A KV cache's calls: fewer query blocks than `s` may take more ranges each.
-        let states = Swift.max(blocks * chunks, chunkStates ?? 0)
-        counts = RawBuffer(count: states, zero: TileCounts())
-        partials = states > blocks
-            ? RawBuffer(uninitializedCount: states * OnlineSoftmax.exportSize(rows: g.partialRows, width: g.width)) : nil
-        partialUnits = states > blocks ? OverflowGuard.identityUnits(items: blocks) : nil
+        // A KV cache's calls: fewer query blocks than `s` may take more ranges each
+        // (`chunkStates`: the most states of any of its calls that splits, 0 if none does).
+        let splitStates = Swift.max(chunks > 1 ? blocks * chunks : 0, chunkStates ?? 0)
+        counts = RawBuffer(count: Swift.max(blocks, splitStates), zero: TileCounts())
+        partials = splitStates > 0
+            ? RawBuffer(uninitializedCount: splitStates * OnlineSoftmax.exportSize(rows: g.partialRows, width: g.width)) : nil
+        partialUnits = splitStates > 0 ? OverflowGuard.identityUnits(items: blocks) : nil
         probabilities = captureProbabilities ? RawBuffer(count: blocks * g.keyBlocks, zero: 0) : nil
         temp = RawBuffer(count: s.headDim, zero: 0)
         selectedPerHead = RawBuffer(count: s.heads, zero: 0)
         pairStates = RawBuffer(uninitializedCount: s.batch * g.queryBlocks * g.keyBlocks)   // written by each masked call
     }
 
-    /// The split-K states (query blocks x ranges) the calls of a KV cache can need: every
-    /// query length up to `maxShape.queryLength` against `maxShape.keyLength` keys (the
-    /// capacity); a decoding step (one query, grouped) splits its keys the most.
+    /// The split-K states (query blocks x ranges) the calls of a KV cache that split can need
+    /// (0 when none splits): every query length up to `maxShape.queryLength` against
+    /// `maxShape.keyLength` keys (the capacity); a decoding step (one query, grouped) splits
+    /// its keys the most, though a call of many query blocks may still need more states.
     static func cachedChunkStates(maxShape m: AttentionShape, parameters p: SpargeParameters) -> Int {
         let maxBlocks = (m.queryLength + p.blockQ - 1) / p.blockQ
         var most = 0
@@ -53,7 +55,7 @@ final class SparseStorage: @unchecked Sendable {
                                        headDim: m.headDim)
             let g = SparseGeometry(shape: shape, blockQ: p.blockQ, blockK: p.blockK, fixedPointValues: p.fixedPointPV)
             let chunks = sparseSplitFactor(shape: shape, geometry: g, numerics: p.gpuReproduction.pvNumerics)
-            most = Swift.max(most, m.batch * m.heads * g.queryBlocks * chunks)
+            if chunks > 1 { most = Swift.max(most, m.batch * m.heads * g.queryBlocks * chunks) }
         }
         return most
     }
