@@ -128,6 +128,11 @@ public enum ScalarKernels: Sendable {
         }
     }
 
+    /// One fp16 (bf16 with `bfloat16`) element widened by Swift's conversion.
+    private static func widened(_ bits: UInt16, bfloat16: Bool) -> Float {
+        bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
+    }
+
     /// KeyRowScoreKernel.swift: `out[r][j] = sum_c q[r][c] * k[j][c]`.
     public static func keyRowScoreTile(
         q: UnsafePointer<Float>, qStride: Int, rows: Int,
@@ -153,9 +158,7 @@ public enum ScalarKernels: Sendable {
             for j in 0..<count {
                 var sum: Float = 0
                 for c in 0..<depth {
-                    let bits = k[j * kStride + c]
-                    let key = bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
-                    sum += q[r * qStride + c] * key
+                    sum += q[r * qStride + c] * widened(k[j * kStride + c], bfloat16: bfloat16)
                 }
                 out[r * outStride + j] = sum
             }
@@ -186,9 +189,7 @@ public enum ScalarKernels: Sendable {
             for c in 0..<count {
                 let weight = p[r * pStride + c]
                 for x in 0..<width {
-                    let bits = v[c * vStride + x]
-                    let value = bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
-                    o[r * oStride + x] += weight * value
+                    o[r * oStride + x] += weight * widened(v[c * vStride + x], bfloat16: bfloat16)
                 }
             }
         }

@@ -70,11 +70,8 @@ extension SpargeCPU {
     /// `sparge selftest`).
     public static func integerKernelsMatchScalarTwins(level: CPUKernelLevel) throws -> Bool {
         let k = try probeKernels(level)
-        var state: UInt64 = 0x5EED
-        func next(_ range: ClosedRange<Int>) -> Int {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return range.lowerBound + Int((state >> 33) % UInt64(range.count))
-        }
+        var random = ProbeNumbers(state: 0x5EED)
+        func next(_ range: ClosedRange<Int>) -> Int { random.next(range) }
         var same = true
         for (rows, columns, pairs) in [(4, 32, 1), (8, 64, 13), (12, 96, 32), (8, 128, 32)] {
             let a = (0..<(rows * pairs)).map { _ in Int32(truncatingIfNeeded: next(0...8191)) | Int32(next(0...8191)) << 16 }
@@ -135,18 +132,14 @@ extension SpargeCPU {
                 same = same && (o[c] == want || (o[c].isNaN && want.isNaN))
             }
         }
-        var state: UInt64 = 0x5EED_16
-        func next() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state) >> 40) * 0x1p-21
-        }
+        var random = ProbeNumbers(state: 0x5EED_16)
+        func next() -> Float { random.next() }
         for (bfloat16, width) in [(false, 24), (true, 24), (false, 136), (true, 72), (false, 64)] {
             let rows = 8, count = 37, vStride = width + 8
             let p = (0..<(rows * count)).map { _ in abs(next()) }
             var values = (0..<(count * vStride)).map { _ in next() }
             values[5] = 3e-6; values[9] = -6e-8   // fp16 subnormals
-            let bits = values.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
-            let widened = bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
+            let (bits, widened) = halfBits(values, bfloat16: bfloat16)
             let start = (0..<(rows * width)).map { _ in next() }
             var half = start, wide = start
             k.accumulateProbabilityHalfValue(p: p, pStride: count, rows: rows, count: count, v: bits, vStride: vStride, width: width,
@@ -164,18 +157,14 @@ extension SpargeCPU {
     public static func halfKeyScoreKernelMatchesWidenedKeys(level: CPUKernelLevel) throws -> Bool {
         let k = try probeKernels(level)
         var same = true
-        var state: UInt64 = 0x5EED_4B
-        func next() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state) >> 40) * 0x1p-21
-        }
+        var random = ProbeNumbers(state: 0x5EED_4B)
+        func next() -> Float { random.next() }
         for (bfloat16, depth) in [(false, 128), (true, 128), (false, 72), (true, 20), (false, 3)] {
             let rows = 8, count = 37, kStride = depth + 5
             let q = (0..<(rows * depth)).map { _ in next() }
             var keys = (0..<(count * kStride)).map { _ in next() }
             keys[2] = 3e-6; keys[kStride + 1] = -6e-8   // fp16 subnormals
-            let bits = keys.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
-            let widened = bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) }
+            let (bits, widened) = halfBits(keys, bfloat16: bfloat16)
             var half = [Float](repeating: .nan, count: rows * count), wide = half
             k.halfKeyRowScoreTile(q: q, qStride: depth, rows: rows, k: bits, kStride: kStride, count: count, depth: depth,
                                   bfloat16: bfloat16, out: &half, outStride: count)
@@ -219,6 +208,30 @@ extension SpargeCPU {
         set.int8ScoreTile(q: qp, qStride: pairs, rows: rows, k: kp, columns: columns, pairs: pairs, scale: 0.37, terms: terms,
                           out: &out, outStride: columns)
     }
+}
+
+/// The probes' random numbers: a 64-bit linear congruential generator, so that every run on
+/// every machine draws the same tiles.
+private struct ProbeNumbers {
+    var state: UInt64
+
+    mutating func step() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state
+    }
+
+    /// An integer in `range`.
+    mutating func next(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int((step() >> 33) % UInt64(range.count)) }
+
+    /// A float in [-1024, 1024) with 21 fraction bits.
+    mutating func next() -> Float { Float(Int64(bitPattern: step()) >> 40) * 0x1p-21 }
+}
+
+/// `values` rounded to fp16 (bf16 with `bfloat16`) bits by Swift's conversion, and those bits
+/// widened back by Swift's conversions: the probes' reference for the 16-bit tiles.
+private func halfBits(_ values: [Float], bfloat16: Bool) -> (bits: [UInt16], widened: [Float]) {
+    let bits = values.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
+    return (bits, bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) })
 }
 
 extension Duration {

@@ -61,8 +61,8 @@ func groupedDecodeBlock(
     softmax.reset(rows: rowsPad)
     // The overflow guard of `sparseQueryBlock` (``OverflowGuard``), one score unit for the
     // group (its largest query scale): 1, and the same products as per head, in normal ranges.
-    var kScaleMax: Float = 0, qScaleMax: Float = 0
-    kScaleMax = Swift.max(kScaleMax, rowMax(ops.kScale.pointer + kHead * g.keyBlockStride, count: g.keyBlocks))
+    let kScaleMax = Swift.max(0, rowMax(ops.kScale.pointer + kHead * g.keyBlockStride, count: g.keyBlocks))
+    var qScaleMax: Float = 0
     for gh in 0..<group { qScaleMax = Swift.max(qScaleMax, ops.qScale.pointer[(b * s.heads + firstHead + gh) * g.queryBlocks]) }
     let scoreUnit = ScoreUnit(
         bound: 16129 * Double(d) * Double(qScaleMax) * Double(kScaleMax) * Double(o.scoreFactor), limit: OverflowGuard.scoreLimit)
@@ -131,11 +131,10 @@ func groupedDecodeBlock(
     }
     for gh in 0..<group {
         let h = firstHead + gh
-        counts[((b * s.heads + h) * g.queryBlocks) * chunks + chunk] = TileCounts(visited: Int32(visitedTiles[gh]),
-                                                                               skipped: Int32(skippedTiles[gh]))
+        let item = (b * s.heads + h) * g.queryBlocks
+        counts[item * chunks + chunk] = TileCounts(visited: Int32(visitedTiles[gh]), skipped: Int32(skippedTiles[gh]))
         let hs = headSoftmax(gh)
         if let partials {
-            let item = (b * s.heads + h) * g.queryBlocks
             hs.export(rows: nq, layoutRows: g.partialRows,
                       into: partials + (item * chunks + chunk) * OnlineSoftmax.exportSize(rows: g.partialRows, width: g.width),
                       units: chunk == 0 ? units.map { $0 + item * 2 } : nil)
@@ -144,41 +143,4 @@ func groupedDecodeBlock(
             hs.finish(rows: nq, d: d, into: output, b: b, h: h, first: 0, sinks: sinks, temp: w.row.pointer)
         }
     }
-}
-
-/// How many of the blocks `range` of a block-map row are marked (nonzero bytes), eight at a time.
-func markedBlocks(_ row: UnsafePointer<UInt8>, _ range: Range<Int>) -> Int {
-    var j = range.lowerBound, n = 0
-    while j + 8 <= range.upperBound { n += markedBytes(row, at: j); j += 8 }
-    while j < range.upperBound { if row[j] != 0 { n += 1 }; j += 1 }
-    return n
-}
-
-/// The position of the marked block with index `ordinal` (0-based, among the marked ones) in a
-/// block-map row of `count` blocks; `count` when there are not that many.
-func markedBlockPosition(_ row: UnsafePointer<UInt8>, count: Int, ordinal: Int) -> Int {
-    var seen = 0, j = 0
-    while j + 8 <= count {
-        let marked = markedBytes(row, at: j)
-        if seen + marked > ordinal { break }
-        seen += marked
-        j += 8
-    }
-    while j < count {
-        if row[j] != 0 {
-            if seen == ordinal { return j }
-            seen += 1
-        }
-        j += 1
-    }
-    return count
-}
-
-/// The nonzero bytes among the eight at `row + j`: bit 7 of each byte of
-/// `((x & 0x7F..) + 0x7F..) | x` is set exactly when the byte is nonzero (no carry crosses a byte).
-@inline(__always)
-private func markedBytes(_ row: UnsafePointer<UInt8>, at j: Int) -> Int {
-    let x = UnsafeRawPointer(row + j).loadUnaligned(as: UInt64.self)
-    let low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
-    return ((((x & low) &+ low) | x) & ~low).nonzeroBitCount
 }

@@ -81,8 +81,7 @@ func sparseQueryBlock(
     let qScale = ops.qScale.pointer[qHead * g.queryBlocks + i]
     // |score| <= 127^2 D q_scale k_scale factor: above 2^100 this block keeps its scores in
     // larger units (``OverflowGuard``), and the dequantization scale is formed in Double.
-    var kScaleMax: Float = 0
-    for j in 0..<g.keyBlocks { kScaleMax = Swift.max(kScaleMax, ops.kScale.pointer[kHead * g.keyBlockStride + j]) }
+    let kScaleMax = Swift.max(0, rowMax(ops.kScale.pointer + kHead * g.keyBlockStride, count: g.keyBlocks))
     // Q smoothing adds mean . k' (|k'| <= 127 k_scale) to every score of the block.
     let qMean = ops.qMean.map { UnsafePointer($0.pointer + (qHead * g.queryBlocks + i) * d) }
     var meanMax: Float = 0
@@ -98,15 +97,16 @@ func sparseQueryBlock(
         for c in 0..<d { w.queryMean.pointer[c] = Float(Double(qMean[c]) * factor) }
     }
     if ops.valuesScaled { softmax.valueUnit = ops.valueUnits.pointer[kHead] }
-    var selected = 0
-    for j in 0..<g.keyBlocks where mapRow[j] != 0 { selected += 1 }
+    let selected = markedBlocks(mapRow, 0..<g.keyBlocks)
 
+    // This chunk's share: the marked blocks with ordinals first..<last, from the first of them on.
     let first = chunk * selected / chunks, last = (chunk + 1) * selected / chunks
     var counts = TileCounts()
-    var ordinal = 0
-    for j in 0..<g.keyBlocks where mapRow[j] != 0 {
+    var ordinal = first
+    let start = first < last ? markedBlockPosition(mapRow, count: g.keyBlocks, ordinal: first) : g.keyBlocks
+    for j in start..<g.keyBlocks where mapRow[j] != 0 {
+        if ordinal >= last { break }
         defer { ordinal += 1 }
-        if ordinal < first || ordinal >= last { continue }
         let kStart = j * g.blockK
         let cols = Swift.min(g.blockK, s.keyLength - kStart)
         // Under the causal mask a block entirely in the future of every row has nothing to add.

@@ -46,8 +46,8 @@ final class SparseOperands: @unchecked Sendable {
     /// Fixed-point P.V (``SparseGeometry/fixedPointValues``): V per key block as integers.
     let fixedValues: FixedPointValueBlocks?
 
-    /// Floats between two channels of ``kPooledByChannel`` (the key blocks a head can hold, to eight).
-    var pooledChannelStride: Int { roundUp(g.keyBlockStride, 8) }
+    /// Floats between two channels of ``kPooledByChannel`` (the key blocks a head can hold).
+    var pooledChannelStride: Int { g.keyBlockStride }
 
     init(geometry g: SparseGeometry, captureInt8: Bool, smoothQ: Bool = false) {
         self.g = g
@@ -56,7 +56,7 @@ final class SparseOperands: @unchecked Sendable {
         kPacked = RawBuffer(uninitializedCount: kvHeads * g.keyBlockStride * g.packedKeyBlock)  // packScoreKeys zero-fills
         kScale = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kPooled = RawBuffer(count: kvHeads * g.keyBlockStride * d, zero: 0)
-        kPooledByChannel = RawBuffer(count: kvHeads * d * roundUp(g.keyBlockStride, 8), zero: 0)
+        kPooledByChannel = RawBuffer(count: kvHeads * d * g.keyBlockStride, zero: 0)   // pooledChannelStride
         kSim = RawBuffer(count: kvHeads * g.keyBlockStride, zero: 0)
         kMean = RawBuffer(count: kvHeads * d, zero: 0)
         kChunkSums = RawBuffer(uninitializedCount: kvHeads * keyMeanChunks(s.keyLength) * d)

@@ -20,9 +20,8 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: Unsa
 }
 
 /// The pooled keys of one head channel by channel: channel `c` of key block `j` at
-/// `base[c * stride + j]`, `stride` a multiple of 8 and at least `roundUp(nk, 8)` (the lanes
-/// past `nk` are read but never used). The pipeline writes them with each key block
-/// (`SparseOperands.kPooledByChannel`).
+/// `base[c * stride + j]`, `stride` at least `nk` (nothing past a row's `nk` blocks is read).
+/// The pipeline writes them with each key block (`SparseOperands.kPooledByChannel`).
 struct ChannelMajorKeys {
     var base: UnsafePointer<Float>
     var stride: Int
