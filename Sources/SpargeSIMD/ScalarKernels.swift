@@ -133,6 +133,21 @@ public enum ScalarKernels: Sendable {
         bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
     }
 
+    /// ChannelMajorScoreKernel.swift: `out[r][j] = sum_c q[r][c] * table[c][j]`, in channel order.
+    public static func channelMajorScores(
+        q: UnsafePointer<Float>, qStride: Int, rows: Int,
+        table: UnsafePointer<Float>, tableStride: Int, channels: Int, columns: Int,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        for r in 0..<rows {
+            for j in 0..<columns {
+                var sum: Float = 0
+                for c in 0..<channels { sum += q[r * qStride + c] * table[c * tableStride + j] }
+                out[r * outStride + j] = sum
+            }
+        }
+    }
+
     /// KeyRowScoreKernel.swift: `out[r][j] = sum_c q[r][c] * k[j][c]`.
     public static func keyRowScoreTile(
         q: UnsafePointer<Float>, qStride: Int, rows: Int,

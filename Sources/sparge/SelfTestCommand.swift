@@ -67,6 +67,12 @@ struct SelfTestCommand {
             print("\(same ? "ok  " : "FAIL") \(level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) fp16 / bf16 key-row score tile (exact decoding of 16-bit KV caches) against its fp32 tile on the widened keys: "
                   + (same ? "same bits" : "DIFFERENT bits"))
         }
+        for level in levels {
+            let same = try SpargeCPU.channelMajorScoresMatchScalarTwin(level: level)
+            ok = ok && same
+            print("\(same ? "ok  " : "FAIL") \(level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) stage 1's compressed-score kernel against its scalar twin: "
+                  + (same ? "same bits" : "DIFFERENT bits"))
+        }
         for (index, c) in Self.cases.enumerated() {
             let shape = AttentionShape(batch: 1, heads: c.3, kvHeads: c.4, queryLength: c.0, keyLength: c.1, headDim: c.2)
             var state = UInt64(1000 + index)

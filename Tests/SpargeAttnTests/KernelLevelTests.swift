@@ -315,6 +315,34 @@ struct KernelLevelTests {
         }
     }
 
+    /// Stage 1's compressed scores from the channel-major table: at every level the scalar
+    /// loop's bits (products rounded, added in channel order), for row counts across the 4-row
+    /// tile, column counts across one, two and four vectors and their tails, and any depth.
+    @Test(arguments: levels, [1, 2, 7, 64, 128, 130])
+    func channelMajorScoresHaveTheScalarBits(level: CPUKernelLevel, channels: Int) throws {
+        let k = try #require(SpargeCPU.kernels(for: level))
+        var rng = TestRNG(seed: UInt64(channels * 17 + 3))
+        for (rows, columns) in [(1, 1), (1, 15), (1, 16), (1, 63), (1, 64), (1, 97), (3, 40), (4, 32), (4, 33), (5, 64), (9, 130)] {
+            let qStride = channels + 2, tableStride = columns + 5, outStride = columns + 1
+            let q = rng.gaussians(rows * qStride), table = rng.gaussians(channels * tableStride, scale: 3)
+            var fast = [Float](repeating: .nan, count: rows * outStride), slow = fast
+            k.channelMajorScores(q: q, qStride: qStride, rows: rows, table: table, tableStride: tableStride, channels: channels,
+                                 columns: columns, out: &fast, outStride: outStride)
+            ScalarKernels.channelMajorScores(q: q, qStride: qStride, rows: rows, table: table, tableStride: tableStride,
+                                             channels: channels, columns: columns, out: &slow, outStride: outStride)
+            #expect(fast.map(\.bitPattern) == slow.map(\.bitPattern), "\(level) \(rows) x \(columns) x \(channels)")
+            var plain = [Float](repeating: .nan, count: rows * outStride)
+            for r in 0..<rows {
+                for j in 0..<columns {
+                    var dot: Float = 0
+                    for c in 0..<channels { dot += q[r * qStride + c] * table[c * tableStride + j] }
+                    plain[r * outStride + j] = dot
+                }
+            }
+            #expect(plain.map(\.bitPattern) == slow.map(\.bitPattern), "scalar twin \(rows) x \(columns) x \(channels)")
+        }
+    }
+
     /// Exact KV-cache decoding at each level against float64 (output and LSE): group sizes 1,
     /// 3 and 4 (4, 3 and 12 rows, so padded row blocks), one and two queries, causal or not,
     /// depths with tails, key counts across several chunks and a partial tile.

@@ -4,7 +4,7 @@ import SpargeTestSupport
 
 /// The fast stage-1 selection (steps 3-7) against its plain twin `Stage1Reference.selectBlocks`.
 struct SelectionReferenceTests {
-    @Test func fastSelectionEqualsPlainTwinOnRandomInputs() {
+    @Test func fastSelectionEqualsPlainTwinOnRandomInputs() throws {
         var rng = TestRNG(seed: 131)
         for trial in 0..<200 {
             let nq = rng.int(1...9), nk = rng.int(1...40), d = rng.int(1...24)
@@ -39,7 +39,9 @@ struct SelectionReferenceTests {
             // channel-major pooled keys (the pipeline's); their P_hat must agree bit for bit.
             var fast = [UInt8](repeating: 7, count: nq * nk), fastByLanes = fast
             var pHat = [Float](repeating: 0, count: nq * nk), pHatByLanes = pHat
-            var probabilities = [Float](repeating: 0, count: nk), keys = [UInt64](repeating: 0, count: nk)
+            var probabilities = [Float](repeating: 0, count: compressedScoreRows * nk), keys = [UInt64](repeating: 0, count: selectionKeyScratch(keyBlocks: nk))
+            // The channel-major scores on a level of its own each trial (each gives the scalar bits).
+            let levels = SpargeCPU.supportedLevels, kernels = try #require(SpargeCPU.kernels(for: levels[trial % levels.count]))
             // The pipeline's layout, with a stride past the least (a cache's capacity) and the
             // lanes past nk holding garbage, which the scores must never use.
             let stride = (nk + 7) / 8 * 8 + 8 * (trial % 3)
@@ -62,7 +64,7 @@ struct SelectionReferenceTests {
                     pHatByLanes.withUnsafeMutableBufferPointer { inputs.probabilitiesOut = $0.baseAddress!
                         channelMajor.withUnsafeBufferPointer {
                             selectBlocks(inputs, map: &fastByLanes, probabilities: &probabilities, keys: &keys,
-                                         channelMajor: ChannelMajorKeys(base: $0.baseAddress!, stride: stride))
+                                         channelMajor: ChannelMajorKeys(base: $0.baseAddress!, stride: stride, kernels: kernels))
                         }
                     }
                 } }
@@ -70,6 +72,34 @@ struct SelectionReferenceTests {
             #expect(fast == plain, "trial \(trial): nq \(nq) nk \(nk) d \(d) \(selection) causal \(causal) offset \(offset) window \(window)")
             #expect(fastByLanes == plain, "trial \(trial), eight key blocks at a time: nq \(nq) nk \(nk) d \(d)")
             #expect(pHat.map(\.bitPattern) == pHatByLanes.map(\.bitPattern), "trial \(trial): P_hat bits differ between the two score loops")
+        }
+    }
+
+    /// The top-k rule's radix selection against the walk it replaces: the order keys sorted, taken
+    /// from the front, the count shrinking by `zerosBefore` once a probability-0 block is reached.
+    /// Rows with many ties, zeros (+0 and -0), few and many blocks.
+    @Test func topKSelectionTakesTheBlocksOfTheOrderedWalk() {
+        var rng = TestRNG(seed: 4242)
+        for trial in 0..<300 {
+            let nk = [1, 2, 7, 63, 64, 300, 2048, 3001][trial % 8]
+            let levels: [Float] = [0, -0, 1e-30, 0.001, 0.25, 0.5, 1]
+            let p: [Float] = (0..<nk).map { _ in
+                rng.uniform() < 0.5 ? levels[rng.int(0...(levels.count - 1))] : Float(rng.uniform())
+            }
+            let take = rng.int(1...(nk + 2)), zerosBefore = rng.int(0...1) == 0 ? 0 : rng.int(0...(2 * nk))
+            var row = [UInt8](repeating: 9, count: nk), keys = [UInt64](repeating: 0, count: selectionKeyScratch(keyBlocks: nk))
+            markMostProbable(p, count: nk, rule: .topK(count: take, zerosBefore: zerosBefore), keys: &keys, row: &row)
+            let order = (0..<nk).sorted {
+                (UInt32.max - p[$0].bitPattern, $0) < (UInt32.max - p[$1].bitPattern, $1)
+            }
+            var expected = [UInt8](repeating: 0, count: nk), taken = 0, zerosReached = false
+            for block in order {
+                if !zerosReached && p[block] == 0 { zerosReached = true }
+                if taken >= (zerosReached ? take - zerosBefore : take) { break }
+                expected[block] = 1
+                taken += 1
+            }
+            #expect(row == expected, "trial \(trial): nk \(nk) take \(take) zerosBefore \(zerosBefore)")
         }
     }
 

@@ -175,6 +175,27 @@ extension SpargeCPU {
         return same
     }
 
+    /// Whether `level`'s channel-major score kernel (stage 1's compressed scores) gives the
+    /// bits of its scalar twin, so that block maps do not depend on the CPU: rows across its
+    /// 4-row tile, columns across its vectors and tails, several depths (for `sparge selftest`).
+    public static func channelMajorScoresMatchScalarTwin(level: CPUKernelLevel) throws -> Bool {
+        let k = try probeKernels(level)
+        var same = true
+        var random = ProbeNumbers(state: 0x5EED_C4)
+        for (rows, columns, channels) in [(1, 2048, 128), (1, 77, 64), (4, 64, 64), (6, 45, 96), (9, 130, 3)] {
+            let tableStride = columns + 3
+            let q = (0..<(rows * channels)).map { _ in random.next() }
+            let table = (0..<(channels * tableStride)).map { _ in random.next() }
+            var fast = [Float](repeating: .nan, count: rows * columns), slow = fast
+            k.channelMajorScores(q: q, qStride: channels, rows: rows, table: table, tableStride: tableStride, channels: channels,
+                                 columns: columns, out: &fast, outStride: columns)
+            SpargeSIMD.ScalarKernels.channelMajorScores(q: q, qStride: channels, rows: rows, table: table, tableStride: tableStride,
+                                             channels: channels, columns: columns, out: &slow, outStride: columns)
+            same = same && fast.map(\.bitPattern) == slow.map(\.bitPattern)
+        }
+        return same
+    }
+
     /// Median over `repeats` runs of the seconds `iterations` calls of `body` take, after one
     /// warm-up call.
     private static func medianSeconds(iterations: Int, repeats: Int, _ body: () -> Void) -> Double {

@@ -27,6 +27,8 @@ protocol TileKernels: Sendable {
                                 count: Int, depth: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func halfKeyRowScoreTile(q: UnsafePointer<Float>, qStride: Int, rows: Int, k: UnsafePointer<UInt16>, kStride: Int,
                                     count: Int, depth: Int, bfloat16: Bool, out: UnsafeMutablePointer<Float>, outStride: Int)
+    static func channelMajorScores(q: UnsafePointer<Float>, qStride: Int, rows: Int, table: UnsafePointer<Float>, tableStride: Int,
+                                   channels: Int, columns: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
     static func rowTimesColumns(_ x: UnsafePointer<Float>, kT: UnsafePointer<Float>, columns: Int, depth: Int,
                                 out: UnsafeMutablePointer<Float>)
     static func quantizeProbabilityRows(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,

@@ -84,7 +84,8 @@ struct SparsePipeline {
         let keyItems = kvItems * g.keyBlocks
         let predict = given == nil
         let queryRule = Self.queryPartialBlocks(shape: s, parameters: p)
-        let counts = (chunked ? kvItems * chunks : 0, kvItems, keyItems + s.batch * s.heads * g.queryBlocks, predict ? s.batch * s.heads : 0)
+        let selectionItems = predict ? s.batch * s.kvHeads * selectionChunks(g) : 0
+        let counts = (chunked ? kvItems * chunks : 0, kvItems, keyItems + s.batch * s.heads * g.queryBlocks, selectionItems)
         parallelPhases(4, items: { $0 == 0 ? counts.0 : $0 == 1 ? counts.1 : $0 == 2 ? counts.2 : counts.3 }, threads: workers) { worker, phase, item in
             let w = scratch[worker]
             switch phase {
@@ -109,7 +110,8 @@ struct SparsePipeline {
                 ops.prepareQueries(b: head / s.heads, h: head % s.heads, blocks: i..<(i + 1), q: q, premultiplier: premultiplier,
                                    gpuRounding: p.gpuReproduction.gpuRounding, partialBlocks: queryRule, geometry: g, scratch: w)
             default:
-                selectBlocks(b: item / s.heads, h: item % s.heads, geometry: g, scale: scale, storage: st,
+                let head = item / selectionChunks(g), chunk = item % selectionChunks(g)
+                selectBlocks(b: head / s.kvHeads, kvh: head % s.kvHeads, chunk: chunk, geometry: g, scale: scale, storage: st,
                              pairBlocks: pairBlocks, map: mapBase.value, scratch: w)
             }
         }
@@ -201,9 +203,57 @@ struct SparsePipeline {
             visited: visited, skipped: skipped)
     }
 
-    /// Stage 1's selection for (batch b, head h) from the prepared summaries into `map`.
-    private func selectBlocks(b: Int, h: Int, geometry g: SparseGeometry, scale: Float, storage st: SparseStorage,
+    /// Stage 1's work items per (batch, kv head): the group's query blocks split into
+    /// `min(queryBlocks, groupSize)` ranges, so there are as many items as (batch, head) pairs
+    /// when the query is long, and one per kv group when decoding (whose heads then share each
+    /// read of the pooled-key table: at 128k cached keys it is 1 MB per kv head, and reading
+    /// it once per query head made stage 1 bound by memory).
+    func selectionChunks(_ g: SparseGeometry) -> Int { Swift.min(g.queryBlocks, shape.groupSize) }
+
+    /// Stage 1's selection for (batch b, kv head kvh), query-block range `chunk` of
+    /// ``selectionChunks(_:)``, every head of the group, from the prepared summaries into `map`.
+    /// One head alone takes its query blocks four at a time through the channel-major score
+    /// kernel; a group takes its heads four at a time, query block by query block. Either way
+    /// each score has the scalar loop's bits.
+    private func selectBlocks(b: Int, kvh: Int, chunk: Int, geometry g: SparseGeometry, scale: Float, storage st: SparseStorage,
                               pairBlocks: PairBlockStates?, map: UnsafeMutablePointer<UInt8>, scratch w: WorkerScratch) {
+        let s = shape, d = s.headDim, ops = st.ops, nq = g.queryBlocks, nk = g.keyBlocks, group = s.groupSize
+        let kHead = b * s.kvHeads + kvh
+        let table = ChannelMajorKeys(base: ops.kPooledByChannel.pointer + kHead * d * ops.pooledChannelStride,
+                                     stride: ops.pooledChannelStride, kernels: w.kernels)
+        let t0 = monotonicNanos()
+        defer { w.stage1Nanos &+= monotonicNanos() &- t0 }
+        if group == 1 {
+            let h = kvh
+            SpargeAttn.selectBlocks(selectionInputs(b: b, h: h, geometry: g, scale: scale, storage: st, pairBlocks: pairBlocks),
+                                    map: map + (b * s.heads + h) * nq * nk, probabilities: w.probabilities.pointer,
+                                    keys: w.keys.pointer, channelMajor: table)
+            return
+        }
+        let chunks = selectionChunks(g)
+        let firstHead = b * s.heads + kvh * group
+        for i in (chunk * nq / chunks)..<((chunk + 1) * nq / chunks) {
+            var h0 = 0
+            while h0 < group {
+                let rows = Swift.min(compressedScoreRows, group - h0)
+                table.kernels.channelMajorScores(q: ops.qPooled.pointer + ((firstHead + h0) * nq + i) * d, qStride: nq * d, rows: rows,
+                                                 table: table.base, tableStride: table.stride, channels: d, columns: nk,
+                                                 out: w.probabilities.pointer, outStride: nk)
+                for r in 0..<rows {
+                    let h = kvh * group + h0 + r
+                    selectRow(selectionInputs(b: b, h: h, geometry: g, scale: scale, storage: st, pairBlocks: pairBlocks),
+                              queryBlock: i, dots: w.probabilities.pointer + r * nk,
+                              map: map + ((b * s.heads + h) * nq + i) * nk, keys: w.keys.pointer)
+                }
+                h0 += rows
+            }
+        }
+    }
+
+    /// Stage 1's inputs for (batch b, head h): its pooled blocks and summaries, its settings.
+    @inline(__always)
+    private func selectionInputs(b: Int, h: Int, geometry g: SparseGeometry, scale: Float, storage st: SparseStorage,
+                                 pairBlocks: PairBlockStates?) -> SelectionInputs {
         let p = parameters, s = shape, d = s.headDim, ops = st.ops
         let qHead = b * s.heads + h, kHead = b * s.kvHeads + h / s.groupSize
         let (selection, isTopK): (Float, Bool) = {
@@ -212,7 +262,7 @@ struct SparsePipeline {
             case .topK(let t): return (t[h], true)
             }
         }()
-        let inputs = SelectionInputs(
+        return SelectionInputs(
             pooledQ: ops.qPooled.pointer + qHead * g.queryBlocks * d,
             simQ: ops.qSim.pointer + qHead * g.queryBlocks,
             pooledK: ops.kPooled.pointer + kHead * g.keyBlockStride * d,
@@ -225,12 +275,6 @@ struct SparsePipeline {
             keyValid: keyValid.map { $0 + b * s.keyLength }, keyLength: s.keyLength,
             pairBlocks: pairBlocks?.rows(b),
             probabilitiesOut: st.probabilities.map { $0.pointer + qHead * g.queryBlocks * g.keyBlocks })
-        let t0 = monotonicNanos()
-        SpargeAttn.selectBlocks(inputs, map: map + qHead * g.queryBlocks * g.keyBlocks,
-                                probabilities: w.probabilities.pointer, keys: w.keys.pointer,
-                                channelMajor: ChannelMajorKeys(base: ops.kPooledByChannel.pointer + kHead * d * ops.pooledChannelStride,
-                                                               stride: ops.pooledChannelStride))
-        w.stage1Nanos &+= monotonicNanos() &- t0
     }
 
     /// The attention mask's block states in `st` (computed by ``PairBlockStates/fill(batch:threads:)``

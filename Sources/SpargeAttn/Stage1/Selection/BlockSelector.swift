@@ -41,39 +41,68 @@ struct SelectionInputs {
 }
 
 /// Writes the block-map rows of one head into `map` (`nq * nk` bytes).
-/// `probabilities` holds `nk` floats and `keys` `nk` UInt64 of scratch; with `channelMajor`
-/// (the pooled keys channel by channel) the compressed scores run eight key blocks at a time,
-/// each lane in the scalar order.
+/// `probabilities` holds `nk` floats (``compressedScoreRows`` x `nk` with `channelMajor`) and
+/// `keys` ``selectionKeyScratch(keyBlocks:)`` UInt64 of scratch; with `channelMajor` (the pooled keys channel by channel) the
+/// compressed scores of up to ``compressedScoreRows`` query blocks come from one kernel call,
+/// each score with the scalar loop's bits.
 func selectBlocks(
     _ s: SelectionInputs, map: UnsafeMutablePointer<UInt8>,
     probabilities: UnsafeMutablePointer<Float>, keys: UnsafeMutablePointer<UInt64>,
     channelMajor: ChannelMajorKeys? = nil
 ) {
     let nk = s.keyBlocks
-    let topK = topKCount(fraction: s.selection, keyBlocks: nk + s.discardedKeyBlocks)
-    for i in 0..<s.queryBlocks {
-        let row = map + i * nk
-        let rowMax = channelMajor.map { compressedScores(s, queryBlock: i, channelMajor: $0, into: probabilities) }
-            ?? compressedScores(s, queryBlock: i, into: probabilities)               // step 3
-        blockSoftmax(probabilities, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding)  // step 4
-        if let out = s.probabilitiesOut { (out + i * nk).update(from: probabilities, count: nk) }
-        markMostProbable(probabilities, count: nk,                                    // step 5
-                         rule: s.isTopK ? .topK(count: topK, zerosBefore: s.discardedKeyBlocks)
-                                        : .cdf(tau: s.selection, gpuRounding: s.gpuRounding),
-                         keys: keys, row: row)
-        forceDissimilarBlocks(row, simQ: s.simQ[i], simK: s.simK, keyBlocks: nk, theta: s.theta)  // step 6
-        if s.causal {                                                                 // step 7
-            clearCausalFuture(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)
+    guard let channelMajor else {
+        for i in 0..<s.queryBlocks {
+            let rowMax = compressedScores(s, queryBlock: i, into: probabilities)             // step 3
+            selectRow(s, queryBlock: i, scores: probabilities, rowMax: rowMax, map: map + i * nk, keys: keys)
         }
-        if s.attentionSink { markAttentionSink(row) }
-        clearOutsideWindow(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset,
-                           window: s.window, keyLength: s.keyLength)
-        if s.keyValid != nil {                                                        // key padding
-            for j in 0..<nk where row[j] != 0 && s.keyBlockFullyPadded(j) { row[j] = 0 }
+        return
+    }
+    var first = 0
+    while first < s.queryBlocks {
+        let rows = Swift.min(compressedScoreRows, s.queryBlocks - first)
+        compressedDots(s, queryBlocks: first, rows: rows, channelMajor: channelMajor, into: probabilities)
+        for i in first..<(first + rows) {
+            selectRow(s, queryBlock: i, dots: probabilities + (i - first) * nk, map: map + i * nk, keys: keys)
         }
-        if let pairBlocks = s.pairBlocks {                                            // attention mask
-            for j in 0..<nk where row[j] != 0 && pairBlocks[i * nk + j] == PairBlockState.forbidden.rawValue { row[j] = 0 }
-        }
+        first += rows
+    }
+}
+
+/// Steps 3 (the scale and the masks) to 7 for query block `i`, whose dot products with every
+/// key block are in `dots` (`nk` floats, overwritten), into its map row `row`.
+@inline(__always)
+func selectRow(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePointer<Float>, map row: UnsafeMutablePointer<UInt8>,
+               keys: UnsafeMutablePointer<UInt64>) {
+    let rowMax = scaleAndMaskScores(s, queryBlock: i, dots: dots)                          // step 3
+    selectRow(s, queryBlock: i, scores: dots, rowMax: rowMax, map: row, keys: keys)
+}
+
+/// Steps 4-7 for query block `i` from its compressed scores (`scores`, `nk` floats, which
+/// become the probabilities) and their maximum.
+@inline(__always)
+func selectRow(_ s: SelectionInputs, queryBlock i: Int, scores p: UnsafeMutablePointer<Float>, rowMax: Float,
+               map row: UnsafeMutablePointer<UInt8>, keys: UnsafeMutablePointer<UInt64>) {
+    let nk = s.keyBlocks
+    blockSoftmax(p, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding)                  // step 4
+    if let out = s.probabilitiesOut { (out + i * nk).update(from: p, count: nk) }
+    markMostProbable(p, count: nk,                                                           // step 5
+                     rule: s.isTopK ? .topK(count: topKCount(fraction: s.selection, keyBlocks: nk + s.discardedKeyBlocks),
+                                            zerosBefore: s.discardedKeyBlocks)
+                                    : .cdf(tau: s.selection, gpuRounding: s.gpuRounding),
+                     keys: keys, row: row)
+    forceDissimilarBlocks(row, simQ: s.simQ[i], simK: s.simK, keyBlocks: nk, theta: s.theta)  // step 6
+    if s.causal {                                                                            // step 7
+        clearCausalFuture(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset)
+    }
+    if s.attentionSink { markAttentionSink(row) }
+    clearOutsideWindow(row, queryBlock: i, keyBlocks: nk, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset,
+                       window: s.window, keyLength: s.keyLength)
+    if s.keyValid != nil {                                                                   // key padding
+        for j in 0..<nk where row[j] != 0 && s.keyBlockFullyPadded(j) { row[j] = 0 }
+    }
+    if let pairBlocks = s.pairBlocks {                                                       // attention mask
+        for j in 0..<nk where row[j] != 0 && pairBlocks[i * nk + j] == PairBlockState.forbidden.rawValue { row[j] = 0 }
     }
 }
 

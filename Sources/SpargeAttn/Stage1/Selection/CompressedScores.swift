@@ -2,8 +2,6 @@
 // query block against every key block, -inf where a key block is not self-similar or lies
 // in the causal future.
 
-import SpargeSIMD
-
 /// Writes the scores of query block `i` into `scores` (`nk` floats) and returns their maximum:
 /// the plain form, one dot product at a time (the tests' twin of the channel-major form below).
 @inline(__always)
@@ -25,28 +23,24 @@ func compressedScores(_ s: SelectionInputs, queryBlock i: Int, into scores: Unsa
 struct ChannelMajorKeys {
     var base: UnsafePointer<Float>
     var stride: Int
+    /// The kernel set whose `channelMajorScores` computes the dot products (every set gives the same bits).
+    var kernels: any TileKernels.Type = SpargeCPU.activeKernels
 }
 
-/// ``compressedScores(_:queryBlock:into:)`` from the channel-major pooled keys: the scores
-/// accumulate channel by channel, eight key blocks a vector, so the table is read row after
-/// row, front to back (at 128k cached keys it is 1 MB per kv head: read down its columns, a
-/// decoding step spent a fifth of its time here). Each lane adds the products in channel
-/// order, never fused, so every score has the scalar loop's bits.
+/// Query blocks whose compressed scores one `channelMajorScores` call computes together (the
+/// table is read once for them): `selectBlocks` needs this many rows of `nk` floats of scratch.
+let compressedScoreRows = 4
+
+/// The dot products of query blocks `first..<first + rows` (at most ``compressedScoreRows``)
+/// against every key block, from the channel-major pooled keys, into `dots` (`rows` rows of
+/// `nk`): the kernel set's `channelMajorScores` reads the table front to back once for all the
+/// rows, and gives every dot product the scalar loop's bits.
 @inline(__always)
-func compressedScores(_ s: SelectionInputs, queryBlock i: Int, channelMajor byChannel: ChannelMajorKeys,
-                      into scores: UnsafeMutablePointer<Float>) -> Float {
-    let d = s.d, nk = s.keyBlocks, stride = byChannel.stride, keys = byChannel.base
-    let pq = s.pooledQ + i * d
-    let full = nk - nk % 8
-    scores.update(repeating: 0, count: nk)
-    for c in 0..<d {
-        let q = pq[c], row = keys + c * stride
-        let q8 = Float8(repeating: q)
-        var j = 0
-        while j < full { store8(multiplyThenAdd(q8, load8(row + j), load8(scores + j)), scores + j); j += 8 }
-        while j < nk { scores[j] = q * row[j] + scores[j]; j += 1 }
-    }
-    return scaleAndMaskScores(s, queryBlock: i, dots: scores)
+func compressedDots(_ s: SelectionInputs, queryBlocks first: Int, rows: Int, channelMajor byChannel: ChannelMajorKeys,
+                    into dots: UnsafeMutablePointer<Float>) {
+    byChannel.kernels.channelMajorScores(q: s.pooledQ + first * s.d, qStride: s.d, rows: rows, table: byChannel.base,
+                                         tableStride: byChannel.stride, channels: s.d, columns: s.keyBlocks,
+                                         out: dots, outStride: s.keyBlocks)
 }
 
 /// Turns the dot products of query block `i` (in `dots`, `nk` floats) into its scores in place:
