@@ -103,6 +103,38 @@ struct SelectionReferenceTests {
         }
     }
 
+    /// Stage 1 of a grouped call scores a kv group's heads together (query block by query block,
+    /// four heads a kernel call); a call with each kv head repeated for its query heads scores
+    /// each head alone (four query blocks a call). Same keys, same summaries: the maps must be
+    /// the same, bit for bit, with and without a sliding window, decoding and prefilling, for
+    /// group sizes that fill the 4-row tile, leave a remainder, or take it twice.
+    @Test(arguments: [(2, 1, 1, 300), (6, 2, 1, 700), (8, 1, 3, 520), (3, 1, 200, 260), (12, 2, 140, 333)])
+    func groupedSelectionEqualsRepeatedHeads(heads: Int, kvHeads: Int, queries: Int, keys: Int) throws {
+        var rng = TestRNG(seed: UInt64(heads * 1000 + queries))
+        let d = 40, group = heads / kvHeads
+        let grouped = AttentionShape(batch: 2, heads: heads, kvHeads: kvHeads, queryLength: queries, keyLength: keys, headDim: d)
+        let repeated = AttentionShape(batch: 2, heads: heads, kvHeads: heads, queryLength: queries, keyLength: keys, headDim: d)
+        let q = rng.gaussians(grouped.queryElements, scale: 1.5), k = rng.gaussians(grouped.keyElements, scale: 1.5)
+        let v = rng.gaussians(grouped.keyElements)
+        // [B][Hkv][N][D] -> [B][H][N][D], each kv head once per query head of its group.
+        var kRepeated: [Float] = [], vRepeated: [Float] = []
+        for b in 0..<2 { for h in 0..<heads {
+            let from = ((b * kvHeads + h / group) * keys) * d
+            kRepeated += k[from..<(from + keys * d)]; vRepeated += v[from..<(from + keys * d)]
+        } }
+        for window in [nil, 150] {
+            var p = SpargeParameters.recommended
+            p.causal = true
+            p.slidingWindow = window
+            p.selection = .topK(PerHead((0..<heads).map { Float($0 % 3 + 1) / 4 }))
+            var out = [Float](repeating: 0, count: grouped.queryElements), outRepeated = out
+            let a = try SpargeAttention.sparse(q: q, k: k, v: v, output: &out, shape: grouped, parameters: p)
+            let b = try SpargeAttention.sparse(q: q, k: kRepeated, v: vRepeated, output: &outRepeated, shape: repeated, parameters: p)
+            let mapA = try #require(a.blockMap), mapB = try #require(b.blockMap)
+            #expect(mapA.bits == mapB.bits, "H \(heads) Hkv \(kvHeads) Nq \(queries) Nk \(keys) window \(String(describing: window))")
+        }
+    }
+
     /// `selectionKeepsEveryBlock` (the GPU's map without scores): when it holds, the plain twin's
     /// map is every block less the causal future, plus the sink, whatever the scores.
     @Test func keepingEveryBlockNeedsNoScores() {

@@ -236,9 +236,13 @@ struct SparsePipeline {
             var h0 = 0
             while h0 < group {
                 let rows = Swift.min(compressedScoreRows, group - h0)
+                // The group's heads share the window (the parameters' own): blocks before it go unscored.
+                let skipped = firstKeyBlockInsideWindow(i: i, keyBlocks: nk, blockQ: g.blockQ, blockK: g.blockK,
+                                                        offset: parameters.causalOffset(for: s), window: parameters.windowKeys,
+                                                        keyLength: s.keyLength)
                 table.kernels.channelMajorScores(q: ops.qPooled.pointer + ((firstHead + h0) * nq + i) * d, qStride: nq * d, rows: rows,
-                                                 table: table.base, tableStride: table.stride, channels: d, columns: nk,
-                                                 out: w.probabilities.pointer, outStride: nk)
+                                                 table: table.base + skipped, tableStride: table.stride, channels: d,
+                                                 columns: nk - skipped, out: w.probabilities.pointer + skipped, outStride: nk)
                 for r in 0..<rows {
                     let h = kvh * group + h0 + r
                     selectRow(selectionInputs(b: b, h: h, geometry: g, scale: scale, storage: st, pairBlocks: pairBlocks),

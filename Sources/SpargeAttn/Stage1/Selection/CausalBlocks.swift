@@ -24,6 +24,27 @@ func blockInsideWindow(i: Int, j: Int, blockQ: Int, blockK: Int, offset: Int, wi
     window == 0 || Swift.min((j + 1) * blockK, keyLength) - 1 > i * blockQ + offset - window
 }
 
+/// The first key block that some query of block `i` sees through the sliding window (0 without
+/// one; `nk` when none does). ``blockInsideWindow(i:j:blockQ:blockK:offset:window:keyLength:)``
+/// only grows with `j` and shrinks with `i`, so the blocks before this one are outside the
+/// windows of block `i` and of every later query block: stage 1 need not score them (a cache
+/// that holds a long sequence for a short window would otherwise score every block it holds).
+@inline(__always)
+func firstKeyBlockInsideWindow(i: Int, keyBlocks nk: Int, blockQ: Int, blockK: Int, offset: Int, window: Int,
+                               keyLength: Int) -> Int {
+    guard window > 0 else { return 0 }
+    var low = 0, high = nk
+    while low < high {
+        let middle = (low + high) / 2
+        if blockInsideWindow(i: i, j: middle, blockQ: blockQ, blockK: blockK, offset: offset, window: window, keyLength: keyLength) {
+            high = middle
+        } else {
+            low = middle + 1
+        }
+    }
+    return low
+}
+
 /// Unmarks the key blocks of query block `i`'s row that lie entirely before every window of
 /// its queries (after the attention sink: the window masks the sink too).
 @inline(__always)

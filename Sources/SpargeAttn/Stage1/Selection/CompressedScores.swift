@@ -35,12 +35,24 @@ let compressedScoreRows = 4
 /// against every key block, from the channel-major pooled keys, into `dots` (`rows` rows of
 /// `nk`): the kernel set's `channelMajorScores` reads the table front to back once for all the
 /// rows, and gives every dot product the scalar loop's bits.
+/// Key blocks before the first one inside the sliding window of query block `first` are left
+/// unwritten: ``scaleAndMaskScores(_:queryBlock:dots:)`` never reads them.
 @inline(__always)
 func compressedDots(_ s: SelectionInputs, queryBlocks first: Int, rows: Int, channelMajor byChannel: ChannelMajorKeys,
                     into dots: UnsafeMutablePointer<Float>) {
-    byChannel.kernels.channelMajorScores(q: s.pooledQ + first * s.d, qStride: s.d, rows: rows, table: byChannel.base,
-                                         tableStride: byChannel.stride, channels: s.d, columns: s.keyBlocks,
-                                         out: dots, outStride: s.keyBlocks)
+    let skipped = s.firstKeyBlockInsideWindow(queryBlock: first)
+    byChannel.kernels.channelMajorScores(q: s.pooledQ + first * s.d, qStride: s.d, rows: rows, table: byChannel.base + skipped,
+                                         tableStride: byChannel.stride, channels: s.d, columns: s.keyBlocks - skipped,
+                                         out: dots + skipped, outStride: s.keyBlocks)
+}
+
+extension SelectionInputs {
+    /// ``firstKeyBlockInsideWindow(i:keyBlocks:blockQ:blockK:offset:window:keyLength:)`` for query block `i`.
+    @inline(__always)
+    func firstKeyBlockInsideWindow(queryBlock i: Int) -> Int {
+        SpargeAttn.firstKeyBlockInsideWindow(i: i, keyBlocks: keyBlocks, blockQ: blockQ, blockK: blockK, offset: causalOffset,
+                                             window: window, keyLength: keyLength)
+    }
 }
 
 /// Turns the dot products of query block `i` (in `dots`, `nk` floats) into its scores in place:
