@@ -84,7 +84,8 @@ func selectRow(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePoint
 func selectRow(_ s: SelectionInputs, queryBlock i: Int, scores p: UnsafeMutablePointer<Float>, rowMax: Float,
                map row: UnsafeMutablePointer<UInt8>, keys: UnsafeMutablePointer<UInt64>) {
     let nk = s.keyBlocks
-    blockSoftmax(p, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding)                  // step 4
+    blockSoftmax(p, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding,                  // step 4
+                 first: s.firstKeyBlockInsideWindow(queryBlock: i))
     if let out = s.probabilitiesOut { (out + i * nk).update(from: p, count: nk) }
     markMostProbable(p, count: nk,                                                           // step 5
                      rule: s.isTopK ? .topK(count: topKCount(fraction: s.selection, keyBlocks: nk + s.discardedKeyBlocks),

@@ -61,7 +61,9 @@ extension SelectionInputs {
 @inline(__always)
 func scaleAndMaskScores(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePointer<Float>) -> Float {
     var rowMax = -Float.infinity
-    for j in 0..<s.keyBlocks {
+    let first = s.firstKeyBlockInsideWindow(queryBlock: i)   // before it: outside the window, unscored
+    for j in 0..<first { dots[j] = -.infinity }
+    for j in first..<s.keyBlocks {
         let selfSimilarK = s.simK[j] > s.theta
         let score: Float
         if !selfSimilarK || (s.causal && !blockCausallyAllowed(i: i, j: j, blockQ: s.blockQ, blockK: s.blockK, offset: s.causalOffset))
