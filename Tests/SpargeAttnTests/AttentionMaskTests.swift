@@ -255,15 +255,51 @@ struct KVCacheAttentionMaskTests {
         try cache.attend(q: q, output: &plain, queries: drafted)
         #expect(plain != sparse)
 
-        // Misuse: a mask of the wrong length, and the propagate policy.
+        // Misuse: a mask of the wrong length.
         let short = try AttentionMask(queryLength: drafted, keyLength: n - 1) { _, _, _ in true }
         #expect(throws: SpargeError.self) { try cache.attend(q: q, output: &sparse, queries: drafted, attentionMask: short) }
         #expect(throws: SpargeError.self) { try cache.attendExact(q: q, output: &exact, queries: drafted, attentionMask: short) }
-        var propagating = p
-        propagating.nonFinitePolicy = .propagate
-        let other = try SpargeKVCache(batch: batch, heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted,
-                                      parameters: propagating)
-        try other.append(k: rows(k, 0..<n), v: rows(v, 0..<n), tokens: n)
-        #expect(throws: SpargeError.self) { try other.attend(q: q, output: &sparse, queries: drafted, attentionMask: mask) }
+    }
+
+    /// A KV cache under `.propagate` with an attention mask: a NaN key makes NaN exactly the rows
+    /// that the mask and the causal rule let see it, as exact attention would (sparse and exact
+    /// paths). A NaN key in the append that set the K mean reaches every row of its kv head
+    /// through the mean on the sparse path (not on the exact one); a later NaN key only the rows
+    /// that see it.
+    @Test(arguments: [false, true])
+    func kvCacheUnderPropagateMarksTheRowsTheMaskLetsSee(badKeyInMeanAppend: Bool) throws {
+        var rng = TestRNG(seed: badKeyInMeanAppend ? 77 : 78)
+        let heads = 4, kvHeads = 2, d = 8, prefix = 150, drafted = 6, n = prefix + drafted
+        let badKey = badKeyInMeanAppend ? 40 : prefix + 2, badHead = 1   // kv head 1: query heads 2 and 3
+        var k = rng.gaussians(kvHeads * n * d, scale: 1.5)
+        let v = rng.gaussians(kvHeads * n * d)
+        k[(badHead * n + badKey) * d + 5] = .nan
+        var p = SpargeKVCache.defaultParameters
+        p.nonFinitePolicy = .propagate
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted, parameters: p)
+        func rows(_ x: [Float], _ range: Range<Int>) -> [Float] { KVCacheTests.rows(x, heads: kvHeads, n: n, d: d, range) }
+        try cache.append(k: rows(k, 0..<prefix), v: rows(v, 0..<prefix), tokens: prefix)
+        try cache.append(k: rows(k, prefix..<n), v: rows(v, prefix..<n), tokens: drafted)
+        // Even rows see the even keys; row 5 only keys 40 and 152; the other odd rows nothing.
+        let mask = try AttentionMask(queryLength: drafted, keyLength: n) { _, t, j in
+            t != 3 && (j % 2 == 0 && t % 2 == 0 || (t == 5 && (j == 40 || j == prefix + 2)))
+        }
+        let q = rng.gaussians(heads * drafted * d, scale: 1.5)
+        var sparse = [Float](repeating: 0, count: q.count), exact = sparse
+        try cache.attend(q: q, output: &sparse, queries: drafted, attentionMask: mask)
+        try cache.attendExact(q: q, output: &exact, queries: drafted, attentionMask: mask)
+        for h in 0..<heads {
+            for t in 0..<drafted {
+                // Causal, bottom-right: row t sees keys up to prefix + t.
+                let seesAny = t % 2 == 0 || t == 5   // odd rows but 5 see no key
+                let seesBad = h / 2 == badHead && badKey <= prefix + t && t != 3 && (badKey % 2 == 0 && t % 2 == 0 || t == 5)
+                let sparseNaN = seesBad || (badKeyInMeanAppend && h / 2 == badHead && seesAny)
+                let sparseRow = sparse[((h * drafted) + t) * d..<((h * drafted) + t + 1) * d]
+                let exactRow = exact[((h * drafted) + t) * d..<((h * drafted) + t + 1) * d]
+                #expect(sparseRow.allSatisfy(\.isNaN) == sparseNaN && (sparseNaN || sparseRow.allSatisfy(\.isFinite)),
+                        "sparse head \(h) row \(t)")
+                #expect(exactRow.allSatisfy(\.isNaN) == seesBad && (seesBad || exactRow.allSatisfy(\.isFinite)), "exact head \(h) row \(t)")
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@
 ///
 /// Taken by the one-shot sparse and dense calls, stage 1 alone (`predictBlockMap`),
 /// ``SpargePlan`` and a ``SpargeKVCache``'s `attend` and `attendExact` (`B` or 1 x `queries` x
-/// its held keys; not with ``NonFinitePolicy/propagate`` there); not with a ``TokenOrder``
+/// its held keys); not with a ``TokenOrder``
 /// other than the identity, nor by variable-length batches or the GPU backend.
 public struct AttentionMask: Sendable, Hashable {
     /// Batch entries the mask holds: 1 (shared by the whole batch) or `B`.

@@ -77,9 +77,12 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private var meanFixedAtCreation: Bool
     /// How many keys the mean was taken from (the append that set it); 0 when given.
     private var meanSourceLength = 0
-    /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none);
-    /// kept under ``NonFinitePolicy/propagate`` only.
+    /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none;
+    /// 0 when the K mean is not finite); kept under ``NonFinitePolicy/propagate`` only.
     private var firstNonFiniteKey: [Int]
+    /// Per (batch, kv head): the K mean was taken from a non-finite key row, so it reaches every
+    /// row that sees a key (an attention mask may hide key 0 from a row, so 0 above cannot say it).
+    private var nonFiniteMean: [Bool]
     /// Attend calls so far, and the last one's shape: a result reads the map only while they match.
     var calls: UInt64 = 0
     var lastShape: AttentionShape?
@@ -168,6 +171,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         magnitudes = CacheMagnitudes(heads: batch * kvh)
         meanIsSet = false
         firstNonFiniteKey = [Int](repeating: .max, count: batch * kvh)
+        nonFiniteMean = [Bool](repeating: false, count: batch * kvh)
         if let m = keyMean, parameters.smoothK {
             storage.ops.kMean.pointer.update(from: m, count: m.count)
             meanIsSet = true
@@ -295,7 +299,10 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
         calls &+= 1         // earlier results' maps describe keys that may be gone
         lastShape = nil
         held.store(newLength, ordering: .releasing)
-        for head in firstNonFiniteKey.indices where firstNonFiniteKey[head] >= newLength { firstNonFiniteKey[head] = .max }
+        for head in firstNonFiniteKey.indices where firstNonFiniteKey[head] >= newLength {
+            firstNonFiniteKey[head] = .max
+            nonFiniteMean[head] = false
+        }
         if newLength == 0 {
             discarded.store(0, ordering: .releasing)
             magnitudes.keys.pointer.update(repeating: 0, count: batch * kvHeads)
@@ -312,7 +319,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             meanSourceLength = newLength
             SparsePipeline(shape: shape, parameters: parameters).prepareCachedKeys(buffers, firstDirty: 0, setMean: true)
             if parameters.nonFinitePolicy == .propagate {
-                for head in firstNonFiniteKey.indices { firstNonFiniteKey[head] = .max }
+                for head in firstNonFiniteKey.indices { firstNonFiniteKey[head] = .max; nonFiniteMean[head] = false }
                 recordNonFiniteRows(first: 0, count: newLength, meanFromThese: true)
             }
             return
@@ -409,9 +416,6 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private func validate(_ mask: AttentionMask?, for shape: AttentionShape) throws {
         guard let mask else { return }
         try mask.validate(for: shape)
-        if parameters.nonFinitePolicy == .propagate {
-            throw SpargeError.unsupported("a KV cache records only the first non-finite key of each head, which an attention mask may hide from some rows; use nonFinitePolicy .reject with an attention mask (one-shot calls and plans support both)")
-        }
     }
 
     private func attendAlone(q: AttentionInput, output: AttentionOutput, queries: Int,
@@ -434,7 +438,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             pipeline.discardedKeyBlocks = firstHeldKey / parameters.blockK
             return pipeline.attendCached(q: qv, output: out, cache: buffers, memory: self, call: calls)
         }
-        markNonFiniteRows(q: qv, output: out, shape: shape)
+        withPairMask(attentionMask) { markNonFiniteRows(q: qv, output: out, shape: shape, pairMask: $0) }
         return result
     }
 
@@ -448,6 +452,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             for t in first..<(first + count) {
                 if firstNonFinite(stored.keys.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil {
                     firstNonFiniteKey[head] = meanFromThese ? 0 : t
+                    nonFiniteMean[head] = meanFromThese
                     break
                 }
                 if firstNonFinite(stored.values.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil {
@@ -459,10 +464,17 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     }
 
     /// The rows of an attend call that exact attention makes NaN (``NonFinitePolicy/propagate``).
-    private func markNonFiniteRows(q: TensorView, output: MutableTensorView, shape: AttentionShape) {
+    /// With an attention mask each row's keys are tested, from the head's first non-finite key
+    /// on (heads without one read no key).
+    /// `sparse`: the call smooths as the parameters say (the exact path does not, so its mean matters nowhere).
+    private func markNonFiniteRows(q: TensorView, output: MutableTensorView, shape: AttentionShape, pairMask: PairMaskView?,
+                                   sparse: Bool = true) {
         firstNonFiniteKey.withUnsafeBufferPointer { bad in
-            parameters.markNonFiniteRows(CallViews(q: q, k: buffers.keys, v: buffers.values, output: output), shape: shape,
-                                         keyValid: nil, firstBadKeys: bad.baseAddress)
+            nonFiniteMean.withUnsafeBufferPointer { means in
+                parameters.markNonFiniteRows(CallViews(q: q, k: buffers.keys, v: buffers.values, output: output), shape: shape,
+                                             keyValid: nil, sparse: sparse, firstBadKeys: bad.baseAddress,
+                                             nonFiniteMeans: means.baseAddress, pairMask: pairMask)
+            }
         }
     }
 
@@ -508,6 +520,6 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
             exactCachedAttention(q: qv, output: out, shape: shape, causal: parameters.causal, window: parameters.windowKeys,
                                  factor: factor, sinkLogits: parameters.sinkLogits, pairMask: pairMask, cache: buffers)
         }
-        markNonFiniteRows(q: qv, output: out, shape: shape)
+        withPairMask(attentionMask) { markNonFiniteRows(q: qv, output: out, shape: shape, pairMask: $0, sparse: false) }
     }
 }

@@ -8,16 +8,18 @@
 /// that sees no key keeps its zeros. One pass over Q, K and V; the rows are those of `views`
 /// (token order, where the call has one: without a causal mask the rule does not depend on it).
 /// `firstBadKeys` (per (batch, kv head), a KV cache's record of its appends) replaces the scan
-/// of K and V. Smoothing spreads a NaN through its mean: with `keyMean` (K smoothing) a
+/// of K and V (with an attention mask: the scan starts there, and `nonFiniteMeans` says which
+/// heads' K mean is not finite). Smoothing spreads a NaN through its mean: with `keyMean` (K smoothing) a
 /// non-finite key row reaches every row of its kv head that sees a key, with `queryBlock` (Q
 /// smoothing, the block size) a non-finite query row reaches every row of its query block.
 func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset: Int?, keyValid: UnsafePointer<UInt8>?,
-                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil, window: Int = 0,
-                       pairMask: PairMaskView? = nil) {
+                       keyMean: Bool = false, queryBlock: Int? = nil, firstBadKeys: UnsafePointer<Int>? = nil,
+                       nonFiniteMeans: UnsafePointer<Bool>? = nil, window: Int = 0, pairMask: PairMaskView? = nil) {
     guard let output = views.output, s.keyLength > 0 else { return }
     if let pairMask {
         return markNonFinitePairRows(views, output: output, shape: s, causalOffset: causalOffset, window: window,
-                                     keyValid: keyValid, pairMask: pairMask, keyMean: keyMean, queryBlock: queryBlock)
+                                     keyValid: keyValid, pairMask: pairMask, keyMean: keyMean, queryBlock: queryBlock,
+                                     firstBadKeys: firstBadKeys, nonFiniteMeans: nonFiniteMeans)
     }
     if let causalOffset, window > 0 {
         return markNonFiniteWindowRows(views, output: output, shape: s, causalOffset: causalOffset, window: window,
@@ -104,15 +106,19 @@ private func markNonFiniteWindowRows(_ views: CallViews, output: MutableTensorVi
 /// ``markNonFiniteRows(_:shape:causalOffset:keyValid:keyMean:queryBlock:firstBadKeys:window:pairMask:)``
 /// with an attention mask: row `t` sees key `j` when the mask, the causal limit, the window and
 /// the padding all allow it, so each row tests its own keys (O(Nq Nk) per batch entry and kv
-/// head, shared by the heads of the group; only under the propagate policy).
+/// head, shared by the heads of the group; only under the propagate policy). With a KV cache's
+/// record (`firstBadKeys`, `nonFiniteMeans`) the keys before a head's first non-finite one are
+/// known to be finite, and the record, not the held keys, says whether the K mean is.
 private func markNonFinitePairRows(_ views: CallViews, output: MutableTensorView, shape s: AttentionShape, causalOffset: Int?,
                                    window: Int, keyValid: UnsafePointer<UInt8>?, pairMask: PairMaskView, keyMean: Bool,
-                                   queryBlock: Int?) {
+                                   queryBlock: Int?, firstBadKeys: UnsafePointer<Int>?, nonFiniteMeans: UnsafePointer<Bool>?) {
     let nk = s.keyLength
     var keys = KeyRowScan(keyLength: nk)
     for b in 0..<s.batch {
         for kvh in 0..<s.kvHeads {
-            keys.scan(views, b: b, kvh: kvh, shape: s, keyValid: keyValid)
+            let head = b * s.kvHeads + kvh
+            keys.scan(views, b: b, kvh: kvh, shape: s, keyValid: keyValid, from: firstBadKeys.map { Swift.min(nk, $0[head]) } ?? 0)
+            if let nonFiniteMeans { keys.anyBadKeyRow = keyMean && nonFiniteMeans[head] }
             let heads = (kvh * s.groupSize)..<((kvh + 1) * s.groupSize)
             let badQueries = heads.map { nonFiniteQueryRows(views.q, b: b, h: $0, shape: s, queryBlock: queryBlock) }
             for t in 0..<s.queryLength {
@@ -148,11 +154,13 @@ private struct KeyRowScan {
         bad = [Bool](repeating: false, count: keyLength)
     }
 
-    mutating func scan(_ views: CallViews, b: Int, kvh: Int, shape s: AttentionShape, keyValid: UnsafePointer<UInt8>?) {
+    /// Reads the key and value rows from key `first` on; those before it count as finite.
+    mutating func scan(_ views: CallViews, b: Int, kvh: Int, shape s: AttentionShape, keyValid: UnsafePointer<UInt8>?, from first: Int = 0) {
         let d = s.headDim, nk = s.keyLength
         anyBadKeyRow = false
         for j in 0..<nk {
             let isReal = keyValid.map { $0[b * nk + j] != 0 } ?? true
+            guard j >= first else { real[j] = isReal; bad[j] = false; continue }
             let kBad = isReal && firstNonFinite(views.k, b, kvh, j, count: d) != nil
             anyBadKeyRow = anyBadKeyRow || kBad
             real[j] = isReal
@@ -175,10 +183,12 @@ extension SpargeParameters {
     /// ``NonFinitePolicy/propagate`` (with ``NonFinitePolicy/reject`` the inputs are finite).
     /// `sparse`: the call smooths as these parameters say (the dense path does not).
     func markNonFiniteRows(_ views: CallViews, shape: AttentionShape, keyValid: UnsafePointer<UInt8>?, sparse: Bool = true,
-                           firstBadKeys: UnsafePointer<Int>? = nil, pairMask: PairMaskView? = nil) {
+                           firstBadKeys: UnsafePointer<Int>? = nil, nonFiniteMeans: UnsafePointer<Bool>? = nil,
+                           pairMask: PairMaskView? = nil) {
         guard nonFinitePolicy == .propagate else { return }
         SpargeAttn.markNonFiniteRows(views, shape: shape, causalOffset: causal ? causalOffset(for: shape) : nil, keyValid: keyValid,
                                      keyMean: sparse && smoothK, queryBlock: sparse && smoothQ ? blockQ : nil,
-                                     firstBadKeys: firstBadKeys, window: windowKeys, pairMask: pairMask)
+                                     firstBadKeys: firstBadKeys, nonFiniteMeans: nonFiniteMeans, window: windowKeys,
+                                     pairMask: pairMask)
     }
 }
