@@ -328,7 +328,7 @@ struct BenchCommand {
         say("decode: B=1 H=32 Hkv=8 D=128, one query per step, causal; build \(BuildInfo.detail); \(threads) threads")
         say("median of \(repeats) steps after a warm-up; keys and values uniform in [-1, 1]\n")
         let header: [(String, Int)] = [("keys", 7), ("top-k", 5), ("kv type", 8), ("prefill s", 9), ("append ms", 9), ("sparse ms", 9),
-                                       ("exact ms", 8), ("speedup", 7), ("density", 7), ("cosine", 7)]
+                                       ("prep ms", 7), ("stage 1", 7), ("exact ms", 8), ("speedup", 7), ("density", 7), ("cosine", 7)]
         say(header.map { DemoCommand.pad($0.0, $0.1) }.joined(separator: " "))
         say(header.map { String(repeating: "-", count: abs($0.1)) }.joined(separator: " "))
         for (n, topk) in [(32768, Float(0.5)), (131072, 0.5), (32768, 0.25), (131072, 0.25)] {
@@ -352,6 +352,7 @@ struct BenchCommand {
             }
             let types = caches.count
             var appendTimes = [[Double]](repeating: [], count: types), sparseTimes = appendTimes, exactTimes = appendTimes, ratios = appendTimes
+            var preparationTimes = appendTimes, stage1Times = appendTimes
             var sparseOut = [[Float]](repeating: [Float](repeating: 0, count: heads * d), count: types), exactOut = sparseOut
             var summary = [SparseAttentionResult?](repeating: nil, count: types)
             for step in 0...repeats {
@@ -371,6 +372,9 @@ struct BenchCommand {
                     }
                     if step == 0 { continue }  // warm-up
                     appendTimes[i].append(a); sparseTimes[i].append(sp); exactTimes[i].append(ex); ratios[i].append(ex / (sp + a))
+                    if let timings = summary[i]?.timings {
+                        preparationTimes[i].append(timings.preparationSeconds); stage1Times[i].append(timings.stage1CPUSeconds)
+                    }
                 }
             }
             for i in 0..<types {
@@ -380,6 +384,8 @@ struct BenchCommand {
                     ("\(n / 1024)k", 7), (String(format: "%.2f", topk), 5), (kvTypes[i].rawValue, 8), (String(format: "%.2f", prefills[i]), 9),
                     (String(format: "%.3f", Timing.median(appendTimes[i]) * 1e3), 9),
                     (String(format: "%.2f", Timing.median(sparseTimes[i]) * 1e3), 9),
+                    (String(format: "%.2f", Timing.median(preparationTimes[i]) * 1e3), 7),
+                    (String(format: "%.2f", Timing.median(stage1Times[i]) * 1e3), 7),
                     (String(format: "%.2f", Timing.median(exactTimes[i]) * 1e3), 8),
                     (String(format: "%.2fx", Timing.median(ratios[i])), 7),
                     (String(format: "%.3f", density), 7),
@@ -391,6 +397,8 @@ struct BenchCommand {
                     ("kv_heads", .int(kvHeads)), ("head_dim", .int(d)),
                     ("prefill_seconds", .finite(prefills[i])), ("append_seconds", .finite(Timing.median(appendTimes[i]))),
                     ("sparse_seconds", .finite(Timing.median(sparseTimes[i]))), ("exact_seconds", .finite(Timing.median(exactTimes[i]))),
+                    ("preparation_seconds", .finite(Timing.median(preparationTimes[i]))),
+                    ("stage1_cpu_seconds", .finite(Timing.median(stage1Times[i]))),
                     ("speedup", .finite(Timing.median(ratios[i]))), ("density", .finite(density)),
                     ("cosine", .finite(acc.cosine)),
                 ]))
@@ -399,7 +407,8 @@ struct BenchCommand {
         say("""
 
             prefill s: appending the whole cache once (key side for every block); append ms: one token's
-            key and value; sparse ms: stage 1 + INT8 kernel for one query; exact ms: the exact fp32 decode;
+            key and value; sparse ms: stage 1 + INT8 kernel for one query; prep ms: its preparation (stage 1 and
+            the query's quantization, wall); stage 1: stage 1's CPU time summed over the threads; exact ms: the exact fp32 decode;
             kv type: the element type the cache stores keys and values in (16-bit: half the bytes read);
             speedup: exact / (append + sparse); cosine: sparse against exact output of the last step.
             The 4 query heads of a kv group share each K/V block read, so the blocks read are the union of
