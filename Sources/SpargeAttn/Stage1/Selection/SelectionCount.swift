@@ -39,10 +39,11 @@ enum SelectionRule {
 /// Step 5: clears `row` and marks the blocks `rule` keeps, taking the blocks of `p` in order of
 /// descending probability, lower index first on ties. The order key is `UInt32.max - bitPattern`
 /// (probabilities are >= 0, so the bit pattern orders like the value) above the index. Under
-/// the CDF rule the keys (`keys`: ``selectionKeyScratch(keyBlocks:)`` UInt64 of scratch) go into a min-heap and are popped only
-/// as far as the running sum needs; under the top-k rule ``markTopK(_:count:take:zerosBefore:keys:row:)``
-/// finds the same blocks without ordering them. Either way: the blocks that sorting all of them
-/// and marking a prefix gives (`Stage1Reference.selectBlocks` does that).
+/// the CDF rule the keys (`keys`: ``selectionKeyScratch(keyBlocks:)`` UInt64 of scratch) go
+/// into a min-heap and are popped only as far as the running sum needs; under the top-k rule
+/// ``markTopK(_:count:take:zerosBefore:keys:row:)`` finds the same blocks without ordering
+/// them. Either way: the blocks that sorting all of them and marking a prefix gives
+/// (`Stage1Reference.selectBlocks` does that).
 @inline(__always)
 func markMostProbable(_ p: UnsafePointer<Float>, count nk: Int, rule: SelectionRule,
                       keys: UnsafeMutablePointer<UInt64>, row: UnsafeMutablePointer<UInt8>) {
