@@ -70,6 +70,29 @@ public func firstNonFinite(bits x: UnsafePointer<UInt16>, count: Int, exponentMa
     return nil
 }
 
+/// The bits of the largest magnitude among `count` 16-bit floats (fp16, or bf16: `exponentMask`
+/// 0x7C00 or 0x7F80), NaN ignored (0 when there is none else): with the sign cleared, magnitudes
+/// order like their bits, so a KV cache's overflow guard scans its stored rows without widening
+/// them (the same answer as the widened row's ``absoluteMax(_:count:)``, as widening is exact).
+public func largestMagnitudeBits(_ x: UnsafePointer<UInt16>, count: Int, exponentMask: UInt16) -> UInt16 {
+    let magnitude = SIMD16<UInt16>(repeating: 0x7FFF), infinity = SIMD16<UInt16>(repeating: exponentMask)
+    var best = SIMD16<UInt16>()
+    var i = 0
+    while i + 16 <= count {
+        let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<UInt16>.self) & magnitude
+        best = best.replacing(with: v, where: (v .<= infinity) .& (v .> best))   // above infinity: NaN
+        i += 16
+    }
+    var m: UInt16 = 0
+    for lane in 0..<16 { m = Swift.max(m, best[lane]) }
+    while i < count {
+        let v = x[i] & 0x7FFF
+        if v <= exponentMask { m = Swift.max(m, v) }
+        i += 1
+    }
+    return m
+}
+
 /// Index of the first NaN or infinite value among `count` floats, or nil. Vectorised:
 /// `x - x` is 0 for finite lanes and NaN otherwise.
 @inlinable

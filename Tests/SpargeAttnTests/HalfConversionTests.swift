@@ -53,4 +53,23 @@ struct HalfConversionTests {
             }
         }
     }
+
+    /// The overflow guard's scan of 16-bit rows as bits: the widened row's largest magnitude
+    /// (NaN ignored), for fp16 and bf16 rows with NaN, infinities, -0 and subnormals, of
+    /// lengths with and without a vector tail.
+    @Test func largestMagnitudeBitsIsTheWidenedMaximum() {
+        var rng = TestRNG(seed: 1661)
+        let specials: [UInt16] = [0x7C00, 0xFC00, 0x7E00, 0xFE01, 0x8000, 0x0001, 0x83FF, 0x7F80, 0xFF80, 0x7FC1, 0x7BFF]
+        for trial in 0..<400 {
+            let bfloat16 = trial % 2 == 1, count = rng.int(1...70)
+            let bits: [UInt16] = (0..<count).map { _ in
+                rng.uniform() < 0.1 ? specials[rng.int(0...(specials.count - 1))] : UInt16(truncatingIfNeeded: rng.int(0...65535))
+            }
+            var wide = [Float](repeating: 0, count: count)
+            widenRow(bits, count: count, bfloat16: bfloat16, into: &wide)
+            let m = largestMagnitudeBits(bits, count: count, exponentMask: bfloat16 ? 0x7F80 : 0x7C00)
+            let value = bfloat16 ? Float(bitPattern: UInt32(m) << 16) : Float(Float16(bitPattern: m))
+            #expect(value == absoluteMax(wide, count: count), "trial \(trial): bf16 \(bfloat16) count \(count)")
+        }
+    }
 }

@@ -34,13 +34,13 @@ extension CacheBuffers {
     /// Updates the magnitudes and value units after rows `first..<first + count` of every
     /// (batch, kv head) were written unscaled.
     func guardAppendedRows(first: Int, count: Int, capacity: Int, headDim d: Int) {
-        let units = storage.ops.valueUnits.pointer, row = storage.temp.pointer
+        let units = storage.ops.valueUnits.pointer
         let heads = magnitudes.keys.count
         for head in 0..<heads {
             var kMax = magnitudes.keys.pointer[head], vMax = magnitudes.values.pointer[head]
             for t in first..<(first + count) {
-                kMax = Swift.max(kMax, OverflowGuard.maxMagnitude(keys.floats(0, head, t, count: d, temp: row), count: d))
-                vMax = Swift.max(vMax, OverflowGuard.maxMagnitude(values.floats(0, head, t, count: d, temp: row), count: d))
+                kMax = Swift.max(kMax, keys.maxMagnitude(0, head, t, count: d))
+                vMax = Swift.max(vMax, values.maxMagnitude(0, head, t, count: d))
             }
             magnitudes.keys.pointer[head] = kMax
             magnitudes.values.pointer[head] = vMax

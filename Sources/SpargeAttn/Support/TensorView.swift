@@ -63,6 +63,15 @@ struct TensorView: @unchecked Sendable {
     /// The exponent bits of the element type (all ones: NaN or infinity): 0x7C00 for fp16, 0x7F80 for bf16.
     var halfExponentMask: UInt16 { type == .float16 ? 0x7C00 : 0x7F80 }
 
+    /// The largest |x| among `count` elements of row (b, h, n), NaN ignored; 16-bit rows are
+    /// scanned as bits, not widened.
+    @inline(__always)
+    func maxMagnitude(_ b: Int, _ h: Int, _ n: Int, count: Int) -> Float {
+        if isFloat32 { return absoluteMax(row(b, h, n), count: count) }
+        let m = largestMagnitudeBits(bits(b, h, n), count: count, exponentMask: halfExponentMask)
+        return type == .bfloat16 ? Float(bitPattern: UInt32(m) << 16) : Float(Float16(bitPattern: m))
+    }
+
     /// Copies (and widens) `count` channels of a row into `dst`.
     @inline(__always)
     func load(_ b: Int, _ h: Int, _ n: Int, into dst: UnsafeMutablePointer<Float>, count: Int) {
