@@ -231,18 +231,14 @@ struct SparsePipeline {
             return
         }
         let chunks = selectionChunks(g)
-        let firstHead = b * s.heads + kvh * group
         for i in (chunk * nq / chunks)..<((chunk + 1) * nq / chunks) {
-            // The group's heads share the window (the parameters' own): blocks before it go unscored.
-            let skipped = firstKeyBlockInsideWindow(i: i, keyBlocks: nk, blockQ: g.blockQ, blockK: g.blockK,
-                                                    offset: parameters.causalOffset(for: s), window: parameters.windowKeys,
-                                                    keyLength: s.keyLength)
             var h0 = 0
             while h0 < group {
                 let rows = Swift.min(compressedScoreRows, group - h0)
-                table.kernels.channelMajorScores(q: ops.qPooled.pointer + ((firstHead + h0) * nq + i) * d, qStride: nq * d, rows: rows,
-                                                 table: table.base + skipped, tableStride: table.stride, channels: d,
-                                                 columns: nk - skipped, out: w.probabilities.pointer + skipped, outStride: nk)
+                // The heads' rows of query block i, one pooled query head apart (the heads share the window).
+                let lead = selectionInputs(b: b, h: kvh * group + h0, geometry: g, scale: scale, storage: st, pairBlocks: pairBlocks)
+                compressedDots(lead, q: lead.pooledQ + i * d, qStride: nq * d, rows: rows, earliest: i, channelMajor: table,
+                               into: w.probabilities.pointer)
                 for r in 0..<rows {
                     let h = kvh * group + h0 + r
                     selectRow(selectionInputs(b: b, h: h, geometry: g, scale: scale, storage: st, pairBlocks: pairBlocks),

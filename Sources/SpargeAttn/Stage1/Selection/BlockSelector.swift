@@ -53,15 +53,17 @@ func selectBlocks(
     let nk = s.keyBlocks
     guard let channelMajor else {
         for i in 0..<s.queryBlocks {
-            let rowMax = compressedScores(s, queryBlock: i, into: probabilities)             // step 3
-            selectRow(s, queryBlock: i, scores: probabilities, rowMax: rowMax, map: map + i * nk, keys: keys)
+            let windowStart = s.firstKeyBlockInsideWindow(queryBlock: i)
+            let rowMax = compressedScores(s, queryBlock: i, windowStart: windowStart, into: probabilities)   // step 3
+            selectRow(s, queryBlock: i, scores: probabilities, rowMax: rowMax, windowStart: windowStart, map: map + i * nk, keys: keys)
         }
         return
     }
     var first = 0
     while first < s.queryBlocks {
         let rows = Swift.min(compressedScoreRows, s.queryBlocks - first)
-        compressedDots(s, queryBlocks: first, rows: rows, channelMajor: channelMajor, into: probabilities)
+        compressedDots(s, q: s.pooledQ + first * s.d, qStride: s.d, rows: rows, earliest: first, channelMajor: channelMajor,
+                       into: probabilities)
         for i in first..<(first + rows) {
             selectRow(s, queryBlock: i, dots: probabilities + (i - first) * nk, map: map + i * nk, keys: keys)
         }
@@ -74,18 +76,18 @@ func selectBlocks(
 @inline(__always)
 func selectRow(_ s: SelectionInputs, queryBlock i: Int, dots: UnsafeMutablePointer<Float>, map row: UnsafeMutablePointer<UInt8>,
                keys: UnsafeMutablePointer<UInt64>) {
-    let rowMax = scaleAndMaskScores(s, queryBlock: i, dots: dots)                          // step 3
-    selectRow(s, queryBlock: i, scores: dots, rowMax: rowMax, map: row, keys: keys)
+    let windowStart = s.firstKeyBlockInsideWindow(queryBlock: i)
+    let rowMax = scaleAndMaskScores(s, queryBlock: i, windowStart: windowStart, dots: dots)  // step 3
+    selectRow(s, queryBlock: i, scores: dots, rowMax: rowMax, windowStart: windowStart, map: row, keys: keys)
 }
 
 /// Steps 4-7 for query block `i` from its compressed scores (`scores`, `nk` floats, which
-/// become the probabilities) and their maximum.
+/// become the probabilities), their maximum, and the first block inside its window.
 @inline(__always)
-func selectRow(_ s: SelectionInputs, queryBlock i: Int, scores p: UnsafeMutablePointer<Float>, rowMax: Float,
+func selectRow(_ s: SelectionInputs, queryBlock i: Int, scores p: UnsafeMutablePointer<Float>, rowMax: Float, windowStart: Int,
                map row: UnsafeMutablePointer<UInt8>, keys: UnsafeMutablePointer<UInt64>) {
     let nk = s.keyBlocks
-    blockSoftmax(p, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding,                  // step 4
-                 first: s.firstKeyBlockInsideWindow(queryBlock: i))
+    blockSoftmax(p, count: nk, rowMax: rowMax, gpuRounding: s.gpuRounding, first: windowStart)   // step 4
     if let out = s.probabilitiesOut { (out + i * nk).update(from: p, count: nk) }
     markMostProbable(p, count: nk,                                                           // step 5
                      rule: s.isTopK ? .topK(count: topKCount(fraction: s.selection, keyBlocks: nk + s.discardedKeyBlocks),
