@@ -252,7 +252,7 @@ private struct ProbeNumbers {
 /// widened back by Swift's conversions: the probes' reference for the 16-bit tiles.
 private func halfBits(_ values: [Float], bfloat16: Bool) -> (bits: [UInt16], widened: [Float]) {
     let bits = values.map { bfloat16 ? BFloat16($0).bitPattern : Float16($0).bitPattern }
-    return (bits, bits.map { bfloat16 ? Float(bitPattern: UInt32($0) << 16) : Float(Float16(bitPattern: $0)) })
+    return (bits, bits.map { bfloat16 ? BFloat16(bitPattern: $0).float : Float(Float16(bitPattern: $0)) })
 }
 
 extension Duration {

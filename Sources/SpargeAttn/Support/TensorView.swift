@@ -69,7 +69,7 @@ struct TensorView: @unchecked Sendable {
     func maxMagnitude(_ b: Int, _ h: Int, _ n: Int, count: Int) -> Float {
         if isFloat32 { return absoluteMax(row(b, h, n), count: count) }
         let m = largestMagnitudeBits(bits(b, h, n), count: count, exponentMask: halfExponentMask)
-        return type == .bfloat16 ? Float(bitPattern: UInt32(m) << 16) : Float(Float16(bitPattern: m))
+        return type == .bfloat16 ? BFloat16(bitPattern: m).float : Float(Float16(bitPattern: m))
     }
 
     /// Copies (and widens) `count` channels of a row into `dst`.
