@@ -302,4 +302,37 @@ struct KVCacheAttentionMaskTests {
             }
         }
     }
+
+    /// Without a mask: a NaN key row in the append that set the K mean reaches every row of its
+    /// kv head on the sparse path (through the mean), but on the exact path only the rows that see
+    /// it. Here it is among the last keys, so the first query rows, whose causal range ends
+    /// before it, stay finite on the exact path.
+    @Test(arguments: [1, 4])
+    func kvCacheExactPathIgnoresThePoisonedMean(badOffset: Int) throws {
+        var rng = TestRNG(seed: UInt64(79 + badOffset))
+        let heads = 4, kvHeads = 2, d = 8, n = 200, queries = 6, badKey = n - queries + badOffset, badHead = 1
+        var k = rng.gaussians(kvHeads * n * d, scale: 1.5)
+        let v = rng.gaussians(kvHeads * n * d)
+        k[(badHead * n + badKey) * d + 5] = .nan
+        var p = SpargeKVCache.defaultParameters
+        p.nonFinitePolicy = .propagate
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: queries, parameters: p)
+        try cache.append(k: k, v: v, tokens: n)   // this append sets the K mean
+        let q = rng.gaussians(heads * queries * d, scale: 1.5)
+        var sparse = [Float](repeating: 0, count: q.count), exact = sparse
+        try cache.attend(q: q, output: &sparse, queries: queries)
+        try cache.attendExact(q: q, output: &exact, queries: queries)
+        for h in 0..<heads {
+            for t in 0..<queries {
+                // Causal, bottom-right: row t sees keys up to n - queries + t.
+                let seesBad = h / 2 == badHead && badKey <= n - queries + t
+                let sparseNaN = h / 2 == badHead
+                let sparseRow = sparse[((h * queries) + t) * d..<((h * queries) + t + 1) * d]
+                let exactRow = exact[((h * queries) + t) * d..<((h * queries) + t + 1) * d]
+                #expect(sparseRow.allSatisfy(\.isNaN) == sparseNaN && (sparseNaN || sparseRow.allSatisfy(\.isFinite)),
+                        "sparse head \(h) row \(t)")
+                #expect(exactRow.allSatisfy(\.isNaN) == seesBad && (seesBad || exactRow.allSatisfy(\.isFinite)), "exact head \(h) row \(t)")
+            }
+        }
+    }
 }

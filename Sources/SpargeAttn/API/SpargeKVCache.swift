@@ -443,22 +443,21 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     }
 
     /// Under ``NonFinitePolicy/propagate``: the first appended key of each (batch, kv head)
-    /// whose key or value row holds a NaN or infinity, for ``markNonFiniteRows(q:output:shape:)``;
-    /// key 0 when the K mean is taken from these keys and one of their key rows is not finite
-    /// (the mean then reaches every row).
+    /// whose key or value row holds a NaN or infinity, for ``markNonFiniteRows(q:output:shape:)``,
+    /// and whether the K mean is taken from these keys with one of their key rows not finite (the
+    /// mean then reaches every row of the sparse path, not of the exact one, so both are kept).
     private func recordNonFiniteRows(first: Int, count: Int, meanFromThese: Bool) {
         let stored = buffers, row = storage.temp.pointer
         for head in 0..<(batch * kvHeads) where firstNonFiniteKey[head] == Int.max {
             for t in first..<(first + count) {
-                if firstNonFinite(stored.keys.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil {
-                    firstNonFiniteKey[head] = meanFromThese ? 0 : t
-                    nonFiniteMean[head] = meanFromThese
-                    break
-                }
-                if firstNonFinite(stored.values.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil {
+                let keyBad = firstNonFinite(stored.keys.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil
+                if firstNonFiniteKey[head] == Int.max
+                    && (keyBad || firstNonFinite(stored.values.floats(0, head, t, count: headDim, temp: row), count: headDim) != nil) {
                     firstNonFiniteKey[head] = t
-                    if !meanFromThese { break }
                 }
+                if keyBad && meanFromThese { nonFiniteMean[head] = true }
+                // Done at the first bad row, or, when these keys set the mean, at the first bad key row.
+                if firstNonFiniteKey[head] != Int.max && (!meanFromThese || nonFiniteMean[head]) { break }
             }
         }
     }

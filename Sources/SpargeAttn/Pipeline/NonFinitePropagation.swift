@@ -4,12 +4,13 @@
 
 /// After a call's kernels, under ``NonFinitePolicy/propagate``: every output row whose exact
 /// attention reads a NaN or infinity (its query row, or the key or value row of a key it sees
-/// under the causal mask, the window, the key padding and the attention mask) is set to NaN, and so is its log-sum-exp. A row
-/// that sees no key keeps its zeros. One pass over Q, K and V; the rows are those of `views`
-/// (token order, where the call has one: without a causal mask the rule does not depend on it).
-/// `firstBadKeys` (per (batch, kv head), a KV cache's record of its appends) replaces the scan
-/// of K and V (with an attention mask: the scan starts there, and `nonFiniteMeans` says which
-/// heads' K mean is not finite). Smoothing spreads a NaN through its mean: with `keyMean` (K smoothing) a
+/// under the causal mask, the window, the key padding and the attention mask) is set to NaN,
+/// and so is its log-sum-exp. A row that sees no key keeps its zeros. One pass over Q, K and V;
+/// the rows are those of `views` (token order, where the call has one: without a causal mask
+/// the rule does not depend on it). `firstBadKeys` (per (batch, kv head), a KV cache's record
+/// of its appends: the first key whose key or value row is not finite) replaces the scan of K
+/// and V (with an attention mask: the scan starts there); `nonFiniteMeans` says which heads' K
+/// mean is not finite. Smoothing spreads a NaN through its mean: with `keyMean` (K smoothing) a
 /// non-finite key row reaches every row of its kv head that sees a key, with `queryBlock` (Q
 /// smoothing, the block size) a non-finite query row reaches every row of its query block.
 func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset: Int?, keyValid: UnsafePointer<UInt8>?,
@@ -37,6 +38,7 @@ func markNonFiniteRows(_ views: CallViews, shape s: AttentionShape, causalOffset
             var firstBad = nk
             if let firstBadKeys {
                 firstBad = Swift.min(nk, firstBadKeys[b * s.kvHeads + kvh])
+                if keyMean && nonFiniteMeans?[b * s.kvHeads + kvh] == true { firstBad = firstKey }   // through the mean
             } else {
                 for j in firstKey..<nk where keyValid.map({ $0[b * nk + j] != 0 }) ?? true {
                     if !finite(views.k, b, kvh, j) { firstBad = keyMean ? firstKey : Swift.min(firstBad, j); break }
