@@ -77,11 +77,11 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     private var meanFixedAtCreation: Bool
     /// How many keys the mean was taken from (the append that set it); 0 when given.
     private var meanSourceLength = 0
-    /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none;
-    /// 0 when the K mean is not finite); kept under ``NonFinitePolicy/propagate`` only.
+    /// Per (batch, kv head), the first key with a non-finite key or value row (`Int.max`: none);
+    /// kept under ``NonFinitePolicy/propagate`` only.
     private var firstNonFiniteKey: [Int]
-    /// Per (batch, kv head): the K mean was taken from a non-finite key row, so it reaches every
-    /// row that sees a key (an attention mask may hide key 0 from a row, so 0 above cannot say it).
+    /// Per (batch, kv head): the K mean was taken from a non-finite key row, so on the sparse
+    /// path it reaches every row that sees a key (the exact path does not smooth).
     private var nonFiniteMean: [Bool]
     /// Attend calls so far, and the last one's shape: a result reads the map only while they match.
     var calls: UInt64 = 0
@@ -403,7 +403,7 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
     /// With `attentionMask` (``AttentionMask``, `B` or 1 x `queries` x ``heldKeys``, whose key `j`
     /// is the sequence's key `firstHeldKey + j`) only the pairs
     /// it allows are seen, besides the causal rule and the window: the tree of draft tokens of
-    /// speculative decoding, for example (not with ``NonFinitePolicy/propagate``).
+    /// speculative decoding, for example.
     @discardableResult
     public func attend(q: AttentionInput, output: AttentionOutput, queries: Int,
                        lse: UnsafeMutableBufferPointer<Float>? = nil, attentionMask: AttentionMask? = nil) throws -> SparseAttentionResult {
