@@ -1,7 +1,8 @@
 // fp32 rows rounded to 16 bits (fp16 or bf16, to nearest even) as a KV cache or a 16-bit
 // output stores them. Baseline x86-64 has no fp16 instruction, and Swift's `Float16(x)` there
-// is a library call per value; these are vector integer operations at every level, bit for
-// bit Swift's conversion for every number (a NaN becomes the quiet NaN of its sign).
+// is a library call per value; these are vector integer operations (fp16 on the F16C sets: one
+// conversion instruction), bit for bit Swift's conversion for every number (a NaN becomes the
+// quiet NaN of its sign).
 
 #if DispatchedKernels && arch(x86_64)
 import SpargeSIMDShuffles
@@ -12,16 +13,31 @@ public func narrowRow(_ src: UnsafePointer<Float>, count: Int, bfloat16: Bool, i
     var c = 0
     while c + 8 <= count {
         let x = UnsafeRawPointer(src + c).loadUnaligned(as: SIMD8<Int32>.self)
-        let bits = bfloat16 ? narrowToBFloat16(x) : narrowToFloat16(x)
-        UnsafeMutableRawPointer(out + c).storeBytes(of: lowHalves(bits), as: SIMD8<UInt16>.self)
+        UnsafeMutableRawPointer(out + c).storeBytes(of: narrowLanes(x, bfloat16: bfloat16), as: SIMD8<UInt16>.self)
         c += 8
     }
     if c < count {
         var tail = SIMD8<Int32>()
         for i in 0..<(count - c) { tail[i] = Int32(bitPattern: src[c + i].bitPattern) }
-        let bits = bfloat16 ? narrowToBFloat16(tail) : narrowToFloat16(tail)
-        for i in 0..<(count - c) { out[c + i] = UInt16(truncatingIfNeeded: bits[i]) }
+        let bits = narrowLanes(tail, bfloat16: bfloat16)
+        for i in 0..<(count - c) { out[c + i] = bits[i] }
     }
+}
+
+/// Eight fp32 lanes (as bits) rounded to fp16 or bf16 bits. With F16C (the AVX2 and AVX-512
+/// sets) fp16 is one conversion instruction, its NaN lanes then set to the quiet NaN of their
+/// sign as the integer form gives, so every level stores the same bits.
+@inline(__always)
+private func narrowLanes(_ x: SIMD8<Int32>, bfloat16: Bool) -> SIMD8<UInt16> {
+    if bfloat16 { return lowHalves(narrowToBFloat16(x)) }
+    #if SPARGE_FMA && arch(x86_64)
+    let h = narrowHalfBits(unsafeBitCast(x, to: SIMD8<Float>.self))
+    let nan = lowHalves((0x7F80_0000 &- (x & 0x7FFF_FFFF)) &>> 31)   // all ones where NaN
+    let quiet = lowHalves(((x &>> 16) & 0x8000) | 0x7E00)              // sign, quiet NaN
+    return h ^ ((h ^ quiet) & nan)
+    #else
+    return lowHalves(narrowToFloat16(x))
+    #endif
 }
 
 /// The low 16 bits of each lane.

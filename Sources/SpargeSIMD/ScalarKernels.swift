@@ -133,6 +133,24 @@ public enum ScalarKernels: Sendable {
         bfloat16 ? Float(bitPattern: UInt32(bits) << 16) : Float(Float16(bitPattern: bits))
     }
 
+    /// HalfRowKernels.swift: each 16-bit element widened by Swift's conversion.
+    public static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>) {
+        for i in 0..<count { out[i] = widened(bits[i], bfloat16: bfloat16) }
+    }
+
+    /// HalfRowKernels.swift: each float rounded to the nearest even fp16 (Swift's conversion) or
+    /// bf16 (the carry into bit 16 rounds); a NaN becomes the quiet NaN of its sign.
+    public static func narrowHalfRow(_ src: UnsafePointer<Float>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<UInt16>) {
+        for i in 0..<count {
+            let x = src[i], u = x.bitPattern
+            if bfloat16 {
+                out[i] = x.isNaN ? UInt16(u >> 16) | 0x0040 : UInt16((u &+ 0x7FFF &+ ((u >> 16) & 1)) >> 16)
+            } else {
+                out[i] = x.isNaN ? UInt16(u >> 16) & 0x8000 | 0x7E00 : Float16(x).bitPattern
+            }
+        }
+    }
+
     /// ChannelMajorScoreKernel.swift: `out[r][j] = sum_c q[r][c] * table[c][j]`, in channel order.
     public static func channelMajorScores(
         q: UnsafePointer<Float>, qStride: Int, rows: Int,

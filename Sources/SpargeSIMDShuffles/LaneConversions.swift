@@ -39,6 +39,15 @@ public func widenHalfBits(_ h: SIMD8<UInt16>) -> SIMD8<Float> {
     return r
 }
 
+/// fp32 rounded to fp16 bits (to nearest even; a NaN keeps its sign and quiets, its payload
+/// cut): for the F16C sets only (without F16C LLVM calls a routine per lane).
+@_transparent
+public func narrowHalfBits(_ x: SIMD8<Float>) -> SIMD8<UInt16> {
+    var r = SIMD8<Float16>()
+    r._storage._value = Builtin.fptrunc_Vec8xFPIEEE32_Vec8xFPIEEE16(x._storage._value)
+    return unsafeBitCast(r, to: SIMD8<UInt16>.self)
+}
+
 /// fp16 bits widened to fp32 (16 lanes): for the F16C sets only.
 @_transparent
 public func widenHalfBits(_ h: SIMD16<UInt16>) -> SIMD16<Float> {

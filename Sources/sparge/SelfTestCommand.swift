@@ -73,6 +73,12 @@ struct SelfTestCommand {
             print("\(same ? "ok  " : "FAIL") \(level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) stage 1's compressed-score kernel against its scalar twin: "
                   + (same ? "same bits" : "DIFFERENT bits"))
         }
+        for level in levels {
+            let same = try SpargeCPU.halfRowConversionsMatchScalarTwins(level: level)
+            ok = ok && same
+            print("\(same ? "ok  " : "FAIL") \(level.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) fp16 / bf16 row conversions (16-bit KV caches' appends) against their scalar twins: "
+                  + (same ? "same bits" : "DIFFERENT bits"))
+        }
         for (index, c) in Self.cases.enumerated() {
             let shape = AttentionShape(batch: 1, heads: c.3, kvHeads: c.4, queryLength: c.0, keyLength: c.1, headDim: c.2)
             var state = UInt64(1000 + index)

@@ -54,6 +54,45 @@ struct HalfConversionTests {
         }
     }
 
+    /// The kernel sets' entries (`widenHalfRow`, `narrowHalfRow`; F16C on the AVX2 and AVX-512
+    /// sets) give the baseline loops' bits at every level, NaN included (a narrowed NaN is the
+    /// quiet NaN of its sign), and so does the scalar twin; rows of every length up to 40 (tails).
+    @Test(arguments: SpargeCPU.supportedLevels)
+    func kernelSetConversionsHaveTheBaselineBits(level: CPUKernelLevel) throws {
+        let k = try #require(SpargeCPU.kernels(for: level)), scalar = SpargeSIMD.ScalarKernels.self
+        var rng = TestRNG(seed: 4806)
+        var values: [Float] = [0, -0, 65504, 65519.996, 65520, -65520, 1e10, .infinity, -.infinity, .nan, -.nan, 5.96e-8, 2.98e-8,
+                               Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC0_1234), Float(bitPattern: 0x7FBF_FFFF),
+                               .leastNonzeroMagnitude, 6.1e-5, -6.1035156e-5, 3.3961776e38, -Float.greatestFiniteMagnitude]
+        for h in stride(from: 0, to: 0x7C00, by: 3) {
+            let x = Float(Float16(bitPattern: UInt16(h))), mid = (x + Float(Float16(bitPattern: UInt16(h + 1)))) / 2
+            values += [x, -mid, mid, mid.nextUp, mid.nextDown]
+        }
+        for _ in 0..<20_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        for bfloat16 in [false, true] {
+            var want = [UInt16](repeating: 0, count: values.count), got = want, twin = want
+            narrowRow(values, count: values.count, bfloat16: bfloat16, into: &want)
+            k.narrowHalfRow(values, count: values.count, bfloat16: bfloat16, into: &got)
+            scalar.narrowHalfRow(values, count: values.count, bfloat16: bfloat16, into: &twin)
+            let differ = values.indices.filter { got[$0] != want[$0] }
+            #expect(differ.isEmpty, "\(level) bf16 \(bfloat16): \(differ.count) differ, first \(differ.first.map { values[$0].bitPattern } ?? 0)")
+            #expect(twin == want, "scalar twin, bf16 \(bfloat16)")
+            for count in 1...40 {   // tails
+                var a = [UInt16](repeating: 7, count: count + 1), b = a
+                narrowRow(values, count: count, bfloat16: bfloat16, into: &a)
+                k.narrowHalfRow(values, count: count, bfloat16: bfloat16, into: &b)
+                #expect(a == b, "\(level) count \(count)")
+            }
+            let all = (0..<65_536).map { UInt16($0) }
+            var wide = [Float](repeating: 0, count: all.count), base = wide, plain = wide
+            k.widenHalfRow(all, count: all.count, bfloat16: bfloat16, into: &wide)
+            widenRow(all, count: all.count, bfloat16: bfloat16, into: &base)
+            scalar.widenHalfRow(all, count: all.count, bfloat16: bfloat16, into: &plain)
+            #expect(all.indices.allSatisfy { Self.sameValue(wide[$0], base[$0]) && Self.sameValue(plain[$0], base[$0]) },
+                    "\(level) widen, bf16 \(bfloat16)")
+        }
+    }
+
     /// The overflow guard's scan of 16-bit rows as bits: the widened row's largest magnitude
     /// (NaN ignored), for fp16 and bf16 rows with NaN, infinities, -0 and subnormals, of
     /// lengths with and without a vector tail.

@@ -236,15 +236,25 @@ public final class SpargeKVCache: @unchecked Sendable, CallMemory {
                                                       storedAs: elementType, temp: storage.temp.pointer)
         discardKeys(before: newFirst)
         let rows = heldKeys         // buffer rows in use: they start at the first held key
-        let stored = buffers, row = storage.temp.pointer
+        let stored = buffers, row = storage.temp.pointer, kernels = SpargeCPU.activeKernels
+        // Rows of the cache's own type go in as they are (under `.propagate` a 16-bit NaN is
+        // narrowed again, so that every NaN is stored as the quiet NaN of its sign).
+        let asIs = kv.type == elementType && vv.type == elementType
+            && (elementType == .float32 || parameters.nonFinitePolicy == .reject)
+        let keys = stored.keys.writable, values = stored.values.writable
         for b in 0..<batch {
             for h in 0..<kvHeads {
                 let head = b * kvHeads + h
                 for t in 0..<tokens {
-                    kv.load(b, h, t, into: row, count: headDim)
-                    stored.keys.writable.store(0, head, rows + t, from: row, count: headDim)
-                    vv.load(b, h, t, into: row, count: headDim)
-                    stored.values.writable.store(0, head, rows + t, from: row, count: headDim)
+                    if asIs {
+                        keys.copyRow(0, head, rows + t, from: kv, b, h, t, count: headDim)
+                        values.copyRow(0, head, rows + t, from: vv, b, h, t, count: headDim)
+                        continue
+                    }
+                    kv.load(b, h, t, into: row, count: headDim, kernels: kernels)
+                    keys.store(0, head, rows + t, from: row, count: headDim, kernels: kernels)
+                    vv.load(b, h, t, into: row, count: headDim, kernels: kernels)
+                    values.store(0, head, rows + t, from: row, count: headDim, kernels: kernels)
                 }
             }
         }

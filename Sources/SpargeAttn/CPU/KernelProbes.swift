@@ -196,6 +196,28 @@ extension SpargeCPU {
         return same
     }
 
+    /// Whether `level`'s 16-bit row conversions (a KV cache's appends and key preparation) give
+    /// the bits of their scalar twins: narrowing of random floats, specials and ties, rows with
+    /// tails, NaN stored as the quiet NaN of its sign (for `sparge selftest`).
+    public static func halfRowConversionsMatchScalarTwins(level: CPUKernelLevel) throws -> Bool {
+        let k = try probeKernels(level)
+        var random = ProbeNumbers(state: 0x5EED_16)
+        var values: [Float] = [0, -0, 65504, 65520, -65520, .infinity, -.infinity, .nan, -.nan, Float(bitPattern: 0x7F80_0001),
+                               Float(bitPattern: 0xFFC0_1234), 5.96e-8, 2.98e-8, 1.0009766, 1.0004883, 3.3961776e38]
+        for _ in 0..<4093 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: random.step()))) }
+        var same = true
+        for bfloat16 in [false, true] {
+            var fast = [UInt16](repeating: 0, count: values.count), slow = fast
+            k.narrowHalfRow(values, count: values.count, bfloat16: bfloat16, into: &fast)
+            SpargeSIMD.ScalarKernels.narrowHalfRow(values, count: values.count, bfloat16: bfloat16, into: &slow)
+            var wide = [Float](repeating: 0, count: values.count), plain = wide
+            k.widenHalfRow(fast, count: fast.count, bfloat16: bfloat16, into: &wide)
+            SpargeSIMD.ScalarKernels.widenHalfRow(fast, count: fast.count, bfloat16: bfloat16, into: &plain)
+            same = same && fast == slow && wide.indices.allSatisfy { wide[$0].bitPattern == plain[$0].bitPattern || wide[$0].isNaN && plain[$0].isNaN }
+        }
+        return same
+    }
+
     /// Median over `repeats` runs of the seconds `iterations` calls of `body` take, after one
     /// warm-up call.
     private static func medianSeconds(iterations: Int, repeats: Int, _ body: () -> Void) -> Double {

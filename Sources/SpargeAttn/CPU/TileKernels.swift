@@ -47,6 +47,8 @@ protocol TileKernels: Sendable {
     static func accumulateProbabilityHalfValue(p: UnsafePointer<Float>, pStride: Int, rows: Int, count: Int,
                                                v: UnsafePointer<UInt16>, vStride: Int, width: Int, bfloat16: Bool,
                                                o: UnsafeMutablePointer<Float>, oStride: Int)
+    static func widenHalfRow(_ bits: UnsafePointer<UInt16>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<Float>)
+    static func narrowHalfRow(_ src: UnsafePointer<Float>, count: Int, bfloat16: Bool, into out: UnsafeMutablePointer<UInt16>)
     static func rowMaxima(_ x: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int, into maxima: UnsafeMutablePointer<Float>)
     static func exponentiateRows(_ x: UnsafeMutablePointer<Float>, stride: Int, rows: Int, columns: Int,
                                  shifts: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>)

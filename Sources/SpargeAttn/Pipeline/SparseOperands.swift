@@ -182,7 +182,7 @@ final class SparseOperands: @unchecked Sendable {
                     partialBlocks: partialBlocks, pooled: kPooled.pointer + t * d, scratch: w.vector.pointer, kernels: w.kernels)
             } else {
                 for r in 0..<rows {
-                    let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer)
+                    let src = k.floats(b, h, start + r, count: d, temp: w.row.pointer, kernels: w.kernels)
                     smoothKeyRow(src, mean: mean, into: block + r * d, d: d, gpuRounding: gpuRounding)
                 }
             }

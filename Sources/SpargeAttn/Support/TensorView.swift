@@ -72,15 +72,22 @@ struct TensorView: @unchecked Sendable {
         return type == .bfloat16 ? BFloat16(bitPattern: m).float : Float(Float16(bitPattern: m))
     }
 
-    /// Copies (and widens) `count` channels of a row into `dst`.
+    /// Copies (and widens) `count` channels of a row into `dst`; 16-bit rows by `kernels` when
+    /// given (the call's run-time set), else by the baseline loop (the same bits).
     @inline(__always)
-    func load(_ b: Int, _ h: Int, _ n: Int, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    func load(_ b: Int, _ h: Int, _ n: Int, into dst: UnsafeMutablePointer<Float>, count: Int,
+              kernels: (any TileKernels.Type)? = nil) {
         let o = offset(b, h, n)
         switch type {
         case .float32:
             dst.update(from: base.assumingMemoryBound(to: Float.self) + o, count: count)
         case .float16, .bfloat16:
-            widenRow(base.assumingMemoryBound(to: UInt16.self) + o, count: count, bfloat16: type == .bfloat16, into: dst)
+            let bits = base.assumingMemoryBound(to: UInt16.self) + o
+            if let kernels {
+                kernels.widenHalfRow(bits, count: count, bfloat16: type == .bfloat16, into: dst)
+            } else {
+                widenRow(bits, count: count, bfloat16: type == .bfloat16, into: dst)
+            }
         }
     }
 
@@ -92,9 +99,10 @@ struct TensorView: @unchecked Sendable {
 
     /// The row as fp32: in place for fp32 views, else widened into `temp`.
     @inline(__always)
-    func floats(_ b: Int, _ h: Int, _ n: Int, count: Int, temp: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+    func floats(_ b: Int, _ h: Int, _ n: Int, count: Int, temp: UnsafeMutablePointer<Float>,
+                kernels: (any TileKernels.Type)? = nil) -> UnsafePointer<Float> {
         if type == .float32 { return row(b, h, n) }
-        load(b, h, n, into: temp, count: count)
+        load(b, h, n, into: temp, count: count, kernels: kernels)
         return UnsafePointer(temp)
     }
 }
@@ -138,16 +146,33 @@ struct MutableTensorView: @unchecked Sendable {
         lse.store(b, h, n, m: m, l: l, unit: unit)
     }
 
-    /// Stores (and narrows, rounding to nearest even) `count` fp32 values as row (b, h, n).
+    /// Stores (and narrows, rounding to nearest even) `count` fp32 values as row (b, h, n);
+    /// 16-bit rows by `kernels` when given (the call's run-time set), else by the baseline loop
+    /// (the same bits).
     @inline(__always)
-    func store(_ b: Int, _ h: Int, _ n: Int, from src: UnsafePointer<Float>, count: Int) {
+    func store(_ b: Int, _ h: Int, _ n: Int, from src: UnsafePointer<Float>, count: Int,
+               kernels: (any TileKernels.Type)? = nil) {
         let o = b * batchStride + h * headStride + n * rowStride
         switch type {
         case .float32:
             (base.assumingMemoryBound(to: Float.self) + o).update(from: src, count: count)
         case .float16, .bfloat16:
-            narrowRow(src, count: count, bfloat16: type == .bfloat16, into: base.assumingMemoryBound(to: UInt16.self) + o)
+            let bits = base.assumingMemoryBound(to: UInt16.self) + o
+            if let kernels {
+                kernels.narrowHalfRow(src, count: count, bfloat16: type == .bfloat16, into: bits)
+            } else {
+                narrowRow(src, count: count, bfloat16: type == .bfloat16, into: bits)
+            }
         }
+    }
+
+    /// Copies `count` elements of row (sb, sh, sn) of `source`, whose element type must be this
+    /// view's, as row (b, h, n): the bits as they are.
+    @inline(__always)
+    func copyRow(_ b: Int, _ h: Int, _ n: Int, from source: TensorView, _ sb: Int, _ sh: Int, _ sn: Int, count: Int) {
+        let size = type.size
+        (base + (b * batchStride + h * headStride + n * rowStride) * size)
+            .copyMemory(from: source.base + source.offset(sb, sh, sn) * size, byteCount: count * size)
     }
 }
 
