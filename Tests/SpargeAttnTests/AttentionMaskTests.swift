@@ -271,12 +271,8 @@ struct KVCacheAttentionMaskTests {
         var rng = TestRNG(seed: badKeyInMeanAppend ? 77 : 78)
         let heads = 4, kvHeads = 2, d = 8, prefix = 150, drafted = 6, n = prefix + drafted
         let badKey = badKeyInMeanAppend ? 40 : prefix + 2, badHead = 1   // kv head 1: query heads 2 and 3
-        var k = rng.gaussians(kvHeads * n * d, scale: 1.5)
-        let v = rng.gaussians(kvHeads * n * d)
-        k[(badHead * n + badKey) * d + 5] = .nan
-        var p = SpargeKVCache.defaultParameters
-        p.nonFinitePolicy = .propagate
-        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: drafted, parameters: p)
+        let (cache, k, v) = try Self.propagatingCache(heads: heads, kvHeads: kvHeads, d: d, n: n, maxQueryLength: drafted,
+                                                      nanKey: (badHead, badKey), rng: &rng)
         func rows(_ x: [Float], _ range: Range<Int>) -> [Float] { KVCacheTests.rows(x, heads: kvHeads, n: n, d: d, range) }
         try cache.append(k: rows(k, 0..<prefix), v: rows(v, 0..<prefix), tokens: prefix)
         try cache.append(k: rows(k, prefix..<n), v: rows(v, prefix..<n), tokens: drafted)
@@ -288,17 +284,36 @@ struct KVCacheAttentionMaskTests {
         var sparse = [Float](repeating: 0, count: q.count), exact = sparse
         try cache.attend(q: q, output: &sparse, queries: drafted, attentionMask: mask)
         try cache.attendExact(q: q, output: &exact, queries: drafted, attentionMask: mask)
+        // Causal, bottom-right: row t sees keys up to prefix + t.
+        func seesBad(_ h: Int, _ t: Int) -> Bool {
+            h / 2 == badHead && badKey <= prefix + t && t != 3 && (badKey % 2 == 0 && t % 2 == 0 || t == 5)
+        }
+        let seesAny = { (t: Int) in t % 2 == 0 || t == 5 }   // odd rows but 5 see no key
+        Self.expectNaNRows(sparse, heads: heads, queries: drafted, d: d, "sparse") {
+            seesBad($0, $1) || (badKeyInMeanAppend && $0 / 2 == badHead && seesAny($1))
+        }
+        Self.expectNaNRows(exact, heads: heads, queries: drafted, d: d, "exact", seesBad)
+    }
+
+    /// An empty cache of capacity `n` under `.propagate`, and `n` keys and values for it
+    /// (`Hkv,n,D`) with a NaN in the key row `nanKey` (kv head, key).
+    static func propagatingCache(heads: Int, kvHeads: Int, d: Int, n: Int, maxQueryLength: Int, nanKey: (head: Int, key: Int),
+                                 rng: inout TestRNG) throws -> (SpargeKVCache, [Float], [Float]) {
+        var k = rng.gaussians(kvHeads * n * d, scale: 1.5)
+        let v = rng.gaussians(kvHeads * n * d)
+        k[(nanKey.head * n + nanKey.key) * d + 5] = .nan
+        var p = SpargeKVCache.defaultParameters
+        p.nonFinitePolicy = .propagate
+        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: maxQueryLength, parameters: p)
+        return (cache, k, v)
+    }
+
+    /// Rows (h, t) of a `1,H,queries,D` output where `nan` holds are all NaN, the others finite.
+    static func expectNaNRows(_ out: [Float], heads: Int, queries: Int, d: Int, _ label: String, _ nan: (Int, Int) -> Bool) {
         for h in 0..<heads {
-            for t in 0..<drafted {
-                // Causal, bottom-right: row t sees keys up to prefix + t.
-                let seesAny = t % 2 == 0 || t == 5   // odd rows but 5 see no key
-                let seesBad = h / 2 == badHead && badKey <= prefix + t && t != 3 && (badKey % 2 == 0 && t % 2 == 0 || t == 5)
-                let sparseNaN = seesBad || (badKeyInMeanAppend && h / 2 == badHead && seesAny)
-                let sparseRow = sparse[((h * drafted) + t) * d..<((h * drafted) + t + 1) * d]
-                let exactRow = exact[((h * drafted) + t) * d..<((h * drafted) + t + 1) * d]
-                #expect(sparseRow.allSatisfy(\.isNaN) == sparseNaN && (sparseNaN || sparseRow.allSatisfy(\.isFinite)),
-                        "sparse head \(h) row \(t)")
-                #expect(exactRow.allSatisfy(\.isNaN) == seesBad && (seesBad || exactRow.allSatisfy(\.isFinite)), "exact head \(h) row \(t)")
+            for t in 0..<queries {
+                let row = out[((h * queries) + t) * d..<((h * queries) + t + 1) * d], want = nan(h, t)
+                #expect(row.allSatisfy(\.isNaN) == want && (want || row.allSatisfy(\.isFinite)), "\(label) head \(h) row \(t)")
             }
         }
     }
@@ -311,28 +326,15 @@ struct KVCacheAttentionMaskTests {
     func kvCacheExactPathIgnoresThePoisonedMean(badOffset: Int) throws {
         var rng = TestRNG(seed: UInt64(79 + badOffset))
         let heads = 4, kvHeads = 2, d = 8, n = 200, queries = 6, badKey = n - queries + badOffset, badHead = 1
-        var k = rng.gaussians(kvHeads * n * d, scale: 1.5)
-        let v = rng.gaussians(kvHeads * n * d)
-        k[(badHead * n + badKey) * d + 5] = .nan
-        var p = SpargeKVCache.defaultParameters
-        p.nonFinitePolicy = .propagate
-        let cache = try SpargeKVCache(heads: heads, kvHeads: kvHeads, headDim: d, capacity: n, maxQueryLength: queries, parameters: p)
+        let (cache, k, v) = try Self.propagatingCache(heads: heads, kvHeads: kvHeads, d: d, n: n, maxQueryLength: queries,
+                                                      nanKey: (badHead, badKey), rng: &rng)
         try cache.append(k: k, v: v, tokens: n)   // this append sets the K mean
         let q = rng.gaussians(heads * queries * d, scale: 1.5)
         var sparse = [Float](repeating: 0, count: q.count), exact = sparse
         try cache.attend(q: q, output: &sparse, queries: queries)
         try cache.attendExact(q: q, output: &exact, queries: queries)
-        for h in 0..<heads {
-            for t in 0..<queries {
-                // Causal, bottom-right: row t sees keys up to n - queries + t.
-                let seesBad = h / 2 == badHead && badKey <= n - queries + t
-                let sparseNaN = h / 2 == badHead
-                let sparseRow = sparse[((h * queries) + t) * d..<((h * queries) + t + 1) * d]
-                let exactRow = exact[((h * queries) + t) * d..<((h * queries) + t + 1) * d]
-                #expect(sparseRow.allSatisfy(\.isNaN) == sparseNaN && (sparseNaN || sparseRow.allSatisfy(\.isFinite)),
-                        "sparse head \(h) row \(t)")
-                #expect(exactRow.allSatisfy(\.isNaN) == seesBad && (seesBad || exactRow.allSatisfy(\.isFinite)), "exact head \(h) row \(t)")
-            }
-        }
+        Self.expectNaNRows(sparse, heads: heads, queries: queries, d: d, "sparse") { h, _ in h / 2 == badHead }
+        // Causal, bottom-right: row t sees keys up to n - queries + t.
+        Self.expectNaNRows(exact, heads: heads, queries: queries, d: d, "exact") { h, t in h / 2 == badHead && badKey <= n - queries + t }
     }
 }
