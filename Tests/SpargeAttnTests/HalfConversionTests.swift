@@ -23,17 +23,19 @@ struct HalfConversionTests {
         }
     }
 
-    @Test func narrowRowRoundsToNearestEven() {
+    /// What the narrowing tests round: specials (zeros, fp16's largest and overflow, infinities,
+    /// NaN with payloads, subnormal boundaries), each fp16 value with the tie to the next and the
+    /// floats on either side of it, the same for bf16 over a spread of exponents, and random bits.
+    static let narrowingCases: [Float] = {
         var values: [Float] = [0, -0, 65504, 65519.996, 65520, -65520, 1e10, .infinity, -.infinity, .nan, -.nan,
-                               Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC0_1234), .leastNonzeroMagnitude, 1e-45, 3e-8, -2.98e-8,
+                               Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC0_1234), Float(bitPattern: 0x7FBF_FFFF),
+                               .leastNonzeroMagnitude, 1e-45, 3e-8, -2.98e-8, 5.96e-8, 2.98e-8, 6.1e-5, -6.1035156e-5,
                                Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude, 3.3961776e38, 3.3961775e38]
-        // Each fp16 value, the midpoint to the next (a tie) and the floats on either side of it.
         for h in 0..<0x7C00 {
             let x = Float(Float16(bitPattern: UInt16(h))), next = Float(Float16(bitPattern: UInt16(h + 1)))
             let mid = (x + next) / 2
             values += [x, -x, mid, -mid, mid.nextUp, mid.nextDown, -mid.nextUp]
         }
-        // The same for bf16, over a spread of exponents.
         for h in stride(from: 0, to: 0x7F80, by: 7) {
             let x = Float(bitPattern: UInt32(h) << 16), next = Float(bitPattern: UInt32(h + 1) << 16)
             let mid = Float(bitPattern: (x.bitPattern + next.bitPattern) / 2)
@@ -41,6 +43,11 @@ struct HalfConversionTests {
         }
         var rng = TestRNG(seed: 4805)
         for _ in 0..<100_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        return values
+    }()
+
+    @Test func narrowRowRoundsToNearestEven() {
+        let values = Self.narrowingCases
         for bfloat16 in [false, true] {
             var out = [UInt16](repeating: 0, count: values.count)
             narrowRow(values, count: values.count, bfloat16: bfloat16, into: &out)
@@ -60,15 +67,7 @@ struct HalfConversionTests {
     @Test(arguments: SpargeCPU.supportedLevels)
     func kernelSetConversionsHaveTheBaselineBits(level: CPUKernelLevel) throws {
         let k = try #require(SpargeCPU.kernels(for: level)), scalar = SpargeSIMD.ScalarKernels.self
-        var rng = TestRNG(seed: 4806)
-        var values: [Float] = [0, -0, 65504, 65519.996, 65520, -65520, 1e10, .infinity, -.infinity, .nan, -.nan, 5.96e-8, 2.98e-8,
-                               Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC0_1234), Float(bitPattern: 0x7FBF_FFFF),
-                               .leastNonzeroMagnitude, 6.1e-5, -6.1035156e-5, 3.3961776e38, -Float.greatestFiniteMagnitude]
-        for h in stride(from: 0, to: 0x7C00, by: 3) {
-            let x = Float(Float16(bitPattern: UInt16(h))), mid = (x + Float(Float16(bitPattern: UInt16(h + 1)))) / 2
-            values += [x, -mid, mid, mid.nextUp, mid.nextDown]
-        }
-        for _ in 0..<20_000 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next()))) }
+        let values = Self.narrowingCases
         for bfloat16 in [false, true] {
             var want = [UInt16](repeating: 0, count: values.count), got = want, twin = want
             narrowRow(values, count: values.count, bfloat16: bfloat16, into: &want)
@@ -107,7 +106,7 @@ struct HalfConversionTests {
             var wide = [Float](repeating: 0, count: count)
             widenRow(bits, count: count, bfloat16: bfloat16, into: &wide)
             let m = largestMagnitudeBits(bits, count: count, exponentMask: bfloat16 ? 0x7F80 : 0x7C00)
-            let value = bfloat16 ? Float(bitPattern: UInt32(m) << 16) : Float(Float16(bitPattern: m))
+            let value = bfloat16 ? BFloat16(bitPattern: m).float : Float(Float16(bitPattern: m))
             #expect(value == absoluteMax(wide, count: count), "trial \(trial): bf16 \(bfloat16) count \(count)")
         }
     }

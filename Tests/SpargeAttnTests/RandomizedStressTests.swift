@@ -99,9 +99,7 @@ struct RandomizedStressTests {
             func stored(_ x: Float) -> Float { type == .float16 ? Float(Float16(x)) : type == .bfloat16 ? BFloat16(x).float : x }
             let k = rng.gaussians(batch * kvHeads * total * d, scale: 1.5).map(stored)
             let v = rng.gaussians(batch * kvHeads * total * d).map(stored)
-            func rows(_ x: [Float], _ r: Range<Int>) -> [Float] {   // B,Hkv,N,D
-                (0..<(batch * kvHeads)).flatMap { bh in x[((bh * total + r.lowerBound) * d)..<((bh * total + r.upperBound) * d)] }
-            }
+            func rows(_ x: [Float], _ r: Range<Int>) -> [Float] { KVCacheTests.rows(x, heads: batch * kvHeads, n: total, d: d, r) }
             var length = 0
             while length < total {
                 let chunk = min(total - length, capacity < total ? 60 : total, pick(0...3) == 0 ? pick(1...200) : pick(1...8))
